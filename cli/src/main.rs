@@ -1,0 +1,86 @@
+//! `mfg`, the Manufacturing Platform's command: runs any of its services.
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use mfg_common::{
+    shutdown,
+    telemetry::{self, TelemetryArgs},
+};
+use tokio::net::TcpListener;
+
+/// The Manufacturing Platform: machine telemetry, alerts, tiered storage and cost, per tenant.
+#[derive(Debug, Parser)]
+#[command(name = "mfg", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    telemetry: TelemetryArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs one service, for independent deployment.
+    Serve {
+        #[command(subcommand)]
+        service: Service,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum Service {
+    /// The tenant service: tenants, API keys, machines.
+    Tenant(mfg_tenant::Config),
+    /// The storage service: telemetry, tiers, queries, alerts.
+    Storage(mfg_storage::Config),
+    /// The cost service: usage, cost, budgets.
+    Cost(mfg_cost::Config),
+    /// The provisioning service: tenant onboarding.
+    Provisioning(mfg_provisioning::Config),
+    /// The REST gateway.
+    Gateway(mfg_gateway::Config),
+}
+
+async fn bind(addr: SocketAddr, name: &str) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(%addr, service = name, "listening");
+    Ok(listener)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let Command::Serve { service } = cli.command;
+    let name = match &service {
+        Service::Tenant(_) => "mfg-tenant",
+        Service::Storage(_) => "mfg-storage",
+        Service::Cost(_) => "mfg-cost",
+        Service::Provisioning(_) => "mfg-provisioning",
+        Service::Gateway(_) => "mfg-gateway",
+    };
+    let telemetry = telemetry::init(&cli.telemetry, name)?;
+    let stop = shutdown::on_signal();
+    let result = match service {
+        Service::Tenant(config) => {
+            mfg_tenant::run(config.clone(), bind(config.listen_addr, name).await?, stop).await
+        }
+        Service::Storage(config) => {
+            mfg_storage::run(config.clone(), bind(config.listen_addr, name).await?, stop).await
+        }
+        Service::Cost(config) => {
+            mfg_cost::run(config.clone(), bind(config.listen_addr, name).await?, stop).await
+        }
+        Service::Provisioning(config) => {
+            mfg_provisioning::run(config.clone(), bind(config.listen_addr, name).await?, stop).await
+        }
+        Service::Gateway(config) => {
+            mfg_gateway::run(config.clone(), bind(config.listen_addr, name).await?, stop).await
+        }
+    };
+    telemetry.shutdown();
+    result
+}

@@ -1,0 +1,247 @@
+//! API-key authentication for the gateway and the storage service: the scopes vocabulary, and a
+//! cache in front of the tenant service's `AuthenticateKey` that answers repeat calls without a
+//! round trip, yet never serves a revoked key, or a key of a deleted tenant, for more than its
+//! time to live (at most one second).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
+
+use mfg_proto::tenant::v1 as pb;
+use sha2::{Digest as _, Sha256};
+
+use crate::{ErrorCode, ServiceError, clock::SharedClock, grpc::TracedChannel};
+
+/// The longest a cached answer may be served.
+pub const MAX_TTL: Duration = Duration::from_secs(1);
+
+/// What an API key may do. Scopes nest: `Admin` includes `Write`, which includes `Read`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    /// Read the tenant's data.
+    Read,
+    /// Also ingest telemetry.
+    Write,
+    /// Also manage the tenant's keys, machines and alert rules.
+    Admin,
+}
+
+impl Scope {
+    /// Returns whether a key holding `self` may do what `required` allows.
+    pub fn allows(self, required: Scope) -> bool {
+        self >= required
+    }
+
+    /// Returns the scope's name as used in the API (`read`, `write`, `admin`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Write => "write",
+            Self::Admin => "admin",
+        }
+    }
+
+    /// Converts from the protobuf enum; `None` for unspecified or unknown values.
+    pub fn from_proto(value: i32) -> Option<Self> {
+        match pb::Scope::try_from(value).ok()? {
+            pb::Scope::Read => Some(Self::Read),
+            pb::Scope::Write => Some(Self::Write),
+            pb::Scope::Admin => Some(Self::Admin),
+            pb::Scope::Unspecified => None,
+        }
+    }
+
+    /// Converts to the protobuf enum.
+    pub fn to_proto(self) -> pb::Scope {
+        match self {
+            Self::Read => pb::Scope::Read,
+            Self::Write => pb::Scope::Write,
+            Self::Admin => pb::Scope::Admin,
+        }
+    }
+}
+
+/// Who an API key belongs to and what it may do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Principal {
+    /// The tenant's id.
+    pub tenant_id: String,
+    /// The key's id.
+    pub key_id: String,
+    /// The key's scopes.
+    pub scopes: Vec<Scope>,
+    /// Whether the tenant is suspended (its keys authenticate, but writes are refused).
+    pub suspended: bool,
+    /// The tenant's plan and limits, as the tenant service reported them.
+    pub plan: pb::Plan,
+    /// The tenant's effective limits.
+    pub limits: pb::Limits,
+}
+
+impl Principal {
+    /// Returns whether any of the key's scopes allows `required`.
+    pub fn allows(&self, required: Scope) -> bool {
+        self.scopes.iter().any(|scope| scope.allows(required))
+    }
+
+    fn from_proto(response: pb::AuthenticateKeyResponse) -> Self {
+        Self {
+            suspended: response.tenant_state() == pb::TenantState::Suspended,
+            plan: response.plan(),
+            scopes: response
+                .scopes
+                .iter()
+                .filter_map(|s| Scope::from_proto(*s))
+                .collect(),
+            limits: response.limits.unwrap_or_default(),
+            tenant_id: response.tenant_id,
+            key_id: response.key_id,
+        }
+    }
+}
+
+/// Why a key was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The key is malformed, unknown, revoked, or of a deleted tenant.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The tenant service cannot be reached.
+    #[error("cannot check the API key now: {0}")]
+    Unavailable(String),
+    /// The tenant service failed.
+    #[error("cannot check the API key: {0}")]
+    Internal(String),
+}
+
+impl ServiceError for AuthError {
+    fn error_code(&self) -> ErrorCode {
+        match self {
+            Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl From<tonic::Status> for AuthError {
+    fn from(status: tonic::Status) -> Self {
+        match ErrorCode::from_grpc(status.code()) {
+            ErrorCode::Unauthenticated | ErrorCode::InvalidArgument => {
+                Self::Unauthenticated(status.message().to_owned())
+            }
+            ErrorCode::Unavailable | ErrorCode::DeadlineExceeded | ErrorCode::Cancelled => {
+                Self::Unavailable(status.message().to_owned())
+            }
+            _ => Self::Internal(format!("{}: {}", status.code(), status.message())),
+        }
+    }
+}
+
+/// Resolves a key secret to its principal; the tenant service's client in production.
+pub trait KeyResolver: Send + Sync + 'static {
+    /// Resolves a secret, or says why it is not accepted.
+    fn resolve(&self, secret: &str) -> impl Future<Output = Result<Principal, AuthError>> + Send;
+}
+
+impl KeyResolver for pb::tenant_service_client::TenantServiceClient<TracedChannel> {
+    async fn resolve(&self, secret: &str) -> Result<Principal, AuthError> {
+        let response = self
+            .clone()
+            .authenticate_key(pb::AuthenticateKeyRequest {
+                secret: secret.to_owned(),
+            })
+            .await?;
+        Ok(Principal::from_proto(response.into_inner()))
+    }
+}
+
+struct Entry {
+    expires: Instant,
+    principal: Arc<Principal>,
+}
+
+/// A cache of [`KeyResolver`] answers with a time to live of at most [`MAX_TTL`].
+///
+/// An entry's life starts when its lookup was *sent*, so an answer given before a revocation
+/// is never served more than the time to live after it. Failures are not cached. Secrets are
+/// kept only as SHA-256 digests.
+pub struct KeyCache<R> {
+    resolver: R,
+    clock: SharedClock,
+    ttl: Duration,
+    capacity: usize,
+    entries: Mutex<HashMap<[u8; 32], Entry>>,
+}
+
+impl<R> std::fmt::Debug for KeyCache<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyCache")
+            .field("ttl", &self.ttl)
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: KeyResolver> KeyCache<R> {
+    /// Creates a cache; a `ttl` above [`MAX_TTL`] is lowered to it.
+    pub fn new(resolver: R, clock: SharedClock, ttl: Duration, capacity: usize) -> Self {
+        Self {
+            resolver,
+            clock,
+            ttl: ttl.min(MAX_TTL),
+            capacity: capacity.max(1),
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Returns the principal of a secret, from the cache when fresh.
+    pub async fn authenticate(&self, secret: &str) -> Result<Arc<Principal>, AuthError> {
+        let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        let sent = self.clock.now();
+        if let Some(principal) = self.lookup(&digest, sent) {
+            return Ok(principal);
+        }
+        let principal = Arc::new(self.resolver.resolve(secret).await?);
+        self.store(digest, sent + self.ttl, principal.clone());
+        Ok(principal)
+    }
+
+    fn lookup(&self, digest: &[u8; 32], now: Instant) -> Option<Arc<Principal>> {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries
+            .get(digest)
+            .filter(|entry| now < entry.expires)
+            .map(|entry| entry.principal.clone())
+    }
+
+    fn store(&self, digest: [u8; 32], expires: Instant, principal: Arc<Principal>) {
+        let now = self.clock.now();
+        if now >= expires {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= self.capacity {
+            entries.retain(|_, entry| now < entry.expires);
+            if entries.len() >= self.capacity {
+                entries.clear();
+            }
+        }
+        entries.insert(digest, Entry { expires, principal });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_nest() {
+        assert!(Scope::Admin.allows(Scope::Write));
+        assert!(Scope::Write.allows(Scope::Read));
+        assert!(!Scope::Read.allows(Scope::Write));
+        assert!(!Scope::Write.allows(Scope::Admin));
+    }
+}

@@ -1,0 +1,119 @@
+//! Command-line arguments every service shares. Each is a `--flag` and an `MFG_*` environment
+//! variable; services flatten them into their own `Config`.
+
+use std::{fmt, str::FromStr, time::Duration};
+
+/// Where a service keeps its data.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatabaseArgs {
+    /// Database URL: `postgres://user@host/db` for PostgreSQL, `sqlite://path/file.db` for the
+    /// embedded SQLite backend (created if missing).
+    #[arg(long = "database-url", env = "MFG_DATABASE_URL")]
+    pub url: String,
+    /// Maximum connections in the pool.
+    #[arg(
+        long = "database-max-connections",
+        env = "MFG_DATABASE_MAX_CONNECTIONS",
+        default_value_t = 16
+    )]
+    pub max_connections: u32,
+    /// How long to wait for a pooled connection before answering UNAVAILABLE.
+    #[arg(long = "database-acquire-timeout", env = "MFG_DATABASE_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub acquire_timeout: Duration,
+}
+
+impl DatabaseArgs {
+    /// Returns arguments for `url` with the defaults, for tests and embedding.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// How a gRPC server stops.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArgs {
+    /// How long in-flight requests and streams may run after a shutdown signal before they are
+    /// cut.
+    #[arg(long = "shutdown-grace", env = "MFG_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerArgs {
+    fn default() -> Self {
+        Self {
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Parses a duration such as `250ms`, `10s`, `5m` or `1h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("`{text}` has no unit (ms, s, m or h)"))?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` does not start with a whole number"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(number)),
+        "s" => Ok(Duration::from_secs(number)),
+        "m" => Ok(Duration::from_secs(number * 60)),
+        "h" => Ok(Duration::from_secs(number * 3600)),
+        _ => Err(format!("`{unit}` is not a unit (ms, s, m or h)")),
+    }
+}
+
+/// A secret from configuration, never printed by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// Returns the secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Secret {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("ten s").is_err());
+        assert!(parse_duration("3d").is_err());
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        assert_eq!(format!("{:?}", Secret::new("hunter2")), "Secret(..)");
+    }
+}

@@ -1,0 +1,227 @@
+//! Database connections for both backends, chosen by URL, and the one place sqlx errors are
+//! classified into the system's error codes.
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use sqlx::{
+    PgPool, SqlitePool,
+    postgres::{PgConnectOptions, PgPoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+
+use crate::{ErrorCode, config::DatabaseArgs};
+
+/// A database backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL, for production.
+    Postgres,
+    /// SQLite, bundled, for the embedded default.
+    Sqlite,
+}
+
+impl Backend {
+    /// Returns the backend a URL names, or `None` for an unknown scheme.
+    pub fn of_url(url: &str) -> Option<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else {
+            None
+        }
+    }
+}
+
+/// A connection pool of either backend.
+#[derive(Debug, Clone)]
+pub enum DbPool {
+    /// A PostgreSQL pool.
+    Postgres(PgPool),
+    /// A SQLite pool.
+    Sqlite(SqlitePool),
+}
+
+impl DbPool {
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
+            Self::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
+        }
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        match self {
+            Self::Postgres(pool) => pool.close().await,
+            Self::Sqlite(pool) => pool.close().await,
+        }
+    }
+}
+
+/// Validates a database URL, naming what is wrong.
+pub fn validate_url(url: &str) -> Result<Backend, String> {
+    let backend = Backend::of_url(url).ok_or_else(|| {
+        "the database URL must start with postgres:// or sqlite:// (e.g. sqlite://.mfg/tenant.db)"
+            .to_owned()
+    })?;
+    match backend {
+        Backend::Postgres => PgConnectOptions::from_str(url).map(drop),
+        Backend::Sqlite => SqliteConnectOptions::from_str(url).map(drop),
+    }
+    .map_err(|error| format!("invalid database URL: {error}"))?;
+    Ok(backend)
+}
+
+/// Connects to the database a URL names.
+///
+/// SQLite files (and their directory) are created if missing, in WAL mode with `synchronous =
+/// FULL`, so that a committed transaction survives a crash of the process or of the machine.
+pub async fn connect(args: &DatabaseArgs) -> Result<DbPool, sqlx::Error> {
+    match Backend::of_url(&args.url) {
+        Some(Backend::Postgres) => {
+            let options = PgConnectOptions::from_str(&args.url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(args.max_connections)
+                .acquire_timeout(args.acquire_timeout)
+                .connect_with(options)
+                .await?;
+            Ok(DbPool::Postgres(pool))
+        }
+        Some(Backend::Sqlite) => {
+            let options = SqliteConnectOptions::from_str(&args.url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true);
+            if let Some(dir) = options
+                .get_filename()
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
+                create_dir(dir)?;
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(args.max_connections)
+                .acquire_timeout(args.acquire_timeout)
+                .connect_with(options)
+                .await?;
+            Ok(DbPool::Sqlite(pool))
+        }
+        None => Err(sqlx::Error::Configuration(
+            format!("unsupported database URL scheme in `{}`", redact(&args.url)).into(),
+        )),
+    }
+}
+
+fn create_dir(dir: &Path) -> Result<(), sqlx::Error> {
+    std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)
+}
+
+/// Returns a URL with its password hidden, for logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.find(':') {
+                Some(colon) => format!("{}:***{}", &url[..scheme + 3 + colon], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// What went wrong in a database call, in the system's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbErrorKind {
+    /// A unique or primary-key constraint: the thing exists.
+    UniqueViolation,
+    /// A foreign-key constraint: the referenced thing does not exist.
+    ForeignKeyViolation,
+    /// A check or not-null constraint: a bug in validation.
+    ConstraintViolation,
+    /// No row where one was expected.
+    RowNotFound,
+    /// The database cannot be reached now (pool timeout, I/O, closed pool).
+    Unavailable,
+    /// Anything else.
+    Other,
+}
+
+impl DbErrorKind {
+    /// Classifies a sqlx error.
+    pub fn of(error: &sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::Database(db) => match db.kind() {
+                sqlx::error::ErrorKind::UniqueViolation => Self::UniqueViolation,
+                sqlx::error::ErrorKind::ForeignKeyViolation => Self::ForeignKeyViolation,
+                sqlx::error::ErrorKind::NotNullViolation
+                | sqlx::error::ErrorKind::CheckViolation
+                | sqlx::error::ErrorKind::ExclusionViolation => Self::ConstraintViolation,
+                _ if is_transient(db.code().as_deref()) => Self::Unavailable,
+                _ => Self::Other,
+            },
+            sqlx::Error::RowNotFound => Self::RowNotFound,
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => Self::Unavailable,
+            _ => Self::Other,
+        }
+    }
+
+    /// Returns the error code a caller should see for this kind, absent a more specific mapping.
+    pub fn error_code(self) -> ErrorCode {
+        match self {
+            Self::UniqueViolation => ErrorCode::AlreadyExists,
+            Self::ForeignKeyViolation | Self::RowNotFound => ErrorCode::NotFound,
+            Self::Unavailable => ErrorCode::Unavailable,
+            Self::ConstraintViolation | Self::Other => ErrorCode::Internal,
+        }
+    }
+}
+
+/// PostgreSQL SQLSTATEs (admin shutdown, cannot connect now, serialization and deadlock) and
+/// SQLite's busy and locked codes: the request may succeed if retried.
+fn is_transient(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some("57P01" | "57P02" | "57P03" | "40001" | "40P01" | "5" | "6" | "517" | "262")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_choose_the_backend() {
+        assert_eq!(
+            validate_url("postgres://postgres@127.0.0.1/test"),
+            Ok(Backend::Postgres)
+        );
+        assert_eq!(validate_url("sqlite://.mfg/tenant.db"), Ok(Backend::Sqlite));
+        assert!(validate_url("mysql://root@localhost/x").is_err());
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+    }
+
+    #[test]
+    fn pool_timeouts_are_unavailable() {
+        assert_eq!(
+            DbErrorKind::of(&sqlx::Error::PoolTimedOut).error_code(),
+            ErrorCode::Unavailable
+        );
+        assert_eq!(
+            DbErrorKind::of(&sqlx::Error::RowNotFound).error_code(),
+            ErrorCode::NotFound
+        );
+    }
+}

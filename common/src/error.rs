@@ -1,0 +1,313 @@
+//! The closed set of error codes of the platform, mapped exhaustively to gRPC and HTTP, and the
+//! field violations that make an INVALID_ARGUMENT useful.
+
+use std::fmt;
+
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// The closed set of error codes of the platform.
+///
+/// Every error of every service maps to one of these; each maps to exactly one gRPC code and one
+/// HTTP status, with no catch-all arm, so adding a code forces a decision in both places.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// The request is malformed or a field is invalid.
+    InvalidArgument,
+    /// The addressed resource does not exist (or belongs to another tenant).
+    NotFound,
+    /// A resource with the same identity exists.
+    AlreadyExists,
+    /// The system is not in a state the request needs (a limit reached, a deleted tenant).
+    FailedPrecondition,
+    /// The caller is known but may not do this.
+    PermissionDenied,
+    /// The caller presented no valid credentials.
+    Unauthenticated,
+    /// A quota or rate limit was exceeded; retry later.
+    ResourceExhausted,
+    /// A concurrent change won; retry the read-modify-write.
+    Aborted,
+    /// A value is outside the accepted range.
+    OutOfRange,
+    /// A dependency (database, another service) is not reachable now; retry later.
+    Unavailable,
+    /// The deadline passed before the work finished.
+    DeadlineExceeded,
+    /// The caller cancelled the request.
+    Cancelled,
+    /// The operation is not built yet.
+    Unimplemented,
+    /// A bug or an unexpected failure; details are logged, not returned.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Returns the gRPC status code of this error code.
+    pub fn grpc_code(self) -> tonic::Code {
+        match self {
+            Self::InvalidArgument => tonic::Code::InvalidArgument,
+            Self::NotFound => tonic::Code::NotFound,
+            Self::AlreadyExists => tonic::Code::AlreadyExists,
+            Self::FailedPrecondition => tonic::Code::FailedPrecondition,
+            Self::PermissionDenied => tonic::Code::PermissionDenied,
+            Self::Unauthenticated => tonic::Code::Unauthenticated,
+            Self::ResourceExhausted => tonic::Code::ResourceExhausted,
+            Self::Aborted => tonic::Code::Aborted,
+            Self::OutOfRange => tonic::Code::OutOfRange,
+            Self::Unavailable => tonic::Code::Unavailable,
+            Self::DeadlineExceeded => tonic::Code::DeadlineExceeded,
+            Self::Cancelled => tonic::Code::Cancelled,
+            Self::Unimplemented => tonic::Code::Unimplemented,
+            Self::Internal => tonic::Code::Internal,
+        }
+    }
+
+    /// Returns the HTTP status of this error code, following the gRPC → HTTP table of
+    /// grpc-gateway v2 and Envoy.
+    pub fn http_status(self) -> http::StatusCode {
+        use http::StatusCode as S;
+        match self {
+            Self::InvalidArgument | Self::FailedPrecondition | Self::OutOfRange => S::BAD_REQUEST,
+            Self::Unauthenticated => S::UNAUTHORIZED,
+            Self::PermissionDenied => S::FORBIDDEN,
+            Self::NotFound => S::NOT_FOUND,
+            Self::AlreadyExists | Self::Aborted => S::CONFLICT,
+            Self::ResourceExhausted => S::TOO_MANY_REQUESTS,
+            // 499 Client Closed Request has no constant in `http`.
+            Self::Cancelled => S::from_u16(499).unwrap_or(S::BAD_REQUEST),
+            Self::Unimplemented => S::NOT_IMPLEMENTED,
+            Self::Unavailable => S::SERVICE_UNAVAILABLE,
+            Self::DeadlineExceeded => S::GATEWAY_TIMEOUT,
+            Self::Internal => S::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Returns the error code of a gRPC status code received from another service.
+    pub fn from_grpc(code: tonic::Code) -> Self {
+        use tonic::Code as C;
+        match code {
+            C::InvalidArgument => Self::InvalidArgument,
+            C::NotFound => Self::NotFound,
+            C::AlreadyExists => Self::AlreadyExists,
+            C::FailedPrecondition => Self::FailedPrecondition,
+            C::PermissionDenied => Self::PermissionDenied,
+            C::Unauthenticated => Self::Unauthenticated,
+            C::ResourceExhausted => Self::ResourceExhausted,
+            C::Aborted => Self::Aborted,
+            C::OutOfRange => Self::OutOfRange,
+            C::Unavailable => Self::Unavailable,
+            C::DeadlineExceeded => Self::DeadlineExceeded,
+            C::Cancelled => Self::Cancelled,
+            C::Unimplemented => Self::Unimplemented,
+            C::Ok | C::Unknown | C::Internal | C::DataLoss => Self::Internal,
+        }
+    }
+}
+
+/// One invalid field of a request: its path (`tenant.limits.max_machines`) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    /// The field's path in the request, in the proto's snake_case names.
+    pub field: String,
+    /// What is wrong with it, in lowercase words.
+    pub description: String,
+}
+
+impl FieldViolation {
+    /// Creates a field violation.
+    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            description: description.into(),
+        }
+    }
+}
+
+impl fmt::Display for FieldViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.description)
+    }
+}
+
+/// Collects the field violations of one request, so that all of them are reported at once.
+#[derive(Debug, Default)]
+pub struct Violations(Vec<FieldViolation>);
+
+impl Violations {
+    /// Creates an empty collection.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records a violation.
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(FieldViolation::new(field, description));
+    }
+
+    /// Records the violation of a check that failed, if it did, and returns the checked value.
+    pub fn check<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(description) => {
+                self.add(field, description);
+                None
+            }
+        }
+    }
+
+    /// Returns whether no violation was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Returns `Ok(())` when nothing was recorded, the violations otherwise.
+    pub fn finish(self) -> Result<(), Vec<FieldViolation>> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(self.0)
+        }
+    }
+}
+
+/// Joins field violations into one human-readable message.
+pub fn describe_violations(violations: &[FieldViolation]) -> String {
+    let parts: Vec<String> = violations.iter().map(ToString::to_string).collect();
+    format!("invalid argument: {}", parts.join("; "))
+}
+
+/// An error of a service that knows its [`ErrorCode`].
+pub trait ServiceError: std::error::Error {
+    /// Returns the code of this error.
+    fn error_code(&self) -> ErrorCode;
+
+    /// Returns the invalid fields, for an INVALID_ARGUMENT.
+    fn field_violations(&self) -> &[FieldViolation] {
+        &[]
+    }
+}
+
+/// Converts a service error into a gRPC status: the code, the message, and field violations as
+/// `google.rpc.BadRequest` details. Internal errors are logged and answered with a generic
+/// message, so that no internal detail reaches a caller.
+pub fn to_status<E: ServiceError + ?Sized>(error: &E) -> tonic::Status {
+    let code = error.error_code();
+    let message = match code {
+        ErrorCode::Internal => {
+            tracing::error!(error = %error, "internal error");
+            "internal error".to_owned()
+        }
+        ErrorCode::Unavailable => {
+            tracing::warn!(error = %error, "dependency unavailable");
+            error.to_string()
+        }
+        _ => error.to_string(),
+    };
+    let violations = error.field_violations();
+    if violations.is_empty() {
+        tonic::Status::new(code.grpc_code(), message)
+    } else {
+        let details = ErrorDetails::with_bad_request(
+            violations
+                .iter()
+                .map(|v| tonic_types::FieldViolation::new(&v.field, &v.description))
+                .collect::<Vec<_>>(),
+        );
+        tonic::Status::with_error_details(code.grpc_code(), message, details)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [ErrorCode; 14] = [
+        ErrorCode::InvalidArgument,
+        ErrorCode::NotFound,
+        ErrorCode::AlreadyExists,
+        ErrorCode::FailedPrecondition,
+        ErrorCode::PermissionDenied,
+        ErrorCode::Unauthenticated,
+        ErrorCode::ResourceExhausted,
+        ErrorCode::Aborted,
+        ErrorCode::OutOfRange,
+        ErrorCode::Unavailable,
+        ErrorCode::DeadlineExceeded,
+        ErrorCode::Cancelled,
+        ErrorCode::Unimplemented,
+        ErrorCode::Internal,
+    ];
+
+    #[test]
+    fn grpc_codes_round_trip() {
+        for code in ALL {
+            assert_eq!(ErrorCode::from_grpc(code.grpc_code()), code);
+        }
+    }
+
+    #[test]
+    fn http_statuses_follow_the_grpc_gateway_table() {
+        let status = |c: ErrorCode| c.http_status().as_u16();
+        assert_eq!(status(ErrorCode::InvalidArgument), 400);
+        assert_eq!(status(ErrorCode::FailedPrecondition), 400);
+        assert_eq!(status(ErrorCode::OutOfRange), 400);
+        assert_eq!(status(ErrorCode::Unauthenticated), 401);
+        assert_eq!(status(ErrorCode::PermissionDenied), 403);
+        assert_eq!(status(ErrorCode::NotFound), 404);
+        assert_eq!(status(ErrorCode::AlreadyExists), 409);
+        assert_eq!(status(ErrorCode::Aborted), 409);
+        assert_eq!(status(ErrorCode::ResourceExhausted), 429);
+        assert_eq!(status(ErrorCode::Cancelled), 499);
+        assert_eq!(status(ErrorCode::Unimplemented), 501);
+        assert_eq!(status(ErrorCode::Unavailable), 503);
+        assert_eq!(status(ErrorCode::DeadlineExceeded), 504);
+        assert_eq!(status(ErrorCode::Internal), 500);
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    enum Sample {
+        #[error("{}", describe_violations(.0))]
+        Invalid(Vec<FieldViolation>),
+        #[error("connection reset by peer at 10.0.0.7")]
+        Hidden,
+    }
+
+    impl ServiceError for Sample {
+        fn error_code(&self) -> ErrorCode {
+            match self {
+                Sample::Invalid(_) => ErrorCode::InvalidArgument,
+                Sample::Hidden => ErrorCode::Internal,
+            }
+        }
+        fn field_violations(&self) -> &[FieldViolation] {
+            match self {
+                Sample::Invalid(v) => v,
+                Sample::Hidden => &[],
+            }
+        }
+    }
+
+    #[test]
+    fn field_violations_travel_as_bad_request_details() {
+        let status = to_status(&Sample::Invalid(vec![FieldViolation::new(
+            "name",
+            "must not be empty",
+        )]));
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert_eq!(
+            status.message(),
+            "invalid argument: name: must not be empty"
+        );
+        let bad_request = status
+            .get_details_bad_request()
+            .expect("bad request details");
+        assert_eq!(bad_request.field_violations[0].field, "name");
+    }
+
+    #[test]
+    fn internal_details_are_not_sent() {
+        let status = to_status(&Sample::Hidden);
+        assert_eq!(status.code(), tonic::Code::Internal);
+        assert_eq!(status.message(), "internal error");
+    }
+}

@@ -1,0 +1,18 @@
+//! Runtime pieces every `mfg` binary shares: configuration arguments, tracing and OpenTelemetry,
+//! the gRPC server bootstrap (health, reflection, graceful shutdown), trace-context propagation,
+//! the system's error codes, database connections and the API-key authentication cache.
+
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod grpc;
+pub mod pagination;
+pub mod shutdown;
+pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod trace_context;
+
+pub use error::{ErrorCode, FieldViolation, ServiceError, Violations};

@@ -1,0 +1,119 @@
+//! W3C trace-context propagation across gRPC calls: a client layer injects the current span's
+//! context into outgoing request headers, and the server layer continues the caller's trace in
+//! the span it opens for each request.
+
+use std::task::{Context, Poll};
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use opentelemetry::{
+    global,
+    propagation::{Extractor, Injector},
+};
+use tower_http::{
+    classify::{GrpcErrorsAsFailures, SharedClassifier},
+    trace::{MakeSpan, TraceLayer},
+};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+struct HeaderInjector<'a>(&'a mut HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(key.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|value| value.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(HeaderName::as_str).collect()
+    }
+}
+
+/// Writes the current span's trace context into headers (`traceparent`, `tracestate`).
+pub fn inject_current(headers: &mut HeaderMap) {
+    let context = tracing::Span::current().context();
+    global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(&context, &mut HeaderInjector(headers))
+    });
+}
+
+/// Reads a caller's trace context from headers.
+pub fn extract(headers: &HeaderMap) -> opentelemetry::Context {
+    global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(headers)))
+}
+
+/// A tower layer for gRPC clients that injects the current trace context into every request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InjectTraceContextLayer;
+
+impl<S> tower::Layer<S> for InjectTraceContextLayer {
+    type Service = InjectTraceContext<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        InjectTraceContext { inner }
+    }
+}
+
+/// The service made by [`InjectTraceContextLayer`].
+#[derive(Debug, Clone)]
+pub struct InjectTraceContext<S> {
+    inner: S,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for InjectTraceContext<S>
+where
+    S: tower::Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        inject_current(request.headers_mut());
+        self.inner.call(request)
+    }
+}
+
+/// Opens the server span of a gRPC request as a child of the caller's trace.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MakeServerSpan;
+
+impl<B> MakeSpan<B> for MakeServerSpan {
+    fn make_span(&mut self, request: &http::Request<B>) -> tracing::Span {
+        let path = request.uri().path();
+        let span = tracing::info_span!(
+            "grpc.request",
+            otel.name = %path.trim_start_matches('/'),
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.method = %path,
+        );
+        if let Err(error) = span.set_parent(extract(request.headers())) {
+            tracing::debug!(%error, "cannot continue the caller's trace");
+        }
+        span
+    }
+}
+
+/// The server-side tracing layer: one span per request, continuing the caller's trace.
+pub type ServerTraceLayer = TraceLayer<SharedClassifier<GrpcErrorsAsFailures>, MakeServerSpan>;
+
+/// Returns the server-side tracing layer.
+pub fn server_layer() -> ServerTraceLayer {
+    TraceLayer::new_for_grpc().make_span_with(MakeServerSpan)
+}

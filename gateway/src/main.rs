@@ -1,0 +1,29 @@
+//! The REST gateway as a standalone binary.
+
+use anyhow::Context as _;
+use clap::Parser;
+use mfg_common::telemetry::{self, TelemetryArgs};
+
+/// The REST gateway of the Manufacturing Platform.
+#[derive(Debug, Parser)]
+#[command(name = "mfg-gateway", version)]
+struct Cli {
+    #[command(flatten)]
+    config: mfg_gateway::Config,
+    #[command(flatten)]
+    telemetry: TelemetryArgs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let telemetry = telemetry::init(&cli.telemetry, "mfg-gateway")?;
+    let addr = cli.config.listen_addr;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(%addr, "gateway listening");
+    let result = mfg_gateway::run(cli.config, listener, mfg_common::shutdown::on_signal()).await;
+    telemetry.shutdown();
+    result
+}

@@ -1,0 +1,45 @@
+//! Compiles the v1 contract with protox (no system `protoc`) and generates prost messages, tonic
+//! clients and servers (behind the `client` and `server` features) and, with `json`, pbjson serde
+//! implementations into `OUT_DIR`. Also writes the encoded descriptor set used for reflection.
+
+use std::{env, fs, path::PathBuf};
+
+use prost::Message;
+
+const PROTOS: &[&str] = &[
+    "mfg/common/v1/common.proto",
+    "mfg/tenant/v1/tenant.proto",
+    "mfg/storage/v1/telemetry.proto",
+    "mfg/storage/v1/alerts.proto",
+    "mfg/cost/v1/cost.proto",
+    "mfg/provisioning/v1/provisioning.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    println!("cargo:rerun-if-changed={}", root.join("mfg").display());
+    println!("cargo:rerun-if-changed={}", root.join("vendor").display());
+
+    let includes = [root.clone(), root.join("vendor/googleapis")];
+    let descriptors = protox::compile(PROTOS, includes)?;
+    let encoded = descriptors.encode_to_vec();
+    fs::write(out_dir.join("mfg_descriptor.bin"), &encoded)?;
+
+    tonic_prost_build::configure()
+        .build_client(env::var_os("CARGO_FEATURE_CLIENT").is_some())
+        .build_server(env::var_os("CARGO_FEATURE_SERVER").is_some())
+        // RPCs of services that are not built yet answer UNIMPLEMENTED.
+        .generate_default_stubs(true)
+        // Well-known types come from pbjson-types, which carries their proto3 JSON mapping.
+        .compile_well_known_types(true)
+        .extern_path(".google.protobuf", "::pbjson_types")
+        .compile_fds(descriptors)?;
+
+    if env::var_os("CARGO_FEATURE_JSON").is_some() {
+        pbjson_build::Builder::new()
+            .register_descriptors(&encoded)?
+            .build(&[".mfg"])?;
+    }
+    Ok(())
+}

@@ -1,0 +1,225 @@
+//! The gRPC adapter: `mfg.tenant.v1.TenantService` on top of [`Tenants`]. It converts requests
+//! to domain types, calls the domain, and converts results and errors back.
+
+mod convert;
+
+use std::sync::{Arc, OnceLock};
+
+use mfg_common::pagination::PageRequest;
+use mfg_proto::tenant::v1::{self as pb, tenant_service_server::TenantService};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    domain::{NewTenant, Tenants},
+    error::TenantError,
+};
+
+/// The operations, once the database is reachable and migrated.
+pub type ReadyTenants = Arc<OnceLock<Tenants>>;
+
+/// Serves `mfg.tenant.v1.TenantService`. Until the database is ready, every RPC answers
+/// UNAVAILABLE.
+#[derive(Debug, Clone)]
+pub struct TenantApi {
+    tenants: ReadyTenants,
+}
+
+impl TenantApi {
+    /// Creates the adapter over operations that become ready later.
+    pub fn new(tenants: ReadyTenants) -> Self {
+        Self { tenants }
+    }
+
+    fn tenants(&self) -> Result<&Tenants, TenantError> {
+        self.tenants.get().ok_or(TenantError::NotReady)
+    }
+}
+
+fn page(page_size: i32, page_token: &str) -> Result<PageRequest, TenantError> {
+    PageRequest::parse(page_size, page_token).map_err(|v| TenantError::InvalidArgument(vec![v]))
+}
+
+#[tonic::async_trait]
+impl TenantService for TenantApi {
+    async fn create_tenant(
+        &self,
+        request: Request<pb::CreateTenantRequest>,
+    ) -> Result<Response<pb::CreateTenantResponse>, Status> {
+        let new = NewTenant::try_from(request.into_inner())?;
+        let tenant = self.tenants()?.create_tenant(new).await?;
+        Ok(Response::new(pb::CreateTenantResponse {
+            tenant: Some(tenant.into()),
+        }))
+    }
+
+    async fn get_tenant(
+        &self,
+        request: Request<pb::GetTenantRequest>,
+    ) -> Result<Response<pb::GetTenantResponse>, Status> {
+        let id = convert::tenant_id(&request.get_ref().tenant_id, "tenant_id")?;
+        let tenant = self.tenants()?.get_tenant(id).await?;
+        Ok(Response::new(pb::GetTenantResponse {
+            tenant: Some(tenant.into()),
+        }))
+    }
+
+    async fn list_tenants(
+        &self,
+        request: Request<pb::ListTenantsRequest>,
+    ) -> Result<Response<pb::ListTenantsResponse>, Status> {
+        let request = request.into_inner();
+        let page = page(request.page_size, &request.page_token)?;
+        let (tenants, next_page_token) = self
+            .tenants()?
+            .list_tenants(page, request.show_deleted)
+            .await?;
+        Ok(Response::new(pb::ListTenantsResponse {
+            tenants: tenants.into_iter().map(Into::into).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn update_tenant(
+        &self,
+        request: Request<pb::UpdateTenantRequest>,
+    ) -> Result<Response<pb::UpdateTenantResponse>, Status> {
+        let request = request.into_inner();
+        let id = convert::tenant_id(&request.tenant_id, "tenant_id")?;
+        let patch = convert::tenant_patch(request.tenant, request.update_mask)?;
+        let tenant = self.tenants()?.update_tenant(id, patch).await?;
+        Ok(Response::new(pb::UpdateTenantResponse {
+            tenant: Some(tenant.into()),
+        }))
+    }
+
+    async fn delete_tenant(
+        &self,
+        request: Request<pb::DeleteTenantRequest>,
+    ) -> Result<Response<pb::DeleteTenantResponse>, Status> {
+        let id = convert::tenant_id(&request.get_ref().tenant_id, "tenant_id")?;
+        let tenant = self.tenants()?.delete_tenant(id).await?;
+        Ok(Response::new(pb::DeleteTenantResponse {
+            tenant: Some(tenant.into()),
+        }))
+    }
+
+    async fn create_api_key(
+        &self,
+        request: Request<pb::CreateApiKeyRequest>,
+    ) -> Result<Response<pb::CreateApiKeyResponse>, Status> {
+        let request = request.into_inner();
+        let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
+        let scopes = convert::scopes(&request.scopes)?;
+        let created = self
+            .tenants()?
+            .create_api_key(tenant, request.display_name, scopes)
+            .await?;
+        Ok(Response::new(pb::CreateApiKeyResponse {
+            api_key: Some(created.key.into()),
+            secret: created.secret,
+        }))
+    }
+
+    async fn list_api_keys(
+        &self,
+        request: Request<pb::ListApiKeysRequest>,
+    ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
+        let request = request.into_inner();
+        let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
+        let page = page(request.page_size, &request.page_token)?;
+        let (keys, next_page_token) = self.tenants()?.list_api_keys(tenant, page).await?;
+        Ok(Response::new(pb::ListApiKeysResponse {
+            api_keys: keys.into_iter().map(Into::into).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn revoke_api_key(
+        &self,
+        request: Request<pb::RevokeApiKeyRequest>,
+    ) -> Result<Response<pb::RevokeApiKeyResponse>, Status> {
+        let request = request.get_ref();
+        let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
+        let key = convert::key_id(&request.key_id, "key_id")?;
+        let key = self.tenants()?.revoke_api_key(tenant, key).await?;
+        Ok(Response::new(pb::RevokeApiKeyResponse {
+            api_key: Some(key.into()),
+        }))
+    }
+
+    async fn authenticate_key(
+        &self,
+        request: Request<pb::AuthenticateKeyRequest>,
+    ) -> Result<Response<pb::AuthenticateKeyResponse>, Status> {
+        let record = self
+            .tenants()?
+            .authenticate(&request.get_ref().secret)
+            .await?;
+        Ok(Response::new(record.into()))
+    }
+
+    async fn create_machine(
+        &self,
+        request: Request<pb::CreateMachineRequest>,
+    ) -> Result<Response<pb::CreateMachineResponse>, Status> {
+        let request = request.into_inner();
+        let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
+        let new = convert::new_machine(request.machine)?;
+        let machine = self.tenants()?.create_machine(tenant, new).await?;
+        Ok(Response::new(pb::CreateMachineResponse {
+            machine: Some(machine.into()),
+        }))
+    }
+
+    async fn get_machine(
+        &self,
+        request: Request<pb::GetMachineRequest>,
+    ) -> Result<Response<pb::GetMachineResponse>, Status> {
+        let request = request.get_ref();
+        let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
+        let id = convert::machine_id(&request.machine_id, "machine_id")?;
+        let machine = self.tenants()?.get_machine(tenant, &id).await?;
+        Ok(Response::new(pb::GetMachineResponse {
+            machine: Some(machine.into()),
+        }))
+    }
+
+    async fn list_machines(
+        &self,
+        request: Request<pb::ListMachinesRequest>,
+    ) -> Result<Response<pb::ListMachinesResponse>, Status> {
+        let request = request.into_inner();
+        let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
+        let page = page(request.page_size, &request.page_token)?;
+        let (machines, next_page_token) = self.tenants()?.list_machines(tenant, page).await?;
+        Ok(Response::new(pb::ListMachinesResponse {
+            machines: machines.into_iter().map(Into::into).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn update_machine(
+        &self,
+        request: Request<pb::UpdateMachineRequest>,
+    ) -> Result<Response<pb::UpdateMachineResponse>, Status> {
+        let request = request.into_inner();
+        let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
+        let id = convert::machine_id(&request.machine_id, "machine_id")?;
+        let patch = convert::machine_patch(request.machine, request.update_mask)?;
+        let machine = self.tenants()?.update_machine(tenant, &id, patch).await?;
+        Ok(Response::new(pb::UpdateMachineResponse {
+            machine: Some(machine.into()),
+        }))
+    }
+
+    async fn delete_machine(
+        &self,
+        request: Request<pb::DeleteMachineRequest>,
+    ) -> Result<Response<pb::DeleteMachineResponse>, Status> {
+        let request = request.get_ref();
+        let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
+        let id = convert::machine_id(&request.machine_id, "machine_id")?;
+        self.tenants()?.delete_machine(tenant, &id).await?;
+        Ok(Response::new(pb::DeleteMachineResponse {}))
+    }
+}

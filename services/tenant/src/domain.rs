@@ -1,0 +1,24 @@
+//! The tenant service's domain: tenants with their plans, limits and retention, API keys and
+//! machines, the rules that make them valid, and the operations on them ([`Tenants`]).
+
+mod api_key;
+mod labels;
+mod machine;
+mod service;
+mod tenant;
+
+pub use api_key::{ApiKey, KeyHasher, KeyId, KeyRecord, NewApiKey, NewSecret, parse_secret};
+pub use labels::{Labels, validate_display_name, validate_labels};
+pub use machine::{Machine, MachineId, MachinePatch, NewMachine};
+pub use mfg_common::auth::Scope;
+pub use service::{CreatedKey, Tenants};
+pub use tenant::{
+    Limits, NewTenant, Plan, Retention, Tenant, TenantId, TenantName, TenantPatch, TenantState,
+};
+
+/// Returns the current time truncated to microseconds, the precision both databases keep, so
+/// that what is returned equals what is read back later.
+pub fn timestamp(time: std::time::SystemTime) -> chrono::DateTime<chrono::Utc> {
+    let time = chrono::DateTime::<chrono::Utc>::from(time);
+    chrono::DateTime::from_timestamp_micros(time.timestamp_micros()).unwrap_or(time)
+}

@@ -1,0 +1,341 @@
+//! The tenant service's operations: validation that needs more than one field, defaults, time,
+//! secrets, and the rules of the lifecycle. Requests arrive here already parsed into domain
+//! types by the gRPC adapter.
+
+use std::sync::Arc;
+
+use mfg_common::{Violations, clock::SharedClock, pagination::PageRequest};
+
+use super::{
+    api_key::{ApiKey, KeyHasher, KeyId, KeyRecord, NewApiKey, NewSecret, parse_secret},
+    labels::validate_display_name,
+    machine::{Machine, MachineId, MachinePatch, NewMachine},
+    tenant::{NewTenant, Tenant, TenantId, TenantPatch, TenantState},
+    timestamp,
+};
+use crate::{
+    domain::Scope,
+    error::{Result, TenantError},
+    store::TenantStore,
+};
+
+/// A key just created, with the secret shown this once.
+#[derive(Debug)]
+pub struct CreatedKey {
+    /// The key.
+    pub key: ApiKey,
+    /// Its secret.
+    pub secret: String,
+}
+
+/// The operations of the tenant service.
+#[derive(Debug, Clone)]
+pub struct Tenants {
+    store: Arc<dyn TenantStore>,
+    hasher: KeyHasher,
+    clock: SharedClock,
+}
+
+fn invalid(violations: Violations) -> Result<()> {
+    violations.finish().map_err(TenantError::InvalidArgument)
+}
+
+fn page_after<T: std::str::FromStr>(page: &PageRequest) -> Result<Option<T>> {
+    page.after
+        .as_deref()
+        .map(|after| {
+            after.parse().map_err(|_| {
+                TenantError::invalid("page_token", "is not a token returned by this API")
+            })
+        })
+        .transpose()
+}
+
+impl Tenants {
+    /// Creates the operations on a store.
+    pub fn new(store: Arc<dyn TenantStore>, hasher: KeyHasher, clock: SharedClock) -> Self {
+        Self {
+            store,
+            hasher,
+            clock,
+        }
+    }
+
+    /// Returns the store.
+    pub fn store(&self) -> &Arc<dyn TenantStore> {
+        &self.store
+    }
+
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        timestamp(self.clock.system_now())
+    }
+
+    /// Creates a tenant, active, with defaults applied.
+    pub async fn create_tenant(&self, new: NewTenant) -> Result<Tenant> {
+        let now = self.now();
+        let tenant = Tenant {
+            id: TenantId::generate(),
+            display_name: if new.display_name.is_empty() {
+                new.name.to_string()
+            } else {
+                new.display_name
+            },
+            name: new.name,
+            plan: new.plan,
+            state: TenantState::Active,
+            labels: new.labels,
+            limits: new.limits.or_defaults(new.plan),
+            retention: new.retention.or_defaults(),
+            monthly_budget_usd: new.monthly_budget_usd,
+            create_time: now,
+            update_time: now,
+            delete_time: None,
+        };
+        let mut violations = Violations::new();
+        tenant.validate("tenant.", &mut violations);
+        invalid(violations)?;
+        self.store.insert_tenant(&tenant).await?;
+        tracing::info!(tenant_id = %tenant.id, name = %tenant.name, "tenant created");
+        Ok(tenant)
+    }
+
+    /// Returns a tenant, deleted or not.
+    pub async fn get_tenant(&self, id: TenantId) -> Result<Tenant> {
+        self.store
+            .get_tenant(id)
+            .await?
+            .ok_or_else(|| TenantError::TenantNotFound(id.to_string()))
+    }
+
+    /// Lists tenants in creation order.
+    pub async fn list_tenants(
+        &self,
+        page: PageRequest,
+        show_deleted: bool,
+    ) -> Result<(Vec<Tenant>, String)> {
+        let after = page_after::<TenantId>(&page)?;
+        let mut tenants = self
+            .store
+            .list_tenants(after, page.fetch_limit(), show_deleted)
+            .await?;
+        let next = page.finish(&mut tenants, |t| t.id.to_string());
+        Ok((tenants, next))
+    }
+
+    /// Applies a patch to a tenant that is not deleted.
+    pub async fn update_tenant(&self, id: TenantId, patch: TenantPatch) -> Result<Tenant> {
+        if patch.state == Some(TenantState::Deleted) {
+            return Err(TenantError::invalid(
+                "tenant.state",
+                "must be TENANT_STATE_ACTIVE or TENANT_STATE_SUSPENDED; delete the tenant with DeleteTenant",
+            ));
+        }
+        let now = self.now();
+        let tenant = self
+            .store
+            .update_tenant(id, &|mut tenant: Tenant| {
+                if tenant.state == TenantState::Deleted {
+                    return Err(TenantError::TenantDeleted(id.to_string()));
+                }
+                patch.apply(&mut tenant);
+                let mut violations = Violations::new();
+                tenant.validate("tenant.", &mut violations);
+                invalid(violations)?;
+                tenant.update_time = now;
+                Ok(tenant)
+            })
+            .await?;
+        tracing::info!(tenant_id = %id, state = tenant.state.as_str(), "tenant updated");
+        Ok(tenant)
+    }
+
+    /// Soft-deletes a tenant: it keeps its name reserved and its keys stop working. Deleting a
+    /// deleted tenant returns it unchanged.
+    pub async fn delete_tenant(&self, id: TenantId) -> Result<Tenant> {
+        let now = self.now();
+        let tenant = self
+            .store
+            .update_tenant(id, &|mut tenant: Tenant| {
+                if tenant.state != TenantState::Deleted {
+                    tenant.state = TenantState::Deleted;
+                    tenant.update_time = now;
+                    tenant.delete_time = Some(now);
+                }
+                Ok(tenant)
+            })
+            .await?;
+        tracing::info!(tenant_id = %id, "tenant deleted");
+        Ok(tenant)
+    }
+
+    /// Creates a key for a tenant that is not deleted, returning its secret once.
+    pub async fn create_api_key(
+        &self,
+        tenant: TenantId,
+        display_name: String,
+        scopes: Vec<Scope>,
+    ) -> Result<CreatedKey> {
+        let mut violations = Violations::new();
+        violations.check("display_name", validate_display_name(&display_name));
+        if scopes.is_empty() {
+            violations.add(
+                "scopes",
+                "at least one of SCOPE_READ, SCOPE_WRITE or SCOPE_ADMIN is required",
+            );
+        }
+        invalid(violations)?;
+        let mut scopes = scopes;
+        scopes.sort();
+        scopes.dedup();
+
+        let NewSecret { key_id, secret } = NewSecret::generate()
+            .map_err(|e| TenantError::Internal(format!("no randomness for a key: {e}")))?;
+        let key = ApiKey {
+            key_id,
+            tenant_id: tenant,
+            display_name,
+            scopes,
+            create_time: self.now(),
+            revoke_time: None,
+        };
+        self.store
+            .insert_api_key(&NewApiKey {
+                key: key.clone(),
+                secret_hash: self.hasher.hash(&secret),
+            })
+            .await?;
+        tracing::info!(tenant_id = %tenant, key_id = %key_id, "api key created");
+        Ok(CreatedKey { key, secret })
+    }
+
+    /// Lists a tenant's keys, revoked ones included.
+    pub async fn list_api_keys(
+        &self,
+        tenant: TenantId,
+        page: PageRequest,
+    ) -> Result<(Vec<ApiKey>, String)> {
+        self.get_tenant(tenant).await?;
+        let after = page_after::<KeyId>(&page)?;
+        let mut keys = self
+            .store
+            .list_api_keys(tenant, after, page.fetch_limit())
+            .await?;
+        let next = page.finish(&mut keys, |k| k.key_id.to_string());
+        Ok((keys, next))
+    }
+
+    /// Revokes a key; revoking a revoked key returns it unchanged.
+    pub async fn revoke_api_key(&self, tenant: TenantId, key: KeyId) -> Result<ApiKey> {
+        let key = self.store.revoke_api_key(tenant, key, self.now()).await?;
+        tracing::info!(tenant_id = %tenant, key_id = %key.key_id, "api key revoked");
+        Ok(key)
+    }
+
+    /// Resolves a secret to its key and tenant, refusing malformed, unknown and revoked keys and
+    /// keys of deleted tenants.
+    pub async fn authenticate(&self, secret: &str) -> Result<KeyRecord> {
+        const INVALID: &str = "invalid API key";
+        let key_id = parse_secret(secret).ok_or(TenantError::Unauthenticated(INVALID))?;
+        let record = self
+            .store
+            .find_key(key_id)
+            .await?
+            .ok_or(TenantError::Unauthenticated(INVALID))?;
+        if !self.hasher.verify(secret, &record.secret_hash) {
+            return Err(TenantError::Unauthenticated(INVALID));
+        }
+        if record.key.revoke_time.is_some() {
+            return Err(TenantError::Unauthenticated("the API key was revoked"));
+        }
+        if record.tenant_state == TenantState::Deleted {
+            return Err(TenantError::Unauthenticated(
+                "the API key's tenant was deleted",
+            ));
+        }
+        Ok(record)
+    }
+
+    /// Registers a machine, within the tenant's machine limit.
+    pub async fn create_machine(&self, tenant: TenantId, new: NewMachine) -> Result<Machine> {
+        let now = self.now();
+        let machine = Machine {
+            display_name: if new.display_name.is_empty() {
+                new.machine_id.to_string()
+            } else {
+                new.display_name
+            },
+            machine_id: new.machine_id,
+            tenant_id: tenant,
+            labels: new.labels,
+            create_time: now,
+            update_time: now,
+        };
+        let mut violations = Violations::new();
+        machine.validate("machine.", &mut violations);
+        invalid(violations)?;
+        self.store.insert_machine(&machine).await?;
+        tracing::info!(tenant_id = %tenant, machine_id = %machine.machine_id, "machine registered");
+        Ok(machine)
+    }
+
+    /// Returns a machine.
+    pub async fn get_machine(&self, tenant: TenantId, id: &MachineId) -> Result<Machine> {
+        match self.store.get_machine(tenant, id).await? {
+            Some(machine) => Ok(machine),
+            None => {
+                self.get_tenant(tenant).await?;
+                Err(TenantError::MachineNotFound(id.to_string()))
+            }
+        }
+    }
+
+    /// Lists a tenant's machines by id.
+    pub async fn list_machines(
+        &self,
+        tenant: TenantId,
+        page: PageRequest,
+    ) -> Result<(Vec<Machine>, String)> {
+        self.get_tenant(tenant).await?;
+        let after = page_after::<MachineId>(&page)?;
+        let mut machines = self
+            .store
+            .list_machines(tenant, after.as_ref(), page.fetch_limit())
+            .await?;
+        let next = page.finish(&mut machines, |m| m.machine_id.to_string());
+        Ok((machines, next))
+    }
+
+    /// Applies a patch to a machine.
+    pub async fn update_machine(
+        &self,
+        tenant: TenantId,
+        id: &MachineId,
+        patch: MachinePatch,
+    ) -> Result<Machine> {
+        let now = self.now();
+        self.store
+            .update_machine(tenant, id, &|mut machine: Machine| {
+                patch.apply(&mut machine);
+                let mut violations = Violations::new();
+                machine.validate("machine.", &mut violations);
+                invalid(violations)?;
+                machine.update_time = now;
+                Ok(machine)
+            })
+            .await
+    }
+
+    /// Removes a machine from the registry.
+    pub async fn delete_machine(&self, tenant: TenantId, id: &MachineId) -> Result<()> {
+        let tenant_record = self.get_tenant(tenant).await?;
+        if tenant_record.state == TenantState::Deleted {
+            return Err(TenantError::TenantDeleted(tenant.to_string()));
+        }
+        if self.store.delete_machine(tenant, id).await? {
+            tracing::info!(tenant_id = %tenant, machine_id = %id, "machine removed");
+            Ok(())
+        } else {
+            Err(TenantError::MachineNotFound(id.to_string()))
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! The tenant service: tenants with their plans, limits, retention and budgets; API keys; and
+//! the machine registry. A library with one entry, [`run`], which serves on a listener the
+//! caller bound, so the standalone binary, `mfg` and tests start it the same way.
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod store;
+
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use mfg_common::{
+    clock::{SharedClock, system_clock},
+    grpc::{self, Health},
+    shutdown::CancellationToken,
+};
+use mfg_proto::{service_names, tenant::v1::tenant_service_server::TenantServiceServer};
+use tokio::net::TcpListener;
+
+pub use crate::config::Config;
+use crate::{
+    api::{ReadyTenants, TenantApi},
+    domain::{KeyHasher, Tenants},
+};
+
+/// How often the database is checked once the service is ready.
+const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Runs the tenant service on `listener` until `shutdown` is cancelled.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    run_with_clock(config, listener, shutdown, system_clock()).await
+}
+
+/// Runs the tenant service with the given clock.
+///
+/// The server answers health checks at once, NOT_SERVING, while the database is reached and
+/// migrated in the background (retrying with backoff); every tenant RPC answers UNAVAILABLE
+/// until then. After that it is SERVING for as long as the database answers.
+pub async fn run_with_clock(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    clock: SharedClock,
+) -> anyhow::Result<()> {
+    let hasher = config
+        .validate()
+        .map_err(anyhow::Error::msg)
+        .context("invalid tenant configuration")?;
+    let (health, routes) = grpc::standard_routes(&[service_names::TENANT]).await?;
+    let ready: ReadyTenants = Arc::new(OnceLock::new());
+    let routes = routes.add_service(TenantServiceServer::new(TenantApi::new(ready.clone())));
+
+    let readiness = tokio::spawn(become_ready(
+        config.clone(),
+        hasher,
+        clock,
+        ready.clone(),
+        health.clone(),
+        shutdown.clone(),
+    ));
+    let served = grpc::serve(
+        listener,
+        routes,
+        health,
+        shutdown,
+        config.server.shutdown_grace,
+    )
+    .await;
+    readiness.abort();
+    if let Some(tenants) = ready.get() {
+        tenants.store().close().await;
+    }
+    served
+}
+
+async fn become_ready(
+    config: Config,
+    hasher: KeyHasher,
+    clock: SharedClock,
+    ready: ReadyTenants,
+    health: Health,
+    shutdown: CancellationToken,
+) {
+    let url = mfg_common::db::redact(&config.database.url);
+    let mut backoff = Duration::from_millis(100);
+    let store = loop {
+        let attempt = async {
+            let pool = mfg_common::db::connect(&config.database).await?;
+            let store = store::open(pool);
+            store.migrate().await?;
+            Ok::<_, error::TenantError>(store)
+        };
+        match attempt.await {
+            Ok(store) => break store,
+            Err(error) => {
+                tracing::warn!(%error, database = %url, retry_in_ms = backoff.as_millis() as u64, "tenant database not ready");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = shutdown.cancelled() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    };
+    let tenants = ready.get_or_init(|| Tenants::new(Arc::from(store), hasher, clock));
+    tracing::info!(database = %url, "tenant database ready");
+    health.set_serving(true).await;
+
+    let mut serving = true;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(HEALTH_CHECK_INTERVAL) => {}
+            () = shutdown.cancelled() => return,
+        }
+        let ok = tenants.store().ping().await.is_ok();
+        if ok != serving {
+            serving = ok;
+            if ok {
+                tracing::info!("tenant database reachable again");
+            } else {
+                tracing::warn!("tenant database unreachable");
+            }
+            health.set_serving(ok).await;
+        }
+    }
+}

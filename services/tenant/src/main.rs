@@ -1,0 +1,29 @@
+//! The tenant service as a standalone binary.
+
+use anyhow::Context as _;
+use clap::Parser;
+use mfg_common::telemetry::{self, TelemetryArgs};
+
+/// The tenant service of the Manufacturing Platform.
+#[derive(Debug, Parser)]
+#[command(name = "mfg-tenant", version)]
+struct Cli {
+    #[command(flatten)]
+    config: mfg_tenant::Config,
+    #[command(flatten)]
+    telemetry: TelemetryArgs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let telemetry = telemetry::init(&cli.telemetry, "mfg-tenant")?;
+    let addr = cli.config.listen_addr;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(%addr, "tenant service listening");
+    let result = mfg_tenant::run(cli.config, listener, mfg_common::shutdown::on_signal()).await;
+    telemetry.shutdown();
+    result
+}

@@ -1,0 +1,98 @@
+//! The tenant service's repository: a narrow trait with a PostgreSQL and a SQLite
+//! implementation, chosen by the database URL. Both pass the same conformance suite.
+
+#[macro_use]
+mod sql;
+mod postgres;
+mod sqlite;
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use mfg_common::db::DbPool;
+
+pub use self::{postgres::PostgresStore, sqlite::SqliteStore};
+use crate::{
+    domain::{ApiKey, KeyId, KeyRecord, Machine, MachineId, NewApiKey, Tenant, TenantId},
+    error::Result,
+};
+
+/// A change computed from the current value of a row, inside the store's transaction.
+pub type Change<'a, T> = &'a (dyn Fn(T) -> Result<T> + Send + Sync);
+
+/// Where tenants, keys and machines are kept.
+///
+/// Read-modify-write methods take a [`Change`] and run it inside one transaction that holds the
+/// row, so concurrent updates never lose each other's fields.
+#[async_trait]
+pub trait TenantStore: Send + Sync + Debug + 'static {
+    /// Applies the migrations that are not applied yet.
+    async fn migrate(&self) -> Result<()>;
+    /// Checks that the database answers.
+    async fn ping(&self) -> Result<()>;
+    /// Closes the connections.
+    async fn close(&self);
+
+    /// Inserts a tenant; [`crate::error::TenantError::NameTaken`] when its name was ever used.
+    async fn insert_tenant(&self, tenant: &Tenant) -> Result<()>;
+    /// Returns a tenant.
+    async fn get_tenant(&self, id: TenantId) -> Result<Option<Tenant>>;
+    /// Lists tenants by id after `after`, at most `limit`, deleted ones only if asked.
+    async fn list_tenants(
+        &self,
+        after: Option<TenantId>,
+        limit: i64,
+        show_deleted: bool,
+    ) -> Result<Vec<Tenant>>;
+    /// Changes a tenant atomically.
+    async fn update_tenant(&self, id: TenantId, change: Change<'_, Tenant>) -> Result<Tenant>;
+
+    /// Inserts a key of a tenant that is not deleted.
+    async fn insert_api_key(&self, key: &NewApiKey) -> Result<()>;
+    /// Lists a tenant's keys by id after `after`, at most `limit`.
+    async fn list_api_keys(
+        &self,
+        tenant: TenantId,
+        after: Option<KeyId>,
+        limit: i64,
+    ) -> Result<Vec<ApiKey>>;
+    /// Marks a key revoked at `at`, unless it already is; returns it.
+    async fn revoke_api_key(
+        &self,
+        tenant: TenantId,
+        key: KeyId,
+        at: DateTime<Utc>,
+    ) -> Result<ApiKey>;
+    /// Returns a key with its hash and its tenant's state, plan and limits.
+    async fn find_key(&self, key: KeyId) -> Result<Option<KeyRecord>>;
+
+    /// Inserts a machine of a tenant that is not deleted and is below its machine limit.
+    async fn insert_machine(&self, machine: &Machine) -> Result<()>;
+    /// Returns a machine.
+    async fn get_machine(&self, tenant: TenantId, id: &MachineId) -> Result<Option<Machine>>;
+    /// Lists a tenant's machines by id after `after`, at most `limit`.
+    async fn list_machines(
+        &self,
+        tenant: TenantId,
+        after: Option<&MachineId>,
+        limit: i64,
+    ) -> Result<Vec<Machine>>;
+    /// Changes a machine atomically.
+    async fn update_machine(
+        &self,
+        tenant: TenantId,
+        id: &MachineId,
+        change: Change<'_, Machine>,
+    ) -> Result<Machine>;
+    /// Removes a machine; returns whether it existed.
+    async fn delete_machine(&self, tenant: TenantId, id: &MachineId) -> Result<bool>;
+}
+
+/// Opens the store of a connected pool.
+pub fn open(pool: DbPool) -> Box<dyn TenantStore> {
+    match pool {
+        DbPool::Postgres(pool) => Box::new(PostgresStore::new(pool)),
+        DbPool::Sqlite(pool) => Box::new(SqliteStore::new(pool)),
+    }
+}

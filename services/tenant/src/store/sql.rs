@@ -1,0 +1,576 @@
+//! What both backends share: rows and their conversion to domain types, the SQL text (`$N`
+//! placeholders bind by number on PostgreSQL and SQLite), and [`sql_store!`], the body of the
+//! store, generated for each backend with its own way of starting a transaction and of locking
+//! a row. The macro keeps one copy of the logic; each backend's file says what differs.
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::{
+    domain::{
+        ApiKey, KeyId, KeyRecord, Labels, Limits, Machine, Plan, Retention, Scope, Tenant,
+        TenantId, TenantState,
+    },
+    error::{Result, TenantError},
+};
+
+#[macro_export]
+#[doc(hidden)]
+macro_rules! tenant_columns {
+    () => {
+        "id, name, display_name, plan, state, labels, max_machines, ingest_readings_per_second, \
+         api_requests_per_second, hot_days, warm_days, cold_days, monthly_budget_usd, create_time, \
+         update_time, delete_time"
+    };
+}
+macro_rules! key_columns {
+    () => {
+        "k.key_id, k.tenant_id, k.display_name, k.scopes, k.create_time, k.revoke_time"
+    };
+}
+macro_rules! machine_columns {
+    () => {
+        "tenant_id, machine_id, display_name, labels, create_time, update_time"
+    };
+}
+
+pub(super) const INSERT_TENANT: &str = concat!(
+    "INSERT INTO tenants (",
+    tenant_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+);
+pub(super) const SELECT_TENANT: &str =
+    concat!("SELECT ", tenant_columns!(), " FROM tenants WHERE id = $1");
+pub(super) const LIST_TENANTS: &str = concat!(
+    "SELECT ",
+    tenant_columns!(),
+    " FROM tenants WHERE ($1 OR state <> 'deleted') AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+);
+pub(super) const UPDATE_TENANT: &str = "UPDATE tenants SET display_name = $2, plan = $3, state = $4, labels = $5, \
+     max_machines = $6, ingest_readings_per_second = $7, api_requests_per_second = $8, hot_days = $9, \
+     warm_days = $10, cold_days = $11, monthly_budget_usd = $12, update_time = $13, delete_time = $14 WHERE id = $1";
+pub(super) const INSERT_KEY: &str = "INSERT INTO api_keys (key_id, tenant_id, display_name, scopes, secret_hash, \
+     create_time, revoke_time) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+pub(super) const LIST_KEYS: &str = concat!(
+    "SELECT ",
+    key_columns!(),
+    " FROM api_keys k WHERE k.tenant_id = $1 AND ($2 IS NULL OR k.key_id > $2) ORDER BY k.key_id LIMIT $3"
+);
+pub(super) const SELECT_KEY: &str = concat!(
+    "SELECT ",
+    key_columns!(),
+    " FROM api_keys k WHERE k.tenant_id = $1 AND k.key_id = $2"
+);
+pub(super) const REVOKE_KEY: &str = "UPDATE api_keys SET revoke_time = $3 WHERE tenant_id = $1 AND key_id = $2 AND revoke_time IS NULL";
+pub(super) const FIND_KEY: &str = concat!(
+    "SELECT ",
+    key_columns!(),
+    ", k.secret_hash, t.state AS tenant_state, t.plan, t.max_machines, t.ingest_readings_per_second, \
+     t.api_requests_per_second FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.key_id = $1"
+);
+pub(super) const COUNT_MACHINES: &str = "SELECT COUNT(*) FROM machines WHERE tenant_id = $1";
+pub(super) const INSERT_MACHINE: &str = concat!(
+    "INSERT INTO machines (",
+    machine_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6)"
+);
+pub(super) const SELECT_MACHINE: &str = concat!(
+    "SELECT ",
+    machine_columns!(),
+    " FROM machines WHERE tenant_id = $1 AND machine_id = $2"
+);
+pub(super) const LIST_MACHINES: &str = concat!(
+    "SELECT ",
+    machine_columns!(),
+    " FROM machines WHERE tenant_id = $1 AND ($2 IS NULL OR machine_id > $2) ORDER BY machine_id LIMIT $3"
+);
+pub(super) const UPDATE_MACHINE: &str = "UPDATE machines SET display_name = $3, labels = $4, update_time = $5 \
+     WHERE tenant_id = $1 AND machine_id = $2";
+pub(super) const DELETE_MACHINE: &str =
+    "DELETE FROM machines WHERE tenant_id = $1 AND machine_id = $2";
+
+fn corrupt(what: &str) -> TenantError {
+    TenantError::Internal(format!("corrupt row in the tenant database: {what}"))
+}
+
+fn count(value: i64, what: &str) -> Result<u32> {
+    u32::try_from(value).map_err(|_| corrupt(what))
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct TenantRow {
+    id: Uuid,
+    name: String,
+    display_name: String,
+    plan: String,
+    state: String,
+    labels: Json<Labels>,
+    max_machines: i64,
+    ingest_readings_per_second: i64,
+    api_requests_per_second: i64,
+    hot_days: i64,
+    warm_days: i64,
+    cold_days: i64,
+    monthly_budget_usd: f64,
+    create_time: DateTime<Utc>,
+    update_time: DateTime<Utc>,
+    delete_time: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<TenantRow> for Tenant {
+    type Error = TenantError;
+    fn try_from(row: TenantRow) -> Result<Self> {
+        Ok(Self {
+            id: TenantId(row.id),
+            name: row.name.parse().map_err(|_| corrupt("tenants.name"))?,
+            display_name: row.display_name,
+            plan: Plan::parse(&row.plan).ok_or_else(|| corrupt("tenants.plan"))?,
+            state: TenantState::parse(&row.state).ok_or_else(|| corrupt("tenants.state"))?,
+            labels: row.labels.0,
+            limits: Limits {
+                max_machines: count(row.max_machines, "tenants.max_machines")?,
+                ingest_readings_per_second: count(
+                    row.ingest_readings_per_second,
+                    "tenants.ingest_readings_per_second",
+                )?,
+                api_requests_per_second: count(
+                    row.api_requests_per_second,
+                    "tenants.api_requests_per_second",
+                )?,
+            },
+            retention: Retention {
+                hot_days: count(row.hot_days, "tenants.hot_days")?,
+                warm_days: count(row.warm_days, "tenants.warm_days")?,
+                cold_days: count(row.cold_days, "tenants.cold_days")?,
+            },
+            monthly_budget_usd: row.monthly_budget_usd,
+            create_time: row.create_time,
+            update_time: row.update_time,
+            delete_time: row.delete_time,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ApiKeyRow {
+    key_id: Uuid,
+    tenant_id: Uuid,
+    display_name: String,
+    scopes: Json<Vec<String>>,
+    create_time: DateTime<Utc>,
+    revoke_time: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<ApiKeyRow> for ApiKey {
+    type Error = TenantError;
+    fn try_from(row: ApiKeyRow) -> Result<Self> {
+        let scopes = row
+            .scopes
+            .0
+            .iter()
+            .map(|s| scope_from_str(s).ok_or_else(|| corrupt("api_keys.scopes")))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            key_id: KeyId(row.key_id),
+            tenant_id: TenantId(row.tenant_id),
+            display_name: row.display_name,
+            scopes,
+            create_time: row.create_time,
+            revoke_time: row.revoke_time,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct KeyRecordRow {
+    #[sqlx(flatten)]
+    key: ApiKeyRow,
+    secret_hash: Vec<u8>,
+    tenant_state: String,
+    plan: String,
+    max_machines: i64,
+    ingest_readings_per_second: i64,
+    api_requests_per_second: i64,
+}
+
+impl TryFrom<KeyRecordRow> for KeyRecord {
+    type Error = TenantError;
+    fn try_from(row: KeyRecordRow) -> Result<Self> {
+        Ok(Self {
+            key: row.key.try_into()?,
+            secret_hash: row.secret_hash,
+            tenant_state: TenantState::parse(&row.tenant_state)
+                .ok_or_else(|| corrupt("tenants.state"))?,
+            plan: Plan::parse(&row.plan).ok_or_else(|| corrupt("tenants.plan"))?,
+            limits: Limits {
+                max_machines: count(row.max_machines, "tenants.max_machines")?,
+                ingest_readings_per_second: count(
+                    row.ingest_readings_per_second,
+                    "tenants.ingest_readings_per_second",
+                )?,
+                api_requests_per_second: count(
+                    row.api_requests_per_second,
+                    "tenants.api_requests_per_second",
+                )?,
+            },
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct MachineRow {
+    tenant_id: Uuid,
+    machine_id: String,
+    display_name: String,
+    labels: Json<Labels>,
+    create_time: DateTime<Utc>,
+    update_time: DateTime<Utc>,
+}
+
+impl TryFrom<MachineRow> for Machine {
+    type Error = TenantError;
+    fn try_from(row: MachineRow) -> Result<Self> {
+        Ok(Self {
+            machine_id: row
+                .machine_id
+                .parse()
+                .map_err(|_| corrupt("machines.machine_id"))?,
+            tenant_id: TenantId(row.tenant_id),
+            display_name: row.display_name,
+            labels: row.labels.0,
+            create_time: row.create_time,
+            update_time: row.update_time,
+        })
+    }
+}
+
+/// Scopes as stored: their API names.
+pub(super) fn scopes_to_json(scopes: &[Scope]) -> Json<Vec<&'static str>> {
+    Json(scopes.iter().map(|s| s.as_str()).collect())
+}
+
+fn scope_from_str(s: &str) -> Option<Scope> {
+    match s {
+        "read" => Some(Scope::Read),
+        "write" => Some(Scope::Write),
+        "admin" => Some(Scope::Admin),
+        _ => None,
+    }
+}
+
+/// Converts rows, failing on the first corrupt one.
+pub(super) fn convert<R, T: TryFrom<R, Error = TenantError>>(rows: Vec<R>) -> Result<Vec<T>> {
+    rows.into_iter().map(T::try_from).collect()
+}
+
+/// Implements [`super::TenantStore`] for `$store` (a struct with a `pool` field), given how the
+/// backend begins a write transaction and the suffix that locks a selected row.
+macro_rules! sql_store {
+    ($store:ty, migrator: $migrator:expr, begin: |$pool:ident| $begin:expr, lock: $lock:literal) => {
+        #[async_trait::async_trait]
+        impl $crate::store::TenantStore for $store {
+            async fn migrate(&self) -> Result<()> {
+                $migrator.run(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn ping(&self) -> Result<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn close(&self) {
+                self.pool.close().await;
+            }
+
+            async fn insert_tenant(&self, tenant: &Tenant) -> Result<()> {
+                let result = sqlx::query(sql::INSERT_TENANT)
+                    .bind(tenant.id.0)
+                    .bind(tenant.name.as_str())
+                    .bind(&tenant.display_name)
+                    .bind(tenant.plan.as_str())
+                    .bind(tenant.state.as_str())
+                    .bind(Json(&tenant.labels))
+                    .bind(i64::from(tenant.limits.max_machines))
+                    .bind(i64::from(tenant.limits.ingest_readings_per_second))
+                    .bind(i64::from(tenant.limits.api_requests_per_second))
+                    .bind(i64::from(tenant.retention.hot_days))
+                    .bind(i64::from(tenant.retention.warm_days))
+                    .bind(i64::from(tenant.retention.cold_days))
+                    .bind(tenant.monthly_budget_usd)
+                    .bind(tenant.create_time)
+                    .bind(tenant.update_time)
+                    .bind(tenant.delete_time)
+                    .execute(&self.pool)
+                    .await;
+                match result {
+                    Ok(_) => Ok(()),
+                    Err(error) if DbErrorKind::of(&error) == DbErrorKind::UniqueViolation => {
+                        Err(TenantError::NameTaken(tenant.name.to_string()))
+                    }
+                    Err(error) => Err(error.into()),
+                }
+            }
+
+            async fn get_tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
+                let row: Option<sql::TenantRow> = sqlx::query_as(sql::SELECT_TENANT)
+                    .bind(id.0)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(Tenant::try_from).transpose()
+            }
+
+            async fn list_tenants(
+                &self,
+                after: Option<TenantId>,
+                limit: i64,
+                show_deleted: bool,
+            ) -> Result<Vec<Tenant>> {
+                let rows: Vec<sql::TenantRow> = sqlx::query_as(sql::LIST_TENANTS)
+                    .bind(show_deleted)
+                    .bind(after.map(|id| id.0))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                sql::convert(rows)
+            }
+
+            async fn update_tenant(
+                &self,
+                id: TenantId,
+                change: Change<'_, Tenant>,
+            ) -> Result<Tenant> {
+                let $pool = &self.pool;
+                let mut tx = $begin.await?;
+                let row: Option<sql::TenantRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::tenant_columns!(),
+                    " FROM tenants WHERE id = $1",
+                    $lock
+                ))
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let current = row
+                    .ok_or_else(|| TenantError::TenantNotFound(id.to_string()))?
+                    .try_into()?;
+                let tenant = change(current)?;
+                sqlx::query(sql::UPDATE_TENANT)
+                    .bind(id.0)
+                    .bind(&tenant.display_name)
+                    .bind(tenant.plan.as_str())
+                    .bind(tenant.state.as_str())
+                    .bind(Json(&tenant.labels))
+                    .bind(i64::from(tenant.limits.max_machines))
+                    .bind(i64::from(tenant.limits.ingest_readings_per_second))
+                    .bind(i64::from(tenant.limits.api_requests_per_second))
+                    .bind(i64::from(tenant.retention.hot_days))
+                    .bind(i64::from(tenant.retention.warm_days))
+                    .bind(i64::from(tenant.retention.cold_days))
+                    .bind(tenant.monthly_budget_usd)
+                    .bind(tenant.update_time)
+                    .bind(tenant.delete_time)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(tenant)
+            }
+
+            async fn insert_api_key(&self, new: &NewApiKey) -> Result<()> {
+                let $pool = &self.pool;
+                let mut tx = $begin.await?;
+                let tenant = new.key.tenant_id;
+                let state: Option<String> =
+                    sqlx::query_scalar(concat!("SELECT state FROM tenants WHERE id = $1", $lock))
+                        .bind(tenant.0)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                require_live(tenant, state.as_deref())?;
+                sqlx::query(sql::INSERT_KEY)
+                    .bind(new.key.key_id.0)
+                    .bind(tenant.0)
+                    .bind(&new.key.display_name)
+                    .bind(sql::scopes_to_json(&new.key.scopes))
+                    .bind(&new.secret_hash)
+                    .bind(new.key.create_time)
+                    .bind(new.key.revoke_time)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn list_api_keys(
+                &self,
+                tenant: TenantId,
+                after: Option<KeyId>,
+                limit: i64,
+            ) -> Result<Vec<ApiKey>> {
+                let rows: Vec<sql::ApiKeyRow> = sqlx::query_as(sql::LIST_KEYS)
+                    .bind(tenant.0)
+                    .bind(after.map(|id| id.0))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                sql::convert(rows)
+            }
+
+            async fn revoke_api_key(
+                &self,
+                tenant: TenantId,
+                key: KeyId,
+                at: DateTime<Utc>,
+            ) -> Result<ApiKey> {
+                sqlx::query(sql::REVOKE_KEY)
+                    .bind(tenant.0)
+                    .bind(key.0)
+                    .bind(at)
+                    .execute(&self.pool)
+                    .await?;
+                let row: Option<sql::ApiKeyRow> = sqlx::query_as(sql::SELECT_KEY)
+                    .bind(tenant.0)
+                    .bind(key.0)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.ok_or_else(|| TenantError::ApiKeyNotFound(key.to_string()))?
+                    .try_into()
+            }
+
+            async fn find_key(&self, key: KeyId) -> Result<Option<KeyRecord>> {
+                let row: Option<sql::KeyRecordRow> = sqlx::query_as(sql::FIND_KEY)
+                    .bind(key.0)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(KeyRecord::try_from).transpose()
+            }
+
+            async fn insert_machine(&self, machine: &Machine) -> Result<()> {
+                let $pool = &self.pool;
+                let mut tx = $begin.await?;
+                let tenant = machine.tenant_id;
+                let row: Option<(String, i64)> = sqlx::query_as(concat!(
+                    "SELECT state, max_machines FROM tenants WHERE id = $1",
+                    $lock
+                ))
+                .bind(tenant.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+                require_live(tenant, row.as_ref().map(|(state, _)| state.as_str()))?;
+                let max = row.map_or(0, |(_, max)| max);
+                let count: i64 = sqlx::query_scalar(sql::COUNT_MACHINES)
+                    .bind(tenant.0)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if count >= max {
+                    return Err(TenantError::MachineLimit(
+                        u32::try_from(max).unwrap_or(u32::MAX),
+                    ));
+                }
+                let result = sqlx::query(sql::INSERT_MACHINE)
+                    .bind(tenant.0)
+                    .bind(machine.machine_id.as_str())
+                    .bind(&machine.display_name)
+                    .bind(Json(&machine.labels))
+                    .bind(machine.create_time)
+                    .bind(machine.update_time)
+                    .execute(&mut *tx)
+                    .await;
+                match result {
+                    Ok(_) => {}
+                    Err(error) if DbErrorKind::of(&error) == DbErrorKind::UniqueViolation => {
+                        return Err(TenantError::MachineExists(machine.machine_id.to_string()));
+                    }
+                    Err(error) => return Err(error.into()),
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn get_machine(
+                &self,
+                tenant: TenantId,
+                id: &MachineId,
+            ) -> Result<Option<Machine>> {
+                let row: Option<sql::MachineRow> = sqlx::query_as(sql::SELECT_MACHINE)
+                    .bind(tenant.0)
+                    .bind(id.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(Machine::try_from).transpose()
+            }
+
+            async fn list_machines(
+                &self,
+                tenant: TenantId,
+                after: Option<&MachineId>,
+                limit: i64,
+            ) -> Result<Vec<Machine>> {
+                let rows: Vec<sql::MachineRow> = sqlx::query_as(sql::LIST_MACHINES)
+                    .bind(tenant.0)
+                    .bind(after.map(MachineId::as_str))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                sql::convert(rows)
+            }
+
+            async fn update_machine(
+                &self,
+                tenant: TenantId,
+                id: &MachineId,
+                change: Change<'_, Machine>,
+            ) -> Result<Machine> {
+                let $pool = &self.pool;
+                let mut tx = $begin.await?;
+                let state: Option<String> =
+                    sqlx::query_scalar(concat!("SELECT state FROM tenants WHERE id = $1", $lock))
+                        .bind(tenant.0)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                require_live(tenant, state.as_deref())?;
+                let row: Option<sql::MachineRow> = sqlx::query_as(concat!(
+                    "SELECT tenant_id, machine_id, display_name, labels, create_time, update_time \
+                     FROM machines WHERE tenant_id = $1 AND machine_id = $2",
+                    $lock
+                ))
+                .bind(tenant.0)
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let current = row
+                    .ok_or_else(|| TenantError::MachineNotFound(id.to_string()))?
+                    .try_into()?;
+                let machine = change(current)?;
+                sqlx::query(sql::UPDATE_MACHINE)
+                    .bind(tenant.0)
+                    .bind(id.as_str())
+                    .bind(&machine.display_name)
+                    .bind(Json(&machine.labels))
+                    .bind(machine.update_time)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(machine)
+            }
+
+            async fn delete_machine(&self, tenant: TenantId, id: &MachineId) -> Result<bool> {
+                let result = sqlx::query(sql::DELETE_MACHINE)
+                    .bind(tenant.0)
+                    .bind(id.as_str())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(result.rows_affected() > 0)
+            }
+        }
+    };
+}
+
+/// Checks, inside a transaction, that a tenant exists and is not deleted.
+pub(super) fn require_live(tenant: TenantId, state: Option<&str>) -> Result<()> {
+    match state {
+        None => Err(TenantError::TenantNotFound(tenant.to_string())),
+        Some("deleted") => Err(TenantError::TenantDeleted(tenant.to_string())),
+        Some(_) => Ok(()),
+    }
+}
