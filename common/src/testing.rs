@@ -135,3 +135,44 @@ mod tests {
         );
     }
 }
+
+/// Binds a listener on a free port of 127.0.0.1.
+pub async fn listener() -> (tokio::net::TcpListener, std::net::SocketAddr) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local address");
+    (listener, addr)
+}
+
+/// Polls `grpc.health.v1.Health/Check` for `service` until it reports `want`, for at most
+/// `within`; returns the last status seen otherwise.
+pub async fn wait_for_health(
+    addr: std::net::SocketAddr,
+    service: &str,
+    want: tonic_health::ServingStatus,
+    within: std::time::Duration,
+) -> Result<(), String> {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| e.to_string())?
+        .connect_lazy();
+    let mut client = HealthClient::new(channel);
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let last = match client
+            .check(HealthCheckRequest {
+                service: service.to_owned(),
+            })
+            .await
+        {
+            Ok(response) if response.get_ref().status == want as i32 => return Ok(()),
+            Ok(response) => format!("status {}", response.get_ref().status),
+            Err(status) => status.to_string(),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(last);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
