@@ -481,7 +481,7 @@ async fn api_keys_authenticate_until_revoked() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(listed.api_keys, [key.clone()]);
+    assert_eq!(listed.api_keys, std::slice::from_ref(&key));
 
     let revoked = client
         .revoke_api_key(pb::RevokeApiKeyRequest {

@@ -222,7 +222,7 @@ async fn api_keys_live_and_die_with_their_tenant(store: Arc<dyn TenantStore>) {
             .list_api_keys(acme.id, Some(first.key.key_id), 10)
             .await
             .unwrap(),
-        [second.key.clone()]
+        std::slice::from_ref(&second.key)
     );
 
     let at = timestamp(std::time::SystemTime::now());

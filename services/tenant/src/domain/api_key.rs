@@ -182,7 +182,8 @@ mod tests {
         assert_ne!(first.secret, second.secret);
         assert!(first.secret.starts_with("mfg_"));
         assert_eq!(parse_secret(&first.secret), Some(first.key_id));
-        let random = first.secret.rsplit_once('_').unwrap().1;
+        // The random part may itself contain `_` (base64url), so it is found by position.
+        let random = &first.secret["mfg_".len() + 32 + 1..];
         assert_eq!(URL_SAFE_NO_PAD.decode(random).unwrap().len(), 32);
     }
 
@@ -208,6 +209,19 @@ mod tests {
         assert!(!hasher.verify(&format!("{secret}x"), &hash));
         assert!(!hasher.verify(&secret, &hash[..31]));
         assert!(KeyHasher::new(b"short").is_err());
+    }
+
+    #[test]
+    fn every_generated_secret_parses() {
+        for _ in 0..2000 {
+            let new = NewSecret::generate().unwrap();
+            assert_eq!(
+                parse_secret(&new.secret),
+                Some(new.key_id),
+                "{}",
+                new.secret
+            );
+        }
     }
 
     proptest! {

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Runs the whole test suite, starting what the tests need and stopping it afterwards.
+#
+#   PostgreSQL  the server at MFG_TEST_DATABASE_URL (or DATABASE_URL) if set; otherwise the one
+#               at 127.0.0.1:5432 if it answers; otherwise a private cluster on a free port,
+#               made with the system's PostgreSQL binaries (installed with apt-get when running
+#               as root and missing). Each test creates and drops a database of its own there.
+#   S3          when a test reads MFG_TEST_S3_ENDPOINT: moto server (pinned) from PyPI, in a
+#               virtualenv under the target directory, on a free port of 127.0.0.1.
+#
+# Arguments go to the test runner: `cargo nextest run` when installed, `cargo test` otherwise.
+# Example: scripts/test.sh -p mfg-tenant
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+MOTO_VERSION=5.2.5
+mkdir -p "$TARGET"
+
+log() { echo "test.sh: $*" >&2; }
+
+PG_DIR=""
+PG_BIN=""
+MOTO_PID=""
+cleanup() {
+    if [[ -n $MOTO_PID ]]; then
+        kill "$MOTO_PID" 2>/dev/null || true
+        wait "$MOTO_PID" 2>/dev/null || true
+    fi
+    if [[ -n $PG_DIR ]]; then
+        as_postgres "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
+        rm -rf "$PG_DIR"
+    fi
+}
+trap cleanup EXIT
+
+answers() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+free_port() {
+    local port
+    for _ in $(seq 1 50); do
+        port=$((20000 + RANDOM % 40000))
+        if ! answers 127.0.0.1 "$port"; then
+            echo "$port"
+            return
+        fi
+    done
+    log "no free port found"
+    exit 1
+}
+
+as_postgres() {
+    if [[ $(id -u) -eq 0 ]]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+wait_until_answers() { # port, what, log file
+    for _ in $(seq 1 300); do
+        if answers 127.0.0.1 "$1"; then return 0; fi
+        sleep 0.1
+    done
+    log "$2 did not start; its log:"
+    cat "$3" >&2 || true
+    exit 1
+}
+
+start_private_postgres() {
+    PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+    if [[ -z $PG_BIN ]]; then
+        if [[ $(id -u) -ne 0 ]]; then
+            log "no PostgreSQL server answers and none is installed; install PostgreSQL or set MFG_TEST_DATABASE_URL"
+            exit 1
+        fi
+        log "installing PostgreSQL with apt-get"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+        PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+    fi
+    PG_DIR=$(mktemp -d /tmp/mfg-test-pg.XXXXXX)
+    local port
+    port=$(free_port)
+    if [[ $(id -u) -eq 0 ]]; then
+        chown postgres "$PG_DIR"
+    fi
+    as_postgres "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres -A trust -E UTF8 --no-sync >"$PG_DIR/initdb.log" 2>&1 \
+        || { cat "$PG_DIR/initdb.log" >&2; exit 1; }
+    as_postgres "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w \
+        -o "-p $port -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=300" start >/dev/null
+    wait_until_answers "$port" PostgreSQL "$PG_DIR/server.log"
+    export MFG_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
+    log "started a private PostgreSQL on 127.0.0.1:$port"
+}
+
+if [[ -n ${MFG_TEST_DATABASE_URL:-} ]]; then
+    log "using PostgreSQL from MFG_TEST_DATABASE_URL"
+elif [[ -n ${DATABASE_URL:-} ]]; then
+    export MFG_TEST_DATABASE_URL=$DATABASE_URL
+    log "using PostgreSQL from DATABASE_URL"
+elif answers 127.0.0.1 5432; then
+    export MFG_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres"
+    log "using the PostgreSQL server at 127.0.0.1:5432"
+else
+    start_private_postgres
+fi
+
+if grep -rqs --include='*.rs' MFG_TEST_S3_ENDPOINT common services gateway cli tests; then
+    VENV=$TARGET/moto-venv-$MOTO_VERSION
+    if [[ ! -x $VENV/bin/moto_server ]]; then
+        log "installing moto[server]==$MOTO_VERSION into $VENV"
+        python3 -m venv "$VENV"
+        "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+    fi
+    S3_PORT=$(free_port)
+    "$VENV/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" >"$TARGET/moto.log" 2>&1 &
+    MOTO_PID=$!
+    wait_until_answers "$S3_PORT" "moto server" "$TARGET/moto.log"
+    export MFG_TEST_S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
+    log "started moto server on 127.0.0.1:$S3_PORT"
+fi
+
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --locked --no-fail-fast "$@"
+else
+    log "cargo-nextest is not installed; using cargo test"
+    cargo test --workspace --locked --no-fail-fast "$@"
+fi
