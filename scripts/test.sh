@@ -122,9 +122,13 @@ if grep -rqs --include='*.rs' MFG_TEST_S3_ENDPOINT common services gateway cli t
     log "started moto server on 127.0.0.1:$S3_PORT"
 fi
 
+# Without arguments, the whole workspace; with arguments (e.g. `-p mfg-tenant`), what they select.
+if [[ $# -eq 0 ]]; then
+    set -- --workspace
+fi
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --locked --no-fail-fast "$@"
+    cargo nextest run --locked --no-fail-fast "$@"
 else
     log "cargo-nextest is not installed; using cargo test"
-    cargo test --workspace --locked --no-fail-fast "$@"
+    cargo test --locked --no-fail-fast "$@"
 fi

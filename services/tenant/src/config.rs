@@ -1,8 +1,12 @@
 //! The tenant service's configuration.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, path::Path, str::FromStr};
 
-use mfg_common::config::{DatabaseArgs, Secret, ServerArgs};
+use mfg_common::{
+    config::{DatabaseArgs, Secret, ServerArgs},
+    db::Backend,
+};
+use sqlx::sqlite::SqliteConnectOptions;
 
 use crate::domain::KeyHasher;
 
@@ -19,9 +23,10 @@ pub struct Config {
     #[command(flatten)]
     pub database: DatabaseArgs,
     /// Server-side secret (at least 16 bytes) that API key hashes are keyed with. Keep it
-    /// stable: changing it invalidates every key.
+    /// stable: changing it invalidates every key. Required with PostgreSQL; with SQLite, when
+    /// unset, one is generated on first start and kept (mode 0600) beside the database file.
     #[arg(long = "key-pepper", env = "MFG_KEY_PEPPER", hide_env_values = true)]
-    pub key_pepper: Secret,
+    pub key_pepper: Option<Secret>,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -32,14 +37,80 @@ impl Config {
         Self {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             database: DatabaseArgs::new(database_url),
-            key_pepper: Secret::new(key_pepper),
+            key_pepper: Some(Secret::new(key_pepper)),
             server: ServerArgs::default(),
         }
     }
 
-    /// Checks the configuration once, at start-up, and returns the key hasher it defines.
+    /// Checks the configuration once, at start-up, and returns the key hasher it defines,
+    /// creating the embedded default's pepper file if needed.
     pub fn validate(&self) -> Result<KeyHasher, String> {
-        mfg_common::db::validate_url(&self.database.url)?;
-        KeyHasher::new(self.key_pepper.expose().as_bytes())
+        let backend = mfg_common::db::validate_url(&self.database.url)?;
+        match (&self.key_pepper, backend) {
+            (Some(pepper), _) => KeyHasher::new(pepper.expose().as_bytes()),
+            (None, Backend::Sqlite) => {
+                let options = SqliteConnectOptions::from_str(&self.database.url).map_err(|e| e.to_string())?;
+                let path = options.get_filename().with_file_name("key-pepper");
+                KeyHasher::new(&load_or_create_pepper(&path)?)
+            }
+            (None, Backend::Postgres) => Err("--key-pepper (MFG_KEY_PEPPER) is required with PostgreSQL".to_owned()),
+        }
+    }
+}
+
+/// Reads the pepper file, or creates it with 32 random bytes, readable by its owner only.
+fn load_or_create_pepper(path: &Path) -> Result<Vec<u8>, String> {
+    match std::fs::read(path) {
+        Ok(pepper) => return Ok(pepper),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(format!("cannot read {}: {error}", path.display())),
+    }
+    let mut pepper = vec![0u8; 32];
+    getrandom::fill(&mut pepper).map_err(|e| format!("no randomness for the key pepper: {e}"))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    std::io::Write::write_all(&mut file, &pepper)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    tracing::info!(path = %path.display(), "generated the API key pepper");
+    Ok(pepper)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_default_keeps_one_generated_pepper() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("data/tenant.db").display());
+        let mut config = Config::new(&url, "unused-pepper-0123456789");
+        config.key_pepper = None;
+        let first = config.validate().unwrap();
+        let second = config.validate().unwrap();
+        let secret = "mfg_x";
+        assert!(second.verify(secret, &first.hash(secret)), "the same pepper on every start");
+        let path = dir.path().join("data/key-pepper");
+        assert_eq!(std::fs::read(&path).unwrap().len(), 32);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn postgres_needs_an_explicit_pepper() {
+        let mut config = Config::new("postgres://postgres@127.0.0.1/x", "unused-pepper-0123456789");
+        config.key_pepper = None;
+        assert!(config.validate().unwrap_err().contains("--key-pepper"));
     }
 }
