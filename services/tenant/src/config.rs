@@ -49,11 +49,14 @@ impl Config {
         match (&self.key_pepper, backend) {
             (Some(pepper), _) => KeyHasher::new(pepper.expose().as_bytes()),
             (None, Backend::Sqlite) => {
-                let options = SqliteConnectOptions::from_str(&self.database.url).map_err(|e| e.to_string())?;
+                let options = SqliteConnectOptions::from_str(&self.database.url)
+                    .map_err(|e| e.to_string())?;
                 let path = options.get_filename().with_file_name("key-pepper");
                 KeyHasher::new(&load_or_create_pepper(&path)?)
             }
-            (None, Backend::Postgres) => Err("--key-pepper (MFG_KEY_PEPPER) is required with PostgreSQL".to_owned()),
+            (None, Backend::Postgres) => {
+                Err("--key-pepper (MFG_KEY_PEPPER) is required with PostgreSQL".to_owned())
+            }
         }
     }
 }
@@ -68,7 +71,8 @@ fn load_or_create_pepper(path: &Path) -> Result<Vec<u8>, String> {
     let mut pepper = vec![0u8; 32];
     getrandom::fill(&mut pepper).map_err(|e| format!("no randomness for the key pepper: {e}"))?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -97,19 +101,28 @@ mod tests {
         let first = config.validate().unwrap();
         let second = config.validate().unwrap();
         let secret = "mfg_x";
-        assert!(second.verify(secret, &first.hash(secret)), "the same pepper on every start");
+        assert!(
+            second.verify(secret, &first.hash(secret)),
+            "the same pepper on every start"
+        );
         let path = dir.path().join("data/key-pepper");
         assert_eq!(std::fs::read(&path).unwrap().len(), 32);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
     }
 
     #[test]
     fn postgres_needs_an_explicit_pepper() {
-        let mut config = Config::new("postgres://postgres@127.0.0.1/x", "unused-pepper-0123456789");
+        let mut config = Config::new(
+            "postgres://postgres@127.0.0.1/x",
+            "unused-pepper-0123456789",
+        );
         config.key_pepper = None;
         assert!(config.validate().unwrap_err().contains("--key-pepper"));
     }
