@@ -37,8 +37,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .compile_fds(descriptors)?;
 
     if env::var_os("CARGO_FEATURE_JSON").is_some() {
+        // Unpopulated fields are emitted, as grpc-gateway v2 does by default, so that a zero
+        // budget or an empty label map is visible in JSON rather than absent.
         pbjson_build::Builder::new()
             .register_descriptors(&encoded)?
+            .emit_fields()
             .build(&[".mfg"])?;
     }
     Ok(())

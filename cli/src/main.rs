@@ -22,6 +22,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Runs the four services and the REST gateway in one process, on SQLite files in the data
+    /// directory unless `--database-url` names PostgreSQL.
+    Up(mfg::up::UpArgs),
     /// Runs one service, for independent deployment.
     Serve {
         #[command(subcommand)]
@@ -54,7 +57,15 @@ async fn bind(addr: SocketAddr, name: &str) -> anyhow::Result<TcpListener> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let Command::Serve { service } = cli.command;
+    let service = match cli.command {
+        Command::Up(args) => {
+            let telemetry = telemetry::init(&cli.telemetry, "mfg")?;
+            let result = mfg::up::run(args, shutdown::on_signal()).await;
+            telemetry.shutdown();
+            return result;
+        }
+        Command::Serve { service } => service,
+    };
     let name = match &service {
         Service::Tenant(_) => "mfg-tenant",
         Service::Storage(_) => "mfg-storage",

@@ -9,6 +9,7 @@ pub mod db;
 pub mod error;
 pub mod grpc;
 pub mod pagination;
+pub mod secret_file;
 pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testing")]

@@ -23,17 +23,26 @@ pub enum LogFormat {
 #[derive(Debug, Clone, clap::Args)]
 pub struct TelemetryArgs {
     /// Log filter, in `tracing` directive syntax (e.g. `info,mfg_tenant=debug`).
-    #[arg(long = "log-filter", env = "MFG_LOG", default_value = "info")]
+    #[arg(
+        long = "log-filter",
+        env = "MFG_LOG",
+        default_value = "info",
+        global = true
+    )]
     pub log_filter: String,
     /// Log format.
-    #[arg(long = "log-format", env = "MFG_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long = "log-format", env = "MFG_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
     /// OTLP/gRPC collector endpoint (e.g. `http://127.0.0.1:4317`); traces are exported only
     /// when it is set.
-    #[arg(long = "otlp-endpoint", env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    #[arg(
+        long = "otlp-endpoint",
+        env = "OTEL_EXPORTER_OTLP_ENDPOINT",
+        global = true
+    )]
     pub otlp_endpoint: Option<String>,
     /// The service name reported in traces; defaults to the name of the service that runs.
-    #[arg(long = "service-name", env = "OTEL_SERVICE_NAME")]
+    #[arg(long = "service-name", env = "OTEL_SERVICE_NAME", global = true)]
     pub service_name: Option<String>,
 }
 

@@ -10,7 +10,7 @@ use opentelemetry::{
     propagation::{Extractor, Injector},
 };
 use tower_http::{
-    classify::{GrpcErrorsAsFailures, SharedClassifier},
+    classify::{GrpcCode, GrpcErrorsAsFailures, SharedClassifier},
     trace::{MakeSpan, TraceLayer},
 };
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
@@ -113,7 +113,26 @@ impl<B> MakeSpan<B> for MakeServerSpan {
 /// The server-side tracing layer: one span per request, continuing the caller's trace.
 pub type ServerTraceLayer = TraceLayer<SharedClassifier<GrpcErrorsAsFailures>, MakeServerSpan>;
 
-/// Returns the server-side tracing layer.
+/// Returns the server-side tracing layer. Answers that are the caller's doing (invalid
+/// argument, not found, permission denied…) are not logged as failures; server-side codes are.
 pub fn server_layer() -> ServerTraceLayer {
-    TraceLayer::new_for_grpc().make_span_with(MakeServerSpan)
+    let classifier = [
+        GrpcCode::Cancelled,
+        GrpcCode::InvalidArgument,
+        GrpcCode::NotFound,
+        GrpcCode::AlreadyExists,
+        GrpcCode::PermissionDenied,
+        GrpcCode::ResourceExhausted,
+        GrpcCode::FailedPrecondition,
+        GrpcCode::Aborted,
+        GrpcCode::OutOfRange,
+        GrpcCode::Unimplemented,
+        GrpcCode::Unauthenticated,
+    ]
+    .into_iter()
+    .fold(
+        GrpcErrorsAsFailures::new(),
+        GrpcErrorsAsFailures::with_success,
+    );
+    TraceLayer::new(SharedClassifier::new(classifier)).make_span_with(MakeServerSpan)
 }

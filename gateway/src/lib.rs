@@ -1,48 +1,131 @@
 //! The REST-to-gRPC gateway at the edge of the platform.
 //!
-//! Not built yet: its issue adds the routes of the contract's `google.api.http` annotations,
-//! authentication, rate limits and OpenAPI. Until then it answers liveness at `/healthz`, and
-//! every other request with 501 and a `google.rpc.Status`-shaped body, never a made-up result.
+//! No business logic: it authenticates the caller, checks what the caller may do, translates
+//! REST/JSON (grpc-gateway conventions, proto3 JSON) into the RPCs the contract's
+//! `google.api.http` annotations name, and the answers back, errors included.
 
-use std::{net::SocketAddr, time::Duration};
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod json;
+pub mod routes;
 
-use axum::{Json, Router, response::IntoResponse, routing::get};
-use mfg_common::{ErrorCode, shutdown::CancellationToken};
+use std::sync::Arc;
+
+use axum::{Router, error_handling::HandleErrorLayer, extract::DefaultBodyLimit, http::StatusCode};
+use mfg_common::{
+    ErrorCode,
+    auth::KeyCache,
+    clock::system_clock,
+    grpc::{TracedChannel, lazy_channel},
+    shutdown::CancellationToken,
+};
+use mfg_proto::{service_names, tenant::v1::tenant_service_client::TenantServiceClient};
 use tokio::net::TcpListener;
+use tower::ServiceBuilder;
 
-/// The gateway's configuration; every option is a flag and an `MFG_*` variable.
-#[derive(Debug, Clone, clap::Args)]
-pub struct Config {
-    /// Address the HTTP server listens on.
-    #[arg(
-        long = "listen-addr",
-        env = "MFG_GATEWAY_ADDR",
-        default_value = "127.0.0.1:8080"
-    )]
-    pub listen_addr: SocketAddr,
-    /// How long in-flight requests may run after a shutdown signal.
-    #[arg(long = "shutdown-grace", env = "MFG_SHUTDOWN_GRACE", default_value = "10s", value_parser = mfg_common::config::parse_duration)]
-    pub shutdown_grace: Duration,
+pub use crate::config::Config;
+use crate::{auth::Authenticator, error::ApiError};
+
+/// What every handler shares: clients of the upstream services and the authenticator.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
 }
 
-/// Returns the gateway's routes.
-pub fn router() -> Router {
+#[derive(Debug)]
+struct Inner {
+    tenant: TenantServiceClient<TracedChannel>,
+    channels: Upstreams,
+    auth: Authenticator,
+}
+
+#[derive(Debug)]
+struct Upstreams {
+    tenant: TracedChannel,
+    storage: TracedChannel,
+    cost: TracedChannel,
+    provisioning: TracedChannel,
+}
+
+impl AppState {
+    /// Connects (lazily) to the upstream services of a configuration.
+    pub fn new(config: &Config, operator_token: &str) -> anyhow::Result<Self> {
+        let channels = Upstreams {
+            tenant: lazy_channel(&config::uri(&config.tenant_addr))?,
+            storage: lazy_channel(&config::uri(&config.storage_addr))?,
+            cost: lazy_channel(&config::uri(&config.cost_addr))?,
+            provisioning: lazy_channel(&config::uri(&config.provisioning_addr))?,
+        };
+        let tenant = TenantServiceClient::new(channels.tenant.clone());
+        let keys = KeyCache::new(
+            tenant.clone(),
+            system_clock(),
+            config.key_cache_ttl,
+            100_000,
+        );
+        Ok(Self {
+            inner: Arc::new(Inner {
+                tenant,
+                auth: Authenticator::new(operator_token, keys),
+                channels,
+            }),
+        })
+    }
+
+    /// A client of the tenant service.
+    pub fn tenant(&self) -> TenantServiceClient<TracedChannel> {
+        self.inner.tenant.clone()
+    }
+
+    fn upstreams(&self) -> Vec<(&'static str, &'static str, TracedChannel)> {
+        let c = &self.inner.channels;
+        vec![
+            ("tenant", service_names::TENANT, c.tenant.clone()),
+            ("storage", service_names::TELEMETRY, c.storage.clone()),
+            ("cost", service_names::COST, c.cost.clone()),
+            (
+                "provisioning",
+                service_names::PROVISIONING,
+                c.provisioning.clone(),
+            ),
+        ]
+    }
+
+    pub(crate) fn auth(&self) -> &Authenticator {
+        &self.inner.auth
+    }
+}
+
+/// Returns the gateway's router: the routes, JSON errors for unknown routes and wrong methods,
+/// the body size limit and the per-request timeout.
+pub fn router(state: AppState, config: &Config) -> Router {
+    let timeout = config.request_timeout;
     Router::new()
-        .route(
-            "/healthz",
-            get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
+        .merge(routes::health::routes())
+        .merge(routes::tenants::routes())
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                ErrorCode::Unimplemented,
+                "this route does not take that method",
+            )
+            .with_status(StatusCode::METHOD_NOT_ALLOWED)
+        })
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(
+                    move |_: tower::BoxError| async move {
+                        ApiError::new(
+                            ErrorCode::DeadlineExceeded,
+                            format!("the request took longer than {} ms", timeout.as_millis()),
+                        )
+                    },
+                ))
+                .timeout(timeout),
         )
-        .fallback(not_built)
-}
-
-async fn not_built() -> impl IntoResponse {
-    let code = ErrorCode::Unimplemented;
-    let body = serde_json::json!({
-        "code": code.grpc_code() as i32,
-        "message": "the REST gateway's routes are not built yet; use the gRPC services",
-        "details": [],
-    });
-    (code.http_status(), Json(body))
 }
 
 /// Serves the gateway on `listener` until `shutdown` is cancelled, then drains for at most the
@@ -52,10 +135,13 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let token = config.operator_token()?;
+    let state = AppState::new(&config, &token)?;
+    let app = router(state, &config);
     let drain = shutdown.clone();
-    let server = axum::serve(listener, router())
-        .with_graceful_shutdown(async move { drain.cancelled().await });
-    let server = server.into_future();
+    let server = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { drain.cancelled().await })
+        .into_future();
     tokio::pin!(server);
     tokio::select! {
         result = &mut server => return result.map_err(Into::into),
@@ -67,36 +153,5 @@ pub async fn run(
             tracing::warn!("requests still running after the shutdown grace period were cut");
             Ok(())
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use axum::body::{Body, to_bytes};
-    use http::{Request, StatusCode};
-    use tower::ServiceExt as _;
-
-    use super::*;
-
-    #[tokio::test]
-    async fn healthz_is_live() {
-        let response = router()
-            .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-    }
-
-    #[tokio::test]
-    async fn routes_not_built_answer_501_with_a_status_body() {
-        let response = router()
-            .oneshot(Request::get("/v1/tenants").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::NOT_IMPLEMENTED);
-        let body: serde_json::Value =
-            serde_json::from_slice(&to_bytes(response.into_body(), 4096).await.unwrap()).unwrap();
-        assert_eq!(body["code"], 12);
-        assert!(body["message"].as_str().unwrap().contains("not built"));
     }
 }

@@ -67,3 +67,109 @@ pub async fn start_tenant(database_url: &str) -> Running {
     })
     .await
 }
+
+/// Everything `mfg up` starts, on port-0 listeners.
+#[derive(Debug)]
+pub struct Platform {
+    /// The gateway's base URL, e.g. `http://127.0.0.1:39123`.
+    pub base: String,
+    /// The operator token.
+    pub operator_token: String,
+    /// Where each part listens.
+    pub addresses: mfg::up::Addresses,
+    shutdown: CancellationToken,
+    set: tokio::task::JoinSet<anyhow::Result<()>>,
+}
+
+impl Platform {
+    /// Runs `mfg up` with a data directory and, optionally, a PostgreSQL URL.
+    pub async fn up(data_dir: &std::path::Path, database_url: Option<&str>) -> Self {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        let args = mfg::up::UpArgs {
+            data_dir: data_dir.to_owned(),
+            gateway_addr: any,
+            tenant_addr: any,
+            storage_addr: any,
+            cost_addr: any,
+            provisioning_addr: any,
+            database_url: database_url.map(str::to_owned),
+            key_pepper: database_url.map(|_| mfg_common::config::Secret::new(TEST_PEPPER)),
+            admin_token: None,
+        };
+        let listeners = mfg::up::Listeners::bind(&args).await.expect("bind port 0");
+        let shutdown = CancellationToken::new();
+        let (addresses, set) = mfg::up::start(args, listeners, shutdown.clone())
+            .await
+            .expect("mfg up");
+        let operator_token = std::fs::read_to_string(
+            addresses
+                .admin_token_file
+                .as_ref()
+                .expect("generated token"),
+        )
+        .expect("operator token file")
+        .trim()
+        .to_owned();
+        let platform = Self {
+            base: format!("http://{}", addresses.gateway),
+            operator_token,
+            addresses,
+            shutdown,
+            set,
+        };
+        platform.wait_ready().await;
+        platform
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let url = format!("{}/readyz", self.base);
+        loop {
+            if let Ok(response) = reqwest_lite::get(&url).await
+                && response == 200
+            {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the platform did not become ready"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops everything and waits for it to drain.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        while let Some(joined) = self.set.join_next().await {
+            joined.expect("part of mfg up").expect("stopped cleanly");
+        }
+    }
+}
+
+/// A minimal HTTP GET for readiness polling, without pulling an HTTP client into the library.
+mod reqwest_lite {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// Returns the status code of `GET url` (`http://host:port/path` only).
+    pub async fn get(url: &str) -> std::io::Result<u16> {
+        let rest = url.strip_prefix("http://").unwrap_or(url);
+        let (host, path) = rest
+            .split_once('/')
+            .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+        let mut stream = tokio::net::TcpStream::connect(host).await?;
+        stream
+            .write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await?;
+        let code = std::str::from_utf8(&head[9..12])
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        Ok(code)
+    }
+}

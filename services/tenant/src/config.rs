@@ -1,10 +1,11 @@
 //! The tenant service's configuration.
 
-use std::{net::SocketAddr, path::Path, str::FromStr};
+use std::{net::SocketAddr, str::FromStr};
 
 use mfg_common::{
     config::{DatabaseArgs, Secret, ServerArgs},
     db::Backend,
+    secret_file,
 };
 use sqlx::sqlite::SqliteConnectOptions;
 
@@ -52,40 +53,15 @@ impl Config {
                 let options = SqliteConnectOptions::from_str(&self.database.url)
                     .map_err(|e| e.to_string())?;
                 let path = options.get_filename().with_file_name("key-pepper");
-                KeyHasher::new(&load_or_create_pepper(&path)?)
+                KeyHasher::new(&secret_file::load_or_create(&path, || {
+                    secret_file::random_bytes(32)
+                })?)
             }
             (None, Backend::Postgres) => {
                 Err("--key-pepper (MFG_KEY_PEPPER) is required with PostgreSQL".to_owned())
             }
         }
     }
-}
-
-/// Reads the pepper file, or creates it with 32 random bytes, readable by its owner only.
-fn load_or_create_pepper(path: &Path) -> Result<Vec<u8>, String> {
-    match std::fs::read(path) {
-        Ok(pepper) => return Ok(pepper),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-        Err(error) => return Err(format!("cannot read {}: {error}", path.display())),
-    }
-    let mut pepper = vec![0u8; 32];
-    getrandom::fill(&mut pepper).map_err(|e| format!("no randomness for the key pepper: {e}"))?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    std::io::Write::write_all(&mut file, &pepper)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    tracing::info!(path = %path.display(), "generated the API key pepper");
-    Ok(pepper)
 }
 
 #[cfg(test)]

@@ -1,0 +1,3 @@
+//! The `mfg` command as a library, so that tests start exactly what `mfg up` starts.
+
+pub mod up;

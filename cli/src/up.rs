@@ -1,0 +1,224 @@
+//! `mfg up`: the four services and the gateway in one process. On the embedded default, SQLite
+//! files and generated secrets live in the data directory; `--database-url postgres://…`
+//! switches the services to PostgreSQL.
+
+use std::{io::Write as _, net::SocketAddr, path::PathBuf};
+
+use anyhow::Context as _;
+use mfg_common::{config::Secret, shutdown::CancellationToken};
+use tokio::{net::TcpListener, task::JoinSet};
+
+/// Options of `mfg up`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UpArgs {
+    /// Where SQLite files and generated secrets (operator token, key pepper) live.
+    #[arg(long = "data-dir", env = "MFG_DATA_DIR", default_value = ".mfg")]
+    pub data_dir: PathBuf,
+    /// Address of the REST gateway.
+    #[arg(
+        long = "gateway-addr",
+        env = "MFG_GATEWAY_ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub gateway_addr: SocketAddr,
+    /// Address of the tenant service (gRPC).
+    #[arg(
+        long = "tenant-addr",
+        env = "MFG_TENANT_ADDR",
+        default_value = "127.0.0.1:50051"
+    )]
+    pub tenant_addr: SocketAddr,
+    /// Address of the storage service (gRPC).
+    #[arg(
+        long = "storage-addr",
+        env = "MFG_STORAGE_ADDR",
+        default_value = "127.0.0.1:50052"
+    )]
+    pub storage_addr: SocketAddr,
+    /// Address of the cost service (gRPC).
+    #[arg(
+        long = "cost-addr",
+        env = "MFG_COST_ADDR",
+        default_value = "127.0.0.1:50053"
+    )]
+    pub cost_addr: SocketAddr,
+    /// Address of the provisioning service (gRPC).
+    #[arg(
+        long = "provisioning-addr",
+        env = "MFG_PROVISIONING_ADDR",
+        default_value = "127.0.0.1:50054"
+    )]
+    pub provisioning_addr: SocketAddr,
+    /// PostgreSQL for every service (`postgres://user@host/db`) instead of SQLite files in the
+    /// data directory.
+    #[arg(long = "database-url", env = "MFG_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// The API key pepper; generated into the data directory when unset on SQLite.
+    #[arg(long = "key-pepper", env = "MFG_KEY_PEPPER", hide_env_values = true)]
+    pub key_pepper: Option<Secret>,
+    /// The operator token; generated into the data directory when unset.
+    #[arg(long = "admin-token", env = "MFG_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<Secret>,
+}
+
+/// The listeners of `mfg up`, bound before anything starts.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The gateway's.
+    pub gateway: TcpListener,
+    /// The tenant service's.
+    pub tenant: TcpListener,
+    /// The storage service's.
+    pub storage: TcpListener,
+    /// The cost service's.
+    pub cost: TcpListener,
+    /// The provisioning service's.
+    pub provisioning: TcpListener,
+}
+
+impl Listeners {
+    /// Binds every address of the options.
+    pub async fn bind(args: &UpArgs) -> anyhow::Result<Self> {
+        async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for the {what}"))
+        }
+        Ok(Self {
+            gateway: bind(args.gateway_addr, "gateway").await?,
+            tenant: bind(args.tenant_addr, "tenant service").await?,
+            storage: bind(args.storage_addr, "storage service").await?,
+            cost: bind(args.cost_addr, "cost service").await?,
+            provisioning: bind(args.provisioning_addr, "provisioning service").await?,
+        })
+    }
+}
+
+/// Where `mfg up` serves.
+#[derive(Debug, Clone)]
+pub struct Addresses {
+    /// The gateway.
+    pub gateway: SocketAddr,
+    /// The tenant service.
+    pub tenant: SocketAddr,
+    /// The storage service.
+    pub storage: SocketAddr,
+    /// The cost service.
+    pub cost: SocketAddr,
+    /// The provisioning service.
+    pub provisioning: SocketAddr,
+    /// The file holding the generated operator token, if it was generated.
+    pub admin_token_file: Option<PathBuf>,
+}
+
+/// Starts everything on the given listeners; returns the addresses, and a set that ends when
+/// `shutdown` is cancelled and every part has drained (or when one part fails).
+pub async fn start(
+    args: UpArgs,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(Addresses, JoinSet<anyhow::Result<()>>)> {
+    let addresses = Addresses {
+        gateway: listeners.gateway.local_addr()?,
+        tenant: listeners.tenant.local_addr()?,
+        storage: listeners.storage.local_addr()?,
+        cost: listeners.cost.local_addr()?,
+        provisioning: listeners.provisioning.local_addr()?,
+        admin_token_file: args
+            .admin_token
+            .is_none()
+            .then(|| args.data_dir.join("admin-token")),
+    };
+    std::fs::create_dir_all(&args.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            args.data_dir.display()
+        )
+    })?;
+
+    let database_url = match &args.database_url {
+        Some(url) => url.clone(),
+        None => format!("sqlite://{}", args.data_dir.join("tenant.db").display()),
+    };
+    let mut tenant = mfg_tenant::Config::new(database_url, "");
+    tenant.key_pepper = args.key_pepper.clone();
+    tenant
+        .validate()
+        .map_err(anyhow::Error::msg)
+        .context("invalid tenant configuration")?;
+
+    let mut gateway = mfg_gateway::Config::new(
+        &args.data_dir,
+        &addresses.tenant.to_string(),
+        &addresses.storage.to_string(),
+        &addresses.cost.to_string(),
+        &addresses.provisioning.to_string(),
+    );
+    gateway.admin_token = args.admin_token.clone();
+    gateway
+        .operator_token()
+        .context("cannot set up the operator token")?;
+
+    let mut set = JoinSet::new();
+    set.spawn(mfg_tenant::run(tenant, listeners.tenant, shutdown.clone()));
+    set.spawn(mfg_storage::run(
+        mfg_storage::Config::default(),
+        listeners.storage,
+        shutdown.clone(),
+    ));
+    set.spawn(mfg_cost::run(
+        mfg_cost::Config::default(),
+        listeners.cost,
+        shutdown.clone(),
+    ));
+    set.spawn(mfg_provisioning::run(
+        mfg_provisioning::Config::default(),
+        listeners.provisioning,
+        shutdown.clone(),
+    ));
+    set.spawn(mfg_gateway::run(gateway, listeners.gateway, shutdown));
+    Ok((addresses, set))
+}
+
+/// Runs `mfg up` until SIGINT/SIGTERM.
+pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let listeners = Listeners::bind(&args).await?;
+    let backend = if args.database_url.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    let data_dir = args.data_dir.clone();
+    let (addresses, mut set) = start(args, listeners, shutdown.clone()).await?;
+
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "mfg is up ({backend}, data in {})", data_dir.display())?;
+    writeln!(out, "  REST gateway       http://{}", addresses.gateway)?;
+    writeln!(out, "  tenant (gRPC)      {}", addresses.tenant)?;
+    writeln!(out, "  storage (gRPC)     {}", addresses.storage)?;
+    writeln!(out, "  cost (gRPC)        {}", addresses.cost)?;
+    writeln!(out, "  provisioning (gRPC) {}", addresses.provisioning)?;
+    match &addresses.admin_token_file {
+        Some(path) => writeln!(
+            out,
+            "  operator token     in {} (export MFG_TOKEN=$(cat {}))",
+            path.display(),
+            path.display()
+        )?,
+        None => writeln!(out, "  operator token     from MFG_ADMIN_TOKEN")?,
+    }
+    drop(out);
+
+    let mut result = Ok(());
+    while let Some(joined) = set.join_next().await {
+        let outcome = joined.map_err(anyhow::Error::from).and_then(|r| r);
+        if let Err(error) = outcome {
+            tracing::error!(error = %format!("{error:#}"), "a part of mfg failed; stopping the rest");
+            shutdown.cancel();
+            if result.is_ok() {
+                result = Err(error);
+            }
+        }
+    }
+    result
+}

@@ -1,0 +1,132 @@
+//! The gateway's configuration.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use mfg_common::{
+    config::{Secret, parse_duration},
+    secret_file,
+};
+
+/// The gateway's configuration; every option is a flag and an `MFG_*` variable.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    #[arg(
+        long = "listen-addr",
+        env = "MFG_GATEWAY_ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub listen_addr: SocketAddr,
+    /// The tenant service (`host:port` or `http://host:port`).
+    #[arg(
+        long = "tenant-addr",
+        env = "MFG_TENANT_ADDR",
+        default_value = "127.0.0.1:50051"
+    )]
+    pub tenant_addr: String,
+    /// The storage service.
+    #[arg(
+        long = "storage-addr",
+        env = "MFG_STORAGE_ADDR",
+        default_value = "127.0.0.1:50052"
+    )]
+    pub storage_addr: String,
+    /// The cost service.
+    #[arg(
+        long = "cost-addr",
+        env = "MFG_COST_ADDR",
+        default_value = "127.0.0.1:50053"
+    )]
+    pub cost_addr: String,
+    /// The provisioning service.
+    #[arg(
+        long = "provisioning-addr",
+        env = "MFG_PROVISIONING_ADDR",
+        default_value = "127.0.0.1:50054"
+    )]
+    pub provisioning_addr: String,
+    /// The operator token, which manages every tenant. When unset, one is generated on first
+    /// start and kept (mode 0600) in the data directory.
+    #[arg(long = "admin-token", env = "MFG_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<Secret>,
+    /// Where generated secrets are kept.
+    #[arg(long = "data-dir", env = "MFG_DATA_DIR", default_value = ".mfg")]
+    pub data_dir: PathBuf,
+    /// The largest request body accepted, in bytes.
+    #[arg(long = "max-body-bytes", env = "MFG_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// How long one request may take before it is answered 504.
+    #[arg(long = "request-timeout", env = "MFG_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// How long an API key's authentication is cached (at most 1 s).
+    #[arg(long = "key-cache-ttl", env = "MFG_KEY_CACHE_TTL", default_value = "1s", value_parser = parse_duration)]
+    pub key_cache_ttl: Duration,
+    /// How long in-flight requests may run after a shutdown signal.
+    #[arg(long = "shutdown-grace", env = "MFG_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+impl Config {
+    /// Returns a configuration with defaults and the given upstream addresses, for tests and
+    /// embedding.
+    pub fn new(
+        data_dir: impl Into<PathBuf>,
+        tenant_addr: &str,
+        storage_addr: &str,
+        cost_addr: &str,
+        provisioning_addr: &str,
+    ) -> Self {
+        Self {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tenant_addr: tenant_addr.to_owned(),
+            storage_addr: storage_addr.to_owned(),
+            cost_addr: cost_addr.to_owned(),
+            provisioning_addr: provisioning_addr.to_owned(),
+            admin_token: None,
+            data_dir: data_dir.into(),
+            max_body_bytes: 4 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            key_cache_ttl: Duration::from_secs(1),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+
+    /// Where a generated operator token is kept.
+    pub fn admin_token_path(&self) -> PathBuf {
+        self.data_dir.join("admin-token")
+    }
+
+    /// Returns the operator token: the configured one, or the generated one of the data
+    /// directory (created on first start).
+    pub fn operator_token(&self) -> anyhow::Result<String> {
+        if let Some(token) = &self.admin_token {
+            anyhow::ensure!(
+                token.expose().len() >= 16,
+                "the admin token must be at least 16 characters"
+            );
+            return Ok(token.expose().to_owned());
+        }
+        let path = self.admin_token_path();
+        let bytes = secret_file::load_or_create(&path, || {
+            Ok(format!(
+                "mfgop_{}",
+                URL_SAFE_NO_PAD.encode(secret_file::random_bytes(32)?)
+            )
+            .into_bytes())
+        })
+        .map_err(anyhow::Error::msg)?;
+        let token = String::from_utf8(bytes)
+            .map_err(|_| anyhow::anyhow!("{} is not text", path.display()))?;
+        Ok(token.trim().to_owned())
+    }
+}
+
+/// Turns `host:port` into `http://host:port`; URLs pass through.
+pub fn uri(addr: &str) -> String {
+    if addr.contains("://") {
+        addr.to_owned()
+    } else {
+        format!("http://{addr}")
+    }
+}

@@ -1,0 +1,325 @@
+//! The isolation matrix at the gateway: every route × a key of each scope × its own tenant and
+//! another tenant, plus no token, a bad token, a revoked key and a deleted tenant's key.
+//!
+//! A key of another tenant gets 404 everywhere (nothing reveals that the tenant exists); within
+//! its tenant a key gets 403 without the needed scope; operator-only routes give keys 403.
+
+use std::time::{Duration, Instant};
+
+use mfg_tests::Platform;
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+enum Needs {
+    Read,
+    Write,
+    Admin,
+    Operator,
+}
+
+struct Route {
+    method: Method,
+    path: &'static str,
+    body: Option<Value>,
+    needs: Needs,
+}
+
+fn routes() -> Vec<Route> {
+    let r = |method: Method, path, body: Option<Value>, needs| Route {
+        method,
+        path,
+        body,
+        needs,
+    };
+    vec![
+        r(
+            Method::POST,
+            "/v1/tenants",
+            Some(json!({"name": "NAME"})),
+            Needs::Operator,
+        ),
+        r(Method::GET, "/v1/tenants", None, Needs::Operator),
+        r(Method::GET, "/v1/tenants/{t}", None, Needs::Read),
+        r(
+            Method::PATCH,
+            "/v1/tenants/{t}",
+            Some(json!({"displayName": "x"})),
+            Needs::Operator,
+        ),
+        r(Method::DELETE, "/v1/tenants/{t}", None, Needs::Operator),
+        r(
+            Method::POST,
+            "/v1/tenants/{t}/api-keys",
+            Some(json!({"scopes": ["SCOPE_READ"]})),
+            Needs::Admin,
+        ),
+        r(Method::GET, "/v1/tenants/{t}/api-keys", None, Needs::Admin),
+        r(
+            Method::DELETE,
+            "/v1/tenants/{t}/api-keys/{k}",
+            None,
+            Needs::Admin,
+        ),
+        r(
+            Method::POST,
+            "/v1/tenants/{t}/machines",
+            Some(json!({"machineId": "NAME"})),
+            Needs::Admin,
+        ),
+        r(Method::GET, "/v1/tenants/{t}/machines", None, Needs::Read),
+        r(
+            Method::GET,
+            "/v1/tenants/{t}/machines/{m}",
+            None,
+            Needs::Read,
+        ),
+        r(
+            Method::PATCH,
+            "/v1/tenants/{t}/machines/{m}",
+            Some(json!({"displayName": "y"})),
+            Needs::Admin,
+        ),
+        r(
+            Method::DELETE,
+            "/v1/tenants/{t}/machines/{m}",
+            None,
+            Needs::Admin,
+        ),
+    ]
+}
+
+struct World {
+    http: Client,
+    base: String,
+    operator: String,
+    counter: std::sync::atomic::AtomicUsize,
+}
+
+impl World {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn operator(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let (status, value) = self
+            .call(method, path, Some(&self.operator.clone()), body)
+            .await;
+        assert!(status.is_success(), "{status}: {value}");
+        value
+    }
+
+    fn unique(&self, prefix: &str) -> String {
+        let n = self
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        format!("{prefix}-{n}")
+    }
+
+    async fn tenant(&self) -> String {
+        let name = self.unique("tenant");
+        let tenant = self
+            .operator(Method::POST, "/v1/tenants", Some(json!({"name": name})))
+            .await;
+        tenant["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn key(&self, tenant: &str, scope: &str) -> (String, String) {
+        let created = self
+            .operator(
+                Method::POST,
+                &format!("/v1/tenants/{tenant}/api-keys"),
+                Some(json!({"scopes": [scope]})),
+            )
+            .await;
+        (
+            created["apiKey"]["keyId"].as_str().unwrap().to_owned(),
+            created["secret"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    async fn machine(&self, tenant: &str) -> String {
+        let id = self.unique("m");
+        self.operator(
+            Method::POST,
+            &format!("/v1/tenants/{tenant}/machines"),
+            Some(json!({"machineId": id})),
+        )
+        .await;
+        id
+    }
+
+    /// Fills a route's path and body with fresh resources of `tenant`, so that a call that is
+    /// allowed does not disturb the next one.
+    async fn request(&self, route: &Route, tenant: &str) -> (String, Option<Value>) {
+        let mut path = route.path.replace("{t}", tenant);
+        if path.contains("{k}") {
+            path = path.replace("{k}", &self.key(tenant, "SCOPE_READ").await.0);
+        }
+        if path.contains("{m}") {
+            path = path.replace("{m}", &self.machine(tenant).await);
+        }
+        let body = route.body.as_ref().map(|body| {
+            let text = body.to_string().replace("NAME", &self.unique("new"));
+            serde_json::from_str(&text).unwrap()
+        });
+        (path, body)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_isolates_tenants_and_enforces_scopes() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::up(dir.path(), None).await;
+    let world = World {
+        http: Client::new(),
+        base: platform.base.clone(),
+        operator: platform.operator_token.clone(),
+        counter: Default::default(),
+    };
+
+    let mine = world.tenant().await;
+    let theirs = world.tenant().await;
+    let scopes = [
+        ("SCOPE_READ", Needs::Read),
+        ("SCOPE_WRITE", Needs::Write),
+        ("SCOPE_ADMIN", Needs::Admin),
+    ];
+    let mut checked = 0;
+    for (scope, holds) in scopes {
+        let (_, key) = world.key(&mine, scope).await;
+        for route in routes() {
+            // Another tenant's resources: 404, whatever the route and scope.
+            if route.path.contains("{t}") {
+                let (path, body) = world.request(&route, &theirs).await;
+                let (status, value) = world
+                    .call(route.method.clone(), &path, Some(&key), body)
+                    .await;
+                assert_eq!(
+                    status,
+                    StatusCode::NOT_FOUND,
+                    "{scope} {} {path}: {value}",
+                    route.method
+                );
+                assert_eq!(value["code"], 5);
+                checked += 1;
+            }
+            // Its own tenant: allowed with the scope, 403 without it or for operator routes.
+            let (path, body) = world.request(&route, &mine).await;
+            let (status, value) = world
+                .call(route.method.clone(), &path, Some(&key), body)
+                .await;
+            let allowed = route.needs != Needs::Operator && holds >= route.needs;
+            if allowed {
+                assert!(
+                    status.is_success(),
+                    "{scope} {} {path} should pass: {status} {value}",
+                    route.method
+                );
+            } else {
+                assert_eq!(
+                    status,
+                    StatusCode::FORBIDDEN,
+                    "{scope} {} {path}: {value}",
+                    route.method
+                );
+                assert_eq!(value["code"], 7);
+            }
+            checked += 1;
+        }
+    }
+
+    for route in routes() {
+        let (path, body) = world.request(&route, &mine).await;
+        let (status, _) = world
+            .call(route.method.clone(), &path, None, body.clone())
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "no token: {} {path}",
+            route.method
+        );
+        let (status, _) = world
+            .call(route.method.clone(), &path, Some("mfg_forged_token"), body)
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "bad token: {} {path}",
+            route.method
+        );
+        checked += 2;
+    }
+    assert_eq!(checked, 3 * (11 + 13) + 2 * 13);
+
+    // A revoked key stops working within 1 s of the revocation.
+    let (key_id, secret) = world.key(&mine, "SCOPE_READ").await;
+    let own = format!("/v1/tenants/{mine}");
+    assert_eq!(
+        world.call(Method::GET, &own, Some(&secret), None).await.0,
+        StatusCode::OK
+    );
+    world
+        .operator(
+            Method::DELETE,
+            &format!("/v1/tenants/{mine}/api-keys/{key_id}"),
+            None,
+        )
+        .await;
+    let revoked = Instant::now();
+    loop {
+        let (status, _) = world.call(Method::GET, &own, Some(&secret), None).await;
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            revoked.elapsed() <= Duration::from_millis(1100),
+            "a revoked key still works after 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+
+    // A deleted tenant's keys stop working within 1 s too.
+    let (_, secret) = world.key(&theirs, "SCOPE_ADMIN").await;
+    let their_own = format!("/v1/tenants/{theirs}");
+    assert_eq!(
+        world
+            .call(Method::GET, &their_own, Some(&secret), None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    world.operator(Method::DELETE, &their_own, None).await;
+    let deleted = Instant::now();
+    loop {
+        let (status, _) = world
+            .call(Method::GET, &their_own, Some(&secret), None)
+            .await;
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(
+            deleted.elapsed() <= Duration::from_millis(1100),
+            "a deleted tenant's key still works after 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    platform.stop().await;
+}
