@@ -1,6 +1,7 @@
-//! Logs and traces: a `tracing` subscriber writing text or JSON logs, plus OpenTelemetry export
-//! over OTLP/gRPC when `OTEL_EXPORTER_OTLP_ENDPOINT` is set. The W3C trace-context propagator is
-//! always installed, so trace context flows through a process even when it exports nothing.
+//! Logs and traces: a `tracing` subscriber writing text or JSON logs, and an OpenTelemetry tracer
+//! that exports over OTLP/gRPC when `OTEL_EXPORTER_OTLP_ENDPOINT` is set. The tracer and the W3C
+//! propagator are installed even without an endpoint, so every log line of a request carries its
+//! `trace_id` and trace context flows between services.
 
 use anyhow::Context as _;
 use opentelemetry::{global, trace::TracerProvider as _};
@@ -84,26 +85,23 @@ pub fn init(args: &TelemetryArgs, default_service_name: &str) -> anyhow::Result<
         .clone()
         .unwrap_or_else(|| default_service_name.to_owned());
 
-    let provider = match &args.otlp_endpoint {
-        Some(endpoint) => {
-            let exporter = opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(endpoint.clone())
-                .build()
-                .context("cannot build the OTLP span exporter")?;
-            let provider = SdkTracerProvider::builder()
-                .with_batch_exporter(exporter)
-                .with_resource(
-                    Resource::builder()
-                        .with_service_name(service_name.clone())
-                        .build(),
-                )
-                .build();
-            global::set_tracer_provider(provider.clone());
-            Some(provider)
-        }
-        None => None,
-    };
+    // A tracer provider is installed even without an exporter, so that every request gets a
+    // trace id (carried by its log lines) and trace context flows between services.
+    let mut builder = SdkTracerProvider::builder().with_resource(
+        Resource::builder()
+            .with_service_name(service_name.clone())
+            .build(),
+    );
+    if let Some(endpoint) = &args.otlp_endpoint {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint.clone())
+            .build()
+            .context("cannot build the OTLP span exporter")?;
+        builder = builder.with_batch_exporter(exporter);
+    }
+    let provider = builder.build();
+    global::set_tracer_provider(provider.clone());
 
     let filter = EnvFilter::try_new(&args.log_filter)
         .with_context(|| format!("invalid log filter `{}`", args.log_filter))?;
@@ -111,9 +109,8 @@ pub fn init(args: &TelemetryArgs, default_service_name: &str) -> anyhow::Result<
         LogFormat::Text => tracing_subscriber::fmt::layer().boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer().json().boxed(),
     };
-    let otel_layer = provider.as_ref().map(|provider| {
-        tracing_opentelemetry::layer().with_tracer(provider.tracer(service_name.clone()))
-    });
+    let otel_layer =
+        tracing_opentelemetry::layer().with_tracer(provider.tracer(service_name.clone()));
     tracing_subscriber::registry()
         .with(filter)
         .with(fmt_layer)
@@ -124,5 +121,7 @@ pub fn init(args: &TelemetryArgs, default_service_name: &str) -> anyhow::Result<
     if let Some(endpoint) = &args.otlp_endpoint {
         tracing::info!(%endpoint, service = %service_name, "exporting traces over OTLP");
     }
-    Ok(TelemetryGuard { provider })
+    Ok(TelemetryGuard {
+        provider: Some(provider),
+    })
 }

@@ -102,11 +102,30 @@ impl<B> MakeSpan<B> for MakeServerSpan {
             otel.kind = "server",
             rpc.system = "grpc",
             rpc.method = %path,
+            trace_id = tracing::field::Empty,
         );
-        if let Err(error) = span.set_parent(extract(request.headers())) {
-            tracing::debug!(%error, "cannot continue the caller's trace");
-        }
+        continue_trace(&span, request.headers());
         span
+    }
+}
+
+/// Makes `span` a child of the trace context in `headers`, if any, and records the trace id in
+/// its `trace_id` field (which must be declared), so that every log line inside carries it.
+pub fn continue_trace(span: &tracing::Span, headers: &HeaderMap) {
+    use opentelemetry::trace::TraceContextExt as _;
+    let parent = extract(headers);
+    let remote = parent.span().span_context().trace_id();
+    if let Err(error) = span.set_parent(parent) {
+        tracing::debug!(%error, "cannot continue the caller's trace");
+    }
+    let own = span.context().span().span_context().trace_id();
+    let trace_id = if own != opentelemetry::trace::TraceId::INVALID {
+        own
+    } else {
+        remote
+    };
+    if trace_id != opentelemetry::trace::TraceId::INVALID {
+        span.record("trace_id", tracing::field::display(trace_id));
     }
 }
 

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod json;
+pub mod observability;
 pub mod routes;
 
 use std::sync::Arc;
@@ -35,6 +36,7 @@ pub struct AppState {
 
 #[derive(Debug)]
 struct Inner {
+    metrics: Arc<observability::Metrics>,
     tenant: TenantServiceClient<TracedChannel>,
     channels: Upstreams,
     auth: Authenticator,
@@ -66,6 +68,7 @@ impl AppState {
         );
         Ok(Self {
             inner: Arc::new(Inner {
+                metrics: Arc::default(),
                 tenant,
                 auth: Authenticator::new(operator_token, keys),
                 channels,
@@ -92,6 +95,11 @@ impl AppState {
         ]
     }
 
+    /// The gateway's metrics.
+    pub fn metrics(&self) -> Arc<observability::Metrics> {
+        self.inner.metrics.clone()
+    }
+
     pub(crate) fn auth(&self) -> &Authenticator {
         &self.inner.auth
     }
@@ -101,6 +109,7 @@ impl AppState {
 /// the body size limit and the per-request timeout.
 pub fn router(state: AppState, config: &Config) -> Router {
     let timeout = config.request_timeout;
+    let metrics = state.metrics();
     Router::new()
         .merge(routes::health::routes())
         .merge(routes::tenants::routes())
@@ -113,6 +122,10 @@ pub fn router(state: AppState, config: &Config) -> Router {
             .with_status(StatusCode::METHOD_NOT_ALLOWED)
         })
         .with_state(state)
+        .route(
+            "/metrics",
+            axum::routing::get(observability::serve_metrics).with_state(metrics.clone()),
+        )
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(
             ServiceBuilder::new()
@@ -126,6 +139,11 @@ pub fn router(state: AppState, config: &Config) -> Router {
                 ))
                 .timeout(timeout),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            observability::record,
+        ))
+        .layer(observability::trace_layer())
 }
 
 /// Serves the gateway on `listener` until `shutdown` is cancelled, then drains for at most the

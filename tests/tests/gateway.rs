@@ -179,6 +179,26 @@ async fn tour(api: &Api) -> String {
         (StatusCode::OK, json!("Press 7"))
     );
     assert_eq!(machine["labels"]["line"], "a");
+
+    let metrics = api
+        .http
+        .get(format!("{}/metrics", api.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            r#"mfg_gateway_http_requests_total{method="POST",route="/v1/tenants",status="201"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mfg_gateway_http_request_duration_seconds_bucket"),
+        "{metrics}"
+    );
     id
 }
 
