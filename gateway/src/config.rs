@@ -59,6 +59,20 @@ pub struct Config {
     /// How long one request may take before it is answered 504.
     #[arg(long = "request-timeout", env = "MFG_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub request_timeout: Duration,
+    /// How many requests of shared-plan tenants may be in flight at once, together.
+    #[arg(
+        long = "shared-concurrency",
+        env = "MFG_SHARED_CONCURRENCY",
+        default_value_t = 256
+    )]
+    pub shared_concurrency: usize,
+    /// How many requests of each dedicated-plan tenant may be in flight at once.
+    #[arg(
+        long = "dedicated-concurrency",
+        env = "MFG_DEDICATED_CONCURRENCY",
+        default_value_t = 64
+    )]
+    pub dedicated_concurrency: usize,
     /// How long an API key's authentication is cached (at most 1 s).
     #[arg(long = "key-cache-ttl", env = "MFG_KEY_CACHE_TTL", default_value = "1s", value_parser = parse_duration)]
     pub key_cache_ttl: Duration,
@@ -87,6 +101,8 @@ impl Config {
             data_dir: data_dir.into(),
             max_body_bytes: 4 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            shared_concurrency: 256,
+            dedicated_concurrency: 64,
             key_cache_ttl: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(10),
         }

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod json;
+pub mod limits;
 pub mod observability;
 pub mod routes;
 
@@ -36,6 +37,7 @@ pub struct AppState {
 
 #[derive(Debug)]
 struct Inner {
+    isolation: limits::Isolation,
     metrics: Arc<observability::Metrics>,
     tenant: TenantServiceClient<TracedChannel>,
     channels: Upstreams,
@@ -68,6 +70,10 @@ impl AppState {
         );
         Ok(Self {
             inner: Arc::new(Inner {
+                isolation: limits::Isolation::new(
+                    config.shared_concurrency,
+                    config.dedicated_concurrency,
+                ),
                 metrics: Arc::default(),
                 tenant,
                 auth: Authenticator::new(operator_token, keys),
@@ -95,6 +101,11 @@ impl AppState {
         ]
     }
 
+    /// The tenants' rate limiters and pools.
+    pub fn isolation(&self) -> &limits::Isolation {
+        &self.inner.isolation
+    }
+
     /// The gateway's metrics.
     pub fn metrics(&self) -> Arc<observability::Metrics> {
         self.inner.metrics.clone()
@@ -112,7 +123,12 @@ pub fn router(state: AppState, config: &Config) -> Router {
     let metrics = state.metrics();
     Router::new()
         .merge(routes::health::routes())
-        .merge(routes::tenants::routes())
+        .merge(
+            routes::tenants::routes().route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                limits::admission,
+            )),
+        )
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

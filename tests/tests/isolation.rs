@@ -323,3 +323,87 @@ async fn every_route_isolates_tenants_and_enforces_scopes() {
     }
     platform.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_shared_tenant_is_rate_limited_and_a_dedicated_one_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::up(dir.path(), None).await;
+    let world = World {
+        http: Client::new(),
+        base: platform.base.clone(),
+        operator: platform.operator_token.clone(),
+        counter: Default::default(),
+    };
+    let create = |name: &str, plan: &str, rate: u32| json!({"name": name, "plan": plan, "limits": {"apiRequestsPerSecond": rate}});
+    let shared = world
+        .operator(
+            Method::POST,
+            "/v1/tenants",
+            Some(create("flooder", "PLAN_SHARED", 5)),
+        )
+        .await;
+    let dedicated = world
+        .operator(
+            Method::POST,
+            "/v1/tenants",
+            Some(create("steady", "PLAN_DEDICATED", 1000)),
+        )
+        .await;
+    let (shared_id, dedicated_id) = (
+        shared["id"].as_str().unwrap(),
+        dedicated["id"].as_str().unwrap(),
+    );
+    let (_, shared_key) = world.key(shared_id, "SCOPE_READ").await;
+    let (_, dedicated_key) = world.key(dedicated_id, "SCOPE_READ").await;
+
+    let (shared_path, dedicated_path) = (
+        format!("/v1/tenants/{shared_id}"),
+        format!("/v1/tenants/{dedicated_id}"),
+    );
+    let flood = (0..60).map(|_| world.call(Method::GET, &shared_path, Some(&shared_key), None));
+    let steady =
+        (0..60).map(|_| world.call(Method::GET, &dedicated_path, Some(&dedicated_key), None));
+    let (flooded, served) = tokio::join!(
+        futures::future::join_all(flood),
+        futures::future::join_all(steady)
+    );
+
+    let limited: Vec<_> = flooded
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::TOO_MANY_REQUESTS)
+        .collect();
+    let passed = flooded
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::OK)
+        .count();
+    assert!(
+        (5..=10).contains(&passed),
+        "a burst of about 5 passes, then the bucket is empty: {passed}"
+    );
+    assert_eq!(limited.len() + passed, 60);
+    assert_eq!(
+        limited[0].1["code"], 8,
+        "RESOURCE_EXHAUSTED: {}",
+        limited[0].1
+    );
+    assert!(
+        served.iter().all(|(status, _)| *status == StatusCode::OK),
+        "the dedicated tenant is never limited by another"
+    );
+
+    let response = world
+        .http
+        .get(format!("{}/v1/tenants/{shared_id}", world.base))
+        .bearer_auth(&shared_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry_after), "Retry-After: {retry_after}");
+    platform.stop().await;
+}
