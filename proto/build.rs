@@ -4,8 +4,6 @@
 
 use std::{env, fs, path::PathBuf};
 
-use prost::Message;
-
 const PROTOS: &[&str] = &[
     "mfg/common/v1/common.proto",
     "mfg/tenant/v1/tenant.proto",
@@ -22,9 +20,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed={}", root.join("vendor").display());
 
     let includes = [root.clone(), root.join("vendor/googleapis")];
-    let descriptors = protox::compile(PROTOS, includes)?;
-    let encoded = descriptors.encode_to_vec();
+    let mut compiler = protox::Compiler::new(includes)?;
+    compiler
+        .include_imports(true)
+        .include_source_info(true)
+        .open_files(PROTOS)?;
+    // Encoded by protox itself, so that custom options (google.api.http, field_behavior) survive:
+    // prost's FileDescriptorSet types drop unknown fields.
+    let encoded = compiler.encode_file_descriptor_set();
     fs::write(out_dir.join("mfg_descriptor.bin"), &encoded)?;
+    let descriptors = compiler.file_descriptor_set();
 
     tonic_prost_build::configure()
         .build_client(env::var_os("CARGO_FEATURE_CLIENT").is_some())

@@ -10,6 +10,7 @@ pub mod error;
 pub mod json;
 pub mod limits;
 pub mod observability;
+pub mod openapi;
 pub mod routes;
 
 use std::sync::Arc;
@@ -37,6 +38,7 @@ pub struct AppState {
 
 #[derive(Debug)]
 struct Inner {
+    openapi: Arc<serde_json::Value>,
     isolation: limits::Isolation,
     metrics: Arc<observability::Metrics>,
     tenant: TenantServiceClient<TracedChannel>,
@@ -70,6 +72,7 @@ impl AppState {
         );
         Ok(Self {
             inner: Arc::new(Inner {
+                openapi: Arc::new(openapi::document()?),
                 isolation: limits::Isolation::new(
                     config.shared_concurrency,
                     config.dedicated_concurrency,
@@ -101,6 +104,11 @@ impl AppState {
         ]
     }
 
+    /// The OpenAPI document.
+    pub fn openapi(&self) -> Arc<serde_json::Value> {
+        self.inner.openapi.clone()
+    }
+
     /// The tenants' rate limiters and pools.
     pub fn isolation(&self) -> &limits::Isolation {
         &self.inner.isolation
@@ -121,6 +129,7 @@ impl AppState {
 pub fn router(state: AppState, config: &Config) -> Router {
     let timeout = config.request_timeout;
     let metrics = state.metrics();
+    let openapi = state.openapi();
     Router::new()
         .merge(routes::health::routes())
         .merge(
@@ -141,6 +150,10 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route(
             "/metrics",
             axum::routing::get(observability::serve_metrics).with_state(metrics.clone()),
+        )
+        .route(
+            "/v1/openapi.json",
+            axum::routing::get(move || std::future::ready(axum::Json(openapi.as_ref().clone()))),
         )
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(

@@ -1,0 +1,436 @@
+//! The OpenAPI 3 document of the gateway, generated at start-up from the contract itself: the
+//! `google.api.http` annotation of each RPC gives its route, the messages give the schemas
+//! (proto3 JSON names and types), and the `.proto` comments give the descriptions. A test
+//! calls every documented route on the real router, so the document and the routes cannot
+//! drift apart.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
+use prost_reflect::{
+    DescriptorPool, ExtensionDescriptor, FieldDescriptor, Kind, MessageDescriptor, MethodDescriptor,
+};
+use prost_types::FileDescriptorProto;
+use serde_json::{Map, Value, json};
+
+/// The services whose annotated RPCs the gateway serves.
+pub const SERVED: &[&str] = &[mfg_proto::service_names::TENANT];
+
+/// Annotated RPCs the gateway does not serve: internal calls between services.
+pub const INTERNAL: &[&str] = &["mfg.tenant.v1.TenantService.AuthenticateKey"];
+
+/// `google.api.FieldBehavior.OUTPUT_ONLY`.
+const OUTPUT_ONLY: i32 = 3;
+
+/// One documented route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The HTTP method, lowercase (`get`, `post`…).
+    pub method: String,
+    /// The OpenAPI path template, e.g. `/v1/tenants/{tenantId}`.
+    pub path: String,
+}
+
+/// Builds the document.
+pub fn document() -> anyhow::Result<Value> {
+    let pool = DescriptorPool::decode(mfg_proto::FILE_DESCRIPTOR_SET)
+        .context("the contract's descriptors")?;
+    let http = pool
+        .get_extension_by_name("google.api.http")
+        .context("google.api.http is not in the descriptors")?;
+    let behavior = pool.get_extension_by_name("google.api.field_behavior");
+    let mut builder = Builder {
+        schemas: BTreeMap::new(),
+        behavior,
+    };
+    let mut paths: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    for service_name in SERVED {
+        let service = pool
+            .get_service_by_name(service_name)
+            .with_context(|| format!("no service {service_name}"))?;
+        for method in service.methods() {
+            if method.is_client_streaming()
+                || method.is_server_streaming()
+                || INTERNAL.contains(&method.full_name())
+            {
+                continue;
+            }
+            let Some((verb, operation_path, operation)) = builder.operation(&method, &http)? else {
+                continue;
+            };
+            paths
+                .entry(operation_path)
+                .or_default()
+                .insert(verb, operation);
+        }
+    }
+    for (path, operation) in operational_routes() {
+        paths
+            .entry(path.to_owned())
+            .or_default()
+            .insert("get".to_owned(), operation);
+    }
+    builder
+        .schemas
+        .insert("google.rpc.Status".to_owned(), status_schema());
+    Ok(json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Manufacturing Platform REST API",
+            "version": "v1",
+            "description": "REST/JSON at the edge of the Manufacturing Platform, generated from the v1 protobuf \
+                contract (proto3 JSON mapping; errors are google.rpc.Status). Every route but health, \
+                readiness, metrics and this document takes `Authorization: Bearer <token>`: the operator \
+                token or a tenant API key.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": builder.schemas,
+            "securitySchemes": { "bearerAuth": { "type": "http", "scheme": "bearer" } },
+        },
+        "security": [ { "bearerAuth": [] } ],
+    }))
+}
+
+/// Returns the routes a document describes.
+pub fn routes(document: &Value) -> Vec<Route> {
+    let mut routes = Vec::new();
+    if let Some(paths) = document["paths"].as_object() {
+        for (path, operations) in paths {
+            for method in operations.as_object().into_iter().flat_map(|o| o.keys()) {
+                routes.push(Route {
+                    method: method.clone(),
+                    path: path.clone(),
+                });
+            }
+        }
+    }
+    routes
+}
+
+struct Builder {
+    schemas: BTreeMap<String, Value>,
+    behavior: Option<ExtensionDescriptor>,
+}
+
+impl Builder {
+    fn operation(
+        &mut self,
+        method: &MethodDescriptor,
+        http: &ExtensionDescriptor,
+    ) -> anyhow::Result<Option<(String, String, Value)>> {
+        let options = method.options();
+        if !options.has_extension(http) {
+            return Ok(None);
+        }
+        let rule = options.get_extension(http);
+        let rule = rule.as_message().context("google.api.http is a message")?;
+        let text = |name: &str| {
+            rule.get_field_by_name(name)
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        };
+        let Some((verb, template)) = ["get", "put", "post", "delete", "patch"]
+            .iter()
+            .map(|verb| ((*verb).to_owned(), text(verb)))
+            .find(|(_, template)| !template.is_empty())
+        else {
+            return Ok(None);
+        };
+        let (body, response_body) = (text("body"), text("response_body"));
+        let input = method.input();
+        let output = method.output();
+
+        let mut path = template.clone();
+        let mut path_fields = Vec::new();
+        let mut parameters = Vec::new();
+        for name in template
+            .split('{')
+            .skip(1)
+            .filter_map(|rest| rest.split('}').next())
+        {
+            let field = input
+                .get_field_by_name(name)
+                .with_context(|| format!("{} has no field {name}", input.full_name()))?;
+            path = path.replace(
+                &format!("{{{name}}}"),
+                &format!("{{{}}}", field.json_name()),
+            );
+            parameters.push(json!({
+                "name": field.json_name(), "in": "path", "required": true,
+                "description": comment_of(field.parent_file().file_descriptor_proto(), field.path()),
+                "schema": { "type": "string" },
+            }));
+            path_fields.push(name.to_owned());
+        }
+        if body.is_empty() {
+            for field in input
+                .fields()
+                .filter(|f| !path_fields.contains(&f.name().to_owned()))
+            {
+                if matches!(field.kind(), Kind::Message(_)) && !field.is_list() {
+                    continue;
+                }
+                parameters.push(json!({
+                    "name": field.json_name(), "in": "query",
+                    "description": comment_of(field.parent_file().file_descriptor_proto(), field.path()),
+                    "schema": self.field_schema(&field),
+                }));
+            }
+        }
+        let mut operation = json!({
+            "operationId": method.name(),
+            "tags": [method.parent_service().name()],
+            "summary": comment_of(method.parent_file().file_descriptor_proto(), &[6, method.parent_service().index() as i32, 2, method.index() as i32]),
+            "parameters": parameters,
+        });
+        if body == "*" {
+            let mut properties = Map::new();
+            for field in input
+                .fields()
+                .filter(|f| !path_fields.contains(&f.name().to_owned()))
+            {
+                properties.insert(field.json_name().to_owned(), self.field_schema(&field));
+            }
+            operation["requestBody"] = json!({
+                "required": true,
+                "content": { "application/json": { "schema": { "type": "object", "properties": properties } } },
+            });
+        } else if !body.is_empty() {
+            let field = input
+                .get_field_by_name(&body)
+                .with_context(|| format!("{} has no body field {body}", input.full_name()))?;
+            operation["requestBody"] = json!({
+                "required": true,
+                "content": { "application/json": { "schema": self.field_schema(&field) } },
+            });
+        }
+        let response_schema = if response_body.is_empty() {
+            self.message_ref(&output)
+        } else {
+            let field = output
+                .get_field_by_name(&response_body)
+                .with_context(|| format!("{} has no field {response_body}", output.full_name()))?;
+            self.field_schema(&field)
+        };
+        let success = if verb == "post" && method.name().starts_with("Create") {
+            "201"
+        } else {
+            "200"
+        };
+        operation["responses"] = json!({
+            success: { "description": "OK", "content": { "application/json": { "schema": response_schema } } },
+            "default": { "description": "An error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/google.rpc.Status" } } } },
+        });
+        Ok(Some((verb, path, operation)))
+    }
+
+    fn message_ref(&mut self, message: &MessageDescriptor) -> Value {
+        match message.full_name() {
+            "google.protobuf.Timestamp" => {
+                return json!({ "type": "string", "format": "date-time" });
+            }
+            "google.protobuf.Duration" => return json!({ "type": "string", "example": "1.5s" }),
+            "google.protobuf.FieldMask" => {
+                return json!({ "type": "string", "example": "displayName,labels" });
+            }
+            _ => {}
+        }
+        let name = message.full_name().to_owned();
+        if !self.schemas.contains_key(&name) {
+            // A placeholder first: messages may refer to themselves (alert conditions do).
+            self.schemas.insert(name.clone(), Value::Null);
+            let mut properties = Map::new();
+            for field in message.fields() {
+                properties.insert(field.json_name().to_owned(), self.field_schema(&field));
+            }
+            let schema = json!({
+                "type": "object",
+                "description": comment_of(message.parent_file_descriptor_proto(), message.path()),
+                "properties": properties,
+            });
+            self.schemas.insert(name.clone(), schema);
+        }
+        json!({ "$ref": format!("#/components/schemas/{name}") })
+    }
+
+    fn field_schema(&mut self, field: &FieldDescriptor) -> Value {
+        let mut schema = if field.is_map() {
+            let value = match field.kind() {
+                Kind::Message(entry) => self.kind_schema(&entry.map_entry_value_field().kind()),
+                _ => json!({}),
+            };
+            json!({ "type": "object", "additionalProperties": value })
+        } else if field.is_list() {
+            json!({ "type": "array", "items": self.kind_schema(&field.kind()) })
+        } else {
+            self.kind_schema(&field.kind())
+        };
+        let description = comment_of(field.parent_file().file_descriptor_proto(), field.path());
+        let output_only = self.behavior.as_ref().is_some_and(|behavior| {
+            let options = field.options();
+            options.has_extension(behavior)
+                && options
+                    .get_extension(behavior)
+                    .as_list()
+                    .is_some_and(|values| {
+                        values
+                            .iter()
+                            .any(|v| v.as_enum_number() == Some(OUTPUT_ONLY))
+                    })
+        });
+        if schema.get("$ref").is_some() {
+            // OpenAPI 3.0 ignores siblings of $ref: wrap it to keep the description.
+            schema = json!({ "allOf": [schema] });
+        }
+        if !description.is_empty() {
+            schema["description"] = json!(description);
+        }
+        if output_only {
+            schema["readOnly"] = json!(true);
+        }
+        schema
+    }
+
+    fn kind_schema(&mut self, kind: &Kind) -> Value {
+        match kind {
+            Kind::Double => json!({ "type": "number", "format": "double" }),
+            Kind::Float => json!({ "type": "number", "format": "float" }),
+            Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => {
+                json!({ "type": "integer", "format": "int32" })
+            }
+            Kind::Uint32 | Kind::Fixed32 => {
+                json!({ "type": "integer", "format": "int64", "minimum": 0 })
+            }
+            // proto3 JSON writes 64-bit integers as strings.
+            Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => {
+                json!({ "type": "string", "format": "int64" })
+            }
+            Kind::Uint64 | Kind::Fixed64 => json!({ "type": "string", "format": "uint64" }),
+            Kind::Bool => json!({ "type": "boolean" }),
+            Kind::String => json!({ "type": "string" }),
+            Kind::Bytes => json!({ "type": "string", "format": "byte" }),
+            Kind::Enum(enumeration) => json!({
+                "type": "string",
+                "enum": enumeration.values().map(|v| v.name().to_owned()).collect::<Vec<_>>(),
+            }),
+            Kind::Message(message) => self.message_ref(message),
+        }
+    }
+}
+
+fn comment_of(file: &FileDescriptorProto, path: &[i32]) -> String {
+    file.source_code_info
+        .as_ref()
+        .and_then(|info| info.location.iter().find(|location| location.path == path))
+        .and_then(|location| location.leading_comments.as_deref())
+        .map(|comment| comment.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn status_schema() -> Value {
+    json!({
+        "type": "object",
+        "description": "The error body of every failure: the gRPC status code number, a message, and \
+            details such as google.rpc.BadRequest field violations.",
+        "properties": {
+            "code": { "type": "integer", "format": "int32" },
+            "message": { "type": "string" },
+            "details": { "type": "array", "items": { "type": "object", "properties": { "@type": { "type": "string" } }, "additionalProperties": true } },
+        },
+    })
+}
+
+fn operational_routes() -> Vec<(&'static str, Value)> {
+    let open = |summary: &str, content: Value| json!({ "summary": summary, "security": [], "responses": { "200": { "description": "OK", "content": content } } });
+    vec![
+        (
+            "/healthz",
+            open(
+                "Liveness: the gateway process runs.",
+                json!({ "application/json": { "schema": { "type": "object" } } }),
+            ),
+        ),
+        ("/readyz", {
+            let mut op = open(
+                "Readiness: 200 when every upstream service is SERVING.",
+                json!({ "application/json": { "schema": { "type": "object" } } }),
+            );
+            op["responses"]["503"] = json!({ "description": "An upstream service is not serving" });
+            op
+        }),
+        (
+            "/metrics",
+            open(
+                "Prometheus metrics: request counts and latency histograms per route and status.",
+                json!({ "text/plain": { "schema": { "type": "string" } } }),
+            ),
+        ),
+        (
+            "/v1/openapi.json",
+            open(
+                "This document.",
+                json!({ "application/json": { "schema": { "type": "object" } } }),
+            ),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_describes_the_tenant_routes_with_their_schemas() {
+        let document = document().unwrap();
+        let mut routes: Vec<String> = routes(&document)
+            .into_iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect();
+        routes.sort();
+        assert_eq!(
+            routes,
+            [
+                "delete /v1/tenants/{tenantId}",
+                "delete /v1/tenants/{tenantId}/api-keys/{keyId}",
+                "delete /v1/tenants/{tenantId}/machines/{machineId}",
+                "get /healthz",
+                "get /metrics",
+                "get /readyz",
+                "get /v1/openapi.json",
+                "get /v1/tenants",
+                "get /v1/tenants/{tenantId}",
+                "get /v1/tenants/{tenantId}/api-keys",
+                "get /v1/tenants/{tenantId}/machines",
+                "get /v1/tenants/{tenantId}/machines/{machineId}",
+                "patch /v1/tenants/{tenantId}",
+                "patch /v1/tenants/{tenantId}/machines/{machineId}",
+                "post /v1/tenants",
+                "post /v1/tenants/{tenantId}/api-keys",
+                "post /v1/tenants/{tenantId}/machines",
+            ]
+        );
+        let tenant = &document["components"]["schemas"]["mfg.tenant.v1.Tenant"]["properties"];
+        assert_eq!(tenant["monthlyBudgetUsd"]["type"], "number");
+        assert_eq!(tenant["createTime"]["format"], "date-time");
+        assert_eq!(tenant["id"]["readOnly"], true);
+        assert_eq!(tenant["plan"]["enum"][1], "PLAN_SHARED");
+        assert_eq!(tenant["labels"]["type"], "object");
+        let create = &document["paths"]["/v1/tenants"]["post"];
+        assert!(create["responses"]["201"].is_object());
+        assert!(
+            create["summary"]
+                .as_str()
+                .unwrap()
+                .starts_with("CreateTenant creates a tenant")
+        );
+        let list = &document["paths"]["/v1/tenants"]["get"]["parameters"];
+        let names: Vec<&str> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["pageSize", "pageToken", "showDeleted"]);
+    }
+}

@@ -1,0 +1,85 @@
+//! The OpenAPI document and the router cannot drift: every documented route is served (it is
+//! never answered "no such route" or 405), and the document is served at `/v1/openapi.json`.
+
+use axum::body::{Body, to_bytes};
+use http::{Method, Request, StatusCode};
+use mfg_gateway::{AppState, Config, openapi, router};
+use tower::ServiceExt as _;
+
+fn app() -> axum::Router {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on port 1: no upstream is needed to tell a routed request from an unrouted one.
+    let mut config = Config::new(
+        dir.path(),
+        "127.0.0.1:1",
+        "127.0.0.1:1",
+        "127.0.0.1:1",
+        "127.0.0.1:1",
+    );
+    config.admin_token = Some(mfg_common::config::Secret::new("operator-token-for-tests"));
+    let state = AppState::new(&config, "operator-token-for-tests").unwrap();
+    router(state, &config)
+}
+
+#[tokio::test]
+async fn every_documented_route_is_served() {
+    let document = openapi::document().unwrap();
+    let routes = openapi::routes(&document);
+    assert!(routes.len() >= 17);
+    for route in routes {
+        let path = route
+            .path
+            .replace("{tenantId}", "01a20c65-7cc4-737a-8cd8-9568c361dd9e")
+            .replace("{keyId}", "01a20c657d52719b98d3a591dab20d03")
+            .replace("{machineId}", "press-7");
+        let method = Method::from_bytes(route.method.to_uppercase().as_bytes()).unwrap();
+        let request = Request::builder()
+            .method(method.clone())
+            .uri(&path)
+            .header("content-type", "application/json")
+            .body(Body::from("{}"))
+            .unwrap();
+        let response = app().oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = String::from_utf8(
+            to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap()
+                .to_vec(),
+        )
+        .unwrap();
+        assert_ne!(
+            status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}: {body}"
+        );
+        assert!(
+            !body.contains("no such route"),
+            "{method} {path} is documented but not routed: {body}"
+        );
+        if path.starts_with("/v1/tenants") {
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} needs a token: {body}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_document_is_served() {
+    let response = app()
+        .oneshot(
+            Request::get("/v1/openapi.json")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: serde_json::Value =
+        serde_json::from_slice(&to_bytes(response.into_body(), 1 << 22).await.unwrap()).unwrap();
+    assert_eq!(body["openapi"], "3.0.3");
+    assert!(body["paths"]["/v1/tenants/{tenantId}/machines/{machineId}"]["patch"].is_object());
+}
