@@ -1,3 +1,4 @@
 //! The `mfg` command as a library, so that tests start exactly what `mfg up` starts.
 
+pub mod bench;
 pub mod up;

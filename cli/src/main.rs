@@ -25,11 +25,23 @@ enum Command {
     /// Runs the four services and the REST gateway in one process, on SQLite files in the data
     /// directory unless `--database-url` names PostgreSQL.
     Up(mfg::up::UpArgs),
+    /// Measures the platform; the figures go into docs/BENCHMARKS.md.
+    Bench {
+        #[command(subcommand)]
+        bench: Bench,
+    },
     /// Runs one service, for independent deployment.
     Serve {
         #[command(subcommand)]
         service: Service,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// REST through the gateway against gRPC straight to the tenant service: the gateway's
+    /// overhead at p50, and throughput with p99 under concurrency. Needs a running `mfg up`.
+    Gateway(mfg::bench::GatewayBench),
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,6 +76,9 @@ async fn main() -> anyhow::Result<()> {
             telemetry.shutdown();
             return result;
         }
+        Command::Bench {
+            bench: Bench::Gateway(args),
+        } => return mfg::bench::gateway(args).await,
         Command::Serve { service } => service,
     };
     let name = match &service {

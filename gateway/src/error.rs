@@ -4,7 +4,7 @@
 
 use axum::{
     Json,
-    extract::rejection::{JsonRejection, PathRejection, QueryRejection},
+    extract::rejection::{PathRejection, QueryRejection},
     http::StatusCode,
     response::{IntoResponse, Response},
 };
@@ -105,26 +105,6 @@ impl From<tonic::Status> for ApiError {
             code,
             message,
             details,
-        }
-    }
-}
-
-impl From<JsonRejection> for ApiError {
-    fn from(rejection: JsonRejection) -> Self {
-        match rejection {
-            JsonRejection::MissingJsonContentType(_) => Self::new(
-                ErrorCode::InvalidArgument,
-                "the body must be JSON, with `Content-Type: application/json`",
-            ),
-            JsonRejection::BytesRejection(_)
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE =>
-            {
-                payload_too_large()
-            }
-            other => Self::new(
-                ErrorCode::InvalidArgument,
-                format!("malformed JSON body: {}", other.body_text()),
-            ),
         }
     }
 }

@@ -12,6 +12,38 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 
+/// Reads a body as JSON whatever its `Content-Type` says, as grpc-gateway does, within the
+/// body size limit (413 past it).
+async fn read_json<S: Send + Sync, T: DeserializeOwned>(
+    request: Request,
+    state: &S,
+) -> Result<T, ApiError> {
+    let bytes = axum::body::Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                crate::error::payload_too_large()
+            } else {
+                ApiError::new(
+                    mfg_common::ErrorCode::InvalidArgument,
+                    rejection.body_text(),
+                )
+            }
+        })?;
+    if bytes.is_empty() {
+        return Err(ApiError::new(
+            mfg_common::ErrorCode::InvalidArgument,
+            "a JSON body is required",
+        ));
+    }
+    serde_json::from_slice(&bytes).map_err(|error| {
+        ApiError::new(
+            mfg_common::ErrorCode::InvalidArgument,
+            format!("malformed JSON body: {error}"),
+        )
+    })
+}
+
 /// A JSON request body; malformed JSON and wrong types are answered as INVALID_ARGUMENT.
 #[derive(Debug)]
 pub struct Body<T>(pub T);
@@ -20,8 +52,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::Json(value) = axum::Json::<T>::from_request(request, state).await?;
-        Ok(Self(value))
+        Ok(Self(read_json(request, state).await?))
     }
 }
 
@@ -33,7 +64,7 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::Json(value) = axum::Json::<Value>::from_request(request, state).await?;
+        let value: Value = read_json(request, state).await?;
         if !value.is_object() {
             return Err(ApiError::new(
                 mfg_common::ErrorCode::InvalidArgument,
