@@ -140,13 +140,6 @@ pub async fn start(
         Some(url) => url.clone(),
         None => format!("sqlite://{}", args.data_dir.join("tenant.db").display()),
     };
-    let mut tenant = mfg_tenant::Config::new(database_url, "");
-    tenant.key_pepper = args.key_pepper.clone();
-    tenant
-        .validate()
-        .map_err(anyhow::Error::msg)
-        .context("invalid tenant configuration")?;
-
     let mut gateway = mfg_gateway::Config::new(
         &args.data_dir,
         &addresses.tenant.to_string(),
@@ -155,9 +148,21 @@ pub async fn start(
         &addresses.provisioning.to_string(),
     );
     gateway.admin_token = args.admin_token.clone();
-    gateway
+    let operator_token = gateway
         .operator_token()
         .context("cannot set up the operator token")?;
+
+    let mut tenant = mfg_tenant::Config::new(database_url, "").with_admin_token(operator_token);
+    tenant.key_pepper = args.key_pepper.clone();
+    tenant
+        .validate()
+        .map_err(anyhow::Error::msg)
+        .context("invalid tenant configuration")?;
+
+    // The gateway's configuration carries the operator token it resolved, so the two agree.
+    gateway.admin_token = Some(Secret::new(
+        tenant.operator_token().map_err(anyhow::Error::msg)?,
+    ));
 
     let mut set = JoinSet::new();
     set.spawn(mfg_tenant::run(tenant, listeners.tenant, shutdown.clone()));

@@ -1,13 +1,21 @@
-//! API-key authentication for the gateway and the storage service: the scopes vocabulary, and a
-//! cache in front of the tenant service's `AuthenticateKey` that answers repeat calls without a
-//! round trip, yet never serves a revoked key, or a key of a deleted tenant, for more than its
-//! time to live (at most one second).
+//! Authentication and authorization, the same at the gateway and on every service.
+//!
+//! A caller presents `Authorization: Bearer <token>` (an HTTP header at the gateway, gRPC
+//! metadata on the services): the operator token, or a tenant's API key. Keys are resolved
+//! through [`KeyCache`], which answers repeat calls without a round trip, yet never serves a
+//! revoked key, or a key of a deleted tenant, for more than its time to live (at most one
+//! second). [`Caller::authorize`] then applies the rules: a key acts only inside its own tenant
+//! (NOT_FOUND otherwise, so nothing reveals that another tenant exists) and only with its scopes
+//! (PERMISSION_DENIED). [`AuthLayer`] does the authentication for a gRPC server.
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, PoisonError},
+    task::{Context, Poll},
     time::{Duration, Instant},
 };
+
+use futures::future::BoxFuture;
 
 use mfg_proto::tenant::v1 as pb;
 use sha2::{Digest as _, Sha256};
@@ -86,7 +94,8 @@ impl Principal {
         self.scopes.iter().any(|scope| scope.allows(required))
     }
 
-    fn from_proto(response: pb::AuthenticateKeyResponse) -> Self {
+    /// Builds a principal from an `AuthenticateKey` answer.
+    pub fn from_response(response: pb::AuthenticateKeyResponse) -> Self {
         Self {
             suspended: response.tenant_state() == pb::TenantState::Suspended,
             plan: response.plan(),
@@ -154,7 +163,7 @@ impl KeyResolver for pb::tenant_service_client::TenantServiceClient<TracedChanne
                 secret: secret.to_owned(),
             })
             .await?;
-        Ok(Principal::from_proto(response.into_inner()))
+        Ok(Principal::from_response(response.into_inner()))
     }
 }
 
@@ -230,6 +239,210 @@ impl<R: KeyResolver> KeyCache<R> {
             }
         }
         entries.insert(digest, Entry { expires, principal });
+    }
+}
+
+/// The caller of a request, once authenticated.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// The platform operator (also the credential services use to call each other).
+    Operator,
+    /// A tenant's API key.
+    Tenant(Arc<Principal>),
+}
+
+/// Why an authenticated caller may not do something.
+#[derive(Debug, thiserror::Error)]
+pub enum Denied {
+    /// The request addresses another tenant; answered as if it did not exist.
+    #[error("tenant `{0}` not found")]
+    OtherTenant(String),
+    /// The key lacks a scope.
+    #[error("the API key lacks the `{0}` scope")]
+    MissingScope(&'static str),
+    /// Only the operator may do this.
+    #[error("only the operator may do this")]
+    OperatorOnly,
+}
+
+impl ServiceError for Denied {
+    fn error_code(&self) -> ErrorCode {
+        match self {
+            Self::OtherTenant(_) => ErrorCode::NotFound,
+            Self::MissingScope(_) | Self::OperatorOnly => ErrorCode::PermissionDenied,
+        }
+    }
+}
+
+impl From<Denied> for tonic::Status {
+    fn from(denied: Denied) -> Self {
+        crate::error::to_status(&denied)
+    }
+}
+
+impl Caller {
+    /// Allows only the operator.
+    pub fn require_operator(&self) -> Result<(), Denied> {
+        match self {
+            Self::Operator => Ok(()),
+            Self::Tenant(_) => Err(Denied::OperatorOnly),
+        }
+    }
+
+    /// Allows the operator, and a key of `tenant_id` holding `scope`. Another tenant's key gets
+    /// [`Denied::OtherTenant`] before its scopes are looked at.
+    pub fn authorize(&self, tenant_id: &str, scope: Scope) -> Result<(), Denied> {
+        match self {
+            Self::Operator => Ok(()),
+            Self::Tenant(principal) if principal.tenant_id != tenant_id => {
+                Err(Denied::OtherTenant(tenant_id.to_owned()))
+            }
+            Self::Tenant(principal) if !principal.allows(scope) => {
+                Err(Denied::MissingScope(scope.as_str()))
+            }
+            Self::Tenant(_) => Ok(()),
+        }
+    }
+
+    /// Returns the caller of a gRPC request, as [`AuthLayer`] left it; UNAUTHENTICATED when the
+    /// server has no such layer.
+    pub fn of<T>(request: &tonic::Request<T>) -> Result<Self, tonic::Status> {
+        request.extensions().get::<Self>().cloned().ok_or_else(|| {
+            tonic::Status::unauthenticated("no credentials were checked for this call")
+        })
+    }
+
+    /// Returns who the caller is, for audit fields (`operator` or `key:<id>`).
+    pub fn actor(&self) -> String {
+        match self {
+            Self::Operator => "operator".to_owned(),
+            Self::Tenant(principal) => format!("key:{}", principal.key_id),
+        }
+    }
+}
+
+trait KeyLookup: Send + Sync + 'static {
+    fn lookup<'a>(&'a self, secret: &'a str) -> BoxFuture<'a, Result<Arc<Principal>, AuthError>>;
+}
+
+impl<R: KeyResolver> KeyLookup for KeyCache<R> {
+    fn lookup<'a>(&'a self, secret: &'a str) -> BoxFuture<'a, Result<Arc<Principal>, AuthError>> {
+        Box::pin(self.authenticate(secret))
+    }
+}
+
+/// Resolves bearer tokens: the operator token, compared by digest, or an API key through a
+/// [`KeyCache`].
+#[derive(Clone)]
+pub struct Authenticator {
+    operator_digest: [u8; 32],
+    keys: Arc<dyn KeyLookup>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator").finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    /// Creates an authenticator for an operator token and a key cache.
+    pub fn new<R: KeyResolver>(operator_token: &str, keys: KeyCache<R>) -> Self {
+        Self {
+            operator_digest: Sha256::digest(operator_token.as_bytes()).into(),
+            keys: Arc::new(keys),
+        }
+    }
+
+    /// Resolves the `Authorization: Bearer <token>` header (or gRPC metadata) of a request.
+    pub async fn authenticate(&self, headers: &http::HeaderMap) -> Result<Caller, AuthError> {
+        let header = headers.get(http::header::AUTHORIZATION).ok_or_else(|| {
+            AuthError::Unauthenticated("missing `Authorization: Bearer <token>`".to_owned())
+        })?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|token| !token.is_empty())
+            .ok_or_else(|| {
+                AuthError::Unauthenticated("`Authorization` must be `Bearer <token>`".to_owned())
+            })?;
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        // Comparing digests does not leak the token through timing.
+        if digest == self.operator_digest {
+            return Ok(Caller::Operator);
+        }
+        Ok(Caller::Tenant(self.keys.lookup(token).await?))
+    }
+}
+
+/// A tower layer for gRPC servers that authenticates every call and leaves the [`Caller`] in the
+/// request's extensions. Health checks and reflection stay open.
+#[derive(Debug, Clone)]
+pub struct AuthLayer {
+    authenticator: Authenticator,
+}
+
+impl AuthLayer {
+    /// Creates the layer.
+    pub fn new(authenticator: Authenticator) -> Self {
+        Self { authenticator }
+    }
+}
+
+impl<S> tower::Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService {
+            inner,
+            authenticator: self.authenticator.clone(),
+        }
+    }
+}
+
+/// The service made by [`AuthLayer`].
+#[derive(Debug, Clone)]
+pub struct AuthService<S> {
+    inner: S,
+    authenticator: Authenticator,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for AuthService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        // The service that was polled ready handles this call; its clone waits for the next.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let open = request.uri().path().starts_with("/grpc.");
+        let authenticator = self.authenticator.clone();
+        Box::pin(async move {
+            if !open {
+                match authenticator.authenticate(request.headers()).await {
+                    Ok(caller) => {
+                        request.extensions_mut().insert(caller);
+                    }
+                    Err(error) => return Ok(crate::error::to_status(&error).into_http()),
+                }
+            }
+            inner.call(request).await
+        })
     }
 }
 

@@ -13,7 +13,10 @@ use tonic::{
 };
 use tonic_health::{ServingStatus, server::HealthReporter};
 
-use crate::trace_context::{InjectTraceContext, InjectTraceContextLayer};
+use crate::{
+    auth::AuthLayer,
+    trace_context::{InjectTraceContext, InjectTraceContextLayer},
+};
 
 /// A client channel that propagates trace context.
 pub type TracedChannel = InjectTraceContext<Channel>;
@@ -77,11 +80,13 @@ pub async fn standard_routes(services: &[&'static str]) -> anyhow::Result<(Healt
 }
 
 /// Serves `routes` on `listener` until `shutdown` is cancelled, then marks the process
-/// NOT_SERVING, stops accepting, and lets in-flight calls finish for at most `grace`.
+/// NOT_SERVING, stops accepting, and lets in-flight calls finish for at most `grace`. With an
+/// [`AuthLayer`], every call but health and reflection must carry `authorization: Bearer`.
 pub async fn serve(
     listener: TcpListener,
     routes: Routes,
     health: Health,
+    auth: Option<AuthLayer>,
     shutdown: CancellationToken,
     grace: Duration,
 ) -> anyhow::Result<()> {
@@ -90,6 +95,7 @@ pub async fn serve(
     let server = Server::builder()
         .tcp_nodelay(true)
         .layer(crate::trace_context::server_layer())
+        .layer(tower::util::option_layer(auth))
         .add_routes(routes)
         .serve_with_incoming_shutdown(
             TcpListenerStream::new(listener),

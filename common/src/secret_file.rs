@@ -32,6 +32,15 @@ pub fn load_or_create(
     Ok(secret)
 }
 
+/// Generates an operator token: `mfgop_` and 256 random bits in base64url.
+pub fn operator_token() -> Result<String, String> {
+    use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+    Ok(format!(
+        "mfgop_{}",
+        URL_SAFE_NO_PAD.encode(random_bytes(32)?)
+    ))
+}
+
 /// Returns `len` bytes from the operating system's CSPRNG.
 pub fn random_bytes(len: usize) -> Result<Vec<u8>, String> {
     let mut bytes = vec![0u8; len];

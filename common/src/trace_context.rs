@@ -61,14 +61,28 @@ impl<S> tower::Layer<S> for InjectTraceContextLayer {
     type Service = InjectTraceContext<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        InjectTraceContext { inner }
+        InjectTraceContext {
+            inner,
+            authorization: None,
+        }
     }
 }
 
-/// The service made by [`InjectTraceContextLayer`].
+/// The service made by [`InjectTraceContextLayer`]; it can also carry the caller's credential.
 #[derive(Debug, Clone)]
 pub struct InjectTraceContext<S> {
     inner: S,
+    authorization: Option<HeaderValue>,
+}
+
+impl<S> InjectTraceContext<S> {
+    /// Sends `authorization: Bearer <token>` with every request that has none of its own.
+    pub fn with_bearer(mut self, token: &str) -> Result<Self, http::header::InvalidHeaderValue> {
+        let mut value = HeaderValue::from_str(&format!("Bearer {token}"))?;
+        value.set_sensitive(true);
+        self.authorization = Some(value);
+        Ok(self)
+    }
 }
 
 impl<S, B> tower::Service<http::Request<B>> for InjectTraceContext<S>
@@ -85,6 +99,13 @@ where
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         inject_current(request.headers_mut());
+        if let Some(authorization) = &self.authorization
+            && !request.headers().contains_key(http::header::AUTHORIZATION)
+        {
+            request
+                .headers_mut()
+                .insert(http::header::AUTHORIZATION, authorization.clone());
+        }
         self.inner.call(request)
     }
 }

@@ -2,7 +2,6 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use mfg_common::{
     config::{Secret, parse_duration},
     secret_file,
@@ -124,14 +123,9 @@ impl Config {
             return Ok(token.expose().to_owned());
         }
         let path = self.admin_token_path();
-        let bytes = secret_file::load_or_create(&path, || {
-            Ok(format!(
-                "mfgop_{}",
-                URL_SAFE_NO_PAD.encode(secret_file::random_bytes(32)?)
-            )
-            .into_bytes())
-        })
-        .map_err(anyhow::Error::msg)?;
+        let bytes =
+            secret_file::load_or_create(&path, || Ok(secret_file::operator_token()?.into_bytes()))
+                .map_err(anyhow::Error::msg)?;
         let token = String::from_utf8(bytes)
             .map_err(|_| anyhow::anyhow!("{} is not text", path.display()))?;
         Ok(token.trim().to_owned())

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use axum::{Router, error_handling::HandleErrorLayer, extract::DefaultBodyLimit, http::StatusCode};
 use mfg_common::{
     ErrorCode,
-    auth::KeyCache,
+    auth::{Authenticator, KeyCache},
     clock::system_clock,
     grpc::{TracedChannel, lazy_channel},
     shutdown::CancellationToken,
@@ -28,7 +28,7 @@ use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 
 pub use crate::config::Config;
-use crate::{auth::Authenticator, error::ApiError};
+use crate::error::ApiError;
 
 /// What every handler shares: clients of the upstream services and the authenticator.
 #[derive(Debug, Clone)]
@@ -57,11 +57,15 @@ struct Upstreams {
 impl AppState {
     /// Connects (lazily) to the upstream services of a configuration.
     pub fn new(config: &Config, operator_token: &str) -> anyhow::Result<Self> {
+        // After its own checks, the gateway calls the services with the operator credential.
+        let channel = |addr: &str| -> anyhow::Result<TracedChannel> {
+            Ok(lazy_channel(&config::uri(addr))?.with_bearer(operator_token)?)
+        };
         let channels = Upstreams {
-            tenant: lazy_channel(&config::uri(&config.tenant_addr))?,
-            storage: lazy_channel(&config::uri(&config.storage_addr))?,
-            cost: lazy_channel(&config::uri(&config.cost_addr))?,
-            provisioning: lazy_channel(&config::uri(&config.provisioning_addr))?,
+            tenant: channel(&config.tenant_addr)?,
+            storage: channel(&config.storage_addr)?,
+            cost: channel(&config.cost_addr)?,
+            provisioning: channel(&config.provisioning_addr)?,
         };
         let tenant = TenantServiceClient::new(channels.tenant.clone());
         let keys = KeyCache::new(

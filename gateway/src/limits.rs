@@ -168,7 +168,7 @@ pub async fn admission(
 ) -> Response {
     let caller = match state.auth().authenticate(request.headers()).await {
         Ok(caller) => caller,
-        Err(error) => return error.into_response(),
+        Err(error) => return ApiError::from(error).into_response(),
     };
     request.extensions_mut().insert(caller.clone());
     let Caller::Tenant(principal) = caller else {

@@ -10,6 +10,9 @@ use tonic_health::ServingStatus;
 /// The pepper test tenant services hash keys with.
 pub const TEST_PEPPER: &str = "system-test-pepper-0123456789";
 
+/// The operator token of test services.
+pub const TEST_OPERATOR_TOKEN: &str = "system-test-operator-token";
+
 /// A service running in this process.
 #[derive(Debug)]
 pub struct Running {
@@ -44,9 +47,12 @@ impl Running {
         }
     }
 
-    /// Returns a traced client channel to the service.
+    /// Returns a traced client channel to the service, carrying the operator token.
     pub fn channel(&self) -> TracedChannel {
-        mfg_common::grpc::lazy_channel(&format!("http://{}", self.addr)).expect("valid address")
+        mfg_common::grpc::lazy_channel(&format!("http://{}", self.addr))
+            .expect("valid address")
+            .with_bearer(TEST_OPERATOR_TOKEN)
+            .expect("a valid token")
     }
 
     /// Stops the service and waits for it to drain.
@@ -61,7 +67,8 @@ impl Running {
 
 /// Starts the tenant service on a database URL.
 pub async fn start_tenant(database_url: &str) -> Running {
-    let config = mfg_tenant::Config::new(database_url, TEST_PEPPER);
+    let config =
+        mfg_tenant::Config::new(database_url, TEST_PEPPER).with_admin_token(TEST_OPERATOR_TOKEN);
     Running::start(mfg_proto::service_names::TENANT, |listener, shutdown| {
         mfg_tenant::run(config, listener, shutdown)
     })

@@ -2,7 +2,7 @@
 //!
 //! A library with one entry, [`run`], which serves on a listener the caller bound. It has no
 //! state yet, so it is SERVING as soon as it listens; its RPCs answer UNIMPLEMENTED until its
-//! issue is built.
+//! issue is built, and it checks credentials from then on, as the tenant service does.
 
 pub mod api;
 pub mod config;
@@ -27,6 +27,7 @@ pub async fn run(
         listener,
         routes,
         health,
+        None,
         shutdown,
         config.server.shutdown_grace,
     )

@@ -5,7 +5,10 @@ mod convert;
 
 use std::sync::{Arc, OnceLock};
 
-use mfg_common::pagination::PageRequest;
+use mfg_common::{
+    auth::{AuthError, Caller, KeyResolver, Principal, Scope},
+    pagination::PageRequest,
+};
 use mfg_proto::tenant::v1::{self as pb, tenant_service_server::TenantService};
 use tonic::{Request, Response, Status};
 
@@ -18,7 +21,10 @@ use crate::{
 pub type ReadyTenants = Arc<OnceLock<Tenants>>;
 
 /// Serves `mfg.tenant.v1.TenantService`. Until the database is ready, every RPC answers
-/// UNAVAILABLE.
+/// UNAVAILABLE. Every RPC first applies the platform's rules to the caller that the server's
+/// [`mfg_common::auth::AuthLayer`] authenticated: tenant management is the operator's; a key
+/// reads its own tenant and machines (read scope) and manages its keys and machines (admin);
+/// anything of another tenant is NOT_FOUND.
 #[derive(Debug, Clone)]
 pub struct TenantApi {
     tenants: ReadyTenants,
@@ -35,6 +41,38 @@ impl TenantApi {
     }
 }
 
+/// Resolves the keys of callers of the tenant service from its own database.
+#[derive(Debug, Clone)]
+pub struct LocalKeys {
+    tenants: ReadyTenants,
+}
+
+impl LocalKeys {
+    /// Resolves keys with the operations once they are ready.
+    pub fn new(tenants: ReadyTenants) -> Self {
+        Self { tenants }
+    }
+}
+
+impl KeyResolver for LocalKeys {
+    async fn resolve(&self, secret: &str) -> Result<Principal, AuthError> {
+        let tenants = self
+            .tenants
+            .get()
+            .ok_or_else(|| AuthError::Unavailable(TenantError::NotReady.to_string()))?;
+        match tenants.authenticate(secret).await {
+            Ok(record) => Ok(Principal::from_response(record.into())),
+            Err(TenantError::Unauthenticated(message)) => {
+                Err(AuthError::Unauthenticated(message.to_owned()))
+            }
+            Err(error @ (TenantError::Unavailable(_) | TenantError::NotReady)) => {
+                Err(AuthError::Unavailable(error.to_string()))
+            }
+            Err(error) => Err(AuthError::Internal(error.to_string())),
+        }
+    }
+}
+
 fn page(page_size: i32, page_token: &str) -> Result<PageRequest, TenantError> {
     PageRequest::parse(page_size, page_token).map_err(|v| TenantError::InvalidArgument(vec![v]))
 }
@@ -45,6 +83,7 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::CreateTenantRequest>,
     ) -> Result<Response<pb::CreateTenantResponse>, Status> {
+        Caller::of(&request)?.require_operator()?;
         let new = NewTenant::try_from(request.into_inner())?;
         let tenant = self.tenants()?.create_tenant(new).await?;
         Ok(Response::new(pb::CreateTenantResponse {
@@ -56,6 +95,7 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::GetTenantRequest>,
     ) -> Result<Response<pb::GetTenantResponse>, Status> {
+        Caller::of(&request)?.authorize(&request.get_ref().tenant_id, Scope::Read)?;
         let id = convert::tenant_id(&request.get_ref().tenant_id, "tenant_id")?;
         let tenant = self.tenants()?.get_tenant(id).await?;
         Ok(Response::new(pb::GetTenantResponse {
@@ -67,6 +107,7 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::ListTenantsRequest>,
     ) -> Result<Response<pb::ListTenantsResponse>, Status> {
+        Caller::of(&request)?.require_operator()?;
         let request = request.into_inner();
         let page = page(request.page_size, &request.page_token)?;
         let (tenants, next_page_token) = self
@@ -83,6 +124,9 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::UpdateTenantRequest>,
     ) -> Result<Response<pb::UpdateTenantResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        caller.authorize(&request.get_ref().tenant_id, Scope::Admin)?;
+        caller.require_operator()?;
         let request = request.into_inner();
         let id = convert::tenant_id(&request.tenant_id, "tenant_id")?;
         let patch = convert::tenant_patch(request.tenant, request.update_mask)?;
@@ -96,6 +140,9 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::DeleteTenantRequest>,
     ) -> Result<Response<pb::DeleteTenantResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        caller.authorize(&request.get_ref().tenant_id, Scope::Admin)?;
+        caller.require_operator()?;
         let id = convert::tenant_id(&request.get_ref().tenant_id, "tenant_id")?;
         let tenant = self.tenants()?.delete_tenant(id).await?;
         Ok(Response::new(pb::DeleteTenantResponse {
@@ -107,6 +154,7 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::CreateApiKeyRequest>,
     ) -> Result<Response<pb::CreateApiKeyResponse>, Status> {
+        Caller::of(&request)?.authorize(&request.get_ref().tenant_id, Scope::Admin)?;
         let request = request.into_inner();
         let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
         let scopes = convert::scopes(&request.scopes)?;
@@ -124,6 +172,7 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::ListApiKeysRequest>,
     ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
+        Caller::of(&request)?.authorize(&request.get_ref().tenant_id, Scope::Admin)?;
         let request = request.into_inner();
         let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
         let page = page(request.page_size, &request.page_token)?;
@@ -138,6 +187,7 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::RevokeApiKeyRequest>,
     ) -> Result<Response<pb::RevokeApiKeyResponse>, Status> {
+        Caller::of(&request)?.authorize(&request.get_ref().tenant_id, Scope::Admin)?;
         let request = request.get_ref();
         let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
         let key = convert::key_id(&request.key_id, "key_id")?;
@@ -151,6 +201,7 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::AuthenticateKeyRequest>,
     ) -> Result<Response<pb::AuthenticateKeyResponse>, Status> {
+        Caller::of(&request)?.require_operator()?;
         let record = self
             .tenants()?
             .authenticate(&request.get_ref().secret)
@@ -162,6 +213,7 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::CreateMachineRequest>,
     ) -> Result<Response<pb::CreateMachineResponse>, Status> {
+        Caller::of(&request)?.authorize(&request.get_ref().tenant_id, Scope::Admin)?;
         let request = request.into_inner();
         let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
         let new = convert::new_machine(request.machine)?;
@@ -175,6 +227,7 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::GetMachineRequest>,
     ) -> Result<Response<pb::GetMachineResponse>, Status> {
+        Caller::of(&request)?.authorize(&request.get_ref().tenant_id, Scope::Read)?;
         let request = request.get_ref();
         let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
         let id = convert::machine_id(&request.machine_id, "machine_id")?;
@@ -188,6 +241,7 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::ListMachinesRequest>,
     ) -> Result<Response<pb::ListMachinesResponse>, Status> {
+        Caller::of(&request)?.authorize(&request.get_ref().tenant_id, Scope::Read)?;
         let request = request.into_inner();
         let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
         let page = page(request.page_size, &request.page_token)?;
@@ -202,6 +256,7 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::UpdateMachineRequest>,
     ) -> Result<Response<pb::UpdateMachineResponse>, Status> {
+        Caller::of(&request)?.authorize(&request.get_ref().tenant_id, Scope::Admin)?;
         let request = request.into_inner();
         let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
         let id = convert::machine_id(&request.machine_id, "machine_id")?;
@@ -216,6 +271,7 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::DeleteMachineRequest>,
     ) -> Result<Response<pb::DeleteMachineResponse>, Status> {
+        Caller::of(&request)?.authorize(&request.get_ref().tenant_id, Scope::Admin)?;
         let request = request.get_ref();
         let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
         let id = convert::machine_id(&request.machine_id, "machine_id")?;

@@ -28,6 +28,11 @@ pub struct Config {
     /// unset, one is generated on first start and kept (mode 0600) beside the database file.
     #[arg(long = "key-pepper", env = "MFG_KEY_PEPPER", hide_env_values = true)]
     pub key_pepper: Option<Secret>,
+    /// The operator token, which every call must carry unless it carries a tenant's API key.
+    /// Required with PostgreSQL; with SQLite, when unset, one is generated on first start and
+    /// kept (mode 0600) beside the database file, where `mfg up` keeps the gateway's.
+    #[arg(long = "admin-token", env = "MFG_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<Secret>,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -39,7 +44,41 @@ impl Config {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             database: DatabaseArgs::new(database_url),
             key_pepper: Some(Secret::new(key_pepper)),
+            admin_token: None,
             server: ServerArgs::default(),
+        }
+    }
+
+    /// Sets the operator token.
+    pub fn with_admin_token(mut self, token: impl Into<String>) -> Self {
+        self.admin_token = Some(Secret::new(token));
+        self
+    }
+
+    /// Returns the operator token: the configured one, or, on SQLite, the one kept beside the
+    /// database file (generated on first start).
+    pub fn operator_token(&self) -> Result<String, String> {
+        if let Some(token) = &self.admin_token {
+            if token.expose().len() < 16 {
+                return Err("the admin token must be at least 16 characters".to_owned());
+            }
+            return Ok(token.expose().to_owned());
+        }
+        match mfg_common::db::validate_url(&self.database.url)? {
+            Backend::Sqlite => {
+                let options = SqliteConnectOptions::from_str(&self.database.url)
+                    .map_err(|e| e.to_string())?;
+                let path = options.get_filename().with_file_name("admin-token");
+                let bytes = secret_file::load_or_create(&path, || {
+                    Ok(secret_file::operator_token()?.into_bytes())
+                })?;
+                let token = String::from_utf8(bytes)
+                    .map_err(|_| format!("{} is not text", path.display()))?;
+                Ok(token.trim().to_owned())
+            }
+            Backend::Postgres => {
+                Err("--admin-token (MFG_ADMIN_TOKEN) is required with PostgreSQL".to_owned())
+            }
         }
     }
 

@@ -15,6 +15,7 @@ use std::{
 
 use anyhow::Context as _;
 use mfg_common::{
+    auth::{AuthLayer, Authenticator, KeyCache, MAX_TTL},
     clock::{SharedClock, system_clock},
     grpc::{self, Health},
     shutdown::CancellationToken,
@@ -55,9 +56,21 @@ pub async fn run_with_clock(
         .validate()
         .map_err(anyhow::Error::msg)
         .context("invalid tenant configuration")?;
+    let operator_token = config
+        .operator_token()
+        .map_err(anyhow::Error::msg)
+        .context("invalid tenant configuration")?;
     let (health, routes) = grpc::standard_routes(&[service_names::TENANT]).await?;
     let ready: ReadyTenants = Arc::new(OnceLock::new());
     let routes = routes.add_service(TenantServiceServer::new(TenantApi::new(ready.clone())));
+    // Keys that call the tenant service directly are resolved here, without a round trip.
+    let keys = KeyCache::new(
+        api::LocalKeys::new(ready.clone()),
+        clock.clone(),
+        MAX_TTL,
+        100_000,
+    );
+    let auth = AuthLayer::new(Authenticator::new(&operator_token, keys));
 
     let readiness = tokio::spawn(become_ready(
         config.clone(),
@@ -71,6 +84,7 @@ pub async fn run_with_clock(
         listener,
         routes,
         health,
+        Some(auth),
         shutdown,
         config.server.shutdown_grace,
     )

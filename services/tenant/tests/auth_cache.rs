@@ -51,7 +51,8 @@ async fn fixture() -> Fixture {
     let (listener, addr) = testing::listener().await;
     let shutdown = CancellationToken::new();
     tokio::spawn(mfg_tenant::run(
-        mfg_tenant::Config::new(&db.url, "test-pepper-0123456789"),
+        mfg_tenant::Config::new(&db.url, "test-pepper-0123456789")
+            .with_admin_token("operator-token-for-tests"),
         listener,
         shutdown.clone(),
     ));
@@ -63,7 +64,8 @@ async fn fixture() -> Fixture {
     )
     .await
     .unwrap();
-    let client = TenantServiceClient::new(lazy_channel(&format!("http://{addr}")).unwrap());
+    let channel = lazy_channel(&format!("http://{addr}")).unwrap();
+    let client = TenantServiceClient::new(channel.with_bearer("operator-token-for-tests").unwrap());
     let calls = Arc::new(AtomicUsize::new(0));
     let clock = ManualClock::new();
     let cache = KeyCache::new(

@@ -3,7 +3,11 @@
 
 use std::time::Duration;
 
-use mfg_common::{shutdown::CancellationToken, testing};
+use mfg_common::{
+    grpc::{TracedChannel, lazy_channel},
+    shutdown::CancellationToken,
+    testing,
+};
 use mfg_proto::{
     common::v1::Retention,
     service_names,
@@ -16,9 +20,20 @@ use tonic_health::ServingStatus;
 use tonic_types::StatusExt as _;
 
 const PEPPER: &str = "test-pepper-0123456789";
+const OPERATOR: &str = "operator-token-for-tests";
+
+/// A client of the tenant service carrying a bearer token.
+fn client(addr: std::net::SocketAddr, token: &str) -> TenantServiceClient<TracedChannel> {
+    TenantServiceClient::new(
+        lazy_channel(&format!("http://{addr}"))
+            .unwrap()
+            .with_bearer(token)
+            .unwrap(),
+    )
+}
 
 struct Service {
-    client: TenantServiceClient<Channel>,
+    client: TenantServiceClient<TracedChannel>,
     addr: std::net::SocketAddr,
     shutdown: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
@@ -29,7 +44,7 @@ impl Service {
     async fn start(db: testing::TestDatabase) -> Self {
         let (listener, addr) = testing::listener().await;
         let shutdown = CancellationToken::new();
-        let config = mfg_tenant::Config::new(&db.url, PEPPER);
+        let config = mfg_tenant::Config::new(&db.url, PEPPER).with_admin_token(OPERATOR);
         let task = tokio::spawn(mfg_tenant::run(config, listener, shutdown.clone()));
         testing::wait_for_health(
             addr,
@@ -39,13 +54,8 @@ impl Service {
         )
         .await
         .expect("tenant service ready");
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
         Self {
-            client: TenantServiceClient::new(channel),
+            client: client(addr, OPERATOR),
             addr,
             shutdown,
             task,
@@ -85,7 +95,7 @@ fn violated_fields(status: &Status) -> Vec<String> {
         .unwrap_or_default()
 }
 
-async fn create_tenant(client: &mut TenantServiceClient<Channel>, name: &str) -> pb::Tenant {
+async fn create_tenant(client: &mut TenantServiceClient<TracedChannel>, name: &str) -> pb::Tenant {
     client
         .create_tenant(new_tenant(name))
         .await
@@ -692,7 +702,8 @@ async fn health_is_not_serving_until_the_database_is_ready() {
     let (listener, addr) = testing::listener().await;
     let shutdown = CancellationToken::new();
     // Nothing listens on port 1: the database never becomes reachable.
-    let config = mfg_tenant::Config::new("postgres://postgres@127.0.0.1:1/none", PEPPER);
+    let config = mfg_tenant::Config::new("postgres://postgres@127.0.0.1:1/none", PEPPER)
+        .with_admin_token(OPERATOR);
     let task = tokio::spawn(mfg_tenant::run(config, listener, shutdown.clone()));
     testing::wait_for_health(
         addr,
@@ -705,12 +716,7 @@ async fn health_is_not_serving_until_the_database_is_ready() {
     testing::wait_for_health(addr, "", ServingStatus::NotServing, Duration::from_secs(1))
         .await
         .unwrap();
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let refused = TenantServiceClient::new(channel)
+    let refused = client(addr, OPERATOR)
         .list_tenants(pb::ListTenantsRequest::default())
         .await
         .unwrap_err();
@@ -756,5 +762,126 @@ async fn reflection_lists_the_services_of_the_process() {
             "mfg.tenant.v1.TenantService"
         ]
     );
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn the_same_credentials_work_as_grpc_metadata() {
+    let mut service = Service::sqlite().await;
+    let acme = create_tenant(&mut service.client, "acme").await;
+    let other = create_tenant(&mut service.client, "other").await;
+    let key = |tenant: &pb::Tenant, scope: pb::Scope| pb::CreateApiKeyRequest {
+        tenant_id: tenant.id.clone(),
+        display_name: String::new(),
+        scopes: vec![scope.into()],
+    };
+    let reader = service
+        .client
+        .create_api_key(key(&acme, pb::Scope::Read))
+        .await
+        .unwrap()
+        .into_inner()
+        .secret;
+    let admin = service
+        .client
+        .create_api_key(key(&acme, pb::Scope::Admin))
+        .await
+        .unwrap()
+        .into_inner()
+        .secret;
+
+    let mut as_reader = client(service.addr, &reader);
+    let own = as_reader
+        .get_tenant(pb::GetTenantRequest {
+            tenant_id: acme.id.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(own.into_inner().tenant.unwrap().id, acme.id);
+    let theirs = as_reader
+        .get_tenant(pb::GetTenantRequest {
+            tenant_id: other.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        theirs.code(),
+        Code::NotFound,
+        "another tenant does not exist for this key"
+    );
+    let machine = pb::CreateMachineRequest {
+        tenant_id: acme.id.clone(),
+        machine: Some(pb::Machine {
+            machine_id: "press-1".to_owned(),
+            ..Default::default()
+        }),
+    };
+    let denied = as_reader.create_machine(machine.clone()).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let listing = as_reader
+        .list_tenants(pb::ListTenantsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        listing.code(),
+        Code::PermissionDenied,
+        "tenant management is the operator's"
+    );
+    let internal = as_reader
+        .authenticate_key(pb::AuthenticateKeyRequest {
+            secret: admin.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        internal.code(),
+        Code::PermissionDenied,
+        "AuthenticateKey is for services"
+    );
+
+    let mut as_admin = client(service.addr, &admin);
+    as_admin
+        .create_machine(machine)
+        .await
+        .expect("admin manages machines");
+    let cross = as_admin
+        .create_machine(pb::CreateMachineRequest {
+            tenant_id: other.id.clone(),
+            machine: Some(pb::Machine {
+                machine_id: "press-1".to_owned(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(cross.code(), Code::NotFound);
+
+    let channel = Channel::from_shared(format!("http://{}", service.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let anonymous = TenantServiceClient::new(channel.clone())
+        .get_tenant(pb::GetTenantRequest {
+            tenant_id: acme.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+    let forged = client(service.addr, "mfg_forged")
+        .get_tenant(pb::GetTenantRequest {
+            tenant_id: acme.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(forged.code(), Code::Unauthenticated);
+    testing::wait_for_health(
+        service.addr,
+        service_names::TENANT,
+        ServingStatus::Serving,
+        Duration::from_secs(1),
+    )
+    .await
+    .expect("health checks need no credentials");
     service.stop().await;
 }
