@@ -1,4 +1,5 @@
-//! The OpenAPI document and the router cannot drift: every documented route is served (it is
+//! The gateway's router as a whole. The OpenAPI document and the router cannot drift: every
+//! documented route is served (it is
 //! never answered "no such route" or 405), and the document is served at `/v1/openapi.json`.
 
 use axum::body::{Body, to_bytes};
@@ -82,4 +83,30 @@ async fn the_document_is_served() {
         serde_json::from_slice(&to_bytes(response.into_body(), 1 << 22).await.unwrap()).unwrap();
     assert_eq!(body["openapi"], "3.0.3");
     assert!(body["paths"]["/v1/tenants/{tenantId}/machines/{machineId}"]["patch"].is_object());
+}
+
+#[tokio::test]
+async fn a_request_that_outlives_the_timeout_is_answered_504() {
+    // An upstream that accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(dir.path(), &addr, &addr, &addr, &addr);
+    config.request_timeout = std::time::Duration::from_millis(200);
+    let state = AppState::new(&config, "operator-token-for-tests").unwrap();
+    let request = Request::get("/v1/tenants")
+        .header("authorization", "Bearer operator-token-for-tests")
+        .body(Body::empty())
+        .unwrap();
+    let response = router(state, &config).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+    let body: serde_json::Value =
+        serde_json::from_slice(&to_bytes(response.into_body(), 1 << 16).await.unwrap()).unwrap();
+    assert_eq!(body["code"], 4, "DEADLINE_EXCEEDED: {body}");
 }
