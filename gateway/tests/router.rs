@@ -1,6 +1,6 @@
-//! The gateway's router as a whole. The OpenAPI document and the router cannot drift: every
-//! documented route is served (it is
-//! never answered "no such route" or 405), and the document is served at `/v1/openapi.json`.
+//! The gateway's router as a whole: the OpenAPI document and the routes cannot drift (every
+//! documented route is served, never answered "no such route" or 405), the document is served
+//! at `/v1/openapi.json`, and a request outliving the timeout is answered 504.
 
 use axum::body::{Body, to_bytes};
 use http::{Method, Request, StatusCode};
