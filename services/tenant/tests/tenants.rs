@@ -1,0 +1,322 @@
+//! Tenants through a real tonic client: defaults, lifecycle, unique names, paging, and bad
+//! input that names its field and writes nothing.
+
+mod support;
+
+use mfg_proto::{
+    common::v1::Retention,
+    tenant::v1::{self as pb},
+};
+use tonic::Code;
+
+use support::*;
+
+#[tokio::test]
+async fn tenants_have_defaults_and_a_full_lifecycle() {
+    let mut service = Service::sqlite().await;
+    let client = &mut service.client;
+
+    let acme = create_tenant(client, "acme").await;
+    assert_eq!(acme.display_name, "acme");
+    assert_eq!(acme.plan(), pb::Plan::Shared);
+    assert_eq!(acme.state(), pb::TenantState::Active);
+    assert_eq!(
+        acme.retention,
+        Some(Retention {
+            hot_days: 30,
+            warm_days: 365,
+            cold_days: 2555
+        })
+    );
+    assert_eq!(acme.limits.unwrap().max_machines, 100);
+    assert!(acme.create_time.is_some() && acme.delete_time.is_none());
+
+    let got = client
+        .get_tenant(pb::GetTenantRequest {
+            tenant_id: acme.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tenant
+        .unwrap();
+    assert_eq!(got, acme);
+
+    let updated = client
+        .update_tenant(pb::UpdateTenantRequest {
+            tenant_id: acme.id.clone(),
+            tenant: Some(pb::Tenant {
+                display_name: "ACME Stamping".to_owned(),
+                plan: pb::Plan::Dedicated.into(),
+                name: "ignored-because-not-in-mask".to_owned(),
+                limits: Some(pb::Limits {
+                    max_machines: 3,
+                    ..Default::default()
+                }),
+                retention: Some(Retention {
+                    hot_days: 7,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            update_mask: mask(&[
+                "display_name",
+                "plan",
+                "limits.max_machines",
+                "retention.hot_days",
+            ]),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tenant
+        .unwrap();
+    assert_eq!(updated.display_name, "ACME Stamping");
+    assert_eq!(updated.name, "acme");
+    assert_eq!(updated.plan(), pb::Plan::Dedicated);
+    assert_eq!(updated.limits.unwrap().max_machines, 3);
+    assert_eq!(
+        updated.limits.unwrap().ingest_readings_per_second,
+        5_000,
+        "untouched"
+    );
+    assert_eq!(updated.retention.unwrap().hot_days, 7);
+    assert_eq!(updated.retention.unwrap().warm_days, 365);
+
+    let deleted = client
+        .delete_tenant(pb::DeleteTenantRequest {
+            tenant_id: acme.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tenant
+        .unwrap();
+    assert_eq!(deleted.state(), pb::TenantState::Deleted);
+    assert!(deleted.delete_time.is_some());
+
+    let listed = client
+        .list_tenants(pb::ListTenantsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        listed.tenants.is_empty(),
+        "deleted tenants are hidden by default"
+    );
+    let listed = client
+        .list_tenants(pb::ListTenantsRequest {
+            show_deleted: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.tenants.len(), 1);
+
+    let update_deleted = client
+        .update_tenant(pb::UpdateTenantRequest {
+            tenant_id: acme.id.clone(),
+            tenant: Some(pb::Tenant::default()),
+            update_mask: mask(&["labels"]),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(update_deleted.code(), Code::FailedPrecondition);
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn names_are_unique_forever() {
+    let mut service = Service::sqlite().await;
+    let client = &mut service.client;
+    let acme = create_tenant(client, "acme").await;
+    let again = client.create_tenant(new_tenant("acme")).await.unwrap_err();
+    assert_eq!(again.code(), Code::AlreadyExists);
+    assert!(again.message().contains("acme"), "{}", again.message());
+    client
+        .delete_tenant(pb::DeleteTenantRequest { tenant_id: acme.id })
+        .await
+        .unwrap();
+    let after_delete = client.create_tenant(new_tenant("acme")).await.unwrap_err();
+    assert_eq!(after_delete.code(), Code::AlreadyExists);
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn listing_pages_through_every_tenant_once() {
+    let mut service = Service::sqlite().await;
+    let client = &mut service.client;
+    let mut created = Vec::new();
+    for i in 0..7 {
+        created.push(create_tenant(client, &format!("plant-{i}")).await.id);
+    }
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = client
+            .list_tenants(pb::ListTenantsRequest {
+                page_size: 3,
+                page_token: token.clone(),
+                show_deleted: false,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.tenants.len() <= 3);
+        seen.extend(page.tenants.into_iter().map(|t| t.id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(seen, created);
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_names_the_field_and_writes_nothing() {
+    let mut service = Service::sqlite().await;
+    let client = &mut service.client;
+
+    let missing = client
+        .create_tenant(pb::CreateTenantRequest { tenant: None })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&missing), ["tenant"]);
+
+    let bad_name = client
+        .create_tenant(new_tenant("Not A Slug"))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_name.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&bad_name), ["tenant.name"]);
+
+    let mut several = new_tenant("acme");
+    let tenant = several.tenant.as_mut().unwrap();
+    tenant.labels.insert("Bad Key".to_owned(), "x".to_owned());
+    tenant.monthly_budget_usd = f64::NAN;
+    tenant.retention = Some(Retention {
+        hot_days: 90,
+        warm_days: 0,
+        cold_days: 30,
+    });
+    let several = client.create_tenant(several).await.unwrap_err();
+    assert_eq!(
+        violated_fields(&several),
+        [
+            "tenant.labels",
+            "tenant.retention.cold_days",
+            "tenant.monthly_budget_usd"
+        ]
+    );
+
+    let listed = client
+        .list_tenants(pb::ListTenantsRequest {
+            show_deleted: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.tenants.is_empty(), "failed requests wrote nothing");
+
+    let bad_id = client
+        .get_tenant(pb::GetTenantRequest {
+            tenant_id: "acme".to_owned(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (bad_id.code(), violated_fields(&bad_id)),
+        (Code::InvalidArgument, vec!["tenant_id".to_owned()])
+    );
+    let unknown = client
+        .get_tenant(pb::GetTenantRequest {
+            tenant_id: uuid::Uuid::now_v7().to_string(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+
+    let acme = create_tenant(client, "acme").await;
+    let no_mask = client
+        .update_tenant(pb::UpdateTenantRequest {
+            tenant_id: acme.id.clone(),
+            tenant: Some(pb::Tenant::default()),
+            update_mask: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&no_mask), ["update_mask"]);
+    let immutable = client
+        .update_tenant(pb::UpdateTenantRequest {
+            tenant_id: acme.id.clone(),
+            tenant: Some(pb::Tenant::default()),
+            update_mask: mask(&["name", "color"]),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&immutable), ["update_mask", "update_mask"]);
+    let to_deleted = client
+        .update_tenant(pb::UpdateTenantRequest {
+            tenant_id: acme.id.clone(),
+            tenant: Some(pb::Tenant {
+                state: pb::TenantState::Deleted.into(),
+                ..Default::default()
+            }),
+            update_mask: mask(&["state"]),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&to_deleted), ["tenant.state"]);
+    let zero_limit = client
+        .update_tenant(pb::UpdateTenantRequest {
+            tenant_id: acme.id.clone(),
+            tenant: Some(pb::Tenant {
+                retention: Some(Retention {
+                    hot_days: 99_999,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            update_mask: mask(&["retention.hot_days"]),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violated_fields(&zero_limit),
+        ["tenant.retention.hot_days", "tenant.retention.cold_days"]
+    );
+    let unchanged = client
+        .get_tenant(pb::GetTenantRequest {
+            tenant_id: acme.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        unchanged.tenant.unwrap(),
+        acme,
+        "failed updates wrote nothing"
+    );
+
+    let negative = client
+        .list_tenants(pb::ListTenantsRequest {
+            page_size: -1,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&negative), ["page_size"]);
+    let forged = client
+        .list_tenants(pb::ListTenantsRequest {
+            page_token: "bm9wZQ".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&forged), ["page_token"]);
+    service.stop().await;
+}
