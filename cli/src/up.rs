@@ -198,19 +198,19 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
 
     let mut out = std::io::stdout().lock();
     writeln!(out, "mfg is up ({backend}, data in {})", data_dir.display())?;
-    writeln!(out, "  REST gateway       http://{}", addresses.gateway)?;
-    writeln!(out, "  tenant (gRPC)      {}", addresses.tenant)?;
-    writeln!(out, "  storage (gRPC)     {}", addresses.storage)?;
-    writeln!(out, "  cost (gRPC)        {}", addresses.cost)?;
-    writeln!(out, "  provisioning (gRPC) {}", addresses.provisioning)?;
+    writeln!(out, "  REST gateway         http://{}", addresses.gateway)?;
+    writeln!(out, "  tenant (gRPC)        {}", addresses.tenant)?;
+    writeln!(out, "  storage (gRPC)       {}", addresses.storage)?;
+    writeln!(out, "  cost (gRPC)          {}", addresses.cost)?;
+    writeln!(out, "  provisioning (gRPC)  {}", addresses.provisioning)?;
     match &addresses.admin_token_file {
         Some(path) => writeln!(
             out,
-            "  operator token     in {} (export MFG_TOKEN=$(cat {}))",
+            "  operator token       in {} (export TOKEN=$(cat {}))",
             path.display(),
             path.display()
         )?,
-        None => writeln!(out, "  operator token     from MFG_ADMIN_TOKEN")?,
+        None => writeln!(out, "  operator token       from MFG_ADMIN_TOKEN")?,
     }
     drop(out);
 

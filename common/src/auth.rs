@@ -263,6 +263,9 @@ pub enum Denied {
     /// Only the operator may do this.
     #[error("only the operator may do this")]
     OperatorOnly,
+    /// The tenant is suspended: its keys may read, not write.
+    #[error("tenant `{0}` is suspended: its keys may read, not write")]
+    Suspended(String),
 }
 
 impl ServiceError for Denied {
@@ -270,6 +273,7 @@ impl ServiceError for Denied {
         match self {
             Self::OtherTenant(_) => ErrorCode::NotFound,
             Self::MissingScope(_) | Self::OperatorOnly => ErrorCode::PermissionDenied,
+            Self::Suspended(_) => ErrorCode::FailedPrecondition,
         }
     }
 }
@@ -290,7 +294,8 @@ impl Caller {
     }
 
     /// Allows the operator, and a key of `tenant_id` holding `scope`. Another tenant's key gets
-    /// [`Denied::OtherTenant`] before its scopes are looked at.
+    /// [`Denied::OtherTenant`] before its scopes are looked at; a suspended tenant's key may only
+    /// read.
     pub fn authorize(&self, tenant_id: &str, scope: Scope) -> Result<(), Denied> {
         match self {
             Self::Operator => Ok(()),
@@ -299,6 +304,9 @@ impl Caller {
             }
             Self::Tenant(principal) if !principal.allows(scope) => {
                 Err(Denied::MissingScope(scope.as_str()))
+            }
+            Self::Tenant(principal) if principal.suspended && scope > Scope::Read => {
+                Err(Denied::Suspended(tenant_id.to_owned()))
             }
             Self::Tenant(_) => Ok(()),
         }

@@ -407,3 +407,74 @@ async fn a_flooding_shared_tenant_is_rate_limited_and_a_dedicated_one_is_not() {
     assert!((1..=2).contains(&retry_after), "Retry-After: {retry_after}");
     platform.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_tenants_keys_read_but_do_not_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::up(dir.path(), None).await;
+    let world = World {
+        http: Client::new(),
+        base: platform.base.clone(),
+        operator: platform.operator_token.clone(),
+        counter: Default::default(),
+    };
+    let tenant = world.tenant().await;
+    let (_, admin) = world.key(&tenant, "SCOPE_ADMIN").await;
+    let machines = format!("/v1/tenants/{tenant}/machines");
+    let patched = world
+        .operator(
+            Method::PATCH,
+            &format!("/v1/tenants/{tenant}"),
+            Some(json!({"state": "TENANT_STATE_SUSPENDED"})),
+        )
+        .await;
+    assert_eq!(patched["state"], "TENANT_STATE_SUSPENDED", "{patched}");
+
+    // Within the key cache's second, the suspension takes effect.
+    let suspended = Instant::now();
+    loop {
+        let (status, body) = world
+            .call(
+                Method::POST,
+                &machines,
+                Some(&admin),
+                Some(json!({"machineId": world.unique("m")})),
+            )
+            .await;
+        if status == StatusCode::BAD_REQUEST {
+            assert_eq!(body["code"], 9, "FAILED_PRECONDITION: {body}");
+            break;
+        }
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert!(
+            suspended.elapsed() <= Duration::from_millis(1100),
+            "writes still pass after 1 s: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let (status, _) = world.call(Method::GET, &machines, Some(&admin), None).await;
+    assert_eq!(status, StatusCode::OK, "reads go on");
+
+    world
+        .operator(
+            Method::PATCH,
+            &format!("/v1/tenants/{tenant}"),
+            Some(json!({"state": "TENANT_STATE_ACTIVE"})),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, body) = world
+        .call(
+            Method::POST,
+            &machines,
+            Some(&admin),
+            Some(json!({"machineId": "after"})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "writes resume once active again: {body}"
+    );
+    platform.stop().await;
+}
