@@ -284,14 +284,16 @@ async fn every_route_isolates_tenants_and_enforces_scopes() {
         .await;
     let revoked = Instant::now();
     loop {
+        // What is guaranteed: no request *sent* more than 1 s after the revocation succeeds.
+        let sent = revoked.elapsed();
         let (status, _) = world.call(Method::GET, &own, Some(&secret), None).await;
         if status == StatusCode::UNAUTHORIZED {
             break;
         }
         assert_eq!(status, StatusCode::OK);
         assert!(
-            revoked.elapsed() <= Duration::from_millis(1100),
-            "a revoked key still works after 1 s"
+            sent <= Duration::from_millis(1000),
+            "a revoked key still worked {sent:?} after the revocation"
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
@@ -309,6 +311,7 @@ async fn every_route_isolates_tenants_and_enforces_scopes() {
     world.operator(Method::DELETE, &their_own, None).await;
     let deleted = Instant::now();
     loop {
+        let sent = deleted.elapsed();
         let (status, _) = world
             .call(Method::GET, &their_own, Some(&secret), None)
             .await;
@@ -316,8 +319,8 @@ async fn every_route_isolates_tenants_and_enforces_scopes() {
             break;
         }
         assert!(
-            deleted.elapsed() <= Duration::from_millis(1100),
-            "a deleted tenant's key still works after 1 s"
+            sent <= Duration::from_millis(1000),
+            "a deleted tenant's key still worked {sent:?} after"
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
@@ -363,10 +366,12 @@ async fn a_flooding_shared_tenant_is_rate_limited_and_a_dedicated_one_is_not() {
     let flood = (0..60).map(|_| world.call(Method::GET, &shared_path, Some(&shared_key), None));
     let steady =
         (0..60).map(|_| world.call(Method::GET, &dedicated_path, Some(&dedicated_key), None));
+    let started = Instant::now();
     let (flooded, served) = tokio::join!(
         futures::future::join_all(flood),
         futures::future::join_all(steady)
     );
+    let took = started.elapsed().as_secs_f64();
 
     let limited: Vec<_> = flooded
         .iter()
@@ -376,9 +381,11 @@ async fn a_flooding_shared_tenant_is_rate_limited_and_a_dedicated_one_is_not() {
         .iter()
         .filter(|(status, _)| *status == StatusCode::OK)
         .count();
+    // The bucket holds one second's worth (5) and refills at 5 per second while the flood lasts.
+    let most = 5 + (5.0 * took).ceil() as usize + 1;
     assert!(
-        (5..=10).contains(&passed),
-        "a burst of about 5 passes, then the bucket is empty: {passed}"
+        (5..=most).contains(&passed),
+        "a burst of 5 passes, then 5 per second: {passed} passed in {took:.2} s"
     );
     assert_eq!(limited.len() + passed, 60);
     assert_eq!(
@@ -433,13 +440,10 @@ async fn a_suspended_tenants_keys_read_but_do_not_write() {
     // Within the key cache's second, the suspension takes effect.
     let suspended = Instant::now();
     loop {
+        let sent = suspended.elapsed();
+        let body = json!({"machineId": world.unique("m")});
         let (status, body) = world
-            .call(
-                Method::POST,
-                &machines,
-                Some(&admin),
-                Some(json!({"machineId": world.unique("m")})),
-            )
+            .call(Method::POST, &machines, Some(&admin), Some(body))
             .await;
         if status == StatusCode::BAD_REQUEST {
             assert_eq!(body["code"], 9, "FAILED_PRECONDITION: {body}");
@@ -447,8 +451,8 @@ async fn a_suspended_tenants_keys_read_but_do_not_write() {
         }
         assert_eq!(status, StatusCode::CREATED, "{body}");
         assert!(
-            suspended.elapsed() <= Duration::from_millis(1100),
-            "writes still pass after 1 s: {body}"
+            sent <= Duration::from_millis(1000),
+            "writes still passed {sent:?} after the suspension"
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
@@ -462,19 +466,22 @@ async fn a_suspended_tenants_keys_read_but_do_not_write() {
             Some(json!({"state": "TENANT_STATE_ACTIVE"})),
         )
         .await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let (status, body) = world
-        .call(
-            Method::POST,
-            &machines,
-            Some(&admin),
-            Some(json!({"machineId": "after"})),
-        )
-        .await;
-    assert_eq!(
-        status,
-        StatusCode::CREATED,
-        "writes resume once active again: {body}"
-    );
+    let reactivated = Instant::now();
+    loop {
+        let sent = reactivated.elapsed();
+        let body = json!({"machineId": world.unique("after")});
+        let (status, body) = world
+            .call(Method::POST, &machines, Some(&admin), Some(body))
+            .await;
+        if status == StatusCode::CREATED {
+            break;
+        }
+        assert_eq!(body["code"], 9, "{body}");
+        assert!(
+            sent <= Duration::from_millis(1000),
+            "writes still refused {sent:?} after reactivation"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     platform.stop().await;
 }
