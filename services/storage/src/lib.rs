@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod config;
+pub mod object_store;
 
 use mfg_common::{grpc, shutdown::CancellationToken};
 use mfg_proto::service_names;
