@@ -38,7 +38,7 @@ pub struct AppState {
 
 #[derive(Debug)]
 struct Inner {
-    openapi: Arc<serde_json::Value>,
+    openapi: axum::body::Bytes,
     isolation: limits::Isolation,
     metrics: Arc<observability::Metrics>,
     tenant: TenantServiceClient<TracedChannel>,
@@ -76,7 +76,7 @@ impl AppState {
         );
         Ok(Self {
             inner: Arc::new(Inner {
-                openapi: Arc::new(openapi::document()?),
+                openapi: serde_json::to_vec(&openapi::document()?)?.into(),
                 isolation: limits::Isolation::new(
                     config.shared_concurrency,
                     config.dedicated_concurrency,
@@ -108,8 +108,8 @@ impl AppState {
         ]
     }
 
-    /// The OpenAPI document.
-    pub fn openapi(&self) -> Arc<serde_json::Value> {
+    /// The OpenAPI document, rendered once at start-up.
+    pub fn openapi(&self) -> axum::body::Bytes {
         self.inner.openapi.clone()
     }
 
@@ -157,7 +157,10 @@ pub fn router(state: AppState, config: &Config) -> Router {
         )
         .route(
             "/v1/openapi.json",
-            axum::routing::get(move || std::future::ready(axum::Json(openapi.as_ref().clone()))),
+            axum::routing::get(move || {
+                let json = [(http::header::CONTENT_TYPE, "application/json")];
+                std::future::ready((json, openapi.clone()))
+            }),
         )
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(

@@ -104,11 +104,12 @@ impl<C: Clock + Clone> Isolation<C> {
         };
         bucket.bucket.check().map_err(|not_until| {
             let wait = not_until.wait_time_from(self.clock.now());
+            // Whole seconds, rounded up, and at least one: `Retry-After: 0` would invite a retry storm.
+            let retry_after_secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
             Refusal::RateLimited {
-                retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+                retry_after_secs,
                 per_second,
             }
-            .normalized()
         })
     }
 
@@ -142,20 +143,6 @@ impl<C: Clock + Clone> Isolation<C> {
             .acquire_owned()
             .await
             .expect("pools are never closed")
-    }
-}
-
-impl Refusal {
-    fn normalized(self) -> Self {
-        match self {
-            Self::RateLimited {
-                retry_after_secs,
-                per_second,
-            } => Self::RateLimited {
-                retry_after_secs: retry_after_secs.max(1),
-                per_second,
-            },
-        }
     }
 }
 
