@@ -7,6 +7,8 @@
 #               as root and missing). Each test creates and drops a database of its own there.
 #   S3          when a test reads MFG_TEST_S3_ENDPOINT: moto server (pinned) from PyPI, in a
 #               virtualenv under the target directory, on a free port of 127.0.0.1.
+#   Python      when a test reads MFG_TEST_PYTHON: the same virtualenv's python, with pyarrow and
+#               duckdb (pinned), to check that other engines read what we write.
 #
 # Arguments go to the test runner: `cargo nextest run` when installed, `cargo test` otherwise.
 # Example: scripts/test.sh -p mfg-tenant
@@ -15,7 +17,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-MOTO_VERSION=5.2.5
+# The pinned Python tools of the tests; the virtualenv's name changes with them.
+PY_TOOLS=("moto[server]==5.2.5" "pyarrow==26.0.1" "duckdb==2.0.0")
 mkdir -p "$TARGET"
 
 log() { echo "test.sh: $*" >&2; }
@@ -107,13 +110,19 @@ else
     start_private_postgres
 fi
 
-if grep -rqs --include='*.rs' MFG_TEST_S3_ENDPOINT common services gateway cli tests; then
-    VENV=$TARGET/moto-venv-$MOTO_VERSION
+uses() { grep -rqs --include='*.rs' "$1" common services gateway cli tests; }
+
+if uses MFG_TEST_S3_ENDPOINT || uses MFG_TEST_PYTHON; then
+    VENV=$TARGET/test-venv-$(printf '%s\n' "${PY_TOOLS[@]}" | cksum | cut -d' ' -f1)
     if [[ ! -x $VENV/bin/moto_server ]]; then
-        log "installing moto[server]==$MOTO_VERSION into $VENV"
+        log "installing ${PY_TOOLS[*]} into $VENV"
         python3 -m venv "$VENV"
-        "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+        "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_TOOLS[@]}"
     fi
+    export MFG_TEST_PYTHON=$VENV/bin/python
+fi
+
+if uses MFG_TEST_S3_ENDPOINT; then
     S3_PORT=$(free_port)
     "$VENV/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" >"$TARGET/moto.log" 2>&1 &
     MOTO_PID=$!

@@ -5,6 +5,7 @@
 //! issue is built, and it checks credentials from then on, as the tenant service does.
 
 pub mod api;
+pub mod archive;
 pub mod config;
 pub mod object_store;
 
