@@ -5,6 +5,10 @@
 //!
 //! A `put` returns only once the object is durable; nothing is deleted from the hot tier before
 //! the object is stored and verified.
+//!
+//! Lifecycle rules are per prefix (per tenant). S3 keeps one lifecycle configuration per bucket,
+//! so setting a rule reads, changes and writes it back; each store serializes its own updates,
+//! and the storage service is the bucket's only writer of lifecycle rules.
 
 mod local;
 mod s3;
@@ -79,6 +83,53 @@ pub enum ObjectError {
     Permanent(String),
 }
 
+/// The shortest transition S3 accepts to the infrequent-access class.
+pub const MIN_TRANSITION_DAYS: u32 = 30;
+
+/// The lifecycle of one prefix (one tenant's archive): objects move to infrequent-access
+/// storage after some days, and are deleted at the end of the tenant's cold retention.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LifecycleRule {
+    /// The rule's id, e.g. `tenant-<uuid>`; setting a rule replaces the one with the same id.
+    pub id: String,
+    /// The prefix it applies to.
+    pub prefix: String,
+    /// Days after which objects move to infrequent-access storage (at least 30); `None` keeps
+    /// them where they are.
+    pub transition_after_days: Option<u32>,
+    /// Days after which objects are deleted.
+    pub expire_after_days: u32,
+}
+
+impl LifecycleRule {
+    /// Checks what S3 would refuse, before asking it.
+    pub fn validate(&self) -> Result<(), ObjectError> {
+        let invalid = |why: String| {
+            Err(ObjectError::Permanent(format!(
+                "lifecycle rule `{}`: {why}",
+                self.id
+            )))
+        };
+        if self.id.is_empty() || self.id.len() > 255 {
+            return invalid("the id must be 1 to 255 characters".to_owned());
+        }
+        if self.expire_after_days == 0 {
+            return invalid("objects must live at least one day".to_owned());
+        }
+        if let Some(days) = self.transition_after_days {
+            if days < MIN_TRANSITION_DAYS {
+                return invalid(format!(
+                    "a transition takes at least {MIN_TRANSITION_DAYS} days"
+                ));
+            }
+            if days >= self.expire_after_days {
+                return invalid("objects must move before they expire".to_owned());
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Where archived objects live.
 #[async_trait]
 pub trait ObjectStore: Send + Sync + Debug + 'static {
@@ -92,6 +143,25 @@ pub trait ObjectStore: Send + Sync + Debug + 'static {
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, ObjectError>;
     /// Deletes an object; deleting a missing object succeeds.
     async fn delete(&self, key: &ObjectKey) -> Result<(), ObjectError>;
+
+    /// Returns the lifecycle rules, by id.
+    async fn lifecycle_rules(&self) -> Result<Vec<LifecycleRule>, ObjectError>;
+    /// Sets a lifecycle rule, replacing the one with the same id and keeping the others.
+    async fn put_lifecycle_rule(&self, rule: &LifecycleRule) -> Result<(), ObjectError>;
+    /// Removes a lifecycle rule; removing a missing rule succeeds.
+    async fn delete_lifecycle_rule(&self, id: &str) -> Result<(), ObjectError>;
+}
+
+/// Returns `rules` with `rule` set (replacing its id) or, for `None`, `id` removed, by id.
+fn with_rule(
+    mut rules: Vec<LifecycleRule>,
+    id: &str,
+    rule: Option<&LifecycleRule>,
+) -> Vec<LifecycleRule> {
+    rules.retain(|r| r.id != id);
+    rules.extend(rule.cloned());
+    rules.sort_by(|a, b| a.id.cmp(&b.id));
+    rules
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use mfg_storage::object_store::{
-    LocalStore, ObjectError, ObjectKey, ObjectStore, S3Config, S3Store,
+    LifecycleRule, LocalStore, ObjectError, ObjectKey, ObjectStore, S3Config, S3Store,
 };
 
 fn key(text: &str) -> ObjectKey {
@@ -140,6 +140,60 @@ async fn lists_by_prefix_in_key_order(store: Arc<dyn ObjectStore>) {
     ));
 }
 
+fn rule(tenant: &str, transition: Option<u32>, expire: u32) -> LifecycleRule {
+    LifecycleRule {
+        id: format!("tenant-{tenant}"),
+        prefix: format!("telemetry/v1/tenant={tenant}/"),
+        transition_after_days: transition,
+        expire_after_days: expire,
+    }
+}
+
+async fn lifecycle_rules_are_set_per_tenant(store: Arc<dyn ObjectStore>) {
+    assert!(store.lifecycle_rules().await.unwrap().is_empty());
+    let a = rule("a", Some(90), 2555);
+    let b = rule("b", None, 365);
+    store.put_lifecycle_rule(&a).await.unwrap();
+    store.put_lifecycle_rule(&b).await.unwrap();
+    assert_eq!(
+        store.lifecycle_rules().await.unwrap(),
+        [a.clone(), b.clone()]
+    );
+
+    let a_shorter = rule("a", Some(30), 400);
+    store.put_lifecycle_rule(&a_shorter).await.unwrap();
+    assert_eq!(
+        store.lifecycle_rules().await.unwrap(),
+        [a_shorter.clone(), b.clone()],
+        "setting a tenant's rule replaces it and keeps the others"
+    );
+
+    store.delete_lifecycle_rule("tenant-b").await.unwrap();
+    store
+        .delete_lifecycle_rule("tenant-nobody")
+        .await
+        .expect("removing a missing rule succeeds");
+    assert_eq!(store.lifecycle_rules().await.unwrap(), [a_shorter]);
+    store.delete_lifecycle_rule("tenant-a").await.unwrap();
+    assert!(store.lifecycle_rules().await.unwrap().is_empty());
+    assert!(
+        store.list("").await.unwrap().is_empty(),
+        "rules are not objects"
+    );
+
+    for invalid in [
+        rule("c", Some(10), 365),
+        rule("c", Some(400), 365),
+        rule("c", None, 0),
+    ] {
+        let error = store.put_lifecycle_rule(&invalid).await.unwrap_err();
+        assert!(
+            matches!(error, ObjectError::Permanent(_)),
+            "{invalid:?}: {error:?}"
+        );
+    }
+}
+
 macro_rules! object_store_suite {
     ($($test:ident),* $(,)?) => {
         mod s3 {
@@ -166,6 +220,7 @@ object_store_suite!(
     objects_round_trip_and_are_replaced_whole,
     missing_objects_are_not_found,
     lists_by_prefix_in_key_order,
+    lifecycle_rules_are_set_per_tenant,
 );
 
 #[tokio::test]

@@ -11,15 +11,18 @@ use std::{
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{ObjectError, ObjectKey, ObjectMeta, ObjectStore};
+use super::{LifecycleRule, ObjectError, ObjectKey, ObjectMeta, ObjectStore, with_rule};
 
 /// Temporary files live here, inside the root, so that renames stay on one file system.
 const TMP_DIR: &str = ".tmp";
+/// The lifecycle rules, for the tiering job to apply (a directory has no lifecycle of its own).
+const LIFECYCLE_FILE: &str = ".lifecycle.json";
 
 /// Objects as files under a root directory.
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     root: PathBuf,
+    lifecycle: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl LocalStore {
@@ -27,7 +30,28 @@ impl LocalStore {
     pub fn new(root: impl Into<PathBuf>) -> Result<Self, ObjectError> {
         let root = root.into();
         std::fs::create_dir_all(root.join(TMP_DIR)).map_err(|e| io_error(&root, &e))?;
-        Ok(Self { root })
+        Ok(Self {
+            root,
+            lifecycle: Default::default(),
+        })
+    }
+
+    async fn read_rules(&self) -> Result<Vec<LifecycleRule>, ObjectError> {
+        let path = self.root.join(LIFECYCLE_FILE);
+        blocking(move || match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| ObjectError::Permanent(format!("{}: {e}", path.display()))),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(error) => Err(io_error(&path, &error)),
+        })
+        .await
+    }
+
+    async fn write_rules(&self, rules: Vec<LifecycleRule>) -> Result<(), ObjectError> {
+        let (root, target) = (self.root.clone(), self.root.join(LIFECYCLE_FILE));
+        let bytes =
+            serde_json::to_vec_pretty(&rules).map_err(|e| ObjectError::Permanent(e.to_string()))?;
+        blocking(move || put_file(&root, &target, &bytes)).await
     }
 
     fn path(&self, key: &ObjectKey) -> PathBuf {
@@ -89,7 +113,7 @@ fn walk(
             .map(|c| c.as_os_str().to_string_lossy())
             .collect::<Vec<_>>()
             .join("/");
-        if key == TMP_DIR {
+        if key == TMP_DIR || key == LIFECYCLE_FILE {
             continue;
         }
         let kind = entry.file_type().map_err(|e| io_error(&path, &e))?;
@@ -168,5 +192,22 @@ impl ObjectStore for LocalStore {
             Err(error) => Err(io_error(&path, &error)),
         })
         .await
+    }
+
+    async fn lifecycle_rules(&self) -> Result<Vec<LifecycleRule>, ObjectError> {
+        self.read_rules().await
+    }
+
+    async fn put_lifecycle_rule(&self, rule: &LifecycleRule) -> Result<(), ObjectError> {
+        rule.validate()?;
+        let _writer = self.lifecycle.lock().await;
+        let rules = with_rule(self.read_rules().await?, &rule.id, Some(rule));
+        self.write_rules(rules).await
+    }
+
+    async fn delete_lifecycle_rule(&self, id: &str) -> Result<(), ObjectError> {
+        let _writer = self.lifecycle.lock().await;
+        let rules = with_rule(self.read_rules().await?, id, None);
+        self.write_rules(rules).await
     }
 }

@@ -16,7 +16,12 @@ use aws_sdk_s3::{
 };
 use bytes::Bytes;
 
-use super::{ObjectError, ObjectKey, ObjectMeta, ObjectStore};
+use aws_sdk_s3::types::{
+    BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule as S3Rule,
+    LifecycleRuleFilter, Transition, TransitionStorageClass,
+};
+
+use super::{LifecycleRule, ObjectError, ObjectKey, ObjectMeta, ObjectStore, with_rule};
 
 /// How to reach a bucket.
 #[derive(Debug, Clone)]
@@ -39,6 +44,7 @@ pub struct S3Config {
 pub struct S3Store {
     client: Client,
     bucket: String,
+    lifecycle: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl S3Store {
@@ -62,6 +68,7 @@ impl S3Store {
         Self {
             client: Client::from_conf(builder.build()),
             bucket: config.bucket.clone(),
+            lifecycle: Default::default(),
         }
     }
 
@@ -84,6 +91,76 @@ impl S3Store {
             },
         }
     }
+}
+
+impl S3Store {
+    async fn write_rules(&self, rules: Vec<LifecycleRule>) -> Result<(), ObjectError> {
+        if rules.is_empty() {
+            self.client
+                .delete_bucket_lifecycle()
+                .bucket(&self.bucket)
+                .send()
+                .await
+                .map_err(|e| classify(&self.bucket, e))?;
+            return Ok(());
+        }
+        let rules = rules.iter().map(to_s3).collect::<Result<Vec<_>, _>>()?;
+        let configuration = BucketLifecycleConfiguration::builder()
+            .set_rules(Some(rules))
+            .build()
+            .map_err(|e| ObjectError::Permanent(format!("lifecycle configuration: {e}")))?;
+        self.client
+            .put_bucket_lifecycle_configuration()
+            .bucket(&self.bucket)
+            .lifecycle_configuration(configuration)
+            .send()
+            .await
+            .map_err(|e| classify(&self.bucket, e))?;
+        Ok(())
+    }
+}
+
+fn to_s3(rule: &LifecycleRule) -> Result<S3Rule, ObjectError> {
+    let transitions = rule.transition_after_days.map(|days| {
+        vec![
+            Transition::builder()
+                .days(i32::try_from(days).unwrap_or(i32::MAX))
+                .storage_class(TransitionStorageClass::StandardIa)
+                .build(),
+        ]
+    });
+    S3Rule::builder()
+        .id(&rule.id)
+        .filter(LifecycleRuleFilter::builder().prefix(&rule.prefix).build())
+        .status(ExpirationStatus::Enabled)
+        .set_transitions(transitions)
+        .expiration(
+            LifecycleExpiration::builder()
+                .days(i32::try_from(rule.expire_after_days).unwrap_or(i32::MAX))
+                .build(),
+        )
+        .build()
+        .map_err(|e| ObjectError::Permanent(format!("lifecycle rule `{}`: {e}", rule.id)))
+}
+
+fn from_s3(rule: &S3Rule) -> Option<LifecycleRule> {
+    Some(LifecycleRule {
+        id: rule.id()?.to_owned(),
+        prefix: rule
+            .filter()
+            .and_then(LifecycleRuleFilter::prefix)
+            .unwrap_or_default()
+            .to_owned(),
+        transition_after_days: rule
+            .transitions()
+            .first()
+            .and_then(Transition::days)
+            .and_then(|d| u32::try_from(d).ok()),
+        expire_after_days: rule
+            .expiration()
+            .and_then(LifecycleExpiration::days)
+            .and_then(|d| u32::try_from(d).ok())?,
+    })
 }
 
 /// Classifies an SDK error: 404 is not found; throttling, 5xx, timeouts and network failures
@@ -226,5 +303,44 @@ impl ObjectStore for S3Store {
                 other => Err(other),
             },
         }
+    }
+
+    async fn lifecycle_rules(&self) -> Result<Vec<LifecycleRule>, ObjectError> {
+        match self
+            .client
+            .get_bucket_lifecycle_configuration()
+            .bucket(&self.bucket)
+            .send()
+            .await
+        {
+            Ok(output) => {
+                let mut rules: Vec<LifecycleRule> =
+                    output.rules().iter().filter_map(from_s3).collect();
+                rules.sort_by(|a, b| a.id.cmp(&b.id));
+                Ok(rules)
+            }
+            Err(SdkError::ServiceError(context))
+                if context.err().code() == Some("NoSuchLifecycleConfiguration") =>
+            {
+                Ok(Vec::new())
+            }
+            Err(error) => Err(classify(&self.bucket, error)),
+        }
+    }
+
+    async fn put_lifecycle_rule(&self, rule: &LifecycleRule) -> Result<(), ObjectError> {
+        rule.validate()?;
+        let _writer = self.lifecycle.lock().await;
+        let rules = with_rule(self.lifecycle_rules().await?, &rule.id, Some(rule));
+        self.write_rules(rules).await
+    }
+
+    async fn delete_lifecycle_rule(&self, id: &str) -> Result<(), ObjectError> {
+        let _writer = self.lifecycle.lock().await;
+        let rules = self.lifecycle_rules().await?;
+        if rules.iter().all(|r| r.id != id) {
+            return Ok(());
+        }
+        self.write_rules(with_rule(rules, id, None)).await
     }
 }
