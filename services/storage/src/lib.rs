@@ -7,6 +7,7 @@
 pub mod api;
 pub mod archive;
 pub mod config;
+pub mod domain;
 pub mod object_store;
 
 use mfg_common::{grpc, shutdown::CancellationToken};

@@ -1,0 +1,182 @@
+//! Rollups: the summary of one series over one time bucket (min, max, sum, count, last), as the
+//! warm tier keeps them at one minute and one hour. Rollups merge: a bucket rolled up from
+//! pieces (late readings, smaller buckets, several tiers) equals the bucket rolled up at once,
+//! which is what makes query results independent of the tier that served them.
+
+use std::collections::BTreeMap;
+
+/// How a bucket's readings become one value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aggregation {
+    /// The mean.
+    Avg,
+    /// The minimum.
+    Min,
+    /// The maximum.
+    Max,
+    /// The sum.
+    Sum,
+    /// The number of readings.
+    Count,
+    /// The latest reading.
+    Last,
+}
+
+/// The summary of a series' readings in one bucket.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rollup {
+    /// The smallest value.
+    pub min: f64,
+    /// The largest value.
+    pub max: f64,
+    /// The sum of the values.
+    pub sum: f64,
+    /// How many readings.
+    pub count: u64,
+    /// When the latest reading was measured (µs since the epoch).
+    pub last_ts_micros: i64,
+    /// The latest reading's value.
+    pub last: f64,
+}
+
+impl Rollup {
+    /// The rollup of one reading.
+    pub fn of(ts_micros: i64, value: f64) -> Self {
+        Self {
+            min: value,
+            max: value,
+            sum: value,
+            count: 1,
+            last_ts_micros: ts_micros,
+            last: value,
+        }
+    }
+
+    /// Adds a reading.
+    pub fn add(&mut self, ts_micros: i64, value: f64) {
+        *self = self.merge(&Self::of(ts_micros, value));
+    }
+
+    /// Merges two rollups of the same series and bucket. Associative and commutative: the
+    /// latest reading wins `last`; on equal timestamps the larger value does, so that the
+    /// result never depends on the order of merging.
+    pub fn merge(&self, other: &Self) -> Self {
+        let other_is_later = (other.last_ts_micros, other.last.total_cmp(&self.last))
+            > (self.last_ts_micros, std::cmp::Ordering::Equal);
+        let (last_ts_micros, last) = if other_is_later {
+            (other.last_ts_micros, other.last)
+        } else {
+            (self.last_ts_micros, self.last)
+        };
+        Self {
+            min: self.min.min(other.min),
+            max: self.max.max(other.max),
+            sum: self.sum + other.sum,
+            count: self.count + other.count,
+            last_ts_micros,
+            last,
+        }
+    }
+
+    /// The bucket's value under an aggregation.
+    pub fn value(&self, aggregation: Aggregation) -> f64 {
+        match aggregation {
+            Aggregation::Avg => self.sum / self.count as f64,
+            Aggregation::Min => self.min,
+            Aggregation::Max => self.max,
+            Aggregation::Sum => self.sum,
+            Aggregation::Count => self.count as f64,
+            Aggregation::Last => self.last,
+        }
+    }
+}
+
+/// The start of the bucket of width `width_micros` that holds `ts_micros`; buckets are aligned
+/// to the Unix epoch, also before it.
+pub fn bucket_start(ts_micros: i64, width_micros: i64) -> i64 {
+    ts_micros.div_euclid(width_micros) * width_micros
+}
+
+/// Rolls readings `(ts µs, value)` up into buckets of `width_micros`, keyed by bucket start.
+pub fn roll_up(
+    readings: impl IntoIterator<Item = (i64, f64)>,
+    width_micros: i64,
+) -> BTreeMap<i64, Rollup> {
+    let mut buckets: BTreeMap<i64, Rollup> = BTreeMap::new();
+    for (ts, value) in readings {
+        buckets
+            .entry(bucket_start(ts, width_micros))
+            .and_modify(|rollup| rollup.add(ts, value))
+            .or_insert_with(|| Rollup::of(ts, value));
+    }
+    buckets
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const MINUTE: i64 = 60_000_000;
+    const HOUR: i64 = 60 * MINUTE;
+
+    /// Readings of one series: unique timestamps within three hours around the epoch, and
+    /// integer values, so that sums are exact whatever the order of addition.
+    fn readings() -> impl Strategy<Value = Vec<(i64, f64)>> {
+        proptest::collection::btree_map(-HOUR..2 * HOUR, -1_000_000i32..1_000_000, 1..300)
+            .prop_map(|m| m.into_iter().map(|(ts, v)| (ts, f64::from(v))).collect())
+    }
+
+    #[test]
+    fn a_bucket_summarizes_its_readings() {
+        let buckets = roll_up([(5, 2.0), (1, 8.0), (MINUTE + 1, 1.0), (3, -4.0)], MINUTE);
+        let first = buckets[&0];
+        assert_eq!(
+            (first.min, first.max, first.sum, first.count),
+            (-4.0, 8.0, 6.0, 3)
+        );
+        assert_eq!((first.last_ts_micros, first.last), (5, 2.0));
+        assert_eq!(first.value(Aggregation::Avg), 2.0);
+        assert_eq!(buckets[&MINUTE].value(Aggregation::Count), 1.0);
+        assert_eq!(
+            bucket_start(-1, MINUTE),
+            -MINUTE,
+            "buckets before the epoch align too"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn late_readings_re_roll_to_the_same_buckets(readings in readings(), split in any::<prop::sample::Index>()) {
+            // Readings that arrive in two parts (the second one late) give the same buckets.
+            let at = split.index(readings.len() + 1);
+            let (early, late) = readings.split_at(at);
+            let mut merged = roll_up(early.iter().copied(), MINUTE);
+            for (start, rollup) in roll_up(late.iter().copied(), MINUTE) {
+                merged.entry(start).and_modify(|r| *r = r.merge(&rollup)).or_insert(rollup);
+            }
+            prop_assert_eq!(merged, roll_up(readings.iter().copied(), MINUTE));
+        }
+
+        #[test]
+        fn hours_from_minutes_equal_hours_from_readings(readings in readings()) {
+            let mut hours: BTreeMap<i64, Rollup> = BTreeMap::new();
+            for (start, minute) in roll_up(readings.iter().copied(), MINUTE) {
+                hours
+                    .entry(bucket_start(start, HOUR))
+                    .and_modify(|r| *r = r.merge(&minute))
+                    .or_insert(minute);
+            }
+            prop_assert_eq!(hours, roll_up(readings.iter().copied(), HOUR));
+        }
+
+        #[test]
+        fn merging_is_commutative_and_associative(a in readings(), b in readings(), c in readings()) {
+            let whole = |r: &Vec<(i64, f64)>| roll_up(r.iter().copied(), 4 * HOUR).into_values().next().unwrap();
+            let (a, b, c) = (whole(&a), whole(&b), whole(&c));
+            prop_assert_eq!(a.merge(&b), b.merge(&a));
+            prop_assert_eq!(a.merge(&b).merge(&c), a.merge(&b.merge(&c)));
+        }
+    }
+}
