@@ -97,6 +97,19 @@ struct World {
 }
 
 impl World {
+    /// Runs `mfg up` in a temporary directory and returns a client world for it.
+    async fn up() -> (tempfile::TempDir, Platform, Self) {
+        let dir = tempfile::tempdir().unwrap();
+        let platform = Platform::up(dir.path(), None).await;
+        let world = Self {
+            http: Client::new(),
+            base: platform.base.clone(),
+            operator: platform.operator_token.clone(),
+            counter: Default::default(),
+        };
+        (dir, platform, world)
+    }
+
     async fn call(
         &self,
         method: Method,
@@ -184,14 +197,7 @@ impl World {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_isolates_tenants_and_enforces_scopes() {
-    let dir = tempfile::tempdir().unwrap();
-    let platform = Platform::up(dir.path(), None).await;
-    let world = World {
-        http: Client::new(),
-        base: platform.base.clone(),
-        operator: platform.operator_token.clone(),
-        counter: Default::default(),
-    };
+    let (_dir, platform, world) = World::up().await;
 
     let mine = world.tenant().await;
     let theirs = world.tenant().await;
@@ -329,14 +335,7 @@ async fn every_route_isolates_tenants_and_enforces_scopes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flooding_shared_tenant_is_rate_limited_and_a_dedicated_one_is_not() {
-    let dir = tempfile::tempdir().unwrap();
-    let platform = Platform::up(dir.path(), None).await;
-    let world = World {
-        http: Client::new(),
-        base: platform.base.clone(),
-        operator: platform.operator_token.clone(),
-        counter: Default::default(),
-    };
+    let (_dir, platform, world) = World::up().await;
     let create = |name: &str, plan: &str, rate: u32| json!({"name": name, "plan": plan, "limits": {"apiRequestsPerSecond": rate}});
     let shared = world
         .operator(
@@ -417,14 +416,7 @@ async fn a_flooding_shared_tenant_is_rate_limited_and_a_dedicated_one_is_not() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_suspended_tenants_keys_read_but_do_not_write() {
-    let dir = tempfile::tempdir().unwrap();
-    let platform = Platform::up(dir.path(), None).await;
-    let world = World {
-        http: Client::new(),
-        base: platform.base.clone(),
-        operator: platform.operator_token.clone(),
-        counter: Default::default(),
-    };
+    let (_dir, platform, world) = World::up().await;
     let tenant = world.tenant().await;
     let (_, admin) = world.key(&tenant, "SCOPE_ADMIN").await;
     let machines = format!("/v1/tenants/{tenant}/machines");

@@ -264,6 +264,25 @@ pub(super) fn convert<R, T: TryFrom<R, Error = TenantError>>(rows: Vec<R>) -> Re
     rows.into_iter().map(T::try_from).collect()
 }
 
+/// Binds the fields of a tenant that can change, in the order both `INSERT_TENANT` and
+/// `UPDATE_TENANT` expect them (after the id, and the name for an insert).
+macro_rules! bind_changeable {
+    ($query:expr, $tenant:expr) => {
+        $query
+            .bind(&$tenant.display_name)
+            .bind($tenant.plan.as_str())
+            .bind($tenant.state.as_str())
+            .bind(Json(&$tenant.labels))
+            .bind(i64::from($tenant.limits.max_machines))
+            .bind(i64::from($tenant.limits.ingest_readings_per_second))
+            .bind(i64::from($tenant.limits.api_requests_per_second))
+            .bind(i64::from($tenant.retention.hot_days))
+            .bind(i64::from($tenant.retention.warm_days))
+            .bind(i64::from($tenant.retention.cold_days))
+            .bind($tenant.monthly_budget_usd)
+    };
+}
+
 /// Implements [`super::TenantStore`] for `$store` (a struct with a `pool` field), given how the
 /// backend begins a write transaction and the suffix that locks a selected row.
 macro_rules! sql_store {
@@ -285,20 +304,10 @@ macro_rules! sql_store {
             }
 
             async fn insert_tenant(&self, tenant: &Tenant) -> Result<()> {
-                let result = sqlx::query(sql::INSERT_TENANT)
+                let query = sqlx::query(sql::INSERT_TENANT)
                     .bind(tenant.id.0)
-                    .bind(tenant.name.as_str())
-                    .bind(&tenant.display_name)
-                    .bind(tenant.plan.as_str())
-                    .bind(tenant.state.as_str())
-                    .bind(Json(&tenant.labels))
-                    .bind(i64::from(tenant.limits.max_machines))
-                    .bind(i64::from(tenant.limits.ingest_readings_per_second))
-                    .bind(i64::from(tenant.limits.api_requests_per_second))
-                    .bind(i64::from(tenant.retention.hot_days))
-                    .bind(i64::from(tenant.retention.warm_days))
-                    .bind(i64::from(tenant.retention.cold_days))
-                    .bind(tenant.monthly_budget_usd)
+                    .bind(tenant.name.as_str());
+                let result = bind_changeable!(query, tenant)
                     .bind(tenant.create_time)
                     .bind(tenant.update_time)
                     .bind(tenant.delete_time)
@@ -356,19 +365,8 @@ macro_rules! sql_store {
                     .ok_or_else(|| TenantError::TenantNotFound(id.to_string()))?
                     .try_into()?;
                 let tenant = change(current)?;
-                sqlx::query(sql::UPDATE_TENANT)
-                    .bind(id.0)
-                    .bind(&tenant.display_name)
-                    .bind(tenant.plan.as_str())
-                    .bind(tenant.state.as_str())
-                    .bind(Json(&tenant.labels))
-                    .bind(i64::from(tenant.limits.max_machines))
-                    .bind(i64::from(tenant.limits.ingest_readings_per_second))
-                    .bind(i64::from(tenant.limits.api_requests_per_second))
-                    .bind(i64::from(tenant.retention.hot_days))
-                    .bind(i64::from(tenant.retention.warm_days))
-                    .bind(i64::from(tenant.retention.cold_days))
-                    .bind(tenant.monthly_budget_usd)
+                let query = sqlx::query(sql::UPDATE_TENANT).bind(id.0);
+                bind_changeable!(query, tenant)
                     .bind(tenant.update_time)
                     .bind(tenant.delete_time)
                     .execute(&mut *tx)
