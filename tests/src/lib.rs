@@ -180,3 +180,50 @@ mod reqwest_lite {
         Ok(code)
     }
 }
+
+/// Sends a request to the gateway, with a bearer token and a JSON body if given, and returns
+/// the status and the JSON body; every gateway answer is JSON, so anything else fails the test.
+pub async fn http_call(
+    http: &reqwest::Client,
+    base: &str,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let mut request = http.request(method, format!("{base}{path}"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request sent");
+    let status = response.status();
+    let text = response.text().await.expect("body read");
+    let value = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("{status} with a non-JSON body: {text:?}"));
+    (status, value)
+}
+
+/// Installs, for the whole process, the W3C propagator and a tracer that records finished
+/// spans in memory. Call once, in a test binary of its own.
+pub fn install_in_memory_tracer() -> (
+    opentelemetry_sdk::trace::InMemorySpanExporter,
+    opentelemetry_sdk::trace::SdkTracerProvider,
+) {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    tracing::subscriber::set_global_default(subscriber).expect("first subscriber of this process");
+    (exporter, provider)
+}

@@ -29,19 +29,7 @@ impl Api {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("request sent");
-        let status = response.status();
-        let text = response.text().await.expect("body read");
-        let value = serde_json::from_str(&text)
-            .unwrap_or_else(|_| panic!("{status} with a non-JSON body: {text:?}"));
-        (status, value)
+        mfg_tests::http_call(&self.http, &self.base, method, path, token, body).await
     }
 
     async fn operator(

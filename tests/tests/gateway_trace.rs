@@ -2,23 +2,9 @@
 //! service's span is a child of the gateway's. One test in its own binary, because the tracer
 //! provider and propagator are process-wide.
 
-use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::{
-    propagation::TraceContextPropagator,
-    trace::{InMemorySpanExporter, SdkTracerProvider},
-};
-use tracing_subscriber::layer::SubscriberExt as _;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rest_call_is_one_trace_from_the_caller_to_the_tenant_service() {
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
-    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-    tracing::subscriber::set_global_default(subscriber).expect("first subscriber of this process");
+    let (exporter, provider) = mfg_tests::install_in_memory_tracer();
 
     let dir = tempfile::tempdir().unwrap();
     let platform = mfg_tests::Platform::up(dir.path(), None).await;

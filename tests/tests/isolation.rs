@@ -117,16 +117,7 @@ impl World {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
+        mfg_tests::http_call(&self.http, &self.base, method, path, token, body).await
     }
 
     async fn operator(&self, method: Method, path: &str, body: Option<Value>) -> Value {

@@ -4,24 +4,12 @@
 
 use mfg_common::testing::TestDatabase;
 use mfg_proto::tenant::v1::{ListTenantsRequest, tenant_service_client::TenantServiceClient};
-use opentelemetry::trace::{SpanId, TracerProvider as _};
-use opentelemetry_sdk::{
-    propagation::TraceContextPropagator,
-    trace::{InMemorySpanExporter, SdkTracerProvider},
-};
+use opentelemetry::trace::SpanId;
 use tracing::Instrument as _;
-use tracing_subscriber::layer::SubscriberExt as _;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_is_one_trace_across_client_and_server() {
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
-    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-    tracing::subscriber::set_global_default(subscriber).expect("first subscriber of this process");
+    let (exporter, provider) = mfg_tests::install_in_memory_tracer();
 
     let db = TestDatabase::sqlite();
     let service = mfg_tests::start_tenant(&db.url).await;
