@@ -152,7 +152,8 @@ pub async fn start(
         .operator_token()
         .context("cannot set up the operator token")?;
 
-    let mut tenant = mfg_tenant::Config::new(database_url, "").with_admin_token(operator_token);
+    let mut tenant =
+        mfg_tenant::Config::new(database_url, "").with_admin_token(operator_token.clone());
     tenant.key_pepper = args.key_pepper.clone();
     tenant
         .validate()
@@ -166,8 +167,14 @@ pub async fn start(
 
     let mut set = JoinSet::new();
     set.spawn(mfg_tenant::run(tenant, listeners.tenant, shutdown.clone()));
+    let storage_url = match &args.database_url {
+        Some(url) => url.clone(),
+        None => format!("sqlite://{}", args.data_dir.join("storage.db").display()),
+    };
+    let storage = mfg_storage::Config::new(storage_url, addresses.tenant.to_string())
+        .with_admin_token(operator_token.clone());
     set.spawn(mfg_storage::run(
-        mfg_storage::Config::default(),
+        storage,
         listeners.storage,
         shutdown.clone(),
     ));

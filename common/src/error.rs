@@ -181,6 +181,12 @@ pub trait ServiceError: std::error::Error {
     /// Returns the code of this error.
     fn error_code(&self) -> ErrorCode;
 
+    /// Returns how long the caller should wait before retrying, for a RESOURCE_EXHAUSTED or an
+    /// UNAVAILABLE; sent as a `google.rpc.RetryInfo` detail.
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// Returns the invalid fields, for an INVALID_ARGUMENT.
     fn field_violations(&self) -> &[FieldViolation] {
         &[]
@@ -204,17 +210,23 @@ pub fn to_status<E: ServiceError + ?Sized>(error: &E) -> tonic::Status {
         _ => error.to_string(),
     };
     let violations = error.field_violations();
-    if violations.is_empty() {
-        tonic::Status::new(code.grpc_code(), message)
-    } else {
-        let details = ErrorDetails::with_bad_request(
+    let retry_after = error.retry_after();
+    if violations.is_empty() && retry_after.is_none() {
+        return tonic::Status::new(code.grpc_code(), message);
+    }
+    let mut details = ErrorDetails::new();
+    if !violations.is_empty() {
+        details.set_bad_request(
             violations
                 .iter()
                 .map(|v| tonic_types::FieldViolation::new(&v.field, &v.description))
                 .collect::<Vec<_>>(),
         );
-        tonic::Status::with_error_details(code.grpc_code(), message, details)
     }
+    if let Some(delay) = retry_after {
+        details.set_retry_info(Some(delay));
+    }
+    tonic::Status::with_error_details(code.grpc_code(), message, details)
 }
 
 #[cfg(test)]

@@ -48,6 +48,36 @@ pub fn random_bytes(len: usize) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// Returns a service's operator token: the configured one (at least 16 characters), or, on the
+/// embedded SQLite default, the one kept in `admin-token` beside the database file, generated on
+/// first start. PostgreSQL deployments must configure it.
+pub fn service_operator_token(
+    configured: Option<&crate::config::Secret>,
+    database_url: &str,
+) -> Result<String, String> {
+    if let Some(token) = configured {
+        if token.expose().len() < 16 {
+            return Err("the admin token must be at least 16 characters".to_owned());
+        }
+        return Ok(token.expose().to_owned());
+    }
+    match crate::db::validate_url(database_url)? {
+        crate::db::Backend::Sqlite => {
+            use std::str::FromStr as _;
+            let options = sqlx::sqlite::SqliteConnectOptions::from_str(database_url)
+                .map_err(|e| e.to_string())?;
+            let path = options.get_filename().with_file_name("admin-token");
+            let bytes = load_or_create(&path, || Ok(operator_token()?.into_bytes()))?;
+            let token =
+                String::from_utf8(bytes).map_err(|_| format!("{} is not text", path.display()))?;
+            Ok(token.trim().to_owned())
+        }
+        crate::db::Backend::Postgres => {
+            Err("--admin-token (MFG_ADMIN_TOKEN) is required with PostgreSQL".to_owned())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

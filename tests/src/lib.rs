@@ -75,6 +75,16 @@ pub async fn start_tenant(database_url: &str) -> Running {
     .await
 }
 
+/// Starts the storage service on a database URL, asking the tenant service at `tenant`.
+pub async fn start_storage(database_url: &str, tenant: SocketAddr) -> Running {
+    let config = mfg_storage::Config::new(database_url, tenant.to_string())
+        .with_admin_token(TEST_OPERATOR_TOKEN);
+    Running::start(mfg_proto::service_names::TELEMETRY, |listener, shutdown| {
+        mfg_storage::run(config, listener, shutdown)
+    })
+    .await
+}
+
 /// Everything `mfg up` starts, on port-0 listeners.
 #[derive(Debug)]
 pub struct Platform {

@@ -1,6 +1,5 @@
-//! The storage, cost and provisioning services are designed in the contract but not built yet:
-//! they start, report SERVING, list their services over reflection, and answer every RPC with
-//! UNIMPLEMENTED, never with a made-up result.
+//! The parts of the contract that are not built yet (alerts, tiering, cost, provisioning) start,
+//! report SERVING, and answer UNIMPLEMENTED, never a made-up result.
 
 use mfg_proto::{
     cost::v1::{GetPriceBookRequest, cost_service_client::CostServiceClient},
@@ -9,7 +8,7 @@ use mfg_proto::{
     },
     service_names,
     storage::v1::{
-        IngestBatchRequest, ListAlertsRequest, alert_service_client::AlertServiceClient,
+        ListAlertsRequest, RunTieringRequest, alert_service_client::AlertServiceClient,
         telemetry_service_client::TelemetryServiceClient,
     },
 };
@@ -18,10 +17,10 @@ use tonic::Code;
 
 #[tokio::test]
 async fn unbuilt_rpcs_answer_unimplemented() {
-    let storage = Running::start(service_names::TELEMETRY, |l, s| {
-        mfg_storage::run(Default::default(), l, s)
-    })
-    .await;
+    let database = mfg_common::testing::TestDatabase::sqlite();
+    let tenant_database = mfg_common::testing::TestDatabase::sqlite();
+    let tenant = mfg_tests::start_tenant(&tenant_database.url).await;
+    let storage = mfg_tests::start_storage(&database.url, tenant.addr).await;
     let cost = Running::start(service_names::COST, |l, s| {
         mfg_cost::run(Default::default(), l, s)
     })
@@ -31,11 +30,11 @@ async fn unbuilt_rpcs_answer_unimplemented() {
     })
     .await;
 
-    let ingest = TelemetryServiceClient::new(storage.channel())
-        .ingest_batch(IngestBatchRequest::default())
+    let tiering = TelemetryServiceClient::new(storage.channel())
+        .run_tiering(RunTieringRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(ingest.code(), Code::Unimplemented);
+    assert_eq!(tiering.code(), Code::Unimplemented);
     let alerts = AlertServiceClient::new(storage.channel())
         .list_alerts(ListAlertsRequest::default())
         .await
@@ -53,6 +52,7 @@ async fn unbuilt_rpcs_answer_unimplemented() {
     assert_eq!(run.code(), Code::Unimplemented);
 
     storage.stop().await;
+    tenant.stop().await;
     cost.stop().await;
     provisioning.stop().await;
 }

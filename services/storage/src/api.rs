@@ -1,19 +1,205 @@
-//! The gRPC adapter of the storage service: telemetry ingest, the hot, warm and cold tiers, queries, alert rules and alert fan-out.
-//!
-//! The contract is designed (see `proto/`); the service is built by its own issue. Until then
-//! each RPC answers UNIMPLEMENTED through the generated default bodies, and never a made-up
-//! result.
+//! The gRPC adapter of the storage service: `mfg.storage.v1.TelemetryService` on top of the
+//! ingest path and the queries. It authorizes the caller that the server's
+//! [`mfg_common::auth::AuthLayer`] authenticated, converts requests to domain types, and
+//! answers. `AlertService` and the tiering RPCs answer UNIMPLEMENTED until they are built.
 
-use mfg_proto::storage::v1::{
-    alert_service_server::AlertService, telemetry_service_server::TelemetryService,
+mod convert;
+
+use std::{
+    pin::Pin,
+    sync::{Arc, OnceLock},
 };
 
-/// Serves `mfg.storage.v1.TelemetryService`. Not built yet: every RPC answers UNIMPLEMENTED.
-#[derive(Debug, Clone, Default)]
-pub struct TelemetryApi;
+use futures::{Stream, StreamExt as _, stream::FuturesOrdered};
+use mfg_common::auth::{Caller, Scope};
+use mfg_proto::storage::v1::{
+    self as pb, alert_service_server::AlertService, telemetry_service_server::TelemetryService,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::{error::StorageError, ingest::Ingest, query::Queries};
+
+/// What the RPCs work with once the database is reachable and migrated.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    /// The ingest path.
+    pub ingest: Ingest,
+    /// The queries.
+    pub queries: Queries,
+}
+
+/// The storage operations, once ready.
+pub type ReadyStorage = Arc<OnceLock<Storage>>;
+
+/// How many batches of one stream may wait for their acks at once. Past that the server stops
+/// reading the stream until the oldest is acked, and HTTP/2 flow control holds the client.
+pub const STREAM_WINDOW: usize = 8;
+
+/// Serves `mfg.storage.v1.TelemetryService`.
+#[derive(Debug, Clone)]
+pub struct TelemetryApi {
+    storage: ReadyStorage,
+}
+
+impl TelemetryApi {
+    /// Creates the adapter over operations that become ready later.
+    pub fn new(storage: ReadyStorage) -> Self {
+        Self { storage }
+    }
+
+    fn storage(&self) -> Result<&Storage, StorageError> {
+        self.storage.get().ok_or(StorageError::NotReady)
+    }
+}
 
 #[tonic::async_trait]
-impl TelemetryService for TelemetryApi {}
+impl TelemetryService for TelemetryApi {
+    async fn stream_telemetry(
+        &self,
+        request: Request<Streaming<pb::StreamTelemetryRequest>>,
+    ) -> Result<
+        Response<Pin<Box<dyn Stream<Item = Result<pb::StreamTelemetryResponse, Status>> + Send>>>,
+        Status,
+    > {
+        let caller = Caller::of(&request)?;
+        let Caller::Tenant(principal) = &caller else {
+            return Err(Status::permission_denied(
+                "StreamTelemetry carries one tenant's readings: authenticate with an API key of \
+                 the tenant, of write scope",
+            ));
+        };
+        caller.authorize(&principal.tenant_id, Scope::Write)?;
+        let tenant = convert::tenant_id(&principal.tenant_id)?;
+        let ingest = self.storage()?.ingest.clone();
+        let inbound = request.into_inner();
+        let (acks, receiver) = mpsc::channel(STREAM_WINDOW);
+        tokio::spawn(serve_stream(ingest, tenant, inbound, acks));
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+
+    async fn ingest_batch(
+        &self,
+        request: Request<pb::IngestBatchRequest>,
+    ) -> Result<Response<pb::IngestBatchResponse>, Status> {
+        Caller::of(&request)?.authorize(&request.get_ref().tenant_id, Scope::Write)?;
+        let request = request.into_inner();
+        let tenant = convert::tenant_id(&request.tenant_id)?;
+        let readings = request.readings.into_iter().map(convert::reading).collect();
+        let outcome = self.storage()?.ingest.ingest(tenant, "", readings).await?;
+        let ack = convert::ack(0, outcome);
+        Ok(Response::new(pb::IngestBatchResponse {
+            accepted: ack.accepted,
+            duplicates: ack.duplicates,
+            rejected: ack.rejected,
+        }))
+    }
+
+    async fn query_telemetry(
+        &self,
+        request: Request<pb::QueryTelemetryRequest>,
+    ) -> Result<Response<pb::QueryTelemetryResponse>, Status> {
+        Caller::of(&request)?.authorize(&request.get_ref().tenant_id, Scope::Read)?;
+        let query = convert::series_query(request.get_ref())?;
+        let answer = self.storage()?.queries.series(&query).await?;
+        Ok(Response::new(convert::query_response(answer)))
+    }
+
+    async fn get_latest_values(
+        &self,
+        request: Request<pb::GetLatestValuesRequest>,
+    ) -> Result<Response<pb::GetLatestValuesResponse>, Status> {
+        Caller::of(&request)?.authorize(&request.get_ref().tenant_id, Scope::Read)?;
+        let request = request.get_ref();
+        let tenant = convert::tenant_id(&request.tenant_id)?;
+        if request.machine_id.is_empty() {
+            return Err(StorageError::invalid("machine_id", "is required").into());
+        }
+        let latest = self
+            .storage()?
+            .queries
+            .latest(tenant, &request.machine_id)
+            .await?;
+        Ok(Response::new(pb::GetLatestValuesResponse {
+            values: latest.into_iter().map(convert::latest).collect(),
+        }))
+    }
+}
+
+/// Reads a stream's batches, keeps up to [`STREAM_WINDOW`] of them in flight, and acks each in
+/// order once it is durable. A malformed frame, or a batch the tenant may not send now (over
+/// its rate, suspended, deleted), ends the stream with its status, after the acks of the
+/// batches before it; a client resends what was not acked.
+async fn serve_stream(
+    ingest: Ingest,
+    tenant: uuid::Uuid,
+    mut inbound: Streaming<pb::StreamTelemetryRequest>,
+    acks: mpsc::Sender<Result<pb::StreamTelemetryResponse, Status>>,
+) {
+    let mut in_flight = FuturesOrdered::new();
+    let mut ending: Option<Status> = None;
+    loop {
+        tokio::select! {
+            biased;
+            Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                let (sequence, outcome): (u64, Result<crate::ingest::Outcome, StorageError>) = done;
+                let message = outcome
+                    .map(|outcome| pb::StreamTelemetryResponse { ack: Some(convert::ack(sequence, outcome)) })
+                    .map_err(Status::from);
+                let failed = message.is_err();
+                if acks.send(message).await.is_err() || failed {
+                    return;
+                }
+            }
+            next = inbound.message(), if in_flight.len() < STREAM_WINDOW && ending.is_none() => {
+                match next {
+                    Ok(Some(request)) => {
+                        let Some(batch) = request.batch else {
+                            ending = Some(Status::invalid_argument("a StreamTelemetryRequest must carry a batch"));
+                            continue;
+                        };
+                        let readings = batch.readings.into_iter().map(convert::reading).collect();
+                        match ingest.submit(tenant, &batch.machine_id, readings).await {
+                            Ok(pending) => {
+                                let sequence = batch.sequence;
+                                in_flight.push_back(async move { (sequence, pending.outcome().await) });
+                            }
+                            Err(error) => ending = Some(error.into()),
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(status) => {
+                        ending = Some(if status.code() == tonic::Code::Internal
+                            || status.code() == tonic::Code::InvalidArgument
+                        {
+                            Status::invalid_argument(format!("malformed frame: {}", status.message()))
+                        } else {
+                            status
+                        });
+                    }
+                }
+            }
+            else => break,
+        }
+        if ending.is_some() && in_flight.is_empty() {
+            break;
+        }
+    }
+    while let Some((sequence, outcome)) = in_flight.next().await {
+        let message = outcome
+            .map(|outcome| pb::StreamTelemetryResponse {
+                ack: Some(convert::ack(sequence, outcome)),
+            })
+            .map_err(Status::from);
+        if acks.send(message).await.is_err() {
+            return;
+        }
+    }
+    if let Some(status) = ending {
+        let _ = acks.send(Err(status)).await;
+    }
+}
 
 /// Serves `mfg.storage.v1.AlertService`. Not built yet: every RPC answers UNIMPLEMENTED.
 #[derive(Debug, Clone, Default)]

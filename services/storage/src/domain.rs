@@ -1,6 +1,7 @@
-//! The storage service's domain. So far the rollup arithmetic that the warm tier, queries and
-//! tiering share; ingest and alerting rules come with their issues.
+//! The storage service's domain: what ingest accepts, and the rollup arithmetic that the warm
+//! tier, queries and tiering share.
 
+pub mod ingest;
 mod rollup;
 
 pub use rollup::{Aggregation, Rollup, bucket_start, roll_up};

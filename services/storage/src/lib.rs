@@ -1,23 +1,57 @@
-//! Storage: the storage service: telemetry ingest, the hot, warm and cold tiers, queries, alert rules and alert fan-out.
+//! The storage service: telemetry ingest, the hot, warm and cold tiers, queries, alert rules and
+//! alert fan-out.
 //!
-//! A library with one entry, [`run`], which serves on a listener the caller bound. It has no
-//! state yet, so it is SERVING as soon as it listens; its RPCs answer UNIMPLEMENTED until its
-//! issue is built, and it checks credentials from then on, as the tenant service does.
+//! A library with one entry, [`run`], which serves on a listener the caller bound, so the
+//! standalone binary, `mfg` and tests start it the same way. Like the tenant service, it
+//! answers health checks at once (NOT_SERVING until its database is reachable and migrated)
+//! and authenticates every call; keys are resolved by the tenant service.
 
 pub mod api;
 pub mod archive;
 pub mod config;
+pub mod directory;
 pub mod domain;
+pub mod error;
+pub mod ingest;
 pub mod object_store;
+pub mod query;
+pub mod store;
 
-use mfg_common::{grpc, shutdown::CancellationToken};
-use mfg_proto::service_names;
-use mfg_proto::storage::v1::{
-    alert_service_server::AlertServiceServer, telemetry_service_server::TelemetryServiceServer,
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use mfg_common::{
+    auth::{AuthLayer, Authenticator, KeyCache, MAX_TTL},
+    clock::{SharedClock, system_clock},
+    grpc::{self, Health, lazy_channel},
+    shutdown::CancellationToken,
+};
+use mfg_proto::{
+    service_names,
+    storage::v1::{
+        alert_service_server::AlertServiceServer, telemetry_service_server::TelemetryServiceServer,
+    },
+    tenant::v1::tenant_service_client::TenantServiceClient,
 };
 use tokio::net::TcpListener;
 
 pub use crate::config::Config;
+use crate::{
+    api::{ReadyStorage, Storage, TelemetryApi},
+    directory::Directory,
+    ingest::Ingest,
+    query::Queries,
+    store::HotStore,
+};
+
+/// How often the database is checked once the service is ready.
+const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The largest message a client may send (a full batch of 10,000 readings with long names).
+const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Runs the storage service on `listener` until `shutdown` is cancelled.
 pub async fn run(
@@ -25,19 +59,122 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    run_with_clock(config, listener, shutdown, system_clock()).await
+}
+
+/// Runs the storage service with the given clock.
+pub async fn run_with_clock(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    clock: SharedClock,
+) -> anyhow::Result<()> {
+    mfg_common::db::validate_url(&config.database.url)
+        .map_err(anyhow::Error::msg)
+        .context("invalid storage configuration")?;
+    let operator_token = config
+        .operator_token()
+        .map_err(anyhow::Error::msg)
+        .context("invalid storage configuration")?;
+    let tenant_uri = if config.tenant_addr.contains("://") {
+        config.tenant_addr.clone()
+    } else {
+        format!("http://{}", config.tenant_addr)
+    };
+    let tenant = TenantServiceClient::new(
+        lazy_channel(&tenant_uri)
+            .context("invalid tenant service address")?
+            .with_bearer(&operator_token)?,
+    );
     let (health, routes) =
         grpc::standard_routes(&[service_names::TELEMETRY, service_names::ALERT]).await?;
+    let ready: ReadyStorage = Arc::new(OnceLock::new());
     let routes = routes
-        .add_service(TelemetryServiceServer::new(api::TelemetryApi))
+        .add_service(
+            TelemetryServiceServer::new(TelemetryApi::new(ready.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
         .add_service(AlertServiceServer::new(api::AlertApi));
-    health.set_serving(true).await;
-    grpc::serve(
+    let keys = KeyCache::new(tenant.clone(), clock.clone(), MAX_TTL, 100_000);
+    let auth = AuthLayer::new(Authenticator::new(&operator_token, keys));
+    let directory = Directory::new(tenant, clock.clone());
+
+    let readiness = tokio::spawn(become_ready(
+        config.clone(),
+        directory,
+        clock,
+        ready.clone(),
+        health.clone(),
+        shutdown.clone(),
+    ));
+    let served = grpc::serve(
         listener,
         routes,
         health,
-        None,
+        Some(auth),
         shutdown,
         config.server.shutdown_grace,
     )
-    .await
+    .await;
+    readiness.abort();
+    if let Some(storage) = ready.get() {
+        storage.queries.store().close().await;
+    }
+    served
+}
+
+async fn become_ready(
+    config: Config,
+    directory: Directory,
+    clock: SharedClock,
+    ready: ReadyStorage,
+    health: Health,
+    shutdown: CancellationToken,
+) {
+    let url = mfg_common::db::redact(&config.database.url);
+    let mut backoff = Duration::from_millis(100);
+    let store: Arc<dyn HotStore> = loop {
+        let attempt = async {
+            let pool = mfg_common::db::connect(&config.database).await?;
+            let store = store::open(pool);
+            store.migrate().await?;
+            Ok::<_, error::StorageError>(store)
+        };
+        match attempt.await {
+            Ok(store) => break Arc::from(store),
+            Err(error) => {
+                tracing::warn!(%error, database = %url, retry_in_ms = backoff.as_millis() as u64, "storage database not ready");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = shutdown.cancelled() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    };
+    let ingest = Ingest::new(store.clone(), directory, clock, config.writer());
+    let storage = ready.get_or_init(|| Storage {
+        queries: Queries::new(store, ingest.clone()),
+        ingest,
+    });
+    tracing::info!(database = %url, "storage database ready");
+    health.set_serving(true).await;
+
+    let mut serving = true;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(HEALTH_CHECK_INTERVAL) => {}
+            () = shutdown.cancelled() => return,
+        }
+        let ok = storage.queries.store().ping().await.is_ok();
+        if ok != serving {
+            serving = ok;
+            if ok {
+                tracing::info!("storage database reachable again");
+            } else {
+                tracing::warn!("storage database unreachable");
+            }
+            health.set_serving(ok).await;
+        }
+    }
 }

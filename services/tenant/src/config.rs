@@ -58,28 +58,7 @@ impl Config {
     /// Returns the operator token: the configured one, or, on SQLite, the one kept beside the
     /// database file (generated on first start).
     pub fn operator_token(&self) -> Result<String, String> {
-        if let Some(token) = &self.admin_token {
-            if token.expose().len() < 16 {
-                return Err("the admin token must be at least 16 characters".to_owned());
-            }
-            return Ok(token.expose().to_owned());
-        }
-        match mfg_common::db::validate_url(&self.database.url)? {
-            Backend::Sqlite => {
-                let options = SqliteConnectOptions::from_str(&self.database.url)
-                    .map_err(|e| e.to_string())?;
-                let path = options.get_filename().with_file_name("admin-token");
-                let bytes = secret_file::load_or_create(&path, || {
-                    Ok(secret_file::operator_token()?.into_bytes())
-                })?;
-                let token = String::from_utf8(bytes)
-                    .map_err(|_| format!("{} is not text", path.display()))?;
-                Ok(token.trim().to_owned())
-            }
-            Backend::Postgres => {
-                Err("--admin-token (MFG_ADMIN_TOKEN) is required with PostgreSQL".to_owned())
-            }
-        }
+        secret_file::service_operator_token(self.admin_token.as_ref(), &self.database.url)
     }
 
     /// Checks the configuration once, at start-up, and returns the key hasher it defines,

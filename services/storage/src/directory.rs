@@ -1,0 +1,206 @@
+//! What the storage service needs to know of tenants and machines, asked of the tenant service
+//! through its typed client and cached briefly: a tenant's state, hot retention and ingest
+//! rate (for at most [`TENANT_TTL`], so a suspension or deletion takes effect within a second,
+//! as revoked keys do), and whether a machine is registered.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
+
+use mfg_common::{ErrorCode, clock::SharedClock, grpc::TracedChannel};
+use mfg_proto::tenant::v1::{self as pb, tenant_service_client::TenantServiceClient};
+use uuid::Uuid;
+
+use crate::error::{Result, StorageError};
+
+/// How long a tenant's record is served from the cache.
+pub const TENANT_TTL: Duration = Duration::from_secs(1);
+/// How long a registered machine is remembered.
+pub const MACHINE_TTL: Duration = Duration::from_secs(10);
+/// How long an unknown machine is remembered as unknown.
+pub const UNKNOWN_MACHINE_TTL: Duration = Duration::from_secs(1);
+
+/// A tenant's lifecycle state, as far as storage is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantState {
+    /// Serving.
+    Active,
+    /// Reads only.
+    Suspended,
+    /// Refused.
+    Deleted,
+}
+
+/// What storage needs of a tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantInfo {
+    /// The tenant's id.
+    pub id: Uuid,
+    /// Its state.
+    pub state: TenantState,
+    /// Its hot retention, in days.
+    pub hot_days: u32,
+    /// Its warm retention, in days.
+    pub warm_days: u32,
+    /// Its cold retention, in days.
+    pub cold_days: u32,
+    /// Its ingest rate, in readings per second.
+    pub ingest_per_second: u32,
+}
+
+impl TenantInfo {
+    /// Refuses writes to a suspended or deleted tenant.
+    pub fn check_writable(&self) -> Result<()> {
+        match self.state {
+            TenantState::Active => Ok(()),
+            TenantState::Suspended => Err(StorageError::TenantSuspended(self.id.to_string())),
+            TenantState::Deleted => Err(StorageError::TenantDeleted(self.id.to_string())),
+        }
+    }
+}
+
+/// The tenant service, cached.
+#[derive(Debug, Clone)]
+pub struct Directory {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    client: TenantServiceClient<TracedChannel>,
+    clock: SharedClock,
+    tenants: Mutex<HashMap<Uuid, (Instant, Arc<TenantInfo>)>>,
+    machines: Mutex<HashMap<(Uuid, String), (Instant, bool)>>,
+}
+
+fn from_status(status: &tonic::Status, what: &str) -> StorageError {
+    match ErrorCode::from_grpc(status.code()) {
+        ErrorCode::Unavailable | ErrorCode::DeadlineExceeded | ErrorCode::Cancelled => {
+            StorageError::Unavailable(format!(
+                "cannot reach the tenant service to check {what}: {}",
+                status.message()
+            ))
+        }
+        _ => StorageError::Internal(format!(
+            "the tenant service failed checking {what}: {}: {}",
+            status.code(),
+            status.message()
+        )),
+    }
+}
+
+impl Directory {
+    /// Creates a directory over a client of the tenant service, which must carry the operator
+    /// credential.
+    pub fn new(client: TenantServiceClient<TracedChannel>, clock: SharedClock) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                client,
+                clock,
+                tenants: Mutex::default(),
+                machines: Mutex::default(),
+            }),
+        }
+    }
+
+    /// Returns a tenant's record; NOT_FOUND when no tenant has this id.
+    pub async fn tenant(&self, id: Uuid) -> Result<Arc<TenantInfo>> {
+        let now = self.inner.clock.now();
+        if let Some((expires, info)) = self.lock_tenants().get(&id)
+            && now < *expires
+        {
+            return Ok(info.clone());
+        }
+        let response = self
+            .inner
+            .client
+            .clone()
+            .get_tenant(pb::GetTenantRequest {
+                tenant_id: id.to_string(),
+            })
+            .await;
+        let tenant = match response {
+            Ok(response) => response.into_inner().tenant.unwrap_or_default(),
+            Err(status) if status.code() == tonic::Code::NotFound => {
+                return Err(StorageError::TenantNotFound(id.to_string()));
+            }
+            Err(status) => return Err(from_status(&status, "the tenant")),
+        };
+        let retention = tenant.retention.unwrap_or_default();
+        let limits = tenant.limits.unwrap_or_default();
+        let info = Arc::new(TenantInfo {
+            id,
+            state: match tenant.state() {
+                pb::TenantState::Suspended => TenantState::Suspended,
+                pb::TenantState::Deleted => TenantState::Deleted,
+                pb::TenantState::Active | pb::TenantState::Unspecified => TenantState::Active,
+            },
+            hot_days: retention.hot_days.max(1),
+            warm_days: retention.warm_days,
+            cold_days: retention.cold_days,
+            ingest_per_second: limits.ingest_readings_per_second,
+        });
+        self.lock_tenants()
+            .insert(id, (now + TENANT_TTL, info.clone()));
+        Ok(info)
+    }
+
+    /// Returns whether a machine is registered with a tenant.
+    pub async fn machine_exists(&self, tenant: Uuid, machine_id: &str) -> Result<bool> {
+        let now = self.inner.clock.now();
+        let key = (tenant, machine_id.to_owned());
+        if let Some((expires, known)) = self.lock_machines().get(&key)
+            && now < *expires
+        {
+            return Ok(*known);
+        }
+        let response = self
+            .inner
+            .client
+            .clone()
+            .get_machine(pb::GetMachineRequest {
+                tenant_id: tenant.to_string(),
+                machine_id: machine_id.to_owned(),
+            })
+            .await;
+        let known = match response {
+            Ok(_) => true,
+            Err(status)
+                if matches!(
+                    status.code(),
+                    tonic::Code::NotFound | tonic::Code::InvalidArgument
+                ) =>
+            {
+                false
+            }
+            Err(status) => return Err(from_status(&status, "the machine")),
+        };
+        let ttl = if known {
+            MACHINE_TTL
+        } else {
+            UNKNOWN_MACHINE_TTL
+        };
+        let mut machines = self.lock_machines();
+        if machines.len() > 1_000_000 {
+            machines.retain(|_, (expires, _)| now < *expires);
+        }
+        machines.insert(key, (now + ttl, known));
+        Ok(known)
+    }
+
+    fn lock_tenants(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (Instant, Arc<TenantInfo>)>> {
+        self.inner
+            .tenants
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_machines(&self) -> std::sync::MutexGuard<'_, HashMap<(Uuid, String), (Instant, bool)>> {
+        self.inner
+            .machines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}

@@ -1,0 +1,115 @@
+//! The storage service's errors, in domain words, each with its [`ErrorCode`].
+
+use std::time::Duration;
+
+use mfg_common::{
+    ErrorCode, FieldViolation, ServiceError, db::DbErrorKind, error::describe_violations,
+};
+
+/// An error of the storage service.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StorageError {
+    /// Fields of the request are invalid.
+    #[error("{}", describe_violations(.0))]
+    InvalidArgument(Vec<FieldViolation>),
+    /// No tenant has this id.
+    #[error("tenant `{0}` not found")]
+    TenantNotFound(String),
+    /// The tenant is deleted: its data is refused.
+    #[error("tenant `{0}` is deleted: its telemetry is refused")]
+    TenantDeleted(String),
+    /// The tenant is suspended: it may read, not write.
+    #[error("tenant `{0}` is suspended: its telemetry is refused until it is active again")]
+    TenantSuspended(String),
+    /// No machine of the tenant has this id.
+    #[error("machine `{0}` not found")]
+    MachineNotFound(String),
+    /// The tenant is over its ingest rate.
+    #[error(
+        "tenant `{tenant}` is over its ingest rate of {per_second} readings/s; retry in {} ms",
+        retry_after.as_millis()
+    )]
+    RateLimited {
+        /// The tenant.
+        tenant: String,
+        /// Its rate.
+        per_second: u32,
+        /// When to retry.
+        retry_after: Duration,
+    },
+    /// The service has not reached its database yet.
+    #[error("the storage service is starting: its database is not ready yet")]
+    NotReady,
+    /// The database, or the tenant service, cannot be reached.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The service is shutting down.
+    #[error("the storage service is shutting down")]
+    ShuttingDown,
+    /// Anything unexpected; logged, never sent.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl StorageError {
+    /// Returns an INVALID_ARGUMENT naming one field.
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self::InvalidArgument(vec![FieldViolation::new(field, description)])
+    }
+}
+
+impl ServiceError for StorageError {
+    fn error_code(&self) -> ErrorCode {
+        match self {
+            Self::InvalidArgument(_) => ErrorCode::InvalidArgument,
+            Self::TenantNotFound(_) | Self::MachineNotFound(_) => ErrorCode::NotFound,
+            Self::TenantDeleted(_) | Self::TenantSuspended(_) => ErrorCode::FailedPrecondition,
+            Self::RateLimited { .. } => ErrorCode::ResourceExhausted,
+            Self::NotReady | Self::Unavailable(_) | Self::ShuttingDown => ErrorCode::Unavailable,
+            Self::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after, .. } => Some(*retry_after),
+            Self::NotReady | Self::Unavailable(_) | Self::ShuttingDown => {
+                Some(Duration::from_secs(1))
+            }
+            _ => None,
+        }
+    }
+
+    fn field_violations(&self) -> &[FieldViolation] {
+        match self {
+            Self::InvalidArgument(violations) => violations,
+            _ => &[],
+        }
+    }
+}
+
+impl From<sqlx::Error> for StorageError {
+    fn from(error: sqlx::Error) -> Self {
+        match DbErrorKind::of(&error) {
+            DbErrorKind::Unavailable => {
+                Self::Unavailable(format!("the storage database is unavailable: {error}"))
+            }
+            _ => Self::Internal(format!("database error: {error}")),
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StorageError {
+    fn from(error: sqlx::migrate::MigrateError) -> Self {
+        Self::Internal(format!("migration failed: {error}"))
+    }
+}
+
+impl From<StorageError> for tonic::Status {
+    fn from(error: StorageError) -> Self {
+        mfg_common::error::to_status(&error)
+    }
+}
+
+/// The storage service's result.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -1,0 +1,247 @@
+//! The conformance suite of `HotStore`: the same assertions against PostgreSQL and SQLite.
+
+use std::sync::Arc;
+
+use mfg_common::{config::DatabaseArgs, db, testing::TestDatabase};
+use mfg_storage::{
+    domain::Rollup,
+    store::{self, HotStore, Range, Row, SeriesKey, day_of, tenant_of},
+};
+use uuid::Uuid;
+
+const MINUTE: i64 = 60_000_000;
+/// 2026-11-24T00:00:00Z in µs.
+const DAY0: i64 = 1_795_478_400_000_000;
+
+async fn open(db: &TestDatabase) -> Arc<dyn HotStore> {
+    let pool = db::connect(&DatabaseArgs::new(&db.url))
+        .await
+        .expect("connect");
+    let store: Arc<dyn HotStore> = Arc::from(store::open(pool));
+    store.migrate().await.expect("migrate");
+    store.migrate().await.expect("migrations are idempotent");
+    store
+}
+
+fn key(machine: &str, metric: &str) -> SeriesKey {
+    SeriesKey {
+        machine_id: machine.to_owned(),
+        metric: metric.to_owned(),
+    }
+}
+
+async fn tenants_and_series(store: &dyn HotStore) {
+    let a = Uuid::now_v7();
+    let b = Uuid::now_v7();
+    let a_no = store.register_tenant(a).await.unwrap();
+    assert_eq!(store.register_tenant(a).await.unwrap(), a_no, "stable");
+    let b_no = store.register_tenant(b).await.unwrap();
+    assert_ne!(a_no, b_no);
+    assert_eq!(store.find_tenant(a).await.unwrap(), Some(a_no));
+    assert_eq!(store.find_tenant(Uuid::now_v7()).await.unwrap(), None);
+
+    let keys = [
+        key("press-1", "temp"),
+        key("press-1", "rpm"),
+        key("press-2", "temp"),
+    ];
+    let ids = store.resolve_series(a_no, &keys).await.unwrap();
+    assert_eq!(ids.len(), 3);
+    assert!(
+        ids.iter().all(|id| tenant_of(*id) == a_no),
+        "ids carry the tenant"
+    );
+    let mut distinct = ids.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 3);
+    let again = store
+        .resolve_series(
+            a_no,
+            &[keys[2].clone(), key("press-3", "temp"), keys[0].clone()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(again[0], ids[2]);
+    assert_eq!(again[2], ids[0]);
+    assert!(!ids.contains(&again[1]));
+    assert_eq!(
+        store.find_series(a_no, &keys[1]).await.unwrap(),
+        Some(ids[1])
+    );
+    assert_eq!(store.find_series(b_no, &keys[1]).await.unwrap(), None);
+    let other = store
+        .resolve_series(b_no, &[keys[0].clone()])
+        .await
+        .unwrap();
+    assert_ne!(other[0], ids[0], "tenants have their own series");
+    assert_eq!(tenant_of(other[0]), b_no);
+}
+
+async fn inserts_dedupe_and_queries_read(store: &dyn HotStore) {
+    let tenant = store.register_tenant(Uuid::now_v7()).await.unwrap();
+    let ids = store
+        .resolve_series(tenant, &[key("m1", "temp"), key("m1", "rpm")])
+        .await
+        .unwrap();
+    let (temp, rpm) = (ids[0], ids[1]);
+    for day in [day_of(DAY0), day_of(DAY0 + 86_400_000_000)] {
+        store.ensure_day(tenant, day).await.unwrap();
+        store.ensure_day(tenant, day).await.unwrap();
+    }
+    // Three minutes of temp, two readings a minute, and one rpm reading the next day.
+    let mut rows: Vec<Row> = (0..6)
+        .map(|i| Row {
+            series_id: temp,
+            ts_micros: DAY0 + i * MINUTE / 2,
+            value: i as f64,
+        })
+        .collect();
+    rows.push(Row {
+        series_id: rpm,
+        ts_micros: DAY0 + 86_400_000_000 + 5,
+        value: 1200.0,
+    });
+    assert_eq!(store.insert(&rows).await.unwrap(), vec![true; 7]);
+
+    // The same keys again, one with another value, and one new reading: the first write wins.
+    let again = vec![
+        Row {
+            value: 99.0,
+            ..rows[0]
+        },
+        rows[1],
+        Row {
+            series_id: temp,
+            ts_micros: DAY0 + 3 * MINUTE,
+            value: 6.0,
+        },
+    ];
+    assert_eq!(
+        store.insert(&again).await.unwrap(),
+        vec![false, false, true]
+    );
+
+    let all = Range {
+        start_micros: DAY0,
+        end_micros: DAY0 + 10 * MINUTE,
+    };
+    let points = store.points(temp, all).await.unwrap();
+    assert_eq!(
+        points,
+        (0..7)
+            .map(|i| (DAY0 + i * MINUTE / 2, i as f64))
+            .collect::<Vec<_>>(),
+        "oldest first, the first write kept"
+    );
+    let part = Range {
+        start_micros: DAY0 + MINUTE / 2,
+        end_micros: DAY0 + 2 * MINUTE,
+    };
+    assert_eq!(
+        store.points(temp, part).await.unwrap().len(),
+        3,
+        "start inclusive, end exclusive"
+    );
+
+    let buckets = store.buckets(temp, all, MINUTE).await.unwrap();
+    let expected: Vec<(i64, Rollup)> = vec![
+        (DAY0, rollup(&[(0, 0.0), (1, 1.0)])),
+        (DAY0 + MINUTE, rollup(&[(2, 2.0), (3, 3.0)])),
+        (DAY0 + 2 * MINUTE, rollup(&[(4, 4.0), (5, 5.0)])),
+        (DAY0 + 3 * MINUTE, rollup(&[(6, 6.0)])),
+    ];
+    assert_eq!(buckets, expected);
+    // Buckets are aligned to the epoch, whatever the range's start.
+    let shifted = Range {
+        start_micros: DAY0 + MINUTE / 2,
+        end_micros: DAY0 + 10 * MINUTE,
+    };
+    let buckets = store.buckets(temp, shifted, 2 * MINUTE).await.unwrap();
+    assert_eq!(
+        buckets
+            .iter()
+            .map(|(b, r)| (*b, r.count))
+            .collect::<Vec<_>>(),
+        vec![(DAY0, 3), (DAY0 + 2 * MINUTE, 3)]
+    );
+
+    let latest = store.latest(tenant, "m1").await.unwrap();
+    assert_eq!(latest.len(), 2);
+    assert_eq!(latest[0].metric, "rpm");
+    assert_eq!(latest[0].value, 1200.0);
+    assert_eq!(latest[1].metric, "temp");
+    assert_eq!(latest[1].ts_micros, DAY0 + 3 * MINUTE);
+    assert!(store.latest(tenant, "m2").await.unwrap().is_empty());
+}
+
+fn rollup(readings: &[(i64, f64)]) -> Rollup {
+    let mut iter = readings.iter().map(|(i, v)| (DAY0 + i * MINUTE / 2, *v));
+    let (ts, value) = iter.next().unwrap();
+    let mut rollup = Rollup::of(ts, value);
+    for (ts, value) in iter {
+        rollup.add(ts, value);
+    }
+    rollup
+}
+
+async fn large_inserts_are_counted_exactly(store: &dyn HotStore) {
+    let tenant = store.register_tenant(Uuid::now_v7()).await.unwrap();
+    let ids = store
+        .resolve_series(tenant, &[key("m", "a"), key("m", "b")])
+        .await
+        .unwrap();
+    store.ensure_day(tenant, day_of(DAY0)).await.unwrap();
+    let rows: Vec<Row> = (0..5_000)
+        .map(|i| Row {
+            series_id: ids[i % 2],
+            ts_micros: DAY0 + i as i64,
+            value: 0.5,
+        })
+        .collect();
+    let first = store.insert(&rows[..3_001]).await.unwrap();
+    assert!(first.iter().all(|n| *n));
+    let second = store.insert(&rows).await.unwrap();
+    assert_eq!(second.iter().filter(|n| **n).count(), 1_999);
+    assert!(second[..3_001].iter().all(|n| !*n));
+    let all = Range {
+        start_micros: DAY0,
+        end_micros: DAY0 + MINUTE,
+    };
+    assert_eq!(store.points(ids[0], all).await.unwrap().len(), 2_500);
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let db = TestDatabase::postgres().await;
+                    let store = open(&db).await;
+                    super::$name(store.as_ref()).await;
+                    store.close().await;
+                }
+            )*
+        }
+        mod sqlite {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let db = TestDatabase::sqlite();
+                    let store = open(&db).await;
+                    super::$name(store.as_ref()).await;
+                    store.close().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    tenants_and_series,
+    inserts_dedupe_and_queries_read,
+    large_inserts_are_counted_exactly
+);

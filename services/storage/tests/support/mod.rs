@@ -1,0 +1,250 @@
+//! What the storage service's gRPC tests share: a tenant service and a storage service on
+//! port-0 listeners, on the same backend, and a tenant with machines and keys.
+
+#![allow(dead_code)]
+
+use std::{net::SocketAddr, time::Duration};
+
+use mfg_common::{
+    grpc::{TracedChannel, lazy_channel},
+    shutdown::CancellationToken,
+    testing::{self, TestDatabase},
+};
+use mfg_proto::{
+    common::v1::Reading,
+    service_names,
+    storage::v1::telemetry_service_client::TelemetryServiceClient,
+    tenant::v1::{self as tpb, tenant_service_client::TenantServiceClient},
+};
+use pbjson_types::{FieldMask, Timestamp};
+use tokio::task::JoinHandle;
+use tonic_health::ServingStatus;
+
+pub const PEPPER: &str = "storage-test-pepper-0123456789";
+pub const OPERATOR: &str = "storage-test-operator-token";
+
+pub struct Service {
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Service {
+    async fn start<F>(service: &str, run: F) -> Self
+    where
+        F: FnOnce(tokio::net::TcpListener, CancellationToken) -> JoinHandle<anyhow::Result<()>>,
+    {
+        let (listener, addr) = testing::listener().await;
+        let shutdown = CancellationToken::new();
+        let task = run(listener, shutdown.clone());
+        testing::wait_for_health(
+            addr,
+            service,
+            ServingStatus::Serving,
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap_or_else(|last| panic!("{service} not ready: {last}"));
+        Self {
+            addr,
+            shutdown,
+            task,
+        }
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+fn channel(addr: SocketAddr, token: &str) -> TracedChannel {
+    lazy_channel(&format!("http://{addr}"))
+        .unwrap()
+        .with_bearer(token)
+        .unwrap()
+}
+
+/// A tenant service and a storage service on one backend, and one tenant.
+pub struct Platform {
+    pub tenant_service: Service,
+    pub storage: Service,
+    pub tenants: TenantServiceClient<TracedChannel>,
+    pub tenant_id: String,
+    pub write_key: String,
+    pub read_key: String,
+    _tenant_db: TestDatabase,
+    _storage_db: TestDatabase,
+}
+
+/// The backends tests run on.
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+async fn database(backend: Backend) -> TestDatabase {
+    match backend {
+        Backend::Postgres => TestDatabase::postgres().await,
+        Backend::Sqlite => TestDatabase::sqlite(),
+    }
+}
+
+impl Platform {
+    /// Starts both services and creates a tenant (`ingest_per_second` readings/s, machines
+    /// `press-1` and `press-2`) with a write key and a read key.
+    pub async fn start(backend: Backend, ingest_per_second: u32) -> Self {
+        Self::start_with_clock(
+            backend,
+            ingest_per_second,
+            mfg_common::clock::system_clock(),
+        )
+        .await
+    }
+
+    /// [`Platform::start`] with the storage service on `clock`.
+    pub async fn start_with_clock(
+        backend: Backend,
+        ingest_per_second: u32,
+        clock: mfg_common::clock::SharedClock,
+    ) -> Self {
+        let tenant_db = database(backend).await;
+        let storage_db = database(backend).await;
+        let tenant_url = tenant_db.url.clone();
+        let tenant_service = Service::start(service_names::TENANT, |listener, shutdown| {
+            let config = mfg_tenant::Config::new(&tenant_url, PEPPER).with_admin_token(OPERATOR);
+            tokio::spawn(mfg_tenant::run(config, listener, shutdown))
+        })
+        .await;
+        let storage_url = storage_db.url.clone();
+        let tenant_addr = tenant_service.addr;
+        let storage = Service::start(service_names::TELEMETRY, |listener, shutdown| {
+            let config = mfg_storage::Config::new(&storage_url, tenant_addr.to_string())
+                .with_admin_token(OPERATOR);
+            tokio::spawn(mfg_storage::run_with_clock(
+                config, listener, shutdown, clock,
+            ))
+        })
+        .await;
+        let mut tenants = TenantServiceClient::new(channel(tenant_service.addr, OPERATOR));
+        let tenant = tenants
+            .create_tenant(tpb::CreateTenantRequest {
+                tenant: Some(tpb::Tenant {
+                    name: format!("acme-{}", uuid::Uuid::new_v4().simple()),
+                    plan: tpb::Plan::Dedicated.into(),
+                    limits: Some(tpb::Limits {
+                        ingest_readings_per_second: ingest_per_second,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .tenant
+            .unwrap();
+        for machine in ["press-1", "press-2"] {
+            tenants
+                .create_machine(tpb::CreateMachineRequest {
+                    tenant_id: tenant.id.clone(),
+                    machine: Some(tpb::Machine {
+                        machine_id: machine.to_owned(),
+                        ..Default::default()
+                    }),
+                })
+                .await
+                .unwrap();
+        }
+        let key = |scope: tpb::Scope| {
+            let mut tenants = tenants.clone();
+            let tenant_id = tenant.id.clone();
+            async move {
+                tenants
+                    .create_api_key(tpb::CreateApiKeyRequest {
+                        tenant_id,
+                        display_name: String::new(),
+                        scopes: vec![scope.into()],
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .secret
+            }
+        };
+        let write_key = key(tpb::Scope::Write).await;
+        let read_key = key(tpb::Scope::Read).await;
+        Self {
+            tenant_service,
+            storage,
+            tenants,
+            tenant_id: tenant.id,
+            write_key,
+            read_key,
+            _tenant_db: tenant_db,
+            _storage_db: storage_db,
+        }
+    }
+
+    /// A storage client with a token.
+    pub fn client(&self, token: &str) -> TelemetryServiceClient<TracedChannel> {
+        TelemetryServiceClient::new(channel(self.storage.addr, token))
+    }
+
+    /// A storage client with the operator token.
+    pub fn operator(&self) -> TelemetryServiceClient<TracedChannel> {
+        self.client(OPERATOR)
+    }
+
+    /// Changes the tenant's state.
+    pub async fn set_state(&self, state: tpb::TenantState) {
+        self.tenants
+            .clone()
+            .update_tenant(tpb::UpdateTenantRequest {
+                tenant_id: self.tenant_id.clone(),
+                tenant: Some(tpb::Tenant {
+                    state: state.into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(FieldMask {
+                    paths: vec!["state".to_owned()],
+                }),
+            })
+            .await
+            .unwrap();
+    }
+
+    pub async fn stop(self) {
+        self.storage.stop().await;
+        self.tenant_service.stop().await;
+    }
+}
+
+/// Now, in µs since the epoch, rounded down to the second.
+pub fn now_micros() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    now.as_secs() as i64 * 1_000_000
+}
+
+pub fn ts(micros: i64) -> Timestamp {
+    Timestamp {
+        seconds: micros.div_euclid(1_000_000),
+        nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32,
+    }
+}
+
+pub fn micros(ts: &Timestamp) -> i64 {
+    ts.seconds * 1_000_000 + i64::from(ts.nanos) / 1_000
+}
+
+pub fn reading(machine: &str, metric: &str, micros: i64, value: f64) -> Reading {
+    Reading {
+        machine_id: machine.to_owned(),
+        metric: metric.to_owned(),
+        ts: Some(ts(micros)),
+        value,
+    }
+}
