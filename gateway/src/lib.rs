@@ -23,7 +23,10 @@ use mfg_common::{
     grpc::{TracedChannel, lazy_channel},
     shutdown::CancellationToken,
 };
-use mfg_proto::{service_names, tenant::v1::tenant_service_client::TenantServiceClient};
+use mfg_proto::{
+    service_names, storage::v1::telemetry_service_client::TelemetryServiceClient,
+    tenant::v1::tenant_service_client::TenantServiceClient,
+};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 
@@ -42,6 +45,7 @@ struct Inner {
     isolation: limits::Isolation,
     metrics: Arc<observability::Metrics>,
     tenant: TenantServiceClient<TracedChannel>,
+    storage: TelemetryServiceClient<TracedChannel>,
     channels: Upstreams,
     auth: Authenticator,
 }
@@ -83,6 +87,7 @@ impl AppState {
                 ),
                 metrics: Arc::default(),
                 tenant,
+                storage: TelemetryServiceClient::new(channels.storage.clone()),
                 auth: Authenticator::new(operator_token, keys),
                 channels,
             }),
@@ -113,6 +118,11 @@ impl AppState {
         self.inner.openapi.clone()
     }
 
+    /// A client of the storage service's telemetry API.
+    pub fn storage(&self) -> TelemetryServiceClient<TracedChannel> {
+        self.inner.storage.clone()
+    }
+
     /// The tenants' rate limiters and pools.
     pub fn isolation(&self) -> &limits::Isolation {
         &self.inner.isolation
@@ -137,10 +147,12 @@ pub fn router(state: AppState, config: &Config) -> Router {
     Router::new()
         .merge(routes::health::routes())
         .merge(
-            routes::tenants::routes().route_layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                limits::admission,
-            )),
+            routes::tenants::routes()
+                .merge(routes::telemetry::routes())
+                .route_layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    limits::admission,
+                )),
         )
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {

@@ -14,10 +14,20 @@ use prost_types::FileDescriptorProto;
 use serde_json::{Map, Value, json};
 
 /// The services whose annotated RPCs the gateway serves.
-pub const SERVED: &[&str] = &[mfg_proto::service_names::TENANT];
+pub const SERVED: &[&str] = &[
+    mfg_proto::service_names::TENANT,
+    mfg_proto::service_names::TELEMETRY,
+];
 
-/// Annotated RPCs the gateway does not serve: internal calls between services.
-pub const INTERNAL: &[&str] = &["mfg.tenant.v1.TenantService.AuthenticateKey"];
+/// Annotated RPCs the gateway does not serve: internal calls between services, and RPCs whose
+/// service answers UNIMPLEMENTED until they are built.
+pub const INTERNAL: &[&str] = &[
+    "mfg.tenant.v1.TenantService.AuthenticateKey",
+    "mfg.storage.v1.TelemetryService.PrepareTenantStorage",
+    "mfg.storage.v1.TelemetryService.ReleaseTenantStorage",
+    // Not built yet: the tiering jobs.
+    "mfg.storage.v1.TelemetryService.RunTiering",
+];
 
 /// `google.api.FieldBehavior.OUTPUT_ONLY`.
 const OUTPUT_ONLY: i32 = 3;
@@ -381,7 +391,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_document_describes_the_tenant_routes_with_their_schemas() {
+    fn the_document_describes_the_served_routes_with_their_schemas() {
         let document = document().unwrap();
         let mut routes: Vec<String> = routes(&document)
             .into_iter()
@@ -403,11 +413,14 @@ mod tests {
                 "get /v1/tenants/{tenantId}/api-keys",
                 "get /v1/tenants/{tenantId}/machines",
                 "get /v1/tenants/{tenantId}/machines/{machineId}",
+                "get /v1/tenants/{tenantId}/machines/{machineId}/latest",
+                "get /v1/tenants/{tenantId}/machines/{machineId}/telemetry",
                 "patch /v1/tenants/{tenantId}",
                 "patch /v1/tenants/{tenantId}/machines/{machineId}",
                 "post /v1/tenants",
                 "post /v1/tenants/{tenantId}/api-keys",
                 "post /v1/tenants/{tenantId}/machines",
+                "post /v1/tenants/{tenantId}/telemetry",
             ]
         );
         let tenant = &document["components"]["schemas"]["mfg.tenant.v1.Tenant"]["properties"];

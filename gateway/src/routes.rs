@@ -2,6 +2,7 @@
 //! request into the RPC its `google.api.http` annotation names, and the reply back into JSON.
 
 pub mod health;
+pub mod telemetry;
 pub mod tenants;
 
 use serde::Deserialize;

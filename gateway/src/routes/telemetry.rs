@@ -1,0 +1,133 @@
+//! Telemetry routes, served by the storage service: ingest a batch, query a series, read a
+//! machine's latest values.
+//!
+//! `POST /v1/tenants/{tenantId}/telemetry` needs write scope and goes through the same path as
+//! `StreamTelemetry`, answering the same counts. Queries need read scope. Query parameters are
+//! the proto3 JSON forms (`start`/`end` in RFC 3339, `step` as a duration such as `60s`), and
+//! `aggregation` takes `avg`, `min`, `max`, `sum`, `count` or `last` as well as the enum names.
+
+use axum::{Router, extract::State, routing::get};
+use mfg_common::{ErrorCode, auth::Scope};
+use mfg_proto::storage::v1 as pb;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::{
+    AppState,
+    auth::Caller,
+    error::ApiError,
+    json::{Path, Query, RawBody, Reply, from_value},
+};
+
+type Result<T> = std::result::Result<Reply<T>, ApiError>;
+
+/// Returns the telemetry routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/tenants/{tenant_id}/telemetry",
+            axum::routing::post(ingest),
+        )
+        .route(
+            "/v1/tenants/{tenant_id}/machines/{machine_id}/telemetry",
+            get(query),
+        )
+        .route(
+            "/v1/tenants/{tenant_id}/machines/{machine_id}/latest",
+            get(latest),
+        )
+}
+
+async fn ingest(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(tenant_id): Path<String>,
+    RawBody(mut body): RawBody,
+) -> Result<pb::IngestBatchResponse> {
+    caller.authorize(&tenant_id, Scope::Write)?;
+    if !body.is_object() {
+        return Err(ApiError::invalid_field(
+            "body",
+            "must be an object with `readings`",
+        ));
+    }
+    body["tenantId"] = Value::String(tenant_id);
+    let request: pb::IngestBatchRequest = from_value(body)?;
+    Ok(Reply::ok(
+        state.storage().ingest_batch(request).await?.into_inner(),
+    ))
+}
+
+/// The query parameters of a series query.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SeriesParams {
+    metric: Option<String>,
+    start: Option<String>,
+    end: Option<String>,
+    step: Option<String>,
+    aggregation: Option<String>,
+}
+
+async fn query(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant_id, machine_id)): Path<(String, String)>,
+    Query(params): Query<SeriesParams>,
+) -> Result<pb::QueryTelemetryResponse> {
+    caller.authorize(&tenant_id, Scope::Read)?;
+    let mut request = Map::new();
+    request.insert("tenantId".to_owned(), Value::String(tenant_id));
+    request.insert("machineId".to_owned(), Value::String(machine_id));
+    let fields = [
+        ("metric", params.metric),
+        ("start", params.start),
+        ("end", params.end),
+        ("step", params.step),
+        (
+            "aggregation",
+            params.aggregation.map(|a| match a.as_str() {
+                "avg" | "min" | "max" | "sum" | "count" | "last" => {
+                    format!("AGGREGATION_{}", a.to_uppercase())
+                }
+                _ => a,
+            }),
+        ),
+    ];
+    for (name, value) in fields {
+        if let Some(value) = value {
+            request.insert(name.to_owned(), Value::String(value));
+        }
+    }
+    // The parameters are checked as the request's proto3 JSON form; a value that does not
+    // parse (a timestamp, a duration, an aggregation) is a 400 naming it.
+    let request: pb::QueryTelemetryRequest = serde_json::from_value(Value::Object(request))
+        .map_err(|error| {
+            ApiError::new(
+                ErrorCode::InvalidArgument,
+                format!("invalid query parameter: {error}"),
+            )
+        })?;
+    Ok(Reply::ok(
+        state.storage().query_telemetry(request).await?.into_inner(),
+    ))
+}
+
+async fn latest(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant_id, machine_id)): Path<(String, String)>,
+) -> Result<pb::GetLatestValuesResponse> {
+    caller.authorize(&tenant_id, Scope::Read)?;
+    let request = pb::GetLatestValuesRequest {
+        tenant_id,
+        machine_id,
+    };
+    Ok(Reply::ok(
+        state
+            .storage()
+            .get_latest_values(request)
+            .await?
+            .into_inner(),
+    ))
+}

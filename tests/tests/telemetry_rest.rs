@@ -1,0 +1,199 @@
+//! Telemetry through the REST gateway of `mfg up` on the embedded default: a batch in, the same
+//! counts as over gRPC, errors named by field, and the data read back as points, buckets and
+//! latest values.
+
+use mfg_tests::{Platform, http_call};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn ingest_and_query_over_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::up(dir.path(), None).await;
+    let http = reqwest::Client::new();
+    let base = platform.base.as_str();
+    let operator = Some(platform.operator_token.as_str());
+
+    let (_, tenant) = http_call(
+        &http,
+        base,
+        Method::POST,
+        "/v1/tenants",
+        operator,
+        Some(json!({"name": "acme"})),
+    )
+    .await;
+    let tenant_id = tenant["id"].as_str().unwrap().to_owned();
+    let (status, _) = http_call(
+        &http,
+        base,
+        Method::POST,
+        &format!("/v1/tenants/{tenant_id}/machines"),
+        operator,
+        Some(json!({"machineId": "press-1"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let key = |scope: &'static str| {
+        let http = http.clone();
+        let path = format!("/v1/tenants/{tenant_id}/api-keys");
+        async move {
+            let (_, key) = http_call(
+                &http,
+                base,
+                Method::POST,
+                &path,
+                operator,
+                Some(json!({"scopes": [scope]})),
+            )
+            .await;
+            key["secret"].as_str().unwrap().to_owned()
+        }
+    };
+    let writer = key("SCOPE_WRITE").await;
+    let reader = key("SCOPE_READ").await;
+
+    // A minute of readings, one a second, aligned to the minute, an hour ago.
+    let now = chrono::Utc::now().timestamp();
+    let start = (now - 3_600) / 60 * 60;
+    let at = |s: i64| {
+        chrono::DateTime::from_timestamp(start + s, 0)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let mut readings: Vec<Value> = (0..60)
+        .map(|s| json!({"machineId": "press-1", "metric": "temp", "ts": at(s), "value": s as f64}))
+        .collect();
+    readings.push(json!({"machineId": "press-1", "metric": "temp", "ts": at(1), "value": 1.0}));
+    readings.push(json!({"machineId": "press-9", "metric": "temp", "ts": at(1), "value": 1.0}));
+    readings.push(json!({"machineId": "press-1", "metric": "", "ts": at(1), "value": 1.0}));
+    let path = format!("/v1/tenants/{tenant_id}/telemetry");
+    let (status, body) = http_call(
+        &http,
+        base,
+        Method::POST,
+        &path,
+        Some(&writer),
+        Some(json!({"readings": readings})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["accepted"], 60);
+    assert_eq!(body["duplicates"], 1);
+    let rejected: Vec<(u64, &str)> = body["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["index"].as_u64().unwrap(), r["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        rejected,
+        [
+            (61, "REJECT_REASON_UNKNOWN_MACHINE"),
+            (62, "REJECT_REASON_INVALID_METRIC")
+        ]
+    );
+
+    // A read key may not write; a malformed body names its field.
+    let (status, _) = http_call(
+        &http,
+        base,
+        Method::POST,
+        &path,
+        Some(&reader),
+        Some(json!({"readings": []})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = http_call(
+        &http,
+        base,
+        Method::POST,
+        &path,
+        Some(&writer),
+        Some(json!({"readings": [{"ts": "yesterday"}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    let series = format!("/v1/tenants/{tenant_id}/machines/press-1/telemetry");
+    let (status, body) = http_call(
+        &http,
+        base,
+        Method::GET,
+        &format!("{series}?metric=temp&start={}&end={}", at(10), at(13)),
+        Some(&reader),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let values: Vec<f64> = body["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["value"].as_f64().unwrap())
+        .collect();
+    assert_eq!(values, [10.0, 11.0, 12.0]);
+    assert_eq!(body["tiers"], json!(["TIER_HOT"]));
+
+    let (status, body) = http_call(
+        &http,
+        base,
+        Method::GET,
+        &format!(
+            "{series}?metric=temp&start={}&end={}&step=30s&aggregation=avg",
+            at(0),
+            at(60)
+        ),
+        Some(&reader),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let buckets: Vec<(f64, String)> = body["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["value"].as_f64().unwrap(),
+                b["count"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(buckets, [(14.5, "30".to_owned()), (44.5, "30".to_owned())]);
+
+    let (status, body) = http_call(
+        &http,
+        base,
+        Method::GET,
+        &format!(
+            "{series}?metric=temp&start={}&end={}&aggregation=avg",
+            at(0),
+            at(60)
+        ),
+        Some(&reader),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["details"][0]["fieldViolations"][0]["field"], "step",
+        "{body}"
+    );
+
+    let (status, body) = http_call(
+        &http,
+        base,
+        Method::GET,
+        &format!("/v1/tenants/{tenant_id}/machines/press-1/latest"),
+        Some(&reader),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["values"][0]["metric"], "temp");
+    assert_eq!(body["values"][0]["value"], 59.0);
+
+    platform.stop().await;
+}
