@@ -42,6 +42,9 @@ enum Bench {
     /// REST through the gateway against gRPC straight to the tenant service: the gateway's
     /// overhead at p50, and throughput with p99 under concurrency. Needs a running `mfg up`.
     Gateway(mfg::bench::GatewayBench),
+    /// Readings per second over StreamTelemetry into the hot tier, ack latency at half that
+    /// rate, and (on PostgreSQL) a raw COPY into the same tables. Starts its own services.
+    Ingest(mfg::ingest_bench::IngestBench),
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,6 +82,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench {
             bench: Bench::Gateway(args),
         } => return mfg::bench::gateway(args).await,
+        Command::Bench {
+            bench: Bench::Ingest(args),
+        } => return mfg::ingest_bench::run(args).await,
         Command::Serve { service } => service,
     };
     let name = match &service {

@@ -1,0 +1,378 @@
+//! `mfg bench ingest`: readings per second end to end over `StreamTelemetry` into the hot tier,
+//! with acks only after durable writes; then ack latency at half that rate; then, on
+//! PostgreSQL, a raw `COPY` of as many readings into the same tables, the database's own
+//! limit on this machine.
+//!
+//! It starts a tenant service and a storage service in this process on the database it is
+//! given (PostgreSQL, or SQLite files in a temporary directory), creates a tenant with machines
+//! and a write key, and streams from `--streams` concurrent streams, one per machine.
+
+use std::{
+    collections::VecDeque,
+    io::Write as _,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::Context as _;
+use futures::StreamExt as _;
+use hdrhistogram::Histogram;
+use mfg_common::{grpc::lazy_channel, shutdown::CancellationToken};
+use mfg_proto::{
+    common::v1::Reading,
+    storage::v1::{
+        StreamTelemetryRequest, TelemetryBatch, telemetry_service_client::TelemetryServiceClient,
+    },
+    tenant::v1::{self as tpb, tenant_service_client::TenantServiceClient},
+};
+use pbjson_types::Timestamp;
+use tokio::sync::{Semaphore, mpsc};
+
+/// Options of `mfg bench ingest`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct IngestBench {
+    /// PostgreSQL (`postgres://…`) for both services; SQLite in a temporary directory when unset.
+    #[arg(long = "database-url")]
+    pub database_url: Option<String>,
+    /// Concurrent machine streams.
+    #[arg(long, default_value_t = 32)]
+    pub streams: usize,
+    /// Readings per batch (metrics × timestamps).
+    #[arg(long, default_value_t = 1_000)]
+    pub batch: usize,
+    /// Metrics per machine.
+    #[arg(long, default_value_t = 10)]
+    pub metrics: usize,
+    /// Batches in flight per stream.
+    #[arg(long, default_value_t = 4)]
+    pub window: usize,
+    /// Length of each measured phase.
+    #[arg(long, default_value = "10s", value_parser = mfg_common::config::parse_duration)]
+    pub duration: Duration,
+}
+
+const OPERATOR: &str = "bench-operator-token-0123456789";
+
+struct Phase {
+    readings: u64,
+    elapsed: Duration,
+    latency: Histogram<u64>,
+}
+
+impl Phase {
+    fn line(&self, name: &str) -> String {
+        let q = |q: f64| self.latency.value_at_quantile(q) as f64 / 1000.0;
+        format!(
+            "{name:<34} {:>10.0} readings/s  ack p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms",
+            self.readings as f64 / self.elapsed.as_secs_f64(),
+            q(0.5),
+            q(0.99),
+            self.latency.max() as f64 / 1000.0
+        )
+    }
+
+    fn rate(&self) -> f64 {
+        self.readings as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Runs the benchmark and prints its figures.
+pub async fn run(args: IngestBench) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (tenant_url, storage_url) = match &args.database_url {
+        Some(url) => (url.clone(), url.clone()),
+        None => (
+            format!("sqlite://{}", dir.path().join("tenant.db").display()),
+            format!("sqlite://{}", dir.path().join("storage.db").display()),
+        ),
+    };
+    let shutdown = CancellationToken::new();
+    let tenant_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let tenant_addr = tenant_listener.local_addr()?;
+    let tenant_config =
+        mfg_tenant::Config::new(&tenant_url, "bench-pepper-0123456789").with_admin_token(OPERATOR);
+    let tenant_task = tokio::spawn(mfg_tenant::run(
+        tenant_config,
+        tenant_listener,
+        shutdown.clone(),
+    ));
+    let storage_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let storage_addr = storage_listener.local_addr()?;
+    let storage_config =
+        mfg_storage::Config::new(&storage_url, tenant_addr.to_string()).with_admin_token(OPERATOR);
+    let storage_task = tokio::spawn(mfg_storage::run(
+        storage_config,
+        storage_listener,
+        shutdown.clone(),
+    ));
+    for (addr, service) in [
+        (tenant_addr, mfg_proto::service_names::TENANT),
+        (storage_addr, mfg_proto::service_names::TELEMETRY),
+    ] {
+        mfg_common::testing::wait_for_health(
+            addr,
+            service,
+            tonic_health::ServingStatus::Serving,
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("{service} did not start"))?;
+    }
+
+    let mut tenants = TenantServiceClient::new(
+        lazy_channel(&format!("http://{tenant_addr}"))?.with_bearer(OPERATOR)?,
+    );
+    let tenant = tenants
+        .create_tenant(tpb::CreateTenantRequest {
+            tenant: Some(tpb::Tenant {
+                name: format!("bench-{}", uuid::Uuid::new_v4().simple()),
+                plan: tpb::Plan::Dedicated.into(),
+                limits: Some(tpb::Limits {
+                    ingest_readings_per_second: 100_000_000,
+                    max_machines: 100_000,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        })
+        .await?
+        .into_inner()
+        .tenant
+        .context("no tenant")?;
+    for m in 0..args.streams {
+        tenants
+            .create_machine(tpb::CreateMachineRequest {
+                tenant_id: tenant.id.clone(),
+                machine: Some(tpb::Machine {
+                    machine_id: format!("m{m}"),
+                    ..Default::default()
+                }),
+            })
+            .await?;
+    }
+    let key = tenants
+        .create_api_key(tpb::CreateApiKeyRequest {
+            tenant_id: tenant.id.clone(),
+            display_name: "bench".to_owned(),
+            scopes: vec![tpb::Scope::Write.into()],
+        })
+        .await?
+        .into_inner()
+        .secret;
+    let client = TelemetryServiceClient::new(
+        lazy_channel(&format!("http://{storage_addr}"))?.with_bearer(&key)?,
+    )
+    .max_decoding_message_size(16 << 20);
+
+    let backend = if args.database_url.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    let mut out = std::io::stdout();
+    writeln!(
+        out,
+        "mfg bench ingest: {backend}, {} streams, batches of {} readings, window {}, {} s per phase",
+        args.streams,
+        args.batch,
+        args.window,
+        args.duration.as_secs()
+    )?;
+    // Timestamps start an hour ago and advance 1 ms per step, so every reading is new.
+    let clock = Arc::new(AtomicU64::new(0));
+    let warm = load(&client, &args, clock.clone(), None, Duration::from_secs(2)).await?;
+    drop(warm);
+    let max = load(&client, &args, clock.clone(), None, args.duration).await?;
+    writeln!(out, "{}", max.line("max rate (StreamTelemetry)"))?;
+    let half = load(
+        &client,
+        &args,
+        clock.clone(),
+        Some(max.rate() / 2.0),
+        args.duration,
+    )
+    .await?;
+    writeln!(out, "{}", half.line("at half the max rate"))?;
+
+    if let Some(url) = &args.database_url {
+        let rows = max.readings as usize;
+        let copy = raw_copy(url, &tenant.id, rows).await?;
+        writeln!(
+            out,
+            "{:<34} {:>10.0} readings/s  ({rows} rows in {:.2} s; ingest is {:.2}x of it)",
+            "raw COPY into the same tables",
+            rows as f64 / copy.as_secs_f64(),
+            copy.as_secs_f64(),
+            max.rate() / (rows as f64 / copy.as_secs_f64())
+        )?;
+    }
+    shutdown.cancel();
+    storage_task.await??;
+    tenant_task.await??;
+    Ok(())
+}
+
+fn micros_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default()
+}
+
+async fn load(
+    client: &TelemetryServiceClient<mfg_common::grpc::TracedChannel>,
+    args: &IngestBench,
+    clock: Arc<AtomicU64>,
+    rate: Option<f64>,
+    duration: Duration,
+) -> anyhow::Result<Phase> {
+    let base = micros_now() - 3_600_000_000;
+    let steps = (args.batch / args.metrics).max(1);
+    let latency = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+        1, 60_000_000, 3,
+    )?));
+    let readings = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let deadline = start + duration;
+    // With a rate, each stream sends one batch per interval.
+    let interval = rate
+        .map(|rate| Duration::from_secs_f64((steps * args.metrics * args.streams) as f64 / rate));
+    let mut tasks = Vec::new();
+    for stream in 0..args.streams {
+        let mut client = client.clone();
+        let latency = latency.clone();
+        let readings = readings.clone();
+        let clock = clock.clone();
+        let window = args.window;
+        let metrics = args.metrics;
+        tasks.push(tokio::spawn(async move {
+            let (requests, receiver) = mpsc::channel(window);
+            let mut acks = client
+                .stream_telemetry(tokio_stream::wrappers::ReceiverStream::new(receiver))
+                .await?
+                .into_inner();
+            let permits = Arc::new(Semaphore::new(window));
+            let sent: Arc<Mutex<VecDeque<Instant>>> = Arc::default();
+            let reader = {
+                let permits = permits.clone();
+                let sent = sent.clone();
+                tokio::spawn(async move {
+                    while let Some(ack) = acks.next().await {
+                        let ack = ack?.ack.unwrap_or_default();
+                        let at = sent.lock().expect("lock").pop_front();
+                        if let Some(at) = at {
+                            let micros = at.elapsed().as_micros() as u64;
+                            latency.lock().expect("lock").record(micros.max(1))?;
+                        }
+                        readings.fetch_add(u64::from(ack.accepted), Ordering::Relaxed);
+                        permits.add_permits(1);
+                    }
+                    anyhow::Ok(())
+                })
+            };
+            let mut sequence = 0;
+            let mut next_send = Instant::now();
+            while Instant::now() < deadline {
+                if let Some(interval) = interval {
+                    tokio::time::sleep_until(next_send.into()).await;
+                    next_send += interval;
+                }
+                permits.acquire().await?.forget();
+                let first = clock.fetch_add(steps as u64, Ordering::Relaxed) as i64;
+                let batch: Vec<Reading> = (0..steps)
+                    .flat_map(|step| {
+                        let micros = base + (first + step as i64) * 1_000;
+                        (0..metrics).map(move |metric| Reading {
+                            machine_id: String::new(),
+                            metric: format!("metric-{metric}"),
+                            ts: Some(Timestamp {
+                                seconds: micros.div_euclid(1_000_000),
+                                nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32,
+                            }),
+                            value: (micros % 1_000) as f64 * 0.5,
+                        })
+                    })
+                    .collect();
+                sequence += 1;
+                sent.lock().expect("lock").push_back(Instant::now());
+                requests
+                    .send(StreamTelemetryRequest {
+                        batch: Some(TelemetryBatch {
+                            sequence,
+                            machine_id: format!("m{stream}"),
+                            readings: batch,
+                        }),
+                    })
+                    .await?;
+            }
+            drop(requests);
+            reader.await??;
+            anyhow::Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let elapsed = start.elapsed();
+    let latency = latency.lock().expect("lock").clone();
+    Ok(Phase {
+        readings: readings.load(Ordering::Relaxed),
+        elapsed,
+        latency,
+    })
+}
+
+/// COPYs `rows` new readings of the tenant's series into `readings`, as one transaction, and
+/// returns how long it took.
+async fn raw_copy(url: &str, tenant_id: &str, rows: usize) -> anyhow::Result<Duration> {
+    use sqlx::Row as _;
+    let pool = sqlx::PgPool::connect(url).await?;
+    let series: Vec<i64> = sqlx::query(
+        "SELECT s.series_id FROM series s JOIN storage_tenants t USING (tenant_no) \
+         WHERE t.tenant_id = $1::uuid",
+    )
+    .bind(tenant_id)
+    .fetch_all(&pool)
+    .await?
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
+    anyhow::ensure!(!series.is_empty(), "no series to copy into");
+    // Two hours ago, before anything the load phases wrote: new keys. The partitions of those
+    // days are created first, as ingest creates them, and not timed.
+    let base = micros_now() - 7_200_000_000;
+    let end = base + (rows / series.len()) as i64 * 1_000 + 1_000;
+    let store = mfg_storage::store::PostgresStore::new(pool.clone());
+    let tenant_no = mfg_storage::store::tenant_of(series[0]);
+    for day in [base, end].map(mfg_storage::store::day_of) {
+        mfg_storage::store::HotStore::ensure_day(&store, tenant_no, day).await?;
+    }
+    let mut text = String::with_capacity(rows * 48);
+    for i in 0..rows {
+        let series_id = series[i % series.len()];
+        let micros = base + (i / series.len()) as i64 * 1_000;
+        let ts = chrono::DateTime::from_timestamp_micros(micros).unwrap_or_default();
+        text.push_str(&format!(
+            "{series_id}\t{}\t{}\n",
+            ts.format("%Y-%m-%d %H:%M:%S%.6f+00"),
+            (i % 1_000) as f64 * 0.5
+        ));
+    }
+    let start = Instant::now();
+    let mut connection = pool.acquire().await?;
+    let mut copy = connection
+        .copy_in_raw("COPY readings (series_id, ts, value) FROM STDIN")
+        .await?;
+    for chunk in text.as_bytes().chunks(1 << 20) {
+        copy.send(chunk).await?;
+    }
+    copy.finish().await?;
+    let elapsed = start.elapsed();
+    drop(connection);
+    pool.close().await;
+    Ok(elapsed)
+}
