@@ -152,7 +152,15 @@ async fn become_ready(
             }
         }
     };
-    let ingest = Ingest::new(store.clone(), directory, clock, config.writer());
+    let mut writer = config.writer();
+    if matches!(
+        mfg_common::db::Backend::of_url(&config.database.url),
+        Some(mfg_common::db::Backend::Sqlite)
+    ) {
+        // SQLite has one write lock: a second writer would only wait for it.
+        writer.writers = 1;
+    }
+    let ingest = Ingest::new(store.clone(), directory, clock, writer);
     let storage = ready.get_or_init(|| Storage {
         queries: Queries::new(store, ingest.clone()),
         ingest,
