@@ -112,7 +112,7 @@ pub async fn run(args: IngestBench) -> anyhow::Result<()> {
         (tenant_addr, mfg_proto::service_names::TENANT),
         (storage_addr, mfg_proto::service_names::TELEMETRY),
     ] {
-        mfg_common::testing::wait_for_health(
+        mfg_common::grpc::wait_for_health(
             addr,
             service,
             tonic_health::ServingStatus::Serving,
@@ -349,7 +349,7 @@ async fn raw_copy(url: &str, tenant_id: &str, rows: usize) -> anyhow::Result<Dur
     let store = mfg_storage::store::PostgresStore::new(pool.clone());
     let tenant_no = mfg_storage::store::tenant_of(series[0]);
     for day in [base, end].map(mfg_storage::store::day_of) {
-        mfg_storage::store::HotStore::ensure_day(&store, tenant_no, day).await?;
+        mfg_storage::store::TelemetryStore::ensure_day(&store, tenant_no, day).await?;
     }
     let mut text = String::with_capacity(rows * 48);
     for i in 0..rows {

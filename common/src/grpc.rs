@@ -21,6 +21,15 @@ use crate::{
 /// A client channel that propagates trace context.
 pub type TracedChannel = InjectTraceContext<Channel>;
 
+/// Turns `host:port` into `http://host:port`; URLs pass through.
+pub fn http_uri(addr: &str) -> String {
+    if addr.contains("://") {
+        addr.to_owned()
+    } else {
+        format!("http://{addr}")
+    }
+}
+
 /// Returns a channel to `uri` (e.g. `http://127.0.0.1:50051`) that connects on first use and
 /// reconnects by itself.
 pub fn lazy_channel(uri: &str) -> Result<TracedChannel, tonic::transport::Error> {
@@ -115,6 +124,102 @@ pub async fn serve(
         Err(_) => {
             tracing::warn!(%addr, "calls still running after the shutdown grace period were cut");
             Ok(())
+        }
+    }
+}
+
+/// Polls `grpc.health.v1.Health/Check` for `service` at `addr` until it reports `want`, for at
+/// most `within`; returns the last status seen otherwise.
+pub async fn wait_for_health(
+    addr: std::net::SocketAddr,
+    service: &str,
+    want: ServingStatus,
+    within: Duration,
+) -> Result<(), String> {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let channel = Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| e.to_string())?
+        .connect_lazy();
+    let mut client = HealthClient::new(channel);
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let last = match client
+            .check(HealthCheckRequest {
+                service: service.to_owned(),
+            })
+            .await
+        {
+            Ok(response) if response.get_ref().status == want as i32 => return Ok(()),
+            Ok(response) => format!("status {}", response.get_ref().status),
+            Err(status) => status.to_string(),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(last);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Runs `attempt` (connect and migrate a service's database) until it succeeds, waiting 100 ms
+/// after the first failure and twice as long after each next one, at most 5 s; `None` when
+/// `shutdown` comes first.
+pub async fn retry_until_ready<T, E, F, Fut>(
+    what: &str,
+    shutdown: &CancellationToken,
+    mut attempt: F,
+) -> Option<T>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match attempt().await {
+            Ok(ready) => return Some(ready),
+            Err(error) => {
+                tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "{what} not ready");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = shutdown.cancelled() => return None,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// How often [`keep_health`] checks a ready service's database.
+pub const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Marks the process SERVING, then checks `ping` every [`HEALTH_CHECK_INTERVAL`] and reports
+/// each change of health until `shutdown`.
+pub async fn keep_health<F, Fut>(
+    what: &str,
+    health: Health,
+    shutdown: CancellationToken,
+    mut ping: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    tracing::info!("{what} ready");
+    health.set_serving(true).await;
+    let mut serving = true;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(HEALTH_CHECK_INTERVAL) => {}
+            () = shutdown.cancelled() => return,
+        }
+        let ok = ping().await;
+        if ok != serving {
+            serving = ok;
+            if ok {
+                tracing::info!("{what} reachable again");
+            } else {
+                tracing::warn!("{what} unreachable");
+            }
+            health.set_serving(ok).await;
         }
     }
 }

@@ -120,35 +120,60 @@ pub async fn listener() -> (tokio::net::TcpListener, std::net::SocketAddr) {
     (listener, addr)
 }
 
-/// Polls `grpc.health.v1.Health/Check` for `service` until it reports `want`, for at most
-/// `within`; returns the last status seen otherwise.
-pub async fn wait_for_health(
-    addr: std::net::SocketAddr,
-    service: &str,
-    want: tonic_health::ServingStatus,
-    within: std::time::Duration,
-) -> Result<(), String> {
-    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| e.to_string())?
-        .connect_lazy();
-    let mut client = HealthClient::new(channel);
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let last = match client
-            .check(HealthCheckRequest {
-                service: service.to_owned(),
-            })
-            .await
-        {
-            Ok(response) if response.get_ref().status == want as i32 => return Ok(()),
-            Ok(response) => format!("status {}", response.get_ref().status),
-            Err(status) => status.to_string(),
-        };
-        if tokio::time::Instant::now() >= deadline {
-            return Err(last);
+/// A service running in this process, on a port-0 listener of 127.0.0.1.
+#[derive(Debug)]
+pub struct Running {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    shutdown: crate::shutdown::CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Starts a service with `run(listener, shutdown)` and waits until `service` is SERVING.
+    pub async fn start<F, Fut>(service: &str, run: F) -> Self
+    where
+        F: FnOnce(tokio::net::TcpListener, crate::shutdown::CancellationToken) -> Fut,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let (listener, addr) = listener().await;
+        let shutdown = crate::shutdown::CancellationToken::new();
+        let task = tokio::spawn(run(listener, shutdown.clone()));
+        crate::grpc::wait_for_health(
+            addr,
+            service,
+            tonic_health::ServingStatus::Serving,
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .unwrap_or_else(|last| panic!("{service} did not become SERVING: {last}"));
+        Self {
+            addr,
+            shutdown,
+            task,
         }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    /// Returns a traced client channel to the service, carrying `token`.
+    pub fn channel_with(&self, token: &str) -> crate::grpc::TracedChannel {
+        crate::grpc::lazy_channel(&format!("http://{}", self.addr))
+            .expect("valid address")
+            .with_bearer(token)
+            .expect("a valid token")
+    }
+
+    /// Stops the service and waits for it to drain.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task
+            .await
+            .expect("service task")
+            .expect("service stopped cleanly");
+    }
+
+    /// Stops the service without letting it drain, as a crash would.
+    pub fn kill(self) {
+        self.task.abort();
     }
 }
 

@@ -131,12 +131,3 @@ impl Config {
         Ok(token.trim().to_owned())
     }
 }
-
-/// Turns `host:port` into `http://host:port`; URLs pass through.
-pub fn uri(addr: &str) -> String {
-    if addr.contains("://") {
-        addr.to_owned()
-    } else {
-        format!("http://{addr}")
-    }
-}

@@ -63,7 +63,7 @@ impl AppState {
     pub fn new(config: &Config, operator_token: &str) -> anyhow::Result<Self> {
         // After its own checks, the gateway calls the services with the operator credential.
         let channel = |addr: &str| -> anyhow::Result<TracedChannel> {
-            Ok(lazy_channel(&config::uri(addr))?.with_bearer(operator_token)?)
+            Ok(lazy_channel(&mfg_common::grpc::http_uri(addr))?.with_bearer(operator_token)?)
         };
         let channels = Upstreams {
             tenant: channel(&config.tenant_addr)?,

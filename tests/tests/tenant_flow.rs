@@ -10,7 +10,7 @@ use tonic::Code;
 async fn tenant_key_machine_revoke_delete_on_postgres() {
     let db = TestDatabase::postgres().await;
     let service = start_tenant(&db.url).await;
-    let mut client = TenantServiceClient::new(service.channel());
+    let mut client = TenantServiceClient::new(mfg_tests::operator_channel(&service));
 
     let tenant = client
         .create_tenant(pb::CreateTenantRequest {
@@ -134,7 +134,7 @@ async fn tenant_key_machine_revoke_delete_on_postgres() {
 async fn data_survives_a_restart_of_the_service() {
     let db = TestDatabase::postgres().await;
     let service = start_tenant(&db.url).await;
-    let created = TenantServiceClient::new(service.channel())
+    let created = TenantServiceClient::new(mfg_tests::operator_channel(&service))
         .create_tenant(pb::CreateTenantRequest {
             tenant: Some(pb::Tenant {
                 name: "durable".to_owned(),
@@ -149,7 +149,7 @@ async fn data_survives_a_restart_of_the_service() {
     service.stop().await;
 
     let restarted = start_tenant(&db.url).await;
-    let read = TenantServiceClient::new(restarted.channel())
+    let read = TenantServiceClient::new(mfg_tests::operator_channel(&restarted))
         .get_tenant(pb::GetTenantRequest {
             tenant_id: created.id.clone(),
         })

@@ -13,7 +13,7 @@ async fn a_call_is_one_trace_across_client_and_server() {
 
     let db = TestDatabase::sqlite();
     let service = mfg_tests::start_tenant(&db.url).await;
-    let mut client = TenantServiceClient::new(service.channel());
+    let mut client = TenantServiceClient::new(mfg_tests::operator_channel(&service));
     client
         .list_tenants(ListTenantsRequest::default())
         .instrument(tracing::info_span!("dashboard.refresh"))

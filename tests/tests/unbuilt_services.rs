@@ -30,22 +30,22 @@ async fn unbuilt_rpcs_answer_unimplemented() {
     })
     .await;
 
-    let tiering = TelemetryServiceClient::new(storage.channel())
+    let tiering = TelemetryServiceClient::new(mfg_tests::operator_channel(&storage))
         .run_tiering(RunTieringRequest::default())
         .await
         .unwrap_err();
     assert_eq!(tiering.code(), Code::Unimplemented);
-    let alerts = AlertServiceClient::new(storage.channel())
+    let alerts = AlertServiceClient::new(mfg_tests::operator_channel(&storage))
         .list_alerts(ListAlertsRequest::default())
         .await
         .unwrap_err();
     assert_eq!(alerts.code(), Code::Unimplemented);
-    let prices = CostServiceClient::new(cost.channel())
+    let prices = CostServiceClient::new(mfg_tests::operator_channel(&cost))
         .get_price_book(GetPriceBookRequest {})
         .await
         .unwrap_err();
     assert_eq!(prices.code(), Code::Unimplemented);
-    let run = ProvisioningServiceClient::new(provisioning.channel())
+    let run = ProvisioningServiceClient::new(mfg_tests::operator_channel(&provisioning))
         .start_provisioning(StartProvisioningRequest::default())
         .await
         .unwrap_err();

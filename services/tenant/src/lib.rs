@@ -8,10 +8,7 @@ pub mod domain;
 pub mod error;
 pub mod store;
 
-use std::{
-    sync::{Arc, OnceLock},
-    time::Duration,
-};
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context as _;
 use mfg_common::{
@@ -28,9 +25,6 @@ use crate::{
     api::{ReadyTenants, TenantApi},
     domain::{KeyHasher, Tenants},
 };
-
-/// How often the database is checked once the service is ready.
-const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Runs the tenant service on `listener` until `shutdown` is cancelled.
 pub async fn run(
@@ -105,45 +99,20 @@ async fn become_ready(
     shutdown: CancellationToken,
 ) {
     let url = mfg_common::db::redact(&config.database.url);
-    let mut backoff = Duration::from_millis(100);
-    let store = loop {
-        let attempt = async {
-            let pool = mfg_common::db::connect(&config.database).await?;
-            let store = store::open(pool);
-            store.migrate().await?;
-            Ok::<_, error::TenantError>(store)
-        };
-        match attempt.await {
-            Ok(store) => break store,
-            Err(error) => {
-                tracing::warn!(%error, database = %url, retry_in_ms = backoff.as_millis() as u64, "tenant database not ready");
-                tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
-                    () = shutdown.cancelled() => return,
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
+    let what = format!("tenant database {url}");
+    let Some(store) = grpc::retry_until_ready(&what, &shutdown, || async {
+        let pool = mfg_common::db::connect(&config.database).await?;
+        let store = store::open(pool);
+        store.migrate().await?;
+        Ok::<_, error::TenantError>(store)
+    })
+    .await
+    else {
+        return;
     };
     let tenants = ready.get_or_init(|| Tenants::new(Arc::from(store), hasher, clock));
-    tracing::info!(database = %url, "tenant database ready");
-    health.set_serving(true).await;
-
-    let mut serving = true;
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(HEALTH_CHECK_INTERVAL) => {}
-            () = shutdown.cancelled() => return,
-        }
-        let ok = tenants.store().ping().await.is_ok();
-        if ok != serving {
-            serving = ok;
-            if ok {
-                tracing::info!("tenant database reachable again");
-            } else {
-                tracing::warn!("tenant database unreachable");
-            }
-            health.set_serving(ok).await;
-        }
-    }
+    grpc::keep_health(&what, health, shutdown, || async {
+        tenants.store().ping().await.is_ok()
+    })
+    .await;
 }

@@ -56,7 +56,7 @@ async fn fixture() -> Fixture {
         listener,
         shutdown.clone(),
     ));
-    testing::wait_for_health(
+    mfg_common::grpc::wait_for_health(
         addr,
         service_names::TENANT,
         ServingStatus::Serving,

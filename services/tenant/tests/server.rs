@@ -23,7 +23,7 @@ async fn health_is_not_serving_until_the_database_is_ready() {
     let config = mfg_tenant::Config::new("postgres://postgres@127.0.0.1:1/none", PEPPER)
         .with_admin_token(OPERATOR);
     let task = tokio::spawn(mfg_tenant::run(config, listener, shutdown.clone()));
-    testing::wait_for_health(
+    mfg_common::grpc::wait_for_health(
         addr,
         service_names::TENANT,
         ServingStatus::NotServing,
@@ -31,7 +31,7 @@ async fn health_is_not_serving_until_the_database_is_ready() {
     )
     .await
     .expect("not serving while the database is unreachable");
-    testing::wait_for_health(addr, "", ServingStatus::NotServing, Duration::from_secs(1))
+    mfg_common::grpc::wait_for_health(addr, "", ServingStatus::NotServing, Duration::from_secs(1))
         .await
         .unwrap();
     let refused = client(addr, OPERATOR)
@@ -193,7 +193,7 @@ async fn the_same_credentials_work_as_grpc_metadata() {
         .await
         .unwrap_err();
     assert_eq!(forged.code(), Code::Unauthenticated);
-    testing::wait_for_health(
+    mfg_common::grpc::wait_for_health(
         service.addr,
         service_names::TENANT,
         ServingStatus::Serving,

@@ -3,12 +3,11 @@
 
 #![allow(dead_code)]
 
-use std::{net::SocketAddr, time::Duration};
+use std::net::SocketAddr;
 
 use mfg_common::{
     grpc::{TracedChannel, lazy_channel},
-    shutdown::CancellationToken,
-    testing::{self, TestDatabase},
+    testing::{Running, TestDatabase},
 };
 use mfg_proto::{
     common::v1::Reading,
@@ -17,46 +16,9 @@ use mfg_proto::{
     tenant::v1::{self as tpb, tenant_service_client::TenantServiceClient},
 };
 use pbjson_types::{FieldMask, Timestamp};
-use tokio::task::JoinHandle;
-use tonic_health::ServingStatus;
 
 pub const PEPPER: &str = "storage-test-pepper-0123456789";
 pub const OPERATOR: &str = "storage-test-operator-token";
-
-pub struct Service {
-    pub addr: SocketAddr,
-    shutdown: CancellationToken,
-    task: JoinHandle<anyhow::Result<()>>,
-}
-
-impl Service {
-    async fn start<F>(service: &str, run: F) -> Self
-    where
-        F: FnOnce(tokio::net::TcpListener, CancellationToken) -> JoinHandle<anyhow::Result<()>>,
-    {
-        let (listener, addr) = testing::listener().await;
-        let shutdown = CancellationToken::new();
-        let task = run(listener, shutdown.clone());
-        testing::wait_for_health(
-            addr,
-            service,
-            ServingStatus::Serving,
-            Duration::from_secs(30),
-        )
-        .await
-        .unwrap_or_else(|last| panic!("{service} not ready: {last}"));
-        Self {
-            addr,
-            shutdown,
-            task,
-        }
-    }
-
-    pub async fn stop(self) {
-        self.shutdown.cancel();
-        self.task.await.unwrap().unwrap();
-    }
-}
 
 fn channel(addr: SocketAddr, token: &str) -> TracedChannel {
     lazy_channel(&format!("http://{addr}"))
@@ -67,8 +29,8 @@ fn channel(addr: SocketAddr, token: &str) -> TracedChannel {
 
 /// A tenant service and a storage service on one backend, and one tenant.
 pub struct Platform {
-    pub tenant_service: Service,
-    pub storage: Service,
+    pub tenant_service: Running,
+    pub storage: Running,
     pub tenants: TenantServiceClient<TracedChannel>,
     pub tenant_id: String,
     pub write_key: String,
@@ -112,19 +74,17 @@ impl Platform {
         let tenant_db = database(backend).await;
         let storage_db = database(backend).await;
         let tenant_url = tenant_db.url.clone();
-        let tenant_service = Service::start(service_names::TENANT, |listener, shutdown| {
+        let tenant_service = Running::start(service_names::TENANT, |listener, shutdown| {
             let config = mfg_tenant::Config::new(&tenant_url, PEPPER).with_admin_token(OPERATOR);
-            tokio::spawn(mfg_tenant::run(config, listener, shutdown))
+            mfg_tenant::run(config, listener, shutdown)
         })
         .await;
         let storage_url = storage_db.url.clone();
         let tenant_addr = tenant_service.addr;
-        let storage = Service::start(service_names::TELEMETRY, |listener, shutdown| {
+        let storage = Running::start(service_names::TELEMETRY, |listener, shutdown| {
             let config = mfg_storage::Config::new(&storage_url, tenant_addr.to_string())
                 .with_admin_token(OPERATOR);
-            tokio::spawn(mfg_storage::run_with_clock(
-                config, listener, shutdown, clock,
-            ))
+            mfg_storage::run_with_clock(config, listener, shutdown, clock)
         })
         .await;
         let mut tenants = TenantServiceClient::new(channel(tenant_service.addr, OPERATOR));

@@ -3,11 +3,8 @@
 
 #![allow(dead_code)]
 
-use std::time::Duration;
-
 use mfg_common::{
     grpc::{TracedChannel, lazy_channel},
-    shutdown::CancellationToken,
     testing,
 };
 use mfg_proto::{
@@ -15,9 +12,7 @@ use mfg_proto::{
     tenant::v1::{self as pb, tenant_service_client::TenantServiceClient},
 };
 use pbjson_types::FieldMask;
-use tokio::task::JoinHandle;
 use tonic::Status;
-use tonic_health::ServingStatus;
 use tonic_types::StatusExt as _;
 
 pub const PEPPER: &str = "test-pepper-0123456789";
@@ -36,30 +31,21 @@ pub fn client(addr: std::net::SocketAddr, token: &str) -> TenantServiceClient<Tr
 pub struct Service {
     pub client: TenantServiceClient<TracedChannel>,
     pub addr: std::net::SocketAddr,
-    shutdown: CancellationToken,
-    task: JoinHandle<anyhow::Result<()>>,
+    running: testing::Running,
     _db: testing::TestDatabase,
 }
 
 impl Service {
     pub async fn start(db: testing::TestDatabase) -> Self {
-        let (listener, addr) = testing::listener().await;
-        let shutdown = CancellationToken::new();
         let config = mfg_tenant::Config::new(&db.url, PEPPER).with_admin_token(OPERATOR);
-        let task = tokio::spawn(mfg_tenant::run(config, listener, shutdown.clone()));
-        testing::wait_for_health(
-            addr,
-            service_names::TENANT,
-            ServingStatus::Serving,
-            Duration::from_secs(30),
-        )
-        .await
-        .expect("tenant service ready");
+        let running = testing::Running::start(service_names::TENANT, |listener, shutdown| {
+            mfg_tenant::run(config, listener, shutdown)
+        })
+        .await;
         Self {
-            client: client(addr, OPERATOR),
-            addr,
-            shutdown,
-            task,
+            client: client(running.addr, OPERATOR),
+            addr: running.addr,
+            running,
             _db: db,
         }
     }
@@ -69,8 +55,7 @@ impl Service {
     }
 
     pub async fn stop(self) {
-        self.shutdown.cancel();
-        self.task.await.unwrap().unwrap();
+        self.running.stop().await;
     }
 }
 
