@@ -24,7 +24,7 @@ use crate::{
     directory::Directory,
     domain::ingest::{IncomingReading, IngestRate, RejectReason, Rejection, Window, screen},
     error::{Result, StorageError},
-    store::{HotStore, Row, SeriesId, SeriesKey, TenantNo, day_of},
+    store::{Row, SeriesId, SeriesKey, TelemetryStore, TenantNo, day_of},
 };
 
 /// What became of a batch.
@@ -74,7 +74,7 @@ pub struct Writer {
 impl Writer {
     /// Starts the writer's tasks. They stop once every clone of the writer is dropped and the
     /// queue is empty.
-    pub fn spawn(store: Arc<dyn HotStore>, options: WriterOptions) -> Self {
+    pub fn spawn(store: Arc<dyn TelemetryStore>, options: WriterOptions) -> Self {
         let (jobs, receiver) = mpsc::channel(options.queue.max(1));
         let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
         for _ in 0..options.writers.max(1) {
@@ -100,7 +100,7 @@ impl Writer {
 }
 
 async fn write_groups(
-    store: Arc<dyn HotStore>,
+    store: Arc<dyn TelemetryStore>,
     receiver: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
     max_group_rows: usize,
 ) {
@@ -127,7 +127,7 @@ async fn write_groups(
     }
 }
 
-async fn write_group(store: &dyn HotStore, group: Vec<Job>) {
+async fn write_group(store: &dyn TelemetryStore, group: Vec<Job>) {
     // A key may come twice in one group (a client resending while its first try still waits):
     // the first is written, the later ones are duplicates.
     let mut seen = HashSet::new();
@@ -204,7 +204,7 @@ pub struct Ingest {
 
 #[derive(Debug)]
 struct Inner {
-    store: Arc<dyn HotStore>,
+    store: Arc<dyn TelemetryStore>,
     directory: Directory,
     clock: SharedClock,
     writer: Writer,
@@ -221,7 +221,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Ingest {
     /// Creates the ingest path over a store, with its writer.
     pub fn new(
-        store: Arc<dyn HotStore>,
+        store: Arc<dyn TelemetryStore>,
         directory: Directory,
         clock: SharedClock,
         options: WriterOptions,

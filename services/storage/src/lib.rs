@@ -17,10 +17,7 @@ pub mod object_store;
 pub mod query;
 pub mod store;
 
-use std::{
-    sync::{Arc, OnceLock},
-    time::Duration,
-};
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context as _;
 use mfg_common::{
@@ -44,11 +41,8 @@ use crate::{
     directory::Directory,
     ingest::Ingest,
     query::Queries,
-    store::HotStore,
+    store::TelemetryStore,
 };
-
-/// How often the database is checked once the service is ready.
-const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The largest message a client may send (a full batch of 10,000 readings with long names).
 const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
@@ -76,13 +70,8 @@ pub async fn run_with_clock(
         .operator_token()
         .map_err(anyhow::Error::msg)
         .context("invalid storage configuration")?;
-    let tenant_uri = if config.tenant_addr.contains("://") {
-        config.tenant_addr.clone()
-    } else {
-        format!("http://{}", config.tenant_addr)
-    };
     let tenant = TenantServiceClient::new(
-        lazy_channel(&tenant_uri)
+        lazy_channel(&grpc::http_uri(&config.tenant_addr))
             .context("invalid tenant service address")?
             .with_bearer(&operator_token)?,
     );
@@ -132,25 +121,16 @@ async fn become_ready(
     shutdown: CancellationToken,
 ) {
     let url = mfg_common::db::redact(&config.database.url);
-    let mut backoff = Duration::from_millis(100);
-    let store: Arc<dyn HotStore> = loop {
-        let attempt = async {
-            let pool = mfg_common::db::connect(&config.database).await?;
-            let store = store::open(pool);
-            store.migrate().await?;
-            Ok::<_, error::StorageError>(store)
-        };
-        match attempt.await {
-            Ok(store) => break Arc::from(store),
-            Err(error) => {
-                tracing::warn!(%error, database = %url, retry_in_ms = backoff.as_millis() as u64, "storage database not ready");
-                tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
-                    () = shutdown.cancelled() => return,
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
+    let what = format!("storage database {url}");
+    let Some(store) = grpc::retry_until_ready(&what, &shutdown, || async {
+        let pool = mfg_common::db::connect(&config.database).await?;
+        let store = store::open(pool);
+        store.migrate().await?;
+        Ok::<_, error::StorageError>(Arc::<dyn TelemetryStore>::from(store))
+    })
+    .await
+    else {
+        return;
     };
     let mut writer = config.writer();
     if matches!(
@@ -165,24 +145,8 @@ async fn become_ready(
         queries: Queries::new(store, ingest.clone()),
         ingest,
     });
-    tracing::info!(database = %url, "storage database ready");
-    health.set_serving(true).await;
-
-    let mut serving = true;
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(HEALTH_CHECK_INTERVAL) => {}
-            () = shutdown.cancelled() => return,
-        }
-        let ok = storage.queries.store().ping().await.is_ok();
-        if ok != serving {
-            serving = ok;
-            if ok {
-                tracing::info!("storage database reachable again");
-            } else {
-                tracing::warn!("storage database unreachable");
-            }
-            health.set_serving(ok).await;
-        }
-    }
+    grpc::keep_health(&what, health, shutdown, || async {
+        storage.queries.store().ping().await.is_ok()
+    })
+    .await;
 }

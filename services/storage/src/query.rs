@@ -10,7 +10,7 @@ use crate::{
     domain::{Aggregation, Rollup},
     error::{Result, StorageError},
     ingest::Ingest,
-    store::{HotStore, Latest, Range, SeriesKey},
+    store::{Latest, Range, SeriesKey, TelemetryStore},
 };
 
 /// The most raw points one query returns; longer ranges need an aggregation.
@@ -56,13 +56,13 @@ pub struct SeriesAnswer {
 /// Answers queries.
 #[derive(Debug, Clone)]
 pub struct Queries {
-    store: Arc<dyn HotStore>,
+    store: Arc<dyn TelemetryStore>,
     ingest: Ingest,
 }
 
 impl Queries {
     /// Creates the query side over a store; the ingest path knows the tenants' numbers.
-    pub fn new(store: Arc<dyn HotStore>, ingest: Ingest) -> Self {
+    pub fn new(store: Arc<dyn TelemetryStore>, ingest: Ingest) -> Self {
         Self { store, ingest }
     }
 
@@ -124,7 +124,7 @@ impl Queries {
     }
 
     /// The store.
-    pub fn store(&self) -> &Arc<dyn HotStore> {
+    pub fn store(&self) -> &Arc<dyn TelemetryStore> {
         &self.store
     }
 

@@ -1,4 +1,4 @@
-//! The hot tier's store: one trait, [`HotStore`], with a PostgreSQL and a SQLite implementation
+//! The hot tier's store: one trait, [`TelemetryStore`], with a PostgreSQL and a SQLite implementation
 //! that the same conformance suite tests.
 //!
 //! The model is the same on both: each tenant gets a small number ([`TenantNo`]); each series
@@ -7,6 +7,8 @@
 //! with `(series_id, ts)` as its primary key, which both dedupes and serves every query of one
 //! series over time. Timestamps are microseconds since the Unix epoch, UTC.
 
+#[macro_use]
+mod sql;
 mod postgres;
 mod sqlite;
 
@@ -72,9 +74,51 @@ pub struct Range {
     pub end_micros: i64,
 }
 
-/// The hot tier's store.
+/// The state of a tenant's warm tier.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RollupState {
+    /// Every bucket below this (µs) is rolled up; `None` before the first rollup.
+    pub rolled_to: Option<i64>,
+    /// Buckets below this (µs) were expired; `None` while nothing has been.
+    pub warm_from: Option<i64>,
+}
+
+/// The width of a warm-tier bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    /// One minute.
+    Minute,
+    /// One hour.
+    Hour,
+}
+
+impl Resolution {
+    /// The width in µs.
+    pub const fn micros(self) -> i64 {
+        match self {
+            Self::Minute => 60_000_000,
+            Self::Hour => 3_600_000_000,
+        }
+    }
+}
+
+/// One committed object of the cold tier's manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColdObject {
+    /// Its key in the object store.
+    pub key: String,
+    /// The UTC day it holds.
+    pub day: NaiveDate,
+    /// How many readings it holds.
+    pub readings: u64,
+    /// Its size.
+    pub bytes: u64,
+}
+
+/// The storage service's database: the hot tier (raw readings), the warm tier (rollups) and
+/// the manifest of the cold tier.
 #[async_trait::async_trait]
-pub trait HotStore: Send + Sync + std::fmt::Debug + 'static {
+pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
     /// Applies the migrations that are not applied yet.
     async fn migrate(&self) -> Result<()>;
     /// Checks that the database answers.
@@ -86,34 +130,87 @@ pub trait HotStore: Send + Sync + std::fmt::Debug + 'static {
     async fn register_tenant(&self, tenant: Uuid) -> Result<TenantNo>;
     /// Returns a tenant's number, if it was ever registered.
     async fn find_tenant(&self, tenant: Uuid) -> Result<Option<TenantNo>>;
+    /// Every registered tenant, by number.
+    async fn tenants(&self) -> Result<Vec<(TenantNo, Uuid)>>;
     /// Returns the ids of series, in the order of `keys`, creating the missing ones.
     async fn resolve_series(&self, tenant: TenantNo, keys: &[SeriesKey]) -> Result<Vec<SeriesId>>;
     /// Returns the id of one series, if it exists.
     async fn find_series(&self, tenant: TenantNo, key: &SeriesKey) -> Result<Option<SeriesId>>;
+    /// Every series of a tenant, ordered by machine and metric.
+    async fn series_of(&self, tenant: TenantNo) -> Result<Vec<(SeriesId, SeriesKey)>>;
+
     /// Makes sure the tenant can store readings of a day (UTC): on PostgreSQL, creates the
     /// day's partition. Idempotent.
     async fn ensure_day(&self, tenant: TenantNo, day: NaiveDate) -> Result<()>;
-
+    /// The days the tenant has in the hot tier, oldest first.
+    async fn hot_days(&self, tenant: TenantNo) -> Result<Vec<NaiveDate>>;
     /// Stores rows durably, in one transaction; no two rows may share a key. Returns, for each
     /// row, whether it is new (`false`: a row with its key was stored before, and is kept).
+    /// New rows older than their tenant's `rolled_to` are merged into the warm tier in the same
+    /// transaction.
     async fn insert(&self, rows: &[Row]) -> Result<Vec<bool>>;
-
     /// The last reading of every metric of a machine, ordered by metric.
     async fn latest(&self, tenant: TenantNo, machine_id: &str) -> Result<Vec<Latest>>;
     /// The readings of a series in a range, oldest first.
     async fn points(&self, series: SeriesId, range: Range) -> Result<Vec<(i64, f64)>>;
-    /// The rollups of a series in a range, in buckets of `step_micros` aligned to the epoch,
-    /// oldest first; buckets without readings are left out.
+    /// The rollups of a series' readings in a range, in buckets of `step_micros` aligned to the
+    /// epoch, oldest first; buckets without readings are left out.
     async fn buckets(
         &self,
         series: SeriesId,
         range: Range,
         step_micros: i64,
     ) -> Result<Vec<(i64, Rollup)>>;
+
+    /// How far the tenant's rollups go.
+    async fn rollup_state(&self, tenant: TenantNo) -> Result<RollupState>;
+    /// Rolls the tenant's readings in `range` (minute-aligned, starting at `rolled_to`) up
+    /// into minute buckets, rewrites the hour buckets it touches, and moves `rolled_to` to the
+    /// range's end, in one transaction. Returns the buckets written.
+    async fn roll_up(&self, tenant: TenantNo, range: Range) -> Result<u64>;
+    /// A series' rollups in a range, oldest first.
+    async fn rollups(
+        &self,
+        series: SeriesId,
+        range: Range,
+        resolution: Resolution,
+    ) -> Result<Vec<(i64, Rollup)>>;
+    /// Removes the tenant's rollups older than `before` (µs) and records it as `warm_from`.
+    /// Returns the rows removed.
+    async fn expire_rollups(&self, tenant: TenantNo, before: i64) -> Result<u64>;
+
+    /// Returns the key of the tenant's pending object for a day, recording `new_key` as
+    /// pending if there is none, so that a retried upload reuses its key.
+    async fn pending_object(
+        &self,
+        tenant: TenantNo,
+        day: NaiveDate,
+        new_key: &str,
+    ) -> Result<String>;
+    /// Removes a day from the hot tier once it is archived: commits the uploaded and verified
+    /// object `(key, bytes)` (none for a day without readings) and drops the day, in one
+    /// transaction that holds writes to the day off. `false`, and nothing changed, when the day
+    /// no longer holds exactly `readings` readings: the archive must be redone.
+    async fn commit_day(
+        &self,
+        tenant: TenantNo,
+        day: NaiveDate,
+        readings: u64,
+        object: Option<(&str, u64)>,
+    ) -> Result<bool>;
+    /// The tenant's committed objects of the days `from..=to`, by day.
+    async fn cold_objects(
+        &self,
+        tenant: TenantNo,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<ColdObject>>;
+    /// Removes an object from the manifest, once it is deleted from the object store.
+    async fn forget_object(&self, key: &str) -> Result<()>;
 }
 
 /// Opens the store of a pool's backend.
-pub fn open(pool: DbPool) -> Box<dyn HotStore> {
+pub fn open(pool: DbPool) -> Box<dyn TelemetryStore> {
     match pool {
         DbPool::Postgres(pool) => Box::new(PostgresStore::new(pool)),
         DbPool::Sqlite(pool) => Box::new(SqliteStore::new(pool)),
@@ -123,6 +220,19 @@ pub fn open(pool: DbPool) -> Box<dyn HotStore> {
 /// The table sqlx records the storage service's migrations in, apart from the other services'
 /// when they share a database.
 const MIGRATIONS_TABLE: &str = "_sqlx_migrations_storage";
+
+/// The range of a UTC day.
+pub fn day_range(day: NaiveDate) -> Range {
+    let start = day
+        .and_hms_opt(0, 0, 0)
+        .unwrap_or_default()
+        .and_utc()
+        .timestamp_micros();
+    Range {
+        start_micros: start,
+        end_micros: start + crate::domain::ingest::DAY_MICROS,
+    }
+}
 
 /// Converts µs since the epoch to a UTC date-time.
 pub(crate) fn to_datetime(micros: i64) -> chrono::DateTime<chrono::Utc> {

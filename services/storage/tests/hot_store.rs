@@ -1,11 +1,11 @@
-//! The conformance suite of `HotStore`: the same assertions against PostgreSQL and SQLite.
+//! The conformance suite of `TelemetryStore`: the same assertions against PostgreSQL and SQLite.
 
 use std::sync::Arc;
 
 use mfg_common::{config::DatabaseArgs, db, testing::TestDatabase};
 use mfg_storage::{
     domain::Rollup,
-    store::{self, HotStore, Range, Row, SeriesKey, day_of, tenant_of},
+    store::{self, Range, Row, SeriesKey, TelemetryStore, day_of, tenant_of},
 };
 use uuid::Uuid;
 
@@ -13,11 +13,11 @@ const MINUTE: i64 = 60_000_000;
 /// 2026-11-24T00:00:00Z in µs.
 const DAY0: i64 = 1_795_478_400_000_000;
 
-async fn open(db: &TestDatabase) -> Arc<dyn HotStore> {
+async fn open(db: &TestDatabase) -> Arc<dyn TelemetryStore> {
     let pool = db::connect(&DatabaseArgs::new(&db.url))
         .await
         .expect("connect");
-    let store: Arc<dyn HotStore> = Arc::from(store::open(pool));
+    let store: Arc<dyn TelemetryStore> = Arc::from(store::open(pool));
     store.migrate().await.expect("migrate");
     store.migrate().await.expect("migrations are idempotent");
     store
@@ -30,7 +30,7 @@ fn key(machine: &str, metric: &str) -> SeriesKey {
     }
 }
 
-async fn tenants_and_series(store: &dyn HotStore) {
+async fn tenants_and_series(store: &dyn TelemetryStore) {
     let a = Uuid::now_v7();
     let b = Uuid::now_v7();
     let a_no = store.register_tenant(a).await.unwrap();
@@ -78,7 +78,7 @@ async fn tenants_and_series(store: &dyn HotStore) {
     assert_eq!(tenant_of(other[0]), b_no);
 }
 
-async fn inserts_dedupe_and_queries_read(store: &dyn HotStore) {
+async fn inserts_dedupe_and_queries_read(store: &dyn TelemetryStore) {
     let tenant = store.register_tenant(Uuid::now_v7()).await.unwrap();
     let ids = store
         .resolve_series(tenant, &[key("m1", "temp"), key("m1", "rpm")])
@@ -185,7 +185,7 @@ fn rollup(readings: &[(i64, f64)]) -> Rollup {
     rollup
 }
 
-async fn large_inserts_are_counted_exactly(store: &dyn HotStore) {
+async fn large_inserts_are_counted_exactly(store: &dyn TelemetryStore) {
     let tenant = store.register_tenant(Uuid::now_v7()).await.unwrap();
     let ids = store
         .resolve_series(tenant, &[key("m", "a"), key("m", "b")])

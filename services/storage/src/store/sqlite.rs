@@ -1,19 +1,18 @@
-//! The hot tier on SQLite, the embedded default: one `readings` table clustered by
+//! The store on SQLite, the embedded default: one `readings` table clustered by
 //! `(series_id, ts)`, written in multi-row statements inside one `BEGIN IMMEDIATE` transaction
-//! per group of batches.
+//! per group of batches. SQLite has no partitions: an archived day is removed by a range delete
+//! on the primary key.
 
 use std::sync::OnceLock;
 
 use chrono::NaiveDate;
-use sqlx::{Row as _, SqlitePool};
+use sqlx::{Row as _, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
-use super::{
-    HotStore, Latest, MIGRATIONS_TABLE, Range, Row, SeriesId, SeriesKey, TenantNo, first_series_id,
-};
-use crate::{domain::Rollup, error::Result};
+use super::{Row, TenantNo, day_range, first_series_id, sql};
+use crate::error::{Result, StorageError};
 
-/// The hot tier on SQLite.
+/// The store on SQLite.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -26,13 +25,32 @@ impl SqliteStore {
     }
 }
 
+type Db = sqlx::Sqlite;
+/// µs since the Unix epoch.
+type DbTs = i64;
+type DbUuid = String;
+
+fn db_ts(micros: i64) -> DbTs {
+    micros
+}
+
+fn micros_of(ts: DbTs) -> i64 {
+    ts
+}
+
+fn db_uuid(id: Uuid) -> DbUuid {
+    id.to_string()
+}
+
+fn uuid_of(id: DbUuid) -> Result<Uuid> {
+    Uuid::parse_str(&id)
+        .map_err(|e| StorageError::Internal(format!("tenant id `{id}` in the database: {e}")))
+}
+
 const LATEST: &str = "SELECT s.metric, r.ts, r.value FROM series s \
      JOIN readings r ON r.series_id = s.series_id \
          AND r.ts = (SELECT max(ts) FROM readings WHERE series_id = s.series_id) \
      WHERE s.tenant_no = $1 AND s.machine_id = $2 ORDER BY s.metric";
-
-const POINTS: &str = "SELECT ts, value FROM readings \
-     WHERE series_id = $1 AND ts >= $2 AND ts < $3 ORDER BY ts";
 
 const BUCKETS: &str = "WITH b AS ( \
        SELECT ts - (((ts % $4) + $4) % $4) AS bucket, min(value) AS lo, max(value) AS hi, \
@@ -41,14 +59,72 @@ const BUCKETS: &str = "WITH b AS ( \
      SELECT b.bucket, b.lo, b.hi, b.total, b.n, b.last_ts, r.value AS last \
      FROM b JOIN readings r ON r.series_id = $1 AND r.ts = b.last_ts ORDER BY b.bucket";
 
-const SELECT_SERIES: &str =
-    "SELECT series_id FROM series WHERE tenant_no = $1 AND machine_id = $2 AND metric = $3";
+/// Rolls a tenant's (`$1 <= series_id < $2`) readings in `[$3, $4)` up into minute buckets,
+/// replacing what was there.
+const ROLLUP_MINUTES: &str = "INSERT INTO rollups_1m \
+       (series_id, bucket, min, max, sum, count, last_ts, last) \
+     SELECT g.series_id, g.bucket, g.lo, g.hi, g.total, g.n, g.last_ts, r.value \
+     FROM (SELECT series_id, ts - (((ts % 60000000) + 60000000) % 60000000) AS bucket, \
+                  min(value) AS lo, max(value) AS hi, sum(value) AS total, count(*) AS n, \
+                  max(ts) AS last_ts \
+           FROM readings WHERE series_id >= $1 AND series_id < $2 AND ts >= $3 AND ts < $4 \
+           GROUP BY 1, 2) g \
+     JOIN readings r ON r.series_id = g.series_id AND r.ts = g.last_ts WHERE true \
+     ON CONFLICT (series_id, bucket) DO UPDATE SET min = excluded.min, max = excluded.max, \
+       sum = excluded.sum, count = excluded.count, last_ts = excluded.last_ts, \
+       last = excluded.last";
+
+/// Rewrites a tenant's hour buckets from its minute buckets in `[$3, $4)`.
+const ROLLUP_HOURS: &str = "INSERT INTO rollups_1h \
+       (series_id, bucket, min, max, sum, count, last_ts, last) \
+     SELECT g.series_id, g.bucket, g.lo, g.hi, g.total, g.n, g.last_ts, m.last \
+     FROM (SELECT series_id, \
+                  bucket - (((bucket % 3600000000) + 3600000000) % 3600000000) AS bucket, \
+                  min(min) AS lo, max(max) AS hi, sum(sum) AS total, sum(count) AS n, \
+                  max(last_ts) AS last_ts \
+           FROM rollups_1m \
+           WHERE series_id >= $1 AND series_id < $2 AND bucket >= $3 AND bucket < $4 \
+           GROUP BY 1, 2) g \
+     JOIN rollups_1m m ON m.series_id = g.series_id \
+       AND m.bucket = g.last_ts - (((g.last_ts % 60000000) + 60000000) % 60000000) WHERE true \
+     ON CONFLICT (series_id, bucket) DO UPDATE SET min = excluded.min, max = excluded.max, \
+       sum = excluded.sum, count = excluded.count, last_ts = excluded.last_ts, \
+       last = excluded.last";
+
+macro_rules! merge_into {
+    ($table:literal) => {
+        concat!(
+            "INSERT INTO ",
+            $table,
+            " (series_id, bucket, min, max, sum, count, last_ts, last) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (series_id, bucket) DO UPDATE SET \
+               min = min(",
+            $table,
+            ".min, excluded.min), max = max(",
+            $table,
+            ".max, excluded.max), sum = ",
+            $table,
+            ".sum + excluded.sum, count = ",
+            $table,
+            ".count + excluded.count, last = CASE WHEN excluded.last_ts > ",
+            $table,
+            ".last_ts THEN excluded.last ELSE ",
+            $table,
+            ".last END, last_ts = max(",
+            $table,
+            ".last_ts, excluded.last_ts)"
+        )
+    };
+}
+const MERGE_MINUTE: &str = merge_into!("rollups_1m");
+const MERGE_HOUR: &str = merge_into!("rollups_1h");
 
 /// The row counts of the prepared multi-row inserts, largest first; a group is written with as
 /// few statements as these sizes allow, each prepared once per connection.
 const CHUNKS: [usize; 3] = [1024, 32, 1];
 
-/// `INSERT … VALUES (…), … ON CONFLICT DO NOTHING RETURNING series_id, ts` for `rows` rows.
+/// `INSERT … VALUES (…), … ON CONFLICT DO NOTHING RETURNING …` for `rows` rows.
 fn insert_sql(rows: usize) -> &'static str {
     static SQL: [OnceLock<String>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
     let slot = CHUNKS
@@ -61,125 +137,16 @@ fn insert_sql(rows: usize) -> &'static str {
             .collect();
         format!(
             "INSERT INTO readings (series_id, ts, value) VALUES {} \
-             ON CONFLICT DO NOTHING RETURNING series_id, ts",
+             ON CONFLICT DO NOTHING RETURNING series_id, ts, value",
             values.join(", ")
         )
     })
 }
 
-#[async_trait::async_trait]
-impl HotStore for SqliteStore {
-    async fn migrate(&self) -> Result<()> {
-        let mut migrator = sqlx::migrate!("./migrations/sqlite");
-        migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
-        migrator.run(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn close(&self) {
-        self.pool.close().await;
-    }
-
-    async fn register_tenant(&self, tenant: Uuid) -> Result<TenantNo> {
-        if let Some(no) = self.find_tenant(tenant).await? {
-            return Ok(no);
-        }
-        let row = sqlx::query(
-            "INSERT INTO storage_tenants (tenant_id) VALUES ($1) \
-             ON CONFLICT (tenant_id) DO UPDATE SET tenant_id = excluded.tenant_id \
-             RETURNING tenant_no",
-        )
-        .bind(tenant.to_string())
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.get(0))
-    }
-
-    async fn find_tenant(&self, tenant: Uuid) -> Result<Option<TenantNo>> {
-        let row = sqlx::query("SELECT tenant_no FROM storage_tenants WHERE tenant_id = $1")
-            .bind(tenant.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| r.get(0)))
-    }
-
-    async fn resolve_series(&self, tenant: TenantNo, keys: &[SeriesKey]) -> Result<Vec<SeriesId>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut next: i64 =
-            sqlx::query("SELECT next_series FROM storage_tenants WHERE tenant_no = $1")
-                .bind(tenant)
-                .fetch_one(&mut *tx)
-                .await?
-                .get(0);
-        let allocated = next;
-        let mut ids = Vec::with_capacity(keys.len());
-        for key in keys {
-            let found = sqlx::query(SELECT_SERIES)
-                .bind(tenant)
-                .bind(&key.machine_id)
-                .bind(&key.metric)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let id = match found {
-                Some(row) => row.get(0),
-                None => {
-                    let id = first_series_id(tenant) + next;
-                    next += 1;
-                    sqlx::query(
-                        "INSERT INTO series (series_id, tenant_no, machine_id, metric) \
-                         VALUES ($1, $2, $3, $4)",
-                    )
-                    .bind(id)
-                    .bind(tenant)
-                    .bind(&key.machine_id)
-                    .bind(&key.metric)
-                    .execute(&mut *tx)
-                    .await?;
-                    id
-                }
-            };
-            ids.push(id);
-        }
-        if next != allocated {
-            sqlx::query("UPDATE storage_tenants SET next_series = $2 WHERE tenant_no = $1")
-                .bind(tenant)
-                .bind(next)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(ids)
-    }
-
-    async fn find_series(&self, tenant: TenantNo, key: &SeriesKey) -> Result<Option<SeriesId>> {
-        let row = sqlx::query(SELECT_SERIES)
-            .bind(tenant)
-            .bind(&key.machine_id)
-            .bind(&key.metric)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| r.get(0)))
-    }
-
-    async fn ensure_day(&self, tenant: TenantNo, day: NaiveDate) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO hot_partitions (tenant_no, day) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        )
-        .bind(tenant)
-        .bind(day.to_string())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn insert(&self, rows: &[Row]) -> Result<Vec<bool>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut new = std::collections::HashSet::new();
+impl SqliteStore {
+    /// Inserts rows, returning the new ones.
+    async fn insert_new(tx: &mut SqliteConnection, rows: &[Row]) -> Result<Vec<Row>> {
+        let mut new = Vec::with_capacity(rows.len());
         let mut rest = rows;
         while !rest.is_empty() {
             let size = CHUNKS.into_iter().find(|&n| n <= rest.len()).unwrap_or(1);
@@ -191,72 +158,49 @@ impl HotStore for SqliteStore {
                     .bind(row.ts_micros)
                     .bind(row.value);
             }
-            for inserted in query.fetch_all(&mut *tx).await? {
-                new.insert((inserted.get::<i64, _>(0), inserted.get::<i64, _>(1)));
-            }
-            rest = tail;
-        }
-        tx.commit().await?;
-        Ok(rows
-            .iter()
-            .map(|r| new.contains(&(r.series_id, r.ts_micros)))
-            .collect())
-    }
-
-    async fn latest(&self, tenant: TenantNo, machine_id: &str) -> Result<Vec<Latest>> {
-        let rows = sqlx::query(LATEST)
-            .bind(tenant)
-            .bind(machine_id)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Latest {
-                metric: r.get(0),
+            new.extend(query.fetch_all(&mut *tx).await?.iter().map(|r| Row {
+                series_id: r.get(0),
                 ts_micros: r.get(1),
                 value: r.get(2),
-            })
-            .collect())
+            }));
+            rest = tail;
+        }
+        Ok(new)
     }
 
-    async fn points(&self, series: SeriesId, range: Range) -> Result<Vec<(i64, f64)>> {
-        let rows = sqlx::query(POINTS)
-            .bind(series)
-            .bind(range.start_micros)
-            .bind(range.end_micros)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    /// Nothing to create: SQLite keeps every day in one table.
+    #[allow(clippy::unused_async)]
+    async fn create_day(_: &mut SqliteConnection, _: TenantNo, _: NaiveDate) -> Result<()> {
+        Ok(())
     }
 
-    async fn buckets(
-        &self,
-        series: SeriesId,
-        range: Range,
-        step_micros: i64,
-    ) -> Result<Vec<(i64, Rollup)>> {
-        let rows = sqlx::query(BUCKETS)
-            .bind(series)
-            .bind(range.start_micros)
-            .bind(range.end_micros)
-            .bind(step_micros)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                (
-                    r.get(0),
-                    Rollup {
-                        min: r.get(1),
-                        max: r.get(2),
-                        sum: r.get(3),
-                        count: r.get::<i64, _>(4) as u64,
-                        last_ts_micros: r.get(5),
-                        last: r.get(6),
-                    },
-                )
-            })
-            .collect())
+    /// Nothing to lock: the transaction began with `BEGIN IMMEDIATE`, which holds every writer
+    /// off.
+    #[allow(clippy::unused_async)]
+    async fn lock_day(_: &mut SqliteConnection, _: TenantNo, _: NaiveDate) -> Result<()> {
+        Ok(())
+    }
+
+    /// Deletes the tenant's readings of the day: a range of the primary key.
+    async fn remove_day(tx: &mut SqliteConnection, tenant: TenantNo, day: NaiveDate) -> Result<()> {
+        let range = day_range(day);
+        sqlx::query(
+            "DELETE FROM readings WHERE series_id >= $1 AND series_id < $2 AND ts >= $3 AND ts < $4",
+        )
+        .bind(first_series_id(tenant))
+        .bind(first_series_id(tenant + 1))
+        .bind(range.start_micros)
+        .bind(range.end_micros)
+        .execute(tx)
+        .await?;
+        Ok(())
     }
 }
+
+telemetry_store!(
+    SqliteStore,
+    migrations: "./migrations/sqlite",
+    begin: |pool| pool.begin_with("BEGIN IMMEDIATE"),
+    for_update: "",
+    for_share: "",
+);
