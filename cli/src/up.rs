@@ -172,7 +172,8 @@ pub async fn start(
         None => format!("sqlite://{}", args.data_dir.join("storage.db").display()),
     };
     let storage = mfg_storage::Config::new(storage_url, addresses.tenant.to_string())
-        .with_admin_token(operator_token.clone());
+        .with_admin_token(operator_token.clone())
+        .with_archive_dir(args.data_dir.join("archive"));
     set.spawn(mfg_storage::run(
         storage,
         listeners.storage,

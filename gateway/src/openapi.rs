@@ -25,8 +25,6 @@ pub const INTERNAL: &[&str] = &[
     "mfg.tenant.v1.TenantService.AuthenticateKey",
     "mfg.storage.v1.TelemetryService.PrepareTenantStorage",
     "mfg.storage.v1.TelemetryService.ReleaseTenantStorage",
-    // Not built yet: the tiering jobs.
-    "mfg.storage.v1.TelemetryService.RunTiering",
 ];
 
 /// `google.api.FieldBehavior.OUTPUT_ONLY`.

@@ -195,5 +195,40 @@ async fn ingest_and_query_over_rest() {
     assert_eq!(body["values"][0]["metric"], "temp");
     assert_eq!(body["values"][0]["value"], 59.0);
 
+    // The operator runs the tiering jobs on demand; a tenant key may not, and `asOf` must be
+    // a timestamp.
+    let tiering = "/v1/maintenance/tiering";
+    let (status, body) = http_call(
+        &http,
+        base,
+        Method::POST,
+        tiering,
+        operator,
+        Some(json!({"asOf": at(0)})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.is_object(), "{body}");
+    let (status, _) = http_call(
+        &http,
+        base,
+        Method::POST,
+        tiering,
+        Some(&writer),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = http_call(
+        &http,
+        base,
+        Method::POST,
+        tiering,
+        operator,
+        Some(json!({"asOf": "tomorrow"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
     platform.stop().await;
 }

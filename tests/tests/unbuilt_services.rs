@@ -1,4 +1,4 @@
-//! The parts of the contract that are not built yet (alerts, tiering, cost, provisioning) start,
+//! The parts of the contract that are not built yet (alerts, cost, provisioning) start,
 //! report SERVING, and answer UNIMPLEMENTED, never a made-up result.
 
 use mfg_proto::{
@@ -7,10 +7,7 @@ use mfg_proto::{
         StartProvisioningRequest, provisioning_service_client::ProvisioningServiceClient,
     },
     service_names,
-    storage::v1::{
-        ListAlertsRequest, RunTieringRequest, alert_service_client::AlertServiceClient,
-        telemetry_service_client::TelemetryServiceClient,
-    },
+    storage::v1::{ListAlertsRequest, alert_service_client::AlertServiceClient},
 };
 use mfg_tests::Running;
 use tonic::Code;
@@ -30,11 +27,6 @@ async fn unbuilt_rpcs_answer_unimplemented() {
     })
     .await;
 
-    let tiering = TelemetryServiceClient::new(mfg_tests::operator_channel(&storage))
-        .run_tiering(RunTieringRequest::default())
-        .await
-        .unwrap_err();
-    assert_eq!(tiering.code(), Code::Unimplemented);
     let alerts = AlertServiceClient::new(mfg_tests::operator_channel(&storage))
         .list_alerts(ListAlertsRequest::default())
         .await

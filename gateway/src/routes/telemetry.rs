@@ -5,6 +5,10 @@
 //! `StreamTelemetry`, answering the same counts. Queries need read scope. Query parameters are
 //! the proto3 JSON forms (`start`/`end` in RFC 3339, `step` as a duration such as `60s`), and
 //! `aggregation` takes `avg`, `min`, `max`, `sum`, `count` or `last` as well as the enum names.
+//!
+//! `POST /v1/maintenance/tiering` (operator only, body `{"asOf": "<RFC 3339>"}`, or `{}` for now)
+//! runs the rollup, archive and retention jobs now, as if the time were `asOf`, and answers
+//! what they did.
 
 use axum::{Router, extract::State, routing::get};
 use mfg_common::{ErrorCode, auth::Scope};
@@ -36,6 +40,19 @@ pub fn routes() -> Router<AppState> {
             "/v1/tenants/{tenant_id}/machines/{machine_id}/latest",
             get(latest),
         )
+        .route("/v1/maintenance/tiering", axum::routing::post(run_tiering))
+}
+
+async fn run_tiering(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawBody(body): RawBody,
+) -> Result<pb::RunTieringResponse> {
+    caller.require_operator()?;
+    let request: pb::RunTieringRequest = from_value(body)?;
+    Ok(Reply::ok(
+        state.storage().run_tiering(request).await?.into_inner(),
+    ))
 }
 
 async fn ingest(

@@ -19,7 +19,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::{error::StorageError, ingest::Ingest, query::Queries};
+use crate::domain::ingest::micros_since_epoch;
+use crate::{error::StorageError, ingest::Ingest, query::Queries, tiering::Tiering};
+use mfg_common::clock::SharedClock;
 
 /// What the RPCs work with once the database is reachable and migrated.
 #[derive(Debug, Clone)]
@@ -28,6 +30,10 @@ pub struct Storage {
     pub ingest: Ingest,
     /// The queries.
     pub queries: Queries,
+    /// The tiering jobs.
+    pub tiering: Tiering,
+    /// The service's clock.
+    pub clock: SharedClock,
 }
 
 /// The storage operations, once ready.
@@ -104,6 +110,71 @@ impl TelemetryService for TelemetryApi {
         let query = convert::series_query(request.get_ref())?;
         let answer = self.storage()?.queries.series(&query).await?;
         Ok(Response::new(convert::query_response(answer)))
+    }
+
+    async fn run_tiering(
+        &self,
+        request: Request<pb::RunTieringRequest>,
+    ) -> Result<Response<pb::RunTieringResponse>, Status> {
+        Caller::of(&request)?.require_operator()?;
+        let storage = self.storage()?;
+        let as_of = match &request.get_ref().as_of {
+            Some(as_of) => convert::micros(as_of),
+            None => micros_since_epoch(storage.clock.system_now()),
+        };
+        let report = storage.tiering.run(as_of).await?;
+        Ok(Response::new(pb::RunTieringResponse {
+            rollup_buckets_written: report.rollup_buckets_written,
+            readings_archived: report.readings_archived,
+            objects_written: report.objects_written,
+            hot_partitions_dropped: report.hot_partitions_dropped,
+            warm_rows_expired: report.warm_rows_expired,
+            cold_objects_expired: report.cold_objects_expired,
+        }))
+    }
+
+    async fn prepare_tenant_storage(
+        &self,
+        request: Request<pb::PrepareTenantStorageRequest>,
+    ) -> Result<Response<pb::PrepareTenantStorageResponse>, Status> {
+        Caller::of(&request)?.require_operator()?;
+        let request = request.into_inner();
+        let tenant = convert::tenant_id(&request.tenant_id)?;
+        let storage = self.storage()?;
+        let (hot_days, cold_days) = match request.retention {
+            Some(retention) if retention.hot_days > 0 && retention.cold_days > 0 => {
+                (retention.hot_days, retention.cold_days)
+            }
+            Some(_) => {
+                return Err(StorageError::invalid(
+                    "retention",
+                    "hot_days and cold_days must be positive; leave retention unset to use the tenant's",
+                )
+                .into());
+            }
+            None => {
+                let info = storage.ingest.directory().tenant(tenant).await?;
+                (info.hot_days, info.cold_days)
+            }
+        };
+        let now = micros_since_epoch(storage.clock.system_now());
+        let archive_prefix = storage
+            .tiering
+            .prepare(tenant, hot_days, cold_days, now)
+            .await?;
+        Ok(Response::new(pb::PrepareTenantStorageResponse {
+            archive_prefix,
+        }))
+    }
+
+    async fn release_tenant_storage(
+        &self,
+        request: Request<pb::ReleaseTenantStorageRequest>,
+    ) -> Result<Response<pb::ReleaseTenantStorageResponse>, Status> {
+        Caller::of(&request)?.require_operator()?;
+        let tenant = convert::tenant_id(&request.get_ref().tenant_id)?;
+        self.storage()?.tiering.release(tenant).await?;
+        Ok(Response::new(pb::ReleaseTenantStorageResponse {}))
     }
 
     async fn get_latest_values(

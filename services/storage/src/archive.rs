@@ -88,6 +88,85 @@ fn schema() -> Arc<Schema> {
     ]))
 }
 
+/// Writes one Parquet file from readings given in order (by machine, metric and time), a chunk
+/// at a time, so a day of a tenant is never all in memory as rows. CPU work: call it from
+/// `spawn_blocking`.
+pub struct Encoder {
+    writer: ArrowWriter<Vec<u8>>,
+    schema: Arc<Schema>,
+    rows: u64,
+}
+
+impl std::fmt::Debug for Encoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encoder").field("rows", &self.rows).finish()
+    }
+}
+
+impl Encoder {
+    /// Starts a file.
+    pub fn new() -> Result<Self, ArchiveError> {
+        let sorted_by = (0..3)
+            .map(|column_idx| SortingColumn {
+                column_idx,
+                descending: false,
+                nulls_first: false,
+            })
+            .collect();
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_sorting_columns(Some(sorted_by))
+            .build();
+        let schema = schema();
+        Ok(Self {
+            writer: ArrowWriter::try_new(Vec::new(), schema.clone(), Some(properties))?,
+            schema,
+            rows: 0,
+        })
+    }
+
+    /// Appends readings, which follow the ones before in machine, metric and time order.
+    pub fn write(&mut self, readings: &[ArchivedReading]) -> Result<(), ArchiveError> {
+        if readings.is_empty() {
+            return Ok(());
+        }
+        let batch = RecordBatch::try_new(
+            self.schema.clone(),
+            vec![
+                Arc::new(StringArray::from_iter_values(
+                    readings.iter().map(|r| r.machine_id.as_str()),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    readings.iter().map(|r| r.metric.as_str()),
+                )),
+                Arc::new(
+                    TimestampMicrosecondArray::from_iter_values(
+                        readings.iter().map(|r| r.ts_micros),
+                    )
+                    .with_timezone("UTC"),
+                ),
+                Arc::new(Float64Array::from_iter_values(
+                    readings.iter().map(|r| r.value),
+                )),
+            ],
+        )?;
+        self.writer.write(&batch)?;
+        self.rows += readings.len() as u64;
+        Ok(())
+    }
+
+    /// The readings written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Ends the file and returns it.
+    pub fn finish(self) -> Result<Bytes, ArchiveError> {
+        Ok(Bytes::from(self.writer.into_inner()?))
+    }
+}
+
 /// Encodes readings as one Parquet file, sorted by machine, metric and time.
 pub fn encode(mut readings: Vec<ArchivedReading>) -> Result<Bytes, ArchiveError> {
     readings.sort_by(|a, b| {
@@ -97,42 +176,11 @@ pub fn encode(mut readings: Vec<ArchivedReading>) -> Result<Bytes, ArchiveError>
             b.ts_micros,
         ))
     });
-    let sorted_by = (0..3)
-        .map(|column_idx| SortingColumn {
-            column_idx,
-            descending: false,
-            nulls_first: false,
-        })
-        .collect();
-    let properties = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_sorting_columns(Some(sorted_by))
-        .build();
-    let schema = schema();
-    let mut writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(properties))?;
+    let mut encoder = Encoder::new()?;
     for chunk in readings.chunks(ROW_GROUP_ROWS) {
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            vec![
-                Arc::new(StringArray::from_iter_values(
-                    chunk.iter().map(|r| r.machine_id.as_str()),
-                )),
-                Arc::new(StringArray::from_iter_values(
-                    chunk.iter().map(|r| r.metric.as_str()),
-                )),
-                Arc::new(
-                    TimestampMicrosecondArray::from_iter_values(chunk.iter().map(|r| r.ts_micros))
-                        .with_timezone("UTC"),
-                ),
-                Arc::new(Float64Array::from_iter_values(
-                    chunk.iter().map(|r| r.value),
-                )),
-            ],
-        )?;
-        writer.write(&batch)?;
+        encoder.write(chunk)?;
     }
-    Ok(Bytes::from(writer.into_inner()?))
+    encoder.finish()
 }
 
 /// Encodes on a blocking thread, off the async runtime.

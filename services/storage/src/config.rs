@@ -1,13 +1,18 @@
 //! The storage service's configuration.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use mfg_common::{
-    config::{DatabaseArgs, Secret, ServerArgs},
+    config::{DatabaseArgs, Secret, ServerArgs, parse_duration},
+    db::Backend,
     secret_file,
 };
 
-use crate::ingest::WriterOptions;
+use crate::{
+    ingest::WriterOptions,
+    object_store::{LocalStore, ObjectStore, S3Config, S3Store},
+    tiering::TieringOptions,
+};
 
 /// The storage service's configuration; every option is a flag and an `MFG_*` variable.
 #[derive(Debug, Clone, clap::Args)]
@@ -50,8 +55,60 @@ pub struct Config {
         default_value_t = 20_000
     )]
     pub ingest_group_rows: usize,
+    /// The directory of the cold tier when no S3 bucket is set. Default: `archive` beside the
+    /// SQLite database file, or `./mfg-archive` with PostgreSQL.
+    #[arg(long = "archive-dir", env = "MFG_ARCHIVE_DIR")]
+    pub archive_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub s3: S3Args,
+    /// How often the rollup, archive and retention jobs run; `0s` runs them only on demand
+    /// (`RunTiering`).
+    #[arg(
+        long = "tiering-interval",
+        env = "MFG_TIERING_INTERVAL",
+        default_value = "5m",
+        value_parser = parse_duration
+    )]
+    pub tiering_interval: Duration,
+    /// Days after which archived objects move to infrequent-access storage (S3 lifecycle, at
+    /// least 30); `0` keeps them in the standard class.
+    #[arg(
+        long = "archive-transition-days",
+        env = "MFG_ARCHIVE_TRANSITION_DAYS",
+        default_value_t = 90
+    )]
+    pub archive_transition_days: u32,
     #[command(flatten)]
     pub server: ServerArgs,
+}
+
+/// Where the cold tier lives when it is an S3 bucket (AWS S3, MinIO or any S3-compatible store).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct S3Args {
+    /// The bucket of the cold tier; when set, the archive goes to S3 instead of a directory.
+    #[arg(long = "s3-bucket", env = "MFG_S3_BUCKET")]
+    pub bucket: Option<String>,
+    /// The endpoint of an S3-compatible store (e.g. `http://127.0.0.1:9000` for MinIO); unset
+    /// means AWS.
+    #[arg(long = "s3-endpoint", env = "MFG_S3_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// The bucket's region.
+    #[arg(long = "s3-region", env = "MFG_S3_REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// Address the bucket by path (`http://host/bucket/key`), as MinIO and test servers want.
+    #[arg(long = "s3-path-style", env = "MFG_S3_PATH_STYLE")]
+    pub path_style: bool,
+    /// The access key id; unset uses the default AWS credential chain (environment, profile,
+    /// instance role).
+    #[arg(long = "s3-access-key-id", env = "MFG_S3_ACCESS_KEY_ID")]
+    pub access_key_id: Option<String>,
+    /// The secret access key, with `--s3-access-key-id`.
+    #[arg(
+        long = "s3-secret-access-key",
+        env = "MFG_S3_SECRET_ACCESS_KEY",
+        hide_env_values = true
+    )]
+    pub secret_access_key: Option<Secret>,
 }
 
 impl Config {
@@ -66,7 +123,74 @@ impl Config {
             ingest_writers: writer.writers,
             ingest_queue: writer.queue,
             ingest_group_rows: writer.max_group_rows,
+            archive_dir: None,
+            s3: S3Args {
+                region: "us-east-1".to_owned(),
+                ..S3Args::default()
+            },
+            tiering_interval: Duration::from_secs(300),
+            archive_transition_days: 90,
             server: ServerArgs::default(),
+        }
+    }
+
+    /// Puts the cold tier in a directory.
+    pub fn with_archive_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.archive_dir = Some(dir.into());
+        self
+    }
+
+    /// Sets how often the tiering jobs run (`Duration::ZERO`: on demand only).
+    pub fn with_tiering_interval(mut self, interval: Duration) -> Self {
+        self.tiering_interval = interval;
+        self
+    }
+
+    /// The directory of the cold tier, when it is not S3.
+    pub fn archive_dir(&self) -> Result<PathBuf, String> {
+        if let Some(dir) = &self.archive_dir {
+            return Ok(dir.clone());
+        }
+        match mfg_common::db::validate_url(&self.database.url)? {
+            Backend::Sqlite => {
+                use std::str::FromStr as _;
+                let options = sqlx::sqlite::SqliteConnectOptions::from_str(&self.database.url)
+                    .map_err(|e| e.to_string())?;
+                Ok(options.get_filename().with_file_name("archive"))
+            }
+            Backend::Postgres => Ok(PathBuf::from("mfg-archive")),
+        }
+    }
+
+    /// Opens the cold tier's object store.
+    pub async fn object_store(&self) -> Result<Arc<dyn ObjectStore>, String> {
+        let Some(bucket) = &self.s3.bucket else {
+            let dir = self.archive_dir()?;
+            let store = LocalStore::new(&dir).map_err(|e| e.to_string())?;
+            return Ok(Arc::new(store));
+        };
+        let credentials = match (&self.s3.access_key_id, &self.s3.secret_access_key) {
+            (Some(id), Some(secret)) => Some((id.clone(), secret.expose().to_owned())),
+            (None, None) => None,
+            _ => {
+                return Err("--s3-access-key-id and --s3-secret-access-key go together".to_owned());
+            }
+        };
+        let store = S3Store::connect(&S3Config {
+            bucket: bucket.clone(),
+            endpoint: self.s3.endpoint.clone(),
+            region: self.s3.region.clone(),
+            path_style: self.s3.path_style,
+            credentials,
+        })
+        .await;
+        Ok(Arc::new(store))
+    }
+
+    /// The tiering jobs' settings.
+    pub fn tiering(&self) -> TieringOptions {
+        TieringOptions {
+            transition_after_days: Some(self.archive_transition_days).filter(|&d| d > 0),
         }
     }
 

@@ -37,6 +37,9 @@ pub enum StorageError {
         /// When to retry.
         retry_after: Duration,
     },
+    /// The tenant holds telemetry, so its storage cannot be released.
+    #[error("tenant `{0}` holds telemetry: its storage is only released while it has none")]
+    HoldsData(String),
     /// The service has not reached its database yet.
     #[error("the storage service is starting: its database is not ready yet")]
     NotReady,
@@ -63,7 +66,9 @@ impl ServiceError for StorageError {
         match self {
             Self::InvalidArgument(_) => ErrorCode::InvalidArgument,
             Self::TenantNotFound(_) | Self::MachineNotFound(_) => ErrorCode::NotFound,
-            Self::TenantDeleted(_) | Self::TenantSuspended(_) => ErrorCode::FailedPrecondition,
+            Self::TenantDeleted(_) | Self::TenantSuspended(_) | Self::HoldsData(_) => {
+                ErrorCode::FailedPrecondition
+            }
             Self::RateLimited { .. } => ErrorCode::ResourceExhausted,
             Self::NotReady | Self::Unavailable(_) | Self::ShuttingDown => ErrorCode::Unavailable,
             Self::Internal(_) => ErrorCode::Internal,
@@ -113,3 +118,18 @@ impl From<StorageError> for tonic::Status {
 
 /// The storage service's result.
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+impl From<crate::object_store::ObjectError> for StorageError {
+    fn from(error: crate::object_store::ObjectError) -> Self {
+        match error {
+            crate::object_store::ObjectError::Retryable(_) => Self::Unavailable(error.to_string()),
+            _ => Self::Internal(error.to_string()),
+        }
+    }
+}
+
+impl From<crate::archive::ArchiveError> for StorageError {
+    fn from(error: crate::archive::ArchiveError) -> Self {
+        Self::Internal(error.to_string())
+    }
+}

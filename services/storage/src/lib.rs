@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod object_store;
 pub mod query;
 pub mod store;
+pub mod tiering;
 
 use std::sync::{Arc, OnceLock};
 
@@ -40,8 +41,10 @@ use crate::{
     api::{ReadyStorage, Storage, TelemetryApi},
     directory::Directory,
     ingest::Ingest,
+    object_store::ObjectStore,
     query::Queries,
     store::TelemetryStore,
+    tiering::Tiering,
 };
 
 /// The largest message a client may send (a full batch of 10,000 readings with long names).
@@ -87,10 +90,16 @@ pub async fn run_with_clock(
     let keys = KeyCache::new(tenant.clone(), clock.clone(), MAX_TTL, 100_000);
     let auth = AuthLayer::new(Authenticator::new(&operator_token, keys));
     let directory = Directory::new(tenant, clock.clone());
+    let objects = config
+        .object_store()
+        .await
+        .map_err(anyhow::Error::msg)
+        .context("invalid cold-tier configuration")?;
 
     let readiness = tokio::spawn(become_ready(
         config.clone(),
         directory,
+        objects,
         clock,
         ready.clone(),
         health.clone(),
@@ -115,6 +124,7 @@ pub async fn run_with_clock(
 async fn become_ready(
     config: Config,
     directory: Directory,
+    objects: Arc<dyn ObjectStore>,
     clock: SharedClock,
     ready: ReadyStorage,
     health: Health,
@@ -140,13 +150,42 @@ async fn become_ready(
         // SQLite has one write lock: a second writer would only wait for it.
         writer.writers = 1;
     }
-    let ingest = Ingest::new(store.clone(), directory, clock, writer);
+    let ingest = Ingest::new(store.clone(), directory.clone(), clock.clone(), writer);
+    let tiering = Tiering::new(store.clone(), objects.clone(), directory, config.tiering());
     let storage = ready.get_or_init(|| Storage {
-        queries: Queries::new(store, ingest.clone()),
+        queries: Queries::new(store, objects, ingest.clone()),
         ingest,
+        tiering: tiering.clone(),
+        clock: clock.clone(),
     });
+    if !config.tiering_interval.is_zero() {
+        tokio::spawn(run_tiering_every(
+            tiering,
+            clock,
+            config.tiering_interval,
+            shutdown.clone(),
+        ));
+    }
     grpc::keep_health(&what, health, shutdown, || async {
         storage.queries.store().ping().await.is_ok()
     })
     .await;
+}
+
+/// Runs the tiering jobs at an interval until shutdown.
+async fn run_tiering_every(
+    tiering: Tiering,
+    clock: SharedClock,
+    interval: std::time::Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = shutdown.cancelled() => return,
+        }
+        let as_of = domain::ingest::micros_since_epoch(clock.system_now());
+        // Failures are logged per tenant by the job; the next run retries.
+        let _ = tiering.run(as_of).await;
+    }
 }

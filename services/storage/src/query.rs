@@ -1,16 +1,34 @@
 //! Queries of one series over a range: raw points or aggregated buckets, and the latest value
-//! of every metric of a machine. So far every range is served by the hot tier; the warm and
-//! cold tiers join the plan with the tiering jobs.
+//! of every metric of a machine.
+//!
+//! A query is split by time into the sub-ranges each tier serves, transparently:
+//! - **warm**, for buckets whose step is a whole number of minutes: every whole bucket that is
+//!   rolled up (below the tenant's `rolled_to`) and kept (from its `warm_from`) is merged from
+//!   hour rollups when the step is a whole number of hours, else from minute rollups;
+//! - **cold**, for the rest on days archived to the object store: the day's Parquet objects,
+//!   found through the manifest, read and filtered to the series;
+//! - **hot**, for the rest on days still in the database.
+//!
+//! Rollups merge exactly (min, max, sum, count, last), so an answer does not depend on the
+//! tiers that served it; it says which ones did.
 
-use std::sync::Arc;
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
 
 use uuid::Uuid;
 
 use crate::{
-    domain::{Aggregation, Rollup},
+    archive,
+    domain::{Aggregation, Rollup, bucket_start, roll_up},
     error::{Result, StorageError},
     ingest::Ingest,
-    store::{Latest, Range, SeriesKey, TelemetryStore},
+    object_store::{ObjectKey, ObjectStore},
+    store::{
+        ColdObject, Latest, Range, Resolution, RollupState, SeriesKey, TelemetryStore, day_of,
+        day_range,
+    },
 };
 
 /// The most raw points one query returns; longer ranges need an aggregation.
@@ -19,7 +37,7 @@ pub const MAX_POINTS: usize = 100_000;
 pub const MAX_BUCKETS: i64 = 100_000;
 
 /// A tier of storage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Tier {
     /// Raw readings in the database.
     Hot,
@@ -57,13 +75,23 @@ pub struct SeriesAnswer {
 #[derive(Debug, Clone)]
 pub struct Queries {
     store: Arc<dyn TelemetryStore>,
+    objects: Arc<dyn ObjectStore>,
     ingest: Ingest,
 }
 
 impl Queries {
-    /// Creates the query side over a store; the ingest path knows the tenants' numbers.
-    pub fn new(store: Arc<dyn TelemetryStore>, ingest: Ingest) -> Self {
-        Self { store, ingest }
+    /// Creates the query side over the database and the cold tier's object store; the ingest
+    /// path knows the tenants' numbers.
+    pub fn new(
+        store: Arc<dyn TelemetryStore>,
+        objects: Arc<dyn ObjectStore>,
+        ingest: Ingest,
+    ) -> Self {
+        Self {
+            store,
+            objects,
+            ingest,
+        }
     }
 
     /// Answers a series query.
@@ -74,9 +102,32 @@ impl Queries {
         let Some(series) = self.store.find_series(tenant, &query.key).await? else {
             return Ok(SeriesAnswer::default());
         };
+        let range = query.range;
+        if range.start_micros >= range.end_micros {
+            return Ok(SeriesAnswer::default());
+        }
+        let cold = self
+            .store
+            .cold_objects(
+                tenant,
+                day_of(range.start_micros),
+                day_of(range.end_micros - 1),
+            )
+            .await?;
+        let mut tiers = BTreeSet::new();
+        let mut answer = SeriesAnswer::default();
         match query.aggregate {
             None => {
-                let points = self.store.points(series, query.range).await?;
+                let mut points = self.store.points(series, range).await?;
+                if covers_hot_days(range, &cold) {
+                    tiers.insert(Tier::Hot);
+                }
+                for object in overlapping(&cold, range) {
+                    tiers.insert(Tier::Cold);
+                    points.extend(self.cold_points(object, &query.key, range).await?);
+                }
+                points.sort_by_key(|&(ts, _)| ts);
+                points.dedup_by_key(|&mut (ts, _)| ts);
                 if points.len() > MAX_POINTS {
                     return Err(StorageError::invalid(
                         "end",
@@ -85,34 +136,86 @@ impl Queries {
                         ),
                     ));
                 }
-                Ok(SeriesAnswer {
-                    tiers: if points.is_empty() {
-                        vec![]
-                    } else {
-                        vec![Tier::Hot]
-                    },
-                    points,
-                    buckets: Vec::new(),
-                })
+                answer.points = points;
             }
             Some((step, aggregation)) => {
-                let rollups = self.store.buckets(series, query.range, step).await?;
-                Ok(SeriesAnswer {
-                    tiers: if rollups.is_empty() {
-                        vec![]
-                    } else {
-                        vec![Tier::Hot]
-                    },
-                    points: Vec::new(),
-                    buckets: rollups
-                        .iter()
-                        .map(|(start, rollup): &(i64, Rollup)| {
-                            (*start, rollup.value(aggregation), rollup.count)
-                        })
-                        .collect(),
-                })
+                let mut buckets: BTreeMap<i64, Rollup> = BTreeMap::new();
+                let mut add = |start: i64, rollup: &Rollup| {
+                    buckets
+                        .entry(bucket_start(start, step))
+                        .and_modify(|b| *b = b.merge(rollup))
+                        .or_insert(*rollup);
+                };
+                let state = self.store.rollup_state(tenant).await?;
+                let mut raw = vec![range];
+                if let Some((warm, resolution)) = warm_range(range, step, state) {
+                    tiers.insert(Tier::Warm);
+                    for (start, rollup) in self.store.rollups(series, warm, resolution).await? {
+                        add(start, &rollup);
+                    }
+                    raw = [
+                        Range {
+                            start_micros: range.start_micros,
+                            end_micros: warm.start_micros,
+                        },
+                        Range {
+                            start_micros: warm.end_micros,
+                            end_micros: range.end_micros,
+                        },
+                    ]
+                    .into_iter()
+                    .filter(|r| r.start_micros < r.end_micros)
+                    .collect();
+                }
+                for part in raw {
+                    if covers_hot_days(part, &cold) {
+                        tiers.insert(Tier::Hot);
+                    }
+                    for (start, rollup) in self.store.buckets(series, part, step).await? {
+                        add(start, &rollup);
+                    }
+                    for object in overlapping(&cold, part) {
+                        tiers.insert(Tier::Cold);
+                        let points = self.cold_points(object, &query.key, part).await?;
+                        for (start, rollup) in roll_up(points, step) {
+                            add(start, &rollup);
+                        }
+                    }
+                }
+                answer.buckets = buckets
+                    .iter()
+                    .map(|(&start, rollup)| (start, rollup.value(aggregation), rollup.count))
+                    .collect();
             }
         }
+        answer.tiers = tiers.into_iter().collect();
+        Ok(answer)
+    }
+
+    /// The readings of one series in a range, from one archived object.
+    async fn cold_points(
+        &self,
+        object: &ColdObject,
+        key: &SeriesKey,
+        range: Range,
+    ) -> Result<Vec<(i64, f64)>> {
+        let body = self.objects.get(&ObjectKey::new(&object.key)?).await?;
+        let key = key.clone();
+        tokio::task::spawn_blocking(move || {
+            let readings = archive::decode(body)?;
+            Ok(readings
+                .into_iter()
+                .filter(|r| {
+                    r.machine_id == key.machine_id
+                        && r.metric == key.metric
+                        && r.ts_micros >= range.start_micros
+                        && r.ts_micros < range.end_micros
+                })
+                .map(|r| (r.ts_micros, r.value))
+                .collect())
+        })
+        .await
+        .map_err(|e| StorageError::Internal(format!("decoding task failed: {e}")))?
     }
 
     /// The last value of every metric of a machine.
@@ -131,5 +234,88 @@ impl Queries {
     /// The ingest path.
     pub fn ingest(&self) -> &Ingest {
         &self.ingest
+    }
+}
+
+/// The part of `range` the warm tier serves for buckets of `step`: whole buckets, rolled up and
+/// not expired, with the resolution to read.
+fn warm_range(range: Range, step: i64, state: RollupState) -> Option<(Range, Resolution)> {
+    let resolution = if step % Resolution::Hour.micros() == 0 {
+        Resolution::Hour
+    } else if step % Resolution::Minute.micros() == 0 {
+        Resolution::Minute
+    } else {
+        return None;
+    };
+    let rolled_to = state.rolled_to?;
+    let from = range.start_micros.max(state.warm_from.unwrap_or(i64::MIN));
+    let start = bucket_start(from, step) + if from % step == 0 { 0 } else { step };
+    let end = bucket_start(range.end_micros.min(rolled_to), step);
+    (start < end).then_some((
+        Range {
+            start_micros: start,
+            end_micros: end,
+        },
+        resolution,
+    ))
+}
+
+/// The objects whose day overlaps `range`.
+fn overlapping(cold: &[ColdObject], range: Range) -> impl Iterator<Item = &ColdObject> {
+    cold.iter().filter(move |object| {
+        let day = day_range(object.day);
+        day.start_micros < range.end_micros && range.start_micros < day.end_micros
+    })
+}
+
+/// Whether some day of `range` is not archived, so the hot tier serves it.
+fn covers_hot_days(range: Range, cold: &[ColdObject]) -> bool {
+    let archived: BTreeSet<_> = cold.iter().map(|object| object.day).collect();
+    let mut day = day_of(range.start_micros);
+    let last = day_of(range.end_micros - 1);
+    loop {
+        if !archived.contains(&day) {
+            return true;
+        }
+        match day.succ_opt() {
+            Some(next) if next <= last => day = next,
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINUTE: i64 = 60_000_000;
+    const HOUR: i64 = 60 * MINUTE;
+
+    #[test]
+    fn the_warm_tier_serves_whole_rolled_up_buckets_only() {
+        let state = RollupState {
+            rolled_to: Some(10 * HOUR),
+            warm_from: Some(HOUR),
+        };
+        let range = Range {
+            start_micros: 30 * MINUTE,
+            end_micros: 12 * HOUR,
+        };
+        assert_eq!(
+            warm_range(range, HOUR, state),
+            Some((
+                Range {
+                    start_micros: HOUR,
+                    end_micros: 10 * HOUR
+                },
+                Resolution::Hour
+            ))
+        );
+        assert_eq!(
+            warm_range(range, 15 * MINUTE, state).map(|(_, r)| r),
+            Some(Resolution::Minute)
+        );
+        assert_eq!(warm_range(range, 45_000_000, state), None);
+        assert_eq!(warm_range(range, HOUR, RollupState::default()), None);
     }
 }

@@ -22,7 +22,8 @@ pub fn tenant_id(value: &str) -> Result<Uuid> {
     Uuid::parse_str(value).map_err(|_| StorageError::invalid("tenant_id", "must be a UUID"))
 }
 
-fn micros(ts: &Timestamp) -> i64 {
+/// Converts a timestamp to µs since the epoch.
+pub fn micros(ts: &Timestamp) -> i64 {
     ts.seconds
         .saturating_mul(1_000_000)
         .saturating_add(i64::from(ts.nanos) / 1_000)

@@ -35,6 +35,8 @@ pub struct Platform {
     pub tenant_id: String,
     pub write_key: String,
     pub read_key: String,
+    /// The cold tier's directory, when it is one.
+    pub archive: Option<tempfile::TempDir>,
     _tenant_db: TestDatabase,
     _storage_db: TestDatabase,
 }
@@ -71,6 +73,29 @@ impl Platform {
         ingest_per_second: u32,
         clock: mfg_common::clock::SharedClock,
     ) -> Self {
+        let archive = tempfile::tempdir().unwrap();
+        let dir = archive.path().to_owned();
+        let mut platform = Self::start_configured(backend, ingest_per_second, clock, move |c| {
+            c.with_archive_dir(dir)
+        })
+        .await;
+        platform.archive = Some(archive);
+        platform
+    }
+
+    /// [`Platform::start_with_clock`] with the storage service's configuration changed by
+    /// `configure`; the tiering jobs run only on demand.
+    pub async fn start_configured(
+        backend: Backend,
+        ingest_per_second: u32,
+        clock: mfg_common::clock::SharedClock,
+        configure: impl FnOnce(mfg_storage::Config) -> mfg_storage::Config,
+    ) -> Self {
+        // The services' logs, shown for failing tests.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter("warn")
+            .try_init();
         let tenant_db = database(backend).await;
         let storage_db = database(backend).await;
         let tenant_url = tenant_db.url.clone();
@@ -82,8 +107,11 @@ impl Platform {
         let storage_url = storage_db.url.clone();
         let tenant_addr = tenant_service.addr;
         let storage = Running::start(service_names::TELEMETRY, |listener, shutdown| {
-            let config = mfg_storage::Config::new(&storage_url, tenant_addr.to_string())
-                .with_admin_token(OPERATOR);
+            let config = configure(
+                mfg_storage::Config::new(&storage_url, tenant_addr.to_string())
+                    .with_admin_token(OPERATOR)
+                    .with_tiering_interval(std::time::Duration::ZERO),
+            );
             mfg_storage::run_with_clock(config, listener, shutdown, clock)
         })
         .await;
@@ -142,6 +170,7 @@ impl Platform {
             tenant_id: tenant.id,
             write_key,
             read_key,
+            archive: None,
             _tenant_db: tenant_db,
             _storage_db: storage_db,
         }

@@ -1,0 +1,355 @@
+//! The tiering jobs: rollup (hot → warm), archive (hot → cold) and retention (warm and cold),
+//! run for every tenant in the background at an interval, or on demand as if the time were a
+//! given instant.
+//!
+//! For each tenant, in order:
+//! 1. **Partitions ahead.** Today's and tomorrow's hot partitions exist before readings need them.
+//! 2. **Rollup.** Readings up to the last whole minute are rolled up into minute and hour buckets,
+//!    an hour at most per transaction, and `rolled_to` moves with them. Readings that arrive
+//!    later for a rolled-up minute are merged by the writer (see the store).
+//! 3. **Archive.** Each hot day past the tenant's hot retention (and rolled up) is written to
+//!    the object store as one Parquet object, read back with `head` to check its size, and only
+//!    then committed to the manifest in the transaction that drops the day from the hot tier. A
+//!    failed upload deletes nothing; the next run reuses the pending object's key.
+//! 4. **Retention.** Rollups past the warm retention and objects past the cold retention are
+//!    removed (objects first, then their manifest rows). The bucket's lifecycle rule for the
+//!    tenant expires objects at the same age, as a backstop, and moves them to infrequent
+//!    access after `transition_after_days`.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use chrono::NaiveDate;
+use uuid::Uuid;
+
+use crate::{
+    archive::{self, ArchivedReading, Encoder},
+    directory::{Directory, TenantInfo},
+    domain::{bucket_start, ingest::DAY_MICROS},
+    error::{Result, StorageError},
+    object_store::{LifecycleRule, ObjectKey, ObjectStore},
+    store::{Range, Resolution, TelemetryStore, TenantNo, day_of, day_range},
+};
+
+/// Readings handed to the encoder at a time.
+const ENCODE_CHUNK: usize = 64 * 1024;
+
+/// What one run did, summed over tenants.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Rollup buckets written or rewritten.
+    pub rollup_buckets_written: u64,
+    /// Readings copied to the cold tier.
+    pub readings_archived: u64,
+    /// Objects written and verified.
+    pub objects_written: u32,
+    /// Hot days removed after archiving.
+    pub hot_partitions_dropped: u32,
+    /// Rollup rows removed past the warm retention.
+    pub warm_rows_expired: u64,
+    /// Objects removed past the cold retention.
+    pub cold_objects_expired: u32,
+}
+
+/// The tiering jobs' settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TieringOptions {
+    /// Days after which archived objects move to infrequent-access storage; `None` keeps them.
+    pub transition_after_days: Option<u32>,
+}
+
+/// Runs the tiering jobs; one run at a time.
+#[derive(Debug, Clone)]
+pub struct Tiering {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Arc<dyn TelemetryStore>,
+    objects: Arc<dyn ObjectStore>,
+    directory: Directory,
+    options: TieringOptions,
+    running: tokio::sync::Mutex<()>,
+    /// The lifecycle rule last set for each tenant.
+    rules: Mutex<HashMap<Uuid, LifecycleRule>>,
+}
+
+impl Tiering {
+    /// Creates the jobs over a store and an object store.
+    pub fn new(
+        store: Arc<dyn TelemetryStore>,
+        objects: Arc<dyn ObjectStore>,
+        directory: Directory,
+        options: TieringOptions,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                objects,
+                directory,
+                options,
+                running: tokio::sync::Mutex::new(()),
+                rules: Mutex::default(),
+            }),
+        }
+    }
+
+    /// Prepares a tenant's storage: its number, today's and tomorrow's hot partitions, and
+    /// the lifecycle rule of its archive prefix, which it returns. Idempotent.
+    pub async fn prepare(
+        &self,
+        tenant: Uuid,
+        hot_days: u32,
+        cold_days: u32,
+        now: i64,
+    ) -> Result<String> {
+        let no = self.inner.store.register_tenant(tenant).await?;
+        let today = day_of(now);
+        for day in [today, today.succ_opt().unwrap_or(today)] {
+            self.inner.store.ensure_day(no, day).await?;
+        }
+        self.ensure_lifecycle(tenant, hot_days, cold_days).await
+    }
+
+    /// Undoes [`Tiering::prepare`] for a tenant without data: removes its lifecycle rule.
+    /// Refused once the tenant has stored readings.
+    pub async fn release(&self, tenant: Uuid) -> Result<()> {
+        if let Some(no) = self.inner.store.find_tenant(tenant).await?
+            && !self.inner.store.series_of(no).await?.is_empty()
+        {
+            return Err(StorageError::HoldsData(tenant.to_string()));
+        }
+        self.inner
+            .objects
+            .delete_lifecycle_rule(&format!("tenant-{tenant}"))
+            .await?;
+        lock(&self.inner.rules).remove(&tenant);
+        Ok(())
+    }
+
+    /// Runs every job for every tenant as if the time were `as_of` (µs). A tenant whose jobs
+    /// fail does not stop the others; the first error is returned after all have run.
+    pub async fn run(&self, as_of: i64) -> Result<Report> {
+        let _one_at_a_time = self.inner.running.lock().await;
+        let mut report = Report::default();
+        let mut first_error = None;
+        for (no, id) in self.inner.store.tenants().await? {
+            let info = match self.inner.directory.tenant(id).await {
+                Ok(info) => info,
+                Err(StorageError::TenantNotFound(_)) => continue,
+                Err(error) => return Err(error),
+            };
+            if let Err(error) = self.run_tenant(no, &info, as_of, &mut report).await {
+                tracing::warn!(tenant = %id, %error, "tiering failed; the next run retries");
+                first_error.get_or_insert(error);
+            }
+        }
+        tracing::info!(?report, as_of, "tiering done");
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(report),
+        }
+    }
+
+    /// Sets the tenant's lifecycle rule on its archive prefix, if it changed. Objects are
+    /// written when their day leaves the hot tier, so they expire `cold_days - hot_days` days
+    /// after they are written.
+    pub async fn ensure_lifecycle(
+        &self,
+        tenant: Uuid,
+        hot_days: u32,
+        cold_days: u32,
+    ) -> Result<String> {
+        let expire_after_days = cold_days.saturating_sub(hot_days).max(1);
+        let prefix = archive::tenant_prefix(tenant);
+        let transition = self
+            .inner
+            .options
+            .transition_after_days
+            .filter(|&days| days < expire_after_days);
+        let rule = LifecycleRule {
+            id: format!("tenant-{tenant}"),
+            prefix: prefix.clone(),
+            transition_after_days: transition,
+            expire_after_days,
+        };
+        let known = lock(&self.inner.rules).get(&tenant) == Some(&rule);
+        if !known {
+            rule.validate()?;
+            self.inner.objects.put_lifecycle_rule(&rule).await?;
+            lock(&self.inner.rules).insert(tenant, rule);
+        }
+        Ok(prefix)
+    }
+
+    async fn run_tenant(
+        &self,
+        tenant: TenantNo,
+        info: &TenantInfo,
+        as_of: i64,
+        report: &mut Report,
+    ) -> Result<()> {
+        let store = &self.inner.store;
+        let today = day_of(as_of);
+        for day in [today, today.succ_opt().unwrap_or(today)] {
+            store.ensure_day(tenant, day).await?;
+        }
+
+        // Rollup, up to the last whole minute, an hour at most per transaction. Only days with a
+        // hot partition hold readings: the others are skipped.
+        let target = bucket_start(as_of, Resolution::Minute.micros());
+        let hot_days = store.hot_days(tenant).await?;
+        let mut start = store
+            .rollup_state(tenant)
+            .await?
+            .rolled_to
+            .or_else(|| hot_days.first().map(|&day| day_range(day).start_micros))
+            .unwrap_or(target);
+        for &day in &hot_days {
+            let day = day_range(day);
+            start = start.max(day.start_micros);
+            while start < day.end_micros.min(target) {
+                let end = (bucket_start(start, Resolution::Hour.micros())
+                    + Resolution::Hour.micros())
+                .min(target);
+                report.rollup_buckets_written += store
+                    .roll_up(
+                        tenant,
+                        Range {
+                            start_micros: start,
+                            end_micros: end,
+                        },
+                    )
+                    .await?;
+                start = end;
+            }
+        }
+        // Moves `rolled_to` over the days without readings too.
+        store
+            .roll_up(
+                tenant,
+                Range {
+                    start_micros: target,
+                    end_micros: target,
+                },
+            )
+            .await?;
+        let rolled_to = store
+            .rollup_state(tenant)
+            .await?
+            .rolled_to
+            .unwrap_or(target);
+
+        // Archive the days past hot retention.
+        let hot_until = as_of - i64::from(info.hot_days) * DAY_MICROS;
+        for day in store.hot_days(tenant).await? {
+            let end = day_range(day).end_micros;
+            if end > hot_until || end > rolled_to {
+                break;
+            }
+            self.archive_day(tenant, info, day, report).await?;
+        }
+
+        // Retention.
+        report.warm_rows_expired += store
+            .expire_rollups(tenant, as_of - i64::from(info.warm_days) * DAY_MICROS)
+            .await?;
+        let cold_until = day_of(as_of - i64::from(info.cold_days) * DAY_MICROS);
+        if let Some(last_expired) = cold_until.pred_opt() {
+            for object in store
+                .cold_objects(tenant, NaiveDate::default(), last_expired)
+                .await?
+            {
+                self.inner
+                    .objects
+                    .delete(&ObjectKey::new(&object.key)?)
+                    .await?;
+                store.forget_object(&object.key).await?;
+                report.cold_objects_expired += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Archives one hot day of a tenant: encode, upload, verify, then commit and drop.
+    async fn archive_day(
+        &self,
+        tenant: TenantNo,
+        info: &TenantInfo,
+        day: NaiveDate,
+        report: &mut Report,
+    ) -> Result<()> {
+        let store = &self.inner.store;
+        let range = day_range(day);
+        let mut encoder = Encoder::new()?;
+        let mut chunk = Vec::with_capacity(ENCODE_CHUNK);
+        for (series, key) in store.series_of(tenant).await? {
+            for (ts_micros, value) in store.points(series, range).await? {
+                chunk.push(ArchivedReading {
+                    machine_id: key.machine_id.clone(),
+                    metric: key.metric.clone(),
+                    ts_micros,
+                    value,
+                });
+                if chunk.len() == ENCODE_CHUNK {
+                    encoder = encode_chunk(encoder, std::mem::take(&mut chunk)).await?;
+                }
+            }
+        }
+        encoder = encode_chunk(encoder, chunk).await?;
+        let readings = encoder.rows();
+        if readings == 0 {
+            if store.commit_day(tenant, day, 0, None).await? {
+                report.hot_partitions_dropped += 1;
+            }
+            return Ok(());
+        }
+        self.ensure_lifecycle(info.id, info.hot_days, info.cold_days)
+            .await?;
+        let key = store
+            .pending_object(tenant, day, archive::part_key(info.id, day)?.as_str())
+            .await?;
+        let key = ObjectKey::new(key)?;
+        let body = tokio::task::spawn_blocking(move || encoder.finish())
+            .await
+            .map_err(|e| StorageError::Internal(format!("encoding task failed: {e}")))??;
+        let bytes = body.len() as u64;
+        self.inner.objects.put(&key, body).await?;
+        let stored = self.inner.objects.head(&key).await?;
+        if stored.size != bytes {
+            return Err(StorageError::Unavailable(format!(
+                "object `{key}` holds {} bytes after an upload of {bytes}; the next run retries",
+                stored.size
+            )));
+        }
+        if store
+            .commit_day(tenant, day, readings, Some((key.as_str(), bytes)))
+            .await?
+        {
+            report.readings_archived += readings;
+            report.objects_written += 1;
+            report.hot_partitions_dropped += 1;
+        } else {
+            tracing::warn!(tenant = %info.id, %day, "the day changed while it was archived; the next run redoes it");
+        }
+        Ok(())
+    }
+}
+
+async fn encode_chunk(mut encoder: Encoder, chunk: Vec<ArchivedReading>) -> Result<Encoder> {
+    tokio::task::spawn_blocking(move || {
+        encoder.write(&chunk)?;
+        Ok(encoder)
+    })
+    .await
+    .map_err(|e| StorageError::Internal(format!("encoding task failed: {e}")))?
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
