@@ -415,6 +415,7 @@ mod tests {
                 "get /v1/tenants/{tenantId}/machines/{machineId}/telemetry",
                 "patch /v1/tenants/{tenantId}",
                 "patch /v1/tenants/{tenantId}/machines/{machineId}",
+                "post /v1/maintenance/tiering",
                 "post /v1/tenants",
                 "post /v1/tenants/{tenantId}/api-keys",
                 "post /v1/tenants/{tenantId}/machines",
