@@ -36,6 +36,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(env::var_os("CARGO_FEATURE_SERVER").is_some())
         // RPCs of services that are not built yet answer UNIMPLEMENTED.
         .generate_default_stubs(true)
+        // Small initial buffers: an idle stream should not hold 16 KiB of them.
+        .codec_path("crate::codec::LeanCodec")
         // Well-known types come from pbjson-types, which carries their proto3 JSON mapping.
         .compile_well_known_types(true)
         .extern_path(".google.protobuf", "::pbjson_types")

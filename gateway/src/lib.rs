@@ -205,6 +205,12 @@ pub async fn run(
     let state = AppState::new(&config, &token)?;
     let app = router(state, &config);
     let drain = shutdown.clone();
+    // No Nagle: a response written in pieces must not wait for a delayed ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |socket| {
+        if let Err(error) = socket.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(listener, app)
         .with_graceful_shutdown(async move { drain.cancelled().await })
         .into_future();

@@ -7,6 +7,8 @@
 
 #![allow(missing_docs, clippy::all, clippy::pedantic, unused_qualifications)]
 
+pub mod codec;
+
 macro_rules! package {
     ($file:literal) => {
         include!(concat!(env!("OUT_DIR"), "/", $file, ".rs"));
