@@ -82,7 +82,14 @@ impl TelemetryService for TelemetryApi {
         let inbound = request.into_inner();
         let (acks, receiver) = mpsc::channel(STREAM_WINDOW);
         tokio::spawn(serve_stream(ingest, tenant, inbound, acks));
-        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+        // The channel carries boxed statuses: a tokio channel allocates its slots in blocks of
+        // 32 when created, and an unboxed `Status` would make each open stream's block ~6 KB.
+        let responses = ReceiverStream::new(receiver).map(|message| {
+            message
+                .map(|ack| pb::StreamTelemetryResponse { ack: Some(ack) })
+                .map_err(|status| *status)
+        });
+        Ok(Response::new(Box::pin(responses)))
     }
 
     async fn ingest_batch(
@@ -206,7 +213,7 @@ async fn serve_stream(
     ingest: Ingest,
     tenant: uuid::Uuid,
     mut inbound: Streaming<pb::StreamTelemetryRequest>,
-    acks: mpsc::Sender<Result<pb::StreamTelemetryResponse, Status>>,
+    acks: mpsc::Sender<Result<pb::TelemetryAck, Box<Status>>>,
 ) {
     let mut in_flight = FuturesOrdered::new();
     let mut ending: Option<Status> = None;
@@ -216,8 +223,8 @@ async fn serve_stream(
             Some(done) = in_flight.next(), if !in_flight.is_empty() => {
                 let (sequence, outcome): (u64, Result<crate::ingest::Outcome, StorageError>) = done;
                 let message = outcome
-                    .map(|outcome| pb::StreamTelemetryResponse { ack: Some(convert::ack(sequence, outcome)) })
-                    .map_err(Status::from);
+                    .map(|outcome| convert::ack(sequence, outcome))
+                    .map_err(|error| Box::new(Status::from(error)));
                 let failed = message.is_err();
                 if acks.send(message).await.is_err() || failed {
                     return;
@@ -259,16 +266,14 @@ async fn serve_stream(
     }
     while let Some((sequence, outcome)) = in_flight.next().await {
         let message = outcome
-            .map(|outcome| pb::StreamTelemetryResponse {
-                ack: Some(convert::ack(sequence, outcome)),
-            })
-            .map_err(Status::from);
+            .map(|outcome| convert::ack(sequence, outcome))
+            .map_err(|error| Box::new(Status::from(error)));
         if acks.send(message).await.is_err() {
             return;
         }
     }
     if let Some(status) = ending {
-        let _ = acks.send(Err(status)).await;
+        let _ = acks.send(Err(Box::new(status))).await;
     }
 }
 

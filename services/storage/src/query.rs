@@ -150,7 +150,9 @@ impl Queries {
                 let mut raw = vec![range];
                 if let Some((warm, resolution)) = warm_range(range, step, state) {
                     tiers.insert(Tier::Warm);
-                    for (start, rollup) in self.store.rollups(series, warm, resolution).await? {
+                    for (start, rollup) in
+                        self.store.rollups(series, warm, resolution, step).await?
+                    {
                         add(start, &rollup);
                     }
                     raw = [

@@ -168,12 +168,14 @@ pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
     /// into minute buckets, rewrites the hour buckets it touches, and moves `rolled_to` to the
     /// range's end, in one transaction. Returns the buckets written.
     async fn roll_up(&self, tenant: TenantNo, range: Range) -> Result<u64>;
-    /// A series' rollups in a range, oldest first.
+    /// A series' rollups of `resolution` in a range, merged into buckets of `step_micros` (a
+    /// multiple of the resolution) aligned to the epoch, oldest first.
     async fn rollups(
         &self,
         series: SeriesId,
         range: Range,
         resolution: Resolution,
+        step_micros: i64,
     ) -> Result<Vec<(i64, Rollup)>>;
     /// Removes the tenant's rollups older than `before` (µs) and records it as `warm_from`.
     /// Returns the rows removed.

@@ -211,6 +211,81 @@ async fn large_inserts_are_counted_exactly(store: &dyn TelemetryStore) {
     assert_eq!(store.points(ids[0], all).await.unwrap().len(), 2_500);
 }
 
+/// Rollups merged into steps of several minutes or hours, in the database, equal the raw
+/// readings' rollups: min, max, sum, count, and the last value by time (not the largest).
+async fn rollups_merge_by_step(store: &dyn TelemetryStore) {
+    const HOUR: i64 = 60 * MINUTE;
+    let tenant = store.register_tenant(Uuid::now_v7()).await.unwrap();
+    let series = store
+        .resolve_series(tenant, &[key("m", "t")])
+        .await
+        .unwrap()[0];
+    store.ensure_day(tenant, day_of(DAY0)).await.unwrap();
+    // Two hours, a reading every 20 s whose value rises and falls, so the last is not the
+    // largest.
+    let readings: Vec<(i64, f64)> = (0..360)
+        .map(|i| (DAY0 + i * 20_000_000, ((i * 37) % 23) as f64 - 7.5))
+        .collect();
+    let rows: Vec<Row> = readings
+        .iter()
+        .map(|&(ts_micros, value)| Row {
+            series_id: series,
+            ts_micros,
+            value,
+        })
+        .collect();
+    store.insert(&rows).await.unwrap();
+    store
+        .roll_up(
+            tenant,
+            Range {
+                start_micros: DAY0,
+                end_micros: DAY0 + 2 * HOUR,
+            },
+        )
+        .await
+        .unwrap();
+    let expected = |step: i64, range: Range| -> Vec<(i64, Rollup)> {
+        let mut buckets: std::collections::BTreeMap<i64, Rollup> = Default::default();
+        for &(ts, value) in readings
+            .iter()
+            .filter(|(ts, _)| *ts >= range.start_micros && *ts < range.end_micros)
+        {
+            buckets
+                .entry(ts.div_euclid(step) * step)
+                .and_modify(|r| r.add(ts, value))
+                .or_insert_with(|| Rollup::of(ts, value));
+        }
+        buckets.into_iter().collect()
+    };
+    let range = Range {
+        start_micros: DAY0 + 7 * MINUTE,
+        end_micros: DAY0 + 2 * HOUR,
+    };
+    for (resolution, step) in [
+        (store::Resolution::Minute, 7 * MINUTE),
+        (store::Resolution::Minute, 60 * MINUTE),
+        (store::Resolution::Hour, 2 * HOUR),
+    ] {
+        let range = if resolution == store::Resolution::Hour {
+            Range {
+                start_micros: DAY0,
+                ..range
+            }
+        } else {
+            range
+        };
+        let merged = store
+            .rollups(series, range, resolution, step)
+            .await
+            .unwrap();
+        assert_eq!(merged, expected(step, range), "{resolution:?} by {step}");
+        // Raw readings in the same buckets agree.
+        let raw = store.buckets(series, range, step).await.unwrap();
+        assert_eq!(raw, expected(step, range), "raw by {step}");
+    }
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod postgres {
@@ -243,5 +318,6 @@ macro_rules! conformance {
 conformance!(
     tenants_and_series,
     inserts_dedupe_and_queries_read,
-    large_inserts_are_counted_exactly
+    large_inserts_are_counted_exactly,
+    rollups_merge_by_step
 );

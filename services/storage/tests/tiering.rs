@@ -238,6 +238,14 @@ async fn the_tiers_hold_the_data_and_answer_alike(backend: Backend, cold: Cold) 
     assert_eq!(answer, expected(&sent, start, end, step));
     assert_eq!(tiers, [Tier::Hot, Tier::Warm]);
 
+    // Steps of several minutes or hours merge rollups in the database: the same answers.
+    for step in [5_220, 7_200] {
+        let (start, end) = (d0 + 7 * MINUTE, d1 + DAY);
+        let (answer, tiers) = query(&platform, start, end, step).await;
+        assert_eq!(answer, expected(&sent, start, end, step), "step {step}");
+        assert!(tiers.contains(&Tier::Warm), "step {step}: {tiers:?}");
+    }
+
     // A late reading into a rolled-up hour re-rolls that bucket.
     let late = (d0 + 2 * HOUR + 5 * SECOND, 1_000.0);
     ingest(&platform, &[reading("press-1", "temp", late.0, late.1)]).await;

@@ -8,8 +8,10 @@
 //! A backend module defines, beside its store type:
 //! - `type DbTs` with `db_ts(µs) -> DbTs` and `micros_of(DbTs) -> i64`;
 //! - `type DbUuid` with `db_uuid(Uuid) -> DbUuid` and `uuid_of(DbUuid) -> Result<Uuid>`;
-//! - the statements `LATEST`, `BUCKETS`, `ROLLUP_MINUTES`, `ROLLUP_HOURS`, `MERGE_MINUTE` and
-//!   `MERGE_HOUR`;
+//! - the statements `LATEST`, `BUCKETS`, `ROLLUP_MINUTES`, `ROLLUP_HOURS`, `MERGE_MINUTE`,
+//!   `MERGE_HOUR`; through `rollups_by_step!` `MINUTE_ROLLUPS_BY_STEP` and
+//!   `HOUR_ROLLUPS_BY_STEP`; through `tenant_statements!` `COUNT_RANGE`, `EXPIRE_MINUTES` and
+//!   `EXPIRE_HOURS`;
 //! - the inherent functions `insert_new`, `create_day`, `lock_day` and `remove_day`.
 
 use std::collections::{BTreeMap, HashMap};
@@ -39,22 +41,12 @@ pub(super) const RECORD_DAY: &str =
 pub(super) const FORGET_DAY: &str = "DELETE FROM hot_partitions WHERE tenant_no = $1 AND day = $2";
 pub(super) const POINTS: &str = "SELECT ts, value FROM readings \
      WHERE series_id = $1 AND ts >= $2 AND ts < $3 ORDER BY ts";
-pub(super) const COUNT_RANGE: &str = "SELECT count(*) FROM readings \
-     WHERE series_id >= $1 AND series_id < $2 AND ts >= $3 AND ts < $4";
 pub(super) const ROLLUP_STATE: &str =
     "SELECT rolled_to, warm_from FROM rollup_state WHERE tenant_no = $1";
 pub(super) const SET_ROLLED_TO: &str =
     "UPDATE rollup_state SET rolled_to = $2 WHERE tenant_no = $1";
 pub(super) const SET_WARM_FROM: &str =
     "UPDATE rollup_state SET warm_from = $2 WHERE tenant_no = $1";
-pub(super) const MINUTE_ROLLUPS: &str = "SELECT bucket, min, max, sum, count, last_ts, last \
-     FROM rollups_1m WHERE series_id = $1 AND bucket >= $2 AND bucket < $3 ORDER BY bucket";
-pub(super) const HOUR_ROLLUPS: &str = "SELECT bucket, min, max, sum, count, last_ts, last \
-     FROM rollups_1h WHERE series_id = $1 AND bucket >= $2 AND bucket < $3 ORDER BY bucket";
-pub(super) const EXPIRE_MINUTES: &str =
-    "DELETE FROM rollups_1m WHERE series_id >= $1 AND series_id < $2 AND bucket < $3";
-pub(super) const EXPIRE_HOURS: &str =
-    "DELETE FROM rollups_1h WHERE series_id >= $1 AND series_id < $2 AND bucket < $3";
 pub(super) const PENDING_OBJECT: &str = "SELECT object_key FROM cold_objects \
      WHERE tenant_no = $1 AND day = $2 AND state = 'pending'";
 pub(super) const INSERT_PENDING_OBJECT: &str =
@@ -95,6 +87,95 @@ pub(super) fn late_rollups(
         }
     }
     merged
+}
+
+/// `MINUTE_ROLLUPS_BY_STEP` and `HOUR_ROLLUPS_BY_STEP`: a series' rollups in `[$2, $3)` merged
+/// into buckets of `$4` µs (`$bucket`, the dialect's expression of a rollup's step bucket). Min,
+/// max, sum and count by hashed groups; the last value from the group's latest rollup, found by
+/// its primary key (rollups of one series never overlap in time), so nothing is sorted.
+macro_rules! rollups_by_step {
+    ($bucket:literal) => {
+        const MINUTE_ROLLUPS_BY_STEP: &str = rollups_by_step!("rollups_1m", $bucket);
+        const HOUR_ROLLUPS_BY_STEP: &str = rollups_by_step!("rollups_1h", $bucket);
+    };
+    ($table:literal, $bucket:literal) => {
+        concat!(
+            "SELECT g.b, g.lo, g.hi, g.total, g.n, r.last_ts, r.last \
+             FROM (SELECT ",
+            $bucket,
+            " AS b, min(min) AS lo, max(max) AS hi, sum(sum) AS total, \
+                          CAST(sum(count) AS BIGINT) AS n, max(bucket) AS latest \
+                   FROM ",
+            $table,
+            " WHERE series_id = $1 AND bucket >= $2 AND bucket < $3 \
+                   GROUP BY 1) g \
+             JOIN ",
+            $table,
+            " r ON r.series_id = $1 AND r.bucket = g.latest \
+             ORDER BY g.b"
+        )
+    };
+}
+
+/// The statements over all of a tenant's series (`$1 <= series_id < $2`): `COUNT_RANGE` (its
+/// readings in `[$3, $4)`), `EXPIRE_MINUTES` and `EXPIRE_HOURS` (its rollups before `$3`).
+/// `$of_tenant` is the dialect's predicate: PostgreSQL prunes partitions by the range itself;
+/// SQLite seeks `(series_id, …)` for each of the tenant's series, where a range on `series_id`
+/// alone would walk all the tenant's rows.
+macro_rules! tenant_statements {
+    ($of_tenant:literal) => {
+        const COUNT_RANGE: &str = concat!(
+            "SELECT count(*) FROM readings WHERE ",
+            $of_tenant,
+            " AND ts >= $3 AND ts < $4"
+        );
+        const EXPIRE_MINUTES: &str = concat!(
+            "DELETE FROM rollups_1m WHERE ",
+            $of_tenant,
+            " AND bucket < $3"
+        );
+        const EXPIRE_HOURS: &str = concat!(
+            "DELETE FROM rollups_1h WHERE ",
+            $of_tenant,
+            " AND bucket < $3"
+        );
+    };
+}
+
+/// `INSERT … ON CONFLICT DO UPDATE` merging one rollup (`$1` series, `$2` bucket, then min,
+/// max, sum, count, last_ts, last) into a bucket of `$table`. `$least` and `$greatest` name the
+/// dialect's two-argument minimum and maximum: `least`/`greatest` on PostgreSQL, the scalar
+/// `min`/`max` on SQLite.
+macro_rules! merge_into {
+    ($table:literal, $least:literal, $greatest:literal) => {
+        concat!(
+            "INSERT INTO ",
+            $table,
+            " (series_id, bucket, min, max, sum, count, last_ts, last) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (series_id, bucket) DO UPDATE SET min = ",
+            $least,
+            "(",
+            $table,
+            ".min, excluded.min), max = ",
+            $greatest,
+            "(",
+            $table,
+            ".max, excluded.max), sum = ",
+            $table,
+            ".sum + excluded.sum, count = ",
+            $table,
+            ".count + excluded.count, last = CASE WHEN excluded.last_ts > ",
+            $table,
+            ".last_ts THEN excluded.last ELSE ",
+            $table,
+            ".last END, last_ts = ",
+            $greatest,
+            "(",
+            $table,
+            ".last_ts, excluded.last_ts)"
+        )
+    };
 }
 
 /// Generates `impl TelemetryStore` for a backend's store type.
@@ -268,7 +349,9 @@ macro_rules! telemetry_store {
                 tenant: $crate::store::TenantNo,
                 day: ::chrono::NaiveDate,
             ) -> $crate::error::Result<()> {
-                let mut tx = self.pool.begin().await?;
+                // A write transaction from the start: on SQLite a deferred one that turns into a
+                // writer fails at once with SQLITE_BUSY when another writer holds the lock.
+                let mut tx = self.begin_write().await?;
                 Self::create_day(&mut tx, tenant, day).await?;
                 ::sqlx::query(sql::RECORD_DAY)
                     .bind(tenant)
@@ -469,15 +552,17 @@ macro_rules! telemetry_store {
                 series: $crate::store::SeriesId,
                 range: $crate::store::Range,
                 resolution: $crate::store::Resolution,
+                step_micros: i64,
             ) -> $crate::error::Result<Vec<(i64, $crate::domain::Rollup)>> {
                 let statement = match resolution {
-                    $crate::store::Resolution::Minute => sql::MINUTE_ROLLUPS,
-                    $crate::store::Resolution::Hour => sql::HOUR_ROLLUPS,
+                    $crate::store::Resolution::Minute => MINUTE_ROLLUPS_BY_STEP,
+                    $crate::store::Resolution::Hour => HOUR_ROLLUPS_BY_STEP,
                 };
                 let rows = ::sqlx::query(statement)
                     .bind(series)
                     .bind(db_ts(range.start_micros))
                     .bind(db_ts(range.end_micros))
+                    .bind(step_micros)
                     .fetch_all(&self.pool)
                     .await?;
                 Ok(rows
@@ -508,7 +593,7 @@ macro_rules! telemetry_store {
                     return Ok(0);
                 }
                 let mut removed = 0;
-                for statement in [sql::EXPIRE_MINUTES, sql::EXPIRE_HOURS] {
+                for statement in [EXPIRE_MINUTES, EXPIRE_HOURS] {
                     removed += ::sqlx::query(statement)
                         .bind(lower)
                         .bind(upper)
@@ -562,7 +647,7 @@ macro_rules! telemetry_store {
                 let range = $crate::store::day_range(day);
                 let mut tx = self.begin_write().await?;
                 Self::lock_day(&mut tx, tenant, day).await?;
-                let count: i64 = ::sqlx::query(sql::COUNT_RANGE)
+                let count: i64 = ::sqlx::query(COUNT_RANGE)
                     .bind(lower)
                     .bind(upper)
                     .bind(db_ts(range.start_micros))
