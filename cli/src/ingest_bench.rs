@@ -17,19 +17,19 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use anyhow::Context as _;
 use futures::StreamExt as _;
 use hdrhistogram::Histogram;
-use mfg_common::{grpc::lazy_channel, shutdown::CancellationToken};
 use mfg_proto::{
     common::v1::Reading,
     storage::v1::{
         StreamTelemetryRequest, TelemetryBatch, telemetry_service_client::TelemetryServiceClient,
     },
-    tenant::v1::{self as tpb, tenant_service_client::TenantServiceClient},
+    tenant::v1 as tpb,
 };
 use pbjson_types::Timestamp;
 use tokio::sync::{Semaphore, mpsc};
+
+use crate::bench_platform::BenchPlatform;
 
 /// Options of `mfg bench ingest`.
 #[derive(Debug, Clone, clap::Args)]
@@ -52,9 +52,10 @@ pub struct IngestBench {
     /// Length of each measured phase.
     #[arg(long, default_value = "10s", value_parser = mfg_common::config::parse_duration)]
     pub duration: Duration,
+    /// Only measure ack latency at this paced rate (readings/s), e.g. half a measured maximum.
+    #[arg(long)]
+    pub rate: Option<f64>,
 }
-
-const OPERATOR: &str = "bench-operator-token-0123456789";
 
 struct Phase {
     readings: u64,
@@ -81,98 +82,15 @@ impl Phase {
 
 /// Runs the benchmark and prints its figures.
 pub async fn run(args: IngestBench) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let (tenant_url, storage_url) = match &args.database_url {
-        Some(url) => (url.clone(), url.clone()),
-        None => (
-            format!("sqlite://{}", dir.path().join("tenant.db").display()),
-            format!("sqlite://{}", dir.path().join("storage.db").display()),
-        ),
-    };
-    let shutdown = CancellationToken::new();
-    let tenant_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let tenant_addr = tenant_listener.local_addr()?;
-    let tenant_config =
-        mfg_tenant::Config::new(&tenant_url, "bench-pepper-0123456789").with_admin_token(OPERATOR);
-    let tenant_task = tokio::spawn(mfg_tenant::run(
-        tenant_config,
-        tenant_listener,
-        shutdown.clone(),
-    ));
-    let storage_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let storage_addr = storage_listener.local_addr()?;
-    let storage_config =
-        mfg_storage::Config::new(&storage_url, tenant_addr.to_string()).with_admin_token(OPERATOR);
-    let storage_task = tokio::spawn(mfg_storage::run(
-        storage_config,
-        storage_listener,
-        shutdown.clone(),
-    ));
-    for (addr, service) in [
-        (tenant_addr, mfg_proto::service_names::TENANT),
-        (storage_addr, mfg_proto::service_names::TELEMETRY),
-    ] {
-        mfg_common::grpc::wait_for_health(
-            addr,
-            service,
-            tonic_health::ServingStatus::Serving,
-            Duration::from_secs(30),
+    let platform = BenchPlatform::start(args.database_url.as_deref()).await?;
+    let tenant = platform
+        .tenant(
+            (0..args.streams).map(|m| format!("m{m}")),
+            &[tpb::Scope::Write],
         )
-        .await
-        .map_err(anyhow::Error::msg)
-        .with_context(|| format!("{service} did not start"))?;
-    }
-
-    let mut tenants = TenantServiceClient::new(
-        lazy_channel(&format!("http://{tenant_addr}"))?.with_bearer(OPERATOR)?,
-    );
-    let tenant = tenants
-        .create_tenant(tpb::CreateTenantRequest {
-            tenant: Some(tpb::Tenant {
-                name: format!("bench-{}", uuid::Uuid::new_v4().simple()),
-                plan: tpb::Plan::Dedicated.into(),
-                limits: Some(tpb::Limits {
-                    ingest_readings_per_second: 100_000_000,
-                    max_machines: 100_000,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-        })
-        .await?
-        .into_inner()
-        .tenant
-        .context("no tenant")?;
-    for m in 0..args.streams {
-        tenants
-            .create_machine(tpb::CreateMachineRequest {
-                tenant_id: tenant.id.clone(),
-                machine: Some(tpb::Machine {
-                    machine_id: format!("m{m}"),
-                    ..Default::default()
-                }),
-            })
-            .await?;
-    }
-    let key = tenants
-        .create_api_key(tpb::CreateApiKeyRequest {
-            tenant_id: tenant.id.clone(),
-            display_name: "bench".to_owned(),
-            scopes: vec![tpb::Scope::Write.into()],
-        })
-        .await?
-        .into_inner()
-        .secret;
-    let client = TelemetryServiceClient::new(
-        lazy_channel(&format!("http://{storage_addr}"))?.with_bearer(&key)?,
-    )
-    .max_decoding_message_size(16 << 20);
-
-    let backend = if args.database_url.is_some() {
-        "PostgreSQL"
-    } else {
-        "SQLite"
-    };
+        .await?;
+    let client = platform.telemetry(&tenant.key)?;
+    let backend = platform.backend;
     let mut out = std::io::stdout();
     writeln!(
         out,
@@ -186,6 +104,16 @@ pub async fn run(args: IngestBench) -> anyhow::Result<()> {
     let clock = Arc::new(AtomicU64::new(0));
     let warm = load(&client, &args, clock.clone(), None, Duration::from_secs(2)).await?;
     drop(warm);
+    if let Some(rate) = args.rate {
+        // Only the paced phase, on a database that has not just absorbed a maximum-rate run.
+        let paced = load(&client, &args, clock.clone(), Some(rate), args.duration).await?;
+        writeln!(
+            out,
+            "{}",
+            paced.line(&format!("paced at {rate:.0} readings/s"))
+        )?;
+        return platform.stop().await;
+    }
     let max = load(&client, &args, clock.clone(), None, args.duration).await?;
     writeln!(out, "{}", max.line("max rate (StreamTelemetry)"))?;
     let half = load(
@@ -210,10 +138,7 @@ pub async fn run(args: IngestBench) -> anyhow::Result<()> {
             max.rate() / (rows as f64 / copy.as_secs_f64())
         )?;
     }
-    shutdown.cancel();
-    storage_task.await??;
-    tenant_task.await??;
-    Ok(())
+    platform.stop().await
 }
 
 fn micros_now() -> i64 {
@@ -249,6 +174,7 @@ async fn load(
         let clock = clock.clone();
         let window = args.window;
         let metrics = args.metrics;
+        let streams = args.streams;
         tasks.push(tokio::spawn(async move {
             let (requests, receiver) = mpsc::channel(window);
             let mut acks = client
@@ -275,7 +201,12 @@ async fn load(
                 })
             };
             let mut sequence = 0;
-            let mut next_send = Instant::now();
+            // Paced streams start spread over one interval, as independent machines do, rather
+            // than all at once in bursts.
+            let mut next_send = Instant::now()
+                + interval.map_or(Duration::ZERO, |i| {
+                    i.mul_f64(stream as f64 / streams as f64)
+                });
             while Instant::now() < deadline {
                 if let Some(interval) = interval {
                     tokio::time::sleep_until(next_send.into()).await;

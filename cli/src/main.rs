@@ -30,6 +30,10 @@ enum Command {
         #[command(subcommand)]
         bench: Bench,
     },
+    /// Streams realistic telemetry from simulated machines over gRPC, with a live progress line;
+    /// reconnects and resends by itself. Creates its tenants and machines through the tenant
+    /// service as the operator.
+    Simulate(mfg::simulate::SimulateArgs),
     /// Runs one service, for independent deployment.
     Serve {
         #[command(subcommand)]
@@ -45,6 +49,12 @@ enum Bench {
     /// Readings per second over StreamTelemetry into the hot tier, ack latency at half that
     /// rate, and (on PostgreSQL) a raw COPY into the same tables. Starts its own services.
     Ingest(mfg::ingest_bench::IngestBench),
+    /// Latency of `latest` and of a 30-day series downsampled to about 500 buckets, one query
+    /// at a time. Loads its own data into services it starts.
+    Query(mfg::query_bench::QueryBench),
+    /// Resident memory per idle machine stream, with 10,000 streams held by one storage
+    /// process (run as its own process).
+    Streams(mfg::streams_bench::StreamsBench),
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,6 +95,18 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench {
             bench: Bench::Ingest(args),
         } => return mfg::ingest_bench::run(args).await,
+        Command::Bench {
+            bench: Bench::Query(args),
+        } => return mfg::query_bench::run(args).await,
+        Command::Bench {
+            bench: Bench::Streams(args),
+        } => return mfg::streams_bench::run(args).await,
+        Command::Simulate(args) => {
+            let telemetry = telemetry::init(&cli.telemetry, "mfg-simulate")?;
+            let result = mfg::simulate::run(args, shutdown::on_signal()).await;
+            telemetry.shutdown();
+            return result;
+        }
         Command::Serve { service } => service,
     };
     let name = match &service {

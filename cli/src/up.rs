@@ -59,6 +59,10 @@ pub struct UpArgs {
     /// The operator token; generated into the data directory when unset.
     #[arg(long = "admin-token", env = "MFG_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<Secret>,
+    /// Also streams the brief's scenario in this process: 3 tenants with 15 machines each, 20
+    /// metrics at 1 Hz (created on first start, reused after).
+    #[arg(long)]
+    pub demo: bool,
 }
 
 /// The listeners of `mfg up`, bound before anything starts.
@@ -109,6 +113,8 @@ pub struct Addresses {
     pub provisioning: SocketAddr,
     /// The file holding the generated operator token, if it was generated.
     pub admin_token_file: Option<PathBuf>,
+    /// The operator token.
+    pub operator_token: Secret,
 }
 
 /// Starts everything on the given listeners; returns the addresses, and a set that ends when
@@ -118,7 +124,7 @@ pub async fn start(
     listeners: Listeners,
     shutdown: CancellationToken,
 ) -> anyhow::Result<(Addresses, JoinSet<anyhow::Result<()>>)> {
-    let addresses = Addresses {
+    let mut addresses = Addresses {
         gateway: listeners.gateway.local_addr()?,
         tenant: listeners.tenant.local_addr()?,
         storage: listeners.storage.local_addr()?,
@@ -128,6 +134,7 @@ pub async fn start(
             .admin_token
             .is_none()
             .then(|| args.data_dir.join("admin-token")),
+        operator_token: Secret::new(""),
     };
     std::fs::create_dir_all(&args.data_dir).with_context(|| {
         format!(
@@ -151,6 +158,7 @@ pub async fn start(
     let operator_token = gateway
         .operator_token()
         .context("cannot set up the operator token")?;
+    addresses.operator_token = Secret::new(operator_token.clone());
 
     let mut tenant =
         mfg_tenant::Config::new(database_url, "").with_admin_token(operator_token.clone());
@@ -189,8 +197,83 @@ pub async fn start(
         listeners.provisioning,
         shutdown.clone(),
     ));
-    set.spawn(mfg_gateway::run(gateway, listeners.gateway, shutdown));
+    set.spawn(mfg_gateway::run(
+        gateway,
+        listeners.gateway,
+        shutdown.clone(),
+    ));
+    if args.demo {
+        set.spawn(demo(addresses.clone(), shutdown));
+    }
     Ok((addresses, set))
+}
+
+/// Streams the brief's scenario until `shutdown`. A failure of the demo is logged, not fatal:
+/// the platform stays up.
+async fn demo(addresses: Addresses, shutdown: CancellationToken) -> anyhow::Result<()> {
+    use mfg_proto::tenant::v1::tenant_service_client::TenantServiceClient;
+
+    let run = async {
+        for (addr, service) in [
+            (addresses.tenant, mfg_proto::service_names::TENANT),
+            (addresses.storage, mfg_proto::service_names::TELEMETRY),
+        ] {
+            mfg_common::grpc::wait_for_health(
+                addr,
+                service,
+                tonic_health::ServingStatus::Serving,
+                std::time::Duration::from_secs(60),
+            )
+            .await
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("{service} did not start"))?;
+        }
+        let scenario = crate::simulate::Scenario::demo();
+        let mut tenants = TenantServiceClient::new(
+            mfg_common::grpc::lazy_channel(&format!("http://{}", addresses.tenant))?
+                .with_bearer(addresses.operator_token.expose())?,
+        );
+        let prepared = crate::simulate::prepare(&mut tenants, &scenario).await?;
+        {
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "demo: {} tenants × {} machines × {} metrics at 1 Hz ({:.0} readings/s), for example",
+                scenario.tenants.len(),
+                scenario.machines,
+                scenario.metrics,
+                scenario.rate()
+            )?;
+            for tenant in &prepared {
+                writeln!(
+                    out,
+                    "  curl -H \"Authorization: Bearer $TOKEN\" http://{}/v1/tenants/{}/machines/{}/latest   # {}",
+                    addresses.gateway, tenant.id, tenant.machines[0], tenant.name
+                )?;
+            }
+        }
+        let stats = std::sync::Arc::new(crate::uplink::UplinkStats::default());
+        tokio::spawn(crate::simulate::progress(
+            stats.clone(),
+            std::time::Duration::from_secs(10),
+            "demo ",
+            false,
+            shutdown.clone(),
+        ));
+        crate::simulate::stream(
+            &addresses.storage.to_string(),
+            &prepared,
+            &scenario,
+            stats,
+            shutdown.clone(),
+            std::time::Duration::from_secs(5),
+        )
+        .await
+    };
+    if let Err(error) = run.await {
+        tracing::error!(error = %format!("{error:#}"), "the demo stopped");
+    }
+    Ok(())
 }
 
 /// Runs `mfg up` until SIGINT/SIGTERM.

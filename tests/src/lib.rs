@@ -54,6 +54,15 @@ pub struct Platform {
 impl Platform {
     /// Runs `mfg up` with a data directory and, optionally, a PostgreSQL URL.
     pub async fn up(data_dir: &std::path::Path, database_url: Option<&str>) -> Self {
+        Self::start(data_dir, database_url, false).await
+    }
+
+    /// Runs `mfg up --demo` on SQLite in a data directory.
+    pub async fn up_demo(data_dir: &std::path::Path) -> Self {
+        Self::start(data_dir, None, true).await
+    }
+
+    async fn start(data_dir: &std::path::Path, database_url: Option<&str>, demo: bool) -> Self {
         let any = SocketAddr::from(([127, 0, 0, 1], 0));
         let args = mfg::up::UpArgs {
             data_dir: data_dir.to_owned(),
@@ -65,6 +74,7 @@ impl Platform {
             database_url: database_url.map(str::to_owned),
             key_pepper: database_url.map(|_| mfg_common::config::Secret::new(TEST_PEPPER)),
             admin_token: None,
+            demo,
         };
         let listeners = mfg::up::Listeners::bind(&args).await.expect("bind port 0");
         let shutdown = CancellationToken::new();

@@ -1,0 +1,196 @@
+//! The in-process platform the storage benchmarks measure: a tenant service and a storage
+//! service on one database (PostgreSQL, or SQLite files in a temporary directory), a tenant
+//! with machines, and a key.
+
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+use anyhow::Context as _;
+use mfg_common::{
+    grpc::{TracedChannel, lazy_channel},
+    shutdown::CancellationToken,
+};
+use mfg_proto::{
+    storage::v1::telemetry_service_client::TelemetryServiceClient,
+    tenant::v1::{self as tpb, tenant_service_client::TenantServiceClient},
+};
+use tokio::task::JoinHandle;
+
+/// The operator token of benchmark services.
+pub const OPERATOR: &str = "bench-operator-token-0123456789";
+
+/// A tenant service and a storage service running in this process.
+#[derive(Debug)]
+pub struct BenchPlatform {
+    /// The tenant service.
+    pub tenant_addr: SocketAddr,
+    /// The storage service.
+    pub storage_addr: SocketAddr,
+    /// "PostgreSQL" or "SQLite".
+    pub backend: &'static str,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+/// A tenant of the benchmark, with a key of the given scopes.
+#[derive(Debug, Clone)]
+pub struct BenchTenant {
+    /// The tenant's id.
+    pub id: String,
+    /// The key's secret.
+    pub key: String,
+}
+
+impl BenchPlatform {
+    /// Starts both services on `database_url` (SQLite in a temporary directory when `None`) and
+    /// waits until they serve. The storage service runs its tiering jobs only on demand.
+    pub async fn start(database_url: Option<&str>) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let (tenant_url, storage_url) = database_urls(database_url, dir.path());
+        let shutdown = CancellationToken::new();
+        let (tenant_addr, tenant_task) = start_tenant_service(&tenant_url, &shutdown).await?;
+        let storage_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let storage_addr = storage_listener.local_addr()?;
+        let storage_config = mfg_storage::Config::new(&storage_url, tenant_addr.to_string())
+            .with_admin_token(OPERATOR)
+            .with_archive_dir(dir.path().join("archive"))
+            .with_tiering_interval(Duration::ZERO);
+        let storage_task = tokio::spawn(mfg_storage::run(
+            storage_config,
+            storage_listener,
+            shutdown.clone(),
+        ));
+        mfg_common::grpc::wait_for_health(
+            storage_addr,
+            mfg_proto::service_names::TELEMETRY,
+            tonic_health::ServingStatus::Serving,
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(anyhow::Error::msg)
+        .context("the storage service did not start")?;
+        Ok(Self {
+            tenant_addr,
+            storage_addr,
+            backend: if database_url.is_some() {
+                "PostgreSQL"
+            } else {
+                "SQLite"
+            },
+            shutdown,
+            tasks: vec![tenant_task, storage_task],
+            _dir: dir,
+        })
+    }
+
+    /// Creates a dedicated tenant without practical limits, its machines, and a key of
+    /// `scopes`.
+    pub async fn tenant(
+        &self,
+        machines: impl IntoIterator<Item = String>,
+        scopes: &[tpb::Scope],
+    ) -> anyhow::Result<BenchTenant> {
+        create_tenant(self.tenant_addr, machines, scopes).await
+    }
+
+    /// A telemetry client carrying `token`.
+    pub fn telemetry(&self, token: &str) -> anyhow::Result<TelemetryServiceClient<TracedChannel>> {
+        Ok(TelemetryServiceClient::new(
+            lazy_channel(&format!("http://{}", self.storage_addr))?.with_bearer(token)?,
+        )
+        .max_decoding_message_size(64 << 20))
+    }
+
+    /// Stops both services and waits for them to drain.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            task.await??;
+        }
+        Ok(())
+    }
+}
+
+/// The databases of the tenant and the storage service: both on `database_url`, or SQLite files
+/// in `dir`.
+pub fn database_urls(database_url: Option<&str>, dir: &Path) -> (String, String) {
+    match database_url {
+        Some(url) => (url.to_owned(), url.to_owned()),
+        None => (
+            format!("sqlite://{}", dir.join("tenant.db").display()),
+            format!("sqlite://{}", dir.join("storage.db").display()),
+        ),
+    }
+}
+
+/// Starts a tenant service in this process on `database_url` and waits until it serves.
+pub async fn start_tenant_service(
+    database_url: &str,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(SocketAddr, JoinHandle<anyhow::Result<()>>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let config =
+        mfg_tenant::Config::new(database_url, "bench-pepper-0123456789").with_admin_token(OPERATOR);
+    let task = tokio::spawn(mfg_tenant::run(config, listener, shutdown.clone()));
+    mfg_common::grpc::wait_for_health(
+        addr,
+        mfg_proto::service_names::TENANT,
+        tonic_health::ServingStatus::Serving,
+        Duration::from_secs(30),
+    )
+    .await
+    .map_err(anyhow::Error::msg)
+    .context("the tenant service did not start")?;
+    Ok((addr, task))
+}
+
+/// Creates, through the tenant service at `tenant_addr`, a dedicated tenant without practical
+/// limits, its machines, and a key of `scopes`.
+pub async fn create_tenant(
+    tenant_addr: SocketAddr,
+    machines: impl IntoIterator<Item = String>,
+    scopes: &[tpb::Scope],
+) -> anyhow::Result<BenchTenant> {
+    let mut tenants = TenantServiceClient::new(
+        lazy_channel(&format!("http://{tenant_addr}"))?.with_bearer(OPERATOR)?,
+    );
+    let tenant = tenants
+        .create_tenant(tpb::CreateTenantRequest {
+            tenant: Some(tpb::Tenant {
+                name: format!("bench-{}", uuid::Uuid::new_v4().simple()),
+                plan: tpb::Plan::Dedicated.into(),
+                limits: Some(tpb::Limits {
+                    ingest_readings_per_second: 100_000_000,
+                    max_machines: 100_000,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        })
+        .await?
+        .into_inner()
+        .tenant
+        .context("no tenant")?;
+    for machine_id in machines {
+        tenants
+            .create_machine(tpb::CreateMachineRequest {
+                tenant_id: tenant.id.clone(),
+                machine: Some(tpb::Machine {
+                    machine_id,
+                    ..Default::default()
+                }),
+            })
+            .await?;
+    }
+    let key = tenants
+        .create_api_key(tpb::CreateApiKeyRequest {
+            tenant_id: tenant.id.clone(),
+            display_name: "bench".to_owned(),
+            scopes: scopes.iter().map(|&scope| scope.into()).collect(),
+        })
+        .await?
+        .into_inner()
+        .secret;
+    Ok(BenchTenant { id: tenant.id, key })
+}

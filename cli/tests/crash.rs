@@ -1,0 +1,251 @@
+//! A SIGKILL of the storage service while machines stream: no acked reading is lost and none is
+//! stored twice. The storage service runs as a real `mfg serve storage` process, killed with
+//! SIGKILL (no drain, no flush) while batches are in flight, twice, and restarted on the same
+//! address; the machines stream through [`mfg::uplink::Uplink`], which resends what was not
+//! acked.
+
+use std::{
+    net::SocketAddr,
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
+
+use mfg::{
+    simulate::{Scenario, SimTenant},
+    uplink::UplinkStats,
+};
+use mfg_common::{
+    grpc::lazy_channel,
+    shutdown::CancellationToken,
+    testing::{Running, TestDatabase},
+};
+use mfg_proto::{
+    storage::v1::{
+        Aggregation, QueryTelemetryRequest, telemetry_service_client::TelemetryServiceClient,
+    },
+    tenant::v1::tenant_service_client::TenantServiceClient,
+};
+use pbjson_types::Timestamp;
+
+const OPERATOR: &str = "crash-test-operator-token-0123";
+
+/// The storage service as a child process.
+struct StorageProcess {
+    child: Child,
+}
+
+impl StorageProcess {
+    async fn start(addr: SocketAddr, database_url: &str, tenant: SocketAddr, dir: &Path) -> Self {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("storage.log"))
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_mfg"))
+            .args(["serve", "storage"])
+            .arg("--listen-addr")
+            .arg(addr.to_string())
+            .arg("--database-url")
+            .arg(database_url)
+            .arg("--tenant-addr")
+            .arg(tenant.to_string())
+            .arg("--archive-dir")
+            .arg(dir.join("archive"))
+            .args(["--tiering-interval", "0s"])
+            .env("MFG_ADMIN_TOKEN", OPERATOR)
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("start mfg serve storage");
+        mfg_common::grpc::wait_for_health(
+            addr,
+            mfg_proto::service_names::TELEMETRY,
+            tonic_health::ServingStatus::Serving,
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap_or_else(|last| {
+            panic!(
+                "mfg serve storage did not become SERVING: {last}\n{}",
+                std::fs::read_to_string(dir.join("storage.log")).unwrap_or_default()
+            )
+        });
+        Self { child }
+    }
+
+    /// SIGKILL, then reap.
+    fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reap");
+    }
+}
+
+/// Waits (bounded) until `condition` holds.
+async fn until(what: &str, mut condition: impl FnMut() -> bool) {
+    for _ in 0..3_000 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+/// Readings stored for each series, through QueryTelemetry's count over all time.
+async fn stored(storage: SocketAddr, tenant: &SimTenant, scenario: &Scenario) -> u64 {
+    let mut client = TelemetryServiceClient::new(
+        lazy_channel(&format!("http://{storage}"))
+            .expect("address")
+            .with_bearer(OPERATOR)
+            .expect("token"),
+    );
+    let now = chrono::Utc::now().timestamp();
+    let mut total = 0;
+    for machine in &tenant.machines {
+        for metric in mfg::simulate::metric_names(scenario.metrics) {
+            let answer = client
+                .query_telemetry(QueryTelemetryRequest {
+                    tenant_id: tenant.id.clone(),
+                    machine_id: machine.clone(),
+                    metric,
+                    start: Some(Timestamp {
+                        seconds: now - 3_600,
+                        nanos: 0,
+                    }),
+                    end: Some(Timestamp {
+                        seconds: now + 3_600,
+                        nanos: 0,
+                    }),
+                    step: Some(pbjson_types::Duration {
+                        seconds: 7_200,
+                        nanos: 0,
+                    }),
+                    aggregation: Aggregation::Count.into(),
+                })
+                .await
+                .expect("query")
+                .into_inner();
+            total += answer.buckets.iter().map(|b| b.count).sum::<u64>();
+        }
+    }
+    total
+}
+
+async fn storage_killed_twice(tenant_url: &str, storage_url: &str, dir: &Path) {
+    let tenant_config = mfg_tenant::Config::new(tenant_url, "crash-test-pepper-0123456789")
+        .with_admin_token(OPERATOR);
+    let tenant_service = Running::start(mfg_proto::service_names::TENANT, |listener, shutdown| {
+        mfg_tenant::run(tenant_config, listener, shutdown)
+    })
+    .await;
+    let scenario = Scenario {
+        tenants: vec!["crash-test".to_owned()],
+        machines: 4,
+        metrics: 10,
+        hz: 100.0,
+        flush_every: Duration::from_millis(20),
+        window: 4,
+    };
+    let mut tenants = TenantServiceClient::new(tenant_service.channel_with(OPERATOR));
+    let prepared = mfg::simulate::prepare(&mut tenants, &scenario)
+        .await
+        .expect("tenant, machines and key");
+
+    let addr = {
+        let (listener, addr) = mfg_common::testing::listener().await;
+        drop(listener);
+        addr
+    };
+    let mut storage = StorageProcess::start(addr, storage_url, tenant_service.addr, dir).await;
+    let stats = Arc::new(UplinkStats::default());
+    let stop = CancellationToken::new();
+    let streaming = tokio::spawn({
+        let (prepared, scenario, stats, stop) = (
+            prepared.clone(),
+            scenario.clone(),
+            stats.clone(),
+            stop.clone(),
+        );
+        async move {
+            mfg::simulate::stream(
+                &addr.to_string(),
+                &prepared,
+                &scenario,
+                stats,
+                stop,
+                Duration::from_secs(30),
+            )
+            .await
+        }
+    });
+
+    // Kill until two kills have cut batches in flight (the uplinks resent something after
+    // them); a kill that finds everything acked proves nothing and does not count.
+    let mut interrupted = 0;
+    for _ in 0..20 {
+        let acked = stats.acked();
+        until("more readings are acked", || stats.acked() >= acked + 2_000).await;
+        until("a batch is in flight", || {
+            stats.sent.load(Ordering::Relaxed) > stats.acked()
+        })
+        .await;
+        let reconnects = stats.reconnects.load(Ordering::Relaxed);
+        let resent = stats.resent.load(Ordering::Relaxed);
+        storage.kill();
+        until("the uplinks notice the crash", || {
+            stats.reconnects.load(Ordering::Relaxed) > reconnects
+        })
+        .await;
+        storage = StorageProcess::start(addr, storage_url, tenant_service.addr, dir).await;
+        let acked = stats.acked();
+        until("streaming resumes", || stats.acked() >= acked + 2_000).await;
+        if stats.resent.load(Ordering::Relaxed) > resent {
+            interrupted += 1;
+            if interrupted == 2 {
+                break;
+            }
+        }
+    }
+    stop.cancel();
+    streaming
+        .await
+        .expect("streaming task")
+        .expect("every reading acked after the restarts");
+
+    let sent = stats.sent.load(Ordering::Relaxed);
+    let accepted = stats.accepted.load(Ordering::Relaxed);
+    let duplicates = stats.duplicates.load(Ordering::Relaxed);
+    assert_eq!(interrupted, 2, "two kills cut batches in flight");
+    assert_eq!(stats.rejected.load(Ordering::Relaxed), 0);
+    assert_eq!(
+        accepted + duplicates,
+        sent,
+        "every reading sent was acked once stored"
+    );
+    assert_eq!(
+        stored(addr, &prepared[0], &scenario).await,
+        sent,
+        "every distinct reading is stored exactly once ({accepted} accepted, {duplicates} \
+         duplicates after resending)"
+    );
+    storage.kill();
+    tenant_service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_storage_service_loses_no_acked_reading_on_postgres() {
+    let database = TestDatabase::postgres().await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    storage_killed_twice(&database.url, &database.url, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_storage_service_loses_no_acked_reading_on_sqlite() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let url = |name: &str| format!("sqlite://{}", dir.path().join(name).display());
+    storage_killed_twice(&url("tenant.db"), &url("storage.db"), dir.path()).await;
+}

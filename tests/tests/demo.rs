@@ -1,0 +1,79 @@
+//! `mfg up --demo`: the brief's scenario (3 tenants with 15 machines each) streams in-process,
+//! so a newcomer sees data within seconds, through the same REST routes they would use.
+
+use std::time::Duration;
+
+use mfg_tests::{Platform, http_call};
+use reqwest::{Method, StatusCode};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_streams_the_briefs_scenario_within_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::up_demo(dir.path()).await;
+    let http = reqwest::Client::new();
+    let base = platform.base.as_str();
+    let operator = Some(platform.operator_token.as_str());
+
+    // The tenants appear once the demo has prepared them.
+    let mut tenants = Vec::new();
+    for _ in 0..500 {
+        let (status, page) =
+            http_call(&http, base, Method::GET, "/v1/tenants", operator, None).await;
+        assert_eq!(status, StatusCode::OK);
+        tenants = page["tenants"].as_array().cloned().unwrap_or_default();
+        if tenants.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut names: Vec<&str> = tenants.iter().filter_map(|t| t["name"].as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["acme-presses", "borealis-plastics", "cascade-cnc"],
+        "the brief's three tenants"
+    );
+
+    for tenant in &tenants {
+        let id = tenant["id"].as_str().unwrap();
+        let (status, machines) = http_call(
+            &http,
+            base,
+            Method::GET,
+            &format!("/v1/tenants/{id}/machines?pageSize=100"),
+            operator,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(machines["machines"].as_array().unwrap().len(), 15);
+
+        // Every metric of a machine has a latest value within seconds.
+        let mut values = Vec::new();
+        for _ in 0..1_000 {
+            let (status, latest) = http_call(
+                &http,
+                base,
+                Method::GET,
+                &format!("/v1/tenants/{id}/machines/cnc-02/latest"),
+                operator,
+                None,
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK);
+            values = latest["values"].as_array().cloned().unwrap_or_default();
+            if values.len() == 20 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(values.len(), 20, "20 metrics per machine: {values:?}");
+        assert!(
+            values
+                .iter()
+                .any(|v| v["metric"] == "spindle_speed_rpm" && v["value"].as_f64().is_some()),
+            "{values:?}"
+        );
+    }
+    platform.stop().await;
+}
