@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod grpc;
+pub mod labels;
 pub mod pagination;
 pub mod secret_file;
 pub mod shutdown;

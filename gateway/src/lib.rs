@@ -24,7 +24,10 @@ use mfg_common::{
     shutdown::CancellationToken,
 };
 use mfg_proto::{
-    service_names, storage::v1::telemetry_service_client::TelemetryServiceClient,
+    service_names,
+    storage::v1::{
+        alert_service_client::AlertServiceClient, telemetry_service_client::TelemetryServiceClient,
+    },
     tenant::v1::tenant_service_client::TenantServiceClient,
 };
 use tokio::net::TcpListener;
@@ -46,6 +49,7 @@ struct Inner {
     metrics: Arc<observability::Metrics>,
     tenant: TenantServiceClient<TracedChannel>,
     storage: TelemetryServiceClient<TracedChannel>,
+    alerts: AlertServiceClient<TracedChannel>,
     channels: Upstreams,
     auth: Authenticator,
 }
@@ -88,6 +92,7 @@ impl AppState {
                 metrics: Arc::default(),
                 tenant,
                 storage: TelemetryServiceClient::new(channels.storage.clone()),
+                alerts: AlertServiceClient::new(channels.storage.clone()),
                 auth: Authenticator::new(operator_token, keys),
                 channels,
             }),
@@ -123,6 +128,11 @@ impl AppState {
         self.inner.storage.clone()
     }
 
+    /// A client of the storage service's alert API.
+    pub fn alerts(&self) -> AlertServiceClient<TracedChannel> {
+        self.inner.alerts.clone()
+    }
+
     /// The tenants' rate limiters and pools.
     pub fn isolation(&self) -> &limits::Isolation {
         &self.inner.isolation
@@ -149,6 +159,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .merge(
             routes::tenants::routes()
                 .merge(routes::telemetry::routes())
+                .merge(routes::alerts::routes())
                 .route_layer(axum::middleware::from_fn_with_state(
                     state.clone(),
                     limits::admission,

@@ -17,6 +17,7 @@ use serde_json::{Map, Value, json};
 pub const SERVED: &[&str] = &[
     mfg_proto::service_names::TENANT,
     mfg_proto::service_names::TELEMETRY,
+    mfg_proto::service_names::ALERT,
 ];
 
 /// Annotated RPCs the gateway does not serve: internal calls between services, and RPCs whose
@@ -25,6 +26,10 @@ pub const INTERNAL: &[&str] = &[
     "mfg.tenant.v1.TenantService.AuthenticateKey",
     "mfg.storage.v1.TelemetryService.PrepareTenantStorage",
     "mfg.storage.v1.TelemetryService.ReleaseTenantStorage",
+    "mfg.storage.v1.AlertService.ListAlerts",
+    "mfg.storage.v1.AlertService.GetAlert",
+    "mfg.storage.v1.AlertService.AcknowledgeAlert",
+    "mfg.storage.v1.AlertService.ResolveAlert",
 ];
 
 /// `google.api.FieldBehavior.OUTPUT_ONLY`.
@@ -400,6 +405,7 @@ mod tests {
             routes,
             [
                 "delete /v1/tenants/{tenantId}",
+                "delete /v1/tenants/{tenantId}/alert-rules/{ruleId}",
                 "delete /v1/tenants/{tenantId}/api-keys/{keyId}",
                 "delete /v1/tenants/{tenantId}/machines/{machineId}",
                 "get /healthz",
@@ -408,15 +414,19 @@ mod tests {
                 "get /v1/openapi.json",
                 "get /v1/tenants",
                 "get /v1/tenants/{tenantId}",
+                "get /v1/tenants/{tenantId}/alert-rules",
+                "get /v1/tenants/{tenantId}/alert-rules/{ruleId}",
                 "get /v1/tenants/{tenantId}/api-keys",
                 "get /v1/tenants/{tenantId}/machines",
                 "get /v1/tenants/{tenantId}/machines/{machineId}",
                 "get /v1/tenants/{tenantId}/machines/{machineId}/latest",
                 "get /v1/tenants/{tenantId}/machines/{machineId}/telemetry",
                 "patch /v1/tenants/{tenantId}",
+                "patch /v1/tenants/{tenantId}/alert-rules/{ruleId}",
                 "patch /v1/tenants/{tenantId}/machines/{machineId}",
                 "post /v1/maintenance/tiering",
                 "post /v1/tenants",
+                "post /v1/tenants/{tenantId}/alert-rules",
                 "post /v1/tenants/{tenantId}/api-keys",
                 "post /v1/tenants/{tenantId}/machines",
                 "post /v1/tenants/{tenantId}/telemetry",

@@ -1,11 +1,15 @@
 //! The REST routes, one module per service. Each handler authorizes the caller, translates the
 //! request into the RPC its `google.api.http` annotation names, and the reply back into JSON.
 
+pub mod alerts;
 pub mod health;
 pub mod telemetry;
 pub mod tenants;
 
+use pbjson_types::FieldMask;
 use serde::Deserialize;
+
+use crate::json::field_mask;
 
 /// AIP-158 list parameters (`pageSize`, `pageToken`; snake_case accepted too).
 #[derive(Debug, Default, Deserialize)]
@@ -41,4 +45,11 @@ impl PatchQuery {
                 .collect()
         })
     }
+}
+
+/// The update mask of a PATCH: the explicit `updateMask`, or the fields the body sets (the
+/// fields of the `nested` messages one level down).
+pub fn mask(query: &PatchQuery, body: &serde_json::Value, nested: &[&str]) -> Option<FieldMask> {
+    let paths = query.paths().unwrap_or_else(|| field_mask(body, nested));
+    Some(FieldMask { paths })
 }

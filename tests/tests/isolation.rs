@@ -86,7 +86,45 @@ fn routes() -> Vec<Route> {
             None,
             Needs::Admin,
         ),
+        r(
+            Method::POST,
+            "/v1/tenants/{t}/alert-rules",
+            Some(rule()),
+            Needs::Admin,
+        ),
+        r(
+            Method::GET,
+            "/v1/tenants/{t}/alert-rules",
+            None,
+            Needs::Read,
+        ),
+        r(
+            Method::GET,
+            "/v1/tenants/{t}/alert-rules/{r}",
+            None,
+            Needs::Read,
+        ),
+        r(
+            Method::PATCH,
+            "/v1/tenants/{t}/alert-rules/{r}",
+            Some(json!({"displayName": "z"})),
+            Needs::Admin,
+        ),
+        r(
+            Method::DELETE,
+            "/v1/tenants/{t}/alert-rules/{r}",
+            None,
+            Needs::Admin,
+        ),
     ]
+}
+
+fn rule() -> Value {
+    json!({
+        "metric": "spindle_temp_c",
+        "severity": "SEVERITY_MAJOR",
+        "condition": {"threshold": {"comparison": "COMPARISON_GREATER", "value": 80}},
+    })
 }
 
 struct World {
@@ -178,6 +216,16 @@ impl World {
         if path.contains("{m}") {
             path = path.replace("{m}", &self.machine(tenant).await);
         }
+        if path.contains("{r}") {
+            let created = self
+                .operator(
+                    Method::POST,
+                    &format!("/v1/tenants/{tenant}/alert-rules"),
+                    Some(rule()),
+                )
+                .await;
+            path = path.replace("{r}", created["ruleId"].as_str().unwrap());
+        }
         let body = route.body.as_ref().map(|body| {
             let text = body.to_string().replace("NAME", &self.unique("new"));
             serde_json::from_str(&text).unwrap()
@@ -263,7 +311,7 @@ async fn every_route_isolates_tenants_and_enforces_scopes() {
         );
         checked += 2;
     }
-    assert_eq!(checked, 3 * (11 + 13) + 2 * 13);
+    assert_eq!(checked, 3 * (16 + 18) + 2 * 18);
 
     // A revoked key stops working within 1 s of the revocation.
     let (key_id, secret) = world.key(&mine, "SCOPE_READ").await;

@@ -12,14 +12,13 @@ use axum::{
 };
 use mfg_common::auth::Scope;
 use mfg_proto::tenant::v1 as pb;
-use pbjson_types::FieldMask;
 
-use super::{ListQuery, PatchQuery};
+use super::{ListQuery, PatchQuery, mask};
 use crate::{
     AppState,
     auth::Caller,
     error::ApiError,
-    json::{Body, Path, Query, RawBody, Reply, field_mask, from_value},
+    json::{Body, Path, Query, RawBody, Reply, from_value},
 };
 
 type Result<T> = std::result::Result<Reply<T>, ApiError>;
@@ -50,11 +49,6 @@ pub fn routes() -> Router<AppState> {
                 .patch(update_machine)
                 .delete(delete_machine),
         )
-}
-
-fn mask(query: &PatchQuery, body: &serde_json::Value, nested: &[&str]) -> Option<FieldMask> {
-    let paths = query.paths().unwrap_or_else(|| field_mask(body, nested));
-    Some(FieldMask { paths })
 }
 
 async fn create_tenant(

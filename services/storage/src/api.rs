@@ -1,9 +1,12 @@
 //! The gRPC adapter of the storage service: `mfg.storage.v1.TelemetryService` on top of the
 //! ingest path and the queries. It authorizes the caller that the server's
 //! [`mfg_common::auth::AuthLayer`] authenticated, converts requests to domain types, and
-//! answers. `AlertService` and the tiering RPCs answer UNIMPLEMENTED until they are built.
+//! answers. [`AlertApi`] serves `mfg.storage.v1.AlertService` the same way.
 
+mod alerts;
 mod convert;
+
+pub use alerts::AlertApi;
 
 use std::{
     pin::Pin,
@@ -12,15 +15,15 @@ use std::{
 
 use futures::{Stream, StreamExt as _, stream::FuturesOrdered};
 use mfg_common::auth::{Caller, Scope};
-use mfg_proto::storage::v1::{
-    self as pb, alert_service_server::AlertService, telemetry_service_server::TelemetryService,
-};
+use mfg_proto::storage::v1::{self as pb, telemetry_service_server::TelemetryService};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::domain::ingest::micros_since_epoch;
-use crate::{error::StorageError, ingest::Ingest, query::Queries, tiering::Tiering};
+use crate::{
+    alerting::AlertRules, error::StorageError, ingest::Ingest, query::Queries, tiering::Tiering,
+};
 use mfg_common::clock::SharedClock;
 
 /// What the RPCs work with once the database is reachable and migrated.
@@ -32,6 +35,8 @@ pub struct Storage {
     pub queries: Queries,
     /// The tiering jobs.
     pub tiering: Tiering,
+    /// The alert rules.
+    pub rules: AlertRules,
     /// The service's clock.
     pub clock: SharedClock,
 }
@@ -276,10 +281,3 @@ async fn serve_stream(
         let _ = acks.send(Err(Box::new(status))).await;
     }
 }
-
-/// Serves `mfg.storage.v1.AlertService`. Not built yet: every RPC answers UNIMPLEMENTED.
-#[derive(Debug, Clone, Default)]
-pub struct AlertApi;
-
-#[tonic::async_trait]
-impl AlertService for AlertApi {}

@@ -24,6 +24,12 @@ pub enum StorageError {
     /// No machine of the tenant has this id.
     #[error("machine `{0}` not found")]
     MachineNotFound(String),
+    /// No alert rule of the tenant has this id.
+    #[error("alert rule `{0}` not found")]
+    RuleNotFound(String),
+    /// The tenant has as many alert rules as it may.
+    #[error("the tenant has reached its limit of {0} alert rules")]
+    RuleLimit(u64),
     /// The tenant is over its ingest rate.
     #[error(
         "tenant `{tenant}` is over its ingest rate of {per_second} readings/s; retry in {} ms",
@@ -65,10 +71,13 @@ impl ServiceError for StorageError {
     fn error_code(&self) -> ErrorCode {
         match self {
             Self::InvalidArgument(_) => ErrorCode::InvalidArgument,
-            Self::TenantNotFound(_) | Self::MachineNotFound(_) => ErrorCode::NotFound,
-            Self::TenantDeleted(_) | Self::TenantSuspended(_) | Self::HoldsData(_) => {
-                ErrorCode::FailedPrecondition
+            Self::TenantNotFound(_) | Self::MachineNotFound(_) | Self::RuleNotFound(_) => {
+                ErrorCode::NotFound
             }
+            Self::TenantDeleted(_)
+            | Self::TenantSuspended(_)
+            | Self::HoldsData(_)
+            | Self::RuleLimit(_) => ErrorCode::FailedPrecondition,
             Self::RateLimited { .. } => ErrorCode::ResourceExhausted,
             Self::NotReady | Self::Unavailable(_) | Self::ShuttingDown => ErrorCode::Unavailable,
             Self::Internal(_) => ErrorCode::Internal,

@@ -6,6 +6,7 @@
 //! answers health checks at once (NOT_SERVING until its database is reachable and migrated)
 //! and authenticates every call; keys are resolved by the tenant service.
 
+pub mod alerting;
 pub mod api;
 pub mod archive;
 pub mod config;
@@ -38,6 +39,7 @@ use tokio::net::TcpListener;
 
 pub use crate::config::Config;
 use crate::{
+    alerting::AlertRules,
     api::{ReadyStorage, Storage, TelemetryApi},
     directory::Directory,
     ingest::Ingest,
@@ -86,7 +88,7 @@ pub async fn run_with_clock(
             TelemetryServiceServer::new(TelemetryApi::new(ready.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .add_service(AlertServiceServer::new(api::AlertApi));
+        .add_service(AlertServiceServer::new(api::AlertApi::new(ready.clone())));
     let keys = KeyCache::new(tenant.clone(), clock.clone(), MAX_TTL, 100_000);
     let auth = AuthLayer::new(Authenticator::new(&operator_token, keys));
     let directory = Directory::new(tenant, clock.clone());
@@ -132,11 +134,12 @@ async fn become_ready(
 ) {
     let url = mfg_common::db::redact(&config.database.url);
     let what = format!("storage database {url}");
-    let Some(store) = grpc::retry_until_ready(&what, &shutdown, || async {
+    let Some((store, alert_store)) = grpc::retry_until_ready(&what, &shutdown, || async {
         let pool = mfg_common::db::connect(&config.database).await?;
+        let alert_store = store::open_alerts(pool.clone());
         let store = store::open(pool);
         store.migrate().await?;
-        Ok::<_, error::StorageError>(Arc::<dyn TelemetryStore>::from(store))
+        Ok::<_, error::StorageError>((Arc::<dyn TelemetryStore>::from(store), alert_store))
     })
     .await
     else {
@@ -151,11 +154,13 @@ async fn become_ready(
         writer.writers = 1;
     }
     let ingest = Ingest::new(store.clone(), directory.clone(), clock.clone(), writer);
+    let rules = AlertRules::new(alert_store, directory.clone(), clock.clone());
     let tiering = Tiering::new(store.clone(), objects.clone(), directory, config.tiering());
     let storage = ready.get_or_init(|| Storage {
         queries: Queries::new(store, objects, ingest.clone()),
         ingest,
         tiering: tiering.clone(),
+        rules,
         clock: clock.clone(),
     });
     if !config.tiering_interval.is_zero() {

@@ -9,6 +9,8 @@
 
 #[macro_use]
 mod sql;
+#[macro_use]
+mod alert_sql;
 mod postgres;
 mod sqlite;
 
@@ -17,7 +19,10 @@ use mfg_common::db::DbPool;
 use uuid::Uuid;
 
 pub use self::{postgres::PostgresStore, sqlite::SqliteStore};
-use crate::{domain::Rollup, error::Result};
+use crate::{
+    domain::{Rollup, alert_rule::AlertRule},
+    error::Result,
+};
 
 /// A tenant's number in the storage database.
 pub type TenantNo = i32;
@@ -216,6 +221,47 @@ pub fn open(pool: DbPool) -> Box<dyn TelemetryStore> {
     match pool {
         DbPool::Postgres(pool) => Box::new(PostgresStore::new(pool)),
         DbPool::Sqlite(pool) => Box::new(SqliteStore::new(pool)),
+    }
+}
+
+/// A change computed from a rule's current value, inside the store's transaction.
+pub type RuleChange<'a> = &'a (dyn Fn(AlertRule) -> Result<AlertRule> + Send + Sync);
+
+/// Where alert rules are kept, in the storage service's database (its migrations create the
+/// tables, run by [`TelemetryStore::migrate`]).
+#[async_trait::async_trait]
+pub trait AlertStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Inserts a rule, unless its tenant already has `limit` rules
+    /// ([`crate::error::StorageError::RuleLimit`]).
+    async fn insert_rule(&self, rule: &AlertRule, limit: u64) -> Result<()>;
+    /// Returns a rule of a tenant.
+    async fn get_rule(&self, tenant: Uuid, rule: Uuid) -> Result<Option<AlertRule>>;
+    /// Lists a tenant's rules by id (creation order) after `after`, at most `limit`.
+    async fn list_rules(
+        &self,
+        tenant: Uuid,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<AlertRule>>;
+    /// Every rule of every tenant: what the evaluator loads when it starts.
+    async fn all_rules(&self) -> Result<Vec<AlertRule>>;
+    /// Changes a rule atomically ([`crate::error::StorageError::RuleNotFound`] if it does not
+    /// exist); returns it changed.
+    async fn update_rule(
+        &self,
+        tenant: Uuid,
+        rule: Uuid,
+        change: RuleChange<'_>,
+    ) -> Result<AlertRule>;
+    /// Removes a rule; returns whether it existed.
+    async fn delete_rule(&self, tenant: Uuid, rule: Uuid) -> Result<bool>;
+}
+
+/// Opens the alert store of a pool's backend.
+pub fn open_alerts(pool: DbPool) -> std::sync::Arc<dyn AlertStore> {
+    match pool {
+        DbPool::Postgres(pool) => std::sync::Arc::new(PostgresStore::new(pool)),
+        DbPool::Sqlite(pool) => std::sync::Arc::new(SqliteStore::new(pool)),
     }
 }
 

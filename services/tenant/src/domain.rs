@@ -2,15 +2,14 @@
 //! machines, the rules that make them valid, and the operations on them ([`Tenants`]).
 
 mod api_key;
-mod labels;
 mod machine;
 mod service;
 mod tenant;
 
 pub use api_key::{ApiKey, KeyHasher, KeyId, KeyRecord, NewApiKey, NewSecret, parse_secret};
-pub use labels::{Labels, validate_display_name, validate_labels};
 pub use machine::{Machine, MachineId, MachinePatch, NewMachine};
 pub use mfg_common::auth::Scope;
+pub use mfg_common::labels::{Labels, validate_display_name, validate_labels};
 pub use service::{CreatedKey, Tenants};
 pub use tenant::{
     Limits, NewTenant, Plan, Retention, Tenant, TenantId, TenantName, TenantPatch, TenantState,

@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row as _};
 use uuid::Uuid;
 
-use super::{Row, TenantNo, first_series_id, sql, to_datetime};
+use super::{Row, TenantNo, alert_sql, first_series_id, sql, to_datetime};
 use crate::error::Result;
 
 /// The store on PostgreSQL.
@@ -206,3 +206,5 @@ telemetry_store!(
     for_update: " FOR UPDATE",
     for_share: " FOR SHARE",
 );
+
+alert_store!(PostgresStore, for_update: " FOR UPDATE");

@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use sqlx::{Row as _, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
-use super::{Row, TenantNo, day_range, first_series_id, sql};
+use super::{Row, TenantNo, alert_sql, day_range, first_series_id, sql};
 use crate::error::{Result, StorageError};
 
 /// The store on SQLite.
@@ -240,3 +240,5 @@ telemetry_store!(
     for_update: "",
     for_share: "",
 );
+
+alert_store!(SqliteStore, for_update: "");

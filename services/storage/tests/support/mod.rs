@@ -12,7 +12,9 @@ use mfg_common::{
 use mfg_proto::{
     common::v1::Reading,
     service_names,
-    storage::v1::telemetry_service_client::TelemetryServiceClient,
+    storage::v1::{
+        alert_service_client::AlertServiceClient, telemetry_service_client::TelemetryServiceClient,
+    },
     tenant::v1::{self as tpb, tenant_service_client::TenantServiceClient},
 };
 use pbjson_types::{FieldMask, Timestamp};
@@ -184,6 +186,59 @@ impl Platform {
     /// A storage client with the operator token.
     pub fn operator(&self) -> TelemetryServiceClient<TracedChannel> {
         self.client(OPERATOR)
+    }
+
+    /// An alert client with a token.
+    pub fn alerts(&self, token: &str) -> AlertServiceClient<TracedChannel> {
+        AlertServiceClient::new(channel(self.storage.addr, token))
+    }
+
+    /// Creates a key of the platform's tenant.
+    pub async fn key(&self, scope: tpb::Scope) -> String {
+        self.key_of(&self.tenant_id, scope).await
+    }
+
+    /// Creates a key of any tenant.
+    pub async fn key_of(&self, tenant_id: &str, scope: tpb::Scope) -> String {
+        self.tenants
+            .clone()
+            .create_api_key(tpb::CreateApiKeyRequest {
+                tenant_id: tenant_id.to_owned(),
+                display_name: String::new(),
+                scopes: vec![scope.into()],
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .secret
+    }
+
+    /// Creates another tenant, with a machine `press-1`; returns its id.
+    pub async fn other_tenant(&self) -> String {
+        let mut tenants = self.tenants.clone();
+        let tenant = tenants
+            .create_tenant(tpb::CreateTenantRequest {
+                tenant: Some(tpb::Tenant {
+                    name: format!("other-{}", uuid::Uuid::new_v4().simple()),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .tenant
+            .unwrap();
+        tenants
+            .create_machine(tpb::CreateMachineRequest {
+                tenant_id: tenant.id.clone(),
+                machine: Some(tpb::Machine {
+                    machine_id: "press-1".to_owned(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap();
+        tenant.id
     }
 
     /// Changes the tenant's state.

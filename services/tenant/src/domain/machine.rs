@@ -3,12 +3,12 @@
 use std::{fmt, str::FromStr};
 
 use chrono::{DateTime, Utc};
-use mfg_common::Violations;
-
-use super::{
+use mfg_common::{
+    Violations,
     labels::{Labels, validate_display_name, validate_labels},
-    tenant::TenantId,
 };
+
+use super::tenant::TenantId;
 
 /// A machine's id, chosen by the client: `[A-Za-z0-9._-]{1,64}`, unique within its tenant.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
-use mfg_common::{Violations, clock::SharedClock, pagination::PageRequest};
+use mfg_common::{
+    Violations, clock::SharedClock, labels::validate_display_name, pagination::PageRequest,
+};
 
 use super::{
     api_key::{ApiKey, KeyHasher, KeyId, KeyRecord, NewApiKey, NewSecret, parse_secret},
-    labels::validate_display_name,
     machine::{Machine, MachineId, MachinePatch, NewMachine},
     tenant::{NewTenant, Tenant, TenantId, TenantPatch, TenantState},
     timestamp,

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use mfg_common::Violations;
 use uuid::Uuid;
 
-use super::labels::{Labels, validate_display_name, validate_labels};
+use mfg_common::labels::{Labels, validate_display_name, validate_labels};
 
 /// A tenant's id: a UUID (v7 for new tenants, so ids sort by creation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

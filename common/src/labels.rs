@@ -1,4 +1,5 @@
-//! Labels and display names, shared by tenants and machines.
+//! Labels and display names: the rules tenants and machines follow, and that alert rules'
+//! machine selectors are checked against.
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,378 @@
+//! Alert rules: the store's conformance suite on PostgreSQL and SQLite, and the gRPC API with
+//! its validation, update masks, scopes and tenant isolation.
+
+mod support;
+
+use std::sync::Arc;
+
+use mfg_common::{config::DatabaseArgs, db, testing::TestDatabase};
+use mfg_proto::{
+    storage::v1::{self as pb, alert_condition::Kind},
+    tenant::v1 as tpb,
+};
+use mfg_storage::{
+    domain::alert_rule::{AlertRule, Comparison, Condition, MachineSelector, RuleSpec, Severity},
+    error::StorageError,
+    store::{self, AlertStore},
+};
+use pbjson_types::{Duration, FieldMask};
+use support::{Backend, Platform};
+use tonic::Code;
+use tonic_types::StatusExt as _;
+use uuid::Uuid;
+
+async fn open(db: &TestDatabase) -> Arc<dyn AlertStore> {
+    let pool = db::connect(&DatabaseArgs::new(&db.url))
+        .await
+        .expect("connect");
+    store::open(pool.clone()).migrate().await.expect("migrate");
+    store::open_alerts(pool)
+}
+
+fn stored_rule(tenant: Uuid, metric: &str, at: i64) -> AlertRule {
+    AlertRule {
+        rule_id: Uuid::now_v7(),
+        tenant_id: tenant,
+        spec: RuleSpec {
+            display_name: format!("{metric} too high"),
+            metric: metric.to_owned(),
+            selector: MachineSelector {
+                machine_ids: Vec::new(),
+                labels: [("line".to_owned(), "a".to_owned())].into(),
+            },
+            severity: Some(Severity::Critical),
+            condition: Some(Condition::AnyOf(vec![
+                Condition::Threshold {
+                    comparison: Comparison::Greater,
+                    value: 80.5,
+                    for_micros: 30_000_000,
+                    clear_value: Some(75.0),
+                },
+                Condition::NoData {
+                    duration_micros: 60_000_000,
+                },
+            ])),
+            disabled: false,
+        },
+        create_micros: at,
+        update_micros: at,
+    }
+}
+
+async fn rules_round_trip(store: &dyn AlertStore) {
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let at = 1_795_478_400_123_456;
+    let first = stored_rule(a, "spindle_temp_c", at);
+    let second = stored_rule(a, "vibration_mm_s", at);
+    let other = stored_rule(b, "spindle_temp_c", at);
+    for rule in [&first, &second, &other] {
+        store.insert_rule(rule, 10).await.unwrap();
+    }
+    assert_eq!(
+        store.get_rule(a, first.rule_id).await.unwrap(),
+        Some(first.clone()),
+        "every field and the microseconds survive"
+    );
+    assert_eq!(
+        store.get_rule(b, first.rule_id).await.unwrap(),
+        None,
+        "another tenant's id"
+    );
+    let page = store.list_rules(a, None, 1).await.unwrap();
+    assert_eq!(page, std::slice::from_ref(&first), "creation order");
+    let rest = store.list_rules(a, Some(first.rule_id), 10).await.unwrap();
+    assert_eq!(rest, std::slice::from_ref(&second));
+    assert_eq!(store.all_rules().await.unwrap().len(), 3);
+
+    let limited = store.insert_rule(&stored_rule(a, "x", at), 2).await;
+    assert!(
+        matches!(limited, Err(StorageError::RuleLimit(2))),
+        "{limited:?}"
+    );
+
+    let updated = store
+        .update_rule(a, second.rule_id, &|mut rule| {
+            rule.spec.disabled = true;
+            rule.spec.severity = Some(Severity::Minor);
+            rule.update_micros += 1;
+            Ok(rule)
+        })
+        .await
+        .unwrap();
+    assert!(updated.spec.disabled);
+    assert_eq!(
+        store.get_rule(a, second.rule_id).await.unwrap(),
+        Some(updated)
+    );
+    let refused = store
+        .update_rule(a, second.rule_id, &|_| {
+            Err(StorageError::invalid("rule", "no"))
+        })
+        .await;
+    assert!(matches!(refused, Err(StorageError::InvalidArgument(_))));
+    let missing = store.update_rule(b, second.rule_id, &|rule| Ok(rule)).await;
+    assert!(matches!(missing, Err(StorageError::RuleNotFound(_))));
+
+    assert!(!store.delete_rule(b, first.rule_id).await.unwrap());
+    assert!(store.delete_rule(a, first.rule_id).await.unwrap());
+    assert_eq!(store.get_rule(a, first.rule_id).await.unwrap(), None);
+    assert!(store.get_rule(b, other.rule_id).await.unwrap().is_some());
+}
+
+mod postgres {
+    use super::*;
+
+    #[tokio::test]
+    async fn rules_round_trip() {
+        let db = TestDatabase::postgres().await;
+        super::rules_round_trip(open(&db).await.as_ref()).await;
+    }
+}
+
+mod sqlite {
+    use super::*;
+
+    #[tokio::test]
+    async fn rules_round_trip() {
+        let db = TestDatabase::sqlite();
+        super::rules_round_trip(open(&db).await.as_ref()).await;
+    }
+}
+
+fn seconds(seconds: i64) -> Option<Duration> {
+    Some(Duration { seconds, nanos: 0 })
+}
+
+fn threshold_rule() -> pb::AlertRule {
+    pb::AlertRule {
+        display_name: "Spindle too hot".to_owned(),
+        metric: "spindle_temp_c".to_owned(),
+        selector: Some(pb::MachineSelector {
+            machine_ids: vec!["press-1".to_owned()],
+            ..Default::default()
+        }),
+        severity: pb::Severity::Major.into(),
+        condition: Some(pb::AlertCondition {
+            kind: Some(Kind::Threshold(pb::ThresholdCondition {
+                comparison: pb::Comparison::Greater.into(),
+                value: 80.0,
+                for_duration: seconds(30),
+                clear_value: Some(75.0),
+            })),
+        }),
+        ..Default::default()
+    }
+}
+
+fn violated(status: &tonic::Status) -> Vec<String> {
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    status
+        .get_details_bad_request()
+        .expect("field violations")
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_are_managed_over_grpc_with_validation_scopes_and_isolation() {
+    let platform = Platform::start(Backend::Sqlite, 1_000).await;
+    let admin = platform.key(tpb::Scope::Admin).await;
+    let mut alerts = platform.alerts(&admin);
+    let tenant_id = platform.tenant_id.clone();
+    let create = |rule: pb::AlertRule| pb::CreateAlertRuleRequest {
+        tenant_id: tenant_id.clone(),
+        rule: Some(rule),
+    };
+
+    let created = alerts
+        .create_alert_rule(create(threshold_rule()))
+        .await
+        .unwrap()
+        .into_inner()
+        .rule
+        .unwrap();
+    assert!(Uuid::parse_str(&created.rule_id).is_ok());
+    assert_eq!(created.tenant_id, platform.tenant_id);
+    assert_eq!(created.condition, threshold_rule().condition);
+    assert_eq!(created.create_time, created.update_time);
+    let get = |rule_id: &str| pb::GetAlertRuleRequest {
+        tenant_id: platform.tenant_id.clone(),
+        rule_id: rule_id.to_owned(),
+    };
+    let read = platform.alerts(&platform.read_key);
+    let fetched = read
+        .clone()
+        .get_alert_rule(get(&created.rule_id))
+        .await
+        .unwrap()
+        .into_inner()
+        .rule
+        .unwrap();
+    assert_eq!(fetched, created, "a read key reads rules");
+
+    // Every invalid field is named at once.
+    let mut bad = threshold_rule();
+    bad.metric = String::new();
+    bad.severity = pb::Severity::Unspecified.into();
+    bad.selector = Some(pb::MachineSelector {
+        machine_ids: vec!["press-1".to_owned()],
+        labels: [("line".to_owned(), "a".to_owned())].into(),
+    });
+    bad.condition = Some(pb::AlertCondition {
+        kind: Some(Kind::AnyOf(pb::AnyOfCondition {
+            conditions: vec![
+                pb::AlertCondition {
+                    kind: Some(Kind::Threshold(pb::ThresholdCondition {
+                        comparison: pb::Comparison::Less.into(),
+                        value: 10.0,
+                        for_duration: None,
+                        clear_value: Some(5.0),
+                    })),
+                },
+                pb::AlertCondition {
+                    kind: Some(Kind::RateOfChange(pb::RateOfChangeCondition {
+                        comparison: pb::Comparison::Unspecified.into(),
+                        per_second: 2.0,
+                        window: seconds(0),
+                    })),
+                },
+            ],
+        })),
+    });
+    let status = alerts.create_alert_rule(create(bad)).await.unwrap_err();
+    assert_eq!(
+        violated(&status),
+        [
+            "rule.condition.any_of.conditions[1].rate_of_change.comparison",
+            "rule.metric",
+            "rule.selector",
+            "rule.severity",
+            "rule.condition.any_of.conditions[0].threshold.clear_value",
+            "rule.condition.any_of.conditions[1].rate_of_change.window",
+        ]
+    );
+    let no_condition = pb::AlertRule {
+        condition: None,
+        ..threshold_rule()
+    };
+    let status = alerts
+        .create_alert_rule(create(no_condition))
+        .await
+        .unwrap_err();
+    assert_eq!(violated(&status), ["rule.condition"]);
+
+    // An update changes only what its mask names, and the result must be valid as a whole.
+    let update = |rule: pb::AlertRule, paths: &[&str]| pb::UpdateAlertRuleRequest {
+        tenant_id: platform.tenant_id.clone(),
+        rule_id: created.rule_id.clone(),
+        rule: Some(rule),
+        update_mask: Some(FieldMask {
+            paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+        }),
+    };
+    let no_data = pb::AlertRule {
+        metric: "ignored".to_owned(),
+        condition: Some(pb::AlertCondition {
+            kind: Some(Kind::NoData(pb::NoDataCondition {
+                duration: seconds(120),
+            })),
+        }),
+        severity: pb::Severity::Critical.into(),
+        ..Default::default()
+    };
+    let updated = alerts
+        .update_alert_rule(update(no_data.clone(), &["condition", "severity"]))
+        .await
+        .unwrap()
+        .into_inner()
+        .rule
+        .unwrap();
+    assert_eq!(updated.condition, no_data.condition);
+    assert_eq!(updated.severity, i32::from(pb::Severity::Critical));
+    assert_eq!(updated.metric, "spindle_temp_c", "not in the mask");
+    assert_eq!(updated.create_time, created.create_time);
+    let status = alerts
+        .update_alert_rule(update(no_data.clone(), &["rule_id", "colour"]))
+        .await
+        .unwrap_err();
+    assert_eq!(violated(&status), ["update_mask", "update_mask"]);
+    let status = alerts
+        .update_alert_rule(update(pb::AlertRule::default(), &["metric"]))
+        .await
+        .unwrap_err();
+    assert_eq!(violated(&status), ["rule.metric"]);
+
+    // Scopes: a read key may not write; a key of another tenant sees nothing.
+    let status = read
+        .clone()
+        .create_alert_rule(create(threshold_rule()))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    let other = platform.other_tenant().await;
+    let other_admin = platform.key_of(&other, tpb::Scope::Admin).await;
+    let status = platform
+        .alerts(&other_admin)
+        .get_alert_rule(get(&created.rule_id))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    let mut others = platform.alerts(&other_admin);
+    let their_rules = others
+        .list_alert_rules(pb::ListAlertRulesRequest {
+            tenant_id: other.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(their_rules.rules.is_empty());
+
+    // Pages in creation order.
+    for _ in 0..2 {
+        alerts
+            .create_alert_rule(create(threshold_rule()))
+            .await
+            .unwrap();
+    }
+    let mut listed = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = alerts
+            .list_alert_rules(pb::ListAlertRulesRequest {
+                tenant_id: platform.tenant_id.clone(),
+                page_size: 2,
+                page_token,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        listed.extend(page.rules.into_iter().map(|r| r.rule_id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    assert_eq!(listed.len(), 3);
+    assert_eq!(listed[0], created.rule_id);
+    assert!(listed.windows(2).all(|w| w[0] < w[1]));
+
+    // Delete.
+    let delete = pb::DeleteAlertRuleRequest {
+        tenant_id: platform.tenant_id.clone(),
+        rule_id: created.rule_id.clone(),
+    };
+    alerts.delete_alert_rule(delete.clone()).await.unwrap();
+    let status = alerts.delete_alert_rule(delete).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    let status = alerts
+        .get_alert_rule(get(&created.rule_id))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    let status = alerts.get_alert_rule(get("not-a-uuid")).await.unwrap_err();
+    assert_eq!(violated(&status), ["rule_id"]);
+    platform.stop().await;
+}
