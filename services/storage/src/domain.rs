@@ -1,6 +1,7 @@
 //! The storage service's domain: what ingest accepts, the rollup arithmetic that the warm
 //! tier, queries and tiering share, and alert rules.
 
+pub mod alert_eval;
 pub mod alert_rule;
 pub mod ingest;
 mod rollup;
