@@ -1,6 +1,7 @@
 //! The storage service's domain: what ingest accepts, the rollup arithmetic that the warm
-//! tier, queries and tiering share, and alert rules.
+//! tier, queries and tiering share, alert rules, their evaluation and the alert lifecycle.
 
+pub mod alert;
 pub mod alert_eval;
 pub mod alert_rule;
 pub mod ingest;

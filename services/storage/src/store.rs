@@ -20,7 +20,12 @@ use uuid::Uuid;
 
 pub use self::{postgres::PostgresStore, sqlite::SqliteStore};
 use crate::{
-    domain::{Rollup, alert_rule::AlertRule},
+    domain::{
+        Rollup,
+        alert::{Alert, AlertEvent, AlertState},
+        alert_eval::RuleState,
+        alert_rule::AlertRule,
+    },
     error::Result,
 };
 
@@ -253,8 +258,58 @@ pub trait AlertStore: Send + Sync + std::fmt::Debug + 'static {
         rule: Uuid,
         change: RuleChange<'_>,
     ) -> Result<AlertRule>;
-    /// Removes a rule; returns whether it existed.
+    /// Removes a rule and the evaluator's states of it; returns whether it existed.
     async fn delete_rule(&self, tenant: Uuid, rule: Uuid) -> Result<bool>;
+
+    /// Writes alerts, events and evaluator states in one transaction.
+    async fn write_alerts(&self, write: &AlertWrite) -> Result<()>;
+    /// Every alert that is not resolved, of every tenant.
+    async fn unresolved_alerts(&self) -> Result<Vec<Alert>>;
+    /// Returns an alert of a tenant.
+    async fn get_alert(&self, tenant: Uuid, alert: Uuid) -> Result<Option<Alert>>;
+    /// Lists a tenant's alerts, newest first, before `before`, optionally in one state.
+    async fn list_alerts(
+        &self,
+        tenant: Uuid,
+        state: Option<AlertState>,
+        before: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<Alert>>;
+    /// The cursor of the last event written; 0 before the first.
+    async fn last_cursor(&self) -> Result<u64>;
+    /// A tenant's events after a cursor, oldest first, at most `limit`.
+    async fn events_after(&self, tenant: Uuid, cursor: u64, limit: i64) -> Result<Vec<AlertEvent>>;
+    /// Every stored evaluator state.
+    async fn rule_states(&self) -> Result<Vec<(RuleStateKey, RuleState)>>;
+}
+
+/// Which rule and machine an evaluator state is of.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RuleStateKey {
+    /// The tenant.
+    pub tenant_id: Uuid,
+    /// The rule.
+    pub rule_id: Uuid,
+    /// The machine.
+    pub machine_id: String,
+}
+
+/// What the alert journal writes at once.
+#[derive(Debug, Clone, Default)]
+pub struct AlertWrite {
+    /// Alerts, created or changed.
+    pub alerts: Vec<Alert>,
+    /// Events, in cursor order.
+    pub events: Vec<AlertEvent>,
+    /// Evaluator states to store, or to remove (`None`).
+    pub states: Vec<(RuleStateKey, Option<RuleState>)>,
+}
+
+impl AlertWrite {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty() && self.events.is_empty() && self.states.is_empty()
+    }
 }
 
 /// Opens the alert store of a pool's backend.

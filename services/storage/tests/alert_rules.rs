@@ -1,5 +1,5 @@
-//! Alert rules: the store's conformance suite on PostgreSQL and SQLite, and the gRPC API with
-//! its validation, update masks, scopes and tenant isolation.
+//! Alert rules and alerts: the store's conformance suite on PostgreSQL and SQLite, and the rule
+//! API over gRPC with its validation, update masks, scopes and tenant isolation.
 
 mod support;
 
@@ -11,9 +11,13 @@ use mfg_proto::{
     tenant::v1 as tpb,
 };
 use mfg_storage::{
-    domain::alert_rule::{AlertRule, Comparison, Condition, MachineSelector, RuleSpec, Severity},
+    domain::{
+        alert::{Alert, AlertEvent, AlertState, EventType, SYSTEM},
+        alert_eval::RuleState,
+        alert_rule::{AlertRule, Comparison, Condition, MachineSelector, RuleSpec, Severity},
+    },
     error::StorageError,
-    store::{self, AlertStore},
+    store::{self, AlertStore, AlertWrite, RuleStateKey},
 };
 use pbjson_types::{Duration, FieldMask};
 use support::{Backend, Platform};
@@ -119,25 +123,131 @@ async fn rules_round_trip(store: &dyn AlertStore) {
     assert!(store.get_rule(b, other.rule_id).await.unwrap().is_some());
 }
 
-mod postgres {
-    use super::*;
+async fn alerts_events_and_states_round_trip(store: &dyn AlertStore) {
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let at = 1_795_478_400_123_456;
+    let rule = stored_rule(a, "spindle_temp_c", at);
+    store.insert_rule(&rule, 10).await.unwrap();
+    let key = RuleStateKey {
+        tenant_id: a,
+        rule_id: rule.rule_id,
+        machine_id: "press-1".to_owned(),
+    };
+    let mut state = RuleState::new(rule.spec.condition.as_ref().unwrap(), at);
+    state.active = true;
+    state.last_ts = Some(at);
+    let mut alert = Alert::open(&rule, "press-1", 81.5, at);
+    let event = |cursor, kind, alert: &Alert| AlertEvent {
+        cursor,
+        kind,
+        alert: alert.clone(),
+        time: at + 7,
+    };
+    let opened = event(1, EventType::Opened, &alert);
+    store
+        .write_alerts(&AlertWrite {
+            alerts: vec![alert.clone()],
+            events: vec![opened.clone()],
+            states: vec![(key.clone(), Some(state.clone()))],
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.unresolved_alerts().await.unwrap(), [alert.clone()]);
+    assert_eq!(
+        store.get_alert(a, alert.alert_id).await.unwrap(),
+        Some(alert.clone())
+    );
+    assert_eq!(store.get_alert(b, alert.alert_id).await.unwrap(), None);
+    assert_eq!(store.rule_states().await.unwrap(), [(key.clone(), state)]);
+    assert_eq!(store.last_cursor().await.unwrap(), 1);
 
-    #[tokio::test]
-    async fn rules_round_trip() {
-        let db = TestDatabase::postgres().await;
-        super::rules_round_trip(open(&db).await.as_ref()).await;
-    }
+    // A second unresolved alert of the same rule and machine is refused by the database.
+    let twin = Alert::open(&rule, "press-1", 90.0, at + 1);
+    let refused = store
+        .write_alerts(&AlertWrite {
+            alerts: vec![twin],
+            ..AlertWrite::default()
+        })
+        .await;
+    assert!(
+        refused.is_err(),
+        "one unresolved alert per rule and machine"
+    );
+
+    alert.repeat(85.0, at + 1_000_000);
+    let updated = event(2, EventType::Updated, &alert);
+    assert!(alert.resolve(SYSTEM, at + 2_000_000));
+    let resolved = event(3, EventType::Resolved, &alert);
+    let newer = Alert::open(&rule, "press-2", 99.0, at + 3_000_000);
+    store
+        .write_alerts(&AlertWrite {
+            alerts: vec![alert.clone(), newer.clone()],
+            events: vec![updated, resolved.clone()],
+            states: vec![(key, None)],
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_alert(a, alert.alert_id).await.unwrap(),
+        Some(alert.clone())
+    );
+    assert_eq!(store.unresolved_alerts().await.unwrap(), [newer.clone()]);
+    assert!(store.rule_states().await.unwrap().is_empty());
+    assert_eq!(
+        store.list_alerts(a, None, None, 10).await.unwrap(),
+        [newer.clone(), alert.clone()],
+        "newest first"
+    );
+    assert_eq!(
+        store
+            .list_alerts(a, Some(AlertState::Resolved), None, 10)
+            .await
+            .unwrap(),
+        [alert.clone()]
+    );
+    assert_eq!(
+        store
+            .list_alerts(a, None, Some(newer.alert_id), 10)
+            .await
+            .unwrap(),
+        [alert.clone()],
+        "the page after"
+    );
+    let events = store.events_after(a, 0, 10).await.unwrap();
+    assert_eq!(events.len(), 3);
+    assert_eq!(events[0], opened);
+    assert_eq!(events[2], resolved);
+    assert_eq!(store.events_after(a, 2, 10).await.unwrap(), [resolved]);
+    assert!(store.events_after(b, 0, 10).await.unwrap().is_empty());
+    assert_eq!(store.last_cursor().await.unwrap(), 3);
 }
 
-mod sqlite {
-    use super::*;
-
-    #[tokio::test]
-    async fn rules_round_trip() {
-        let db = TestDatabase::sqlite();
-        super::rules_round_trip(open(&db).await.as_ref()).await;
-    }
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let db = TestDatabase::postgres().await;
+                    super::$name(open(&db).await.as_ref()).await;
+                }
+            )*
+        }
+        mod sqlite {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let db = TestDatabase::sqlite();
+                    super::$name(open(&db).await.as_ref()).await;
+                }
+            )*
+        }
+    };
 }
+
+conformance!(rules_round_trip, alerts_events_and_states_round_trip);
 
 fn seconds(seconds: i64) -> Option<Duration> {
     Some(Duration { seconds, nanos: 0 })

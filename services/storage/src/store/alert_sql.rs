@@ -37,6 +37,54 @@ pub(super) const UPDATE_RULE: &str = "UPDATE alert_rules SET display_name = $3, 
      WHERE tenant_id = $1 AND rule_id = $2";
 pub(super) const DELETE_RULE: &str =
     "DELETE FROM alert_rules WHERE tenant_id = $1 AND rule_id = $2";
+pub(super) const DELETE_RULE_STATES: &str =
+    "DELETE FROM alert_rule_states WHERE tenant_id = $1 AND rule_id = $2";
+
+macro_rules! alert_columns {
+    () => {
+        "alert_id, tenant_id, rule_id, machine_id, metric, severity, state, count, first_seen, \
+         last_seen, trigger_value, last_value, acknowledged_by, acknowledge_time, resolved_by, \
+         resolve_time"
+    };
+}
+
+pub(super) const UPSERT_ALERT: &str = concat!(
+    "INSERT INTO alerts (",
+    alert_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+     ON CONFLICT (alert_id) DO UPDATE SET severity = excluded.severity, state = excluded.state, \
+       count = excluded.count, last_seen = excluded.last_seen, last_value = excluded.last_value, \
+       acknowledged_by = excluded.acknowledged_by, acknowledge_time = excluded.acknowledge_time, \
+       resolved_by = excluded.resolved_by, resolve_time = excluded.resolve_time"
+);
+pub(super) const SELECT_ALERT: &str = concat!(
+    "SELECT ",
+    alert_columns!(),
+    " FROM alerts WHERE tenant_id = $1 AND alert_id = $2"
+);
+pub(super) const LIST_ALERTS: &str = concat!(
+    "SELECT ",
+    alert_columns!(),
+    " FROM alerts WHERE tenant_id = $1 AND ($2 IS NULL OR state = $2) \
+     AND ($3 IS NULL OR alert_id < $3) ORDER BY alert_id DESC LIMIT $4"
+);
+pub(super) const UNRESOLVED_ALERTS: &str = concat!(
+    "SELECT ",
+    alert_columns!(),
+    " FROM alerts WHERE state <> 'resolved' ORDER BY alert_id"
+);
+pub(super) const INSERT_EVENT: &str = "INSERT INTO alert_events \
+     (cursor, tenant_id, alert_id, kind, event_time, alert) VALUES ($1, $2, $3, $4, $5, $6)";
+pub(super) const EVENTS_AFTER: &str = "SELECT cursor, kind, event_time, alert FROM alert_events \
+     WHERE tenant_id = $1 AND cursor > $2 ORDER BY cursor LIMIT $3";
+pub(super) const LAST_CURSOR: &str = "SELECT max(cursor) FROM alert_events";
+pub(super) const UPSERT_RULE_STATE: &str = "INSERT INTO alert_rule_states \
+     (tenant_id, rule_id, machine_id, state) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (tenant_id, rule_id, machine_id) DO UPDATE SET state = excluded.state";
+pub(super) const DELETE_RULE_STATE: &str = "DELETE FROM alert_rule_states \
+     WHERE tenant_id = $1 AND rule_id = $2 AND machine_id = $3";
+pub(super) const RULE_STATES: &str =
+    "SELECT tenant_id, rule_id, machine_id, state FROM alert_rule_states";
 
 /// Generates `impl AlertStore` for a backend's store type. `$for_update` is the dialect's row
 /// lock of a read-modify-write (empty on SQLite, whose write transactions lock the database).
@@ -70,6 +118,43 @@ macro_rules! alert_store {
                 },
                 create_micros: micros_of(row.try_get::<DbTs, _>("create_time")?),
                 update_micros: micros_of(row.try_get::<DbTs, _>("update_time")?),
+            })
+        }
+
+        fn alert_of(
+            row: &<Db as ::sqlx::Database>::Row,
+        ) -> $crate::error::Result<$crate::domain::alert::Alert> {
+            use $crate::domain::{
+                alert::{Alert, AlertState},
+                alert_rule::Severity,
+            };
+            let corrupt = |what: &str| {
+                $crate::error::StorageError::Internal(format!("corrupt alert: {what}"))
+            };
+            let severity: String = row.try_get("severity")?;
+            let state: String = row.try_get("state")?;
+            let count: i64 = row.try_get("count")?;
+            Ok(Alert {
+                alert_id: uuid_of(row.try_get::<DbUuid, _>("alert_id")?)?,
+                tenant_id: uuid_of(row.try_get::<DbUuid, _>("tenant_id")?)?,
+                rule_id: uuid_of(row.try_get::<DbUuid, _>("rule_id")?)?,
+                machine_id: row.try_get("machine_id")?,
+                metric: row.try_get("metric")?,
+                severity: Severity::parse(&severity).ok_or_else(|| corrupt(&severity))?,
+                state: AlertState::parse(&state).ok_or_else(|| corrupt(&state))?,
+                count: u64::try_from(count).map_err(|_| corrupt("count"))?,
+                first_seen: micros_of(row.try_get::<DbTs, _>("first_seen")?),
+                last_seen: micros_of(row.try_get::<DbTs, _>("last_seen")?),
+                trigger_value: row.try_get("trigger_value")?,
+                last_value: row.try_get("last_value")?,
+                acknowledged_by: row.try_get("acknowledged_by")?,
+                acknowledge_time: row
+                    .try_get::<Option<DbTs>, _>("acknowledge_time")?
+                    .map(micros_of),
+                resolved_by: row.try_get("resolved_by")?,
+                resolve_time: row
+                    .try_get::<Option<DbTs>, _>("resolve_time")?
+                    .map(micros_of),
             })
         }
 
@@ -181,12 +266,181 @@ macro_rules! alert_store {
                 tenant: ::uuid::Uuid,
                 rule: ::uuid::Uuid,
             ) -> $crate::error::Result<bool> {
+                let mut tx = self.begin_write().await?;
                 let deleted = ::sqlx::query(alert_sql::DELETE_RULE)
                     .bind(db_uuid(tenant))
                     .bind(db_uuid(rule))
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
+                ::sqlx::query(alert_sql::DELETE_RULE_STATES)
+                    .bind(db_uuid(tenant))
+                    .bind(db_uuid(rule))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
                 Ok(deleted.rows_affected() > 0)
+            }
+
+            async fn write_alerts(
+                &self,
+                write: &$crate::store::AlertWrite,
+            ) -> $crate::error::Result<()> {
+                use ::sqlx::types::Json;
+                let mut tx = self.begin_write().await?;
+                for alert in &write.alerts {
+                    ::sqlx::query(alert_sql::UPSERT_ALERT)
+                        .bind(db_uuid(alert.alert_id))
+                        .bind(db_uuid(alert.tenant_id))
+                        .bind(db_uuid(alert.rule_id))
+                        .bind(&alert.machine_id)
+                        .bind(&alert.metric)
+                        .bind(alert.severity.as_str())
+                        .bind(alert.state.as_str())
+                        .bind(i64::try_from(alert.count).unwrap_or(i64::MAX))
+                        .bind(db_ts(alert.first_seen))
+                        .bind(db_ts(alert.last_seen))
+                        .bind(alert.trigger_value)
+                        .bind(alert.last_value)
+                        .bind(alert.acknowledged_by.as_deref())
+                        .bind(alert.acknowledge_time.map(db_ts))
+                        .bind(alert.resolved_by.as_deref())
+                        .bind(alert.resolve_time.map(db_ts))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for event in &write.events {
+                    ::sqlx::query(alert_sql::INSERT_EVENT)
+                        .bind(i64::try_from(event.cursor).unwrap_or(i64::MAX))
+                        .bind(db_uuid(event.alert.tenant_id))
+                        .bind(db_uuid(event.alert.alert_id))
+                        .bind(event.kind.as_str())
+                        .bind(db_ts(event.time))
+                        .bind(Json(&event.alert))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for (key, state) in &write.states {
+                    let query = match state {
+                        Some(state) => ::sqlx::query(alert_sql::UPSERT_RULE_STATE)
+                            .bind(db_uuid(key.tenant_id))
+                            .bind(db_uuid(key.rule_id))
+                            .bind(&key.machine_id)
+                            .bind(Json(state)),
+                        None => ::sqlx::query(alert_sql::DELETE_RULE_STATE)
+                            .bind(db_uuid(key.tenant_id))
+                            .bind(db_uuid(key.rule_id))
+                            .bind(&key.machine_id),
+                    };
+                    query.execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn unresolved_alerts(
+                &self,
+            ) -> $crate::error::Result<Vec<$crate::domain::alert::Alert>> {
+                let rows = ::sqlx::query(alert_sql::UNRESOLVED_ALERTS)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(alert_of).collect()
+            }
+
+            async fn get_alert(
+                &self,
+                tenant: ::uuid::Uuid,
+                alert: ::uuid::Uuid,
+            ) -> $crate::error::Result<Option<$crate::domain::alert::Alert>> {
+                let row = ::sqlx::query(alert_sql::SELECT_ALERT)
+                    .bind(db_uuid(tenant))
+                    .bind(db_uuid(alert))
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(alert_of).transpose()
+            }
+
+            async fn list_alerts(
+                &self,
+                tenant: ::uuid::Uuid,
+                state: Option<$crate::domain::alert::AlertState>,
+                before: Option<::uuid::Uuid>,
+                limit: i64,
+            ) -> $crate::error::Result<Vec<$crate::domain::alert::Alert>> {
+                let rows = ::sqlx::query(alert_sql::LIST_ALERTS)
+                    .bind(db_uuid(tenant))
+                    .bind(state.map(|s| s.as_str()))
+                    .bind(before.map(db_uuid))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(alert_of).collect()
+            }
+
+            async fn last_cursor(&self) -> $crate::error::Result<u64> {
+                let last: Option<i64> = ::sqlx::query_scalar(alert_sql::LAST_CURSOR)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(last.map_or(0, |c| u64::try_from(c).unwrap_or(0)))
+            }
+
+            async fn events_after(
+                &self,
+                tenant: ::uuid::Uuid,
+                cursor: u64,
+                limit: i64,
+            ) -> $crate::error::Result<Vec<$crate::domain::alert::AlertEvent>> {
+                use ::sqlx::types::Json;
+                use $crate::domain::alert::{Alert, AlertEvent, EventType};
+                let rows = ::sqlx::query(alert_sql::EVENTS_AFTER)
+                    .bind(db_uuid(tenant))
+                    .bind(i64::try_from(cursor).unwrap_or(i64::MAX))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        let kind: String = row.try_get("kind")?;
+                        let cursor: i64 = row.try_get("cursor")?;
+                        let Json(alert): Json<Alert> = row.try_get("alert")?;
+                        Ok(AlertEvent {
+                            cursor: u64::try_from(cursor).unwrap_or(0),
+                            kind: EventType::parse(&kind).ok_or_else(|| {
+                                $crate::error::StorageError::Internal(format!(
+                                    "corrupt alert event: kind `{kind}`"
+                                ))
+                            })?,
+                            alert,
+                            time: micros_of(row.try_get::<DbTs, _>("event_time")?),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn rule_states(
+                &self,
+            ) -> $crate::error::Result<
+                Vec<(
+                    $crate::store::RuleStateKey,
+                    $crate::domain::alert_eval::RuleState,
+                )>,
+            > {
+                use ::sqlx::types::Json;
+                let rows = ::sqlx::query(alert_sql::RULE_STATES)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        let Json(state) = row.try_get("state")?;
+                        Ok((
+                            $crate::store::RuleStateKey {
+                                tenant_id: uuid_of(row.try_get::<DbUuid, _>("tenant_id")?)?,
+                                rule_id: uuid_of(row.try_get::<DbUuid, _>("rule_id")?)?,
+                                machine_id: row.try_get("machine_id")?,
+                            },
+                            state,
+                        ))
+                    })
+                    .collect()
             }
         }
     };
