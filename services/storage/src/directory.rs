@@ -4,7 +4,7 @@
 //! as revoked keys do), and whether a machine is registered.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant},
 };
@@ -61,6 +61,9 @@ impl TenantInfo {
     }
 }
 
+/// A registered machine's labels.
+pub type MachineLabels = Arc<BTreeMap<String, String>>;
+
 /// The tenant service, cached.
 #[derive(Debug, Clone)]
 pub struct Directory {
@@ -72,7 +75,7 @@ struct Inner {
     client: TenantServiceClient<TracedChannel>,
     clock: SharedClock,
     tenants: Mutex<HashMap<Uuid, (Instant, Arc<TenantInfo>)>>,
-    machines: Mutex<HashMap<(Uuid, String), (Instant, bool)>>,
+    machines: Mutex<HashMap<(Uuid, String), (Instant, Option<MachineLabels>)>>,
 }
 
 fn from_status(status: &tonic::Status, what: &str) -> StorageError {
@@ -149,12 +152,17 @@ impl Directory {
 
     /// Returns whether a machine is registered with a tenant.
     pub async fn machine_exists(&self, tenant: Uuid, machine_id: &str) -> Result<bool> {
+        Ok(self.machine(tenant, machine_id).await?.is_some())
+    }
+
+    /// Returns the labels of a machine registered with a tenant; `None` when it is not.
+    pub async fn machine(&self, tenant: Uuid, machine_id: &str) -> Result<Option<MachineLabels>> {
         let now = self.inner.clock.now();
         let key = (tenant, machine_id.to_owned());
         if let Some((expires, known)) = self.lock_machines().get(&key)
             && now < *expires
         {
-            return Ok(*known);
+            return Ok(known.clone());
         }
         let response = self
             .inner
@@ -166,18 +174,26 @@ impl Directory {
             })
             .await;
         let known = match response {
-            Ok(_) => true,
+            Ok(response) => Some(Arc::new(
+                response
+                    .into_inner()
+                    .machine
+                    .unwrap_or_default()
+                    .labels
+                    .into_iter()
+                    .collect(),
+            )),
             Err(status)
                 if matches!(
                     status.code(),
                     tonic::Code::NotFound | tonic::Code::InvalidArgument
                 ) =>
             {
-                false
+                None
             }
             Err(status) => return Err(from_status(&status, "the machine")),
         };
-        let ttl = if known {
+        let ttl = if known.is_some() {
             MACHINE_TTL
         } else {
             UNKNOWN_MACHINE_TTL
@@ -186,7 +202,7 @@ impl Directory {
         if machines.len() > 1_000_000 {
             machines.retain(|_, (expires, _)| now < *expires);
         }
-        machines.insert(key, (now + ttl, known));
+        machines.insert(key, (now + ttl, known.clone()));
         Ok(known)
     }
 
@@ -197,7 +213,9 @@ impl Directory {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn lock_machines(&self) -> std::sync::MutexGuard<'_, HashMap<(Uuid, String), (Instant, bool)>> {
+    fn lock_machines(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(Uuid, String), (Instant, Option<MachineLabels>)>> {
         self.inner
             .machines
             .lock()
