@@ -1,4 +1,4 @@
-//! The parts of the contract that are not built yet (alerts, cost, provisioning) start,
+//! The parts of the contract that are not built yet (cost, provisioning) start,
 //! report SERVING, and answer UNIMPLEMENTED, never a made-up result.
 
 use mfg_proto::{
@@ -7,17 +7,12 @@ use mfg_proto::{
         StartProvisioningRequest, provisioning_service_client::ProvisioningServiceClient,
     },
     service_names,
-    storage::v1::{ListAlertsRequest, alert_service_client::AlertServiceClient},
 };
 use mfg_tests::Running;
 use tonic::Code;
 
 #[tokio::test]
 async fn unbuilt_rpcs_answer_unimplemented() {
-    let database = mfg_common::testing::TestDatabase::sqlite();
-    let tenant_database = mfg_common::testing::TestDatabase::sqlite();
-    let tenant = mfg_tests::start_tenant(&tenant_database.url).await;
-    let storage = mfg_tests::start_storage(&database.url, tenant.addr).await;
     let cost = Running::start(service_names::COST, |l, s| {
         mfg_cost::run(Default::default(), l, s)
     })
@@ -27,11 +22,6 @@ async fn unbuilt_rpcs_answer_unimplemented() {
     })
     .await;
 
-    let alerts = AlertServiceClient::new(mfg_tests::operator_channel(&storage))
-        .list_alerts(ListAlertsRequest::default())
-        .await
-        .unwrap_err();
-    assert_eq!(alerts.code(), Code::Unimplemented);
     let prices = CostServiceClient::new(mfg_tests::operator_channel(&cost))
         .get_price_book(GetPriceBookRequest {})
         .await
@@ -43,8 +33,6 @@ async fn unbuilt_rpcs_answer_unimplemented() {
         .unwrap_err();
     assert_eq!(run.code(), Code::Unimplemented);
 
-    storage.stop().await;
-    tenant.stop().await;
     cost.stop().await;
     provisioning.stop().await;
 }

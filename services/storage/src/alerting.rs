@@ -1,6 +1,12 @@
-//! Alerting: the tenants' rules, and (to come) their evaluation on the ingest path, the alert
-//! lifecycle and the fan-out of alert events.
+//! Alerting: the tenants' rules ([`Alerting`]), their evaluation on the ingest path
+//! ([`Evaluator`], over the rules' [`index::RuleIndex`]), and the alert lifecycle written by one
+//! [`Journal`], whose events subscribers receive.
 
+pub mod evaluator;
+pub mod index;
+pub mod journal;
 pub mod rules;
 
-pub use rules::AlertRules;
+pub use evaluator::{Evaluator, EvaluatorConfig};
+pub use journal::Journal;
+pub use rules::Alerting;

@@ -22,7 +22,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::domain::ingest::micros_since_epoch;
 use crate::{
-    alerting::AlertRules, error::StorageError, ingest::Ingest, query::Queries, tiering::Tiering,
+    alerting::Alerting, error::StorageError, ingest::Ingest, query::Queries, tiering::Tiering,
 };
 use mfg_common::clock::SharedClock;
 
@@ -35,8 +35,8 @@ pub struct Storage {
     pub queries: Queries,
     /// The tiering jobs.
     pub tiering: Tiering,
-    /// The alert rules.
-    pub rules: AlertRules,
+    /// Alert rules and alerts.
+    pub alerting: Alerting,
     /// The service's clock.
     pub clock: SharedClock,
 }

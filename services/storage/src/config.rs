@@ -9,6 +9,7 @@ use mfg_common::{
 };
 
 use crate::{
+    alerting::EvaluatorConfig,
     ingest::WriterOptions,
     object_store::{LocalStore, ObjectStore, S3Config, S3Store},
     tiering::TieringOptions,
@@ -78,6 +79,17 @@ pub struct Config {
         default_value_t = 90
     )]
     pub archive_transition_days: u32,
+    /// How many batches of readings may wait for or be under alert evaluation at once; past
+    /// that, readings are coalesced per series until the evaluator catches up.
+    #[arg(
+        long = "alert-evaluations",
+        env = "MFG_ALERT_EVALUATIONS",
+        default_value_t = 100
+    )]
+    pub alert_evaluations: usize,
+    /// How many shards evaluate alert rules in parallel; default: one per core.
+    #[arg(long = "alert-shards", env = "MFG_ALERT_SHARDS")]
+    pub alert_shards: Option<usize>,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -130,6 +142,8 @@ impl Config {
             },
             tiering_interval: Duration::from_secs(300),
             archive_transition_days: 90,
+            alert_evaluations: 100,
+            alert_shards: None,
             server: ServerArgs::default(),
         }
     }
@@ -203,6 +217,16 @@ impl Config {
     /// Returns the operator token.
     pub fn operator_token(&self) -> Result<String, String> {
         secret_file::service_operator_token(self.admin_token.as_ref(), &self.database.url)
+    }
+
+    /// The alert evaluator's settings.
+    pub fn evaluator(&self) -> EvaluatorConfig {
+        let defaults = EvaluatorConfig::default();
+        EvaluatorConfig {
+            shards: self.alert_shards.unwrap_or(defaults.shards).max(1),
+            max_in_flight: self.alert_evaluations.max(1),
+            ..defaults
+        }
     }
 
     /// The writer's sizing.

@@ -64,6 +64,10 @@ impl TenantInfo {
 /// A registered machine's labels.
 pub type MachineLabels = Arc<BTreeMap<String, String>>;
 
+/// Machines by tenant and id: until when the entry holds, and the labels of a registered
+/// machine (`None`: not registered).
+type MachineCache = HashMap<(Uuid, String), (Instant, Option<MachineLabels>)>;
+
 /// The tenant service, cached.
 #[derive(Debug, Clone)]
 pub struct Directory {
@@ -75,7 +79,7 @@ struct Inner {
     client: TenantServiceClient<TracedChannel>,
     clock: SharedClock,
     tenants: Mutex<HashMap<Uuid, (Instant, Arc<TenantInfo>)>>,
-    machines: Mutex<HashMap<(Uuid, String), (Instant, Option<MachineLabels>)>>,
+    machines: Mutex<MachineCache>,
 }
 
 fn from_status(status: &tonic::Status, what: &str) -> StorageError {
@@ -213,9 +217,7 @@ impl Directory {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn lock_machines(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(Uuid, String), (Instant, Option<MachineLabels>)>> {
+    fn lock_machines(&self) -> std::sync::MutexGuard<'_, MachineCache> {
         self.inner
             .machines
             .lock()

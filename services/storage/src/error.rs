@@ -27,6 +27,12 @@ pub enum StorageError {
     /// No alert rule of the tenant has this id.
     #[error("alert rule `{0}` not found")]
     RuleNotFound(String),
+    /// No alert of the tenant has this id.
+    #[error("alert `{0}` not found")]
+    AlertNotFound(String),
+    /// The alert is resolved: it cannot be acknowledged.
+    #[error("alert `{0}` is resolved: only an open alert can be acknowledged")]
+    AlertResolved(String),
     /// The tenant has as many alert rules as it may.
     #[error("the tenant has reached its limit of {0} alert rules")]
     RuleLimit(u64),
@@ -71,13 +77,15 @@ impl ServiceError for StorageError {
     fn error_code(&self) -> ErrorCode {
         match self {
             Self::InvalidArgument(_) => ErrorCode::InvalidArgument,
-            Self::TenantNotFound(_) | Self::MachineNotFound(_) | Self::RuleNotFound(_) => {
-                ErrorCode::NotFound
-            }
+            Self::TenantNotFound(_)
+            | Self::MachineNotFound(_)
+            | Self::RuleNotFound(_)
+            | Self::AlertNotFound(_) => ErrorCode::NotFound,
             Self::TenantDeleted(_)
             | Self::TenantSuspended(_)
             | Self::HoldsData(_)
-            | Self::RuleLimit(_) => ErrorCode::FailedPrecondition,
+            | Self::RuleLimit(_)
+            | Self::AlertResolved(_) => ErrorCode::FailedPrecondition,
             Self::RateLimited { .. } => ErrorCode::ResourceExhausted,
             Self::NotReady | Self::Unavailable(_) | Self::ShuttingDown => ErrorCode::Unavailable,
             Self::Internal(_) => ErrorCode::Internal,

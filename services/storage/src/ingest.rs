@@ -12,7 +12,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{Arc, Mutex, PoisonError},
+    sync::{Arc, Mutex, OnceLock, PoisonError},
 };
 
 use chrono::NaiveDate;
@@ -21,7 +21,8 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::{
-    directory::Directory,
+    alerting::Evaluator,
+    directory::{Directory, MachineLabels},
     domain::ingest::{IncomingReading, IngestRate, RejectReason, Rejection, Window, screen},
     error::{Result, StorageError},
     store::{Row, SeriesId, SeriesKey, TelemetryStore, TenantNo, day_of},
@@ -212,6 +213,7 @@ struct Inner {
     series: Mutex<HashMap<(TenantNo, SeriesKey), SeriesId>>,
     days: Mutex<HashSet<(TenantNo, NaiveDate)>>,
     rates: Mutex<HashMap<Uuid, IngestRate>>,
+    evaluator: OnceLock<Evaluator>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -237,8 +239,14 @@ impl Ingest {
                 series: Mutex::default(),
                 days: Mutex::default(),
                 rates: Mutex::default(),
+                evaluator: OnceLock::new(),
             }),
         }
+    }
+
+    /// Evaluates alert rules on every reading accepted from now on.
+    pub fn set_evaluator(&self, evaluator: Evaluator) {
+        let _ = self.inner.evaluator.set(evaluator);
     }
 
     /// The tenant directory.
@@ -284,20 +292,20 @@ impl Ingest {
         let (valid, mut rejected) = screen(readings, default_machine, window);
 
         // Unknown machines, checked once per machine of the batch.
-        let mut machines: HashMap<String, bool> = HashMap::new();
+        let mut machines: HashMap<String, Option<MachineLabels>> = HashMap::new();
         for reading in &valid {
             if !machines.contains_key(&reading.machine_id) {
-                let known = self
+                let labels = self
                     .inner
                     .directory
-                    .machine_exists(tenant, &reading.machine_id)
+                    .machine(tenant, &reading.machine_id)
                     .await?;
-                machines.insert(reading.machine_id.clone(), known);
+                machines.insert(reading.machine_id.clone(), labels);
             }
         }
         let (valid, unknown): (Vec<_>, Vec<_>) = valid
             .into_iter()
-            .partition(|r| machines.get(&r.machine_id) == Some(&true));
+            .partition(|r| matches!(machines.get(&r.machine_id), Some(Some(_))));
         rejected.extend(unknown.into_iter().map(|r| {
             Rejection::new(
                 r.index,
@@ -311,6 +319,10 @@ impl Ingest {
 
         if !valid.is_empty() {
             self.take_rate(&info.id, valid.len(), info.ingest_per_second)?;
+            // Alert rules see the readings now, not after their write.
+            if let Some(evaluator) = self.inner.evaluator.get() {
+                evaluator.observe(tenant, &valid, &machines);
+            }
         }
 
         // Series ids, from the cache or the store.

@@ -39,7 +39,7 @@ use tokio::net::TcpListener;
 
 pub use crate::config::Config;
 use crate::{
-    alerting::AlertRules,
+    alerting::{Alerting, Evaluator, Journal},
     api::{ReadyStorage, Storage, TelemetryApi},
     directory::Directory,
     ingest::Ingest,
@@ -88,7 +88,10 @@ pub async fn run_with_clock(
             TelemetryServiceServer::new(TelemetryApi::new(ready.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .add_service(AlertServiceServer::new(api::AlertApi::new(ready.clone())));
+        .add_service(AlertServiceServer::new(api::AlertApi::new(
+            ready.clone(),
+            shutdown.clone(),
+        )));
     let keys = KeyCache::new(tenant.clone(), clock.clone(), MAX_TTL, 100_000);
     let auth = AuthLayer::new(Authenticator::new(&operator_token, keys));
     let directory = Directory::new(tenant, clock.clone());
@@ -118,6 +121,7 @@ pub async fn run_with_clock(
     .await;
     readiness.abort();
     if let Some(storage) = ready.get() {
+        storage.alerting.journal().finished().await;
         storage.queries.store().close().await;
     }
     served
@@ -154,13 +158,26 @@ async fn become_ready(
         writer.writers = 1;
     }
     let ingest = Ingest::new(store.clone(), directory.clone(), clock.clone(), writer);
-    let rules = AlertRules::new(alert_store, directory.clone(), clock.clone());
+    let Some(alerting) = grpc::retry_until_ready("alert evaluation", &shutdown, || {
+        start_alerting(
+            &config,
+            alert_store.clone(),
+            directory.clone(),
+            clock.clone(),
+            &ingest,
+            &shutdown,
+        )
+    })
+    .await
+    else {
+        return;
+    };
     let tiering = Tiering::new(store.clone(), objects.clone(), directory, config.tiering());
     let storage = ready.get_or_init(|| Storage {
         queries: Queries::new(store, objects, ingest.clone()),
         ingest,
         tiering: tiering.clone(),
-        rules,
+        alerting,
         clock: clock.clone(),
     });
     if !config.tiering_interval.is_zero() {
@@ -175,6 +192,47 @@ async fn become_ready(
         storage.queries.store().ping().await.is_ok()
     })
     .await;
+}
+
+/// Loads the rules and the unresolved alerts, starts the journal and the evaluator, and has
+/// ingest hand every accepted reading to the evaluator. Rules other replicas change are
+/// picked up every 10 s.
+async fn start_alerting(
+    config: &Config,
+    store: Arc<dyn store::AlertStore>,
+    directory: Directory,
+    clock: SharedClock,
+    ingest: &Ingest,
+    shutdown: &CancellationToken,
+) -> error::Result<Alerting> {
+    let index = Arc::new(alerting::index::RuleIndex::default());
+    index.replace_all(store.all_rules().await?);
+    let states = store.rule_states().await?;
+    let journal = Journal::start(store.clone(), clock.clone(), shutdown.clone()).await?;
+    let evaluator = Evaluator::start(
+        config.evaluator(),
+        index.clone(),
+        journal.clone(),
+        states,
+        clock.clone(),
+        shutdown,
+    );
+    ingest.set_evaluator(evaluator);
+    let alerting = Alerting::new(store, directory, clock, index, journal);
+    let refresh = alerting.clone();
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(std::time::Duration::from_secs(10)) => {}
+                () = shutdown.cancelled() => return,
+            }
+            if let Err(error) = refresh.reindex_all().await {
+                tracing::warn!(%error, "reloading the alert rules failed");
+            }
+        }
+    });
+    Ok(alerting)
 }
 
 /// Runs the tiering jobs at an interval until shutdown.

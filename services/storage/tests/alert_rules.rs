@@ -191,7 +191,10 @@ async fn alerts_events_and_states_round_trip(store: &dyn AlertStore) {
         store.get_alert(a, alert.alert_id).await.unwrap(),
         Some(alert.clone())
     );
-    assert_eq!(store.unresolved_alerts().await.unwrap(), [newer.clone()]);
+    assert_eq!(
+        store.unresolved_alerts().await.unwrap(),
+        std::slice::from_ref(&newer)
+    );
     assert!(store.rule_states().await.unwrap().is_empty());
     assert_eq!(
         store.list_alerts(a, None, None, 10).await.unwrap(),

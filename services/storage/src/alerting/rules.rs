@@ -1,15 +1,18 @@
-//! The operations on alert rules: create, read, list, change and delete, for a tenant that
-//! exists and is not deleted. Rules are validated in full on every write, so a stored rule is
-//! always one the evaluator can run.
+//! The alerting operations: alert rules (create, read, list, change and delete, for a tenant
+//! that exists and is not deleted), and alerts (read, list, acknowledge, resolve). Rules are
+//! validated in full on every write, so a stored rule is always one the evaluator can run; each
+//! change of a tenant's rules replaces the tenant's rules in the evaluator's index at once.
 
 use std::sync::Arc;
 
 use mfg_common::{Violations, clock::SharedClock, pagination::PageRequest};
 use uuid::Uuid;
 
+use super::{index::RuleIndex, journal::Journal};
 use crate::{
     directory::{Directory, TenantState},
     domain::{
+        alert::{Alert, AlertState},
         alert_rule::{AlertRule, MAX_RULES_PER_TENANT, RulePatch, RuleSpec},
         ingest::micros_since_epoch,
     },
@@ -17,22 +20,60 @@ use crate::{
     store::AlertStore,
 };
 
-/// The alert-rule operations.
+/// The alerting operations.
 #[derive(Debug, Clone)]
-pub struct AlertRules {
+pub struct Alerting {
     store: Arc<dyn AlertStore>,
     directory: Directory,
     clock: SharedClock,
+    index: Arc<RuleIndex>,
+    journal: Journal,
 }
 
-impl AlertRules {
-    /// Creates the operations over a store.
-    pub fn new(store: Arc<dyn AlertStore>, directory: Directory, clock: SharedClock) -> Self {
+impl Alerting {
+    /// Creates the operations over a store, the evaluator's rule index and the journal.
+    pub fn new(
+        store: Arc<dyn AlertStore>,
+        directory: Directory,
+        clock: SharedClock,
+        index: Arc<RuleIndex>,
+        journal: Journal,
+    ) -> Self {
         Self {
             store,
             directory,
             clock,
+            index,
+            journal,
         }
+    }
+
+    /// The journal, whose events subscribers receive.
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// Reloads a tenant's rules into the evaluator's index.
+    async fn reindex(&self, tenant: Uuid) -> Result<()> {
+        let mut rules = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.store.list_rules(tenant, after, 1_000).await?;
+            let done = page.len() < 1_000;
+            after = page.last().map(|rule| rule.rule_id);
+            rules.extend(page);
+            if done {
+                break;
+            }
+        }
+        self.index.replace_tenant(tenant, rules);
+        Ok(())
+    }
+
+    /// Reloads every tenant's rules into the index: what other replicas changed.
+    pub async fn reindex_all(&self) -> Result<()> {
+        self.index.replace_all(self.store.all_rules().await?);
+        Ok(())
     }
 
     /// The store.
@@ -68,6 +109,7 @@ impl AlertRules {
             update_micros: now,
         };
         self.store.insert_rule(&rule, MAX_RULES_PER_TENANT).await?;
+        self.reindex(tenant).await?;
         Ok(rule)
     }
 
@@ -101,7 +143,8 @@ impl AlertRules {
     pub async fn update(&self, tenant: Uuid, rule: Uuid, patch: RulePatch) -> Result<AlertRule> {
         self.check_tenant(tenant).await?;
         let now = self.now_micros();
-        self.store
+        let updated = self
+            .store
             .update_rule(tenant, rule, &|mut current| {
                 current.spec = patch
                     .apply(current.spec)
@@ -109,15 +152,58 @@ impl AlertRules {
                 current.update_micros = now.max(current.update_micros);
                 Ok(current)
             })
-            .await
+            .await?;
+        self.reindex(tenant).await?;
+        Ok(updated)
     }
 
-    /// Deletes a rule.
+    /// Deletes a rule and resolves its alerts.
     pub async fn delete(&self, tenant: Uuid, rule: Uuid) -> Result<()> {
-        if self.store.delete_rule(tenant, rule).await? {
-            Ok(())
-        } else {
-            Err(StorageError::RuleNotFound(rule.to_string()))
+        if !self.store.delete_rule(tenant, rule).await? {
+            return Err(StorageError::RuleNotFound(rule.to_string()));
         }
+        self.reindex(tenant).await?;
+        self.journal.rule_deleted(tenant, rule).await
+    }
+
+    /// Returns an alert.
+    pub async fn alert(&self, tenant: Uuid, alert: Uuid) -> Result<Alert> {
+        self.store
+            .get_alert(tenant, alert)
+            .await?
+            .ok_or_else(|| StorageError::AlertNotFound(alert.to_string()))
+    }
+
+    /// Returns a page of a tenant's alerts, newest first, and the next page's token.
+    pub async fn alerts(
+        &self,
+        tenant: Uuid,
+        state: Option<AlertState>,
+        page: &PageRequest,
+    ) -> Result<(Vec<Alert>, String)> {
+        let before = page
+            .after
+            .as_deref()
+            .map(Uuid::parse_str)
+            .transpose()
+            .map_err(|_| {
+                StorageError::invalid("page_token", "is not a token returned by this API")
+            })?;
+        let mut alerts = self
+            .store
+            .list_alerts(tenant, state, before, page.fetch_limit())
+            .await?;
+        let next = page.finish(&mut alerts, |alert| alert.alert_id.to_string());
+        Ok((alerts, next))
+    }
+
+    /// Acknowledges an open alert as `by`.
+    pub async fn acknowledge(&self, tenant: Uuid, alert: Uuid, by: String) -> Result<Alert> {
+        self.journal.acknowledge(tenant, alert, by).await
+    }
+
+    /// Resolves an alert as `by`.
+    pub async fn resolve(&self, tenant: Uuid, alert: Uuid, by: String) -> Result<Alert> {
+        self.journal.resolve(tenant, alert, by).await
     }
 }

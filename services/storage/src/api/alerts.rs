@@ -1,34 +1,46 @@
-//! The gRPC adapter of `mfg.storage.v1.AlertService`. Rules are read with read scope and
-//! written with admin scope; a key addressing another tenant is refused before anything else.
-//! The alert and subscription RPCs answer UNIMPLEMENTED until they are built.
+//! The gRPC adapter of `mfg.storage.v1.AlertService`. Rules and alerts are read with read
+//! scope; rules are written with admin scope, alerts acknowledged and resolved with write
+//! scope. A key addressing another tenant is refused before anything else. `SubscribeAlerts`
+//! streams a tenant's alert events (see [`subscribe`]).
 
 mod convert;
+mod subscribe;
 
 use mfg_common::{
     auth::{Caller, Scope},
     pagination::PageRequest,
+    shutdown::CancellationToken,
 };
-use mfg_proto::storage::v1::{self as pb, alert_service_server::AlertService};
-use tonic::{Request, Response, Status};
+use std::pin::Pin;
+
+use futures::Stream;
+use mfg_proto::storage::v1::{
+    self as pb, alert_service_server::AlertService, subscribe_alerts_request,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
 use uuid::Uuid;
 
 use super::ReadyStorage;
-use crate::{alerting::AlertRules, error::StorageError};
+use crate::{alerting::Alerting, error::StorageError};
 
 /// Serves `mfg.storage.v1.AlertService`.
 #[derive(Debug, Clone)]
 pub struct AlertApi {
     storage: ReadyStorage,
+    shutdown: CancellationToken,
 }
 
 impl AlertApi {
-    /// Creates the adapter over operations that become ready later.
-    pub fn new(storage: ReadyStorage) -> Self {
-        Self { storage }
+    /// Creates the adapter over operations that become ready later; subscriptions end at
+    /// `shutdown`.
+    pub fn new(storage: ReadyStorage, shutdown: CancellationToken) -> Self {
+        Self { storage, shutdown }
     }
 
-    fn rules(&self) -> Result<&AlertRules, StorageError> {
-        Ok(&self.storage.get().ok_or(StorageError::NotReady)?.rules)
+    fn rules(&self) -> Result<&Alerting, StorageError> {
+        Ok(&self.storage.get().ok_or(StorageError::NotReady)?.alerting)
     }
 }
 
@@ -36,6 +48,21 @@ impl AlertApi {
 fn tenant<T>(request: &Request<T>, tenant_id: &str, scope: Scope) -> Result<Uuid, Status> {
     Caller::of(request)?.authorize(tenant_id, scope)?;
     Ok(super::convert::tenant_id(tenant_id)?)
+}
+
+/// Who the caller is, as alerts record it: `operator`, or `key:<key id>`.
+fn who<T>(request: &Request<T>) -> Result<String, Status> {
+    Ok(match Caller::of(request)? {
+        Caller::Operator => "operator".to_owned(),
+        Caller::Tenant(principal) => format!("key:{}", principal.key_id),
+    })
+}
+
+fn alert_id(value: &str) -> Result<Uuid, StorageError> {
+    if value.is_empty() {
+        return Err(StorageError::invalid("alert_id", "is required"));
+    }
+    Uuid::parse_str(value).map_err(|_| StorageError::invalid("alert_id", "must be a UUID"))
 }
 
 fn rule_id(value: &str) -> Result<Uuid, StorageError> {
@@ -107,5 +134,98 @@ impl AlertService for AlertApi {
         let rule_id = rule_id(&request.get_ref().rule_id)?;
         self.rules()?.delete(tenant, rule_id).await?;
         Ok(Response::new(pb::DeleteAlertRuleResponse {}))
+    }
+
+    async fn subscribe_alerts(
+        &self,
+        request: Request<Streaming<pb::SubscribeAlertsRequest>>,
+    ) -> Result<
+        Response<Pin<Box<dyn Stream<Item = Result<pb::SubscribeAlertsResponse, Status>> + Send>>>,
+        Status,
+    > {
+        let caller = Caller::of(&request)?;
+        let mut inbound = request.into_inner();
+        let first = inbound
+            .message()
+            .await?
+            .and_then(|m| m.message)
+            .ok_or_else(|| Status::invalid_argument("the first message must be a subscribe"))?;
+        let subscribe_alerts_request::Message::Subscribe(subscription) = first else {
+            return Err(StorageError::invalid(
+                "subscribe",
+                "the first message must be a subscribe",
+            )
+            .into());
+        };
+        caller.authorize(&subscription.tenant_id, Scope::Read)?;
+        let tenant = super::convert::tenant_id(&subscription.tenant_id)?;
+        let filters = subscribe::Filters::parse(&subscription)?;
+        let alerting = self.rules()?.clone();
+        let live = alerting.journal().subscribe();
+        let (outbound, receiver) = mpsc::channel(subscribe::OUTBOUND);
+        let task = subscribe::Subscription {
+            alerting,
+            tenant,
+            filters,
+            sent: subscription.resume_after,
+            live,
+            shutdown: self.shutdown.clone(),
+        };
+        tokio::spawn(task.run(inbound, outbound));
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+
+    async fn list_alerts(
+        &self,
+        request: Request<pb::ListAlertsRequest>,
+    ) -> Result<Response<pb::ListAlertsResponse>, Status> {
+        let tenant = tenant(&request, &request.get_ref().tenant_id, Scope::Read)?;
+        let request = request.into_inner();
+        let state = convert::state_filter(request.state)?;
+        let page = PageRequest::parse(request.page_size, &request.page_token)
+            .map_err(|violation| StorageError::InvalidArgument(vec![violation]))?;
+        let (alerts, next_page_token) = self.rules()?.alerts(tenant, state, &page).await?;
+        Ok(Response::new(pb::ListAlertsResponse {
+            alerts: alerts.into_iter().map(convert::alert).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn get_alert(
+        &self,
+        request: Request<pb::GetAlertRequest>,
+    ) -> Result<Response<pb::GetAlertResponse>, Status> {
+        let tenant = tenant(&request, &request.get_ref().tenant_id, Scope::Read)?;
+        let alert_id = alert_id(&request.get_ref().alert_id)?;
+        let alert = self.rules()?.alert(tenant, alert_id).await?;
+        Ok(Response::new(pb::GetAlertResponse {
+            alert: Some(convert::alert(alert)),
+        }))
+    }
+
+    async fn acknowledge_alert(
+        &self,
+        request: Request<pb::AcknowledgeAlertRequest>,
+    ) -> Result<Response<pb::AcknowledgeAlertResponse>, Status> {
+        let tenant = tenant(&request, &request.get_ref().tenant_id, Scope::Write)?;
+        let alert_id = alert_id(&request.get_ref().alert_id)?;
+        let by = who(&request)?;
+        let alert = self.rules()?.acknowledge(tenant, alert_id, by).await?;
+        Ok(Response::new(pb::AcknowledgeAlertResponse {
+            alert: Some(convert::alert(alert)),
+        }))
+    }
+
+    async fn resolve_alert(
+        &self,
+        request: Request<pb::ResolveAlertRequest>,
+    ) -> Result<Response<pb::ResolveAlertResponse>, Status> {
+        let tenant = tenant(&request, &request.get_ref().tenant_id, Scope::Write)?;
+        let alert_id = alert_id(&request.get_ref().alert_id)?;
+        let by = who(&request)?;
+        let alert = self.rules()?.resolve(tenant, alert_id, by).await?;
+        Ok(Response::new(pb::ResolveAlertResponse {
+            alert: Some(convert::alert(alert)),
+        }))
     }
 }

@@ -32,13 +32,15 @@ fn channel(addr: SocketAddr, token: &str) -> TracedChannel {
 /// A tenant service and a storage service on one backend, and one tenant.
 pub struct Platform {
     pub tenant_service: Running,
-    pub storage: Running,
+    storage: Option<Running>,
     pub tenants: TenantServiceClient<TracedChannel>,
     pub tenant_id: String,
     pub write_key: String,
     pub read_key: String,
     /// The cold tier's directory, when it is one.
     pub archive: Option<tempfile::TempDir>,
+    storage_url: String,
+    clock: mfg_common::clock::SharedClock,
     _tenant_db: TestDatabase,
     _storage_db: TestDatabase,
 }
@@ -108,13 +110,14 @@ impl Platform {
         .await;
         let storage_url = storage_db.url.clone();
         let tenant_addr = tenant_service.addr;
+        let storage_clock = clock.clone();
         let storage = Running::start(service_names::TELEMETRY, |listener, shutdown| {
             let config = configure(
                 mfg_storage::Config::new(&storage_url, tenant_addr.to_string())
                     .with_admin_token(OPERATOR)
                     .with_tiering_interval(std::time::Duration::ZERO),
             );
-            mfg_storage::run_with_clock(config, listener, shutdown, clock)
+            mfg_storage::run_with_clock(config, listener, shutdown, storage_clock)
         })
         .await;
         let mut tenants = TenantServiceClient::new(channel(tenant_service.addr, OPERATOR));
@@ -167,12 +170,14 @@ impl Platform {
         let read_key = key(tpb::Scope::Read).await;
         Self {
             tenant_service,
-            storage,
+            storage: Some(storage),
             tenants,
             tenant_id: tenant.id,
             write_key,
             read_key,
             archive: None,
+            storage_url,
+            clock,
             _tenant_db: tenant_db,
             _storage_db: storage_db,
         }
@@ -180,7 +185,7 @@ impl Platform {
 
     /// A storage client with a token.
     pub fn client(&self, token: &str) -> TelemetryServiceClient<TracedChannel> {
-        TelemetryServiceClient::new(channel(self.storage.addr, token))
+        TelemetryServiceClient::new(channel(self.storage_addr(), token))
     }
 
     /// A storage client with the operator token.
@@ -190,7 +195,7 @@ impl Platform {
 
     /// An alert client with a token.
     pub fn alerts(&self, token: &str) -> AlertServiceClient<TracedChannel> {
-        AlertServiceClient::new(channel(self.storage.addr, token))
+        AlertServiceClient::new(channel(self.storage_addr(), token))
     }
 
     /// Creates a key of the platform's tenant.
@@ -259,8 +264,41 @@ impl Platform {
             .unwrap();
     }
 
+    /// Where the storage service listens.
+    pub fn storage_addr(&self) -> SocketAddr {
+        self.storage
+            .as_ref()
+            .expect("the storage service runs")
+            .addr
+    }
+
+    /// Stops the storage service (draining it) and starts it again on the same database, on a
+    /// new port; clients made before keep talking to the old one, which is gone.
+    pub async fn restart_storage(&mut self) {
+        if let Some(old) = self.storage.take() {
+            old.stop().await;
+        }
+        let url = self.storage_url.clone();
+        let tenant_addr = self.tenant_service.addr;
+        let clock = self.clock.clone();
+        let archive = self.archive.as_ref().map(|dir| dir.path().to_owned());
+        let started = Running::start(service_names::TELEMETRY, |listener, shutdown| {
+            let mut config = mfg_storage::Config::new(&url, tenant_addr.to_string())
+                .with_admin_token(OPERATOR)
+                .with_tiering_interval(std::time::Duration::ZERO);
+            if let Some(dir) = archive {
+                config = config.with_archive_dir(dir);
+            }
+            mfg_storage::run_with_clock(config, listener, shutdown, clock)
+        })
+        .await;
+        self.storage = Some(started);
+    }
+
     pub async fn stop(self) {
-        self.storage.stop().await;
+        if let Some(storage) = self.storage {
+            storage.stop().await;
+        }
         self.tenant_service.stop().await;
     }
 }

@@ -8,8 +8,12 @@ use pbjson_types::{Duration, FieldMask};
 
 use crate::{
     api::convert::timestamp,
-    domain::alert_rule::{
-        AlertRule, Comparison, Condition, MachineSelector, RuleField, RulePatch, RuleSpec, Severity,
+    domain::{
+        alert::{Alert, AlertEvent, AlertState, EventType},
+        alert_rule::{
+            AlertRule, Comparison, Condition, MachineSelector, RuleField, RulePatch, RuleSpec,
+            Severity,
+        },
     },
     error::{Result, StorageError},
 };
@@ -246,5 +250,65 @@ pub fn rule(rule: AlertRule) -> pb::AlertRule {
         disabled: rule.spec.disabled,
         create_time: Some(timestamp(rule.create_micros)),
         update_time: Some(timestamp(rule.update_micros)),
+    }
+}
+
+/// Parses the state a list is filtered by; unspecified lists all.
+pub fn state_filter(value: i32) -> Result<Option<AlertState>> {
+    match pb::AlertState::try_from(value) {
+        Ok(pb::AlertState::Unspecified) => Ok(None),
+        Ok(pb::AlertState::Open) => Ok(Some(AlertState::Open)),
+        Ok(pb::AlertState::Acknowledged) => Ok(Some(AlertState::Acknowledged)),
+        Ok(pb::AlertState::Resolved) => Ok(Some(AlertState::Resolved)),
+        Err(_) => Err(StorageError::invalid(
+            "state",
+            format!("{value} is not an alert state"),
+        )),
+    }
+}
+
+fn state_to_proto(state: AlertState) -> pb::AlertState {
+    match state {
+        AlertState::Open => pb::AlertState::Open,
+        AlertState::Acknowledged => pb::AlertState::Acknowledged,
+        AlertState::Resolved => pb::AlertState::Resolved,
+    }
+}
+
+/// Converts an alert.
+pub fn alert(alert: Alert) -> pb::Alert {
+    pb::Alert {
+        alert_id: alert.alert_id.to_string(),
+        tenant_id: alert.tenant_id.to_string(),
+        rule_id: alert.rule_id.to_string(),
+        machine_id: alert.machine_id,
+        metric: alert.metric,
+        severity: severity_to_proto(alert.severity).into(),
+        state: state_to_proto(alert.state).into(),
+        count: alert.count,
+        first_seen_time: Some(timestamp(alert.first_seen)),
+        last_seen_time: Some(timestamp(alert.last_seen)),
+        trigger_value: alert.trigger_value,
+        last_value: alert.last_value,
+        acknowledged_by: alert.acknowledged_by.unwrap_or_default(),
+        acknowledge_time: alert.acknowledge_time.map(timestamp),
+        resolved_by: alert.resolved_by.unwrap_or_default(),
+        resolve_time: alert.resolve_time.map(timestamp),
+    }
+}
+
+/// Converts an event.
+pub fn event(event: AlertEvent) -> pb::AlertEvent {
+    let kind = match event.kind {
+        EventType::Opened => pb::AlertEventType::Opened,
+        EventType::Updated => pb::AlertEventType::Updated,
+        EventType::Acknowledged => pb::AlertEventType::Acknowledged,
+        EventType::Resolved => pb::AlertEventType::Resolved,
+    };
+    pb::AlertEvent {
+        cursor: event.cursor,
+        r#type: kind.into(),
+        alert: Some(alert(event.alert)),
+        event_time: Some(timestamp(event.time)),
     }
 }

@@ -1,0 +1,535 @@
+//! The evaluator: every accepted reading of a metric some rule watches is evaluated as it
+//! arrives, before and without waiting for its database write.
+//!
+//! - **Sharded by series.** A reading goes to the shard its (tenant, machine, metric) hashes
+//!   to; each shard is one task owning the states of its series' rules, so shards run in
+//!   parallel without locks and a series' readings are evaluated in order.
+//! - **Bounded.** At most `max_in_flight` batches wait for or are under evaluation, across
+//!   shards (the brief's 100 concurrent evaluations).
+//! - **Shedding without losing alerts.** When no slot is free, or a shard is behind, the
+//!   shard's new readings are coalesced per series into the lowest, the highest and the latest
+//!   reading, evaluated in time order once the shard catches up. A threshold crossing is never
+//!   missed (the extremes are kept), a no-data clear neither (the latest is kept); rates of
+//!   change are measured on the kept readings. Every coalesced reading is counted in
+//!   [`Evaluator::coalesced`] and logged.
+//! - **No data** is checked by each shard every `tick`, by the service's clock.
+//! - **State that matters survives a restart:** a shard sends a rule's state to the journal
+//!   whenever what is persisted of it changes (firing, a "for" timer starting or stopping), and
+//!   checkpoints no-data arrivals every `checkpoint`.
+
+use std::{
+    collections::{HashMap, HashSet},
+    hash::{BuildHasher, BuildHasherDefault, DefaultHasher},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use mfg_common::{clock::SharedClock, shutdown::CancellationToken};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+use uuid::Uuid;
+
+use super::{
+    index::RuleIndex,
+    journal::{Command, Journal},
+};
+use crate::{
+    directory::MachineLabels,
+    domain::{
+        alert_eval::{RuleState, Signal},
+        alert_rule::Condition,
+        ingest::{Reading, micros_since_epoch},
+    },
+    store::RuleStateKey,
+};
+
+/// The evaluator's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct EvaluatorConfig {
+    /// How many shards (tasks) evaluate in parallel.
+    pub shards: usize,
+    /// How many batches may wait for or be under evaluation at once.
+    pub max_in_flight: usize,
+    /// How often no-data is checked.
+    pub tick: Duration,
+    /// How often no-data arrivals are stored.
+    pub checkpoint: Duration,
+}
+
+impl Default for EvaluatorConfig {
+    fn default() -> Self {
+        Self {
+            shards: std::thread::available_parallelism().map_or(2, usize::from),
+            max_in_flight: 100,
+            tick: Duration::from_secs(1),
+            checkpoint: Duration::from_secs(5),
+        }
+    }
+}
+
+/// One accepted reading, as the evaluator sees it.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    /// The machine.
+    pub machine_id: String,
+    /// The metric.
+    pub metric: String,
+    /// When it was measured (µs).
+    pub ts: i64,
+    /// The value.
+    pub value: f64,
+    /// The machine's labels.
+    pub labels: MachineLabels,
+}
+
+struct Work {
+    _permit: OwnedSemaphorePermit,
+    tenant: Uuid,
+    arrival: i64,
+    readings: Vec<Observed>,
+}
+
+/// A series' readings kept while its shard is behind.
+struct Coalesced {
+    labels: MachineLabels,
+    arrival: i64,
+    kept: [(i64, f64); 3],
+}
+
+type SeriesRef = (Uuid, String, String);
+
+#[derive(Default)]
+struct Overflow {
+    /// Set while readings are being coalesced: new readings of the shard are coalesced too,
+    /// so that none overtakes an older one.
+    active: bool,
+    series: HashMap<SeriesRef, Coalesced>,
+}
+
+struct ShardHandle {
+    queue: mpsc::Sender<Work>,
+    overflow: Arc<Mutex<Overflow>>,
+    wake: Arc<Notify>,
+}
+
+/// The handle of the evaluator's shards.
+#[derive(Clone)]
+pub struct Evaluator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    index: Arc<RuleIndex>,
+    shards: Vec<ShardHandle>,
+    permits: Arc<Semaphore>,
+    clock: SharedClock,
+    coalesced: AtomicU64,
+    last_warning: Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for Evaluator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Evaluator")
+            .field("shards", &self.inner.shards.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn shard_of(shards: usize, tenant: Uuid, machine: &str, metric: &str) -> usize {
+    let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one((tenant, machine, metric));
+    (hash % shards as u64) as usize
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Evaluator {
+    /// Starts the shards with the stored states of the rules in `index`.
+    pub fn start(
+        config: EvaluatorConfig,
+        index: Arc<RuleIndex>,
+        journal: Journal,
+        stored: Vec<(RuleStateKey, RuleState)>,
+        clock: SharedClock,
+        shutdown: &CancellationToken,
+    ) -> Self {
+        let count = config.shards.max(1);
+        let snapshot = index.snapshot();
+        let mut states: Vec<HashMap<RuleStateKey, RuleState>> = vec![HashMap::new(); count];
+        for (key, state) in stored {
+            let Some(rule) = snapshot
+                .tenant(key.tenant_id)
+                .and_then(|rules| rules.rule(key.rule_id))
+            else {
+                continue;
+            };
+            let shard = shard_of(count, key.tenant_id, &key.machine_id, &rule.spec.metric);
+            states[shard].insert(key, state);
+        }
+        let mut shards = Vec::with_capacity(count);
+        for (number, states) in states.into_iter().enumerate() {
+            let (queue, receiver) = mpsc::channel(config.max_in_flight.max(1));
+            let handle = ShardHandle {
+                queue,
+                overflow: Arc::default(),
+                wake: Arc::default(),
+            };
+            let shard = Shard {
+                number,
+                count,
+                index: index.clone(),
+                journal: journal.clone(),
+                clock: clock.clone(),
+                states,
+                dirty: HashSet::new(),
+                overflow: handle.overflow.clone(),
+                wake: handle.wake.clone(),
+            };
+            tokio::spawn(shard.run(receiver, config, shutdown.clone()));
+            shards.push(handle);
+        }
+        Self {
+            inner: Arc::new(Inner {
+                index,
+                shards,
+                permits: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+                clock,
+                coalesced: AtomicU64::new(0),
+                last_warning: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// How many readings were coalesced because the evaluator was behind.
+    pub fn coalesced(&self) -> u64 {
+        self.inner.coalesced.load(Ordering::Relaxed)
+    }
+
+    /// Hands accepted readings of a tenant to the shards; never waits. `labels` holds the
+    /// labels of the readings' machines.
+    pub fn observe(
+        &self,
+        tenant: Uuid,
+        readings: &[Reading],
+        labels: &HashMap<String, Option<MachineLabels>>,
+    ) {
+        let index = self.inner.index.snapshot();
+        let Some(rules) = index.tenant(tenant) else {
+            return;
+        };
+        let count = self.inner.shards.len();
+        let mut batches: Vec<Vec<Observed>> = Vec::new();
+        for reading in readings {
+            if rules.of_metric(&reading.metric).is_empty() {
+                continue;
+            }
+            let Some(Some(machine_labels)) = labels.get(&reading.machine_id) else {
+                continue;
+            };
+            if batches.is_empty() {
+                batches.resize_with(count, Vec::new);
+            }
+            let shard = shard_of(count, tenant, &reading.machine_id, &reading.metric);
+            batches[shard].push(Observed {
+                machine_id: reading.machine_id.clone(),
+                metric: reading.metric.clone(),
+                ts: reading.ts_micros,
+                value: reading.value,
+                labels: machine_labels.clone(),
+            });
+        }
+        let arrival = micros_since_epoch(self.inner.clock.system_now());
+        for (shard, readings) in batches.into_iter().enumerate() {
+            if !readings.is_empty() {
+                self.dispatch(shard, tenant, arrival, readings);
+            }
+        }
+    }
+
+    fn dispatch(&self, shard: usize, tenant: Uuid, arrival: i64, readings: Vec<Observed>) {
+        let handle = &self.inner.shards[shard];
+        let mut overflow = lock(&handle.overflow);
+        let readings = if overflow.active {
+            readings
+        } else {
+            match self.inner.permits.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    let work = Work {
+                        _permit: permit,
+                        tenant,
+                        arrival,
+                        readings,
+                    };
+                    match handle.queue.try_send(work) {
+                        Ok(()) => return,
+                        Err(
+                            mpsc::error::TrySendError::Full(work)
+                            | mpsc::error::TrySendError::Closed(work),
+                        ) => work.readings,
+                    }
+                }
+                Err(_) => readings,
+            }
+        };
+        overflow.active = true;
+        let shed = readings.len() as u64;
+        for reading in readings {
+            let point = (reading.ts, reading.value);
+            overflow
+                .series
+                .entry((tenant, reading.machine_id, reading.metric))
+                .and_modify(|kept| {
+                    kept.arrival = arrival;
+                    let [low, high, last] = &mut kept.kept;
+                    if point.1 < low.1 {
+                        *low = point;
+                    }
+                    if point.1 > high.1 {
+                        *high = point;
+                    }
+                    if point.0 >= last.0 {
+                        *last = point;
+                    }
+                })
+                .or_insert(Coalesced {
+                    labels: reading.labels,
+                    arrival,
+                    kept: [point; 3],
+                });
+        }
+        drop(overflow);
+        handle.wake.notify_one();
+        self.inner.coalesced.fetch_add(shed, Ordering::Relaxed);
+        let now = Instant::now();
+        let mut last = lock(&self.inner.last_warning);
+        if last.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(10)) {
+            *last = Some(now);
+            tracing::warn!(
+                coalesced_total = self.coalesced(),
+                "alert evaluation is behind: readings are coalesced to each series' lowest, \
+                 highest and latest until it catches up"
+            );
+        }
+    }
+}
+
+/// One shard's task.
+struct Shard {
+    number: usize,
+    count: usize,
+    index: Arc<RuleIndex>,
+    journal: Journal,
+    clock: SharedClock,
+    states: HashMap<RuleStateKey, RuleState>,
+    /// States whose no-data arrival changed since the last checkpoint.
+    dirty: HashSet<RuleStateKey>,
+    overflow: Arc<Mutex<Overflow>>,
+    wake: Arc<Notify>,
+}
+
+/// What is persisted of a state changes: firing, or a "for" timer.
+fn persisted_view(state: &RuleState) -> (bool, Vec<(bool, Option<i64>)>) {
+    (
+        state.active,
+        state
+            .branches
+            .iter()
+            .map(|b| (b.active, b.pending_since))
+            .collect(),
+    )
+}
+
+fn has_no_data(condition: &Condition) -> bool {
+    condition
+        .branches()
+        .iter()
+        .any(|c| matches!(c, Condition::NoData { .. }))
+}
+
+impl Shard {
+    async fn run(
+        mut self,
+        mut queue: mpsc::Receiver<Work>,
+        config: EvaluatorConfig,
+        shutdown: CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(config.tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut checkpoint = tokio::time::interval(config.checkpoint);
+        checkpoint.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => {
+                    // What was accepted is evaluated, and the arrivals stored, before the end.
+                    queue.close();
+                    while let Some(work) = queue.recv().await {
+                        self.evaluate(work.tenant, work.arrival, work.readings).await;
+                    }
+                    self.drain_overflow().await;
+                    self.checkpoint().await;
+                    return;
+                }
+                work = queue.recv() => {
+                    let Some(work) = work else { return };
+                    self.evaluate(work.tenant, work.arrival, work.readings).await;
+                }
+                () = self.wake.notified() => {}
+                _ = tick.tick() => self.tick().await,
+                _ = checkpoint.tick() => self.checkpoint().await,
+            }
+            if queue.is_empty() {
+                self.drain_overflow().await;
+            }
+        }
+    }
+
+    /// Evaluates what was coalesced, once the queue holds nothing older.
+    async fn drain_overflow(&mut self) {
+        let series = {
+            let mut overflow = lock(&self.overflow);
+            overflow.active = false;
+            std::mem::take(&mut overflow.series)
+        };
+        for ((tenant, machine_id, metric), coalesced) in series {
+            let mut kept = coalesced.kept.to_vec();
+            kept.sort_by_key(|(ts, _)| *ts);
+            kept.dedup_by_key(|(ts, _)| *ts);
+            let readings = kept
+                .into_iter()
+                .map(|(ts, value)| Observed {
+                    machine_id: machine_id.clone(),
+                    metric: metric.clone(),
+                    ts,
+                    value,
+                    labels: coalesced.labels.clone(),
+                })
+                .collect();
+            self.evaluate(tenant, coalesced.arrival, readings).await;
+        }
+    }
+
+    async fn evaluate(&mut self, tenant: Uuid, arrival: i64, readings: Vec<Observed>) {
+        let index = self.index.snapshot();
+        let Some(rules) = index.tenant(tenant) else {
+            return;
+        };
+        for reading in readings {
+            for rule in rules.of_metric(&reading.metric) {
+                let Some(condition) = rule.spec.condition.as_ref() else {
+                    continue;
+                };
+                if !rule
+                    .spec
+                    .selector
+                    .selects(&reading.machine_id, &reading.labels)
+                {
+                    continue;
+                }
+                let key = RuleStateKey {
+                    tenant_id: tenant,
+                    rule_id: rule.rule_id,
+                    machine_id: reading.machine_id.clone(),
+                };
+                let state = self
+                    .states
+                    .entry(key.clone())
+                    .or_insert_with(|| RuleState::new(condition, arrival));
+                let before = persisted_view(state);
+                let signal = state.on_reading(condition, reading.ts, reading.value, arrival);
+                let changed = persisted_view(state) != before;
+                if has_no_data(condition) {
+                    self.dirty.insert(key);
+                }
+                if signal != Signal::Quiet || changed {
+                    let command = Command::Signal {
+                        rule: rule.clone(),
+                        machine_id: reading.machine_id.clone(),
+                        signal,
+                        at: reading.ts,
+                        state: changed.then(|| state.clone()),
+                    };
+                    // Fails only when the service stops.
+                    let _ = self.journal.send(command).await;
+                }
+            }
+        }
+    }
+
+    /// Checks no-data: seeds the states of machines a rule lists by id (watched since the rule
+    /// was last changed), fires the silent ones, and forgets the states of rules that are gone
+    /// or switched off.
+    async fn tick(&mut self) {
+        let now = micros_since_epoch(self.clock.system_now());
+        let index = self.index.snapshot();
+        for (tenant, rules) in index.tenants() {
+            for rule in rules.enabled() {
+                let Some(condition) = rule.spec.condition.as_ref() else {
+                    continue;
+                };
+                if !has_no_data(condition) {
+                    continue;
+                }
+                for machine in &rule.spec.selector.machine_ids {
+                    if shard_of(self.count, *tenant, machine, &rule.spec.metric) == self.number {
+                        self.states
+                            .entry(RuleStateKey {
+                                tenant_id: *tenant,
+                                rule_id: rule.rule_id,
+                                machine_id: machine.clone(),
+                            })
+                            .or_insert_with(|| RuleState::new(condition, rule.update_micros));
+                    }
+                }
+            }
+        }
+        let mut signals = Vec::new();
+        self.states.retain(|key, state| {
+            let Some(rule) = index
+                .tenant(key.tenant_id)
+                .and_then(|rules| rules.rule(key.rule_id))
+                .filter(|rule| !rule.spec.disabled)
+            else {
+                return false;
+            };
+            let Some(condition) = rule.spec.condition.as_ref() else {
+                return false;
+            };
+            if has_no_data(condition) {
+                let signal = state.on_tick(condition, now);
+                if signal != Signal::Quiet {
+                    signals.push(Command::Signal {
+                        rule: rule.clone(),
+                        machine_id: key.machine_id.clone(),
+                        signal,
+                        at: now,
+                        state: Some(state.clone()),
+                    });
+                }
+            }
+            true
+        });
+        for command in signals {
+            let _ = self.journal.send(command).await;
+        }
+    }
+
+    /// Stores the no-data arrivals that changed.
+    async fn checkpoint(&mut self) {
+        if self.dirty.is_empty() {
+            return;
+        }
+        let states = self
+            .dirty
+            .drain()
+            .filter_map(|key| {
+                let state = self.states.get(&key)?.clone();
+                Some((key, Some(state)))
+            })
+            .collect();
+        let _ = self.journal.send(Command::States(states)).await;
+    }
+}

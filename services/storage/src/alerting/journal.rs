@@ -1,0 +1,466 @@
+//! The alert journal: the one writer of alerts and their events. The evaluator's shards send it
+//! what their rules signal, callers their acknowledgements and resolves; it turns them into
+//! alert changes and events with increasing cursors, writes a group of them in one
+//! transaction, and only then answers and publishes the events. So an event a subscriber sees
+//! is durable, cursors are in the order events happened, and a restart finds every alert it
+//! must.
+//!
+//! A write that fails because the database is unavailable is retried, with the same cursors,
+//! until it succeeds; meanwhile the shards' sends wait and the evaluator sheds load, not
+//! ingest.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use mfg_common::{clock::SharedClock, shutdown::CancellationToken};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::{
+    domain::{
+        alert::{Alert, AlertEvent, AlertState, EventType, SYSTEM},
+        alert_eval::{RuleState, Signal},
+        alert_rule::AlertRule,
+        ingest::micros_since_epoch,
+    },
+    error::{Result, StorageError},
+    store::{AlertStore, AlertWrite, RuleStateKey},
+};
+
+/// How many commands one transaction takes at most.
+const GROUP: usize = 512;
+/// How many events the live fan-out buffers for slow receivers.
+const FAN_OUT_BUFFER: usize = 4_096;
+
+/// What the journal is asked to do.
+#[derive(Debug)]
+pub enum Command {
+    /// A rule signalled for a machine; `state` is its evaluator state to store, if it changed.
+    Signal {
+        /// The rule.
+        rule: Arc<AlertRule>,
+        /// The machine.
+        machine_id: String,
+        /// What it signalled.
+        signal: Signal,
+        /// When (µs): the reading's time, or the service's for no-data.
+        at: i64,
+        /// The state to store.
+        state: Option<RuleState>,
+    },
+    /// Evaluator states to store (or remove) without a signal.
+    States(Vec<(RuleStateKey, Option<RuleState>)>),
+    /// Acknowledge an open alert.
+    Acknowledge {
+        /// Its tenant.
+        tenant: Uuid,
+        /// The alert.
+        alert_id: Uuid,
+        /// Who.
+        by: String,
+        /// The alert after.
+        reply: oneshot::Sender<Result<Alert>>,
+    },
+    /// Resolve an alert by hand.
+    Resolve {
+        /// Its tenant.
+        tenant: Uuid,
+        /// The alert.
+        alert_id: Uuid,
+        /// Who.
+        by: String,
+        /// The alert after.
+        reply: oneshot::Sender<Result<Alert>>,
+    },
+    /// A rule was deleted: resolve its alerts.
+    RuleDeleted {
+        /// Its tenant.
+        tenant: Uuid,
+        /// The rule.
+        rule_id: Uuid,
+        /// Done.
+        reply: oneshot::Sender<Result<()>>,
+    },
+}
+
+/// How long the journal keeps taking commands after shutdown began, for the shards' last ones.
+const DRAIN: Duration = Duration::from_millis(200);
+
+/// The handle of the journal's task.
+#[derive(Debug, Clone)]
+pub struct Journal {
+    commands: mpsc::Sender<Command>,
+    events: broadcast::Sender<Arc<AlertEvent>>,
+    finished: Arc<tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+}
+
+type Key = (Uuid, Uuid, String);
+
+fn key_of(alert: &Alert) -> Key {
+    (alert.tenant_id, alert.rule_id, alert.machine_id.clone())
+}
+
+/// The journal's task state.
+struct Writer {
+    store: Arc<dyn AlertStore>,
+    clock: SharedClock,
+    /// Every unresolved alert, by rule and machine.
+    open: HashMap<Key, Alert>,
+    /// Their keys by id.
+    ids: HashMap<Uuid, Key>,
+    cursor: u64,
+    events: broadcast::Sender<Arc<AlertEvent>>,
+}
+
+/// One group of commands, applied in memory, waiting for its write.
+#[derive(Default)]
+struct Group {
+    write: AlertWrite,
+    /// The index in `write.events` of each alert's event of this group that may be merged
+    /// with a later repeat.
+    updated: HashMap<Uuid, usize>,
+    replies: Vec<Reply>,
+}
+
+enum Reply {
+    Alert(oneshot::Sender<Result<Alert>>, Box<Result<Alert>>),
+    Done(oneshot::Sender<Result<()>>),
+}
+
+impl Journal {
+    /// Loads the unresolved alerts and the last cursor, and starts the journal's task.
+    pub async fn start(
+        store: Arc<dyn AlertStore>,
+        clock: SharedClock,
+        shutdown: CancellationToken,
+    ) -> Result<Self> {
+        let mut open = HashMap::new();
+        let mut ids = HashMap::new();
+        for alert in store.unresolved_alerts().await? {
+            ids.insert(alert.alert_id, key_of(&alert));
+            open.insert(key_of(&alert), alert);
+        }
+        let cursor = store.last_cursor().await?;
+        let (commands, receiver) = mpsc::channel(4 * GROUP);
+        let (events, _) = broadcast::channel(FAN_OUT_BUFFER);
+        let writer = Writer {
+            store,
+            clock,
+            open,
+            ids,
+            cursor,
+            events: events.clone(),
+        };
+        let task = tokio::spawn(writer.run(receiver, shutdown));
+        Ok(Self {
+            commands,
+            events,
+            finished: Arc::new(tokio::sync::Mutex::new(Some(task))),
+        })
+    }
+
+    /// Waits until the journal has written its last commands, after shutdown.
+    pub async fn finished(&self) {
+        if let Some(task) = self.finished.lock().await.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// Sends a command; waits while the journal is busy.
+    pub async fn send(&self, command: Command) -> Result<()> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| StorageError::ShuttingDown)
+    }
+
+    /// Receives the events published from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<AlertEvent>> {
+        self.events.subscribe()
+    }
+
+    /// Acknowledges an alert as `by`.
+    pub async fn acknowledge(&self, tenant: Uuid, alert_id: Uuid, by: String) -> Result<Alert> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Acknowledge {
+            tenant,
+            alert_id,
+            by,
+            reply,
+        })
+        .await?;
+        answer.await.map_err(|_| StorageError::ShuttingDown)?
+    }
+
+    /// Resolves an alert as `by`.
+    pub async fn resolve(&self, tenant: Uuid, alert_id: Uuid, by: String) -> Result<Alert> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Resolve {
+            tenant,
+            alert_id,
+            by,
+            reply,
+        })
+        .await?;
+        answer.await.map_err(|_| StorageError::ShuttingDown)?
+    }
+
+    /// Resolves the alerts of a deleted rule.
+    pub async fn rule_deleted(&self, tenant: Uuid, rule_id: Uuid) -> Result<()> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::RuleDeleted {
+            tenant,
+            rule_id,
+            reply,
+        })
+        .await?;
+        answer.await.map_err(|_| StorageError::ShuttingDown)?
+    }
+}
+
+impl Writer {
+    /// Writes groups of commands until shutdown; then, until the shards have sent their last
+    /// ones (nothing arrives for [`DRAIN`]).
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>, shutdown: CancellationToken) {
+        loop {
+            let first = if shutdown.is_cancelled() {
+                tokio::time::timeout(DRAIN, commands.recv())
+                    .await
+                    .ok()
+                    .flatten()
+            } else {
+                tokio::select! {
+                    command = commands.recv() => command,
+                    () = shutdown.cancelled() => continue,
+                }
+            };
+            let Some(first) = first else { return };
+            let mut group = Group::default();
+            self.apply(first, &mut group).await;
+            while group.replies.len() + group.write.events.len() < GROUP {
+                let Ok(next) = commands.try_recv() else { break };
+                self.apply(next, &mut group).await;
+            }
+            if !self.write(&group.write, &shutdown).await {
+                return;
+            }
+            for event in group.write.events {
+                // Nobody listening is fine: the log has it.
+                let _ = self.events.send(Arc::new(event));
+            }
+            for reply in group.replies {
+                match reply {
+                    Reply::Alert(sender, result) => {
+                        let _ = sender.send(*result);
+                    }
+                    Reply::Done(sender) => {
+                        let _ = sender.send(Ok(()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes a group, retrying while the database is unavailable; `false` when it gives up
+    /// after shutdown began.
+    async fn write(&mut self, write: &AlertWrite, shutdown: &CancellationToken) -> bool {
+        if write.is_empty() {
+            return true;
+        }
+        let mut backoff = Duration::from_millis(50);
+        let mut attempts_after_shutdown = 0;
+        loop {
+            match self.store.write_alerts(write).await {
+                Ok(()) => return true,
+                Err(error) => {
+                    tracing::warn!(%error, retry_in = ?backoff, "writing alerts failed");
+                }
+            }
+            if shutdown.is_cancelled() {
+                attempts_after_shutdown += 1;
+                if attempts_after_shutdown > 3 {
+                    tracing::error!(
+                        events = write.events.len(),
+                        "alerts not written at shutdown: the evaluator re-raises what still holds"
+                    );
+                    return false;
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    fn now(&self) -> i64 {
+        micros_since_epoch(self.clock.system_now())
+    }
+
+    fn event(&mut self, group: &mut Group, kind: EventType, alert: &Alert) {
+        let time = self.now();
+        if kind == EventType::Updated
+            && let Some(&index) = group.updated.get(&alert.alert_id)
+        {
+            // A repeat of an alert this group already changed: one event says both.
+            group.write.events[index].alert = alert.clone();
+            group.write.events[index].time = time;
+            return;
+        }
+        self.cursor += 1;
+        if matches!(kind, EventType::Opened | EventType::Updated) {
+            group
+                .updated
+                .insert(alert.alert_id, group.write.events.len());
+        } else {
+            group.updated.remove(&alert.alert_id);
+        }
+        group.write.events.push(AlertEvent {
+            cursor: self.cursor,
+            kind,
+            alert: alert.clone(),
+            time,
+        });
+        if let Some(stored) = group
+            .write
+            .alerts
+            .iter_mut()
+            .find(|a| a.alert_id == alert.alert_id)
+        {
+            *stored = alert.clone();
+        } else {
+            group.write.alerts.push(alert.clone());
+        }
+    }
+
+    async fn apply(&mut self, command: Command, group: &mut Group) {
+        match command {
+            Command::Signal {
+                rule,
+                machine_id,
+                signal,
+                at,
+                state,
+            } => {
+                let key = (rule.tenant_id, rule.rule_id, machine_id.clone());
+                if let Some(state) = state {
+                    group.write.states.push((
+                        RuleStateKey {
+                            tenant_id: rule.tenant_id,
+                            rule_id: rule.rule_id,
+                            machine_id: machine_id.clone(),
+                        },
+                        Some(state),
+                    ));
+                }
+                match signal {
+                    Signal::Quiet => {}
+                    Signal::Firing(value) => {
+                        if let Some(mut alert) = self.open.remove(&key) {
+                            alert.repeat(value, at);
+                            self.event(group, EventType::Updated, &alert);
+                            self.open.insert(key, alert);
+                        } else {
+                            let alert = Alert::open(&rule, &machine_id, value, at);
+                            self.event(group, EventType::Opened, &alert);
+                            self.ids.insert(alert.alert_id, key.clone());
+                            self.open.insert(key, alert);
+                        }
+                    }
+                    Signal::Cleared => {
+                        if let Some(mut alert) = self.open.remove(&key) {
+                            self.ids.remove(&alert.alert_id);
+                            alert.resolve(SYSTEM, self.now());
+                            self.event(group, EventType::Resolved, &alert);
+                        }
+                    }
+                }
+            }
+            Command::States(states) => group.write.states.extend(states),
+            Command::Acknowledge {
+                tenant,
+                alert_id,
+                by,
+                reply,
+            } => {
+                let result = self
+                    .change(group, tenant, alert_id, EventType::Acknowledged, &by)
+                    .await;
+                group.replies.push(Reply::Alert(reply, Box::new(result)));
+            }
+            Command::Resolve {
+                tenant,
+                alert_id,
+                by,
+                reply,
+            } => {
+                let result = self
+                    .change(group, tenant, alert_id, EventType::Resolved, &by)
+                    .await;
+                group.replies.push(Reply::Alert(reply, Box::new(result)));
+            }
+            Command::RuleDeleted {
+                tenant,
+                rule_id,
+                reply,
+            } => {
+                let keys: Vec<Key> = self
+                    .open
+                    .keys()
+                    .filter(|(t, r, _)| *t == tenant && *r == rule_id)
+                    .cloned()
+                    .collect();
+                for key in keys {
+                    if let Some(mut alert) = self.open.remove(&key) {
+                        self.ids.remove(&alert.alert_id);
+                        alert.resolve(SYSTEM, self.now());
+                        self.event(group, EventType::Resolved, &alert);
+                    }
+                }
+                group.replies.push(Reply::Done(reply));
+            }
+        }
+    }
+
+    /// Acknowledges or resolves an alert by hand. Acknowledging an acknowledged alert, or
+    /// resolving a resolved one, returns it unchanged; acknowledging a resolved one is refused.
+    async fn change(
+        &mut self,
+        group: &mut Group,
+        tenant: Uuid,
+        alert_id: Uuid,
+        kind: EventType,
+        by: &str,
+    ) -> Result<Alert> {
+        let not_found = || StorageError::AlertNotFound(alert_id.to_string());
+        let Some(key) = self
+            .ids
+            .get(&alert_id)
+            .filter(|key| key.0 == tenant)
+            .cloned()
+        else {
+            // Not unresolved: resolved, another tenant's, or none.
+            let alert = self
+                .store
+                .get_alert(tenant, alert_id)
+                .await?
+                .ok_or_else(not_found)?;
+            if kind == EventType::Acknowledged {
+                return Err(StorageError::AlertResolved(alert_id.to_string()));
+            }
+            return Ok(alert);
+        };
+        let mut alert = self.open.remove(&key).ok_or_else(not_found)?;
+        let now = self.now();
+        let changed = match kind {
+            EventType::Acknowledged => alert.acknowledge(by, now),
+            _ => alert.resolve(by, now),
+        };
+        if changed {
+            self.event(group, kind, &alert);
+        }
+        if alert.state == AlertState::Resolved {
+            self.ids.remove(&alert_id);
+        } else {
+            self.open.insert(key, alert.clone());
+        }
+        Ok(alert)
+    }
+}

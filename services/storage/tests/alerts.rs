@@ -1,0 +1,353 @@
+//! Alerts end to end over gRPC: readings in, rules evaluated on arrival, alerts opened,
+//! repeated, resolved by their condition or by hand, events streamed to subscribers with a
+//! resume cursor, and all of it across a restart of the storage service.
+
+mod support;
+
+use std::time::Duration;
+
+use mfg_common::clock::ManualClock;
+use mfg_proto::{
+    storage::v1::{
+        self as pb, alert_condition::Kind, subscribe_alerts_request::Message as Inbound,
+        subscribe_alerts_response::Message as Outbound,
+    },
+    tenant::v1 as tpb,
+};
+use support::{Backend, Platform, now_micros, reading};
+use tokio::sync::mpsc;
+use tokio_stream::{StreamExt as _, wrappers::ReceiverStream};
+use tonic::{Code, Streaming};
+
+const S: i64 = 1_000_000;
+
+fn threshold(value: f64, clear: Option<f64>, for_s: i64) -> pb::AlertCondition {
+    pb::AlertCondition {
+        kind: Some(Kind::Threshold(pb::ThresholdCondition {
+            comparison: pb::Comparison::Greater.into(),
+            value,
+            for_duration: Some(pbjson_types::Duration {
+                seconds: for_s,
+                nanos: 0,
+            }),
+            clear_value: clear,
+        })),
+    }
+}
+
+async fn create_rule(platform: &Platform, condition: pb::AlertCondition) -> String {
+    let admin = platform.key(tpb::Scope::Admin).await;
+    platform
+        .alerts(&admin)
+        .create_alert_rule(pb::CreateAlertRuleRequest {
+            tenant_id: platform.tenant_id.clone(),
+            rule: Some(pb::AlertRule {
+                display_name: "Spindle too hot".to_owned(),
+                metric: "temp".to_owned(),
+                selector: Some(pb::MachineSelector {
+                    machine_ids: vec!["press-1".to_owned()],
+                    ..Default::default()
+                }),
+                severity: pb::Severity::Major.into(),
+                condition: Some(condition),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .rule
+        .unwrap()
+        .rule_id
+}
+
+/// Sends readings of `press-1`'s `temp`, one batch each, in order.
+async fn send(platform: &Platform, readings: &[(i64, f64)]) {
+    let mut client = platform.client(&platform.write_key);
+    for (ts, value) in readings {
+        let ack = client
+            .ingest_batch(pb::IngestBatchRequest {
+                tenant_id: platform.tenant_id.clone(),
+                readings: vec![reading("press-1", "temp", *ts, *value)],
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(ack.accepted + ack.duplicates, 1, "{ack:?}");
+    }
+}
+
+struct Subscriber {
+    _requests: mpsc::Sender<pb::SubscribeAlertsRequest>,
+    events: Streaming<pb::SubscribeAlertsResponse>,
+}
+
+impl Subscriber {
+    async fn open(platform: &Platform, token: &str, resume_after: u64) -> Self {
+        let (requests, receiver) = mpsc::channel(8);
+        requests
+            .send(pb::SubscribeAlertsRequest {
+                message: Some(Inbound::Subscribe(pb::AlertSubscription {
+                    tenant_id: platform.tenant_id.clone(),
+                    resume_after,
+                    ..Default::default()
+                })),
+            })
+            .await
+            .unwrap();
+        let events = platform
+            .alerts(token)
+            .subscribe_alerts(ReceiverStream::new(receiver))
+            .await
+            .unwrap()
+            .into_inner();
+        Self {
+            _requests: requests,
+            events,
+        }
+    }
+
+    async fn next(&mut self) -> pb::AlertEvent {
+        let message = tokio::time::timeout(Duration::from_secs(20), self.events.next())
+            .await
+            .expect("an alert event within 20 s")
+            .expect("the stream is open")
+            .expect("no error");
+        match message.message {
+            Some(Outbound::Event(event)) => event,
+            other => panic!("expected an event, got {other:?}"),
+        }
+    }
+
+    /// Events until one of `kind` (included).
+    async fn until(&mut self, kind: pb::AlertEventType) -> Vec<pb::AlertEvent> {
+        let mut events = Vec::new();
+        loop {
+            let event = self.next().await;
+            let done = event.r#type == i32::from(kind);
+            events.push(event);
+            if done {
+                return events;
+            }
+        }
+    }
+}
+
+fn alert(event: &pb::AlertEvent) -> &pb::Alert {
+    event.alert.as_ref().unwrap()
+}
+
+async fn lifecycle(backend: Backend) {
+    let mut platform = Platform::start(backend, 100_000).await;
+    let rule_id = create_rule(&platform, threshold(80.0, Some(75.0), 0)).await;
+    let mut subscriber = Subscriber::open(&platform, &platform.read_key, 0).await;
+    let t = now_micros() / S * S - 120 * S;
+
+    // Flapping inside the hysteresis band is one alert; back below 75 resolves it.
+    send(
+        &platform,
+        &[
+            (t, 70.0),
+            (t + S, 81.0),
+            (t + 2 * S, 79.0),
+            (t + 3 * S, 85.0),
+        ],
+    )
+    .await;
+    send(&platform, &[(t + 4 * S, 74.0)]).await;
+    let events = subscriber.until(pb::AlertEventType::Resolved).await;
+    let opened = &events[0];
+    assert_eq!(opened.r#type, i32::from(pb::AlertEventType::Opened));
+    assert_eq!(alert(opened).trigger_value, 81.0);
+    assert_eq!(alert(opened).rule_id, rule_id);
+    assert_eq!(alert(opened).machine_id, "press-1");
+    assert_eq!(alert(opened).severity, i32::from(pb::Severity::Major));
+    let resolved = alert(events.last().unwrap());
+    assert_eq!(resolved.alert_id, alert(opened).alert_id, "one alert");
+    assert_eq!((resolved.count, resolved.last_value), (2, 85.0));
+    assert_eq!(resolved.resolved_by, "system");
+    assert!(events.windows(2).all(|w| w[0].cursor < w[1].cursor));
+    let first_cursor = opened.cursor;
+
+    // A resend of readings already evaluated raises nothing.
+    send(&platform, &[(t + 3 * S, 85.0)]).await;
+
+    // A new firing is a new alert; a write key acknowledges it.
+    send(&platform, &[(t + 5 * S, 90.0)]).await;
+    let reopened = subscriber.next().await;
+    assert_eq!(reopened.r#type, i32::from(pb::AlertEventType::Opened));
+    let alert_id = alert(&reopened).alert_id.clone();
+    assert_ne!(alert_id, alert(opened).alert_id);
+    let mut writer = platform.alerts(&platform.write_key);
+    let acknowledge = pb::AcknowledgeAlertRequest {
+        tenant_id: platform.tenant_id.clone(),
+        alert_id: alert_id.clone(),
+    };
+    let acked = writer
+        .acknowledge_alert(acknowledge.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .alert
+        .unwrap();
+    assert_eq!(acked.state, i32::from(pb::AlertState::Acknowledged));
+    assert!(acked.acknowledged_by.starts_with("key:"), "{acked:?}");
+    let event = subscriber.next().await;
+    assert_eq!(event.r#type, i32::from(pb::AlertEventType::Acknowledged));
+    let again = writer
+        .acknowledge_alert(acknowledge)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        again.alert.unwrap().acknowledge_time,
+        acked.acknowledge_time
+    );
+    let status = platform
+        .alerts(&platform.read_key)
+        .resolve_alert(pb::ResolveAlertRequest {
+            tenant_id: platform.tenant_id.clone(),
+            alert_id: alert_id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status.code(),
+        Code::PermissionDenied,
+        "a read key only reads"
+    );
+
+    // After a restart the acknowledged alert is still the one that repeats, and clears.
+    drop(subscriber);
+    platform.restart_storage().await;
+    let mut reader = platform.alerts(&platform.read_key);
+    let listed = reader
+        .list_alerts(pb::ListAlertsRequest {
+            tenant_id: platform.tenant_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .alerts;
+    assert_eq!(listed.len(), 2, "newest first: {listed:?}");
+    assert_eq!(listed[0].alert_id, alert_id);
+    assert_eq!(listed[0].state, i32::from(pb::AlertState::Acknowledged));
+    let mut subscriber = Subscriber::open(&platform, &platform.read_key, first_cursor).await;
+    // Resuming after the first event replays the rest of the log, in order, from before the
+    // restart.
+    let replayed = subscriber.until(pb::AlertEventType::Acknowledged).await;
+    assert!(replayed[0].cursor > first_cursor);
+    assert!(replayed.windows(2).all(|w| w[0].cursor < w[1].cursor));
+    assert!(replayed.iter().any(|e| {
+        e.r#type == i32::from(pb::AlertEventType::Opened) && alert(e).alert_id == alert_id
+    }));
+    send(&platform, &[(t + 6 * S, 95.0)]).await;
+    let repeat = subscriber.next().await;
+    assert_eq!(repeat.r#type, i32::from(pb::AlertEventType::Updated));
+    assert_eq!(
+        alert(&repeat).alert_id,
+        alert_id,
+        "the same alert, not a new one"
+    );
+    assert_eq!(alert(&repeat).count, 2);
+    assert_eq!(
+        alert(&repeat).state,
+        i32::from(pb::AlertState::Acknowledged)
+    );
+    send(&platform, &[(t + 7 * S, 60.0)]).await;
+    let cleared = subscriber.next().await;
+    assert_eq!(cleared.r#type, i32::from(pb::AlertEventType::Resolved));
+    let open = reader
+        .list_alerts(pb::ListAlertsRequest {
+            tenant_id: platform.tenant_id.clone(),
+            state: pb::AlertState::Open.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .alerts;
+    assert!(open.is_empty());
+
+    // Another tenant sees nothing of it.
+    let other = platform.other_tenant().await;
+    let other_key = platform.key_of(&other, tpb::Scope::Admin).await;
+    let status = platform
+        .alerts(&other_key)
+        .get_alert(pb::GetAlertRequest {
+            tenant_id: platform.tenant_id.clone(),
+            alert_id,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    drop(subscriber);
+    platform.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lifecycle_on_postgres() {
+    lifecycle(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lifecycle_on_sqlite() {
+    lifecycle(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_for_timer_continues_after_a_restart() {
+    let mut platform = Platform::start(Backend::Sqlite, 100_000).await;
+    create_rule(&platform, threshold(80.0, None, 10)).await;
+    let t = now_micros() / S * S - 120 * S;
+    send(
+        &platform,
+        &[(t, 81.0), (t + 2 * S, 82.0), (t + 4 * S, 83.0)],
+    )
+    .await;
+    platform.restart_storage().await;
+    let mut subscriber = Subscriber::open(&platform, &platform.read_key, 0).await;
+    // 10 s after the first reading past 80, counted from before the restart.
+    send(&platform, &[(t + 10 * S, 84.0)]).await;
+    let opened = subscriber.next().await;
+    assert_eq!(opened.r#type, i32::from(pb::AlertEventType::Opened));
+    assert_eq!(alert(&opened).trigger_value, 84.0);
+    assert_eq!(
+        alert(&opened).first_seen_time.unwrap().seconds,
+        (t + 10 * S) / S
+    );
+    drop(subscriber);
+    platform.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_data_fires_when_the_clock_passes_the_silence() {
+    let clock = ManualClock::new();
+    let platform =
+        Platform::start_with_clock(Backend::Sqlite, 100_000, std::sync::Arc::new(clock.clone()))
+            .await;
+    let condition = pb::AlertCondition {
+        kind: Some(Kind::NoData(pb::NoDataCondition {
+            duration: Some(pbjson_types::Duration {
+                seconds: 300,
+                nanos: 0,
+            }),
+        })),
+    };
+    create_rule(&platform, condition).await;
+    let mut subscriber = Subscriber::open(&platform, &platform.read_key, 0).await;
+    // The machine is watched from the rule's creation: silent for 300 s of the service's
+    // clock, it raises an alert.
+    clock.advance(Duration::from_secs(299));
+    clock.advance(Duration::from_secs(2));
+    let opened = subscriber.next().await;
+    assert_eq!(opened.r#type, i32::from(pb::AlertEventType::Opened));
+    assert!(alert(&opened).trigger_value >= 300.0, "{opened:?}");
+    let t = now_micros() / S * S;
+    send(&platform, &[(t, 1.0)]).await;
+    let resolved = subscriber.next().await;
+    assert_eq!(resolved.r#type, i32::from(pb::AlertEventType::Resolved));
+    drop(subscriber);
+    platform.stop().await;
+}
