@@ -130,6 +130,17 @@ pub fn payload_too_large() -> ApiError {
     .with_status(StatusCode::PAYLOAD_TOO_LARGE)
 }
 
+impl ApiError {
+    /// The `google.rpc.Status`-shaped JSON of the error, as its response carries it.
+    pub fn body(&self) -> Value {
+        json!({
+            "code": self.code.grpc_code() as i32,
+            "message": self.message,
+            "details": self.details,
+        })
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         status_response(self.status, self.code, &self.message, self.details)

@@ -40,6 +40,7 @@ use crate::error::ApiError;
 #[derive(Debug, Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
+    shutdown: CancellationToken,
 }
 
 #[derive(Debug)]
@@ -96,7 +97,20 @@ impl AppState {
                 auth: Authenticator::new(operator_token, keys),
                 channels,
             }),
+            shutdown: CancellationToken::new(),
         })
+    }
+
+    /// Ends long-lived responses (event streams) when `shutdown` is cancelled.
+    #[must_use]
+    pub fn stopping_on(mut self, shutdown: CancellationToken) -> Self {
+        self.shutdown = shutdown;
+        self
+    }
+
+    /// Cancelled when the gateway stops.
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.shutdown
     }
 
     /// A client of the tenant service.
@@ -213,7 +227,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let token = config.operator_token()?;
-    let state = AppState::new(&config, &token)?;
+    let state = AppState::new(&config, &token)?.stopping_on(shutdown.clone());
     let app = router(state, &config);
     let drain = shutdown.clone();
     // No Nagle: a response written in pieces must not wait for a delayed ACK.

@@ -26,10 +26,6 @@ pub const INTERNAL: &[&str] = &[
     "mfg.tenant.v1.TenantService.AuthenticateKey",
     "mfg.storage.v1.TelemetryService.PrepareTenantStorage",
     "mfg.storage.v1.TelemetryService.ReleaseTenantStorage",
-    "mfg.storage.v1.AlertService.ListAlerts",
-    "mfg.storage.v1.AlertService.GetAlert",
-    "mfg.storage.v1.AlertService.AcknowledgeAlert",
-    "mfg.storage.v1.AlertService.ResolveAlert",
 ];
 
 /// `google.api.FieldBehavior.OUTPUT_ONLY`.
@@ -416,6 +412,8 @@ mod tests {
                 "get /v1/tenants/{tenantId}",
                 "get /v1/tenants/{tenantId}/alert-rules",
                 "get /v1/tenants/{tenantId}/alert-rules/{ruleId}",
+                "get /v1/tenants/{tenantId}/alerts",
+                "get /v1/tenants/{tenantId}/alerts/{alertId}",
                 "get /v1/tenants/{tenantId}/api-keys",
                 "get /v1/tenants/{tenantId}/machines",
                 "get /v1/tenants/{tenantId}/machines/{machineId}",
@@ -427,6 +425,8 @@ mod tests {
                 "post /v1/maintenance/tiering",
                 "post /v1/tenants",
                 "post /v1/tenants/{tenantId}/alert-rules",
+                "post /v1/tenants/{tenantId}/alerts/{alertId}/acknowledge",
+                "post /v1/tenants/{tenantId}/alerts/{alertId}/resolve",
                 "post /v1/tenants/{tenantId}/api-keys",
                 "post /v1/tenants/{tenantId}/machines",
                 "post /v1/tenants/{tenantId}/telemetry",

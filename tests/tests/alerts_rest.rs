@@ -78,3 +78,199 @@ async fn alert_rules_over_rest() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     platform.stop().await;
 }
+
+/// One Server-Sent Event.
+#[derive(Debug, Default)]
+struct SseEvent {
+    id: String,
+    event: String,
+    data: Value,
+}
+
+/// Reads Server-Sent Events from a streaming response.
+struct SseReader {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl SseReader {
+    async fn open(
+        http: &reqwest::Client,
+        url: String,
+        token: &str,
+        last_event_id: Option<&str>,
+    ) -> Self {
+        let mut request = http.get(url).bearer_auth(token);
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers()["content-type"].to_str().unwrap(),
+            "text/event-stream"
+        );
+        Self {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    async fn next(&mut self) -> SseEvent {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = SseEvent::default();
+                for line in block.lines() {
+                    if let Some(id) = line.strip_prefix("id: ") {
+                        event.id = id.to_owned();
+                    } else if let Some(name) = line.strip_prefix("event: ") {
+                        event.event = name.to_owned();
+                    } else if let Some(data) = line.strip_prefix("data: ") {
+                        event.data = serde_json::from_str(data).unwrap();
+                    }
+                }
+                if !event.event.is_empty() {
+                    return event;
+                }
+                continue;
+            }
+            let chunk =
+                tokio::time::timeout(std::time::Duration::from_secs(20), self.response.chunk())
+                    .await
+                    .expect("an event within 20 s")
+                    .unwrap()
+                    .expect("the stream is open");
+            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+}
+
+#[tokio::test]
+async fn alerts_are_listed_acknowledged_and_streamed_as_server_sent_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::up(dir.path(), None).await;
+    let http = reqwest::Client::new();
+    let base = platform.base.as_str();
+    let operator = Some(platform.operator_token.as_str());
+    let call = |method: Method, path: String, token: Option<String>, body: Option<Value>| {
+        let http = http.clone();
+        let token = token.or_else(|| operator.map(str::to_owned));
+        async move { http_call(&http, base, method, &path, token.as_deref(), body).await }
+    };
+    let (_, tenant) = call(
+        Method::POST,
+        "/v1/tenants".to_owned(),
+        None,
+        Some(json!({"name": "acme"})),
+    )
+    .await;
+    let tenant = format!("/v1/tenants/{}", tenant["id"].as_str().unwrap());
+    call(
+        Method::POST,
+        format!("{tenant}/machines"),
+        None,
+        Some(json!({"machineId": "press-1"})),
+    )
+    .await;
+    let key = |scope: &'static str| {
+        let call = &call;
+        let path = format!("{tenant}/api-keys");
+        async move {
+            let (_, key) = call(Method::POST, path, None, Some(json!({"scopes": [scope]}))).await;
+            (
+                key["apiKey"]["keyId"].as_str().unwrap().to_owned(),
+                key["secret"].as_str().unwrap().to_owned(),
+            )
+        }
+    };
+    let (writer_id, writer) = key("SCOPE_WRITE").await;
+    let (_, reader) = key("SCOPE_READ").await;
+    let (status, _) = call(
+        Method::POST,
+        format!("{tenant}/alert-rules"),
+        None,
+        Some(json!({
+            "metric": "temp",
+            "severity": "SEVERITY_CRITICAL",
+            "condition": {"threshold": {"comparison": "COMPARISON_GREATER", "value": 80.0}},
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let events_url = format!("{base}{tenant}/alert-events");
+    let mut events = SseReader::open(&http, events_url.clone(), &reader, None).await;
+    let now = chrono::Utc::now().timestamp() - 60;
+    let ingest = |s: i64, value: f64| {
+        let ts = chrono::DateTime::from_timestamp(now + s, 0)
+            .unwrap()
+            .to_rfc3339();
+        call(
+            Method::POST,
+            format!("{tenant}/telemetry"),
+            Some(writer.clone()),
+            Some(
+                json!({"readings": [{"machineId": "press-1", "metric": "temp", "ts": ts, "value": value}]}),
+            ),
+        )
+    };
+    let (status, body) = ingest(0, 85.0).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let opened = events.next().await;
+    assert_eq!(opened.event, "opened");
+    assert_eq!(opened.id, opened.data["cursor"].as_str().unwrap());
+    assert_eq!(opened.data["alert"]["triggerValue"], 85.0);
+    assert_eq!(opened.data["alert"]["severity"], "SEVERITY_CRITICAL");
+    let alert_id = opened.data["alert"]["alertId"].as_str().unwrap().to_owned();
+
+    let (status, listed) = call(
+        Method::GET,
+        format!("{tenant}/alerts?state=open"),
+        Some(reader.clone()),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["alerts"][0]["alertId"], alert_id.as_str());
+    let (status, acked) = call(
+        Method::POST,
+        format!("{tenant}/alerts/{alert_id}/acknowledge"),
+        Some(writer.clone()),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{acked}");
+    assert_eq!(acked["state"], "ALERT_STATE_ACKNOWLEDGED");
+    assert_eq!(acked["acknowledgedBy"], format!("key:{writer_id}"));
+    let acknowledged = events.next().await;
+    assert_eq!(acknowledged.event, "acknowledged");
+    let (status, _) = call(
+        Method::POST,
+        format!("{tenant}/alerts/{alert_id}/resolve"),
+        Some(reader.clone()),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a read key only reads");
+
+    // Disconnected, the subscriber misses the resolve; with Last-Event-ID it gets it first.
+    drop(events);
+    ingest(1, 70.0).await;
+    let mut resumed = SseReader::open(&http, events_url, &reader, Some(&acknowledged.id)).await;
+    let resolved = resumed.next().await;
+    assert_eq!(resolved.event, "resolved");
+    assert_eq!(resolved.data["alert"]["alertId"], alert_id.as_str());
+    assert_eq!(resolved.data["alert"]["resolvedBy"], "system");
+    let (status, one) = call(
+        Method::GET,
+        format!("{tenant}/alerts/{alert_id}"),
+        Some(reader.clone()),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(one["state"], "ALERT_STATE_RESOLVED");
+    drop(resumed);
+    platform.stop().await;
+}

@@ -98,6 +98,7 @@ fn routes() -> Vec<Route> {
             None,
             Needs::Read,
         ),
+        r(Method::GET, "/v1/tenants/{t}/alerts", None, Needs::Read),
         r(
             Method::GET,
             "/v1/tenants/{t}/alert-rules/{r}",
@@ -311,7 +312,7 @@ async fn every_route_isolates_tenants_and_enforces_scopes() {
         );
         checked += 2;
     }
-    assert_eq!(checked, 3 * (16 + 18) + 2 * 18);
+    assert_eq!(checked, 3 * (17 + 19) + 2 * 19);
 
     // A revoked key stops working within 1 s of the revocation.
     let (key_id, secret) = world.key(&mine, "SCOPE_READ").await;

@@ -50,10 +50,20 @@ fn tenant<T>(request: &Request<T>, tenant_id: &str, scope: Scope) -> Result<Uuid
     Ok(super::convert::tenant_id(tenant_id)?)
 }
 
-/// Who the caller is, as alerts record it: `operator`, or `key:<key id>`.
+/// The metadata in which the gateway, calling as the operator, names the key it authenticated.
+pub const ON_BEHALF_OF: &str = "x-mfg-on-behalf-of";
+
+/// Who the caller is, as alerts record it: `key:<key id>`, or `operator`. Only the operator
+/// (the gateway) may say on whose behalf it calls.
 fn who<T>(request: &Request<T>) -> Result<String, Status> {
     Ok(match Caller::of(request)? {
-        Caller::Operator => "operator".to_owned(),
+        Caller::Operator => request
+            .metadata()
+            .get(ON_BEHALF_OF)
+            .and_then(|value| value.to_str().ok())
+            .filter(|value| value.starts_with("key:") && value.len() <= 100)
+            .unwrap_or("operator")
+            .to_owned(),
         Caller::Tenant(principal) => format!("key:{}", principal.key_id),
     })
 }
