@@ -87,6 +87,14 @@ pub struct Config {
         default_value_t = 100
     )]
     pub alert_evaluations: usize,
+    /// How many recent alert events the live fan-out keeps for subscribers that read slower
+    /// than events come; one further behind is told it lagged and resumed from the stored log.
+    #[arg(
+        long = "alert-fan-out",
+        env = "MFG_ALERT_FAN_OUT",
+        default_value_t = 4_096
+    )]
+    pub alert_fan_out: usize,
     /// How many shards evaluate alert rules in parallel; default: one per core.
     #[arg(long = "alert-shards", env = "MFG_ALERT_SHARDS")]
     pub alert_shards: Option<usize>,
@@ -143,6 +151,7 @@ impl Config {
             tiering_interval: Duration::from_secs(300),
             archive_transition_days: 90,
             alert_evaluations: 100,
+            alert_fan_out: 4_096,
             alert_shards: None,
             server: ServerArgs::default(),
         }
@@ -217,6 +226,13 @@ impl Config {
     /// Returns the operator token.
     pub fn operator_token(&self) -> Result<String, String> {
         secret_file::service_operator_token(self.admin_token.as_ref(), &self.database.url)
+    }
+
+    /// Keeps `events` recent alert events for slow subscribers.
+    #[must_use]
+    pub fn with_alert_fan_out(mut self, events: usize) -> Self {
+        self.alert_fan_out = events;
+        self
     }
 
     /// The alert evaluator's settings.

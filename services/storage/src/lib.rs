@@ -208,7 +208,13 @@ async fn start_alerting(
     let index = Arc::new(alerting::index::RuleIndex::default());
     index.replace_all(store.all_rules().await?);
     let states = store.rule_states().await?;
-    let journal = Journal::start(store.clone(), clock.clone(), shutdown.clone()).await?;
+    let journal = Journal::start(
+        store.clone(),
+        clock.clone(),
+        config.alert_fan_out,
+        shutdown.clone(),
+    )
+    .await?;
     let evaluator = Evaluator::start(
         config.evaluator(),
         index.clone(),

@@ -107,6 +107,45 @@ impl Subscriber {
         }
     }
 
+    /// A subscriber whose connection takes at most 16 KiB unread, like a client on a slow link.
+    async fn open_with_small_windows(platform: &Platform, token: &str) -> Self {
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://{}", platform.storage_addr()))
+                .unwrap()
+                .initial_stream_window_size(16 * 1024)
+                .initial_connection_window_size(16 * 1024)
+                .connect_lazy();
+        let bearer: tonic::metadata::MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
+        let mut client = pb::alert_service_client::AlertServiceClient::with_interceptor(
+            channel,
+            move |mut request: tonic::Request<()>| {
+                request
+                    .metadata_mut()
+                    .insert("authorization", bearer.clone());
+                Ok(request)
+            },
+        );
+        let (requests, receiver) = mpsc::channel(8);
+        requests
+            .send(pb::SubscribeAlertsRequest {
+                message: Some(Inbound::Subscribe(pb::AlertSubscription {
+                    tenant_id: platform.tenant_id.clone(),
+                    ..Default::default()
+                })),
+            })
+            .await
+            .unwrap();
+        let events = client
+            .subscribe_alerts(ReceiverStream::new(receiver))
+            .await
+            .unwrap()
+            .into_inner();
+        Self {
+            _requests: requests,
+            events,
+        }
+    }
+
     async fn next(&mut self) -> pb::AlertEvent {
         let message = tokio::time::timeout(Duration::from_secs(20), self.events.next())
             .await
@@ -349,5 +388,100 @@ async fn no_data_fires_when_the_clock_passes_the_silence() {
     let resolved = subscriber.next().await;
     assert_eq!(resolved.r#type, i32::from(pb::AlertEventType::Resolved));
     drop(subscriber);
+    platform.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_subscriber_lags_alone_and_still_receives_every_event() {
+    const MACHINES: usize = 100;
+    const BATCHES: i64 = 80;
+    const FAN_OUT: usize = 1_024;
+    let platform = Platform::start_configured(
+        Backend::Sqlite,
+        10_000_000,
+        mfg_common::clock::system_clock(),
+        |config| config.with_alert_fan_out(FAN_OUT),
+    )
+    .await;
+    let mut tenants = platform.tenants.clone();
+    for m in 0..MACHINES {
+        tenants
+            .create_machine(tpb::CreateMachineRequest {
+                tenant_id: platform.tenant_id.clone(),
+                machine: Some(tpb::Machine {
+                    machine_id: format!("m-{m:03}"),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap();
+    }
+    let admin = platform.key(tpb::Scope::Admin).await;
+    platform
+        .alerts(&admin)
+        .create_alert_rule(pb::CreateAlertRuleRequest {
+            tenant_id: platform.tenant_id.clone(),
+            rule: Some(pb::AlertRule {
+                metric: "temp".to_owned(),
+                severity: pb::Severity::Warning.into(),
+                condition: Some(threshold(0.0, None, 0)),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let mut fast = Subscriber::open(&platform, &platform.read_key, 0).await;
+    let mut slow = Subscriber::open_with_small_windows(&platform, &platform.read_key).await;
+
+    // Every reading fires: each batch is an event per machine (repeats written together are
+    // one event), thousands in all, more than the fan-out keeps and the slow subscriber's
+    // buffers hold.
+    let t = now_micros() / S * S - 120 * S;
+    let mut client = platform.client(&platform.write_key);
+    for b in 0..BATCHES {
+        let readings = (0..MACHINES)
+            .map(|m| reading(&format!("m-{m:03}"), "temp", t + b * S, 1.0 + b as f64))
+            .collect();
+        client
+            .ingest_batch(pb::IngestBatchRequest {
+                tenant_id: platform.tenant_id.clone(),
+                readings,
+            })
+            .await
+            .unwrap();
+    }
+    let mut fast_cursors = Vec::new();
+    let mut finished = std::collections::HashSet::new();
+    while finished.len() < MACHINES {
+        let event = fast.next().await;
+        fast_cursors.push(event.cursor);
+        if alert(&event).count == BATCHES as u64 {
+            finished.insert(alert(&event).machine_id.clone());
+        }
+    }
+    assert!(fast_cursors.windows(2).all(|w| w[0] < w[1]));
+    let total = fast_cursors.len();
+
+    // The slow one has read nothing so far; it was told it lagged, then resumed from the log.
+    let mut slow_cursors = Vec::new();
+    let mut lagged = 0;
+    while slow_cursors.len() < total {
+        let message = tokio::time::timeout(Duration::from_secs(20), slow.events.next())
+            .await
+            .expect("a message within 20 s")
+            .unwrap()
+            .unwrap();
+        match message.message {
+            Some(Outbound::Event(event)) => slow_cursors.push(event.cursor),
+            Some(Outbound::Lagged(lag)) => {
+                lagged += 1;
+                assert_eq!(lag.resume_after, slow_cursors.last().copied().unwrap_or(0));
+            }
+            None => {}
+        }
+    }
+    assert!(lagged >= 1, "the slow subscriber was told it lagged");
+    assert_eq!(slow_cursors, fast_cursors, "every event, in order, once");
+    drop((fast, slow));
     platform.stop().await;
 }

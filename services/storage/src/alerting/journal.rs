@@ -28,8 +28,6 @@ use crate::{
 
 /// How many commands one transaction takes at most.
 const GROUP: usize = 512;
-/// How many events the live fan-out buffers for slow receivers.
-const FAN_OUT_BUFFER: usize = 4_096;
 
 /// What the journal is asked to do.
 #[derive(Debug)]
@@ -127,10 +125,13 @@ enum Reply {
 }
 
 impl Journal {
-    /// Loads the unresolved alerts and the last cursor, and starts the journal's task.
+    /// Loads the unresolved alerts and the last cursor, and starts the journal's task. The live
+    /// fan-out keeps the last `fan_out` events for subscribers that read slower than events
+    /// come; one further behind is told it lagged.
     pub async fn start(
         store: Arc<dyn AlertStore>,
         clock: SharedClock,
+        fan_out: usize,
         shutdown: CancellationToken,
     ) -> Result<Self> {
         let mut open = HashMap::new();
@@ -141,7 +142,7 @@ impl Journal {
         }
         let cursor = store.last_cursor().await?;
         let (commands, receiver) = mpsc::channel(4 * GROUP);
-        let (events, _) = broadcast::channel(FAN_OUT_BUFFER);
+        let (events, _) = broadcast::channel(fan_out.max(1));
         let writer = Writer {
             store,
             clock,
