@@ -57,7 +57,8 @@ pub struct IngestBench {
     pub rate: Option<f64>,
 }
 
-struct Phase {
+/// What one phase of load measured.
+pub(crate) struct Phase {
     readings: u64,
     elapsed: Duration,
     latency: Histogram<u64>,
@@ -75,7 +76,7 @@ impl Phase {
         )
     }
 
-    fn rate(&self) -> f64 {
+    pub(crate) fn rate(&self) -> f64 {
         self.readings as f64 / self.elapsed.as_secs_f64()
     }
 }
@@ -148,7 +149,9 @@ fn micros_now() -> i64 {
         .unwrap_or_default()
 }
 
-async fn load(
+/// Streams readings from `args.streams` machines for `duration`, at `rate` readings/s or as
+/// fast as acks allow.
+pub(crate) async fn load(
     client: &TelemetryServiceClient<mfg_common::grpc::TracedChannel>,
     args: &IngestBench,
     clock: Arc<AtomicU64>,

@@ -1,5 +1,6 @@
 //! The `mfg` command as a library, so that tests start exactly what `mfg up` starts.
 
+pub mod alerts_bench;
 pub mod bench;
 pub mod bench_platform;
 pub mod ingest_bench;

@@ -49,6 +49,9 @@ enum Bench {
     /// Readings per second over StreamTelemetry into the hot tier, ack latency at half that
     /// rate, and (on PostgreSQL) a raw COPY into the same tables. Starts its own services.
     Ingest(mfg::ingest_bench::IngestBench),
+    /// Alert latency from a reading to its event (gRPC and SSE), idle and under load, and the
+    /// fan-out to many subscribers.
+    Alerts(mfg::alerts_bench::AlertsBench),
     /// Latency of `latest` and of a 30-day series downsampled to about 500 buckets, one query
     /// at a time. Loads its own data into services it starts.
     Query(mfg::query_bench::QueryBench),
@@ -98,6 +101,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench {
             bench: Bench::Query(args),
         } => return mfg::query_bench::run(args).await,
+        Command::Bench {
+            bench: Bench::Alerts(args),
+        } => return mfg::alerts_bench::run(args).await,
         Command::Bench {
             bench: Bench::Streams(args),
         } => return mfg::streams_bench::run(args).await,

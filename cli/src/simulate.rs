@@ -460,3 +460,86 @@ pub async fn run(args: SimulateArgs, shutdown: CancellationToken) -> anyhow::Res
     )?;
     streamed
 }
+
+/// Gives each tenant that has no alert rule the demo's three: a hot spindle (`temperature_c`
+/// above 75, cleared below 65), strong vibration (`vibration_mm_s` above 8 for 5 s) and a
+/// silent machine (no `part_count` for 2 minutes; the simulated outages last 30–180 s).
+pub async fn demo_rules(
+    storage_addr: &str,
+    operator_token: &str,
+    tenants: &[SimTenant],
+) -> anyhow::Result<()> {
+    use mfg_proto::storage::v1::{
+        self as pb, alert_condition::Kind, alert_service_client::AlertServiceClient,
+    };
+    let mut alerts = AlertServiceClient::new(
+        lazy_channel(&format!("http://{storage_addr}"))?.with_bearer(operator_token)?,
+    );
+    let threshold = |value: f64, for_s: i64, clear: Option<f64>| pb::AlertCondition {
+        kind: Some(Kind::Threshold(pb::ThresholdCondition {
+            comparison: pb::Comparison::Greater.into(),
+            value,
+            for_duration: Some(pbjson_types::Duration {
+                seconds: for_s,
+                nanos: 0,
+            }),
+            clear_value: clear,
+        })),
+    };
+    let rules = [
+        (
+            "Spindle too hot",
+            "temperature_c",
+            pb::Severity::Major,
+            threshold(75.0, 0, Some(65.0)),
+        ),
+        (
+            "Strong vibration",
+            "vibration_mm_s",
+            pb::Severity::Minor,
+            threshold(8.0, 5, None),
+        ),
+        (
+            "Machine silent",
+            "part_count",
+            pb::Severity::Warning,
+            pb::AlertCondition {
+                kind: Some(Kind::NoData(pb::NoDataCondition {
+                    duration: Some(pbjson_types::Duration {
+                        seconds: 120,
+                        nanos: 0,
+                    }),
+                })),
+            },
+        ),
+    ];
+    for tenant in tenants {
+        let existing = alerts
+            .list_alert_rules(pb::ListAlertRulesRequest {
+                tenant_id: tenant.id.clone(),
+                page_size: 1,
+                page_token: String::new(),
+            })
+            .await?
+            .into_inner();
+        if !existing.rules.is_empty() {
+            continue;
+        }
+        for (name, metric, severity, condition) in &rules {
+            alerts
+                .create_alert_rule(pb::CreateAlertRuleRequest {
+                    tenant_id: tenant.id.clone(),
+                    rule: Some(pb::AlertRule {
+                        display_name: (*name).to_owned(),
+                        metric: (*metric).to_owned(),
+                        severity: (*severity).into(),
+                        condition: Some(condition.clone()),
+                        ..Default::default()
+                    }),
+                })
+                .await
+                .with_context(|| format!("cannot create the rule `{name}` of {}", tenant.name))?;
+        }
+    }
+    Ok(())
+}

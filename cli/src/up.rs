@@ -234,6 +234,12 @@ async fn demo(addresses: Addresses, shutdown: CancellationToken) -> anyhow::Resu
                 .with_bearer(addresses.operator_token.expose())?,
         );
         let prepared = crate::simulate::prepare(&mut tenants, &scenario).await?;
+        crate::simulate::demo_rules(
+            &addresses.storage.to_string(),
+            addresses.operator_token.expose(),
+            &prepared,
+        )
+        .await?;
         {
             let mut out = std::io::stdout().lock();
             writeln!(
@@ -249,6 +255,13 @@ async fn demo(addresses: Addresses, shutdown: CancellationToken) -> anyhow::Resu
                     out,
                     "  curl -H \"Authorization: Bearer $TOKEN\" http://{}/v1/tenants/{}/machines/{}/latest   # {}",
                     addresses.gateway, tenant.id, tenant.machines[0], tenant.name
+                )?;
+            }
+            if let Some(tenant) = prepared.first() {
+                writeln!(
+                    out,
+                    "  curl -N -H \"Authorization: Bearer $TOKEN\" http://{}/v1/tenants/{}/alert-events   # its alerts, live (SSE)",
+                    addresses.gateway, tenant.id
                 )?;
             }
         }

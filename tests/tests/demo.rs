@@ -1,5 +1,6 @@
 //! `mfg up --demo`: the brief's scenario (3 tenants with 15 machines each) streams in-process,
-//! so a newcomer sees data within seconds, through the same REST routes they would use.
+//! so a newcomer sees data (and alert rules watching it) within seconds, through the same REST
+//! routes they would use.
 
 use std::time::Duration;
 
@@ -74,6 +75,26 @@ async fn the_demo_streams_the_briefs_scenario_within_seconds() {
                 .any(|v| v["metric"] == "spindle_speed_rpm" && v["value"].as_f64().is_some()),
             "{values:?}"
         );
+
+        // Each tenant watches its machines with the demo's three alert rules.
+        let (status, rules) = http_call(
+            &http,
+            base,
+            Method::GET,
+            &format!("/v1/tenants/{id}/alert-rules"),
+            operator,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let mut metrics: Vec<&str> = rules["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r["metric"].as_str())
+            .collect();
+        metrics.sort_unstable();
+        assert_eq!(metrics, ["part_count", "temperature_c", "vibration_mm_s"]);
     }
     platform.stop().await;
 }
