@@ -235,6 +235,14 @@ impl Config {
         self
     }
 
+    /// Evaluates alerts with at most `batches` in flight, on `shards` shards.
+    #[must_use]
+    pub fn with_alert_evaluations(mut self, batches: usize, shards: usize) -> Self {
+        self.alert_evaluations = batches;
+        self.alert_shards = Some(shards);
+        self
+    }
+
     /// The alert evaluator's settings.
     pub fn evaluator(&self) -> EvaluatorConfig {
         let defaults = EvaluatorConfig::default();

@@ -485,3 +485,81 @@ async fn a_slow_subscriber_lags_alone_and_still_receives_every_event() {
     drop((fast, slow));
     platform.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_evaluator_coalesces_readings_and_misses_no_alert() {
+    const MACHINES: usize = 40;
+    // One batch in flight on one shard: concurrent batches are coalesced.
+    let platform = Platform::start_configured(
+        Backend::Sqlite,
+        10_000_000,
+        mfg_common::clock::system_clock(),
+        |config| config.with_alert_evaluations(1, 1),
+    )
+    .await;
+    let mut tenants = platform.tenants.clone();
+    for m in 0..MACHINES {
+        tenants
+            .create_machine(tpb::CreateMachineRequest {
+                tenant_id: platform.tenant_id.clone(),
+                machine: Some(tpb::Machine {
+                    machine_id: format!("m-{m:03}"),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap();
+    }
+    let admin = platform.key(tpb::Scope::Admin).await;
+    platform
+        .alerts(&admin)
+        .create_alert_rule(pb::CreateAlertRuleRequest {
+            tenant_id: platform.tenant_id.clone(),
+            rule: Some(pb::AlertRule {
+                metric: "temp".to_owned(),
+                severity: pb::Severity::Critical.into(),
+                condition: Some(threshold(90.0, Some(50.0), 0)),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let mut subscriber = Subscriber::open(&platform, &platform.read_key, 0).await;
+
+    // Each machine: 200 readings at 10 with one spike to 95 somewhere, all sent at once.
+    let t = now_micros() / S * S - 600 * S;
+    let sends = (0..MACHINES).map(|m| {
+        let mut client = platform.client(&platform.write_key);
+        let tenant_id = platform.tenant_id.clone();
+        async move {
+            let spike = (m * 7) % 200;
+            let readings = (0..200)
+                .map(|i| {
+                    let value = if i == spike { 95.0 } else { 10.0 };
+                    reading(&format!("m-{m:03}"), "temp", t + i as i64 * S, value)
+                })
+                .collect();
+            client
+                .ingest_batch(pb::IngestBatchRequest {
+                    tenant_id,
+                    readings,
+                })
+                .await
+                .unwrap();
+        }
+    });
+    futures::future::join_all(sends).await;
+
+    // Every spike opened an alert, though most readings were coalesced (dropping them instead
+    // fails this test).
+    let mut opened = std::collections::HashSet::new();
+    while opened.len() < MACHINES {
+        let event = subscriber.next().await;
+        if event.r#type == i32::from(pb::AlertEventType::Opened) {
+            assert_eq!(alert(&event).trigger_value, 95.0);
+            opened.insert(alert(&event).machine_id.clone());
+        }
+    }
+    drop(subscriber);
+    platform.stop().await;
+}
