@@ -77,6 +77,24 @@ async fn send(platform: &Platform, readings: &[(i64, f64)]) {
     }
 }
 
+/// Registers machines `m-000`, `m-001`, … and returns an admin key.
+async fn machines_and_admin(platform: &Platform, machines: usize) -> String {
+    let mut tenants = platform.tenants.clone();
+    for m in 0..machines {
+        tenants
+            .create_machine(tpb::CreateMachineRequest {
+                tenant_id: platform.tenant_id.clone(),
+                machine: Some(tpb::Machine {
+                    machine_id: format!("m-{m:03}"),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap();
+    }
+    platform.key(tpb::Scope::Admin).await
+}
+
 struct Subscriber {
     _requests: mpsc::Sender<pb::SubscribeAlertsRequest>,
     events: Streaming<pb::SubscribeAlertsResponse>,
@@ -403,20 +421,7 @@ async fn a_slow_subscriber_lags_alone_and_still_receives_every_event() {
         |config| config.with_alert_fan_out(FAN_OUT),
     )
     .await;
-    let mut tenants = platform.tenants.clone();
-    for m in 0..MACHINES {
-        tenants
-            .create_machine(tpb::CreateMachineRequest {
-                tenant_id: platform.tenant_id.clone(),
-                machine: Some(tpb::Machine {
-                    machine_id: format!("m-{m:03}"),
-                    ..Default::default()
-                }),
-            })
-            .await
-            .unwrap();
-    }
-    let admin = platform.key(tpb::Scope::Admin).await;
+    let admin = machines_and_admin(&platform, MACHINES).await;
     platform
         .alerts(&admin)
         .create_alert_rule(pb::CreateAlertRuleRequest {
@@ -497,20 +502,7 @@ async fn an_overloaded_evaluator_coalesces_readings_and_misses_no_alert() {
         |config| config.with_alert_evaluations(1, 1),
     )
     .await;
-    let mut tenants = platform.tenants.clone();
-    for m in 0..MACHINES {
-        tenants
-            .create_machine(tpb::CreateMachineRequest {
-                tenant_id: platform.tenant_id.clone(),
-                machine: Some(tpb::Machine {
-                    machine_id: format!("m-{m:03}"),
-                    ..Default::default()
-                }),
-            })
-            .await
-            .unwrap();
-    }
-    let admin = platform.key(tpb::Scope::Admin).await;
+    let admin = machines_and_admin(&platform, MACHINES).await;
     platform
         .alerts(&admin)
         .create_alert_rule(pb::CreateAlertRuleRequest {

@@ -365,13 +365,7 @@ impl Writer {
                             self.open.insert(key, alert);
                         }
                     }
-                    Signal::Cleared => {
-                        if let Some(mut alert) = self.open.remove(&key) {
-                            self.ids.remove(&alert.alert_id);
-                            alert.resolve(SYSTEM, self.now());
-                            self.event(group, EventType::Resolved, &alert);
-                        }
-                    }
+                    Signal::Cleared => self.resolve_by_system(group, &key),
                 }
             }
             Command::States(states) => group.write.states.extend(states),
@@ -409,14 +403,20 @@ impl Writer {
                     .cloned()
                     .collect();
                 for key in keys {
-                    if let Some(mut alert) = self.open.remove(&key) {
-                        self.ids.remove(&alert.alert_id);
-                        alert.resolve(SYSTEM, self.now());
-                        self.event(group, EventType::Resolved, &alert);
-                    }
+                    self.resolve_by_system(group, &key);
                 }
                 group.replies.push(Reply::Done(reply));
             }
+        }
+    }
+
+    /// Resolves the unresolved alert of a rule and machine, if there is one: its condition
+    /// cleared, or its rule is gone.
+    fn resolve_by_system(&mut self, group: &mut Group, key: &Key) {
+        if let Some(mut alert) = self.open.remove(key) {
+            self.ids.remove(&alert.alert_id);
+            alert.resolve(SYSTEM, self.now());
+            self.event(group, EventType::Resolved, &alert);
         }
     }
 

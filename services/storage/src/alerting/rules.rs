@@ -20,6 +20,15 @@ use crate::{
     store::AlertStore,
 };
 
+/// The id a page token carries: the last one of the page before.
+fn page_key(page: &PageRequest) -> Result<Option<Uuid>> {
+    page.after
+        .as_deref()
+        .map(Uuid::parse_str)
+        .transpose()
+        .map_err(|_| StorageError::invalid("page_token", "is not a token returned by this API"))
+}
+
 /// The alerting operations.
 #[derive(Debug, Clone)]
 pub struct Alerting {
@@ -123,14 +132,7 @@ impl Alerting {
 
     /// Returns a page of a tenant's rules, in creation order, and the next page's token.
     pub async fn list(&self, tenant: Uuid, page: &PageRequest) -> Result<(Vec<AlertRule>, String)> {
-        let after = page
-            .after
-            .as_deref()
-            .map(Uuid::parse_str)
-            .transpose()
-            .map_err(|_| {
-                StorageError::invalid("page_token", "is not a token returned by this API")
-            })?;
+        let after = page_key(page)?;
         let mut rules = self
             .store
             .list_rules(tenant, after, page.fetch_limit())
@@ -181,14 +183,7 @@ impl Alerting {
         state: Option<AlertState>,
         page: &PageRequest,
     ) -> Result<(Vec<Alert>, String)> {
-        let before = page
-            .after
-            .as_deref()
-            .map(Uuid::parse_str)
-            .transpose()
-            .map_err(|_| {
-                StorageError::invalid("page_token", "is not a token returned by this API")
-            })?;
+        let before = page_key(page)?;
         let mut alerts = self
             .store
             .list_alerts(tenant, state, before, page.fetch_limit())
