@@ -68,6 +68,10 @@ pub struct AlertsBench {
     /// Alert events per second in the fan-out phase.
     #[arg(long = "fan-out-rate", default_value_t = 100)]
     pub fan_out_rate: u32,
+    /// Publish alert events before their write is flushed (`--alert-fast-commit` of the
+    /// storage service; PostgreSQL only).
+    #[arg(long = "alert-fast-commit")]
+    pub alert_fast_commit: bool,
     /// Length of the load and fan-out phases.
     #[arg(long, default_value = "10s", value_parser = mfg_common::config::parse_duration)]
     pub duration: Duration,
@@ -246,7 +250,12 @@ impl Probe {
 
 /// Runs the benchmark and prints its figures.
 pub async fn run(args: AlertsBench) -> anyhow::Result<()> {
-    let platform = BenchPlatform::start(args.database_url.as_deref()).await?;
+    let fast = args.alert_fast_commit;
+    let platform = BenchPlatform::start_with(args.database_url.as_deref(), |mut config| {
+        config.alert_fast_commit = fast;
+        config
+    })
+    .await?;
     let shutdown = CancellationToken::new();
     let gateway = start_gateway(&platform, &shutdown).await?;
     let load_machines = 16;
@@ -284,8 +293,9 @@ pub async fn run(args: AlertsBench) -> anyhow::Result<()> {
     let mut out = std::io::stdout();
     writeln!(
         out,
-        "mfg bench alerts: {}, {} idle probes, load {:.0} readings/s, {} subscribers at {} events/s, {} s phases",
+        "mfg bench alerts: {}{}, {} idle probes, load {:.0} readings/s, {} subscribers at {} events/s, {} s phases",
         platform.backend,
+        if fast { " (alert fast commit)" } else { "" },
         args.probes,
         args.load_rate,
         args.subscribers,

@@ -45,16 +45,26 @@ impl BenchPlatform {
     /// Starts both services on `database_url` (SQLite in a temporary directory when `None`) and
     /// waits until they serve. The storage service runs its tiering jobs only on demand.
     pub async fn start(database_url: Option<&str>) -> anyhow::Result<Self> {
+        Self::start_with(database_url, |config| config).await
+    }
+
+    /// [`BenchPlatform::start`] with the storage service's configuration changed by `configure`.
+    pub async fn start_with(
+        database_url: Option<&str>,
+        configure: impl FnOnce(mfg_storage::Config) -> mfg_storage::Config,
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let (tenant_url, storage_url) = database_urls(database_url, dir.path());
         let shutdown = CancellationToken::new();
         let (tenant_addr, tenant_task) = start_tenant_service(&tenant_url, &shutdown).await?;
         let storage_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let storage_addr = storage_listener.local_addr()?;
-        let storage_config = mfg_storage::Config::new(&storage_url, tenant_addr.to_string())
-            .with_admin_token(OPERATOR)
-            .with_archive_dir(dir.path().join("archive"))
-            .with_tiering_interval(Duration::ZERO);
+        let storage_config = configure(
+            mfg_storage::Config::new(&storage_url, tenant_addr.to_string())
+                .with_admin_token(OPERATOR)
+                .with_archive_dir(dir.path().join("archive"))
+                .with_tiering_interval(Duration::ZERO),
+        );
         let storage_task = tokio::spawn(mfg_storage::run(
             storage_config,
             storage_listener,

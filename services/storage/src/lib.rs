@@ -211,7 +211,10 @@ async fn start_alerting(
     let journal = Journal::start(
         store.clone(),
         clock.clone(),
-        config.alert_fan_out,
+        alerting::journal::JournalOptions {
+            fan_out: config.alert_fan_out,
+            durable: !config.alert_fast_commit,
+        },
         shutdown.clone(),
     )
     .await?;

@@ -295,7 +295,7 @@ pub struct RuleStateKey {
 }
 
 /// What the alert journal writes at once.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AlertWrite {
     /// Alerts, created or changed.
     pub alerts: Vec<Alert>,
@@ -303,6 +303,20 @@ pub struct AlertWrite {
     pub events: Vec<AlertEvent>,
     /// Evaluator states to store, or to remove (`None`).
     pub states: Vec<(RuleStateKey, Option<RuleState>)>,
+    /// Whether the commit waits until the write is flushed to disk (see
+    /// [`crate::alerting::journal::Journal::start`]).
+    pub durable: bool,
+}
+
+impl Default for AlertWrite {
+    fn default() -> Self {
+        Self {
+            alerts: Vec::new(),
+            events: Vec::new(),
+            states: Vec::new(),
+            durable: true,
+        }
+    }
 }
 
 impl AlertWrite {

@@ -149,6 +149,7 @@ async fn alerts_events_and_states_round_trip(store: &dyn AlertStore) {
             alerts: vec![alert.clone()],
             events: vec![opened.clone()],
             states: vec![(key.clone(), Some(state.clone()))],
+            ..AlertWrite::default()
         })
         .await
         .unwrap();
@@ -184,6 +185,7 @@ async fn alerts_events_and_states_round_trip(store: &dyn AlertStore) {
             alerts: vec![alert.clone(), newer.clone()],
             events: vec![updated, resolved.clone()],
             states: vec![(key, None)],
+            ..AlertWrite::default()
         })
         .await
         .unwrap();

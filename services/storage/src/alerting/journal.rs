@@ -80,6 +80,20 @@ pub enum Command {
     },
 }
 
+/// How the journal writes and fans out.
+#[derive(Debug, Clone, Copy)]
+pub struct JournalOptions {
+    /// How many recent events the live fan-out keeps for subscribers that read slower than
+    /// events come; one further behind is told it lagged.
+    pub fan_out: usize,
+    /// Whether a write waits until it is flushed to disk before its events are published.
+    /// `false` (PostgreSQL only: `synchronous_commit = off` for these transactions) publishes
+    /// about a WAL flush sooner; a crash of the database server (not of this service) may then
+    /// lose the last ~0.6 s (3 × `wal_writer_delay`) of alert changes, events and states
+    /// together, so a condition that still holds raises its alert again.
+    pub durable: bool,
+}
+
 /// How long the journal keeps taking commands after shutdown began, for the shards' last ones.
 const DRAIN: Duration = Duration::from_millis(200);
 
@@ -107,6 +121,7 @@ struct Writer {
     ids: HashMap<Uuid, Key>,
     cursor: u64,
     events: broadcast::Sender<Arc<AlertEvent>>,
+    durable: bool,
 }
 
 /// One group of commands, applied in memory, waiting for its write.
@@ -125,13 +140,11 @@ enum Reply {
 }
 
 impl Journal {
-    /// Loads the unresolved alerts and the last cursor, and starts the journal's task. The live
-    /// fan-out keeps the last `fan_out` events for subscribers that read slower than events
-    /// come; one further behind is told it lagged.
+    /// Loads the unresolved alerts and the last cursor, and starts the journal's task.
     pub async fn start(
         store: Arc<dyn AlertStore>,
         clock: SharedClock,
-        fan_out: usize,
+        options: JournalOptions,
         shutdown: CancellationToken,
     ) -> Result<Self> {
         let mut open = HashMap::new();
@@ -142,7 +155,7 @@ impl Journal {
         }
         let cursor = store.last_cursor().await?;
         let (commands, receiver) = mpsc::channel(4 * GROUP);
-        let (events, _) = broadcast::channel(fan_out.max(1));
+        let (events, _) = broadcast::channel(options.fan_out.max(1));
         let writer = Writer {
             store,
             clock,
@@ -150,6 +163,7 @@ impl Journal {
             ids,
             cursor,
             events: events.clone(),
+            durable: options.durable,
         };
         let task = tokio::spawn(writer.run(receiver, shutdown));
         Ok(Self {
@@ -236,6 +250,7 @@ impl Writer {
             };
             let Some(first) = first else { return };
             let mut group = Group::default();
+            group.write.durable = self.durable;
             self.apply(first, &mut group).await;
             while group.replies.len() + group.write.events.len() < GROUP {
                 let Ok(next) = commands.try_recv() else { break };

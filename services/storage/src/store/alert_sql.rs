@@ -87,9 +87,11 @@ pub(super) const RULE_STATES: &str =
     "SELECT tenant_id, rule_id, machine_id, state FROM alert_rule_states";
 
 /// Generates `impl AlertStore` for a backend's store type. `$for_update` is the dialect's row
-/// lock of a read-modify-write (empty on SQLite, whose write transactions lock the database).
+/// lock of a read-modify-write (empty on SQLite, whose write transactions lock the database);
+/// `$async_commit` makes a transaction commit without waiting for its log to be flushed (empty
+/// where the backend has no such thing per transaction).
 macro_rules! alert_store {
-    ($store:ident, for_update: $for_update:literal $(,)?) => {
+    ($store:ident, for_update: $for_update:literal, async_commit: $async_commit:literal $(,)?) => {
         fn rule_of(
             row: &<Db as ::sqlx::Database>::Row,
         ) -> $crate::error::Result<$crate::domain::alert_rule::AlertRule> {
@@ -287,6 +289,9 @@ macro_rules! alert_store {
             ) -> $crate::error::Result<()> {
                 use ::sqlx::types::Json;
                 let mut tx = self.begin_write().await?;
+                if !write.durable && !$async_commit.is_empty() {
+                    ::sqlx::query($async_commit).execute(&mut *tx).await?;
+                }
                 for alert in &write.alerts {
                     ::sqlx::query(alert_sql::UPSERT_ALERT)
                         .bind(db_uuid(alert.alert_id))

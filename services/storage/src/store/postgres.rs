@@ -207,4 +207,8 @@ telemetry_store!(
     for_share: " FOR SHARE",
 );
 
-alert_store!(PostgresStore, for_update: " FOR UPDATE");
+alert_store!(
+    PostgresStore,
+    for_update: " FOR UPDATE",
+    async_commit: "SET LOCAL synchronous_commit = off",
+);

@@ -241,4 +241,8 @@ telemetry_store!(
     for_share: "",
 );
 
-alert_store!(SqliteStore, for_update: "");
+alert_store!(
+    SqliteStore,
+    for_update: "",
+    async_commit: "",
+);
