@@ -87,11 +87,10 @@ pub(super) const RULE_STATES: &str =
     "SELECT tenant_id, rule_id, machine_id, state FROM alert_rule_states";
 
 /// Generates `impl AlertStore` for a backend's store type. `$for_update` is the dialect's row
-/// lock of a read-modify-write (empty on SQLite, whose write transactions lock the database);
-/// `$async_commit` makes a transaction commit without waiting for its log to be flushed (empty
-/// where the backend has no such thing per transaction).
+/// lock of a read-modify-write (empty on SQLite, whose write transactions lock the database).
+/// The backend defines the inherent `write_alerts_now`, how the journal's writes go in.
 macro_rules! alert_store {
-    ($store:ident, for_update: $for_update:literal, async_commit: $async_commit:literal $(,)?) => {
+    ($store:ident, for_update: $for_update:literal $(,)?) => {
         fn rule_of(
             row: &<Db as ::sqlx::Database>::Row,
         ) -> $crate::error::Result<$crate::domain::alert_rule::AlertRule> {
@@ -287,59 +286,7 @@ macro_rules! alert_store {
                 &self,
                 write: &$crate::store::AlertWrite,
             ) -> $crate::error::Result<()> {
-                use ::sqlx::types::Json;
-                let mut tx = self.begin_write().await?;
-                if !write.durable && !$async_commit.is_empty() {
-                    ::sqlx::query($async_commit).execute(&mut *tx).await?;
-                }
-                for alert in &write.alerts {
-                    ::sqlx::query(alert_sql::UPSERT_ALERT)
-                        .bind(db_uuid(alert.alert_id))
-                        .bind(db_uuid(alert.tenant_id))
-                        .bind(db_uuid(alert.rule_id))
-                        .bind(&alert.machine_id)
-                        .bind(&alert.metric)
-                        .bind(alert.severity.as_str())
-                        .bind(alert.state.as_str())
-                        .bind(i64::try_from(alert.count).unwrap_or(i64::MAX))
-                        .bind(db_ts(alert.first_seen))
-                        .bind(db_ts(alert.last_seen))
-                        .bind(alert.trigger_value)
-                        .bind(alert.last_value)
-                        .bind(alert.acknowledged_by.as_deref())
-                        .bind(alert.acknowledge_time.map(db_ts))
-                        .bind(alert.resolved_by.as_deref())
-                        .bind(alert.resolve_time.map(db_ts))
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                for event in &write.events {
-                    ::sqlx::query(alert_sql::INSERT_EVENT)
-                        .bind(i64::try_from(event.cursor).unwrap_or(i64::MAX))
-                        .bind(db_uuid(event.alert.tenant_id))
-                        .bind(db_uuid(event.alert.alert_id))
-                        .bind(event.kind.as_str())
-                        .bind(db_ts(event.time))
-                        .bind(Json(&event.alert))
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                for (key, state) in &write.states {
-                    let query = match state {
-                        Some(state) => ::sqlx::query(alert_sql::UPSERT_RULE_STATE)
-                            .bind(db_uuid(key.tenant_id))
-                            .bind(db_uuid(key.rule_id))
-                            .bind(&key.machine_id)
-                            .bind(Json(state)),
-                        None => ::sqlx::query(alert_sql::DELETE_RULE_STATE)
-                            .bind(db_uuid(key.tenant_id))
-                            .bind(db_uuid(key.rule_id))
-                            .bind(&key.machine_id),
-                    };
-                    query.execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
-                Ok(())
+                self.write_alerts_now(write).await
             }
 
             async fn unresolved_alerts(

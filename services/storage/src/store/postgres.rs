@@ -207,8 +207,140 @@ telemetry_store!(
     for_share: " FOR SHARE",
 );
 
-alert_store!(
-    PostgresStore,
-    for_update: " FOR UPDATE",
-    async_commit: "SET LOCAL synchronous_commit = off",
-);
+/// The journal's write as one statement, so one round trip and one implicit transaction:
+/// alerts upserted, events inserted, evaluator states upserted or removed, each from arrays.
+/// `$30` is `synchronous_commit` for this transaction (`on`, or `off` for fast commit).
+const WRITE_ALERTS: &str = "WITH config AS (SELECT set_config('synchronous_commit', $30, true)), \
+     upserted AS (INSERT INTO alerts (alert_id, tenant_id, rule_id, machine_id, metric, severity, \
+         state, count, first_seen, last_seen, trigger_value, last_value, acknowledged_by, \
+         acknowledge_time, resolved_by, resolve_time) \
+       SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], \
+         $6::text[], $7::text[], $8::int8[], $9::timestamptz[], $10::timestamptz[], \
+         $11::float8[], $12::float8[], $13::text[], $14::timestamptz[], $15::text[], \
+         $16::timestamptz[]) \
+       ON CONFLICT (alert_id) DO UPDATE SET severity = excluded.severity, state = excluded.state, \
+         count = excluded.count, last_seen = excluded.last_seen, last_value = excluded.last_value, \
+         acknowledged_by = excluded.acknowledged_by, acknowledge_time = excluded.acknowledge_time, \
+         resolved_by = excluded.resolved_by, resolve_time = excluded.resolve_time \
+       RETURNING 1), \
+     events AS (INSERT INTO alert_events (cursor, tenant_id, alert_id, kind, event_time, alert) \
+       SELECT * FROM unnest($17::int8[], $18::uuid[], $19::uuid[], $20::text[], \
+         $21::timestamptz[], $22::jsonb[]) RETURNING 1), \
+     states AS (INSERT INTO alert_rule_states (tenant_id, rule_id, machine_id, state) \
+       SELECT * FROM unnest($23::uuid[], $24::uuid[], $25::text[], $26::jsonb[]) \
+       ON CONFLICT (tenant_id, rule_id, machine_id) DO UPDATE SET state = excluded.state \
+       RETURNING 1), \
+     removed AS (DELETE FROM alert_rule_states \
+       WHERE (tenant_id, rule_id, machine_id) IN \
+         (SELECT * FROM unnest($27::uuid[], $28::uuid[], $29::text[])) RETURNING 1) \
+     SELECT (SELECT count(*) FROM upserted) + (SELECT count(*) FROM events) \
+       + (SELECT count(*) FROM states) + (SELECT count(*) FROM removed), \
+       (SELECT * FROM config)";
+
+impl PostgresStore {
+    /// Writes alerts, events and evaluator states in one statement ([`WRITE_ALERTS`]). A
+    /// state written twice in the group keeps its last value.
+    async fn write_alerts_now(&self, write: &crate::store::AlertWrite) -> Result<()> {
+        use sqlx::types::Json;
+        let alerts = &write.alerts;
+        let events = &write.events;
+        let mut last = std::collections::HashMap::new();
+        for (i, (key, _)) in write.states.iter().enumerate() {
+            last.insert(key, i);
+        }
+        let states: Vec<_> = write
+            .states
+            .iter()
+            .enumerate()
+            .filter(|(i, (key, _))| last.get(key) == Some(i))
+            .map(|(_, state)| state)
+            .collect();
+        let (kept, removed): (Vec<_>, Vec<_>) = states.into_iter().partition(|(_, s)| s.is_some());
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        sqlx::query(WRITE_ALERTS)
+            .bind(alerts.iter().map(|a| a.alert_id).collect::<Vec<_>>())
+            .bind(alerts.iter().map(|a| a.tenant_id).collect::<Vec<_>>())
+            .bind(alerts.iter().map(|a| a.rule_id).collect::<Vec<_>>())
+            .bind(
+                alerts
+                    .iter()
+                    .map(|a| a.machine_id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(alerts.iter().map(|a| a.metric.as_str()).collect::<Vec<_>>())
+            .bind(
+                alerts
+                    .iter()
+                    .map(|a| a.severity.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(alerts.iter().map(|a| a.state.as_str()).collect::<Vec<_>>())
+            .bind(alerts.iter().map(|a| count(a.count)).collect::<Vec<_>>())
+            .bind(
+                alerts
+                    .iter()
+                    .map(|a| db_ts(a.first_seen))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                alerts
+                    .iter()
+                    .map(|a| db_ts(a.last_seen))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(alerts.iter().map(|a| a.trigger_value).collect::<Vec<_>>())
+            .bind(alerts.iter().map(|a| a.last_value).collect::<Vec<_>>())
+            .bind(
+                alerts
+                    .iter()
+                    .map(|a| a.acknowledged_by.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                alerts
+                    .iter()
+                    .map(|a| a.acknowledge_time.map(db_ts))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                alerts
+                    .iter()
+                    .map(|a| a.resolved_by.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                alerts
+                    .iter()
+                    .map(|a| a.resolve_time.map(db_ts))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(events.iter().map(|e| count(e.cursor)).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.alert.tenant_id).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.alert.alert_id).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| db_ts(e.time)).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| Json(&e.alert)).collect::<Vec<_>>())
+            .bind(kept.iter().map(|(k, _)| k.tenant_id).collect::<Vec<_>>())
+            .bind(kept.iter().map(|(k, _)| k.rule_id).collect::<Vec<_>>())
+            .bind(
+                kept.iter()
+                    .map(|(k, _)| k.machine_id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(kept.iter().map(|(_, s)| Json(s)).collect::<Vec<_>>())
+            .bind(removed.iter().map(|(k, _)| k.tenant_id).collect::<Vec<_>>())
+            .bind(removed.iter().map(|(k, _)| k.rule_id).collect::<Vec<_>>())
+            .bind(
+                removed
+                    .iter()
+                    .map(|(k, _)| k.machine_id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(if write.durable { "on" } else { "off" })
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+alert_store!(PostgresStore, for_update: " FOR UPDATE");

@@ -241,8 +241,61 @@ telemetry_store!(
     for_share: "",
 );
 
-alert_store!(
-    SqliteStore,
-    for_update: "",
-    async_commit: "",
-);
+impl SqliteStore {
+    /// Writes alerts, events and evaluator states in one `BEGIN IMMEDIATE` transaction, a
+    /// statement per row (in-process: no round trips to save).
+    async fn write_alerts_now(&self, write: &crate::store::AlertWrite) -> Result<()> {
+        use sqlx::types::Json;
+        let mut tx = self.begin_write().await?;
+        for alert in &write.alerts {
+            sqlx::query(alert_sql::UPSERT_ALERT)
+                .bind(db_uuid(alert.alert_id))
+                .bind(db_uuid(alert.tenant_id))
+                .bind(db_uuid(alert.rule_id))
+                .bind(&alert.machine_id)
+                .bind(&alert.metric)
+                .bind(alert.severity.as_str())
+                .bind(alert.state.as_str())
+                .bind(i64::try_from(alert.count).unwrap_or(i64::MAX))
+                .bind(db_ts(alert.first_seen))
+                .bind(db_ts(alert.last_seen))
+                .bind(alert.trigger_value)
+                .bind(alert.last_value)
+                .bind(alert.acknowledged_by.as_deref())
+                .bind(alert.acknowledge_time.map(db_ts))
+                .bind(alert.resolved_by.as_deref())
+                .bind(alert.resolve_time.map(db_ts))
+                .execute(&mut *tx)
+                .await?;
+        }
+        for event in &write.events {
+            sqlx::query(alert_sql::INSERT_EVENT)
+                .bind(i64::try_from(event.cursor).unwrap_or(i64::MAX))
+                .bind(db_uuid(event.alert.tenant_id))
+                .bind(db_uuid(event.alert.alert_id))
+                .bind(event.kind.as_str())
+                .bind(db_ts(event.time))
+                .bind(Json(&event.alert))
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (key, state) in &write.states {
+            let query = match state {
+                Some(state) => sqlx::query(alert_sql::UPSERT_RULE_STATE)
+                    .bind(db_uuid(key.tenant_id))
+                    .bind(db_uuid(key.rule_id))
+                    .bind(&key.machine_id)
+                    .bind(Json(state)),
+                None => sqlx::query(alert_sql::DELETE_RULE_STATE)
+                    .bind(db_uuid(key.tenant_id))
+                    .bind(db_uuid(key.rule_id))
+                    .bind(&key.machine_id),
+            };
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+alert_store!(SqliteStore, for_update: "");
