@@ -10,6 +10,8 @@
 #[macro_use]
 mod sql;
 #[macro_use]
+mod telemetry_sql;
+#[macro_use]
 mod alert_sql;
 mod postgres;
 mod sqlite;
