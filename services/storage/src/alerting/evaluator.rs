@@ -39,7 +39,7 @@ use crate::{
     directory::MachineLabels,
     domain::{
         alert_eval::{RuleState, Signal},
-        alert_rule::{Condition, MAX_ANY_OF},
+        alert_rule::Condition,
         ingest::{Reading, micros_since_epoch},
     },
     store::RuleStateKey,
@@ -158,7 +158,7 @@ impl Evaluator {
     ) -> Self {
         let count = config.shards.max(1);
         let snapshot = index.snapshot();
-        let mut states: Vec<States> = vec![States::default(); count];
+        let mut states: Vec<HashMap<RuleStateKey, RuleState>> = vec![HashMap::new(); count];
         for (key, state) in stored {
             let Some(rule) = snapshot
                 .tenant(key.tenant_id)
@@ -316,48 +316,6 @@ impl Evaluator {
     }
 }
 
-/// A shard's rule states, by tenant and rule, then by machine: a reading finds its state
-/// without building a key.
-#[derive(Default, Clone)]
-struct States(HashMap<(Uuid, Uuid), HashMap<String, RuleState>>);
-
-impl States {
-    fn insert(&mut self, key: RuleStateKey, state: RuleState) {
-        self.0
-            .entry((key.tenant_id, key.rule_id))
-            .or_default()
-            .insert(key.machine_id, state);
-    }
-
-    fn get(&self, key: &RuleStateKey) -> Option<&RuleState> {
-        self.0
-            .get(&(key.tenant_id, key.rule_id))?
-            .get(&key.machine_id)
-    }
-
-    fn get_or_insert_with(
-        &mut self,
-        tenant: Uuid,
-        rule: Uuid,
-        machine: &str,
-        make: impl FnOnce() -> RuleState,
-    ) -> Option<&mut RuleState> {
-        let machines = self.0.entry((tenant, rule)).or_default();
-        if !machines.contains_key(machine) {
-            machines.insert(machine.to_owned(), make());
-        }
-        machines.get_mut(machine)
-    }
-
-    /// Keeps the states `keep` says to, given their tenant, rule and machine.
-    fn retain(&mut self, mut keep: impl FnMut(Uuid, Uuid, &str, &mut RuleState) -> bool) {
-        self.0.retain(|(tenant, rule), machines| {
-            machines.retain(|machine, state| keep(*tenant, *rule, machine, state));
-            !machines.is_empty()
-        });
-    }
-}
-
 /// One shard's task.
 struct Shard {
     number: usize,
@@ -365,21 +323,23 @@ struct Shard {
     index: Arc<RuleIndex>,
     journal: Journal,
     clock: SharedClock,
-    states: States,
+    states: HashMap<RuleStateKey, RuleState>,
     /// States whose no-data arrival changed since the last checkpoint.
     dirty: HashSet<RuleStateKey>,
     overflow: Arc<Mutex<Overflow>>,
     wake: Arc<Notify>,
 }
 
-/// What is persisted of a state changes: firing, or a "for" timer. Without an allocation: a
-/// condition has at most [`MAX_ANY_OF`] branches.
-fn persisted_view(state: &RuleState) -> (bool, [(bool, Option<i64>); MAX_ANY_OF]) {
-    let mut branches = [(false, None); MAX_ANY_OF];
-    for (slot, branch) in branches.iter_mut().zip(&state.branches) {
-        *slot = (branch.active, branch.pending_since);
-    }
-    (state.active, branches)
+/// What is persisted of a state changes: firing, or a "for" timer.
+fn persisted_view(state: &RuleState) -> (bool, Vec<(bool, Option<i64>)>) {
+    (
+        state.active,
+        state
+            .branches
+            .iter()
+            .map(|b| (b.active, b.pending_since))
+            .collect(),
+    )
 }
 
 fn has_no_data(condition: &Condition) -> bool {
@@ -469,23 +429,20 @@ impl Shard {
                 {
                     continue;
                 }
-                let Some(state) = self.states.get_or_insert_with(
-                    tenant,
-                    rule.rule_id,
-                    &reading.machine_id,
-                    || RuleState::new(condition, arrival),
-                ) else {
-                    continue;
+                let key = RuleStateKey {
+                    tenant_id: tenant,
+                    rule_id: rule.rule_id,
+                    machine_id: reading.machine_id.clone(),
                 };
+                let state = self
+                    .states
+                    .entry(key.clone())
+                    .or_insert_with(|| RuleState::new(condition, arrival));
                 let before = persisted_view(state);
                 let signal = state.on_reading(condition, reading.ts, reading.value, arrival);
                 let changed = persisted_view(state) != before;
                 if has_no_data(condition) {
-                    self.dirty.insert(RuleStateKey {
-                        tenant_id: tenant,
-                        rule_id: rule.rule_id,
-                        machine_id: reading.machine_id.clone(),
-                    });
+                    self.dirty.insert(key);
                 }
                 if signal != Signal::Quiet || changed {
                     let command = Command::Signal {
@@ -519,18 +476,21 @@ impl Shard {
                 for machine in &rule.spec.selector.machine_ids {
                     if shard_of(self.count, *tenant, machine, &rule.spec.metric) == self.number {
                         self.states
-                            .get_or_insert_with(*tenant, rule.rule_id, machine, || {
-                                RuleState::new(condition, rule.update_micros)
-                            });
+                            .entry(RuleStateKey {
+                                tenant_id: *tenant,
+                                rule_id: rule.rule_id,
+                                machine_id: machine.clone(),
+                            })
+                            .or_insert_with(|| RuleState::new(condition, rule.update_micros));
                     }
                 }
             }
         }
         let mut signals = Vec::new();
-        self.states.retain(|tenant, rule_id, machine, state| {
+        self.states.retain(|key, state| {
             let Some(rule) = index
-                .tenant(tenant)
-                .and_then(|rules| rules.rule(rule_id))
+                .tenant(key.tenant_id)
+                .and_then(|rules| rules.rule(key.rule_id))
                 .filter(|rule| !rule.spec.disabled)
             else {
                 return false;
@@ -543,7 +503,7 @@ impl Shard {
                 if signal != Signal::Quiet {
                     signals.push(Command::Signal {
                         rule: rule.clone(),
-                        machine_id: machine.to_owned(),
+                        machine_id: key.machine_id.clone(),
                         signal,
                         at: now,
                         state: Some(state.clone()),
