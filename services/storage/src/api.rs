@@ -142,6 +142,7 @@ impl TelemetryService for TelemetryApi {
             hot_partitions_dropped: report.hot_partitions_dropped,
             warm_rows_expired: report.warm_rows_expired,
             cold_objects_expired: report.cold_objects_expired,
+            alert_events_expired: report.alert_events_expired,
         }))
     }
 

@@ -172,7 +172,13 @@ async fn become_ready(
     else {
         return;
     };
-    let tiering = Tiering::new(store.clone(), objects.clone(), directory, config.tiering());
+    let tiering = Tiering::new(
+        store.clone(),
+        alert_store,
+        objects.clone(),
+        directory,
+        config.tiering(),
+    );
     let storage = ready.get_or_init(|| Storage {
         queries: Queries::new(store, objects, ingest.clone()),
         ingest,

@@ -277,6 +277,9 @@ pub trait AlertStore: Send + Sync + std::fmt::Debug + 'static {
         before: Option<Uuid>,
         limit: i64,
     ) -> Result<Vec<Alert>>;
+    /// Removes a tenant's events older than `before` (µs); returns how many. A subscriber
+    /// resuming from an older cursor resumes at the oldest event kept.
+    async fn expire_events(&self, tenant: Uuid, before: i64) -> Result<u64>;
     /// The cursor of the last event written; 0 before the first.
     async fn last_cursor(&self) -> Result<u64>;
     /// A tenant's events after a cursor, oldest first, at most `limit`.

@@ -30,7 +30,7 @@ use crate::{
     domain::{bucket_start, ingest::DAY_MICROS},
     error::{Result, StorageError},
     object_store::{LifecycleRule, ObjectKey, ObjectStore},
-    store::{Range, Resolution, TelemetryStore, TenantNo, day_of, day_range},
+    store::{AlertStore, Range, Resolution, TelemetryStore, TenantNo, day_of, day_range},
 };
 
 /// Readings handed to the encoder at a time.
@@ -51,6 +51,8 @@ pub struct Report {
     pub warm_rows_expired: u64,
     /// Objects removed past the cold retention.
     pub cold_objects_expired: u32,
+    /// Alert events removed past the hot retention.
+    pub alert_events_expired: u64,
 }
 
 /// The tiering jobs' settings.
@@ -69,6 +71,7 @@ pub struct Tiering {
 #[derive(Debug)]
 struct Inner {
     store: Arc<dyn TelemetryStore>,
+    alerts: Arc<dyn AlertStore>,
     objects: Arc<dyn ObjectStore>,
     directory: Directory,
     options: TieringOptions,
@@ -78,9 +81,10 @@ struct Inner {
 }
 
 impl Tiering {
-    /// Creates the jobs over a store and an object store.
+    /// Creates the jobs over the stores and an object store.
     pub fn new(
         store: Arc<dyn TelemetryStore>,
+        alerts: Arc<dyn AlertStore>,
         objects: Arc<dyn ObjectStore>,
         directory: Directory,
         options: TieringOptions,
@@ -88,6 +92,7 @@ impl Tiering {
         Self {
             inner: Arc::new(Inner {
                 store,
+                alerts,
                 objects,
                 directory,
                 options,
@@ -142,7 +147,17 @@ impl Tiering {
                 Err(StorageError::TenantNotFound(_)) => continue,
                 Err(error) => return Err(error),
             };
-            if let Err(error) = self.run_tenant(no, &info, as_of, &mut report).await {
+            // Alert events leave with the hot tier's readings.
+            let events_before = as_of - i64::from(info.hot_days) * DAY_MICROS;
+            let expired = self.inner.alerts.expire_events(id, events_before).await;
+            let run = match expired {
+                Ok(expired) => {
+                    report.alert_events_expired += expired;
+                    self.run_tenant(no, &info, as_of, &mut report).await
+                }
+                Err(error) => Err(error),
+            };
+            if let Err(error) = run {
                 tracing::warn!(tenant = %id, %error, "tiering failed; the next run retries");
                 first_error.get_or_insert(error);
             }

@@ -225,6 +225,21 @@ async fn alerts_events_and_states_round_trip(store: &dyn AlertStore) {
     assert_eq!(store.events_after(a, 2, 10).await.unwrap(), [resolved]);
     assert!(store.events_after(b, 0, 10).await.unwrap().is_empty());
     assert_eq!(store.last_cursor().await.unwrap(), 3);
+
+    // Retention removes a tenant's events older than a time, and only those.
+    assert_eq!(store.expire_events(b, at + 8).await.unwrap(), 0);
+    assert_eq!(
+        store.expire_events(a, at + 7).await.unwrap(),
+        0,
+        "not older"
+    );
+    assert_eq!(store.expire_events(a, at + 8).await.unwrap(), 3);
+    assert!(store.events_after(a, 0, 10).await.unwrap().is_empty());
+    assert_eq!(
+        store.get_alert(a, alert.alert_id).await.unwrap(),
+        Some(alert),
+        "alerts stay"
+    );
 }
 
 macro_rules! conformance {

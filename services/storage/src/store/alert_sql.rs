@@ -78,6 +78,8 @@ pub(super) const INSERT_EVENT: &str = "INSERT INTO alert_events \
 pub(super) const EVENTS_AFTER: &str = "SELECT cursor, kind, event_time, alert FROM alert_events \
      WHERE tenant_id = $1 AND cursor > $2 ORDER BY cursor LIMIT $3";
 pub(super) const LAST_CURSOR: &str = "SELECT max(cursor) FROM alert_events";
+pub(super) const EXPIRE_EVENTS: &str =
+    "DELETE FROM alert_events WHERE tenant_id = $1 AND event_time < $2";
 pub(super) const UPSERT_RULE_STATE: &str = "INSERT INTO alert_rule_states \
      (tenant_id, rule_id, machine_id, state) VALUES ($1, $2, $3, $4) \
      ON CONFLICT (tenant_id, rule_id, machine_id) DO UPDATE SET state = excluded.state";
@@ -326,6 +328,19 @@ macro_rules! alert_store {
                     .fetch_all(&self.pool)
                     .await?;
                 rows.iter().map(alert_of).collect()
+            }
+
+            async fn expire_events(
+                &self,
+                tenant: ::uuid::Uuid,
+                before: i64,
+            ) -> $crate::error::Result<u64> {
+                let expired = ::sqlx::query(alert_sql::EXPIRE_EVENTS)
+                    .bind(db_uuid(tenant))
+                    .bind(db_ts(before))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(expired.rows_affected())
             }
 
             async fn last_cursor(&self) -> $crate::error::Result<u64> {
