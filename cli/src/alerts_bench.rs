@@ -18,7 +18,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use anyhow::Context as _;
@@ -41,12 +41,11 @@ use mfg_proto::{
     },
     tenant::v1 as tpb,
 };
-use pbjson_types::Timestamp;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::{
-    bench_platform::{BenchPlatform, OPERATOR},
+    bench_platform::{BenchPlatform, OPERATOR, micros_now, timestamp},
     ingest_bench::{self, IngestBench},
 };
 
@@ -80,20 +79,6 @@ pub struct AlertsBench {
 const PROBE: &str = "probe";
 const FAN: &str = "fan";
 const FAN_MACHINES: usize = 50;
-
-fn micros_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or_default()
-}
-
-fn timestamp(micros: i64) -> Timestamp {
-    Timestamp {
-        seconds: micros.div_euclid(1_000_000),
-        nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32,
-    }
-}
 
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds")

@@ -2,7 +2,11 @@
 //! service on one database (PostgreSQL, or SQLite files in a temporary directory), a tenant
 //! with machines, and a key.
 
-use std::{net::SocketAddr, path::Path, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::Path,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use anyhow::Context as _;
 use mfg_common::{
@@ -14,6 +18,22 @@ use mfg_proto::{
     tenant::v1::{self as tpb, tenant_service_client::TenantServiceClient},
 };
 use tokio::task::JoinHandle;
+
+/// Now, in µs since the Unix epoch.
+pub fn micros_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default()
+}
+
+/// A protobuf timestamp of µs since the Unix epoch.
+pub fn timestamp(micros: i64) -> pbjson_types::Timestamp {
+    pbjson_types::Timestamp {
+        seconds: micros.div_euclid(1_000_000),
+        nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32,
+    }
+}
 
 /// The operator token of benchmark services.
 pub const OPERATOR: &str = "bench-operator-token-0123456789";

@@ -14,7 +14,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use futures::StreamExt as _;
@@ -26,10 +26,9 @@ use mfg_proto::{
     },
     tenant::v1 as tpb,
 };
-use pbjson_types::Timestamp;
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::bench_platform::BenchPlatform;
+use crate::bench_platform::{BenchPlatform, micros_now, timestamp};
 
 /// Options of `mfg bench ingest`.
 #[derive(Debug, Clone, clap::Args)]
@@ -142,13 +141,6 @@ pub async fn run(args: IngestBench) -> anyhow::Result<()> {
     platform.stop().await
 }
 
-fn micros_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or_default()
-}
-
 /// Streams readings from `args.streams` machines for `duration`, at `rate` readings/s or as
 /// fast as acks allow.
 pub(crate) async fn load(
@@ -223,10 +215,7 @@ pub(crate) async fn load(
                         (0..metrics).map(move |metric| Reading {
                             machine_id: String::new(),
                             metric: format!("metric-{metric}"),
-                            ts: Some(Timestamp {
-                                seconds: micros.div_euclid(1_000_000),
-                                nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32,
-                            }),
+                            ts: Some(timestamp(micros)),
                             value: (micros % 1_000) as f64 * 0.5,
                         })
                     })

@@ -6,10 +6,7 @@
 //!   the warm tier) and at exactly a 500th of the range (served by raw readings);
 //! - the same range in hour buckets.
 
-use std::{
-    io::Write as _,
-    time::{Instant, SystemTime, UNIX_EPOCH},
-};
+use std::{io::Write as _, time::Instant};
 
 use anyhow::Context as _;
 use futures::StreamExt as _;
@@ -22,9 +19,8 @@ use mfg_proto::{
     },
     tenant::v1 as tpb,
 };
-use pbjson_types::Timestamp;
 
-use crate::bench_platform::{BenchPlatform, BenchTenant, OPERATOR};
+use crate::bench_platform::{BenchPlatform, BenchTenant, OPERATOR, micros_now, timestamp};
 
 /// Options of `mfg bench query`.
 #[derive(Debug, Clone, clap::Args)]
@@ -42,20 +38,6 @@ pub struct QueryBench {
 
 const MACHINE: &str = "press-01";
 const SERIES: &str = "temperature_c";
-
-fn micros_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or_default()
-}
-
-fn timestamp(micros: i64) -> Timestamp {
-    Timestamp {
-        seconds: micros.div_euclid(1_000_000),
-        nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32,
-    }
-}
 
 fn reading(metric: &str, micros: i64, value: f64) -> Reading {
     Reading {

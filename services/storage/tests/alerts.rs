@@ -36,6 +36,16 @@ fn threshold(value: f64, clear: Option<f64>, for_s: i64) -> pb::AlertCondition {
 }
 
 async fn create_rule(platform: &Platform, condition: pb::AlertCondition) -> String {
+    create_rule_for(platform, &["press-1"], pb::Severity::Major, condition).await
+}
+
+/// Creates a rule on `temp` of the listed machines (all of the tenant's when none).
+async fn create_rule_for(
+    platform: &Platform,
+    machine_ids: &[&str],
+    severity: pb::Severity,
+    condition: pb::AlertCondition,
+) -> String {
     let admin = platform.key(tpb::Scope::Admin).await;
     platform
         .alerts(&admin)
@@ -45,10 +55,10 @@ async fn create_rule(platform: &Platform, condition: pb::AlertCondition) -> Stri
                 display_name: "Spindle too hot".to_owned(),
                 metric: "temp".to_owned(),
                 selector: Some(pb::MachineSelector {
-                    machine_ids: vec!["press-1".to_owned()],
+                    machine_ids: machine_ids.iter().map(|id| (*id).to_owned()).collect(),
                     ..Default::default()
                 }),
-                severity: pb::Severity::Major.into(),
+                severity: severity.into(),
                 condition: Some(condition),
                 ..Default::default()
             }),
@@ -77,8 +87,8 @@ async fn send(platform: &Platform, readings: &[(i64, f64)]) {
     }
 }
 
-/// Registers machines `m-000`, `m-001`, … and returns an admin key.
-async fn machines_and_admin(platform: &Platform, machines: usize) -> String {
+/// Registers machines `m-000`, `m-001`, ….
+async fn register_machines(platform: &Platform, machines: usize) {
     let mut tenants = platform.tenants.clone();
     for m in 0..machines {
         tenants
@@ -92,7 +102,6 @@ async fn machines_and_admin(platform: &Platform, machines: usize) -> String {
             .await
             .unwrap();
     }
-    platform.key(tpb::Scope::Admin).await
 }
 
 struct Subscriber {
@@ -421,20 +430,14 @@ async fn a_slow_subscriber_lags_alone_and_still_receives_every_event() {
         |config| config.with_alert_fan_out(FAN_OUT),
     )
     .await;
-    let admin = machines_and_admin(&platform, MACHINES).await;
-    platform
-        .alerts(&admin)
-        .create_alert_rule(pb::CreateAlertRuleRequest {
-            tenant_id: platform.tenant_id.clone(),
-            rule: Some(pb::AlertRule {
-                metric: "temp".to_owned(),
-                severity: pb::Severity::Warning.into(),
-                condition: Some(threshold(0.0, None, 0)),
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap();
+    register_machines(&platform, MACHINES).await;
+    create_rule_for(
+        &platform,
+        &[],
+        pb::Severity::Warning,
+        threshold(0.0, None, 0),
+    )
+    .await;
     let mut fast = Subscriber::open(&platform, &platform.read_key, 0).await;
     let mut slow = Subscriber::open_with_small_windows(&platform, &platform.read_key).await;
 
@@ -502,20 +505,14 @@ async fn an_overloaded_evaluator_coalesces_readings_and_misses_no_alert() {
         |config| config.with_alert_evaluations(1, 1),
     )
     .await;
-    let admin = machines_and_admin(&platform, MACHINES).await;
-    platform
-        .alerts(&admin)
-        .create_alert_rule(pb::CreateAlertRuleRequest {
-            tenant_id: platform.tenant_id.clone(),
-            rule: Some(pb::AlertRule {
-                metric: "temp".to_owned(),
-                severity: pb::Severity::Critical.into(),
-                condition: Some(threshold(90.0, Some(50.0), 0)),
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap();
+    register_machines(&platform, MACHINES).await;
+    create_rule_for(
+        &platform,
+        &[],
+        pb::Severity::Critical,
+        threshold(90.0, Some(50.0), 0),
+    )
+    .await;
     let mut subscriber = Subscriber::open(&platform, &platform.read_key, 0).await;
 
     // Each machine: 200 readings at 10 with one spike to 95 somewhere, all sent at once.

@@ -47,23 +47,15 @@ pub enum Command {
     },
     /// Evaluator states to store (or remove) without a signal.
     States(Vec<(RuleStateKey, Option<RuleState>)>),
-    /// Acknowledge an open alert.
-    Acknowledge {
+    /// Acknowledge (`EventType::Acknowledged`) or resolve (`EventType::Resolved`) an alert by
+    /// hand.
+    Change {
         /// Its tenant.
         tenant: Uuid,
         /// The alert.
         alert_id: Uuid,
-        /// Who.
-        by: String,
-        /// The alert after.
-        reply: oneshot::Sender<Result<Alert>>,
-    },
-    /// Resolve an alert by hand.
-    Resolve {
-        /// Its tenant.
-        tenant: Uuid,
-        /// The alert.
-        alert_id: Uuid,
+        /// The change.
+        kind: EventType,
         /// Who.
         by: String,
         /// The alert after.
@@ -131,6 +123,8 @@ struct Group {
     /// The index in `write.events` of each alert's event of this group that may be merged
     /// with a later repeat.
     updated: HashMap<Uuid, usize>,
+    /// The index in `write.alerts` of each alert this group changes.
+    alerts: HashMap<Uuid, usize>,
     replies: Vec<Reply>,
 }
 
@@ -195,23 +189,27 @@ impl Journal {
 
     /// Acknowledges an alert as `by`.
     pub async fn acknowledge(&self, tenant: Uuid, alert_id: Uuid, by: String) -> Result<Alert> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::Acknowledge {
-            tenant,
-            alert_id,
-            by,
-            reply,
-        })
-        .await?;
-        answer.await.map_err(|_| StorageError::ShuttingDown)?
+        self.change(tenant, alert_id, EventType::Acknowledged, by)
+            .await
     }
 
     /// Resolves an alert as `by`.
     pub async fn resolve(&self, tenant: Uuid, alert_id: Uuid, by: String) -> Result<Alert> {
+        self.change(tenant, alert_id, EventType::Resolved, by).await
+    }
+
+    async fn change(
+        &self,
+        tenant: Uuid,
+        alert_id: Uuid,
+        kind: EventType,
+        by: String,
+    ) -> Result<Alert> {
         let (reply, answer) = oneshot::channel();
-        self.send(Command::Resolve {
+        self.send(Command::Change {
             tenant,
             alert_id,
+            kind,
             by,
             reply,
         })
@@ -334,14 +332,12 @@ impl Writer {
             alert: alert.clone(),
             time,
         });
-        if let Some(stored) = group
-            .write
-            .alerts
-            .iter_mut()
-            .find(|a| a.alert_id == alert.alert_id)
-        {
-            *stored = alert.clone();
+        if let Some(&index) = group.alerts.get(&alert.alert_id) {
+            group.write.alerts[index] = alert.clone();
         } else {
+            group
+                .alerts
+                .insert(alert.alert_id, group.write.alerts.len());
             group.write.alerts.push(alert.clone());
         }
     }
@@ -384,26 +380,14 @@ impl Writer {
                 }
             }
             Command::States(states) => group.write.states.extend(states),
-            Command::Acknowledge {
+            Command::Change {
                 tenant,
                 alert_id,
+                kind,
                 by,
                 reply,
             } => {
-                let result = self
-                    .change(group, tenant, alert_id, EventType::Acknowledged, &by)
-                    .await;
-                group.replies.push(Reply::Alert(reply, Box::new(result)));
-            }
-            Command::Resolve {
-                tenant,
-                alert_id,
-                by,
-                reply,
-            } => {
-                let result = self
-                    .change(group, tenant, alert_id, EventType::Resolved, &by)
-                    .await;
+                let result = self.change(group, tenant, alert_id, kind, &by).await;
                 group.replies.push(Reply::Alert(reply, Box::new(result)));
             }
             Command::RuleDeleted {
