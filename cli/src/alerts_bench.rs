@@ -6,7 +6,7 @@
 //! 1. **idle**: one probe reading at a time, alternately 60 and 40, each raising an event
 //!    (opened, then resolved); the time from sending it on `StreamTelemetry` to its event
 //!    arriving at a `SubscribeAlerts` subscriber, and at an SSE client of the gateway;
-//! 2. **under load**: the same, 20 probes a second, while other machines stream
+//! 2. **under load**: the same, a probe every `--probe-interval`, while other machines stream
 //!    `--load-rate` readings/s (half the maximum `mfg bench ingest` measures) of ten metrics,
 //!    each watched by a rule that never fires, so every reading is evaluated;
 //! 3. **fan-out**: `--subscribers` gRPC subscribers, and `--fan-out-rate` events a second for
@@ -38,6 +38,7 @@ use mfg_proto::{
         self as pb, alert_condition::Kind, alert_service_client::AlertServiceClient,
         subscribe_alerts_request::Message as Inbound,
         subscribe_alerts_response::Message as Outbound,
+        telemetry_service_client::TelemetryServiceClient,
     },
     tenant::v1 as tpb,
 };
@@ -45,7 +46,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::{
-    bench_platform::{BenchPlatform, OPERATOR, micros_now, timestamp},
+    bench_platform::{BenchPlatform, OPERATOR, micros_now, on_own_runtime, timestamp},
     ingest_bench::{self, IngestBench},
 };
 
@@ -61,6 +62,9 @@ pub struct AlertsBench {
     /// Readings per second of the background load (half of `mfg bench ingest`'s maximum).
     #[arg(long = "load-rate", default_value_t = 175_000.0)]
     pub load_rate: f64,
+    /// How often a probe is sent under load.
+    #[arg(long = "probe-interval", default_value = "10ms", value_parser = mfg_common::config::parse_duration)]
+    pub probe_interval: Duration,
     /// Subscribers of the fan-out phase.
     #[arg(long, default_value_t = 1_000)]
     pub subscribers: usize,
@@ -288,21 +292,49 @@ pub async fn run(args: AlertsBench) -> anyhow::Result<()> {
         args.duration.as_secs()
     )?;
 
-    let mut probe = start_probe(&platform, &tenant.id, &tenant.key, gateway, &alerts).await?;
-    // Warm up: connections, caches, the first series.
-    for _ in 0..20 {
-        probe.once().await?;
-    }
-    let (mut idle_grpc, mut idle_sse) = (histogram(), histogram());
-    for _ in 0..args.probes {
-        let (grpc, sse) = probe.once().await?;
-        idle_grpc.record(grpc)?;
-        idle_sse.record(sse)?;
-    }
+    // The probe and the load are clients on other machines: each runs on its own runtime.
+    let (idle_tx, idle_rx) = tokio::sync::oneshot::channel();
+    let (load_started, load_started_rx) = tokio::sync::oneshot::channel::<Instant>();
+    let probes = {
+        let (storage, tenant_id, key) =
+            (platform.storage_addr, tenant.id.clone(), tenant.key.clone());
+        let (count, duration, interval) = (args.probes, args.duration, args.probe_interval);
+        on_own_runtime("bench-probe", 1, move || async move {
+            let mut probe = start_probe(storage, &tenant_id, &key, gateway).await?;
+            // Warm up: connections, caches, the first series.
+            for _ in 0..20 {
+                probe.once().await?;
+            }
+            let (mut idle_grpc, mut idle_sse) = (histogram(), histogram());
+            for _ in 0..count {
+                let (grpc, sse) = probe.once().await?;
+                idle_grpc.record(grpc)?;
+                idle_sse.record(sse)?;
+            }
+            let _ = idle_tx.send((idle_grpc, idle_sse));
+            // Under load: a probe every `interval` while the load streams.
+            let started = load_started_rx.await?;
+            let (mut busy_grpc, mut busy_sse) = (histogram(), histogram());
+            let deadline = started + duration;
+            let mut next = Instant::now();
+            while Instant::now() < deadline {
+                tokio::time::sleep_until(next.into()).await;
+                next = (next + interval).max(Instant::now());
+                let (grpc, sse) = probe.once().await?;
+                busy_grpc.record(grpc)?;
+                busy_sse.record(sse)?;
+            }
+            Ok((busy_grpc, busy_sse))
+        })
+    };
+    let probes = tokio::spawn(probes);
+    let Ok((idle_grpc, idle_sse)) = idle_rx.await else {
+        probes.await??;
+        anyhow::bail!("the probe stopped before its idle phase ended");
+    };
     writeln!(out, "{}", line("idle: SubscribeAlerts", &idle_grpc))?;
     writeln!(out, "{}", line("idle: SSE at the gateway", &idle_sse))?;
 
-    // Under load: probes every 50 ms while the load streams.
     let load_args = IngestBench {
         database_url: None,
         streams: load_machines,
@@ -312,28 +344,17 @@ pub async fn run(args: AlertsBench) -> anyhow::Result<()> {
         duration: args.duration,
         rate: Some(args.load_rate),
     };
-    let telemetry = platform.telemetry(&tenant.key)?;
-    let clock = Arc::new(AtomicU64::new(0));
-    let load = tokio::spawn(async move {
-        ingest_bench::load(
-            &telemetry,
-            &load_args,
-            clock,
-            Some(load_args.rate.unwrap_or(0.0)),
-            load_args.duration,
-        )
-        .await
-    });
-    let (mut busy_grpc, mut busy_sse) = (histogram(), histogram());
-    let deadline = Instant::now() + args.duration;
-    let mut next = Instant::now();
-    while Instant::now() < deadline {
-        tokio::time::sleep_until(next.into()).await;
-        next += Duration::from_millis(50);
-        let (grpc, sse) = probe.once().await?;
-        busy_grpc.record(grpc)?;
-        busy_sse.record(sse)?;
-    }
+    let (storage, key) = (platform.storage_addr, tenant.key.clone());
+    let load = tokio::spawn(on_own_runtime("bench-load", 2, move || async move {
+        let telemetry = TelemetryServiceClient::new(
+            lazy_channel(&format!("http://{storage}"))?.with_bearer(&key)?,
+        );
+        let clock = Arc::new(AtomicU64::new(0));
+        let rate = load_args.rate;
+        ingest_bench::load(&telemetry, &load_args, clock, rate, load_args.duration).await
+    }));
+    let _ = load_started.send(Instant::now());
+    let (busy_grpc, busy_sse) = probes.await??;
     let phase = load.await??;
     writeln!(
         out,
@@ -349,7 +370,6 @@ pub async fn run(args: AlertsBench) -> anyhow::Result<()> {
     writeln!(out, "{}", line("under load: SSE at the gateway", &busy_sse))?;
 
     fan_out(&platform, &tenant.id, &tenant.key, &args, &mut out).await?;
-    drop(probe);
     shutdown.cancel();
     platform.stop().await
 }
@@ -374,13 +394,14 @@ async fn start_gateway(
 }
 
 async fn start_probe(
-    platform: &BenchPlatform,
+    storage: std::net::SocketAddr,
     tenant_id: &str,
     key: &str,
     gateway: std::net::SocketAddr,
-    alerts: &AlertServiceClient<TracedChannel>,
 ) -> anyhow::Result<Probe> {
-    let (subscription, events) = subscribe(alerts, tenant_id).await?;
+    let alerts =
+        AlertServiceClient::new(lazy_channel(&format!("http://{storage}"))?.with_bearer(key)?);
+    let (subscription, events) = subscribe(&alerts, tenant_id).await?;
     let mut sse = None;
     for _ in 0..50 {
         match Sse::open(gateway, tenant_id, key).await {
@@ -393,11 +414,11 @@ async fn start_probe(
     }
     let sse = sse.context("the gateway did not start")?;
     let (requests, receiver) = mpsc::channel(4);
-    let mut acks = platform
-        .telemetry(key)?
-        .stream_telemetry(ReceiverStream::new(receiver))
-        .await?
-        .into_inner();
+    let mut acks =
+        TelemetryServiceClient::new(lazy_channel(&format!("http://{storage}"))?.with_bearer(key)?)
+            .stream_telemetry(ReceiverStream::new(receiver))
+            .await?
+            .into_inner();
     let acks = tokio::spawn(async move { while let Some(Ok(_)) = acks.next().await {} });
     Ok(Probe {
         requests,

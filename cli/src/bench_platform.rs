@@ -35,6 +35,33 @@ pub fn timestamp(micros: i64) -> pbjson_types::Timestamp {
     }
 }
 
+/// Runs a client of the benchmark on its own Tokio runtime of `threads` worker threads, as a
+/// separate machine would be, so that its tasks and the services' share no run queue (they
+/// still share the cores). The future is made on that runtime, so the channels it opens
+/// spawn their connections there.
+pub async fn on_own_runtime<T, F, Fut>(name: &str, threads: usize, make: F) -> anyhow::Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let (done, result) = tokio::sync::oneshot::channel();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .thread_name(name)
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            let _ = done.send(runtime.block_on(async move { make().await }));
+            // Dropping the runtime ends whatever its tasks left behind.
+        })?;
+    result
+        .await
+        .with_context(|| format!("the {name} runtime stopped without an answer"))?
+}
+
 /// The operator token of benchmark services.
 pub const OPERATOR: &str = "bench-operator-token-0123456789";
 

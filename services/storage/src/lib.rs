@@ -214,8 +214,13 @@ async fn start_alerting(
     let index = Arc::new(alerting::index::RuleIndex::default());
     index.replace_all(store.all_rules().await?);
     let states = store.rule_states().await?;
+    // The journal needs one connection; a second lets it reconnect without waiting.
+    let database = mfg_common::config::DatabaseArgs {
+        max_connections: 2,
+        ..config.database.clone()
+    };
     let journal = Journal::start(
-        store.clone(),
+        database,
         clock.clone(),
         alerting::journal::JournalOptions {
             fan_out: config.alert_fan_out,

@@ -11,7 +11,9 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use mfg_common::{clock::SharedClock, shutdown::CancellationToken};
+use mfg_common::{
+    clock::SharedClock, config::DatabaseArgs, db::DbPool, shutdown::CancellationToken,
+};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use uuid::Uuid;
 
@@ -94,7 +96,7 @@ const DRAIN: Duration = Duration::from_millis(200);
 pub struct Journal {
     commands: mpsc::Sender<Command>,
     events: broadcast::Sender<Arc<AlertEvent>>,
-    finished: Arc<tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    finished: Arc<tokio::sync::Mutex<Option<oneshot::Receiver<()>>>>,
 }
 
 type Key = (Uuid, Uuid, String);
@@ -133,14 +135,69 @@ enum Reply {
     Done(oneshot::Sender<Result<()>>),
 }
 
+fn thread_error(error: std::io::Error) -> StorageError {
+    StorageError::Internal(format!("cannot start the alert journal's thread: {error}"))
+}
+
 impl Journal {
-    /// Loads the unresolved alerts and the last cursor, and starts the journal's task.
+    /// Starts the journal on its own thread and runtime, with its own connections to
+    /// `database`: it loads the unresolved alerts and the last cursor, then writes.
+    ///
+    /// Its own thread, because an alert's latency is mostly the journal's write: its task must
+    /// run as soon as the database answers, not after whatever ingest work the service's
+    /// workers are busy with, and a thread that mostly sleeps is run promptly when it wakes.
     pub async fn start(
-        store: Arc<dyn AlertStore>,
+        database: DatabaseArgs,
         clock: SharedClock,
         options: JournalOptions,
         shutdown: CancellationToken,
     ) -> Result<Self> {
+        let (commands, receiver) = mpsc::channel(4 * GROUP);
+        let (events, _) = broadcast::channel(options.fan_out.max(1));
+        let (started, start_result) = oneshot::channel();
+        let (finished, finished_receiver) = oneshot::channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(thread_error)?;
+        let publish = events.clone();
+        std::thread::Builder::new()
+            .name("mfg-alert-journal".to_owned())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let opened = Self::open(&database, clock, publish, options).await;
+                    let (writer, pool) = match opened {
+                        Ok(opened) => opened,
+                        Err(error) => {
+                            let _ = started.send(Err(error));
+                            return;
+                        }
+                    };
+                    let _ = started.send(Ok(()));
+                    writer.run(receiver, shutdown).await;
+                    pool.close().await;
+                });
+                let _ = finished.send(());
+            })
+            .map_err(thread_error)?;
+        start_result
+            .await
+            .map_err(|_| StorageError::ShuttingDown)??;
+        Ok(Self {
+            commands,
+            events,
+            finished: Arc::new(tokio::sync::Mutex::new(Some(finished_receiver))),
+        })
+    }
+
+    async fn open(
+        database: &DatabaseArgs,
+        clock: SharedClock,
+        events: broadcast::Sender<Arc<AlertEvent>>,
+        options: JournalOptions,
+    ) -> Result<(Writer, DbPool)> {
+        let pool = mfg_common::db::connect(database).await?;
+        let store = crate::store::open_alerts(pool.clone());
         let mut open = HashMap::new();
         let mut ids = HashMap::new();
         for alert in store.unresolved_alerts().await? {
@@ -148,29 +205,23 @@ impl Journal {
             open.insert(key_of(&alert), alert);
         }
         let cursor = store.last_cursor().await?;
-        let (commands, receiver) = mpsc::channel(4 * GROUP);
-        let (events, _) = broadcast::channel(options.fan_out.max(1));
         let writer = Writer {
             store,
             clock,
             open,
             ids,
             cursor,
-            events: events.clone(),
+            events,
             durable: options.durable,
         };
-        let task = tokio::spawn(writer.run(receiver, shutdown));
-        Ok(Self {
-            commands,
-            events,
-            finished: Arc::new(tokio::sync::Mutex::new(Some(task))),
-        })
+        Ok((writer, pool))
     }
 
-    /// Waits until the journal has written its last commands, after shutdown.
+    /// Waits until the journal has written its last commands and closed its connections,
+    /// after shutdown.
     pub async fn finished(&self) {
-        if let Some(task) = self.finished.lock().await.take() {
-            let _ = task.await;
+        if let Some(finished) = self.finished.lock().await.take() {
+            let _ = finished.await;
         }
     }
 
