@@ -16,13 +16,15 @@ use std::{
 use futures::{Stream, StreamExt as _, stream::FuturesOrdered};
 use mfg_common::auth::{Caller, Scope};
 use mfg_proto::storage::v1::{self as pb, telemetry_service_server::TelemetryService};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::domain::ingest::micros_since_epoch;
 use crate::{
-    alerting::Alerting, error::StorageError, ingest::Ingest, query::Queries, tiering::Tiering,
+    alerting::Alerting,
+    error::StorageError,
+    ingest::{Ingest, Outcome},
+    query::Queries,
+    tiering::Tiering,
 };
 use mfg_common::clock::SharedClock;
 
@@ -84,17 +86,15 @@ impl TelemetryService for TelemetryApi {
         caller.authorize(&principal.tenant_id, Scope::Write)?;
         let tenant = convert::tenant_id(&principal.tenant_id)?;
         let ingest = self.storage()?.ingest.clone();
-        let inbound = request.into_inner();
-        let (acks, receiver) = mpsc::channel(STREAM_WINDOW);
-        tokio::spawn(serve_stream(ingest, tenant, inbound, acks));
-        // The channel carries boxed statuses: a tokio channel allocates its slots in blocks of
-        // 32 when created, and an unboxed `Status` would make each open stream's block ~6 KB.
-        let responses = ReceiverStream::new(receiver).map(|message| {
-            message
-                .map(|ack| pb::StreamTelemetryResponse { ack: Some(ack) })
-                .map_err(|status| *status)
-        });
-        Ok(Response::new(Box::pin(responses)))
+        let stream = AckStream {
+            ingest,
+            tenant,
+            inbound: request.into_inner(),
+            in_flight: FuturesOrdered::new(),
+            ending: None,
+            closed: false,
+        };
+        Ok(Response::new(Box::pin(stream.into_stream())))
     }
 
     async fn ingest_batch(
@@ -211,74 +211,105 @@ impl TelemetryService for TelemetryApi {
     }
 }
 
-/// Reads a stream's batches, keeps up to [`STREAM_WINDOW`] of them in flight, and acks each in
-/// order once it is durable. A malformed frame, or a batch the tenant may not send now (over
-/// its rate, suspended, deleted), ends the stream with its status, after the acks of the
-/// batches before it; a client resends what was not acked.
-async fn serve_stream(
+/// The acks of one `StreamTelemetry` stream: it reads the stream's batches, keeps up to
+/// [`STREAM_WINDOW`] of them in flight, and acks each in order once it is durable. A malformed
+/// frame, or a batch the tenant may not send now (over its rate, suspended, deleted), ends the
+/// stream with its status, after the acks of the batches before it; a client resends what was
+/// not acked.
+///
+/// It is the response stream itself, not a task of its own with a channel: an idle stream then
+/// costs only this state, and the batches are read only as fast as the client takes its acks.
+struct AckStream {
     ingest: Ingest,
     tenant: uuid::Uuid,
-    mut inbound: Streaming<pb::StreamTelemetryRequest>,
-    acks: mpsc::Sender<Result<pb::TelemetryAck, Box<Status>>>,
-) {
-    let mut in_flight = FuturesOrdered::new();
-    let mut ending: Option<Status> = None;
-    loop {
-        tokio::select! {
-            biased;
-            Some(done) = in_flight.next(), if !in_flight.is_empty() => {
-                let (sequence, outcome): (u64, Result<crate::ingest::Outcome, StorageError>) = done;
-                let message = outcome
-                    .map(|outcome| convert::ack(sequence, outcome))
-                    .map_err(|error| Box::new(Status::from(error)));
-                let failed = message.is_err();
-                if acks.send(message).await.is_err() || failed {
+    inbound: Streaming<pb::StreamTelemetryRequest>,
+    in_flight: FuturesOrdered<InFlight>,
+    /// Why the stream ends, once the batches before are acked.
+    ending: Option<Status>,
+    /// The client sent its last batch.
+    closed: bool,
+}
+
+/// A batch waiting for its write: its sequence, and the outcome.
+type InFlight = Pin<Box<dyn Future<Output = (u64, Result<Outcome, StorageError>)> + Send>>;
+
+impl AckStream {
+    fn into_stream(self) -> impl Stream<Item = Result<pb::StreamTelemetryResponse, Status>> {
+        futures::stream::unfold(Some(self), |state| async move {
+            let mut state = state?;
+            let ack = state.next_ack().await?;
+            // After an error, the stream ends.
+            let state = ack.is_ok().then_some(state);
+            Some((
+                ack.map(|ack| pb::StreamTelemetryResponse { ack: Some(ack) }),
+                state,
+            ))
+        })
+    }
+
+    /// The next ack, the status that ends the stream, or `None` when it is over.
+    async fn next_ack(&mut self) -> Option<Result<pb::TelemetryAck, Status>> {
+        loop {
+            if self.in_flight.is_empty() {
+                if let Some(status) = self.ending.take() {
+                    return Some(Err(status));
+                }
+                if self.closed {
+                    return None;
+                }
+            }
+            let reading =
+                !self.closed && self.ending.is_none() && self.in_flight.len() < STREAM_WINDOW;
+            tokio::select! {
+                biased;
+                Some((sequence, outcome)) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                    return Some(
+                        outcome
+                            .map(|outcome| convert::ack(sequence, outcome))
+                            .map_err(Status::from),
+                    );
+                }
+                next = self.inbound.message(), if reading => self.receive(next).await,
+                else => return None,
+            }
+        }
+    }
+
+    async fn receive(&mut self, next: Result<Option<pb::StreamTelemetryRequest>, Status>) {
+        match next {
+            Ok(Some(request)) => {
+                let Some(batch) = request.batch else {
+                    self.ending = Some(Status::invalid_argument(
+                        "a StreamTelemetryRequest must carry a batch",
+                    ));
                     return;
+                };
+                let readings = batch.readings.into_iter().map(convert::reading).collect();
+                // Boxed: the submit's state lives only while it runs, not in every idle stream.
+                let submitted =
+                    Box::pin(self.ingest.submit(self.tenant, &batch.machine_id, readings)).await;
+                match submitted {
+                    Ok(pending) => {
+                        let sequence = batch.sequence;
+                        self.in_flight.push_back(Box::pin(async move {
+                            (sequence, pending.outcome().await)
+                        }));
+                    }
+                    Err(error) => self.ending = Some(error.into()),
                 }
             }
-            next = inbound.message(), if in_flight.len() < STREAM_WINDOW && ending.is_none() => {
-                match next {
-                    Ok(Some(request)) => {
-                        let Some(batch) = request.batch else {
-                            ending = Some(Status::invalid_argument("a StreamTelemetryRequest must carry a batch"));
-                            continue;
-                        };
-                        let readings = batch.readings.into_iter().map(convert::reading).collect();
-                        match ingest.submit(tenant, &batch.machine_id, readings).await {
-                            Ok(pending) => {
-                                let sequence = batch.sequence;
-                                in_flight.push_back(async move { (sequence, pending.outcome().await) });
-                            }
-                            Err(error) => ending = Some(error.into()),
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(status) => {
-                        ending = Some(if status.code() == tonic::Code::Internal
-                            || status.code() == tonic::Code::InvalidArgument
-                        {
-                            Status::invalid_argument(format!("malformed frame: {}", status.message()))
-                        } else {
-                            status
-                        });
-                    }
-                }
+            Ok(None) => self.closed = true,
+            Err(status) => {
+                self.ending = Some(
+                    if status.code() == tonic::Code::Internal
+                        || status.code() == tonic::Code::InvalidArgument
+                    {
+                        Status::invalid_argument(format!("malformed frame: {}", status.message()))
+                    } else {
+                        status
+                    },
+                );
             }
-            else => break,
         }
-        if ending.is_some() && in_flight.is_empty() {
-            break;
-        }
-    }
-    while let Some((sequence, outcome)) = in_flight.next().await {
-        let message = outcome
-            .map(|outcome| convert::ack(sequence, outcome))
-            .map_err(|error| Box::new(Status::from(error)));
-        if acks.send(message).await.is_err() {
-            return;
-        }
-    }
-    if let Some(status) = ending {
-        let _ = acks.send(Err(Box::new(status))).await;
     }
 }
