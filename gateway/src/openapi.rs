@@ -73,6 +73,13 @@ pub fn document() -> anyhow::Result<Value> {
                 .insert(verb, operation);
         }
     }
+    let alert_event = pool
+        .get_message_by_name("mfg.storage.v1.AlertEvent")
+        .context("no message mfg.storage.v1.AlertEvent")?;
+    paths
+        .entry("/v1/tenants/{tenantId}/alert-events".to_owned())
+        .or_default()
+        .insert("get".to_owned(), builder.alert_events(&alert_event));
     for (path, operation) in operational_routes() {
         paths
             .entry(path.to_owned())
@@ -232,6 +239,45 @@ impl Builder {
             "default": { "description": "An error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/google.rpc.Status" } } } },
         });
         Ok(Some((verb, path, operation)))
+    }
+
+    /// `GET /v1/tenants/{tenantId}/alert-events`: `SubscribeAlerts` as Server-Sent Events,
+    /// which no `google.api.http` rule can describe (the RPC streams both ways).
+    fn alert_events(&mut self, event: &MessageDescriptor) -> Value {
+        let list = |name: &str, description: &str| {
+            json!({
+                "name": name, "in": "query", "description": description,
+                "schema": { "type": "string" },
+            })
+        };
+        json!({
+            "operationId": "StreamAlertEvents",
+            "tags": ["AlertService"],
+            "summary": "The tenant's alert events as Server-Sent Events (`text/event-stream`), the REST form \
+                of SubscribeAlerts. Each event has the event's cursor as its `id`, its type (`opened`, \
+                `updated`, `acknowledged`, `resolved`) as its `event`, and the AlertEvent in proto3 JSON \
+                as its `data`. A client that reconnects with `Last-Event-ID` (or `resumeAfter`) first \
+                receives what it missed. A `lagged` event says the client fell behind; the stream goes \
+                on from the stored log. A comment every 15 s keeps proxies from closing an idle stream.",
+            "parameters": [
+                { "name": "tenantId", "in": "path", "required": true, "schema": { "type": "string" } },
+                { "name": "Last-Event-ID", "in": "header", "description": "The cursor of the last event received: the stream resumes after it.", "schema": { "type": "string" } },
+                list("resumeAfter", "The cursor to resume after, when the client cannot send Last-Event-ID."),
+                list("severity", "Only these severities, comma-separated (`critical`, or SEVERITY_CRITICAL…)."),
+                list("machineId", "Only these machines, comma-separated."),
+                list("ruleId", "Only these rules, comma-separated."),
+            ],
+            "responses": {
+                "200": {
+                    "description": "An endless stream of events; each `data` is an AlertEvent.",
+                    "content": { "text/event-stream": {
+                        "schema": { "type": "string" },
+                        "x-event-data": self.message_ref(event),
+                    } },
+                },
+                "default": { "description": "An error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/google.rpc.Status" } } } },
+            },
+        })
     }
 
     fn message_ref(&mut self, message: &MessageDescriptor) -> Value {
@@ -410,6 +456,7 @@ mod tests {
                 "get /v1/openapi.json",
                 "get /v1/tenants",
                 "get /v1/tenants/{tenantId}",
+                "get /v1/tenants/{tenantId}/alert-events",
                 "get /v1/tenants/{tenantId}/alert-rules",
                 "get /v1/tenants/{tenantId}/alert-rules/{ruleId}",
                 "get /v1/tenants/{tenantId}/alerts",
@@ -446,6 +493,10 @@ mod tests {
                 .unwrap()
                 .starts_with("CreateTenant creates a tenant")
         );
+        let events = &document["paths"]["/v1/tenants/{tenantId}/alert-events"]["get"];
+        let data = &events["responses"]["200"]["content"]["text/event-stream"]["x-event-data"];
+        assert_eq!(data["$ref"], "#/components/schemas/mfg.storage.v1.AlertEvent");
+        assert!(document["components"]["schemas"]["mfg.storage.v1.AlertEvent"].is_object());
         let list = &document["paths"]["/v1/tenants"]["get"]["parameters"];
         let names: Vec<&str> = list
             .as_array()
