@@ -495,7 +495,10 @@ mod tests {
         );
         let events = &document["paths"]["/v1/tenants/{tenantId}/alert-events"]["get"];
         let data = &events["responses"]["200"]["content"]["text/event-stream"]["x-event-data"];
-        assert_eq!(data["$ref"], "#/components/schemas/mfg.storage.v1.AlertEvent");
+        assert_eq!(
+            data["$ref"],
+            "#/components/schemas/mfg.storage.v1.AlertEvent"
+        );
         assert!(document["components"]["schemas"]["mfg.storage.v1.AlertEvent"].is_object());
         let list = &document["paths"]["/v1/tenants"]["get"]["parameters"];
         let names: Vec<&str> = list

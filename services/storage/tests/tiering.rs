@@ -11,8 +11,8 @@ use std::{collections::BTreeMap, sync::Arc};
 use mfg_proto::{
     common::v1::{Reading, Tier},
     storage::v1::{
-        Aggregation, IngestBatchRequest, QueryTelemetryRequest, RunTieringRequest,
-        RunTieringResponse,
+        Aggregation, GetLatestValuesRequest, IngestBatchRequest, QueryTelemetryRequest,
+        RunTieringRequest, RunTieringResponse,
     },
 };
 use mfg_storage::{
@@ -128,6 +128,23 @@ async fn tiering(platform: &Platform, as_of: i64) -> Result<RunTieringResponse, 
 /// A query's answer: `(start µs, value, count)` per bucket (or per point, with count 1), and the
 /// tiers that served it.
 type Answer = (Vec<(i64, f64, u64)>, Vec<Tier>);
+
+/// A machine's latest values: (metric, µs, value).
+async fn latest(platform: &Platform, machine_id: &str) -> Vec<(String, i64, f64)> {
+    platform
+        .operator()
+        .get_latest_values(GetLatestValuesRequest {
+            tenant_id: platform.tenant_id.clone(),
+            machine_id: machine_id.to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .values
+        .into_iter()
+        .map(|v| (v.metric, micros(&v.ts.unwrap()), v.value))
+        .collect()
+}
 
 async fn query(platform: &Platform, start: i64, end: i64, step_seconds: i64) -> Answer {
     let response = platform
@@ -282,6 +299,17 @@ async fn the_tiers_hold_the_data_and_answer_alike(backend: Backend, cold: Cold) 
     );
     let archived = archive::decode(objects.get(&stored[0].key).await.unwrap()).unwrap();
     assert_eq!(archived.len() as u64, report.readings_archived);
+
+    // press-2 has nothing left in the hot tier: its latest value comes from the warm tier.
+    assert_eq!(
+        latest(&platform, "press-2").await,
+        [("temp".to_owned(), d0 + 99 * SECOND, 1e6)]
+    );
+    let (last_ts, last_value) = sent.iter().copied().max_by_key(|(t, _)| *t).unwrap();
+    assert_eq!(
+        latest(&platform, "press-1").await,
+        [("temp".to_owned(), last_ts, last_value)]
+    );
 
     // The same answers, now partly from the cold tier.
     let want_tiers = [

@@ -49,9 +49,16 @@ const INSERT_QUIETLY: &str = "INSERT INTO readings (series_id, ts, value) \
      SELECT * FROM unnest($1::int8[], $2::timestamptz[], $3::float8[]) \
      ON CONFLICT DO NOTHING";
 
+/// The last reading of each of a machine's series: from the hot tier, or, for a series with
+/// none left there (silent for longer than the hot retention), the last minute rollup's last
+/// reading. `UNION ALL … LIMIT 1` reads the rollups only when the hot tier has nothing.
 const LATEST: &str = "SELECT s.metric, r.ts, r.value FROM series s \
-     CROSS JOIN LATERAL (SELECT ts, value FROM readings \
-         WHERE series_id = s.series_id ORDER BY ts DESC LIMIT 1) r \
+     CROSS JOIN LATERAL ( \
+         (SELECT ts, value FROM readings WHERE series_id = s.series_id ORDER BY ts DESC LIMIT 1) \
+         UNION ALL \
+         (SELECT last_ts, last FROM rollups_1m WHERE series_id = s.series_id \
+          ORDER BY bucket DESC LIMIT 1) \
+         LIMIT 1) r \
      WHERE s.tenant_no = $1 AND s.machine_id = $2 ORDER BY s.metric";
 
 /// Buckets of raw readings. The bucket is computed with `date_bin` (timestamp arithmetic, not

@@ -47,10 +47,20 @@ fn uuid_of(id: DbUuid) -> Result<Uuid> {
         .map_err(|e| StorageError::Internal(format!("tenant id `{id}` in the database: {e}")))
 }
 
-const LATEST: &str = "SELECT s.metric, r.ts, r.value FROM series s \
-     JOIN readings r ON r.series_id = s.series_id \
-         AND r.ts = (SELECT max(ts) FROM readings WHERE series_id = s.series_id) \
-     WHERE s.tenant_no = $1 AND s.machine_id = $2 ORDER BY s.metric";
+/// The last reading of each of a machine's series, from the hot tier or the last minute
+/// rollup, whichever is newer (the rollup only when the hot tier has nothing left of the
+/// series); `value` is SQLite's bare column of the row with `max(ts)`.
+const LATEST: &str = "SELECT metric, max(ts), value FROM ( \
+         SELECT s.metric, r.ts, r.value FROM series s \
+         JOIN readings r ON r.series_id = s.series_id \
+             AND r.ts = (SELECT max(ts) FROM readings WHERE series_id = s.series_id) \
+         WHERE s.tenant_no = $1 AND s.machine_id = $2 \
+         UNION ALL \
+         SELECT s.metric, m.last_ts, m.last FROM series s \
+         JOIN rollups_1m m ON m.series_id = s.series_id \
+             AND m.bucket = (SELECT max(bucket) FROM rollups_1m WHERE series_id = s.series_id) \
+         WHERE s.tenant_no = $1 AND s.machine_id = $2) \
+     GROUP BY metric ORDER BY metric";
 
 const BUCKETS: &str = "WITH b AS ( \
        SELECT ts - (((ts % $4) + $4) % $4) AS bucket, min(value) AS lo, max(value) AS hi, \
