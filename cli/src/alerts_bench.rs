@@ -27,11 +27,7 @@ use hdrhistogram::Histogram;
 use http_body_util::{BodyExt as _, Empty};
 use hyper::body::Bytes;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
-use mfg_common::{
-    config::Secret,
-    grpc::{TracedChannel, lazy_channel},
-    shutdown::CancellationToken,
-};
+use mfg_common::{config::Secret, grpc::TracedChannel, shutdown::CancellationToken};
 use mfg_proto::{
     common::v1::Reading,
     storage::v1::{
@@ -46,7 +42,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::{
-    bench_platform::{BenchPlatform, OPERATOR, micros_now, on_own_runtime, timestamp},
+    bench_platform::{BenchPlatform, OPERATOR, channel, micros_now, on_own_runtime, timestamp},
     ingest_bench::{self, IngestBench},
 };
 
@@ -257,9 +253,7 @@ pub async fn run(args: AlertsBench) -> anyhow::Result<()> {
             &[tpb::Scope::Write, tpb::Scope::Read, tpb::Scope::Admin],
         )
         .await?;
-    let channel =
-        lazy_channel(&format!("http://{}", platform.storage_addr))?.with_bearer(&tenant.key)?;
-    let alerts = AlertServiceClient::new(channel);
+    let alerts = AlertServiceClient::new(channel(platform.storage_addr, &tenant.key)?);
     let create = |rule: pb::AlertRule| {
         let mut alerts = alerts.clone();
         let tenant_id = tenant.id.clone();
@@ -346,9 +340,7 @@ pub async fn run(args: AlertsBench) -> anyhow::Result<()> {
     };
     let (storage, key) = (platform.storage_addr, tenant.key.clone());
     let load = tokio::spawn(on_own_runtime("bench-load", 2, move || async move {
-        let telemetry = TelemetryServiceClient::new(
-            lazy_channel(&format!("http://{storage}"))?.with_bearer(&key)?,
-        );
+        let telemetry = TelemetryServiceClient::new(channel(storage, &key)?);
         let clock = Arc::new(AtomicU64::new(0));
         let rate = load_args.rate;
         ingest_bench::load(&telemetry, &load_args, clock, rate, load_args.duration).await
@@ -399,8 +391,7 @@ async fn start_probe(
     key: &str,
     gateway: std::net::SocketAddr,
 ) -> anyhow::Result<Probe> {
-    let alerts =
-        AlertServiceClient::new(lazy_channel(&format!("http://{storage}"))?.with_bearer(key)?);
+    let alerts = AlertServiceClient::new(channel(storage, key)?);
     let (subscription, events) = subscribe(&alerts, tenant_id).await?;
     let mut sse = None;
     for _ in 0..50 {
@@ -414,11 +405,10 @@ async fn start_probe(
     }
     let sse = sse.context("the gateway did not start")?;
     let (requests, receiver) = mpsc::channel(4);
-    let mut acks =
-        TelemetryServiceClient::new(lazy_channel(&format!("http://{storage}"))?.with_bearer(key)?)
-            .stream_telemetry(ReceiverStream::new(receiver))
-            .await?
-            .into_inner();
+    let mut acks = TelemetryServiceClient::new(channel(storage, key)?)
+        .stream_telemetry(ReceiverStream::new(receiver))
+        .await?
+        .into_inner();
     let acks = tokio::spawn(async move { while let Some(Ok(_)) = acks.next().await {} });
     Ok(Probe {
         requests,
@@ -442,9 +432,10 @@ async fn fan_out(
 ) -> anyhow::Result<()> {
     let connections: Vec<AlertServiceClient<TracedChannel>> = (0..10)
         .map(|_| {
-            Ok(AlertServiceClient::new(
-                lazy_channel(&format!("http://{}", platform.storage_addr))?.with_bearer(key)?,
-            ))
+            Ok(AlertServiceClient::new(channel(
+                platform.storage_addr,
+                key,
+            )?))
         })
         .collect::<anyhow::Result<_>>()?;
     let events = (u64::from(args.fan_out_rate) * args.duration.as_secs()).max(1);

@@ -35,6 +35,11 @@ pub fn timestamp(micros: i64) -> pbjson_types::Timestamp {
     }
 }
 
+/// A lazy channel to a service of the benchmark at `addr`, carrying `token`.
+pub fn channel(addr: SocketAddr, token: &str) -> anyhow::Result<TracedChannel> {
+    Ok(lazy_channel(&format!("http://{addr}"))?.with_bearer(token)?)
+}
+
 /// Runs a client of the benchmark on its own Tokio runtime of `threads` worker threads, as a
 /// separate machine would be, so that its tasks and the services' share no run queue (they
 /// still share the cores). The future is made on that runtime, so the channels it opens
@@ -152,10 +157,10 @@ impl BenchPlatform {
 
     /// A telemetry client carrying `token`.
     pub fn telemetry(&self, token: &str) -> anyhow::Result<TelemetryServiceClient<TracedChannel>> {
-        Ok(TelemetryServiceClient::new(
-            lazy_channel(&format!("http://{}", self.storage_addr))?.with_bearer(token)?,
+        Ok(
+            TelemetryServiceClient::new(channel(self.storage_addr, token)?)
+                .max_decoding_message_size(64 << 20),
         )
-        .max_decoding_message_size(64 << 20))
     }
 
     /// Stops both services and waits for them to drain.
@@ -209,9 +214,7 @@ pub async fn create_tenant(
     machines: impl IntoIterator<Item = String>,
     scopes: &[tpb::Scope],
 ) -> anyhow::Result<BenchTenant> {
-    let mut tenants = TenantServiceClient::new(
-        lazy_channel(&format!("http://{tenant_addr}"))?.with_bearer(OPERATOR)?,
-    );
+    let mut tenants = TenantServiceClient::new(channel(tenant_addr, OPERATOR)?);
     let tenant = tenants
         .create_tenant(tpb::CreateTenantRequest {
             tenant: Some(tpb::Tenant {

@@ -12,7 +12,7 @@ use std::{
 
 use anyhow::Context as _;
 use futures::{StreamExt as _, TryStreamExt as _};
-use mfg_common::{grpc::lazy_channel, shutdown::CancellationToken};
+use mfg_common::shutdown::CancellationToken;
 use mfg_proto::{
     common::v1::Reading,
     storage::v1::{
@@ -24,7 +24,9 @@ use mfg_proto::{
 use pbjson_types::Timestamp;
 use tokio::sync::mpsc;
 
-use crate::bench_platform::{OPERATOR, create_tenant, database_urls, start_tenant_service};
+use crate::bench_platform::{
+    OPERATOR, channel, create_tenant, database_urls, start_tenant_service,
+};
 
 /// Options of `mfg bench streams`.
 #[derive(Debug, Clone, clap::Args)]
@@ -123,7 +125,7 @@ pub async fn run(args: StreamsBench) -> anyhow::Result<()> {
     .map_err(anyhow::Error::msg)?;
 
     let channels = (0..connections)
-        .map(|_| Ok(lazy_channel(&format!("http://{storage_addr}"))?.with_bearer(&key)?))
+        .map(|_| channel(storage_addr, &key))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let clients: Vec<_> = channels
         .iter()
