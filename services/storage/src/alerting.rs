@@ -1,12 +1,15 @@
 //! Alerting: the tenants' rules ([`Alerting`]), their evaluation on the ingest path
 //! ([`Evaluator`], over the rules' [`index::RuleIndex`]), and the alert lifecycle written by one
-//! [`Journal`], whose events subscribers receive.
+//! [`Journal`], whose events subscribers receive; the [`MachineSweep`] resolves what deleted
+//! machines leave open.
 
 pub mod evaluator;
 pub mod index;
 pub mod journal;
 pub mod rules;
+pub mod sweep;
 
 pub use evaluator::{Evaluator, EvaluatorConfig};
 pub use journal::Journal;
 pub use rules::Alerting;
+pub use sweep::MachineSweep;

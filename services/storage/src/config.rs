@@ -104,6 +104,16 @@ pub struct Config {
     /// How many shards evaluate alert rules in parallel; default: one per core.
     #[arg(long = "alert-shards", env = "MFG_ALERT_SHARDS")]
     pub alert_shards: Option<usize>,
+    /// How often the machines with alert rule states or unresolved alerts are checked with the
+    /// tenant service: the alerts of a deleted machine are resolved, and its no-data watch
+    /// stops (`0s`: never).
+    #[arg(
+        long = "alert-machine-sweep",
+        env = "MFG_ALERT_MACHINE_SWEEP",
+        default_value = "60s",
+        value_parser = mfg_common::config::parse_duration
+    )]
+    pub alert_machine_sweep: Duration,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -160,6 +170,7 @@ impl Config {
             alert_fan_out: 4_096,
             alert_fast_commit: false,
             alert_shards: None,
+            alert_machine_sweep: Duration::from_secs(60),
             server: ServerArgs::default(),
         }
     }
@@ -247,6 +258,13 @@ impl Config {
     pub fn with_alert_evaluations(mut self, batches: usize, shards: usize) -> Self {
         self.alert_evaluations = batches;
         self.alert_shards = Some(shards);
+        self
+    }
+
+    /// Sets how often the machines of alerts are checked (`Duration::ZERO`: never).
+    #[must_use]
+    pub fn with_alert_machine_sweep(mut self, interval: Duration) -> Self {
+        self.alert_machine_sweep = interval;
         self
     }
 

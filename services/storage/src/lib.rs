@@ -39,7 +39,7 @@ use tokio::net::TcpListener;
 
 pub use crate::config::Config;
 use crate::{
-    alerting::{Alerting, Evaluator, Journal},
+    alerting::{Alerting, Evaluator, Journal, MachineSweep},
     api::{ReadyStorage, Storage, TelemetryApi},
     directory::Directory,
     ingest::Ingest,
@@ -237,7 +237,11 @@ async fn start_alerting(
         clock.clone(),
         shutdown,
     );
-    ingest.set_evaluator(evaluator);
+    ingest.set_evaluator(evaluator.clone());
+    if !config.alert_machine_sweep.is_zero() {
+        let sweep = MachineSweep::new(directory.clone(), evaluator, journal.clone());
+        tokio::spawn(sweep.run(config.alert_machine_sweep, shutdown.clone()));
+    }
     let alerting = Alerting::new(store, directory, clock, index, journal);
     let refresh = alerting.clone();
     let shutdown = shutdown.clone();

@@ -418,6 +418,139 @@ async fn no_data_fires_when_the_clock_passes_the_silence() {
     platform.stop().await;
 }
 
+/// Events until an `Opened` one of `machine` (included).
+async fn until_opened(subscriber: &mut Subscriber, machine: &str) -> Vec<pb::AlertEvent> {
+    let mut events = Vec::new();
+    loop {
+        let event = subscriber.next().await;
+        let done = event.r#type == i32::from(pb::AlertEventType::Opened)
+            && alert(&event).machine_id == machine;
+        events.push(event);
+        if done {
+            return events;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_machine_has_its_alerts_resolved_and_is_no_longer_watched() {
+    let clock = ManualClock::new();
+    let platform = Platform::start_configured(
+        Backend::Sqlite,
+        100_000,
+        std::sync::Arc::new(clock.clone()),
+        |config| {
+            config
+                .with_alert_machine_sweep(Duration::from_millis(50))
+                .with_alert_evaluations(100, 1)
+        },
+    )
+    .await;
+    create_rule(&platform, threshold(50.0, None, 0)).await;
+    let no_data = pb::AlertCondition {
+        kind: Some(Kind::NoData(pb::NoDataCondition {
+            duration: Some(pbjson_types::Duration {
+                seconds: 300,
+                nanos: 0,
+            }),
+        })),
+    };
+    create_rule_for(
+        &platform,
+        &["press-1", "press-2"],
+        pb::Severity::Critical,
+        no_data,
+    )
+    .await;
+    let mut subscriber = Subscriber::open(&platform, &platform.read_key, 0).await;
+    let t = now_micros() / S * S;
+    send(&platform, &[(t, 60.0)]).await;
+    let opened = subscriber.next().await;
+    assert_eq!(opened.r#type, i32::from(pb::AlertEventType::Opened));
+    let hot = alert(&opened).alert_id.clone();
+
+    // press-1 is deleted: once the directory's cache of it expires, the sweep resolves its
+    // alert as the system.
+    let mut tenants = platform.tenants.clone();
+    tenants
+        .delete_machine(tpb::DeleteMachineRequest {
+            tenant_id: platform.tenant_id.clone(),
+            machine_id: "press-1".to_owned(),
+        })
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(11));
+    let resolved = subscriber.next().await;
+    assert_eq!(resolved.r#type, i32::from(pb::AlertEventType::Resolved));
+    assert_eq!(alert(&resolved).alert_id, hot);
+    assert_eq!(alert(&resolved).resolved_by, "system");
+
+    // Silence past the no-data duration raises press-2's alert, and none for press-1.
+    clock.advance(Duration::from_secs(300));
+    let events = until_opened(&mut subscriber, "press-2").await;
+    let silent = alert(events.last().unwrap()).alert_id.clone();
+    // Whatever the evaluator sent with it is written before this acknowledgement.
+    let admin = platform.key(tpb::Scope::Admin).await;
+    let mut alerts = platform.alerts(&admin);
+    alerts
+        .acknowledge_alert(pb::AcknowledgeAlertRequest {
+            tenant_id: platform.tenant_id.clone(),
+            alert_id: silent.clone(),
+        })
+        .await
+        .unwrap();
+    let open = alerts
+        .list_alerts(pb::ListAlertsRequest {
+            tenant_id: platform.tenant_id.clone(),
+            state: pb::AlertState::Acknowledged.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .alerts;
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0].alert_id, silent);
+    let all = alerts
+        .list_alerts(pb::ListAlertsRequest {
+            tenant_id: platform.tenant_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .alerts;
+    assert_eq!(
+        all.len(),
+        2,
+        "press-1 (deleted) raised no no-data alert: {all:?}"
+    );
+
+    // Registered again and reporting, press-1 is watched again: silent, it raises a no-data
+    // alert.
+    tenants
+        .create_machine(tpb::CreateMachineRequest {
+            tenant_id: platform.tenant_id.clone(),
+            machine: Some(tpb::Machine {
+                machine_id: "press-1".to_owned(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    // Past the directory's memory of it as unknown, it reports again, and is watched anew.
+    clock.advance(Duration::from_secs(2));
+    send(&platform, &[(t + 313 * S, 1.0)]).await;
+    clock.advance(Duration::from_secs(301));
+    let events = until_opened(&mut subscriber, "press-1").await;
+    assert_eq!(
+        alert(events.last().unwrap()).severity,
+        i32::from(pb::Severity::Critical)
+    );
+    drop(subscriber);
+    platform.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_subscriber_lags_alone_and_still_receives_every_event() {
     const MACHINES: usize = 100;

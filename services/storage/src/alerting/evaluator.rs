@@ -16,6 +16,9 @@
 //! - **State that matters survives a restart:** a shard sends a rule's state to the journal
 //!   whenever what is persisted of it changes (firing, a "for" timer starting or stopping), and
 //!   checkpoints no-data arrivals every `checkpoint`.
+//! - **Machines that are gone** (deleted from the tenant, found by the
+//!   [machine sweep](super::sweep)) are forgotten: their states are dropped, and a rule that
+//!   lists one by id stops watching it for no-data until it reports again.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -28,7 +31,7 @@ use std::{
 };
 
 use mfg_common::{clock::SharedClock, shutdown::CancellationToken};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{
@@ -108,8 +111,22 @@ struct Overflow {
     series: HashMap<SeriesRef, Coalesced>,
 }
 
+/// A machine of a tenant.
+pub type MachineRef = (Uuid, String);
+
+/// What the evaluator is told besides readings.
+enum Control {
+    /// Which machines the shard holds states of, and which it has forgotten.
+    Machines(oneshot::Sender<(HashSet<MachineRef>, HashSet<MachineRef>)>),
+    /// A machine is gone: drop its states and stop watching it.
+    Forget(MachineRef, oneshot::Sender<()>),
+    /// A forgotten machine is registered again: watch it again.
+    Restore(MachineRef),
+}
+
 struct ShardHandle {
     queue: mpsc::Sender<Work>,
+    control: mpsc::Sender<Control>,
     overflow: Arc<Mutex<Overflow>>,
     wake: Arc<Notify>,
 }
@@ -172,8 +189,10 @@ impl Evaluator {
         let mut shards = Vec::with_capacity(count);
         for (number, states) in states.into_iter().enumerate() {
             let (queue, receiver) = mpsc::channel(config.max_in_flight.max(1));
+            let (control, controls) = mpsc::channel(16);
             let handle = ShardHandle {
                 queue,
+                control,
                 overflow: Arc::default(),
                 wake: Arc::default(),
             };
@@ -185,10 +204,11 @@ impl Evaluator {
                 clock: clock.clone(),
                 states,
                 dirty: HashSet::new(),
+                forgotten: HashSet::new(),
                 overflow: handle.overflow.clone(),
                 wake: handle.wake.clone(),
             };
-            tokio::spawn(shard.run(receiver, config, shutdown.clone()));
+            tokio::spawn(shard.run(receiver, controls, config, shutdown.clone()));
             shards.push(handle);
         }
         Self {
@@ -206,6 +226,48 @@ impl Evaluator {
     /// How many readings were coalesced because the evaluator was behind.
     pub fn coalesced(&self) -> u64 {
         self.inner.coalesced.load(Ordering::Relaxed)
+    }
+
+    /// The machines the shards hold rule states of, and those they have forgotten; empty
+    /// once the service stops.
+    pub async fn machines(&self) -> (HashSet<MachineRef>, HashSet<MachineRef>) {
+        let (mut watched, mut forgotten) = (HashSet::new(), HashSet::new());
+        for shard in &self.inner.shards {
+            let (reply, answer) = oneshot::channel();
+            if shard.control.send(Control::Machines(reply)).await.is_err() {
+                continue;
+            }
+            if let Ok((w, f)) = answer.await {
+                watched.extend(w);
+                forgotten.extend(f);
+            }
+        }
+        (watched, forgotten)
+    }
+
+    /// Forgets a machine that is gone: every shard drops its states (and has the journal
+    /// delete the stored ones) and stops watching it for no-data, until it reports again or
+    /// is [restored](Self::restore_machine). Returns once every shard has done so, so that
+    /// whatever a shard sent the journal about the machine is ahead of what is sent next.
+    pub async fn forget_machine(&self, machine: MachineRef) {
+        for shard in &self.inner.shards {
+            let (reply, answer) = oneshot::channel();
+            if shard
+                .control
+                .send(Control::Forget(machine.clone(), reply))
+                .await
+                .is_ok()
+            {
+                let _ = answer.await;
+            }
+        }
+    }
+
+    /// Watches a forgotten machine again (it was registered again).
+    pub async fn restore_machine(&self, machine: MachineRef) {
+        for shard in &self.inner.shards {
+            let _ = shard.control.send(Control::Restore(machine.clone())).await;
+        }
     }
 
     /// Hands accepted readings of a tenant to the shards; never waits. `labels` holds the
@@ -326,6 +388,8 @@ struct Shard {
     states: HashMap<RuleStateKey, RuleState>,
     /// States whose no-data arrival changed since the last checkpoint.
     dirty: HashSet<RuleStateKey>,
+    /// Machines that are gone: not seeded for no-data until they report again.
+    forgotten: HashSet<MachineRef>,
     overflow: Arc<Mutex<Overflow>>,
     wake: Arc<Notify>,
 }
@@ -342,6 +406,10 @@ fn persisted_view(state: &RuleState) -> (bool, Vec<(bool, Option<i64>)>) {
     )
 }
 
+fn is_forgotten(forgotten: &HashSet<MachineRef>, tenant: Uuid, machine: &str) -> bool {
+    !forgotten.is_empty() && forgotten.iter().any(|(t, m)| *t == tenant && m == machine)
+}
+
 fn has_no_data(condition: &Condition) -> bool {
     condition
         .branches()
@@ -353,6 +421,7 @@ impl Shard {
     async fn run(
         mut self,
         mut queue: mpsc::Receiver<Work>,
+        mut controls: mpsc::Receiver<Control>,
         config: EvaluatorConfig,
         shutdown: CancellationToken,
     ) {
@@ -377,6 +446,7 @@ impl Shard {
                     let Some(work) = work else { return };
                     self.evaluate(work.tenant, work.arrival, work.readings).await;
                 }
+                Some(control) = controls.recv() => self.control(control).await,
                 () = self.wake.notified() => {}
                 _ = tick.tick() => self.tick().await,
                 _ = checkpoint.tick() => self.checkpoint().await,
@@ -412,12 +482,50 @@ impl Shard {
         }
     }
 
+    async fn control(&mut self, control: Control) {
+        match control {
+            Control::Machines(reply) => {
+                let watched = self
+                    .states
+                    .keys()
+                    .map(|key| (key.tenant_id, key.machine_id.clone()))
+                    .collect();
+                let _ = reply.send((watched, self.forgotten.clone()));
+            }
+            Control::Forget((tenant, machine_id), reply) => {
+                let mut removed = Vec::new();
+                self.states.retain(|key, _| {
+                    let gone = key.tenant_id == tenant && key.machine_id == machine_id;
+                    if gone {
+                        removed.push((key.clone(), None));
+                    }
+                    !gone
+                });
+                self.dirty
+                    .retain(|key| !(key.tenant_id == tenant && key.machine_id == machine_id));
+                self.forgotten.insert((tenant, machine_id));
+                if !removed.is_empty() {
+                    let _ = self.journal.send(Command::States(removed)).await;
+                }
+                let _ = reply.send(());
+            }
+            Control::Restore(machine) => {
+                self.forgotten.remove(&machine);
+            }
+        }
+    }
+
     async fn evaluate(&mut self, tenant: Uuid, arrival: i64, readings: Vec<Observed>) {
         let index = self.index.snapshot();
         let Some(rules) = index.tenant(tenant) else {
             return;
         };
         for reading in readings {
+            // Only a registered machine's readings are accepted: one that was gone is back.
+            if !self.forgotten.is_empty() {
+                self.forgotten
+                    .retain(|(t, m)| !(*t == tenant && *m == reading.machine_id));
+            }
             for rule in rules.of_metric(&reading.metric) {
                 let Some(condition) = rule.spec.condition.as_ref() else {
                     continue;
@@ -465,6 +573,8 @@ impl Shard {
     async fn tick(&mut self) {
         let now = micros_since_epoch(self.clock.system_now());
         let index = self.index.snapshot();
+        // The forgotten machines this shard's rules still list: only they need remembering.
+        let mut listed_forgotten = HashSet::new();
         for (tenant, rules) in index.tenants() {
             for rule in rules.enabled() {
                 let Some(condition) = rule.spec.condition.as_ref() else {
@@ -474,7 +584,12 @@ impl Shard {
                     continue;
                 }
                 for machine in &rule.spec.selector.machine_ids {
-                    if shard_of(self.count, *tenant, machine, &rule.spec.metric) == self.number {
+                    if shard_of(self.count, *tenant, machine, &rule.spec.metric) != self.number {
+                        continue;
+                    }
+                    if is_forgotten(&self.forgotten, *tenant, machine) {
+                        listed_forgotten.insert((*tenant, machine.clone()));
+                    } else {
                         self.states
                             .entry(RuleStateKey {
                                 tenant_id: *tenant,
@@ -486,6 +601,7 @@ impl Shard {
                 }
             }
         }
+        self.forgotten = listed_forgotten;
         let mut signals = Vec::new();
         self.states.retain(|key, state| {
             let Some(rule) = index

@@ -9,7 +9,11 @@
 //! until it succeeds; meanwhile the shards' sends wait and the evaluator sheds load, not
 //! ingest.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use mfg_common::{
     clock::SharedClock, config::DatabaseArgs, db::DbPool, shutdown::CancellationToken,
@@ -62,6 +66,20 @@ pub enum Command {
         by: String,
         /// The alert after.
         reply: oneshot::Sender<Result<Alert>>,
+    },
+    /// A machine is gone (deleted from its tenant): resolve its alerts.
+    MachineGone {
+        /// Its tenant.
+        tenant: Uuid,
+        /// The machine.
+        machine_id: String,
+        /// Done.
+        reply: oneshot::Sender<Result<()>>,
+    },
+    /// Which machines have unresolved alerts.
+    OpenMachines {
+        /// The answer.
+        reply: oneshot::Sender<HashSet<(Uuid, String)>>,
     },
     /// A rule was deleted: resolve its alerts.
     RuleDeleted {
@@ -268,6 +286,25 @@ impl Journal {
         answer.await.map_err(|_| StorageError::ShuttingDown)?
     }
 
+    /// Resolves the alerts of a machine that is gone, as [`SYSTEM`].
+    pub async fn machine_gone(&self, tenant: Uuid, machine_id: String) -> Result<()> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::MachineGone {
+            tenant,
+            machine_id,
+            reply,
+        })
+        .await?;
+        answer.await.map_err(|_| StorageError::ShuttingDown)?
+    }
+
+    /// The machines with unresolved alerts.
+    pub async fn open_machines(&self) -> Result<HashSet<(Uuid, String)>> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::OpenMachines { reply }).await?;
+        answer.await.map_err(|_| StorageError::ShuttingDown)
+    }
+
     /// Resolves the alerts of a deleted rule.
     pub async fn rule_deleted(&self, tenant: Uuid, rule_id: Uuid) -> Result<()> {
         let (reply, answer) = oneshot::channel();
@@ -441,6 +478,30 @@ impl Writer {
                 let result = self.change(group, tenant, alert_id, kind, &by).await;
                 group.replies.push(Reply::Alert(reply, Box::new(result)));
             }
+            Command::MachineGone {
+                tenant,
+                machine_id,
+                reply,
+            } => {
+                let keys: Vec<Key> = self
+                    .open
+                    .keys()
+                    .filter(|(t, _, m)| *t == tenant && *m == machine_id)
+                    .cloned()
+                    .collect();
+                for key in keys {
+                    self.resolve_by_system(group, &key);
+                }
+                group.replies.push(Reply::Done(reply));
+            }
+            Command::OpenMachines { reply } => {
+                let machines = self
+                    .open
+                    .keys()
+                    .map(|(tenant, _, machine)| (*tenant, machine.clone()))
+                    .collect();
+                let _ = reply.send(machines);
+            }
             Command::RuleDeleted {
                 tenant,
                 rule_id,
@@ -461,7 +522,7 @@ impl Writer {
     }
 
     /// Resolves the unresolved alert of a rule and machine, if there is one: its condition
-    /// cleared, or its rule is gone.
+    /// cleared, or its rule or machine is gone.
     fn resolve_by_system(&mut self, group: &mut Group, key: &Key) {
         if let Some(mut alert) = self.open.remove(key) {
             self.ids.remove(&alert.alert_id);
