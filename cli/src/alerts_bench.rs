@@ -61,6 +61,10 @@ pub struct AlertsBench {
     /// How often a probe is sent under load.
     #[arg(long = "probe-interval", default_value = "10ms", value_parser = mfg_common::config::parse_duration)]
     pub probe_interval: Duration,
+    /// Worker threads of the probe's runtime; 0: a current-thread runtime (the probe's tasks
+    /// and its connections on one thread).
+    #[arg(long = "probe-threads", default_value_t = 0)]
+    pub probe_threads: usize,
     /// Subscribers of the fan-out phase.
     #[arg(long, default_value_t = 1_000)]
     pub subscribers: usize,
@@ -293,7 +297,7 @@ pub async fn run(args: AlertsBench) -> anyhow::Result<()> {
         let (storage, tenant_id, key) =
             (platform.storage_addr, tenant.id.clone(), tenant.key.clone());
         let (count, duration, interval) = (args.probes, args.duration, args.probe_interval);
-        on_own_runtime("bench-probe", 1, move || async move {
+        on_own_runtime("bench-probe", args.probe_threads, move || async move {
             let mut probe = start_probe(storage, &tenant_id, &key, gateway).await?;
             // Warm up: connections, caches, the first series.
             for _ in 0..20 {

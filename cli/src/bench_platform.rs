@@ -44,6 +44,10 @@ pub fn channel(addr: SocketAddr, token: &str) -> anyhow::Result<TracedChannel> {
 /// separate machine would be, so that its tasks and the services' share no run queue (they
 /// still share the cores). The future is made on that runtime, so the channels it opens
 /// spawn their connections there.
+///
+/// `threads == 0` is a current-thread runtime: the client's tasks and its connections run on
+/// that one thread, with no wake-up of another thread between them, as a latency-minded
+/// client is written.
 pub async fn on_own_runtime<T, F, Fut>(name: &str, threads: usize, make: F) -> anyhow::Result<T>
 where
     T: Send + 'static,
@@ -51,11 +55,17 @@ where
     Fut: Future<Output = anyhow::Result<T>>,
 {
     let (done, result) = tokio::sync::oneshot::channel();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads.max(1))
-        .thread_name(name)
-        .enable_all()
-        .build()?;
+    let runtime = if threads == 0 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name(name)
+            .enable_all()
+            .build()?
+    };
     std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || {
