@@ -203,6 +203,21 @@ fn alert(event: &pb::AlertEvent) -> &pb::Alert {
     event.alert.as_ref().unwrap()
 }
 
+/// The tenant's alerts, newest first; only those in `state` when given.
+async fn list(platform: &Platform, token: &str, state: Option<pb::AlertState>) -> Vec<pb::Alert> {
+    platform
+        .alerts(token)
+        .list_alerts(pb::ListAlertsRequest {
+            tenant_id: platform.tenant_id.clone(),
+            state: state.unwrap_or(pb::AlertState::Unspecified).into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .alerts
+}
+
 async fn lifecycle(backend: Backend) {
     let mut platform = Platform::start(backend, 100_000).await;
     let rule_id = create_rule(&platform, threshold(80.0, Some(75.0), 0)).await;
@@ -286,16 +301,7 @@ async fn lifecycle(backend: Backend) {
     // After a restart the acknowledged alert is still the one that repeats, and clears.
     drop(subscriber);
     platform.restart_storage().await;
-    let mut reader = platform.alerts(&platform.read_key);
-    let listed = reader
-        .list_alerts(pb::ListAlertsRequest {
-            tenant_id: platform.tenant_id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .alerts;
+    let listed = list(&platform, &platform.read_key, None).await;
     assert_eq!(listed.len(), 2, "newest first: {listed:?}");
     assert_eq!(listed[0].alert_id, alert_id);
     assert_eq!(listed[0].state, i32::from(pb::AlertState::Acknowledged));
@@ -324,16 +330,7 @@ async fn lifecycle(backend: Backend) {
     send(&platform, &[(t + 7 * S, 60.0)]).await;
     let cleared = subscriber.next().await;
     assert_eq!(cleared.r#type, i32::from(pb::AlertEventType::Resolved));
-    let open = reader
-        .list_alerts(pb::ListAlertsRequest {
-            tenant_id: platform.tenant_id.clone(),
-            state: pb::AlertState::Open.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .alerts;
+    let open = list(&platform, &platform.read_key, Some(pb::AlertState::Open)).await;
     assert!(open.is_empty());
 
     // Another tenant sees nothing of it.
@@ -491,35 +488,18 @@ async fn a_deleted_machine_has_its_alerts_resolved_and_is_no_longer_watched() {
     let silent = alert(events.last().unwrap()).alert_id.clone();
     // Whatever the evaluator sent with it is written before this acknowledgement.
     let admin = platform.key(tpb::Scope::Admin).await;
-    let mut alerts = platform.alerts(&admin);
-    alerts
+    platform
+        .alerts(&admin)
         .acknowledge_alert(pb::AcknowledgeAlertRequest {
             tenant_id: platform.tenant_id.clone(),
             alert_id: silent.clone(),
         })
         .await
         .unwrap();
-    let open = alerts
-        .list_alerts(pb::ListAlertsRequest {
-            tenant_id: platform.tenant_id.clone(),
-            state: pb::AlertState::Acknowledged.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .alerts;
+    let open = list(&platform, &admin, Some(pb::AlertState::Acknowledged)).await;
     assert_eq!(open.len(), 1, "{open:?}");
     assert_eq!(open[0].alert_id, silent);
-    let all = alerts
-        .list_alerts(pb::ListAlertsRequest {
-            tenant_id: platform.tenant_id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .alerts;
+    let all = list(&platform, &admin, None).await;
     assert_eq!(
         all.len(),
         2,

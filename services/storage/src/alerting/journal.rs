@@ -483,15 +483,7 @@ impl Writer {
                 machine_id,
                 reply,
             } => {
-                let keys: Vec<Key> = self
-                    .open
-                    .keys()
-                    .filter(|(t, _, m)| *t == tenant && *m == machine_id)
-                    .cloned()
-                    .collect();
-                for key in keys {
-                    self.resolve_by_system(group, &key);
-                }
+                self.resolve_all_by_system(group, |(t, _, m)| *t == tenant && *m == machine_id);
                 group.replies.push(Reply::Done(reply));
             }
             Command::OpenMachines { reply } => {
@@ -507,17 +499,18 @@ impl Writer {
                 rule_id,
                 reply,
             } => {
-                let keys: Vec<Key> = self
-                    .open
-                    .keys()
-                    .filter(|(t, r, _)| *t == tenant && *r == rule_id)
-                    .cloned()
-                    .collect();
-                for key in keys {
-                    self.resolve_by_system(group, &key);
-                }
+                self.resolve_all_by_system(group, |(t, r, _)| *t == tenant && *r == rule_id);
                 group.replies.push(Reply::Done(reply));
             }
+        }
+    }
+
+    /// Resolves the unresolved alerts whose rule and machine `which` picks: their rule or
+    /// their machine is gone.
+    fn resolve_all_by_system(&mut self, group: &mut Group, which: impl Fn(&Key) -> bool) {
+        let keys: Vec<Key> = self.open.keys().filter(|key| which(key)).cloned().collect();
+        for key in keys {
+            self.resolve_by_system(group, &key);
         }
     }
 
