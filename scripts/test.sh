@@ -4,7 +4,9 @@
 #   PostgreSQL  the server at MFG_TEST_DATABASE_URL (or DATABASE_URL) if set; otherwise the one
 #               at 127.0.0.1:5432 if it answers; otherwise a private cluster on a free port,
 #               made with the system's PostgreSQL binaries (installed with apt-get when running
-#               as root and missing). Each test creates and drops a database of its own there.
+#               as root and missing). Each test creates and drops a database of its own there;
+#               one test (cli/tests/crash.rs) makes a cluster of its own with those binaries
+#               (MFG_TEST_PG_BIN), to stop and start it under the storage service.
 #   S3          when a test reads MFG_TEST_S3_ENDPOINT: moto server (pinned) from PyPI, in a
 #               virtualenv under the target directory, on a free port of 127.0.0.1.
 #   Python      when a test reads MFG_TEST_PYTHON: the same virtualenv's python, with pyarrow and
@@ -71,11 +73,12 @@ wait_until_answers() { # port, what, log file
     exit 1
 }
 
-start_private_postgres() {
-    PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+# PostgreSQL's binaries: for a private cluster, and for the test that restarts its own.
+find_pg_bin() {
+    PG_BIN=${MFG_TEST_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)}
     if [[ -z $PG_BIN ]]; then
         if [[ $(id -u) -ne 0 ]]; then
-            log "no PostgreSQL server answers and none is installed; install PostgreSQL or set MFG_TEST_DATABASE_URL"
+            log "PostgreSQL is not installed; install it (its server binaries) or set MFG_TEST_PG_BIN"
             exit 1
         fi
         log "installing PostgreSQL with apt-get"
@@ -83,6 +86,10 @@ start_private_postgres() {
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
         PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
     fi
+    export MFG_TEST_PG_BIN=$PG_BIN
+}
+
+start_private_postgres() {
     PG_DIR=$(mktemp -d /tmp/mfg-test-pg.XXXXXX)
     local port
     port=$(free_port)
@@ -98,6 +105,7 @@ start_private_postgres() {
     log "started a private PostgreSQL on 127.0.0.1:$port"
 }
 
+find_pg_bin
 if [[ -n ${MFG_TEST_DATABASE_URL:-} ]]; then
     log "using PostgreSQL from MFG_TEST_DATABASE_URL"
 elif [[ -n ${DATABASE_URL:-} ]]; then

@@ -1,5 +1,5 @@
-//! A SIGKILL of the storage service while machines stream: no acked reading is lost and none is
-//! stored twice. The storage service runs as a real `mfg serve storage` process, killed with
+//! A SIGKILL of the storage service while machines stream, and a restart of its PostgreSQL
+//! server (clean, and as a crash): no acked reading is lost and none is stored twice. The storage service runs as a real `mfg serve storage` process, killed with
 //! SIGKILL (no drain, no flush) while batches are in flight, twice, and restarted on the same
 //! address; the machines stream through [`mfg::uplink::Uplink`], which resends what was not
 //! acked.
@@ -135,60 +135,125 @@ async fn stored(storage: SocketAddr, tenant: &SimTenant, scenario: &Scenario) ->
     total
 }
 
-async fn storage_killed_twice(tenant_url: &str, storage_url: &str, dir: &Path) {
-    let tenant_config = mfg_tenant::Config::new(tenant_url, "crash-test-pepper-0123456789")
-        .with_admin_token(OPERATOR);
-    let tenant_service = Running::start(mfg_proto::service_names::TENANT, |listener, shutdown| {
-        mfg_tenant::run(tenant_config, listener, shutdown)
-    })
-    .await;
-    let scenario = Scenario {
-        tenants: vec!["crash-test".to_owned()],
-        machines: 4,
-        metrics: 10,
-        hz: 100.0,
-        flush_every: Duration::from_millis(20),
-        window: 4,
-    };
-    let mut tenants = TenantServiceClient::new(tenant_service.channel_with(OPERATOR));
-    let prepared = mfg::simulate::prepare(&mut tenants, &scenario)
-        .await
-        .expect("tenant, machines and key");
+/// Machines of one tenant streaming through uplinks to the storage service at `addr`.
+struct Streaming {
+    tenant_service: Running,
+    tenant: SimTenant,
+    scenario: Scenario,
+    addr: SocketAddr,
+    stats: Arc<UplinkStats>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
 
-    let addr = {
-        let (listener, addr) = mfg_common::testing::listener().await;
-        drop(listener);
-        addr
-    };
-    let mut storage = StorageProcess::start(addr, storage_url, tenant_service.addr, dir).await;
-    let stats = Arc::new(UplinkStats::default());
-    let stop = CancellationToken::new();
-    let streaming = tokio::spawn({
-        let (prepared, scenario, stats, stop) = (
-            prepared.clone(),
-            scenario.clone(),
-            stats.clone(),
-            stop.clone(),
-        );
-        async move {
-            mfg::simulate::stream(
-                &addr.to_string(),
-                &prepared,
-                &scenario,
-                stats,
-                stop,
-                Duration::from_secs(30),
-            )
+impl Streaming {
+    /// Starts the tenant service on `tenant_url`, creates the tenant, its machines and key,
+    /// and streams to `addr` (where the storage service is, or will be).
+    async fn start(tenant_url: &str, addr: SocketAddr) -> Self {
+        let tenant_config = mfg_tenant::Config::new(tenant_url, "crash-test-pepper-0123456789")
+            .with_admin_token(OPERATOR);
+        let tenant_service =
+            Running::start(mfg_proto::service_names::TENANT, |listener, shutdown| {
+                mfg_tenant::run(tenant_config, listener, shutdown)
+            })
+            .await;
+        let scenario = Scenario {
+            tenants: vec!["crash-test".to_owned()],
+            machines: 4,
+            metrics: 10,
+            hz: 100.0,
+            flush_every: Duration::from_millis(20),
+            window: 4,
+        };
+        let mut tenants = TenantServiceClient::new(tenant_service.channel_with(OPERATOR));
+        let prepared = mfg::simulate::prepare(&mut tenants, &scenario)
             .await
+            .expect("tenant, machines and key");
+        let stats = Arc::new(UplinkStats::default());
+        let stop = CancellationToken::new();
+        let task = tokio::spawn({
+            let (prepared, scenario, stats, stop) = (
+                prepared.clone(),
+                scenario.clone(),
+                stats.clone(),
+                stop.clone(),
+            );
+            async move {
+                mfg::simulate::stream(
+                    &addr.to_string(),
+                    &prepared,
+                    &scenario,
+                    stats,
+                    stop,
+                    Duration::from_secs(30),
+                )
+                .await
+            }
+        });
+        Self {
+            tenant_service,
+            tenant: prepared[0].clone(),
+            scenario,
+            addr,
+            stats,
+            stop,
+            task,
         }
-    });
+    }
+
+    /// Waits until `readings` more readings are acked.
+    async fn acked_more(&self, readings: u64, what: &str) {
+        let acked = self.stats.acked();
+        until(what, || self.stats.acked() >= acked + readings).await;
+    }
+
+    /// Stops streaming once everything sent is acked, and checks that every reading sent was
+    /// acked once stored and is stored exactly once.
+    async fn finish(self) {
+        self.stop.cancel();
+        self.task
+            .await
+            .expect("streaming task")
+            .expect("every reading acked after the restarts");
+        let stats = &self.stats;
+        let sent = stats.sent.load(Ordering::Relaxed);
+        let accepted = stats.accepted.load(Ordering::Relaxed);
+        let duplicates = stats.duplicates.load(Ordering::Relaxed);
+        assert_eq!(stats.rejected.load(Ordering::Relaxed), 0);
+        assert_eq!(
+            accepted + duplicates,
+            sent,
+            "every reading sent was acked once stored"
+        );
+        assert_eq!(
+            stored(self.addr, &self.tenant, &self.scenario).await,
+            sent,
+            "every distinct reading is stored exactly once ({accepted} accepted, {duplicates} \
+             duplicates after resending)"
+        );
+        self.tenant_service.stop().await;
+    }
+}
+
+/// A free port of 127.0.0.1.
+async fn free_addr() -> SocketAddr {
+    let (listener, addr) = mfg_common::testing::listener().await;
+    drop(listener);
+    addr
+}
+
+async fn storage_killed_twice(tenant_url: &str, storage_url: &str, dir: &Path) {
+    let addr = free_addr().await;
+    let streaming = Streaming::start(tenant_url, addr).await;
+    let mut storage =
+        StorageProcess::start(addr, storage_url, streaming.tenant_service.addr, dir).await;
+    let stats = streaming.stats.clone();
 
     // Kill until two kills have cut batches in flight (the uplinks resent something after
     // them); a kill that finds everything acked proves nothing and does not count.
     let mut interrupted = 0;
     for _ in 0..20 {
-        let acked = stats.acked();
-        until("more readings are acked", || stats.acked() >= acked + 2_000).await;
+        streaming.acked_more(2_000, "more readings are acked").await;
         until("a batch is in flight", || {
             stats.sent.load(Ordering::Relaxed) > stats.acked()
         })
@@ -200,9 +265,9 @@ async fn storage_killed_twice(tenant_url: &str, storage_url: &str, dir: &Path) {
             stats.reconnects.load(Ordering::Relaxed) > reconnects
         })
         .await;
-        storage = StorageProcess::start(addr, storage_url, tenant_service.addr, dir).await;
-        let acked = stats.acked();
-        until("streaming resumes", || stats.acked() >= acked + 2_000).await;
+        storage =
+            StorageProcess::start(addr, storage_url, streaming.tenant_service.addr, dir).await;
+        streaming.acked_more(2_000, "streaming resumes").await;
         if stats.resent.load(Ordering::Relaxed) > resent {
             interrupted += 1;
             if interrupted == 2 {
@@ -210,30 +275,148 @@ async fn storage_killed_twice(tenant_url: &str, storage_url: &str, dir: &Path) {
             }
         }
     }
-    stop.cancel();
-    streaming
-        .await
-        .expect("streaming task")
-        .expect("every reading acked after the restarts");
-
-    let sent = stats.sent.load(Ordering::Relaxed);
-    let accepted = stats.accepted.load(Ordering::Relaxed);
-    let duplicates = stats.duplicates.load(Ordering::Relaxed);
     assert_eq!(interrupted, 2, "two kills cut batches in flight");
-    assert_eq!(stats.rejected.load(Ordering::Relaxed), 0);
-    assert_eq!(
-        accepted + duplicates,
-        sent,
-        "every reading sent was acked once stored"
-    );
-    assert_eq!(
-        stored(addr, &prepared[0], &scenario).await,
-        sent,
-        "every distinct reading is stored exactly once ({accepted} accepted, {duplicates} \
-         duplicates after resending)"
-    );
+    streaming.finish().await;
     storage.kill();
-    tenant_service.stop().await;
+}
+
+/// A PostgreSQL cluster of the test's own, on a free port, which the test may stop and start:
+/// made with the PostgreSQL binaries in `MFG_TEST_PG_BIN` (scripts/test.sh finds or installs
+/// them), or the newest under /usr/lib/postgresql. As root, it runs as the `postgres` user, as
+/// PostgreSQL requires.
+struct PrivatePostgres {
+    bin: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+    as_root: bool,
+}
+
+impl PrivatePostgres {
+    async fn start() -> Self {
+        let bin = std::env::var_os("MFG_TEST_PG_BIN")
+            .map(std::path::PathBuf::from)
+            .or_else(|| {
+                let mut found: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+                    .ok()?
+                    .filter_map(|entry| Some(entry.ok()?.path().join("bin")))
+                    .filter(|bin| bin.join("pg_ctl").exists())
+                    .collect();
+                found.sort();
+                found.pop()
+            })
+            .expect(
+                "PostgreSQL's binaries: run the tests with scripts/test.sh, or set MFG_TEST_PG_BIN",
+            );
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let as_root = {
+            use std::os::unix::fs::MetadataExt as _;
+            std::fs::metadata("/proc/self").expect("/proc/self").uid() == 0
+        };
+        let postgres = Self {
+            bin,
+            dir,
+            port: free_addr().await.port(),
+            as_root,
+        };
+        if as_root {
+            let mut chown = Command::new("chown");
+            chown.arg("postgres").arg(postgres.dir.path());
+            succeeds(chown);
+        }
+        postgres.pg("initdb", |c| {
+            c.arg("-D").arg(postgres.data()).args([
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ]);
+        });
+        postgres.up();
+        postgres
+    }
+
+    fn data(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The URL of its `postgres` database.
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// `command`, as the `postgres` user when the test runs as root.
+    fn as_postgres(&self, command: Command) -> Command {
+        if !self.as_root {
+            return command;
+        }
+        let mut wrapped = Command::new("runuser");
+        wrapped
+            .args(["-u", "postgres", "--"])
+            .arg(command.get_program())
+            .args(command.get_args());
+        wrapped
+    }
+
+    /// Runs one of PostgreSQL's programs and checks that it succeeded.
+    fn pg(&self, program: &str, args: impl FnOnce(&mut Command)) {
+        let mut command = Command::new(self.bin.join(program));
+        args(&mut command);
+        succeeds(self.as_postgres(command));
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    fn up(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.path().display()
+        );
+        self.pg("pg_ctl", |c| {
+            c.arg("-D")
+                .arg(self.data())
+                .arg("-l")
+                .arg(self.dir.path().join("server.log"))
+                .args(["-w", "-o", &options, "start"]);
+        });
+    }
+
+    /// Stops the server: `fast` (clients cut, a clean shutdown) or `immediate` (as a crash:
+    /// no checkpoint; the next start recovers from the WAL).
+    fn down(&self, mode: &str) {
+        self.pg("pg_ctl", |c| {
+            c.arg("-D")
+                .arg(self.data())
+                .args(["-w", "-m", mode, "stop"]);
+        });
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let mut stop = Command::new(self.bin.join("pg_ctl"));
+        stop.arg("-D")
+            .arg(self.data())
+            .args(["-m", "immediate", "stop"]);
+        let _ = self
+            .as_postgres(stop)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Runs a command and checks that it succeeded.
+fn succeeds(mut command: Command) {
+    let output = command.output().expect("run a command");
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,6 +424,45 @@ async fn a_killed_storage_service_loses_no_acked_reading_on_postgres() {
     let database = TestDatabase::postgres().await;
     let dir = tempfile::tempdir().expect("temporary directory");
     storage_killed_twice(&database.url, &database.url, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_database_loses_no_acked_reading() {
+    let postgres = PrivatePostgres::start().await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    // The tenant service on SQLite: only the storage service's database restarts.
+    let tenant_url = format!("sqlite://{}", dir.path().join("tenant.db").display());
+    let addr = free_addr().await;
+    let streaming = Streaming::start(&tenant_url, addr).await;
+    let storage = StorageProcess::start(
+        addr,
+        &postgres.url(),
+        streaming.tenant_service.addr,
+        dir.path(),
+    )
+    .await;
+    let stats = streaming.stats.clone();
+    // A clean restart, then one as a crash of the database server. While it is down, writes
+    // fail, the storage service says so, and the uplinks resend what was not acked.
+    for mode in ["fast", "immediate"] {
+        streaming.acked_more(2_000, "readings are acked").await;
+        let reconnects = stats.reconnects.load(Ordering::Relaxed);
+        postgres.down(mode);
+        until("the uplinks notice the database is down", || {
+            stats.reconnects.load(Ordering::Relaxed) > reconnects
+        })
+        .await;
+        postgres.up();
+        streaming
+            .acked_more(2_000, "streaming resumes after the database is back")
+            .await;
+    }
+    assert!(
+        stats.resent.load(Ordering::Relaxed) > 0,
+        "batches in flight while the database was down were resent"
+    );
+    streaming.finish().await;
+    storage.kill();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
