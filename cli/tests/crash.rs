@@ -19,7 +19,7 @@ use mfg::{
 use mfg_common::{
     grpc::lazy_channel,
     shutdown::CancellationToken,
-    testing::{Running, TestDatabase},
+    testing::{PrivatePostgres, Running, Shutdown, TestDatabase},
 };
 use mfg_proto::{
     storage::v1::{
@@ -280,145 +280,6 @@ async fn storage_killed_twice(tenant_url: &str, storage_url: &str, dir: &Path) {
     storage.kill();
 }
 
-/// A PostgreSQL cluster of the test's own, on a free port, which the test may stop and start:
-/// made with the PostgreSQL binaries in `MFG_TEST_PG_BIN` (scripts/test.sh finds or installs
-/// them), or the newest under /usr/lib/postgresql. As root, it runs as the `postgres` user, as
-/// PostgreSQL requires.
-struct PrivatePostgres {
-    bin: std::path::PathBuf,
-    dir: tempfile::TempDir,
-    port: u16,
-    as_root: bool,
-}
-
-impl PrivatePostgres {
-    async fn start() -> Self {
-        let bin = std::env::var_os("MFG_TEST_PG_BIN")
-            .map(std::path::PathBuf::from)
-            .or_else(|| {
-                let mut found: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
-                    .ok()?
-                    .filter_map(|entry| Some(entry.ok()?.path().join("bin")))
-                    .filter(|bin| bin.join("pg_ctl").exists())
-                    .collect();
-                found.sort();
-                found.pop()
-            })
-            .expect(
-                "PostgreSQL's binaries: run the tests with scripts/test.sh, or set MFG_TEST_PG_BIN",
-            );
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let as_root = {
-            use std::os::unix::fs::MetadataExt as _;
-            std::fs::metadata("/proc/self").expect("/proc/self").uid() == 0
-        };
-        let postgres = Self {
-            bin,
-            dir,
-            port: free_addr().await.port(),
-            as_root,
-        };
-        if as_root {
-            let mut chown = Command::new("chown");
-            chown.arg("postgres").arg(postgres.dir.path());
-            succeeds(chown);
-        }
-        postgres.pg("initdb", |c| {
-            c.arg("-D").arg(postgres.data()).args([
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-            ]);
-        });
-        postgres.up();
-        postgres
-    }
-
-    fn data(&self) -> std::path::PathBuf {
-        self.dir.path().join("data")
-    }
-
-    /// The URL of its `postgres` database.
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-
-    /// `command`, as the `postgres` user when the test runs as root.
-    fn as_postgres(&self, command: Command) -> Command {
-        if !self.as_root {
-            return command;
-        }
-        let mut wrapped = Command::new("runuser");
-        wrapped
-            .args(["-u", "postgres", "--"])
-            .arg(command.get_program())
-            .args(command.get_args());
-        wrapped
-    }
-
-    /// Runs one of PostgreSQL's programs and checks that it succeeded.
-    fn pg(&self, program: &str, args: impl FnOnce(&mut Command)) {
-        let mut command = Command::new(self.bin.join(program));
-        args(&mut command);
-        succeeds(self.as_postgres(command));
-    }
-
-    /// Starts the server and waits until it accepts connections.
-    fn up(&self) {
-        let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1",
-            self.port,
-            self.dir.path().display()
-        );
-        self.pg("pg_ctl", |c| {
-            c.arg("-D")
-                .arg(self.data())
-                .arg("-l")
-                .arg(self.dir.path().join("server.log"))
-                .args(["-w", "-o", &options, "start"]);
-        });
-    }
-
-    /// Stops the server: `fast` (clients cut, a clean shutdown) or `immediate` (as a crash:
-    /// no checkpoint; the next start recovers from the WAL).
-    fn down(&self, mode: &str) {
-        self.pg("pg_ctl", |c| {
-            c.arg("-D")
-                .arg(self.data())
-                .args(["-w", "-m", mode, "stop"]);
-        });
-    }
-}
-
-impl Drop for PrivatePostgres {
-    fn drop(&mut self) {
-        let mut stop = Command::new(self.bin.join("pg_ctl"));
-        stop.arg("-D")
-            .arg(self.data())
-            .args(["-m", "immediate", "stop"]);
-        let _ = self
-            .as_postgres(stop)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-/// Runs a command and checks that it succeeded.
-fn succeeds(mut command: Command) {
-    let output = command.output().expect("run a command");
-    assert!(
-        output.status.success(),
-        "{command:?} failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_storage_service_loses_no_acked_reading_on_postgres() {
     let database = TestDatabase::postgres().await;
@@ -444,15 +305,15 @@ async fn a_restarted_database_loses_no_acked_reading() {
     let stats = streaming.stats.clone();
     // A clean restart, then one as a crash of the database server. While it is down, writes
     // fail, the storage service says so, and the uplinks resend what was not acked.
-    for mode in ["fast", "immediate"] {
+    for mode in [Shutdown::Fast, Shutdown::Immediate] {
         streaming.acked_more(2_000, "readings are acked").await;
         let reconnects = stats.reconnects.load(Ordering::Relaxed);
-        postgres.down(mode);
+        postgres.stop(mode);
         until("the uplinks notice the database is down", || {
             stats.reconnects.load(Ordering::Relaxed) > reconnects
         })
         .await;
-        postgres.up();
+        postgres.start_again();
         streaming
             .acked_more(2_000, "streaming resumes after the database is back")
             .await;

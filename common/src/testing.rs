@@ -1,11 +1,15 @@
-//! Test helpers (feature `testing`): a throwaway PostgreSQL database or SQLite file per test.
+//! Test helpers (feature `testing`): a throwaway PostgreSQL database or SQLite file per test,
+//! services on port-0 listeners, and a private PostgreSQL cluster a test may stop and start.
 //!
 //! PostgreSQL tests use the server at `MFG_TEST_DATABASE_URL` (or `DATABASE_URL`, or
 //! `postgres://postgres@127.0.0.1:5432/postgres`), create a database of their own there, and
 //! drop it when done, even when the test fails. A missing server fails the test with a message
 //! saying how to get one: such a test never passes silently.
 
-use std::str::FromStr;
+use std::{
+    process::{Command, Stdio},
+    str::FromStr,
+};
 
 use sqlx::{AssertSqlSafe, Connection as _, PgConnection, postgres::PgConnectOptions};
 
@@ -200,4 +204,163 @@ mod tests {
             "postgres://u@%2Frun%2Fpg/x"
         );
     }
+}
+
+/// How a [`PrivatePostgres`] stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shutdown {
+    /// Clients are cut and the server shuts down cleanly (a checkpoint).
+    Fast,
+    /// As a crash: the server processes quit at once; the next start recovers from the WAL.
+    Immediate,
+}
+
+/// A PostgreSQL cluster of the test's own, on a free port, which the test may stop and start:
+/// made with the PostgreSQL binaries in `MFG_TEST_PG_BIN` (scripts/test.sh finds or installs
+/// them), or the newest under /usr/lib/postgresql. As root, it runs as the `postgres` user, as
+/// PostgreSQL requires.
+#[derive(Debug)]
+pub struct PrivatePostgres {
+    bin: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+    as_root: bool,
+}
+
+impl PrivatePostgres {
+    /// Makes the cluster and starts it; panics with a clear message without the binaries.
+    pub async fn start() -> Self {
+        let bin = std::env::var_os("MFG_TEST_PG_BIN")
+            .map(std::path::PathBuf::from)
+            .or_else(|| {
+                let mut found: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+                    .ok()?
+                    .filter_map(|entry| Some(entry.ok()?.path().join("bin")))
+                    .filter(|bin| bin.join("pg_ctl").exists())
+                    .collect();
+                found.sort();
+                found.pop()
+            })
+            .expect(
+                "PostgreSQL's binaries: run the tests with scripts/test.sh, or set MFG_TEST_PG_BIN",
+            );
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let as_root = {
+            use std::os::unix::fs::MetadataExt as _;
+            std::fs::metadata("/proc/self").expect("/proc/self").uid() == 0
+        };
+        let postgres = Self {
+            bin,
+            dir,
+            port: listener().await.1.port(),
+            as_root,
+        };
+        if as_root {
+            let mut chown = Command::new("chown");
+            chown.arg("postgres").arg(postgres.dir.path());
+            succeeds(chown);
+        }
+        postgres.pg("initdb", |c| {
+            c.arg("-D").arg(postgres.data()).args([
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ]);
+        });
+        postgres.up();
+        postgres
+    }
+
+    fn data(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The URL of its `postgres` database.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// `command`, as the `postgres` user when the test runs as root.
+    fn as_postgres(&self, command: Command) -> Command {
+        if !self.as_root {
+            return command;
+        }
+        let mut wrapped = Command::new("runuser");
+        wrapped
+            .args(["-u", "postgres", "--"])
+            .arg(command.get_program())
+            .args(command.get_args());
+        wrapped
+    }
+
+    /// Runs one of PostgreSQL's programs and checks that it succeeded.
+    fn pg(&self, program: &str, args: impl FnOnce(&mut Command)) {
+        let mut command = Command::new(self.bin.join(program));
+        args(&mut command);
+        succeeds(self.as_postgres(command));
+    }
+
+    /// Starts the server again after [`PrivatePostgres::stop`], and waits until it accepts
+    /// connections.
+    pub fn start_again(&self) {
+        self.up();
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    fn up(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.path().display()
+        );
+        self.pg("pg_ctl", |c| {
+            c.arg("-D")
+                .arg(self.data())
+                .arg("-l")
+                .arg(self.dir.path().join("server.log"))
+                .args(["-w", "-o", &options, "start"]);
+        });
+    }
+
+    /// Stops the server, and waits until it has.
+    pub fn stop(&self, how: Shutdown) {
+        let mode = match how {
+            Shutdown::Fast => "fast",
+            Shutdown::Immediate => "immediate",
+        };
+        self.pg("pg_ctl", |c| {
+            c.arg("-D")
+                .arg(self.data())
+                .args(["-w", "-m", mode, "stop"]);
+        });
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let mut stop = Command::new(self.bin.join("pg_ctl"));
+        stop.arg("-D")
+            .arg(self.data())
+            .args(["-m", "immediate", "stop"]);
+        let _ = self
+            .as_postgres(stop)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Runs a command and checks that it succeeded.
+fn succeeds(mut command: Command) {
+    let output = command.output().expect("run a command");
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
