@@ -36,7 +36,13 @@ pub struct TestDatabase {
 impl TestDatabase {
     /// Creates a fresh PostgreSQL database; panics with a clear message if there is no server.
     pub async fn postgres() -> Self {
-        let admin_url = admin_url();
+        Self::postgres_on(&admin_url()).await
+    }
+
+    /// Creates a fresh PostgreSQL database on the server of `admin_url` (e.g. a
+    /// [`PrivatePostgres`]).
+    pub async fn postgres_on(admin_url: &str) -> Self {
+        let admin_url = admin_url.to_owned();
         let mut admin = PgConnection::connect(&admin_url).await.unwrap_or_else(|error| {
             panic!(
                 "PostgreSQL tests need a server: none answers at {} ({error}). Run `scripts/test.sh`, \

@@ -6,7 +6,10 @@ mod support;
 
 use std::time::Duration;
 
-use mfg_common::clock::ManualClock;
+use mfg_common::{
+    clock::ManualClock,
+    testing::{PrivatePostgres, Shutdown, TestDatabase},
+};
 use mfg_proto::{
     storage::v1::{
         self as pb, alert_condition::Kind, subscribe_alerts_request::Message as Inbound,
@@ -528,6 +531,62 @@ async fn a_deleted_machine_has_its_alerts_resolved_and_is_no_longer_watched() {
         i32::from(pb::Severity::Critical)
     );
     drop(subscriber);
+    platform.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_crash_loses_no_alert_change_and_doubles_none() {
+    let postgres = PrivatePostgres::start().await;
+    let storage_db = TestDatabase::postgres_on(&postgres.url()).await;
+    let mut platform = Platform::start_on(
+        Backend::Sqlite,
+        storage_db,
+        100_000,
+        mfg_common::clock::system_clock(),
+        |config| config,
+    )
+    .await;
+    create_rule(&platform, threshold(50.0, None, 0)).await;
+    let mut subscriber = Subscriber::open(&platform, &platform.read_key, 0).await;
+    let t = now_micros() / S * S - 60 * S;
+    send(&platform, &[(t, 60.0)]).await;
+    let opened = subscriber.next().await;
+    assert_eq!(opened.r#type, i32::from(pb::AlertEventType::Opened));
+
+    // The database server crashes. A reading that clears the alert is evaluated as it
+    // arrives; its own write fails, so it is not acked, and the journal holds the alert's
+    // change, retrying, until the database is back: then it is written and published.
+    postgres.stop(Shutdown::Immediate);
+    let refused = platform
+        .client(&platform.write_key)
+        .ingest_batch(pb::IngestBatchRequest {
+            tenant_id: platform.tenant_id.clone(),
+            readings: vec![reading("press-1", "temp", t + S, 40.0)],
+        })
+        .await
+        .expect_err("no write while the database is down");
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    postgres.start_again();
+    let resolved = subscriber.next().await;
+    assert_eq!(resolved.r#type, i32::from(pb::AlertEventType::Resolved));
+    assert_eq!(alert(&resolved).alert_id, alert(&opened).alert_id);
+    assert_eq!(resolved.cursor, opened.cursor + 1);
+    // The client resends the reading it has no ack for: now stored, not evaluated again.
+    send(&platform, &[(t + S, 40.0)]).await;
+
+    // After a restart of the storage service the log holds each change once, and the alert
+    // is resolved.
+    drop(subscriber);
+    platform.restart_storage().await;
+    let mut resumed = Subscriber::open(&platform, &platform.read_key, opened.cursor).await;
+    let replayed = resumed.next().await;
+    assert_eq!(replayed.cursor, resolved.cursor);
+    assert_eq!(replayed.r#type, i32::from(pb::AlertEventType::Resolved));
+    let alerts = list(&platform, &platform.read_key, None).await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].state, i32::from(pb::AlertState::Resolved));
+    assert_eq!(alerts[0].count, 1);
+    drop(resumed);
     platform.stop().await;
 }
 

@@ -95,13 +95,25 @@ impl Platform {
         clock: mfg_common::clock::SharedClock,
         configure: impl FnOnce(mfg_storage::Config) -> mfg_storage::Config,
     ) -> Self {
+        let storage_db = database(backend).await;
+        Self::start_on(backend, storage_db, ingest_per_second, clock, configure).await
+    }
+
+    /// [`Platform::start_configured`] with the storage service on `storage_db` (the tenant
+    /// service on `backend`).
+    pub async fn start_on(
+        backend: Backend,
+        storage_db: TestDatabase,
+        ingest_per_second: u32,
+        clock: mfg_common::clock::SharedClock,
+        configure: impl FnOnce(mfg_storage::Config) -> mfg_storage::Config,
+    ) -> Self {
         // The services' logs, shown for failing tests.
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
             .with_env_filter("warn")
             .try_init();
         let tenant_db = database(backend).await;
-        let storage_db = database(backend).await;
         let tenant_url = tenant_db.url.clone();
         let tenant_service = Running::start(service_names::TENANT, |listener, shutdown| {
             let config = mfg_tenant::Config::new(&tenant_url, PEPPER).with_admin_token(OPERATOR);
