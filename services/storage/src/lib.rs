@@ -162,6 +162,7 @@ async fn become_ready(
         start_alerting(
             &config,
             alert_store.clone(),
+            store.clone(),
             directory.clone(),
             clock.clone(),
             &ingest,
@@ -206,6 +207,7 @@ async fn become_ready(
 async fn start_alerting(
     config: &Config,
     store: Arc<dyn store::AlertStore>,
+    history: Arc<dyn TelemetryStore>,
     directory: Directory,
     clock: SharedClock,
     ingest: &Ingest,
@@ -234,6 +236,7 @@ async fn start_alerting(
         index.clone(),
         journal.clone(),
         states,
+        history,
         clock.clone(),
         shutdown,
     );

@@ -388,6 +388,48 @@ async fn a_pending_for_timer_continues_after_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_of_change_window_continues_after_a_restart() {
+    let mut platform = Platform::start(Backend::Sqlite, 100_000).await;
+    let rate = pb::AlertCondition {
+        kind: Some(Kind::RateOfChange(pb::RateOfChangeCondition {
+            comparison: pb::Comparison::Greater.into(),
+            per_second: 2.0,
+            window: Some(pbjson_types::Duration {
+                seconds: 3,
+                nanos: 0,
+            }),
+        })),
+    };
+    create_rule(&platform, rate).await;
+    let t = now_micros() / S * S - 120 * S;
+    send(&platform, &[(t, 0.0), (t + S, 10.0)]).await;
+    platform.restart_storage().await;
+    let mut subscriber = Subscriber::open(&platform, &platform.read_key, 0).await;
+    // The jump of 10 at t + 1 s is still within 3 s of the next readings: the window, refilled
+    // from the stored readings, keeps the alert firing (5/s, then 10/3 a second) rather than
+    // clearing it on the first flat second.
+    send(&platform, &[(t + 2 * S, 10.0), (t + 3 * S, 10.0)]).await;
+    let updated = subscriber.next().await;
+    assert_eq!(
+        updated.r#type,
+        i32::from(pb::AlertEventType::Updated),
+        "{updated:?}"
+    );
+    assert_eq!(alert(&updated).last_value, 5.0);
+    // Once the jump has left the window, it clears.
+    send(&platform, &[(t + 4 * S + S / 2, 10.0)]).await;
+    let resolved = subscriber.until(pb::AlertEventType::Resolved).await;
+    assert!(
+        resolved[..resolved.len() - 1]
+            .iter()
+            .all(|e| e.r#type == i32::from(pb::AlertEventType::Updated)),
+        "{resolved:?}"
+    );
+    drop(subscriber);
+    platform.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_data_fires_when_the_clock_passes_the_silence() {
     let clock = ManualClock::new();
     let platform =

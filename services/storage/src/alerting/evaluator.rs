@@ -16,6 +16,8 @@
 //! - **State that matters survives a restart:** a shard sends a rule's state to the journal
 //!   whenever what is persisted of it changes (firing, a "for" timer starting or stopping), and
 //!   checkpoints no-data arrivals every `checkpoint`.
+//! - **Rate-of-change windows** are not stored: a state restored after a restart has its
+//!   windows refilled from the series' stored readings at its first new reading.
 //! - **Machines that are gone** (deleted from the tenant, found by the
 //!   [machine sweep](super::sweep)) are forgotten: their states are dropped, and a rule that
 //!   lists one by id stops watching it for no-data until it reports again.
@@ -45,7 +47,7 @@ use crate::{
         alert_rule::Condition,
         ingest::{Reading, micros_since_epoch},
     },
-    store::RuleStateKey,
+    store::{Range, RuleStateKey, SeriesKey, TelemetryStore},
 };
 
 /// The evaluator's settings.
@@ -164,18 +166,21 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Evaluator {
-    /// Starts the shards with the stored states of the rules in `index`.
+    /// Starts the shards with the stored states of the rules in `index`; `history` refills
+    /// the rate-of-change windows of those states.
     pub fn start(
         config: EvaluatorConfig,
         index: Arc<RuleIndex>,
         journal: Journal,
         stored: Vec<(RuleStateKey, RuleState)>,
+        history: Arc<dyn TelemetryStore>,
         clock: SharedClock,
         shutdown: &CancellationToken,
     ) -> Self {
         let count = config.shards.max(1);
         let snapshot = index.snapshot();
         let mut states: Vec<HashMap<RuleStateKey, RuleState>> = vec![HashMap::new(); count];
+        let mut unseeded: Vec<HashSet<RuleStateKey>> = vec![HashSet::new(); count];
         for (key, state) in stored {
             let Some(rule) = snapshot
                 .tenant(key.tenant_id)
@@ -184,10 +189,18 @@ impl Evaluator {
                 continue;
             };
             let shard = shard_of(count, key.tenant_id, &key.machine_id, &rule.spec.metric);
+            let has_rate = rule
+                .spec
+                .condition
+                .as_ref()
+                .is_some_and(|c| RuleState::rate_window(c).is_some());
+            if has_rate && state.last_ts.is_some() {
+                unseeded[shard].insert(key.clone());
+            }
             states[shard].insert(key, state);
         }
         let mut shards = Vec::with_capacity(count);
-        for (number, states) in states.into_iter().enumerate() {
+        for (number, (states, unseeded)) in states.into_iter().zip(unseeded).enumerate() {
             let (queue, receiver) = mpsc::channel(config.max_in_flight.max(1));
             let (control, controls) = mpsc::channel(16);
             let handle = ShardHandle {
@@ -205,6 +218,8 @@ impl Evaluator {
                 states,
                 dirty: HashSet::new(),
                 forgotten: HashSet::new(),
+                unseeded,
+                history: history.clone(),
                 overflow: handle.overflow.clone(),
                 wake: handle.wake.clone(),
             };
@@ -390,6 +405,10 @@ struct Shard {
     dirty: HashSet<RuleStateKey>,
     /// Machines that are gone: not seeded for no-data until they report again.
     forgotten: HashSet<MachineRef>,
+    /// Restored states whose rate-of-change windows are still to be refilled.
+    unseeded: HashSet<RuleStateKey>,
+    /// The stored readings those windows are refilled from.
+    history: Arc<dyn TelemetryStore>,
     overflow: Arc<Mutex<Overflow>>,
     wake: Arc<Notify>,
 }
@@ -542,6 +561,9 @@ impl Shard {
                     rule_id: rule.rule_id,
                     machine_id: reading.machine_id.clone(),
                 };
+                if !self.unseeded.is_empty() && self.unseeded.remove(&key) {
+                    self.seed(&key, condition, &reading).await;
+                }
                 let state = self
                     .states
                     .entry(key.clone())
@@ -563,6 +585,46 @@ impl Shard {
                     // Fails only when the service stops.
                     let _ = self.journal.send(command).await;
                 }
+            }
+        }
+    }
+
+    /// Refills the rate-of-change windows of a restored state with the readings of its series
+    /// stored within the window before `reading`. Without them (the store failed), its windows
+    /// fill from new readings, as a new state's do.
+    async fn seed(&mut self, key: &RuleStateKey, condition: &Condition, reading: &Observed) {
+        let history = &self.history;
+        let (Some(window), Some(last)) = (
+            RuleState::rate_window(condition),
+            self.states.get(key).and_then(|state| state.last_ts),
+        ) else {
+            return;
+        };
+        let range = Range {
+            start_micros: reading.ts.saturating_sub(window),
+            end_micros: last.saturating_add(1),
+        };
+        let series = SeriesKey {
+            machine_id: reading.machine_id.clone(),
+            metric: reading.metric.clone(),
+        };
+        let points = async {
+            let Some(tenant) = history.find_tenant(key.tenant_id).await? else {
+                return Ok(Vec::new());
+            };
+            let Some(series) = history.find_series(tenant, &series).await? else {
+                return Ok(Vec::new());
+            };
+            history.points(series, range).await
+        };
+        match points.await {
+            Ok(points) => {
+                if let Some(state) = self.states.get_mut(key) {
+                    state.seed_windows(condition, &points);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "refilling a rate-of-change window failed: it fills from new readings");
             }
         }
     }

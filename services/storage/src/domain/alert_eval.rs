@@ -48,7 +48,8 @@ pub struct BranchState {
     /// When (µs, service clock) a reading last arrived, for no-data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_arrival: Option<i64>,
-    /// The readings of a rate-of-change window; rebuilt from new readings after a restart.
+    /// The readings of a rate-of-change window; not stored, refilled from the series' stored
+    /// readings after a restart ([`RuleState::seed_windows`]).
     #[serde(skip)]
     pub window: VecDeque<(i64, f64)>,
 }
@@ -121,6 +122,32 @@ impl RuleState {
             }
         }
         self.settle(fired)
+    }
+
+    /// The longest rate-of-change window of a condition (µs), if it has one.
+    pub fn rate_window(condition: &Condition) -> Option<i64> {
+        condition
+            .branches()
+            .iter()
+            .filter_map(|branch| match branch {
+                Condition::RateOfChange { window_micros, .. } => Some(*window_micros),
+                _ => None,
+            })
+            .max()
+    }
+
+    /// Refills the rate-of-change windows of a state restored after a restart (they are not
+    /// stored) with the series' stored readings up to the last one evaluated, oldest first.
+    /// The next reading trims them to its window.
+    pub fn seed_windows(&mut self, condition: &Condition, history: &[(i64, f64)]) {
+        let last = self.last_ts.unwrap_or(i64::MAX);
+        for (branch, state) in condition.branches().iter().zip(&mut self.branches) {
+            if matches!(branch, Condition::RateOfChange { .. }) && state.window.is_empty() {
+                state
+                    .window
+                    .extend(history.iter().copied().filter(|(ts, _)| *ts <= last));
+            }
+        }
     }
 
     fn settle(&mut self, fired: Option<f64>) -> Signal {
@@ -316,6 +343,47 @@ mod tests {
         assert!(matches!(signals[5], Signal::Firing(r) if (r - 10.0 / 3.0).abs() < 1e-9));
         assert_eq!(signals[6], Signal::Cleared, "the jump left the window");
         assert_eq!(signals[7], Signal::Quiet);
+    }
+
+    #[test]
+    fn a_restored_rate_window_is_refilled_from_history() {
+        let condition = Condition::RateOfChange {
+            comparison: Comparison::Greater,
+            per_second: 2.0,
+            window_micros: 3 * S,
+        };
+        let mut state = RuleState::new(&condition, 0);
+        assert_eq!(state.on_reading(&condition, 0, 0.0, 0), Signal::Quiet);
+        assert_eq!(
+            state.on_reading(&condition, S, 10.0, S),
+            Signal::Firing(10.0)
+        );
+        // A restart: what is stored of the state, without its window.
+        let mut restored: RuleState =
+            serde_json::from_value(serde_json::to_value(&state).unwrap()).unwrap();
+        assert!(restored.branches[0].window.is_empty());
+        let mut unseeded = restored.clone();
+        // A reading stored after the last one evaluated is not taken twice.
+        restored.seed_windows(&condition, &[(0, 0.0), (S, 10.0), (2 * S, 99.0)]);
+        assert_eq!(restored.branches[0].window, [(0, 0.0), (S, 10.0)]);
+        // Refilled, the jump is still in the window: firing at 5/s at 2 s, 10/3 a second at 3 s.
+        assert_eq!(
+            restored.on_reading(&condition, 2 * S, 10.0, 2 * S),
+            Signal::Firing(5.0)
+        );
+        assert!(matches!(
+            restored.on_reading(&condition, 3 * S, 10.0, 3 * S),
+            Signal::Firing(r) if (r - 10.0 / 3.0).abs() < 1e-9
+        ));
+        // Without, it would clear at once on a flat second.
+        assert_eq!(
+            unseeded.on_reading(&condition, 2 * S, 10.0, 2 * S),
+            Signal::Quiet
+        );
+        assert_eq!(
+            unseeded.on_reading(&condition, 3 * S, 10.0, 3 * S),
+            Signal::Cleared
+        );
     }
 
     #[test]
