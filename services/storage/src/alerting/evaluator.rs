@@ -33,8 +33,14 @@ use std::{
 };
 
 use mfg_common::{clock::SharedClock, shutdown::CancellationToken};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use uuid::Uuid;
+
+mod history;
+mod machines;
+
+pub use machines::MachineRef;
+use machines::{Control, is_forgotten};
 
 use super::{
     index::RuleIndex,
@@ -47,7 +53,7 @@ use crate::{
         alert_rule::Condition,
         ingest::{Reading, micros_since_epoch},
     },
-    store::{Range, RuleStateKey, SeriesKey, TelemetryStore},
+    store::{RuleStateKey, TelemetryStore},
 };
 
 /// The evaluator's settings.
@@ -111,19 +117,6 @@ struct Overflow {
     /// so that none overtakes an older one.
     active: bool,
     series: HashMap<SeriesRef, Coalesced>,
-}
-
-/// A machine of a tenant.
-pub type MachineRef = (Uuid, String);
-
-/// What the evaluator is told besides readings.
-enum Control {
-    /// Which machines the shard holds states of, and which it has forgotten.
-    Machines(oneshot::Sender<(HashSet<MachineRef>, HashSet<MachineRef>)>),
-    /// A machine is gone: drop its states and stop watching it.
-    Forget(MachineRef, oneshot::Sender<()>),
-    /// A forgotten machine is registered again: watch it again.
-    Restore(MachineRef),
 }
 
 struct ShardHandle {
@@ -241,48 +234,6 @@ impl Evaluator {
     /// How many readings were coalesced because the evaluator was behind.
     pub fn coalesced(&self) -> u64 {
         self.inner.coalesced.load(Ordering::Relaxed)
-    }
-
-    /// The machines the shards hold rule states of, and those they have forgotten; empty
-    /// once the service stops.
-    pub async fn machines(&self) -> (HashSet<MachineRef>, HashSet<MachineRef>) {
-        let (mut watched, mut forgotten) = (HashSet::new(), HashSet::new());
-        for shard in &self.inner.shards {
-            let (reply, answer) = oneshot::channel();
-            if shard.control.send(Control::Machines(reply)).await.is_err() {
-                continue;
-            }
-            if let Ok((w, f)) = answer.await {
-                watched.extend(w);
-                forgotten.extend(f);
-            }
-        }
-        (watched, forgotten)
-    }
-
-    /// Forgets a machine that is gone: every shard drops its states (and has the journal
-    /// delete the stored ones) and stops watching it for no-data, until it reports again or
-    /// is [restored](Self::restore_machine). Returns once every shard has done so, so that
-    /// whatever a shard sent the journal about the machine is ahead of what is sent next.
-    pub async fn forget_machine(&self, machine: MachineRef) {
-        for shard in &self.inner.shards {
-            let (reply, answer) = oneshot::channel();
-            if shard
-                .control
-                .send(Control::Forget(machine.clone(), reply))
-                .await
-                .is_ok()
-            {
-                let _ = answer.await;
-            }
-        }
-    }
-
-    /// Watches a forgotten machine again (it was registered again).
-    pub async fn restore_machine(&self, machine: MachineRef) {
-        for shard in &self.inner.shards {
-            let _ = shard.control.send(Control::Restore(machine.clone())).await;
-        }
     }
 
     /// Hands accepted readings of a tenant to the shards; never waits. `labels` holds the
@@ -425,10 +376,6 @@ fn persisted_view(state: &RuleState) -> (bool, Vec<(bool, Option<i64>)>) {
     )
 }
 
-fn is_forgotten(forgotten: &HashSet<MachineRef>, tenant: Uuid, machine: &str) -> bool {
-    !forgotten.is_empty() && forgotten.iter().any(|(t, m)| *t == tenant && m == machine)
-}
-
 fn has_no_data(condition: &Condition) -> bool {
     condition
         .branches()
@@ -501,39 +448,6 @@ impl Shard {
         }
     }
 
-    async fn control(&mut self, control: Control) {
-        match control {
-            Control::Machines(reply) => {
-                let watched = self
-                    .states
-                    .keys()
-                    .map(|key| (key.tenant_id, key.machine_id.clone()))
-                    .collect();
-                let _ = reply.send((watched, self.forgotten.clone()));
-            }
-            Control::Forget((tenant, machine_id), reply) => {
-                let mut removed = Vec::new();
-                self.states.retain(|key, _| {
-                    let gone = key.tenant_id == tenant && key.machine_id == machine_id;
-                    if gone {
-                        removed.push((key.clone(), None));
-                    }
-                    !gone
-                });
-                self.dirty
-                    .retain(|key| !(key.tenant_id == tenant && key.machine_id == machine_id));
-                self.forgotten.insert((tenant, machine_id));
-                if !removed.is_empty() {
-                    let _ = self.journal.send(Command::States(removed)).await;
-                }
-                let _ = reply.send(());
-            }
-            Control::Restore(machine) => {
-                self.forgotten.remove(&machine);
-            }
-        }
-    }
-
     async fn evaluate(&mut self, tenant: Uuid, arrival: i64, readings: Vec<Observed>) {
         let index = self.index.snapshot();
         let Some(rules) = index.tenant(tenant) else {
@@ -585,46 +499,6 @@ impl Shard {
                     // Fails only when the service stops.
                     let _ = self.journal.send(command).await;
                 }
-            }
-        }
-    }
-
-    /// Refills the rate-of-change windows of a restored state with the readings of its series
-    /// stored within the window before `reading`. Without them (the store failed), its windows
-    /// fill from new readings, as a new state's do.
-    async fn seed(&mut self, key: &RuleStateKey, condition: &Condition, reading: &Observed) {
-        let history = &self.history;
-        let (Some(window), Some(last)) = (
-            RuleState::rate_window(condition),
-            self.states.get(key).and_then(|state| state.last_ts),
-        ) else {
-            return;
-        };
-        let range = Range {
-            start_micros: reading.ts.saturating_sub(window),
-            end_micros: last.saturating_add(1),
-        };
-        let series = SeriesKey {
-            machine_id: reading.machine_id.clone(),
-            metric: reading.metric.clone(),
-        };
-        let points = async {
-            let Some(tenant) = history.find_tenant(key.tenant_id).await? else {
-                return Ok(Vec::new());
-            };
-            let Some(series) = history.find_series(tenant, &series).await? else {
-                return Ok(Vec::new());
-            };
-            history.points(series, range).await
-        };
-        match points.await {
-            Ok(points) => {
-                if let Some(state) = self.states.get_mut(key) {
-                    state.seed_windows(condition, &points);
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "refilling a rate-of-change window failed: it fills from new readings");
             }
         }
     }
