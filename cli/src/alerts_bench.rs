@@ -55,8 +55,9 @@ pub struct AlertsBench {
     /// Probe readings measured idle.
     #[arg(long, default_value_t = 500)]
     pub probes: usize,
-    /// Readings per second of the background load (half of `mfg bench ingest`'s maximum).
-    #[arg(long = "load-rate", default_value_t = 175_000.0)]
+    /// Readings per second of the background load: half of `mfg bench ingest`'s maximum on
+    /// PostgreSQL on the 2-vCPU machine of docs/BENCHMARKS.md (658–676k readings/s).
+    #[arg(long = "load-rate", default_value_t = 335_000.0)]
     pub load_rate: f64,
     /// How often a probe is sent under load.
     #[arg(long = "probe-interval", default_value = "10ms", value_parser = mfg_common::config::parse_duration)]
@@ -341,6 +342,7 @@ pub async fn run(args: AlertsBench) -> anyhow::Result<()> {
         window: 4,
         duration: args.duration,
         rate: Some(args.load_rate),
+        slow_acks: None,
     };
     let (storage, key) = (platform.storage_addr, tenant.key.clone());
     let load = tokio::spawn(on_own_runtime("bench-load", 2, move || async move {

@@ -8,7 +8,7 @@
 //! and a write key, and streams from `--streams` concurrent streams, one per machine.
 
 use std::{
-    collections::VecDeque,
+    collections::{BTreeMap, VecDeque},
     io::Write as _,
     sync::{
         Arc, Mutex,
@@ -54,6 +54,10 @@ pub struct IngestBench {
     /// Only measure ack latency at this paced rate (readings/s), e.g. half a measured maximum.
     #[arg(long)]
     pub rate: Option<f64>,
+    /// Also print, per second of each phase, how many acks took longer than this (e.g. `50ms`),
+    /// to tell a steady tail from stalls.
+    #[arg(long = "slow-acks", value_parser = mfg_common::config::parse_duration)]
+    pub slow_acks: Option<Duration>,
 }
 
 /// What one phase of load measured.
@@ -61,6 +65,8 @@ pub(crate) struct Phase {
     readings: u64,
     elapsed: Duration,
     latency: Histogram<u64>,
+    /// Acks over `--slow-acks`, by second of the phase.
+    slow: BTreeMap<u64, u32>,
 }
 
 impl Phase {
@@ -73,6 +79,25 @@ impl Phase {
             q(0.99),
             self.latency.max() as f64 / 1000.0
         )
+    }
+
+    /// The `--slow-acks` timeline, when asked for.
+    fn slow_line(&self, threshold: Option<Duration>) -> Option<String> {
+        let threshold = threshold?;
+        let seconds: Vec<String> = self
+            .slow
+            .iter()
+            .map(|(second, count)| format!("{second} s: {count}"))
+            .collect();
+        Some(format!(
+            "  acks over {} ms by second of the phase: {}",
+            threshold.as_millis(),
+            if seconds.is_empty() {
+                "none".to_owned()
+            } else {
+                seconds.join(", ")
+            }
+        ))
     }
 
     pub(crate) fn rate(&self) -> f64 {
@@ -101,21 +126,27 @@ pub async fn run(args: IngestBench) -> anyhow::Result<()> {
         args.duration.as_secs()
     )?;
     // Timestamps start an hour ago and advance 1 ms per step, so every reading is new.
+    if let Some(url) = &args.database_url {
+        writeln!(out, "server: {}", server_settings(url).await?)?;
+    }
+    let report = |out: &mut std::io::Stdout, phase: &Phase, name: &str| -> std::io::Result<()> {
+        writeln!(out, "{}", phase.line(name))?;
+        if let Some(slow) = phase.slow_line(args.slow_acks) {
+            writeln!(out, "{slow}")?;
+        }
+        Ok(())
+    };
     let clock = Arc::new(AtomicU64::new(0));
     let warm = load(&client, &args, clock.clone(), None, Duration::from_secs(2)).await?;
     drop(warm);
     if let Some(rate) = args.rate {
         // Only the paced phase, on a database that has not just absorbed a maximum-rate run.
         let paced = load(&client, &args, clock.clone(), Some(rate), args.duration).await?;
-        writeln!(
-            out,
-            "{}",
-            paced.line(&format!("paced at {rate:.0} readings/s"))
-        )?;
+        report(&mut out, &paced, &format!("paced at {rate:.0} readings/s"))?;
         return platform.stop().await;
     }
     let max = load(&client, &args, clock.clone(), None, args.duration).await?;
-    writeln!(out, "{}", max.line("max rate (StreamTelemetry)"))?;
+    report(&mut out, &max, "max rate (StreamTelemetry)")?;
     let half = load(
         &client,
         &args,
@@ -124,7 +155,7 @@ pub async fn run(args: IngestBench) -> anyhow::Result<()> {
         args.duration,
     )
     .await?;
-    writeln!(out, "{}", half.line("at half the max rate"))?;
+    report(&mut out, &half, "at half the max rate")?;
 
     if let Some(url) = &args.database_url {
         let rows = max.readings as usize;
@@ -155,6 +186,7 @@ pub(crate) async fn load(
     let latency = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
         1, 60_000_000, 3,
     )?));
+    let slow: Arc<Mutex<BTreeMap<u64, u32>>> = Arc::default();
     let readings = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let deadline = start + duration;
@@ -165,6 +197,8 @@ pub(crate) async fn load(
     for stream in 0..args.streams {
         let mut client = client.clone();
         let latency = latency.clone();
+        let slow = slow.clone();
+        let slow_acks = args.slow_acks;
         let readings = readings.clone();
         let clock = clock.clone();
         let window = args.window;
@@ -186,8 +220,13 @@ pub(crate) async fn load(
                         let ack = ack?.ack.unwrap_or_default();
                         let at = sent.lock().expect("lock").pop_front();
                         if let Some(at) = at {
-                            let micros = at.elapsed().as_micros() as u64;
+                            let took = at.elapsed();
+                            let micros = took.as_micros() as u64;
                             latency.lock().expect("lock").record(micros.max(1))?;
+                            if slow_acks.is_some_and(|threshold| took > threshold) {
+                                let second = (at - start).as_secs();
+                                *slow.lock().expect("lock").entry(second).or_default() += 1;
+                            }
                         }
                         readings.fetch_add(u64::from(ack.accepted), Ordering::Relaxed);
                         permits.add_permits(1);
@@ -242,11 +281,32 @@ pub(crate) async fn load(
     }
     let elapsed = start.elapsed();
     let latency = latency.lock().expect("lock").clone();
+    let slow = std::mem::take(&mut *slow.lock().expect("lock"));
     Ok(Phase {
         readings: readings.load(Ordering::Relaxed),
         elapsed,
         latency,
+        slow,
     })
+}
+
+/// The server settings that decide how a write-heavy load behaves, for the record.
+async fn server_settings(url: &str) -> anyhow::Result<String> {
+    use sqlx::Row as _;
+    let pool = sqlx::PgPool::connect(url).await?;
+    let rows = sqlx::query(
+        "SELECT name, current_setting(name) FROM pg_settings WHERE name IN \
+         ('server_version', 'shared_buffers', 'max_wal_size', 'min_wal_size', \
+          'wal_compression', 'synchronous_commit') ORDER BY name",
+    )
+    .fetch_all(&pool)
+    .await?;
+    pool.close().await;
+    Ok(rows
+        .iter()
+        .map(|r| format!("{} {}", r.get::<String, _>(0), r.get::<String, _>(1)))
+        .collect::<Vec<_>>()
+        .join(", "))
 }
 
 /// COPYs `rows` new readings of the tenant's series into `readings`, as one transaction, and
