@@ -4,7 +4,10 @@
 //! A query is split by time into the sub-ranges each tier serves, transparently:
 //! - **warm**, for buckets whose step is a whole number of minutes: every whole bucket that is
 //!   rolled up (below the tenant's `rolled_to`) and kept (from its `warm_from`) is merged from
-//!   hour rollups when the step is a whole number of hours, else from minute rollups;
+//!   hour rollups when the step is a whole number of hours, else from minute rollups. For a
+//!   step over a minute that is not a whole number of them (a dashboard's range / 500), every
+//!   whole minute rolled up and kept is merged from minute rollups, except the minutes a bucket
+//!   boundary splits, whose readings are read raw (one round trip for all of them);
 //! - **cold**, for the rest on days archived to the object store: the day's Parquet objects,
 //!   found through the manifest, read and filtered to the series;
 //! - **hot**, for the rest on days still in the database.
@@ -124,7 +127,7 @@ impl Queries {
                 }
                 for object in overlapping(&cold, range) {
                     tiers.insert(Tier::Cold);
-                    points.extend(self.cold_points(object, &query.key, range).await?);
+                    points.extend(self.cold_points(object, &query.key, vec![range]).await?);
                 }
                 points.sort_by_key(|&(ts, _)| ts);
                 points.dedup_by_key(|&mut (ts, _)| ts);
@@ -167,21 +170,29 @@ impl Queries {
                     ]
                     .into_iter()
                     .filter(|r| r.start_micros < r.end_micros)
+                    .chain(split_minutes(warm, step))
                     .collect();
+                    raw.sort_by_key(|r| r.start_micros);
                 }
-                for part in raw {
-                    if covers_hot_days(part, &cold) {
-                        tiers.insert(Tier::Hot);
+                if raw.iter().any(|&part| covers_hot_days(part, &cold)) {
+                    tiers.insert(Tier::Hot);
+                }
+                for (start, rollup) in self.store.buckets_in(series, &raw, step).await? {
+                    add(start, &rollup);
+                }
+                for object in &cold {
+                    let parts: Vec<Range> = raw
+                        .iter()
+                        .copied()
+                        .filter(|&part| overlaps(object, part))
+                        .collect();
+                    if parts.is_empty() {
+                        continue;
                     }
-                    for (start, rollup) in self.store.buckets(series, part, step).await? {
+                    tiers.insert(Tier::Cold);
+                    let points = self.cold_points(object, &query.key, parts).await?;
+                    for (start, rollup) in roll_up(points, step) {
                         add(start, &rollup);
-                    }
-                    for object in overlapping(&cold, part) {
-                        tiers.insert(Tier::Cold);
-                        let points = self.cold_points(object, &query.key, part).await?;
-                        for (start, rollup) in roll_up(points, step) {
-                            add(start, &rollup);
-                        }
                     }
                 }
                 answer.buckets = buckets
@@ -194,12 +205,13 @@ impl Queries {
         Ok(answer)
     }
 
-    /// The readings of one series in a range, from one archived object.
+    /// The readings of one series in some ranges (disjoint, oldest first), from one archived
+    /// object, which is read once.
     async fn cold_points(
         &self,
         object: &ColdObject,
         key: &SeriesKey,
-        range: Range,
+        ranges: Vec<Range>,
     ) -> Result<Vec<(i64, f64)>> {
         let body = self.objects.get(&ObjectKey::new(&object.key)?).await?;
         let key = key.clone();
@@ -210,8 +222,7 @@ impl Queries {
                 .filter(|r| {
                     r.machine_id == key.machine_id
                         && r.metric == key.metric
-                        && r.ts_micros >= range.start_micros
-                        && r.ts_micros < range.end_micros
+                        && in_ranges(&ranges, r.ts_micros)
                 })
                 .map(|r| (r.ts_micros, r.value))
                 .collect())
@@ -239,20 +250,30 @@ impl Queries {
     }
 }
 
-/// The part of `range` the warm tier serves for buckets of `step`: whole buckets, rolled up and
-/// not expired, with the resolution to read.
+/// The part of `range` the warm tier serves for buckets of `step`, rolled up and not expired,
+/// with the resolution to read: whole buckets when the step is a whole number of minutes;
+/// whole minutes when it is longer than a minute but not a whole number of them.
 fn warm_range(range: Range, step: i64, state: RollupState) -> Option<(Range, Resolution)> {
-    let resolution = if step % Resolution::Hour.micros() == 0 {
-        Resolution::Hour
-    } else if step % Resolution::Minute.micros() == 0 {
-        Resolution::Minute
+    let minute = Resolution::Minute.micros();
+    let (resolution, align) = if step % Resolution::Hour.micros() == 0 {
+        (Resolution::Hour, step)
+    } else if step % minute == 0 {
+        (Resolution::Minute, step)
+    } else if step > minute {
+        // Whole minutes; the ones a bucket boundary splits are read raw (`split_minutes`).
+        (Resolution::Minute, minute)
     } else {
         return None;
     };
     let rolled_to = state.rolled_to?;
     let from = range.start_micros.max(state.warm_from.unwrap_or(i64::MIN));
-    let start = bucket_start(from, step) + if from % step == 0 { 0 } else { step };
-    let end = bucket_start(range.end_micros.min(rolled_to), step);
+    let start = bucket_start(from, align)
+        + if from.rem_euclid(align) == 0 {
+            0
+        } else {
+            align
+        };
+    let end = bucket_start(range.end_micros.min(rolled_to), align);
     (start < end).then_some((
         Range {
             start_micros: start,
@@ -262,12 +283,46 @@ fn warm_range(range: Range, step: i64, state: RollupState) -> Option<(Range, Res
     ))
 }
 
+/// The minutes of `warm` (minute-aligned) that a boundary of buckets of `step` splits: their
+/// minute rollups cannot be split, so their readings are read raw. None when the step is a
+/// whole number of minutes.
+fn split_minutes(warm: Range, step: i64) -> impl Iterator<Item = Range> {
+    let minute = Resolution::Minute.micros();
+    let first = bucket_start(warm.start_micros, step) + step;
+    let boundaries = if step % minute == 0 {
+        None
+    } else {
+        Some((0..).map(move |i| first + i * step))
+    };
+    boundaries
+        .into_iter()
+        .flatten()
+        .take_while(move |&boundary| boundary < warm.end_micros)
+        .filter(move |boundary| boundary.rem_euclid(minute) != 0)
+        .map(move |boundary| {
+            let start = bucket_start(boundary, minute);
+            Range {
+                start_micros: start,
+                end_micros: start + minute,
+            }
+        })
+}
+
+/// Whether `ts` falls in one of `ranges` (disjoint, oldest first).
+fn in_ranges(ranges: &[Range], ts: i64) -> bool {
+    let after = ranges.partition_point(|r| r.start_micros <= ts);
+    after > 0 && ts < ranges[after - 1].end_micros
+}
+
 /// The objects whose day overlaps `range`.
 fn overlapping(cold: &[ColdObject], range: Range) -> impl Iterator<Item = &ColdObject> {
-    cold.iter().filter(move |object| {
-        let day = day_range(object.day);
-        day.start_micros < range.end_micros && range.start_micros < day.end_micros
-    })
+    cold.iter().filter(move |object| overlaps(object, range))
+}
+
+/// Whether the object's day overlaps `range`.
+fn overlaps(object: &ColdObject, range: Range) -> bool {
+    let day = day_range(object.day);
+    day.start_micros < range.end_micros && range.start_micros < day.end_micros
 }
 
 /// Whether some day of `range` is not archived, so the hot tier serves it.
@@ -319,5 +374,58 @@ mod tests {
         );
         assert_eq!(warm_range(range, 45_000_000, state), None);
         assert_eq!(warm_range(range, HOUR, RollupState::default()), None);
+    }
+
+    #[test]
+    fn a_step_of_no_whole_minutes_is_served_by_whole_minutes() {
+        let state = RollupState {
+            rolled_to: Some(10 * HOUR + 30_000_000),
+            warm_from: None,
+        };
+        let range = Range {
+            start_micros: 30 * MINUTE + 1,
+            end_micros: 12 * HOUR,
+        };
+        assert_eq!(
+            warm_range(range, 90_000_000, state),
+            Some((
+                Range {
+                    start_micros: 31 * MINUTE,
+                    end_micros: 10 * HOUR
+                },
+                Resolution::Minute
+            ))
+        );
+    }
+
+    #[test]
+    fn the_minutes_a_bucket_boundary_splits_are_read_raw() {
+        let warm = Range {
+            start_micros: 0,
+            end_micros: 5 * MINUTE,
+        };
+        // Boundaries at 1:30, 3:00 and 4:30: the second is on a minute and splits none.
+        let split: Vec<_> = split_minutes(warm, 90_000_000)
+            .map(|r| (r.start_micros / MINUTE, r.end_micros / MINUTE))
+            .collect();
+        assert_eq!(split, [(1, 2), (4, 5)]);
+        assert_eq!(split_minutes(warm, 2 * MINUTE).count(), 0);
+    }
+
+    #[test]
+    fn readings_are_matched_to_sorted_ranges() {
+        let ranges = [
+            Range {
+                start_micros: 10,
+                end_micros: 20,
+            },
+            Range {
+                start_micros: 30,
+                end_micros: 40,
+            },
+        ];
+        let inside: Vec<i64> = (0..50).filter(|&ts| in_ranges(&ranges, ts)).collect();
+        assert_eq!(inside, (10..20).chain(30..40).collect::<Vec<_>>());
+        assert!(!in_ranges(&[], 5));
     }
 }

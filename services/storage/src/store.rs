@@ -173,6 +173,15 @@ pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
         range: Range,
         step_micros: i64,
     ) -> Result<Vec<(i64, Rollup)>>;
+    /// [`buckets`](Self::buckets) over several disjoint ranges at once, in one round trip
+    /// where the database allows: buckets of `step_micros` aligned to the epoch, oldest first,
+    /// a bucket two ranges share merged.
+    async fn buckets_in(
+        &self,
+        series: SeriesId,
+        ranges: &[Range],
+        step_micros: i64,
+    ) -> Result<Vec<(i64, Rollup)>>;
 
     /// How far the tenant's rollups go.
     async fn rollup_state(&self, tenant: TenantNo) -> Result<RollupState>;
@@ -180,8 +189,10 @@ pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
     /// into minute buckets, rewrites the hour buckets it touches, and moves `rolled_to` to the
     /// range's end, in one transaction. Returns the buckets written.
     async fn roll_up(&self, tenant: TenantNo, range: Range) -> Result<u64>;
-    /// A series' rollups of `resolution` in a range, merged into buckets of `step_micros` (a
-    /// multiple of the resolution) aligned to the epoch, oldest first.
+    /// A series' rollups of `resolution` in a range, merged into buckets of `step_micros`
+    /// aligned to the epoch, oldest first. The step is a multiple of the resolution, or, for
+    /// minute rollups, any step over a minute: the minutes a bucket boundary splits are then
+    /// left out, for the caller to read from raw readings.
     async fn rollups(
         &self,
         series: SeriesId,

@@ -255,8 +255,10 @@ async fn the_tiers_hold_the_data_and_answer_alike(backend: Backend, cold: Cold) 
     assert_eq!(answer, expected(&sent, start, end, step));
     assert_eq!(tiers, [Tier::Hot, Tier::Warm]);
 
-    // Steps of several minutes or hours merge rollups in the database: the same answers.
-    for step in [5_220, 7_200] {
+    // Steps of several minutes or hours merge rollups in the database; steps over a minute
+    // that are not whole minutes (5,183 s: a range / 500) merge the minutes no bucket boundary
+    // splits and read the split ones raw: the same answers.
+    for step in [5_220, 7_200, 5_183, 90] {
         let (start, end) = (d0 + 7 * MINUTE, d1 + DAY);
         let (answer, tiers) = query(&platform, start, end, step).await;
         assert_eq!(answer, expected(&sent, start, end, step), "step {step}");
@@ -328,6 +330,21 @@ async fn the_tiers_hold_the_data_and_answer_alike(backend: Backend, cold: Cold) 
         want.sort_by_key(|t| *t as i32);
         assert!(
             want.iter().all(|t| tiers.contains(t)),
+            "step {step}: {tiers:?}"
+        );
+    }
+
+    // Split minutes on the archived day are read from its object: the same answers.
+    for step in [5_183, 90] {
+        let (start, end) = (d0 + 7 * MINUTE + 3 * SECOND, d1 + DAY);
+        let (answer, tiers) = query(&platform, start, end, step).await;
+        assert_eq!(
+            answer,
+            expected(&sent, start, end, step),
+            "step {step} after archiving"
+        );
+        assert!(
+            [Tier::Warm, Tier::Cold].iter().all(|t| tiers.contains(t)),
             "step {step}: {tiers:?}"
         );
     }

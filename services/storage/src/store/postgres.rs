@@ -5,7 +5,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row as _};
 use uuid::Uuid;
 
-use super::{Row, TenantNo, alert_sql, first_series_id, sql, to_datetime};
+use super::{Range, Row, SeriesId, TenantNo, alert_sql, first_series_id, sql, to_datetime};
+use crate::domain::Rollup;
 use crate::error::Result;
 
 /// The store on PostgreSQL.
@@ -74,6 +75,21 @@ const BUCKETS: &str = "SELECT (extract(epoch FROM b) * 1000000)::int8, lo, hi, t
            FROM readings WHERE series_id = $1 AND ts >= $2 AND ts < $3 GROUP BY 1) g \
      ORDER BY 1";
 
+/// [`BUCKETS`] over the ranges `[$2[i], $3[i])`: an index range scan for each, one round trip.
+/// `OFFSET 0` keeps the subquery from being pulled up into a join, which a generic plan (and
+/// stale statistics) turned into reading all of the series and filtering: 100 s instead of
+/// 11 ms for 500 ranges.
+const BUCKETS_IN: &str = "SELECT (extract(epoch FROM b) * 1000000)::int8, lo, hi, total, n, last_ts, last \
+     FROM (SELECT date_bin(make_interval(secs => $4::float8 / 1000000), r.ts, \
+                           timestamptz '1970-01-01 00:00:00+00') AS b, \
+                  min(r.value) AS lo, max(r.value) AS hi, sum(r.value) AS total, count(*) AS n, \
+                  max(r.ts) AS last_ts, (max(ARRAY[date_part('epoch', r.ts), r.value]))[2] AS last \
+           FROM unnest($2::timestamptz[], $3::timestamptz[]) AS e(from_ts, to_ts) \
+           CROSS JOIN LATERAL (SELECT ts, value FROM readings \
+                               WHERE series_id = $1 AND ts >= e.from_ts AND ts < e.to_ts OFFSET 0) r \
+           GROUP BY 1) g \
+     ORDER BY 1";
+
 /// Rolls a tenant's (`$1 <= series_id < $2`) readings in `[$3, $4)` up into minute buckets,
 /// replacing what was there.
 const ROLLUP_MINUTES: &str = "INSERT INTO rollups_1m \
@@ -99,7 +115,9 @@ const ROLLUP_HOURS: &str = "INSERT INTO rollups_1h \
 
 // A rollup's bucket of `$4` µs, aligned to the epoch.
 rollups_by_step!(
-    "date_bin(make_interval(secs => $4::float8 / 1000000), bucket, timestamptz '1970-01-01 00:00:00+00')"
+    "date_bin(make_interval(secs => $4::float8 / 1000000), bucket, timestamptz '1970-01-01 00:00:00+00')",
+    "date_bin(make_interval(secs => $4::float8 / 1000000), bucket + interval '59.999999 seconds', \
+     timestamptz '1970-01-01 00:00:00+00')"
 );
 tenant_statements!("series_id >= $1 AND series_id < $2");
 const MERGE_MINUTE: &str = merge_into!("rollups_1m", "least", "greatest");
@@ -157,6 +175,25 @@ impl PostgresStore {
                 value: r.get(2),
             })
             .collect())
+    }
+
+    /// The buckets of readings in several ranges, in one statement ([`BUCKETS_IN`]).
+    async fn buckets_in_ranges(
+        connection: &mut PgConnection,
+        series: SeriesId,
+        ranges: &[Range],
+        step_micros: i64,
+    ) -> Result<Vec<(i64, Rollup)>> {
+        let from: Vec<DbTs> = ranges.iter().map(|r| db_ts(r.start_micros)).collect();
+        let to: Vec<DbTs> = ranges.iter().map(|r| db_ts(r.end_micros)).collect();
+        let rows = sqlx::query(BUCKETS_IN)
+            .bind(series)
+            .bind(from)
+            .bind(to)
+            .bind(step_micros)
+            .fetch_all(connection)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), rollup_of(r, 1))).collect())
     }
 
     /// Creates the tenant's partition and its day's partition, if missing.

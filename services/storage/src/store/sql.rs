@@ -12,7 +12,8 @@
 //!   `MERGE_HOUR`; through `rollups_by_step!` `MINUTE_ROLLUPS_BY_STEP` and
 //!   `HOUR_ROLLUPS_BY_STEP`; through `tenant_statements!` `COUNT_RANGE`, `EXPIRE_MINUTES` and
 //!   `EXPIRE_HOURS`;
-//! - the inherent functions `insert_new`, `create_day`, `lock_day` and `remove_day`.
+//! - the inherent functions `insert_new`, `buckets_in_ranges`, `create_day`, `lock_day` and
+//!   `remove_day`.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -94,11 +95,18 @@ pub(super) fn late_rollups(
 /// max, sum and count by hashed groups; the last value from the group's latest rollup, found by
 /// its primary key (rollups of one series never overlap in time), so nothing is sorted.
 macro_rules! rollups_by_step {
-    ($bucket:literal) => {
-        const MINUTE_ROLLUPS_BY_STEP: &str = rollups_by_step!("rollups_1m", $bucket);
-        const HOUR_ROLLUPS_BY_STEP: &str = rollups_by_step!("rollups_1h", $bucket);
+    ($bucket:literal, $last_micro_bucket:literal) => {
+        const MINUTE_ROLLUPS_BY_STEP: &str = rollups_by_step!("rollups_1m", $bucket, "");
+        const HOUR_ROLLUPS_BY_STEP: &str = rollups_by_step!("rollups_1h", $bucket, "");
+        /// For a step that is not a whole number of minutes: the minutes a bucket boundary
+        /// splits are left out (their first and last microsecond fall in different buckets).
+        const UNSPLIT_MINUTE_ROLLUPS_BY_STEP: &str = rollups_by_step!(
+            "rollups_1m",
+            $bucket,
+            concat!(" AND ", $bucket, " = ", $last_micro_bucket)
+        );
     };
-    ($table:literal, $bucket:literal) => {
+    ($table:literal, $bucket:literal, $filter:expr) => {
         concat!(
             "SELECT g.b, g.lo, g.hi, g.total, g.n, r.last_ts, r.last \
              FROM (SELECT ",
@@ -107,8 +115,9 @@ macro_rules! rollups_by_step {
                           CAST(sum(count) AS BIGINT) AS n, max(bucket) AS latest \
                    FROM ",
             $table,
-            " WHERE series_id = $1 AND bucket >= $2 AND bucket < $3 \
-                   GROUP BY 1) g \
+            " WHERE series_id = $1 AND bucket >= $2 AND bucket < $3",
+            $filter,
+            " GROUP BY 1) g \
              JOIN ",
             $table,
             " r ON r.series_id = $1 AND r.bucket = g.latest \

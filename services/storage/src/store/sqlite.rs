@@ -9,7 +9,8 @@ use chrono::NaiveDate;
 use sqlx::{Row as _, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
-use super::{Row, TenantNo, alert_sql, day_range, first_series_id, sql};
+use super::{Range, Row, SeriesId, TenantNo, alert_sql, day_range, first_series_id, sql};
+use crate::domain::Rollup;
 use crate::error::{Result, StorageError};
 
 /// The store on SQLite.
@@ -69,6 +70,19 @@ const BUCKETS: &str = "WITH b AS ( \
      SELECT b.bucket, b.lo, b.hi, b.total, b.n, b.last_ts, r.value AS last \
      FROM b JOIN readings r ON r.series_id = $1 AND r.ts = b.last_ts ORDER BY b.bucket";
 
+/// [`BUCKETS`] over the ranges `$2`, a JSON array of `[start, end)` pairs (µs): an index range
+/// scan for each, one statement. `CROSS JOIN` makes SQLite loop over the ranges first; left to
+/// itself it scanned the series' readings once per range (ten times slower in the tests).
+const BUCKETS_IN: &str = "WITH b AS ( \
+       SELECT r.ts - (((r.ts % $3) + $3) % $3) AS bucket, min(r.value) AS lo, \
+              max(r.value) AS hi, sum(r.value) AS total, count(*) AS n, max(r.ts) AS last_ts \
+       FROM json_each($2) e \
+       CROSS JOIN readings r ON r.series_id = $1 AND r.ts >= json_extract(e.value, '$[0]') \
+                      AND r.ts < json_extract(e.value, '$[1]') \
+       GROUP BY 1) \
+     SELECT b.bucket, b.lo, b.hi, b.total, b.n, b.last_ts, r.value AS last \
+     FROM b JOIN readings r ON r.series_id = $1 AND r.ts = b.last_ts ORDER BY b.bucket";
+
 /// Rolls a tenant's (`$1 <= series_id < $2`) readings in `[$3, $4)` up into minute buckets,
 /// replacing what was there. Driven by the tenant's series, so each series' readings are
 /// sought by `(series_id, ts)` (`CROSS JOIN` makes SQLite loop over the series first); a range
@@ -108,7 +122,10 @@ const ROLLUP_HOURS: &str = "INSERT INTO rollups_1h \
        last = excluded.last";
 
 // A rollup's bucket of `$4` µs, aligned to the epoch.
-rollups_by_step!("(bucket - ((bucket % $4) + $4) % $4)");
+rollups_by_step!(
+    "(bucket - ((bucket % $4) + $4) % $4)",
+    "((bucket + 59999999) - (((bucket + 59999999) % $4) + $4) % $4)"
+);
 tenant_statements!(
     "series_id IN (SELECT series_id FROM series WHERE series_id >= $1 AND series_id < $2)"
 );
@@ -175,6 +192,28 @@ fn chunks(rows: &[Row]) -> impl Iterator<Item = &[Row]> {
 }
 
 impl SqliteStore {
+    /// The buckets of readings in several ranges, in one statement ([`BUCKETS_IN`]).
+    async fn buckets_in_ranges(
+        connection: &mut SqliteConnection,
+        series: SeriesId,
+        ranges: &[Range],
+        step_micros: i64,
+    ) -> Result<Vec<(i64, Rollup)>> {
+        let ranges: Vec<[i64; 2]> = ranges
+            .iter()
+            .map(|r| [r.start_micros, r.end_micros])
+            .collect();
+        let ranges = serde_json::to_string(&ranges)
+            .map_err(|e| StorageError::Internal(format!("ranges as JSON: {e}")))?;
+        let rows = sqlx::query(BUCKETS_IN)
+            .bind(series)
+            .bind(ranges)
+            .bind(step_micros)
+            .fetch_all(connection)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), rollup_of(r, 1))).collect())
+    }
+
     /// Inserts rows, returning the new ones. Duplicates are rare (a resend after a lost ack),
     /// so the rows go in first without `RETURNING`, under a savepoint: when every row was new,
     /// that is the answer, without reading 20,000 rows back; otherwise the savepoint is rolled

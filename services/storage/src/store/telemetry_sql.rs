@@ -307,6 +307,19 @@ macro_rules! telemetry_store {
                 Ok(rows.iter().map(|r| (r.get(0), rollup_of(r, 1))).collect())
             }
 
+            async fn buckets_in(
+                &self,
+                series: $crate::store::SeriesId,
+                ranges: &[$crate::store::Range],
+                step_micros: i64,
+            ) -> $crate::error::Result<Vec<(i64, $crate::domain::Rollup)>> {
+                if ranges.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut connection = self.pool.acquire().await?;
+                Self::buckets_in_ranges(&mut connection, series, ranges, step_micros).await
+            }
+
             async fn rollup_state(
                 &self,
                 tenant: $crate::store::TenantNo,
@@ -378,6 +391,11 @@ macro_rules! telemetry_store {
                 step_micros: i64,
             ) -> $crate::error::Result<Vec<(i64, $crate::domain::Rollup)>> {
                 let statement = match resolution {
+                    $crate::store::Resolution::Minute
+                        if step_micros % $crate::store::Resolution::Minute.micros() != 0 =>
+                    {
+                        UNSPLIT_MINUTE_ROLLUPS_BY_STEP
+                    }
                     $crate::store::Resolution::Minute => MINUTE_ROLLUPS_BY_STEP,
                     $crate::store::Resolution::Hour => HOUR_ROLLUPS_BY_STEP,
                 };
