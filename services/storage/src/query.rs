@@ -206,26 +206,24 @@ impl Queries {
     }
 
     /// The readings of one series in some ranges (disjoint, oldest first), from one archived
-    /// object, which is read once.
+    /// object, which is fetched once; only its row groups that may hold the series are decoded.
     async fn cold_points(
         &self,
         object: &ColdObject,
         key: &SeriesKey,
         ranges: Vec<Range>,
     ) -> Result<Vec<(i64, f64)>> {
+        let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else {
+            return Ok(Vec::new());
+        };
+        let (start, end) = (first.start_micros, last.end_micros);
         let body = self.objects.get(&ObjectKey::new(&object.key)?).await?;
         let key = key.clone();
         tokio::task::spawn_blocking(move || {
-            let readings = archive::decode(body)?;
-            Ok(readings
-                .into_iter()
-                .filter(|r| {
-                    r.machine_id == key.machine_id
-                        && r.metric == key.metric
-                        && in_ranges(&ranges, r.ts_micros)
-                })
-                .map(|r| (r.ts_micros, r.value))
-                .collect())
+            let mut points =
+                archive::series_points(body, &key.machine_id, &key.metric, start, end)?;
+            points.retain(|&(ts, _)| in_ranges(&ranges, ts));
+            Ok(points)
         })
         .await
         .map_err(|e| StorageError::Internal(format!("decoding task failed: {e}")))?
