@@ -21,15 +21,15 @@ use chrono::NaiveDate;
 use parquet::{
     arrow::{ArrowWriter, arrow_reader::ParquetRecordBatchReaderBuilder},
     basic::{Compression, ZstdLevel},
-    file::{
-        metadata::{RowGroupMetaData, SortingColumn},
-        properties::WriterProperties,
-        statistics::Statistics,
-    },
+    file::{metadata::SortingColumn, properties::WriterProperties},
 };
 use uuid::Uuid;
 
 use crate::object_store::{ObjectError, ObjectKey};
+
+mod read;
+
+pub use read::read_series;
 
 /// The root of the telemetry archive, versioned so the layout can change without ambiguity.
 pub const ROOT: &str = "telemetry/v1";
@@ -114,7 +114,7 @@ impl Encoder {
     }
 
     /// Starts a file whose row groups hold at most `rows` rows.
-    fn with_row_groups_of(rows: usize) -> Result<Self, ArchiveError> {
+    pub(crate) fn with_row_groups_of(rows: usize) -> Result<Self, ArchiveError> {
         let sorted_by = (0..3)
             .map(|column_idx| SortingColumn {
                 column_idx,
@@ -232,99 +232,6 @@ pub fn decode(bytes: Bytes) -> Result<Vec<ArchivedReading>, ArchiveError> {
     Ok(readings)
 }
 
-/// The readings of one series in `[start, end)` µs, oldest first, from a file written by
-/// [`encode`], to answer a cold query. Only the row groups whose statistics may hold the series
-/// in that range are decoded (a tenant's day holds many series; the file is sorted by series, so
-/// a series spans one or two row groups), and rows are matched without copying their strings.
-/// CPU work: call it from `spawn_blocking`.
-pub fn series_points(
-    bytes: Bytes,
-    machine_id: &str,
-    metric: &str,
-    start: i64,
-    end: i64,
-) -> Result<Vec<(i64, f64)>, ArchiveError> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
-    let groups: Vec<usize> = builder
-        .metadata()
-        .row_groups()
-        .iter()
-        .enumerate()
-        .filter(|(_, group)| may_hold(group, machine_id, metric, start, end))
-        .map(|(i, _)| i)
-        .collect();
-    if groups.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut points = Vec::new();
-    for batch in builder.with_row_groups(groups).build()? {
-        let batch = batch?;
-        let column = |i: usize| batch.column(i).as_any();
-        let (Some(machines), Some(metrics), Some(times), Some(values)) = (
-            column(0).downcast_ref::<StringArray>(),
-            column(1).downcast_ref::<StringArray>(),
-            column(2).downcast_ref::<TimestampMicrosecondArray>(),
-            column(3).downcast_ref::<Float64Array>(),
-        ) else {
-            return Err(ArchiveError::Unexpected(format!(
-                "schema {}",
-                batch.schema()
-            )));
-        };
-        points.extend((0..batch.num_rows()).filter_map(|i| {
-            let ts = times.value(i);
-            (ts >= start
-                && ts < end
-                && machines.value(i) == machine_id
-                && metrics.value(i) == metric)
-                .then(|| (ts, values.value(i)))
-        }));
-    }
-    Ok(points)
-}
-
-/// Whether a row group's statistics allow it to hold readings of the series in `[start, end)`.
-/// Statistics may be truncated (a lower bound at most the true minimum, an upper bound at least
-/// the true maximum), so only exact bounds are trusted for equality, and a group without them
-/// is read.
-fn may_hold(
-    group: &RowGroupMetaData,
-    machine_id: &str,
-    metric: &str,
-    start: i64,
-    end: i64,
-) -> bool {
-    let bounds = |column: usize| group.column(column).statistics();
-    let brackets = |stats: Option<&Statistics>, key: &[u8]| {
-        stats.is_none_or(|s| {
-            s.min_bytes_opt().is_none_or(|min| min <= key)
-                && s.max_bytes_opt().is_none_or(|max| key <= max)
-        })
-    };
-    let machines = bounds(0);
-    if !brackets(machines, machine_id.as_bytes()) {
-        return false;
-    }
-    // The metric's bounds are over every series of the group; they bound this machine's
-    // metrics only when the group holds this machine alone.
-    let one_machine = machines.is_some_and(|s| {
-        s.min_is_exact()
-            && s.max_is_exact()
-            && s.min_bytes_opt() == Some(machine_id.as_bytes())
-            && s.max_bytes_opt() == Some(machine_id.as_bytes())
-    });
-    if one_machine && !brackets(bounds(1), metric.as_bytes()) {
-        return false;
-    }
-    match bounds(2) {
-        Some(Statistics::Int64(times)) => {
-            times.min_opt().is_none_or(|&min| min < end)
-                && times.max_opt().is_none_or(|&max| max >= start)
-        }
-        _ => true,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -374,45 +281,6 @@ mod tests {
         ));
         assert_eq!(group.sorting_columns().map(Vec::len), Some(3));
         assert_eq!(file.metadata().file_metadata().num_rows(), 10_000);
-    }
-
-    #[test]
-    fn a_series_is_read_from_the_row_groups_that_may_hold_it() {
-        // Three machines × two metrics × 50 readings, in row groups of 40 rows.
-        let mut readings = Vec::new();
-        for machine in ["cnc-1", "press-7", "robot-2"] {
-            for metric in ["power", "temp"] {
-                readings.extend((0..50).map(|i| reading(machine, metric, i, i as f64)));
-            }
-        }
-        let mut encoder = Encoder::with_row_groups_of(40).unwrap();
-        encoder.write(&readings).unwrap();
-        let bytes = encoder.finish().unwrap();
-
-        let points = series_points(bytes.clone(), "press-7", "temp", 10, 45).unwrap();
-        assert_eq!(points, (10..45).map(|i| (i, i as f64)).collect::<Vec<_>>());
-        assert!(
-            series_points(bytes.clone(), "press-8", "temp", 0, 50)
-                .unwrap()
-                .is_empty()
-        );
-
-        // press-7/temp is rows 150..200, in row groups 3 (120..160) and 4 (160..200). Group 2
-        // (80..120) runs from cnc-1 to press-7, so its metric bounds do not bound press-7's and
-        // it is read too; groups 0, 1 (cnc-1 only) and 5, 6, 7 (after press-7) are not.
-        let file = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
-        let groups: Vec<usize> = file
-            .metadata()
-            .row_groups()
-            .iter()
-            .enumerate()
-            .filter(|(_, g)| may_hold(g, "press-7", "temp", 0, 50))
-            .map(|(i, _)| i)
-            .collect();
-        assert_eq!(groups, [2, 3, 4]);
-        // A time range outside the group's readings rules it out too.
-        let group = &file.metadata().row_groups()[3];
-        assert!(!may_hold(group, "press-7", "power", 50, 60));
     }
 
     #[test]

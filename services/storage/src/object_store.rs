@@ -137,6 +137,12 @@ pub trait ObjectStore: Send + Sync + Debug + 'static {
     async fn put(&self, key: &ObjectKey, body: Bytes) -> Result<(), ObjectError>;
     /// Reads an object whole.
     async fn get(&self, key: &ObjectKey) -> Result<Bytes, ObjectError>;
+    /// Reads the bytes `range` of an object, which lies within it (an HTTP range request).
+    async fn get_range(
+        &self,
+        key: &ObjectKey,
+        range: std::ops::Range<u64>,
+    ) -> Result<Bytes, ObjectError>;
     /// Returns an object's size without reading it, to verify what was stored.
     async fn head(&self, key: &ObjectKey) -> Result<ObjectMeta, ObjectError>;
     /// Lists every object whose key starts with `prefix`, in key order.

@@ -206,7 +206,7 @@ impl Queries {
     }
 
     /// The readings of one series in some ranges (disjoint, oldest first), from one archived
-    /// object, which is fetched once; only its row groups that may hold the series are decoded.
+    /// object: its footer, then the row groups that may hold the series (`archive::read_series`).
     async fn cold_points(
         &self,
         object: &ColdObject,
@@ -217,16 +217,18 @@ impl Queries {
             return Ok(Vec::new());
         };
         let (start, end) = (first.start_micros, last.end_micros);
-        let body = self.objects.get(&ObjectKey::new(&object.key)?).await?;
-        let key = key.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut points =
-                archive::series_points(body, &key.machine_id, &key.metric, start, end)?;
-            points.retain(|&(ts, _)| in_ranges(&ranges, ts));
-            Ok(points)
-        })
-        .await
-        .map_err(|e| StorageError::Internal(format!("decoding task failed: {e}")))?
+        let mut points = archive::read_series(
+            self.objects.as_ref(),
+            &ObjectKey::new(&object.key)?,
+            object.bytes,
+            &key.machine_id,
+            &key.metric,
+            start,
+            end,
+        )
+        .await?;
+        points.retain(|&(ts, _)| in_ranges(&ranges, ts));
+        Ok(points)
     }
 
     /// The last value of every metric of a machine.

@@ -67,6 +67,16 @@ async fn objects_round_trip_and_are_replaced_whole(store: Arc<dyn ObjectStore>) 
     let big_key = key("telemetry/v1/tenant=a/dt=2026-11-25/part-0002.parquet");
     store.put(&big_key, big.clone()).await.unwrap();
     assert_eq!(store.get(&big_key).await.unwrap(), big);
+
+    // Ranges: the start, the middle, the last byte, an empty one.
+    let size = big.len() as u64;
+    for range in [0..10, 1_000_000..1_065_536, size - 1..size, 7..7] {
+        assert_eq!(
+            store.get_range(&big_key, range.clone()).await.unwrap(),
+            big.slice(range.start as usize..range.end as usize),
+            "{range:?}"
+        );
+    }
 }
 
 async fn missing_objects_are_not_found(store: Arc<dyn ObjectStore>) {
@@ -77,6 +87,10 @@ async fn missing_objects_are_not_found(store: Arc<dyn ObjectStore>) {
     ));
     assert!(matches!(
         store.head(&missing).await,
+        Err(ObjectError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.get_range(&missing, 0..8).await,
         Err(ObjectError::NotFound(_))
     ));
     store

@@ -154,6 +154,31 @@ impl ObjectStore for LocalStore {
         })
     }
 
+    async fn get_range(
+        &self,
+        key: &ObjectKey,
+        range: std::ops::Range<u64>,
+    ) -> Result<Bytes, ObjectError> {
+        use std::io::{Read as _, Seek as _};
+        let path = self.path(key);
+        let length = usize::try_from(range.end.saturating_sub(range.start))
+            .map_err(|e| ObjectError::Permanent(format!("{key}: range {range:?}: {e}")))?;
+        blocking(move || {
+            let mut file = std::fs::File::open(&path).map_err(|e| io_error(&path, &e))?;
+            file.seek(std::io::SeekFrom::Start(range.start))
+                .map_err(|e| io_error(&path, &e))?;
+            let mut bytes = vec![0; length];
+            file.read_exact(&mut bytes)
+                .map_err(|e| io_error(&path, &e))?;
+            Ok(Bytes::from(bytes))
+        })
+        .await
+        .map_err(|e| match e {
+            ObjectError::NotFound(_) => ObjectError::NotFound(key.to_string()),
+            other => other,
+        })
+    }
+
     async fn head(&self, key: &ObjectKey) -> Result<ObjectMeta, ObjectError> {
         let path = self.path(key);
         let size = blocking(move || {

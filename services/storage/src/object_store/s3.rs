@@ -238,6 +238,37 @@ impl ObjectStore for S3Store {
         Ok(body.into_bytes())
     }
 
+    async fn get_range(
+        &self,
+        key: &ObjectKey,
+        range: std::ops::Range<u64>,
+    ) -> Result<Bytes, ObjectError> {
+        if range.is_empty() {
+            return Ok(Bytes::new());
+        }
+        let output = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .range(format!("bytes={}-{}", range.start, range.end - 1))
+            .send()
+            .await
+            .map_err(|e| classify(key.as_str(), e))?;
+        let body =
+            output.body.collect().await.map_err(|e| {
+                ObjectError::Retryable(format!("{key}: reading the body failed: {e}"))
+            })?;
+        let body = body.into_bytes();
+        if body.len() as u64 != range.end - range.start {
+            return Err(ObjectError::Permanent(format!(
+                "{key}: asked for bytes {range:?}, got {}",
+                body.len()
+            )));
+        }
+        Ok(body)
+    }
+
     async fn head(&self, key: &ObjectKey) -> Result<ObjectMeta, ObjectError> {
         let output = self
             .client
