@@ -3,7 +3,9 @@
 //! tonic's default allocates an 8 KiB decode buffer and an 8 KiB encode buffer for every call
 //! when it starts, and a stream keeps them while it lives. A machine's stream is mostly idle and
 //! its batches are small (20 readings at 1 Hz are well under 1 KiB), so 10,000 open streams
-//! would hold 160 MiB of empty buffers. These start at 1 KiB and grow as a message needs.
+//! would hold 160 MiB of empty buffers. These start at 256 bytes (an ack, a health check, most
+//! unary answers) and grow as a message needs; a stream keeps what it grew to. From 1 KiB to
+//! 256 bytes saved 1.6 KB per idle stream (docs/BENCHMARKS.md, "Open streams").
 
 use std::marker::PhantomData;
 
@@ -12,7 +14,7 @@ use tonic::codec::{BufferSettings, Codec};
 use tonic_prost::{ProstDecoder, ProstEncoder};
 
 /// Initial size of a call's encode and decode buffers.
-pub const INITIAL_BUFFER: usize = 1024;
+pub const INITIAL_BUFFER: usize = 256;
 /// How much an encoder buffers before it yields to send (tonic's default).
 pub const YIELD_THRESHOLD: usize = 32 * 1024;
 
