@@ -199,24 +199,41 @@ pub async fn encode_blocking(readings: Vec<ArchivedReading>) -> Result<Bytes, Ar
         .map_err(|e| ArchiveError::Unexpected(format!("encoding task failed: {e}")))?
 }
 
-/// Decodes a file written by [`encode`], to verify an upload or to answer a cold query.
+/// The columns of a batch of a file written by [`encode`].
+type Columns<'a> = (
+    &'a StringArray,
+    &'a StringArray,
+    &'a TimestampMicrosecondArray,
+    &'a Float64Array,
+);
+
+/// A batch's columns, typed; an error for a file that is not one of ours.
+fn columns(batch: &RecordBatch) -> Result<Columns<'_>, ArchiveError> {
+    let column = |i: usize| batch.column(i).as_any();
+    match (
+        column(0).downcast_ref::<StringArray>(),
+        column(1).downcast_ref::<StringArray>(),
+        column(2).downcast_ref::<TimestampMicrosecondArray>(),
+        column(3).downcast_ref::<Float64Array>(),
+    ) {
+        (Some(machines), Some(metrics), Some(times), Some(values)) => {
+            Ok((machines, metrics, times, values))
+        }
+        _ => Err(ArchiveError::Unexpected(format!(
+            "schema {}",
+            batch.schema()
+        ))),
+    }
+}
+
+/// Decodes a whole file written by [`encode`]: how tests and tools read the archive back. A
+/// query reads one series with [`read_series`] instead.
 pub fn decode(bytes: Bytes) -> Result<Vec<ArchivedReading>, ArchiveError> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
     let mut readings = Vec::new();
     for batch in reader {
         let batch = batch?;
-        let column = |i: usize| batch.column(i).as_any();
-        let (Some(machines), Some(metrics), Some(times), Some(values)) = (
-            column(0).downcast_ref::<StringArray>(),
-            column(1).downcast_ref::<StringArray>(),
-            column(2).downcast_ref::<TimestampMicrosecondArray>(),
-            column(3).downcast_ref::<Float64Array>(),
-        ) else {
-            return Err(ArchiveError::Unexpected(format!(
-                "schema {}",
-                batch.schema()
-            )));
-        };
+        let (machines, metrics, times, values) = columns(&batch)?;
         if machines.null_count() + metrics.null_count() + times.null_count() + values.null_count()
             > 0
         {
@@ -238,7 +255,12 @@ mod tests {
 
     use super::*;
 
-    fn reading(machine: &str, metric: &str, ts_micros: i64, value: f64) -> ArchivedReading {
+    pub(super) fn reading(
+        machine: &str,
+        metric: &str,
+        ts_micros: i64,
+        value: f64,
+    ) -> ArchivedReading {
         ArchivedReading {
             machine_id: machine.to_owned(),
             metric: metric.to_owned(),

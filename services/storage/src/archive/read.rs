@@ -4,7 +4,6 @@
 
 use std::{ops::Range, sync::Arc};
 
-use arrow_array::{Array, Float64Array, StringArray, TimestampMicrosecondArray};
 use bytes::{Buf as _, Bytes};
 use parquet::{
     arrow::arrow_reader::{
@@ -103,15 +102,7 @@ fn points_of<R: ChunkReader + 'static>(
     let mut points = Vec::new();
     for batch in builder.with_row_groups(groups).build()? {
         let batch = batch?;
-        let column = |i: usize| batch.column(i).as_any();
-        let (Some(machines), Some(metrics), Some(times), Some(values)) = (
-            column(0).downcast_ref::<StringArray>(),
-            column(1).downcast_ref::<StringArray>(),
-            column(2).downcast_ref::<TimestampMicrosecondArray>(),
-            column(3).downcast_ref::<Float64Array>(),
-        ) else {
-            return Err(unexpected(format!("schema {}", batch.schema())));
-        };
+        let (machines, metrics, times, values) = super::columns(&batch)?;
         points.extend((0..batch.num_rows()).filter_map(|i| {
             let ts = times.value(i);
             (ts >= start
@@ -266,16 +257,7 @@ fn may_hold(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::{ArchivedReading, Encoder};
-
-    fn reading(machine: &str, metric: &str, ts_micros: i64, value: f64) -> ArchivedReading {
-        ArchivedReading {
-            machine_id: machine.to_owned(),
-            metric: metric.to_owned(),
-            ts_micros,
-            value,
-        }
-    }
+    use crate::archive::{Encoder, tests::reading};
 
     #[test]
     fn a_series_is_read_from_the_row_groups_that_may_hold_it() {

@@ -48,6 +48,24 @@ pub struct S3Store {
 }
 
 impl S3Store {
+    /// GETs an object, or the bytes of an HTTP `Range` header.
+    async fn fetch(&self, key: &ObjectKey, range: Option<String>) -> Result<Bytes, ObjectError> {
+        let output = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .set_range(range)
+            .send()
+            .await
+            .map_err(|e| classify(key.as_str(), e))?;
+        let body =
+            output.body.collect().await.map_err(|e| {
+                ObjectError::Retryable(format!("{key}: reading the body failed: {e}"))
+            })?;
+        Ok(body.into_bytes())
+    }
+
     /// Builds a client for a bucket.
     pub async fn connect(config: &S3Config) -> Self {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
@@ -223,19 +241,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn get(&self, key: &ObjectKey) -> Result<Bytes, ObjectError> {
-        let output = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key.as_str())
-            .send()
-            .await
-            .map_err(|e| classify(key.as_str(), e))?;
-        let body =
-            output.body.collect().await.map_err(|e| {
-                ObjectError::Retryable(format!("{key}: reading the body failed: {e}"))
-            })?;
-        Ok(body.into_bytes())
+        self.fetch(key, None).await
     }
 
     async fn get_range(
@@ -246,20 +252,8 @@ impl ObjectStore for S3Store {
         if range.is_empty() {
             return Ok(Bytes::new());
         }
-        let output = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key.as_str())
-            .range(format!("bytes={}-{}", range.start, range.end - 1))
-            .send()
-            .await
-            .map_err(|e| classify(key.as_str(), e))?;
-        let body =
-            output.body.collect().await.map_err(|e| {
-                ObjectError::Retryable(format!("{key}: reading the body failed: {e}"))
-            })?;
-        let body = body.into_bytes();
+        let header = format!("bytes={}-{}", range.start, range.end - 1);
+        let body = self.fetch(key, Some(header)).await?;
         if body.len() as u64 != range.end - range.start {
             return Err(ObjectError::Permanent(format!(
                 "{key}: asked for bytes {range:?}, got {}",
