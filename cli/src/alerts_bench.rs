@@ -55,10 +55,11 @@ pub struct AlertsBench {
     /// Probe readings measured idle.
     #[arg(long, default_value_t = 500)]
     pub probes: usize,
-    /// Readings per second of the background load: half of `mfg bench ingest`'s maximum on
-    /// PostgreSQL on the 2-vCPU machine of docs/BENCHMARKS.md (658–676k readings/s).
-    #[arg(long = "load-rate", default_value_t = 335_000.0)]
-    pub load_rate: f64,
+    /// Readings per second of the background load [default: half of `mfg bench ingest`'s
+    /// maximum on the 2-vCPU machine of docs/BENCHMARKS.md: 335000 on PostgreSQL (658–676k
+    /// readings/s), 250000 on SQLite (~505k)].
+    #[arg(long = "load-rate")]
+    pub load_rate: Option<f64>,
     /// How often a probe is sent under load.
     #[arg(long = "probe-interval", default_value = "10ms", value_parser = mfg_common::config::parse_duration)]
     pub probe_interval: Duration,
@@ -241,6 +242,11 @@ impl Probe {
 /// Runs the benchmark and prints its figures.
 pub async fn run(args: AlertsBench) -> anyhow::Result<()> {
     let fast = args.alert_fast_commit;
+    let load_rate = args.load_rate.unwrap_or(if args.database_url.is_some() {
+        335_000.0
+    } else {
+        250_000.0
+    });
     let platform = BenchPlatform::start_with(args.database_url.as_deref(), |mut config| {
         config.alert_fast_commit = fast;
         config
@@ -285,7 +291,7 @@ pub async fn run(args: AlertsBench) -> anyhow::Result<()> {
         platform.backend,
         if fast { " (alert fast commit)" } else { "" },
         args.probes,
-        args.load_rate,
+        load_rate,
         args.subscribers,
         args.fan_out_rate,
         args.duration.as_secs()
@@ -341,7 +347,7 @@ pub async fn run(args: AlertsBench) -> anyhow::Result<()> {
         metrics: 10,
         window: 4,
         duration: args.duration,
-        rate: Some(args.load_rate),
+        rate: Some(load_rate),
         slow_acks: None,
     };
     let (storage, key) = (platform.storage_addr, tenant.key.clone());
