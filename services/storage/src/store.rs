@@ -15,6 +15,7 @@ mod telemetry_sql;
 mod alert_sql;
 mod postgres;
 mod sqlite;
+mod write_turn;
 
 use chrono::NaiveDate;
 use mfg_common::db::DbPool;

@@ -251,7 +251,7 @@ impl PostgresStore {
 telemetry_store!(
     PostgresStore,
     migrations: "./migrations/postgres",
-    begin: |pool| pool.begin(),
+    begin: |store| Ok(super::write_turn::WriteTx::new(store.pool.begin().await?, None)),
     for_update: " FOR UPDATE",
     for_share: " FOR SHARE",
 );

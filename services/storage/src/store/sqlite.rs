@@ -17,12 +17,15 @@ use crate::error::{Result, StorageError};
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// This process's queue of writers of the file (see `write_turn`).
+    turns: super::write_turn::Turns,
 }
 
 impl SqliteStore {
     /// Wraps a pool.
     pub fn new(pool: SqlitePool) -> Self {
-        Self { pool }
+        let turns = super::write_turn::turns_of(pool.connect_options().get_filename());
+        Self { pool, turns }
     }
 }
 
@@ -285,7 +288,11 @@ impl SqliteStore {
 telemetry_store!(
     SqliteStore,
     migrations: "./migrations/sqlite",
-    begin: |pool| pool.begin_with("BEGIN IMMEDIATE"),
+    begin: |store| {
+        let turn = store.turns.clone().lock_owned().await;
+        let tx = store.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(super::write_turn::WriteTx::new(tx, Some(turn)))
+    },
     for_update: "",
     for_share: "",
 );

@@ -6,16 +6,17 @@ macro_rules! telemetry_store {
     (
         $store:ident,
         migrations: $migrations:literal,
-        begin: |$pool:ident| $begin:expr,
+        begin: |$this:ident| $begin:expr,
         for_update: $for_update:literal,
         for_share: $for_share:literal $(,)?
     ) => {
         impl $store {
+            /// Begins a write transaction (see `write_turn`).
             async fn begin_write(
                 &self,
-            ) -> ::std::result::Result<::sqlx::Transaction<'static, Db>, ::sqlx::Error> {
-                let $pool = &self.pool;
-                $begin.await
+            ) -> ::std::result::Result<$crate::store::write_turn::WriteTx<Db>, ::sqlx::Error> {
+                let $this = self;
+                $begin
             }
         }
 
