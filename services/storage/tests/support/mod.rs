@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod alerts;
+
 use std::net::SocketAddr;
 
 use mfg_common::{

@@ -1,0 +1,231 @@
+//! What the alert tests share: rules, readings, subscribers and listings.
+
+use std::time::Duration;
+
+use super::{Platform, reading};
+use mfg_proto::{
+    storage::v1::{
+        self as pb, alert_condition::Kind, subscribe_alerts_request::Message as Inbound,
+        subscribe_alerts_response::Message as Outbound,
+    },
+    tenant::v1 as tpb,
+};
+use tokio::sync::mpsc;
+use tokio_stream::{StreamExt as _, wrappers::ReceiverStream};
+use tonic::Streaming;
+
+pub const S: i64 = 1_000_000;
+
+pub fn threshold(value: f64, clear: Option<f64>, for_s: i64) -> pb::AlertCondition {
+    pb::AlertCondition {
+        kind: Some(Kind::Threshold(pb::ThresholdCondition {
+            comparison: pb::Comparison::Greater.into(),
+            value,
+            for_duration: Some(pbjson_types::Duration {
+                seconds: for_s,
+                nanos: 0,
+            }),
+            clear_value: clear,
+        })),
+    }
+}
+
+pub async fn create_rule(platform: &Platform, condition: pb::AlertCondition) -> String {
+    create_rule_for(platform, &["press-1"], pb::Severity::Major, condition).await
+}
+
+/// Creates a rule on `temp` of the listed machines (all of the tenant's when none).
+pub async fn create_rule_for(
+    platform: &Platform,
+    machine_ids: &[&str],
+    severity: pb::Severity,
+    condition: pb::AlertCondition,
+) -> String {
+    let admin = platform.key(tpb::Scope::Admin).await;
+    platform
+        .alerts(&admin)
+        .create_alert_rule(pb::CreateAlertRuleRequest {
+            tenant_id: platform.tenant_id.clone(),
+            rule: Some(pb::AlertRule {
+                display_name: "Spindle too hot".to_owned(),
+                metric: "temp".to_owned(),
+                selector: Some(pb::MachineSelector {
+                    machine_ids: machine_ids.iter().map(|id| (*id).to_owned()).collect(),
+                    ..Default::default()
+                }),
+                severity: severity.into(),
+                condition: Some(condition),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .rule
+        .unwrap()
+        .rule_id
+}
+
+/// Sends readings of `press-1`'s `temp`, one batch each, in order.
+pub async fn send(platform: &Platform, readings: &[(i64, f64)]) {
+    let mut client = platform.client(&platform.write_key);
+    for (ts, value) in readings {
+        let ack = client
+            .ingest_batch(pb::IngestBatchRequest {
+                tenant_id: platform.tenant_id.clone(),
+                readings: vec![reading("press-1", "temp", *ts, *value)],
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(ack.accepted + ack.duplicates, 1, "{ack:?}");
+    }
+}
+
+/// Registers machines `m-000`, `m-001`, ….
+pub async fn register_machines(platform: &Platform, machines: usize) {
+    let mut tenants = platform.tenants.clone();
+    for m in 0..machines {
+        tenants
+            .create_machine(tpb::CreateMachineRequest {
+                tenant_id: platform.tenant_id.clone(),
+                machine: Some(tpb::Machine {
+                    machine_id: format!("m-{m:03}"),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap();
+    }
+}
+
+pub struct Subscriber {
+    _requests: mpsc::Sender<pb::SubscribeAlertsRequest>,
+    pub events: Streaming<pb::SubscribeAlertsResponse>,
+}
+
+impl Subscriber {
+    pub async fn open(platform: &Platform, token: &str, resume_after: u64) -> Self {
+        let (requests, receiver) = mpsc::channel(8);
+        requests
+            .send(pb::SubscribeAlertsRequest {
+                message: Some(Inbound::Subscribe(pb::AlertSubscription {
+                    tenant_id: platform.tenant_id.clone(),
+                    resume_after,
+                    ..Default::default()
+                })),
+            })
+            .await
+            .unwrap();
+        let events = platform
+            .alerts(token)
+            .subscribe_alerts(ReceiverStream::new(receiver))
+            .await
+            .unwrap()
+            .into_inner();
+        Self {
+            _requests: requests,
+            events,
+        }
+    }
+
+    /// A subscriber whose connection takes at most 16 KiB unread, like a client on a slow link.
+    pub async fn open_with_small_windows(platform: &Platform, token: &str) -> Self {
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://{}", platform.storage_addr()))
+                .unwrap()
+                .initial_stream_window_size(16 * 1024)
+                .initial_connection_window_size(16 * 1024)
+                .connect_lazy();
+        let bearer: tonic::metadata::MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
+        let mut client = pb::alert_service_client::AlertServiceClient::with_interceptor(
+            channel,
+            move |mut request: tonic::Request<()>| {
+                request
+                    .metadata_mut()
+                    .insert("authorization", bearer.clone());
+                Ok(request)
+            },
+        );
+        let (requests, receiver) = mpsc::channel(8);
+        requests
+            .send(pb::SubscribeAlertsRequest {
+                message: Some(Inbound::Subscribe(pb::AlertSubscription {
+                    tenant_id: platform.tenant_id.clone(),
+                    ..Default::default()
+                })),
+            })
+            .await
+            .unwrap();
+        let events = client
+            .subscribe_alerts(ReceiverStream::new(receiver))
+            .await
+            .unwrap()
+            .into_inner();
+        Self {
+            _requests: requests,
+            events,
+        }
+    }
+
+    pub async fn next(&mut self) -> pb::AlertEvent {
+        let message = tokio::time::timeout(Duration::from_secs(20), self.events.next())
+            .await
+            .expect("an alert event within 20 s")
+            .expect("the stream is open")
+            .expect("no error");
+        match message.message {
+            Some(Outbound::Event(event)) => event,
+            other => panic!("expected an event, got {other:?}"),
+        }
+    }
+
+    /// Events until one of `kind` (included).
+    pub async fn until(&mut self, kind: pb::AlertEventType) -> Vec<pb::AlertEvent> {
+        let mut events = Vec::new();
+        loop {
+            let event = self.next().await;
+            let done = event.r#type == i32::from(kind);
+            events.push(event);
+            if done {
+                return events;
+            }
+        }
+    }
+}
+
+pub fn alert(event: &pb::AlertEvent) -> &pb::Alert {
+    event.alert.as_ref().unwrap()
+}
+
+/// The tenant's alerts, newest first; only those in `state` when given.
+pub async fn list(
+    platform: &Platform,
+    token: &str,
+    state: Option<pb::AlertState>,
+) -> Vec<pb::Alert> {
+    platform
+        .alerts(token)
+        .list_alerts(pb::ListAlertsRequest {
+            tenant_id: platform.tenant_id.clone(),
+            state: state.unwrap_or(pb::AlertState::Unspecified).into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .alerts
+}
+
+pub async fn until_opened(subscriber: &mut Subscriber, machine: &str) -> Vec<pb::AlertEvent> {
+    let mut events = Vec::new();
+    loop {
+        let event = subscriber.next().await;
+        let done = event.r#type == i32::from(pb::AlertEventType::Opened)
+            && alert(&event).machine_id == machine;
+        events.push(event);
+        if done {
+            return events;
+        }
+    }
+}
