@@ -51,13 +51,13 @@ pub async fn read_series(
         ParquetMetaDataReader::decode_metadata(&tail[tail.len() - needed as usize..tail.len() - 8])
             .map_err(ArchiveError::from)?;
     let groups = groups_for(&metadata, machine_id, metric, start, end);
+    if groups.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut chunks = Vec::new();
     for range in byte_ranges(&metadata, &groups) {
         let bytes = objects.get_range(key, range.clone()).await?;
         chunks.push((range.start, bytes));
-    }
-    if groups.is_empty() {
-        return Ok(Vec::new());
     }
     let reader = Chunks { size, chunks };
     let (machine_id, metric) = (machine_id.to_owned(), metric.to_owned());
@@ -173,16 +173,15 @@ struct Chunks {
 }
 
 impl Chunks {
-    fn find(&self, start: u64, length: u64) -> Result<Bytes, ParquetError> {
+    /// The fetched bytes from `start` to the end of the chunk holding them, if at least
+    /// `length` of them were fetched.
+    fn from(&self, start: u64, length: u64) -> Result<Bytes, ParquetError> {
         self.chunks
             .iter()
             .find(|(offset, bytes)| {
                 *offset <= start && start + length <= offset + bytes.len() as u64
             })
-            .map(|(offset, bytes)| {
-                let at = (start - offset) as usize;
-                bytes.slice(at..at + length as usize)
-            })
+            .map(|(offset, bytes)| bytes.slice((start - offset) as usize..))
             .ok_or_else(|| {
                 ParquetError::General(format!("bytes {start}+{length} were not fetched"))
             })
@@ -199,16 +198,11 @@ impl ChunkReader for Chunks {
     type T = bytes::buf::Reader<Bytes>;
 
     fn get_read(&self, start: u64) -> Result<Self::T, ParquetError> {
-        let (offset, bytes) = self
-            .chunks
-            .iter()
-            .find(|(offset, bytes)| *offset <= start && start < offset + bytes.len() as u64)
-            .ok_or_else(|| ParquetError::General(format!("byte {start} was not fetched")))?;
-        Ok(bytes.slice((start - offset) as usize..).reader())
+        Ok(self.from(start, 1)?.reader())
     }
 
     fn get_bytes(&self, start: u64, length: usize) -> Result<Bytes, ParquetError> {
-        self.find(start, length as u64)
+        Ok(self.from(start, length as u64)?.slice(..length))
     }
 }
 

@@ -99,6 +99,29 @@ pub async fn register_machines(platform: &Platform, machines: usize) {
     }
 }
 
+/// A subscriber's request stream, its first message subscribing to the tenant's events after
+/// `resume_after`; the sender keeps the stream open.
+async fn subscription(
+    platform: &Platform,
+    resume_after: u64,
+) -> (
+    mpsc::Sender<pb::SubscribeAlertsRequest>,
+    ReceiverStream<pb::SubscribeAlertsRequest>,
+) {
+    let (requests, receiver) = mpsc::channel(8);
+    requests
+        .send(pb::SubscribeAlertsRequest {
+            message: Some(Inbound::Subscribe(pb::AlertSubscription {
+                tenant_id: platform.tenant_id.clone(),
+                resume_after,
+                ..Default::default()
+            })),
+        })
+        .await
+        .unwrap();
+    (requests, ReceiverStream::new(receiver))
+}
+
 pub struct Subscriber {
     _requests: mpsc::Sender<pb::SubscribeAlertsRequest>,
     pub events: Streaming<pb::SubscribeAlertsResponse>,
@@ -106,20 +129,10 @@ pub struct Subscriber {
 
 impl Subscriber {
     pub async fn open(platform: &Platform, token: &str, resume_after: u64) -> Self {
-        let (requests, receiver) = mpsc::channel(8);
-        requests
-            .send(pb::SubscribeAlertsRequest {
-                message: Some(Inbound::Subscribe(pb::AlertSubscription {
-                    tenant_id: platform.tenant_id.clone(),
-                    resume_after,
-                    ..Default::default()
-                })),
-            })
-            .await
-            .unwrap();
+        let (requests, receiver) = subscription(platform, resume_after).await;
         let events = platform
             .alerts(token)
-            .subscribe_alerts(ReceiverStream::new(receiver))
+            .subscribe_alerts(receiver)
             .await
             .unwrap()
             .into_inner();
@@ -147,18 +160,9 @@ impl Subscriber {
                 Ok(request)
             },
         );
-        let (requests, receiver) = mpsc::channel(8);
-        requests
-            .send(pb::SubscribeAlertsRequest {
-                message: Some(Inbound::Subscribe(pb::AlertSubscription {
-                    tenant_id: platform.tenant_id.clone(),
-                    ..Default::default()
-                })),
-            })
-            .await
-            .unwrap();
+        let (requests, receiver) = subscription(platform, 0).await;
         let events = client
-            .subscribe_alerts(ReceiverStream::new(receiver))
+            .subscribe_alerts(receiver)
             .await
             .unwrap()
             .into_inner();
