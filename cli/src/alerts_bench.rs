@@ -38,6 +38,7 @@ use mfg_proto::{
     },
     tenant::v1 as tpb,
 };
+use mfg_storage::AlertCommit;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -73,10 +74,10 @@ pub struct AlertsBench {
     /// Alert events per second in the fan-out phase.
     #[arg(long = "fan-out-rate", default_value_t = 100)]
     pub fan_out_rate: u32,
-    /// Publish alert events before their write is flushed (`--alert-fast-commit` of the
-    /// storage service; PostgreSQL only).
-    #[arg(long = "alert-fast-commit")]
-    pub alert_fast_commit: bool,
+    /// When alert events are published (`--alert-commit` of the storage service; PostgreSQL
+    /// only): `fast`, once committed, or `durable`, once flushed.
+    #[arg(long = "alert-commit", value_enum, default_value_t = AlertCommit::Fast)]
+    pub alert_commit: AlertCommit,
     /// Length of the load and fan-out phases.
     #[arg(long, default_value = "10s", value_parser = mfg_common::config::parse_duration)]
     pub duration: Duration,
@@ -241,14 +242,14 @@ impl Probe {
 
 /// Runs the benchmark and prints its figures.
 pub async fn run(args: AlertsBench) -> anyhow::Result<()> {
-    let fast = args.alert_fast_commit;
+    let commit = args.alert_commit;
     let load_rate = args.load_rate.unwrap_or(if args.database_url.is_some() {
         335_000.0
     } else {
         250_000.0
     });
     let platform = BenchPlatform::start_with(args.database_url.as_deref(), |mut config| {
-        config.alert_fast_commit = fast;
+        config.alert_commit = commit;
         config
     })
     .await?;
@@ -289,7 +290,11 @@ pub async fn run(args: AlertsBench) -> anyhow::Result<()> {
         out,
         "mfg bench alerts: {}{}, {} idle probes, load {:.0} readings/s, {} subscribers at {} events/s, {} s phases",
         platform.backend,
-        if fast { " (alert fast commit)" } else { "" },
+        match (args.database_url.is_some(), commit) {
+            (false, _) => "",
+            (true, AlertCommit::Fast) => " (alert commit: fast)",
+            (true, AlertCommit::Durable) => " (alert commit: durable)",
+        },
         args.probes,
         load_rate,
         args.subscribers,

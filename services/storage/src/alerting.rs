@@ -8,6 +8,7 @@ pub mod index;
 pub mod journal;
 pub mod rules;
 pub mod sweep;
+pub mod unflushed;
 
 pub use evaluator::{Evaluator, EvaluatorConfig};
 pub use journal::Journal;

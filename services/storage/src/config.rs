@@ -15,6 +15,16 @@ use crate::{
     tiering::TieringOptions,
 };
 
+/// When the alert journal publishes a write's events (`--alert-commit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AlertCommit {
+    /// Once committed, before the WAL flush; kept until flushed, and written again after a
+    /// restart of the database server.
+    Fast,
+    /// Once flushed to disk.
+    Durable,
+}
+
 /// The storage service's configuration; every option is a flag and an `MFG_*` variable.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
@@ -95,12 +105,18 @@ pub struct Config {
         default_value_t = 4_096
     )]
     pub alert_fan_out: usize,
-    /// On PostgreSQL, publish alert events once their write is committed but before it is
-    /// flushed to disk (`synchronous_commit = off` for the alert journal only): about a WAL
-    /// flush sooner, at the price of the last ~0.6 s of alert changes if the database server
-    /// crashes (they are raised again while their condition holds). Readings stay durable.
-    #[arg(long = "alert-fast-commit", env = "MFG_ALERT_FAST_COMMIT")]
-    pub alert_fast_commit: bool,
+    /// When the alert journal publishes a write's events, on PostgreSQL. `fast` (the default):
+    /// once committed, before its WAL is flushed (`synchronous_commit = off` for the journal
+    /// only), keeping each write until the server's log is flushed past it and writing it
+    /// again if the server restarted meanwhile. `durable`: once flushed. See ARCHITECTURE.md
+    /// ("Alerts"). SQLite commits as it always does.
+    #[arg(
+        long = "alert-commit",
+        env = "MFG_ALERT_COMMIT",
+        value_enum,
+        default_value_t = AlertCommit::Fast
+    )]
+    pub alert_commit: AlertCommit,
     /// How many shards evaluate alert rules in parallel; default: one per core.
     #[arg(long = "alert-shards", env = "MFG_ALERT_SHARDS")]
     pub alert_shards: Option<usize>,
@@ -168,7 +184,7 @@ impl Config {
             archive_transition_days: 90,
             alert_evaluations: 100,
             alert_fan_out: 4_096,
-            alert_fast_commit: false,
+            alert_commit: AlertCommit::Fast,
             alert_shards: None,
             alert_machine_sweep: Duration::from_secs(60),
             server: ServerArgs::default(),

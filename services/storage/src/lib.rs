@@ -37,7 +37,7 @@ use mfg_proto::{
 };
 use tokio::net::TcpListener;
 
-pub use crate::config::Config;
+pub use crate::config::{AlertCommit, Config};
 use crate::{
     alerting::{Alerting, Evaluator, Journal, MachineSweep},
     api::{ReadyStorage, Storage, TelemetryApi},
@@ -226,7 +226,7 @@ async fn start_alerting(
         clock.clone(),
         alerting::journal::JournalOptions {
             fan_out: config.alert_fan_out,
-            durable: !config.alert_fast_commit,
+            durable: config.alert_commit == AlertCommit::Durable,
         },
         shutdown.clone(),
     )

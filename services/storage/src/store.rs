@@ -275,8 +275,12 @@ pub trait AlertStore: Send + Sync + std::fmt::Debug + 'static {
     /// Removes a rule and the evaluator's states of it; returns whether it existed.
     async fn delete_rule(&self, tenant: Uuid, rule: Uuid) -> Result<bool>;
 
-    /// Writes alerts, events and evaluator states in one transaction.
-    async fn write_alerts(&self, write: &AlertWrite) -> Result<()>;
+    /// Writes alerts, events and evaluator states in one transaction. Writing the same again
+    /// changes nothing (an event already stored is kept). PostgreSQL answers where its log
+    /// stood; SQLite `None`.
+    async fn write_alerts(&self, write: &AlertWrite) -> Result<Option<LogPosition>>;
+    /// Where the server's log stands (PostgreSQL; SQLite `None`).
+    async fn log_position(&self) -> Result<Option<LogPosition>>;
     /// Every alert that is not resolved, of every tenant.
     async fn unresolved_alerts(&self) -> Result<Vec<Alert>>;
     /// Returns an alert of a tenant.
@@ -334,6 +338,20 @@ impl Default for AlertWrite {
             durable: true,
         }
     }
+}
+
+/// Where a PostgreSQL server's write-ahead log stood while a journal write ran: how the
+/// journal knows which of its fast commits (`synchronous_commit = off`) are on disk, and
+/// whether the server restarted since its last write (see `alerting::unflushed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogPosition {
+    /// When the server started (µs since the epoch): another value means it restarted.
+    pub server_started: i64,
+    /// How far its log was inserted: every commit that ended before the write began ends
+    /// before this.
+    pub inserted: i64,
+    /// How far its log was flushed to disk.
+    pub flushed: i64,
 }
 
 impl AlertWrite {

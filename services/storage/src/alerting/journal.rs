@@ -29,8 +29,10 @@ use crate::{
         ingest::micros_since_epoch,
     },
     error::{Result, StorageError},
-    store::{AlertStore, AlertWrite, RuleStateKey},
+    store::{AlertStore, AlertWrite, LogPosition, RuleStateKey},
 };
+
+use super::unflushed::Unflushed;
 
 /// How many commands one transaction takes at most.
 const GROUP: usize = 512;
@@ -106,6 +108,19 @@ pub struct JournalOptions {
     pub durable: bool,
 }
 
+/// How often the journal asks where the database's log stands while fast writes are kept
+/// and no write tells it.
+const CHECK: Duration = Duration::from_secs(1);
+
+fn warn_restarted(write: &AlertWrite) {
+    tracing::warn!(
+        events = write.events.len(),
+        alerts = write.alerts.len(),
+        "the database server restarted: writing again the alert changes it may have lost \
+         before flushing them"
+    );
+}
+
 /// How long the journal keeps taking commands after shutdown began, for the shards' last ones.
 const DRAIN: Duration = Duration::from_millis(200);
 
@@ -134,6 +149,8 @@ struct Writer {
     cursor: u64,
     events: broadcast::Sender<Arc<AlertEvent>>,
     durable: bool,
+    /// Fast writes not known to be on disk.
+    unflushed: Unflushed,
 }
 
 /// One group of commands, applied in memory, waiting for its write.
@@ -222,7 +239,14 @@ impl Journal {
             ids.insert(alert.alert_id, key_of(&alert));
             open.insert(key_of(&alert), alert);
         }
-        let cursor = store.last_cursor().await?;
+        let mut cursor = store.last_cursor().await?;
+        if !options.durable {
+            // Events published but lost with a crash of the database server and this service
+            // at once are not in the log: cursors restart above any that may have been given,
+            // from the time (µs), so no cursor means two events.
+            let now = micros_since_epoch(clock.system_now());
+            cursor = cursor.max(u64::try_from(now).unwrap_or(0));
+        }
         let writer = Writer {
             store,
             clock,
@@ -231,6 +255,7 @@ impl Journal {
             cursor,
             events,
             durable: options.durable,
+            unflushed: Unflushed::default(),
         };
         Ok((writer, pool))
     }
@@ -332,9 +357,13 @@ impl Writer {
                 tokio::select! {
                     command = commands.recv() => command,
                     () = shutdown.cancelled() => continue,
+                    () = tokio::time::sleep(CHECK), if !self.unflushed.is_empty() => {
+                        self.check(&shutdown).await;
+                        continue;
+                    }
                 }
             };
-            let Some(first) = first else { return };
+            let Some(first) = first else { break };
             let mut group = Group::default();
             group.write.durable = self.durable;
             self.apply(first, &mut group).await;
@@ -360,19 +389,69 @@ impl Writer {
                 }
             }
         }
+        // The last fast writes, flushed before the pool closes: nothing is left to a restart
+        // of the database server that this service would not see.
+        if let Some(mut last) = self.unflushed.take() {
+            last.durable = true;
+            self.write_retrying(&last, &shutdown).await;
+        }
+    }
+
+    /// Asks the database where its log stands, between writes, while fast writes are kept:
+    /// those flushed are forgotten, and all are written again if the server restarted.
+    async fn check(&mut self, shutdown: &CancellationToken) {
+        let position = match self.store.log_position().await {
+            Ok(Some(position)) => position,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::debug!(%error, "the alert journal's check failed; it checks again");
+                return;
+            }
+        };
+        if let Some(again) = self.unflushed.observed(position) {
+            warn_restarted(&again);
+            self.write(&again, shutdown).await;
+        }
     }
 
     /// Writes a group, retrying while the database is unavailable; `false` when it gives up
-    /// after shutdown began.
+    /// after shutdown began. A fast write is kept until it is known to be on disk, and written
+    /// again with the others kept if the database server restarted meanwhile (see
+    /// [`Unflushed`]).
     async fn write(&mut self, write: &AlertWrite, shutdown: &CancellationToken) -> bool {
         if write.is_empty() {
             return true;
         }
+        let mut again: Option<AlertWrite> = None;
+        loop {
+            let this = again.as_ref().unwrap_or(write);
+            let Some(position) = self.write_retrying(this, shutdown).await else {
+                return false;
+            };
+            let Some(position) = position.filter(|_| !self.durable) else {
+                return true;
+            };
+            match self.unflushed.committed(this, position) {
+                None => return true,
+                Some(merged) => {
+                    warn_restarted(&merged);
+                    again = Some(merged);
+                }
+            }
+        }
+    }
+
+    /// Writes until it succeeds; `None` when it gives up after shutdown began.
+    async fn write_retrying(
+        &self,
+        write: &AlertWrite,
+        shutdown: &CancellationToken,
+    ) -> Option<Option<LogPosition>> {
         let mut backoff = Duration::from_millis(50);
         let mut attempts_after_shutdown = 0;
         loop {
             match self.store.write_alerts(write).await {
-                Ok(()) => return true,
+                Ok(position) => return Some(position),
                 Err(error) => {
                     tracing::warn!(%error, retry_in = ?backoff, "writing alerts failed");
                 }
@@ -384,7 +463,7 @@ impl Writer {
                         events = write.events.len(),
                         "alerts not written at shutdown: the evaluator re-raises what still holds"
                     );
-                    return false;
+                    return None;
                 }
             }
             tokio::time::sleep(backoff).await;

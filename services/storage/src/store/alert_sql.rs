@@ -74,7 +74,8 @@ pub(super) const UNRESOLVED_ALERTS: &str = concat!(
     " FROM alerts WHERE state <> 'resolved' ORDER BY alert_id"
 );
 pub(super) const INSERT_EVENT: &str = "INSERT INTO alert_events \
-     (cursor, tenant_id, alert_id, kind, event_time, alert) VALUES ($1, $2, $3, $4, $5, $6)";
+     (cursor, tenant_id, alert_id, kind, event_time, alert) VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (cursor) DO NOTHING";
 pub(super) const EVENTS_AFTER: &str = "SELECT cursor, kind, event_time, alert FROM alert_events \
      WHERE tenant_id = $1 AND cursor > $2 ORDER BY cursor LIMIT $3";
 pub(super) const LAST_CURSOR: &str = "SELECT max(cursor) FROM alert_events";
@@ -287,8 +288,14 @@ macro_rules! alert_store {
             async fn write_alerts(
                 &self,
                 write: &$crate::store::AlertWrite,
-            ) -> $crate::error::Result<()> {
+            ) -> $crate::error::Result<Option<$crate::store::LogPosition>> {
                 self.write_alerts_now(write).await
+            }
+
+            async fn log_position(
+                &self,
+            ) -> $crate::error::Result<Option<$crate::store::LogPosition>> {
+                self.log_position_now().await
             }
 
             async fn unresolved_alerts(

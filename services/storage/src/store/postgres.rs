@@ -258,7 +258,8 @@ telemetry_store!(
 
 /// The journal's write as one statement, so one round trip and one implicit transaction:
 /// alerts upserted, events inserted, evaluator states upserted or removed, each from arrays.
-/// `$30` is `synchronous_commit` for this transaction (`on`, or `off` for fast commit).
+/// `$30` is `synchronous_commit` for this transaction (`on`, or `off` for fast commit). It
+/// answers where the server's log stood ([`crate::store::LogPosition`]).
 const WRITE_ALERTS: &str = "WITH config AS (SELECT set_config('synchronous_commit', $30, true)), \
      upserted AS (INSERT INTO alerts (alert_id, tenant_id, rule_id, machine_id, metric, severity, \
          state, count, first_seen, last_seen, trigger_value, last_value, acknowledged_by, \
@@ -274,7 +275,7 @@ const WRITE_ALERTS: &str = "WITH config AS (SELECT set_config('synchronous_commi
        RETURNING 1), \
      events AS (INSERT INTO alert_events (cursor, tenant_id, alert_id, kind, event_time, alert) \
        SELECT * FROM unnest($17::int8[], $18::uuid[], $19::uuid[], $20::text[], \
-         $21::timestamptz[], $22::jsonb[]) RETURNING 1), \
+         $21::timestamptz[], $22::jsonb[]) ON CONFLICT (cursor) DO NOTHING RETURNING 1), \
      states AS (INSERT INTO alert_rule_states (tenant_id, rule_id, machine_id, state) \
        SELECT * FROM unnest($23::uuid[], $24::uuid[], $25::text[], $26::jsonb[]) \
        ON CONFLICT (tenant_id, rule_id, machine_id) DO UPDATE SET state = excluded.state \
@@ -284,12 +285,38 @@ const WRITE_ALERTS: &str = "WITH config AS (SELECT set_config('synchronous_commi
          (SELECT * FROM unnest($27::uuid[], $28::uuid[], $29::text[])) RETURNING 1) \
      SELECT (SELECT count(*) FROM upserted) + (SELECT count(*) FROM events) \
        + (SELECT count(*) FROM states) + (SELECT count(*) FROM removed), \
-       (SELECT * FROM config)";
+       (SELECT * FROM config), \
+       (extract(epoch FROM pg_postmaster_start_time()) * 1000000)::int8, \
+       (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::int8, \
+       (pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::int8";
+
+/// Where the server's log stands, as [`WRITE_ALERTS`] answers it.
+const LOG_POSITION: &str = "SELECT \
+       (extract(epoch FROM pg_postmaster_start_time()) * 1000000)::int8, \
+       (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::int8, \
+       (pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::int8";
+
+/// The [`crate::store::LogPosition`] in a row's columns from `first` on.
+fn log_position(row: &sqlx::postgres::PgRow, first: usize) -> Result<crate::store::LogPosition> {
+    Ok(crate::store::LogPosition {
+        server_started: row.try_get(first)?,
+        inserted: row.try_get(first + 1)?,
+        flushed: row.try_get(first + 2)?,
+    })
+}
 
 impl PostgresStore {
+    async fn log_position_now(&self) -> Result<Option<crate::store::LogPosition>> {
+        let row = sqlx::query(LOG_POSITION).fetch_one(&self.pool).await?;
+        log_position(&row, 0).map(Some)
+    }
+
     /// Writes alerts, events and evaluator states in one statement ([`WRITE_ALERTS`]). A
     /// state written twice in the group keeps its last value.
-    async fn write_alerts_now(&self, write: &crate::store::AlertWrite) -> Result<()> {
+    async fn write_alerts_now(
+        &self,
+        write: &crate::store::AlertWrite,
+    ) -> Result<Option<crate::store::LogPosition>> {
         use sqlx::types::Json;
         let alerts = &write.alerts;
         let events = &write.events;
@@ -306,7 +333,7 @@ impl PostgresStore {
             .collect();
         let (kept, removed): (Vec<_>, Vec<_>) = states.into_iter().partition(|(_, s)| s.is_some());
         let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-        sqlx::query(WRITE_ALERTS)
+        let row = sqlx::query(WRITE_ALERTS)
             .bind(alerts.iter().map(|a| a.alert_id).collect::<Vec<_>>())
             .bind(alerts.iter().map(|a| a.tenant_id).collect::<Vec<_>>())
             .bind(alerts.iter().map(|a| a.rule_id).collect::<Vec<_>>())
@@ -386,9 +413,9 @@ impl PostgresStore {
                     .collect::<Vec<_>>(),
             )
             .bind(if write.durable { "on" } else { "off" })
-            .execute(&self.pool)
+            .fetch_one(&self.pool)
             .await?;
-        Ok(())
+        log_position(&row, 2).map(Some)
     }
 }
 

@@ -298,9 +298,19 @@ telemetry_store!(
 );
 
 impl SqliteStore {
+    /// SQLite has no log position to tell: its commits are as durable as its settings make
+    /// them when they return.
+    #[allow(clippy::unused_async)]
+    async fn log_position_now(&self) -> Result<Option<crate::store::LogPosition>> {
+        Ok(None)
+    }
+
     /// Writes alerts, events and evaluator states in one `BEGIN IMMEDIATE` transaction, a
     /// statement per row (in-process: no round trips to save).
-    async fn write_alerts_now(&self, write: &crate::store::AlertWrite) -> Result<()> {
+    async fn write_alerts_now(
+        &self,
+        write: &crate::store::AlertWrite,
+    ) -> Result<Option<crate::store::LogPosition>> {
         use sqlx::types::Json;
         let mut tx = self.begin_write().await?;
         for alert in &write.alerts {
@@ -350,7 +360,7 @@ impl SqliteStore {
             query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(None)
     }
 }
 
