@@ -1,9 +1,10 @@
 //! The alert journal: the one writer of alerts and their events. The evaluator's shards send it
 //! what their rules signal, callers their acknowledgements and resolves; it turns them into
 //! alert changes and events with increasing cursors, writes a group of them in one
-//! transaction, and only then answers and publishes the events. So an event a subscriber sees
-//! is durable, cursors are in the order events happened, and a restart finds every alert it
-//! must.
+//! transaction, and only then answers and publishes the events. So cursors are in the order
+//! events happened, and a restart finds every alert it must. With fast commit (the default on
+//! PostgreSQL) a write is published once committed, before it is flushed, and kept until it is
+//! known to be flushed ([`Unflushed`]), to be written again if the database server restarted.
 //!
 //! A write that fails because the database is unavailable is retried, with the same cursors,
 //! until it succeeds; meanwhile the shards' sends wait and the evaluator sheds load, not
@@ -101,10 +102,9 @@ pub struct JournalOptions {
     /// events come; one further behind is told it lagged.
     pub fan_out: usize,
     /// Whether a write waits until it is flushed to disk before its events are published.
-    /// `false` (PostgreSQL only: `synchronous_commit = off` for these transactions) publishes
-    /// about a WAL flush sooner; a crash of the database server (not of this service) may then
-    /// lose the last ~0.6 s (3 × `wal_writer_delay`) of alert changes, events and states
-    /// together, so a condition that still holds raises its alert again.
+    /// `false` (PostgreSQL: `synchronous_commit = off` for these transactions) publishes about
+    /// a WAL flush sooner; the journal then keeps each write until the server's log is flushed
+    /// past it and writes them again if the server restarted meanwhile ([`Unflushed`]).
     pub durable: bool,
 }
 
