@@ -150,35 +150,48 @@ impl Queries {
                         .or_insert(*rollup);
                 };
                 let state = self.store.rollup_state(tenant).await?;
-                let mut raw = vec![range];
-                if let Some((warm, resolution)) = warm_range(range, step, state) {
-                    tiers.insert(Tier::Warm);
-                    for (start, rollup) in
-                        self.store.rollups(series, warm, resolution, step).await?
-                    {
-                        add(start, &rollup);
+                let warm = warm_range(range, step, state);
+                let raw: Vec<Range> = match warm {
+                    None => vec![range],
+                    Some((warm, _)) => {
+                        let mut raw: Vec<Range> = [
+                            Range {
+                                start_micros: range.start_micros,
+                                end_micros: warm.start_micros,
+                            },
+                            Range {
+                                start_micros: warm.end_micros,
+                                end_micros: range.end_micros,
+                            },
+                        ]
+                        .into_iter()
+                        .filter(|r| r.start_micros < r.end_micros)
+                        .chain(split_minutes(warm, step))
+                        .collect();
+                        raw.sort_by_key(|r| r.start_micros);
+                        raw
                     }
-                    raw = [
-                        Range {
-                            start_micros: range.start_micros,
-                            end_micros: warm.start_micros,
-                        },
-                        Range {
-                            start_micros: warm.end_micros,
-                            end_micros: range.end_micros,
-                        },
-                    ]
-                    .into_iter()
-                    .filter(|r| r.start_micros < r.end_micros)
-                    .chain(split_minutes(warm, step))
-                    .collect();
-                    raw.sort_by_key(|r| r.start_micros);
+                };
+                // The warm and the raw parts are independent reads: both at once, on two
+                // connections, so the answer waits for the longer, not for both.
+                let warm_rollups = async {
+                    match warm {
+                        Some((warm, resolution)) => {
+                            self.store.rollups(series, warm, resolution, step).await
+                        }
+                        None => Ok(Vec::new()),
+                    }
+                };
+                let (warm_rollups, raw_rollups) =
+                    tokio::try_join!(warm_rollups, self.store.buckets_in(series, &raw, step))?;
+                if warm.is_some() {
+                    tiers.insert(Tier::Warm);
+                }
+                for (start, rollup) in warm_rollups.iter().chain(&raw_rollups) {
+                    add(*start, rollup);
                 }
                 if raw.iter().any(|&part| covers_hot_days(part, &cold)) {
                     tiers.insert(Tier::Hot);
-                }
-                for (start, rollup) in self.store.buckets_in(series, &raw, step).await? {
-                    add(start, &rollup);
                 }
                 for object in &cold {
                     let parts: Vec<Range> = raw

@@ -240,10 +240,10 @@ impl Journal {
             open.insert(key_of(&alert), alert);
         }
         let mut cursor = store.last_cursor().await?;
-        if !options.durable {
+        if !options.durable && matches!(pool, DbPool::Postgres(_)) {
             // Events published but lost with a crash of the database server and this service
             // at once are not in the log: cursors restart above any that may have been given,
-            // from the time (µs), so no cursor means two events.
+            // from the time (µs), so no cursor means two events. (SQLite commits durably.)
             let now = micros_since_epoch(clock.system_now());
             cursor = cursor.max(u64::try_from(now).unwrap_or(0));
         }
