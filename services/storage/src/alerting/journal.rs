@@ -30,10 +30,12 @@ use crate::{
         ingest::micros_since_epoch,
     },
     error::{Result, StorageError},
-    store::{AlertStore, AlertWrite, LogPosition, RuleStateKey},
+    store::{AlertStore, AlertWrite, RuleStateKey},
 };
 
 use super::unflushed::Unflushed;
+
+mod write;
 
 /// How many commands one transaction takes at most.
 const GROUP: usize = 512;
@@ -106,19 +108,6 @@ pub struct JournalOptions {
     /// a WAL flush sooner; the journal then keeps each write until the server's log is flushed
     /// past it and writes them again if the server restarted meanwhile ([`Unflushed`]).
     pub durable: bool,
-}
-
-/// How often the journal asks where the database's log stands while fast writes are kept
-/// and no write tells it.
-const CHECK: Duration = Duration::from_secs(1);
-
-fn warn_restarted(write: &AlertWrite) {
-    tracing::warn!(
-        events = write.events.len(),
-        alerts = write.alerts.len(),
-        "the database server restarted: writing again the alert changes it may have lost \
-         before flushing them"
-    );
 }
 
 /// How long the journal keeps taking commands after shutdown began, for the shards' last ones.
@@ -357,7 +346,7 @@ impl Writer {
                 tokio::select! {
                     command = commands.recv() => command,
                     () = shutdown.cancelled() => continue,
-                    () = tokio::time::sleep(CHECK), if !self.unflushed.is_empty() => {
+                    () = tokio::time::sleep(write::CHECK), if !self.unflushed.is_empty() => {
                         self.check(&shutdown).await;
                         continue;
                     }
@@ -394,80 +383,6 @@ impl Writer {
         if let Some(mut last) = self.unflushed.take() {
             last.durable = true;
             self.write_retrying(&last, &shutdown).await;
-        }
-    }
-
-    /// Asks the database where its log stands, between writes, while fast writes are kept:
-    /// those flushed are forgotten, and all are written again if the server restarted.
-    async fn check(&mut self, shutdown: &CancellationToken) {
-        let position = match self.store.log_position().await {
-            Ok(Some(position)) => position,
-            Ok(None) => return,
-            Err(error) => {
-                tracing::debug!(%error, "the alert journal's check failed; it checks again");
-                return;
-            }
-        };
-        if let Some(again) = self.unflushed.observed(position) {
-            warn_restarted(&again);
-            self.write(&again, shutdown).await;
-        }
-    }
-
-    /// Writes a group, retrying while the database is unavailable; `false` when it gives up
-    /// after shutdown began. A fast write is kept until it is known to be on disk, and written
-    /// again with the others kept if the database server restarted meanwhile (see
-    /// [`Unflushed`]).
-    async fn write(&mut self, write: &AlertWrite, shutdown: &CancellationToken) -> bool {
-        if write.is_empty() {
-            return true;
-        }
-        let mut again: Option<AlertWrite> = None;
-        loop {
-            let this = again.as_ref().unwrap_or(write);
-            let Some(position) = self.write_retrying(this, shutdown).await else {
-                return false;
-            };
-            let Some(position) = position.filter(|_| !self.durable) else {
-                return true;
-            };
-            match self.unflushed.committed(this, position) {
-                None => return true,
-                Some(merged) => {
-                    warn_restarted(&merged);
-                    again = Some(merged);
-                }
-            }
-        }
-    }
-
-    /// Writes until it succeeds; `None` when it gives up after shutdown began.
-    async fn write_retrying(
-        &self,
-        write: &AlertWrite,
-        shutdown: &CancellationToken,
-    ) -> Option<Option<LogPosition>> {
-        let mut backoff = Duration::from_millis(50);
-        let mut attempts_after_shutdown = 0;
-        loop {
-            match self.store.write_alerts(write).await {
-                Ok(position) => return Some(position),
-                Err(error) => {
-                    tracing::warn!(%error, retry_in = ?backoff, "writing alerts failed");
-                }
-            }
-            if shutdown.is_cancelled() {
-                attempts_after_shutdown += 1;
-                if attempts_after_shutdown > 3 {
-                    tracing::error!(
-                        events = write.events.len(),
-                        "alerts not written at shutdown: the evaluator re-raises what still holds"
-                    );
-                    return None;
-                }
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     }
 
