@@ -73,7 +73,8 @@ impl Unflushed {
     }
 
     /// How many writes are kept.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.writes.len()
     }
 }

@@ -259,11 +259,22 @@ telemetry_store!(
     for_share: " FOR SHARE",
 );
 
+/// The columns of a [`crate::store::LogPosition`]: when the server started (µs), how far its
+/// WAL is inserted and flushed (bytes).
+macro_rules! log_position_columns {
+    () => {
+        "(extract(epoch FROM pg_postmaster_start_time()) * 1000000)::int8, \
+         (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::int8, \
+         (pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::int8"
+    };
+}
+
 /// The journal's write as one statement, so one round trip and one implicit transaction:
 /// alerts upserted, events inserted, evaluator states upserted or removed, each from arrays.
 /// `$30` is `synchronous_commit` for this transaction (`on`, or `off` for fast commit). It
 /// answers where the server's log stood ([`crate::store::LogPosition`]).
-const WRITE_ALERTS: &str = "WITH config AS (SELECT set_config('synchronous_commit', $30, true)), \
+const WRITE_ALERTS: &str = concat!(
+    "WITH config AS (SELECT set_config('synchronous_commit', $30, true)), \
      upserted AS (INSERT INTO alerts (alert_id, tenant_id, rule_id, machine_id, metric, severity, \
          state, count, first_seen, last_seen, trigger_value, last_value, acknowledged_by, \
          acknowledge_time, resolved_by, resolve_time) \
@@ -288,16 +299,12 @@ const WRITE_ALERTS: &str = "WITH config AS (SELECT set_config('synchronous_commi
          (SELECT * FROM unnest($27::uuid[], $28::uuid[], $29::text[])) RETURNING 1) \
      SELECT (SELECT count(*) FROM upserted) + (SELECT count(*) FROM events) \
        + (SELECT count(*) FROM states) + (SELECT count(*) FROM removed), \
-       (SELECT * FROM config), \
-       (extract(epoch FROM pg_postmaster_start_time()) * 1000000)::int8, \
-       (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::int8, \
-       (pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::int8";
+       (SELECT * FROM config), ",
+    log_position_columns!()
+);
 
 /// Where the server's log stands, as [`WRITE_ALERTS`] answers it.
-const LOG_POSITION: &str = "SELECT \
-       (extract(epoch FROM pg_postmaster_start_time()) * 1000000)::int8, \
-       (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::int8, \
-       (pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::int8";
+const LOG_POSITION: &str = concat!("SELECT ", log_position_columns!());
 
 /// The [`crate::store::LogPosition`] in a row's columns from `first` on.
 fn log_position(row: &sqlx::postgres::PgRow, first: usize) -> Result<crate::store::LogPosition> {
