@@ -136,12 +136,22 @@ pub async fn start(
             .then(|| args.data_dir.join("admin-token")),
         operator_token: Secret::new(""),
     };
-    std::fs::create_dir_all(&args.data_dir).with_context(|| {
+    mfg_common::secret_file::create_private_dir(&args.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
             args.data_dir.display()
         )
     })?;
+    // Every part holds the lock until it has drained, so a second `mfg up` waits for all.
+    let lock = std::sync::Arc::new(crate::data_dir::DataDirLock::acquire(&args.data_dir)?);
+    let holding = |part: std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>| {
+        let lock = lock.clone();
+        async move {
+            let result = part.await;
+            drop(lock);
+            result
+        }
+    };
 
     let database_url = match &args.database_url {
         Some(url) => url.clone(),
@@ -174,7 +184,11 @@ pub async fn start(
     ));
 
     let mut set = JoinSet::new();
-    set.spawn(mfg_tenant::run(tenant, listeners.tenant, shutdown.clone()));
+    set.spawn(holding(Box::pin(mfg_tenant::run(
+        tenant,
+        listeners.tenant,
+        shutdown.clone(),
+    ))));
     let storage_url = match &args.database_url {
         Some(url) => url.clone(),
         None => format!("sqlite://{}", args.data_dir.join("storage.db").display()),
@@ -182,26 +196,26 @@ pub async fn start(
     let storage = mfg_storage::Config::new(storage_url, addresses.tenant.to_string())
         .with_admin_token(operator_token.clone())
         .with_archive_dir(args.data_dir.join("archive"));
-    set.spawn(mfg_storage::run(
+    set.spawn(holding(Box::pin(mfg_storage::run(
         storage,
         listeners.storage,
         shutdown.clone(),
-    ));
-    set.spawn(mfg_cost::run(
+    ))));
+    set.spawn(holding(Box::pin(mfg_cost::run(
         mfg_cost::Config::default(),
         listeners.cost,
         shutdown.clone(),
-    ));
-    set.spawn(mfg_provisioning::run(
+    ))));
+    set.spawn(holding(Box::pin(mfg_provisioning::run(
         mfg_provisioning::Config::default(),
         listeners.provisioning,
         shutdown.clone(),
-    ));
-    set.spawn(mfg_gateway::run(
+    ))));
+    set.spawn(holding(Box::pin(mfg_gateway::run(
         gateway,
         listeners.gateway,
         shutdown.clone(),
-    ));
+    ))));
     if args.demo {
         set.spawn(demo(addresses.clone(), shutdown));
     }

@@ -33,19 +33,59 @@ impl DatabaseArgs {
     }
 }
 
-/// How a gRPC server stops.
+/// How a gRPC server treats its connections and how it stops.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerArgs {
     /// How long in-flight requests and streams may run after a shutdown signal before they are
     /// cut.
     #[arg(long = "shutdown-grace", env = "MFG_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    #[command(flatten)]
+    pub connections: ConnectionArgs,
 }
 
 impl Default for ServerArgs {
     fn default() -> Self {
         Self {
             shutdown_grace: Duration::from_secs(10),
+            connections: ConnectionArgs::default(),
+        }
+    }
+}
+
+/// What one peer may hold open on a listener (see [`crate::connections`]).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct ConnectionArgs {
+    /// How long a new connection may take to start its protocol (the HTTP/2 preface, or an
+    /// HTTP/1 request's headers), and how long an HTTP/1 connection may sit idle between
+    /// requests, before it is closed.
+    #[arg(long = "handshake-timeout", env = "MFG_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub handshake_timeout: Duration,
+    /// How many connections one IP address may hold open at once; more are closed on accept.
+    #[arg(
+        long = "max-connections-per-peer",
+        env = "MFG_MAX_CONNECTIONS_PER_PEER",
+        default_value_t = 4_096
+    )]
+    pub max_connections_per_peer: usize,
+}
+
+impl Default for ConnectionArgs {
+    fn default() -> Self {
+        let limits = crate::connections::ConnectionLimits::default();
+        Self {
+            handshake_timeout: limits.handshake_timeout,
+            max_connections_per_peer: limits.max_per_peer,
+        }
+    }
+}
+
+impl ConnectionArgs {
+    /// The limits these arguments set.
+    pub fn limits(&self) -> crate::connections::ConnectionLimits {
+        crate::connections::ConnectionLimits {
+            handshake_timeout: self.handshake_timeout,
+            max_per_peer: self.max_connections_per_peer.max(1),
         }
     }
 }

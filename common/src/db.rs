@@ -1,7 +1,7 @@
 //! Database connections for both backends, chosen by URL, and the one place sqlx errors are
 //! classified into the system's error codes.
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{str::FromStr, time::Duration};
 
 use sqlx::{
     PgPool, SqlitePool,
@@ -76,7 +76,8 @@ pub fn validate_url(url: &str) -> Result<Backend, String> {
 
 /// Connects to the database a URL names.
 ///
-/// SQLite files (and their directory) are created if missing, in WAL mode with `synchronous =
+/// SQLite files (and their directory) are created if missing, readable by their owner only
+/// (0600, and 0700 for a new directory), in WAL mode with `synchronous =
 /// FULL`, so that a committed transaction survives a crash of the process or of the machine.
 pub async fn connect(args: &DatabaseArgs) -> Result<DbPool, sqlx::Error> {
     match Backend::of_url(&args.url) {
@@ -96,12 +97,13 @@ pub async fn connect(args: &DatabaseArgs) -> Result<DbPool, sqlx::Error> {
                 .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true);
-            if let Some(dir) = options
-                .get_filename()
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-            {
-                create_dir(dir)?;
+            let file = options.get_filename();
+            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                crate::secret_file::create_private_dir(dir).map_err(sqlx::Error::Io)?;
+            }
+            let in_memory = args.url.contains(":memory:") || args.url.contains("mode=memory");
+            if !in_memory {
+                crate::secret_file::create_private_file(file).map_err(sqlx::Error::Io)?;
             }
             let pool = SqlitePoolOptions::new()
                 .max_connections(args.max_connections)
@@ -114,10 +116,6 @@ pub async fn connect(args: &DatabaseArgs) -> Result<DbPool, sqlx::Error> {
             format!("unsupported database URL scheme in `{}`", redact(&args.url)).into(),
         )),
     }
-}
-
-fn create_dir(dir: &Path) -> Result<(), sqlx::Error> {
-    std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)
 }
 
 /// Returns a URL with its password hidden, for logs.

@@ -193,9 +193,52 @@ pub trait ServiceError: std::error::Error {
     }
 }
 
+/// The longest value an error message quotes back to its caller, in characters.
+pub const MAX_ECHOED_CHARS: usize = 64;
+/// The longest error message (or field violation) sent, in bytes: a status travels in HTTP/2
+/// trailers, which peers cap (16 KiB by default), so a message that quoted a long value whole
+/// would turn a client's mistake into a transport error.
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// Bounds a message for a caller: each value it quotes between backticks (as every message of
+/// ours quotes values) keeps its first [`MAX_ECHOED_CHARS`] characters and says how long it
+/// was, and the whole keeps at most [`MAX_MESSAGE_BYTES`].
+pub fn bounded(message: &str) -> std::borrow::Cow<'_, str> {
+    let quoted_too_long = message
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .any(|quoted| quoted.chars().count() > MAX_ECHOED_CHARS);
+    if !quoted_too_long && message.len() <= MAX_MESSAGE_BYTES {
+        return message.into();
+    }
+    let mut out = String::with_capacity(message.len().min(MAX_MESSAGE_BYTES));
+    for (i, part) in message.split('`').enumerate() {
+        if i > 0 {
+            out.push('`');
+        }
+        let chars = part.chars().count();
+        if i % 2 == 1 && chars > MAX_ECHOED_CHARS {
+            out.extend(part.chars().take(MAX_ECHOED_CHARS));
+            out.push_str(&format!("…({chars} characters)"));
+        } else {
+            out.push_str(part);
+        }
+    }
+    if out.len() > MAX_MESSAGE_BYTES {
+        let mut end = MAX_MESSAGE_BYTES - '…'.len_utf8();
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+        out.push('…');
+    }
+    out.into()
+}
+
 /// Converts a service error into a gRPC status: the code, the message, and field violations as
-/// `google.rpc.BadRequest` details. Internal errors are logged and answered with a generic
-/// message, so that no internal detail reaches a caller.
+/// `google.rpc.BadRequest` details, each [`bounded`]. Internal errors are logged and answered
+/// with a generic message, so that no internal detail reaches a caller.
 pub fn to_status<E: ServiceError + ?Sized>(error: &E) -> tonic::Status {
     let code = error.error_code();
     let message = match code {
@@ -205,9 +248,9 @@ pub fn to_status<E: ServiceError + ?Sized>(error: &E) -> tonic::Status {
         }
         ErrorCode::Unavailable => {
             tracing::warn!(error = %error, "dependency unavailable");
-            error.to_string()
+            bounded(&error.to_string()).into_owned()
         }
-        _ => error.to_string(),
+        _ => bounded(&error.to_string()).into_owned(),
     };
     let violations = error.field_violations();
     let retry_after = error.retry_after();
@@ -219,7 +262,9 @@ pub fn to_status<E: ServiceError + ?Sized>(error: &E) -> tonic::Status {
         details.set_bad_request(
             violations
                 .iter()
-                .map(|v| tonic_types::FieldViolation::new(&v.field, &v.description))
+                .map(|v| {
+                    tonic_types::FieldViolation::new(bounded(&v.field), bounded(&v.description))
+                })
                 .collect::<Vec<_>>(),
         );
     }
@@ -249,6 +294,28 @@ mod tests {
         ErrorCode::Unimplemented,
         ErrorCode::Internal,
     ];
+
+    #[test]
+    fn echoed_values_are_bounded() {
+        let long = "x".repeat(5_000);
+        let message = format!("machine `{long}` not found");
+        let shown = bounded(&message);
+        assert!(shown.len() < 120, "{shown}");
+        assert!(shown.starts_with(&format!("machine `{}…(5000 characters)`", "x".repeat(64))));
+        assert!(shown.ends_with("` not found"));
+        assert_eq!(
+            bounded("tenant `acme` not found"),
+            "tenant `acme` not found"
+        );
+        let unquoted = "y".repeat(5_000);
+        assert!(bounded(&unquoted).len() <= MAX_MESSAGE_BYTES);
+        let violation = FieldViolation::new("machine.machine_id", format!("`{long}` is too long"));
+        let status = to_status(&Sample::Invalid(vec![violation]));
+        assert!(status.message().len() < 300, "{}", status.message());
+        let bad_request = status.get_details_bad_request().expect("details");
+        let description = &bad_request.field_violations[0].description;
+        assert!(description.len() < 120, "{description}");
+    }
 
     #[test]
     fn grpc_codes_round_trip() {

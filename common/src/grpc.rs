@@ -14,6 +14,8 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
     auth::AuthLayer,
+    config::ServerArgs,
+    connections,
     trace_context::{InjectTraceContext, InjectTraceContextLayer},
 };
 
@@ -75,40 +77,61 @@ pub async fn standard_routes(services: &[&'static str]) -> anyhow::Result<(Healt
     };
     health.set_serving(false).await;
 
+    // v1alpha too: grpcio's Python reflection client and older tools speak only that.
+    let routes = Routes::new(health_service)
+        .add_service(reflection(services).build_v1()?)
+        .add_service(reflection(services).build_v1alpha()?);
+    Ok((health, routes))
+}
+
+fn reflection(services: &[&'static str]) -> tonic_reflection::server::Builder<'static> {
     let mut reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(mfg_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .with_service_name("grpc.health.v1.Health")
-        .with_service_name("grpc.reflection.v1.ServerReflection");
+        .with_service_name("grpc.reflection.v1.ServerReflection")
+        .with_service_name("grpc.reflection.v1alpha.ServerReflection");
     for service in services {
         reflection = reflection.with_service_name(*service);
     }
-    let routes = Routes::new(health_service).add_service(reflection.build_v1()?);
-    Ok((health, routes))
+    reflection
 }
 
+/// How often a server pings an HTTP/2 connection's peer, and how long it waits for the answer
+/// before closing the connection: a peer that vanished without closing is noticed.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many streams one connection may have open at once, and how large a request's headers
+/// may be: bounds on what one peer can make the server hold.
+const MAX_STREAMS_PER_CONNECTION: u32 = 4_096;
+const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
+
 /// Serves `routes` on `listener` until `shutdown` is cancelled, then marks the process
-/// NOT_SERVING, stops accepting, and lets in-flight calls finish for at most `grace`. With an
-/// [`AuthLayer`], every call but health and reflection must carry `authorization: Bearer`.
+/// NOT_SERVING, stops accepting, and lets in-flight calls finish for at most the grace period
+/// of `args`. With an [`AuthLayer`], every call but health and reflection must carry
+/// `authorization: Bearer`. Connections are bounded as [`crate::connections`] says, and pinged
+/// when idle.
 pub async fn serve(
     listener: TcpListener,
     routes: Routes,
     health: Health,
     auth: Option<AuthLayer>,
     shutdown: CancellationToken,
-    grace: Duration,
+    args: &ServerArgs,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
+    let grace = args.shutdown_grace;
     let drain = CancellationToken::new();
     let server = Server::builder()
-        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
         .layer(crate::trace_context::server_layer())
         .layer(tower::util::option_layer(auth))
         .add_routes(routes)
         .serve_with_incoming_shutdown(
-            // `tcp_nodelay` above applies only to listeners tonic binds itself; without it on
-            // accepted sockets, a response written in pieces waits for a delayed ACK (~40 ms).
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            connections::admit(listener, args.connections.limits()),
             drain.clone().cancelled_owned(),
         );
     tokio::pin!(server);

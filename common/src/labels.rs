@@ -39,6 +39,29 @@ pub fn validate_labels(labels: &Labels) -> Result<(), String> {
     Ok(())
 }
 
+/// The longest machine id, in bytes.
+pub const MAX_MACHINE_ID: usize = 64;
+
+/// Checks a machine id: 1 to 64 characters of `A-Z`, `a-z`, `0-9`, `.`, `_` or `-`. The tenant
+/// service registers machines by it; the storage service refuses a query for an id that no
+/// machine can have before asking whether one is registered.
+pub fn validate_machine_id(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("is required".to_owned());
+    }
+    let valid = id.len() <= MAX_MACHINE_ID
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{id}` must be 1 to {MAX_MACHINE_ID} characters of A-Z, a-z, 0-9, `.`, `_` or `-`"
+        ))
+    }
+}
+
 /// Checks a display name: up to 200 characters, no control characters.
 pub fn validate_display_name(name: &str) -> Result<(), String> {
     if name.chars().count() > MAX_DISPLAY_NAME {

@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use mfg_common::{
-    config::{Secret, parse_duration},
+    config::{ConnectionArgs, Secret, parse_duration},
     secret_file,
 };
 
@@ -78,6 +78,8 @@ pub struct Config {
     /// How long in-flight requests may run after a shutdown signal.
     #[arg(long = "shutdown-grace", env = "MFG_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    #[command(flatten)]
+    pub connections: ConnectionArgs,
 }
 
 impl Config {
@@ -104,6 +106,7 @@ impl Config {
             dedicated_concurrency: 64,
             key_cache_ttl: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(10),
+            connections: ConnectionArgs::default(),
         }
     }
 

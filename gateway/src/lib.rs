@@ -219,33 +219,68 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .layer(observability::trace_layer())
 }
 
+/// How often the gateway pings an idle HTTP/2 client, and how long it waits for the answer.
+const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves the gateway on `listener` until `shutdown` is cancelled, then drains for at most the
 /// configured grace period.
+///
+/// Its own accept loop rather than `axum::serve`, which sets no timer: without one, hyper
+/// enforces no header-read timeout, and a client that never finishes its headers, or keeps an
+/// idle connection, holds it forever. Here HTTP/1 headers (and the wait for the next request
+/// of a kept-alive connection) are bounded by `--handshake-timeout`, HTTP/2 clients are pinged,
+/// and each peer may hold at most `--max-connections-per-peer` connections.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    use futures::StreamExt as _;
+    use hyper_util::{
+        rt::{TokioExecutor, TokioIo, TokioTimer},
+        server::{conn::auto, graceful::GracefulShutdown},
+        service::TowerToHyperService,
+    };
+
     let token = config.operator_token()?;
     let state = AppState::new(&config, &token)?.stopping_on(shutdown.clone());
     let app = router(state, &config);
-    let drain = shutdown.clone();
-    // No Nagle: a response written in pieces must not wait for a delayed ACK.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |socket| {
-        if let Err(error) = socket.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-    });
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { drain.cancelled().await })
-        .into_future();
-    tokio::pin!(server);
-    tokio::select! {
-        result = &mut server => return result.map_err(Into::into),
-        () = shutdown.cancelled() => {}
+    let limits = config.connections.limits();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.handshake_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT);
+    let graceful = GracefulShutdown::new();
+    // Boxed, not pinned on the stack: dropping it must close the listener.
+    let mut incoming = Box::pin(mfg_common::connections::admit(listener, limits));
+    loop {
+        let admitted = tokio::select! {
+            () = shutdown.cancelled() => break,
+            admitted = incoming.next() => admitted,
+        };
+        let Some(Ok(io)) = admitted else { continue };
+        let service = TowerToHyperService::new(app.clone());
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(io), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
     }
-    match tokio::time::timeout(config.shutdown_grace, server).await {
-        Ok(result) => result.map_err(Into::into),
+    // Dropping the listener stops accepting; open connections finish their requests.
+    drop(incoming);
+    match tokio::time::timeout(config.shutdown_grace, graceful.shutdown()).await {
+        Ok(()) => Ok(()),
         Err(_) => {
             tracing::warn!("requests still running after the shutdown grace period were cut");
             Ok(())

@@ -16,7 +16,6 @@ use std::{
 
 use axum::{
     extract::{Request, State},
-    http::{HeaderValue, header::RETRY_AFTER},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -167,15 +166,12 @@ pub async fn admission(
         per_second,
     }) = isolation.check_rate(&principal)
     {
-        let mut response = ApiError::new(
+        return ApiError::new(
             ErrorCode::ResourceExhausted,
             format!("the tenant's limit of {per_second} API requests per second is exceeded; retry after {retry_after_secs} s"),
         )
+        .with_retry_after(std::time::Duration::from_secs(retry_after_secs))
         .into_response();
-        response
-            .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
-        return response;
     }
     let _permit = isolation.admit(&principal).await;
     next.run(request).await

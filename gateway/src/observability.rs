@@ -1,7 +1,8 @@
 //! What the gateway tells operators: an HTTP span per request that continues the caller's W3C
 //! trace (the gRPC client layer carries it on to the services, so one REST call is one trace),
 //! and Prometheus metrics at `/metrics`: request counts and latency histograms per route, method
-//! and status.
+//! and status class. Every label takes a bounded set of values, whatever callers send: a route
+//! of the router (or `unmatched`), a standard method (or `other`), a status class (`2xx`…).
 
 use std::{sync::Arc, time::Instant};
 
@@ -46,6 +47,7 @@ pub fn trace_layer() -> TraceLayer<
     TraceLayer::new_for_http().make_span_with(MakeHttpSpan)
 }
 
+/// The route template the router matched (`/v1/tenants/{tenant_id}`), never the raw path.
 fn route_of<B>(request: &http::Request<B>) -> String {
     request
         .extensions()
@@ -55,9 +57,30 @@ fn route_of<B>(request: &http::Request<B>) -> String {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    method: String,
+    method: &'static str,
     route: String,
-    status: u16,
+    status: &'static str,
+}
+
+/// The method's name if it is one of HTTP's standard methods, `other` otherwise.
+fn method_label(method: &http::Method) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| *known == method.as_str())
+        .unwrap_or("other")
+}
+
+fn status_class(status: http::StatusCode) -> &'static str {
+    match status.as_u16() / 100 {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        _ => "5xx",
+    }
 }
 
 /// The gateway's metrics.
@@ -107,13 +130,13 @@ impl Metrics {
 /// Middleware counting and timing every request.
 pub async fn record(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let route = route_of(&request);
     let response = next.run(request).await;
     let labels = RequestLabels {
         method,
         route,
-        status: response.status().as_u16(),
+        status: status_class(response.status()),
     };
     metrics.requests.get_or_create(&labels).inc();
     metrics
@@ -123,9 +146,14 @@ pub async fn record(State(metrics): State<Arc<Metrics>>, request: Request, next:
     response
 }
 
+/// The content type of `/metrics`: the OpenMetrics text format, which Prometheus scrapes (the
+/// OpenAPI document says the same).
+pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 /// `GET /metrics`.
 pub async fn serve_metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    let content_type =
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8");
-    ([(CONTENT_TYPE, content_type)], metrics.render())
+    (
+        [(CONTENT_TYPE, HeaderValue::from_static(METRICS_CONTENT_TYPE))],
+        metrics.render(),
+    )
 }

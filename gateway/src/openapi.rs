@@ -417,8 +417,9 @@ fn operational_routes() -> Vec<(&'static str, Value)> {
         (
             "/metrics",
             open(
-                "Prometheus metrics: request counts and latency histograms per route and status.",
-                json!({ "text/plain": { "schema": { "type": "string" } } }),
+                "Prometheus metrics in the OpenMetrics text format: request counts and latency \
+                 histograms per route, method and status class.",
+                json!({ "application/openmetrics-text": { "schema": { "type": "string" } } }),
             ),
         ),
         (

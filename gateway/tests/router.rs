@@ -42,6 +42,16 @@ async fn every_documented_route_is_served() {
             .unwrap();
         let response = app().oneshot(request).await.unwrap();
         let status = response.status();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
         let body = String::from_utf8(
             to_bytes(response.into_body(), 1 << 20)
                 .await
@@ -58,6 +68,14 @@ async fn every_documented_route_is_served() {
             !body.contains("no such route"),
             "{method} {path} is documented but not routed: {body}"
         );
+        if status == StatusCode::OK {
+            let documented =
+                &document["paths"][&route.path][&route.method]["responses"]["200"]["content"];
+            assert!(
+                documented.get(&content_type).is_some(),
+                "{method} {path} answers {content_type}, documented as {documented}"
+            );
+        }
         if path.starts_with("/v1/tenants") {
             assert_eq!(
                 status,
@@ -66,6 +84,41 @@ async fn every_documented_route_is_served() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn made_up_methods_and_paths_add_no_metric_series() {
+    let app = app();
+    for i in 0..50 {
+        let request = Request::builder()
+            .method(Method::from_bytes(format!("MADEUP{i}").as_bytes()).unwrap())
+            .uri(format!("/no/such/path/{i}"))
+            .body(Body::empty())
+            .unwrap();
+        app.clone().oneshot(request).await.unwrap();
+    }
+    let response = app
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let text = String::from_utf8(
+        to_bytes(response.into_body(), 1 << 22)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(!text.contains("MADEUP"), "{text}");
+    assert!(!text.contains("/no/such/path"), "{text}");
+    let series = text
+        .lines()
+        .filter(|l| l.starts_with("mfg_gateway_http_requests_total"))
+        .collect::<Vec<_>>();
+    assert_eq!(
+        series,
+        [r#"mfg_gateway_http_requests_total{method="other",route="unmatched",status="4xx"} 50"#],
+        "{text}"
+    );
 }
 
 #[tokio::test]

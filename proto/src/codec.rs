@@ -1,4 +1,9 @@
-//! The codec every generated client and server uses: prost, with small initial buffers.
+//! The codec every generated client and server uses: prost, with small initial buffers, and
+//! errors that say whose fault an undecodable message is.
+//!
+//! tonic answers a message that cannot be decoded with INTERNAL. A request that is not the
+//! protobuf its RPC takes is the caller's mistake, so it is INVALID_ARGUMENT here; an answer that
+//! cannot be decoded stays INTERNAL, since only a bug of ours sends one.
 //!
 //! tonic's default allocates an 8 KiB decode buffer and an 8 KiB encode buffer for every call
 //! when it starts, and a stream keeps them while it lives. A machine's stream is mostly idle and
@@ -10,8 +15,29 @@
 use std::marker::PhantomData;
 
 use prost::Message;
-use tonic::codec::{BufferSettings, Codec};
+use tonic::{
+    Status,
+    codec::{BufferSettings, Codec, DecodeBuf, Decoder},
+};
 use tonic_prost::{ProstDecoder, ProstEncoder};
+
+/// Which side of an RPC decodes a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// An RPC's request, decoded by the server.
+    Request,
+    /// An RPC's response, decoded by the client.
+    Response,
+}
+
+/// A message that is the request or the response of an RPC of the contract.
+pub trait Decoded {
+    /// Which side decodes it.
+    const ROLE: Role;
+}
+
+// `impl Decoded for …` for every RPC's request and response, from the contract (build.rs).
+include!(concat!(env!("OUT_DIR"), "/codec_roles.rs"));
 
 /// Initial size of a call's encode and decode buffers.
 pub const INITIAL_BUFFER: usize = 256;
@@ -35,18 +61,45 @@ fn settings() -> BufferSettings {
 impl<T, U> Codec for LeanCodec<T, U>
 where
     T: Message + Send + 'static,
-    U: Message + Default + Send + 'static,
+    U: Message + Default + Decoded + Send + 'static,
 {
     type Encode = T;
     type Decode = U;
     type Encoder = ProstEncoder<T>;
-    type Decoder = ProstDecoder<U>;
+    type Decoder = LeanDecoder<U>;
 
     fn encoder(&mut self) -> Self::Encoder {
         ProstEncoder::new(settings())
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        ProstDecoder::new(settings())
+        LeanDecoder(ProstDecoder::new(settings()))
+    }
+}
+
+/// prost's decoder, whose errors name the side at fault.
+#[derive(Debug)]
+pub struct LeanDecoder<U>(ProstDecoder<U>);
+
+impl<U> Decoder for LeanDecoder<U>
+where
+    U: Message + Default + Decoded,
+{
+    type Item = U;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
+        self.0.decode(buf).map_err(|status| match U::ROLE {
+            // prost's message names where decoding failed, never a value of the caller's.
+            Role::Request => Status::invalid_argument(format!(
+                "the request is not a valid protobuf message of its RPC: {}",
+                status.message()
+            )),
+            Role::Response => status,
+        })
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        self.0.buffer_settings()
     }
 }

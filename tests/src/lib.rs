@@ -38,6 +38,28 @@ pub async fn start_storage(database_url: &str, tenant: SocketAddr) -> Running {
     .await
 }
 
+/// The options of `mfg up` for a test: every listener on a port 0 of 127.0.0.1, and the test
+/// pepper on PostgreSQL.
+pub fn up_args(
+    data_dir: &std::path::Path,
+    database_url: Option<&str>,
+    demo: bool,
+) -> mfg::up::UpArgs {
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    mfg::up::UpArgs {
+        data_dir: data_dir.to_owned(),
+        gateway_addr: any,
+        tenant_addr: any,
+        storage_addr: any,
+        cost_addr: any,
+        provisioning_addr: any,
+        database_url: database_url.map(str::to_owned),
+        key_pepper: database_url.map(|_| mfg_common::config::Secret::new(TEST_PEPPER)),
+        admin_token: None,
+        demo,
+    }
+}
+
 /// Everything `mfg up` starts, on port-0 listeners.
 #[derive(Debug)]
 pub struct Platform {
@@ -63,19 +85,7 @@ impl Platform {
     }
 
     async fn start(data_dir: &std::path::Path, database_url: Option<&str>, demo: bool) -> Self {
-        let any = SocketAddr::from(([127, 0, 0, 1], 0));
-        let args = mfg::up::UpArgs {
-            data_dir: data_dir.to_owned(),
-            gateway_addr: any,
-            tenant_addr: any,
-            storage_addr: any,
-            cost_addr: any,
-            provisioning_addr: any,
-            database_url: database_url.map(str::to_owned),
-            key_pepper: database_url.map(|_| mfg_common::config::Secret::new(TEST_PEPPER)),
-            admin_token: None,
-            demo,
-        };
+        let args = up_args(data_dir, database_url, demo);
         let listeners = mfg::up::Listeners::bind(&args).await.expect("bind port 0");
         let shutdown = CancellationToken::new();
         let (addresses, set) = mfg::up::start(args, listeners, shutdown.clone())

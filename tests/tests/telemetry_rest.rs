@@ -195,6 +195,23 @@ async fn ingest_and_query_over_rest() {
     assert_eq!(body["values"][0]["metric"], "temp");
     assert_eq!(body["values"][0]["value"], 59.0);
 
+    // A machine that is not registered is a 404, so that a typo shows.
+    for path in [
+        format!("/v1/tenants/{tenant_id}/machines/press-9/latest"),
+        format!(
+            "/v1/tenants/{tenant_id}/machines/press-9/telemetry?metric=temp&start={}&end={}",
+            at(0),
+            at(60)
+        ),
+    ] {
+        let (status, body) = http_call(&http, base, Method::GET, &path, Some(&reader), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("press-9"),
+            "{body}"
+        );
+    }
+
     // The operator runs the tiering jobs on demand; a tenant key may not, and `asOf` must be
     // a timestamp.
     let tiering = "/v1/maintenance/tiering";
@@ -230,5 +247,90 @@ async fn ingest_and_query_over_rest() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn over_its_ingest_rate_a_rest_client_is_told_when_to_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::up(dir.path(), None).await;
+    let http = reqwest::Client::new();
+    let base = platform.base.as_str();
+    let operator = Some(platform.operator_token.as_str());
+    let (_, tenant) = http_call(
+        &http,
+        base,
+        Method::POST,
+        "/v1/tenants",
+        operator,
+        Some(json!({"name": "slow", "limits": {"ingestReadingsPerSecond": 100}})),
+    )
+    .await;
+    let tenant_id = tenant["id"].as_str().unwrap().to_owned();
+    http_call(
+        &http,
+        base,
+        Method::POST,
+        &format!("/v1/tenants/{tenant_id}/machines"),
+        operator,
+        Some(json!({"machineId": "press-1"})),
+    )
+    .await;
+    let (_, key) = http_call(
+        &http,
+        base,
+        Method::POST,
+        &format!("/v1/tenants/{tenant_id}/api-keys"),
+        operator,
+        Some(json!({"scopes": ["SCOPE_WRITE"]})),
+    )
+    .await;
+    let key = key["secret"].as_str().unwrap().to_owned();
+    let now = chrono::Utc::now().timestamp_micros();
+    // 1,000 readings pass at once, and leave the tenant ten seconds in debt.
+    let batch = |from: i64| {
+        let readings: Vec<Value> = (0..1_000)
+            .map(|i| {
+                let ts = chrono::DateTime::from_timestamp_micros(from - i * 1_000).unwrap();
+                json!({"machineId": "press-1", "metric": "temp", "ts": ts.to_rfc3339(), "value": 1.0})
+            })
+            .collect();
+        json!({ "readings": readings })
+    };
+    let path = format!("{base}/v1/tenants/{tenant_id}/telemetry");
+    let first = http
+        .post(&path)
+        .bearer_auth(&key)
+        .json(&batch(now))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    let refused = http
+        .post(&path)
+        .bearer_auth(&key)
+        .json(&batch(now - 2_000_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=10).contains(&retry_after),
+        "Retry-After: {retry_after}"
+    );
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], 8, "{body}");
+    let retry_info = body["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["@type"] == "type.googleapis.com/google.rpc.RetryInfo")
+        .unwrap_or_else(|| panic!("no RetryInfo in {body}"));
+    assert!(retry_info["retryDelay"].as_str().unwrap().ends_with('s'));
     platform.stop().await;
 }

@@ -23,13 +23,5 @@ pub async fn run(
     let (health, routes) = grpc::standard_routes(&[service_names::COST]).await?;
     let routes = routes.add_service(CostServiceServer::new(api::CostApi));
     health.set_serving(true).await;
-    grpc::serve(
-        listener,
-        routes,
-        health,
-        None,
-        shutdown,
-        config.server.shutdown_grace,
-    )
-    .await
+    grpc::serve(listener, routes, health, None, shutdown, &config.server).await
 }

@@ -14,7 +14,10 @@ use std::{
 };
 
 use futures::{Stream, StreamExt as _, stream::FuturesOrdered};
-use mfg_common::auth::{Caller, Scope};
+use mfg_common::{
+    auth::{Caller, Scope},
+    shutdown::CancellationToken,
+};
 use mfg_proto::storage::v1::{self as pb, telemetry_service_server::TelemetryService};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -54,12 +57,14 @@ pub const STREAM_WINDOW: usize = 8;
 #[derive(Debug, Clone)]
 pub struct TelemetryApi {
     storage: ReadyStorage,
+    shutdown: CancellationToken,
 }
 
 impl TelemetryApi {
-    /// Creates the adapter over operations that become ready later.
-    pub fn new(storage: ReadyStorage) -> Self {
-        Self { storage }
+    /// Creates the adapter over operations that become ready later; its telemetry streams end
+    /// when `shutdown` is cancelled.
+    pub fn new(storage: ReadyStorage, shutdown: CancellationToken) -> Self {
+        Self { storage, shutdown }
     }
 
     fn storage(&self) -> Result<&Storage, StorageError> {
@@ -93,6 +98,7 @@ impl TelemetryService for TelemetryApi {
             in_flight: FuturesOrdered::new(),
             ending: None,
             closed: false,
+            shutdown: self.shutdown.clone(),
         };
         Ok(Response::new(Box::pin(stream.into_stream())))
     }
@@ -197,9 +203,8 @@ impl TelemetryService for TelemetryApi {
         Caller::of(&request)?.authorize(&request.get_ref().tenant_id, Scope::Read)?;
         let request = request.get_ref();
         let tenant = convert::tenant_id(&request.tenant_id)?;
-        if request.machine_id.is_empty() {
-            return Err(StorageError::invalid("machine_id", "is required").into());
-        }
+        mfg_common::labels::validate_machine_id(&request.machine_id)
+            .map_err(|description| StorageError::invalid("machine_id", description))?;
         let latest = self
             .storage()?
             .queries
@@ -228,6 +233,8 @@ struct AckStream {
     ending: Option<Status>,
     /// The client sent its last batch.
     closed: bool,
+    /// Cancelled when the service stops.
+    shutdown: CancellationToken,
 }
 
 /// A batch waiting for its write: its sequence, and the outcome.
@@ -270,6 +277,11 @@ impl AckStream {
                     );
                 }
                 next = self.inbound.message(), if reading => self.receive(next).await,
+                () = self.shutdown.cancelled(), if reading => {
+                    self.ending = Some(Status::unavailable(
+                        "the storage service is stopping: reconnect and resend what was not acked",
+                    ));
+                }
                 else => return None,
             }
         }

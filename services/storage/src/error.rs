@@ -49,6 +49,17 @@ pub enum StorageError {
         /// When to retry.
         retry_after: Duration,
     },
+    /// A subscription asked to resume after a cursor that no event has had yet.
+    #[error(
+        "resume_after {cursor} is beyond the newest alert event ({newest}): resume after a cursor \
+         received, or from 0 for new events only"
+    )]
+    CursorAhead {
+        /// The cursor asked for.
+        cursor: u64,
+        /// The newest event's cursor.
+        newest: u64,
+    },
     /// The tenant holds telemetry, so its storage cannot be released.
     #[error("tenant `{0}` holds telemetry: its storage is only released while it has none")]
     HoldsData(String),
@@ -87,6 +98,7 @@ impl ServiceError for StorageError {
             | Self::RuleLimit(_)
             | Self::AlertResolved(_) => ErrorCode::FailedPrecondition,
             Self::RateLimited { .. } => ErrorCode::ResourceExhausted,
+            Self::CursorAhead { .. } => ErrorCode::OutOfRange,
             Self::NotReady | Self::Unavailable(_) | Self::ShuttingDown => ErrorCode::Unavailable,
             Self::Internal(_) => ErrorCode::Internal,
         }

@@ -85,7 +85,7 @@ pub async fn run_with_clock(
     let ready: ReadyStorage = Arc::new(OnceLock::new());
     let routes = routes
         .add_service(
-            TelemetryServiceServer::new(TelemetryApi::new(ready.clone()))
+            TelemetryServiceServer::new(TelemetryApi::new(ready.clone(), shutdown.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(AlertServiceServer::new(api::AlertApi::new(
@@ -116,7 +116,7 @@ pub async fn run_with_clock(
         health,
         Some(auth),
         shutdown,
-        config.server.shutdown_grace,
+        &config.server,
     )
     .await;
     readiness.abort();

@@ -99,6 +99,8 @@ impl Queries {
 
     /// Answers a series query.
     pub async fn series(&self, query: &SeriesQuery) -> Result<SeriesAnswer> {
+        self.require_machine(query.tenant, &query.key.machine_id)
+            .await?;
         let Some(tenant) = self.store.find_tenant(query.tenant).await? else {
             return Ok(SeriesAnswer::default());
         };
@@ -246,10 +248,25 @@ impl Queries {
 
     /// The last value of every metric of a machine.
     pub async fn latest(&self, tenant: Uuid, machine_id: &str) -> Result<Vec<Latest>> {
+        self.require_machine(tenant, machine_id).await?;
         let Some(tenant) = self.store.find_tenant(tenant).await? else {
             return Ok(Vec::new());
         };
         self.store.latest(tenant, machine_id).await
+    }
+
+    /// A query names a registered machine: a typo is a NotFound, not an empty answer.
+    async fn require_machine(&self, tenant: Uuid, machine_id: &str) -> Result<()> {
+        if self
+            .ingest
+            .directory()
+            .machine_exists(tenant, machine_id)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(StorageError::MachineNotFound(machine_id.to_owned()))
+        }
     }
 
     /// The store.

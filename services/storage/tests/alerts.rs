@@ -132,6 +132,23 @@ async fn lifecycle(backend: Backend) {
     let open = list(&platform, &platform.read_key, Some(pb::AlertState::Open)).await;
     assert!(open.is_empty());
 
+    // A cursor no event has had yet is refused, rather than silently skipping what comes.
+    let (_requests, beyond) = subscription(&platform, cleared.cursor + 1_000_000).await;
+    let status = platform
+        .alerts(&platform.read_key)
+        .subscribe_alerts(beyond)
+        .await
+        .expect_err("a cursor beyond the log");
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    // The newest cursor itself is fine: nothing to replay, then live events.
+    let mut caught_up = Subscriber::open(&platform, &platform.read_key, cleared.cursor).await;
+    send(&platform, &[(t + 8 * S, 99.0)]).await;
+    assert_eq!(
+        caught_up.next().await.r#type,
+        i32::from(pb::AlertEventType::Opened)
+    );
+    drop(caught_up);
+
     // Another tenant sees nothing of it.
     let other = platform.other_tenant().await;
     let other_key = platform.key_of(&other, tpb::Scope::Admin).await;

@@ -80,7 +80,7 @@ pub async fn run_with_clock(
         health,
         Some(auth),
         shutdown,
-        config.server.shutdown_grace,
+        &config.server,
     )
     .await;
     readiness.abort();

@@ -172,6 +172,17 @@ impl AlertService for AlertApi {
         let filters = subscribe::Filters::parse(&subscription)?;
         let alerting = self.rules()?.clone();
         let live = alerting.journal().subscribe();
+        // A cursor beyond the log would skip every event to come until one passed it.
+        if subscription.resume_after > 0 {
+            let newest = alerting.store().last_cursor().await?;
+            if subscription.resume_after > newest {
+                return Err(StorageError::CursorAhead {
+                    cursor: subscription.resume_after,
+                    newest,
+                }
+                .into());
+            }
+        }
         let (outbound, receiver) = mpsc::channel(subscribe::OUTBOUND);
         let task = subscribe::Subscription {
             alerting,

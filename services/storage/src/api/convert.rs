@@ -84,11 +84,21 @@ pub fn series_query(request: &pb::QueryTelemetryRequest) -> Result<SeriesQuery> 
         "tenant_id",
         Uuid::parse_str(&request.tenant_id).map_err(|_| "must be a UUID".to_owned()),
     );
-    if request.machine_id.is_empty() {
-        violations.add("machine_id", "is required");
-    }
-    if request.metric.is_empty() {
+    violations.check(
+        "machine_id",
+        mfg_common::labels::validate_machine_id(&request.machine_id),
+    );
+    let metric_chars = request.metric.chars().count();
+    if metric_chars == 0 {
         violations.add("metric", "is required");
+    } else if metric_chars > crate::domain::ingest::MAX_METRIC_CHARS {
+        violations.add(
+            "metric",
+            format!(
+                "must have at most {} characters, not {metric_chars}",
+                crate::domain::ingest::MAX_METRIC_CHARS
+            ),
+        );
     }
     let start = request.start.as_ref().map(micros);
     let end = request.end.as_ref().map(micros);

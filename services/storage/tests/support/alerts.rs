@@ -101,7 +101,7 @@ pub async fn register_machines(platform: &Platform, machines: usize) {
 
 /// A subscriber's request stream, its first message subscribing to the tenant's events after
 /// `resume_after`; the sender keeps the stream open.
-async fn subscription(
+pub async fn subscription(
     platform: &Platform,
     resume_after: u64,
 ) -> (

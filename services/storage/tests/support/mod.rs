@@ -286,6 +286,13 @@ impl Platform {
             .addr
     }
 
+    /// Stops the storage service, letting it drain.
+    pub async fn stop_storage(&mut self) {
+        if let Some(storage) = self.storage.take() {
+            storage.stop().await;
+        }
+    }
+
     /// Stops the storage service (draining it) and starts it again on the same database, on a
     /// new port; clients made before keep talking to the old one, which is gone.
     pub async fn restart_storage(&mut self) {

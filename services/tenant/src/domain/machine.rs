@@ -30,19 +30,7 @@ impl fmt::Display for MachineId {
 impl FromStr for MachineId {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.is_empty() {
-            return Err("is required".to_owned());
-        }
-        let valid = s.len() <= 64
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-        if valid {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(format!(
-                "`{s}` must be 1 to 64 characters of A-Z, a-z, 0-9, `.`, `_` or `-`"
-            ))
-        }
+        mfg_common::labels::validate_machine_id(s).map(|()| Self(s.to_owned()))
     }
 }
 

@@ -153,7 +153,13 @@ impl Subscription {
                             .await;
                         return;
                     }
-                    Ok(None) | Err(_) => return,
+                    Ok(None) => return,
+                    // A message that does not decode (INVALID_ARGUMENT) is told; to a client
+                    // that went away, the status goes nowhere.
+                    Err(status) => {
+                        let _ = outbound.send(Err(status)).await;
+                        return;
+                    }
                 },
                 event = self.live.recv() => match event {
                     Ok(event) => {
