@@ -104,6 +104,9 @@ pub async fn run(args: StreamsBench) -> anyhow::Result<()> {
             .arg(&storage_url)
             .arg("--tenant-addr")
             .arg(tenant_addr.to_string())
+            // Every connection comes from 127.0.0.1: one peer, as many connections as machines.
+            .arg("--max-connections-per-peer")
+            .arg((connections + 16).to_string())
             .arg("--archive-dir")
             .arg(dir.path().join("archive"))
             .env("MFG_ADMIN_TOKEN", OPERATOR)

@@ -271,6 +271,34 @@ async fn alerts_are_listed_acknowledged_and_streamed_as_server_sent_events() {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(one["state"], "ALERT_STATE_RESOLVED");
-    drop(resumed);
+
+    // A Last-Event-ID no event has had is refused, not silently waited on.
+    let beyond = resolved.id.parse::<u64>().unwrap() + 1_000_000;
+    let response = http
+        .get(format!("{base}{tenant}/alert-events"))
+        .bearer_auth(&reader)
+        .header("last-event-id", beyond.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], 11, "OUT_OF_RANGE: {body}");
+
+    // One key holds at most 32 event streams (--alert-subscribers-per-key).
+    let mut held = vec![resumed];
+    for _ in 1..32 {
+        held.push(
+            SseReader::open(&http, format!("{base}{tenant}/alert-events"), &reader, None).await,
+        );
+    }
+    let response = http
+        .get(format!("{base}{tenant}/alert-events"))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    drop(held);
     platform.stop().await;
 }

@@ -346,9 +346,10 @@ async fn alert_events(
         })
         .await
         .map_err(|_| ApiError::new(ErrorCode::Internal, "the subscription could not start"))?;
+    // On the key's behalf: its subscriptions count against its cap in the storage service.
     let responses = state
         .alerts()
-        .subscribe_alerts(ReceiverStream::new(receiver))
+        .subscribe_alerts(with_caller(ReceiverStream::new(receiver), &caller))
         .await?
         .into_inner();
     // The request stream stays open as long as the response is read.

@@ -7,10 +7,12 @@ pub mod evaluator;
 pub mod index;
 pub mod journal;
 pub mod rules;
+pub mod subscribers;
 pub mod sweep;
 pub mod unflushed;
 
 pub use evaluator::{Evaluator, EvaluatorConfig};
 pub use journal::Journal;
 pub use rules::Alerting;
+pub use subscribers::SubscriberCaps;
 pub use sweep::MachineSweep;

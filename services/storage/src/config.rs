@@ -130,6 +130,21 @@ pub struct Config {
         value_parser = mfg_common::config::parse_duration
     )]
     pub alert_machine_sweep: Duration,
+    /// How many alert subscriptions (gRPC `SubscribeAlerts`, and SSE through the gateway) one
+    /// API key may hold open at once.
+    #[arg(
+        long = "alert-subscribers-per-key",
+        env = "MFG_ALERT_SUBSCRIBERS_PER_KEY",
+        default_value_t = 32
+    )]
+    pub alert_subscribers_per_key: usize,
+    /// How many alert subscriptions one tenant may hold open at once, all its keys together.
+    #[arg(
+        long = "alert-subscribers-per-tenant",
+        env = "MFG_ALERT_SUBSCRIBERS_PER_TENANT",
+        default_value_t = 256
+    )]
+    pub alert_subscribers_per_tenant: usize,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -187,6 +202,8 @@ impl Config {
             alert_commit: AlertCommit::Fast,
             alert_shards: None,
             alert_machine_sweep: Duration::from_secs(60),
+            alert_subscribers_per_key: 32,
+            alert_subscribers_per_tenant: 256,
             server: ServerArgs::default(),
         }
     }
@@ -274,6 +291,14 @@ impl Config {
     pub fn with_alert_evaluations(mut self, batches: usize, shards: usize) -> Self {
         self.alert_evaluations = batches;
         self.alert_shards = Some(shards);
+        self
+    }
+
+    /// Caps the alert subscriptions of one key and of one tenant.
+    #[must_use]
+    pub fn with_alert_subscribers(mut self, per_key: usize, per_tenant: usize) -> Self {
+        self.alert_subscribers_per_key = per_key;
+        self.alert_subscribers_per_tenant = per_tenant;
         self
     }
 

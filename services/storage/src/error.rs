@@ -49,6 +49,19 @@ pub enum StorageError {
         /// When to retry.
         retry_after: Duration,
     },
+    /// A key or a tenant holds as many alert subscriptions as it may.
+    #[error(
+        "the {holder} already holds {limit} alert subscriptions, its limit ({setting}): close \
+         one first"
+    )]
+    TooManySubscribers {
+        /// What holds them: `API key` or `tenant`.
+        holder: &'static str,
+        /// The cap.
+        limit: usize,
+        /// The setting that sets it.
+        setting: &'static str,
+    },
     /// A subscription asked to resume after a cursor that no event has had yet.
     #[error(
         "resume_after {cursor} is beyond the newest alert event ({newest}): resume after a cursor \
@@ -99,6 +112,7 @@ impl ServiceError for StorageError {
             | Self::AlertResolved(_) => ErrorCode::FailedPrecondition,
             Self::RateLimited { .. } => ErrorCode::ResourceExhausted,
             Self::CursorAhead { .. } => ErrorCode::OutOfRange,
+            Self::TooManySubscribers { .. } => ErrorCode::ResourceExhausted,
             Self::NotReady | Self::Unavailable(_) | Self::ShuttingDown => ErrorCode::Unavailable,
             Self::Internal(_) => ErrorCode::Internal,
         }

@@ -91,6 +91,10 @@ pub async fn run_with_clock(
         .add_service(AlertServiceServer::new(api::AlertApi::new(
             ready.clone(),
             shutdown.clone(),
+            alerting::SubscriberCaps::new(
+                config.alert_subscribers_per_key,
+                config.alert_subscribers_per_tenant,
+            ),
         )));
     let keys = KeyCache::new(tenant.clone(), clock.clone(), MAX_TTL, 100_000);
     let auth = AuthLayer::new(Authenticator::new(&operator_token, keys));

@@ -342,3 +342,64 @@ async fn an_overloaded_evaluator_coalesces_readings_and_misses_no_alert() {
     drop(subscriber);
     platform.stop().await;
 }
+
+#[tokio::test]
+async fn a_key_and_a_tenant_hold_at_most_their_subscriptions() {
+    let platform = Platform::start_configured(
+        Backend::Sqlite,
+        100_000,
+        mfg_common::clock::system_clock(),
+        |config| config.with_alert_subscribers(2, 3),
+    )
+    .await;
+    let first = Subscriber::open(&platform, &platform.read_key, 0).await;
+    let _second = Subscriber::open(&platform, &platform.read_key, 0).await;
+    let refused = |token: String| {
+        let platform = &platform;
+        async move {
+            let (_requests, stream) = subscription(platform, 0).await;
+            platform
+                .alerts(&token)
+                .subscribe_alerts(stream)
+                .await
+                .expect_err("over the cap")
+        }
+    };
+    let status = refused(platform.read_key.clone()).await;
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.message().contains("--alert-subscribers-per-key"),
+        "{status:?}"
+    );
+
+    // Another key of the tenant has its own share, up to the tenant's.
+    let _third = Subscriber::open(&platform, &platform.write_key, 0).await;
+    let status = refused(platform.write_key.clone()).await;
+    assert!(
+        status.message().contains("--alert-subscribers-per-tenant"),
+        "{status:?}"
+    );
+
+    // A subscription that ends gives its place back.
+    drop(first);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_requests, stream) = subscription(&platform, 0).await;
+        match platform
+            .alerts(&platform.read_key)
+            .subscribe_alerts(stream)
+            .await
+        {
+            Ok(_) => break,
+            Err(status) => {
+                assert_eq!(status.code(), Code::ResourceExhausted);
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the place never came back"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    platform.stop().await;
+}

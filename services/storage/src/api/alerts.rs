@@ -11,7 +11,7 @@ use mfg_common::{
     pagination::PageRequest,
     shutdown::CancellationToken,
 };
-use std::pin::Pin;
+use std::{pin::Pin, sync::Arc};
 
 use futures::Stream;
 use mfg_proto::storage::v1::{
@@ -23,20 +23,32 @@ use tonic::{Request, Response, Status, Streaming};
 use uuid::Uuid;
 
 use super::ReadyStorage;
-use crate::{alerting::Alerting, error::StorageError};
+use crate::{
+    alerting::{Alerting, SubscriberCaps},
+    error::StorageError,
+};
 
 /// Serves `mfg.storage.v1.AlertService`.
 #[derive(Debug, Clone)]
 pub struct AlertApi {
     storage: ReadyStorage,
     shutdown: CancellationToken,
+    subscribers: Arc<SubscriberCaps>,
 }
 
 impl AlertApi {
     /// Creates the adapter over operations that become ready later; subscriptions end at
-    /// `shutdown`.
-    pub fn new(storage: ReadyStorage, shutdown: CancellationToken) -> Self {
-        Self { storage, shutdown }
+    /// `shutdown`, and are capped by `subscribers`.
+    pub fn new(
+        storage: ReadyStorage,
+        shutdown: CancellationToken,
+        subscribers: Arc<SubscriberCaps>,
+    ) -> Self {
+        Self {
+            storage,
+            shutdown,
+            subscribers,
+        }
     }
 
     fn rules(&self) -> Result<&Alerting, StorageError> {
@@ -154,6 +166,7 @@ impl AlertService for AlertApi {
         Status,
     > {
         let caller = Caller::of(&request)?;
+        let key = Some(who(&request)?).filter(|who| who.starts_with("key:"));
         let mut inbound = request.into_inner();
         let first = inbound
             .message()
@@ -170,6 +183,7 @@ impl AlertService for AlertApi {
         caller.authorize(&subscription.tenant_id, Scope::Read)?;
         let tenant = super::convert::tenant_id(&subscription.tenant_id)?;
         let filters = subscribe::Filters::parse(&subscription)?;
+        let slot = self.subscribers.admit(tenant, key)?;
         let alerting = self.rules()?.clone();
         let live = alerting.journal().subscribe();
         // A cursor beyond the log would skip every event to come until one passed it.
@@ -191,6 +205,7 @@ impl AlertService for AlertApi {
             sent: subscription.resume_after,
             live,
             shutdown: self.shutdown.clone(),
+            _slot: slot,
         };
         tokio::spawn(task.run(inbound, outbound));
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))

@@ -95,6 +95,8 @@ pub struct Subscription {
     pub live: broadcast::Receiver<Arc<AlertEvent>>,
     /// Ends the subscription when the service stops.
     pub shutdown: CancellationToken,
+    /// Its place under the key's and the tenant's caps, held while it runs.
+    pub _slot: crate::alerting::subscribers::SubscriberSlot,
 }
 
 type Sender = mpsc::Sender<Result<pb::SubscribeAlertsResponse, Status>>;
