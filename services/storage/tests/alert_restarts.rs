@@ -84,6 +84,46 @@ async fn a_rate_of_change_window_continues_after_a_restart() {
     platform.stop().await;
 }
 
+/// A window with nothing to save (no alert, no timer) is rebuilt after a restart too.
+async fn a_rate_of_change_window_with_no_saved_state_is_rebuilt_after_a_restart(backend: Backend) {
+    let mut platform = Platform::start(backend, 100_000).await;
+    let rate = pb::AlertCondition {
+        kind: Some(Kind::RateOfChange(pb::RateOfChangeCondition {
+            comparison: pb::Comparison::Greater.into(),
+            per_second: 5.0,
+            window: Some(pbjson_types::Duration {
+                seconds: 30,
+                nanos: 0,
+            }),
+        })),
+    };
+    create_rule(&platform, rate).await;
+    let t = now_micros() / S * S - 120 * S;
+    send(&platform, &[(t, 100.0), (t + S, 101.0)]).await;
+    platform.restart_storage().await;
+    let mut subscriber = Subscriber::open(&platform, &platform.read_key, 0).await;
+    // 100 → 150 in 3 s is 16.7/s: the window holds t and t + 1 s from before the restart.
+    send(&platform, &[(t + 3 * S, 150.0)]).await;
+    let opened = subscriber.next().await;
+    assert_eq!(
+        opened.r#type,
+        i32::from(pb::AlertEventType::Opened),
+        "{opened:?}"
+    );
+    drop(subscriber);
+    platform.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_window_with_no_saved_state_is_rebuilt_on_postgres() {
+    a_rate_of_change_window_with_no_saved_state_is_rebuilt_after_a_restart(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_window_with_no_saved_state_is_rebuilt_on_sqlite() {
+    a_rate_of_change_window_with_no_saved_state_is_rebuilt_after_a_restart(Backend::Sqlite).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_machine_has_its_alerts_resolved_and_is_no_longer_watched() {
     let clock = ManualClock::new();

@@ -16,8 +16,8 @@
 //! - **State that matters survives a restart:** a shard sends a rule's state to the journal
 //!   whenever what is persisted of it changes (firing, a "for" timer starting or stopping), and
 //!   checkpoints no-data arrivals every `checkpoint`.
-//! - **Rate-of-change windows** are not stored: a state restored after a restart has its
-//!   windows refilled from the series' stored readings at its first new reading.
+//! - **Rate-of-change windows** are not stored: a state's windows are rebuilt from the series'
+//!   stored readings at its first reading in the process, restored or new.
 //! - **Machines that are gone** (deleted from the tenant, found by the
 //!   [machine sweep](super::sweep)) are forgotten: their states are dropped, and a rule that
 //!   lists one by id stops watching it for no-data until it reports again.
@@ -475,13 +475,18 @@ impl Shard {
                     rule_id: rule.rule_id,
                     machine_id: reading.machine_id.clone(),
                 };
-                if !self.unseeded.is_empty() && self.unseeded.remove(&key) {
+                let restored = !self.unseeded.is_empty() && self.unseeded.remove(&key);
+                let new = !self.states.contains_key(&key);
+                if new {
+                    self.states
+                        .insert(key.clone(), RuleState::new(condition, arrival));
+                }
+                if restored || (new && RuleState::rate_window(condition).is_some()) {
                     self.seed(&key, condition, &reading).await;
                 }
-                let state = self
-                    .states
-                    .entry(key.clone())
-                    .or_insert_with(|| RuleState::new(condition, arrival));
+                let Some(state) = self.states.get_mut(&key) else {
+                    continue;
+                };
                 let before = persisted_view(state);
                 let signal = state.on_reading(condition, reading.ts, reading.value, arrival);
                 let changed = persisted_view(state) != before;

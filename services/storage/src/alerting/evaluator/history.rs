@@ -1,5 +1,6 @@
-//! Rate-of-change windows are not stored: a state restored after a restart refills them from
-//! the series' stored readings at its first new reading.
+//! Rate-of-change windows are not stored: they are rebuilt from the series' stored readings at
+//! a state's first reading in this process, whether the state was restored after a restart or
+//! is new (a restart forgets the windows of states that had nothing to save).
 
 use super::{Observed, Shard};
 use crate::{
@@ -8,9 +9,10 @@ use crate::{
 };
 
 impl Shard {
-    /// Refills the rate-of-change windows of a restored state with the readings of its series
-    /// stored within the window before `reading`. Without them (the store failed), its windows
-    /// fill from new readings, as a new state's do.
+    /// Fills the rate-of-change windows of a state with the readings of its series stored
+    /// within the window before `reading`: up to the last reading it evaluated, for a restored
+    /// state; before `reading`, for a new one. Without them (the store failed), its windows
+    /// fill from new readings.
     pub(super) async fn seed(
         &mut self,
         key: &RuleStateKey,
@@ -18,16 +20,20 @@ impl Shard {
         reading: &Observed,
     ) {
         let history = &self.history;
-        let (Some(window), Some(last)) = (
-            RuleState::rate_window(condition),
-            self.states.get(key).and_then(|state| state.last_ts),
-        ) else {
+        let Some(window) = RuleState::rate_window(condition) else {
             return;
+        };
+        let end_micros = match self.states.get(key).and_then(|state| state.last_ts) {
+            Some(last) => last.saturating_add(1),
+            None => reading.ts,
         };
         let range = Range {
             start_micros: reading.ts.saturating_sub(window),
-            end_micros: last.saturating_add(1),
+            end_micros,
         };
+        if range.start_micros >= range.end_micros {
+            return;
+        }
         let series = SeriesKey {
             machine_id: reading.machine_id.clone(),
             metric: reading.metric.clone(),
