@@ -32,6 +32,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let descriptors = compiler.file_descriptor_set();
     fs::write(out_dir.join("codec_roles.rs"), codec_roles(&descriptors))?;
 
+    // Every message names itself (`prost::Name`), so that the gateway can find its descriptor
+    // and write the canonical proto3 JSON.
+    let mut config = tonic_prost_build::Config::new();
+    config.enable_type_names();
     tonic_prost_build::configure()
         .build_client(env::var_os("CARGO_FEATURE_CLIENT").is_some())
         .build_server(env::var_os("CARGO_FEATURE_SERVER").is_some())
@@ -42,7 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Well-known types come from pbjson-types, which carries their proto3 JSON mapping.
         .compile_well_known_types(true)
         .extern_path(".google.protobuf", "::pbjson_types")
-        .compile_fds(descriptors)?;
+        .compile_fds_with_config(descriptors, config)?;
 
     if env::var_os("CARGO_FEATURE_JSON").is_some() {
         // Unpopulated fields are emitted, as grpc-gateway v2 does by default, so that a zero

@@ -179,6 +179,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
                     limits::admission,
                 )),
         )
+        .merge(unbuilt_routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -222,6 +223,41 @@ pub fn router(state: AppState, config: &Config) -> Router {
 /// How often the gateway pings an idle HTTP/2 client, and how long it waits for the answer.
 const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The contract's routes that are not built yet, answering 501 as their RPCs answer
+/// UNIMPLEMENTED.
+fn unbuilt_routes() -> Router<AppState> {
+    let mut by_path: std::collections::BTreeMap<String, axum::routing::MethodRouter<AppState>> =
+        std::collections::BTreeMap::new();
+    let routes = openapi::unbuilt_routes().unwrap_or_else(|error| {
+        tracing::error!(%error, "the contract's unbuilt routes could not be read");
+        Vec::new()
+    });
+    for (method, path) in routes {
+        let Ok(filter) = axum::routing::MethodFilter::try_from(method) else {
+            continue;
+        };
+        let handler = axum::routing::on(filter, || async {
+            ApiError::new(
+                ErrorCode::Unimplemented,
+                "this route is in the contract but not built yet",
+            )
+        });
+        let entry = by_path.remove(&path);
+        by_path.insert(
+            path,
+            match entry {
+                Some(existing) => existing.merge(handler),
+                None => handler,
+            },
+        );
+    }
+    by_path
+        .into_iter()
+        .fold(Router::new(), |router, (path, methods)| {
+            router.route(&path, methods)
+        })
+}
 
 /// Serves the gateway on `listener` until `shutdown` is cancelled, then drains for at most the
 /// configured grace period.

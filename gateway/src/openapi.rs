@@ -108,6 +108,53 @@ pub fn document() -> anyhow::Result<Value> {
     }))
 }
 
+/// The `google.api.http` routes of the contract's services that the gateway does not serve
+/// yet: each answers 501, as its service answers UNIMPLEMENTED over gRPC. Paths are axum's: a
+/// custom verb after a variable (`{run_id}:retry`) is matched by the variable's segment, since
+/// every such route answers the same.
+pub fn unbuilt_routes() -> anyhow::Result<Vec<(http::Method, String)>> {
+    let pool = DescriptorPool::decode(mfg_proto::FILE_DESCRIPTOR_SET)
+        .context("the contract's descriptors")?;
+    let http_rule = pool
+        .get_extension_by_name("google.api.http")
+        .context("google.api.http is not in the descriptors")?;
+    let mut routes = Vec::new();
+    for service in pool.services() {
+        if !service.package_name().starts_with("mfg.") || SERVED.contains(&service.full_name()) {
+            continue;
+        }
+        for method in service.methods() {
+            let options = method.options();
+            if !options.has_extension(&http_rule) {
+                continue;
+            }
+            let rule = options.get_extension(&http_rule);
+            let rule = rule.as_message().context("google.api.http is a message")?;
+            for verb in ["get", "put", "post", "delete", "patch"] {
+                let Some(template) = rule.get_field_by_name(verb) else {
+                    continue;
+                };
+                let Some(template) = template.as_str().filter(|t| !t.is_empty()) else {
+                    continue;
+                };
+                let path = template
+                    .split('/')
+                    .map(|segment| match segment.find('}') {
+                        Some(end) if segment.starts_with('{') => &segment[..=end],
+                        _ => segment,
+                    })
+                    .collect::<Vec<_>>()
+                    .join("/");
+                let method = http::Method::from_bytes(verb.to_uppercase().as_bytes())?;
+                if !routes.contains(&(method.clone(), path.clone())) {
+                    routes.push((method, path));
+                }
+            }
+        }
+    }
+    Ok(routes)
+}
+
 /// Returns the routes a document describes.
 pub fn routes(document: &Value) -> Vec<Route> {
     let mut routes = Vec::new();

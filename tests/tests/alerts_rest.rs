@@ -68,6 +68,29 @@ async fn alert_rules_over_rest() {
         body["details"][0]["fieldViolations"][0]["field"],
         "rule.condition.threshold.clear_value"
     );
+    // A JSON type error is named by its field too, as gRPC's validation names it.
+    let unknown_enum = json!({
+        "metric": "spindle_temp_c",
+        "condition": {"threshold": {"comparison": "COMPARISON_HOTTER", "value": 80}},
+    });
+    let (status, body) = call(Method::POST, rules.clone(), Some(unknown_enum)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let violation = &body["details"][0]["fieldViolations"][0];
+    assert_eq!(
+        violation["field"], "rule.condition.threshold.comparison",
+        "{body}"
+    );
+    assert!(
+        violation["description"]
+            .as_str()
+            .unwrap()
+            .contains("COMPARISON_GREATER"),
+        "{body}"
+    );
+    assert!(
+        !body["message"].as_str().unwrap().contains("line 1"),
+        "{body}"
+    );
 
     let (status, listed) = call(Method::GET, rules.clone(), None).await;
     assert_eq!(status, StatusCode::OK);

@@ -93,9 +93,14 @@ async fn tour(api: &Api) -> String {
         "snake_case input is accepted"
     );
     assert_eq!(tenant["retention"]["hotDays"], 30);
+    let created = tenant["createTime"].as_str().unwrap();
     assert!(
-        tenant["createTime"].as_str().unwrap().starts_with("20"),
-        "RFC 3339: {tenant}"
+        created.starts_with("20") && created.ends_with('Z'),
+        "RFC 3339 in UTC, ending in Z as proto3 JSON prefers: {tenant}"
+    );
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(created).is_ok(),
+        "{created}"
     );
     let id = tenant["id"].as_str().unwrap().to_owned();
 

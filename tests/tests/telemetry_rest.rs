@@ -111,10 +111,19 @@ async fn ingest_and_query_over_rest() {
         Method::POST,
         &path,
         Some(&writer),
-        Some(json!({"readings": [{"ts": "yesterday"}]})),
+        Some(json!({"readings": [{"machineId": "press-1", "ts": at(1)}, {"ts": "yesterday"}]})),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let violation = &body["details"][0]["fieldViolations"][0];
+    assert_eq!(violation["field"], "readings[1].ts", "{body}");
+    assert!(
+        violation["description"]
+            .as_str()
+            .unwrap()
+            .contains("RFC 3339"),
+        "{body}"
+    );
 
     let series = format!("/v1/tenants/{tenant_id}/machines/press-1/telemetry");
     let (status, body) = http_call(

@@ -292,10 +292,10 @@ fn sse_event(message: std::result::Result<pb::SubscribeAlertsResponse, tonic::St
         Ok(Some(Outbound::Event(event))) => Event::default()
             .id(event.cursor.to_string())
             .event(event_name(event.r#type))
-            .data(serde_json::to_string(&event).unwrap_or_default()),
+            .data(crate::json::to_json(&event).unwrap_or_default()),
         Ok(Some(Outbound::Lagged(lagged))) => Event::default()
             .event("lagged")
-            .data(serde_json::to_string(&lagged).unwrap_or_default()),
+            .data(crate::json::to_json(&lagged).unwrap_or_default()),
         Ok(None) => Event::default().comment("empty message"),
         Err(status) => {
             let error = ApiError::from(status);

@@ -11,7 +11,7 @@
 //! what they did.
 
 use axum::{Router, extract::State, routing::get};
-use mfg_common::{ErrorCode, auth::Scope};
+use mfg_common::auth::Scope;
 use mfg_proto::storage::v1 as pb;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -118,13 +118,7 @@ async fn query(
     }
     // The parameters are checked as the request's proto3 JSON form; a value that does not
     // parse (a timestamp, a duration, an aggregation) is a 400 naming it.
-    let request: pb::QueryTelemetryRequest = serde_json::from_value(Value::Object(request))
-        .map_err(|error| {
-            ApiError::new(
-                ErrorCode::InvalidArgument,
-                format!("invalid query parameter: {error}"),
-            )
-        })?;
+    let request: pb::QueryTelemetryRequest = from_value(Value::Object(request))?;
     Ok(Reply::ok(
         state.storage().query_telemetry(request).await?.into_inner(),
     ))
