@@ -164,9 +164,15 @@ pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
 impl From<crate::object_store::ObjectError> for StorageError {
     fn from(error: crate::object_store::ObjectError) -> Self {
+        use crate::object_store::ObjectError;
         match error {
-            crate::object_store::ObjectError::Retryable(_) => Self::Unavailable(error.to_string()),
-            _ => Self::Internal(error.to_string()),
+            // A store that is down, or refuses (credentials, a missing bucket), is the cold
+            // tier's state, which an operator can fix and a retry then passes: UNAVAILABLE,
+            // with the cause. An object we expected and lack is a bug of ours.
+            ObjectError::Retryable(_) | ObjectError::Permanent(_) => {
+                Self::Unavailable(format!("the cold tier: {error}"))
+            }
+            ObjectError::NotFound(_) => Self::Internal(error.to_string()),
         }
     }
 }

@@ -196,7 +196,7 @@ where
                 context.err().message().unwrap_or("no message")
             );
             match code {
-                "NoSuchKey" | "NotFound" | "NoSuchBucket" => ObjectError::NotFound(what.to_owned()),
+                "NoSuchKey" | "NotFound" => ObjectError::NotFound(what.to_owned()),
                 "SlowDown"
                 | "Throttling"
                 | "ThrottlingException"
