@@ -249,7 +249,7 @@ pub async fn run(args: AlertsBench) -> anyhow::Result<()> {
         250_000.0
     });
     let platform = BenchPlatform::start_with(args.database_url.as_deref(), |mut config| {
-        config.alert_commit = commit;
+        config.options.alert_commit = commit;
         config
     })
     .await?;

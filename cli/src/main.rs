@@ -82,12 +82,43 @@ async fn bind(addr: SocketAddr, name: &str) -> anyhow::Result<TcpListener> {
     Ok(listener)
 }
 
+/// The `MFG_*` variables among `vars` that no option of any command reads: most likely typos,
+/// which would otherwise be ignored in silence. `MFG_TEST_*` belong to the test suite.
+fn unknown_variables(vars: impl Iterator<Item = String>) -> Vec<String> {
+    fn known(command: &clap::Command, into: &mut std::collections::HashSet<String>) {
+        for arg in command.get_arguments() {
+            if let Some(env) = arg.get_env() {
+                into.insert(env.to_string_lossy().into_owned());
+            }
+        }
+        for sub in command.get_subcommands() {
+            known(sub, into);
+        }
+    }
+    let mut names = std::collections::HashSet::new();
+    known(&<Cli as clap::CommandFactory>::command(), &mut names);
+    let mut unknown: Vec<String> = vars
+        .filter(|name| name.starts_with("MFG_") && !name.starts_with("MFG_TEST_"))
+        .filter(|name| !names.contains(name))
+        .collect();
+    unknown.sort();
+    unknown
+}
+
+/// Warns of each `MFG_*` variable that nothing reads.
+fn warn_of_unknown_variables() {
+    for name in unknown_variables(std::env::vars_os().filter_map(|(k, _)| k.into_string().ok())) {
+        tracing::warn!(variable = %name, "no option reads this environment variable; is it misspelt?");
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let service = match cli.command {
         Command::Up(args) => {
             let telemetry = telemetry::init(&cli.telemetry, "mfg")?;
+            warn_of_unknown_variables();
             let result = mfg::up::run(args, shutdown::on_signal()).await;
             telemetry.shutdown();
             return result;
@@ -123,6 +154,7 @@ async fn main() -> anyhow::Result<()> {
         Service::Gateway(_) => "mfg-gateway",
     };
     let telemetry = telemetry::init(&cli.telemetry, name)?;
+    warn_of_unknown_variables();
     let stop = shutdown::on_signal();
     let result = match service {
         Service::Tenant(config) => {
@@ -143,4 +175,126 @@ async fn main() -> anyhow::Result<()> {
     };
     telemetry.shutdown();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory as _, Parser as _};
+
+    use super::*;
+
+    #[test]
+    fn the_commands_are_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    /// `mfg up` takes every option that `mfg serve <service>` takes, bar where each one listens
+    /// and whom it calls, which `mfg up` decides.
+    #[test]
+    fn up_takes_the_services_options() {
+        let args = [
+            "mfg",
+            "up",
+            "--archive-dir",
+            "/tmp/a",
+            "--tiering-interval",
+            "1m",
+            "--s3-bucket",
+            "b",
+            "--s3-endpoint",
+            "http://127.0.0.1:9000",
+            "--s3-path-style",
+            "--max-body-bytes",
+            "1024",
+            "--request-timeout",
+            "5s",
+            "--shared-concurrency",
+            "3",
+            "--dedicated-concurrency",
+            "2",
+            "--key-cache-ttl",
+            "500ms",
+            "--shutdown-grace",
+            "2s",
+            "--database-max-connections",
+            "4",
+            "--database-acquire-timeout",
+            "1s",
+            "--alert-commit",
+            "durable",
+            "--alert-fan-out",
+            "10",
+            "--ingest-writers",
+            "1",
+            "--handshake-timeout",
+            "3s",
+            "--max-connections-per-peer",
+            "7",
+            "--alert-subscribers-per-key",
+            "5",
+        ];
+        let Command::Up(up) = Cli::try_parse_from(args).unwrap().command else {
+            panic!("not up");
+        };
+        assert_eq!(
+            up.storage.tiering_interval,
+            std::time::Duration::from_secs(60)
+        );
+        assert_eq!(up.storage.s3.bucket.as_deref(), Some("b"));
+        assert_eq!(up.storage.alert_commit, mfg_storage::AlertCommit::Durable);
+        assert_eq!(up.gateway.max_body_bytes, 1024);
+        assert_eq!(up.server.shutdown_grace, std::time::Duration::from_secs(2));
+        assert_eq!(up.server.connections.max_connections_per_peer, 7);
+        assert_eq!(up.pool.max_connections, 4);
+
+        // Every option of `mfg serve storage` and `mfg serve gateway` is one of `mfg up`'s,
+        // but where they listen and whom they call.
+        let command = Cli::command();
+        let longs = |path: &[&str]| -> std::collections::BTreeSet<String> {
+            let mut command = &command;
+            for name in path {
+                command = command.find_subcommand(name).unwrap();
+            }
+            command
+                .get_arguments()
+                .filter_map(|a| a.get_long().map(str::to_owned))
+                .collect()
+        };
+        let up = longs(&["up"]);
+        for service in ["tenant", "storage", "cost", "provisioning", "gateway"] {
+            let missing: Vec<_> = longs(&["serve", service])
+                .into_iter()
+                .filter(|long| {
+                    !up.contains(long)
+                        && !matches!(
+                            long.as_str(),
+                            "listen-addr"
+                                | "tenant-addr"
+                                | "storage-addr"
+                                | "cost-addr"
+                                | "provisioning-addr"
+                        )
+                })
+                .collect();
+            assert!(
+                missing.is_empty(),
+                "mfg up lacks {missing:?} of mfg serve {service}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_variables_are_found() {
+        let vars = [
+            "MFG_DATA_DIR",
+            "MFG_ALERT_COMIT",
+            "MFG_TEST_S3_ENDPOINT",
+            "HOME",
+            "MFG_LOG",
+        ];
+        assert_eq!(
+            unknown_variables(vars.into_iter().map(str::to_owned)),
+            ["MFG_ALERT_COMIT"]
+        );
+    }
 }

@@ -5,7 +5,10 @@
 use std::{io::Write as _, net::SocketAddr, path::PathBuf};
 
 use anyhow::Context as _;
-use mfg_common::{config::Secret, shutdown::CancellationToken};
+use mfg_common::{
+    config::{PoolArgs, Secret, ServerArgs},
+    shutdown::CancellationToken,
+};
 use tokio::{net::TcpListener, task::JoinSet};
 
 /// Options of `mfg up`.
@@ -63,6 +66,41 @@ pub struct UpArgs {
     /// metrics at 1 Hz (created on first start, reused after).
     #[arg(long)]
     pub demo: bool,
+    /// Every service's database pool.
+    #[command(flatten)]
+    pub pool: PoolArgs,
+    /// Every server's connections and shutdown.
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// The storage service's options, as `mfg serve storage` takes them.
+    #[command(flatten)]
+    pub storage: mfg_storage::config::StorageOptions,
+    /// The gateway's options, as `mfg serve gateway` takes them.
+    #[command(flatten)]
+    pub gateway: mfg_gateway::config::GatewayOptions,
+}
+
+impl UpArgs {
+    /// The options of `mfg up` with their defaults, in `data_dir`, listening on `addr` (port 0
+    /// for each part, in tests).
+    pub fn new(data_dir: impl Into<PathBuf>, addr: SocketAddr) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            gateway_addr: addr,
+            tenant_addr: addr,
+            storage_addr: addr,
+            cost_addr: addr,
+            provisioning_addr: addr,
+            database_url: None,
+            key_pepper: None,
+            admin_token: None,
+            demo: false,
+            pool: PoolArgs::default(),
+            server: ServerArgs::default(),
+            storage: mfg_storage::config::StorageOptions::default(),
+            gateway: mfg_gateway::config::GatewayOptions::default(),
+        }
+    }
 }
 
 /// The listeners of `mfg up`, bound before anything starts.
@@ -165,6 +203,8 @@ pub async fn start(
         &addresses.provisioning.to_string(),
     );
     gateway.admin_token = args.admin_token.clone();
+    gateway.options = args.gateway.clone();
+    gateway.server = args.server;
     let operator_token = gateway
         .operator_token()
         .context("cannot set up the operator token")?;
@@ -173,6 +213,8 @@ pub async fn start(
     let mut tenant =
         mfg_tenant::Config::new(database_url, "").with_admin_token(operator_token.clone());
     tenant.key_pepper = args.key_pepper.clone();
+    tenant.database.pool = args.pool;
+    tenant.server = args.server;
     tenant
         .validate()
         .map_err(anyhow::Error::msg)
@@ -193,21 +235,35 @@ pub async fn start(
         Some(url) => url.clone(),
         None => format!("sqlite://{}", args.data_dir.join("storage.db").display()),
     };
-    let storage = mfg_storage::Config::new(storage_url, addresses.tenant.to_string())
-        .with_admin_token(operator_token.clone())
-        .with_archive_dir(args.data_dir.join("archive"));
+    let mut storage = mfg_storage::Config::new(storage_url, addresses.tenant.to_string())
+        .with_admin_token(operator_token.clone());
+    storage.options = args.storage.clone();
+    storage.options.archive_dir = Some(
+        args.storage
+            .archive_dir
+            .clone()
+            .unwrap_or_else(|| args.data_dir.join("archive")),
+    );
+    storage.database.pool = args.pool;
+    storage.server = args.server;
     set.spawn(holding(Box::pin(mfg_storage::run(
         storage,
         listeners.storage,
         shutdown.clone(),
     ))));
     set.spawn(holding(Box::pin(mfg_cost::run(
-        mfg_cost::Config::default(),
+        mfg_cost::Config {
+            server: args.server,
+            ..mfg_cost::Config::default()
+        },
         listeners.cost,
         shutdown.clone(),
     ))));
     set.spawn(holding(Box::pin(mfg_provisioning::run(
-        mfg_provisioning::Config::default(),
+        mfg_provisioning::Config {
+            server: args.server,
+            ..mfg_provisioning::Config::default()
+        },
         listeners.provisioning,
         shutdown.clone(),
     ))));

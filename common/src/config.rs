@@ -10,6 +10,23 @@ pub struct DatabaseArgs {
     /// embedded SQLite backend (created if missing).
     #[arg(long = "database-url", env = "MFG_DATABASE_URL")]
     pub url: String,
+    #[command(flatten)]
+    pub pool: PoolArgs,
+}
+
+impl DatabaseArgs {
+    /// Returns arguments for `url` with the defaults, for tests and embedding.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            pool: PoolArgs::default(),
+        }
+    }
+}
+
+/// How a service's pool of database connections is sized.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct PoolArgs {
     /// Maximum connections in the pool.
     #[arg(
         long = "database-max-connections",
@@ -22,11 +39,9 @@ pub struct DatabaseArgs {
     pub acquire_timeout: Duration,
 }
 
-impl DatabaseArgs {
-    /// Returns arguments for `url` with the defaults, for tests and embedding.
-    pub fn new(url: impl Into<String>) -> Self {
+impl Default for PoolArgs {
+    fn default() -> Self {
         Self {
-            url: url.into(),
             max_connections: 16,
             acquire_timeout: Duration::from_secs(5),
         }
@@ -34,7 +49,7 @@ impl DatabaseArgs {
 }
 
 /// How a gRPC server treats its connections and how it stops.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, Copy, clap::Args)]
 pub struct ServerArgs {
     /// How long in-flight requests and streams may run after a shutdown signal before they are
     /// cut.

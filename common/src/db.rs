@@ -84,8 +84,8 @@ pub async fn connect(args: &DatabaseArgs) -> Result<DbPool, sqlx::Error> {
         Some(Backend::Postgres) => {
             let options = PgConnectOptions::from_str(&args.url)?;
             let pool = PgPoolOptions::new()
-                .max_connections(args.max_connections)
-                .acquire_timeout(args.acquire_timeout)
+                .max_connections(args.pool.max_connections)
+                .acquire_timeout(args.pool.acquire_timeout)
                 .connect_with(options)
                 .await?;
             Ok(DbPool::Postgres(pool))
@@ -106,8 +106,8 @@ pub async fn connect(args: &DatabaseArgs) -> Result<DbPool, sqlx::Error> {
                 crate::secret_file::create_private_file(file).map_err(sqlx::Error::Io)?;
             }
             let pool = SqlitePoolOptions::new()
-                .max_connections(args.max_connections)
-                .acquire_timeout(args.acquire_timeout)
+                .max_connections(args.pool.max_connections)
+                .acquire_timeout(args.pool.acquire_timeout)
                 .connect_with(options)
                 .await?;
             Ok(DbPool::Sqlite(pool))

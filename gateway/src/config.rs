@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use mfg_common::{
-    config::{ConnectionArgs, Secret, parse_duration},
+    config::{Secret, ServerArgs, parse_duration},
     secret_file,
 };
 
@@ -52,6 +52,16 @@ pub struct Config {
     /// Where generated secrets are kept.
     #[arg(long = "data-dir", env = "MFG_DATA_DIR", default_value = ".mfg")]
     pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub options: GatewayOptions,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// What the gateway does, apart from where it listens and whom it calls: `mfg up` takes the
+/// same options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GatewayOptions {
     /// The largest request body accepted, in bytes.
     #[arg(long = "max-body-bytes", env = "MFG_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -75,11 +85,18 @@ pub struct Config {
     /// How long an API key's authentication is cached (at most 1 s).
     #[arg(long = "key-cache-ttl", env = "MFG_KEY_CACHE_TTL", default_value = "1s", value_parser = parse_duration)]
     pub key_cache_ttl: Duration,
-    /// How long in-flight requests may run after a shutdown signal.
-    #[arg(long = "shutdown-grace", env = "MFG_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
-    pub shutdown_grace: Duration,
-    #[command(flatten)]
-    pub connections: ConnectionArgs,
+}
+
+impl Default for GatewayOptions {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 4 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            shared_concurrency: 256,
+            dedicated_concurrency: 64,
+            key_cache_ttl: Duration::from_secs(1),
+        }
+    }
 }
 
 impl Config {
@@ -100,13 +117,8 @@ impl Config {
             provisioning_addr: provisioning_addr.to_owned(),
             admin_token: None,
             data_dir: data_dir.into(),
-            max_body_bytes: 4 * 1024 * 1024,
-            request_timeout: Duration::from_secs(30),
-            shared_concurrency: 256,
-            dedicated_concurrency: 64,
-            key_cache_ttl: Duration::from_secs(1),
-            shutdown_grace: Duration::from_secs(10),
-            connections: ConnectionArgs::default(),
+            options: GatewayOptions::default(),
+            server: ServerArgs::default(),
         }
     }
 

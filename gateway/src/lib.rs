@@ -80,15 +80,15 @@ impl AppState {
         let keys = KeyCache::new(
             tenant.clone(),
             system_clock(),
-            config.key_cache_ttl,
+            config.options.key_cache_ttl,
             100_000,
         );
         Ok(Self {
             inner: Arc::new(Inner {
                 openapi: serde_json::to_vec(&openapi::document()?)?.into(),
                 isolation: limits::Isolation::new(
-                    config.shared_concurrency,
-                    config.dedicated_concurrency,
+                    config.options.shared_concurrency,
+                    config.options.dedicated_concurrency,
                 ),
                 metrics: Arc::default(),
                 tenant,
@@ -165,7 +165,7 @@ impl AppState {
 /// Returns the gateway's router: the routes, JSON errors for unknown routes and wrong methods,
 /// the body size limit and the per-request timeout.
 pub fn router(state: AppState, config: &Config) -> Router {
-    let timeout = config.request_timeout;
+    let timeout = config.options.request_timeout;
     let metrics = state.metrics();
     let openapi = state.openapi();
     Router::new()
@@ -200,7 +200,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
                 std::future::ready((json, openapi.clone()))
             }),
         )
-        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(DefaultBodyLimit::max(config.options.max_body_bytes))
         .layer(
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(
@@ -282,7 +282,7 @@ pub async fn run(
     let token = config.operator_token()?;
     let state = AppState::new(&config, &token)?.stopping_on(shutdown.clone());
     let app = router(state, &config);
-    let limits = config.connections.limits();
+    let limits = config.server.connections.limits();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -315,7 +315,7 @@ pub async fn run(
     }
     // Dropping the listener stops accepting; open connections finish their requests.
     drop(incoming);
-    match tokio::time::timeout(config.shutdown_grace, graceful.shutdown()).await {
+    match tokio::time::timeout(config.server.shutdown_grace, graceful.shutdown()).await {
         Ok(()) => Ok(()),
         Err(_) => {
             tracing::warn!("requests still running after the shutdown grace period were cut");

@@ -181,7 +181,7 @@ async fn a_request_that_outlives_the_timeout_is_answered_504() {
     });
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::new(dir.path(), &addr, &addr, &addr, &addr);
-    config.request_timeout = std::time::Duration::from_millis(200);
+    config.options.request_timeout = std::time::Duration::from_millis(200);
     let state = AppState::new(&config, "operator-token-for-tests").unwrap();
     let request = Request::get("/v1/tenants")
         .header("authorization", "Bearer operator-token-for-tests")

@@ -46,18 +46,11 @@ pub fn up_args(
     demo: bool,
 ) -> mfg::up::UpArgs {
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
-    mfg::up::UpArgs {
-        data_dir: data_dir.to_owned(),
-        gateway_addr: any,
-        tenant_addr: any,
-        storage_addr: any,
-        cost_addr: any,
-        provisioning_addr: any,
-        database_url: database_url.map(str::to_owned),
-        key_pepper: database_url.map(|_| mfg_common::config::Secret::new(TEST_PEPPER)),
-        admin_token: None,
-        demo,
-    }
+    let mut args = mfg::up::UpArgs::new(data_dir, any);
+    args.database_url = database_url.map(str::to_owned);
+    args.key_pepper = database_url.map(|_| mfg_common::config::Secret::new(TEST_PEPPER));
+    args.demo = demo;
+    args
 }
 
 /// Everything `mfg up` starts, on port-0 listeners.

@@ -43,7 +43,7 @@ async fn silent_and_slow_connections_are_closed() {
     let mut config =
         mfg_gateway::Config::new(dir.path(), &upstream, &upstream, &upstream, &upstream);
     config.admin_token = Some(mfg_common::config::Secret::new(TEST_OPERATOR_TOKEN));
-    config.connections.handshake_timeout = HANDSHAKE;
+    config.server.connections.handshake_timeout = HANDSHAKE;
     let (gateway_listener, gateway) = listener().await;
     let shutdown = mfg_common::shutdown::CancellationToken::new();
     let served = tokio::spawn(mfg_gateway::run(config, gateway_listener, shutdown.clone()));

@@ -49,6 +49,16 @@ pub struct Config {
     /// with PostgreSQL; with SQLite, when unset, the one kept beside the database file.
     #[arg(long = "admin-token", env = "MFG_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<Secret>,
+    #[command(flatten)]
+    pub options: StorageOptions,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// What the storage service does, apart from where it listens, whom it calls and where its
+/// database is: `mfg up` takes the same options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StorageOptions {
     /// How many inserts into the hot tier run at once.
     #[arg(
         long = "ingest-writers",
@@ -145,8 +155,6 @@ pub struct Config {
         default_value_t = 256
     )]
     pub alert_subscribers_per_tenant: usize,
-    #[command(flatten)]
-    pub server: ServerArgs,
 }
 
 /// Where the cold tier lives when it is an S3 bucket (AWS S3, MinIO or any S3-compatible store).
@@ -178,15 +186,10 @@ pub struct S3Args {
     pub secret_access_key: Option<Secret>,
 }
 
-impl Config {
-    /// Returns a configuration with defaults, for tests and embedding.
-    pub fn new(database_url: impl Into<String>, tenant_addr: impl Into<String>) -> Self {
+impl Default for StorageOptions {
+    fn default() -> Self {
         let writer = WriterOptions::default();
         Self {
-            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            database: DatabaseArgs::new(database_url),
-            tenant_addr: tenant_addr.into(),
-            admin_token: None,
             ingest_writers: writer.writers,
             ingest_queue: writer.queue,
             ingest_group_rows: writer.max_group_rows,
@@ -204,25 +207,38 @@ impl Config {
             alert_machine_sweep: Duration::from_secs(60),
             alert_subscribers_per_key: 32,
             alert_subscribers_per_tenant: 256,
+        }
+    }
+}
+
+impl Config {
+    /// Returns a configuration with defaults, for tests and embedding.
+    pub fn new(database_url: impl Into<String>, tenant_addr: impl Into<String>) -> Self {
+        Self {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database: DatabaseArgs::new(database_url),
+            tenant_addr: tenant_addr.into(),
+            admin_token: None,
+            options: StorageOptions::default(),
             server: ServerArgs::default(),
         }
     }
 
     /// Puts the cold tier in a directory.
     pub fn with_archive_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.archive_dir = Some(dir.into());
+        self.options.archive_dir = Some(dir.into());
         self
     }
 
     /// Sets how often the tiering jobs run (`Duration::ZERO`: on demand only).
     pub fn with_tiering_interval(mut self, interval: Duration) -> Self {
-        self.tiering_interval = interval;
+        self.options.tiering_interval = interval;
         self
     }
 
     /// The directory of the cold tier, when it is not S3.
     pub fn archive_dir(&self) -> Result<PathBuf, String> {
-        if let Some(dir) = &self.archive_dir {
+        if let Some(dir) = &self.options.archive_dir {
             return Ok(dir.clone());
         }
         match mfg_common::db::validate_url(&self.database.url)? {
@@ -238,12 +254,15 @@ impl Config {
 
     /// Opens the cold tier's object store.
     pub async fn object_store(&self) -> Result<Arc<dyn ObjectStore>, String> {
-        let Some(bucket) = &self.s3.bucket else {
+        let Some(bucket) = &self.options.s3.bucket else {
             let dir = self.archive_dir()?;
             let store = LocalStore::new(&dir).map_err(|e| e.to_string())?;
             return Ok(Arc::new(store));
         };
-        let credentials = match (&self.s3.access_key_id, &self.s3.secret_access_key) {
+        let credentials = match (
+            &self.options.s3.access_key_id,
+            &self.options.s3.secret_access_key,
+        ) {
             (Some(id), Some(secret)) => Some((id.clone(), secret.expose().to_owned())),
             (None, None) => None,
             _ => {
@@ -252,9 +271,9 @@ impl Config {
         };
         let store = S3Store::connect(&S3Config {
             bucket: bucket.clone(),
-            endpoint: self.s3.endpoint.clone(),
-            region: self.s3.region.clone(),
-            path_style: self.s3.path_style,
+            endpoint: self.options.s3.endpoint.clone(),
+            region: self.options.s3.region.clone(),
+            path_style: self.options.s3.path_style,
             credentials,
         })
         .await;
@@ -264,7 +283,7 @@ impl Config {
     /// The tiering jobs' settings.
     pub fn tiering(&self) -> TieringOptions {
         TieringOptions {
-            transition_after_days: Some(self.archive_transition_days).filter(|&d| d > 0),
+            transition_after_days: Some(self.options.archive_transition_days).filter(|&d| d > 0),
         }
     }
 
@@ -282,30 +301,30 @@ impl Config {
     /// Keeps `events` recent alert events for slow subscribers.
     #[must_use]
     pub fn with_alert_fan_out(mut self, events: usize) -> Self {
-        self.alert_fan_out = events;
+        self.options.alert_fan_out = events;
         self
     }
 
     /// Evaluates alerts with at most `batches` in flight, on `shards` shards.
     #[must_use]
     pub fn with_alert_evaluations(mut self, batches: usize, shards: usize) -> Self {
-        self.alert_evaluations = batches;
-        self.alert_shards = Some(shards);
+        self.options.alert_evaluations = batches;
+        self.options.alert_shards = Some(shards);
         self
     }
 
     /// Caps the alert subscriptions of one key and of one tenant.
     #[must_use]
     pub fn with_alert_subscribers(mut self, per_key: usize, per_tenant: usize) -> Self {
-        self.alert_subscribers_per_key = per_key;
-        self.alert_subscribers_per_tenant = per_tenant;
+        self.options.alert_subscribers_per_key = per_key;
+        self.options.alert_subscribers_per_tenant = per_tenant;
         self
     }
 
     /// Sets how often the machines of alerts are checked (`Duration::ZERO`: never).
     #[must_use]
     pub fn with_alert_machine_sweep(mut self, interval: Duration) -> Self {
-        self.alert_machine_sweep = interval;
+        self.options.alert_machine_sweep = interval;
         self
     }
 
@@ -313,8 +332,8 @@ impl Config {
     pub fn evaluator(&self) -> EvaluatorConfig {
         let defaults = EvaluatorConfig::default();
         EvaluatorConfig {
-            shards: self.alert_shards.unwrap_or(defaults.shards).max(1),
-            max_in_flight: self.alert_evaluations.max(1),
+            shards: self.options.alert_shards.unwrap_or(defaults.shards).max(1),
+            max_in_flight: self.options.alert_evaluations.max(1),
             ..defaults
         }
     }
@@ -322,9 +341,9 @@ impl Config {
     /// The writer's sizing.
     pub fn writer(&self) -> WriterOptions {
         WriterOptions {
-            writers: self.ingest_writers,
-            queue: self.ingest_queue,
-            max_group_rows: self.ingest_group_rows,
+            writers: self.options.ingest_writers,
+            queue: self.options.ingest_queue,
+            max_group_rows: self.options.ingest_group_rows,
         }
     }
 }

@@ -92,8 +92,8 @@ pub async fn run_with_clock(
             ready.clone(),
             shutdown.clone(),
             alerting::SubscriberCaps::new(
-                config.alert_subscribers_per_key,
-                config.alert_subscribers_per_tenant,
+                config.options.alert_subscribers_per_key,
+                config.options.alert_subscribers_per_tenant,
             ),
         )));
     let keys = KeyCache::new(tenant.clone(), clock.clone(), MAX_TTL, 100_000);
@@ -191,11 +191,11 @@ async fn become_ready(
         alerting,
         clock: clock.clone(),
     });
-    if !config.tiering_interval.is_zero() {
+    if !config.options.tiering_interval.is_zero() {
         tokio::spawn(run_tiering_every(
             tiering,
             clock,
-            config.tiering_interval,
+            config.options.tiering_interval,
             shutdown.clone(),
         ));
     }
@@ -222,15 +222,18 @@ async fn start_alerting(
     let states = store.rule_states().await?;
     // The journal needs one connection; a second lets it reconnect without waiting.
     let database = mfg_common::config::DatabaseArgs {
-        max_connections: 2,
+        pool: mfg_common::config::PoolArgs {
+            max_connections: 2,
+            ..config.database.pool
+        },
         ..config.database.clone()
     };
     let journal = Journal::start(
         database,
         clock.clone(),
         alerting::journal::JournalOptions {
-            fan_out: config.alert_fan_out,
-            durable: config.alert_commit == AlertCommit::Durable,
+            fan_out: config.options.alert_fan_out,
+            durable: config.options.alert_commit == AlertCommit::Durable,
         },
         shutdown.clone(),
     )
@@ -245,9 +248,9 @@ async fn start_alerting(
         shutdown,
     );
     ingest.set_evaluator(evaluator.clone());
-    if !config.alert_machine_sweep.is_zero() {
+    if !config.options.alert_machine_sweep.is_zero() {
         let sweep = MachineSweep::new(directory.clone(), evaluator, journal.clone());
-        tokio::spawn(sweep.run(config.alert_machine_sweep, shutdown.clone()));
+        tokio::spawn(sweep.run(config.options.alert_machine_sweep, shutdown.clone()));
     }
     let alerting = Alerting::new(store, directory, clock, index, journal);
     let refresh = alerting.clone();

@@ -293,7 +293,7 @@ async fn with_fast_commit_a_database_crash_loses_no_event_a_subscriber_saw() {
         100_000,
         mfg_common::clock::system_clock(),
         |mut config| {
-            config.alert_commit = mfg_storage::AlertCommit::Fast;
+            config.options.alert_commit = mfg_storage::AlertCommit::Fast;
             config
         },
     )

@@ -78,11 +78,11 @@ async fn start(
             }
             let endpoint = s3_endpoint();
             let platform = Platform::start_configured(backend, 1_000_000, clock, move |mut c| {
-                c.s3.bucket = Some(bucket);
-                c.s3.endpoint = Some(endpoint);
-                c.s3.path_style = true;
-                c.s3.access_key_id = Some("test".to_owned());
-                c.s3.secret_access_key = Some(mfg_common::config::Secret::new("test"));
+                c.options.s3.bucket = Some(bucket);
+                c.options.s3.endpoint = Some(endpoint);
+                c.options.s3.path_style = true;
+                c.options.s3.access_key_id = Some("test".to_owned());
+                c.options.s3.secret_access_key = Some(mfg_common::config::Secret::new("test"));
                 c
             })
             .await;
