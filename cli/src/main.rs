@@ -21,6 +21,10 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once at start; boxing would buy nothing"
+)]
 enum Command {
     /// Runs the four services and the REST gateway in one process, on SQLite files in the data
     /// directory unless `--database-url` names PostgreSQL.
