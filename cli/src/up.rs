@@ -174,6 +174,17 @@ pub async fn start(
             .then(|| args.data_dir.join("admin-token")),
         operator_token: Secret::new(""),
     };
+    // What the options lack is said before anything is written.
+    if let Some(url) = &args.database_url {
+        mfg_common::db::validate_url(url)
+            .map_err(anyhow::Error::msg)
+            .context("invalid --database-url")?;
+        if args.key_pepper.is_none()
+            && mfg_common::db::Backend::of_url(url) == Some(mfg_common::db::Backend::Postgres)
+        {
+            anyhow::bail!(mfg_tenant::config::PEPPER_REQUIRED);
+        }
+    }
     mfg_common::secret_file::create_private_dir(&args.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
@@ -359,6 +370,27 @@ async fn demo(addresses: Addresses, shutdown: CancellationToken) -> anyhow::Resu
     Ok(())
 }
 
+/// Waits until the services with a database serve: their databases answer and are migrated.
+async fn ready(addresses: &Addresses) -> anyhow::Result<()> {
+    // Long enough for any database to come up; a part that fails ends the wait sooner.
+    let within = std::time::Duration::from_secs(365 * 24 * 3600);
+    for (addr, service) in [
+        (addresses.tenant, mfg_proto::service_names::TENANT),
+        (addresses.storage, mfg_proto::service_names::TELEMETRY),
+    ] {
+        mfg_common::grpc::wait_for_health(
+            addr,
+            service,
+            tonic_health::ServingStatus::Serving,
+            within,
+        )
+        .await
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("{service} did not become ready"))?;
+    }
+    Ok(())
+}
+
 /// Runs `mfg up` until SIGINT/SIGTERM.
 pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let listeners = Listeners::bind(&args).await?;
@@ -369,6 +401,26 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     };
     let data_dir = args.data_dir.clone();
     let (addresses, mut set) = start(args, listeners, shutdown.clone()).await?;
+
+    // "Up" once the services answer from their databases; until then the log says why not.
+    writeln!(
+        std::io::stdout(),
+        "mfg is starting ({backend}, data in {})",
+        data_dir.display()
+    )?;
+    tokio::select! {
+        ready = ready(&addresses) => ready?,
+        Some(joined) = set.join_next() => {
+            shutdown.cancel();
+            joined??;
+            anyhow::bail!("a part of mfg stopped while starting");
+        }
+        () = shutdown.cancelled() => {}
+    }
+    if shutdown.is_cancelled() {
+        while set.join_next().await.is_some() {}
+        return Ok(());
+    }
 
     let mut out = std::io::stdout().lock();
     writeln!(out, "mfg is up ({backend}, data in {})", data_dir.display())?;

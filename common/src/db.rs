@@ -83,6 +83,12 @@ pub async fn connect(args: &DatabaseArgs) -> Result<DbPool, sqlx::Error> {
     match Backend::of_url(&args.url) {
         Some(Backend::Postgres) => {
             let options = PgConnectOptions::from_str(&args.url)?;
+            // One connection first, whose error says why (refused, authentication, no such
+            // database): a pool that cannot connect only says that it timed out.
+            let first = sqlx::ConnectOptions::connect(&options)
+                .await
+                .map_err(|error| unreachable_postgres(&options, error))?;
+            sqlx::Connection::close(first).await?;
             let pool = PgPoolOptions::new()
                 .max_connections(args.pool.max_connections)
                 .acquire_timeout(args.pool.acquire_timeout)
@@ -115,6 +121,27 @@ pub async fn connect(args: &DatabaseArgs) -> Result<DbPool, sqlx::Error> {
         None => Err(sqlx::Error::Configuration(
             format!("unsupported database URL scheme in `{}`", redact(&args.url)).into(),
         )),
+    }
+}
+
+/// Names the server a failed first connection was for, keeping sqlx's own words for the cause.
+fn unreachable_postgres(options: &PgConnectOptions, error: sqlx::Error) -> sqlx::Error {
+    let server = format!(
+        "PostgreSQL at {}:{} (database `{}`, user `{}`)",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or_default(),
+        options.get_username()
+    );
+    match error {
+        sqlx::Error::Io(io) => sqlx::Error::Io(std::io::Error::new(
+            io.kind(),
+            format!("cannot reach {server}: {io}"),
+        )),
+        sqlx::Error::Database(db) => sqlx::Error::Configuration(
+            format!("{server} refused the connection: {}", db.message()).into(),
+        ),
+        other => other,
     }
 }
 

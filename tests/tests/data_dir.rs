@@ -47,3 +47,18 @@ async fn the_data_directory_is_private_and_locked() {
     platform.stop().await;
     Platform::up(&dir, None).await.stop().await;
 }
+
+#[tokio::test]
+async fn postgres_without_a_pepper_is_refused_before_anything_is_written() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("data");
+    let mut args = up_args(&dir, Some("postgres://postgres@127.0.0.1:5432/mfg"), false);
+    args.key_pepper = None;
+    let listeners = mfg::up::Listeners::bind(&args).await.unwrap();
+    let refused = mfg::up::start(args, listeners, CancellationToken::new())
+        .await
+        .expect_err("no pepper");
+    let message = format!("{refused:#}");
+    assert!(message.contains("--key-pepper"), "{message}");
+    assert!(!dir.exists(), "nothing is written: {}", dir.display());
+}

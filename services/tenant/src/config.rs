@@ -37,6 +37,12 @@ pub struct Config {
     pub server: ServerArgs,
 }
 
+/// Why a PostgreSQL deployment will not start without a pepper, in its operator's terms.
+pub const PEPPER_REQUIRED: &str = "with PostgreSQL, set --key-pepper (or MFG_KEY_PEPPER) to a \
+     secret of at least 16 characters: API keys are stored as hashes keyed with it, so it must \
+     stay the same across restarts and replicas (e.g. `openssl rand -base64 32`, kept in your \
+     secret store)";
+
 impl Config {
     /// Returns a configuration with defaults, for tests and embedding.
     pub fn new(database_url: impl Into<String>, key_pepper: impl Into<String>) -> Self {
@@ -75,9 +81,7 @@ impl Config {
                     secret_file::random_bytes(32)
                 })?)
             }
-            (None, Backend::Postgres) => {
-                Err("--key-pepper (MFG_KEY_PEPPER) is required with PostgreSQL".to_owned())
-            }
+            (None, Backend::Postgres) => Err(PEPPER_REQUIRED.to_owned()),
         }
     }
 }
