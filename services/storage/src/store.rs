@@ -278,7 +278,7 @@ pub trait AlertStore: Send + Sync + std::fmt::Debug + 'static {
     /// Writes alerts, events and evaluator states in one transaction. Writing the same again
     /// changes nothing (an event already stored is kept). PostgreSQL answers where its log
     /// stood; SQLite `None`.
-    async fn write_alerts(&self, write: &AlertWrite) -> Result<Option<LogPosition>>;
+    async fn write_alerts(&self, write: &AlertWrite) -> Result<Written>;
     /// Where the server's log stands (PostgreSQL; SQLite `None`).
     async fn log_position(&self) -> Result<Option<LogPosition>>;
     /// Every alert that is not resolved, of every tenant.
@@ -296,8 +296,8 @@ pub trait AlertStore: Send + Sync + std::fmt::Debug + 'static {
     /// Removes a tenant's events older than `before` (µs); returns how many. A subscriber
     /// resuming from an older cursor resumes at the oldest event kept.
     async fn expire_events(&self, tenant: Uuid, before: i64) -> Result<u64>;
-    /// The cursor of the last event written; 0 before the first.
-    async fn last_cursor(&self) -> Result<u64>;
+    /// The cursor of a tenant's last event; 0 before its first.
+    async fn last_cursor(&self, tenant: Uuid) -> Result<u64>;
     /// A tenant's events after a cursor, oldest first, at most `limit`.
     async fn events_after(&self, tenant: Uuid, cursor: u64, limit: i64) -> Result<Vec<AlertEvent>>;
     /// Every stored evaluator state.
@@ -315,12 +315,23 @@ pub struct RuleStateKey {
     pub machine_id: String,
 }
 
+/// What a write of the alert journal did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written {
+    /// The cursor of each event of the write, in its order: given out by the database in the
+    /// write's transaction for an event without one, the event's own otherwise.
+    pub cursors: Vec<u64>,
+    /// Where the server's log stood (PostgreSQL); `None` on SQLite.
+    pub position: Option<LogPosition>,
+}
+
 /// What the alert journal writes at once.
 #[derive(Debug, Clone)]
 pub struct AlertWrite {
     /// Alerts, created or changed.
     pub alerts: Vec<Alert>,
-    /// Events, in cursor order.
+    /// Events, in the order they happened. Those without a cursor (0) are given the next ones
+    /// of their tenant's log; those with one (written before, kept until flushed) keep it.
     pub events: Vec<AlertEvent>,
     /// Evaluator states to store, or to remove (`None`).
     pub states: Vec<(RuleStateKey, Option<RuleState>)>,

@@ -137,22 +137,27 @@ async fn alerts_events_and_states_round_trip(store: &dyn AlertStore) {
     state.active = true;
     state.last_ts = Some(at);
     let mut alert = Alert::open(&rule, "press-1", 81.5, at);
-    let event = |cursor, kind, alert: &Alert| AlertEvent {
-        cursor,
+    // Events are written without a cursor: the store gives out the next of the tenant's log.
+    let event = |kind, alert: &Alert| AlertEvent {
+        cursor: 0,
+        event_id: Uuid::now_v7(),
         kind,
         alert: alert.clone(),
         time: at + 7,
     };
-    let opened = event(1, EventType::Opened, &alert);
-    store
-        .write_alerts(&AlertWrite {
-            alerts: vec![alert.clone()],
-            events: vec![opened.clone()],
-            states: vec![(key.clone(), Some(state.clone()))],
-            ..AlertWrite::default()
-        })
-        .await
-        .unwrap();
+    let mut opened = event(EventType::Opened, &alert);
+    let first = AlertWrite {
+        alerts: vec![alert.clone()],
+        events: vec![opened.clone()],
+        states: vec![(key.clone(), Some(state.clone()))],
+        ..AlertWrite::default()
+    };
+    let written = store.write_alerts(&first).await.unwrap();
+    assert_eq!(written.cursors, [1], "the tenant's first event");
+    opened.cursor = 1;
+    // The same write again (a retry after a commit the writer did not hear of) stores nothing
+    // more and answers the same cursor.
+    assert_eq!(store.write_alerts(&first).await.unwrap().cursors, [1]);
     assert_eq!(store.unresolved_alerts().await.unwrap(), [alert.clone()]);
     assert_eq!(
         store.get_alert(a, alert.alert_id).await.unwrap(),
@@ -160,7 +165,8 @@ async fn alerts_events_and_states_round_trip(store: &dyn AlertStore) {
     );
     assert_eq!(store.get_alert(b, alert.alert_id).await.unwrap(), None);
     assert_eq!(store.rule_states().await.unwrap(), [(key.clone(), state)]);
-    assert_eq!(store.last_cursor().await.unwrap(), 1);
+    assert_eq!(store.last_cursor(a).await.unwrap(), 1);
+    assert_eq!(store.last_cursor(b).await.unwrap(), 0);
 
     // A second unresolved alert of the same rule and machine is refused by the database.
     let twin = Alert::open(&rule, "press-1", 90.0, at + 1);
@@ -176,19 +182,27 @@ async fn alerts_events_and_states_round_trip(store: &dyn AlertStore) {
     );
 
     alert.repeat(85.0, at + 1_000_000);
-    let updated = event(2, EventType::Updated, &alert);
+    let updated = event(EventType::Updated, &alert);
     assert!(alert.resolve(SYSTEM, at + 2_000_000));
-    let resolved = event(3, EventType::Resolved, &alert);
+    let mut resolved = event(EventType::Resolved, &alert);
     let newer = Alert::open(&rule, "press-2", 99.0, at + 3_000_000);
-    store
+    // Another tenant's event in the same write starts its own log.
+    let other_rule = stored_rule(b, "spindle_temp_c", at);
+    let others = event(
+        EventType::Opened,
+        &Alert::open(&other_rule, "press-1", 1.0, at),
+    );
+    let written = store
         .write_alerts(&AlertWrite {
             alerts: vec![alert.clone(), newer.clone()],
-            events: vec![updated, resolved.clone()],
+            events: vec![updated, others, resolved.clone()],
             states: vec![(key, None)],
             ..AlertWrite::default()
         })
         .await
         .unwrap();
+    assert_eq!(written.cursors, [2, 1, 3], "each tenant's own sequence");
+    resolved.cursor = 3;
     assert_eq!(
         store.get_alert(a, alert.alert_id).await.unwrap(),
         Some(alert.clone())
@@ -223,11 +237,12 @@ async fn alerts_events_and_states_round_trip(store: &dyn AlertStore) {
     assert_eq!(events[0], opened);
     assert_eq!(events[2], resolved);
     assert_eq!(store.events_after(a, 2, 10).await.unwrap(), [resolved]);
-    assert!(store.events_after(b, 0, 10).await.unwrap().is_empty());
-    assert_eq!(store.last_cursor().await.unwrap(), 3);
+    assert_eq!(store.events_after(b, 0, 10).await.unwrap().len(), 1);
+    assert_eq!(store.last_cursor(a).await.unwrap(), 3);
+    assert_eq!(store.last_cursor(b).await.unwrap(), 1);
 
     // Retention removes a tenant's events older than a time, and only those.
-    assert_eq!(store.expire_events(b, at + 8).await.unwrap(), 0);
+    assert_eq!(store.expire_events(b, at + 7).await.unwrap(), 0);
     assert_eq!(
         store.expire_events(a, at + 7).await.unwrap(),
         0,
@@ -240,6 +255,58 @@ async fn alerts_events_and_states_round_trip(store: &dyn AlertStore) {
         Some(alert),
         "alerts stay"
     );
+}
+
+/// Two storage processes writing one tenant's events to one database at once: every cursor is
+/// given out once, and none is skipped.
+async fn two_writers_give_out_each_cursor_once(db: &TestDatabase) {
+    let (one, two) = (open(db).await, open(db).await);
+    let tenant = Uuid::now_v7();
+    let rule = stored_rule(tenant, "temp", 1_795_478_400_000_000);
+    fn write(rule: &AlertRule, machine: usize) -> AlertWrite {
+        AlertWrite {
+            events: (0..5)
+                .map(|_| AlertEvent {
+                    cursor: 0,
+                    event_id: Uuid::now_v7(),
+                    kind: EventType::Opened,
+                    alert: Alert::open(rule, &format!("press-{machine}"), 1.0, 0),
+                    time: 0,
+                })
+                .collect(),
+            ..AlertWrite::default()
+        }
+    }
+    let writer = |store: Arc<dyn AlertStore>, first: usize| {
+        let rule = rule.clone();
+        async move {
+            let mut cursors = Vec::new();
+            for machine in first..first + 20 {
+                let written = store.write_alerts(&write(&rule, machine)).await.unwrap();
+                cursors.extend(written.cursors);
+            }
+            cursors
+        }
+    };
+    let (a, b) = tokio::join!(
+        tokio::spawn(writer(one.clone(), 0)),
+        tokio::spawn(writer(two, 100))
+    );
+    let mut cursors: Vec<u64> = a.unwrap().into_iter().chain(b.unwrap()).collect();
+    cursors.sort_unstable();
+    assert_eq!(cursors, (1..=200).collect::<Vec<u64>>());
+    assert_eq!(one.last_cursor(tenant).await.unwrap(), 200);
+    assert_eq!(one.events_after(tenant, 0, 1_000).await.unwrap().len(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_give_out_each_cursor_once_on_postgres() {
+    two_writers_give_out_each_cursor_once(&TestDatabase::postgres().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_give_out_each_cursor_once_on_sqlite() {
+    two_writers_give_out_each_cursor_once(&TestDatabase::sqlite()).await;
 }
 
 macro_rules! conformance {

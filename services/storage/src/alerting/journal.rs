@@ -1,8 +1,9 @@
 //! The alert journal: the one writer of alerts and their events. The evaluator's shards send it
 //! what their rules signal, callers their acknowledgements and resolves; it turns them into
-//! alert changes and events with increasing cursors, writes a group of them in one
-//! transaction, and only then answers and publishes the events. So cursors are in the order
-//! events happened, and a restart finds every alert it must. With fast commit (the default on
+//! alert changes and events, writes a group of them in one transaction, in which the database
+//! gives each event the next cursor of its tenant's log, and only then answers and publishes
+//! the events. So a tenant's cursors are in the order its events happened, whichever storage
+//! process wrote them, and a restart finds every alert it must. With fast commit (the default on
 //! PostgreSQL) a write is published once committed, before it is flushed, and kept until it is
 //! known to be flushed ([`Unflushed`]), to be written again if the database server restarted.
 //!
@@ -135,7 +136,6 @@ struct Writer {
     open: HashMap<Key, Alert>,
     /// Their keys by id.
     ids: HashMap<Uuid, Key>,
-    cursor: u64,
     events: broadcast::Sender<Arc<AlertEvent>>,
     durable: bool,
     /// Fast writes not known to be on disk.
@@ -228,20 +228,11 @@ impl Journal {
             ids.insert(alert.alert_id, key_of(&alert));
             open.insert(key_of(&alert), alert);
         }
-        let mut cursor = store.last_cursor().await?;
-        if !options.durable && matches!(pool, DbPool::Postgres(_)) {
-            // Events published but lost with a crash of the database server and this service
-            // at once are not in the log: cursors restart above any that may have been given,
-            // from the time (µs), so no cursor means two events. (SQLite commits durably.)
-            let now = micros_since_epoch(clock.system_now());
-            cursor = cursor.max(u64::try_from(now).unwrap_or(0));
-        }
         let writer = Writer {
             store,
             clock,
             open,
             ids,
-            cursor,
             events,
             durable: options.durable,
             unflushed: Unflushed::default(),
@@ -360,7 +351,7 @@ impl Writer {
                 let Ok(next) = commands.try_recv() else { break };
                 self.apply(next, &mut group).await;
             }
-            if !self.write(&group.write, &shutdown).await {
+            if !self.write(&mut group.write, &shutdown).await {
                 return;
             }
             for event in group.write.events {
@@ -400,7 +391,6 @@ impl Writer {
             group.write.events[index].time = time;
             return;
         }
-        self.cursor += 1;
         if matches!(kind, EventType::Opened | EventType::Updated) {
             group
                 .updated
@@ -408,8 +398,10 @@ impl Writer {
         } else {
             group.updated.remove(&alert.alert_id);
         }
+        // Its cursor is given out by the database, in the write's transaction.
         group.write.events.push(AlertEvent {
-            cursor: self.cursor,
+            cursor: 0,
+            event_id: Uuid::now_v7(),
             kind,
             alert: alert.clone(),
             time,

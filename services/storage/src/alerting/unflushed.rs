@@ -140,6 +140,7 @@ mod tests {
         AlertWrite {
             events: vec![AlertEvent {
                 cursor,
+                event_id: Uuid::from_u128(u128::from(cursor)),
                 kind: EventType::Updated,
                 alert: alert.clone(),
                 time: 0,

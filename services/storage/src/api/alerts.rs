@@ -188,7 +188,7 @@ impl AlertService for AlertApi {
         let live = alerting.journal().subscribe();
         // A cursor beyond the log would skip every event to come until one passed it.
         if subscription.resume_after > 0 {
-            let newest = alerting.store().last_cursor().await?;
+            let newest = alerting.store().last_cursor(tenant).await?;
             if subscription.resume_after > newest {
                 return Err(StorageError::CursorAhead {
                     cursor: subscription.resume_after,

@@ -171,8 +171,11 @@ impl EventType {
 /// One event of an alert's life.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertEvent {
-    /// Its position in the event log: increasing, across tenants.
+    /// Its position in its tenant's event log: 1, 2, 3… (after a restart of a database server
+    /// that commits fast, past the time in µs). 0 until the database gives it out.
     pub cursor: u64,
+    /// Its identity: a write retried after an ambiguous commit stores it once.
+    pub event_id: Uuid,
     /// What happened.
     pub kind: EventType,
     /// The alert after the event.

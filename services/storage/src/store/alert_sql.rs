@@ -73,12 +73,23 @@ pub(super) const UNRESOLVED_ALERTS: &str = concat!(
     alert_columns!(),
     " FROM alerts WHERE state <> 'resolved' ORDER BY alert_id"
 );
+/// Stores an event under its cursor, unless it (or its cursor) is stored already.
 pub(super) const INSERT_EVENT: &str = "INSERT INTO alert_events \
-     (cursor, tenant_id, alert_id, kind, event_time, alert) VALUES ($1, $2, $3, $4, $5, $6) \
-     ON CONFLICT (cursor) DO NOTHING";
-pub(super) const EVENTS_AFTER: &str = "SELECT cursor, kind, event_time, alert FROM alert_events \
-     WHERE tenant_id = $1 AND cursor > $2 ORDER BY cursor LIMIT $3";
-pub(super) const LAST_CURSOR: &str = "SELECT max(cursor) FROM alert_events";
+     (cursor, tenant_id, event_id, alert_id, kind, event_time, alert) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
+/// The cursor an event was stored under.
+pub(super) const EVENT_CURSOR: &str = "SELECT cursor FROM alert_events WHERE event_id = $1";
+/// Gives out a tenant's next cursor (the row stays locked until the transaction ends).
+pub(super) const NEXT_CURSOR: &str = "INSERT INTO alert_cursors (tenant_id, last_cursor) \
+     VALUES ($1, 1) ON CONFLICT (tenant_id) DO UPDATE SET last_cursor = \
+     alert_cursors.last_cursor + 1 RETURNING last_cursor";
+/// Keeps a tenant's cursors past one that was given out before (SQLite's scalar `max`).
+pub(super) const CURSOR_AT_LEAST: &str = "INSERT INTO alert_cursors (tenant_id, last_cursor) \
+     VALUES ($1, $2) ON CONFLICT (tenant_id) DO UPDATE SET last_cursor = \
+     max(alert_cursors.last_cursor, excluded.last_cursor)";
+pub(super) const EVENTS_AFTER: &str = "SELECT cursor, event_id, kind, event_time, alert \
+     FROM alert_events WHERE tenant_id = $1 AND cursor > $2 ORDER BY cursor LIMIT $3";
+pub(super) const LAST_CURSOR: &str = "SELECT last_cursor FROM alert_cursors WHERE tenant_id = $1";
 pub(super) const EXPIRE_EVENTS: &str =
     "DELETE FROM alert_events WHERE tenant_id = $1 AND event_time < $2";
 pub(super) const UPSERT_RULE_STATE: &str = "INSERT INTO alert_rule_states \
@@ -288,7 +299,7 @@ macro_rules! alert_store {
             async fn write_alerts(
                 &self,
                 write: &$crate::store::AlertWrite,
-            ) -> $crate::error::Result<Option<$crate::store::LogPosition>> {
+            ) -> $crate::error::Result<$crate::store::Written> {
                 self.write_alerts_now(write).await
             }
 
@@ -350,9 +361,10 @@ macro_rules! alert_store {
                 Ok(expired.rows_affected())
             }
 
-            async fn last_cursor(&self) -> $crate::error::Result<u64> {
+            async fn last_cursor(&self, tenant: ::uuid::Uuid) -> $crate::error::Result<u64> {
                 let last: Option<i64> = ::sqlx::query_scalar(alert_sql::LAST_CURSOR)
-                    .fetch_one(&self.pool)
+                    .bind(db_uuid(tenant))
+                    .fetch_optional(&self.pool)
                     .await?;
                 Ok(last.map_or(0, |c| u64::try_from(c).unwrap_or(0)))
             }
@@ -378,6 +390,7 @@ macro_rules! alert_store {
                         let Json(alert): Json<Alert> = row.try_get("alert")?;
                         Ok(AlertEvent {
                             cursor: u64::try_from(cursor).unwrap_or(0),
+                            event_id: uuid_of(row.try_get::<DbUuid, _>("event_id")?)?,
                             kind: EventType::parse(&kind).ok_or_else(|| {
                                 $crate::error::StorageError::Internal(format!(
                                     "corrupt alert event: kind `{kind}`"

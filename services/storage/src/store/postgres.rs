@@ -287,9 +287,33 @@ const WRITE_ALERTS: &str = concat!(
          acknowledged_by = excluded.acknowledged_by, acknowledge_time = excluded.acknowledge_time, \
          resolved_by = excluded.resolved_by, resolve_time = excluded.resolve_time \
        RETURNING 1), \
-     events AS (INSERT INTO alert_events (cursor, tenant_id, alert_id, kind, event_time, alert) \
-       SELECT * FROM unnest($17::int8[], $18::uuid[], $19::uuid[], $20::text[], \
-         $21::timestamptz[], $22::jsonb[]) ON CONFLICT (cursor) DO NOTHING RETURNING 1), \
+     input AS (SELECT * FROM unnest($17::uuid[], $18::uuid[], $19::uuid[], $20::text[], \
+         $21::timestamptz[], $22::jsonb[], $31::int8[]) WITH ORDINALITY \
+         AS e(event_id, tenant_id, alert_id, kind, event_time, alert, given, ord)), \
+     existing AS (SELECT event_id, cursor FROM alert_events WHERE event_id = ANY($17::uuid[])), \
+     fresh AS (SELECT * FROM input i WHERE i.given = 0 \
+       AND NOT EXISTS (SELECT 1 FROM existing x WHERE x.event_id = i.event_id)), \
+     kept AS (SELECT * FROM input WHERE given <> 0), \
+     demand AS (SELECT tenant_id, count(*) FILTER (WHERE given = 0) AS n, max(given) AS top \
+       FROM (SELECT tenant_id, given FROM fresh UNION ALL SELECT tenant_id, given FROM kept) d \
+       GROUP BY tenant_id), \
+     counters AS (INSERT INTO alert_cursors AS c (tenant_id, last_cursor, server_started) \
+       SELECT tenant_id, GREATEST($32, top) + n, pg_postmaster_start_time() FROM demand \
+       ORDER BY tenant_id \
+       ON CONFLICT (tenant_id) DO UPDATE SET server_started = excluded.server_started, \
+         last_cursor = GREATEST(CASE WHEN $33 AND c.server_started IS DISTINCT FROM \
+             excluded.server_started THEN GREATEST(c.last_cursor, $32) ELSE c.last_cursor END, \
+           (SELECT top FROM demand d WHERE d.tenant_id = c.tenant_id)) \
+           + (SELECT n FROM demand d WHERE d.tenant_id = c.tenant_id) \
+       RETURNING tenant_id, last_cursor), \
+     numbered AS (SELECT f.*, c.last_cursor - d.n \
+         + row_number() OVER (PARTITION BY f.tenant_id ORDER BY f.ord) AS cursor \
+       FROM fresh f JOIN counters c USING (tenant_id) JOIN demand d USING (tenant_id)), \
+     events AS (INSERT INTO alert_events \
+         (cursor, tenant_id, event_id, alert_id, kind, event_time, alert) \
+       SELECT cursor, tenant_id, event_id, alert_id, kind, event_time, alert FROM numbered \
+       UNION ALL SELECT given, tenant_id, event_id, alert_id, kind, event_time, alert FROM kept \
+       ON CONFLICT DO NOTHING RETURNING 1), \
      states AS (INSERT INTO alert_rule_states (tenant_id, rule_id, machine_id, state) \
        SELECT * FROM unnest($23::uuid[], $24::uuid[], $25::text[], $26::jsonb[]) \
        ON CONFLICT (tenant_id, rule_id, machine_id) DO UPDATE SET state = excluded.state \
@@ -299,7 +323,9 @@ const WRITE_ALERTS: &str = concat!(
          (SELECT * FROM unnest($27::uuid[], $28::uuid[], $29::text[])) RETURNING 1) \
      SELECT (SELECT count(*) FROM upserted) + (SELECT count(*) FROM events) \
        + (SELECT count(*) FROM states) + (SELECT count(*) FROM removed), \
-       (SELECT * FROM config), ",
+       (SELECT * FROM config), \
+       (SELECT coalesce(array_agg(coalesce(n.cursor, x.cursor, i.given) ORDER BY i.ord), '{}') \
+         FROM input i LEFT JOIN numbered n USING (event_id) LEFT JOIN existing x USING (event_id)), ",
     log_position_columns!()
 );
 
@@ -326,7 +352,7 @@ impl PostgresStore {
     async fn write_alerts_now(
         &self,
         write: &crate::store::AlertWrite,
-    ) -> Result<Option<crate::store::LogPosition>> {
+    ) -> Result<crate::store::Written> {
         use sqlx::types::Json;
         let alerts = &write.alerts;
         let events = &write.events;
@@ -400,7 +426,7 @@ impl PostgresStore {
                     .map(|a| a.resolve_time.map(db_ts))
                     .collect::<Vec<_>>(),
             )
-            .bind(events.iter().map(|e| count(e.cursor)).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.event_id).collect::<Vec<_>>())
             .bind(events.iter().map(|e| e.alert.tenant_id).collect::<Vec<_>>())
             .bind(events.iter().map(|e| e.alert.alert_id).collect::<Vec<_>>())
             .bind(events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
@@ -423,9 +449,25 @@ impl PostgresStore {
                     .collect::<Vec<_>>(),
             )
             .bind(if write.durable { "on" } else { "off" })
+            .bind(events.iter().map(|e| count(e.cursor)).collect::<Vec<_>>())
+            // A fast commit can lose cursors a subscriber saw if the server crashes: a tenant's
+            // first cursors, and its first after a restart of the server, start past the time.
+            .bind(if write.durable {
+                0
+            } else {
+                crate::domain::ingest::micros_since_epoch(std::time::SystemTime::now())
+            })
+            .bind(!write.durable)
             .fetch_one(&self.pool)
             .await?;
-        log_position(&row, 2).map(Some)
+        let cursors: Vec<i64> = row.try_get(2)?;
+        Ok(crate::store::Written {
+            cursors: cursors
+                .into_iter()
+                .map(|c| u64::try_from(c).unwrap_or(0))
+                .collect(),
+            position: Some(log_position(&row, 3)?),
+        })
     }
 }
 

@@ -310,7 +310,7 @@ impl SqliteStore {
     async fn write_alerts_now(
         &self,
         write: &crate::store::AlertWrite,
-    ) -> Result<Option<crate::store::LogPosition>> {
+    ) -> Result<crate::store::Written> {
         use sqlx::types::Json;
         let mut tx = self.begin_write().await?;
         for alert in &write.alerts {
@@ -334,16 +334,42 @@ impl SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        let mut cursors = Vec::with_capacity(write.events.len());
         for event in &write.events {
+            let tenant = db_uuid(event.alert.tenant_id);
+            let cursor: i64 = if event.cursor > 0 {
+                // Given out before: kept, and the tenant's cursors stay past it.
+                let cursor = i64::try_from(event.cursor).unwrap_or(i64::MAX);
+                sqlx::query(alert_sql::CURSOR_AT_LEAST)
+                    .bind(&tenant)
+                    .bind(cursor)
+                    .execute(&mut *tx)
+                    .await?;
+                cursor
+            } else if let Some(stored) = sqlx::query_scalar(alert_sql::EVENT_CURSOR)
+                .bind(db_uuid(event.event_id))
+                .fetch_optional(&mut *tx)
+                .await?
+            {
+                // Stored by an attempt whose commit this one did not hear of.
+                stored
+            } else {
+                sqlx::query_scalar(alert_sql::NEXT_CURSOR)
+                    .bind(&tenant)
+                    .fetch_one(&mut *tx)
+                    .await?
+            };
             sqlx::query(alert_sql::INSERT_EVENT)
-                .bind(i64::try_from(event.cursor).unwrap_or(i64::MAX))
-                .bind(db_uuid(event.alert.tenant_id))
+                .bind(cursor)
+                .bind(&tenant)
+                .bind(db_uuid(event.event_id))
                 .bind(db_uuid(event.alert.alert_id))
                 .bind(event.kind.as_str())
                 .bind(db_ts(event.time))
                 .bind(Json(&event.alert))
                 .execute(&mut *tx)
                 .await?;
+            cursors.push(u64::try_from(cursor).unwrap_or(0));
         }
         for (key, state) in &write.states {
             let query = match state {
@@ -360,7 +386,10 @@ impl SqliteStore {
             query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(None)
+        Ok(crate::store::Written {
+            cursors,
+            position: None,
+        })
     }
 }
 

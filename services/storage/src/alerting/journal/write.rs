@@ -6,7 +6,7 @@ use std::time::Duration;
 use mfg_common::shutdown::CancellationToken;
 
 use super::Writer;
-use crate::store::{AlertWrite, LogPosition};
+use crate::store::{AlertWrite, Written};
 
 /// How often the journal asks where the database's log stands while fast writes are kept
 /// and no write tells it.
@@ -33,37 +33,49 @@ impl Writer {
                 return;
             }
         };
-        if let Some(again) = self.unflushed.observed(position) {
+        if let Some(mut again) = self.unflushed.observed(position) {
             warn_restarted(&again);
-            self.write(&again, shutdown).await;
+            self.write(&mut again, shutdown).await;
         }
     }
 
-    /// Writes a group, retrying while the database is unavailable; `false` when it gives up
-    /// after shutdown began. A fast write is kept until it is known to be on disk, and written
-    /// again with the others kept if the database server restarted meanwhile (see
-    /// [`Unflushed`]).
-    pub(super) async fn write(&mut self, write: &AlertWrite, shutdown: &CancellationToken) -> bool {
+    /// Writes a group, retrying while the database is unavailable, and gives its events the
+    /// cursors the database gave out; `false` when it gives up after shutdown began. A fast
+    /// write is kept until it is known to be on disk, and written again with the others kept
+    /// if the database server restarted meanwhile (see [`Unflushed`]).
+    pub(super) async fn write(
+        &mut self,
+        write: &mut AlertWrite,
+        shutdown: &CancellationToken,
+    ) -> bool {
         if write.is_empty() {
             return true;
         }
-        let mut again: Option<AlertWrite> = None;
-        loop {
-            let this = again.as_ref().unwrap_or(write);
-            let Some(position) = self.write_retrying(this, shutdown).await else {
-                return false;
-            };
-            let Some(position) = position.filter(|_| !self.durable) else {
-                return true;
-            };
-            match self.unflushed.committed(this, position) {
+        let Some(written) = self.write_retrying(write, shutdown).await else {
+            return false;
+        };
+        for (event, cursor) in write.events.iter_mut().zip(written.cursors) {
+            event.cursor = cursor;
+        }
+        let mut position = written.position.filter(|_| !self.durable);
+        let mut kept: &AlertWrite = write;
+        let mut again: Option<AlertWrite>;
+        while let Some(at) = position {
+            match self.unflushed.committed(kept, at) {
                 None => return true,
                 Some(merged) => {
+                    // Every event of it has its cursor: it is written as it was.
                     warn_restarted(&merged);
                     again = Some(merged);
+                    kept = again.as_ref().expect("just set");
+                    let Some(written) = self.write_retrying(kept, shutdown).await else {
+                        return false;
+                    };
+                    position = written.position;
                 }
             }
         }
+        true
     }
 
     /// Writes until it succeeds; `None` when it gives up after shutdown began.
@@ -71,12 +83,12 @@ impl Writer {
         &self,
         write: &AlertWrite,
         shutdown: &CancellationToken,
-    ) -> Option<Option<LogPosition>> {
+    ) -> Option<Written> {
         let mut backoff = Duration::from_millis(50);
         let mut attempts_after_shutdown = 0;
         loop {
             match self.store.write_alerts(write).await {
-                Ok(position) => return Some(position),
+                Ok(written) => return Some(written),
                 Err(error) => {
                     tracing::warn!(%error, retry_in = ?backoff, "writing alerts failed");
                 }
