@@ -160,11 +160,29 @@ async fn main() -> anyhow::Result<()> {
     let telemetry = telemetry::init(&cli.telemetry, name)?;
     warn_of_unknown_variables();
     let stop = shutdown::on_signal();
+    let metrics = mfg_common::metrics::Registry::default();
+    let metrics_addr = match &service {
+        Service::Tenant(c) => c.server.metrics_addr,
+        Service::Storage(c) => c.server.metrics_addr,
+        Service::Cost(c) => c.server.metrics_addr,
+        Service::Provisioning(c) => c.server.metrics_addr,
+        Service::Gateway(c) => c.server.metrics_addr,
+    };
+    if let Some(addr) = metrics_addr {
+        let listener = bind(addr, "metrics").await?;
+        tokio::spawn(mfg_common::metrics::serve(
+            listener,
+            metrics.clone(),
+            stop.clone(),
+        ));
+    }
     let result = match service {
-        Service::Tenant(config) => {
+        Service::Tenant(mut config) => {
+            config.metrics = metrics;
             mfg_tenant::run(config.clone(), bind(config.listen_addr, name).await?, stop).await
         }
-        Service::Storage(config) => {
+        Service::Storage(mut config) => {
+            config.metrics = metrics;
             mfg_storage::run(config.clone(), bind(config.listen_addr, name).await?, stop).await
         }
         Service::Cost(config) => {

@@ -149,6 +149,8 @@ pub struct Addresses {
     pub cost: SocketAddr,
     /// The provisioning service.
     pub provisioning: SocketAddr,
+    /// Where metrics are served, if they are.
+    pub metrics: Option<SocketAddr>,
     /// The file holding the generated operator token, if it was generated.
     pub admin_token_file: Option<PathBuf>,
     /// The operator token.
@@ -168,6 +170,7 @@ pub async fn start(
         storage: listeners.storage.local_addr()?,
         cost: listeners.cost.local_addr()?,
         provisioning: listeners.provisioning.local_addr()?,
+        metrics: None,
         admin_token_file: args
             .admin_token
             .is_none()
@@ -237,6 +240,20 @@ pub async fn start(
     ));
 
     let mut set = JoinSet::new();
+    // One registry for every part, served on --metrics-addr if set.
+    let metrics = mfg_common::metrics::Registry::default();
+    if let Some(addr) = args.server.metrics_addr {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+        addresses.metrics = Some(listener.local_addr()?);
+        set.spawn(mfg_common::metrics::serve(
+            listener,
+            metrics.clone(),
+            shutdown.clone(),
+        ));
+    }
+    tenant.metrics = metrics.clone();
     set.spawn(holding(Box::pin(mfg_tenant::run(
         tenant,
         listeners.tenant,
@@ -257,6 +274,7 @@ pub async fn start(
     );
     storage.database.pool = args.pool;
     storage.server = args.server;
+    storage.metrics = metrics;
     set.spawn(holding(Box::pin(mfg_storage::run(
         storage,
         listeners.storage,
@@ -437,6 +455,9 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
             path.display()
         )?,
         None => writeln!(out, "  operator token       from MFG_ADMIN_TOKEN")?,
+    }
+    if let Some(metrics) = addresses.metrics {
+        writeln!(out, "  metrics              http://{metrics}/metrics")?;
     }
     drop(out);
 

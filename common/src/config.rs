@@ -57,6 +57,10 @@ pub struct ServerArgs {
     pub shutdown_grace: Duration,
     #[command(flatten)]
     pub connections: ConnectionArgs,
+    /// Where to serve Prometheus metrics (`GET /metrics`), e.g. `127.0.0.1:9090`; unset serves
+    /// none.
+    #[arg(long = "metrics-addr", env = "MFG_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl Default for ServerArgs {
@@ -64,6 +68,7 @@ impl Default for ServerArgs {
         Self {
             shutdown_grace: Duration::from_secs(10),
             connections: ConnectionArgs::default(),
+            metrics_addr: None,
         }
     }
 }

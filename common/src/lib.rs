@@ -10,6 +10,7 @@ pub mod db;
 pub mod error;
 pub mod grpc;
 pub mod labels;
+pub mod metrics;
 pub mod pagination;
 pub mod secret_file;
 pub mod shutdown;

@@ -78,7 +78,11 @@ impl Platform {
     }
 
     async fn start(data_dir: &std::path::Path, database_url: Option<&str>, demo: bool) -> Self {
-        let args = up_args(data_dir, database_url, demo);
+        Self::up_with(up_args(data_dir, database_url, demo)).await
+    }
+
+    /// Runs `mfg up` with these options (their addresses should be port 0s).
+    pub async fn up_with(args: mfg::up::UpArgs) -> Self {
         let listeners = mfg::up::Listeners::bind(&args).await.expect("bind port 0");
         let shutdown = CancellationToken::new();
         let (addresses, set) = mfg::up::start(args, listeners, shutdown.clone())

@@ -11,6 +11,7 @@ pub use alerts::AlertApi;
 use std::{
     pin::Pin,
     sync::{Arc, OnceLock},
+    time::Instant,
 };
 
 use futures::{Stream, StreamExt as _, stream::FuturesOrdered};
@@ -26,6 +27,7 @@ use crate::{
     alerting::Alerting,
     error::StorageError,
     ingest::{Ingest, Outcome},
+    metrics::{StorageMetrics, Via},
     query::Queries,
     tiering::Tiering,
 };
@@ -58,13 +60,22 @@ pub const STREAM_WINDOW: usize = 8;
 pub struct TelemetryApi {
     storage: ReadyStorage,
     shutdown: CancellationToken,
+    metrics: Arc<StorageMetrics>,
 }
 
 impl TelemetryApi {
     /// Creates the adapter over operations that become ready later; its telemetry streams end
     /// when `shutdown` is cancelled.
-    pub fn new(storage: ReadyStorage, shutdown: CancellationToken) -> Self {
-        Self { storage, shutdown }
+    pub fn new(
+        storage: ReadyStorage,
+        shutdown: CancellationToken,
+        metrics: Arc<StorageMetrics>,
+    ) -> Self {
+        Self {
+            storage,
+            shutdown,
+            metrics,
+        }
     }
 
     fn storage(&self) -> Result<&Storage, StorageError> {
@@ -99,6 +110,8 @@ impl TelemetryService for TelemetryApi {
             ending: None,
             closed: false,
             shutdown: self.shutdown.clone(),
+            metrics: self.metrics.clone(),
+            _open: self.metrics.stream_opened(),
         };
         Ok(Response::new(Box::pin(stream.into_stream())))
     }
@@ -111,7 +124,16 @@ impl TelemetryService for TelemetryApi {
         let request = request.into_inner();
         let tenant = convert::tenant_id(&request.tenant_id)?;
         let readings = request.readings.into_iter().map(convert::reading).collect();
-        let outcome = self.storage()?.ingest.ingest(tenant, "", readings).await?;
+        let started = Instant::now();
+        let outcome = match self.storage()?.ingest.ingest(tenant, "", readings).await {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                let status = Status::from(error);
+                self.metrics.refused(Via::Unary, status.code());
+                return Err(status);
+            }
+        };
+        self.metrics.acked(Via::Unary, &outcome, started.elapsed());
         let ack = convert::ack(0, outcome);
         Ok(Response::new(pb::IngestBatchResponse {
             accepted: ack.accepted,
@@ -140,7 +162,10 @@ impl TelemetryService for TelemetryApi {
             Some(as_of) => convert::micros(as_of),
             None => micros_since_epoch(storage.clock.system_now()),
         };
-        let report = storage.tiering.run(as_of).await?;
+        let started = Instant::now();
+        let ran = storage.tiering.run(as_of).await;
+        self.metrics.tiering_ran(ran.is_ok(), started.elapsed());
+        let report = ran?;
         Ok(Response::new(pb::RunTieringResponse {
             rollup_buckets_written: report.rollup_buckets_written,
             readings_archived: report.readings_archived,
@@ -235,10 +260,13 @@ struct AckStream {
     closed: bool,
     /// Cancelled when the service stops.
     shutdown: CancellationToken,
+    metrics: Arc<StorageMetrics>,
+    /// Counts the stream as open while it lives.
+    _open: crate::metrics::OpenStream,
 }
 
-/// A batch waiting for its write: its sequence, and the outcome.
-type InFlight = Pin<Box<dyn Future<Output = (u64, Result<Outcome, StorageError>)> + Send>>;
+/// A batch waiting for its write: its sequence, when it arrived, and the outcome.
+type InFlight = Pin<Box<dyn Future<Output = (u64, Instant, Result<Outcome, StorageError>)> + Send>>;
 
 impl AckStream {
     fn into_stream(self) -> impl Stream<Item = Result<pb::StreamTelemetryResponse, Status>> {
@@ -269,12 +297,18 @@ impl AckStream {
                 !self.closed && self.ending.is_none() && self.in_flight.len() < STREAM_WINDOW;
             tokio::select! {
                 biased;
-                Some((sequence, outcome)) = self.in_flight.next(), if !self.in_flight.is_empty() => {
-                    return Some(
-                        outcome
-                            .map(|outcome| convert::ack(sequence, outcome))
-                            .map_err(Status::from),
-                    );
+                Some((sequence, arrived, outcome)) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                    return Some(match outcome {
+                        Ok(outcome) => {
+                            self.metrics.acked(Via::Stream, &outcome, arrived.elapsed());
+                            Ok(convert::ack(sequence, outcome))
+                        }
+                        Err(error) => {
+                            let status = Status::from(error);
+                            self.metrics.refused(Via::Stream, status.code());
+                            Err(status)
+                        }
+                    });
                 }
                 next = self.inbound.message(), if reading => self.receive(next).await,
                 () = self.shutdown.cancelled(), if reading => {
@@ -297,6 +331,7 @@ impl AckStream {
                     return;
                 };
                 let readings = batch.readings.into_iter().map(convert::reading).collect();
+                let arrived = Instant::now();
                 // Boxed: the submit's state lives only while it runs, not in every idle stream.
                 let submitted =
                     Box::pin(self.ingest.submit(self.tenant, &batch.machine_id, readings)).await;
@@ -304,10 +339,14 @@ impl AckStream {
                     Ok(pending) => {
                         let sequence = batch.sequence;
                         self.in_flight.push_back(Box::pin(async move {
-                            (sequence, pending.outcome().await)
+                            (sequence, arrived, pending.outcome().await)
                         }));
                     }
-                    Err(error) => self.ending = Some(error.into()),
+                    Err(error) => {
+                        let status = Status::from(error);
+                        self.metrics.refused(Via::Stream, status.code());
+                        self.ending = Some(status);
+                    }
                 }
             }
             Ok(None) => self.closed = true,

@@ -53,6 +53,9 @@ pub struct Config {
     pub options: StorageOptions,
     #[command(flatten)]
     pub server: ServerArgs,
+    /// Where the service's metrics are registered (served by whoever runs it).
+    #[arg(skip)]
+    pub metrics: mfg_common::metrics::Registry,
 }
 
 /// What the storage service does, apart from where it listens, whom it calls and where its
@@ -221,6 +224,7 @@ impl Config {
             admin_token: None,
             options: StorageOptions::default(),
             server: ServerArgs::default(),
+            metrics: mfg_common::metrics::Registry::default(),
         }
     }
 

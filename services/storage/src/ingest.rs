@@ -249,6 +249,11 @@ impl Ingest {
         let _ = self.inner.evaluator.set(evaluator);
     }
 
+    /// The alert evaluator readings are handed to, once set.
+    pub fn evaluator(&self) -> Option<&Evaluator> {
+        self.inner.evaluator.get()
+    }
+
     /// The tenant directory.
     pub fn directory(&self) -> &Directory {
         &self.inner.directory

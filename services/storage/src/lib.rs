@@ -14,6 +14,7 @@ pub mod directory;
 pub mod domain;
 pub mod error;
 pub mod ingest;
+pub mod metrics;
 pub mod object_store;
 pub mod query;
 pub mod store;
@@ -43,6 +44,7 @@ use crate::{
     api::{ReadyStorage, Storage, TelemetryApi},
     directory::Directory,
     ingest::Ingest,
+    metrics::StorageMetrics,
     object_store::ObjectStore,
     query::Queries,
     store::TelemetryStore,
@@ -83,18 +85,32 @@ pub async fn run_with_clock(
     let (health, routes) =
         grpc::standard_routes(&[service_names::TELEMETRY, service_names::ALERT]).await?;
     let ready: ReadyStorage = Arc::new(OnceLock::new());
+    let subscribers = alerting::SubscriberCaps::new(
+        config.options.alert_subscribers_per_key,
+        config.options.alert_subscribers_per_tenant,
+    );
+    let pool = Arc::new(OnceLock::new());
+    let metrics = StorageMetrics::register(
+        &config.metrics,
+        ready.clone(),
+        subscribers.clone(),
+        pool.clone(),
+        config.database.pool.max_connections,
+    );
     let routes = routes
         .add_service(
-            TelemetryServiceServer::new(TelemetryApi::new(ready.clone(), shutdown.clone()))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            TelemetryServiceServer::new(TelemetryApi::new(
+                ready.clone(),
+                shutdown.clone(),
+                metrics.clone(),
+            ))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(AlertServiceServer::new(api::AlertApi::new(
             ready.clone(),
             shutdown.clone(),
-            alerting::SubscriberCaps::new(
-                config.options.alert_subscribers_per_key,
-                config.options.alert_subscribers_per_tenant,
-            ),
+            subscribers,
+            metrics.clone(),
         )));
     let keys = KeyCache::new(tenant.clone(), clock.clone(), MAX_TTL, 100_000);
     let auth = AuthLayer::new(Authenticator::new(&operator_token, keys));
@@ -105,15 +121,16 @@ pub async fn run_with_clock(
         .map_err(anyhow::Error::msg)
         .context("invalid cold-tier configuration")?;
 
-    let readiness = tokio::spawn(become_ready(
-        config.clone(),
+    let parts = Parts {
         directory,
         objects,
         clock,
-        ready.clone(),
-        health.clone(),
-        shutdown.clone(),
-    ));
+        ready: ready.clone(),
+        health: health.clone(),
+        metrics,
+        pool,
+    };
+    let readiness = tokio::spawn(become_ready(config.clone(), parts, shutdown.clone()));
     let served = grpc::serve(
         listener,
         routes,
@@ -131,19 +148,33 @@ pub async fn run_with_clock(
     served
 }
 
-async fn become_ready(
-    config: Config,
+/// What the service is made of before its database is ready.
+struct Parts {
     directory: Directory,
     objects: Arc<dyn ObjectStore>,
     clock: SharedClock,
     ready: ReadyStorage,
     health: Health,
-    shutdown: CancellationToken,
-) {
+    metrics: Arc<StorageMetrics>,
+    /// The pool, for the metrics, once connected.
+    pool: Arc<OnceLock<mfg_common::db::DbPool>>,
+}
+
+async fn become_ready(config: Config, parts: Parts, shutdown: CancellationToken) {
+    let Parts {
+        directory,
+        objects,
+        clock,
+        ready,
+        health,
+        metrics,
+        pool: pool_cell,
+    } = parts;
     let url = mfg_common::db::redact(&config.database.url);
     let what = format!("storage database {url}");
     let Some((store, alert_store)) = grpc::retry_until_ready(&what, &shutdown, || async {
         let pool = mfg_common::db::connect(&config.database).await?;
+        let _ = pool_cell.set(pool.clone());
         let alert_store = store::open_alerts(pool.clone());
         let store = store::open(pool);
         store.migrate().await?;
@@ -194,6 +225,7 @@ async fn become_ready(
     if !config.options.tiering_interval.is_zero() {
         tokio::spawn(run_tiering_every(
             tiering,
+            metrics,
             clock,
             config.options.tiering_interval,
             shutdown.clone(),
@@ -272,6 +304,7 @@ async fn start_alerting(
 /// Runs the tiering jobs at an interval until shutdown.
 async fn run_tiering_every(
     tiering: Tiering,
+    metrics: Arc<StorageMetrics>,
     clock: SharedClock,
     interval: std::time::Duration,
     shutdown: CancellationToken,
@@ -283,6 +316,8 @@ async fn run_tiering_every(
         }
         let as_of = domain::ingest::micros_since_epoch(clock.system_now());
         // Failures are logged per tenant by the job; the next run retries.
-        let _ = tiering.run(as_of).await;
+        let started = std::time::Instant::now();
+        let ran = tiering.run(as_of).await;
+        metrics.tiering_ran(ran.is_ok(), started.elapsed());
     }
 }

@@ -35,6 +35,9 @@ pub struct Config {
     pub admin_token: Option<Secret>,
     #[command(flatten)]
     pub server: ServerArgs,
+    /// Where the service's metrics are registered (served by whoever runs it).
+    #[arg(skip)]
+    pub metrics: mfg_common::metrics::Registry,
 }
 
 /// Why a PostgreSQL deployment will not start without a pepper, in its operator's terms.
@@ -52,6 +55,7 @@ impl Config {
             key_pepper: Some(Secret::new(key_pepper)),
             admin_token: None,
             server: ServerArgs::default(),
+            metrics: mfg_common::metrics::Registry::default(),
         }
     }
 

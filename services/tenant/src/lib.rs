@@ -65,12 +65,21 @@ pub async fn run_with_clock(
         100_000,
     );
     let auth = AuthLayer::new(Authenticator::new(&operator_token, keys));
+    let pool = Arc::new(OnceLock::new());
+    config
+        .metrics
+        .register_collector(mfg_common::metrics::PoolCollector::new(
+            "tenant",
+            pool.clone(),
+            config.database.pool.max_connections,
+        ));
 
     let readiness = tokio::spawn(become_ready(
         config.clone(),
         hasher,
         clock,
         ready.clone(),
+        pool,
         health.clone(),
         shutdown.clone(),
     ));
@@ -95,6 +104,7 @@ async fn become_ready(
     hasher: KeyHasher,
     clock: SharedClock,
     ready: ReadyTenants,
+    pool_cell: Arc<OnceLock<mfg_common::db::DbPool>>,
     health: Health,
     shutdown: CancellationToken,
 ) {
@@ -102,6 +112,7 @@ async fn become_ready(
     let what = format!("tenant database {url}");
     let Some(store) = grpc::retry_until_ready(&what, &shutdown, || async {
         let pool = mfg_common::db::connect(&config.database).await?;
+        let _ = pool_cell.set(pool.clone());
         let store = store::open(pool);
         store.migrate().await?;
         Ok::<_, error::TenantError>(store)

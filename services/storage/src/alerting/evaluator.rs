@@ -138,6 +138,7 @@ struct Inner {
     permits: Arc<Semaphore>,
     clock: SharedClock,
     coalesced: AtomicU64,
+    observed: AtomicU64,
     last_warning: Mutex<Option<Instant>>,
 }
 
@@ -226,6 +227,7 @@ impl Evaluator {
                 permits: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
                 clock,
                 coalesced: AtomicU64::new(0),
+                observed: AtomicU64::new(0),
                 last_warning: Mutex::new(None),
             }),
         }
@@ -234,6 +236,11 @@ impl Evaluator {
     /// How many readings were coalesced because the evaluator was behind.
     pub fn coalesced(&self) -> u64 {
         self.inner.coalesced.load(Ordering::Relaxed)
+    }
+
+    /// How many readings were handed to the rules of their metric.
+    pub fn observed(&self) -> u64 {
+        self.inner.observed.load(Ordering::Relaxed)
     }
 
     /// Hands accepted readings of a tenant to the shards; never waits. `labels` holds the
@@ -272,6 +279,9 @@ impl Evaluator {
         let arrival = micros_since_epoch(self.inner.clock.system_now());
         for (shard, readings) in batches.into_iter().enumerate() {
             if !readings.is_empty() {
+                self.inner
+                    .observed
+                    .fetch_add(readings.len() as u64, Ordering::Relaxed);
                 self.dispatch(shard, tenant, arrival, readings);
             }
         }

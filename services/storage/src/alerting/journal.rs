@@ -119,6 +119,7 @@ const DRAIN: Duration = Duration::from_millis(200);
 pub struct Journal {
     commands: mpsc::Sender<Command>,
     events: broadcast::Sender<Arc<AlertEvent>>,
+    published: Arc<std::sync::atomic::AtomicU64>,
     finished: Arc<tokio::sync::Mutex<Option<oneshot::Receiver<()>>>>,
 }
 
@@ -137,6 +138,7 @@ struct Writer {
     /// Their keys by id.
     ids: HashMap<Uuid, Key>,
     events: broadcast::Sender<Arc<AlertEvent>>,
+    published: Arc<std::sync::atomic::AtomicU64>,
     durable: bool,
     /// Fast writes not known to be on disk.
     unflushed: Unflushed,
@@ -185,11 +187,13 @@ impl Journal {
             .build()
             .map_err(thread_error)?;
         let publish = events.clone();
+        let published = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = published.clone();
         std::thread::Builder::new()
             .name("mfg-alert-journal".to_owned())
             .spawn(move || {
                 runtime.block_on(async move {
-                    let opened = Self::open(&database, clock, publish, options).await;
+                    let opened = Self::open(&database, clock, publish, counted, options).await;
                     let (writer, pool) = match opened {
                         Ok(opened) => opened,
                         Err(error) => {
@@ -210,6 +214,7 @@ impl Journal {
         Ok(Self {
             commands,
             events,
+            published,
             finished: Arc::new(tokio::sync::Mutex::new(Some(finished_receiver))),
         })
     }
@@ -218,6 +223,7 @@ impl Journal {
         database: &DatabaseArgs,
         clock: SharedClock,
         events: broadcast::Sender<Arc<AlertEvent>>,
+        published: Arc<std::sync::atomic::AtomicU64>,
         options: JournalOptions,
     ) -> Result<(Writer, DbPool)> {
         let pool = mfg_common::db::connect(database).await?;
@@ -234,6 +240,7 @@ impl Journal {
             open,
             ids,
             events,
+            published,
             durable: options.durable,
             unflushed: Unflushed::default(),
         };
@@ -246,6 +253,11 @@ impl Journal {
         if let Some(finished) = self.finished.lock().await.take() {
             let _ = finished.await;
         }
+    }
+
+    /// How many events were published.
+    pub fn published(&self) -> u64 {
+        self.published.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Sends a command; waits while the journal is busy.
@@ -354,6 +366,10 @@ impl Writer {
             if !self.write(&mut group.write, &shutdown).await {
                 return;
             }
+            self.published.fetch_add(
+                group.write.events.len() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
             for event in group.write.events {
                 // Nobody listening is fine: the log has it.
                 let _ = self.events.send(Arc::new(event));

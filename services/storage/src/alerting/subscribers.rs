@@ -26,6 +26,12 @@ struct Held {
 }
 
 impl SubscriberCaps {
+    /// How many subscriptions are held, all tenants together.
+    pub fn held(&self) -> usize {
+        let held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        held.tenants.values().sum()
+    }
+
     /// Caps of `per_key` subscriptions for one key and `per_tenant` for one tenant.
     pub fn new(per_key: usize, per_tenant: usize) -> Arc<Self> {
         Arc::new(Self {

@@ -34,6 +34,7 @@ pub struct AlertApi {
     storage: ReadyStorage,
     shutdown: CancellationToken,
     subscribers: Arc<SubscriberCaps>,
+    metrics: Arc<crate::metrics::StorageMetrics>,
 }
 
 impl AlertApi {
@@ -43,11 +44,13 @@ impl AlertApi {
         storage: ReadyStorage,
         shutdown: CancellationToken,
         subscribers: Arc<SubscriberCaps>,
+        metrics: Arc<crate::metrics::StorageMetrics>,
     ) -> Self {
         Self {
             storage,
             shutdown,
             subscribers,
+            metrics,
         }
     }
 
@@ -206,6 +209,7 @@ impl AlertService for AlertApi {
             live,
             shutdown: self.shutdown.clone(),
             _slot: slot,
+            metrics: self.metrics.clone(),
         };
         tokio::spawn(task.run(inbound, outbound));
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))

@@ -97,6 +97,8 @@ pub struct Subscription {
     pub shutdown: CancellationToken,
     /// Its place under the key's and the tenant's caps, held while it runs.
     pub _slot: crate::alerting::subscribers::SubscriberSlot,
+    /// Where lags are counted.
+    pub metrics: Arc<crate::metrics::StorageMetrics>,
 }
 
 type Sender = mpsc::Sender<Result<pb::SubscribeAlertsResponse, Status>>;
@@ -176,6 +178,7 @@ impl Subscription {
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
+                        self.metrics.subscriber_lagged();
                         let lagged = pb::SubscriptionLagged { resume_after: self.sent };
                         if !send(&outbound, Outbound::Lagged(lagged)).await || !self.replay(&outbound).await {
                             return;
