@@ -4,6 +4,7 @@ pub mod alerts_bench;
 pub mod bench;
 pub mod bench_platform;
 pub mod data_dir;
+pub mod demo;
 pub mod ingest_bench;
 pub mod query_bench;
 pub mod simulate;

@@ -118,7 +118,15 @@ fn warn_of_unknown_variables() {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if let Command::Up(args) = &cli.command
+        && args.demo
+    {
+        // The demo prints its own lines (its progress, its alerts); logs are warnings only.
+        cli.telemetry
+            .log_filter
+            .get_or_insert_with(|| "warn".to_owned());
+    }
     let service = match cli.command {
         Command::Up(args) => {
             let telemetry = telemetry::init(&cli.telemetry, "mfg")?;

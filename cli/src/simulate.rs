@@ -89,6 +89,9 @@ pub struct Scenario {
     pub flush_every: Duration,
     /// Batches in flight per machine stream.
     pub window: usize,
+    /// The first machine of the first tenant overheats for a while soon after the start, so
+    /// that an alert opens and resolves within the first minute (the demo).
+    pub overheat_first_machine: bool,
 }
 
 impl Scenario {
@@ -103,6 +106,7 @@ impl Scenario {
             hz: 1.0,
             flush_every: Duration::from_millis(100),
             window: 8,
+            overheat_first_machine: true,
         }
     }
 
@@ -271,7 +275,12 @@ pub async fn stream(
                 stats.clone(),
                 abort.clone(),
             );
-            let machine = Machine::new(machine_id.clone(), scenario, seed);
+            let mut machine = Machine::new(machine_id.clone(), scenario, seed);
+            if seed == 1 && scenario.overheat_first_machine {
+                // From 2 s to 40 s from now: the temperature rule fires, then clears.
+                let now = machine::micros_now();
+                machine.overheat(now + 2_000_000, now + 40_000_000);
+            }
             machines.spawn(machine.run(uplink, scenario.clone(), stop.clone()));
         }
     }
@@ -370,6 +379,7 @@ pub async fn run(args: SimulateArgs, shutdown: CancellationToken) -> anyhow::Res
         hz: args.hz,
         flush_every: args.flush_every,
         window: args.window,
+        overheat_first_machine: false,
     };
     scenario.validate()?;
     let token = match &args.admin_token {

@@ -302,90 +302,9 @@ pub async fn start(
         shutdown.clone(),
     ))));
     if args.demo {
-        set.spawn(demo(addresses.clone(), shutdown));
+        set.spawn(crate::demo::run(addresses.clone(), shutdown));
     }
     Ok((addresses, set))
-}
-
-/// Streams the brief's scenario until `shutdown`. A failure of the demo is logged, not fatal:
-/// the platform stays up.
-async fn demo(addresses: Addresses, shutdown: CancellationToken) -> anyhow::Result<()> {
-    use mfg_proto::tenant::v1::tenant_service_client::TenantServiceClient;
-
-    let run = async {
-        for (addr, service) in [
-            (addresses.tenant, mfg_proto::service_names::TENANT),
-            (addresses.storage, mfg_proto::service_names::TELEMETRY),
-        ] {
-            mfg_common::grpc::wait_for_health(
-                addr,
-                service,
-                tonic_health::ServingStatus::Serving,
-                std::time::Duration::from_secs(60),
-            )
-            .await
-            .map_err(anyhow::Error::msg)
-            .with_context(|| format!("{service} did not start"))?;
-        }
-        let scenario = crate::simulate::Scenario::demo();
-        let mut tenants = TenantServiceClient::new(
-            mfg_common::grpc::lazy_channel(&format!("http://{}", addresses.tenant))?
-                .with_bearer(addresses.operator_token.expose())?,
-        );
-        let prepared = crate::simulate::prepare(&mut tenants, &scenario).await?;
-        crate::simulate::demo_rules(
-            &addresses.storage.to_string(),
-            addresses.operator_token.expose(),
-            &prepared,
-        )
-        .await?;
-        {
-            let mut out = std::io::stdout().lock();
-            writeln!(
-                out,
-                "demo: {} tenants × {} machines × {} metrics at 1 Hz ({:.0} readings/s), for example",
-                scenario.tenants.len(),
-                scenario.machines,
-                scenario.metrics,
-                scenario.rate()
-            )?;
-            for tenant in &prepared {
-                writeln!(
-                    out,
-                    "  curl -H \"Authorization: Bearer $TOKEN\" http://{}/v1/tenants/{}/machines/{}/latest   # {}",
-                    addresses.gateway, tenant.id, tenant.machines[0], tenant.name
-                )?;
-            }
-            if let Some(tenant) = prepared.first() {
-                writeln!(
-                    out,
-                    "  curl -N -H \"Authorization: Bearer $TOKEN\" http://{}/v1/tenants/{}/alert-events   # its alerts, live (SSE)",
-                    addresses.gateway, tenant.id
-                )?;
-            }
-        }
-        let stats = std::sync::Arc::new(crate::uplink::UplinkStats::default());
-        tokio::spawn(crate::simulate::progress(
-            stats.clone(),
-            std::time::Duration::from_secs(10),
-            "demo ",
-            false,
-            shutdown.clone(),
-        ));
-        crate::simulate::stream(
-            &addresses.storage.to_string(),
-            &prepared,
-            &scenario,
-            stats,
-            shutdown.clone(),
-            std::time::Duration::from_secs(5),
-        )
-        .await
-    };
-    if let Err(error) = run.await {
-        tracing::error!(error = %format!("{error:#}"), "the demo stopped");
-    }
-    Ok(())
 }
 
 /// Waits until the services with a database serve: their databases answer and are migrated.

@@ -164,6 +164,7 @@ impl Streaming {
             hz: 100.0,
             flush_every: Duration::from_millis(20),
             window: 4,
+            overheat_first_machine: false,
         };
         let mut tenants = TenantServiceClient::new(tenant_service.channel_with(OPERATOR));
         let prepared = mfg::simulate::prepare(&mut tenants, &scenario)

@@ -23,14 +23,10 @@ pub enum LogFormat {
 /// Logging and tracing options.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TelemetryArgs {
-    /// Log filter, in `tracing` directive syntax (e.g. `info,mfg_tenant=debug`).
-    #[arg(
-        long = "log-filter",
-        env = "MFG_LOG",
-        default_value = "info",
-        global = true
-    )]
-    pub log_filter: String,
+    /// Log filter, in `tracing` directive syntax (e.g. `info,mfg_tenant=debug`); default
+    /// `info`, and `warn` for `mfg up --demo`, whose requests would fill the screen.
+    #[arg(long = "log-filter", env = "MFG_LOG", global = true)]
+    pub log_filter: Option<String>,
     /// Log format.
     #[arg(long = "log-format", env = "MFG_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
@@ -50,7 +46,7 @@ pub struct TelemetryArgs {
 impl Default for TelemetryArgs {
     fn default() -> Self {
         Self {
-            log_filter: "info".to_owned(),
+            log_filter: None,
             log_format: LogFormat::Text,
             otlp_endpoint: None,
             service_name: None,
@@ -103,8 +99,9 @@ pub fn init(args: &TelemetryArgs, default_service_name: &str) -> anyhow::Result<
     let provider = builder.build();
     global::set_tracer_provider(provider.clone());
 
-    let filter = EnvFilter::try_new(&args.log_filter)
-        .with_context(|| format!("invalid log filter `{}`", args.log_filter))?;
+    let directives = args.log_filter.as_deref().unwrap_or("info");
+    let filter = EnvFilter::try_new(directives)
+        .with_context(|| format!("invalid log filter `{directives}`"))?;
     let fmt_layer = match args.log_format {
         LogFormat::Text => tracing_subscriber::fmt::layer().boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer().json().boxed(),

@@ -168,6 +168,9 @@ pub fn server_layer() -> ServerTraceLayer {
         GrpcCode::OutOfRange,
         GrpcCode::Unimplemented,
         GrpcCode::Unauthenticated,
+        // A dependency that is down (logged as a warning where it is found), or a stop telling
+        // open streams to reconnect: not a failure of the call to log as an error.
+        GrpcCode::Unavailable,
     ]
     .into_iter()
     .fold(

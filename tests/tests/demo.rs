@@ -10,6 +10,7 @@ use reqwest::{Method, StatusCode};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_streams_the_briefs_scenario_within_seconds() {
     let dir = tempfile::tempdir().unwrap();
+    let started = tokio::time::Instant::now();
     let platform = Platform::up_demo(dir.path()).await;
     let http = reqwest::Client::new();
     let base = platform.base.as_str();
@@ -75,6 +76,16 @@ async fn the_demo_streams_the_briefs_scenario_within_seconds() {
                 .any(|v| v["metric"] == "spindle_speed_rpm" && v["value"].as_f64().is_some()),
             "{values:?}"
         );
+        // Counters read as a machine's would: months of parts, wear between 0 and 100 %.
+        let value = |metric: &str| {
+            values
+                .iter()
+                .find(|v| v["metric"] == metric)
+                .and_then(|v| v["value"].as_f64())
+                .unwrap_or_else(|| panic!("no {metric} in {values:?}"))
+        };
+        assert!((1e5..1e8).contains(&value("part_count")), "{values:?}");
+        assert!((0.0..100.0).contains(&value("tool_wear_pct")), "{values:?}");
 
         // Each tenant watches its machines with the demo's three alert rules.
         let (status, rules) = http_call(
@@ -95,6 +106,26 @@ async fn the_demo_streams_the_briefs_scenario_within_seconds() {
             .collect();
         metrics.sort_unstable();
         assert_eq!(metrics, ["part_count", "temperature_c", "vibration_mm_s"]);
+    }
+
+    // The tenant the banner suggests (the first) has an open alert within 10 s of the start.
+    let acme = tenants
+        .iter()
+        .find(|t| t["name"] == "acme-presses")
+        .and_then(|t| t["id"].as_str())
+        .unwrap();
+    let alerts = format!("/v1/tenants/{acme}/alerts?state=open");
+    loop {
+        let (status, open) = http_call(&http, base, Method::GET, &alerts, operator, None).await;
+        assert_eq!(status, StatusCode::OK);
+        if open["alerts"].as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no alert for acme-presses within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     platform.stop().await;
 }

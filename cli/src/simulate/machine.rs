@@ -28,6 +28,8 @@ struct Profile {
     spike: f64,
     /// A counter that grows by this much per second (the other fields are ignored).
     counter: f64,
+    /// A counter that starts again from zero at this value; 0 never does.
+    wraps_at: f64,
 }
 
 const fn gauge(
@@ -49,6 +51,7 @@ const fn gauge(
         spike_chance,
         spike,
         counter: 0.0,
+        wraps_at: 0.0,
     }
 }
 
@@ -63,8 +66,19 @@ const fn counter(name: &'static str, per_second: f64) -> Profile {
         spike_chance: 0.0,
         spike: 0.0,
         counter: per_second,
+        wraps_at: 0.0,
     }
 }
+
+/// A counter that starts again at `wraps_at` (a tool's wear, reset when it is changed).
+const fn wrapping(name: &'static str, per_second: f64, wraps_at: f64) -> Profile {
+    let mut profile = counter(name, per_second);
+    profile.wraps_at = wraps_at;
+    profile
+}
+
+/// 2026-12-01T00:00:00Z in µs: machines went into service some time before it.
+const COUNTERS_FROM: i64 = 1_796_083_200 * 1_000_000;
 
 /// The metrics of a machine, the first `--metrics` of them (then `metric_21`, … as gauges).
 const PROFILES: [Profile; 20] = [
@@ -121,7 +135,7 @@ const PROFILES: [Profile; 20] = [
         (0.0005, -2.0),
     ),
     gauge("humidity_pct", 45.0, 5.0, 7_200.0, 0.5, 0.0, (0.0, 0.0)),
-    counter("tool_wear_pct", 0.002),
+    wrapping("tool_wear_pct", 0.002, 100.0),
     gauge(
         "axis_x_load_pct",
         40.0,
@@ -173,6 +187,10 @@ pub(super) struct Machine {
     offline_until: i64,
     /// Each sample, the chance of an outage starting.
     outage_chance: f64,
+    /// When the machine went into service (µs): its counters count from then.
+    commissioned: i64,
+    /// While it overheats (µs), its temperature runs 25 °C above normal.
+    overheating: (i64, i64),
 }
 
 impl Machine {
@@ -188,14 +206,24 @@ impl Machine {
                 (name, profile, phase)
             })
             .collect();
+        // In service since some day of the year before 2026-12-01, so that counters read as a
+        // machine's would and go on across restarts.
+        let commissioned = COUNTERS_FROM - rng.random_range(30..365) * 86_400 * 1_000_000;
         Self {
             id,
             rng,
             metrics,
+            commissioned,
+            overheating: (0, 0),
             offline_until: 0,
             // About one outage per machine-hour.
             outage_chance: 1.0 / (3_600.0 * scenario.hz),
         }
+    }
+
+    /// Runs the machine 25 °C hot from `from` until `until` (µs).
+    pub(super) fn overheat(&mut self, from: i64, until: i64) {
+        self.overheating = (from, until);
     }
 
     /// Samples every metric at `micros`; nothing during an outage.
@@ -210,10 +238,20 @@ impl Machine {
         }
         let seconds = micros as f64 / 1e6;
         let shift_hours = (seconds % (8.0 * 3_600.0)) / 3_600.0;
+        let in_service = (micros - self.commissioned).max(0) as f64 / 1e6;
+        let overheating = (self.overheating.0..self.overheating.1).contains(&micros);
         for (name, profile, phase) in &self.metrics {
             let value = if profile.counter > 0.0 {
-                // Grows with time, so restarts continue where the last run left off.
-                (seconds * profile.counter).floor()
+                // Grows with time in service, so restarts continue where the last run left
+                // off; wear starts again at each tool change.
+                let count = (in_service * profile.counter).floor();
+                if profile.wraps_at > 0.0 {
+                    count % profile.wraps_at
+                } else {
+                    count
+                }
+            } else if overheating && name == "temperature_c" {
+                profile.base + 25.0 + profile.noise * self.rng.random::<f64>()
             } else {
                 let mut value = profile.base
                     + profile.wave
@@ -292,7 +330,7 @@ impl Machine {
     }
 }
 
-fn micros_now() -> i64 {
+pub(super) fn micros_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)

@@ -1,0 +1,164 @@
+//! `mfg up --demo`: the brief's scenario streaming in-process, with a line for each alert that
+//! opens or resolves, so a newcomer sees the platform work at once.
+
+use std::io::Write as _;
+
+use anyhow::Context as _;
+use mfg_common::shutdown::CancellationToken;
+
+use crate::{simulate::SimTenant, up::Addresses};
+
+/// Streams the brief's scenario until `shutdown`. A failure of the demo is logged, not fatal:
+/// the platform stays up.
+pub async fn run(addresses: Addresses, shutdown: CancellationToken) -> anyhow::Result<()> {
+    use mfg_proto::tenant::v1::tenant_service_client::TenantServiceClient;
+
+    let run = async {
+        for (addr, service) in [
+            (addresses.tenant, mfg_proto::service_names::TENANT),
+            (addresses.storage, mfg_proto::service_names::TELEMETRY),
+        ] {
+            mfg_common::grpc::wait_for_health(
+                addr,
+                service,
+                tonic_health::ServingStatus::Serving,
+                std::time::Duration::from_secs(60),
+            )
+            .await
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("{service} did not start"))?;
+        }
+        let scenario = crate::simulate::Scenario::demo();
+        let mut tenants = TenantServiceClient::new(
+            mfg_common::grpc::lazy_channel(&format!("http://{}", addresses.tenant))?
+                .with_bearer(addresses.operator_token.expose())?,
+        );
+        let prepared = crate::simulate::prepare(&mut tenants, &scenario).await?;
+        crate::simulate::demo_rules(
+            &addresses.storage.to_string(),
+            addresses.operator_token.expose(),
+            &prepared,
+        )
+        .await?;
+        for tenant in &prepared {
+            tokio::spawn(announce_alerts(
+                addresses.clone(),
+                tenant.clone(),
+                shutdown.clone(),
+            ));
+        }
+        {
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "demo: {} tenants × {} machines × {} metrics at 1 Hz ({:.0} readings/s), for example",
+                scenario.tenants.len(),
+                scenario.machines,
+                scenario.metrics,
+                scenario.rate()
+            )?;
+            for tenant in &prepared {
+                writeln!(
+                    out,
+                    "  curl -H \"Authorization: Bearer $TOKEN\" http://{}/v1/tenants/{}/machines/{}/latest   # {}",
+                    addresses.gateway, tenant.id, tenant.machines[0], tenant.name
+                )?;
+            }
+            if let Some(tenant) = prepared.first() {
+                writeln!(
+                    out,
+                    "  curl -N -H \"Authorization: Bearer $TOKEN\" http://{}/v1/tenants/{}/alert-events   # its alerts, live (SSE)",
+                    addresses.gateway, tenant.id
+                )?;
+            }
+        }
+        let stats = std::sync::Arc::new(crate::uplink::UplinkStats::default());
+        tokio::spawn(crate::simulate::progress(
+            stats.clone(),
+            std::time::Duration::from_secs(10),
+            "demo ",
+            false,
+            shutdown.clone(),
+        ));
+        crate::simulate::stream(
+            &addresses.storage.to_string(),
+            &prepared,
+            &scenario,
+            stats,
+            shutdown.clone(),
+            std::time::Duration::from_secs(5),
+        )
+        .await
+    };
+    if let Err(error) = run.await {
+        tracing::error!(error = %format!("{error:#}"), "the demo stopped");
+    }
+    Ok(())
+}
+
+/// Prints a line for each alert of `tenant` that opens or resolves, until `shutdown`.
+async fn announce_alerts(addresses: Addresses, tenant: SimTenant, shutdown: CancellationToken) {
+    use mfg_proto::storage::v1::{
+        self as pb, alert_service_client::AlertServiceClient,
+        subscribe_alerts_request::Message as Inbound,
+        subscribe_alerts_response::Message as Outbound,
+    };
+    let Ok(channel) = mfg_common::grpc::lazy_channel(&format!("http://{}", addresses.storage))
+    else {
+        return;
+    };
+    let Ok(channel) = channel.with_bearer(addresses.operator_token.expose()) else {
+        return;
+    };
+    let (requests, receiver) = tokio::sync::mpsc::channel(1);
+    let subscribe = pb::SubscribeAlertsRequest {
+        message: Some(Inbound::Subscribe(pb::AlertSubscription {
+            tenant_id: tenant.id.clone(),
+            ..Default::default()
+        })),
+    };
+    if requests.send(subscribe).await.is_err() {
+        return;
+    }
+    let stream = AlertServiceClient::new(channel)
+        .subscribe_alerts(tokio_stream::wrappers::ReceiverStream::new(receiver))
+        .await;
+    let Ok(stream) = stream else { return };
+    let mut events = stream.into_inner();
+    loop {
+        let message = tokio::select! {
+            message = events.message() => message,
+            () = shutdown.cancelled() => return,
+        };
+        let Ok(Some(pb::SubscribeAlertsResponse {
+            message: Some(Outbound::Event(event)),
+        })) = message
+        else {
+            if matches!(message, Ok(None) | Err(_)) {
+                return;
+            }
+            continue;
+        };
+        let Some(alert) = event.alert else { continue };
+        let what = match pb::AlertEventType::try_from(event.r#type) {
+            Ok(pb::AlertEventType::Opened) => "opened  ",
+            Ok(pb::AlertEventType::Resolved) => "resolved",
+            _ => continue,
+        };
+        let severity = pb::Severity::try_from(alert.severity)
+            .map(|s| {
+                s.as_str_name()
+                    .trim_start_matches("SEVERITY_")
+                    .to_lowercase()
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            std::io::stdout(),
+            "demo: alert {what} {}  {} {} = {:.1} ({severity})",
+            tenant.name,
+            alert.machine_id,
+            alert.metric,
+            alert.last_value,
+        );
+    }
+}
