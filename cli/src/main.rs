@@ -199,7 +199,8 @@ async fn main() -> anyhow::Result<()> {
         Service::Provisioning(config) => {
             mfg_provisioning::run(config.clone(), bind(config.listen_addr, name).await?, stop).await
         }
-        Service::Gateway(config) => {
+        Service::Gateway(mut config) => {
+            config.metrics = metrics;
             mfg_gateway::run(config.clone(), bind(config.listen_addr, name).await?, stop).await
         }
     };

@@ -254,6 +254,7 @@ pub async fn start(
         ));
     }
     tenant.metrics = metrics.clone();
+    gateway.metrics = metrics.clone();
     set.spawn(holding(Box::pin(mfg_tenant::run(
         tenant,
         listeners.tenant,

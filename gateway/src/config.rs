@@ -56,6 +56,10 @@ pub struct Config {
     pub options: GatewayOptions,
     #[command(flatten)]
     pub server: ServerArgs,
+    /// Where the gateway's metrics are also registered (served at `--metrics-addr` by whoever
+    /// runs it); its own `/metrics` serves them too.
+    #[arg(skip)]
+    pub metrics: mfg_common::metrics::Registry,
 }
 
 /// What the gateway does, apart from where it listens and whom it calls: `mfg up` takes the
@@ -119,6 +123,7 @@ impl Config {
             data_dir: data_dir.into(),
             options: GatewayOptions::default(),
             server: ServerArgs::default(),
+            metrics: mfg_common::metrics::Registry::default(),
         }
     }
 

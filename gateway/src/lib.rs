@@ -281,6 +281,7 @@ pub async fn run(
 
     let token = config.operator_token()?;
     let state = AppState::new(&config, &token)?.stopping_on(shutdown.clone());
+    state.metrics().register_in(&config.metrics);
     let app = router(state, &config);
     let limits = config.server.connections.limits();
     let mut builder = auto::Builder::new(TokioExecutor::new());

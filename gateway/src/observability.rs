@@ -117,6 +117,21 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Registers the same metrics in the process's registry too, which `--metrics-addr`
+    /// serves (with `mfg up`, beside the services').
+    pub fn register_in(&self, registry: &mfg_common::metrics::Registry) {
+        registry.register(
+            "gateway_http_requests",
+            "HTTP requests answered",
+            self.requests.clone(),
+        );
+        registry.register(
+            "gateway_http_request_duration_seconds",
+            "Time to answer an HTTP request",
+            self.latency.clone(),
+        );
+    }
+
     /// Renders the metrics in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = String::new();

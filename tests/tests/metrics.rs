@@ -124,6 +124,12 @@ async fn the_platform_reports_what_it_does() {
     assert!(value(&metrics, r#"mfg_storage_db_pool_connections{state="max"}"#) > 0.0);
     assert!(value(&metrics, r#"mfg_tenant_db_pool_connections{state="max"}"#) > 0.0);
     value(&metrics, "mfg_storage_alert_events_published_total");
+    assert!(
+        value(
+            &metrics,
+            r#"mfg_gateway_http_requests_total{method="POST",route="/v1/tenants/{tenant_id}/telemetry",status="2xx"}"#
+        ) >= 1.0
+    );
     assert!(!metrics.contains(&tenant_id), "no tenant ids in labels");
     assert!(!metrics.contains("press-"), "no machine ids in labels");
     drop(events);
