@@ -186,6 +186,54 @@ pub async fn http_call(
     (status, value)
 }
 
+/// A tenant made over REST by the operator, with a machine `press-1` and a key.
+#[derive(Debug)]
+pub struct RestTenant {
+    /// The tenant's id.
+    pub id: String,
+    /// The secret of its key.
+    pub key: String,
+}
+
+impl Platform {
+    /// Creates, over REST, a tenant from `tenant` (its JSON), its machine `press-1` and a key
+    /// of `scope` (`SCOPE_WRITE`…).
+    pub async fn rest_tenant(&self, tenant: serde_json::Value, scope: &str) -> RestTenant {
+        let http = reqwest::Client::new();
+        let operator = Some(self.operator_token.as_str());
+        let call = |path: String, body: serde_json::Value| {
+            let http = http.clone();
+            async move {
+                let (status, answer) = http_call(
+                    &http,
+                    &self.base,
+                    reqwest::Method::POST,
+                    &path,
+                    operator,
+                    Some(body),
+                )
+                .await;
+                assert!(status.is_success(), "POST {path}: {status} {answer}");
+                answer
+            }
+        };
+        let created = call("/v1/tenants".to_owned(), tenant).await;
+        let id = created["id"].as_str().expect("a tenant id").to_owned();
+        call(
+            format!("/v1/tenants/{id}/machines"),
+            serde_json::json!({"machineId": "press-1"}),
+        )
+        .await;
+        let key = call(
+            format!("/v1/tenants/{id}/api-keys"),
+            serde_json::json!({"scopes": [scope]}),
+        )
+        .await;
+        let key = key["secret"].as_str().expect("a key secret").to_owned();
+        RestTenant { id, key }
+    }
+}
+
 /// Installs, for the whole process, the W3C propagator and a tracer that records finished
 /// spans in memory. Call once, in a test binary of its own.
 pub fn install_in_memory_tracer() -> (

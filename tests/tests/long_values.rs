@@ -30,16 +30,10 @@ async fn long_values_are_refused_by_field_and_never_echoed_whole() {
     let http = reqwest::Client::new();
     let base = platform.base.as_str();
     let operator = Some(platform.operator_token.as_str());
-    let (_, tenant) = http_call(
-        &http,
-        base,
-        Method::POST,
-        "/v1/tenants",
-        operator,
-        Some(json!({"name": "acme"})),
-    )
-    .await;
-    let tenant_id = tenant["id"].as_str().unwrap().to_owned();
+    let tenant_id = platform
+        .rest_tenant(json!({"name": "acme"}), "SCOPE_READ")
+        .await
+        .id;
     let long = long();
 
     let cases = [

@@ -2,7 +2,7 @@
 //! outcome and rejection reason, ack latency, open streams, alert subscribers, tiering runs and
 //! the database pools; with labels of bounded values only (no tenant or machine ids).
 
-use mfg_tests::{Platform, http_call, up_args};
+use mfg_tests::{Platform, RestTenant, http_call, up_args};
 use reqwest::Method;
 use serde_json::json;
 
@@ -23,35 +23,9 @@ async fn the_platform_reports_what_it_does() {
     let http = reqwest::Client::new();
     let base = platform.base.as_str();
     let operator = Some(platform.operator_token.as_str());
-    let (_, tenant) = http_call(
-        &http,
-        base,
-        Method::POST,
-        "/v1/tenants",
-        operator,
-        Some(json!({"name": "acme"})),
-    )
-    .await;
-    let tenant_id = tenant["id"].as_str().unwrap().to_owned();
-    http_call(
-        &http,
-        base,
-        Method::POST,
-        &format!("/v1/tenants/{tenant_id}/machines"),
-        operator,
-        Some(json!({"machineId": "press-1"})),
-    )
-    .await;
-    let (_, key) = http_call(
-        &http,
-        base,
-        Method::POST,
-        &format!("/v1/tenants/{tenant_id}/api-keys"),
-        operator,
-        Some(json!({"scopes": ["SCOPE_ADMIN"]})),
-    )
-    .await;
-    let key = key["secret"].as_str().unwrap().to_owned();
+    let RestTenant { id: tenant_id, key } = platform
+        .rest_tenant(json!({"name": "acme"}), "SCOPE_ADMIN")
+        .await;
     let ts = chrono::Utc::now().to_rfc3339();
     let (status, body) = http_call(
         &http,

@@ -2,7 +2,7 @@
 //! counts as over gRPC, errors named by field, and the data read back as points, buckets and
 //! latest values.
 
-use mfg_tests::{Platform, http_call};
+use mfg_tests::{Platform, RestTenant, http_call};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -265,36 +265,12 @@ async fn over_its_ingest_rate_a_rest_client_is_told_when_to_retry() {
     let platform = Platform::up(dir.path(), None).await;
     let http = reqwest::Client::new();
     let base = platform.base.as_str();
-    let operator = Some(platform.operator_token.as_str());
-    let (_, tenant) = http_call(
-        &http,
-        base,
-        Method::POST,
-        "/v1/tenants",
-        operator,
-        Some(json!({"name": "slow", "limits": {"ingestReadingsPerSecond": 100}})),
-    )
-    .await;
-    let tenant_id = tenant["id"].as_str().unwrap().to_owned();
-    http_call(
-        &http,
-        base,
-        Method::POST,
-        &format!("/v1/tenants/{tenant_id}/machines"),
-        operator,
-        Some(json!({"machineId": "press-1"})),
-    )
-    .await;
-    let (_, key) = http_call(
-        &http,
-        base,
-        Method::POST,
-        &format!("/v1/tenants/{tenant_id}/api-keys"),
-        operator,
-        Some(json!({"scopes": ["SCOPE_WRITE"]})),
-    )
-    .await;
-    let key = key["secret"].as_str().unwrap().to_owned();
+    let RestTenant { id: tenant_id, key } = platform
+        .rest_tenant(
+            json!({"name": "slow", "limits": {"ingestReadingsPerSecond": 100}}),
+            "SCOPE_WRITE",
+        )
+        .await;
     let now = chrono::Utc::now().timestamp_micros();
     // 1,000 readings pass at once, and leave the tenant ten seconds in debt.
     let batch = |from: i64| {
