@@ -248,9 +248,11 @@ pub async fn run(args: AlertsBench) -> anyhow::Result<()> {
     } else {
         250_000.0
     });
+    // The fan-out's subscribers all use one key of one tenant, and so do the probes.
+    let subscribers = args.subscribers + 16;
     let platform = BenchPlatform::start_with(args.database_url.as_deref(), |mut config| {
         config.options.alert_commit = commit;
-        config
+        config.with_alert_subscribers(subscribers, subscribers)
     })
     .await?;
     let shutdown = CancellationToken::new();

@@ -338,6 +338,9 @@ pub struct AlertWrite {
     /// Whether the commit waits until the write is flushed to disk (see
     /// [`crate::alerting::journal::Journal::start`]).
     pub durable: bool,
+    /// Whether an earlier attempt of this write may have been committed unheard of (it failed
+    /// with the outcome unknown): its events are looked for before cursors are given out.
+    pub retried: bool,
 }
 
 impl Default for AlertWrite {
@@ -347,6 +350,7 @@ impl Default for AlertWrite {
             events: Vec::new(),
             states: Vec::new(),
             durable: true,
+            retried: false,
         }
     }
 }

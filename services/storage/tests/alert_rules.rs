@@ -157,7 +157,11 @@ async fn alerts_events_and_states_round_trip(store: &dyn AlertStore) {
     opened.cursor = 1;
     // The same write again (a retry after a commit the writer did not hear of) stores nothing
     // more and answers the same cursor.
-    assert_eq!(store.write_alerts(&first).await.unwrap().cursors, [1]);
+    let retry = AlertWrite {
+        retried: true,
+        ..first.clone()
+    };
+    assert_eq!(store.write_alerts(&retry).await.unwrap().cursors, [1]);
     assert_eq!(store.unresolved_alerts().await.unwrap(), [alert.clone()]);
     assert_eq!(
         store.get_alert(a, alert.alert_id).await.unwrap(),

@@ -148,6 +148,7 @@ mod tests {
             alerts: vec![alert],
             states: Vec::new(),
             durable: false,
+            retried: false,
         }
     }
 

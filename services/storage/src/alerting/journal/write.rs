@@ -86,13 +86,19 @@ impl Writer {
     ) -> Option<Written> {
         let mut backoff = Duration::from_millis(50);
         let mut attempts_after_shutdown = 0;
+        let mut retry: Option<AlertWrite> = None;
         loop {
-            match self.store.write_alerts(write).await {
+            match self.store.write_alerts(retry.as_ref().unwrap_or(write)).await {
                 Ok(written) => return Some(written),
                 Err(error) => {
                     tracing::warn!(%error, retry_in = ?backoff, "writing alerts failed");
                 }
             }
+            // The attempt may have been committed all the same: the next looks for its events.
+            retry.get_or_insert_with(|| AlertWrite {
+                retried: true,
+                ..write.clone()
+            });
             if shutdown.is_cancelled() {
                 attempts_after_shutdown += 1;
                 if attempts_after_shutdown > 3 {
