@@ -88,7 +88,11 @@ impl Writer {
         let mut attempts_after_shutdown = 0;
         let mut retry: Option<AlertWrite> = None;
         loop {
-            match self.store.write_alerts(retry.as_ref().unwrap_or(write)).await {
+            match self
+                .store
+                .write_alerts(retry.as_ref().unwrap_or(write))
+                .await
+            {
                 Ok(written) => return Some(written),
                 Err(error) => {
                     tracing::warn!(%error, retry_in = ?backoff, "writing alerts failed");
