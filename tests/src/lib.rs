@@ -186,6 +186,39 @@ pub async fn http_call(
     (status, value)
 }
 
+/// Creates a tenant named `name` through the tenant service, and a key of it with `scopes`;
+/// returns the tenant's id and the key's secret.
+pub async fn tenant_with_key(
+    tenants: &mut mfg_proto::tenant::v1::tenant_service_client::TenantServiceClient<TracedChannel>,
+    name: &str,
+    scopes: &[mfg_proto::tenant::v1::Scope],
+) -> (String, String) {
+    use mfg_proto::tenant::v1 as tpb;
+    let tenant = tenants
+        .create_tenant(tpb::CreateTenantRequest {
+            tenant: Some(tpb::Tenant {
+                name: name.to_owned(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("tenant created")
+        .into_inner()
+        .tenant
+        .expect("a tenant");
+    let key = tenants
+        .create_api_key(tpb::CreateApiKeyRequest {
+            tenant_id: tenant.id.clone(),
+            display_name: String::new(),
+            scopes: scopes.iter().map(|&s| s.into()).collect(),
+        })
+        .await
+        .expect("key created")
+        .into_inner()
+        .secret;
+    (tenant.id, key)
+}
+
 /// A tenant made over REST by the operator, with a machine `press-1` and a key.
 #[derive(Debug)]
 pub struct RestTenant {

@@ -135,36 +135,14 @@ async fn every_rpc_answers_garbage_with_invalid_argument() {
 
 /// A key with every scope of a new tenant.
 async fn platform_tenant_key(platform: &Platform) -> String {
-    use mfg_proto::tenant::v1::{self as tpb, tenant_service_client::TenantServiceClient};
+    use mfg_proto::tenant::v1::{Scope, tenant_service_client::TenantServiceClient};
     let channel = mfg_common::grpc::lazy_channel(&format!("http://{}", platform.addresses.tenant))
         .unwrap()
         .with_bearer(&platform.operator_token)
         .unwrap();
+    let scopes = [Scope::Read, Scope::Write, Scope::Admin];
     let mut tenants = TenantServiceClient::new(channel);
-    let tenant = tenants
-        .create_tenant(tpb::CreateTenantRequest {
-            tenant: Some(tpb::Tenant {
-                name: "garbage-sweep".to_owned(),
-                ..Default::default()
-            }),
-        })
+    mfg_tests::tenant_with_key(&mut tenants, "garbage-sweep", &scopes)
         .await
-        .unwrap()
-        .into_inner()
-        .tenant
-        .unwrap();
-    tenants
-        .create_api_key(tpb::CreateApiKeyRequest {
-            tenant_id: tenant.id,
-            display_name: String::new(),
-            scopes: vec![
-                tpb::Scope::Read.into(),
-                tpb::Scope::Write.into(),
-                tpb::Scope::Admin.into(),
-            ],
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .secret
+        .1
 }

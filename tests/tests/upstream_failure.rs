@@ -46,28 +46,8 @@ async fn an_sse_subscriber_is_told_unavailable_when_storage_breaks_away() {
     let proxy = Proxy::to(storage.addr).await;
 
     let mut tenants = TenantServiceClient::new(operator_channel(&tenant));
-    let created = tenants
-        .create_tenant(tpb::CreateTenantRequest {
-            tenant: Some(tpb::Tenant {
-                name: "acme".to_owned(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .tenant
-        .unwrap();
-    let key = tenants
-        .create_api_key(tpb::CreateApiKeyRequest {
-            tenant_id: created.id.clone(),
-            display_name: String::new(),
-            scopes: vec![tpb::Scope::Read.into()],
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .secret;
+    let (tenant_id, key) =
+        mfg_tests::tenant_with_key(&mut tenants, "acme", &[tpb::Scope::Read]).await;
 
     let dir = tempfile::tempdir().unwrap();
     let (tenant_addr, storage_addr) = (tenant.addr.to_string(), proxy.addr.to_string());
@@ -86,7 +66,7 @@ async fn an_sse_subscriber_is_told_unavailable_when_storage_breaks_away() {
     let mut response = reqwest::Client::new()
         .get(format!(
             "http://{gateway}/v1/tenants/{}/alert-events",
-            created.id
+            tenant_id
         ))
         .bearer_auth(&key)
         .send()

@@ -551,51 +551,6 @@ async fn queries_return_points_buckets_and_latest_values(backend: Backend) {
     platform.stop().await;
 }
 
-async fn an_idle_stream_is_told_to_go_away_at_a_graceful_stop(backend: Backend) {
-    let grace = Duration::from_secs(120);
-    let mut platform = Platform::start_configured(
-        backend,
-        1_000_000,
-        mfg_common::clock::system_clock(),
-        move |mut config| {
-            config.server.shutdown_grace = grace;
-            config
-        },
-    )
-    .await;
-    let (requests, receiver) = tokio::sync::mpsc::channel(16);
-    let mut acks = platform
-        .client(&platform.write_key)
-        .stream_telemetry(tokio_stream::wrappers::ReceiverStream::new(receiver))
-        .await
-        .unwrap()
-        .into_inner();
-    let start = now_micros() - 60_000_000;
-    requests
-        .send(batch(1, "press-1", temps(start, 10)))
-        .await
-        .unwrap();
-    let ack = acks.next().await.unwrap().unwrap().ack.unwrap();
-    assert_eq!(ack.accepted, 10);
-
-    // The stream is open and idle; the stop must not wait out the grace period for it.
-    let stopping = Instant::now();
-    platform.stop_storage().await;
-    assert!(
-        stopping.elapsed() < grace / 4,
-        "the stop took {:?}, waiting on an idle stream",
-        stopping.elapsed()
-    );
-    let status = acks
-        .next()
-        .await
-        .expect("the stream ends with a status")
-        .expect_err("the stream ends with an error");
-    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-    drop(requests);
-    platform.stop().await;
-}
-
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod postgres {
@@ -625,5 +580,4 @@ on_both_backends!(
     over_its_rate_a_tenant_is_told_when_to_retry,
     callers_need_the_right_key,
     queries_return_points_buckets_and_latest_values,
-    an_idle_stream_is_told_to_go_away_at_a_graceful_stop,
 );

@@ -37,6 +37,9 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use uuid::Uuid;
 
 mod history;
+mod state;
+
+use state::{has_no_data, persisted_view};
 mod machines;
 
 pub use machines::MachineRef;
@@ -50,7 +53,6 @@ use crate::{
     directory::MachineLabels,
     domain::{
         alert_eval::{RuleState, Signal},
-        alert_rule::Condition,
         ingest::{Reading, micros_since_epoch},
     },
     store::{RuleStateKey, TelemetryStore},
@@ -372,25 +374,6 @@ struct Shard {
     history: Arc<dyn TelemetryStore>,
     overflow: Arc<Mutex<Overflow>>,
     wake: Arc<Notify>,
-}
-
-/// What is persisted of a state changes: firing, or a "for" timer.
-fn persisted_view(state: &RuleState) -> (bool, Vec<(bool, Option<i64>)>) {
-    (
-        state.active,
-        state
-            .branches
-            .iter()
-            .map(|b| (b.active, b.pending_since))
-            .collect(),
-    )
-}
-
-fn has_no_data(condition: &Condition) -> bool {
-    condition
-        .branches()
-        .iter()
-        .any(|c| matches!(c, Condition::NoData { .. }))
 }
 
 impl Shard {

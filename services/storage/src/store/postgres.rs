@@ -273,8 +273,11 @@ macro_rules! log_position_columns {
 /// alerts upserted, events inserted, evaluator states upserted or removed, each from arrays.
 /// `$30` is `synchronous_commit` for this transaction (`on`, or `off` for fast commit). It
 /// answers where the server's log stood ([`crate::store::LogPosition`]).
-const WRITE_ALERTS: &str = concat!(
-    "WITH config AS (SELECT set_config('synchronous_commit', $30, true)), \
+/// What both journal statements start with: the transaction's commit setting, and the alerts
+/// upserted from arrays (`$1`–`$16`).
+macro_rules! write_alerts_head {
+    () => {
+        "WITH config AS (SELECT set_config('synchronous_commit', $30, true)), \
      upserted AS (INSERT INTO alerts (alert_id, tenant_id, rule_id, machine_id, metric, severity, \
          state, count, first_seen, last_seen, trigger_value, last_value, acknowledged_by, \
          acknowledge_time, resolved_by, resolve_time) \
@@ -286,8 +289,30 @@ const WRITE_ALERTS: &str = concat!(
          count = excluded.count, last_seen = excluded.last_seen, last_value = excluded.last_value, \
          acknowledged_by = excluded.acknowledged_by, acknowledge_time = excluded.acknowledge_time, \
          resolved_by = excluded.resolved_by, resolve_time = excluded.resolve_time \
+       RETURNING 1), "
+    };
+}
+
+/// What both journal statements end with: evaluator states upserted or removed (`$23`–`$29`)
+/// and the counts, before the cursors and the log position.
+macro_rules! write_alerts_tail {
+    () => {
+        "     states AS (INSERT INTO alert_rule_states (tenant_id, rule_id, machine_id, state) \
+       SELECT * FROM unnest($23::uuid[], $24::uuid[], $25::text[], $26::jsonb[]) \
+       ON CONFLICT (tenant_id, rule_id, machine_id) DO UPDATE SET state = excluded.state \
        RETURNING 1), \
-     input AS (SELECT * FROM unnest($17::uuid[], $18::uuid[], $19::uuid[], $20::text[], \
+     removed AS (DELETE FROM alert_rule_states \
+       WHERE (tenant_id, rule_id, machine_id) IN \
+         (SELECT * FROM unnest($27::uuid[], $28::uuid[], $29::text[])) RETURNING 1) \
+     SELECT (SELECT count(*) FROM upserted) + (SELECT count(*) FROM events) \
+       + (SELECT count(*) FROM states) + (SELECT count(*) FROM removed), \
+       (SELECT * FROM config), "
+    };
+}
+
+const WRITE_ALERTS: &str = concat!(
+    write_alerts_head!(),
+    "     input AS (SELECT * FROM unnest($17::uuid[], $18::uuid[], $19::uuid[], $20::text[], \
          $21::timestamptz[], $22::jsonb[], $31::int8[]) WITH ORDINALITY \
          AS e(event_id, tenant_id, alert_id, kind, event_time, alert, given, ord)), \
      existing AS (SELECT event_id, cursor FROM alert_events WHERE event_id = ANY($17::uuid[])), \
@@ -314,17 +339,9 @@ const WRITE_ALERTS: &str = concat!(
        SELECT cursor, tenant_id, event_id, alert_id, kind, event_time, alert FROM numbered \
        UNION ALL SELECT given, tenant_id, event_id, alert_id, kind, event_time, alert FROM kept \
        ON CONFLICT DO NOTHING RETURNING 1), \
-     states AS (INSERT INTO alert_rule_states (tenant_id, rule_id, machine_id, state) \
-       SELECT * FROM unnest($23::uuid[], $24::uuid[], $25::text[], $26::jsonb[]) \
-       ON CONFLICT (tenant_id, rule_id, machine_id) DO UPDATE SET state = excluded.state \
-       RETURNING 1), \
-     removed AS (DELETE FROM alert_rule_states \
-       WHERE (tenant_id, rule_id, machine_id) IN \
-         (SELECT * FROM unnest($27::uuid[], $28::uuid[], $29::text[])) RETURNING 1) \
-     SELECT (SELECT count(*) FROM upserted) + (SELECT count(*) FROM events) \
-       + (SELECT count(*) FROM states) + (SELECT count(*) FROM removed), \
-       (SELECT * FROM config), \
-       (SELECT coalesce(array_agg(coalesce(n.cursor, x.cursor, i.given) ORDER BY i.ord), '{}') \
+",
+    write_alerts_tail!(),
+    "       (SELECT coalesce(array_agg(coalesce(n.cursor, x.cursor, i.given) ORDER BY i.ord), '{}') \
          FROM input i LEFT JOIN numbered n USING (event_id) LEFT JOIN existing x USING (event_id)), ",
     log_position_columns!()
 );
@@ -333,20 +350,8 @@ const WRITE_ALERTS: &str = concat!(
 /// already, so the next cursors are taken without looking for them (about half the time of
 /// the statement that must, measured: p90 0.30 ms against 0.62 ms).
 const WRITE_NEW_ALERTS: &str = concat!(
-    "WITH config AS (SELECT set_config('synchronous_commit', $30, true)), \
-     upserted AS (INSERT INTO alerts (alert_id, tenant_id, rule_id, machine_id, metric, severity, \
-         state, count, first_seen, last_seen, trigger_value, last_value, acknowledged_by, \
-         acknowledge_time, resolved_by, resolve_time) \
-       SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], \
-         $6::text[], $7::text[], $8::int8[], $9::timestamptz[], $10::timestamptz[], \
-         $11::float8[], $12::float8[], $13::text[], $14::timestamptz[], $15::text[], \
-         $16::timestamptz[]) \
-       ON CONFLICT (alert_id) DO UPDATE SET severity = excluded.severity, state = excluded.state, \
-         count = excluded.count, last_seen = excluded.last_seen, last_value = excluded.last_value, \
-         acknowledged_by = excluded.acknowledged_by, acknowledge_time = excluded.acknowledge_time, \
-         resolved_by = excluded.resolved_by, resolve_time = excluded.resolve_time \
-       RETURNING 1), \
-     input AS (SELECT * FROM unnest($17::uuid[], $18::uuid[], $19::uuid[], $20::text[], \
+    write_alerts_head!(),
+    "     input AS (SELECT * FROM unnest($17::uuid[], $18::uuid[], $19::uuid[], $20::text[], \
          $21::timestamptz[], $22::jsonb[], $31::int8[]) WITH ORDINALITY \
          AS e(event_id, tenant_id, alert_id, kind, event_time, alert, given, ord)), \
      demand AS (SELECT tenant_id, count(*) AS n FROM input GROUP BY tenant_id), \
@@ -364,17 +369,9 @@ const WRITE_NEW_ALERTS: &str = concat!(
          (cursor, tenant_id, event_id, alert_id, kind, event_time, alert) \
        SELECT cursor, tenant_id, event_id, alert_id, kind, event_time, alert FROM numbered \
        RETURNING 1), \
-     states AS (INSERT INTO alert_rule_states (tenant_id, rule_id, machine_id, state) \
-       SELECT * FROM unnest($23::uuid[], $24::uuid[], $25::text[], $26::jsonb[]) \
-       ON CONFLICT (tenant_id, rule_id, machine_id) DO UPDATE SET state = excluded.state \
-       RETURNING 1), \
-     removed AS (DELETE FROM alert_rule_states \
-       WHERE (tenant_id, rule_id, machine_id) IN \
-         (SELECT * FROM unnest($27::uuid[], $28::uuid[], $29::text[])) RETURNING 1) \
-     SELECT (SELECT count(*) FROM upserted) + (SELECT count(*) FROM events) \
-       + (SELECT count(*) FROM states) + (SELECT count(*) FROM removed), \
-       (SELECT * FROM config), \
-       (SELECT coalesce(array_agg(cursor ORDER BY ord), '{}') FROM numbered), ",
+",
+    write_alerts_tail!(),
+    "       (SELECT coalesce(array_agg(cursor ORDER BY ord), '{}') FROM numbered), ",
     log_position_columns!()
 );
 
