@@ -1,6 +1,6 @@
 //! Shutdown signalling: one [`CancellationToken`] per process, cancelled on SIGINT or SIGTERM.
 
-pub use tokio_util::sync::CancellationToken;
+pub use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// Returns a token that is cancelled when the process receives SIGINT or SIGTERM.
 pub fn on_signal() -> CancellationToken {

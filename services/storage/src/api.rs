@@ -17,7 +17,7 @@ use std::{
 use futures::{Stream, StreamExt as _, stream::FuturesOrdered};
 use mfg_common::{
     auth::{Caller, Scope},
-    shutdown::CancellationToken,
+    shutdown::{CancellationToken, WaitForCancellationFutureOwned},
 };
 use mfg_proto::storage::v1::{self as pb, telemetry_service_server::TelemetryService};
 use tonic::{Request, Response, Status, Streaming};
@@ -109,7 +109,7 @@ impl TelemetryService for TelemetryApi {
             in_flight: FuturesOrdered::new(),
             ending: None,
             closed: false,
-            shutdown: self.shutdown.clone(),
+            stopping: Box::pin(self.shutdown.clone().cancelled_owned()),
             metrics: self.metrics.clone(),
             _open: self.metrics.stream_opened(),
         };
@@ -258,8 +258,9 @@ struct AckStream {
     ending: Option<Status>,
     /// The client sent its last batch.
     closed: bool,
-    /// Cancelled when the service stops.
-    shutdown: CancellationToken,
+    /// Ready when the service stops. Made once, so a turn of the stream does not register
+    /// with the process's one token again (its lock is shared by every stream).
+    stopping: Pin<Box<WaitForCancellationFutureOwned>>,
     metrics: Arc<StorageMetrics>,
     /// Counts the stream as open while it lives.
     _open: crate::metrics::OpenStream,
@@ -311,7 +312,7 @@ impl AckStream {
                     });
                 }
                 next = self.inbound.message(), if reading => self.receive(next).await,
-                () = self.shutdown.cancelled(), if reading => {
+                () = self.stopping.as_mut(), if reading => {
                     self.ending = Some(Status::unavailable(
                         "the storage service is stopping: reconnect and resend what was not acked",
                     ));
