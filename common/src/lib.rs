@@ -12,6 +12,7 @@ pub mod grpc;
 pub mod labels;
 pub mod metrics;
 pub mod pagination;
+pub mod retention;
 pub mod secret_file;
 pub mod shutdown;
 pub mod telemetry;

@@ -144,7 +144,9 @@ impl Directory {
                 pb::TenantState::Deleted => TenantState::Deleted,
                 pb::TenantState::Active | pb::TenantState::Unspecified => TenantState::Active,
             },
-            hot_days: retention.hot_days.max(1),
+            // Rounded up to its class (the tenant service answers it rounded since session 11).
+            hot_days: mfg_common::retention::hot_class(retention.hot_days)
+                .unwrap_or(retention.hot_days),
             warm_days: retention.warm_days,
             cold_days: retention.cold_days,
             ingest_per_second: limits.ingest_readings_per_second,

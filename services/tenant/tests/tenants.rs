@@ -127,6 +127,34 @@ async fn tenants_have_defaults_and_a_full_lifecycle() {
 }
 
 #[tokio::test]
+async fn hot_retention_rounds_up_to_its_class() {
+    let mut service = Service::sqlite().await;
+    let client = &mut service.client;
+
+    let mut request = new_tenant("acme");
+    request.tenant.as_mut().unwrap().retention = Some(Retention {
+        hot_days: 10,
+        ..Default::default()
+    });
+    let acme = client.create_tenant(request).await.unwrap().into_inner();
+    assert_eq!(acme.tenant.unwrap().retention.unwrap().hot_days, 14);
+
+    let mut request = new_tenant("globex");
+    request.tenant.as_mut().unwrap().retention = Some(Retention {
+        hot_days: 10,
+        warm_days: 0,
+        cold_days: 10,
+    });
+    let refused = client.create_tenant(request).await.unwrap_err();
+    assert_eq!(violated_fields(&refused), ["tenant.retention.cold_days"]);
+    assert!(
+        refused.message().contains("14 days, its retention class"),
+        "{}",
+        refused.message()
+    );
+}
+
+#[tokio::test]
 async fn names_are_unique_forever() {
     let mut service = Service::sqlite().await;
     let client = &mut service.client;

@@ -86,7 +86,7 @@ impl Tenants {
             state: TenantState::Active,
             labels: new.labels,
             limits: new.limits.or_defaults(new.plan),
-            retention: new.retention.or_defaults(),
+            retention: new.retention.effective(),
             monthly_budget_usd: new.monthly_budget_usd,
             create_time: now,
             update_time: now,

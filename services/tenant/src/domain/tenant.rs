@@ -205,11 +205,14 @@ impl Retention {
     /// The longest retention of any tier, one hundred years.
     pub const MAX_DAYS: u32 = 36_500;
 
-    /// Replaces zero fields with the platform defaults.
-    pub fn or_defaults(self) -> Self {
+    /// The retention a tenant gets: zero fields take the platform defaults, and `hot_days`
+    /// rounds up to its hot retention class ([`mfg_common::retention`]; a value above the
+    /// longest is left for validation to refuse).
+    pub fn effective(self) -> Self {
         let pick = |value: u32, default: u32| if value == 0 { default } else { value };
+        let hot_days = pick(self.hot_days, Self::DEFAULT.hot_days);
         Self {
-            hot_days: pick(self.hot_days, Self::DEFAULT.hot_days),
+            hot_days: mfg_common::retention::hot_class(hot_days).unwrap_or(hot_days),
             warm_days: pick(self.warm_days, Self::DEFAULT.warm_days),
             cold_days: pick(self.cold_days, Self::DEFAULT.cold_days),
         }
@@ -289,7 +292,11 @@ impl Tenant {
         if self.retention.cold_days < self.retention.hot_days {
             violations.add(
                 format!("{prefix}retention.cold_days"),
-                "must not be shorter than hot_days: the archive keeps what leaves the hot tier",
+                format!(
+                    "must not be shorter than hot_days ({} days, its retention class): the \
+                     archive keeps what leaves the hot tier",
+                    self.retention.hot_days
+                ),
             );
         }
         let budget = self.monthly_budget_usd;
@@ -388,7 +395,7 @@ impl TenantPatch {
         set(&mut retention.hot_days, self.hot_days);
         set(&mut retention.warm_days, self.warm_days);
         set(&mut retention.cold_days, self.cold_days);
-        tenant.retention = retention.or_defaults();
+        tenant.retention = retention.effective();
         if let Some(budget) = self.monthly_budget_usd {
             tenant.monthly_budget_usd = budget;
         }

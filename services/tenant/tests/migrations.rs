@@ -1,0 +1,84 @@
+//! Migrations on databases made by earlier versions: the data they hold is carried forward.
+
+use std::collections::BTreeMap;
+
+use mfg_common::{config::DatabaseArgs, db, testing::TestDatabase};
+use mfg_tenant::{
+    domain::{Limits, Plan, Retention, Tenant, TenantId, TenantState, timestamp},
+    store,
+};
+
+/// The last migration before hot retention classes.
+const BEFORE_CLASSES: i64 = 20261124000001;
+
+fn tenant(name: &str, hot_days: u32) -> Tenant {
+    let now = timestamp(std::time::SystemTime::now());
+    Tenant {
+        id: TenantId::generate(),
+        name: name.parse().unwrap(),
+        display_name: name.to_owned(),
+        plan: Plan::Shared,
+        state: TenantState::Active,
+        labels: BTreeMap::new(),
+        limits: Limits {
+            max_machines: 10,
+            ingest_readings_per_second: 1000,
+            api_requests_per_second: 10,
+        },
+        retention: Retention {
+            hot_days,
+            ..Retention::DEFAULT
+        },
+        monthly_budget_usd: 0.0,
+        create_time: now,
+        update_time: now,
+        delete_time: None,
+    }
+}
+
+/// A tenant's hot retention stored before the classes rounds up to its class, and one
+/// already on a class (or beyond the longest, which validation refuses) is kept.
+async fn hot_retention_rounds_up_to_its_class(db: TestDatabase, migrator: sqlx::migrate::Migrator) {
+    let pool = db::connect(&DatabaseArgs::new(&db.url))
+        .await
+        .expect("connect");
+    match &pool {
+        db::DbPool::Postgres(pg) => migrator.run_to(BEFORE_CLASSES, pg).await,
+        db::DbPool::Sqlite(lite) => migrator.run_to(BEFORE_CLASSES, lite).await,
+    }
+    .expect("the earlier version's migrations");
+    let store = store::open(pool);
+    let odd = tenant("acme", 10);
+    let on_class = tenant("globex", 90);
+    let longest = tenant("initech", 36_500);
+    for tenant in [&odd, &on_class, &longest] {
+        store.insert_tenant(tenant).await.expect("insert");
+    }
+
+    store.migrate().await.expect("migrate to this version");
+    let hot_days = async |tenant: &Tenant| {
+        let stored = store.get_tenant(tenant.id).await.unwrap().unwrap();
+        stored.retention.hot_days
+    };
+    assert_eq!(hot_days(&odd).await, 14);
+    assert_eq!(hot_days(&on_class).await, 90);
+    assert_eq!(hot_days(&longest).await, 36_500);
+}
+
+#[tokio::test]
+async fn hot_retention_rounds_up_to_its_class_on_postgres() {
+    hot_retention_rounds_up_to_its_class(
+        TestDatabase::postgres().await,
+        sqlx::migrate!("./migrations/postgres"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn hot_retention_rounds_up_to_its_class_on_sqlite() {
+    hot_retention_rounds_up_to_its_class(
+        TestDatabase::sqlite(),
+        sqlx::migrate!("./migrations/sqlite"),
+    )
+    .await;
+}
