@@ -331,8 +331,10 @@ async fn raw_copy(url: &str, tenant_id: &str, rows: usize) -> anyhow::Result<Dur
     let end = base + (rows / series.len()) as i64 * 1_000 + 1_000;
     let store = mfg_storage::store::PostgresStore::new(pool.clone());
     let tenant_no = mfg_storage::store::tenant_of(series[0]);
+    // The bench's tenant has the default hot retention, whose class its days live in.
+    let class = 30;
     for day in [base, end].map(mfg_storage::store::day_of) {
-        mfg_storage::store::TelemetryStore::ensure_day(&store, tenant_no, day).await?;
+        mfg_storage::store::TelemetryStore::ensure_day(&store, tenant_no, day, class).await?;
     }
     let mut text = String::with_capacity(rows * 48);
     for i in 0..rows {
@@ -340,7 +342,7 @@ async fn raw_copy(url: &str, tenant_id: &str, rows: usize) -> anyhow::Result<Dur
         let micros = base + (i / series.len()) as i64 * 1_000;
         let ts = chrono::DateTime::from_timestamp_micros(micros).unwrap_or_default();
         text.push_str(&format!(
-            "{series_id}\t{}\t{}\n",
+            "{series_id}\t{}\t{}\t{class}\n",
             ts.format("%Y-%m-%d %H:%M:%S%.6f+00"),
             (i % 1_000) as f64 * 0.5
         ));
@@ -348,7 +350,7 @@ async fn raw_copy(url: &str, tenant_id: &str, rows: usize) -> anyhow::Result<Dur
     let start = Instant::now();
     let mut connection = pool.acquire().await?;
     let mut copy = connection
-        .copy_in_raw("COPY readings (series_id, ts, value) FROM STDIN")
+        .copy_in_raw("COPY readings (series_id, ts, value, class) FROM STDIN")
         .await?;
     for chunk in text.as_bytes().chunks(1 << 20) {
         copy.send(chunk).await?;

@@ -371,7 +371,10 @@ impl Ingest {
         let days: HashSet<NaiveDate> = valid.iter().map(|r| day_of(r.ts_micros)).collect();
         for day in days {
             if !lock(&self.inner.days).contains(&(tenant_no, day)) {
-                self.inner.store.ensure_day(tenant_no, day).await?;
+                self.inner
+                    .store
+                    .ensure_day(tenant_no, day, info.hot_days)
+                    .await?;
                 lock(&self.inner.days).insert((tenant_no, day));
             }
         }

@@ -152,9 +152,11 @@ pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
     /// Every series of a tenant, ordered by machine and metric.
     async fn series_of(&self, tenant: TenantNo) -> Result<Vec<(SeriesId, SeriesKey)>>;
 
-    /// Makes sure the tenant can store readings of a day (UTC): on PostgreSQL, creates the
-    /// day's partition. Idempotent.
-    async fn ensure_day(&self, tenant: TenantNo, day: NaiveDate) -> Result<()>;
+    /// Makes sure the tenant can store readings of a day (UTC) in the hot tier, in its hot
+    /// retention class (days): records the day with the class, unless it was recorded before
+    /// (its class is kept) or archived already (readings of it are late); on PostgreSQL,
+    /// creates the class's partition of the day. Idempotent.
+    async fn ensure_day(&self, tenant: TenantNo, day: NaiveDate, class: u32) -> Result<()>;
     /// The days the tenant has in the hot tier, oldest first.
     async fn hot_days(&self, tenant: TenantNo) -> Result<Vec<NaiveDate>>;
     /// Stores rows durably, in one transaction; no two rows may share a key. Returns, for each
@@ -386,7 +388,7 @@ pub fn open_alerts(pool: DbPool) -> std::sync::Arc<dyn AlertStore> {
 
 /// The table sqlx records the storage service's migrations in, apart from the other services'
 /// when they share a database.
-const MIGRATIONS_TABLE: &str = "_sqlx_migrations_storage";
+pub const MIGRATIONS_TABLE: &str = "_sqlx_migrations_storage";
 
 /// The range of a UTC day.
 pub fn day_range(day: NaiveDate) -> Range {

@@ -114,7 +114,7 @@ impl Tiering {
         let no = self.inner.store.register_tenant(tenant).await?;
         let today = day_of(now);
         for day in [today, today.succ_opt().unwrap_or(today)] {
-            self.inner.store.ensure_day(no, day).await?;
+            self.inner.store.ensure_day(no, day, hot_days).await?;
         }
         self.ensure_lifecycle(tenant, hot_days, cold_days).await
     }
@@ -210,7 +210,7 @@ impl Tiering {
         let store = &self.inner.store;
         let today = day_of(as_of);
         for day in [today, today.succ_opt().unwrap_or(today)] {
-            store.ensure_day(tenant, day).await?;
+            store.ensure_day(tenant, day, info.hot_days).await?;
         }
 
         // Rollup, up to the last whole minute, an hour at most per transaction. Only days with a

@@ -86,8 +86,8 @@ async fn inserts_dedupe_and_queries_read(store: &dyn TelemetryStore) {
         .unwrap();
     let (temp, rpm) = (ids[0], ids[1]);
     for day in [day_of(DAY0), day_of(DAY0 + 86_400_000_000)] {
-        store.ensure_day(tenant, day).await.unwrap();
-        store.ensure_day(tenant, day).await.unwrap();
+        store.ensure_day(tenant, day, 30).await.unwrap();
+        store.ensure_day(tenant, day, 30).await.unwrap();
     }
     // Three minutes of temp, two readings a minute, and one rpm reading the next day.
     let mut rows: Vec<Row> = (0..6)
@@ -191,7 +191,7 @@ async fn large_inserts_are_counted_exactly(store: &dyn TelemetryStore) {
         .resolve_series(tenant, &[key("m", "a"), key("m", "b")])
         .await
         .unwrap();
-    store.ensure_day(tenant, day_of(DAY0)).await.unwrap();
+    store.ensure_day(tenant, day_of(DAY0), 30).await.unwrap();
     let rows: Vec<Row> = (0..5_000)
         .map(|i| Row {
             series_id: ids[i % 2],
@@ -220,7 +220,7 @@ async fn rollups_merge_by_step(store: &dyn TelemetryStore) {
         .resolve_series(tenant, &[key("m", "t")])
         .await
         .unwrap()[0];
-    store.ensure_day(tenant, day_of(DAY0)).await.unwrap();
+    store.ensure_day(tenant, day_of(DAY0), 30).await.unwrap();
     // Two hours, a reading every 20 s whose value rises and falls, so the last is not the
     // largest.
     let readings: Vec<(i64, f64)> = (0..360)

@@ -1,12 +1,12 @@
-//! The store on PostgreSQL: readings partitioned by tenant (a range of series ids), then by
-//! day; day partitions created ahead and on demand, and dropped whole once archived.
+//! The store on PostgreSQL: readings partitioned by hot retention class, then by day (see
+//! `hot.rs`); day partitions created ahead and on demand, and dropped whole once every tenant's
+//! share of them is archived.
 
-use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row as _};
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Row as _};
 use uuid::Uuid;
 
-use super::{Range, Row, SeriesId, TenantNo, alert_sql, first_series_id, sql, to_datetime};
-use crate::domain::Rollup;
+use super::{alert_sql, sql, to_datetime};
 use crate::error::Result;
 
 /// The store on PostgreSQL.
@@ -43,68 +43,6 @@ fn uuid_of(id: DbUuid) -> Result<Uuid> {
     Ok(id)
 }
 
-const INSERT: &str = "INSERT INTO readings (series_id, ts, value) \
-     SELECT * FROM unnest($1::int8[], $2::timestamptz[], $3::float8[]) \
-     ON CONFLICT DO NOTHING RETURNING series_id, ts, value";
-/// Without `ON CONFLICT`: PostgreSQL's speculative insertion (an index probe and a token per
-/// row) cost a third of the insert's time, and a conflict is rare.
-const INSERT_ALL: &str = "INSERT INTO readings (series_id, ts, value) \
-     SELECT * FROM unnest($1::int8[], $2::timestamptz[], $3::float8[])";
-
-/// The last reading of each of a machine's series: from the hot tier, or, for a series with
-/// none left there (silent for longer than the hot retention), the last minute rollup's last
-/// reading. `UNION ALL … LIMIT 1` reads the rollups only when the hot tier has nothing.
-const LATEST: &str = "SELECT s.metric, r.ts, r.value FROM series s \
-     CROSS JOIN LATERAL ( \
-         (SELECT ts, value FROM readings WHERE series_id = s.series_id ORDER BY ts DESC LIMIT 1) \
-         UNION ALL \
-         (SELECT last_ts, last FROM rollups_1m WHERE series_id = s.series_id \
-          ORDER BY bucket DESC LIMIT 1) \
-         LIMIT 1) r \
-     WHERE s.tenant_no = $1 AND s.machine_id = $2 ORDER BY s.metric";
-
-/// Buckets of raw readings. The bucket is computed with `date_bin` (timestamp arithmetic, not
-/// `extract`'s numeric), grouped by hashing, and the last value taken as the greatest
-/// `[epoch, value]` pair, so 2.6 million readings are aggregated without a sort or a second
-/// scan.
-const BUCKETS: &str = "SELECT (extract(epoch FROM b) * 1000000)::int8, lo, hi, total, n, last_ts, last \
-     FROM (SELECT date_bin(make_interval(secs => $4::float8 / 1000000), ts, \
-                           timestamptz '1970-01-01 00:00:00+00') AS b, \
-                  min(value) AS lo, max(value) AS hi, sum(value) AS total, count(*) AS n, \
-                  max(ts) AS last_ts, (max(ARRAY[date_part('epoch', ts), value]))[2] AS last \
-           FROM readings WHERE series_id = $1 AND ts >= $2 AND ts < $3 GROUP BY 1) g \
-     ORDER BY 1";
-
-/// [`BUCKETS`] over the ranges `[$2[i], $3[i])`: an index range scan for each, one round trip.
-/// `OFFSET 0` keeps the subquery from being pulled up into a join, which a generic plan (and
-/// stale statistics) turned into reading all of the series and filtering: 100 s instead of
-/// 11 ms for 500 ranges. The arrays come through `(SELECT $n)`, so that a custom plan (each
-/// connection's first five executions) does not see them as constants: with constants it
-/// spent ~36 ms before the first range (80 ms for 483 ranges instead of 15 ms), which was the
-/// p99 of a 30-day query of 500 buckets.
-const BUCKETS_IN: &str = "SELECT (extract(epoch FROM b) * 1000000)::int8, lo, hi, total, n, last_ts, last \
-     FROM (SELECT date_bin(make_interval(secs => $4::float8 / 1000000), r.ts, \
-                           timestamptz '1970-01-01 00:00:00+00') AS b, \
-                  min(r.value) AS lo, max(r.value) AS hi, sum(r.value) AS total, count(*) AS n, \
-                  max(r.ts) AS last_ts, (max(ARRAY[date_part('epoch', r.ts), r.value]))[2] AS last \
-           FROM unnest((SELECT $2::timestamptz[]), (SELECT $3::timestamptz[])) AS e(from_ts, to_ts) \
-           CROSS JOIN LATERAL (SELECT ts, value FROM readings \
-                               WHERE series_id = $1 AND ts >= e.from_ts AND ts < e.to_ts OFFSET 0) r \
-           GROUP BY 1) g \
-     ORDER BY 1";
-
-/// Rolls a tenant's (`$1 <= series_id < $2`) readings in `[$3, $4)` up into minute buckets,
-/// replacing what was there.
-const ROLLUP_MINUTES: &str = "INSERT INTO rollups_1m \
-       (series_id, bucket, min, max, sum, count, last_ts, last) \
-     SELECT series_id, date_bin('1 minute', ts, 'epoch'), min(value), max(value), sum(value), \
-            count(*), max(ts), (array_agg(value ORDER BY ts DESC))[1] \
-     FROM readings WHERE series_id >= $1 AND series_id < $2 AND ts >= $3 AND ts < $4 \
-     GROUP BY 1, 2 \
-     ON CONFLICT (series_id, bucket) DO UPDATE SET min = excluded.min, max = excluded.max, \
-       sum = excluded.sum, count = excluded.count, last_ts = excluded.last_ts, \
-       last = excluded.last";
-
 /// Rewrites a tenant's hour buckets from its minute buckets in `[$3, $4)`.
 const ROLLUP_HOURS: &str = "INSERT INTO rollups_1h \
        (series_id, bucket, min, max, sum, count, last_ts, last) \
@@ -123,133 +61,13 @@ rollups_by_step!(
      timestamptz '1970-01-01 00:00:00+00')"
 );
 tenant_statements!("series_id >= $1 AND series_id < $2");
+
+mod hot;
+mod hot_sql;
+#[cfg(test)]
+mod hot_tests;
 const MERGE_MINUTE: &str = merge_into!("rollups_1m", "least", "greatest");
 const MERGE_HOUR: &str = merge_into!("rollups_1h", "least", "greatest");
-
-fn partition_names(tenant: TenantNo, day: NaiveDate) -> (String, String) {
-    (
-        format!("readings_t{tenant}"),
-        format!("readings_t{tenant}_{}", day.format("%Y%m%d")),
-    )
-}
-
-impl PostgresStore {
-    /// Inserts rows, returning the new ones. Duplicates are rare (a resend after a lost ack),
-    /// so the rows go in first with a plain `INSERT`, under a savepoint: when none existed,
-    /// that is the answer, without sending 20,000 rows back. On a unique violation the
-    /// savepoint is rolled back and the rows go in again with `ON CONFLICT DO NOTHING
-    /// RETURNING`, which returns the new ones (the first write of a reading wins).
-    async fn insert_new(tx: &mut PgConnection, rows: &[Row]) -> Result<Vec<Row>> {
-        let series: Vec<i64> = rows.iter().map(|r| r.series_id).collect();
-        let ts: Vec<DateTime<Utc>> = rows.iter().map(|r| to_datetime(r.ts_micros)).collect();
-        let values: Vec<f64> = rows.iter().map(|r| r.value).collect();
-        sqlx::query("SAVEPOINT insert_new")
-            .execute(&mut *tx)
-            .await?;
-        let first = sqlx::query(INSERT_ALL)
-            .bind(&series)
-            .bind(&ts)
-            .bind(&values)
-            .execute(&mut *tx)
-            .await;
-        match first {
-            Ok(_) => {
-                sqlx::query("RELEASE insert_new").execute(&mut *tx).await?;
-                return Ok(rows.to_vec());
-            }
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {}
-            Err(e) => return Err(e.into()),
-        }
-        sqlx::query("ROLLBACK TO insert_new")
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("RELEASE insert_new").execute(&mut *tx).await?;
-        let inserted = sqlx::query(INSERT)
-            .bind(series)
-            .bind(ts)
-            .bind(values)
-            .fetch_all(tx)
-            .await?;
-        Ok(inserted
-            .iter()
-            .map(|r| Row {
-                series_id: r.get(0),
-                ts_micros: micros_of(r.get(1)),
-                value: r.get(2),
-            })
-            .collect())
-    }
-
-    /// The buckets of readings in several ranges, in one statement ([`BUCKETS_IN`]).
-    async fn buckets_in_ranges(
-        connection: &mut PgConnection,
-        series: SeriesId,
-        ranges: &[Range],
-        step_micros: i64,
-    ) -> Result<Vec<(i64, Rollup)>> {
-        let from: Vec<DbTs> = ranges.iter().map(|r| db_ts(r.start_micros)).collect();
-        let to: Vec<DbTs> = ranges.iter().map(|r| db_ts(r.end_micros)).collect();
-        let rows = sqlx::query(BUCKETS_IN)
-            .bind(series)
-            .bind(from)
-            .bind(to)
-            .bind(step_micros)
-            .fetch_all(connection)
-            .await?;
-        Ok(rows.iter().map(|r| (r.get(0), rollup_of(r, 1))).collect())
-    }
-
-    /// Creates the tenant's partition and its day's partition, if missing.
-    async fn create_day(tx: &mut PgConnection, tenant: TenantNo, day: NaiveDate) -> Result<()> {
-        let next = day.succ_opt().unwrap_or(day);
-        let lower = first_series_id(tenant);
-        let upper = first_series_id(tenant + 1);
-        let (tenant_table, day_table) = partition_names(tenant, day);
-        // Two writers creating the same partition wait for each other instead of failing.
-        sqlx::query("SELECT pg_advisory_xact_lock(4242, $1)")
-            .bind(tenant)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(AssertSqlSafe(format!(
-            "CREATE TABLE IF NOT EXISTS {tenant_table} PARTITION OF readings \
-             FOR VALUES FROM ({lower}) TO ({upper}) PARTITION BY RANGE (ts)"
-        )))
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(AssertSqlSafe(format!(
-            "CREATE TABLE IF NOT EXISTS {day_table} PARTITION OF {tenant_table} \
-             FOR VALUES FROM ('{day} 00:00:00+00') TO ('{next} 00:00:00+00')"
-        )))
-        .execute(&mut *tx)
-        .await?;
-        Ok(())
-    }
-
-    /// Holds writes to the tenant's day off until the transaction ends. Waiting for the lock is
-    /// bounded, so the archive job gives up (and retries on its next run) rather than stall
-    /// ingest behind it.
-    async fn lock_day(tx: &mut PgConnection, tenant: TenantNo, day: NaiveDate) -> Result<()> {
-        let (_, day_table) = partition_names(tenant, day);
-        sqlx::query("SET LOCAL lock_timeout = '5s'")
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(AssertSqlSafe(format!(
-            "LOCK TABLE {day_table} IN SHARE MODE"
-        )))
-        .execute(&mut *tx)
-        .await?;
-        Ok(())
-    }
-
-    /// Drops the tenant's day partition: retention never deletes row by row.
-    async fn remove_day(tx: &mut PgConnection, tenant: TenantNo, day: NaiveDate) -> Result<()> {
-        let (_, day_table) = partition_names(tenant, day);
-        sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {day_table}")))
-            .execute(&mut *tx)
-            .await?;
-        Ok(())
-    }
-}
 
 telemetry_store!(
     PostgresStore,

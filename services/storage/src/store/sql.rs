@@ -8,12 +8,12 @@
 //! A backend module defines, beside its store type:
 //! - `type DbTs` with `db_ts(µs) -> DbTs` and `micros_of(DbTs) -> i64`;
 //! - `type DbUuid` with `db_uuid(Uuid) -> DbUuid` and `uuid_of(DbUuid) -> Result<Uuid>`;
-//! - the statements `LATEST`, `BUCKETS`, `ROLLUP_MINUTES`, `ROLLUP_HOURS`, `MERGE_MINUTE`,
-//!   `MERGE_HOUR`; through `rollups_by_step!` `MINUTE_ROLLUPS_BY_STEP` and
-//!   `HOUR_ROLLUPS_BY_STEP`; through `tenant_statements!` `COUNT_RANGE`, `EXPIRE_MINUTES` and
-//!   `EXPIRE_HOURS`;
-//! - the inherent functions `insert_new`, `buckets_in_ranges`, `create_day`, `lock_day` and
-//!   `remove_day`.
+//! - the statements `ROLLUP_HOURS`, `MERGE_MINUTE`, `MERGE_HOUR`; through `rollups_by_step!`
+//!   `MINUTE_ROLLUPS_BY_STEP` and `HOUR_ROLLUPS_BY_STEP`; through `tenant_statements!`
+//!   `EXPIRE_MINUTES` and `EXPIRE_HOURS`;
+//! - the hot tier's own functions, as plain functions of its store: `record_day`,
+//!   `insert_new`, `read_latest`, `read_points`, `read_buckets`, `read_buckets_in`,
+//!   `roll_up_minutes`, `lock_day`, `count_day` and `remove_day`.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -35,13 +35,8 @@ pub(super) const SET_NEXT_SERIES: &str =
     "UPDATE storage_tenants SET next_series = $2 WHERE tenant_no = $1";
 pub(super) const SERIES_OF: &str = "SELECT series_id, machine_id, metric FROM series \
      WHERE tenant_no = $1 ORDER BY machine_id, metric";
-pub(super) const HOT_DAYS: &str =
-    "SELECT day FROM hot_partitions WHERE tenant_no = $1 ORDER BY day";
-pub(super) const RECORD_DAY: &str =
-    "INSERT INTO hot_partitions (tenant_no, day) VALUES ($1, $2) ON CONFLICT DO NOTHING";
-pub(super) const FORGET_DAY: &str = "DELETE FROM hot_partitions WHERE tenant_no = $1 AND day = $2";
-pub(super) const POINTS: &str = "SELECT ts, value FROM readings \
-     WHERE series_id = $1 AND ts >= $2 AND ts < $3 ORDER BY ts";
+pub(super) const HOT_DAYS: &str = "SELECT day FROM hot_days WHERE tenant_no = $1 ORDER BY day";
+pub(super) const FORGET_DAY: &str = "DELETE FROM hot_days WHERE tenant_no = $1 AND day = $2";
 pub(super) const ROLLUP_STATE: &str =
     "SELECT rolled_to, warm_from FROM rollup_state WHERE tenant_no = $1";
 pub(super) const SET_ROLLED_TO: &str =
@@ -126,18 +121,13 @@ macro_rules! rollups_by_step {
     };
 }
 
-/// The statements over all of a tenant's series (`$1 <= series_id < $2`): `COUNT_RANGE` (its
-/// readings in `[$3, $4)`), `EXPIRE_MINUTES` and `EXPIRE_HOURS` (its rollups before `$3`).
+/// The statements over all of a tenant's series (`$1 <= series_id < $2`): `EXPIRE_MINUTES` and
+/// `EXPIRE_HOURS` (its rollups before `$3`).
 /// `$of_tenant` is the dialect's predicate: PostgreSQL prunes partitions by the range itself;
 /// SQLite seeks `(series_id, …)` for each of the tenant's series, where a range on `series_id`
 /// alone would walk all the tenant's rows.
 macro_rules! tenant_statements {
     ($of_tenant:literal) => {
-        const COUNT_RANGE: &str = concat!(
-            "SELECT count(*) FROM readings WHERE ",
-            $of_tenant,
-            " AND ts >= $3 AND ts < $4"
-        );
         const EXPIRE_MINUTES: &str = concat!(
             "DELETE FROM rollups_1m WHERE ",
             $of_tenant,

@@ -172,16 +172,12 @@ macro_rules! telemetry_store {
                 &self,
                 tenant: $crate::store::TenantNo,
                 day: ::chrono::NaiveDate,
+                class: u32,
             ) -> $crate::error::Result<()> {
                 // A write transaction from the start: on SQLite a deferred one that turns into a
                 // writer fails at once with SQLITE_BUSY when another writer holds the lock.
                 let mut tx = self.begin_write().await?;
-                Self::create_day(&mut tx, tenant, day).await?;
-                ::sqlx::query(sql::RECORD_DAY)
-                    .bind(tenant)
-                    .bind(day)
-                    .execute(&mut *tx)
-                    .await?;
+                self.record_day(&mut tx, tenant, day, class).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -224,7 +220,7 @@ macro_rules! telemetry_store {
                         rolled_to.insert(tenant, micros_of(ts));
                     }
                 }
-                let new = Self::insert_new(&mut tx, rows).await?;
+                let new = self.insert_new(&mut tx, rows).await?;
                 if !rolled_to.is_empty() {
                     let [minutes, hours] = sql::late_rollups(&new, &rolled_to);
                     for (statement, buckets) in [(MERGE_MINUTE, minutes), (MERGE_HOUR, hours)] {
@@ -260,19 +256,7 @@ macro_rules! telemetry_store {
                 tenant: $crate::store::TenantNo,
                 machine_id: &str,
             ) -> $crate::error::Result<Vec<$crate::store::Latest>> {
-                let rows = ::sqlx::query(LATEST)
-                    .bind(tenant)
-                    .bind(machine_id)
-                    .fetch_all(&self.pool)
-                    .await?;
-                Ok(rows
-                    .iter()
-                    .map(|r| $crate::store::Latest {
-                        metric: r.get(0),
-                        ts_micros: micros_of(r.get(1)),
-                        value: r.get(2),
-                    })
-                    .collect())
+                self.read_latest(tenant, machine_id).await
             }
 
             async fn points(
@@ -280,16 +264,7 @@ macro_rules! telemetry_store {
                 series: $crate::store::SeriesId,
                 range: $crate::store::Range,
             ) -> $crate::error::Result<Vec<(i64, f64)>> {
-                let rows = ::sqlx::query(sql::POINTS)
-                    .bind(series)
-                    .bind(db_ts(range.start_micros))
-                    .bind(db_ts(range.end_micros))
-                    .fetch_all(&self.pool)
-                    .await?;
-                Ok(rows
-                    .iter()
-                    .map(|r| (micros_of(r.get(0)), r.get(1)))
-                    .collect())
+                self.read_points(series, range).await
             }
 
             async fn buckets(
@@ -298,14 +273,7 @@ macro_rules! telemetry_store {
                 range: $crate::store::Range,
                 step_micros: i64,
             ) -> $crate::error::Result<Vec<(i64, $crate::domain::Rollup)>> {
-                let rows = ::sqlx::query(BUCKETS)
-                    .bind(series)
-                    .bind(db_ts(range.start_micros))
-                    .bind(db_ts(range.end_micros))
-                    .bind(step_micros)
-                    .fetch_all(&self.pool)
-                    .await?;
-                Ok(rows.iter().map(|r| (r.get(0), rollup_of(r, 1))).collect())
+                self.read_buckets(series, range, step_micros).await
             }
 
             async fn buckets_in(
@@ -314,11 +282,7 @@ macro_rules! telemetry_store {
                 ranges: &[$crate::store::Range],
                 step_micros: i64,
             ) -> $crate::error::Result<Vec<(i64, $crate::domain::Rollup)>> {
-                if ranges.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let mut connection = self.pool.acquire().await?;
-                Self::buckets_in_ranges(&mut connection, series, ranges, step_micros).await
+                self.read_buckets_in(series, ranges, step_micros).await
             }
 
             async fn rollup_state(
@@ -352,14 +316,7 @@ macro_rules! telemetry_store {
                 .fetch_one(&mut *tx)
                 .await?
                 .get(0);
-                let minutes = ::sqlx::query(ROLLUP_MINUTES)
-                    .bind(lower)
-                    .bind(upper)
-                    .bind(db_ts(range.start_micros))
-                    .bind(db_ts(range.end_micros))
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+                let minutes = Self::roll_up_minutes(&mut tx, tenant, range).await?;
                 let first_hour = $crate::domain::bucket_start(
                     range.start_micros,
                     $crate::store::Resolution::Hour.micros(),
@@ -485,19 +442,11 @@ macro_rules! telemetry_store {
                 readings: u64,
                 object: Option<(&str, u64)>,
             ) -> $crate::error::Result<bool> {
-                let (lower, upper) = series_range(tenant);
-                let range = $crate::store::day_range(day);
                 let mut tx = self.begin_write().await?;
-                Self::lock_day(&mut tx, tenant, day).await?;
-                let count: i64 = ::sqlx::query(COUNT_RANGE)
-                    .bind(lower)
-                    .bind(upper)
-                    .bind(db_ts(range.start_micros))
-                    .bind(db_ts(range.end_micros))
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .get(0);
-                if count as u64 != readings {
+                let Some(class) = Self::lock_day(&mut tx, tenant, day).await? else {
+                    return Ok(false);
+                };
+                if Self::count_day(&mut tx, tenant, day, class).await? != readings {
                     return Ok(false);
                 }
                 if let Some((key, bytes)) = object {
@@ -513,12 +462,7 @@ macro_rules! telemetry_store {
                         return Ok(false);
                     }
                 }
-                Self::remove_day(&mut tx, tenant, day).await?;
-                ::sqlx::query(sql::FORGET_DAY)
-                    .bind(tenant)
-                    .bind(day)
-                    .execute(&mut *tx)
-                    .await?;
+                Self::remove_day(&mut tx, tenant, day, class).await?;
                 tx.commit().await?;
                 Ok(true)
             }

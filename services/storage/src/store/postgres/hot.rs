@@ -1,0 +1,440 @@
+//! The hot tier on PostgreSQL (decision 0002): `readings` partitioned by hot retention class,
+//! then by UTC day. `hot_days` records the class each tenant's day lives in; every statement
+//! on `readings` names the classes and is planned with its values (an unnamed statement, never
+//! a cached generic plan), so it plans and locks only the leaves that can hold its rows.
+//!
+//! A write holds a key-share lock on the `hot_days` rows of its days; archiving a tenant's day
+//! takes that row for update, so it counts and commits exactly what was written. A reading for
+//! a day whose share is gone (archived) goes to `late_readings`.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::{AssertSqlSafe, PgConnection, Row as _};
+
+use super::{
+    PostgresStore,
+    hot_sql::{
+        BUCKETS, BUCKETS_IN, CLASS_OF_DAY, CLASSES, COUNT_DAY, INSERT, INSERT_ALL, INSERT_LATE,
+        LATEST, LOCK_SHARE, POINTS, RECORD_DAY, ROLLUP_MINUTES, SHARES, SHARES_LEFT,
+    },
+};
+use crate::{
+    domain::Rollup,
+    error::Result,
+    store::{
+        Latest, Range, Row, SeriesId, TenantNo, day_of, day_range, first_series_id, tenant_of,
+        to_datetime,
+    },
+};
+
+/// A hot retention class in days, as `readings.class` and `hot_days.class` hold it (0: the
+/// days stored before classes).
+pub(in crate::store) type Class = i32;
+
+/// Serializes the creation and the drop of a class's leaves (`pg_advisory_xact_lock(KEY, class)`).
+const LEAF_LOCK: i32 = 4243;
+
+/// The leaf of a class's day.
+fn leaf(class: Class, day: NaiveDate) -> String {
+    format!("readings_c{class}_{}", day.format("%Y%m%d"))
+}
+
+fn ts(micros: i64) -> DateTime<Utc> {
+    to_datetime(micros)
+}
+
+/// The days a range touches, first and last.
+fn days_of(range: Range) -> (NaiveDate, NaiveDate) {
+    (
+        day_of(range.start_micros),
+        day_of(range.end_micros.max(range.start_micros + 1) - 1),
+    )
+}
+
+impl PostgresStore {
+    /// Records the tenant's day in the hot tier with its class, unless the day was recorded
+    /// before (its class is kept) or archived already (its readings are late); makes the
+    /// class's leaf of the day.
+    pub(super) async fn record_day(
+        &self,
+        tx: &mut PgConnection,
+        tenant: TenantNo,
+        day: NaiveDate,
+        class: u32,
+    ) -> Result<()> {
+        let class = Class::try_from(class).unwrap_or(Class::MAX);
+        sqlx::query(RECORD_DAY)
+            .bind(tenant)
+            .bind(day)
+            .bind(class)
+            .execute(&mut *tx)
+            .await?;
+        let recorded: Option<Class> = sqlx::query(CLASS_OF_DAY)
+            .bind(tenant)
+            .bind(day)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| row.get(0));
+        if let Some(class) = recorded {
+            Self::create_leaf(tx, class, day).await?;
+        }
+        Ok(())
+    }
+
+    /// Makes the class's partition and its leaf of the day, if missing.
+    async fn create_leaf(tx: &mut PgConnection, class: Class, day: NaiveDate) -> Result<()> {
+        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+            .bind(LEAF_LOCK)
+            .bind(class)
+            .execute(&mut *tx)
+            .await?;
+        let range = day_range(day);
+        let (from, to) = (ts(range.start_micros), ts(range.end_micros));
+        sqlx::query(AssertSqlSafe(format!(
+            "CREATE TABLE IF NOT EXISTS readings_c{class} PARTITION OF readings \
+             FOR VALUES IN ({class}) PARTITION BY RANGE (ts)"
+        )))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "CREATE TABLE IF NOT EXISTS {} PARTITION OF readings_c{class} \
+             (PRIMARY KEY (series_id, ts)) FOR VALUES FROM ('{}') TO ('{}')",
+            leaf(class, day),
+            from.to_rfc3339(),
+            to.to_rfc3339()
+        )))
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Inserts rows, returning the new ones: rows of days in the hot tier into their class,
+    /// rows of days already archived into `late_readings`. The days' shares stay locked until
+    /// the transaction ends, so archiving waits for this write.
+    pub(super) async fn insert_new(&self, tx: &mut PgConnection, rows: &[Row]) -> Result<Vec<Row>> {
+        let classes = Self::lock_shares(tx, rows).await?;
+        let (hot, late): (Vec<&Row>, Vec<&Row>) = rows.iter().partition(|row| {
+            classes.contains_key(&(tenant_of(row.series_id), day_of(row.ts_micros)))
+        });
+        let mut new = Self::insert_hot(tx, &hot, &classes).await?;
+        if !late.is_empty() {
+            new.extend(Self::insert_rows(tx, INSERT_LATE, &late, None).await?);
+        }
+        Ok(new)
+    }
+
+    /// The class of each (tenant, day) the rows touch that is in the hot tier, key-share
+    /// locked.
+    async fn lock_shares(
+        tx: &mut PgConnection,
+        rows: &[Row],
+    ) -> Result<HashMap<(TenantNo, NaiveDate), Class>> {
+        let days: HashSet<(TenantNo, NaiveDate)> = rows
+            .iter()
+            .map(|row| (tenant_of(row.series_id), day_of(row.ts_micros)))
+            .collect();
+        let (tenants, days): (Vec<TenantNo>, Vec<NaiveDate>) = days.into_iter().unzip();
+        let shares = sqlx::query(SHARES)
+            .bind(tenants)
+            .bind(days)
+            .fetch_all(&mut *tx)
+            .await?;
+        Ok(shares
+            .iter()
+            .map(|row| ((row.get(0), row.get(1)), row.get(2)))
+            .collect())
+    }
+
+    /// Inserts rows of the hot tier. Duplicates are rare (a resend after a lost ack), so the
+    /// rows go in first with a plain `INSERT`, under a savepoint: when none existed, that is
+    /// the answer, without sending 20,000 rows back. On a unique violation the savepoint is
+    /// rolled back and the rows go in again with `ON CONFLICT DO NOTHING RETURNING`, which
+    /// returns the new ones (the first write of a reading wins).
+    async fn insert_hot(
+        tx: &mut PgConnection,
+        rows: &[&Row],
+        classes: &HashMap<(TenantNo, NaiveDate), Class>,
+    ) -> Result<Vec<Row>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let class: Vec<Class> = rows
+            .iter()
+            .map(|row| classes[&(tenant_of(row.series_id), day_of(row.ts_micros))])
+            .collect();
+        sqlx::query("SAVEPOINT insert_new")
+            .execute(&mut *tx)
+            .await?;
+        let first = Self::insert_rows(tx, INSERT_ALL, rows, Some(&class)).await;
+        match first {
+            Ok(_) => {
+                sqlx::query("RELEASE insert_new").execute(&mut *tx).await?;
+                return Ok(rows.iter().map(|&&row| row).collect());
+            }
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {}
+            Err(e) => return Err(e.into()),
+        }
+        sqlx::query("ROLLBACK TO insert_new")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("RELEASE insert_new").execute(&mut *tx).await?;
+        Ok(Self::insert_rows(tx, INSERT, rows, Some(&class)).await?)
+    }
+
+    /// Runs one of the insert statements over rows (and their classes), returning the rows it
+    /// returns.
+    async fn insert_rows(
+        tx: &mut PgConnection,
+        statement: &'static str,
+        rows: &[&Row],
+        class: Option<&[Class]>,
+    ) -> std::result::Result<Vec<Row>, sqlx::Error> {
+        let series: Vec<i64> = rows.iter().map(|r| r.series_id).collect();
+        let times: Vec<DateTime<Utc>> = rows.iter().map(|r| ts(r.ts_micros)).collect();
+        let values: Vec<f64> = rows.iter().map(|r| r.value).collect();
+        let mut query = sqlx::query(statement).bind(series).bind(times).bind(values);
+        if let Some(class) = class {
+            query = query.bind(class);
+        }
+        let returned = query.fetch_all(&mut *tx).await?;
+        Ok(returned
+            .iter()
+            .map(|r| Row {
+                series_id: r.get(0),
+                ts_micros: r.get::<DateTime<Utc>, _>(1).timestamp_micros(),
+                value: r.get(2),
+            })
+            .collect())
+    }
+
+    /// The classes the tenant's days in `range` live in (all its days without a range).
+    async fn classes(
+        connection: &mut PgConnection,
+        tenant: TenantNo,
+        range: Option<Range>,
+    ) -> Result<Vec<Class>> {
+        let days = range.map(days_of);
+        let rows = sqlx::query(CLASSES)
+            .bind(tenant)
+            .bind(days.map(|(first, _)| first))
+            .bind(days.map(|(_, last)| last))
+            .fetch_all(&mut *connection)
+            .await?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    /// The last reading of every metric of a machine, ordered by metric.
+    pub(super) async fn read_latest(
+        &self,
+        tenant: TenantNo,
+        machine_id: &str,
+    ) -> Result<Vec<Latest>> {
+        let mut connection = self.pool.acquire().await?;
+        let classes = Self::classes(&mut connection, tenant, None).await?;
+        let rows = sqlx::query(LATEST)
+            .bind(tenant)
+            .bind(machine_id)
+            .bind(classes)
+            .persistent(false)
+            .fetch_all(&mut *connection)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Latest {
+                metric: r.get(0),
+                ts_micros: r.get::<DateTime<Utc>, _>(1).timestamp_micros(),
+                value: r.get(2),
+            })
+            .collect())
+    }
+
+    /// The readings of a series in a range, oldest first.
+    pub(super) async fn read_points(
+        &self,
+        series: SeriesId,
+        range: Range,
+    ) -> Result<Vec<(i64, f64)>> {
+        let mut connection = self.pool.acquire().await?;
+        let classes = Self::classes(&mut connection, tenant_of(series), Some(range)).await?;
+        let rows = sqlx::query(POINTS)
+            .bind(series)
+            .bind(ts(range.start_micros))
+            .bind(ts(range.end_micros))
+            .bind(classes)
+            .persistent(false)
+            .fetch_all(&mut *connection)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<DateTime<Utc>, _>(0).timestamp_micros(), r.get(1)))
+            .collect())
+    }
+
+    /// Buckets of a series' readings in a range.
+    pub(super) async fn read_buckets(
+        &self,
+        series: SeriesId,
+        range: Range,
+        step_micros: i64,
+    ) -> Result<Vec<(i64, Rollup)>> {
+        let mut connection = self.pool.acquire().await?;
+        let classes = Self::classes(&mut connection, tenant_of(series), Some(range)).await?;
+        let rows = sqlx::query(BUCKETS)
+            .bind(series)
+            .bind(ts(range.start_micros))
+            .bind(ts(range.end_micros))
+            .bind(step_micros)
+            .bind(classes)
+            .persistent(false)
+            .fetch_all(&mut *connection)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), super::rollup_of(r, 1)))
+            .collect())
+    }
+
+    /// Buckets of a series' readings in several ranges, in one statement ([`BUCKETS_IN`]),
+    /// bounded by the first and the last so that it prunes to their days.
+    pub(super) async fn read_buckets_in(
+        &self,
+        series: SeriesId,
+        ranges: &[Range],
+        step_micros: i64,
+    ) -> Result<Vec<(i64, Rollup)>> {
+        let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else {
+            return Ok(Vec::new());
+        };
+        let span = Range {
+            start_micros: ranges
+                .iter()
+                .map(|r| r.start_micros)
+                .min()
+                .unwrap_or(first.start_micros),
+            end_micros: ranges
+                .iter()
+                .map(|r| r.end_micros)
+                .max()
+                .unwrap_or(last.end_micros),
+        };
+        let mut connection = self.pool.acquire().await?;
+        let classes = Self::classes(&mut connection, tenant_of(series), Some(span)).await?;
+        let from: Vec<DateTime<Utc>> = ranges.iter().map(|r| ts(r.start_micros)).collect();
+        let to: Vec<DateTime<Utc>> = ranges.iter().map(|r| ts(r.end_micros)).collect();
+        let rows = sqlx::query(BUCKETS_IN)
+            .bind(series)
+            .bind(from)
+            .bind(to)
+            .bind(step_micros)
+            .bind(classes)
+            .bind(ts(span.start_micros))
+            .bind(ts(span.end_micros))
+            .persistent(false)
+            .fetch_all(&mut *connection)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), super::rollup_of(r, 1)))
+            .collect())
+    }
+
+    /// Rolls the tenant's readings in `range` up into minute buckets; returns the buckets
+    /// written.
+    pub(super) async fn roll_up_minutes(
+        tx: &mut PgConnection,
+        tenant: TenantNo,
+        range: Range,
+    ) -> Result<u64> {
+        let classes = Self::classes(tx, tenant, Some(range)).await?;
+        if classes.is_empty() {
+            return Ok(0);
+        }
+        Ok(sqlx::query(ROLLUP_MINUTES)
+            .bind(first_series_id(tenant))
+            .bind(first_series_id(tenant + 1))
+            .bind(ts(range.start_micros))
+            .bind(ts(range.end_micros))
+            .bind(classes)
+            .persistent(false)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected())
+    }
+
+    /// Holds writes to the tenant's day off until the transaction ends; the day's class, or
+    /// `None` when the day is not in the hot tier.
+    pub(super) async fn lock_day(
+        tx: &mut PgConnection,
+        tenant: TenantNo,
+        day: NaiveDate,
+    ) -> Result<Option<Class>> {
+        // Bounded, so the archive job gives up (and retries on its next run) rather than stall
+        // ingest behind it.
+        sqlx::query("SET LOCAL lock_timeout = '5s'")
+            .execute(&mut *tx)
+            .await?;
+        let class = sqlx::query(LOCK_SHARE)
+            .bind(tenant)
+            .bind(day)
+            .fetch_optional(&mut *tx)
+            .await?;
+        Ok(class.map(|row| row.get(0)))
+    }
+
+    /// How many readings the tenant's day holds.
+    pub(super) async fn count_day(
+        tx: &mut PgConnection,
+        tenant: TenantNo,
+        day: NaiveDate,
+        class: Class,
+    ) -> Result<u64> {
+        let range = day_range(day);
+        let count: i64 = sqlx::query(COUNT_DAY)
+            .bind(first_series_id(tenant))
+            .bind(first_series_id(tenant + 1))
+            .bind(ts(range.start_micros))
+            .bind(ts(range.end_micros))
+            .bind(class)
+            .persistent(false)
+            .fetch_one(&mut *tx)
+            .await?
+            .get(0);
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    /// Removes the tenant's day from the hot tier; drops the class's leaf of the day with its
+    /// last share: retention never deletes row by row.
+    pub(super) async fn remove_day(
+        tx: &mut PgConnection,
+        tenant: TenantNo,
+        day: NaiveDate,
+        class: Class,
+    ) -> Result<()> {
+        sqlx::query(crate::store::sql::FORGET_DAY)
+            .bind(tenant)
+            .bind(day)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+            .bind(LEAF_LOCK)
+            .bind(class)
+            .execute(&mut *tx)
+            .await?;
+        let shares_left: bool = sqlx::query(SHARES_LEFT)
+            .bind(class)
+            .bind(day)
+            .fetch_one(&mut *tx)
+            .await?
+            .get(0);
+        if !shares_left {
+            sqlx::query(AssertSqlSafe(format!(
+                "DROP TABLE IF EXISTS {}",
+                leaf(class, day)
+            )))
+            .execute(&mut *tx)
+            .await?;
+        }
+        Ok(())
+    }
+}

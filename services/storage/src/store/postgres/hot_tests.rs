@@ -1,0 +1,265 @@
+//! The hot tier's statements prune at plan time: on a database with tenants of three classes
+//! and ten days each (30 leaves), each statement's plan, made as the store makes it (unnamed,
+//! with its values), touches only the leaves that can hold its rows.
+
+use chrono::{DateTime, Utc};
+use mfg_common::{config::DatabaseArgs, db, testing::TestDatabase};
+use sqlx::{AssertSqlSafe, PgPool, Row as _};
+use uuid::Uuid;
+
+use super::{PostgresStore, hot_sql};
+use crate::store::{
+    Row, SeriesKey, TelemetryStore, TenantNo, day_of, first_series_id, to_datetime,
+};
+
+const DAY: i64 = 86_400_000_000;
+const HOUR: i64 = 3_600_000_000;
+/// 2026-11-01T00:00:00Z.
+const DAY0: i64 = 1_793_491_200_000_000;
+const DAYS: i64 = 10;
+
+fn ts(micros: i64) -> DateTime<Utc> {
+    to_datetime(micros)
+}
+
+/// Tenants of classes 7, 30 and 90, each with a series and ten days of readings; returns the
+/// tenant of class 30 and its series.
+async fn populate(store: &PostgresStore) -> (TenantNo, i64) {
+    let mut chosen = None;
+    for class in [7, 30, 90] {
+        for _ in 0..3 {
+            let tenant = store.register_tenant(Uuid::now_v7()).await.unwrap();
+            let key = SeriesKey {
+                machine_id: "press-1".to_owned(),
+                metric: "temp".to_owned(),
+            };
+            let series = store.resolve_series(tenant, &[key]).await.unwrap()[0];
+            let mut rows = Vec::new();
+            for day in 0..DAYS {
+                store
+                    .ensure_day(tenant, day_of(DAY0 + day * DAY), class)
+                    .await
+                    .unwrap();
+                rows.extend((0..24).map(|hour| Row {
+                    series_id: series,
+                    ts_micros: DAY0 + day * DAY + hour * HOUR,
+                    value: hour as f64,
+                }));
+            }
+            store.insert(&rows).await.unwrap();
+            if class == 30 && chosen.is_none() {
+                chosen = Some((tenant, series));
+            }
+        }
+    }
+    chosen.unwrap()
+}
+
+/// The leaves of `readings` a plan touches.
+fn leaves(plan: &serde_json::Value, found: &mut Vec<String>) {
+    if let Some(name) = plan.get("Relation Name").and_then(|n| n.as_str())
+        && name.starts_with("readings_c")
+    {
+        found.push(name.to_owned());
+    }
+    match plan {
+        serde_json::Value::Object(map) => map.values().for_each(|v| leaves(v, found)),
+        serde_json::Value::Array(items) => items.iter().for_each(|v| leaves(v, found)),
+        _ => {}
+    }
+}
+
+async fn explain(
+    pool: &PgPool,
+    query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+) -> Vec<String> {
+    let row = query.persistent(false).fetch_one(pool).await.unwrap();
+    let plan: serde_json::Value = row.get(0);
+    let mut found = Vec::new();
+    leaves(&plan, &mut found);
+    found.sort();
+    found.dedup();
+    found
+}
+
+fn explained(statement: &str) -> String {
+    format!("EXPLAIN (FORMAT JSON) {statement}")
+}
+
+#[tokio::test]
+async fn hot_statements_touch_only_their_leaves() {
+    let db = TestDatabase::postgres().await;
+    let db::DbPool::Postgres(pool) = db::connect(&DatabaseArgs::new(&db.url)).await.unwrap() else {
+        panic!("a PostgreSQL pool");
+    };
+    let store = PostgresStore::new(pool.clone());
+    store.migrate().await.unwrap();
+    let (tenant, series) = populate(&store).await;
+    let all: i64 = sqlx::query(
+        "SELECT count(*) FROM pg_class WHERE relname LIKE 'readings\\_c%\\_%' AND relkind = 'r'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap()
+    .get(0);
+    assert_eq!(all, 3 * DAYS, "three classes of ten days");
+    let classes = vec![30];
+    let day3 = DAY0 + 3 * DAY;
+    let leaf3 = format!("readings_c30_{}", day_of(day3).format("%Y%m%d"));
+
+    let latest = explain(
+        &pool,
+        sqlx::query(AssertSqlSafe(explained(hot_sql::LATEST)))
+            .bind(tenant)
+            .bind("press-1")
+            .bind(&classes),
+    )
+    .await;
+    assert_eq!(
+        latest.len() as i64,
+        DAYS,
+        "latest reads its class's days: {latest:?}"
+    );
+    assert!(latest.iter().all(|leaf| leaf.starts_with("readings_c30_")));
+
+    let points = explain(
+        &pool,
+        sqlx::query(AssertSqlSafe(explained(hot_sql::POINTS)))
+            .bind(series)
+            .bind(ts(day3 + HOUR))
+            .bind(ts(day3 + 5 * HOUR))
+            .bind(&classes),
+    )
+    .await;
+    assert_eq!(points, std::slice::from_ref(&leaf3));
+
+    let buckets = explain(
+        &pool,
+        sqlx::query(AssertSqlSafe(explained(hot_sql::BUCKETS)))
+            .bind(series)
+            .bind(ts(day3))
+            .bind(ts(day3 + DAY))
+            .bind(60_000_000_i64)
+            .bind(&classes),
+    )
+    .await;
+    assert_eq!(buckets, std::slice::from_ref(&leaf3));
+
+    let from = vec![ts(day3), ts(day3 + 20 * HOUR)];
+    let to = vec![ts(day3 + HOUR), ts(day3 + 26 * HOUR)];
+    let buckets_in = explain(
+        &pool,
+        sqlx::query(AssertSqlSafe(explained(hot_sql::BUCKETS_IN)))
+            .bind(series)
+            .bind(from)
+            .bind(to)
+            .bind(60_000_000_i64)
+            .bind(&classes)
+            .bind(ts(day3))
+            .bind(ts(day3 + 26 * HOUR)),
+    )
+    .await;
+    assert_eq!(buckets_in.len(), 2, "two days: {buckets_in:?}");
+
+    let rollup = explain(
+        &pool,
+        sqlx::query(AssertSqlSafe(explained(hot_sql::ROLLUP_MINUTES)))
+            .bind(first_series_id(tenant))
+            .bind(first_series_id(tenant + 1))
+            .bind(ts(day3 + HOUR))
+            .bind(ts(day3 + 2 * HOUR))
+            .bind(&classes),
+    )
+    .await;
+    assert_eq!(rollup, std::slice::from_ref(&leaf3));
+
+    let count = explain(
+        &pool,
+        sqlx::query(AssertSqlSafe(explained(hot_sql::COUNT_DAY)))
+            .bind(first_series_id(tenant))
+            .bind(first_series_id(tenant + 1))
+            .bind(ts(day3))
+            .bind(ts(day3 + DAY))
+            .bind(30),
+    )
+    .await;
+    assert_eq!(count, [leaf3]);
+}
+
+/// A reading for a tenant's day that was archived neither fails its batch nor lands in the
+/// leaf another tenant still holds: it is stored in `late_readings`.
+#[tokio::test]
+async fn a_reading_for_an_archived_day_is_kept_as_late() {
+    let db = TestDatabase::postgres().await;
+    let pool = db::connect(&DatabaseArgs::new(&db.url)).await.unwrap();
+    let store = super::super::open(pool.clone());
+    store.migrate().await.unwrap();
+    let db::DbPool::Postgres(pg) = pool else {
+        panic!("a PostgreSQL pool");
+    };
+    let key = SeriesKey {
+        machine_id: "press-1".to_owned(),
+        metric: "temp".to_owned(),
+    };
+    let mut tenants = Vec::new();
+    for _ in 0..2 {
+        let tenant = store.register_tenant(Uuid::now_v7()).await.unwrap();
+        let series = store
+            .resolve_series(tenant, std::slice::from_ref(&key))
+            .await
+            .unwrap()[0];
+        store.ensure_day(tenant, day_of(DAY0), 30).await.unwrap();
+        let row = Row {
+            series_id: series,
+            ts_micros: DAY0 + HOUR,
+            value: 1.0,
+        };
+        assert_eq!(store.insert(&[row]).await.unwrap(), [true]);
+        tenants.push((tenant, series));
+    }
+    let (archived, series) = tenants[0];
+    let object = "tenant=a/day=2026-11-01/part-0.parquet";
+    store
+        .pending_object(archived, day_of(DAY0), object)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .commit_day(archived, day_of(DAY0), 1, Some((object, 100)))
+            .await
+            .unwrap()
+    );
+
+    let late = [
+        Row {
+            series_id: series,
+            ts_micros: DAY0 + 2 * HOUR,
+            value: 2.0,
+        },
+        Row {
+            series_id: tenants[1].1,
+            ts_micros: DAY0 + 2 * HOUR,
+            value: 3.0,
+        },
+    ];
+    assert_eq!(store.insert(&late).await.unwrap(), [true, true]);
+    assert_eq!(
+        store.insert(&late).await.unwrap(),
+        [false, false],
+        "stored once"
+    );
+    let late_rows: i64 = sqlx::query("SELECT count(*) FROM late_readings")
+        .fetch_one(&pg)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(late_rows, 1, "the archived tenant's reading");
+    let kept = store
+        .points(tenants[1].1, crate::store::day_range(day_of(DAY0)))
+        .await;
+    assert_eq!(
+        kept.unwrap().len(),
+        2,
+        "the other tenant's day is still hot"
+    );
+}
