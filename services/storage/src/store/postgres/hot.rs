@@ -7,7 +7,7 @@
 //! takes that row for update, so it counts and commits exactly what was written. A reading for
 //! a day whose share is gone (archived) goes to `late_readings`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{AssertSqlSafe, PgConnection, Row as _};
@@ -20,7 +20,7 @@ use super::{
     },
 };
 use crate::{
-    domain::Rollup,
+    domain::{Rollup, ingest::DAY_MICROS},
     error::Result,
     store::{
         Latest, Range, Row, SeriesId, TenantNo, day_of, day_range, first_series_id, tenant_of,
@@ -34,6 +34,16 @@ pub(in crate::store) type Class = i32;
 
 /// Serializes the creation and the drop of a class's leaves (`pg_advisory_xact_lock(KEY, class)`).
 const LEAF_LOCK: i32 = 4243;
+
+/// A tenant and a UTC day, as days since the Unix epoch.
+type DayKey = (TenantNo, i64);
+
+fn day_key(row: &Row) -> DayKey {
+    (
+        tenant_of(row.series_id),
+        row.ts_micros.div_euclid(DAY_MICROS),
+    )
+}
 
 /// The leaf of a class's day.
 fn leaf(class: Class, day: NaiveDate) -> String {
@@ -113,10 +123,30 @@ impl PostgresStore {
     /// rows of days already archived into `late_readings`. The days' shares stay locked until
     /// the transaction ends, so archiving waits for this write.
     pub(super) async fn insert_new(&self, tx: &mut PgConnection, rows: &[Row]) -> Result<Vec<Row>> {
-        let classes = Self::lock_shares(tx, rows).await?;
-        let (hot, late): (Vec<&Row>, Vec<&Row>) = rows.iter().partition(|row| {
-            classes.contains_key(&(tenant_of(row.series_id), day_of(row.ts_micros)))
-        });
+        let keys: Vec<DayKey> = rows.iter().map(day_key).collect();
+        let shares = Self::lock_shares(tx, &keys).await?;
+        let mut hot = Vec::with_capacity(rows.len());
+        let mut classes = Vec::with_capacity(rows.len());
+        let mut late = Vec::new();
+        // Rows come grouped by batch, so mostly a run of one tenant's day: one look-up a run.
+        let mut last: Option<(DayKey, Option<Class>)> = None;
+        for (row, key) in rows.iter().zip(keys) {
+            let class = match last {
+                Some((known, class)) if known == key => class,
+                _ => {
+                    let class = shares.iter().find(|(share, _)| *share == key).map(|s| s.1);
+                    last = Some((key, class));
+                    class
+                }
+            };
+            match class {
+                Some(class) => {
+                    hot.push(row);
+                    classes.push(class);
+                }
+                None => late.push(row),
+            }
+        }
         let mut new = Self::insert_hot(tx, &hot, &classes).await?;
         if !late.is_empty() {
             new.extend(Self::insert_rows(tx, INSERT_LATE, &late, None).await?);
@@ -124,17 +154,13 @@ impl PostgresStore {
         Ok(new)
     }
 
-    /// The class of each (tenant, day) the rows touch that is in the hot tier, key-share
-    /// locked.
-    async fn lock_shares(
-        tx: &mut PgConnection,
-        rows: &[Row],
-    ) -> Result<HashMap<(TenantNo, NaiveDate), Class>> {
-        let days: HashSet<(TenantNo, NaiveDate)> = rows
-            .iter()
-            .map(|row| (tenant_of(row.series_id), day_of(row.ts_micros)))
-            .collect();
-        let (tenants, days): (Vec<TenantNo>, Vec<NaiveDate>) = days.into_iter().unzip();
+    /// The class of each (tenant, day) of `keys` that is in the hot tier, key-share locked.
+    async fn lock_shares(tx: &mut PgConnection, keys: &[DayKey]) -> Result<Vec<(DayKey, Class)>> {
+        let distinct: HashSet<DayKey> = keys.iter().copied().collect();
+        let (tenants, days): (Vec<TenantNo>, Vec<NaiveDate>) = distinct
+            .into_iter()
+            .map(|(tenant, day)| (tenant, day_of(day * DAY_MICROS)))
+            .unzip();
         let shares = sqlx::query(SHARES)
             .bind(tenants)
             .bind(days)
@@ -142,31 +168,34 @@ impl PostgresStore {
             .await?;
         Ok(shares
             .iter()
-            .map(|row| ((row.get(0), row.get(1)), row.get(2)))
+            .map(|row| {
+                let day: NaiveDate = row.get(1);
+                let key = (
+                    row.get(0),
+                    day_range(day).start_micros.div_euclid(DAY_MICROS),
+                );
+                (key, row.get(2))
+            })
             .collect())
     }
 
-    /// Inserts rows of the hot tier. Duplicates are rare (a resend after a lost ack), so the
-    /// rows go in first with a plain `INSERT`, under a savepoint: when none existed, that is
-    /// the answer, without sending 20,000 rows back. On a unique violation the savepoint is
-    /// rolled back and the rows go in again with `ON CONFLICT DO NOTHING RETURNING`, which
-    /// returns the new ones (the first write of a reading wins).
+    /// Inserts rows of the hot tier, each in its class. Duplicates are rare (a resend after a
+    /// lost ack), so the rows go in first with a plain `INSERT`, under a savepoint: when none
+    /// existed, that is the answer, without sending 20,000 rows back. On a unique violation the
+    /// savepoint is rolled back and the rows go in again with `ON CONFLICT DO NOTHING
+    /// RETURNING`, which returns the new ones (the first write of a reading wins).
     async fn insert_hot(
         tx: &mut PgConnection,
         rows: &[&Row],
-        classes: &HashMap<(TenantNo, NaiveDate), Class>,
+        classes: &[Class],
     ) -> Result<Vec<Row>> {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let class: Vec<Class> = rows
-            .iter()
-            .map(|row| classes[&(tenant_of(row.series_id), day_of(row.ts_micros))])
-            .collect();
         sqlx::query("SAVEPOINT insert_new")
             .execute(&mut *tx)
             .await?;
-        let first = Self::insert_rows(tx, INSERT_ALL, rows, Some(&class)).await;
+        let first = Self::insert_rows(tx, INSERT_ALL, rows, Some(classes)).await;
         match first {
             Ok(_) => {
                 sqlx::query("RELEASE insert_new").execute(&mut *tx).await?;
@@ -179,7 +208,7 @@ impl PostgresStore {
             .execute(&mut *tx)
             .await?;
         sqlx::query("RELEASE insert_new").execute(&mut *tx).await?;
-        Ok(Self::insert_rows(tx, INSERT, rows, Some(&class)).await?)
+        Ok(Self::insert_rows(tx, INSERT, rows, Some(classes)).await?)
     }
 
     /// Runs one of the insert statements over rows (and their classes), returning the rows it
