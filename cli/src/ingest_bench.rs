@@ -159,15 +159,19 @@ pub async fn run(args: IngestBench) -> anyhow::Result<()> {
 
     if let Some(url) = &args.database_url {
         let rows = max.readings as usize;
-        let copy = raw_copy(url, &tenant.id, rows).await?;
-        writeln!(
-            out,
-            "{:<34} {:>10.0} readings/s  ({rows} rows in {:.2} s; ingest is {:.2}x of it)",
-            "raw COPY into the same tables",
-            rows as f64 / copy.as_secs_f64(),
-            copy.as_secs_f64(),
-            max.rate() / (rows as f64 / copy.as_secs_f64())
-        )?;
+        let copies = raw_copy(url, &tenant.id, rows).await?;
+        for (what, copy) in [
+            ("raw COPY into the same tables", copies.text),
+            ("binary COPY, two connections", copies.binary_two),
+        ] {
+            writeln!(
+                out,
+                "{what:<34} {:>10.0} readings/s  ({rows} rows in {:.2} s; ingest is {:.2}x of it)",
+                rows as f64 / copy.as_secs_f64(),
+                copy.as_secs_f64(),
+                max.rate() / (rows as f64 / copy.as_secs_f64())
+            )?;
+        }
     }
     platform.stop().await
 }
@@ -309,9 +313,17 @@ async fn server_settings(url: &str) -> anyhow::Result<String> {
         .join(", "))
 }
 
-/// COPYs `rows` new readings of the tenant's series into `readings`, as one transaction, and
-/// returns how long it took.
-async fn raw_copy(url: &str, tenant_id: &str, rows: usize) -> anyhow::Result<Duration> {
+/// How long the reference COPYs of the same number of rows took.
+struct Copies {
+    /// Text, one connection.
+    text: Duration,
+    /// Binary, two connections (one per core of the bench machine), half the rows each.
+    binary_two: Duration,
+}
+
+/// COPYs `rows` new readings of the tenant's series into `readings` twice, with new keys each
+/// time: as text over one connection, then binary over two, and returns how long each took.
+async fn raw_copy(url: &str, tenant_id: &str, rows: usize) -> anyhow::Result<Copies> {
     use sqlx::Row as _;
     let pool = sqlx::PgPool::connect(url).await?;
     let series: Vec<i64> = sqlx::query(
@@ -325,15 +337,16 @@ async fn raw_copy(url: &str, tenant_id: &str, rows: usize) -> anyhow::Result<Dur
     .map(|r| r.get(0))
     .collect();
     anyhow::ensure!(!series.is_empty(), "no series to copy into");
-    // Two hours ago, before anything the load phases wrote: new keys. The partitions of those
-    // days are created first, as ingest creates them, and not timed.
+    // Two and four hours ago, before anything the load phases wrote: new keys. The partitions
+    // of those days are created first, as ingest creates them, and not timed.
     let base = micros_now() - 7_200_000_000;
+    let binary_base = base - 7_200_000_000;
     let end = base + (rows / series.len()) as i64 * 1_000 + 1_000;
     let store = mfg_storage::store::PostgresStore::new(pool.clone());
     let tenant_no = mfg_storage::store::tenant_of(series[0]);
     // The bench's tenant has the default hot retention, whose class its days live in.
     let class = 30;
-    for day in [base, end].map(mfg_storage::store::day_of) {
+    for day in [binary_base, base, end].map(mfg_storage::store::day_of) {
         mfg_storage::store::TelemetryStore::ensure_day(&store, tenant_no, day, class).await?;
     }
     let mut text = String::with_capacity(rows * 48);
@@ -356,8 +369,60 @@ async fn raw_copy(url: &str, tenant_id: &str, rows: usize) -> anyhow::Result<Dur
         copy.send(chunk).await?;
     }
     copy.finish().await?;
-    let elapsed = start.elapsed();
+    let text_took = start.elapsed();
     drop(connection);
+
+    let halves: Vec<Vec<u8>> = (0..2)
+        .map(|half| binary_rows(&series, binary_base, rows, class, half))
+        .collect();
+    let start = Instant::now();
+    futures::future::try_join_all(halves.iter().map(|data| copy_binary(&pool, data))).await?;
+    let binary_two = start.elapsed();
     pool.close().await;
-    Ok(elapsed)
+    Ok(Copies {
+        text: text_took,
+        binary_two,
+    })
+}
+
+/// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+/// Every other row from `half` on, in PostgreSQL's binary COPY format: a header, then per row
+/// four fields (int8 series, timestamptz as µs since 2000, float8 value, int4 class), then the
+/// trailer.
+fn binary_rows(series: &[i64], base: i64, rows: usize, class: u32, half: usize) -> Vec<u8> {
+    let mut data = Vec::with_capacity(rows / 2 * 46 + 32);
+    data.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    data.extend_from_slice(&0_i32.to_be_bytes());
+    data.extend_from_slice(&0_i32.to_be_bytes());
+    for i in (half..rows).step_by(2) {
+        let micros = base + (i / series.len()) as i64 * 1_000;
+        data.extend_from_slice(&4_i16.to_be_bytes());
+        for field in [
+            series[i % series.len()].to_be_bytes(),
+            (micros - PG_EPOCH_MICROS).to_be_bytes(),
+            ((i % 1_000) as f64 * 0.5).to_be_bytes(),
+        ] {
+            data.extend_from_slice(&8_i32.to_be_bytes());
+            data.extend_from_slice(&field);
+        }
+        data.extend_from_slice(&4_i32.to_be_bytes());
+        data.extend_from_slice(&class.to_be_bytes());
+    }
+    data.extend_from_slice(&(-1_i16).to_be_bytes());
+    data
+}
+
+/// One binary COPY on a connection of its own.
+async fn copy_binary(pool: &sqlx::PgPool, data: &[u8]) -> anyhow::Result<()> {
+    let mut connection = pool.acquire().await?;
+    let mut copy = connection
+        .copy_in_raw("COPY readings (series_id, ts, value, class) FROM STDIN (FORMAT binary)")
+        .await?;
+    for chunk in data.chunks(1 << 20) {
+        copy.send(chunk).await?;
+    }
+    copy.finish().await?;
+    Ok(())
 }
