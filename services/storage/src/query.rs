@@ -123,9 +123,10 @@ impl Queries {
         let mut answer = SeriesAnswer::default();
         match query.aggregate {
             None => {
-                let mut points = self.store.points(series, range).await?;
-                if covers_hot_days(range, &cold) {
+                let mut points = Vec::new();
+                for part in hot_parts(range, &cold) {
                     tiers.insert(Tier::Hot);
+                    points.extend(self.store.points(series, part).await?);
                 }
                 for object in overlapping(&cold, range) {
                     tiers.insert(Tier::Cold);
@@ -184,15 +185,19 @@ impl Queries {
                         None => Ok(Vec::new()),
                     }
                 };
+                let hot: Vec<Range> = raw
+                    .iter()
+                    .flat_map(|&part| hot_parts(part, &cold))
+                    .collect();
                 let (warm_rollups, raw_rollups) =
-                    tokio::try_join!(warm_rollups, self.store.buckets_in(series, &raw, step))?;
+                    tokio::try_join!(warm_rollups, self.store.buckets_in(series, &hot, step))?;
                 if warm.is_some() {
                     tiers.insert(Tier::Warm);
                 }
                 for (start, rollup) in warm_rollups.iter().chain(&raw_rollups) {
                     add(*start, rollup);
                 }
-                if raw.iter().any(|&part| covers_hot_days(part, &cold)) {
+                if !hot.is_empty() {
                     tiers.insert(Tier::Hot);
                 }
                 for object in &cold {
@@ -355,20 +360,28 @@ fn overlaps(object: &ColdObject, range: Range) -> bool {
     day.start_micros < range.end_micros && range.start_micros < day.end_micros
 }
 
-/// Whether some day of `range` is not archived, so the hot tier serves it.
-fn covers_hot_days(range: Range, cold: &[ColdObject]) -> bool {
+/// The parts of `range` on days that are not archived, which the hot tier serves. An archived
+/// day is read from its objects only: on PostgreSQL its rows may still be in a partition that
+/// other tenants' days share until the last of them is archived.
+fn hot_parts(range: Range, cold: &[ColdObject]) -> Vec<Range> {
     let archived: BTreeSet<_> = cold.iter().map(|object| object.day).collect();
-    let mut day = day_of(range.start_micros);
-    let last = day_of(range.end_micros - 1);
-    loop {
+    let mut parts: Vec<Range> = Vec::new();
+    let mut start = range.start_micros;
+    while start < range.end_micros {
+        let day = day_of(start);
+        let end = day_range(day).end_micros.min(range.end_micros);
         if !archived.contains(&day) {
-            return true;
+            match parts.last_mut() {
+                Some(last) if last.end_micros == start => last.end_micros = end,
+                _ => parts.push(Range {
+                    start_micros: start,
+                    end_micros: end,
+                }),
+            }
         }
-        match day.succ_opt() {
-            Some(next) if next <= last => day = next,
-            _ => return false,
-        }
+        start = end;
     }
+    parts
 }
 
 #[cfg(test)]
@@ -377,6 +390,39 @@ mod tests {
 
     const MINUTE: i64 = 60_000_000;
     const HOUR: i64 = 60 * MINUTE;
+
+    #[test]
+    fn archived_days_are_left_to_the_cold_tier() {
+        let first = day_of(1_793_491_200_000_000);
+        let day = |n: u64| first.checked_add_days(chrono::Days::new(n)).unwrap();
+        let archived = |d: chrono::NaiveDate| ColdObject {
+            key: format!("part-{d}"),
+            day: d,
+            readings: 1,
+            bytes: 1,
+        };
+        // From 06:00 on the first day to 06:00 on the fourth.
+        let range = Range {
+            start_micros: day_range(day(0)).start_micros + 6 * HOUR,
+            end_micros: day_range(day(3)).start_micros + 6 * HOUR,
+        };
+        assert_eq!(hot_parts(range, &[]), [range]);
+        assert_eq!(
+            hot_parts(range, &[archived(day(1))]),
+            [
+                Range {
+                    start_micros: range.start_micros,
+                    end_micros: day_range(day(1)).start_micros,
+                },
+                Range {
+                    start_micros: day_range(day(2)).start_micros,
+                    end_micros: range.end_micros,
+                },
+            ]
+        );
+        let all: Vec<ColdObject> = (0..4).map(|n| archived(day(n))).collect();
+        assert!(hot_parts(range, &all).is_empty());
+    }
 
     #[test]
     fn the_warm_tier_serves_whole_rolled_up_buckets_only() {

@@ -429,8 +429,57 @@ async fn a_failed_upload_deletes_nothing(backend: Backend) {
     platform.stop().await;
 }
 
+/// On PostgreSQL a day's partition is shared by the tenants of a retention class and dropped
+/// with the last one's archive. Until then a tenant's archived day is answered from its objects
+/// alone: the rows still in the partition are neither counted twice nor served as hot.
+async fn an_archived_day_in_a_shared_partition_is_counted_once() {
+    let (platform, _objects, _) = start(Backend::Postgres, Cold::Directory, true).await;
+    let d0 = day_start(now_micros()) - 3 * DAY;
+    let sent: Vec<(i64, f64)> = (0..120).map(|i| (d0 + i * MINUTE, i as f64)).collect();
+    let readings: Vec<Reading> = sent
+        .iter()
+        .map(|&(t, v)| reading("press-1", "temp", t, v))
+        .collect();
+    ingest(&platform, &readings).await;
+    // Another tenant's share of the same day (a tenant the directory does not know, so the
+    // job leaves it): the partition must outlive this tenant's archive.
+    let pool = sqlx::PgPool::connect(platform.storage_url()).await.unwrap();
+    let day = chrono::DateTime::from_timestamp_micros(d0)
+        .unwrap()
+        .date_naive();
+    sqlx::query(
+        "WITH t AS (INSERT INTO storage_tenants (tenant_id) VALUES (gen_random_uuid()) \
+         RETURNING tenant_no) INSERT INTO hot_days SELECT tenant_no, $1, 30 FROM t",
+    )
+    .bind(day)
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let report = tiering(&platform, d0 + 31 * DAY).await.unwrap();
+    assert_eq!(report.readings_archived, 120);
+    let leaves: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_class WHERE relname = $1")
+        .bind(format!("readings_c30_{}", day.format("%Y%m%d")))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(leaves, 1, "the other tenant's share keeps the partition");
+    for step in [0, 600, 3_600] {
+        let (answer, tiers) = query(&platform, d0, d0 + DAY, step).await;
+        assert_eq!(answer, expected(&sent, d0, d0 + DAY, step), "step {step}");
+        assert!(!tiers.contains(&Tier::Hot), "step {step}: {tiers:?}");
+    }
+    pool.close().await;
+    platform.stop().await;
+}
+
 mod postgres {
     use super::*;
+
+    #[tokio::test]
+    async fn shared_partition() {
+        an_archived_day_in_a_shared_partition_is_counted_once().await;
+    }
 
     #[tokio::test]
     async fn tiers_on_a_directory() {

@@ -62,6 +62,11 @@ async fn database(backend: Backend) -> TestDatabase {
 }
 
 impl Platform {
+    /// The storage service's database URL.
+    pub fn storage_url(&self) -> &str {
+        &self.storage_url
+    }
+
     /// Starts both services and creates a tenant (`ingest_per_second` readings/s, machines
     /// `press-1` and `press-2`) with a write key and a read key.
     pub async fn start(backend: Backend, ingest_per_second: u32) -> Self {
