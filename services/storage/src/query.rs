@@ -132,6 +132,15 @@ impl Queries {
                     tiers.insert(Tier::Cold);
                     points.extend(self.cold_points(object, &query.key, vec![range]).await?);
                 }
+                // Readings that came after their day was archived, after the archived ones:
+                // the first write of a reading wins.
+                if !cold.is_empty() {
+                    let late = self.store.late_points(series, range).await?;
+                    if !late.is_empty() {
+                        tiers.insert(Tier::Hot);
+                        points.extend(late);
+                    }
+                }
                 points.sort_by_key(|&(ts, _)| ts);
                 points.dedup_by_key(|&mut (ts, _)| ts);
                 if points.len() > MAX_POINTS {
@@ -200,6 +209,7 @@ impl Queries {
                 if !hot.is_empty() {
                     tiers.insert(Tier::Hot);
                 }
+                let mut archived = Vec::new();
                 for object in &cold {
                     let parts: Vec<Range> = raw
                         .iter()
@@ -210,10 +220,24 @@ impl Queries {
                         continue;
                     }
                     tiers.insert(Tier::Cold);
-                    let points = self.cold_points(object, &query.key, parts).await?;
-                    for (start, rollup) in roll_up(points, step) {
-                        add(start, &rollup);
+                    archived.extend(self.cold_points(object, &query.key, parts).await?);
+                }
+                // Late readings of the archived days, after the archived ones, each reading
+                // once: the first write wins.
+                for &part in raw
+                    .iter()
+                    .filter(|&&part| overlapping(&cold, part).next().is_some())
+                {
+                    let late = self.store.late_points(series, part).await?;
+                    if !late.is_empty() {
+                        tiers.insert(Tier::Hot);
+                        archived.extend(late);
                     }
+                }
+                archived.sort_by_key(|&(ts, _)| ts);
+                archived.dedup_by_key(|&mut (ts, _)| ts);
+                for (start, rollup) in roll_up(archived, step) {
+                    add(start, &rollup);
                 }
                 answer.buckets = buckets
                     .iter()

@@ -235,6 +235,23 @@ pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Vec<ColdObject>>;
     /// Removes an object from the manifest, once it is deleted from the object store.
     async fn forget_object(&self, key: &str) -> Result<()>;
+
+    /// A series' readings in a range that came after their tenant's day was archived, oldest
+    /// first: kept apart until archived as a further part of the day (PostgreSQL; SQLite
+    /// stores them in the hot tier's table for now, issue 16).
+    async fn late_points(&self, series: SeriesId, range: Range) -> Result<Vec<(i64, f64)>>;
+    /// The days a tenant has late readings of, oldest first.
+    async fn late_days(&self, tenant: TenantNo) -> Result<Vec<NaiveDate>>;
+    /// Removes a tenant's late readings of a day once archived: commits the uploaded and
+    /// verified object `(key, bytes)` and deletes the day's late readings, in one transaction.
+    /// `false`, and nothing changed, when the day no longer holds exactly `readings` of them.
+    async fn commit_late(
+        &self,
+        tenant: TenantNo,
+        day: NaiveDate,
+        readings: u64,
+        object: (&str, u64),
+    ) -> Result<bool>;
 }
 
 /// Opens the store of a pool's backend.

@@ -267,6 +267,14 @@ impl Tiering {
             }
             self.archive_day(tenant, info, day, report).await?;
         }
+        // Readings that came after their day was archived: a further part of the day.
+        let hot: std::collections::HashSet<NaiveDate> =
+            store.hot_days(tenant).await?.into_iter().collect();
+        for day in store.late_days(tenant).await? {
+            if !hot.contains(&day) {
+                self.archive_late_day(tenant, info, day, report).await?;
+            }
+        }
 
         // Retention.
         report.warm_rows_expired += store
@@ -298,11 +306,74 @@ impl Tiering {
         report: &mut Report,
     ) -> Result<()> {
         let store = &self.inner.store;
+        let encoder = self.encode_day(tenant, day, Readings::Hot).await?;
+        let readings = encoder.rows();
+        if readings == 0 {
+            if store.commit_day(tenant, day, 0, None).await? {
+                report.hot_partitions_dropped += 1;
+            }
+            return Ok(());
+        }
+        let (key, bytes) = self.upload(tenant, info, day, encoder).await?;
+        if store
+            .commit_day(tenant, day, readings, Some((key.as_str(), bytes)))
+            .await?
+        {
+            report.readings_archived += readings;
+            report.objects_written += 1;
+            report.hot_partitions_dropped += 1;
+        } else {
+            tracing::warn!(tenant = %info.id, %day, "the day changed while it was archived; the next run redoes it");
+        }
+        Ok(())
+    }
+
+    /// Archives the readings of a tenant's day that came after the day was archived, as a
+    /// further part of it.
+    async fn archive_late_day(
+        &self,
+        tenant: TenantNo,
+        info: &TenantInfo,
+        day: NaiveDate,
+        report: &mut Report,
+    ) -> Result<()> {
+        let encoder = self.encode_day(tenant, day, Readings::Late).await?;
+        let readings = encoder.rows();
+        if readings == 0 {
+            return Ok(());
+        }
+        let (key, bytes) = self.upload(tenant, info, day, encoder).await?;
+        if self
+            .inner
+            .store
+            .commit_late(tenant, day, readings, (key.as_str(), bytes))
+            .await?
+        {
+            report.readings_archived += readings;
+            report.objects_written += 1;
+        } else {
+            tracing::warn!(tenant = %info.id, %day, "late readings came while they were archived; the next run redoes it");
+        }
+        Ok(())
+    }
+
+    /// Encodes the day's readings of every series of the tenant, series by series.
+    async fn encode_day(
+        &self,
+        tenant: TenantNo,
+        day: NaiveDate,
+        which: Readings,
+    ) -> Result<Encoder> {
+        let store = &self.inner.store;
         let range = day_range(day);
         let mut encoder = Encoder::new()?;
         let mut chunk = Vec::with_capacity(ENCODE_CHUNK);
         for (series, key) in store.series_of(tenant).await? {
-            for (ts_micros, value) in store.points(series, range).await? {
+            let points = match which {
+                Readings::Hot => store.points(series, range).await?,
+                Readings::Late => store.late_points(series, range).await?,
+            };
+            for (ts_micros, value) in points {
                 chunk.push(ArchivedReading {
                     machine_id: key.machine_id.clone(),
                     metric: key.metric.clone(),
@@ -314,17 +385,23 @@ impl Tiering {
                 }
             }
         }
-        encoder = encode_chunk(encoder, chunk).await?;
-        let readings = encoder.rows();
-        if readings == 0 {
-            if store.commit_day(tenant, day, 0, None).await? {
-                report.hot_partitions_dropped += 1;
-            }
-            return Ok(());
-        }
+        encode_chunk(encoder, chunk).await
+    }
+
+    /// Uploads a new part of the tenant's day under a key recorded as pending first (a retry
+    /// reuses it) and checks its size; returns the key and the size.
+    async fn upload(
+        &self,
+        tenant: TenantNo,
+        info: &TenantInfo,
+        day: NaiveDate,
+        encoder: Encoder,
+    ) -> Result<(ObjectKey, u64)> {
         self.ensure_lifecycle(info.id, info.hot_days, info.cold_days)
             .await?;
-        let key = store
+        let key = self
+            .inner
+            .store
             .pending_object(tenant, day, archive::part_key(info.id, day)?.as_str())
             .await?;
         let key = ObjectKey::new(key)?;
@@ -340,18 +417,17 @@ impl Tiering {
                 stored.size
             )));
         }
-        if store
-            .commit_day(tenant, day, readings, Some((key.as_str(), bytes)))
-            .await?
-        {
-            report.readings_archived += readings;
-            report.objects_written += 1;
-            report.hot_partitions_dropped += 1;
-        } else {
-            tracing::warn!(tenant = %info.id, %day, "the day changed while it was archived; the next run redoes it");
-        }
-        Ok(())
+        Ok((key, bytes))
     }
+}
+
+/// Which readings of a day are archived.
+#[derive(Debug, Clone, Copy)]
+enum Readings {
+    /// The day's readings in the hot tier.
+    Hot,
+    /// Those that came after the day was archived.
+    Late,
 }
 
 async fn encode_chunk(mut encoder: Encoder, chunk: Vec<ArchivedReading>) -> Result<Encoder> {

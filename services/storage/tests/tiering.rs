@@ -473,8 +473,64 @@ async fn an_archived_day_in_a_shared_partition_is_counted_once() {
     platform.stop().await;
 }
 
+/// A reading for a day already archived is stored once (not failing its batch), answered with
+/// the archived ones (the first write of a key wins), and archived on the next run as a further
+/// part of the day (PostgreSQL; SQLite: issue 16).
+async fn late_readings_become_a_further_part() {
+    let (platform, objects, _) = start(Backend::Postgres, Cold::Directory, true).await;
+    let d0 = day_start(now_micros()) - 3 * DAY;
+    let sent: Vec<(i64, f64)> = (0..60).map(|i| (d0 + i * MINUTE, i as f64)).collect();
+    let readings: Vec<Reading> = sent
+        .iter()
+        .map(|&(t, v)| reading("press-1", "temp", t, v))
+        .collect();
+    ingest(&platform, &readings).await;
+    let as_of = d0 + 31 * DAY;
+    assert_eq!(
+        tiering(&platform, as_of).await.unwrap().readings_archived,
+        60
+    );
+
+    // A new reading of the archived day.
+    let new = (d0 + 2 * HOUR, 1000.0);
+    ingest(&platform, &[reading("press-1", "temp", new.0, new.1)]).await;
+    let mut all = sent.clone();
+    all.push(new);
+    let (answer, tiers) = query(&platform, d0, d0 + DAY, 0).await;
+    assert_eq!(answer, expected(&all, d0, d0 + DAY, 0));
+    assert_eq!(tiers, [Tier::Hot, Tier::Cold]);
+    // Rolled up as it came (its minute was rolled up already): whole buckets from the warm tier.
+    let (answer, tiers) = query(&platform, d0, d0 + DAY, 600).await;
+    assert_eq!(answer, expected(&all, d0, d0 + DAY, 600));
+    assert_eq!(tiers, [Tier::Warm]);
+    // A resend of an archived reading with another value: the archived one stays. (The warm
+    // tier's buckets still count such a resend: issue 16.)
+    ingest(
+        &platform,
+        &[reading("press-1", "temp", d0 + 5 * MINUTE, -1.0)],
+    )
+    .await;
+    let (answer, _) = query(&platform, d0, d0 + DAY, 0).await;
+    assert_eq!(answer, expected(&all, d0, d0 + DAY, 0));
+
+    let report = tiering(&platform, as_of).await.unwrap();
+    assert_eq!((report.objects_written, report.readings_archived), (1, 2));
+    let tenant: uuid::Uuid = platform.tenant_id.parse().unwrap();
+    let parts = objects.list(&archive::tenant_prefix(tenant)).await.unwrap();
+    assert_eq!(parts.len(), 2, "a further part of the day");
+    let (answer, tiers) = query(&platform, d0, d0 + DAY, 0).await;
+    assert_eq!(answer, expected(&all, d0, d0 + DAY, 0));
+    assert_eq!(tiers, [Tier::Cold]);
+    platform.stop().await;
+}
+
 mod postgres {
     use super::*;
+
+    #[tokio::test]
+    async fn late_readings() {
+        late_readings_become_a_further_part().await;
+    }
 
     #[tokio::test]
     async fn shared_partition() {

@@ -490,6 +490,48 @@ macro_rules! telemetry_store {
                     .collect())
             }
 
+            async fn late_points(
+                &self,
+                series: $crate::store::SeriesId,
+                range: $crate::store::Range,
+            ) -> $crate::error::Result<Vec<(i64, f64)>> {
+                self.read_late_points(series, range).await
+            }
+
+            async fn late_days(
+                &self,
+                tenant: $crate::store::TenantNo,
+            ) -> $crate::error::Result<Vec<::chrono::NaiveDate>> {
+                self.read_late_days(tenant).await
+            }
+
+            async fn commit_late(
+                &self,
+                tenant: $crate::store::TenantNo,
+                day: ::chrono::NaiveDate,
+                readings: u64,
+                object: (&str, u64),
+            ) -> $crate::error::Result<bool> {
+                let mut tx = self.begin_write().await?;
+                if Self::remove_late(&mut tx, tenant, day).await? != readings {
+                    return Ok(false);
+                }
+                let (key, bytes) = object;
+                let committed = ::sqlx::query(sql::COMMIT_OBJECT)
+                    .bind(key)
+                    .bind(readings as i64)
+                    .bind(bytes as i64)
+                    .bind(db_ts(::chrono::Utc::now().timestamp_micros()))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if committed != 1 {
+                    return Ok(false);
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+
             async fn forget_object(&self, key: &str) -> $crate::error::Result<()> {
                 ::sqlx::query(sql::FORGET_OBJECT)
                     .bind(key)

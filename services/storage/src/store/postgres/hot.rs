@@ -16,7 +16,8 @@ use super::{
     PostgresStore,
     hot_sql::{
         BUCKETS, BUCKETS_IN, CLASS_OF_DAY, CLASSES, COUNT_DAY, INSERT, INSERT_ALL, INSERT_LATE,
-        LATEST, LOCK_SHARE, POINTS, RECORD_DAY, ROLLUP_MINUTES, SHARES, SHARES_LEFT,
+        LATE_DAYS, LATE_POINTS, LATEST, LOCK_SHARE, POINTS, RECORD_DAY, REMOVE_LATE,
+        ROLLUP_MINUTES, SHARES, SHARES_LEFT,
     },
 };
 use crate::{
@@ -465,5 +466,50 @@ impl PostgresStore {
             .await?;
         }
         Ok(())
+    }
+
+    /// A series' late readings in a range, oldest first.
+    pub(super) async fn read_late_points(
+        &self,
+        series: SeriesId,
+        range: Range,
+    ) -> Result<Vec<(i64, f64)>> {
+        let rows = sqlx::query(LATE_POINTS)
+            .bind(series)
+            .bind(ts(range.start_micros))
+            .bind(ts(range.end_micros))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<DateTime<Utc>, _>(0).timestamp_micros(), r.get(1)))
+            .collect())
+    }
+
+    /// The days a tenant has late readings of.
+    pub(super) async fn read_late_days(&self, tenant: TenantNo) -> Result<Vec<NaiveDate>> {
+        let rows = sqlx::query(LATE_DAYS)
+            .bind(first_series_id(tenant))
+            .bind(first_series_id(tenant + 1))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Deletes a tenant's late readings of a day; returns how many.
+    pub(super) async fn remove_late(
+        tx: &mut PgConnection,
+        tenant: TenantNo,
+        day: NaiveDate,
+    ) -> Result<u64> {
+        let range = day_range(day);
+        Ok(sqlx::query(REMOVE_LATE)
+            .bind(first_series_id(tenant))
+            .bind(first_series_id(tenant + 1))
+            .bind(ts(range.start_micros))
+            .bind(ts(range.end_micros))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected())
     }
 }

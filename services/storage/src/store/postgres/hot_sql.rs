@@ -93,3 +93,10 @@ pub(super) const ROLLUP_MINUTES: &str = "INSERT INTO rollups_1m \
 
 pub(super) const COUNT_DAY: &str = "SELECT count(*) FROM readings \
      WHERE class = $5 AND series_id >= $1 AND series_id < $2 AND ts >= $3 AND ts < $4";
+
+pub(super) const LATE_POINTS: &str = "SELECT ts, value FROM late_readings \
+     WHERE series_id = $1 AND ts >= $2 AND ts < $3 ORDER BY ts";
+pub(super) const LATE_DAYS: &str = "SELECT DISTINCT (ts AT TIME ZONE 'UTC')::date FROM late_readings \
+     WHERE series_id >= $1 AND series_id < $2 ORDER BY 1";
+pub(super) const REMOVE_LATE: &str = "DELETE FROM late_readings \
+     WHERE series_id >= $1 AND series_id < $2 AND ts >= $3 AND ts < $4";

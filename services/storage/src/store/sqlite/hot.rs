@@ -360,4 +360,26 @@ impl SqliteStore {
             .await?
             .rows_affected())
     }
+
+    /// None apart: SQLite stores late readings in `readings` for now (issue 16).
+    #[allow(clippy::unused_async)]
+    pub(super) async fn read_late_points(&self, _: SeriesId, _: Range) -> Result<Vec<(i64, f64)>> {
+        Ok(Vec::new())
+    }
+
+    /// None apart, as above.
+    #[allow(clippy::unused_async)]
+    pub(super) async fn read_late_days(&self, _: TenantNo) -> Result<Vec<NaiveDate>> {
+        Ok(Vec::new())
+    }
+
+    /// None apart, as above: nothing to remove.
+    #[allow(clippy::unused_async)]
+    pub(super) async fn remove_late(
+        _: &mut SqliteConnection,
+        _: TenantNo,
+        _: NaiveDate,
+    ) -> Result<u64> {
+        Ok(0)
+    }
 }
