@@ -63,6 +63,7 @@ rollups_by_step!(
 tenant_statements!("series_id >= $1 AND series_id < $2");
 
 mod hot;
+mod hot_read;
 mod hot_sql;
 #[cfg(test)]
 mod hot_tests;

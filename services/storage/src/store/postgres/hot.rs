@@ -1,7 +1,8 @@
 //! The hot tier on PostgreSQL (decision 0002): `readings` partitioned by hot retention class,
-//! then by UTC day. `hot_days` records the class each tenant's day lives in; every statement
-//! on `readings` names the classes and is planned with its values (an unnamed statement, never
-//! a cached generic plan), so it plans and locks only the leaves that can hold its rows.
+//! then by UTC day; its partitions and its writes (the reads are in `hot_read.rs`). `hot_days`
+//! records the class each tenant's day lives in; every statement on `readings` names the
+//! classes and is planned with its values (an unnamed statement, never a cached generic plan),
+//! so it plans and locks only the leaves that can hold its rows.
 //!
 //! A write holds a key-share lock on the `hot_days` rows of its days; archiving a tenant's day
 //! takes that row for update, so it counts and commits exactly what was written. A reading for
@@ -15,18 +16,14 @@ use sqlx::{AssertSqlSafe, PgConnection, Row as _};
 use super::{
     PostgresStore,
     hot_sql::{
-        BUCKETS, BUCKETS_IN, CLASS_OF_DAY, CLASSES, COUNT_DAY, INSERT, INSERT_ALL, INSERT_LATE,
-        LATE_DAYS, LATE_POINTS, LATEST, LOCK_SHARE, POINTS, RECORD_DAY, REMOVE_LATE,
-        ROLLUP_MINUTES, SHARES, SHARES_LEFT,
+        CLASS_OF_DAY, COUNT_DAY, INSERT, INSERT_ALL, INSERT_LATE, LOCK_SHARE, RECORD_DAY,
+        REMOVE_LATE, ROLLUP_MINUTES, SHARES, SHARES_LEFT,
     },
 };
 use crate::{
-    domain::{Rollup, ingest::DAY_MICROS},
+    domain::ingest::DAY_MICROS,
     error::Result,
-    store::{
-        Latest, Range, Row, SeriesId, TenantNo, day_of, day_range, first_series_id, tenant_of,
-        to_datetime,
-    },
+    store::{Range, Row, TenantNo, day_of, day_range, first_series_id, tenant_of, to_datetime},
 };
 
 /// A hot retention class in days, as `readings.class` and `hot_days.class` hold it (0: the
@@ -51,12 +48,12 @@ fn leaf(class: Class, day: NaiveDate) -> String {
     format!("readings_c{class}_{}", day.format("%Y%m%d"))
 }
 
-fn ts(micros: i64) -> DateTime<Utc> {
+pub(super) fn ts(micros: i64) -> DateTime<Utc> {
     to_datetime(micros)
 }
 
 /// The days a range touches, first and last.
-fn days_of(range: Range) -> (NaiveDate, NaiveDate) {
+pub(super) fn days_of(range: Range) -> (NaiveDate, NaiveDate) {
     (
         day_of(range.start_micros),
         day_of(range.end_micros.max(range.start_micros + 1) - 1),
@@ -238,137 +235,6 @@ impl PostgresStore {
             .collect())
     }
 
-    /// The classes the tenant's days in `range` live in (all its days without a range).
-    async fn classes(
-        connection: &mut PgConnection,
-        tenant: TenantNo,
-        range: Option<Range>,
-    ) -> Result<Vec<Class>> {
-        let days = range.map(days_of);
-        let rows = sqlx::query(CLASSES)
-            .bind(tenant)
-            .bind(days.map(|(first, _)| first))
-            .bind(days.map(|(_, last)| last))
-            .fetch_all(&mut *connection)
-            .await?;
-        Ok(rows.iter().map(|row| row.get(0)).collect())
-    }
-
-    /// The last reading of every metric of a machine, ordered by metric.
-    pub(super) async fn read_latest(
-        &self,
-        tenant: TenantNo,
-        machine_id: &str,
-    ) -> Result<Vec<Latest>> {
-        let mut connection = self.pool.acquire().await?;
-        let classes = Self::classes(&mut connection, tenant, None).await?;
-        let rows = sqlx::query(LATEST)
-            .bind(tenant)
-            .bind(machine_id)
-            .bind(classes)
-            .persistent(false)
-            .fetch_all(&mut *connection)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Latest {
-                metric: r.get(0),
-                ts_micros: r.get::<DateTime<Utc>, _>(1).timestamp_micros(),
-                value: r.get(2),
-            })
-            .collect())
-    }
-
-    /// The readings of a series in a range, oldest first.
-    pub(super) async fn read_points(
-        &self,
-        series: SeriesId,
-        range: Range,
-    ) -> Result<Vec<(i64, f64)>> {
-        let mut connection = self.pool.acquire().await?;
-        let classes = Self::classes(&mut connection, tenant_of(series), Some(range)).await?;
-        let rows = sqlx::query(POINTS)
-            .bind(series)
-            .bind(ts(range.start_micros))
-            .bind(ts(range.end_micros))
-            .bind(classes)
-            .persistent(false)
-            .fetch_all(&mut *connection)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get::<DateTime<Utc>, _>(0).timestamp_micros(), r.get(1)))
-            .collect())
-    }
-
-    /// Buckets of a series' readings in a range.
-    pub(super) async fn read_buckets(
-        &self,
-        series: SeriesId,
-        range: Range,
-        step_micros: i64,
-    ) -> Result<Vec<(i64, Rollup)>> {
-        let mut connection = self.pool.acquire().await?;
-        let classes = Self::classes(&mut connection, tenant_of(series), Some(range)).await?;
-        let rows = sqlx::query(BUCKETS)
-            .bind(series)
-            .bind(ts(range.start_micros))
-            .bind(ts(range.end_micros))
-            .bind(step_micros)
-            .bind(classes)
-            .persistent(false)
-            .fetch_all(&mut *connection)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get(0), super::rollup_of(r, 1)))
-            .collect())
-    }
-
-    /// Buckets of a series' readings in several ranges, in one statement ([`BUCKETS_IN`]),
-    /// bounded by the first and the last so that it prunes to their days.
-    pub(super) async fn read_buckets_in(
-        &self,
-        series: SeriesId,
-        ranges: &[Range],
-        step_micros: i64,
-    ) -> Result<Vec<(i64, Rollup)>> {
-        let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else {
-            return Ok(Vec::new());
-        };
-        let span = Range {
-            start_micros: ranges
-                .iter()
-                .map(|r| r.start_micros)
-                .min()
-                .unwrap_or(first.start_micros),
-            end_micros: ranges
-                .iter()
-                .map(|r| r.end_micros)
-                .max()
-                .unwrap_or(last.end_micros),
-        };
-        let mut connection = self.pool.acquire().await?;
-        let classes = Self::classes(&mut connection, tenant_of(series), Some(span)).await?;
-        let from: Vec<DateTime<Utc>> = ranges.iter().map(|r| ts(r.start_micros)).collect();
-        let to: Vec<DateTime<Utc>> = ranges.iter().map(|r| ts(r.end_micros)).collect();
-        let rows = sqlx::query(BUCKETS_IN)
-            .bind(series)
-            .bind(from)
-            .bind(to)
-            .bind(step_micros)
-            .bind(classes)
-            .bind(ts(span.start_micros))
-            .bind(ts(span.end_micros))
-            .persistent(false)
-            .fetch_all(&mut *connection)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get(0), super::rollup_of(r, 1)))
-            .collect())
-    }
-
     /// Rolls the tenant's readings in `range` up into minute buckets; returns the buckets
     /// written.
     pub(super) async fn roll_up_minutes(
@@ -466,34 +332,6 @@ impl PostgresStore {
             .await?;
         }
         Ok(())
-    }
-
-    /// A series' late readings in a range, oldest first.
-    pub(super) async fn read_late_points(
-        &self,
-        series: SeriesId,
-        range: Range,
-    ) -> Result<Vec<(i64, f64)>> {
-        let rows = sqlx::query(LATE_POINTS)
-            .bind(series)
-            .bind(ts(range.start_micros))
-            .bind(ts(range.end_micros))
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get::<DateTime<Utc>, _>(0).timestamp_micros(), r.get(1)))
-            .collect())
-    }
-
-    /// The days a tenant has late readings of.
-    pub(super) async fn read_late_days(&self, tenant: TenantNo) -> Result<Vec<NaiveDate>> {
-        let rows = sqlx::query(LATE_DAYS)
-            .bind(first_series_id(tenant))
-            .bind(first_series_id(tenant + 1))
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     /// Deletes a tenant's late readings of a day; returns how many.

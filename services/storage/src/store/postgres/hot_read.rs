@@ -1,0 +1,178 @@
+//! The reads of the hot tier on PostgreSQL (`hot.rs` has the layout and the writes): each
+//! names the tenant's classes, its time bound and its series, and runs as an unnamed statement,
+//! so PostgreSQL plans it with those values and touches only the leaves that can hold its rows.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::{PgConnection, Row as _};
+
+use super::{
+    PostgresStore,
+    hot::{Class, days_of, ts},
+    hot_sql::{BUCKETS, BUCKETS_IN, CLASSES, LATE_DAYS, LATE_POINTS, LATEST, POINTS},
+};
+use crate::{
+    domain::Rollup,
+    error::Result,
+    store::{Latest, Range, SeriesId, TenantNo, first_series_id, tenant_of},
+};
+
+impl PostgresStore {
+    /// The classes the tenant's days in `range` live in (all its days without a range).
+    pub(super) async fn classes(
+        connection: &mut PgConnection,
+        tenant: TenantNo,
+        range: Option<Range>,
+    ) -> Result<Vec<Class>> {
+        let days = range.map(days_of);
+        let rows = sqlx::query(CLASSES)
+            .bind(tenant)
+            .bind(days.map(|(first, _)| first))
+            .bind(days.map(|(_, last)| last))
+            .fetch_all(&mut *connection)
+            .await?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    /// The last reading of every metric of a machine, ordered by metric.
+    pub(super) async fn read_latest(
+        &self,
+        tenant: TenantNo,
+        machine_id: &str,
+    ) -> Result<Vec<Latest>> {
+        let mut connection = self.pool.acquire().await?;
+        let classes = Self::classes(&mut connection, tenant, None).await?;
+        let rows = sqlx::query(LATEST)
+            .bind(tenant)
+            .bind(machine_id)
+            .bind(classes)
+            .persistent(false)
+            .fetch_all(&mut *connection)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Latest {
+                metric: r.get(0),
+                ts_micros: r.get::<DateTime<Utc>, _>(1).timestamp_micros(),
+                value: r.get(2),
+            })
+            .collect())
+    }
+
+    /// The readings of a series in a range, oldest first.
+    pub(super) async fn read_points(
+        &self,
+        series: SeriesId,
+        range: Range,
+    ) -> Result<Vec<(i64, f64)>> {
+        let mut connection = self.pool.acquire().await?;
+        let classes = Self::classes(&mut connection, tenant_of(series), Some(range)).await?;
+        let rows = sqlx::query(POINTS)
+            .bind(series)
+            .bind(ts(range.start_micros))
+            .bind(ts(range.end_micros))
+            .bind(classes)
+            .persistent(false)
+            .fetch_all(&mut *connection)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<DateTime<Utc>, _>(0).timestamp_micros(), r.get(1)))
+            .collect())
+    }
+
+    /// Buckets of a series' readings in a range.
+    pub(super) async fn read_buckets(
+        &self,
+        series: SeriesId,
+        range: Range,
+        step_micros: i64,
+    ) -> Result<Vec<(i64, Rollup)>> {
+        let mut connection = self.pool.acquire().await?;
+        let classes = Self::classes(&mut connection, tenant_of(series), Some(range)).await?;
+        let rows = sqlx::query(BUCKETS)
+            .bind(series)
+            .bind(ts(range.start_micros))
+            .bind(ts(range.end_micros))
+            .bind(step_micros)
+            .bind(classes)
+            .persistent(false)
+            .fetch_all(&mut *connection)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), super::rollup_of(r, 1)))
+            .collect())
+    }
+
+    /// Buckets of a series' readings in several ranges, in one statement ([`BUCKETS_IN`]),
+    /// bounded by the first and the last so that it prunes to their days.
+    pub(super) async fn read_buckets_in(
+        &self,
+        series: SeriesId,
+        ranges: &[Range],
+        step_micros: i64,
+    ) -> Result<Vec<(i64, Rollup)>> {
+        let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else {
+            return Ok(Vec::new());
+        };
+        let span = Range {
+            start_micros: ranges
+                .iter()
+                .map(|r| r.start_micros)
+                .min()
+                .unwrap_or(first.start_micros),
+            end_micros: ranges
+                .iter()
+                .map(|r| r.end_micros)
+                .max()
+                .unwrap_or(last.end_micros),
+        };
+        let mut connection = self.pool.acquire().await?;
+        let classes = Self::classes(&mut connection, tenant_of(series), Some(span)).await?;
+        let from: Vec<DateTime<Utc>> = ranges.iter().map(|r| ts(r.start_micros)).collect();
+        let to: Vec<DateTime<Utc>> = ranges.iter().map(|r| ts(r.end_micros)).collect();
+        let rows = sqlx::query(BUCKETS_IN)
+            .bind(series)
+            .bind(from)
+            .bind(to)
+            .bind(step_micros)
+            .bind(classes)
+            .bind(ts(span.start_micros))
+            .bind(ts(span.end_micros))
+            .persistent(false)
+            .fetch_all(&mut *connection)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), super::rollup_of(r, 1)))
+            .collect())
+    }
+
+    /// A series' late readings in a range, oldest first.
+    pub(super) async fn read_late_points(
+        &self,
+        series: SeriesId,
+        range: Range,
+    ) -> Result<Vec<(i64, f64)>> {
+        let rows = sqlx::query(LATE_POINTS)
+            .bind(series)
+            .bind(ts(range.start_micros))
+            .bind(ts(range.end_micros))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<DateTime<Utc>, _>(0).timestamp_micros(), r.get(1)))
+            .collect())
+    }
+
+    /// The days a tenant has late readings of.
+    pub(super) async fn read_late_days(&self, tenant: TenantNo) -> Result<Vec<NaiveDate>> {
+        let rows = sqlx::query(LATE_DAYS)
+            .bind(first_series_id(tenant))
+            .bind(first_series_id(tenant + 1))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+}
