@@ -237,8 +237,7 @@ pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
     async fn forget_object(&self, key: &str) -> Result<()>;
 
     /// A series' readings in a range that came after their tenant's day was archived, oldest
-    /// first: kept apart until archived as a further part of the day (PostgreSQL; SQLite
-    /// stores them in the hot tier's table for now, issue 16).
+    /// first: kept apart until archived as a further part of the day.
     async fn late_points(&self, series: SeriesId, range: Range) -> Result<Vec<(i64, f64)>>;
     /// The days a tenant has late readings of, oldest first.
     async fn late_days(&self, tenant: TenantNo) -> Result<Vec<NaiveDate>>;

@@ -475,9 +475,9 @@ async fn an_archived_day_in_a_shared_partition_is_counted_once() {
 
 /// A reading for a day already archived is stored once (not failing its batch), answered with
 /// the archived ones (the first write of a key wins), and archived on the next run as a further
-/// part of the day (PostgreSQL; SQLite: issue 16).
-async fn late_readings_become_a_further_part() {
-    let (platform, objects, _) = start(Backend::Postgres, Cold::Directory, true).await;
+/// part of the day.
+async fn late_readings_become_a_further_part(backend: Backend) {
+    let (platform, objects, _) = start(backend, Cold::Directory, true).await;
     let d0 = day_start(now_micros()) - 3 * DAY;
     let sent: Vec<(i64, f64)> = (0..60).map(|i| (d0 + i * MINUTE, i as f64)).collect();
     let readings: Vec<Reading> = sent
@@ -529,7 +529,7 @@ mod postgres {
 
     #[tokio::test]
     async fn late_readings() {
-        late_readings_become_a_further_part().await;
+        late_readings_become_a_further_part(Backend::Postgres).await;
     }
 
     #[tokio::test]
@@ -555,6 +555,11 @@ mod postgres {
 
 mod sqlite {
     use super::*;
+
+    #[tokio::test]
+    async fn late_readings() {
+        late_readings_become_a_further_part(Backend::Sqlite).await;
+    }
 
     #[tokio::test]
     async fn tiers_on_a_directory() {

@@ -1,9 +1,9 @@
 //! The hot tier on SQLite: one `readings` table clustered by `(series_id, ts)`, written in
 //! multi-row statements; `hot_days` records each tenant's day with its hot retention class
 //! (which changes nothing else here). An archived day is removed by a range delete on the
-//! primary key.
+//! primary key; a reading for a day already archived goes to `late_readings`.
 
-use std::sync::OnceLock;
+use std::{collections::HashSet, sync::OnceLock};
 
 use chrono::NaiveDate;
 use sqlx::{Row as _, SqliteConnection};
@@ -11,13 +11,39 @@ use sqlx::{Row as _, SqliteConnection};
 use super::SqliteStore;
 use crate::{
     domain::Rollup,
+    domain::ingest::DAY_MICROS,
     error::{Result, StorageError},
-    store::{Latest, Range, Row, SeriesId, TenantNo, day_range, first_series_id},
+    store::{
+        Latest, Range, Row, SeriesId, TenantNo, day_of, day_range, first_series_id, tenant_of,
+    },
 };
 
-const RECORD_DAY: &str =
-    "INSERT INTO hot_days (tenant_no, day, class) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+/// A day already archived is not recorded again: readings of it are late.
+const RECORD_DAY: &str = "INSERT INTO hot_days (tenant_no, day, class) \
+     SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM cold_objects \
+       WHERE tenant_no = $1 AND day = $2 AND state = 'committed') \
+     ON CONFLICT DO NOTHING";
+const INSERT_LATE: &str =
+    "INSERT INTO late_readings (series_id, ts, value) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+const LATE_POINTS: &str = "SELECT ts, value FROM late_readings \
+     WHERE series_id = $1 AND ts >= $2 AND ts < $3 ORDER BY ts";
+/// Days as numbers since the epoch (`ts` is µs; SQLite's `/` truncates toward zero, so days
+/// before 1970 would be off by one: none are stored).
+const LATE_DAYS: &str = "SELECT DISTINCT ts / 86400000000 FROM late_readings \
+     WHERE series_id >= $1 AND series_id < $2 ORDER BY 1";
+const REMOVE_LATE: &str = "DELETE FROM late_readings \
+     WHERE series_id >= $1 AND series_id < $2 AND ts >= $3 AND ts < $4";
 const CLASS_OF_DAY: &str = "SELECT class FROM hot_days WHERE tenant_no = $1 AND day = $2";
+/// A tenant and a UTC day, as days since the Unix epoch.
+type DayKey = (TenantNo, i64);
+
+fn day_key(row: &Row) -> DayKey {
+    (
+        tenant_of(row.series_id),
+        row.ts_micros.div_euclid(DAY_MICROS),
+    )
+}
+
 const POINTS: &str = "SELECT ts, value FROM readings \
      WHERE series_id = $1 AND ts >= $2 AND ts < $3 ORDER BY ts";
 /// A tenant's readings of a day: its series each sought by `(series_id, ts)`.
@@ -176,6 +202,50 @@ impl SqliteStore {
         tx: &mut SqliteConnection,
         rows: &[Row],
     ) -> Result<Vec<Row>> {
+        let hot_days = Self::hot_days_of(tx, rows).await?;
+        let (hot, late): (Vec<Row>, Vec<Row>) = rows
+            .iter()
+            .partition(|row| hot_days.contains(&day_key(row)));
+        let mut new = Self::insert_hot(tx, &hot).await?;
+        for row in late {
+            let stored = sqlx::query(INSERT_LATE)
+                .bind(row.series_id)
+                .bind(row.ts_micros)
+                .bind(row.value)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if stored == 1 {
+                new.push(row);
+            }
+        }
+        Ok(new)
+    }
+
+    /// Which of the (tenant, day) pairs of the rows are in the hot tier. The transaction began
+    /// with `BEGIN IMMEDIATE`: no archive commits meanwhile.
+    async fn hot_days_of(tx: &mut SqliteConnection, rows: &[Row]) -> Result<HashSet<DayKey>> {
+        let keys: HashSet<DayKey> = rows.iter().map(day_key).collect();
+        let mut hot = HashSet::with_capacity(keys.len());
+        for key in keys {
+            let (tenant, day) = key;
+            let found = sqlx::query(CLASS_OF_DAY)
+                .bind(tenant)
+                .bind(day_of(day * DAY_MICROS))
+                .fetch_optional(&mut *tx)
+                .await?;
+            if found.is_some() {
+                hot.insert(key);
+            }
+        }
+        Ok(hot)
+    }
+
+    /// Inserts rows of the hot tier, returning the new ones (see [`SqliteStore::insert_new`]).
+    async fn insert_hot(tx: &mut SqliteConnection, rows: &[Row]) -> Result<Vec<Row>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
         sqlx::query("SAVEPOINT insert_new")
             .execute(&mut *tx)
             .await?;
@@ -361,25 +431,48 @@ impl SqliteStore {
             .rows_affected())
     }
 
-    /// None apart: SQLite stores late readings in `readings` for now (issue 16).
-    #[allow(clippy::unused_async)]
-    pub(super) async fn read_late_points(&self, _: SeriesId, _: Range) -> Result<Vec<(i64, f64)>> {
-        Ok(Vec::new())
+    /// A series' late readings in a range, oldest first.
+    pub(super) async fn read_late_points(
+        &self,
+        series: SeriesId,
+        range: Range,
+    ) -> Result<Vec<(i64, f64)>> {
+        let rows = sqlx::query(LATE_POINTS)
+            .bind(series)
+            .bind(range.start_micros)
+            .bind(range.end_micros)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
-    /// None apart, as above.
-    #[allow(clippy::unused_async)]
-    pub(super) async fn read_late_days(&self, _: TenantNo) -> Result<Vec<NaiveDate>> {
-        Ok(Vec::new())
+    /// The days a tenant has late readings of.
+    pub(super) async fn read_late_days(&self, tenant: TenantNo) -> Result<Vec<NaiveDate>> {
+        let rows = sqlx::query(LATE_DAYS)
+            .bind(first_series_id(tenant))
+            .bind(first_series_id(tenant + 1))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| day_of(r.get::<i64, _>(0) * DAY_MICROS))
+            .collect())
     }
 
-    /// None apart, as above: nothing to remove.
-    #[allow(clippy::unused_async)]
+    /// Deletes a tenant's late readings of a day; returns how many.
     pub(super) async fn remove_late(
-        _: &mut SqliteConnection,
-        _: TenantNo,
-        _: NaiveDate,
+        tx: &mut SqliteConnection,
+        tenant: TenantNo,
+        day: NaiveDate,
     ) -> Result<u64> {
-        Ok(0)
+        let range = day_range(day);
+        Ok(sqlx::query(REMOVE_LATE)
+            .bind(first_series_id(tenant))
+            .bind(first_series_id(tenant + 1))
+            .bind(range.start_micros)
+            .bind(range.end_micros)
+            .execute(tx)
+            .await?
+            .rows_affected())
     }
 }
