@@ -193,10 +193,8 @@ impl SqliteStore {
             .collect())
     }
 
-    /// Inserts rows, returning the new ones. Duplicates are rare (a resend after a lost ack),
-    /// so the rows go in first without `RETURNING`, under a savepoint: when every row was new,
-    /// that is the answer, without reading 20,000 rows back; otherwise the savepoint is rolled
-    /// back and the rows go in again, returning the new ones.
+    /// Inserts rows, returning the new ones: rows of days in the hot tier into `readings`,
+    /// rows of days already archived into `late_readings`.
     pub(super) async fn insert_new(
         &self,
         tx: &mut SqliteConnection,
@@ -241,7 +239,10 @@ impl SqliteStore {
         Ok(hot)
     }
 
-    /// Inserts rows of the hot tier, returning the new ones (see [`SqliteStore::insert_new`]).
+    /// Inserts rows of the hot tier, returning the new ones. Duplicates are rare (a resend
+    /// after a lost ack), so the rows go in first without `RETURNING`, under a savepoint: when
+    /// every row was new, that is the answer, without reading 20,000 rows back; otherwise the
+    /// savepoint is rolled back and the rows go in again, returning the new ones.
     async fn insert_hot(tx: &mut SqliteConnection, rows: &[Row]) -> Result<Vec<Row>> {
         if rows.is_empty() {
             return Ok(Vec::new());
