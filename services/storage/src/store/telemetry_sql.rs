@@ -11,6 +11,25 @@ macro_rules! telemetry_store {
         for_share: $for_share:literal $(,)?
     ) => {
         impl $store {
+            /// Marks a pending object of the archive committed, with what it holds; `false`
+            /// when it was not pending.
+            async fn commit_object(
+                tx: &mut <Db as ::sqlx::Database>::Connection,
+                key: &str,
+                readings: u64,
+                bytes: u64,
+            ) -> $crate::error::Result<bool> {
+                let committed = ::sqlx::query(sql::COMMIT_OBJECT)
+                    .bind(key)
+                    .bind(readings as i64)
+                    .bind(bytes as i64)
+                    .bind(db_ts(::chrono::Utc::now().timestamp_micros()))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                Ok(committed == 1)
+            }
+
             /// Begins a write transaction (see `write_turn`).
             async fn begin_write(
                 &self,
@@ -449,18 +468,10 @@ macro_rules! telemetry_store {
                 if Self::count_day(&mut tx, tenant, day, class).await? != readings {
                     return Ok(false);
                 }
-                if let Some((key, bytes)) = object {
-                    let committed = ::sqlx::query(sql::COMMIT_OBJECT)
-                        .bind(key)
-                        .bind(readings as i64)
-                        .bind(bytes as i64)
-                        .bind(db_ts(::chrono::Utc::now().timestamp_micros()))
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                    if committed != 1 {
-                        return Ok(false);
-                    }
+                if let Some((key, bytes)) = object
+                    && !Self::commit_object(&mut tx, key, readings, bytes).await?
+                {
+                    return Ok(false);
                 }
                 Self::remove_day(&mut tx, tenant, day, class).await?;
                 tx.commit().await?;
@@ -517,15 +528,7 @@ macro_rules! telemetry_store {
                     return Ok(false);
                 }
                 let (key, bytes) = object;
-                let committed = ::sqlx::query(sql::COMMIT_OBJECT)
-                    .bind(key)
-                    .bind(readings as i64)
-                    .bind(bytes as i64)
-                    .bind(db_ts(::chrono::Utc::now().timestamp_micros()))
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if committed != 1 {
+                if !Self::commit_object(&mut tx, key, readings, bytes).await? {
                     return Ok(false);
                 }
                 tx.commit().await?;

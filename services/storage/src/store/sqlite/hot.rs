@@ -386,13 +386,7 @@ impl SqliteStore {
         series: SeriesId,
         range: Range,
     ) -> Result<Vec<(i64, f64)>> {
-        let rows = sqlx::query(POINTS)
-            .bind(series)
-            .bind(range.start_micros)
-            .bind(range.end_micros)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        self.series_points(POINTS, series, range).await
     }
 
     /// Buckets of a series' readings in a range.
@@ -438,13 +432,7 @@ impl SqliteStore {
         series: SeriesId,
         range: Range,
     ) -> Result<Vec<(i64, f64)>> {
-        let rows = sqlx::query(LATE_POINTS)
-            .bind(series)
-            .bind(range.start_micros)
-            .bind(range.end_micros)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        self.series_points(LATE_POINTS, series, range).await
     }
 
     /// The days a tenant has late readings of.
@@ -475,5 +463,21 @@ impl SqliteStore {
             .execute(tx)
             .await?
             .rows_affected())
+    }
+
+    /// A series' `(ts, value)` in a range, from `statement` (`$1` series, `[$2, $3)`).
+    async fn series_points(
+        &self,
+        statement: &'static str,
+        series: SeriesId,
+        range: Range,
+    ) -> Result<Vec<(i64, f64)>> {
+        let rows = sqlx::query(statement)
+            .bind(series)
+            .bind(range.start_micros)
+            .bind(range.end_micros)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 }
