@@ -15,8 +15,8 @@ use hdrhistogram::Histogram;
 use mfg_proto::{
     common::v1::Reading,
     storage::v1::{
-        Aggregation, GetLatestValuesRequest, QueryTelemetryRequest, RunTieringRequest,
-        StreamTelemetryRequest, TelemetryBatch,
+        Aggregation, GetLatestValuesRequest, QueryTelemetryRequest, StreamTelemetryRequest,
+        TelemetryBatch, TieringJobState,
     },
     tenant::v1 as tpb,
 };
@@ -80,15 +80,17 @@ pub async fn run(args: QueryBench) -> anyhow::Result<()> {
 
     let mut operator = platform.telemetry(OPERATOR)?;
     let rolled = Instant::now();
-    let report = operator
-        .run_tiering(RunTieringRequest { as_of: None })
-        .await?
-        .into_inner();
+    let job = operator.run_tiering_job(None).await?;
+    anyhow::ensure!(
+        job.state() == TieringJobState::Succeeded,
+        "the tiering job failed: {:?}",
+        job.failures
+    );
     writeln!(
         out,
         "{:<44} {} buckets in {:.1} s",
-        "rollup job (RunTiering)",
-        report.rollup_buckets_written,
+        "rollup (a tiering job)",
+        job.report.unwrap_or_default().rollup_buckets_written,
         rolled.elapsed().as_secs_f64()
     )?;
 

@@ -202,6 +202,11 @@ impl<T> Reply<T> {
     pub fn created(value: T) -> Self {
         Self(StatusCode::CREATED, value)
     }
+
+    /// 202 Accepted: work started that goes on after the answer.
+    pub fn accepted(value: T) -> Self {
+        Self(StatusCode::ACCEPTED, value)
+    }
 }
 
 impl<T: prost::Message + prost::Name> IntoResponse for Reply<T> {

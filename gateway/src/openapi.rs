@@ -276,10 +276,11 @@ impl Builder {
                 .with_context(|| format!("{} has no field {response_body}", output.full_name()))?;
             self.field_schema(&field)
         };
-        let success = if verb == "post" && method.name().starts_with("Create") {
-            "201"
-        } else {
-            "200"
+        // Created, or accepted for a job that runs on after the answer.
+        let success = match verb.as_str() {
+            "post" if method.name().starts_with("Create") => "201",
+            "post" if method.name().starts_with("Start") => "202",
+            _ => "200",
         };
         operation["responses"] = json!({
             success: { "description": "OK", "content": { "application/json": { "schema": response_schema } } },
@@ -501,6 +502,8 @@ mod tests {
                 "get /healthz",
                 "get /metrics",
                 "get /readyz",
+                "get /v1/maintenance/tiering",
+                "get /v1/maintenance/tiering/{jobId}",
                 "get /v1/openapi.json",
                 "get /v1/tenants",
                 "get /v1/tenants/{tenantId}",
@@ -535,6 +538,8 @@ mod tests {
         assert_eq!(tenant["labels"]["type"], "object");
         let create = &document["paths"]["/v1/tenants"]["post"];
         assert!(create["responses"]["201"].is_object());
+        let start = &document["paths"]["/v1/maintenance/tiering"]["post"];
+        assert!(start["responses"]["202"].is_object(), "{start}");
         assert!(
             create["summary"]
                 .as_str()

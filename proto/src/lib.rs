@@ -8,6 +8,8 @@
 #![allow(missing_docs, clippy::all, clippy::pedantic, unused_qualifications)]
 
 pub mod codec;
+#[cfg(feature = "client")]
+mod tiering;
 
 macro_rules! package {
     ($file:literal) => {

@@ -46,7 +46,7 @@ async fn the_platform_reports_what_it_does() {
         .send()
         .await
         .unwrap();
-    http_call(
+    let (_, job) = http_call(
         &http,
         base,
         Method::POST,
@@ -55,6 +55,19 @@ async fn the_platform_reports_what_it_does() {
         Some(json!({})),
     )
     .await;
+    let (_, job) = http_call(
+        &http,
+        base,
+        Method::GET,
+        &format!(
+            "/v1/maintenance/tiering/{}?wait=20s",
+            job["jobId"].as_str().unwrap()
+        ),
+        operator,
+        None,
+    )
+    .await;
+    assert_eq!(job["state"], "TIERING_JOB_STATE_SUCCEEDED", "{job}");
 
     let response = http.get(&metrics_url).send().await.unwrap();
     assert!(

@@ -221,10 +221,10 @@ async fn ingest_and_query_over_rest() {
         );
     }
 
-    // The operator runs the tiering jobs on demand; a tenant key may not, and `asOf` must be
-    // a timestamp.
+    // The operator starts a tiering job on demand and follows it; a tenant key may not, and
+    // `asOf` must be a timestamp.
     let tiering = "/v1/maintenance/tiering";
-    let (status, body) = http_call(
+    let (status, job) = http_call(
         &http,
         base,
         Method::POST,
@@ -233,8 +233,52 @@ async fn ingest_and_query_over_rest() {
         Some(json!({"asOf": at(0)})),
     )
     .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert!(body.is_object(), "{body}");
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    assert!(
+        ["TIERING_JOB_STATE_QUEUED", "TIERING_JOB_STATE_RUNNING"]
+            .contains(&job["state"].as_str().unwrap()),
+        "{job}"
+    );
+    let job_path = format!("{tiering}/{}", job["jobId"].as_str().unwrap());
+    let (status, ended) = http_call(
+        &http,
+        base,
+        Method::GET,
+        &format!("{job_path}?wait=20s"),
+        operator,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{ended}");
+    assert_eq!(ended["state"], "TIERING_JOB_STATE_SUCCEEDED", "{ended}");
+    assert_eq!(ended["tenantsDone"], ended["tenantsTotal"], "{ended}");
+    assert!(ended["endTime"].is_string(), "{ended}");
+    let (status, list) = http_call(&http, base, Method::GET, tiering, operator, None).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["jobs"][0]["jobId"], job["jobId"], "{list}");
+    for (path, expected, field) in [
+        (
+            format!("{job_path}?wait=1h"),
+            StatusCode::BAD_REQUEST,
+            "wait",
+        ),
+        (
+            format!("{tiering}/not-a-job"),
+            StatusCode::BAD_REQUEST,
+            "job_id",
+        ),
+        (
+            format!("{tiering}/{}", uuid::Uuid::now_v7()),
+            StatusCode::NOT_FOUND,
+            "not found",
+        ),
+    ] {
+        let (status, body) = http_call(&http, base, Method::GET, &path, operator, None).await;
+        assert_eq!(status, expected, "{path}: {body}");
+        assert!(body.to_string().contains(field), "{path}: {body}");
+    }
+    let (status, _) = http_call(&http, base, Method::GET, &job_path, Some(&writer), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _) = http_call(
         &http,
         base,

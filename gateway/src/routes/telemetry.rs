@@ -6,9 +6,10 @@
 //! the proto3 JSON forms (`start`/`end` in RFC 3339, `step` as a duration such as `60s`), and
 //! `aggregation` takes `avg`, `min`, `max`, `sum`, `count` or `last` as well as the enum names.
 //!
-//! `POST /v1/maintenance/tiering` (operator only, body `{"asOf": "<RFC 3339>"}`, or `{}` for now)
-//! runs the rollup, archive and retention jobs now, as if the time were `asOf`, and answers
-//! what they did.
+//! Tiering jobs, operator only: `POST /v1/maintenance/tiering` (body `{"asOf": "<RFC 3339>"}`, or
+//! `{}` for now) starts one and answers 202 with it at once; `GET /v1/maintenance/tiering/{jobId}`
+//! (`?wait=10s` to wait up to 20 s for it to end) follows it; `GET /v1/maintenance/tiering` lists
+//! the recent ones.
 
 use axum::{Router, extract::State, routing::get};
 use mfg_common::auth::Scope;
@@ -40,18 +41,66 @@ pub fn routes() -> Router<AppState> {
             "/v1/tenants/{tenant_id}/machines/{machine_id}/latest",
             get(latest),
         )
-        .route("/v1/maintenance/tiering", axum::routing::post(run_tiering))
+        .route(
+            "/v1/maintenance/tiering",
+            get(list_tiering_jobs).post(start_tiering_job),
+        )
+        .route("/v1/maintenance/tiering/{job_id}", get(get_tiering_job))
 }
 
-async fn run_tiering(
+async fn start_tiering_job(
     State(state): State<AppState>,
     caller: Caller,
     RawBody(body): RawBody,
-) -> Result<pb::RunTieringResponse> {
+) -> Result<pb::TieringJob> {
     caller.require_operator()?;
-    let request: pb::RunTieringRequest = from_value(body)?;
+    let request: pb::StartTieringJobRequest = from_value(body)?;
+    let response = state.storage().start_tiering_job(request).await?;
+    Ok(Reply::accepted(
+        response.into_inner().job.unwrap_or_default(),
+    ))
+}
+
+/// The parameters of a tiering job's read.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct JobQuery {
+    /// How long to wait for the job to end, as a duration (`10s`).
+    wait: Option<String>,
+}
+
+async fn get_tiering_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(job_id): Path<String>,
+    Query(query): Query<JobQuery>,
+) -> Result<pb::TieringJob> {
+    caller.require_operator()?;
+    let mut request = Map::new();
+    request.insert("jobId".to_owned(), Value::String(job_id));
+    if let Some(wait) = query.wait {
+        request.insert("wait".to_owned(), Value::String(wait));
+    }
+    let request: pb::GetTieringJobRequest = from_value(Value::Object(request))?;
+    let response = state.storage().get_tiering_job(request).await?;
+    Ok(Reply::ok(response.into_inner().job.unwrap_or_default()))
+}
+
+async fn list_tiering_jobs(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<crate::routes::ListQuery>,
+) -> Result<pb::ListTieringJobsResponse> {
+    caller.require_operator()?;
+    let request = pb::ListTieringJobsRequest {
+        page_size: query.page_size,
+    };
     Ok(Reply::ok(
-        state.storage().run_tiering(request).await?.into_inner(),
+        state
+            .storage()
+            .list_tiering_jobs(request)
+            .await?
+            .into_inner(),
     ))
 }
 

@@ -29,7 +29,7 @@ use crate::{
     ingest::{Ingest, Outcome},
     metrics::{StorageMetrics, Via},
     query::Queries,
-    tiering::Tiering,
+    tiering::{Tiering, TieringJobs},
 };
 use mfg_common::clock::SharedClock;
 
@@ -40,8 +40,10 @@ pub struct Storage {
     pub ingest: Ingest,
     /// The queries.
     pub queries: Queries,
-    /// The tiering jobs.
+    /// A tenant's tiering.
     pub tiering: Tiering,
+    /// The tiering jobs.
+    pub jobs: TieringJobs,
     /// Alert rules and alerts.
     pub alerting: Alerting,
     /// The service's clock.
@@ -152,28 +154,54 @@ impl TelemetryService for TelemetryApi {
         Ok(Response::new(convert::query_response(answer)))
     }
 
-    async fn run_tiering(
+    async fn start_tiering_job(
         &self,
-        request: Request<pb::RunTieringRequest>,
-    ) -> Result<Response<pb::RunTieringResponse>, Status> {
+        request: Request<pb::StartTieringJobRequest>,
+    ) -> Result<Response<pb::StartTieringJobResponse>, Status> {
         Caller::of(&request)?.require_operator()?;
         let storage = self.storage()?;
         let as_of = match &request.get_ref().as_of {
             Some(as_of) => convert::micros(as_of),
             None => micros_since_epoch(storage.clock.system_now()),
         };
-        let started = Instant::now();
-        let ran = storage.tiering.run(as_of).await;
-        self.metrics.tiering_ran(ran.is_ok(), started.elapsed());
-        let report = ran?;
-        Ok(Response::new(pb::RunTieringResponse {
-            rollup_buckets_written: report.rollup_buckets_written,
-            readings_archived: report.readings_archived,
-            objects_written: report.objects_written,
-            hot_partitions_dropped: report.hot_partitions_dropped,
-            warm_rows_expired: report.warm_rows_expired,
-            cold_objects_expired: report.cold_objects_expired,
-            alert_events_expired: report.alert_events_expired,
+        let job = storage.jobs.start(as_of).await?;
+        Ok(Response::new(pb::StartTieringJobResponse {
+            job: Some(convert::tiering_job(job, Vec::new())),
+        }))
+    }
+
+    async fn get_tiering_job(
+        &self,
+        request: Request<pb::GetTieringJobRequest>,
+    ) -> Result<Response<pb::GetTieringJobResponse>, Status> {
+        Caller::of(&request)?.require_operator()?;
+        let request = request.get_ref();
+        let id = convert::job_id(&request.job_id)?;
+        let wait = convert::job_wait(request.wait.as_ref())?;
+        let (job, failures) = self.storage()?.jobs.get(id, wait).await?;
+        Ok(Response::new(pb::GetTieringJobResponse {
+            job: Some(convert::tiering_job(job, failures)),
+        }))
+    }
+
+    async fn list_tiering_jobs(
+        &self,
+        request: Request<pb::ListTieringJobsRequest>,
+    ) -> Result<Response<pb::ListTieringJobsResponse>, Status> {
+        Caller::of(&request)?.require_operator()?;
+        let limit = match request.get_ref().page_size {
+            0 => 20,
+            size @ 1..=100 => size.unsigned_abs(),
+            _ => {
+                return Err(StorageError::invalid("page_size", "must be between 1 and 100").into());
+            }
+        };
+        let jobs = self.storage()?.jobs.list(limit).await?;
+        Ok(Response::new(pb::ListTieringJobsResponse {
+            jobs: jobs
+                .into_iter()
+                .map(|job| convert::tiering_job(job, Vec::new()))
+                .collect(),
         }))
     }
 

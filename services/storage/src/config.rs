@@ -12,7 +12,7 @@ use crate::{
     alerting::EvaluatorConfig,
     ingest::WriterOptions,
     object_store::{LocalStore, ObjectStore, S3Config, S3Store},
-    tiering::TieringOptions,
+    tiering::{JobOptions, TieringOptions},
 };
 
 /// When the alert journal publishes a write's events (`--alert-commit`).
@@ -85,8 +85,8 @@ pub struct StorageOptions {
     pub archive_dir: Option<PathBuf>,
     #[command(flatten)]
     pub s3: S3Args,
-    /// How often the rollup, archive and retention jobs run; `0s` runs them only on demand
-    /// (`RunTiering`).
+    /// How often a tiering job (rollup, archive and retention for every tenant) starts; `0s`
+    /// starts them only on demand (`StartTieringJob`).
     #[arg(
         long = "tiering-interval",
         env = "MFG_TIERING_INTERVAL",
@@ -94,6 +94,23 @@ pub struct StorageOptions {
         value_parser = parse_duration
     )]
     pub tiering_interval: Duration,
+    /// How many tenants a tiering job works on at once.
+    #[arg(
+        long = "tiering-parallelism",
+        env = "MFG_TIERING_PARALLELISM",
+        default_value_t = 2,
+        value_parser = clap::value_parser!(u16).range(1..=64)
+    )]
+    pub tiering_parallelism: u16,
+    /// How long a replica holds a running tiering job without renewing its lease; the job of a
+    /// replica that died is taken over after this long.
+    #[arg(
+        long = "tiering-lease",
+        env = "MFG_TIERING_LEASE",
+        default_value = "30s",
+        value_parser = parse_duration
+    )]
+    pub tiering_lease: Duration,
     /// Days after which archived objects move to infrequent-access storage (S3 lifecycle, at
     /// least 30); `0` keeps them in the standard class.
     #[arg(
@@ -202,6 +219,8 @@ impl Default for StorageOptions {
                 ..S3Args::default()
             },
             tiering_interval: Duration::from_secs(300),
+            tiering_parallelism: 2,
+            tiering_lease: Duration::from_secs(30),
             archive_transition_days: 90,
             alert_evaluations: 100,
             alert_fan_out: 4_096,
@@ -288,6 +307,14 @@ impl Config {
     pub fn tiering(&self) -> TieringOptions {
         TieringOptions {
             transition_after_days: Some(self.options.archive_transition_days).filter(|&d| d > 0),
+        }
+    }
+
+    /// How tiering jobs run.
+    pub fn tiering_jobs(&self) -> JobOptions {
+        JobOptions {
+            parallelism: usize::from(self.options.tiering_parallelism),
+            lease: self.options.tiering_lease.max(Duration::from_millis(300)),
         }
     }
 

@@ -30,6 +30,9 @@ pub enum StorageError {
     /// No alert of the tenant has this id.
     #[error("alert `{0}` not found")]
     AlertNotFound(String),
+    /// No tiering job has this id (or it was pruned: the most recent jobs are kept).
+    #[error("tiering job `{0}` not found")]
+    JobNotFound(String),
     /// The alert is resolved: it cannot be acknowledged.
     #[error("alert `{0}` is resolved: only an open alert can be acknowledged")]
     AlertResolved(String),
@@ -104,7 +107,8 @@ impl ServiceError for StorageError {
             Self::TenantNotFound(_)
             | Self::MachineNotFound(_)
             | Self::RuleNotFound(_)
-            | Self::AlertNotFound(_) => ErrorCode::NotFound,
+            | Self::AlertNotFound(_)
+            | Self::JobNotFound(_) => ErrorCode::NotFound,
             Self::TenantDeleted(_)
             | Self::TenantSuspended(_)
             | Self::HoldsData(_)

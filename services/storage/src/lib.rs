@@ -48,7 +48,7 @@ use crate::{
     object_store::ObjectStore,
     query::Queries,
     store::TelemetryStore,
-    tiering::Tiering,
+    tiering::{Tiering, TieringJobs},
 };
 
 /// The largest message a client may send (a full batch of 10,000 readings with long names).
@@ -172,15 +172,21 @@ async fn become_ready(config: Config, parts: Parts, shutdown: CancellationToken)
     } = parts;
     let url = mfg_common::db::redact(&config.database.url);
     let what = format!("storage database {url}");
-    let Some((store, alert_store)) = grpc::retry_until_ready(&what, &shutdown, || async {
-        let pool = mfg_common::db::connect(&config.database).await?;
-        let _ = pool_cell.set(pool.clone());
-        let alert_store = store::open_alerts(pool.clone());
-        let store = store::open(pool);
-        store.migrate().await?;
-        Ok::<_, error::StorageError>((Arc::<dyn TelemetryStore>::from(store), alert_store))
-    })
-    .await
+    let Some((store, alert_store, job_store)) =
+        grpc::retry_until_ready(&what, &shutdown, || async {
+            let pool = mfg_common::db::connect(&config.database).await?;
+            let _ = pool_cell.set(pool.clone());
+            let alert_store = store::open_alerts(pool.clone());
+            let job_store = store::open_jobs(pool.clone());
+            let store = store::open(pool);
+            store.migrate().await?;
+            Ok::<_, error::StorageError>((
+                Arc::<dyn TelemetryStore>::from(store),
+                alert_store,
+                job_store,
+            ))
+        })
+        .await
     else {
         return;
     };
@@ -215,18 +221,25 @@ async fn become_ready(config: Config, parts: Parts, shutdown: CancellationToken)
         directory,
         config.tiering(),
     );
+    let jobs = TieringJobs::new(
+        tiering.clone(),
+        job_store,
+        clock.clone(),
+        config.tiering_jobs(),
+        metrics,
+    );
     let storage = ready.get_or_init(|| Storage {
         queries: Queries::new(store, objects, ingest.clone()),
         ingest,
-        tiering: tiering.clone(),
+        tiering,
+        jobs: jobs.clone(),
         alerting,
         clock: clock.clone(),
     });
+    tokio::spawn(jobs.clone().run(shutdown.clone()));
     if !config.options.tiering_interval.is_zero() {
-        tokio::spawn(run_tiering_every(
-            tiering,
-            metrics,
-            clock,
+        tokio::spawn(start_tiering_every(
+            jobs,
             config.options.tiering_interval,
             shutdown.clone(),
         ));
@@ -301,11 +314,9 @@ async fn start_alerting(
     Ok(alerting)
 }
 
-/// Runs the tiering jobs at an interval until shutdown.
-async fn run_tiering_every(
-    tiering: Tiering,
-    metrics: Arc<StorageMetrics>,
-    clock: SharedClock,
+/// Starts a tiering job at an interval until shutdown, unless one is queued or running.
+async fn start_tiering_every(
+    jobs: TieringJobs,
     interval: std::time::Duration,
     shutdown: CancellationToken,
 ) {
@@ -314,10 +325,8 @@ async fn run_tiering_every(
             () = tokio::time::sleep(interval) => {}
             () = shutdown.cancelled() => return,
         }
-        let as_of = domain::ingest::micros_since_epoch(clock.system_now());
-        // Failures are logged per tenant by the job; the next run retries.
-        let started = std::time::Instant::now();
-        let ran = tiering.run(as_of).await;
-        metrics.tiering_ran(ran.is_ok(), started.elapsed());
+        if let Err(error) = jobs.start_unless_pending().await {
+            tracing::warn!(%error, "starting a tiering job failed; the next interval retries");
+        }
     }
 }

@@ -13,6 +13,7 @@ mod sql;
 mod telemetry_sql;
 #[macro_use]
 mod alert_sql;
+mod jobs;
 mod postgres;
 mod sqlite;
 mod write_turn;
@@ -21,7 +22,11 @@ use chrono::NaiveDate;
 use mfg_common::db::DbPool;
 use uuid::Uuid;
 
-pub use self::{postgres::PostgresStore, sqlite::SqliteStore};
+pub use self::{
+    jobs::{JobStore, SqlJobStore},
+    postgres::PostgresStore,
+    sqlite::SqliteStore,
+};
 use crate::{
     domain::{
         Rollup,
@@ -157,6 +162,12 @@ pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
     /// (its class is kept) or archived already (readings of it are late); on PostgreSQL,
     /// creates the class's partition of the day. Idempotent.
     async fn ensure_day(&self, tenant: TenantNo, day: NaiveDate, class: u32) -> Result<()>;
+    /// The hot retention classes that have days in the hot tier.
+    async fn classes_in_use(&self) -> Result<Vec<u32>>;
+    /// Creates, where the backend partitions the hot tier, the partitions of `days` of the
+    /// classes `classes`, ahead of the writes that will need them; records no tenant's day.
+    /// Idempotent.
+    async fn create_partitions(&self, classes: &[u32], days: &[NaiveDate]) -> Result<()>;
     /// The days the tenant has in the hot tier, oldest first.
     async fn hot_days(&self, tenant: TenantNo) -> Result<Vec<NaiveDate>>;
     /// Stores rows durably, in one transaction; no two rows may share a key. Returns, for each
@@ -258,6 +269,14 @@ pub fn open(pool: DbPool) -> Box<dyn TelemetryStore> {
     match pool {
         DbPool::Postgres(pool) => Box::new(PostgresStore::new(pool)),
         DbPool::Sqlite(pool) => Box::new(SqliteStore::new(pool)),
+    }
+}
+
+/// Opens the tiering jobs' store of a pool's backend.
+pub fn open_jobs(pool: DbPool) -> std::sync::Arc<dyn JobStore> {
+    match pool {
+        DbPool::Postgres(pool) => std::sync::Arc::new(SqlJobStore::new(pool)),
+        DbPool::Sqlite(pool) => std::sync::Arc::new(SqlJobStore::new(pool)),
     }
 }
 

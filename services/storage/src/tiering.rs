@@ -1,9 +1,9 @@
-//! The tiering jobs: rollup (hot → warm), archive (hot → cold) and retention (warm and cold),
-//! run for every tenant in the background at an interval, or on demand as if the time were a
-//! given instant.
+//! Tiering: rollup (hot → warm), archive (hot → cold) and retention (warm and cold), the work
+//! of one tenant as if the time were a given instant. Jobs (`jobs.rs`) run it for every tenant,
+//! in the background at an interval or on demand.
 //!
 //! For each tenant, in order:
-//! 1. **Partitions ahead.** Today's and tomorrow's hot partitions exist before readings need them.
+//! 1. **Alert events** past the hot retention are removed with the hot tier's readings.
 //! 2. **Rollup.** Readings up to the last whole minute are rolled up into minute and hour buckets,
 //!    an hour at most per transaction, and `rolled_to` moves with them. Readings that arrive
 //!    later for a rolled-up minute are merged by the writer (see the store).
@@ -16,6 +16,8 @@
 //!    tenant expires objects at the same age, as a backstop, and moves them to infrequent
 //!    access after `transition_after_days`.
 
+mod jobs;
+
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -27,33 +29,16 @@ use uuid::Uuid;
 use crate::{
     archive::{self, ArchivedReading, Encoder},
     directory::{Directory, TenantInfo},
-    domain::{bucket_start, ingest::DAY_MICROS},
+    domain::{bucket_start, ingest::DAY_MICROS, tiering::Report},
     error::{Result, StorageError},
     object_store::{LifecycleRule, ObjectKey, ObjectStore},
     store::{AlertStore, Range, Resolution, TelemetryStore, TenantNo, day_of, day_range},
 };
 
+pub use self::jobs::{JobOptions, TieringJobs};
+
 /// Readings handed to the encoder at a time.
 const ENCODE_CHUNK: usize = 64 * 1024;
-
-/// What one run did, summed over tenants.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Report {
-    /// Rollup buckets written or rewritten.
-    pub rollup_buckets_written: u64,
-    /// Readings copied to the cold tier.
-    pub readings_archived: u64,
-    /// Objects written and verified.
-    pub objects_written: u32,
-    /// Hot days removed after archiving.
-    pub hot_partitions_dropped: u32,
-    /// Rollup rows removed past the warm retention.
-    pub warm_rows_expired: u64,
-    /// Objects removed past the cold retention.
-    pub cold_objects_expired: u32,
-    /// Alert events removed past the hot retention.
-    pub alert_events_expired: u64,
-}
 
 /// The tiering jobs' settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +47,7 @@ pub struct TieringOptions {
     pub transition_after_days: Option<u32>,
 }
 
-/// Runs the tiering jobs; one run at a time.
+/// Runs tiering for one tenant at a time.
 #[derive(Debug, Clone)]
 pub struct Tiering {
     inner: Arc<Inner>,
@@ -75,7 +60,6 @@ struct Inner {
     objects: Arc<dyn ObjectStore>,
     directory: Directory,
     options: TieringOptions,
-    running: tokio::sync::Mutex<()>,
     /// The lifecycle rule last set for each tenant.
     rules: Mutex<HashMap<Uuid, LifecycleRule>>,
 }
@@ -96,14 +80,13 @@ impl Tiering {
                 objects,
                 directory,
                 options,
-                running: tokio::sync::Mutex::new(()),
                 rules: Mutex::default(),
             }),
         }
     }
 
-    /// Prepares a tenant's storage: its number, today's and tomorrow's hot partitions, and
-    /// the lifecycle rule of its archive prefix, which it returns. Idempotent.
+    /// Prepares a tenant's storage: its number, its class's hot partitions of today and
+    /// tomorrow, and the lifecycle rule of its archive prefix, which it returns. Idempotent.
     pub async fn prepare(
         &self,
         tenant: Uuid,
@@ -111,12 +94,27 @@ impl Tiering {
         cold_days: u32,
         now: i64,
     ) -> Result<String> {
-        let no = self.inner.store.register_tenant(tenant).await?;
-        let today = day_of(now);
-        for day in [today, today.succ_opt().unwrap_or(today)] {
-            self.inner.store.ensure_day(no, day, hot_days).await?;
-        }
+        self.inner.store.register_tenant(tenant).await?;
+        let class = mfg_common::retention::hot_class(hot_days).unwrap_or(hot_days);
+        self.inner
+            .store
+            .create_partitions(&[class], &days_ahead(now))
+            .await?;
         self.ensure_lifecycle(tenant, hot_days, cold_days).await
+    }
+
+    /// Every registered tenant, by number.
+    pub async fn tenants(&self) -> Result<Vec<(TenantNo, Uuid)>> {
+        self.inner.store.tenants().await
+    }
+
+    /// Creates the hot partitions of today and tomorrow (UTC, at `now`) of every class in use,
+    /// ahead of the writes that will need them: never more, whatever a job's `as_of`.
+    pub async fn create_partitions_ahead(&self, now: i64) -> Result<()> {
+        let store = &self.inner.store;
+        store
+            .create_partitions(&store.classes_in_use().await?, &days_ahead(now))
+            .await
     }
 
     /// Undoes [`Tiering::prepare`] for a tenant without data: removes its lifecycle rule.
@@ -135,38 +133,23 @@ impl Tiering {
         Ok(())
     }
 
-    /// Runs every job for every tenant as if the time were `as_of` (µs). A tenant whose jobs
-    /// fail does not stop the others; the first error is returned after all have run.
-    pub async fn run(&self, as_of: i64) -> Result<Report> {
-        let _one_at_a_time = self.inner.running.lock().await;
+    /// Runs a tenant's tiering as if the time were `as_of` (µs); returns what it did. A tenant
+    /// the tenant service no longer knows is left alone.
+    pub async fn run_tenant(&self, tenant: (TenantNo, Uuid), as_of: i64) -> Result<Report> {
+        let (no, id) = tenant;
+        let info = match self.inner.directory.tenant(id).await {
+            Ok(info) => info,
+            Err(StorageError::TenantNotFound(_)) => return Ok(Report::default()),
+            Err(error) => return Err(error),
+        };
         let mut report = Report::default();
-        let mut first_error = None;
-        for (no, id) in self.inner.store.tenants().await? {
-            let info = match self.inner.directory.tenant(id).await {
-                Ok(info) => info,
-                Err(StorageError::TenantNotFound(_)) => continue,
-                Err(error) => return Err(error),
-            };
-            // Alert events leave with the hot tier's readings.
-            let events_before = as_of - i64::from(info.hot_days) * DAY_MICROS;
-            let expired = self.inner.alerts.expire_events(id, events_before).await;
-            let run = match expired {
-                Ok(expired) => {
-                    report.alert_events_expired += expired;
-                    self.run_tenant(no, &info, as_of, &mut report).await
-                }
-                Err(error) => Err(error),
-            };
-            if let Err(error) = run {
-                tracing::warn!(tenant = %id, %error, "tiering failed; the next run retries");
-                first_error.get_or_insert(error);
-            }
-        }
-        tracing::info!(?report, as_of, "tiering done");
-        match first_error {
-            Some(error) => Err(error),
-            None => Ok(report),
-        }
+        // Alert events leave with the hot tier's readings.
+        let events_before = as_of - i64::from(info.hot_days) * DAY_MICROS;
+        report.alert_events_expired += self.inner.alerts.expire_events(id, events_before).await?;
+        self.roll_up(no, as_of, &mut report).await?;
+        self.archive(no, &info, as_of, &mut report).await?;
+        self.expire(no, &info, as_of, &mut report).await?;
+        Ok(report)
     }
 
     /// Sets the tenant's lifecycle rule on its archive prefix, if it changed. Objects are
@@ -200,21 +183,10 @@ impl Tiering {
         Ok(prefix)
     }
 
-    async fn run_tenant(
-        &self,
-        tenant: TenantNo,
-        info: &TenantInfo,
-        as_of: i64,
-        report: &mut Report,
-    ) -> Result<()> {
+    /// Rolls the tenant's readings up to the last whole minute, an hour at most per
+    /// transaction. Only days with a hot partition hold readings: the others are skipped.
+    async fn roll_up(&self, tenant: TenantNo, as_of: i64, report: &mut Report) -> Result<()> {
         let store = &self.inner.store;
-        let today = day_of(as_of);
-        for day in [today, today.succ_opt().unwrap_or(today)] {
-            store.ensure_day(tenant, day, info.hot_days).await?;
-        }
-
-        // Rollup, up to the last whole minute, an hour at most per transaction. Only days with a
-        // hot partition hold readings: the others are skipped.
         let target = bucket_start(as_of, Resolution::Minute.micros());
         let hot_days = store.hot_days(tenant).await?;
         let mut start = store
@@ -252,13 +224,20 @@ impl Tiering {
                 },
             )
             .await?;
-        let rolled_to = store
-            .rollup_state(tenant)
-            .await?
-            .rolled_to
-            .unwrap_or(target);
+        Ok(())
+    }
 
-        // Archive the days past hot retention.
+    /// Archives the tenant's days past its hot retention (once rolled up), then the late
+    /// readings of days archived before, as further parts.
+    async fn archive(
+        &self,
+        tenant: TenantNo,
+        info: &TenantInfo,
+        as_of: i64,
+        report: &mut Report,
+    ) -> Result<()> {
+        let store = &self.inner.store;
+        let rolled_to = store.rollup_state(tenant).await?.rolled_to.unwrap_or(0);
         let hot_until = as_of - i64::from(info.hot_days) * DAY_MICROS;
         for day in store.hot_days(tenant).await? {
             let end = day_range(day).end_micros;
@@ -275,8 +254,18 @@ impl Tiering {
                 self.archive_late_day(tenant, info, day, report).await?;
             }
         }
+        Ok(())
+    }
 
-        // Retention.
+    /// Removes the tenant's rollups past its warm retention and objects past its cold one.
+    async fn expire(
+        &self,
+        tenant: TenantNo,
+        info: &TenantInfo,
+        as_of: i64,
+        report: &mut Report,
+    ) -> Result<()> {
+        let store = &self.inner.store;
         report.warm_rows_expired += store
             .expire_rollups(tenant, as_of - i64::from(info.warm_days) * DAY_MICROS)
             .await?;
@@ -419,6 +408,12 @@ impl Tiering {
         }
         Ok((key, bytes))
     }
+}
+
+/// Today and tomorrow (UTC) at `now` (µs).
+fn days_ahead(now: i64) -> [NaiveDate; 2] {
+    let today = day_of(now);
+    [today, today.succ_opt().unwrap_or(today)]
 }
 
 /// Which readings of a day are archived.

@@ -12,7 +12,7 @@ use mfg_proto::{
     common::v1::{Reading, Tier},
     storage::v1::{
         Aggregation, GetLatestValuesRequest, IngestBatchRequest, QueryTelemetryRequest,
-        RunTieringRequest, RunTieringResponse,
+        TieringJobState, TieringReport,
     },
 };
 use mfg_storage::{
@@ -115,14 +115,17 @@ async fn ingest(platform: &Platform, readings: &[Reading]) {
     }
 }
 
-async fn tiering(platform: &Platform, as_of: i64) -> Result<RunTieringResponse, tonic::Status> {
-    platform
-        .operator()
-        .run_tiering(RunTieringRequest {
-            as_of: Some(ts(as_of)),
-        })
-        .await
-        .map(tonic::Response::into_inner)
+/// Runs a tiering job to its end: what it did, or its first tenant's failure as a status.
+async fn tiering(platform: &Platform, as_of: i64) -> Result<TieringReport, tonic::Status> {
+    let job = platform.operator().run_tiering_job(Some(ts(as_of))).await?;
+    match (job.state(), job.failures.first()) {
+        (TieringJobState::Succeeded, _) => Ok(job.report.unwrap_or_default()),
+        (_, Some(failure)) => Err(tonic::Status::new(
+            failure.code.into(),
+            failure.message.clone(),
+        )),
+        (state, None) => panic!("the job ended {state:?} without failures: {job:?}"),
+    }
 }
 
 /// A query's answer: `(start µs, value, count)` per bucket (or per point, with count 1), and the

@@ -10,6 +10,7 @@ use crate::{
     domain::{
         Aggregation,
         ingest::{IncomingReading, RejectReason},
+        tiering::{Failure, Job, JobState},
     },
     error::{Result, StorageError},
     ingest::Outcome,
@@ -212,5 +213,64 @@ pub fn latest(latest: Latest) -> pb::LatestValue {
         metric: latest.metric,
         ts: Some(timestamp(latest.ts_micros)),
         value: latest.value,
+    }
+}
+
+/// Parses a tiering job's id.
+pub fn job_id(value: &str) -> Result<Uuid> {
+    Uuid::parse_str(value).map_err(|_| StorageError::invalid("job_id", "must be a UUID"))
+}
+
+/// How long `GetTieringJob` may wait: at most 20 s, so that a REST call ends within the
+/// gateway's 30 s timeout.
+pub fn job_wait(wait: Option<&pbjson_types::Duration>) -> Result<std::time::Duration> {
+    let Some(wait) = wait else {
+        return Ok(std::time::Duration::ZERO);
+    };
+    let seconds = u64::try_from(wait.seconds)
+        .ok()
+        .filter(|&s| s <= 20 && wait.nanos >= 0)
+        .ok_or_else(|| StorageError::invalid("wait", "must be between 0 and 20 seconds"))?;
+    Ok(std::time::Duration::from_secs(seconds)
+        + std::time::Duration::from_nanos(u64::try_from(wait.nanos).unwrap_or(0)))
+    .map(|wait| wait.min(std::time::Duration::from_secs(20)))
+}
+
+/// Converts a tiering job.
+pub fn tiering_job(job: Job, failures: Vec<Failure>) -> pb::TieringJob {
+    let state = match job.state {
+        JobState::Queued => pb::TieringJobState::Queued,
+        JobState::Running => pb::TieringJobState::Running,
+        JobState::Succeeded => pb::TieringJobState::Succeeded,
+        JobState::Failed => pb::TieringJobState::Failed,
+    };
+    let report = job.report;
+    pb::TieringJob {
+        job_id: job.id.to_string(),
+        state: state.into(),
+        as_of: Some(timestamp(job.as_of)),
+        create_time: Some(timestamp(job.created_at)),
+        start_time: job.started_at.map(timestamp),
+        end_time: job.finished_at.map(timestamp),
+        tenants_total: job.tenants_total,
+        tenants_done: job.tenants_done,
+        tenants_failed: job.tenants_failed,
+        report: Some(pb::TieringReport {
+            rollup_buckets_written: report.rollup_buckets_written,
+            readings_archived: report.readings_archived,
+            objects_written: report.objects_written,
+            hot_partitions_dropped: report.hot_partitions_dropped,
+            warm_rows_expired: report.warm_rows_expired,
+            cold_objects_expired: report.cold_objects_expired,
+            alert_events_expired: report.alert_events_expired,
+        }),
+        failures: failures
+            .into_iter()
+            .map(|failure| pb::TieringFailure {
+                tenant_id: failure.tenant.to_string(),
+                code: failure.code,
+                message: failure.message,
+            })
+            .collect(),
     }
 }

@@ -201,6 +201,18 @@ macro_rules! telemetry_store {
                 Ok(())
             }
 
+            async fn classes_in_use(&self) -> $crate::error::Result<Vec<u32>> {
+                self.classes_in_use().await
+            }
+
+            async fn create_partitions(
+                &self,
+                classes: &[u32],
+                days: &[::chrono::NaiveDate],
+            ) -> $crate::error::Result<()> {
+                self.create_leaves(classes, days).await
+            }
+
             async fn hot_days(
                 &self,
                 tenant: $crate::store::TenantNo,

@@ -54,7 +54,7 @@ pub enum Backend {
     Sqlite,
 }
 
-async fn database(backend: Backend) -> TestDatabase {
+pub async fn database(backend: Backend) -> TestDatabase {
     match backend {
         Backend::Postgres => TestDatabase::postgres().await,
         Backend::Sqlite => TestDatabase::sqlite(),

@@ -90,6 +90,39 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// The classes that have days in the hot tier (class 0, the days from before classes,
+    /// is left out: no write goes there).
+    pub(super) async fn classes_in_use(&self) -> Result<Vec<u32>> {
+        let rows = sqlx::query("SELECT DISTINCT class FROM hot_days WHERE class > 0")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| u32::try_from(row.get::<Class, _>(0)).ok())
+            .collect())
+    }
+
+    /// Makes the leaves of `days` of each class that lacks them, one transaction a leaf, so
+    /// that no write waits behind more than one.
+    pub(super) async fn create_leaves(&self, classes: &[u32], days: &[NaiveDate]) -> Result<()> {
+        for &class in classes {
+            let class = Class::try_from(class).unwrap_or(Class::MAX);
+            for &day in days {
+                let exists: bool = sqlx::query("SELECT to_regclass($1) IS NOT NULL")
+                    .bind(leaf(class, day))
+                    .fetch_one(&self.pool)
+                    .await?
+                    .get(0);
+                if !exists {
+                    let mut tx = self.pool.begin().await?;
+                    Self::create_leaf(&mut tx, class, day).await?;
+                    tx.commit().await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Makes the class's partition and its leaf of the day, if missing.
     async fn create_leaf(tx: &mut PgConnection, class: Class, day: NaiveDate) -> Result<()> {
         sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")

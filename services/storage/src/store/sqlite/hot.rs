@@ -279,6 +279,23 @@ impl SqliteStore {
         Ok(new)
     }
 
+    /// The classes that have days in the hot tier.
+    pub(super) async fn classes_in_use(&self) -> Result<Vec<u32>> {
+        let rows = sqlx::query("SELECT DISTINCT class FROM hot_days WHERE class > 0")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| u32::try_from(row.get::<i64, _>(0)).ok())
+            .collect())
+    }
+
+    /// SQLite keeps every day in one table: there is nothing to create ahead.
+    #[allow(clippy::unused_async)]
+    pub(super) async fn create_leaves(&self, _classes: &[u32], _days: &[NaiveDate]) -> Result<()> {
+        Ok(())
+    }
+
     /// Records the tenant's day with its class, unless it was recorded before. SQLite keeps
     /// every day in one table: there is nothing to create.
     pub(super) async fn record_day(
