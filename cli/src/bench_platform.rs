@@ -90,8 +90,17 @@ pub struct BenchPlatform {
     /// "PostgreSQL" or "SQLite".
     pub backend: &'static str,
     shutdown: CancellationToken,
-    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+    tenant_task: JoinHandle<anyhow::Result<()>>,
+    storage: RunningStorage,
+    storage_config: mfg_storage::Config,
     _dir: tempfile::TempDir,
+}
+
+/// The storage service's task and what stops it alone.
+#[derive(Debug)]
+struct RunningStorage {
+    task: JoinHandle<anyhow::Result<()>>,
+    shutdown: CancellationToken,
 }
 
 /// A tenant of the benchmark, with a key of the given scopes.
@@ -119,28 +128,13 @@ impl BenchPlatform {
         let (tenant_url, storage_url) = database_urls(database_url, dir.path());
         let shutdown = CancellationToken::new();
         let (tenant_addr, tenant_task) = start_tenant_service(&tenant_url, &shutdown).await?;
-        let storage_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let storage_addr = storage_listener.local_addr()?;
         let storage_config = configure(
             mfg_storage::Config::new(&storage_url, tenant_addr.to_string())
                 .with_admin_token(OPERATOR)
                 .with_archive_dir(dir.path().join("archive"))
                 .with_tiering_interval(Duration::ZERO),
         );
-        let storage_task = tokio::spawn(mfg_storage::run(
-            storage_config,
-            storage_listener,
-            shutdown.clone(),
-        ));
-        mfg_common::grpc::wait_for_health(
-            storage_addr,
-            mfg_proto::service_names::TELEMETRY,
-            tonic_health::ServingStatus::Serving,
-            Duration::from_secs(30),
-        )
-        .await
-        .map_err(anyhow::Error::msg)
-        .context("the storage service did not start")?;
+        let (storage_addr, storage) = start_storage(&storage_config, &shutdown).await?;
         Ok(Self {
             tenant_addr,
             storage_addr,
@@ -150,9 +144,24 @@ impl BenchPlatform {
                 "SQLite"
             },
             shutdown,
-            tasks: vec![tenant_task, storage_task],
+            tenant_task,
+            storage,
+            storage_config,
             _dir: dir,
         })
+    }
+
+    /// Stops the storage service (letting it drain) and starts it again on the same database;
+    /// returns how long the new one took to serve.
+    pub async fn restart_storage(&mut self) -> anyhow::Result<Duration> {
+        self.storage.shutdown.cancel();
+        (&mut self.storage.task).await??;
+        let started = std::time::Instant::now();
+        let (addr, storage) = start_storage(&self.storage_config, &self.shutdown).await?;
+        let took = started.elapsed();
+        self.storage_addr = addr;
+        self.storage = storage;
+        Ok(took)
     }
 
     /// Creates a dedicated tenant without practical limits, its machines, and a key of
@@ -176,11 +185,37 @@ impl BenchPlatform {
     /// Stops both services and waits for them to drain.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
-        for task in self.tasks {
-            task.await??;
-        }
-        Ok(())
+        self.storage.task.await??;
+        self.tenant_task.await?
     }
+}
+
+/// Starts a storage service in this process, stopped by `shutdown` or its own token, and waits
+/// until it serves.
+async fn start_storage(
+    config: &mfg_storage::Config,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(SocketAddr, RunningStorage)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let own = shutdown.child_token();
+    let task = tokio::spawn(mfg_storage::run(config.clone(), listener, own.clone()));
+    mfg_common::grpc::wait_for_health(
+        addr,
+        mfg_proto::service_names::TELEMETRY,
+        tonic_health::ServingStatus::Serving,
+        Duration::from_secs(120),
+    )
+    .await
+    .map_err(anyhow::Error::msg)
+    .context("the storage service did not start")?;
+    Ok((
+        addr,
+        RunningStorage {
+            task,
+            shutdown: own,
+        },
+    ))
 }
 
 /// The databases of the tenant and the storage service: both on `database_url`, or SQLite files

@@ -9,5 +9,6 @@ pub mod ingest_bench;
 pub mod query_bench;
 pub mod simulate;
 pub mod streams_bench;
+pub mod tenants_bench;
 pub mod up;
 pub mod uplink;

@@ -59,6 +59,9 @@ enum Bench {
     /// Latency of `latest` and of a 30-day series downsampled to about 500 buckets, one query
     /// at a time. Loads its own data into services it starts.
     Query(mfg::query_bench::QueryBench),
+    /// The platform at a tenant count: setup, ingest, `latest` and a 1-day range, partitions,
+    /// a tiering job over everything, and a restart. Starts its own services.
+    Tenants(mfg::tenants_bench::TenantsBench),
     /// Resident memory per idle machine stream, with 10,000 streams held by one storage
     /// process (run as its own process).
     Streams(mfg::streams_bench::StreamsBench),
@@ -144,6 +147,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench {
             bench: Bench::Query(args),
         } => return mfg::query_bench::run(args).await,
+        Command::Bench {
+            bench: Bench::Tenants(args),
+        } => return mfg::tenants_bench::run(args).await,
         Command::Bench {
             bench: Bench::Alerts(args),
         } => return mfg::alerts_bench::run(args).await,

@@ -268,7 +268,7 @@ async fn load(
 }
 
 /// Runs `call` `requests` times, one at a time, after a tenth as many unmeasured.
-async fn measure<F, Fut>(requests: usize, call: F) -> anyhow::Result<Histogram<u64>>
+pub(crate) async fn measure<F, Fut>(requests: usize, call: F) -> anyhow::Result<Histogram<u64>>
 where
     F: Fn() -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
@@ -285,7 +285,7 @@ where
     Ok(latency)
 }
 
-fn line(name: &str, latency: &Histogram<u64>) -> String {
+pub(crate) fn line(name: &str, latency: &Histogram<u64>) -> String {
     let q = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
     format!(
         "{name:<44} p50 {:>8.3} ms  p99 {:>8.3} ms  max {:>8.3} ms",

@@ -206,6 +206,18 @@ impl Queries {
                 for (start, rollup) in warm_rollups.iter().chain(&raw_rollups) {
                     add(*start, rollup);
                 }
+                // Late readings (of archived days) join the warm tier when archived: until then,
+                // those the archive lacks are added here.
+                if let Some((warm, _)) = warm.filter(|_| !cold.is_empty()) {
+                    let late = self.store.late_points(series, warm).await?;
+                    if !late.is_empty() {
+                        tiers.insert(Tier::Hot);
+                        let fresh = self.unarchived(&cold, &query.key, late).await?;
+                        for (start, rollup) in roll_up(fresh, step) {
+                            add(start, &rollup);
+                        }
+                    }
+                }
                 if !hot.is_empty() {
                     tiers.insert(Tier::Hot);
                 }
@@ -273,6 +285,28 @@ impl Queries {
         .await?;
         points.retain(|&(ts, _)| in_ranges(&ranges, ts));
         Ok(points)
+    }
+
+    /// The late points (oldest first) that the archived objects of their days lack.
+    async fn unarchived(
+        &self,
+        cold: &[ColdObject],
+        key: &SeriesKey,
+        late: Vec<(i64, f64)>,
+    ) -> Result<Vec<(i64, f64)>> {
+        let mut archived = std::collections::HashSet::new();
+        let days: BTreeSet<_> = late.iter().map(|&(ts, _)| day_of(ts)).collect();
+        for day in days {
+            let range = day_range(day);
+            for object in cold.iter().filter(|object| object.day == day) {
+                let points = self.cold_points(object, key, vec![range]).await?;
+                archived.extend(points.into_iter().map(|(ts, _)| ts));
+            }
+        }
+        Ok(late
+            .into_iter()
+            .filter(|(ts, _)| !archived.contains(ts))
+            .collect())
     }
 
     /// The last value of every metric of a machine.

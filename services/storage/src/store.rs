@@ -72,6 +72,16 @@ pub struct Row {
     pub value: f64,
 }
 
+/// The rows a write stored that were not stored before.
+#[derive(Debug, Default)]
+pub(super) struct NewRows {
+    /// Rows of days in the hot tier.
+    pub(super) hot: Vec<Row>,
+    /// Rows of days already archived, kept in `late_readings`. One may repeat an archived
+    /// reading, which only the archive knows: they reach the warm tier when archived.
+    pub(super) late: Vec<Row>,
+}
+
 /// The last reading of one metric.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Latest {
@@ -252,15 +262,18 @@ pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
     async fn late_points(&self, series: SeriesId, range: Range) -> Result<Vec<(i64, f64)>>;
     /// The days a tenant has late readings of, oldest first.
     async fn late_days(&self, tenant: TenantNo) -> Result<Vec<NaiveDate>>;
-    /// Removes a tenant's late readings of a day once archived: commits the uploaded and
-    /// verified object `(key, bytes)` and deletes the day's late readings, in one transaction.
-    /// `false`, and nothing changed, when the day no longer holds exactly `readings` of them.
+    /// Removes a tenant's late readings of a day once archived, in one transaction: commits
+    /// the uploaded and verified object `(key, bytes)` of the `fresh` ones (those the day's
+    /// earlier parts lack; none, no object), merges them into the warm tier, and deletes the
+    /// day's late readings. `false`, and nothing changed, when the day no longer holds exactly
+    /// `readings` late readings.
     async fn commit_late(
         &self,
         tenant: TenantNo,
         day: NaiveDate,
         readings: u64,
-        object: (&str, u64),
+        object: Option<(&str, u64)>,
+        fresh: &[Row],
     ) -> Result<bool>;
 }
 

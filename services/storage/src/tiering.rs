@@ -19,7 +19,7 @@
 mod jobs;
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
 };
 
@@ -32,7 +32,10 @@ use crate::{
     domain::{bucket_start, ingest::DAY_MICROS, tiering::Report},
     error::{Result, StorageError},
     object_store::{LifecycleRule, ObjectKey, ObjectStore},
-    store::{AlertStore, Range, Resolution, TelemetryStore, TenantNo, day_of, day_range},
+    store::{
+        AlertStore, ColdObject, Range, Resolution, Row, SeriesKey, TelemetryStore, TenantNo,
+        day_of, day_range,
+    },
 };
 
 pub use self::jobs::{JobOptions, TieringJobs};
@@ -247,8 +250,7 @@ impl Tiering {
             self.archive_day(tenant, info, day, report).await?;
         }
         // Readings that came after their day was archived: a further part of the day.
-        let hot: std::collections::HashSet<NaiveDate> =
-            store.hot_days(tenant).await?.into_iter().collect();
+        let hot: HashSet<NaiveDate> = store.hot_days(tenant).await?.into_iter().collect();
         for day in store.late_days(tenant).await? {
             if !hot.contains(&day) {
                 self.archive_late_day(tenant, info, day, report).await?;
@@ -295,7 +297,7 @@ impl Tiering {
         report: &mut Report,
     ) -> Result<()> {
         let store = &self.inner.store;
-        let encoder = self.encode_day(tenant, day, Readings::Hot).await?;
+        let encoder = self.encode_day(tenant, day).await?;
         let readings = encoder.rows();
         if readings == 0 {
             if store.commit_day(tenant, day, 0, None).await? {
@@ -317,8 +319,9 @@ impl Tiering {
         Ok(())
     }
 
-    /// Archives the readings of a tenant's day that came after the day was archived, as a
-    /// further part of it.
+    /// Archives the readings of a tenant's day that came after the day was archived: those
+    /// its earlier parts lack (the first write of a reading wins) as a further part, which
+    /// commits with them joining the warm tier and every late reading of the day leaving.
     async fn archive_late_day(
         &self,
         tenant: TenantNo,
@@ -326,43 +329,92 @@ impl Tiering {
         day: NaiveDate,
         report: &mut Report,
     ) -> Result<()> {
-        let encoder = self.encode_day(tenant, day, Readings::Late).await?;
-        let readings = encoder.rows();
-        if readings == 0 {
+        let store = &self.inner.store;
+        let range = day_range(day);
+        let parts = store.cold_objects(tenant, day, day).await?;
+        let (mut late, mut fresh, mut readings) = (0, Vec::new(), Vec::new());
+        for (series, key) in store.series_of(tenant).await? {
+            let points = store.late_points(series, range).await?;
+            if points.is_empty() {
+                continue;
+            }
+            late += points.len() as u64;
+            let archived = self.archived_times(&parts, &key, range).await?;
+            for (ts_micros, value) in points {
+                if !archived.contains(&ts_micros) {
+                    fresh.push(Row {
+                        series_id: series,
+                        ts_micros,
+                        value,
+                    });
+                    readings.push(ArchivedReading {
+                        machine_id: key.machine_id.clone(),
+                        metric: key.metric.clone(),
+                        ts_micros,
+                        value,
+                    });
+                }
+            }
+        }
+        if late == 0 {
             return Ok(());
         }
-        let (key, bytes) = self.upload(tenant, info, day, encoder).await?;
-        if self
-            .inner
-            .store
-            .commit_late(tenant, day, readings, (key.as_str(), bytes))
-            .await?
-        {
-            report.readings_archived += readings;
-            report.objects_written += 1;
+        let object = if readings.is_empty() {
+            None
         } else {
+            let encoder = encode_chunk(Encoder::new()?, readings).await?;
+            Some(self.upload(tenant, info, day, encoder).await?)
+        };
+        let committed = store
+            .commit_late(
+                tenant,
+                day,
+                late,
+                object.as_ref().map(|(key, bytes)| (key.as_str(), *bytes)),
+                &fresh,
+            )
+            .await?;
+        if !committed {
             tracing::warn!(tenant = %info.id, %day, "late readings came while they were archived; the next run redoes it");
+        } else if object.is_some() {
+            report.readings_archived += fresh.len() as u64;
+            report.objects_written += 1;
         }
         Ok(())
     }
 
-    /// Encodes the day's readings of every series of the tenant, series by series.
-    async fn encode_day(
+    /// The times of a series' readings in a range that the objects hold.
+    async fn archived_times(
         &self,
-        tenant: TenantNo,
-        day: NaiveDate,
-        which: Readings,
-    ) -> Result<Encoder> {
+        objects: &[ColdObject],
+        key: &SeriesKey,
+        range: Range,
+    ) -> Result<HashSet<i64>> {
+        let mut times = HashSet::new();
+        for object in objects {
+            let points = archive::read_series(
+                self.inner.objects.as_ref(),
+                &ObjectKey::new(&object.key)?,
+                object.bytes,
+                &key.machine_id,
+                &key.metric,
+                range.start_micros,
+                range.end_micros,
+            )
+            .await?;
+            times.extend(points.into_iter().map(|(ts, _)| ts));
+        }
+        Ok(times)
+    }
+
+    /// Encodes the day's readings of every series of the tenant, series by series.
+    async fn encode_day(&self, tenant: TenantNo, day: NaiveDate) -> Result<Encoder> {
         let store = &self.inner.store;
         let range = day_range(day);
         let mut encoder = Encoder::new()?;
         let mut chunk = Vec::with_capacity(ENCODE_CHUNK);
         for (series, key) in store.series_of(tenant).await? {
-            let points = match which {
-                Readings::Hot => store.points(series, range).await?,
-                Readings::Late => store.late_points(series, range).await?,
-            };
-            for (ts_micros, value) in points {
+            for (ts_micros, value) in store.points(series, range).await? {
                 chunk.push(ArchivedReading {
                     machine_id: key.machine_id.clone(),
                     metric: key.metric.clone(),
@@ -414,15 +466,6 @@ impl Tiering {
 fn days_ahead(now: i64) -> [NaiveDate; 2] {
     let today = day_of(now);
     [today, today.succ_opt().unwrap_or(today)]
-}
-
-/// Which readings of a day are archived.
-#[derive(Debug, Clone, Copy)]
-enum Readings {
-    /// The day's readings in the hot tier.
-    Hot,
-    /// Those that came after the day was archived.
-    Late,
 }
 
 async fn encode_chunk(mut encoder: Encoder, chunk: Vec<ArchivedReading>) -> Result<Encoder> {

@@ -502,28 +502,49 @@ async fn late_readings_become_a_further_part(backend: Backend) {
     let (answer, tiers) = query(&platform, d0, d0 + DAY, 0).await;
     assert_eq!(answer, expected(&all, d0, d0 + DAY, 0));
     assert_eq!(tiers, [Tier::Hot, Tier::Cold]);
-    // Rolled up as it came (its minute was rolled up already): whole buckets from the warm tier.
+    // Whole buckets from the warm tier, with the late reading the archive lacks.
     let (answer, tiers) = query(&platform, d0, d0 + DAY, 600).await;
     assert_eq!(answer, expected(&all, d0, d0 + DAY, 600));
-    assert_eq!(tiers, [Tier::Warm]);
-    // A resend of an archived reading with another value: the archived one stays. (The warm
-    // tier's buckets still count such a resend: issue 16.)
+    assert_eq!(tiers, [Tier::Hot, Tier::Warm]);
+    // A resend of an archived reading with another value: the archived one stays, and is
+    // counted once.
     ingest(
         &platform,
         &[reading("press-1", "temp", d0 + 5 * MINUTE, -1.0)],
     )
     .await;
-    let (answer, _) = query(&platform, d0, d0 + DAY, 0).await;
-    assert_eq!(answer, expected(&all, d0, d0 + DAY, 0));
+    for step in [0, 600, 3_600] {
+        let (answer, _) = query(&platform, d0, d0 + DAY, step).await;
+        assert_eq!(answer, expected(&all, d0, d0 + DAY, step), "step {step}");
+    }
 
+    // The further part holds the new reading only; both late readings leave the hot tier, and
+    // the new one joins the warm tier.
     let report = tiering(&platform, as_of).await.unwrap();
-    assert_eq!((report.objects_written, report.readings_archived), (1, 2));
+    assert_eq!((report.objects_written, report.readings_archived), (1, 1));
     let tenant: uuid::Uuid = platform.tenant_id.parse().unwrap();
     let parts = objects.list(&archive::tenant_prefix(tenant)).await.unwrap();
     assert_eq!(parts.len(), 2, "a further part of the day");
     let (answer, tiers) = query(&platform, d0, d0 + DAY, 0).await;
     assert_eq!(answer, expected(&all, d0, d0 + DAY, 0));
     assert_eq!(tiers, [Tier::Cold]);
+    for step in [600, 3_600] {
+        let (answer, tiers) = query(&platform, d0, d0 + DAY, step).await;
+        assert_eq!(answer, expected(&all, d0, d0 + DAY, step), "step {step}");
+        assert_eq!(tiers, [Tier::Warm], "step {step}");
+    }
+
+    // A resend of the archived readings only: no further part, and nothing left behind.
+    ingest(
+        &platform,
+        &[reading("press-1", "temp", d0 + 7 * MINUTE, -2.0)],
+    )
+    .await;
+    let report = tiering(&platform, as_of).await.unwrap();
+    assert_eq!((report.objects_written, report.readings_archived), (0, 0));
+    let (answer, tiers) = query(&platform, d0, d0 + DAY, 600).await;
+    assert_eq!(answer, expected(&all, d0, d0 + DAY, 600));
+    assert_eq!(tiers, [Tier::Warm]);
     platform.stop().await;
 }
 

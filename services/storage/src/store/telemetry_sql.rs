@@ -30,6 +30,35 @@ macro_rules! telemetry_store {
                 Ok(committed == 1)
             }
 
+            /// Merges new rows older than their tenant's `rolled_to` into the warm tier's minute
+            /// and hour buckets.
+            async fn merge_rollups(
+                tx: &mut <Db as ::sqlx::Database>::Connection,
+                rows: &[$crate::store::Row],
+                rolled_to: &::std::collections::HashMap<$crate::store::TenantNo, i64>,
+            ) -> $crate::error::Result<()> {
+                if rolled_to.is_empty() {
+                    return Ok(());
+                }
+                let [minutes, hours] = sql::late_rollups(rows, rolled_to);
+                for (statement, buckets) in [(MERGE_MINUTE, minutes), (MERGE_HOUR, hours)] {
+                    for ((series, bucket), r) in buckets {
+                        ::sqlx::query(statement)
+                            .bind(series)
+                            .bind(db_ts(bucket))
+                            .bind(r.min)
+                            .bind(r.max)
+                            .bind(r.sum)
+                            .bind(r.count as i64)
+                            .bind(db_ts(r.last_ts_micros))
+                            .bind(r.last)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                Ok(())
+            }
+
             /// Begins a write transaction (see `write_turn`).
             async fn begin_write(
                 &self,
@@ -252,30 +281,17 @@ macro_rules! telemetry_store {
                     }
                 }
                 let new = self.insert_new(&mut tx, rows).await?;
-                if !rolled_to.is_empty() {
-                    let [minutes, hours] = sql::late_rollups(&new, &rolled_to);
-                    for (statement, buckets) in [(MERGE_MINUTE, minutes), (MERGE_HOUR, hours)] {
-                        for ((series, bucket), r) in buckets {
-                            ::sqlx::query(statement)
-                                .bind(series)
-                                .bind(db_ts(bucket))
-                                .bind(r.min)
-                                .bind(r.max)
-                                .bind(r.sum)
-                                .bind(r.count as i64)
-                                .bind(db_ts(r.last_ts_micros))
-                                .bind(r.last)
-                                .execute(&mut *tx)
-                                .await?;
-                        }
-                    }
-                }
+                Self::merge_rollups(&mut tx, &new.hot, &rolled_to).await?;
                 tx.commit().await?;
-                if new.len() == rows.len() {
+                if new.hot.len() + new.late.len() == rows.len() {
                     return Ok(vec![true; rows.len()]);
                 }
-                let new: ::std::collections::HashSet<(i64, i64)> =
-                    new.iter().map(|r| (r.series_id, r.ts_micros)).collect();
+                let new: ::std::collections::HashSet<(i64, i64)> = new
+                    .hot
+                    .iter()
+                    .chain(&new.late)
+                    .map(|r| (r.series_id, r.ts_micros))
+                    .collect();
                 Ok(rows
                     .iter()
                     .map(|r| new.contains(&(r.series_id, r.ts_micros)))
@@ -533,16 +549,22 @@ macro_rules! telemetry_store {
                 tenant: $crate::store::TenantNo,
                 day: ::chrono::NaiveDate,
                 readings: u64,
-                object: (&str, u64),
+                object: Option<(&str, u64)>,
+                fresh: &[$crate::store::Row],
             ) -> $crate::error::Result<bool> {
                 let mut tx = self.begin_write().await?;
                 if Self::remove_late(&mut tx, tenant, day).await? != readings {
                     return Ok(false);
                 }
-                let (key, bytes) = object;
-                if !Self::commit_object(&mut tx, key, readings, bytes).await? {
+                if let Some((key, bytes)) = object
+                    && !Self::commit_object(&mut tx, key, fresh.len() as u64, bytes).await?
+                {
                     return Ok(false);
                 }
+                // The day was rolled up before it was archived: its fresh readings join the
+                // warm tier now.
+                let rolled_to = ::std::collections::HashMap::from([(tenant, i64::MAX)]);
+                Self::merge_rollups(&mut tx, fresh, &rolled_to).await?;
                 tx.commit().await?;
                 Ok(true)
             }

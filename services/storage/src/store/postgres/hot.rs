@@ -23,7 +23,9 @@ use super::{
 use crate::{
     domain::ingest::DAY_MICROS,
     error::Result,
-    store::{Range, Row, TenantNo, day_of, day_range, first_series_id, tenant_of, to_datetime},
+    store::{
+        NewRows, Range, Row, TenantNo, day_of, day_range, first_series_id, tenant_of, to_datetime,
+    },
 };
 
 /// A hot retention class in days, as `readings.class` and `hot_days.class` hold it (0: the
@@ -153,7 +155,7 @@ impl PostgresStore {
     /// Inserts rows, returning the new ones: rows of days in the hot tier into their class,
     /// rows of days already archived into `late_readings`. The days' shares stay locked until
     /// the transaction ends, so archiving waits for this write.
-    pub(super) async fn insert_new(&self, tx: &mut PgConnection, rows: &[Row]) -> Result<Vec<Row>> {
+    pub(super) async fn insert_new(&self, tx: &mut PgConnection, rows: &[Row]) -> Result<NewRows> {
         let keys: Vec<DayKey> = rows.iter().map(day_key).collect();
         let shares = Self::lock_shares(tx, &keys).await?;
         let mut hot = Vec::with_capacity(rows.len());
@@ -178,9 +180,12 @@ impl PostgresStore {
                 None => late.push(row),
             }
         }
-        let mut new = Self::insert_hot(tx, &hot, &classes).await?;
+        let mut new = NewRows {
+            hot: Self::insert_hot(tx, &hot, &classes).await?,
+            late: Vec::new(),
+        };
         if !late.is_empty() {
-            new.extend(Self::insert_rows(tx, INSERT_LATE, &late, None).await?);
+            new.late = Self::insert_rows(tx, INSERT_LATE, &late, None).await?;
         }
         Ok(new)
     }

@@ -14,7 +14,8 @@ use crate::{
     domain::ingest::DAY_MICROS,
     error::{Result, StorageError},
     store::{
-        Latest, Range, Row, SeriesId, TenantNo, day_of, day_range, first_series_id, tenant_of,
+        Latest, NewRows, Range, Row, SeriesId, TenantNo, day_of, day_range, first_series_id,
+        tenant_of,
     },
 };
 
@@ -199,12 +200,15 @@ impl SqliteStore {
         &self,
         tx: &mut SqliteConnection,
         rows: &[Row],
-    ) -> Result<Vec<Row>> {
+    ) -> Result<NewRows> {
         let hot_days = Self::hot_days_of(tx, rows).await?;
         let (hot, late): (Vec<Row>, Vec<Row>) = rows
             .iter()
             .partition(|row| hot_days.contains(&day_key(row)));
-        let mut new = Self::insert_hot(tx, &hot).await?;
+        let mut new = NewRows {
+            hot: Self::insert_hot(tx, &hot).await?,
+            late: Vec::new(),
+        };
         for row in late {
             let stored = sqlx::query(INSERT_LATE)
                 .bind(row.series_id)
@@ -214,7 +218,7 @@ impl SqliteStore {
                 .await?
                 .rows_affected();
             if stored == 1 {
-                new.push(row);
+                new.late.push(row);
             }
         }
         Ok(new)
