@@ -98,6 +98,7 @@ pub async fn run(args: TenantsBench) -> anyhow::Result<()> {
     )?;
 
     let now = micros_now();
+    let started = Instant::now();
     let history = load_history(&platform, &tenants, &args, now).await?;
     writeln!(
         out,

@@ -29,8 +29,8 @@ use crate::{
     ingest::Ingest,
     object_store::{ObjectKey, ObjectStore},
     store::{
-        ColdObject, Latest, Range, Resolution, RollupState, SeriesKey, TelemetryStore, day_of,
-        day_range,
+        ColdObject, Latest, Range, Resolution, RollupState, SeriesId, SeriesKey, TelemetryStore,
+        day_of, day_range,
     },
 };
 
@@ -188,6 +188,9 @@ impl Queries {
                 // connections, so the answer waits for the longer, not for both.
                 let warm_rollups = async {
                     match warm {
+                        Some((warm, Resolution::Quarter)) => {
+                            self.quarters_and_minutes(series, warm, step).await
+                        }
                         Some((warm, resolution)) => {
                             self.store.rollups(series, warm, resolution, step).await
                         }
@@ -287,6 +290,33 @@ impl Queries {
         Ok(points)
     }
 
+    /// The warm tier's buckets of `step` over `warm` from the quarter rollups a bucket boundary
+    /// does not split, and from the minute rollups of the rest, both read at once.
+    async fn quarters_and_minutes(
+        &self,
+        series: SeriesId,
+        warm: Range,
+        step: i64,
+    ) -> Result<Vec<(i64, Rollup)>> {
+        let (quarters, minutes) = quarter_plan(warm, step);
+        let quarters = async {
+            match quarters {
+                Some(quarters) => {
+                    self.store
+                        .rollups(series, quarters, Resolution::Quarter, step)
+                        .await
+                }
+                None => Ok(Vec::new()),
+            }
+        };
+        let (mut rollups, minutes) = tokio::try_join!(
+            quarters,
+            self.store.minute_rollups_in(series, &minutes, step)
+        )?;
+        rollups.extend(minutes);
+        Ok(rollups)
+    }
+
     /// The late points (oldest first) that the archived objects of their days lack.
     async fn unarchived(
         &self,
@@ -345,16 +375,23 @@ impl Queries {
 
 /// The part of `range` the warm tier serves for buckets of `step`, rolled up and not expired,
 /// with the resolution to read: whole buckets when the step is a whole number of minutes;
-/// whole minutes when it is longer than a minute but not a whole number of them.
+/// whole minutes when it is longer than a minute but not a whole number of them. Hours for a
+/// step of whole hours; from a quarter of an hour, quarters with minutes around them
+/// (`quarter_plan`); minutes below.
 fn warm_range(range: Range, step: i64, state: RollupState) -> Option<(Range, Resolution)> {
     let minute = Resolution::Minute.micros();
+    let finest = if step >= Resolution::Quarter.micros() {
+        Resolution::Quarter
+    } else {
+        Resolution::Minute
+    };
     let (resolution, align) = if step % Resolution::Hour.micros() == 0 {
         (Resolution::Hour, step)
     } else if step % minute == 0 {
-        (Resolution::Minute, step)
+        (finest, step)
     } else if step > minute {
         // Whole minutes; the ones a bucket boundary splits are read raw (`split_minutes`).
-        (Resolution::Minute, minute)
+        (finest, minute)
     } else {
         return None;
     };
@@ -399,6 +436,53 @@ fn split_minutes(warm: Range, step: i64) -> impl Iterator<Item = Range> {
                 end_micros: start + minute,
             }
         })
+}
+
+/// How quarter rollups serve `warm` (minute-aligned) for buckets of `step` (at least a
+/// quarter): the range of whole quarters inside it, whose quarters a bucket boundary splits
+/// the store leaves out, and the minute ranges for the rest (disjoint, oldest first): the
+/// partial quarters at both ends and each quarter a boundary splits.
+fn quarter_plan(warm: Range, step: i64) -> (Option<Range>, Vec<Range>) {
+    let quarter = Resolution::Quarter.micros();
+    let inner = Range {
+        start_micros: bucket_start(warm.start_micros + quarter - 1, quarter),
+        end_micros: bucket_start(warm.end_micros, quarter),
+    };
+    if inner.start_micros >= inner.end_micros {
+        return (None, vec![warm]);
+    }
+    let head = Range {
+        start_micros: warm.start_micros,
+        end_micros: inner.start_micros,
+    };
+    let tail = Range {
+        start_micros: inner.end_micros,
+        end_micros: warm.end_micros,
+    };
+    let split = (1..)
+        .map(|i| bucket_start(inner.start_micros, step) + i * step)
+        .take_while(|&boundary| boundary < inner.end_micros)
+        .filter(|boundary| boundary.rem_euclid(quarter) != 0)
+        .map(|boundary| {
+            let start = bucket_start(boundary, quarter);
+            Range {
+                start_micros: start,
+                end_micros: start + quarter,
+            }
+        });
+    let mut minutes: Vec<Range> = Vec::new();
+    for range in std::iter::once(head).chain(split).chain([tail]) {
+        if range.start_micros >= range.end_micros {
+            continue;
+        }
+        match minutes.last_mut() {
+            Some(last) if last.end_micros >= range.start_micros => {
+                last.end_micros = last.end_micros.max(range.end_micros);
+            }
+            _ => minutes.push(range),
+        }
+    }
+    (Some(inner), minutes)
 }
 
 /// Whether `ts` falls in one of `ranges` (disjoint, oldest first).
@@ -504,6 +588,10 @@ mod tests {
         );
         assert_eq!(
             warm_range(range, 15 * MINUTE, state).map(|(_, r)| r),
+            Some(Resolution::Quarter)
+        );
+        assert_eq!(
+            warm_range(range, 10 * MINUTE, state).map(|(_, r)| r),
             Some(Resolution::Minute)
         );
         assert_eq!(warm_range(range, 45_000_000, state), None);
@@ -544,6 +632,40 @@ mod tests {
             .collect();
         assert_eq!(split, [(1, 2), (4, 5)]);
         assert_eq!(split_minutes(warm, 2 * MINUTE).count(), 0);
+    }
+
+    #[test]
+    fn quarters_serve_whole_quarters_and_minutes_the_rest() {
+        let minutes = |ranges: &[Range]| -> Vec<(i64, i64)> {
+            ranges
+                .iter()
+                .map(|r| (r.start_micros / MINUTE, r.end_micros / MINUTE))
+                .collect()
+        };
+        // Buckets of 87 min from 0:00: boundaries at 1:27, 2:54, 4:21; the warm range
+        // starts at 0:05 and ends at 4:30.
+        let warm = Range {
+            start_micros: 5 * MINUTE,
+            end_micros: 270 * MINUTE,
+        };
+        let (quarters, edges) = quarter_plan(warm, 87 * MINUTE);
+        assert_eq!(
+            quarters,
+            Some(Range {
+                start_micros: 15 * MINUTE,
+                end_micros: 270 * MINUTE
+            })
+        );
+        assert_eq!(minutes(&edges), [(5, 15), (75, 90), (165, 180), (255, 270)]);
+        // A step of whole quarters splits none.
+        let (_, edges) = quarter_plan(warm, 45 * MINUTE);
+        assert_eq!(minutes(&edges), [(5, 15)]);
+        // Less than a whole quarter: minutes only.
+        let short = Range {
+            start_micros: 5 * MINUTE,
+            end_micros: 20 * MINUTE,
+        };
+        assert_eq!(quarter_plan(short, 87 * MINUTE), (None, vec![short]));
     }
 
     #[test]

@@ -116,15 +116,21 @@ pub struct RollupState {
 pub enum Resolution {
     /// One minute.
     Minute,
+    /// A quarter of an hour.
+    Quarter,
     /// One hour.
     Hour,
 }
 
 impl Resolution {
+    /// Every resolution, finest first.
+    pub const ALL: [Self; 3] = [Self::Minute, Self::Quarter, Self::Hour];
+
     /// The width in µs.
     pub const fn micros(self) -> i64 {
         match self {
             Self::Minute => 60_000_000,
+            Self::Quarter => 900_000_000,
             Self::Hour => 3_600_000_000,
         }
     }
@@ -222,6 +228,15 @@ pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
         series: SeriesId,
         range: Range,
         resolution: Resolution,
+        step_micros: i64,
+    ) -> Result<Vec<(i64, Rollup)>>;
+    /// A series' minute rollups in several ranges (minute-aligned, disjoint, oldest first)
+    /// merged into buckets of `step_micros` aligned to the epoch, oldest first; the minutes a
+    /// bucket boundary splits are left out.
+    async fn minute_rollups_in(
+        &self,
+        series: SeriesId,
+        ranges: &[Range],
         step_micros: i64,
     ) -> Result<Vec<(i64, Rollup)>>;
     /// Removes the tenant's rollups older than `before` (µs) and records it as `warm_from`.

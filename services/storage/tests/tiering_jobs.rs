@@ -264,8 +264,56 @@ async fn a_job_is_taken_over_after_its_runner_died(backend: Backend) {
     platform.stop().await;
 }
 
+/// Tenants whose days share the class's partitions, archived a few at a time: the last of a
+/// day's tenants drops its partition while the others commit theirs, without a deadlock.
+async fn tenants_sharing_partitions_are_archived_together() {
+    let platform = Platform::start_configured(
+        Backend::Postgres,
+        1_000_000,
+        mfg_common::clock::system_clock(),
+        |mut config| {
+            config.options.tiering_parallelism = 4;
+            config.with_archive_dir(std::env::temp_dir().join(format!("mfg-{}", Uuid::now_v7())))
+        },
+    )
+    .await;
+    let mut tenants = vec![platform.tenant_id.clone()];
+    for _ in 0..7 {
+        tenants.push(platform.other_tenant().await);
+    }
+    let d0 = (now_micros() - 3 * DAY).div_euclid(DAY) * DAY;
+    for tenant in &tenants {
+        for day in 0..3 {
+            let readings = (0..24)
+                .map(|h| reading("press-1", "temp", d0 + day * DAY + h * 3_600 * SECOND, 1.0))
+                .collect();
+            platform
+                .operator()
+                .ingest_batch(IngestBatchRequest {
+                    tenant_id: tenant.clone(),
+                    readings,
+                })
+                .await
+                .unwrap();
+        }
+    }
+    let job = platform
+        .operator()
+        .run_tiering_job(Some(ts(d0 + 40 * DAY)))
+        .await
+        .unwrap();
+    assert_eq!(job.state(), TieringJobState::Succeeded, "{job:?}");
+    assert_eq!(job.report.unwrap().readings_archived, 8 * 3 * 24, "{job:?}");
+    platform.stop().await;
+}
+
 mod postgres {
     use super::*;
+
+    #[tokio::test]
+    async fn sharing_partitions() {
+        tenants_sharing_partitions_are_archived_together().await;
+    }
 
     #[tokio::test]
     async fn one_at_a_time() {

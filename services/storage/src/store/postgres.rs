@@ -43,22 +43,48 @@ fn uuid_of(id: DbUuid) -> Result<Uuid> {
     Ok(id)
 }
 
-/// Rewrites a tenant's hour buckets from its minute buckets in `[$3, $4)`.
-const ROLLUP_HOURS: &str = "INSERT INTO rollups_1h \
-       (series_id, bucket, min, max, sum, count, last_ts, last) \
-     SELECT series_id, date_bin('1 hour', bucket, 'epoch'), min(min), max(max), sum(sum), \
-            sum(count)::int8, max(last_ts), (array_agg(last ORDER BY last_ts DESC))[1] \
-     FROM rollups_1m WHERE series_id >= $1 AND series_id < $2 AND bucket >= $3 AND bucket < $4 \
-     GROUP BY 1, 2 \
-     ON CONFLICT (series_id, bucket) DO UPDATE SET min = excluded.min, max = excluded.max, \
-       sum = excluded.sum, count = excluded.count, last_ts = excluded.last_ts, \
-       last = excluded.last";
+/// Rewrites a tenant's buckets of `$table`, `$width` wide, from its minute buckets in
+/// `[$3, $4)`.
+macro_rules! rollup_from_minutes {
+    ($table:literal, $width:literal) => {
+        concat!(
+            "INSERT INTO ",
+            $table,
+            " (series_id, bucket, min, max, sum, count, last_ts, last) \
+             SELECT series_id, date_bin(",
+            $width,
+            ", bucket, 'epoch'), min(min), max(max), sum(sum), sum(count)::int8, \
+                    max(last_ts), (array_agg(last ORDER BY last_ts DESC))[1] \
+             FROM rollups_1m \
+             WHERE series_id >= $1 AND series_id < $2 AND bucket >= $3 AND bucket < $4 \
+             GROUP BY 1, 2 \
+             ON CONFLICT (series_id, bucket) DO UPDATE SET min = excluded.min, \
+               max = excluded.max, sum = excluded.sum, count = excluded.count, \
+               last_ts = excluded.last_ts, last = excluded.last"
+        )
+    };
+}
+const ROLLUP_QUARTERS: &str = rollup_from_minutes!("rollups_15m", "'15 minutes'");
+const ROLLUP_HOURS: &str = rollup_from_minutes!("rollups_1h", "'1 hour'");
 
 // A rollup's bucket of `$4` µs, aligned to the epoch.
 rollups_by_step!(
     "date_bin(make_interval(secs => $4::float8 / 1000000), bucket, timestamptz '1970-01-01 00:00:00+00')",
     "date_bin(make_interval(secs => $4::float8 / 1000000), bucket + interval '59.999999 seconds', \
+     timestamptz '1970-01-01 00:00:00+00')",
+    "date_bin(make_interval(secs => $4::float8 / 1000000), bucket + interval '899.999999 seconds', \
      timestamptz '1970-01-01 00:00:00+00')"
+);
+// The ranges as arrays of starts (`$2`) and ends (`$3`), behind `(SELECT …)` so a custom plan
+// does not fold them, and `OFFSET 0` keeps each range's scan its own.
+minute_rollups_in_by_step!(
+    "date_bin(make_interval(secs => $4::float8 / 1000000), bucket, timestamptz '1970-01-01 00:00:00+00')",
+    "date_bin(make_interval(secs => $4::float8 / 1000000), bucket + interval '59.999999 seconds', \
+     timestamptz '1970-01-01 00:00:00+00')",
+    "unnest((SELECT $2::timestamptz[]), (SELECT $3::timestamptz[])) AS e(from_ts, to_ts) \
+     CROSS JOIN LATERAL (SELECT bucket, min, max, sum, count FROM rollups_1m \
+                         WHERE series_id = $1 AND bucket >= e.from_ts AND bucket < e.to_ts \
+                         OFFSET 0) m"
 );
 tenant_statements!("series_id >= $1 AND series_id < $2");
 
@@ -68,6 +94,7 @@ mod hot_sql;
 #[cfg(test)]
 mod hot_tests;
 const MERGE_MINUTE: &str = merge_into!("rollups_1m", "least", "greatest");
+const MERGE_QUARTER: &str = merge_into!("rollups_15m", "least", "greatest");
 const MERGE_HOUR: &str = merge_into!("rollups_1h", "least", "greatest");
 
 telemetry_store!(
@@ -207,6 +234,32 @@ fn log_position(row: &sqlx::postgres::PgRow, first: usize) -> Result<crate::stor
 }
 
 impl PostgresStore {
+    /// A series' minute rollups in several ranges merged into buckets of `step_micros`
+    /// ([`MINUTE_ROLLUPS_IN_BY_STEP`]).
+    async fn read_minute_rollups_in(
+        &self,
+        series: super::SeriesId,
+        ranges: &[super::Range],
+        step_micros: i64,
+    ) -> Result<Vec<(i64, crate::domain::Rollup)>> {
+        if ranges.is_empty() {
+            return Ok(Vec::new());
+        }
+        let from: Vec<DbTs> = ranges.iter().map(|r| db_ts(r.start_micros)).collect();
+        let to: Vec<DbTs> = ranges.iter().map(|r| db_ts(r.end_micros)).collect();
+        let rows = sqlx::query(MINUTE_ROLLUPS_IN_BY_STEP)
+            .bind(series)
+            .bind(from)
+            .bind(to)
+            .bind(step_micros)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (micros_of(r.get(0)), rollup_of(r, 1)))
+            .collect())
+    }
+
     async fn log_position_now(&self) -> Result<Option<crate::store::LogPosition>> {
         let row = sqlx::query(LOG_POSITION).fetch_one(&self.pool).await?;
         log_position(&row, 0).map(Some)

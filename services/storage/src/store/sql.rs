@@ -59,8 +59,8 @@ pub(super) const FORGET_OBJECT: &str = "DELETE FROM cold_objects WHERE object_ke
 pub(super) fn late_rollups(
     new: &[Row],
     rolled_to: &HashMap<TenantNo, i64>,
-) -> [BTreeMap<(SeriesId, i64), Rollup>; 2] {
-    let mut merged = [BTreeMap::new(), BTreeMap::new()];
+) -> [BTreeMap<(SeriesId, i64), Rollup>; 3] {
+    let mut merged = [BTreeMap::new(), BTreeMap::new(), BTreeMap::new()];
     for row in new {
         let Some(&rolled_to) = rolled_to.get(&tenant_of(row.series_id)) else {
             continue;
@@ -68,10 +68,7 @@ pub(super) fn late_rollups(
         if row.ts_micros >= rolled_to {
             continue;
         }
-        for (resolution, buckets) in [Resolution::Minute, Resolution::Hour]
-            .into_iter()
-            .zip(merged.iter_mut())
-        {
+        for (resolution, buckets) in Resolution::ALL.into_iter().zip(merged.iter_mut()) {
             let key = (
                 row.series_id,
                 bucket_start(row.ts_micros, resolution.micros()),
@@ -90,18 +87,25 @@ pub(super) fn late_rollups(
 /// max, sum and count by hashed groups; the last value from the group's latest rollup, found by
 /// its primary key (rollups of one series never overlap in time), so nothing is sorted.
 macro_rules! rollups_by_step {
-    ($bucket:literal, $last_micro_bucket:literal) => {
-        const MINUTE_ROLLUPS_BY_STEP: &str = rollups_by_step!("rollups_1m", $bucket, "");
-        const HOUR_ROLLUPS_BY_STEP: &str = rollups_by_step!("rollups_1h", $bucket, "");
-        /// For a step that is not a whole number of minutes: the minutes a bucket boundary
-        /// splits are left out (their first and last microsecond fall in different buckets).
+    ($bucket:literal, $last_minute_micro:literal, $last_quarter_micro:literal) => {
+const MINUTE_ROLLUPS_BY_STEP: &str = rollups_by_step!(@select "rollups_1m", $bucket, "");
+const QUARTER_ROLLUPS_BY_STEP: &str = rollups_by_step!(@select "rollups_15m", $bucket, "");
+const HOUR_ROLLUPS_BY_STEP: &str = rollups_by_step!(@select "rollups_1h", $bucket, "");
+        /// For a step that is not a whole number of minutes (quarters): the minutes (quarters)
+        /// a bucket boundary splits are left out (their first and last microsecond fall in
+        /// different buckets).
         const UNSPLIT_MINUTE_ROLLUPS_BY_STEP: &str = rollups_by_step!(
-            "rollups_1m",
+            @select "rollups_1m",
             $bucket,
-            concat!(" AND ", $bucket, " = ", $last_micro_bucket)
+            concat!(" AND ", $bucket, " = ", $last_minute_micro)
+        );
+        const UNSPLIT_QUARTER_ROLLUPS_BY_STEP: &str = rollups_by_step!(
+            @select "rollups_15m",
+            $bucket,
+            concat!(" AND ", $bucket, " = ", $last_quarter_micro)
         );
     };
-    ($table:literal, $bucket:literal, $filter:expr) => {
+    (@select $table:literal, $bucket:literal, $filter:expr) => {
         concat!(
             "SELECT g.b, g.lo, g.hi, g.total, g.n, r.last_ts, r.last \
              FROM (SELECT ",
@@ -121,8 +125,32 @@ macro_rules! rollups_by_step {
     };
 }
 
-/// The statements over all of a tenant's series (`$1 <= series_id < $2`): `EXPIRE_MINUTES` and
-/// `EXPIRE_HOURS` (its rollups before `$3`).
+/// `MINUTE_ROLLUPS_IN_BY_STEP`: a series' minute rollups in several ranges (`$ranges`, the
+/// dialect's join of the series' minutes to them, as `m`) merged into buckets of `$4` µs, the
+/// minutes a bucket boundary splits left out; as `rollups_by_step!`.
+macro_rules! minute_rollups_in_by_step {
+    ($bucket:literal, $last_minute_micro:literal, $ranges:literal) => {
+        const MINUTE_ROLLUPS_IN_BY_STEP: &str = concat!(
+            "SELECT g.b, g.lo, g.hi, g.total, g.n, r.last_ts, r.last \
+             FROM (SELECT ",
+            $bucket,
+            " AS b, min(m.min) AS lo, max(m.max) AS hi, sum(m.sum) AS total, \
+                          CAST(sum(m.count) AS BIGINT) AS n, max(m.bucket) AS latest \
+                   FROM ",
+            $ranges,
+            " WHERE ",
+            $bucket,
+            " = ",
+            $last_minute_micro,
+            " GROUP BY 1) g \
+             JOIN rollups_1m r ON r.series_id = $1 AND r.bucket = g.latest \
+             ORDER BY g.b"
+        );
+    };
+}
+
+/// The statements over all of a tenant's series (`$1 <= series_id < $2`): `EXPIRE_MINUTES`,
+/// `EXPIRE_QUARTERS` and `EXPIRE_HOURS` (its rollups before `$3`).
 /// `$of_tenant` is the dialect's predicate: PostgreSQL prunes partitions by the range itself;
 /// SQLite seeks `(series_id, …)` for each of the tenant's series, where a range on `series_id`
 /// alone would walk all the tenant's rows.
@@ -130,6 +158,11 @@ macro_rules! tenant_statements {
     ($of_tenant:literal) => {
         const EXPIRE_MINUTES: &str = concat!(
             "DELETE FROM rollups_1m WHERE ",
+            $of_tenant,
+            " AND bucket < $3"
+        );
+        const EXPIRE_QUARTERS: &str = concat!(
+            "DELETE FROM rollups_15m WHERE ",
             $of_tenant,
             " AND bucket < $3"
         );

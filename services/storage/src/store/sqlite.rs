@@ -47,35 +47,92 @@ fn uuid_of(id: DbUuid) -> Result<Uuid> {
         .map_err(|e| StorageError::Internal(format!("tenant id `{id}` in the database: {e}")))
 }
 
-/// Rewrites a tenant's hour buckets from its minute buckets in `[$3, $4)`, series by series as
-/// above.
-const ROLLUP_HOURS: &str = "INSERT INTO rollups_1h \
-       (series_id, bucket, min, max, sum, count, last_ts, last) \
-     SELECT g.series_id, g.bucket, g.lo, g.hi, g.total, g.n, g.last_ts, m.last \
-     FROM (SELECT m.series_id, \
-                  m.bucket - (((m.bucket % 3600000000) + 3600000000) % 3600000000) AS bucket, \
-                  min(m.min) AS lo, max(m.max) AS hi, sum(m.sum) AS total, sum(m.count) AS n, \
-                  max(m.last_ts) AS last_ts \
-           FROM series s CROSS JOIN rollups_1m m ON m.series_id = s.series_id \
-                AND m.bucket >= $3 AND m.bucket < $4 \
-           WHERE s.series_id >= $1 AND s.series_id < $2 \
-           GROUP BY 1, 2) g \
-     JOIN rollups_1m m ON m.series_id = g.series_id \
-       AND m.bucket = g.last_ts - (((g.last_ts % 60000000) + 60000000) % 60000000) WHERE true \
-     ON CONFLICT (series_id, bucket) DO UPDATE SET min = excluded.min, max = excluded.max, \
-       sum = excluded.sum, count = excluded.count, last_ts = excluded.last_ts, \
-       last = excluded.last";
+/// Rewrites a tenant's buckets of `$table`, `$width` µs wide, from its minute buckets in
+/// `[$3, $4)`, series by series as above.
+macro_rules! rollup_from_minutes {
+    ($table:literal, $width:literal) => {
+        concat!(
+            "INSERT INTO ",
+            $table,
+            " (series_id, bucket, min, max, sum, count, last_ts, last) \
+             SELECT g.series_id, g.bucket, g.lo, g.hi, g.total, g.n, g.last_ts, m.last \
+             FROM (SELECT m.series_id, m.bucket - (((m.bucket % ",
+            $width,
+            ") + ",
+            $width,
+            ") % ",
+            $width,
+            ") AS bucket, \
+                          min(m.min) AS lo, max(m.max) AS hi, sum(m.sum) AS total, \
+                          sum(m.count) AS n, max(m.last_ts) AS last_ts \
+                   FROM series s CROSS JOIN rollups_1m m ON m.series_id = s.series_id \
+                        AND m.bucket >= $3 AND m.bucket < $4 \
+                   WHERE s.series_id >= $1 AND s.series_id < $2 \
+                   GROUP BY 1, 2) g \
+             JOIN rollups_1m m ON m.series_id = g.series_id \
+               AND m.bucket = g.last_ts - (((g.last_ts % 60000000) + 60000000) % 60000000) \
+             WHERE true \
+             ON CONFLICT (series_id, bucket) DO UPDATE SET min = excluded.min, \
+               max = excluded.max, sum = excluded.sum, count = excluded.count, \
+               last_ts = excluded.last_ts, last = excluded.last"
+        )
+    };
+}
+const ROLLUP_QUARTERS: &str = rollup_from_minutes!("rollups_15m", "900000000");
+const ROLLUP_HOURS: &str = rollup_from_minutes!("rollups_1h", "3600000000");
 
 // A rollup's bucket of `$4` µs, aligned to the epoch.
 rollups_by_step!(
     "(bucket - ((bucket % $4) + $4) % $4)",
-    "((bucket + 59999999) - (((bucket + 59999999) % $4) + $4) % $4)"
+    "((bucket + 59999999) - (((bucket + 59999999) % $4) + $4) % $4)",
+    "((bucket + 899999999) - (((bucket + 899999999) % $4) + $4) % $4)"
+);
+// The ranges as a JSON array of `[start, end]` in `$2` (`$3` is unused); `CROSS JOIN` makes
+// SQLite loop over the ranges first.
+minute_rollups_in_by_step!(
+    "(bucket - ((bucket % $4) + $4) % $4)",
+    "((bucket + 59999999) - (((bucket + 59999999) % $4) + $4) % $4)",
+    "json_each($2) e CROSS JOIN rollups_1m m ON m.series_id = $1 \
+       AND m.bucket >= json_extract(e.value, '$[0]') AND m.bucket < json_extract(e.value, '$[1]')"
 );
 tenant_statements!(
     "series_id IN (SELECT series_id FROM series WHERE series_id >= $1 AND series_id < $2)"
 );
 const MERGE_MINUTE: &str = merge_into!("rollups_1m", "min", "max");
+const MERGE_QUARTER: &str = merge_into!("rollups_15m", "min", "max");
 const MERGE_HOUR: &str = merge_into!("rollups_1h", "min", "max");
+
+impl SqliteStore {
+    /// A series' minute rollups in several ranges merged into buckets of `step_micros`
+    /// ([`MINUTE_ROLLUPS_IN_BY_STEP`]).
+    async fn read_minute_rollups_in(
+        &self,
+        series: super::SeriesId,
+        ranges: &[super::Range],
+        step_micros: i64,
+    ) -> Result<Vec<(i64, crate::domain::Rollup)>> {
+        if ranges.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ranges: Vec<[i64; 2]> = ranges
+            .iter()
+            .map(|r| [r.start_micros, r.end_micros])
+            .collect();
+        let ranges = serde_json::to_string(&ranges)
+            .map_err(|e| StorageError::Internal(format!("ranges as JSON: {e}")))?;
+        let rows = sqlx::query(MINUTE_ROLLUPS_IN_BY_STEP)
+            .bind(series)
+            .bind(ranges)
+            .bind(0_i64)
+            .bind(step_micros)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (micros_of(r.get(0)), rollup_of(r, 1)))
+            .collect())
+    }
+}
 
 mod hot;
 

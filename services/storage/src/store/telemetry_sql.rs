@@ -40,8 +40,12 @@ macro_rules! telemetry_store {
                 if rolled_to.is_empty() {
                     return Ok(());
                 }
-                let [minutes, hours] = sql::late_rollups(rows, rolled_to);
-                for (statement, buckets) in [(MERGE_MINUTE, minutes), (MERGE_HOUR, hours)] {
+                let [minutes, quarters, hours] = sql::late_rollups(rows, rolled_to);
+                for (statement, buckets) in [
+                    (MERGE_MINUTE, minutes),
+                    (MERGE_QUARTER, quarters),
+                    (MERGE_HOUR, hours),
+                ] {
                     for ((series, bucket), r) in buckets {
                         ::sqlx::query(statement)
                             .bind(series)
@@ -368,14 +372,18 @@ macro_rules! telemetry_store {
                     range.start_micros,
                     $crate::store::Resolution::Hour.micros(),
                 );
-                let hours = ::sqlx::query(ROLLUP_HOURS)
-                    .bind(lower)
-                    .bind(upper)
-                    .bind(db_ts(first_hour))
-                    .bind(db_ts(range.end_micros))
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+                // Quarters and hours rewritten whole from their minutes: those `range` touches.
+                let mut coarser = 0;
+                for statement in [ROLLUP_QUARTERS, ROLLUP_HOURS] {
+                    coarser += ::sqlx::query(statement)
+                        .bind(lower)
+                        .bind(upper)
+                        .bind(db_ts(first_hour))
+                        .bind(db_ts(range.end_micros))
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                }
                 let end = rolled_to
                     .map(micros_of)
                     .map_or(range.end_micros, |r| r.max(range.end_micros));
@@ -385,7 +393,7 @@ macro_rules! telemetry_store {
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
-                Ok(minutes + hours)
+                Ok(minutes + coarser)
             }
 
             async fn rollups(
@@ -395,14 +403,14 @@ macro_rules! telemetry_store {
                 resolution: $crate::store::Resolution,
                 step_micros: i64,
             ) -> $crate::error::Result<Vec<(i64, $crate::domain::Rollup)>> {
+                use $crate::store::Resolution;
+                let split = step_micros % resolution.micros() != 0;
                 let statement = match resolution {
-                    $crate::store::Resolution::Minute
-                        if step_micros % $crate::store::Resolution::Minute.micros() != 0 =>
-                    {
-                        UNSPLIT_MINUTE_ROLLUPS_BY_STEP
-                    }
-                    $crate::store::Resolution::Minute => MINUTE_ROLLUPS_BY_STEP,
-                    $crate::store::Resolution::Hour => HOUR_ROLLUPS_BY_STEP,
+                    Resolution::Minute if split => UNSPLIT_MINUTE_ROLLUPS_BY_STEP,
+                    Resolution::Minute => MINUTE_ROLLUPS_BY_STEP,
+                    Resolution::Quarter if split => UNSPLIT_QUARTER_ROLLUPS_BY_STEP,
+                    Resolution::Quarter => QUARTER_ROLLUPS_BY_STEP,
+                    Resolution::Hour => HOUR_ROLLUPS_BY_STEP,
                 };
                 let rows = ::sqlx::query(statement)
                     .bind(series)
@@ -415,6 +423,16 @@ macro_rules! telemetry_store {
                     .iter()
                     .map(|r| (micros_of(r.get(0)), rollup_of(r, 1)))
                     .collect())
+            }
+
+            async fn minute_rollups_in(
+                &self,
+                series: $crate::store::SeriesId,
+                ranges: &[$crate::store::Range],
+                step_micros: i64,
+            ) -> $crate::error::Result<Vec<(i64, $crate::domain::Rollup)>> {
+                self.read_minute_rollups_in(series, ranges, step_micros)
+                    .await
             }
 
             async fn expire_rollups(
@@ -439,7 +457,7 @@ macro_rules! telemetry_store {
                     return Ok(0);
                 }
                 let mut removed = 0;
-                for statement in [EXPIRE_MINUTES, EXPIRE_HOURS] {
+                for statement in [EXPIRE_MINUTES, EXPIRE_QUARTERS, EXPIRE_HOURS] {
                     removed += ::sqlx::query(statement)
                         .bind(lower)
                         .bind(upper)

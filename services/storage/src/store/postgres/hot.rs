@@ -296,8 +296,10 @@ impl PostgresStore {
             .rows_affected())
     }
 
-    /// Holds writes to the tenant's day off until the transaction ends; the day's class, or
-    /// `None` when the day is not in the hot tier.
+    /// Holds writes to the tenant's day off until the transaction ends, and the commits of
+    /// other tenants' days of its class: the last of a leaf's tenants drops it, which must not
+    /// wait for another commit that reads it while that one waits for this one. The day's
+    /// class, or `None` when the day is not in the hot tier.
     pub(super) async fn lock_day(
         tx: &mut PgConnection,
         tenant: TenantNo,
@@ -308,12 +310,21 @@ impl PostgresStore {
         sqlx::query("SET LOCAL lock_timeout = '5s'")
             .execute(&mut *tx)
             .await?;
-        let class = sqlx::query(LOCK_SHARE)
+        let Some(class) = sqlx::query(LOCK_SHARE)
             .bind(tenant)
             .bind(day)
             .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| row.get::<Class, _>(0))
+        else {
+            return Ok(None);
+        };
+        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+            .bind(LEAF_LOCK)
+            .bind(class)
+            .execute(&mut *tx)
             .await?;
-        Ok(class.map(|row| row.get(0)))
+        Ok(Some(class))
     }
 
     /// How many readings the tenant's day holds.
