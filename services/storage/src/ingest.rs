@@ -269,6 +269,19 @@ impl Ingest {
         Ok(no)
     }
 
+    /// Returns a tenant's number if it was ever registered (numbers never change, so a known
+    /// one is answered from memory).
+    pub async fn find_tenant_no(&self, tenant: Uuid) -> Result<Option<TenantNo>> {
+        if let Some(no) = lock(&self.inner.tenants).get(&tenant) {
+            return Ok(Some(*no));
+        }
+        let found = self.inner.store.find_tenant(tenant).await?;
+        if let Some(no) = found {
+            lock(&self.inner.tenants).insert(tenant, no);
+        }
+        Ok(found)
+    }
+
     /// Ingests a batch and waits until it is durable.
     pub async fn ingest(
         &self,

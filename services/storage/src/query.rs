@@ -101,7 +101,7 @@ impl Queries {
     pub async fn series(&self, query: &SeriesQuery) -> Result<SeriesAnswer> {
         self.require_machine(query.tenant, &query.key.machine_id)
             .await?;
-        let Some(tenant) = self.store.find_tenant(query.tenant).await? else {
+        let Some(tenant) = self.ingest.find_tenant_no(query.tenant).await? else {
             return Ok(SeriesAnswer::default());
         };
         let Some(series) = self.store.find_series(tenant, &query.key).await? else {
@@ -342,7 +342,7 @@ impl Queries {
     /// The last value of every metric of a machine.
     pub async fn latest(&self, tenant: Uuid, machine_id: &str) -> Result<Vec<Latest>> {
         self.require_machine(tenant, machine_id).await?;
-        let Some(tenant) = self.store.find_tenant(tenant).await? else {
+        let Some(tenant) = self.ingest.find_tenant_no(tenant).await? else {
             return Ok(Vec::new());
         };
         self.store.latest(tenant, machine_id).await

@@ -173,6 +173,33 @@ async fn inserts_dedupe_and_queries_read(store: &dyn TelemetryStore) {
     assert_eq!(latest[1].metric, "temp");
     assert_eq!(latest[1].ts_micros, DAY0 + 3 * MINUTE);
     assert!(store.latest(tenant, "m2").await.unwrap().is_empty());
+
+    // A third metric days later: the other two are found beyond the last days too.
+    let vib = store
+        .resolve_series(tenant, &[key("m1", "vib")])
+        .await
+        .unwrap()[0];
+    let later = DAY0 + 4 * 86_400_000_000;
+    store.ensure_day(tenant, day_of(later), 30).await.unwrap();
+    let row = Row {
+        series_id: vib,
+        ts_micros: later,
+        value: 0.5,
+    };
+    assert_eq!(store.insert(&[row]).await.unwrap(), vec![true]);
+    let latest = store.latest(tenant, "m1").await.unwrap();
+    let found: Vec<(&str, i64)> = latest
+        .iter()
+        .map(|l| (l.metric.as_str(), l.ts_micros))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("rpm", DAY0 + 86_400_000_000 + 5),
+            ("temp", DAY0 + 3 * MINUTE),
+            ("vib", later)
+        ]
+    );
 }
 
 fn rollup(readings: &[(i64, f64)]) -> Rollup {

@@ -8,12 +8,15 @@ use sqlx::{PgConnection, Row as _};
 use super::{
     PostgresStore,
     hot::{Class, days_of, ts},
-    hot_sql::{BUCKETS, BUCKETS_IN, CLASSES, LATE_DAYS, LATE_POINTS, LATEST, POINTS},
+    hot_sql::{
+        BUCKETS, BUCKETS_IN, CLASSES, CLASSES_AND_LAST_DAY, LATE_DAYS, LATE_POINTS, LATEST,
+        LATEST_RECENT, POINTS,
+    },
 };
 use crate::{
     domain::Rollup,
     error::Result,
-    store::{Latest, Range, SeriesId, TenantNo, first_series_id, tenant_of},
+    store::{Latest, Range, SeriesId, TenantNo, day_range, first_series_id, tenant_of},
 };
 
 impl PostgresStore {
@@ -33,14 +36,35 @@ impl PostgresStore {
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
-    /// The last reading of every metric of a machine, ordered by metric.
+    /// The last reading of every metric of a machine, ordered by metric: from the leaves of
+    /// the tenant's last two hot days ([`LATEST_RECENT`]), else, when a series has no reading
+    /// there, from all its days and its rollups ([`LATEST`]).
     pub(super) async fn read_latest(
         &self,
         tenant: TenantNo,
         machine_id: &str,
     ) -> Result<Vec<Latest>> {
         let mut connection = self.pool.acquire().await?;
-        let classes = Self::classes(&mut connection, tenant, None).await?;
+        let days = sqlx::query(CLASSES_AND_LAST_DAY)
+            .bind(tenant)
+            .fetch_all(&mut *connection)
+            .await?;
+        let classes: Vec<Class> = days.iter().map(|row| row.get(0)).collect();
+        let last_day = days.iter().map(|row| row.get::<NaiveDate, _>(1)).max();
+        if let Some(since) = last_day.and_then(|day| day.pred_opt()) {
+            let recent = sqlx::query(LATEST_RECENT)
+                .bind(tenant)
+                .bind(machine_id)
+                .bind(&classes)
+                .bind(ts(day_range(since).start_micros))
+                .persistent(false)
+                .fetch_all(&mut *connection)
+                .await?;
+            let latest: Option<Vec<Latest>> = recent.iter().map(latest_of).collect();
+            if let Some(latest) = latest {
+                return Ok(latest);
+            }
+        }
         let rows = sqlx::query(LATEST)
             .bind(tenant)
             .bind(machine_id)
@@ -48,14 +72,7 @@ impl PostgresStore {
             .persistent(false)
             .fetch_all(&mut *connection)
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Latest {
-                metric: r.get(0),
-                ts_micros: r.get::<DateTime<Utc>, _>(1).timestamp_micros(),
-                value: r.get(2),
-            })
-            .collect())
+        Ok(rows.iter().filter_map(latest_of).collect())
     }
 
     /// The readings of a series in a range, oldest first.
@@ -175,4 +192,13 @@ impl PostgresStore {
             .await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
+}
+
+/// A row of `(metric, ts, value)`; `None` when the series has no reading.
+fn latest_of(row: &sqlx::postgres::PgRow) -> Option<Latest> {
+    Some(Latest {
+        metric: row.get(0),
+        ts_micros: row.get::<Option<DateTime<Utc>>, _>(1)?.timestamp_micros(),
+        value: row.get::<Option<f64>, _>(2)?,
+    })
 }

@@ -44,6 +44,18 @@ pub(super) const LATEST: &str = "SELECT s.metric, r.ts, r.value FROM series s \
          LIMIT 1) r \
      WHERE s.tenant_no = $1 AND s.machine_id = $2 ORDER BY s.metric";
 
+/// The last reading of each of a machine's series since `$4` (the tenant's last two hot days),
+/// from the hot tier only: the leaves of those days, where a machine that reports has its
+/// latest readings. A series without one there has a null row, and `LATEST` answers instead.
+pub(super) const LATEST_RECENT: &str = "SELECT s.metric, r.ts, r.value FROM series s \
+     LEFT JOIN LATERAL (SELECT ts, value FROM readings \
+                        WHERE class = ANY($3) AND series_id = s.series_id AND ts >= $4 \
+                        ORDER BY ts DESC LIMIT 1) r ON true \
+     WHERE s.tenant_no = $1 AND s.machine_id = $2 ORDER BY s.metric";
+/// The classes of a tenant's days in the hot tier, and its last day.
+pub(super) const CLASSES_AND_LAST_DAY: &str =
+    "SELECT class, max(day) FROM hot_days WHERE tenant_no = $1 GROUP BY class";
+
 pub(super) const POINTS: &str = "SELECT ts, value FROM readings \
      WHERE class = ANY($4) AND series_id = $1 AND ts >= $2 AND ts < $3 ORDER BY ts";
 

@@ -121,6 +121,20 @@ async fn hot_statements_touch_only_their_leaves() {
         "latest reads its class's days: {latest:?}"
     );
     assert!(latest.iter().all(|leaf| leaf.starts_with("readings_c30_")));
+    let recent = explain(
+        &pool,
+        sqlx::query(AssertSqlSafe(explained(hot_sql::LATEST_RECENT)))
+            .bind(tenant)
+            .bind("press-1")
+            .bind(&classes)
+            .bind(ts(DAY0 + (DAYS - 2) * DAY)),
+    )
+    .await;
+    assert_eq!(
+        recent.len(),
+        2,
+        "latest reads its last two days first: {recent:?}"
+    );
 
     let points = explain(
         &pool,
