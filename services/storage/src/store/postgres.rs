@@ -88,6 +88,7 @@ minute_rollups_in_by_step!(
 );
 tenant_statements!("series_id >= $1 AND series_id < $2");
 
+mod copy;
 mod hot;
 mod hot_read;
 mod hot_sql;
@@ -102,7 +103,6 @@ telemetry_store!(
     migrations: "./migrations/postgres",
     begin: |store| Ok(super::write_turn::WriteTx::new(store.pool.begin().await?, None)),
     for_update: " FOR UPDATE",
-    for_share: " FOR SHARE",
 );
 
 /// The columns of a [`crate::store::LogPosition`]: when the server started (µs), how far its

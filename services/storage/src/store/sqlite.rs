@@ -145,7 +145,6 @@ telemetry_store!(
         Ok(super::write_turn::WriteTx::new(tx, Some(turn)))
     },
     for_update: "",
-    for_share: "",
 );
 
 impl SqliteStore {

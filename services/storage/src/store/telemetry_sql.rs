@@ -7,8 +7,7 @@ macro_rules! telemetry_store {
         $store:ident,
         migrations: $migrations:literal,
         begin: |$this:ident| $begin:expr,
-        for_update: $for_update:literal,
-        for_share: $for_share:literal $(,)?
+        for_update: $for_update:literal $(,)?
     ) => {
         impl $store {
             /// Marks a pending object of the archive committed, with what it holds; `false`
@@ -271,19 +270,7 @@ macro_rules! telemetry_store {
                 // Reading `rolled_to` under a share lock holds the rollup job off until this
                 // transaction commits: a row below it is merged here, a row above it is rolled
                 // up by the job.
-                let mut rolled_to = ::std::collections::HashMap::new();
-                for &tenant in &tenants {
-                    let row = ::sqlx::query(concat!(
-                        "SELECT rolled_to FROM rollup_state WHERE tenant_no = $1",
-                        $for_share
-                    ))
-                    .bind(tenant)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    if let Some(ts) = row.and_then(|r| r.get::<Option<DbTs>, _>(0)) {
-                        rolled_to.insert(tenant, micros_of(ts));
-                    }
-                }
+                let rolled_to = Self::rolled_to_of(&mut tx, &tenants).await?;
                 let new = self.insert_new(&mut tx, rows).await?;
                 Self::merge_rollups(&mut tx, &new.hot, &rolled_to).await?;
                 tx.commit().await?;

@@ -8,7 +8,7 @@
 //! takes that row for update, so it counts and commits exactly what was written. A reading for
 //! a day whose share is gone (archived) goes to `late_readings`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{AssertSqlSafe, PgConnection, Row as _};
@@ -16,8 +16,8 @@ use sqlx::{AssertSqlSafe, PgConnection, Row as _};
 use super::{
     PostgresStore,
     hot_sql::{
-        CLASS_OF_DAY, COUNT_DAY, INSERT, INSERT_ALL, INSERT_LATE, LOCK_SHARE, RECORD_DAY,
-        REMOVE_LATE, ROLLUP_MINUTES, SHARES, SHARES_LEFT,
+        CLASS_OF_DAY, COUNT_DAY, INSERT, INSERT_LATE, LOCK_SHARE, RECORD_DAY, REMOVE_LATE,
+        ROLLED_TO, ROLLUP_MINUTES, SHARES, SHARES_LEFT,
     },
 };
 use crate::{
@@ -190,6 +190,25 @@ impl PostgresStore {
         Ok(new)
     }
 
+    /// The tenants' `rolled_to` (those rolled up at all), share-locked until the transaction
+    /// ends, in one round trip whatever the number of tenants.
+    pub(super) async fn rolled_to_of(
+        tx: &mut PgConnection,
+        tenants: &[TenantNo],
+    ) -> Result<HashMap<TenantNo, i64>> {
+        let rows = sqlx::query(ROLLED_TO)
+            .bind(tenants)
+            .fetch_all(&mut *tx)
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| {
+                let rolled_to: Option<DateTime<Utc>> = row.get(1);
+                Some((row.get(0), rolled_to?.timestamp_micros()))
+            })
+            .collect())
+    }
+
     /// The class of each (tenant, day) of `keys` that is in the hot tier, key-share locked.
     async fn lock_shares(tx: &mut PgConnection, keys: &[DayKey]) -> Result<Vec<(DayKey, Class)>> {
         let distinct: HashSet<DayKey> = keys.iter().copied().collect();
@@ -216,8 +235,8 @@ impl PostgresStore {
     }
 
     /// Inserts rows of the hot tier, each in its class. Duplicates are rare (a resend after a
-    /// lost ack), so the rows go in first with a plain `INSERT`, under a savepoint: when none
-    /// existed, that is the answer, without sending 20,000 rows back. On a unique violation the
+    /// lost ack), so the rows go in first with a binary `COPY` (`copy.rs`), under a savepoint:
+    /// when none existed, that is the answer, without sending 20,000 rows back. On a unique violation the
     /// savepoint is rolled back and the rows go in again with `ON CONFLICT DO NOTHING
     /// RETURNING`, which returns the new ones (the first write of a reading wins).
     async fn insert_hot(
@@ -231,9 +250,9 @@ impl PostgresStore {
         sqlx::query("SAVEPOINT insert_new")
             .execute(&mut *tx)
             .await?;
-        let first = Self::insert_rows(tx, INSERT_ALL, rows, Some(classes)).await;
+        let first = super::copy::copy_rows(tx, rows, classes).await;
         match first {
-            Ok(_) => {
+            Ok(()) => {
                 sqlx::query("RELEASE insert_new").execute(&mut *tx).await?;
                 return Ok(rows.iter().map(|&&row| row).collect());
             }

@@ -13,6 +13,11 @@ pub(super) const CLASS_OF_DAY: &str =
 pub(super) const SHARES: &str = "SELECT h.tenant_no, h.day, h.class FROM hot_days h \
      JOIN unnest($1::int4[], $2::date[]) AS w(tenant_no, day) USING (tenant_no, day) \
      ORDER BY 1, 2 FOR KEY SHARE OF h";
+/// The tenants' `rolled_to`, share-locked in the order of their numbers. Reading it so holds the
+/// rollup job off until the write commits: a row below it is merged by the write, a row above
+/// it rolled up by the job.
+pub(super) const ROLLED_TO: &str = "SELECT tenant_no, rolled_to FROM rollup_state \
+     WHERE tenant_no = ANY($1) ORDER BY tenant_no FOR SHARE";
 pub(super) const CLASSES: &str = "SELECT DISTINCT class FROM hot_days \
      WHERE tenant_no = $1 AND day >= coalesce($2, '-infinity') AND day <= coalesce($3, 'infinity')";
 pub(super) const LOCK_SHARE: &str =
@@ -23,10 +28,6 @@ pub(super) const SHARES_LEFT: &str =
 pub(super) const INSERT: &str = "INSERT INTO readings (series_id, ts, value, class) \
      SELECT * FROM unnest($1::int8[], $2::timestamptz[], $3::float8[], $4::int4[]) \
      ON CONFLICT DO NOTHING RETURNING series_id, ts, value";
-/// Without `ON CONFLICT`: PostgreSQL's speculative insertion (an index probe and a token per
-/// row) cost a third of the insert's time, and a conflict is rare.
-pub(super) const INSERT_ALL: &str = "INSERT INTO readings (series_id, ts, value, class) \
-     SELECT * FROM unnest($1::int8[], $2::timestamptz[], $3::float8[], $4::int4[])";
 pub(super) const INSERT_LATE: &str = "INSERT INTO late_readings (series_id, ts, value) \
      SELECT * FROM unnest($1::int8[], $2::timestamptz[], $3::float8[]) \
      ON CONFLICT DO NOTHING RETURNING series_id, ts, value";

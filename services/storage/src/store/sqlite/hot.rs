@@ -194,6 +194,25 @@ impl SqliteStore {
             .collect())
     }
 
+    /// The tenants' `rolled_to` (those rolled up at all). The transaction began with
+    /// `BEGIN IMMEDIATE`: the rollup job waits for it.
+    pub(super) async fn rolled_to_of(
+        tx: &mut SqliteConnection,
+        tenants: &[TenantNo],
+    ) -> Result<std::collections::HashMap<TenantNo, i64>> {
+        let mut rolled_to = std::collections::HashMap::new();
+        for &tenant in tenants {
+            let row = sqlx::query("SELECT rolled_to FROM rollup_state WHERE tenant_no = $1")
+                .bind(tenant)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(ts) = row.and_then(|r| r.get::<Option<i64>, _>(0)) {
+                rolled_to.insert(tenant, ts);
+            }
+        }
+        Ok(rolled_to)
+    }
+
     /// Inserts rows, returning the new ones: rows of days in the hot tier into `readings`,
     /// rows of days already archived into `late_readings`.
     pub(super) async fn insert_new(
