@@ -1,7 +1,8 @@
 //! What the storage service needs to know of tenants and machines, asked of the tenant service
 //! through its typed client and cached briefly: a tenant's state, hot retention and ingest
 //! rate (for at most [`TENANT_TTL`], so a suspension or deletion takes effect within a second,
-//! as revoked keys do), and whether a machine is registered.
+//! as revoked keys do; all tenants are listed twice a second to keep them fresh), and whether a
+//! machine is registered.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -9,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use mfg_common::{ErrorCode, clock::SharedClock, grpc::TracedChannel};
+use mfg_common::{ErrorCode, clock::SharedClock, grpc::TracedChannel, shutdown::CancellationToken};
 use mfg_proto::tenant::v1::{self as pb, tenant_service_client::TenantServiceClient};
 use uuid::Uuid;
 
@@ -58,6 +59,26 @@ impl TenantInfo {
             TenantState::Suspended => Err(StorageError::TenantSuspended(self.id.to_string())),
             TenantState::Deleted => Err(StorageError::TenantDeleted(self.id.to_string())),
         }
+    }
+}
+
+/// What storage needs of a tenant's record.
+fn info_of(id: Uuid, tenant: pb::Tenant) -> TenantInfo {
+    let retention = tenant.retention.unwrap_or_default();
+    let limits = tenant.limits.unwrap_or_default();
+    TenantInfo {
+        id,
+        state: match tenant.state() {
+            pb::TenantState::Suspended => TenantState::Suspended,
+            pb::TenantState::Deleted => TenantState::Deleted,
+            pb::TenantState::Active | pb::TenantState::Unspecified => TenantState::Active,
+        },
+        // Rounded up to its class (the tenant service answers it rounded since session 11).
+        hot_days: mfg_common::retention::hot_class(retention.hot_days)
+            .unwrap_or(retention.hot_days),
+        warm_days: retention.warm_days,
+        cold_days: retention.cold_days,
+        ingest_per_second: limits.ingest_readings_per_second,
     }
 }
 
@@ -135,25 +156,65 @@ impl Directory {
             }
             Err(status) => return Err(from_status(&status, "the tenant")),
         };
-        let retention = tenant.retention.unwrap_or_default();
-        let limits = tenant.limits.unwrap_or_default();
-        let info = Arc::new(TenantInfo {
-            id,
-            state: match tenant.state() {
-                pb::TenantState::Suspended => TenantState::Suspended,
-                pb::TenantState::Deleted => TenantState::Deleted,
-                pb::TenantState::Active | pb::TenantState::Unspecified => TenantState::Active,
-            },
-            // Rounded up to its class (the tenant service answers it rounded since session 11).
-            hot_days: mfg_common::retention::hot_class(retention.hot_days)
-                .unwrap_or(retention.hot_days),
-            warm_days: retention.warm_days,
-            cold_days: retention.cold_days,
-            ingest_per_second: limits.ingest_readings_per_second,
-        });
+        let info = Arc::new(info_of(id, tenant));
         self.lock_tenants()
             .insert(id, (now + TENANT_TTL, info.clone()));
         Ok(info)
+    }
+
+    /// Keeps every tenant's record fresh until shutdown: all tenants are listed (a page of
+    /// 1,000 a call) every half [`TENANT_TTL`], so a replica that serves thousands of tenants
+    /// answers from memory rather than asking once a batch, and a change still takes effect
+    /// within a second. When a listing fails, records expire as before and are asked one by one.
+    pub async fn keep_fresh(self, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(TENANT_TTL / 2) => {}
+                () = shutdown.cancelled() => return,
+            }
+            if let Err(error) = self.refresh_tenants().await {
+                tracing::warn!(%error, "listing the tenants failed; asking for each as needed");
+            }
+        }
+    }
+
+    /// Lists every tenant, deleted ones too, into the cache; a record fetched since the listing
+    /// began is kept.
+    async fn refresh_tenants(&self) -> Result<()> {
+        let expires = self.inner.clock.now() + TENANT_TTL;
+        let mut client = self.inner.client.clone();
+        let mut fresh = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let page = client
+                .list_tenants(pb::ListTenantsRequest {
+                    page_size: 1_000,
+                    page_token,
+                    show_deleted: true,
+                })
+                .await
+                .map_err(|status| from_status(&status, "the tenants"))?
+                .into_inner();
+            for tenant in page.tenants {
+                if let Ok(id) = Uuid::parse_str(&tenant.id) {
+                    fresh.push((id, Arc::new(info_of(id, tenant))));
+                }
+            }
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            page_token = page.next_page_token;
+        }
+        let mut tenants = self.lock_tenants();
+        for (id, info) in fresh {
+            match tenants.get(&id) {
+                Some((held, _)) if *held >= expires => {}
+                _ => {
+                    tenants.insert(id, (expires, info));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Returns whether a machine is registered with a tenant.

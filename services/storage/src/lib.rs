@@ -218,7 +218,7 @@ async fn become_ready(config: Config, parts: Parts, shutdown: CancellationToken)
         store.clone(),
         alert_store,
         objects.clone(),
-        directory,
+        directory.clone(),
         config.tiering(),
     );
     let jobs = TieringJobs::new(
@@ -237,6 +237,7 @@ async fn become_ready(config: Config, parts: Parts, shutdown: CancellationToken)
         clock: clock.clone(),
     });
     tokio::spawn(jobs.clone().run(shutdown.clone()));
+    tokio::spawn(directory.clone().keep_fresh(shutdown.clone()));
     if !config.options.tiering_interval.is_zero() {
         tokio::spawn(start_tiering_every(
             jobs,
