@@ -102,6 +102,16 @@ const MERGE_MINUTE: &str = merge_into!("rollups_1m", "min", "max");
 const MERGE_QUARTER: &str = merge_into!("rollups_15m", "min", "max");
 const MERGE_HOUR: &str = merge_into!("rollups_1h", "min", "max");
 
+/// Ranges as a JSON array of `[start, end]`, which statements read with `json_each`.
+fn ranges_json(ranges: &[super::Range]) -> Result<String> {
+    let ranges: Vec<[i64; 2]> = ranges
+        .iter()
+        .map(|r| [r.start_micros, r.end_micros])
+        .collect();
+    serde_json::to_string(&ranges)
+        .map_err(|e| StorageError::Internal(format!("ranges as JSON: {e}")))
+}
+
 impl SqliteStore {
     /// A series' minute rollups in several ranges merged into buckets of `step_micros`
     /// ([`MINUTE_ROLLUPS_IN_BY_STEP`]).
@@ -114,15 +124,9 @@ impl SqliteStore {
         if ranges.is_empty() {
             return Ok(Vec::new());
         }
-        let ranges: Vec<[i64; 2]> = ranges
-            .iter()
-            .map(|r| [r.start_micros, r.end_micros])
-            .collect();
-        let ranges = serde_json::to_string(&ranges)
-            .map_err(|e| StorageError::Internal(format!("ranges as JSON: {e}")))?;
         let rows = sqlx::query(MINUTE_ROLLUPS_IN_BY_STEP)
             .bind(series)
-            .bind(ranges)
+            .bind(ranges_json(ranges)?)
             .bind(0_i64)
             .bind(step_micros)
             .fetch_all(&self.pool)

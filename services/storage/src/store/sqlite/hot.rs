@@ -12,7 +12,7 @@ use super::SqliteStore;
 use crate::{
     domain::Rollup,
     domain::ingest::DAY_MICROS,
-    error::{Result, StorageError},
+    error::Result,
     store::{
         Latest, NewRows, Range, Row, SeriesId, TenantNo, day_of, day_range, first_series_id,
         tenant_of,
@@ -176,15 +176,9 @@ impl SqliteStore {
         if ranges.is_empty() {
             return Ok(Vec::new());
         }
-        let ranges: Vec<[i64; 2]> = ranges
-            .iter()
-            .map(|r| [r.start_micros, r.end_micros])
-            .collect();
-        let ranges = serde_json::to_string(&ranges)
-            .map_err(|e| StorageError::Internal(format!("ranges as JSON: {e}")))?;
         let rows = sqlx::query(BUCKETS_IN)
             .bind(series)
-            .bind(ranges)
+            .bind(super::ranges_json(ranges)?)
             .bind(step_micros)
             .fetch_all(&self.pool)
             .await?;
