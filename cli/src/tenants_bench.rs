@@ -1,9 +1,9 @@
 //! `mfg bench tenants`: the platform at a tenant count. It creates the tenants (one machine
 //! each), loads 30 days of a few readings a day into each, and measures, in this order:
 //! - setup: creating the tenants through the tenant service;
-//! - ingest: a fixed number of current readings in batches of one tenant each, the tenants in
-//!   turn, so the rate can be compared across tenant counts (after an unmeasured batch a
-//!   tenant, as a steady stream keeps the caches warm);
+//! - ingest: a fixed number of current readings in batches of one series each, 3,000 series in
+//!   turn spread over the tenants, so that only the tenancy differs across tenant counts (after
+//!   an unmeasured batch a series, as a steady stream keeps the caches warm);
 //! - `latest` and a 1-day raw range, one query at a time over the tenants in turn;
 //! - the hot tier's partitions and the catalog's size (PostgreSQL);
 //! - a tiering job as if 31 days had passed, which must archive every reading;
@@ -57,6 +57,11 @@ pub struct TenantsBench {
 }
 
 const MACHINE: &str = "m-1";
+/// The machine of every tenant that the ingest measurement writes to.
+const LOAD_MACHINE: &str = "m-2";
+/// Series the ingest measurement writes, whatever the tenant count, so that the database's
+/// work is the same and only the tenancy differs: `load-<j>` of `m-2` of each tenant.
+const LOAD_SERIES: usize = 3_000;
 const METRIC: &str = "temp";
 const DAY: i64 = 86_400_000_000;
 /// Readings per ingest batch, whatever the tenant count.
@@ -73,10 +78,22 @@ fn reading(micros: i64, value: f64) -> Reading {
     }
 }
 
+fn load_reading(metric: usize, micros: i64, value: f64) -> Reading {
+    Reading {
+        machine_id: LOAD_MACHINE.to_owned(),
+        metric: format!("load-{metric}"),
+        ts: Some(timestamp(micros)),
+        value,
+    }
+}
+
 /// Runs the benchmark and prints its figures.
 pub async fn run(args: TenantsBench) -> anyhow::Result<()> {
     anyhow::ensure!((1..=30).contains(&args.days), "--days must be in 1..=30");
-    anyhow::ensure!(args.tenants > 0, "--tenants must be positive");
+    anyhow::ensure!(
+        (1..=LOAD_SERIES).contains(&args.tenants),
+        "--tenants must be in 1..={LOAD_SERIES}"
+    );
     let mut platform = BenchPlatform::start(args.database_url.as_deref()).await?;
     let mut out = std::io::stdout().lock();
     writeln!(
@@ -87,7 +104,10 @@ pub async fn run(args: TenantsBench) -> anyhow::Result<()> {
 
     let started = Instant::now();
     let tenants: Vec<BenchTenant> = futures::stream::iter(0..args.tenants)
-        .map(|_| platform.tenant([MACHINE.to_owned()], &[tpb::Scope::Write]))
+        .map(|_| {
+            let machines = [MACHINE.to_owned(), LOAD_MACHINE.to_owned()];
+            platform.tenant(machines, &[tpb::Scope::Write])
+        })
         .buffer_unordered(CONCURRENCY)
         .try_collect()
         .await?;
@@ -108,14 +128,15 @@ pub async fn run(args: TenantsBench) -> anyhow::Result<()> {
         secs(started)
     )?;
 
-    // One unmeasured batch a tenant first, as a steady stream keeps the caches warm.
-    let warm_up = ingest(&platform, &tenants, tenants.len() * BATCH, 0, now).await?;
+    // One unmeasured batch a series first, as a steady stream keeps the caches warm.
+    let warm_up = ingest(&platform, &tenants, LOAD_SERIES * BATCH, 0, now).await?;
     let started = Instant::now();
     let ingested = ingest(&platform, &tenants, args.ingest_readings, 1, now).await?;
     writeln!(
         out,
-        "{:<44} {:.0} readings/s ({ingested} readings, batches of {BATCH})",
-        "ingest, tenants in turn",
+        "{:<44} {:.0} readings/s ({ingested} readings, batches of {BATCH} of one series, \
+         {LOAD_SERIES} series)",
+        "ingest, series in turn",
         ingested as f64 / secs(started)
     )?;
 
@@ -205,8 +226,9 @@ fn accepted(ack: mfg_proto::storage::v1::IngestBatchResponse) -> anyhow::Result<
     Ok(u64::from(ack.accepted))
 }
 
-/// Ingests `total` current readings in batches of [`BATCH`], a tenant a batch, the tenants in
-/// turn; returns how many were stored. Each round's readings are new (`round` keeps them apart).
+/// Ingests `total` current readings in batches of [`BATCH`] readings of one series, the
+/// [`LOAD_SERIES`] series in turn (series `k` is `load-<k / N>` of tenant `k % N`); returns how
+/// many were stored. Each round's readings are new (`round` keeps them apart).
 async fn ingest(
     platform: &BenchPlatform,
     tenants: &[BenchTenant],
@@ -219,13 +241,15 @@ async fn ingest(
     let counts: Vec<u64> = futures::stream::iter(0..batches)
         .map(|batch| {
             let mut client = client.clone();
-            let tenant = &tenants[batch % tenants.len()];
-            // Each tenant's batches follow one another in time, a millisecond a reading; a
-            // round starts 10 minutes after the one before.
+            let series = batch % LOAD_SERIES;
+            let tenant = &tenants[series % tenants.len()];
+            let metric = series / tenants.len();
+            // A series' batches follow one another in time, a millisecond a reading; a round
+            // starts 10 minutes after the one before.
             let first = now - 1_800_000_000 + round * 600_000_000;
-            let offset = (batch / tenants.len() * BATCH) as i64;
+            let offset = (batch / LOAD_SERIES * BATCH) as i64;
             let readings = (0..BATCH as i64)
-                .map(|i| reading(first + (offset + i) * 1_000, i as f64))
+                .map(|i| load_reading(metric, first + (offset + i) * 1_000, i as f64))
                 .collect();
             let request = IngestBatchRequest {
                 tenant_id: tenant.id.clone(),
