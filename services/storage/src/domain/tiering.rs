@@ -1,8 +1,6 @@
 //! Tiering jobs as the API and the store see them: what a job did, where it stands, and why a
 //! tenant's work failed.
 
-use std::ops::AddAssign;
-
 use uuid::Uuid;
 
 /// What tiering did, summed over tenants.
@@ -22,18 +20,6 @@ pub struct Report {
     pub cold_objects_expired: u32,
     /// Alert events removed past the hot retention.
     pub alert_events_expired: u64,
-}
-
-impl AddAssign for Report {
-    fn add_assign(&mut self, other: Self) {
-        self.rollup_buckets_written += other.rollup_buckets_written;
-        self.readings_archived += other.readings_archived;
-        self.objects_written += other.objects_written;
-        self.hot_partitions_dropped += other.hot_partitions_dropped;
-        self.warm_rows_expired += other.warm_rows_expired;
-        self.cold_objects_expired += other.cold_objects_expired;
-        self.alert_events_expired += other.alert_events_expired;
-    }
 }
 
 /// Where a job stands.

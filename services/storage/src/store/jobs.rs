@@ -91,26 +91,40 @@ const FINISH: &str = "UPDATE tiering_jobs \
                       THEN 'failed' ELSE 'succeeded' END, \
          finished_at = $3, lease_until = NULL \
      WHERE job_id = $1 AND owner = $2 AND state = 'running' RETURNING job_id";
-/// A job's row with its tenants' sums.
-const SELECT_JOB: &str = "SELECT j.job_id, j.state, j.as_of, j.created_at, j.started_at, \
-       j.finished_at, j.tenants_total, \
-       (SELECT count(*) FROM tiering_job_tenants t WHERE t.job_id = j.job_id), \
-       (SELECT count(*) FROM tiering_job_tenants t WHERE t.job_id = j.job_id \
-          AND t.error IS NOT NULL), \
-       s.rollup_buckets_written, s.readings_archived, s.objects_written, \
-       s.hot_partitions_dropped, s.warm_rows_expired, s.cold_objects_expired, \
-       s.alert_events_expired \
-     FROM tiering_jobs j CROSS JOIN (SELECT \
-       CAST(COALESCE(sum(rollup_buckets_written), 0) AS BIGINT) AS rollup_buckets_written, \
-       CAST(COALESCE(sum(readings_archived), 0) AS BIGINT) AS readings_archived, \
-       CAST(COALESCE(sum(objects_written), 0) AS BIGINT) AS objects_written, \
-       CAST(COALESCE(sum(hot_partitions_dropped), 0) AS BIGINT) AS hot_partitions_dropped, \
-       CAST(COALESCE(sum(warm_rows_expired), 0) AS BIGINT) AS warm_rows_expired, \
-       CAST(COALESCE(sum(cold_objects_expired), 0) AS BIGINT) AS cold_objects_expired, \
-       CAST(COALESCE(sum(alert_events_expired), 0) AS BIGINT) AS alert_events_expired \
-       FROM tiering_job_tenants WHERE job_id = $1) s \
-     WHERE j.job_id = $1";
-const RECENT_JOBS: &str = "SELECT job_id FROM tiering_jobs ORDER BY created_at DESC LIMIT $1";
+/// Jobs (`$jobs`: the rows of `tiering_jobs` wanted) with their tenants' counts and sums
+/// (`$tenants`: the checkpoints to read), newest first, in one pass over the checkpoints.
+macro_rules! jobs_with_progress {
+    ($jobs:literal, $tenants:literal) => {
+        concat!(
+            "SELECT j.job_id, j.state, j.as_of, j.created_at, j.started_at, j.finished_at, \
+               j.tenants_total, \
+               CAST(COALESCE(s.done, 0) AS BIGINT), CAST(COALESCE(s.failed, 0) AS BIGINT), \
+               CAST(COALESCE(s.rollup_buckets_written, 0) AS BIGINT), \
+               CAST(COALESCE(s.readings_archived, 0) AS BIGINT), \
+               CAST(COALESCE(s.objects_written, 0) AS BIGINT), \
+               CAST(COALESCE(s.hot_partitions_dropped, 0) AS BIGINT), \
+               CAST(COALESCE(s.warm_rows_expired, 0) AS BIGINT), \
+               CAST(COALESCE(s.cold_objects_expired, 0) AS BIGINT), \
+               CAST(COALESCE(s.alert_events_expired, 0) AS BIGINT) \
+             FROM (SELECT * FROM tiering_jobs ",
+            $jobs,
+            ") j LEFT JOIN (SELECT job_id, count(*) AS done, count(error) AS failed, \
+               sum(rollup_buckets_written) AS rollup_buckets_written, \
+               sum(readings_archived) AS readings_archived, \
+               sum(objects_written) AS objects_written, \
+               sum(hot_partitions_dropped) AS hot_partitions_dropped, \
+               sum(warm_rows_expired) AS warm_rows_expired, \
+               sum(cold_objects_expired) AS cold_objects_expired, \
+               sum(alert_events_expired) AS alert_events_expired \
+             FROM tiering_job_tenants ",
+            $tenants,
+            " GROUP BY job_id) s ON s.job_id = j.job_id \
+             ORDER BY j.created_at DESC"
+        )
+    };
+}
+const SELECT_JOB: &str = jobs_with_progress!("WHERE job_id = $1", "WHERE job_id = $1");
+const RECENT_JOBS: &str = jobs_with_progress!("ORDER BY created_at DESC LIMIT $1", "");
 const FAILURES: &str = "SELECT tenant_id, error_code, error FROM tiering_job_tenants \
                         WHERE job_id = $1 AND error IS NOT NULL ORDER BY finished_at LIMIT $2";
 /// The ended jobs from the `$1 + 1`-th most recent job back.
@@ -144,6 +158,40 @@ impl<DB: Database> SqlJobStore<DB> {
 fn uuid_of(text: &str) -> Result<Uuid> {
     Uuid::parse_str(text)
         .map_err(|e| StorageError::Internal(format!("id `{text}` in tiering_jobs: {e}")))
+}
+
+/// A job of a row of [`SELECT_JOB`] or [`RECENT_JOBS`].
+fn job_of<R: sqlx::Row>(row: &R) -> Result<Job>
+where
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
+    let state: String = row.try_get(1)?;
+    let get = |i: usize| row.try_get::<i64, _>(i);
+    Ok(Job {
+        id: uuid_of(&row.try_get::<String, _>(0)?)?,
+        state: JobState::of_name(&state).ok_or_else(|| {
+            StorageError::Internal(format!("tiering job state `{state}` in the database"))
+        })?,
+        as_of: get(2)?,
+        created_at: get(3)?,
+        started_at: row.try_get::<Option<i64>, _>(4)?,
+        finished_at: row.try_get::<Option<i64>, _>(5)?,
+        tenants_total: count(i64::from(row.try_get::<i32, _>(6)?)),
+        tenants_done: count(get(7)?),
+        tenants_failed: count(get(8)?),
+        report: Report {
+            rollup_buckets_written: unsigned(get(9)?),
+            readings_archived: unsigned(get(10)?),
+            objects_written: count(get(11)?),
+            hot_partitions_dropped: count(get(12)?),
+            warm_rows_expired: unsigned(get(13)?),
+            cold_objects_expired: count(get(14)?),
+            alert_events_expired: unsigned(get(15)?),
+        },
+    })
 }
 
 fn count(value: i64) -> u32 {
@@ -283,53 +331,19 @@ where
     }
 
     async fn job(&self, id: Uuid) -> Result<Option<Job>> {
-        let Some(row) = sqlx::query(SELECT_JOB)
+        let row = sqlx::query(SELECT_JOB)
             .bind(id.to_string())
             .fetch_optional(&self.pool)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let state: String = row.try_get(1)?;
-        let get = |i: usize| row.try_get::<i64, _>(i);
-        let job = Job {
-            id,
-            state: JobState::of_name(&state).ok_or_else(|| {
-                StorageError::Internal(format!("tiering job state `{state}` in the database"))
-            })?,
-            as_of: get(2)?,
-            created_at: get(3)?,
-            started_at: row.try_get::<Option<i64>, _>(4)?,
-            finished_at: row.try_get::<Option<i64>, _>(5)?,
-            tenants_total: count(i64::from(row.try_get::<i32, _>(6)?)),
-            tenants_done: count(get(7)?),
-            tenants_failed: count(get(8)?),
-            report: Report {
-                rollup_buckets_written: unsigned(get(9)?),
-                readings_archived: unsigned(get(10)?),
-                objects_written: count(get(11)?),
-                hot_partitions_dropped: count(get(12)?),
-                warm_rows_expired: unsigned(get(13)?),
-                cold_objects_expired: count(get(14)?),
-                alert_events_expired: unsigned(get(15)?),
-            },
-        };
-        Ok(Some(job))
+            .await?;
+        row.as_ref().map(job_of).transpose()
     }
 
     async fn jobs(&self, limit: u32) -> Result<Vec<Job>> {
-        let ids = sqlx::query(RECENT_JOBS)
+        let rows = sqlx::query(RECENT_JOBS)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-        let mut jobs = Vec::with_capacity(ids.len());
-        for row in ids {
-            // A job pruned between the two reads is left out.
-            if let Some(job) = self.job(uuid_of(&row.try_get::<String, _>(0)?)?).await? {
-                jobs.push(job);
-            }
-        }
-        Ok(jobs)
+        rows.iter().map(job_of).collect()
     }
 
     async fn job_failures(&self, id: Uuid, limit: u32) -> Result<Vec<Failure>> {
