@@ -2,15 +2,13 @@
 //! of every metric of a machine.
 //!
 //! A query is split by time into the sub-ranges each tier serves, transparently:
-//! - **warm**, for buckets whose step is a whole number of minutes: every whole bucket that is
-//!   rolled up (below the tenant's `rolled_to`) and kept (from its `warm_from`) is merged from
-//!   hour rollups when the step is a whole number of hours, else from minute rollups. For a
-//!   step over a minute that is not a whole number of them (a dashboard's range / 500), every
-//!   whole minute rolled up and kept is merged from minute rollups, except the minutes a bucket
-//!   boundary splits, whose readings are read raw (one round trip for all of them);
+//! - **warm**, for buckets of at least a minute: within the whole minutes that are rolled up
+//!   (below the tenant's `rolled_to`) and kept (from its `warm_from`), each bucket's whole
+//!   hours, quarters and minutes from their rollups (`plan::cover`), merged here;
 //! - **cold**, for the rest on days archived to the object store: the day's Parquet objects,
 //!   found through the manifest, read and filtered to the series;
-//! - **hot**, for the rest on days still in the database.
+//! - **hot**, for the rest on days still in the database: the range's ends and, for a step of
+//!   no whole minutes, the minutes a bucket boundary splits, read in one round trip.
 //!
 //! Rollups merge exactly (min, max, sum, count, last), so an answer does not depend on the
 //! tiers that served it; it says which ones did.
@@ -24,9 +22,7 @@ use std::{
 
 use uuid::Uuid;
 
-use self::plan::{
-    hot_parts, in_ranges, overlapping, overlaps, quarter_plan, split_minutes, warm_range,
-};
+use self::plan::{Cover, coalesce, cover, hot_parts, in_ranges, overlapping, overlaps};
 
 use crate::{
     archive,
@@ -44,6 +40,9 @@ use crate::{
 pub const MAX_POINTS: usize = 100_000;
 /// The most buckets one query returns.
 pub const MAX_BUCKETS: i64 = 100_000;
+/// Rollup ranges fewer than this many rollups apart are read as one range: an index scan of
+/// its own costs about as much as ten rollups more in one.
+const COALESCE_GAP: i64 = 8;
 
 /// A tier of storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -160,106 +159,11 @@ impl Queries {
                 answer.points = points;
             }
             Some((step, aggregation)) => {
-                let mut buckets: BTreeMap<i64, Rollup> = BTreeMap::new();
-                let mut add = |start: i64, rollup: &Rollup| {
-                    buckets
-                        .entry(bucket_start(start, step))
-                        .and_modify(|b| *b = b.merge(rollup))
-                        .or_insert(*rollup);
-                };
                 let state = self.store.rollup_state(tenant).await?;
-                let warm = warm_range(range, step, state);
-                let raw: Vec<Range> = match warm {
-                    None => vec![range],
-                    Some((warm, _)) => {
-                        let mut raw: Vec<Range> = [
-                            Range {
-                                start_micros: range.start_micros,
-                                end_micros: warm.start_micros,
-                            },
-                            Range {
-                                start_micros: warm.end_micros,
-                                end_micros: range.end_micros,
-                            },
-                        ]
-                        .into_iter()
-                        .filter(|r| r.start_micros < r.end_micros)
-                        .chain(split_minutes(warm, step))
-                        .collect();
-                        raw.sort_by_key(|r| r.start_micros);
-                        raw
-                    }
-                };
-                // The warm and the raw parts are independent reads: both at once, on two
-                // connections, so the answer waits for the longer, not for both.
-                let warm_rollups = async {
-                    match warm {
-                        Some((warm, Resolution::Quarter)) => {
-                            self.quarters_and_minutes(series, warm, step).await
-                        }
-                        Some((warm, resolution)) => {
-                            self.store.rollups(series, warm, resolution, step).await
-                        }
-                        None => Ok(Vec::new()),
-                    }
-                };
-                let hot: Vec<Range> = raw
-                    .iter()
-                    .flat_map(|&part| hot_parts(part, &cold))
-                    .collect();
-                let (warm_rollups, raw_rollups) =
-                    tokio::try_join!(warm_rollups, self.store.buckets_in(series, &hot, step))?;
-                if warm.is_some() {
-                    tiers.insert(Tier::Warm);
-                }
-                for (start, rollup) in warm_rollups.iter().chain(&raw_rollups) {
-                    add(*start, rollup);
-                }
-                // Late readings (of archived days) join the warm tier when archived: until then,
-                // those the archive lacks are added here.
-                if let Some((warm, _)) = warm.filter(|_| !cold.is_empty()) {
-                    let late = self.store.late_points(series, warm).await?;
-                    if !late.is_empty() {
-                        tiers.insert(Tier::Hot);
-                        let fresh = self.unarchived(&cold, &query.key, late).await?;
-                        for (start, rollup) in roll_up(fresh, step) {
-                            add(start, &rollup);
-                        }
-                    }
-                }
-                if !hot.is_empty() {
-                    tiers.insert(Tier::Hot);
-                }
-                let mut archived = Vec::new();
-                for object in &cold {
-                    let parts: Vec<Range> = raw
-                        .iter()
-                        .copied()
-                        .filter(|&part| overlaps(object, part))
-                        .collect();
-                    if parts.is_empty() {
-                        continue;
-                    }
-                    tiers.insert(Tier::Cold);
-                    archived.extend(self.cold_points(object, &query.key, parts).await?);
-                }
-                // Late readings of the archived days, after the archived ones, each reading
-                // once: the first write wins.
-                for &part in raw
-                    .iter()
-                    .filter(|&&part| overlapping(&cold, part).next().is_some())
-                {
-                    let late = self.store.late_points(series, part).await?;
-                    if !late.is_empty() {
-                        tiers.insert(Tier::Hot);
-                        archived.extend(late);
-                    }
-                }
-                archived.sort_by_key(|&(ts, _)| ts);
-                archived.dedup_by_key(|&mut (ts, _)| ts);
-                for (start, rollup) in roll_up(archived, step) {
-                    add(start, &rollup);
-                }
+                let cover = cover(range, step, state);
+                let buckets = self
+                    .buckets(series, &query.key, step, &cover, &cold, &mut tiers)
+                    .await?;
                 answer.buckets = buckets
                     .iter()
                     .map(|(&start, rollup)| (start, rollup.value(aggregation), rollup.count))
@@ -268,6 +172,127 @@ impl Queries {
         }
         answer.tiers = tiers.into_iter().collect();
         Ok(answer)
+    }
+
+    /// The buckets of `step` as `cover` serves them: its rollups and the readings of its raw
+    /// ranges, from the hot tier, or from the cold tier and late readings on archived days.
+    /// The reads of the database are independent: all at once, on as many connections, so
+    /// the answer waits for the longest, not for their sum.
+    async fn buckets(
+        &self,
+        series: SeriesId,
+        key: &SeriesKey,
+        step: i64,
+        cover: &Cover,
+        cold: &[ColdObject],
+        tiers: &mut BTreeSet<Tier>,
+    ) -> Result<BTreeMap<i64, Rollup>> {
+        let hot: Vec<Range> = cover
+            .raw
+            .iter()
+            .flat_map(|&part| hot_parts(part, cold))
+            .collect();
+        let [minutes, quarters, hours] = Resolution::ALL.map(|resolution| {
+            self.rollups_in(series, resolution, &cover.rollups[resolution.index()])
+        });
+        let (minutes, quarters, hours, points) =
+            tokio::try_join!(minutes, quarters, hours, self.store.points_in(series, &hot))?;
+        let mut buckets: BTreeMap<i64, Rollup> = BTreeMap::new();
+        let mut add = |start: i64, rollup: &Rollup| {
+            buckets
+                .entry(bucket_start(start, step))
+                .and_modify(|b| *b = b.merge(rollup))
+                .or_insert(*rollup);
+        };
+        for (start, rollup) in minutes.iter().chain(&quarters).chain(&hours) {
+            add(*start, rollup);
+        }
+        for (start, rollup) in roll_up(points, step) {
+            add(start, &rollup);
+        }
+        let warm = cover.warm();
+        if !warm.is_empty() {
+            tiers.insert(Tier::Warm);
+        }
+        if !hot.is_empty() {
+            tiers.insert(Tier::Hot);
+        }
+        if cold.is_empty() {
+            return Ok(buckets);
+        }
+        // Late readings (of archived days): those in the warm tier's ranges join it when
+        // archived, so until then those the archive lacks are added here; those in the raw
+        // ranges come after the archived readings, each reading once: the first write wins.
+        let hull = Range {
+            start_micros: cover
+                .raw
+                .first()
+                .into_iter()
+                .chain(&warm)
+                .map(|r| r.start_micros)
+                .min()
+                .unwrap_or_default(),
+            end_micros: cover
+                .raw
+                .last()
+                .into_iter()
+                .chain(&warm)
+                .map(|r| r.end_micros)
+                .max()
+                .unwrap_or_default(),
+        };
+        let (late_warm, late_raw): (Vec<_>, Vec<_>) = self
+            .store
+            .late_points(series, hull)
+            .await?
+            .into_iter()
+            .partition(|&(ts, _)| in_ranges(&warm, ts));
+        if !late_warm.is_empty() || !late_raw.is_empty() {
+            tiers.insert(Tier::Hot);
+        }
+        if !late_warm.is_empty() {
+            let fresh = self.unarchived(cold, key, late_warm).await?;
+            for (start, rollup) in roll_up(fresh, step) {
+                add(start, &rollup);
+            }
+        }
+        let mut archived = Vec::new();
+        for object in cold {
+            let parts: Vec<Range> = cover
+                .raw
+                .iter()
+                .copied()
+                .filter(|&part| overlaps(object, part))
+                .collect();
+            if parts.is_empty() {
+                continue;
+            }
+            tiers.insert(Tier::Cold);
+            archived.extend(self.cold_points(object, key, parts).await?);
+        }
+        archived.extend(late_raw);
+        archived.sort_by_key(|&(ts, _)| ts);
+        archived.dedup_by_key(|&mut (ts, _)| ts);
+        for (start, rollup) in roll_up(archived, step) {
+            add(start, &rollup);
+        }
+        Ok(buckets)
+    }
+
+    /// A series' rollups of `resolution` in `ranges` (aligned, disjoint, oldest first), read
+    /// in fewer ranges where they lie a few rollups apart.
+    async fn rollups_in(
+        &self,
+        series: SeriesId,
+        resolution: Resolution,
+        ranges: &[Range],
+    ) -> Result<Vec<(i64, Rollup)>> {
+        let reads = coalesce(ranges, resolution.micros(), COALESCE_GAP);
+        let mut rollups = self.store.rollups_in(series, resolution, &reads).await?;
+        if reads.len() < ranges.len() {
+            rollups.retain(|&(start, _)| in_ranges(ranges, start));
+        }
+        Ok(rollups)
     }
 
     /// The readings of one series in some ranges (disjoint, oldest first), from one archived
@@ -294,33 +319,6 @@ impl Queries {
         .await?;
         points.retain(|&(ts, _)| in_ranges(&ranges, ts));
         Ok(points)
-    }
-
-    /// The warm tier's buckets of `step` over `warm` from the quarter rollups a bucket boundary
-    /// does not split, and from the minute rollups of the rest, both read at once.
-    async fn quarters_and_minutes(
-        &self,
-        series: SeriesId,
-        warm: Range,
-        step: i64,
-    ) -> Result<Vec<(i64, Rollup)>> {
-        let (quarters, minutes) = quarter_plan(warm, step);
-        let quarters = async {
-            match quarters {
-                Some(quarters) => {
-                    self.store
-                        .rollups(series, quarters, Resolution::Quarter, step)
-                        .await
-                }
-                None => Ok(Vec::new()),
-            }
-        };
-        let (mut rollups, minutes) = tokio::try_join!(
-            quarters,
-            self.store.minute_rollups_in(series, &minutes, step)
-        )?;
-        rollups.extend(minutes);
-        Ok(rollups)
     }
 
     /// The late points (oldest first) that the archived objects of their days lack.

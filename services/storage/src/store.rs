@@ -134,6 +134,24 @@ impl Resolution {
             Self::Hour => 3_600_000_000,
         }
     }
+
+    /// Its place in [`Self::ALL`].
+    pub const fn index(self) -> usize {
+        match self {
+            Self::Minute => 0,
+            Self::Quarter => 1,
+            Self::Hour => 2,
+        }
+    }
+
+    /// The table of its rollups.
+    pub const fn table(self) -> &'static str {
+        match self {
+            Self::Minute => "rollups_1m",
+            Self::Quarter => "rollups_15m",
+            Self::Hour => "rollups_1h",
+        }
+    }
 }
 
 /// One committed object of the cold tier's manifest.
@@ -195,23 +213,9 @@ pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
     async fn latest(&self, tenant: TenantNo, machine_id: &str) -> Result<Vec<Latest>>;
     /// The readings of a series in a range, oldest first.
     async fn points(&self, series: SeriesId, range: Range) -> Result<Vec<(i64, f64)>>;
-    /// The rollups of a series' readings in a range, in buckets of `step_micros` aligned to the
-    /// epoch, oldest first; buckets without readings are left out.
-    async fn buckets(
-        &self,
-        series: SeriesId,
-        range: Range,
-        step_micros: i64,
-    ) -> Result<Vec<(i64, Rollup)>>;
-    /// [`buckets`](Self::buckets) over several disjoint ranges at once, in one round trip
-    /// where the database allows: buckets of `step_micros` aligned to the epoch, oldest first,
-    /// a bucket two ranges share merged.
-    async fn buckets_in(
-        &self,
-        series: SeriesId,
-        ranges: &[Range],
-        step_micros: i64,
-    ) -> Result<Vec<(i64, Rollup)>>;
+    /// A series' readings in several disjoint ranges (oldest first), in one round trip where
+    /// the database allows; in no particular order.
+    async fn points_in(&self, series: SeriesId, ranges: &[Range]) -> Result<Vec<(i64, f64)>>;
 
     /// How far the tenant's rollups go.
     async fn rollup_state(&self, tenant: TenantNo) -> Result<RollupState>;
@@ -219,25 +223,14 @@ pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
     /// into minute buckets, rewrites the hour buckets it touches, and moves `rolled_to` to the
     /// range's end, in one transaction. Returns the buckets written.
     async fn roll_up(&self, tenant: TenantNo, range: Range) -> Result<u64>;
-    /// A series' rollups of `resolution` in a range, merged into buckets of `step_micros`
-    /// aligned to the epoch, oldest first. The step is a multiple of the resolution, or, for
-    /// minute rollups, any step over a minute: the minutes a bucket boundary splits are then
-    /// left out, for the caller to read from raw readings.
-    async fn rollups(
+    /// A series' rollups of `resolution` whose buckets start in several disjoint ranges (oldest
+    /// first), as `(bucket start µs, rollup)`, in one round trip where the database allows; in
+    /// no particular order. Queries merge them into their buckets.
+    async fn rollups_in(
         &self,
         series: SeriesId,
-        range: Range,
         resolution: Resolution,
-        step_micros: i64,
-    ) -> Result<Vec<(i64, Rollup)>>;
-    /// A series' minute rollups in several ranges (minute-aligned, disjoint, oldest first)
-    /// merged into buckets of `step_micros` aligned to the epoch, oldest first; the minutes a
-    /// bucket boundary splits are left out.
-    async fn minute_rollups_in(
-        &self,
-        series: SeriesId,
         ranges: &[Range],
-        step_micros: i64,
     ) -> Result<Vec<(i64, Rollup)>>;
     /// Removes the tenant's rollups older than `before` (µs) and records it as `warm_from`.
     /// Returns the rows removed.

@@ -144,27 +144,28 @@ async fn inserts_dedupe_and_queries_read(store: &dyn TelemetryStore) {
         "start inclusive, end exclusive"
     );
 
-    let buckets = store.buckets(temp, all, MINUTE).await.unwrap();
-    let expected: Vec<(i64, Rollup)> = vec![
-        (DAY0, rollup(&[(0, 0.0), (1, 1.0)])),
-        (DAY0 + MINUTE, rollup(&[(2, 2.0), (3, 3.0)])),
-        (DAY0 + 2 * MINUTE, rollup(&[(4, 4.0), (5, 5.0)])),
-        (DAY0 + 3 * MINUTE, rollup(&[(6, 6.0)])),
+    // Several ranges at once: start inclusive, end exclusive, the first write kept.
+    let ranges = [
+        Range {
+            start_micros: DAY0,
+            end_micros: DAY0 + MINUTE,
+        },
+        Range {
+            start_micros: DAY0 + 2 * MINUTE + 1,
+            end_micros: DAY0 + 3 * MINUTE,
+        },
     ];
-    assert_eq!(buckets, expected);
-    // Buckets are aligned to the epoch, whatever the range's start.
-    let shifted = Range {
-        start_micros: DAY0 + MINUTE / 2,
-        end_micros: DAY0 + 10 * MINUTE,
-    };
-    let buckets = store.buckets(temp, shifted, 2 * MINUTE).await.unwrap();
+    let mut points = store.points_in(temp, &ranges).await.unwrap();
+    points.sort_by_key(|&(ts, _)| ts);
     assert_eq!(
-        buckets
-            .iter()
-            .map(|(b, r)| (*b, r.count))
-            .collect::<Vec<_>>(),
-        vec![(DAY0, 3), (DAY0 + 2 * MINUTE, 3)]
+        points,
+        [
+            (DAY0, 0.0),
+            (DAY0 + MINUTE / 2, 1.0),
+            (DAY0 + 5 * MINUTE / 2, 5.0)
+        ]
     );
+    assert!(store.points_in(temp, &[]).await.unwrap().is_empty());
 
     let latest = store.latest(tenant, "m1").await.unwrap();
     assert_eq!(latest.len(), 2);
@@ -202,16 +203,6 @@ async fn inserts_dedupe_and_queries_read(store: &dyn TelemetryStore) {
     );
 }
 
-fn rollup(readings: &[(i64, f64)]) -> Rollup {
-    let mut iter = readings.iter().map(|(i, v)| (DAY0 + i * MINUTE / 2, *v));
-    let (ts, value) = iter.next().unwrap();
-    let mut rollup = Rollup::of(ts, value);
-    for (ts, value) in iter {
-        rollup.add(ts, value);
-    }
-    rollup
-}
-
 async fn large_inserts_are_counted_exactly(store: &dyn TelemetryStore) {
     let tenant = store.register_tenant(Uuid::now_v7()).await.unwrap();
     let ids = store
@@ -238,9 +229,9 @@ async fn large_inserts_are_counted_exactly(store: &dyn TelemetryStore) {
     assert_eq!(store.points(ids[0], all).await.unwrap().len(), 2_500);
 }
 
-/// Rollups merged into steps of several minutes or hours, in the database, equal the raw
-/// readings' rollups: min, max, sum, count, and the last value by time (not the largest).
-async fn rollups_merge_by_step(store: &dyn TelemetryStore) {
+/// The rollups of each resolution in several ranges equal the raw readings' rollups: min,
+/// max, sum, count, and the last value by time (not the largest).
+async fn rollups_in_ranges(store: &dyn TelemetryStore) {
     const HOUR: i64 = 60 * MINUTE;
     let tenant = store.register_tenant(Uuid::now_v7()).await.unwrap();
     let series = store
@@ -272,44 +263,38 @@ async fn rollups_merge_by_step(store: &dyn TelemetryStore) {
         )
         .await
         .unwrap();
-    let expected = |step: i64, range: Range| -> Vec<(i64, Rollup)> {
-        let mut buckets: std::collections::BTreeMap<i64, Rollup> = Default::default();
-        for &(ts, value) in readings
-            .iter()
-            .filter(|(ts, _)| *ts >= range.start_micros && *ts < range.end_micros)
-        {
-            buckets
-                .entry(ts.div_euclid(step) * step)
-                .and_modify(|r| r.add(ts, value))
-                .or_insert_with(|| Rollup::of(ts, value));
-        }
-        buckets.into_iter().collect()
+    let expected = |width: i64, ranges: &[Range]| -> Vec<(i64, Rollup)> {
+        let inside = readings.iter().copied().filter(|&(ts, _)| {
+            ranges
+                .iter()
+                .any(|r| ts >= r.start_micros && ts < r.end_micros)
+        });
+        mfg_storage::domain::roll_up(inside, width)
+            .into_iter()
+            .collect()
     };
-    let range = Range {
-        start_micros: DAY0 + 7 * MINUTE,
-        end_micros: DAY0 + 2 * HOUR,
-    };
-    for (resolution, step) in [
-        (store::Resolution::Minute, 7 * MINUTE),
-        (store::Resolution::Minute, 60 * MINUTE),
-        (store::Resolution::Hour, 2 * HOUR),
+    for (resolution, ranges) in [
+        (
+            store::Resolution::Minute,
+            vec![(7, 30), (45, 47), (100, 120)],
+        ),
+        (store::Resolution::Quarter, vec![(0, 15), (60, 105)]),
+        (store::Resolution::Hour, vec![(0, 60), (60, 120)]),
     ] {
-        let range = if resolution == store::Resolution::Hour {
-            Range {
-                start_micros: DAY0,
-                ..range
-            }
-        } else {
-            range
-        };
-        let merged = store
-            .rollups(series, range, resolution, step)
-            .await
-            .unwrap();
-        assert_eq!(merged, expected(step, range), "{resolution:?} by {step}");
-        // Raw readings in the same buckets agree.
-        let raw = store.buckets(series, range, step).await.unwrap();
-        assert_eq!(raw, expected(step, range), "raw by {step}");
+        let ranges: Vec<Range> = ranges
+            .into_iter()
+            .map(|(from, to)| Range {
+                start_micros: DAY0 + from * MINUTE,
+                end_micros: DAY0 + to * MINUTE,
+            })
+            .collect();
+        let mut rollups = store.rollups_in(series, resolution, &ranges).await.unwrap();
+        rollups.sort_by_key(|&(start, _)| start);
+        assert_eq!(
+            rollups,
+            expected(resolution.micros(), &ranges),
+            "{resolution:?}"
+        );
     }
 }
 
@@ -346,5 +331,5 @@ conformance!(
     tenants_and_series,
     inserts_dedupe_and_queries_read,
     large_inserts_are_counted_exactly,
-    rollups_merge_by_step
+    rollups_in_ranges
 );

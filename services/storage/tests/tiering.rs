@@ -233,10 +233,10 @@ async fn the_tiers_hold_the_data_and_answer_alike(backend: Backend, cold: Cold) 
     readings.extend((0..100).map(|i| reading("press-2", "temp", d0 + i * SECOND, 1e6)));
     ingest(&platform, &readings).await;
 
-    // Hour buckets from a start that is not on the hour; 45 s buckets across the two days;
+    // Hour buckets from a start that is not on a minute; 45 s buckets across the two days;
     // raw points across them.
     let queries = [
-        (d0 + 30 * MINUTE, d1 + DAY, 3_600),
+        (d0 + 30 * MINUTE + 10 * SECOND, d1 + DAY, 3_600),
         (d1 - 2 * HOUR, d1 + 2 * HOUR, 45),
         (d1 - 10 * MINUTE, d1 + 10 * MINUTE, 0),
     ];
@@ -246,7 +246,8 @@ async fn the_tiers_hold_the_data_and_answer_alike(backend: Backend, cold: Cold) 
         assert_eq!(tiers, [Tier::Hot]);
     }
 
-    // Rollup: whole hours come from the warm tier now, with the same answer.
+    // Rollup: the range comes from the warm tier now (its first hour's whole quarters and
+    // minutes too), all but the first 50 s, with the same answer.
     let report = tiering(&platform, now_micros()).await.unwrap();
     assert!(report.rollup_buckets_written > 0, "{report:?}");
     assert_eq!(

@@ -9,120 +9,153 @@ use crate::{
     store::{ColdObject, Range, Resolution, RollupState, day_of, day_range},
 };
 
-/// The part of `range` the warm tier serves for buckets of `step`, rolled up and not expired,
-/// with the resolution to read: whole buckets when the step is a whole number of minutes;
-/// whole minutes when it is longer than a minute but not a whole number of them. Hours for a
-/// step of whole hours; from a quarter of an hour, quarters with minutes around them
-/// (`quarter_plan`); minutes below.
-pub(super) fn warm_range(
-    range: Range,
-    step: i64,
-    state: RollupState,
-) -> Option<(Range, Resolution)> {
+/// How a query of buckets of `step` is served: the ranges each rollup resolution serves and
+/// the ranges read raw, each list disjoint, aligned to its resolution and oldest first.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct Cover {
+    /// The ranges of each resolution's rollups, in [`Resolution::ALL`]'s order.
+    pub rollups: [Vec<Range>; 3],
+    /// The ranges read raw.
+    pub raw: Vec<Range>,
+}
+
+impl Cover {
+    /// Every range a rollup serves, oldest first.
+    pub(super) fn warm(&self) -> Vec<Range> {
+        let mut warm: Vec<Range> = self.rollups.iter().flatten().copied().collect();
+        warm.sort_by_key(|r| r.start_micros);
+        warm
+    }
+
+    /// Serves `part` (inside one bucket) from the coarsest of `resolutions` (coarsest first)
+    /// that fits whole units in it, and its ends from the finer ones; what no minute fits in
+    /// is read raw.
+    fn serve(&mut self, part: Range, resolutions: &[Resolution]) {
+        if part.start_micros >= part.end_micros {
+            return;
+        }
+        let Some((&resolution, finer)) = resolutions.split_first() else {
+            push(&mut self.raw, part);
+            return;
+        };
+        let width = resolution.micros();
+        let inner = Range {
+            start_micros: ceil(part.start_micros, width),
+            end_micros: bucket_start(part.end_micros, width),
+        };
+        if inner.start_micros >= inner.end_micros {
+            self.serve(part, finer);
+            return;
+        }
+        self.serve(
+            Range {
+                end_micros: inner.start_micros,
+                ..part
+            },
+            finer,
+        );
+        push(&mut self.rollups[resolution.index()], inner);
+        self.serve(
+            Range {
+                start_micros: inner.end_micros,
+                ..part
+            },
+            finer,
+        );
+    }
+}
+
+/// How buckets of `step` over `range` are served: each bucket's whole hours from hour
+/// rollups, the whole quarters around them from quarter rollups, the whole minutes around
+/// those from minute rollups (only resolutions no wider than the step, and only where the
+/// tenant's rollups are made and kept), and the rest raw: the range's ends outside the warm
+/// tier and, for a step of no whole minutes, each minute a bucket boundary splits.
+pub(super) fn cover(range: Range, step: i64, state: RollupState) -> Cover {
+    let mut cover = Cover::default();
+    let Some(warm) = warm_part(range, step, state) else {
+        cover.serve(range, &[]);
+        return cover;
+    };
+    let resolutions: Vec<Resolution> = Resolution::ALL
+        .into_iter()
+        .rev()
+        .filter(|r| r.micros() <= step)
+        .collect();
+    cover.serve(
+        Range {
+            end_micros: warm.start_micros,
+            ..range
+        },
+        &[],
+    );
+    let mut start = warm.start_micros;
+    while start < warm.end_micros {
+        let end = (bucket_start(start, step) + step).min(warm.end_micros);
+        cover.serve(
+            Range {
+                start_micros: start,
+                end_micros: end,
+            },
+            &resolutions,
+        );
+        start = end;
+    }
+    cover.serve(
+        Range {
+            start_micros: warm.end_micros,
+            ..range
+        },
+        &[],
+    );
+    cover
+}
+
+/// The whole minutes of `range` that are rolled up and kept, when buckets of `step` can use
+/// rollups (a step of at least a minute).
+fn warm_part(range: Range, step: i64, state: RollupState) -> Option<Range> {
     let minute = Resolution::Minute.micros();
-    let finest = if step >= Resolution::Quarter.micros() {
-        Resolution::Quarter
-    } else {
-        Resolution::Minute
-    };
-    let (resolution, align) = if step % Resolution::Hour.micros() == 0 {
-        (Resolution::Hour, step)
-    } else if step % minute == 0 {
-        (finest, step)
-    } else if step > minute {
-        // Whole minutes; the ones a bucket boundary splits are read raw (`split_minutes`).
-        (finest, minute)
-    } else {
+    if step < minute {
         return None;
-    };
+    }
     let rolled_to = state.rolled_to?;
     let from = range.start_micros.max(state.warm_from.unwrap_or(i64::MIN));
-    let start = bucket_start(from, align)
-        + if from.rem_euclid(align) == 0 {
-            0
-        } else {
-            align
-        };
-    let end = bucket_start(range.end_micros.min(rolled_to), align);
-    (start < end).then_some((
-        Range {
-            start_micros: start,
-            end_micros: end,
-        },
-        resolution,
-    ))
+    let warm = Range {
+        start_micros: ceil(from, minute),
+        end_micros: bucket_start(range.end_micros.min(rolled_to), minute),
+    };
+    (warm.start_micros < warm.end_micros).then_some(warm)
 }
 
-/// The minutes of `warm` (minute-aligned) that a boundary of buckets of `step` splits: their
-/// minute rollups cannot be split, so their readings are read raw. None when the step is a
-/// whole number of minutes.
-pub(super) fn split_minutes(warm: Range, step: i64) -> impl Iterator<Item = Range> {
-    let minute = Resolution::Minute.micros();
-    let first = bucket_start(warm.start_micros, step) + step;
-    let boundaries = if step % minute == 0 {
-        None
-    } else {
-        Some((0..).map(move |i| first + i * step))
-    };
-    boundaries
-        .into_iter()
-        .flatten()
-        .take_while(move |&boundary| boundary < warm.end_micros)
-        .filter(move |boundary| boundary.rem_euclid(minute) != 0)
-        .map(move |boundary| {
-            let start = bucket_start(boundary, minute);
-            Range {
-                start_micros: start,
-                end_micros: start + minute,
+/// Ranges to read for `ranges` (disjoint, oldest first) in units of `width`: neighbours less
+/// than `gap` units apart joined, since reading a few units more costs less than another
+/// range (the caller drops what falls between).
+pub(super) fn coalesce(ranges: &[Range], width: i64, gap: i64) -> Vec<Range> {
+    let mut reads: Vec<Range> = Vec::new();
+    for &range in ranges {
+        match reads.last_mut() {
+            Some(last) if range.start_micros - last.end_micros < gap * width => {
+                last.end_micros = range.end_micros;
             }
-        })
+            _ => reads.push(range),
+        }
+    }
+    reads
 }
 
-/// How quarter rollups serve `warm` (minute-aligned) for buckets of `step` (at least a
-/// quarter): the range of whole quarters inside it, whose quarters a bucket boundary splits
-/// the store leaves out, and the minute ranges for the rest (disjoint, oldest first): the
-/// partial quarters at both ends and each quarter a boundary splits.
-pub(super) fn quarter_plan(warm: Range, step: i64) -> (Option<Range>, Vec<Range>) {
-    let quarter = Resolution::Quarter.micros();
-    let inner = Range {
-        start_micros: bucket_start(warm.start_micros + quarter - 1, quarter),
-        end_micros: bucket_start(warm.end_micros, quarter),
-    };
-    if inner.start_micros >= inner.end_micros {
-        return (None, vec![warm]);
+/// Appends `range` to `ranges`, joining it to the last one when they touch.
+fn push(ranges: &mut Vec<Range>, range: Range) {
+    if range.start_micros >= range.end_micros {
+        return;
     }
-    let head = Range {
-        start_micros: warm.start_micros,
-        end_micros: inner.start_micros,
-    };
-    let tail = Range {
-        start_micros: inner.end_micros,
-        end_micros: warm.end_micros,
-    };
-    let split = (1..)
-        .map(|i| bucket_start(inner.start_micros, step) + i * step)
-        .take_while(|&boundary| boundary < inner.end_micros)
-        .filter(|boundary| boundary.rem_euclid(quarter) != 0)
-        .map(|boundary| {
-            let start = bucket_start(boundary, quarter);
-            Range {
-                start_micros: start,
-                end_micros: start + quarter,
-            }
-        });
-    let mut minutes: Vec<Range> = Vec::new();
-    for range in std::iter::once(head).chain(split).chain([tail]) {
-        if range.start_micros >= range.end_micros {
-            continue;
-        }
-        match minutes.last_mut() {
-            Some(last) if last.end_micros >= range.start_micros => {
-                last.end_micros = last.end_micros.max(range.end_micros);
-            }
-            _ => minutes.push(range),
-        }
+    match ranges.last_mut() {
+        Some(last) if last.end_micros == range.start_micros => last.end_micros = range.end_micros,
+        _ => ranges.push(range),
     }
-    (Some(inner), minutes)
+}
+
+/// `ts` rounded up to a multiple of `width`.
+fn ceil(ts: i64, width: i64) -> i64 {
+    bucket_start(ts + width - 1, width)
 }
 
 /// Whether `ts` falls in one of `ranges` (disjoint, oldest first).
@@ -206,106 +239,124 @@ mod tests {
         assert!(hot_parts(range, &all).is_empty());
     }
 
-    #[test]
-    fn the_warm_tier_serves_whole_rolled_up_buckets_only() {
-        let state = RollupState {
-            rolled_to: Some(10 * HOUR),
-            warm_from: Some(HOUR),
-        };
-        let range = Range {
-            start_micros: 30 * MINUTE,
-            end_micros: 12 * HOUR,
-        };
-        assert_eq!(
-            warm_range(range, HOUR, state),
-            Some((
-                Range {
-                    start_micros: HOUR,
-                    end_micros: 10 * HOUR
-                },
-                Resolution::Hour
-            ))
-        );
-        assert_eq!(
-            warm_range(range, 15 * MINUTE, state).map(|(_, r)| r),
-            Some(Resolution::Quarter)
-        );
-        assert_eq!(
-            warm_range(range, 10 * MINUTE, state).map(|(_, r)| r),
-            Some(Resolution::Minute)
-        );
-        assert_eq!(warm_range(range, 45_000_000, state), None);
-        assert_eq!(warm_range(range, HOUR, RollupState::default()), None);
+    /// Ranges in whole minutes.
+    fn minutes(ranges: &[Range]) -> Vec<(i64, i64)> {
+        ranges
+            .iter()
+            .map(|r| (r.start_micros / MINUTE, r.end_micros / MINUTE))
+            .collect()
     }
 
     #[test]
-    fn a_step_of_no_whole_minutes_is_served_by_whole_minutes() {
+    fn buckets_are_served_by_their_coarsest_whole_units() {
+        // Buckets of 87 min from 0:00 (boundaries at 1:27, 2:54, 4:21), rollups kept from 0:05
+        // and made up to 4:30, a range from 0:00:30 to 5:00.
         let state = RollupState {
-            rolled_to: Some(10 * HOUR + 30_000_000),
+            rolled_to: Some(270 * MINUTE),
+            warm_from: Some(5 * MINUTE),
+        };
+        let range = Range {
+            start_micros: MINUTE / 2,
+            end_micros: 300 * MINUTE,
+        };
+        let cover = cover(range, 87 * MINUTE, state);
+        let [minute, quarter, hour] = &cover.rollups;
+        assert_eq!(minutes(hour), [(180, 240)]);
+        assert_eq!(minutes(quarter), [(15, 75), (90, 165), (240, 255)]);
+        assert_eq!(minutes(minute), [(5, 15), (75, 90), (165, 180), (255, 270)]);
+        assert_eq!(
+            cover.raw,
+            [
+                Range {
+                    start_micros: MINUTE / 2,
+                    end_micros: 5 * MINUTE
+                },
+                Range {
+                    start_micros: 270 * MINUTE,
+                    end_micros: 300 * MINUTE
+                }
+            ]
+        );
+        assert_eq!(minutes(&cover.warm()).len(), 8);
+    }
+
+    #[test]
+    fn a_step_of_whole_hours_is_served_by_hours() {
+        let state = RollupState {
+            rolled_to: Some(10 * HOUR),
             warm_from: None,
         };
         let range = Range {
-            start_micros: 30 * MINUTE + 1,
-            end_micros: 12 * HOUR,
+            start_micros: 0,
+            end_micros: 10 * HOUR,
         };
-        assert_eq!(
-            warm_range(range, 90_000_000, state),
-            Some((
-                Range {
-                    start_micros: 31 * MINUTE,
-                    end_micros: 10 * HOUR
-                },
-                Resolution::Minute
-            ))
-        );
+        let cover = cover(range, 2 * HOUR, state);
+        assert_eq!(minutes(&cover.rollups[2]), [(0, 600)]);
+        assert!(cover.rollups[..2].iter().all(Vec::is_empty));
+        assert!(cover.raw.is_empty());
     }
 
     #[test]
     fn the_minutes_a_bucket_boundary_splits_are_read_raw() {
-        let warm = Range {
+        let state = RollupState {
+            rolled_to: Some(HOUR),
+            warm_from: None,
+        };
+        let range = Range {
             start_micros: 0,
             end_micros: 5 * MINUTE,
         };
         // Boundaries at 1:30, 3:00 and 4:30: the second is on a minute and splits none.
-        let split: Vec<_> = split_minutes(warm, 90_000_000)
-            .map(|r| (r.start_micros / MINUTE, r.end_micros / MINUTE))
-            .collect();
-        assert_eq!(split, [(1, 2), (4, 5)]);
-        assert_eq!(split_minutes(warm, 2 * MINUTE).count(), 0);
+        let cover = cover(range, 90_000_000, state);
+        assert_eq!(minutes(&cover.rollups[0]), [(0, 1), (2, 4)]);
+        assert_eq!(minutes(&cover.raw), [(1, 2), (4, 5)]);
     }
 
     #[test]
-    fn quarters_serve_whole_quarters_and_minutes_the_rest() {
-        let minutes = |ranges: &[Range]| -> Vec<(i64, i64)> {
-            ranges
-                .iter()
-                .map(|r| (r.start_micros / MINUTE, r.end_micros / MINUTE))
-                .collect()
+    fn without_rollups_or_below_a_minute_everything_is_raw() {
+        let range = Range {
+            start_micros: 0,
+            end_micros: HOUR,
         };
-        // Buckets of 87 min from 0:00: boundaries at 1:27, 2:54, 4:21; the warm range
-        // starts at 0:05 and ends at 4:30.
-        let warm = Range {
-            start_micros: 5 * MINUTE,
-            end_micros: 270 * MINUTE,
+        let rolled = RollupState {
+            rolled_to: Some(HOUR),
+            warm_from: None,
         };
-        let (quarters, edges) = quarter_plan(warm, 87 * MINUTE);
-        assert_eq!(
-            quarters,
-            Some(Range {
-                start_micros: 15 * MINUTE,
-                end_micros: 270 * MINUTE
-            })
-        );
-        assert_eq!(minutes(&edges), [(5, 15), (75, 90), (165, 180), (255, 270)]);
-        // A step of whole quarters splits none.
-        let (_, edges) = quarter_plan(warm, 45 * MINUTE);
-        assert_eq!(minutes(&edges), [(5, 15)]);
-        // Less than a whole quarter: minutes only.
-        let short = Range {
-            start_micros: 5 * MINUTE,
-            end_micros: 20 * MINUTE,
-        };
-        assert_eq!(quarter_plan(short, 87 * MINUTE), (None, vec![short]));
+        for (step, state) in [
+            (45_000_000, rolled),
+            (MINUTE, RollupState::default()),
+            (
+                MINUTE,
+                RollupState {
+                    warm_from: Some(HOUR),
+                    ..rolled
+                },
+            ),
+        ] {
+            let cover = cover(range, step, state);
+            assert_eq!(cover.raw, [range], "step {step}, {state:?}");
+            assert!(cover.warm().is_empty());
+        }
+    }
+
+    #[test]
+    fn ranges_a_few_units_apart_are_read_as_one() {
+        let ranges = [
+            Range {
+                start_micros: 0,
+                end_micros: MINUTE,
+            },
+            Range {
+                start_micros: 3 * MINUTE,
+                end_micros: 4 * MINUTE,
+            },
+            Range {
+                start_micros: 10 * MINUTE,
+                end_micros: 11 * MINUTE,
+            },
+        ];
+        assert_eq!(minutes(&coalesce(&ranges, MINUTE, 4)), [(0, 4), (10, 11)]);
+        assert_eq!(coalesce(&ranges, MINUTE, 1), ranges);
     }
 
     #[test]

@@ -8,11 +8,10 @@
 //! A backend module defines, beside its store type:
 //! - `type DbTs` with `db_ts(µs) -> DbTs` and `micros_of(DbTs) -> i64`;
 //! - `type DbUuid` with `db_uuid(Uuid) -> DbUuid` and `uuid_of(DbUuid) -> Result<Uuid>`;
-//! - the statements `ROLLUP_HOURS`, `MERGE_MINUTE`, `MERGE_HOUR`; through `rollups_by_step!`
-//!   `MINUTE_ROLLUPS_BY_STEP` and `HOUR_ROLLUPS_BY_STEP`; through `tenant_statements!`
+//! - the statements `ROLLUP_HOURS`, `MERGE_MINUTE`, `MERGE_HOUR`; through `tenant_statements!`
 //!   `EXPIRE_MINUTES` and `EXPIRE_HOURS`;
-//! - the hot tier's own functions, as plain functions of its store: `record_day`,
-//!   `insert_new`, `read_latest`, `read_points`, `read_buckets`, `read_buckets_in`,
+//! - `read_rollups_in`, and the hot tier's own functions, as plain functions of its store:
+//!   `record_day`, `insert_new`, `read_latest`, `read_points`, `read_points_in`,
 //!   `roll_up_minutes`, `lock_day`, `count_day` and `remove_day`.
 
 use std::collections::{BTreeMap, HashMap};
@@ -80,73 +79,6 @@ pub(super) fn late_rollups(
         }
     }
     merged
-}
-
-/// `MINUTE_ROLLUPS_BY_STEP` and `HOUR_ROLLUPS_BY_STEP`: a series' rollups in `[$2, $3)` merged
-/// into buckets of `$4` µs (`$bucket`, the dialect's expression of a rollup's step bucket). Min,
-/// max, sum and count by hashed groups; the last value from the group's latest rollup, found by
-/// its primary key (rollups of one series never overlap in time), so nothing is sorted.
-macro_rules! rollups_by_step {
-    ($bucket:literal, $last_minute_micro:literal, $last_quarter_micro:literal) => {
-const MINUTE_ROLLUPS_BY_STEP: &str = rollups_by_step!(@select "rollups_1m", $bucket, "");
-const QUARTER_ROLLUPS_BY_STEP: &str = rollups_by_step!(@select "rollups_15m", $bucket, "");
-const HOUR_ROLLUPS_BY_STEP: &str = rollups_by_step!(@select "rollups_1h", $bucket, "");
-        /// For a step that is not a whole number of minutes (quarters): the minutes (quarters)
-        /// a bucket boundary splits are left out (their first and last microsecond fall in
-        /// different buckets).
-        const UNSPLIT_MINUTE_ROLLUPS_BY_STEP: &str = rollups_by_step!(
-            @select "rollups_1m",
-            $bucket,
-            concat!(" AND ", $bucket, " = ", $last_minute_micro)
-        );
-        const UNSPLIT_QUARTER_ROLLUPS_BY_STEP: &str = rollups_by_step!(
-            @select "rollups_15m",
-            $bucket,
-            concat!(" AND ", $bucket, " = ", $last_quarter_micro)
-        );
-    };
-    (@select $table:literal, $bucket:literal, $filter:expr) => {
-        concat!(
-            "SELECT g.b, g.lo, g.hi, g.total, g.n, r.last_ts, r.last \
-             FROM (SELECT ",
-            $bucket,
-            " AS b, min(min) AS lo, max(max) AS hi, sum(sum) AS total, \
-                          CAST(sum(count) AS BIGINT) AS n, max(bucket) AS latest \
-                   FROM ",
-            $table,
-            " WHERE series_id = $1 AND bucket >= $2 AND bucket < $3",
-            $filter,
-            " GROUP BY 1) g \
-             JOIN ",
-            $table,
-            " r ON r.series_id = $1 AND r.bucket = g.latest \
-             ORDER BY g.b"
-        )
-    };
-}
-
-/// `MINUTE_ROLLUPS_IN_BY_STEP`: a series' minute rollups in several ranges (`$ranges`, the
-/// dialect's join of the series' minutes to them, as `m`) merged into buckets of `$4` µs, the
-/// minutes a bucket boundary splits left out; as `rollups_by_step!`.
-macro_rules! minute_rollups_in_by_step {
-    ($bucket:literal, $last_minute_micro:literal, $ranges:literal) => {
-        const MINUTE_ROLLUPS_IN_BY_STEP: &str = concat!(
-            "SELECT g.b, g.lo, g.hi, g.total, g.n, r.last_ts, r.last \
-             FROM (SELECT ",
-            $bucket,
-            " AS b, min(m.min) AS lo, max(m.max) AS hi, sum(m.sum) AS total, \
-                          CAST(sum(m.count) AS BIGINT) AS n, max(m.bucket) AS latest \
-                   FROM ",
-            $ranges,
-            " WHERE ",
-            $bucket,
-            " = ",
-            $last_minute_micro,
-            " GROUP BY 1) g \
-             JOIN rollups_1m r ON r.series_id = $1 AND r.bucket = g.latest \
-             ORDER BY g.b"
-        );
-    };
 }
 
 /// The statements over all of a tenant's series (`$1 <= series_id < $2`): `EXPIRE_MINUTES`,

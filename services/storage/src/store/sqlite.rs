@@ -81,20 +81,6 @@ macro_rules! rollup_from_minutes {
 const ROLLUP_QUARTERS: &str = rollup_from_minutes!("rollups_15m", "900000000");
 const ROLLUP_HOURS: &str = rollup_from_minutes!("rollups_1h", "3600000000");
 
-// A rollup's bucket of `$4` µs, aligned to the epoch.
-rollups_by_step!(
-    "(bucket - ((bucket % $4) + $4) % $4)",
-    "((bucket + 59999999) - (((bucket + 59999999) % $4) + $4) % $4)",
-    "((bucket + 899999999) - (((bucket + 899999999) % $4) + $4) % $4)"
-);
-// The ranges as a JSON array of `[start, end]` in `$2` (`$3` is unused); `CROSS JOIN` makes
-// SQLite loop over the ranges first.
-minute_rollups_in_by_step!(
-    "(bucket - ((bucket % $4) + $4) % $4)",
-    "((bucket + 59999999) - (((bucket + 59999999) % $4) + $4) % $4)",
-    "json_each($2) e CROSS JOIN rollups_1m m ON m.series_id = $1 \
-       AND m.bucket >= json_extract(e.value, '$[0]') AND m.bucket < json_extract(e.value, '$[1]')"
-);
 tenant_statements!(
     "series_id IN (SELECT series_id FROM series WHERE series_id >= $1 AND series_id < $2)"
 );
@@ -113,29 +99,54 @@ fn ranges_json(ranges: &[super::Range]) -> Result<String> {
 }
 
 impl SqliteStore {
-    /// A series' minute rollups in several ranges merged into buckets of `step_micros`
-    /// ([`MINUTE_ROLLUPS_IN_BY_STEP`]).
-    async fn read_minute_rollups_in(
+    /// A series' rollups of a resolution in several ranges, in one statement
+    /// ([`rollups_in_sql`]).
+    async fn read_rollups_in(
         &self,
         series: super::SeriesId,
+        resolution: super::Resolution,
         ranges: &[super::Range],
-        step_micros: i64,
     ) -> Result<Vec<(i64, crate::domain::Rollup)>> {
         if ranges.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(MINUTE_ROLLUPS_IN_BY_STEP)
+        let rows = sqlx::query(rollups_in_sql(resolution))
             .bind(series)
             .bind(ranges_json(ranges)?)
-            .bind(0_i64)
-            .bind(step_micros)
             .fetch_all(&self.pool)
             .await?;
         Ok(rows
             .iter()
-            .map(|r| (micros_of(r.get(0)), rollup_of(r, 1)))
+            .map(|r| {
+                let rollup = crate::domain::Rollup {
+                    min: r.get(1),
+                    max: r.get(2),
+                    sum: r.get(3),
+                    count: r.get::<i64, _>(4) as u64,
+                    last_ts_micros: r.get(5),
+                    last: r.get(6),
+                };
+                (r.get(0), rollup)
+            })
             .collect())
     }
+}
+
+/// A series' (`$1`) rollups of a resolution whose buckets start in the ranges `$2`, a JSON
+/// array of `[start, end)` pairs (µs); `CROSS JOIN` makes SQLite loop over the ranges first.
+fn rollups_in_sql(resolution: super::Resolution) -> &'static str {
+    static STATEMENTS: std::sync::LazyLock<[String; 3]> = std::sync::LazyLock::new(|| {
+        super::Resolution::ALL.map(|resolution| {
+            format!(
+                "SELECT m.bucket, m.min, m.max, m.sum, m.count, m.last_ts, m.last \
+                 FROM json_each($2) e CROSS JOIN {} m ON m.series_id = $1 \
+                     AND m.bucket >= json_extract(e.value, '$[0]') \
+                     AND m.bucket < json_extract(e.value, '$[1]')",
+                resolution.table()
+            )
+        })
+    });
+    &STATEMENTS[resolution.index()]
 }
 
 mod hot;

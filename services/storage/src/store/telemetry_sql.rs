@@ -305,22 +305,12 @@ macro_rules! telemetry_store {
                 self.read_points(series, range).await
             }
 
-            async fn buckets(
-                &self,
-                series: $crate::store::SeriesId,
-                range: $crate::store::Range,
-                step_micros: i64,
-            ) -> $crate::error::Result<Vec<(i64, $crate::domain::Rollup)>> {
-                self.read_buckets(series, range, step_micros).await
-            }
-
-            async fn buckets_in(
+            async fn points_in(
                 &self,
                 series: $crate::store::SeriesId,
                 ranges: &[$crate::store::Range],
-                step_micros: i64,
-            ) -> $crate::error::Result<Vec<(i64, $crate::domain::Rollup)>> {
-                self.read_buckets_in(series, ranges, step_micros).await
+            ) -> $crate::error::Result<Vec<(i64, f64)>> {
+                self.read_points_in(series, ranges).await
             }
 
             async fn rollup_state(
@@ -383,43 +373,13 @@ macro_rules! telemetry_store {
                 Ok(minutes + coarser)
             }
 
-            async fn rollups(
+            async fn rollups_in(
                 &self,
                 series: $crate::store::SeriesId,
-                range: $crate::store::Range,
                 resolution: $crate::store::Resolution,
-                step_micros: i64,
-            ) -> $crate::error::Result<Vec<(i64, $crate::domain::Rollup)>> {
-                use $crate::store::Resolution;
-                let split = step_micros % resolution.micros() != 0;
-                let statement = match resolution {
-                    Resolution::Minute if split => UNSPLIT_MINUTE_ROLLUPS_BY_STEP,
-                    Resolution::Minute => MINUTE_ROLLUPS_BY_STEP,
-                    Resolution::Quarter if split => UNSPLIT_QUARTER_ROLLUPS_BY_STEP,
-                    Resolution::Quarter => QUARTER_ROLLUPS_BY_STEP,
-                    Resolution::Hour => HOUR_ROLLUPS_BY_STEP,
-                };
-                let rows = ::sqlx::query(statement)
-                    .bind(series)
-                    .bind(db_ts(range.start_micros))
-                    .bind(db_ts(range.end_micros))
-                    .bind(step_micros)
-                    .fetch_all(&self.pool)
-                    .await?;
-                Ok(rows
-                    .iter()
-                    .map(|r| (micros_of(r.get(0)), rollup_of(r, 1)))
-                    .collect())
-            }
-
-            async fn minute_rollups_in(
-                &self,
-                series: $crate::store::SeriesId,
                 ranges: &[$crate::store::Range],
-                step_micros: i64,
             ) -> $crate::error::Result<Vec<(i64, $crate::domain::Rollup)>> {
-                self.read_minute_rollups_in(series, ranges, step_micros)
-                    .await
+                self.read_rollups_in(series, resolution, ranges).await
             }
 
             async fn expire_rollups(
@@ -589,24 +549,6 @@ macro_rules! telemetry_store {
                 $crate::store::first_series_id(tenant),
                 $crate::store::first_series_id(tenant + 1),
             )
-        }
-
-        /// Reads a rollup from columns `first..first + 6` (min, max, sum, count, last_ts, last).
-        fn rollup_of<R: ::sqlx::Row>(row: &R, first: usize) -> $crate::domain::Rollup
-        where
-            for<'r> f64: ::sqlx::Decode<'r, R::Database> + ::sqlx::Type<R::Database>,
-            for<'r> i64: ::sqlx::Decode<'r, R::Database> + ::sqlx::Type<R::Database>,
-            for<'r> DbTs: ::sqlx::Decode<'r, R::Database> + ::sqlx::Type<R::Database>,
-            usize: ::sqlx::ColumnIndex<R>,
-        {
-            $crate::domain::Rollup {
-                min: row.get(first),
-                max: row.get(first + 1),
-                sum: row.get(first + 2),
-                count: row.get::<i64, _>(first + 3) as u64,
-                last_ts_micros: micros_of(row.get(first + 4)),
-                last: row.get(first + 5),
-            }
         }
     };
 }

@@ -9,12 +9,11 @@ use super::{
     PostgresStore,
     hot::{Class, days_of, ts},
     hot_sql::{
-        BUCKETS, BUCKETS_IN, CLASSES, CLASSES_AND_LAST_DAY, LATE_DAYS, LATE_POINTS, LATEST,
-        LATEST_RECENT, POINTS,
+        CLASSES, CLASSES_AND_LAST_DAY, LATE_DAYS, LATE_POINTS, LATEST, LATEST_RECENT, POINTS,
+        POINTS_IN,
     },
 };
 use crate::{
-    domain::Rollup,
     error::Result,
     store::{Latest, Range, SeriesId, TenantNo, day_range, first_series_id, tenant_of},
 };
@@ -97,71 +96,40 @@ impl PostgresStore {
             .collect())
     }
 
-    /// Buckets of a series' readings in a range.
-    pub(super) async fn read_buckets(
-        &self,
-        series: SeriesId,
-        range: Range,
-        step_micros: i64,
-    ) -> Result<Vec<(i64, Rollup)>> {
-        let mut connection = self.pool.acquire().await?;
-        let classes = Self::classes(&mut connection, tenant_of(series), Some(range)).await?;
-        let rows = sqlx::query(BUCKETS)
-            .bind(series)
-            .bind(ts(range.start_micros))
-            .bind(ts(range.end_micros))
-            .bind(step_micros)
-            .bind(classes)
-            .persistent(false)
-            .fetch_all(&mut *connection)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get(0), super::rollup_of(r, 1)))
-            .collect())
-    }
-
-    /// Buckets of a series' readings in several ranges, in one statement ([`BUCKETS_IN`]),
-    /// bounded by the first and the last so that it prunes to their days.
-    pub(super) async fn read_buckets_in(
+    /// A series' readings in several ranges, in one statement ([`POINTS_IN`]), bounded by
+    /// the first and the last so that it prunes to their days.
+    pub(super) async fn read_points_in(
         &self,
         series: SeriesId,
         ranges: &[Range],
-        step_micros: i64,
-    ) -> Result<Vec<(i64, Rollup)>> {
+    ) -> Result<Vec<(i64, f64)>> {
         let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else {
             return Ok(Vec::new());
         };
         let span = Range {
-            start_micros: ranges
-                .iter()
-                .map(|r| r.start_micros)
-                .min()
-                .unwrap_or(first.start_micros),
-            end_micros: ranges
-                .iter()
-                .map(|r| r.end_micros)
-                .max()
-                .unwrap_or(last.end_micros),
+            start_micros: first.start_micros,
+            end_micros: last.end_micros,
         };
         let mut connection = self.pool.acquire().await?;
         let classes = Self::classes(&mut connection, tenant_of(series), Some(span)).await?;
         let from: Vec<DateTime<Utc>> = ranges.iter().map(|r| ts(r.start_micros)).collect();
         let to: Vec<DateTime<Utc>> = ranges.iter().map(|r| ts(r.end_micros)).collect();
-        let rows = sqlx::query(BUCKETS_IN)
+        let row = sqlx::query(POINTS_IN)
             .bind(series)
             .bind(from)
             .bind(to)
-            .bind(step_micros)
             .bind(classes)
             .bind(ts(span.start_micros))
             .bind(ts(span.end_micros))
             .persistent(false)
-            .fetch_all(&mut *connection)
+            .fetch_one(&mut *connection)
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get(0), super::rollup_of(r, 1)))
+        let times: Vec<DateTime<Utc>> = row.try_get::<Option<_>, _>(0)?.unwrap_or_default();
+        let values: Vec<f64> = row.try_get::<Option<_>, _>(1)?.unwrap_or_default();
+        Ok(times
+            .into_iter()
+            .map(|t| t.timestamp_micros())
+            .zip(values)
             .collect())
     }
 

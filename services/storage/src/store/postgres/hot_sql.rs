@@ -60,36 +60,21 @@ pub(super) const CLASSES_AND_LAST_DAY: &str =
 pub(super) const POINTS: &str = "SELECT ts, value FROM readings \
      WHERE class = ANY($4) AND series_id = $1 AND ts >= $2 AND ts < $3 ORDER BY ts";
 
-/// Buckets of raw readings. The bucket is computed with `date_bin` (timestamp arithmetic, not
-/// `extract`'s numeric), grouped by hashing, and the last value taken as the greatest
-/// `[epoch, value]` pair, so 2.6 million readings are aggregated without a sort or a second
-/// scan.
-pub(super) const BUCKETS: &str = "SELECT (extract(epoch FROM b) * 1000000)::int8, lo, hi, total, n, last_ts, last \
-     FROM (SELECT date_bin(make_interval(secs => $4::float8 / 1000000), ts, \
-                           timestamptz '1970-01-01 00:00:00+00') AS b, \
-                  min(value) AS lo, max(value) AS hi, sum(value) AS total, count(*) AS n, \
-                  max(ts) AS last_ts, (max(ARRAY[date_part('epoch', ts), value]))[2] AS last \
-           FROM readings WHERE class = ANY($5) AND series_id = $1 AND ts >= $2 AND ts < $3 \
-           GROUP BY 1) g \
-     ORDER BY 1";
-
-/// [`BUCKETS`] over the ranges `[$2[i], $3[i])`: an index range scan for each, one round trip.
-/// `OFFSET 0` keeps the subquery from being pulled up into a join, which turned into reading
-/// all of the series and filtering (100 s instead of 11 ms for 500 ranges). The arrays come
-/// through `(SELECT $n)`, so the plan does not see them as constants: with constants it spent
-/// ~36 ms before the first range (80 ms for 483 ranges instead of 15 ms).
-pub(super) const BUCKETS_IN: &str = "SELECT (extract(epoch FROM b) * 1000000)::int8, lo, hi, total, n, last_ts, last \
-     FROM (SELECT date_bin(make_interval(secs => $4::float8 / 1000000), r.ts, \
-                           timestamptz '1970-01-01 00:00:00+00') AS b, \
-                  min(r.value) AS lo, max(r.value) AS hi, sum(r.value) AS total, count(*) AS n, \
-                  max(r.ts) AS last_ts, (max(ARRAY[date_part('epoch', r.ts), r.value]))[2] AS last \
-           FROM unnest((SELECT $2::timestamptz[]), (SELECT $3::timestamptz[])) AS e(from_ts, to_ts) \
-           CROSS JOIN LATERAL (SELECT ts, value FROM readings \
-                               WHERE class = ANY($5) AND series_id = $1 \
-                                 AND ts >= e.from_ts AND ts < e.to_ts AND ts >= $6 AND ts < $7 \
-                               OFFSET 0) r \
-           GROUP BY 1) g \
-     ORDER BY 1";
+/// A series' readings in the ranges `[$2[i], $3[i])`: an index range scan for each, one round
+/// trip; bounded by `[$5, $6)` (the first start and the last end), so the plan prunes to
+/// their days. `OFFSET 0` keeps the subquery from being pulled up into a join, which turned
+/// into reading all of the series and filtering (100 s instead of 11 ms for 500 ranges). The
+/// arrays come through `(SELECT $n)`, so the plan does not see them as constants: with
+/// constants it spent ~36 ms before the first range (80 ms for 483 ranges instead of 15 ms).
+/// Queries roll the readings up into their buckets: PostgreSQL's aggregation of them
+/// (`date_bin`, the last value as the greatest `[epoch, value]`) cost more than the scans.
+/// One row of two arrays: a row costs the service more to decode than an array's element.
+pub(super) const POINTS_IN: &str = "SELECT array_agg(r.ts), array_agg(r.value) \
+     FROM unnest((SELECT $2::timestamptz[]), (SELECT $3::timestamptz[])) AS e(from_ts, to_ts) \
+     CROSS JOIN LATERAL (SELECT ts, value FROM readings \
+                         WHERE class = ANY($4) AND series_id = $1 \
+                           AND ts >= e.from_ts AND ts < e.to_ts AND ts >= $5 AND ts < $6 \
+                         OFFSET 0) r";
 
 /// Rolls a tenant's (`$1 <= series_id < $2`) readings in `[$3, $4)` up into minute buckets,
 /// replacing what was there.

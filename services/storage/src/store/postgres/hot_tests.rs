@@ -147,33 +147,20 @@ async fn hot_statements_touch_only_their_leaves() {
     .await;
     assert_eq!(points, std::slice::from_ref(&leaf3));
 
-    let buckets = explain(
-        &pool,
-        sqlx::query(AssertSqlSafe(explained(hot_sql::BUCKETS)))
-            .bind(series)
-            .bind(ts(day3))
-            .bind(ts(day3 + DAY))
-            .bind(60_000_000_i64)
-            .bind(&classes),
-    )
-    .await;
-    assert_eq!(buckets, std::slice::from_ref(&leaf3));
-
     let from = vec![ts(day3), ts(day3 + 20 * HOUR)];
     let to = vec![ts(day3 + HOUR), ts(day3 + 26 * HOUR)];
-    let buckets_in = explain(
+    let points_in = explain(
         &pool,
-        sqlx::query(AssertSqlSafe(explained(hot_sql::BUCKETS_IN)))
+        sqlx::query(AssertSqlSafe(explained(hot_sql::POINTS_IN)))
             .bind(series)
             .bind(from)
             .bind(to)
-            .bind(60_000_000_i64)
             .bind(&classes)
             .bind(ts(day3))
             .bind(ts(day3 + 26 * HOUR)),
     )
     .await;
-    assert_eq!(buckets_in.len(), 2, "two days: {buckets_in:?}");
+    assert_eq!(points_in.len(), 2, "two days: {points_in:?}");
 
     let rollup = explain(
         &pool,

@@ -10,7 +10,6 @@ use sqlx::{Row as _, SqliteConnection};
 
 use super::SqliteStore;
 use crate::{
-    domain::Rollup,
     domain::ingest::DAY_MICROS,
     error::Result,
     store::{
@@ -67,25 +66,13 @@ const LATEST: &str = "SELECT metric, max(ts), value FROM ( \
          WHERE s.tenant_no = $1 AND s.machine_id = $2) \
      GROUP BY metric ORDER BY metric";
 
-const BUCKETS: &str = "WITH b AS ( \
-       SELECT ts - (((ts % $4) + $4) % $4) AS bucket, min(value) AS lo, max(value) AS hi, \
-              sum(value) AS total, count(*) AS n, max(ts) AS last_ts \
-       FROM readings WHERE series_id = $1 AND ts >= $2 AND ts < $3 GROUP BY 1) \
-     SELECT b.bucket, b.lo, b.hi, b.total, b.n, b.last_ts, r.value AS last \
-     FROM b JOIN readings r ON r.series_id = $1 AND r.ts = b.last_ts ORDER BY b.bucket";
-
-/// [`BUCKETS`] over the ranges `$2`, a JSON array of `[start, end)` pairs (µs): an index range
-/// scan for each, one statement. `CROSS JOIN` makes SQLite loop over the ranges first; left to
-/// itself it scanned the series' readings once per range (ten times slower in the tests).
-const BUCKETS_IN: &str = "WITH b AS ( \
-       SELECT r.ts - (((r.ts % $3) + $3) % $3) AS bucket, min(r.value) AS lo, \
-              max(r.value) AS hi, sum(r.value) AS total, count(*) AS n, max(r.ts) AS last_ts \
-       FROM json_each($2) e \
-       CROSS JOIN readings r ON r.series_id = $1 AND r.ts >= json_extract(e.value, '$[0]') \
-                      AND r.ts < json_extract(e.value, '$[1]') \
-       GROUP BY 1) \
-     SELECT b.bucket, b.lo, b.hi, b.total, b.n, b.last_ts, r.value AS last \
-     FROM b JOIN readings r ON r.series_id = $1 AND r.ts = b.last_ts ORDER BY b.bucket";
+/// A series' readings in the ranges `$2`, a JSON array of `[start, end)` pairs (µs): an index
+/// range scan for each, one statement. `CROSS JOIN` makes SQLite loop over the ranges first;
+/// left to itself it scanned the series' readings once per range (ten times slower in the
+/// tests).
+const POINTS_IN: &str = "SELECT r.ts, r.value FROM json_each($2) e \
+     CROSS JOIN readings r ON r.series_id = $1 AND r.ts >= json_extract(e.value, '$[0]') \
+         AND r.ts < json_extract(e.value, '$[1]')";
 
 /// Rolls a tenant's (`$1 <= series_id < $2`) readings in `[$3, $4)` up into minute buckets,
 /// replacing what was there. Driven by the tenant's series, so each series' readings are
@@ -166,26 +153,21 @@ fn chunks(rows: &[Row]) -> impl Iterator<Item = &[Row]> {
 }
 
 impl SqliteStore {
-    /// The buckets of readings in several ranges, in one statement ([`BUCKETS_IN`]).
-    pub(super) async fn read_buckets_in(
+    /// A series' readings in several ranges, in one statement ([`POINTS_IN`]).
+    pub(super) async fn read_points_in(
         &self,
         series: SeriesId,
         ranges: &[Range],
-        step_micros: i64,
-    ) -> Result<Vec<(i64, Rollup)>> {
+    ) -> Result<Vec<(i64, f64)>> {
         if ranges.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(BUCKETS_IN)
+        let rows = sqlx::query(POINTS_IN)
             .bind(series)
             .bind(super::ranges_json(ranges)?)
-            .bind(step_micros)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get(0), super::rollup_of(r, 1)))
-            .collect())
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     /// The tenants' `rolled_to` (those rolled up at all). The transaction began with
@@ -421,26 +403,6 @@ impl SqliteStore {
         range: Range,
     ) -> Result<Vec<(i64, f64)>> {
         self.series_points(POINTS, series, range).await
-    }
-
-    /// Buckets of a series' readings in a range.
-    pub(super) async fn read_buckets(
-        &self,
-        series: SeriesId,
-        range: Range,
-        step_micros: i64,
-    ) -> Result<Vec<(i64, Rollup)>> {
-        let rows = sqlx::query(BUCKETS)
-            .bind(series)
-            .bind(range.start_micros)
-            .bind(range.end_micros)
-            .bind(step_micros)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get(0), super::rollup_of(r, 1)))
-            .collect())
     }
 
     /// Rolls the tenant's readings in `range` up into minute buckets; returns the buckets
