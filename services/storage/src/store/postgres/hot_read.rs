@@ -14,6 +14,7 @@ use super::{
     },
 };
 use crate::{
+    domain::ingest::DAY_MICROS,
     error::Result,
     store::{Latest, Range, SeriesId, TenantNo, day_range, first_series_id, tenant_of},
 };
@@ -96,8 +97,10 @@ impl PostgresStore {
             .collect())
     }
 
-    /// A series' readings in several ranges, in one statement ([`POINTS_IN`]), bounded by
-    /// the first and the last so that it prunes to their days.
+    /// A series' readings in several ranges: a statement ([`POINTS_IN`]) for each cluster of
+    /// ranges (`clusters`), bounded by its first and last so that it plans only their days'
+    /// leaves: a query's two ends, 30 days apart, planned together over the class's 31
+    /// leaves cost 1–4 ms of planning.
     pub(super) async fn read_points_in(
         &self,
         series: SeriesId,
@@ -112,25 +115,29 @@ impl PostgresStore {
         };
         let mut connection = self.pool.acquire().await?;
         let classes = Self::classes(&mut connection, tenant_of(series), Some(span)).await?;
-        let from: Vec<DateTime<Utc>> = ranges.iter().map(|r| ts(r.start_micros)).collect();
-        let to: Vec<DateTime<Utc>> = ranges.iter().map(|r| ts(r.end_micros)).collect();
-        let row = sqlx::query(POINTS_IN)
-            .bind(series)
-            .bind(from)
-            .bind(to)
-            .bind(classes)
-            .bind(ts(span.start_micros))
-            .bind(ts(span.end_micros))
-            .persistent(false)
-            .fetch_one(&mut *connection)
-            .await?;
-        let times: Vec<DateTime<Utc>> = row.try_get::<Option<_>, _>(0)?.unwrap_or_default();
-        let values: Vec<f64> = row.try_get::<Option<_>, _>(1)?.unwrap_or_default();
-        Ok(times
-            .into_iter()
-            .map(|t| t.timestamp_micros())
-            .zip(values)
-            .collect())
+        let mut points = Vec::new();
+        for cluster in clusters(ranges) {
+            let from: Vec<DateTime<Utc>> = cluster.iter().map(|r| ts(r.start_micros)).collect();
+            let to: Vec<DateTime<Utc>> = cluster.iter().map(|r| ts(r.end_micros)).collect();
+            let (start, end) = (
+                cluster[0].start_micros,
+                cluster[cluster.len() - 1].end_micros,
+            );
+            let row = sqlx::query(POINTS_IN)
+                .bind(series)
+                .bind(from)
+                .bind(to)
+                .bind(&classes)
+                .bind(ts(start))
+                .bind(ts(end))
+                .persistent(false)
+                .fetch_one(&mut *connection)
+                .await?;
+            let times: Vec<DateTime<Utc>> = row.try_get::<Option<_>, _>(0)?.unwrap_or_default();
+            let values: Vec<f64> = row.try_get::<Option<_>, _>(1)?.unwrap_or_default();
+            points.extend(times.iter().map(DateTime::timestamp_micros).zip(values));
+        }
+        Ok(points)
     }
 
     /// A series' late readings in a range, oldest first.
@@ -169,4 +176,47 @@ fn latest_of(row: &sqlx::postgres::PgRow) -> Option<Latest> {
         ts_micros: row.get::<Option<DateTime<Utc>>, _>(1)?.timestamp_micros(),
         value: row.get::<Option<f64>, _>(2)?,
     })
+}
+
+/// The most statements one read of ranges is split into.
+const MAX_CLUSTERS: usize = 4;
+
+/// `ranges` (disjoint, oldest first) in clusters that each span at most two days, when that
+/// makes at most [`MAX_CLUSTERS`]; else all in one (ranges spread over many days, such as the
+/// minutes a step of no whole minutes splits, cost more in statements than in planning).
+fn clusters(ranges: &[Range]) -> Vec<&[Range]> {
+    let mut clusters: Vec<&[Range]> = Vec::new();
+    let mut start = 0;
+    for i in 1..=ranges.len() {
+        let split = ranges
+            .get(i)
+            .is_none_or(|next| next.end_micros - ranges[start].start_micros > 2 * DAY_MICROS);
+        if split {
+            clusters.push(&ranges[start..i]);
+            start = i;
+        }
+    }
+    if clusters.len() > MAX_CLUSTERS {
+        vec![ranges]
+    } else {
+        clusters
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_far_apart_are_read_apart_unless_they_are_many() {
+        let range = |day: i64| Range {
+            start_micros: day * DAY_MICROS,
+            end_micros: day * DAY_MICROS + 1_000,
+        };
+        let ends = [range(0), range(1), range(30)];
+        assert_eq!(clusters(&ends), [&ends[..2], &ends[2..]]);
+        let spread: Vec<Range> = (0..30).map(|day| range(3 * day)).collect();
+        assert_eq!(clusters(&spread), [&spread[..]]);
+        assert!(clusters(&[]).is_empty());
+    }
 }
