@@ -14,6 +14,7 @@ use aws_sdk_s3::{
     error::{ProvideErrorMetadata, SdkError},
     primitives::ByteStream,
 };
+use aws_smithy_http_client::tls;
 use bytes::Bytes;
 
 use aws_sdk_s3::types::{
@@ -68,7 +69,13 @@ impl S3Store {
 
     /// Builds a client for a bucket.
     pub async fn connect(config: &S3Config) -> Self {
+        let https = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(https)
             .region(Region::new(config.region.clone()));
         if let Some((id, secret)) = &config.credentials {
             loader =
