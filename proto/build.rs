@@ -5,6 +5,7 @@
 use std::{env, fs, path::PathBuf};
 
 const PROTOS: &[&str] = &[
+    "mfg/options/v1/options.proto",
     "mfg/common/v1/common.proto",
     "mfg/tenant/v1/tenant.proto",
     "mfg/storage/v1/telemetry.proto",
@@ -31,6 +32,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     fs::write(out_dir.join("mfg_descriptor.bin"), &encoded)?;
     let descriptors = compiler.file_descriptor_set();
     fs::write(out_dir.join("codec_roles.rs"), codec_roles(&descriptors))?;
+    fs::write(
+        out_dir.join("access.rs"),
+        access_table(&compiler.descriptor_pool())?,
+    )?;
 
     // Every message names itself (`prost::Name`), so that the gateway can find its descriptor
     // and write the canonical proto3 JSON.
@@ -86,4 +91,62 @@ fn codec_roles(descriptors: &prost_types::FileDescriptorSet) -> String {
             format!("impl Decoded for {path} {{ const ROLE: Role = Role::{role}; }}\n")
         })
         .collect()
+}
+
+/// Writes each RPC's declared access (`mfg.options.v1.access`) as a `match` on its gRPC path,
+/// with the number of its request's `tenant_id` field, for the services' auth layer. Fails the
+/// build when an RPC declares none, or a tenant's RPC has no `tenant_id` and does not stream.
+fn access_table(
+    pool: &prost_reflect::DescriptorPool,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let access = pool
+        .get_extension_by_name("mfg.options.v1.access")
+        .ok_or("mfg.options.v1.access is not in the contract")?;
+    let mut arms = String::new();
+    for service in pool
+        .services()
+        .filter(|s| s.package_name().starts_with("mfg."))
+    {
+        for method in service.methods() {
+            let options = method.options();
+            if !options.has_extension(&access) {
+                return Err(
+                    format!("{} declares no mfg.options.v1.access", method.full_name()).into(),
+                );
+            }
+            let declared = options.get_extension(&access);
+            let declared = declared
+                .as_message()
+                .ok_or("the access option is a message")?;
+            let number = |field: &str| {
+                declared
+                    .get_field_by_name(field)
+                    .and_then(|v| v.as_enum_number())
+                    .unwrap_or(0)
+            };
+            let tenant_field = method
+                .input()
+                .get_field_by_name("tenant_id")
+                .filter(|f| f.kind() == prost_reflect::Kind::String && !f.is_list())
+                .map(|f| f.number());
+            let streaming = method.is_client_streaming();
+            if number("audience") == 1 && tenant_field.is_none() && !streaming {
+                return Err(
+                    format!("{} is a tenant's RPC without tenant_id", method.full_name()).into(),
+                );
+            }
+            arms.push_str(&format!(
+                "        \"/{}/{}\" => Declared {{ audience: {}, scope: {}, tenant_field: {:?}, client_streaming: {streaming} }},\n",
+                service.full_name(),
+                method.name(),
+                number("audience"),
+                number("scope"),
+                tenant_field,
+            ));
+        }
+    }
+    Ok(format!(
+        "/// The access the contract declares for an RPC, by its gRPC path.\n\
+         pub fn declared(path: &str) -> Option<Declared> {{\n    Some(match path {{\n{arms}        _ => return None,\n    }})\n}}\n"
+    ))
 }

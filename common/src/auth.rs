@@ -284,7 +284,49 @@ impl From<Denied> for tonic::Status {
     }
 }
 
+/// Who may call an RPC, as the contract declares it in its `mfg.options.v1.access` option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// A key of the tenant the request names, holding the scope; or the operator.
+    Tenant(Scope),
+    /// Only the operator. When the request names a tenant, a key of another tenant is answered
+    /// as if it did not exist, and a key of that tenant is checked against the scope first.
+    Operator(Option<Scope>),
+    /// Only the platform's own services, which call with the operator credential.
+    Internal,
+}
+
+impl Access {
+    /// A sentence for documents and logs.
+    pub fn describe(self) -> String {
+        match self {
+            Self::Tenant(scope) => {
+                format!(
+                    "the operator, or a key of the tenant with the `{}` scope",
+                    scope.as_str()
+                )
+            }
+            Self::Operator(_) => "the operator only".to_owned(),
+            Self::Internal => "the platform's own services only (internal)".to_owned(),
+        }
+    }
+}
+
 impl Caller {
+    /// Checks the caller against an RPC's declared access, for the tenant the request names.
+    pub fn permits(&self, access: Access, tenant_id: Option<&str>) -> Result<(), Denied> {
+        match access {
+            Access::Tenant(scope) => self.authorize(tenant_id.unwrap_or_default(), scope),
+            Access::Operator(scope) => {
+                if let Some(tenant_id) = tenant_id {
+                    self.authorize(tenant_id, scope.unwrap_or(Scope::Read))?;
+                }
+                self.require_operator()
+            }
+            Access::Internal => self.require_operator(),
+        }
+    }
+
     /// Allows only the operator.
     pub fn require_operator(&self) -> Result<(), Denied> {
         match self {
@@ -385,7 +427,8 @@ impl Authenticator {
     }
 }
 
-/// A tower layer for gRPC servers that authenticates every call and leaves the [`Caller`] in the
+/// A tower layer for gRPC servers that authenticates every call, checks it against the access
+/// the contract declares for its RPC ([`crate::access`]), and leaves the [`Caller`] in the
 /// request's extensions. Health checks and reflection stay open.
 #[derive(Debug, Clone)]
 pub struct AuthLayer {
@@ -417,14 +460,15 @@ pub struct AuthService<S> {
     authenticator: Authenticator,
 }
 
-impl<S, B> tower::Service<http::Request<B>> for AuthService<S>
+impl<S> tower::Service<http::Request<tonic::body::Body>> for AuthService<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
-        + Clone
+    S: tower::Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+        > + Clone
         + Send
         + 'static,
     S::Future: Send,
-    B: Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -434,21 +478,26 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
         // The service that was polled ready handles this call; its clone waits for the next.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let open = request.uri().path().starts_with("/grpc.");
         let authenticator = self.authenticator.clone();
         Box::pin(async move {
-            if !open {
-                match authenticator.authenticate(request.headers()).await {
-                    Ok(caller) => {
-                        request.extensions_mut().insert(caller);
-                    }
-                    Err(error) => return Ok(crate::error::to_status(&error).into_http()),
-                }
+            if open {
+                return inner.call(request).await;
             }
+            let caller = match authenticator.authenticate(request.headers()).await {
+                Ok(caller) => caller,
+                Err(error) => return Ok(crate::error::to_status(&error).into_http()),
+            };
+            // Who may call what is the contract's, checked here for every RPC.
+            let mut request = match crate::access::enforce(&caller, request).await {
+                Ok(request) => request,
+                Err(status) => return Ok(status.into_http()),
+            };
+            request.extensions_mut().insert(caller);
             inner.call(request).await
         })
     }

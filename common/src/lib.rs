@@ -2,6 +2,7 @@
 //! the gRPC server bootstrap (health, reflection, graceful shutdown), trace-context propagation,
 //! the system's error codes, database connections and the API-key authentication cache.
 
+pub mod access;
 pub mod auth;
 pub mod clock;
 pub mod config;

@@ -6,12 +6,14 @@
 
 pub mod auth;
 pub mod config;
+pub mod contract;
 pub mod error;
 pub mod json;
 pub mod limits;
 pub mod observability;
 pub mod openapi;
 pub mod routes;
+pub mod transcode;
 
 use std::sync::Arc;
 
@@ -24,10 +26,7 @@ use mfg_common::{
     shutdown::CancellationToken,
 };
 use mfg_proto::{
-    service_names,
-    storage::v1::{
-        alert_service_client::AlertServiceClient, telemetry_service_client::TelemetryServiceClient,
-    },
+    service_names, storage::v1::alert_service_client::AlertServiceClient,
     tenant::v1::tenant_service_client::TenantServiceClient,
 };
 use tokio::net::TcpListener;
@@ -48,8 +47,6 @@ struct Inner {
     openapi: axum::body::Bytes,
     isolation: limits::Isolation,
     metrics: Arc<observability::Metrics>,
-    tenant: TenantServiceClient<TracedChannel>,
-    storage: TelemetryServiceClient<TracedChannel>,
     alerts: AlertServiceClient<TracedChannel>,
     channels: Upstreams,
     auth: Authenticator,
@@ -66,6 +63,7 @@ struct Upstreams {
 impl AppState {
     /// Connects (lazily) to the upstream services of a configuration.
     pub fn new(config: &Config, operator_token: &str) -> anyhow::Result<Self> {
+        contract::rpcs()?;
         // After its own checks, the gateway calls the services with the operator credential.
         let channel = |addr: &str| -> anyhow::Result<TracedChannel> {
             Ok(lazy_channel(&mfg_common::grpc::http_uri(addr))?.with_bearer(operator_token)?)
@@ -91,8 +89,6 @@ impl AppState {
                     config.options.dedicated_concurrency,
                 ),
                 metrics: Arc::default(),
-                tenant,
-                storage: TelemetryServiceClient::new(channels.storage.clone()),
                 alerts: AlertServiceClient::new(channels.storage.clone()),
                 auth: Authenticator::new(operator_token, keys),
                 channels,
@@ -111,11 +107,6 @@ impl AppState {
     /// Cancelled when the gateway stops.
     pub fn shutdown(&self) -> &CancellationToken {
         &self.shutdown
-    }
-
-    /// A client of the tenant service.
-    pub fn tenant(&self) -> TenantServiceClient<TracedChannel> {
-        self.inner.tenant.clone()
     }
 
     fn upstreams(&self) -> Vec<(&'static str, &'static str, TracedChannel)> {
@@ -137,9 +128,16 @@ impl AppState {
         self.inner.openapi.clone()
     }
 
-    /// A client of the storage service's telemetry API.
-    pub fn storage(&self) -> TelemetryServiceClient<TracedChannel> {
-        self.inner.storage.clone()
+    /// The channel to the service that serves `service` (a full name), if the gateway knows it.
+    pub fn channel_of(&self, service: &str) -> Option<TracedChannel> {
+        let c = &self.inner.channels;
+        Some(match service {
+            service_names::TENANT => c.tenant.clone(),
+            service_names::TELEMETRY | service_names::ALERT => c.storage.clone(),
+            service_names::COST => c.cost.clone(),
+            service_names::PROVISIONING => c.provisioning.clone(),
+            _ => return None,
+        })
     }
 
     /// A client of the storage service's alert API.
@@ -171,15 +169,13 @@ pub fn router(state: AppState, config: &Config) -> Router {
     Router::new()
         .merge(routes::health::routes())
         .merge(
-            routes::tenants::routes()
-                .merge(routes::telemetry::routes())
+            transcode::routes()
                 .merge(routes::alerts::routes())
                 .route_layer(axum::middleware::from_fn_with_state(
                     state.clone(),
                     limits::admission,
                 )),
         )
-        .merge(unbuilt_routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -223,41 +219,6 @@ pub fn router(state: AppState, config: &Config) -> Router {
 /// How often the gateway pings an idle HTTP/2 client, and how long it waits for the answer.
 const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// The contract's routes that are not built yet, answering 501 as their RPCs answer
-/// UNIMPLEMENTED.
-fn unbuilt_routes() -> Router<AppState> {
-    let mut by_path: std::collections::BTreeMap<String, axum::routing::MethodRouter<AppState>> =
-        std::collections::BTreeMap::new();
-    let routes = openapi::unbuilt_routes().unwrap_or_else(|error| {
-        tracing::error!(%error, "the contract's unbuilt routes could not be read");
-        Vec::new()
-    });
-    for (method, path) in routes {
-        let Ok(filter) = axum::routing::MethodFilter::try_from(method) else {
-            continue;
-        };
-        let handler = axum::routing::on(filter, || async {
-            ApiError::new(
-                ErrorCode::Unimplemented,
-                "this route is in the contract but not built yet",
-            )
-        });
-        let entry = by_path.remove(&path);
-        by_path.insert(
-            path,
-            match entry {
-                Some(existing) => existing.merge(handler),
-                None => handler,
-            },
-        );
-    }
-    by_path
-        .into_iter()
-        .fold(Router::new(), |router, (path, methods)| {
-            router.route(&path, methods)
-        })
-}
 
 /// Serves the gateway on `listener` until `shutdown` is cancelled, then drains for at most the
 /// configured grace period.

@@ -7,26 +7,12 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
-use prost_reflect::{
-    DescriptorPool, ExtensionDescriptor, FieldDescriptor, Kind, MessageDescriptor, MethodDescriptor,
-};
+use mfg_common::auth::Access;
+use prost_reflect::{ExtensionDescriptor, FieldDescriptor, Kind, MessageDescriptor};
 use prost_types::FileDescriptorProto;
 use serde_json::{Map, Value, json};
 
-/// The services whose annotated RPCs the gateway serves.
-pub const SERVED: &[&str] = &[
-    mfg_proto::service_names::TENANT,
-    mfg_proto::service_names::TELEMETRY,
-    mfg_proto::service_names::ALERT,
-];
-
-/// Annotated RPCs the gateway does not serve: internal calls between services, and RPCs whose
-/// service answers UNIMPLEMENTED until they are built.
-pub const INTERNAL: &[&str] = &[
-    "mfg.tenant.v1.TenantService.AuthenticateKey",
-    "mfg.storage.v1.TelemetryService.PrepareTenantStorage",
-    "mfg.storage.v1.TelemetryService.ReleaseTenantStorage",
-];
+use crate::contract::{Binding, Rpc, pool, rpcs};
 
 /// `google.api.FieldBehavior.OUTPUT_ONLY`.
 const OUTPUT_ONLY: i32 = 3;
@@ -42,35 +28,24 @@ pub struct Route {
 
 /// Builds the document.
 pub fn document() -> anyhow::Result<Value> {
-    let pool = DescriptorPool::decode(mfg_proto::FILE_DESCRIPTOR_SET)
-        .context("the contract's descriptors")?;
-    let http = pool
-        .get_extension_by_name("google.api.http")
-        .context("google.api.http is not in the descriptors")?;
+    let pool = pool();
     let behavior = pool.get_extension_by_name("google.api.field_behavior");
     let mut builder = Builder {
         schemas: BTreeMap::new(),
         behavior,
     };
     let mut paths: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
-    for service_name in SERVED {
-        let service = pool
-            .get_service_by_name(service_name)
-            .with_context(|| format!("no service {service_name}"))?;
-        for method in service.methods() {
-            if method.is_client_streaming()
-                || method.is_server_streaming()
-                || INTERNAL.contains(&method.full_name())
-            {
-                continue;
-            }
-            let Some((verb, operation_path, operation)) = builder.operation(&method, &http)? else {
-                continue;
-            };
+    for rpc in rpcs()? {
+        let streaming = rpc.method.is_client_streaming() || rpc.method.is_server_streaming();
+        if rpc.access == Access::Internal || streaming {
+            continue;
+        }
+        for binding in &rpc.bindings {
+            let (path, operation) = builder.operation(rpc, binding)?;
             paths
-                .entry(operation_path)
+                .entry(path)
                 .or_default()
-                .insert(verb, operation);
+                .insert(binding.method.as_str().to_lowercase(), operation);
         }
     }
     let alert_event = pool
@@ -108,53 +83,6 @@ pub fn document() -> anyhow::Result<Value> {
     }))
 }
 
-/// The `google.api.http` routes of the contract's services that the gateway does not serve
-/// yet: each answers 501, as its service answers UNIMPLEMENTED over gRPC. Paths are axum's: a
-/// custom verb after a variable (`{run_id}:retry`) is matched by the variable's segment, since
-/// every such route answers the same.
-pub fn unbuilt_routes() -> anyhow::Result<Vec<(http::Method, String)>> {
-    let pool = DescriptorPool::decode(mfg_proto::FILE_DESCRIPTOR_SET)
-        .context("the contract's descriptors")?;
-    let http_rule = pool
-        .get_extension_by_name("google.api.http")
-        .context("google.api.http is not in the descriptors")?;
-    let mut routes = Vec::new();
-    for service in pool.services() {
-        if !service.package_name().starts_with("mfg.") || SERVED.contains(&service.full_name()) {
-            continue;
-        }
-        for method in service.methods() {
-            let options = method.options();
-            if !options.has_extension(&http_rule) {
-                continue;
-            }
-            let rule = options.get_extension(&http_rule);
-            let rule = rule.as_message().context("google.api.http is a message")?;
-            for verb in ["get", "put", "post", "delete", "patch"] {
-                let Some(template) = rule.get_field_by_name(verb) else {
-                    continue;
-                };
-                let Some(template) = template.as_str().filter(|t| !t.is_empty()) else {
-                    continue;
-                };
-                let path = template
-                    .split('/')
-                    .map(|segment| match segment.find('}') {
-                        Some(end) if segment.starts_with('{') => &segment[..=end],
-                        _ => segment,
-                    })
-                    .collect::<Vec<_>>()
-                    .join("/");
-                let method = http::Method::from_bytes(verb.to_uppercase().as_bytes())?;
-                if !routes.contains(&(method.clone(), path.clone())) {
-                    routes.push((method, path));
-                }
-            }
-        }
-    }
-    Ok(routes)
-}
-
 /// Returns the routes a document describes.
 pub fn routes(document: &Value) -> Vec<Route> {
     let mut routes = Vec::new();
@@ -177,30 +105,11 @@ struct Builder {
 }
 
 impl Builder {
-    fn operation(
-        &mut self,
-        method: &MethodDescriptor,
-        http: &ExtensionDescriptor,
-    ) -> anyhow::Result<Option<(String, String, Value)>> {
-        let options = method.options();
-        if !options.has_extension(http) {
-            return Ok(None);
-        }
-        let rule = options.get_extension(http);
-        let rule = rule.as_message().context("google.api.http is a message")?;
-        let text = |name: &str| {
-            rule.get_field_by_name(name)
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default()
-        };
-        let Some((verb, template)) = ["get", "put", "post", "delete", "patch"]
-            .iter()
-            .map(|verb| ((*verb).to_owned(), text(verb)))
-            .find(|(_, template)| !template.is_empty())
-        else {
-            return Ok(None);
-        };
-        let (body, response_body) = (text("body"), text("response_body"));
+    fn operation(&mut self, rpc: &Rpc, binding: &Binding) -> anyhow::Result<(String, Value)> {
+        let method = &rpc.method;
+        let template = binding.template.clone();
+        let body = binding.body.clone().unwrap_or_default();
+        let response_body = binding.response_body.clone().unwrap_or_default();
         let input = method.input();
         let output = method.output();
 
@@ -226,12 +135,15 @@ impl Builder {
             }));
             path_fields.push(name.to_owned());
         }
-        if body.is_empty() {
+        if body != "*" {
             for field in input
                 .fields()
-                .filter(|f| !path_fields.contains(&f.name().to_owned()))
+                .filter(|f| !path_fields.contains(&f.name().to_owned()) && f.name() != body)
             {
-                if matches!(field.kind(), Kind::Message(_)) && !field.is_list() {
+                // Nested messages are not query parameters; well-known types are strings.
+                if matches!(field.kind(), Kind::Message(m) if !m.full_name().starts_with("google.protobuf."))
+                    && !field.is_list()
+                {
                     continue;
                 }
                 parameters.push(json!({
@@ -245,6 +157,8 @@ impl Builder {
             "operationId": method.name(),
             "tags": [method.parent_service().name()],
             "summary": comment_of(method.parent_file().file_descriptor_proto(), &[6, method.parent_service().index() as i32, 2, method.index() as i32]),
+            "description": format!("Access: {}.", rpc.access.describe()),
+            "x-mfg-access": access_json(rpc.access),
             "parameters": parameters,
         });
         if body == "*" {
@@ -276,17 +190,12 @@ impl Builder {
                 .with_context(|| format!("{} has no field {response_body}", output.full_name()))?;
             self.field_schema(&field)
         };
-        // Created, or accepted for a job that runs on after the answer.
-        let success = match verb.as_str() {
-            "post" if method.name().starts_with("Create") => "201",
-            "post" if method.name().starts_with("Start") => "202",
-            _ => "200",
-        };
+        let success = rpc.status.as_str();
         operation["responses"] = json!({
             success: { "description": "OK", "content": { "application/json": { "schema": response_schema } } },
             "default": { "description": "An error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/google.rpc.Status" } } } },
         });
-        Ok(Some((verb, path, operation)))
+        Ok((path, operation))
     }
 
     /// `GET /v1/tenants/{tenantId}/alert-events`: `SubscribeAlerts` as Server-Sent Events,
@@ -422,6 +331,16 @@ impl Builder {
     }
 }
 
+/// The access an operation declares, as `x-mfg-access`: `{"audience": "tenant", "scope":
+/// "read"}`, `{"audience": "operator"}`.
+fn access_json(access: Access) -> Value {
+    match access {
+        Access::Tenant(scope) => json!({ "audience": "tenant", "scope": scope.as_str() }),
+        Access::Operator(_) => json!({ "audience": "operator" }),
+        Access::Internal => json!({ "audience": "internal" }),
+    }
+}
+
 fn comment_of(file: &FileDescriptorProto, path: &[i32]) -> String {
     file.source_code_info
         .as_ref()
@@ -502,9 +421,11 @@ mod tests {
                 "get /healthz",
                 "get /metrics",
                 "get /readyz",
+                "get /v1/cost",
                 "get /v1/maintenance/tiering",
                 "get /v1/maintenance/tiering/{jobId}",
                 "get /v1/openapi.json",
+                "get /v1/price-book",
                 "get /v1/tenants",
                 "get /v1/tenants/{tenantId}",
                 "get /v1/tenants/{tenantId}/alert-events",
@@ -513,12 +434,20 @@ mod tests {
                 "get /v1/tenants/{tenantId}/alerts",
                 "get /v1/tenants/{tenantId}/alerts/{alertId}",
                 "get /v1/tenants/{tenantId}/api-keys",
+                "get /v1/tenants/{tenantId}/budget",
+                "get /v1/tenants/{tenantId}/cost",
+                "get /v1/tenants/{tenantId}/cost:forecast",
                 "get /v1/tenants/{tenantId}/machines",
                 "get /v1/tenants/{tenantId}/machines/{machineId}",
                 "get /v1/tenants/{tenantId}/machines/{machineId}/latest",
                 "get /v1/tenants/{tenantId}/machines/{machineId}/telemetry",
+                "get /v1/tenants/{tenantId}/provisioning-runs",
+                "get /v1/tenants/{tenantId}/provisioning-runs/{runId}",
+                "get /v1/tenants/{tenantId}/recommendations",
+                "patch /v1/price-book",
                 "patch /v1/tenants/{tenantId}",
                 "patch /v1/tenants/{tenantId}/alert-rules/{ruleId}",
+                "patch /v1/tenants/{tenantId}/budget",
                 "patch /v1/tenants/{tenantId}/machines/{machineId}",
                 "post /v1/maintenance/tiering",
                 "post /v1/tenants",
@@ -527,8 +456,32 @@ mod tests {
                 "post /v1/tenants/{tenantId}/alerts/{alertId}/resolve",
                 "post /v1/tenants/{tenantId}/api-keys",
                 "post /v1/tenants/{tenantId}/machines",
+                "post /v1/tenants/{tenantId}/provisioning-runs",
+                "post /v1/tenants/{tenantId}/provisioning-runs/{runId}:retry",
+                "post /v1/tenants/{tenantId}/provisioning-runs/{runId}:rollback",
                 "post /v1/tenants/{tenantId}/telemetry",
             ]
+        );
+        // Each operation states its access, from the contract.
+        let get_tenant = &document["paths"]["/v1/tenants/{tenantId}"]["get"];
+        assert_eq!(
+            get_tenant["x-mfg-access"],
+            json!({"audience": "tenant", "scope": "read"})
+        );
+        let list_tenants = &document["paths"]["/v1/tenants"]["get"];
+        assert_eq!(
+            list_tenants["x-mfg-access"],
+            json!({"audience": "operator"})
+        );
+        let query = &document["paths"]["/v1/tenants/{tenantId}/machines/{machineId}/telemetry"]["get"]
+            ["parameters"];
+        assert!(
+            query
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "step"),
+            "{query}"
         );
         let tenant = &document["components"]["schemas"]["mfg.tenant.v1.Tenant"]["properties"];
         assert_eq!(tenant["monthlyBudgetUsd"]["type"], "number");

@@ -87,36 +87,6 @@ async fn every_documented_route_is_served() {
 }
 
 #[tokio::test]
-async fn the_contracts_unbuilt_routes_answer_501() {
-    let routes = openapi::unbuilt_routes().unwrap();
-    assert!(routes.len() >= 13, "{routes:?}");
-    for (method, path) in [
-        (Method::GET, "/v1/tenants/t1/cost"),
-        (Method::GET, "/v1/tenants/t1/cost:forecast"),
-        (Method::PATCH, "/v1/price-book"),
-        (Method::POST, "/v1/tenants/t1/provisioning-runs/r1:retry"),
-        (Method::GET, "/v1/tenants/t1/provisioning-runs/r1"),
-    ] {
-        let request = Request::builder()
-            .method(method.clone())
-            .uri(path)
-            .body(Body::from("{}"))
-            .unwrap();
-        let response = app().oneshot(request).await.unwrap();
-        let status = response.status();
-        let body: serde_json::Value =
-            serde_json::from_slice(&to_bytes(response.into_body(), 1 << 16).await.unwrap())
-                .unwrap();
-        assert_eq!(
-            status,
-            StatusCode::NOT_IMPLEMENTED,
-            "{method} {path}: {body}"
-        );
-        assert_eq!(body["code"], 12, "UNIMPLEMENTED: {body}");
-    }
-}
-
-#[tokio::test]
 async fn made_up_methods_and_paths_add_no_metric_series() {
     let app = app();
     for i in 0..50 {

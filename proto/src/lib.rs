@@ -7,6 +7,7 @@
 
 #![allow(missing_docs, clippy::all, clippy::pedantic, unused_qualifications)]
 
+pub mod access;
 pub mod codec;
 #[cfg(feature = "client")]
 mod tiering;
@@ -24,6 +25,14 @@ pub mod common {
     /// Version 1.
     pub mod v1 {
         package!("mfg.common.v1");
+    }
+}
+
+/// Options of the contract's RPCs: who may call each one, what REST answers (`mfg.options.v1`).
+pub mod options {
+    /// Version 1.
+    pub mod v1 {
+        package!("mfg.options.v1");
     }
 }
 

@@ -55,6 +55,22 @@ async fn alert_rules_over_rest() {
     assert_eq!(patched["disabled"], true);
     assert_eq!(patched["severity"], "SEVERITY_MINOR");
     assert_eq!(patched["condition"], rule["condition"], "not in the body");
+    // A nested body implies nested paths (`condition.threshold.value`); a condition changes
+    // whole.
+    let condition = json!({"threshold": {"comparison": "COMPARISON_LESS", "value": 5}});
+    let (status, patched) = call(
+        Method::PATCH,
+        one.clone(),
+        Some(json!({"condition": condition})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(
+        patched["condition"]["threshold"]["comparison"],
+        "COMPARISON_LESS"
+    );
+    assert_eq!(patched["condition"]["threshold"]["value"], 5.0);
+    assert_eq!(patched["severity"], "SEVERITY_MINOR", "not in the body");
 
     let bad = json!({
         "metric": "spindle_temp_c",

@@ -6,7 +6,7 @@ mod convert;
 use std::sync::{Arc, OnceLock};
 
 use mfg_common::{
-    auth::{AuthError, Caller, KeyResolver, Principal, Scope},
+    auth::{AuthError, KeyResolver, Principal},
     pagination::PageRequest,
 };
 use mfg_proto::tenant::v1::{self as pb, tenant_service_server::TenantService};
@@ -21,10 +21,8 @@ use crate::{
 pub type ReadyTenants = Arc<OnceLock<Tenants>>;
 
 /// Serves `mfg.tenant.v1.TenantService`. Until the database is ready, every RPC answers
-/// UNAVAILABLE. Every RPC first applies the platform's rules to the caller that the server's
-/// [`mfg_common::auth::AuthLayer`] authenticated: tenant management is the operator's; a key
-/// reads its own tenant and machines (read scope) and manages its keys and machines (admin);
-/// anything of another tenant is NOT_FOUND.
+/// UNAVAILABLE. Who may call each RPC is the contract's (`mfg.options.v1.access`), checked by
+/// the server's [`mfg_common::auth::AuthLayer`] before a call gets here.
 #[derive(Debug, Clone)]
 pub struct TenantApi {
     tenants: ReadyTenants,
@@ -83,7 +81,6 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::CreateTenantRequest>,
     ) -> Result<Response<pb::CreateTenantResponse>, Status> {
-        Caller::of(&request)?.require_operator()?;
         let new = NewTenant::try_from(request.into_inner())?;
         let tenant = self.tenants()?.create_tenant(new).await?;
         Ok(Response::new(pb::CreateTenantResponse {
@@ -95,7 +92,6 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::GetTenantRequest>,
     ) -> Result<Response<pb::GetTenantResponse>, Status> {
-        Caller::of(&request)?.authorize(&request.get_ref().tenant_id, Scope::Read)?;
         let id = convert::tenant_id(&request.get_ref().tenant_id, "tenant_id")?;
         let tenant = self.tenants()?.get_tenant(id).await?;
         Ok(Response::new(pb::GetTenantResponse {
@@ -107,7 +103,6 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::ListTenantsRequest>,
     ) -> Result<Response<pb::ListTenantsResponse>, Status> {
-        Caller::of(&request)?.require_operator()?;
         let request = request.into_inner();
         let page = page(request.page_size, &request.page_token)?;
         let (tenants, next_page_token) = self
@@ -124,9 +119,6 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::UpdateTenantRequest>,
     ) -> Result<Response<pb::UpdateTenantResponse>, Status> {
-        let caller = Caller::of(&request)?;
-        caller.authorize(&request.get_ref().tenant_id, Scope::Admin)?;
-        caller.require_operator()?;
         let request = request.into_inner();
         let id = convert::tenant_id(&request.tenant_id, "tenant_id")?;
         let patch = convert::tenant_patch(request.tenant, request.update_mask)?;
@@ -140,9 +132,6 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::DeleteTenantRequest>,
     ) -> Result<Response<pb::DeleteTenantResponse>, Status> {
-        let caller = Caller::of(&request)?;
-        caller.authorize(&request.get_ref().tenant_id, Scope::Admin)?;
-        caller.require_operator()?;
         let id = convert::tenant_id(&request.get_ref().tenant_id, "tenant_id")?;
         let tenant = self.tenants()?.delete_tenant(id).await?;
         Ok(Response::new(pb::DeleteTenantResponse {
@@ -154,7 +143,6 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::CreateApiKeyRequest>,
     ) -> Result<Response<pb::CreateApiKeyResponse>, Status> {
-        Caller::of(&request)?.authorize(&request.get_ref().tenant_id, Scope::Admin)?;
         let request = request.into_inner();
         let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
         let scopes = convert::scopes(&request.scopes)?;
@@ -172,7 +160,6 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::ListApiKeysRequest>,
     ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
-        Caller::of(&request)?.authorize(&request.get_ref().tenant_id, Scope::Admin)?;
         let request = request.into_inner();
         let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
         let page = page(request.page_size, &request.page_token)?;
@@ -187,7 +174,6 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::RevokeApiKeyRequest>,
     ) -> Result<Response<pb::RevokeApiKeyResponse>, Status> {
-        Caller::of(&request)?.authorize(&request.get_ref().tenant_id, Scope::Admin)?;
         let request = request.get_ref();
         let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
         let key = convert::key_id(&request.key_id, "key_id")?;
@@ -201,7 +187,6 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::AuthenticateKeyRequest>,
     ) -> Result<Response<pb::AuthenticateKeyResponse>, Status> {
-        Caller::of(&request)?.require_operator()?;
         let record = self
             .tenants()?
             .authenticate(&request.get_ref().secret)
@@ -213,7 +198,6 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::CreateMachineRequest>,
     ) -> Result<Response<pb::CreateMachineResponse>, Status> {
-        Caller::of(&request)?.authorize(&request.get_ref().tenant_id, Scope::Admin)?;
         let request = request.into_inner();
         let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
         let new = convert::new_machine(request.machine)?;
@@ -227,7 +211,6 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::GetMachineRequest>,
     ) -> Result<Response<pb::GetMachineResponse>, Status> {
-        Caller::of(&request)?.authorize(&request.get_ref().tenant_id, Scope::Read)?;
         let request = request.get_ref();
         let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
         let id = convert::machine_id(&request.machine_id, "machine_id")?;
@@ -241,7 +224,6 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::ListMachinesRequest>,
     ) -> Result<Response<pb::ListMachinesResponse>, Status> {
-        Caller::of(&request)?.authorize(&request.get_ref().tenant_id, Scope::Read)?;
         let request = request.into_inner();
         let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
         let page = page(request.page_size, &request.page_token)?;
@@ -256,7 +238,6 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::UpdateMachineRequest>,
     ) -> Result<Response<pb::UpdateMachineResponse>, Status> {
-        Caller::of(&request)?.authorize(&request.get_ref().tenant_id, Scope::Admin)?;
         let request = request.into_inner();
         let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
         let id = convert::machine_id(&request.machine_id, "machine_id")?;
@@ -271,7 +252,6 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::DeleteMachineRequest>,
     ) -> Result<Response<pb::DeleteMachineResponse>, Status> {
-        Caller::of(&request)?.authorize(&request.get_ref().tenant_id, Scope::Admin)?;
         let request = request.get_ref();
         let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
         let id = convert::machine_id(&request.machine_id, "machine_id")?;

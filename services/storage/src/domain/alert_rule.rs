@@ -386,8 +386,13 @@ impl RuleField {
         Self::Disabled,
     ];
 
-    /// Parses an update-mask path.
+    /// Parses an update-mask path. `selector` and `condition` change whole: a path into them
+    /// (`condition.threshold.value`, as a PATCH body implies) names all of the field.
     pub fn parse(path: &str) -> Result<&'static [Self], String> {
+        let path = match path.split_once('.') {
+            Some((field @ ("selector" | "condition"), _)) => field,
+            _ => path,
+        };
         Ok(match path {
             "*" => &Self::ALL,
             "display_name" => &[Self::DisplayName],
