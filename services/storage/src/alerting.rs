@@ -11,7 +11,7 @@ pub mod subscribers;
 pub mod sweep;
 pub mod unflushed;
 
-pub use evaluator::{Evaluator, EvaluatorConfig};
+pub use evaluator::{Evaluator, EvaluatorConfig, SeriesHistory};
 pub use journal::Journal;
 pub use rules::Alerting;
 pub use subscribers::SubscriberCaps;

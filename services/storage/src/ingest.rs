@@ -10,9 +10,13 @@
 //! The same tenant, machine, metric and timestamp is stored once: the first write wins, and a
 //! later one, whatever its value, counts as a duplicate.
 
+mod observer;
+
+pub use observer::{AcceptedBatch, IngestObserver};
+
 use std::{
     collections::{HashMap, HashSet},
-    sync::{Arc, Mutex, OnceLock, PoisonError},
+    sync::{Arc, Mutex, PoisonError},
 };
 
 use chrono::NaiveDate;
@@ -21,7 +25,6 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::{
-    alerting::Evaluator,
     directory::{Directory, MachineLabels},
     domain::ingest::{IncomingReading, IngestRate, RejectReason, Rejection, Window, screen},
     error::{Result, StorageError},
@@ -168,6 +171,8 @@ async fn write_group(store: &dyn TelemetryStore, group: Vec<Job>) {
 /// A batch on its way to the hot tier.
 #[derive(Debug)]
 pub struct Pending {
+    tenant: Uuid,
+    observers: Observers,
     indices: Vec<u32>,
     duplicates_in_batch: u32,
     rejected: Vec<Rejection>,
@@ -175,25 +180,32 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// Waits until the batch is durable and returns what became of it.
+    /// Waits until the batch is durable, shows it to the observers, and returns what became
+    /// of it.
     pub async fn outcome(self) -> Result<Outcome> {
         let mut rejected = self.rejected;
         rejected.sort_by_key(|r| r.index);
-        let Some(answer) = self.answer else {
-            return Ok(Outcome {
+        let outcome = match self.answer {
+            None => Outcome {
                 accepted: 0,
                 duplicates: self.duplicates_in_batch,
                 rejected,
-            });
+            },
+            Some(answer) => {
+                let new = answer.await.map_err(|_| StorageError::ShuttingDown)??;
+                debug_assert_eq!(new.len(), self.indices.len());
+                let accepted = new.iter().filter(|n| **n).count() as u32;
+                Outcome {
+                    accepted,
+                    duplicates: self.duplicates_in_batch + (new.len() as u32 - accepted),
+                    rejected,
+                }
+            }
         };
-        let new = answer.await.map_err(|_| StorageError::ShuttingDown)??;
-        debug_assert_eq!(new.len(), self.indices.len());
-        let accepted = new.iter().filter(|n| **n).count() as u32;
-        Ok(Outcome {
-            accepted,
-            duplicates: self.duplicates_in_batch + (new.len() as u32 - accepted),
-            rejected,
-        })
+        for observer in self.observers.iter() {
+            observer.committed(self.tenant, &outcome);
+        }
+        Ok(outcome)
     }
 }
 
@@ -213,20 +225,25 @@ struct Inner {
     series: Mutex<HashMap<(TenantNo, SeriesKey), SeriesId>>,
     days: Mutex<HashSet<(TenantNo, NaiveDate)>>,
     rates: Mutex<HashMap<Uuid, IngestRate>>,
-    evaluator: OnceLock<Evaluator>,
+    observers: Observers,
 }
+
+/// The observers of ingest, shared with the batches on their way.
+type Observers = Arc<[Arc<dyn IngestObserver>]>;
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Ingest {
-    /// Creates the ingest path over a store, with its writer.
+    /// Creates the ingest path over a store, with its writer; every batch is shown to the
+    /// `observers`.
     pub fn new(
         store: Arc<dyn TelemetryStore>,
         directory: Directory,
         clock: SharedClock,
         options: WriterOptions,
+        observers: Vec<Arc<dyn IngestObserver>>,
     ) -> Self {
         let writer = Writer::spawn(store.clone(), options);
         Self {
@@ -239,19 +256,9 @@ impl Ingest {
                 series: Mutex::default(),
                 days: Mutex::default(),
                 rates: Mutex::default(),
-                evaluator: OnceLock::new(),
+                observers: observers.into(),
             }),
         }
-    }
-
-    /// Evaluates alert rules on every reading accepted from now on.
-    pub fn set_evaluator(&self, evaluator: Evaluator) {
-        let _ = self.inner.evaluator.set(evaluator);
-    }
-
-    /// The alert evaluator readings are handed to, once set.
-    pub fn evaluator(&self) -> Option<&Evaluator> {
-        self.inner.evaluator.get()
     }
 
     /// The tenant directory.
@@ -337,9 +344,13 @@ impl Ingest {
 
         if !valid.is_empty() {
             self.take_rate(&info.id, valid.len(), info.ingest_per_second)?;
-            // Alert rules see the readings now, not after their write.
-            if let Some(evaluator) = self.inner.evaluator.get() {
-                evaluator.observe(tenant, &valid, &machines);
+            let batch = AcceptedBatch {
+                tenant,
+                readings: &valid,
+                machines: &machines,
+            };
+            for observer in self.inner.observers.iter() {
+                observer.accepted(&batch);
             }
         }
 
@@ -417,6 +428,8 @@ impl Ingest {
             Some(self.inner.writer.submit(rows).await?)
         };
         Ok(Pending {
+            tenant,
+            observers: self.inner.observers.clone(),
             indices,
             duplicates_in_batch,
             rejected,

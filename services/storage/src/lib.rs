@@ -43,10 +43,10 @@ use crate::{
     alerting::{Alerting, Evaluator, Journal, MachineSweep},
     api::{ReadyStorage, Storage, TelemetryApi},
     directory::Directory,
-    ingest::Ingest,
+    ingest::{Ingest, IngestObserver},
     metrics::StorageMetrics,
     object_store::ObjectStore,
-    query::Queries,
+    query::{Queries, StoredHistory},
     store::TelemetryStore,
     tiering::{Tiering, TieringJobs},
 };
@@ -198,15 +198,13 @@ async fn become_ready(config: Config, parts: Parts, shutdown: CancellationToken)
         // SQLite has one write lock: a second writer would only wait for it.
         writer.writers = 1;
     }
-    let ingest = Ingest::new(store.clone(), directory.clone(), clock.clone(), writer);
     let Some(alerting) = grpc::retry_until_ready("alert evaluation", &shutdown, || {
         start_alerting(
             &config,
             alert_store.clone(),
-            store.clone(),
+            Arc::new(StoredHistory::new(store.clone())),
             directory.clone(),
             clock.clone(),
-            &ingest,
             &shutdown,
         )
     })
@@ -214,9 +212,18 @@ async fn become_ready(config: Config, parts: Parts, shutdown: CancellationToken)
     else {
         return;
     };
+    // Ingest shows every batch to its observers: alerting evaluates them.
+    let observers: Vec<Arc<dyn IngestObserver>> = vec![Arc::new(alerting.evaluator().clone())];
+    let ingest = Ingest::new(
+        store.clone(),
+        directory.clone(),
+        clock.clone(),
+        writer,
+        observers,
+    );
     let tiering = Tiering::new(
         store.clone(),
-        alert_store,
+        Arc::new(alerting.clone()),
         objects.clone(),
         directory.clone(),
         config.tiering(),
@@ -251,16 +258,15 @@ async fn become_ready(config: Config, parts: Parts, shutdown: CancellationToken)
     .await;
 }
 
-/// Loads the rules and the unresolved alerts, starts the journal and the evaluator, and has
-/// ingest hand every accepted reading to the evaluator. Rules other replicas change are
-/// picked up every 10 s.
+/// Loads the rules and the unresolved alerts, and starts the journal and the evaluator (which
+/// `history` refills rate-of-change windows from). Rules other replicas change are picked up
+/// every 10 s.
 async fn start_alerting(
     config: &Config,
     store: Arc<dyn store::AlertStore>,
-    history: Arc<dyn TelemetryStore>,
+    history: Arc<dyn alerting::SeriesHistory>,
     directory: Directory,
     clock: SharedClock,
-    ingest: &Ingest,
     shutdown: &CancellationToken,
 ) -> error::Result<Alerting> {
     let index = Arc::new(alerting::index::RuleIndex::default());
@@ -293,12 +299,11 @@ async fn start_alerting(
         clock.clone(),
         shutdown,
     );
-    ingest.set_evaluator(evaluator.clone());
     if !config.options.alert_machine_sweep.is_zero() {
-        let sweep = MachineSweep::new(directory.clone(), evaluator, journal.clone());
+        let sweep = MachineSweep::new(directory.clone(), evaluator.clone(), journal.clone());
         tokio::spawn(sweep.run(config.options.alert_machine_sweep, shutdown.clone()));
     }
-    let alerting = Alerting::new(store, directory, clock, index, journal);
+    let alerting = Alerting::new(store, directory, clock, index, journal, evaluator);
     let refresh = alerting.clone();
     let shutdown = shutdown.clone();
     tokio::spawn(async move {

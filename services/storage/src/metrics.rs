@@ -270,17 +270,17 @@ impl Collector for AlertingCollector {
         let Some(storage) = self.ready.get() else {
             return Ok(());
         };
-        let evaluator = storage.ingest.evaluator();
+        let evaluator = storage.alerting.evaluator();
         for (name, help, value) in [
             (
                 "mfg_storage_alert_readings_evaluated",
                 "Readings handed to the alert rules of their metric",
-                evaluator.map_or(0, |e| e.observed()),
+                evaluator.observed(),
             ),
             (
                 "mfg_storage_alert_readings_coalesced",
                 "Readings coalesced while alert evaluation was behind",
-                evaluator.map_or(0, |e| e.coalesced()),
+                evaluator.coalesced(),
             ),
             (
                 "mfg_storage_alert_events_published",

@@ -13,7 +13,10 @@
 //! Rollups merge exactly (min, max, sum, count, last), so an answer does not depend on the
 //! tiers that served it; it says which ones did.
 
+mod history;
 mod plan;
+
+pub use history::StoredHistory;
 
 use std::{
     collections::{BTreeMap, BTreeSet},

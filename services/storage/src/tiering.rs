@@ -34,7 +34,7 @@ use crate::{
     domain::{bucket_start, ingest::DAY_MICROS, tiering::Report},
     error::{Result, StorageError},
     object_store::{LifecycleRule, ObjectKey, ObjectStore},
-    store::{AlertStore, Range, Resolution, TelemetryStore, TenantNo, day_of, day_range},
+    store::{Range, Resolution, TelemetryStore, TenantNo, day_of, day_range},
 };
 
 pub use self::jobs::{JobOptions, TieringJobs};
@@ -55,10 +55,18 @@ pub struct Tiering {
     inner: Arc<Inner>,
 }
 
+/// Data another part keeps for as long as the hot tier keeps a tenant's readings (alerting's
+/// events): a tiering run expires it with them. Tiering owns the trait, alerting implements it.
+#[async_trait::async_trait]
+pub trait KeptWithReadings: Send + Sync + std::fmt::Debug {
+    /// Removes a tenant's data older than `before` (µs); returns how many items went.
+    async fn expire(&self, tenant: Uuid, before: i64) -> Result<u64>;
+}
+
 #[derive(Debug)]
 struct Inner {
     store: Arc<dyn TelemetryStore>,
-    alerts: Arc<dyn AlertStore>,
+    kept_with_readings: Arc<dyn KeptWithReadings>,
     objects: Arc<dyn ObjectStore>,
     directory: Directory,
     options: TieringOptions,
@@ -67,10 +75,11 @@ struct Inner {
 }
 
 impl Tiering {
-    /// Creates the jobs over the stores and an object store.
+    /// Creates the jobs over the telemetry store, what is kept with its readings, and an
+    /// object store.
     pub fn new(
         store: Arc<dyn TelemetryStore>,
-        alerts: Arc<dyn AlertStore>,
+        kept_with_readings: Arc<dyn KeptWithReadings>,
         objects: Arc<dyn ObjectStore>,
         directory: Directory,
         options: TieringOptions,
@@ -78,7 +87,7 @@ impl Tiering {
         Self {
             inner: Arc::new(Inner {
                 store,
-                alerts,
+                kept_with_readings,
                 objects,
                 directory,
                 options,
@@ -147,7 +156,11 @@ impl Tiering {
         let mut report = Report::default();
         // Alert events leave with the hot tier's readings.
         let events_before = as_of - i64::from(info.hot_days) * DAY_MICROS;
-        report.alert_events_expired += self.inner.alerts.expire_events(id, events_before).await?;
+        report.alert_events_expired += self
+            .inner
+            .kept_with_readings
+            .expire(id, events_before)
+            .await?;
         self.roll_up(no, as_of, &mut report).await?;
         self.archive(no, &info, as_of, &mut report).await?;
         self.expire(no, &info, as_of, &mut report).await?;

@@ -37,6 +37,8 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use uuid::Uuid;
 
 mod history;
+
+pub use history::SeriesHistory;
 mod state;
 
 use state::{has_no_data, persisted_view};
@@ -55,7 +57,8 @@ use crate::{
         alert_eval::{RuleState, Signal},
         ingest::{Reading, micros_since_epoch},
     },
-    store::{RuleStateKey, TelemetryStore},
+    ingest::{AcceptedBatch, IngestObserver},
+    store::RuleStateKey,
 };
 
 /// The evaluator's settings.
@@ -161,6 +164,13 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Alert rules see a batch's readings when they are accepted, not after their write.
+impl IngestObserver for Evaluator {
+    fn accepted(&self, batch: &AcceptedBatch<'_>) {
+        self.observe(batch.tenant, batch.readings, batch.machines);
+    }
+}
+
 impl Evaluator {
     /// Starts the shards with the stored states of the rules in `index`; `history` refills
     /// the rate-of-change windows of those states.
@@ -169,7 +179,7 @@ impl Evaluator {
         index: Arc<RuleIndex>,
         journal: Journal,
         stored: Vec<(RuleStateKey, RuleState)>,
-        history: Arc<dyn TelemetryStore>,
+        history: Arc<dyn SeriesHistory>,
         clock: SharedClock,
         shutdown: &CancellationToken,
     ) -> Self {
@@ -371,7 +381,7 @@ struct Shard {
     /// Restored states whose rate-of-change windows are still to be refilled.
     unseeded: HashSet<RuleStateKey>,
     /// The stored readings those windows are refilled from.
-    history: Arc<dyn TelemetryStore>,
+    history: Arc<dyn SeriesHistory>,
     overflow: Arc<Mutex<Overflow>>,
     wake: Arc<Notify>,
 }

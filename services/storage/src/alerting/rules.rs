@@ -37,16 +37,26 @@ pub struct Alerting {
     clock: SharedClock,
     index: Arc<RuleIndex>,
     journal: Journal,
+    evaluator: super::Evaluator,
+}
+
+/// A tenant's alert events are kept as long as its readings in the hot tier.
+#[async_trait::async_trait]
+impl crate::tiering::KeptWithReadings for Alerting {
+    async fn expire(&self, tenant: Uuid, before: i64) -> Result<u64> {
+        self.store.expire_events(tenant, before).await
+    }
 }
 
 impl Alerting {
-    /// Creates the operations over a store, the evaluator's rule index and the journal.
+    /// Creates the operations over a store, the evaluator and its rule index, and the journal.
     pub fn new(
         store: Arc<dyn AlertStore>,
         directory: Directory,
         clock: SharedClock,
         index: Arc<RuleIndex>,
         journal: Journal,
+        evaluator: super::Evaluator,
     ) -> Self {
         Self {
             store,
@@ -54,7 +64,13 @@ impl Alerting {
             clock,
             index,
             journal,
+            evaluator,
         }
+    }
+
+    /// The evaluator, which observes ingest.
+    pub fn evaluator(&self) -> &super::Evaluator {
+        &self.evaluator
     }
 
     /// The journal, whose events subscribers receive.

@@ -2,11 +2,27 @@
 //! a state's first reading in this process, whether the state was restored after a restart or
 //! is new (a restart forgets the windows of states that had nothing to save).
 
+use uuid::Uuid;
+
 use super::{Observed, Shard};
 use crate::{
     domain::{alert_eval::RuleState, alert_rule::Condition},
+    error::Result,
     store::{Range, RuleStateKey, SeriesKey},
 };
+
+/// The stored readings of a series, as alerting reads them; telemetry implements it
+/// ([`crate::query::StoredHistory`]).
+#[async_trait::async_trait]
+pub trait SeriesHistory: Send + Sync + std::fmt::Debug {
+    /// A tenant's series' readings in a range, oldest first; none for a series never stored.
+    async fn readings(
+        &self,
+        tenant: Uuid,
+        series: &SeriesKey,
+        range: Range,
+    ) -> Result<Vec<(i64, f64)>>;
+}
 
 impl Shard {
     /// Fills the rate-of-change windows of a state with the readings of its series stored
@@ -38,16 +54,7 @@ impl Shard {
             machine_id: reading.machine_id.clone(),
             metric: reading.metric.clone(),
         };
-        let points = async {
-            let Some(tenant) = history.find_tenant(key.tenant_id).await? else {
-                return Ok(Vec::new());
-            };
-            let Some(series) = history.find_series(tenant, &series).await? else {
-                return Ok(Vec::new());
-            };
-            history.points(series, range).await
-        };
-        match points.await {
+        match history.readings(key.tenant_id, &series, range).await {
             Ok(points) => {
                 if let Some(state) = self.states.get_mut(key) {
                     state.seed_windows(condition, &points);
