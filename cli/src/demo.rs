@@ -72,7 +72,7 @@ pub async fn run(addresses: Addresses, shutdown: CancellationToken) -> anyhow::R
                 )?;
             }
         }
-        let stats = std::sync::Arc::new(crate::uplink::UplinkStats::default());
+        let stats = std::sync::Arc::new(mfg_uplink::UplinkStats::default());
         tokio::spawn(crate::simulate::progress(
             stats.clone(),
             std::time::Duration::from_secs(10),

@@ -29,10 +29,13 @@ enum Command {
     /// Runs the four services and the REST gateway in one process, on SQLite files in the data
     /// directory unless `--database-url` names PostgreSQL.
     Up(mfg::up::UpArgs),
-    /// Measures the platform; the figures go into docs/BENCHMARKS.md.
+    /// Measures the platform (runs `mfg-bench`, built next to `mfg` with `cargo build --release
+    /// -p mfg-bench`; `mfg bench --help` lists the benchmarks).
+    #[command(disable_help_flag = true)]
     Bench {
-        #[command(subcommand)]
-        bench: Bench,
+        /// The benchmark and its options.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
     },
     /// Streams realistic telemetry from simulated machines over gRPC, with a live progress line;
     /// reconnects and resends by itself. Creates its tenants and machines through the tenant
@@ -43,28 +46,6 @@ enum Command {
         #[command(subcommand)]
         service: Service,
     },
-}
-
-#[derive(Debug, Subcommand)]
-enum Bench {
-    /// REST through the gateway against gRPC straight to the tenant service: the gateway's
-    /// overhead at p50, and throughput with p99 under concurrency. Needs a running `mfg up`.
-    Gateway(mfg::bench::GatewayBench),
-    /// Readings per second over StreamTelemetry into the hot tier, ack latency at half that
-    /// rate, and (on PostgreSQL) a raw COPY into the same tables. Starts its own services.
-    Ingest(mfg::ingest_bench::IngestBench),
-    /// Alert latency from a reading to its event (gRPC and SSE), idle and under load, and the
-    /// fan-out to many subscribers.
-    Alerts(mfg::alerts_bench::AlertsBench),
-    /// Latency of `latest` and of a 30-day series downsampled to about 500 buckets, one query
-    /// at a time. Loads its own data into services it starts.
-    Query(mfg::query_bench::QueryBench),
-    /// The platform at a tenant count: setup, ingest, `latest` and a 1-day range, partitions,
-    /// a tiering job over everything, and a restart. Starts its own services.
-    Tenants(mfg::tenants_bench::TenantsBench),
-    /// Resident memory per idle machine stream, with 10,000 streams held by one storage
-    /// process (run as its own process).
-    Streams(mfg::streams_bench::StreamsBench),
 }
 
 #[derive(Debug, Subcommand)]
@@ -119,6 +100,22 @@ fn warn_of_unknown_variables() {
     }
 }
 
+/// Runs `mfg-bench` from the directory of this binary with `args`, and exits with its status.
+fn run_bench(args: &[std::ffi::OsString]) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("the path of mfg")?;
+    let bench = exe.with_file_name(format!("mfg-bench{}", std::env::consts::EXE_SUFFIX));
+    let status = std::process::Command::new(&bench)
+        .args(args)
+        .status()
+        .with_context(|| {
+            format!(
+                "cannot run {}: build it with `cargo build --release -p mfg-bench`",
+                bench.display()
+            )
+        })?;
+    std::process::exit(status.code().unwrap_or(1));
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut cli = Cli::parse();
@@ -138,24 +135,7 @@ async fn main() -> anyhow::Result<()> {
             telemetry.shutdown();
             return result;
         }
-        Command::Bench {
-            bench: Bench::Gateway(args),
-        } => return mfg::bench::gateway(args).await,
-        Command::Bench {
-            bench: Bench::Ingest(args),
-        } => return mfg::ingest_bench::run(args).await,
-        Command::Bench {
-            bench: Bench::Query(args),
-        } => return mfg::query_bench::run(args).await,
-        Command::Bench {
-            bench: Bench::Tenants(args),
-        } => return mfg::tenants_bench::run(args).await,
-        Command::Bench {
-            bench: Bench::Alerts(args),
-        } => return mfg::alerts_bench::run(args).await,
-        Command::Bench {
-            bench: Bench::Streams(args),
-        } => return mfg::streams_bench::run(args).await,
+        Command::Bench { args } => return run_bench(&args),
         Command::Simulate(args) => {
             let telemetry = telemetry::init(&cli.telemetry, "mfg-simulate")?;
             let result = mfg::simulate::run(args, shutdown::on_signal()).await;

@@ -26,7 +26,7 @@ use mfg_proto::{
 use tokio::task::JoinSet;
 use tonic::Code;
 
-use crate::uplink::{Uplink, UplinkOptions, UplinkStats};
+use mfg_uplink::{Uplink, UplinkOptions, UplinkStats};
 
 mod machine;
 

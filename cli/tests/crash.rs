@@ -1,7 +1,7 @@
 //! A SIGKILL of the storage service while machines stream, and a restart of its PostgreSQL
 //! server (clean, and as a crash): no acked reading is lost and none is stored twice. The storage service runs as a real `mfg serve storage` process, killed with
 //! SIGKILL (no drain, no flush) while batches are in flight, twice, and restarted on the same
-//! address; the machines stream through [`mfg::uplink::Uplink`], which resends what was not
+//! address; the machines stream through [`mfg_uplink::Uplink`], which resends what was not
 //! acked.
 
 use std::{
@@ -12,10 +12,7 @@ use std::{
     time::Duration,
 };
 
-use mfg::{
-    simulate::{Scenario, SimTenant},
-    uplink::UplinkStats,
-};
+use mfg::simulate::{Scenario, SimTenant};
 use mfg_common::{
     grpc::lazy_channel,
     shutdown::CancellationToken,
@@ -27,6 +24,7 @@ use mfg_proto::{
     },
     tenant::v1::tenant_service_client::TenantServiceClient,
 };
+use mfg_uplink::UplinkStats;
 use pbjson_types::Timestamp;
 
 const OPERATOR: &str = "crash-test-operator-token-0123";

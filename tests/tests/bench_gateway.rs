@@ -7,24 +7,24 @@ use mfg_tests::Platform;
 async fn the_gateway_bench_runs_on_calls_that_succeed() {
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::up(dir.path(), None).await;
-    let args = mfg::bench::GatewayBench {
+    let args = mfg_bench::bench::GatewayBench {
         gateway_addr: platform.addresses.gateway,
         tenant_addr: platform.addresses.tenant,
         data_dir: dir.path().to_owned(),
         concurrency: 2,
         duration: std::time::Duration::from_millis(200),
     };
-    mfg::bench::gateway(args.clone())
+    mfg_bench::bench::gateway(args.clone())
         .await
         .expect("every call succeeds");
 
     // Without a tenant service to compare with, it fails rather than print figures.
     let nowhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let missing = mfg::bench::GatewayBench {
+    let missing = mfg_bench::bench::GatewayBench {
         tenant_addr: nowhere.local_addr().unwrap(),
         ..args
     };
     drop(nowhere);
-    assert!(mfg::bench::gateway(missing).await.is_err());
+    assert!(mfg_bench::bench::gateway(missing).await.is_err());
     platform.stop().await;
 }

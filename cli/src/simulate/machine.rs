@@ -9,7 +9,7 @@ use pbjson_types::Timestamp;
 use rand::{Rng as _, SeedableRng as _, rngs::SmallRng};
 
 use super::Scenario;
-use crate::uplink::Uplink;
+use mfg_uplink::Uplink;
 
 /// How a metric behaves.
 #[derive(Debug, Clone, Copy)]

@@ -95,8 +95,11 @@ pub async fn run(args: StreamsBench) -> anyhow::Result<()> {
         let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
         probe.local_addr()?
     };
+    // The storage service runs as `mfg serve storage`, from the `mfg` built next to this binary.
+    let mfg =
+        std::env::current_exe()?.with_file_name(format!("mfg{}", std::env::consts::EXE_SUFFIX));
     let storage = Storage(
-        Command::new(std::env::current_exe()?)
+        Command::new(&mfg)
             .args(["serve", "storage", "--tiering-interval", "0s"])
             .arg("--listen-addr")
             .arg(storage_addr.to_string())
@@ -116,7 +119,7 @@ pub async fn run(args: StreamsBench) -> anyhow::Result<()> {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .context("cannot start mfg serve storage")?,
+            .with_context(|| format!("cannot start {} serve storage", mfg.display()))?,
     );
     mfg_common::grpc::wait_for_health(
         storage_addr,
