@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Applies the PostgreSQL settings the hot tier wants for ingest at volume (hundreds of
 # thousands of readings a second), as measured in docs/BENCHMARKS.md ("Server settings") and
-# explained in ARCHITECTURE.md ("The hot tier"):
+# explained in docs/decisions/0010-hot-tier-statements.md:
 #
 #   shared_buffers  = a quarter of RAM, at most 8GB   (needs a restart of the server)
 #   max_wal_size    = 8GB     no checkpoint forced every ~20 s by ~50 MB/s of WAL

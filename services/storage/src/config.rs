@@ -138,8 +138,8 @@ pub struct StorageOptions {
     /// When the alert journal publishes a write's events, on PostgreSQL. `fast` (the default):
     /// once committed, before its WAL is flushed (`synchronous_commit = off` for the journal
     /// only), keeping each write until the server's log is flushed past it and writing it
-    /// again if the server restarted meanwhile. `durable`: once flushed. See ARCHITECTURE.md
-    /// ("Alerts"). SQLite commits as it always does.
+    /// again if the server restarted meanwhile. `durable`: once flushed. See
+    /// docs/decisions/0009-alerts.md. SQLite commits as it always does.
     #[arg(
         long = "alert-commit",
         env = "MFG_ALERT_COMMIT",
