@@ -370,3 +370,36 @@ fn succeeds(mut command: Command) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// One `#[tokio::test]` per backend for each named test function: `mod <backend> { async fn
+/// <test>() }` calls `super::<test>(<the backend's argument>)`. The argument's temporaries (a
+/// test database, a directory) live until the test ends. Every suite that runs on more than
+/// one backend uses it:
+///
+/// ```ignore
+/// mfg_common::on_each_backend!(
+///     [
+///         postgres => open(&TestDatabase::postgres().await).await,
+///         sqlite => open(&TestDatabase::sqlite()).await,
+///     ],
+///     [tenants_round_trip, names_stay_reserved],
+/// );
+/// ```
+#[macro_export]
+macro_rules! on_each_backend {
+    ([$($backend:ident => $argument:expr),+ $(,)?], $tests:tt $(,)?) => {
+        $( $crate::on_each_backend!(@backend $backend, $argument, $tests); )+
+    };
+    (@backend $backend:ident, $argument:expr, [$($test:ident),* $(,)?]) => {
+        mod $backend {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test($argument).await;
+                }
+            )*
+        }
+    };
+}

@@ -313,32 +313,16 @@ async fn two_writers_give_out_each_cursor_once_on_sqlite() {
     two_writers_give_out_each_cursor_once(&TestDatabase::sqlite()).await;
 }
 
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            use super::*;
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let db = TestDatabase::postgres().await;
-                    super::$name(open(&db).await.as_ref()).await;
-                }
-            )*
-        }
-        mod sqlite {
-            use super::*;
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let db = TestDatabase::sqlite();
-                    super::$name(open(&db).await.as_ref()).await;
-                }
-            )*
-        }
-    };
-}
-
-conformance!(rules_round_trip, alerts_events_and_states_round_trip);
+mfg_common::on_each_backend!(
+    [
+        postgres => &*open(&TestDatabase::postgres().await).await,
+        sqlite => &*open(&TestDatabase::sqlite()).await,
+    ],
+    [
+        rules_round_trip,
+        alerts_events_and_states_round_trip,
+    ],
+);
 
 fn seconds(seconds: i64) -> Option<Duration> {
     Some(Duration { seconds, nanos: 0 })

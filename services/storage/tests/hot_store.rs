@@ -298,38 +298,15 @@ async fn rollups_in_ranges(store: &dyn TelemetryStore) {
     }
 }
 
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            use super::*;
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let db = TestDatabase::postgres().await;
-                    let store = open(&db).await;
-                    super::$name(store.as_ref()).await;
-                    store.close().await;
-                }
-            )*
-        }
-        mod sqlite {
-            use super::*;
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let db = TestDatabase::sqlite();
-                    let store = open(&db).await;
-                    super::$name(store.as_ref()).await;
-                    store.close().await;
-                }
-            )*
-        }
-    };
-}
-
-conformance!(
-    tenants_and_series,
-    inserts_dedupe_and_queries_read,
-    large_inserts_are_counted_exactly,
-    rollups_in_ranges
+mfg_common::on_each_backend!(
+    [
+        postgres => &*open(&TestDatabase::postgres().await).await,
+        sqlite => &*open(&TestDatabase::sqlite()).await,
+    ],
+    [
+        tenants_and_series,
+        inserts_dedupe_and_queries_read,
+        large_inserts_are_counted_exactly,
+        rollups_in_ranges,
+    ],
 );

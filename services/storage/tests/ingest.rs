@@ -551,33 +551,18 @@ async fn queries_return_points_buckets_and_latest_values(backend: Backend) {
     platform.stop().await;
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::Backend::Postgres).await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::Backend::Sqlite).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
-    a_stream_is_acked_in_order_once_stored,
-    a_machine_that_reconnects_and_resends_stores_nothing_twice,
-    each_bad_reading_is_rejected_and_the_rest_stored,
-    suspended_and_deleted_tenants_are_refused,
-    over_its_rate_a_tenant_is_told_when_to_retry,
-    callers_need_the_right_key,
-    queries_return_points_buckets_and_latest_values,
+mfg_common::on_each_backend!(
+    [
+        postgres => Backend::Postgres,
+        sqlite => Backend::Sqlite,
+    ],
+    [
+        a_stream_is_acked_in_order_once_stored,
+        a_machine_that_reconnects_and_resends_stores_nothing_twice,
+        each_bad_reading_is_rejected_and_the_rest_stored,
+        suspended_and_deleted_tenants_are_refused,
+        over_its_rate_a_tenant_is_told_when_to_retry,
+        callers_need_the_right_key,
+        queries_return_points_buckets_and_latest_values,
+    ],
 );

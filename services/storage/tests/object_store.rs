@@ -208,33 +208,17 @@ async fn lifecycle_rules_are_set_per_tenant(store: Arc<dyn ObjectStore>) {
     }
 }
 
-macro_rules! object_store_suite {
-    ($($test:ident),* $(,)?) => {
-        mod s3 {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    super::$test(super::s3().await).await;
-                }
-            )*
-        }
-        mod local {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    let dir = tempfile::tempdir().unwrap();
-                    super::$test(super::local(&dir)).await;
-                }
-            )*
-        }
-    };
-}
-
-object_store_suite!(
-    objects_round_trip_and_are_replaced_whole,
-    missing_objects_are_not_found,
-    lists_by_prefix_in_key_order,
-    lifecycle_rules_are_set_per_tenant,
+mfg_common::on_each_backend!(
+    [
+        s3 => s3().await,
+        local => local(&tempfile::tempdir().unwrap()),
+    ],
+    [
+        objects_round_trip_and_are_replaced_whole,
+        missing_objects_are_not_found,
+        lists_by_prefix_in_key_order,
+        lifecycle_rules_are_set_per_tenant,
+    ],
 );
 
 #[tokio::test]

@@ -397,36 +397,19 @@ async fn times_keep_microseconds(store: Arc<dyn TenantStore>) {
     );
 }
 
-macro_rules! conformance_suite {
-    ($($test:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let db = mfg_common::testing::TestDatabase::postgres().await;
-                    super::$test(super::open(&db).await).await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let db = mfg_common::testing::TestDatabase::sqlite();
-                    super::$test(super::open(&db).await).await;
-                }
-            )*
-        }
-    };
-}
-
-conformance_suite!(
-    tenants_round_trip,
-    names_stay_reserved,
-    lists_page_in_creation_order,
-    updates_apply_atomically,
-    api_keys_live_and_die_with_their_tenant,
-    machines_respect_the_registry_rules,
-    concurrent_registrations_never_exceed_the_limit,
-    times_keep_microseconds,
+mfg_common::on_each_backend!(
+    [
+        postgres => open(&TestDatabase::postgres().await).await,
+        sqlite => open(&TestDatabase::sqlite()).await,
+    ],
+    [
+        tenants_round_trip,
+        names_stay_reserved,
+        lists_page_in_creation_order,
+        updates_apply_atomically,
+        api_keys_live_and_die_with_their_tenant,
+        machines_respect_the_registry_rules,
+        concurrent_registrations_never_exceed_the_limit,
+        times_keep_microseconds,
+    ],
 );
