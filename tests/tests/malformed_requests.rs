@@ -2,55 +2,14 @@
 //! of the contract, found in its descriptors (so a new one is swept the day it is added),
 //! answers garbage bytes with INVALID_ARGUMENT, never INTERNAL.
 
-use bytes::{Buf as _, BufMut as _, Bytes};
+use bytes::Bytes;
+use mfg_proto::codec::RawCodec;
 use mfg_tests::Platform;
 use prost::Message as _;
-use tonic::{
-    Code, Status,
-    codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
-    metadata::MetadataValue,
-};
+use tonic::{Code, Status, metadata::MetadataValue};
 
 /// Bytes that no message decodes: a field key whose varint never ends.
 const GARBAGE: [u8; 11] = [0xff; 11];
-
-/// A codec that sends and receives bytes as they are.
-#[derive(Debug, Default, Clone, Copy)]
-struct RawCodec;
-
-impl Codec for RawCodec {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        RawCodec
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        RawCodec
-    }
-}
-
-impl Encoder for RawCodec {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawCodec {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
-}
 
 /// Every RPC of the contract: its path, and whether the client streams.
 fn rpcs() -> Vec<(String, bool)> {

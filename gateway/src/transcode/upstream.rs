@@ -3,13 +3,11 @@
 //! client here. The gateway calls as the operator (its channel carries that credential) and
 //! names the tenant key it authenticated in `x-mfg-on-behalf-of`, for audit fields and caps.
 
-use bytes::{Buf as _, BufMut as _, Bytes};
+use bytes::Bytes;
+use mfg_proto::codec::RawCodec;
 use prost::Message as _;
 use prost_reflect::DynamicMessage;
-use tonic::{
-    GrpcMethod, Status,
-    codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
-};
+use tonic::{GrpcMethod, Status};
 
 use crate::{AppState, auth::Caller, contract::Rpc, error::ApiError};
 
@@ -47,42 +45,4 @@ pub(super) async fn call(
         tracing::error!(rpc = rpc.grpc_path, %error, "the answer does not decode");
         ApiError::new(mfg_common::ErrorCode::Internal, "internal error")
     })
-}
-
-/// Messages as their encoded bytes.
-#[derive(Debug, Clone, Copy, Default)]
-struct RawCodec;
-
-impl Codec for RawCodec {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = Self;
-    type Decoder = Self;
-
-    fn encoder(&mut self) -> Self {
-        Self
-    }
-
-    fn decoder(&mut self) -> Self {
-        Self
-    }
-}
-
-impl Encoder for RawCodec {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawCodec {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
 }
