@@ -318,3 +318,128 @@ fn camel_case(name: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use prost_reflect::Value as V;
+
+    use super::*;
+    use crate::contract::rpcs;
+
+    fn rpc(name: &str) -> &'static Rpc {
+        rpcs().unwrap().iter().find(|r| r.name == name).unwrap()
+    }
+
+    fn path(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn build_of(
+        name: &str,
+        params: &[(&str, &str)],
+        query: &str,
+        body: &str,
+    ) -> Result<DynamicMessage, ApiError> {
+        let rpc = rpc(name);
+        build(rpc, &rpc.bindings[0], &path(params), query, body.as_bytes())
+    }
+
+    /// The field a 400 names.
+    fn field_of(error: &ApiError) -> String {
+        error.body()["details"][0]["fieldViolations"][0]["field"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    fn mask_of(message: &DynamicMessage) -> Vec<String> {
+        let mask = message.get_field_by_name("update_mask").unwrap();
+        let V::Message(mask) = mask.as_ref() else {
+            panic!("{mask:?}")
+        };
+        let paths = mask.get_field_by_name("paths").unwrap();
+        let mut paths: Vec<String> = paths
+            .as_list()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap().to_owned())
+            .collect();
+        paths.sort();
+        paths
+    }
+
+    #[test]
+    fn query_parameters_fill_the_remaining_fields() {
+        let ids = [("tenant_id", "t1"), ("machine_id", "press")];
+        let query = "metric=temp&start=2026-12-01T00:00:00Z&step=60s&aggregation=avg";
+        let message = build_of("QueryTelemetry", &ids, query, "").unwrap();
+        assert_eq!(
+            message.get_field_by_name("tenant_id").unwrap().as_str(),
+            Some("t1")
+        );
+        assert_eq!(
+            message.get_field_by_name("metric").unwrap().as_str(),
+            Some("temp")
+        );
+        // `avg` is AGGREGATION_AVG: an enum's name without its prefix, in any case.
+        let aggregation = message.get_field_by_name("aggregation").unwrap();
+        let avg = rpc("QueryTelemetry")
+            .method
+            .input()
+            .get_field_by_name("aggregation")
+            .and_then(|f| f.kind().as_enum().cloned())
+            .and_then(|e| e.get_value_by_name("AGGREGATION_AVG"))
+            .unwrap();
+        assert_eq!(aggregation.as_enum_number(), Some(avg.number()));
+        let alerts = build_of(
+            "ListAlerts",
+            &[("tenant_id", "t1")],
+            "state=open&page_size=5",
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            alerts.get_field_by_name("page_size").unwrap().as_i32(),
+            Some(5)
+        );
+    }
+
+    #[test]
+    fn a_parameter_that_does_not_fit_is_named() {
+        let ids = [("tenant_id", "t1"), ("machine_id", "press")];
+        let unknown = build_of("QueryTelemetry", &ids, "nope=1", "").unwrap_err();
+        assert_eq!(field_of(&unknown), "nope");
+        let bound = build_of("QueryTelemetry", &ids, "tenantId=t2", "").unwrap_err();
+        assert_eq!(field_of(&bound), "tenantId");
+        let bad = build_of("QueryTelemetry", &ids, "step=soon", "").unwrap_err();
+        assert_eq!(field_of(&bad), "step");
+        // A whole-body RPC takes no query parameters.
+        let ingest = build_of("IngestBatch", &[("tenant_id", "t1")], "x=1", "{}").unwrap_err();
+        assert_eq!(field_of(&ingest), "x");
+    }
+
+    #[test]
+    fn a_patch_updates_the_fields_its_body_sets() {
+        let ids = [("tenant_id", "t1")];
+        let body = r#"{"displayName": "x", "limits": {"maxMachines": 3}, "labels": {"site": "a"}}"#;
+        let tenant = build_of("UpdateTenant", &ids, "", body).unwrap();
+        assert_eq!(
+            mask_of(&tenant),
+            ["display_name", "labels", "limits.max_machines"]
+        );
+        // An explicit mask wins, in either spelling.
+        let explicit = build_of("UpdateTenant", &ids, "updateMask=display_name", body).unwrap();
+        assert_eq!(mask_of(&explicit), ["display_name"]);
+        let wrong = build_of(
+            "UpdateTenant",
+            &ids,
+            "",
+            r#"{"limits": {"maxMachines": "many"}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(field_of(&wrong), "tenant.limits.max_machines");
+    }
+}
