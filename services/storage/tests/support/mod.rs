@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod alerts;
+pub mod tiering;
 
 use std::net::SocketAddr;
 
