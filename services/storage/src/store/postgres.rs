@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row as _};
 use uuid::Uuid;
 
+use self::arrays::{Micros, column};
 use super::{alert_sql, sql, to_datetime};
 use crate::error::Result;
 
@@ -69,6 +70,7 @@ const ROLLUP_HOURS: &str = rollup_from_minutes!("rollups_1h", "'1 hour'");
 
 tenant_statements!("series_id >= $1 AND series_id < $2");
 
+mod arrays;
 mod copy;
 mod hot;
 mod hot_read;
@@ -259,14 +261,10 @@ impl PostgresStore {
             .bind(to)
             .fetch_one(&self.pool)
             .await?;
-        let buckets: Vec<DbTs> = row.try_get::<Option<_>, _>(0)?.unwrap_or_default();
-        let column = |i| {
-            row.try_get::<Option<Vec<f64>>, _>(i)
-                .map(Option::unwrap_or_default)
-        };
-        let (min, max, sum, last) = (column(1)?, column(2)?, column(3)?, column(6)?);
-        let count: Vec<i64> = row.try_get::<Option<_>, _>(4)?.unwrap_or_default();
-        let last_ts: Vec<DbTs> = row.try_get::<Option<_>, _>(5)?.unwrap_or_default();
+        let buckets: Vec<Micros> = column(&row, 0)?;
+        let (min, max, sum) = (column(&row, 1)?, column(&row, 2)?, column(&row, 3)?);
+        let count: Vec<i64> = column(&row, 4)?;
+        let (last_ts, last): (Vec<Micros>, Vec<f64>) = (column(&row, 5)?, column(&row, 6)?);
         Ok((0..buckets.len())
             .map(|i| {
                 let rollup = crate::domain::Rollup {
@@ -274,10 +272,10 @@ impl PostgresStore {
                     max: max[i],
                     sum: sum[i],
                     count: count[i] as u64,
-                    last_ts_micros: micros_of(last_ts[i]),
+                    last_ts_micros: last_ts[i].0,
                     last: last[i],
                 };
-                (micros_of(buckets[i]), rollup)
+                (buckets[i].0, rollup)
             })
             .collect())
     }

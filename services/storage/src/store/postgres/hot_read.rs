@@ -7,6 +7,7 @@ use sqlx::{PgConnection, Row as _};
 
 use super::{
     PostgresStore,
+    arrays::{Micros, column},
     hot::{Class, days_of, ts},
     hot_sql::{
         CLASSES, CLASSES_AND_LAST_DAY, LATE_DAYS, LATE_POINTS, LATEST, LATEST_RECENT, POINTS,
@@ -133,9 +134,9 @@ impl PostgresStore {
                 .persistent(false)
                 .fetch_one(&mut *connection)
                 .await?;
-            let times: Vec<DateTime<Utc>> = row.try_get::<Option<_>, _>(0)?.unwrap_or_default();
-            let values: Vec<f64> = row.try_get::<Option<_>, _>(1)?.unwrap_or_default();
-            points.extend(times.iter().map(DateTime::timestamp_micros).zip(values));
+            let times: Vec<Micros> = column(&row, 0)?;
+            let values: Vec<f64> = column(&row, 1)?;
+            points.extend(times.iter().map(|t| t.0).zip(values));
         }
         Ok(points)
     }
