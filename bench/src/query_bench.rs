@@ -1,6 +1,6 @@
 //! `mfg bench query`: the latency of queries a dashboard makes. It loads a 30-day, 1 Hz series
 //! (and 19 more metrics of the same machine) into an in-process storage service, runs the
-//! rollup job as an operator would, then measures one query at a time over gRPC:
+//! rollup job as an operator would, analyzes the database as autovacuum would, then measures one query at a time over gRPC:
 //! - `GetLatestValues` of the machine's 20 metrics;
 //! - the 30-day series downsampled to about 500 buckets, at a step of whole minutes (served by
 //!   the warm tier) and at exactly a 500th of the range (whole minutes from the warm tier, the
@@ -52,6 +52,9 @@ fn reading(metric: &str, micros: i64, value: f64) -> Reading {
 /// Runs the benchmark and prints its figures.
 pub async fn run(args: QueryBench) -> anyhow::Result<()> {
     anyhow::ensure!((1..=30).contains(&args.days), "--days must be in 1..=30");
+    if let Some(url) = &args.database_url {
+        ensure_empty(url).await?;
+    }
     let platform = BenchPlatform::start(args.database_url.as_deref()).await?;
     let tenant = platform
         .tenant([MACHINE.to_owned()], &[tpb::Scope::Write])
@@ -93,6 +96,17 @@ pub async fn run(args: QueryBench) -> anyhow::Result<()> {
         job.report.unwrap_or_default().rollup_buckets_written,
         rolled.elapsed().as_secs_f64()
     )?;
+
+    if let Some(url) = &args.database_url {
+        let analyzed = Instant::now();
+        analyze(url).await?;
+        writeln!(
+            out,
+            "{:<44} {:.1} s",
+            "VACUUM ANALYZE (as autovacuum would)",
+            analyzed.elapsed().as_secs_f64()
+        )?;
+    }
 
     let latest = {
         let request = GetLatestValuesRequest {
@@ -187,6 +201,34 @@ pub async fn run(args: QueryBench) -> anyhow::Result<()> {
         )?;
     }
     platform.stop().await
+}
+
+/// Fails unless the database holds no table yet: queries on a database that earlier runs
+/// loaded are slower, and their figures would not compare.
+async fn ensure_empty(url: &str) -> anyhow::Result<()> {
+    use sqlx::Row as _;
+    let pool = sqlx::PgPool::connect(url).await?;
+    let tables: i64 = sqlx::query(
+        "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')",
+    )
+    .fetch_one(&pool)
+    .await?
+    .get(0);
+    pool.close().await;
+    anyhow::ensure!(
+        tables == 0,
+        "the database holds {tables} tables: give `mfg bench query` a new, empty database"
+    );
+    Ok(())
+}
+
+/// Vacuums and analyzes the database, as autovacuum does after a load: the planner then
+/// estimates from statistics, as on a database in service.
+async fn analyze(url: &str) -> anyhow::Result<()> {
+    let pool = sqlx::PgPool::connect(url).await?;
+    sqlx::query("VACUUM ANALYZE").execute(&pool).await?;
+    pool.close().await;
+    Ok(())
 }
 
 /// Streams the long series from `start` to `end` at 1 Hz over four streams, and one reading a

@@ -138,7 +138,10 @@ mod tests {
             decode::<Micros>(&times),
             Ok(vec![Micros(PG_EPOCH_MICROS), Micros(PG_EPOCH_MICROS + 1)])
         );
-        assert_eq!(decode::<i64>(&array(20, &[7i64.to_be_bytes()])), Ok(vec![7]));
+        assert_eq!(
+            decode::<i64>(&array(20, &[7i64.to_be_bytes()])),
+            Ok(vec![7])
+        );
     }
 
     #[test]
@@ -150,6 +153,9 @@ mod tests {
         with_null[12..16].copy_from_slice(&1u32.to_be_bytes());
         with_null.extend(u32::MAX.to_be_bytes());
         assert!(decode::<f64>(&with_null).unwrap_err().contains("NULL"));
-        assert_eq!(decode::<f64>(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 189]), Ok(vec![]));
+        assert_eq!(
+            decode::<f64>(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 189]),
+            Ok(vec![])
+        );
     }
 }
