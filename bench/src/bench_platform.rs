@@ -299,3 +299,31 @@ pub async fn create_tenant(
         .secret;
     Ok(BenchTenant { id: tenant.id, key })
 }
+
+/// Fails unless the database holds no table yet: queries on a database that earlier runs
+/// loaded are slower, and their figures would not compare.
+pub async fn ensure_empty(url: &str) -> anyhow::Result<()> {
+    use sqlx::Row as _;
+    let pool = sqlx::PgPool::connect(url).await?;
+    let tables: i64 = sqlx::query(
+        "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')",
+    )
+    .fetch_one(&pool)
+    .await?
+    .get(0);
+    pool.close().await;
+    anyhow::ensure!(
+        tables == 0,
+        "the database holds {tables} tables: give the benchmark a new, empty database"
+    );
+    Ok(())
+}
+
+/// Vacuums and analyzes the database, as autovacuum does after a load: the planner then
+/// estimates from statistics, as on a database in service.
+pub async fn analyze(url: &str) -> anyhow::Result<()> {
+    let pool = sqlx::PgPool::connect(url).await?;
+    sqlx::query("VACUUM ANALYZE").execute(&pool).await?;
+    pool.close().await;
+    Ok(())
+}

@@ -53,7 +53,7 @@ fn reading(metric: &str, micros: i64, value: f64) -> Reading {
 pub async fn run(args: QueryBench) -> anyhow::Result<()> {
     anyhow::ensure!((1..=30).contains(&args.days), "--days must be in 1..=30");
     if let Some(url) = &args.database_url {
-        ensure_empty(url).await?;
+        crate::bench_platform::ensure_empty(url).await?;
     }
     let platform = BenchPlatform::start(args.database_url.as_deref()).await?;
     let tenant = platform
@@ -99,7 +99,7 @@ pub async fn run(args: QueryBench) -> anyhow::Result<()> {
 
     if let Some(url) = &args.database_url {
         let analyzed = Instant::now();
-        analyze(url).await?;
+        crate::bench_platform::analyze(url).await?;
         writeln!(
             out,
             "{:<44} {:.1} s",
@@ -201,34 +201,6 @@ pub async fn run(args: QueryBench) -> anyhow::Result<()> {
         )?;
     }
     platform.stop().await
-}
-
-/// Fails unless the database holds no table yet: queries on a database that earlier runs
-/// loaded are slower, and their figures would not compare.
-async fn ensure_empty(url: &str) -> anyhow::Result<()> {
-    use sqlx::Row as _;
-    let pool = sqlx::PgPool::connect(url).await?;
-    let tables: i64 = sqlx::query(
-        "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')",
-    )
-    .fetch_one(&pool)
-    .await?
-    .get(0);
-    pool.close().await;
-    anyhow::ensure!(
-        tables == 0,
-        "the database holds {tables} tables: give `mfg bench query` a new, empty database"
-    );
-    Ok(())
-}
-
-/// Vacuums and analyzes the database, as autovacuum does after a load: the planner then
-/// estimates from statistics, as on a database in service.
-async fn analyze(url: &str) -> anyhow::Result<()> {
-    let pool = sqlx::PgPool::connect(url).await?;
-    sqlx::query("VACUUM ANALYZE").execute(&pool).await?;
-    pool.close().await;
-    Ok(())
 }
 
 /// Streams the long series from `start` to `end` at 1 Hz over four streams, and one reading a

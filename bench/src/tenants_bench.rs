@@ -4,7 +4,7 @@
 //! - ingest: a fixed number of current readings in batches of one series each, 3,000 series in
 //!   turn spread over the tenants, so that only the tenancy differs across tenant counts (after
 //!   an unmeasured batch a series, as a steady stream keeps the caches warm);
-//! - `latest` and a 1-day raw range, one query at a time over the tenants in turn;
+//! - `latest` and a 1-day raw range (after `VACUUM ANALYZE`, as autovacuum would run), one query at a time over the tenants in turn;
 //! - the hot tier's partitions and the catalog's size (PostgreSQL);
 //! - a tiering job as if 31 days had passed, which must archive every reading;
 //! - a restart of the storage service, until it serves.
@@ -49,11 +49,15 @@ pub struct TenantsBench {
     #[arg(long = "readings-per-day", default_value_t = 24)]
     pub readings_per_day: u32,
     /// Current readings in the ingest measurement, spread over the tenants.
-    #[arg(long = "ingest-readings", default_value_t = 600_000)]
+    #[arg(long = "ingest-readings", default_value_t = 2_000_000)]
     pub ingest_readings: usize,
     /// How many times each query is measured.
     #[arg(long, default_value_t = 1_000)]
     pub requests: usize,
+    /// Stops after the queries and the catalog, without the tiering job and the restart (to
+    /// compare ingest and queries across tenant counts in shorter runs).
+    #[arg(long = "skip-tiering")]
+    pub skip_tiering: bool,
 }
 
 const MACHINE: &str = "m-1";
@@ -94,6 +98,9 @@ pub async fn run(args: TenantsBench) -> anyhow::Result<()> {
         (1..=LOAD_SERIES).contains(&args.tenants),
         "--tenants must be in 1..={LOAD_SERIES}"
     );
+    if let Some(url) = &args.database_url {
+        crate::bench_platform::ensure_empty(url).await?;
+    }
     let mut platform = BenchPlatform::start(args.database_url.as_deref()).await?;
     let mut out = std::io::stdout().lock();
     writeln!(
@@ -140,9 +147,22 @@ pub async fn run(args: TenantsBench) -> anyhow::Result<()> {
         ingested as f64 / secs(started)
     )?;
 
+    if let Some(url) = &args.database_url {
+        let started = Instant::now();
+        crate::bench_platform::analyze(url).await?;
+        writeln!(
+            out,
+            "{:<44} {:.1} s",
+            "VACUUM ANALYZE (as autovacuum would)",
+            secs(started)
+        )?;
+    }
     query(&platform, &tenants, &args, now, &mut out).await?;
     if let Some(url) = &args.database_url {
         catalog(url, &mut out).await?;
+    }
+    if args.skip_tiering {
+        return platform.stop().await;
     }
 
     let started = Instant::now();

@@ -8,7 +8,7 @@
 //! takes that row for update, so it counts and commits exactly what was written. A reading for
 //! a day whose share is gone (archived) goes to `late_readings`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{AssertSqlSafe, PgConnection, Row as _};
@@ -209,9 +209,10 @@ impl PostgresStore {
             .collect())
     }
 
-    /// The class of each (tenant, day) of `keys` that is in the hot tier, key-share locked.
+    /// The class of each (tenant, day) of `keys` that is in the hot tier, key-share locked in
+    /// the order of the keys.
     async fn lock_shares(tx: &mut PgConnection, keys: &[DayKey]) -> Result<Vec<(DayKey, Class)>> {
-        let distinct: HashSet<DayKey> = keys.iter().copied().collect();
+        let distinct: BTreeSet<DayKey> = keys.iter().copied().collect();
         let (tenants, days): (Vec<TenantNo>, Vec<NaiveDate>) = distinct
             .into_iter()
             .map(|(tenant, day)| (tenant, day_of(day * DAY_MICROS)))

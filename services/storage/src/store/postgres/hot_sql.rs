@@ -9,15 +9,23 @@ pub(super) const RECORD_DAY: &str = "INSERT INTO hot_days (tenant_no, day, class
      ON CONFLICT DO NOTHING";
 pub(super) const CLASS_OF_DAY: &str =
     "SELECT class FROM hot_days WHERE tenant_no = $1 AND day = $2";
-/// The shares of the days a write touches, held until it commits.
-pub(super) const SHARES: &str = "SELECT h.tenant_no, h.day, h.class FROM hot_days h \
-     JOIN unnest($1::int4[], $2::date[]) AS w(tenant_no, day) USING (tenant_no, day) \
-     ORDER BY 1, 2 FOR KEY SHARE OF h";
-/// The tenants' `rolled_to`, share-locked in the order of their numbers. Reading it so holds the
-/// rollup job off until the write commits: a row below it is merged by the write, a row above
-/// it rolled up by the job.
-pub(super) const ROLLED_TO: &str = "SELECT tenant_no, rolled_to FROM rollup_state \
-     WHERE tenant_no = ANY($1) ORDER BY tenant_no FOR SHARE";
+/// The shares of the days a write touches, held until it commits: each (tenant, day) of the
+/// arrays (sorted, so that writes lock in one order) probes the primary key in a lateral
+/// subquery. A join of `hot_days` with the arrays was planned as a hash join over all of
+/// `hot_days` when its statistics were stale (93,000 rows after 3,000 tenants' history came in):
+/// 14 ms a write, a third of ingest.
+pub(super) const SHARES: &str = "SELECT h.tenant_no, h.day, h.class \
+     FROM unnest($1::int4[], $2::date[]) AS w(tenant_no, day) \
+     CROSS JOIN LATERAL (SELECT tenant_no, day, class FROM hot_days \
+                         WHERE tenant_no = w.tenant_no AND day = w.day FOR KEY SHARE) h";
+/// The tenants' `rolled_to`, share-locked in the order of their numbers (the array is sorted),
+/// each by a probe of the primary key as in [`SHARES`]. Reading it so holds the rollup job off
+/// until the write commits: a row below it is merged by the write, a row above it rolled up by
+/// the job.
+pub(super) const ROLLED_TO: &str = "SELECT r.tenant_no, r.rolled_to \
+     FROM unnest($1::int4[]) AS w(tenant_no) \
+     CROSS JOIN LATERAL (SELECT tenant_no, rolled_to FROM rollup_state \
+                         WHERE tenant_no = w.tenant_no FOR SHARE) r";
 pub(super) const CLASSES: &str = "SELECT DISTINCT class FROM hot_days \
      WHERE tenant_no = $1 AND day >= coalesce($2, '-infinity') AND day <= coalesce($3, 'infinity')";
 pub(super) const LOCK_SHARE: &str =
