@@ -1,9 +1,9 @@
 //! The tenant service's repository: a narrow trait with a PostgreSQL and a SQLite
 //! implementation, chosen by the database URL. Both pass the same conformance suite.
 
-#[macro_use]
-mod sql;
 mod postgres;
+mod sql;
+mod sql_store;
 mod sqlite;
 
 use std::fmt::Debug;
@@ -12,7 +12,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mfg_common::db::DbPool;
 
-pub use self::{postgres::PostgresStore, sqlite::SqliteStore};
+pub use self::{
+    postgres::PostgresStore,
+    sql_store::{Dialect, SqlStore},
+    sqlite::SqliteStore,
+};
 use crate::{
     domain::{ApiKey, KeyId, KeyRecord, Machine, MachineId, NewApiKey, Tenant, TenantId},
     error::Result,

@@ -1,29 +1,31 @@
 //! The PostgreSQL store, for production. Read-modify-write transactions lock the rows they read
 //! with `SELECT … FOR UPDATE`.
 
-use chrono::{DateTime, Utc};
-use mfg_common::db::DbErrorKind;
-use sqlx::{PgPool, types::Json};
+use std::future::Future;
 
-use super::{Change, sql, sql::require_live};
-use crate::{
-    domain::{ApiKey, KeyId, KeyRecord, Machine, MachineId, NewApiKey, Tenant, TenantId},
-    error::{Result, TenantError},
-};
+use sqlx::{PgPool, Postgres, Transaction, migrate::MigrateError, postgres::PgQueryResult};
+
+use super::sql_store::{Dialect, SqlStore};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Tenants, keys and machines in PostgreSQL.
-#[derive(Debug, Clone)]
-pub struct PostgresStore {
-    pool: PgPool,
-}
+pub type PostgresStore = SqlStore<Postgres>;
 
-impl PostgresStore {
-    /// Creates a store on a pool.
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+impl Dialect for Postgres {
+    const LOCKS_ROWS: bool = true;
+
+    fn migrate(pool: &PgPool) -> impl Future<Output = Result<(), MigrateError>> + Send {
+        MIGRATOR.run(pool)
+    }
+
+    fn rows_affected(result: &PgQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
+    fn begin_change(
+        pool: &PgPool,
+    ) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send {
+        pool.begin()
     }
 }
-
-sql_store!(PostgresStore, migrator: MIGRATOR, begin: |pool| pool.begin(), lock: " FOR UPDATE");

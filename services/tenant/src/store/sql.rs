@@ -1,7 +1,5 @@
-//! What both backends share: rows and their conversion to domain types, the SQL text (`$N`
-//! placeholders bind by number on PostgreSQL and SQLite), and [`sql_store!`], the body of the
-//! store, generated for each backend with its own way of starting a transaction and of locking
-//! a row. The macro keeps one copy of the logic; each backend's file says what differs.
+//! What both backends share: rows and their conversion to domain types, and the SQL text (`$N`
+//! placeholders bind by number on PostgreSQL and SQLite). The store itself is `sql_store.rs`.
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
@@ -15,8 +13,6 @@ use crate::{
     error::{Result, TenantError},
 };
 
-#[macro_export]
-#[doc(hidden)]
 macro_rules! tenant_columns {
     () => {
         "id, name, display_name, plan, state, labels, max_machines, ingest_readings_per_second, \
@@ -87,6 +83,33 @@ pub(super) const LIST_MACHINES: &str = concat!(
 );
 pub(super) const UPDATE_MACHINE: &str = "UPDATE machines SET display_name = $3, labels = $4, update_time = $5 \
      WHERE tenant_id = $1 AND machine_id = $2";
+/// A statement that reads a row its transaction will change: as it is, and with the suffix that
+/// locks the row, for a backend that locks rows ([`super::sql_store::Dialect::LOCKS_ROWS`]).
+pub(super) struct ForUpdate {
+    pub plain: &'static str,
+    pub locking: &'static str,
+}
+
+macro_rules! for_update {
+    ($($part:expr),+ $(,)?) => {
+        ForUpdate {
+            plain: concat!($($part),+),
+            locking: concat!($($part),+, " FOR UPDATE"),
+        }
+    };
+}
+
+pub(super) const TENANT_FOR_UPDATE: ForUpdate =
+    for_update!("SELECT ", tenant_columns!(), " FROM tenants WHERE id = $1");
+pub(super) const STATE_FOR_UPDATE: ForUpdate =
+    for_update!("SELECT state FROM tenants WHERE id = $1");
+pub(super) const LIMIT_FOR_UPDATE: ForUpdate =
+    for_update!("SELECT state, max_machines FROM tenants WHERE id = $1");
+pub(super) const MACHINE_FOR_UPDATE: ForUpdate = for_update!(
+    "SELECT ",
+    machine_columns!(),
+    " FROM machines WHERE tenant_id = $1 AND machine_id = $2"
+);
 pub(super) const DELETE_MACHINE: &str =
     "DELETE FROM machines WHERE tenant_id = $1 AND machine_id = $2";
 
@@ -262,306 +285,6 @@ fn scope_from_str(s: &str) -> Option<Scope> {
 /// Converts rows, failing on the first corrupt one.
 pub(super) fn convert<R, T: TryFrom<R, Error = TenantError>>(rows: Vec<R>) -> Result<Vec<T>> {
     rows.into_iter().map(T::try_from).collect()
-}
-
-/// Binds the fields of a tenant that can change, in the order both `INSERT_TENANT` and
-/// `UPDATE_TENANT` expect them (after the id, and the name for an insert).
-macro_rules! bind_changeable {
-    ($query:expr, $tenant:expr) => {
-        $query
-            .bind(&$tenant.display_name)
-            .bind($tenant.plan.as_str())
-            .bind($tenant.state.as_str())
-            .bind(Json(&$tenant.labels))
-            .bind(i64::from($tenant.limits.max_machines))
-            .bind(i64::from($tenant.limits.ingest_readings_per_second))
-            .bind(i64::from($tenant.limits.api_requests_per_second))
-            .bind(i64::from($tenant.retention.hot_days))
-            .bind(i64::from($tenant.retention.warm_days))
-            .bind(i64::from($tenant.retention.cold_days))
-            .bind($tenant.monthly_budget_usd)
-    };
-}
-
-/// Implements [`super::TenantStore`] for `$store` (a struct with a `pool` field), given how the
-/// backend begins a write transaction and the suffix that locks a selected row.
-macro_rules! sql_store {
-    ($store:ty, migrator: $migrator:expr, begin: |$pool:ident| $begin:expr, lock: $lock:literal) => {
-        #[async_trait::async_trait]
-        impl $crate::store::TenantStore for $store {
-            async fn migrate(&self) -> Result<()> {
-                $migrator.run(&self.pool).await?;
-                Ok(())
-            }
-
-            async fn ping(&self) -> Result<()> {
-                sqlx::query("SELECT 1").execute(&self.pool).await?;
-                Ok(())
-            }
-
-            async fn close(&self) {
-                self.pool.close().await;
-            }
-
-            async fn insert_tenant(&self, tenant: &Tenant) -> Result<()> {
-                let query = sqlx::query(sql::INSERT_TENANT)
-                    .bind(tenant.id.0)
-                    .bind(tenant.name.as_str());
-                let result = bind_changeable!(query, tenant)
-                    .bind(tenant.create_time)
-                    .bind(tenant.update_time)
-                    .bind(tenant.delete_time)
-                    .execute(&self.pool)
-                    .await;
-                match result {
-                    Ok(_) => Ok(()),
-                    Err(error) if DbErrorKind::of(&error) == DbErrorKind::UniqueViolation => {
-                        Err(TenantError::NameTaken(tenant.name.to_string()))
-                    }
-                    Err(error) => Err(error.into()),
-                }
-            }
-
-            async fn get_tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
-                let row: Option<sql::TenantRow> = sqlx::query_as(sql::SELECT_TENANT)
-                    .bind(id.0)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                row.map(Tenant::try_from).transpose()
-            }
-
-            async fn list_tenants(
-                &self,
-                after: Option<TenantId>,
-                limit: i64,
-                show_deleted: bool,
-            ) -> Result<Vec<Tenant>> {
-                let rows: Vec<sql::TenantRow> = sqlx::query_as(sql::LIST_TENANTS)
-                    .bind(show_deleted)
-                    .bind(after.map(|id| id.0))
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?;
-                sql::convert(rows)
-            }
-
-            async fn update_tenant(
-                &self,
-                id: TenantId,
-                change: Change<'_, Tenant>,
-            ) -> Result<Tenant> {
-                let $pool = &self.pool;
-                let mut tx = $begin.await?;
-                let row: Option<sql::TenantRow> = sqlx::query_as(concat!(
-                    "SELECT ",
-                    $crate::tenant_columns!(),
-                    " FROM tenants WHERE id = $1",
-                    $lock
-                ))
-                .bind(id.0)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let current = row
-                    .ok_or_else(|| TenantError::TenantNotFound(id.to_string()))?
-                    .try_into()?;
-                let tenant = change(current)?;
-                let query = sqlx::query(sql::UPDATE_TENANT).bind(id.0);
-                bind_changeable!(query, tenant)
-                    .bind(tenant.update_time)
-                    .bind(tenant.delete_time)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(tenant)
-            }
-
-            async fn insert_api_key(&self, new: &NewApiKey) -> Result<()> {
-                let $pool = &self.pool;
-                let mut tx = $begin.await?;
-                let tenant = new.key.tenant_id;
-                let state: Option<String> =
-                    sqlx::query_scalar(concat!("SELECT state FROM tenants WHERE id = $1", $lock))
-                        .bind(tenant.0)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                require_live(tenant, state.as_deref())?;
-                sqlx::query(sql::INSERT_KEY)
-                    .bind(new.key.key_id.0)
-                    .bind(tenant.0)
-                    .bind(&new.key.display_name)
-                    .bind(sql::scopes_to_json(&new.key.scopes))
-                    .bind(&new.secret_hash)
-                    .bind(new.key.create_time)
-                    .bind(new.key.revoke_time)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(())
-            }
-
-            async fn list_api_keys(
-                &self,
-                tenant: TenantId,
-                after: Option<KeyId>,
-                limit: i64,
-            ) -> Result<Vec<ApiKey>> {
-                let rows: Vec<sql::ApiKeyRow> = sqlx::query_as(sql::LIST_KEYS)
-                    .bind(tenant.0)
-                    .bind(after.map(|id| id.0))
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?;
-                sql::convert(rows)
-            }
-
-            async fn revoke_api_key(
-                &self,
-                tenant: TenantId,
-                key: KeyId,
-                at: DateTime<Utc>,
-            ) -> Result<ApiKey> {
-                sqlx::query(sql::REVOKE_KEY)
-                    .bind(tenant.0)
-                    .bind(key.0)
-                    .bind(at)
-                    .execute(&self.pool)
-                    .await?;
-                let row: Option<sql::ApiKeyRow> = sqlx::query_as(sql::SELECT_KEY)
-                    .bind(tenant.0)
-                    .bind(key.0)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                row.ok_or_else(|| TenantError::ApiKeyNotFound(key.to_string()))?
-                    .try_into()
-            }
-
-            async fn find_key(&self, key: KeyId) -> Result<Option<KeyRecord>> {
-                let row: Option<sql::KeyRecordRow> = sqlx::query_as(sql::FIND_KEY)
-                    .bind(key.0)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                row.map(KeyRecord::try_from).transpose()
-            }
-
-            async fn insert_machine(&self, machine: &Machine) -> Result<()> {
-                let $pool = &self.pool;
-                let mut tx = $begin.await?;
-                let tenant = machine.tenant_id;
-                let row: Option<(String, i64)> = sqlx::query_as(concat!(
-                    "SELECT state, max_machines FROM tenants WHERE id = $1",
-                    $lock
-                ))
-                .bind(tenant.0)
-                .fetch_optional(&mut *tx)
-                .await?;
-                require_live(tenant, row.as_ref().map(|(state, _)| state.as_str()))?;
-                let max = row.map_or(0, |(_, max)| max);
-                let count: i64 = sqlx::query_scalar(sql::COUNT_MACHINES)
-                    .bind(tenant.0)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                if count >= max {
-                    return Err(TenantError::MachineLimit(
-                        u32::try_from(max).unwrap_or(u32::MAX),
-                    ));
-                }
-                let result = sqlx::query(sql::INSERT_MACHINE)
-                    .bind(tenant.0)
-                    .bind(machine.machine_id.as_str())
-                    .bind(&machine.display_name)
-                    .bind(Json(&machine.labels))
-                    .bind(machine.create_time)
-                    .bind(machine.update_time)
-                    .execute(&mut *tx)
-                    .await;
-                match result {
-                    Ok(_) => {}
-                    Err(error) if DbErrorKind::of(&error) == DbErrorKind::UniqueViolation => {
-                        return Err(TenantError::MachineExists(machine.machine_id.to_string()));
-                    }
-                    Err(error) => return Err(error.into()),
-                }
-                tx.commit().await?;
-                Ok(())
-            }
-
-            async fn get_machine(
-                &self,
-                tenant: TenantId,
-                id: &MachineId,
-            ) -> Result<Option<Machine>> {
-                let row: Option<sql::MachineRow> = sqlx::query_as(sql::SELECT_MACHINE)
-                    .bind(tenant.0)
-                    .bind(id.as_str())
-                    .fetch_optional(&self.pool)
-                    .await?;
-                row.map(Machine::try_from).transpose()
-            }
-
-            async fn list_machines(
-                &self,
-                tenant: TenantId,
-                after: Option<&MachineId>,
-                limit: i64,
-            ) -> Result<Vec<Machine>> {
-                let rows: Vec<sql::MachineRow> = sqlx::query_as(sql::LIST_MACHINES)
-                    .bind(tenant.0)
-                    .bind(after.map(MachineId::as_str))
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?;
-                sql::convert(rows)
-            }
-
-            async fn update_machine(
-                &self,
-                tenant: TenantId,
-                id: &MachineId,
-                change: Change<'_, Machine>,
-            ) -> Result<Machine> {
-                let $pool = &self.pool;
-                let mut tx = $begin.await?;
-                let state: Option<String> =
-                    sqlx::query_scalar(concat!("SELECT state FROM tenants WHERE id = $1", $lock))
-                        .bind(tenant.0)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                require_live(tenant, state.as_deref())?;
-                let row: Option<sql::MachineRow> = sqlx::query_as(concat!(
-                    "SELECT tenant_id, machine_id, display_name, labels, create_time, update_time \
-                     FROM machines WHERE tenant_id = $1 AND machine_id = $2",
-                    $lock
-                ))
-                .bind(tenant.0)
-                .bind(id.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-                let current = row
-                    .ok_or_else(|| TenantError::MachineNotFound(id.to_string()))?
-                    .try_into()?;
-                let machine = change(current)?;
-                sqlx::query(sql::UPDATE_MACHINE)
-                    .bind(tenant.0)
-                    .bind(id.as_str())
-                    .bind(&machine.display_name)
-                    .bind(Json(&machine.labels))
-                    .bind(machine.update_time)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(machine)
-            }
-
-            async fn delete_machine(&self, tenant: TenantId, id: &MachineId) -> Result<bool> {
-                let result = sqlx::query(sql::DELETE_MACHINE)
-                    .bind(tenant.0)
-                    .bind(id.as_str())
-                    .execute(&self.pool)
-                    .await?;
-                Ok(result.rows_affected() > 0)
-            }
-        }
-    };
 }
 
 /// Checks, inside a transaction, that a tenant exists and is not deleted.

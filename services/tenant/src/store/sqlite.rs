@@ -2,29 +2,31 @@
 //! `BEGIN IMMEDIATE`, which takes the database's write lock up front: SQLite has no row locks,
 //! and a deferred transaction that reads and then writes could fail to upgrade its lock.
 
-use chrono::{DateTime, Utc};
-use mfg_common::db::DbErrorKind;
-use sqlx::{SqlitePool, types::Json};
+use std::future::Future;
 
-use super::{Change, sql, sql::require_live};
-use crate::{
-    domain::{ApiKey, KeyId, KeyRecord, Machine, MachineId, NewApiKey, Tenant, TenantId},
-    error::{Result, TenantError},
-};
+use sqlx::{Sqlite, SqlitePool, Transaction, migrate::MigrateError, sqlite::SqliteQueryResult};
+
+use super::sql_store::{Dialect, SqlStore};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// Tenants, keys and machines in a SQLite file.
-#[derive(Debug, Clone)]
-pub struct SqliteStore {
-    pool: SqlitePool,
-}
+pub type SqliteStore = SqlStore<Sqlite>;
 
-impl SqliteStore {
-    /// Creates a store on a pool.
-    pub fn new(pool: SqlitePool) -> Self {
-        Self { pool }
+impl Dialect for Sqlite {
+    const LOCKS_ROWS: bool = false;
+
+    fn migrate(pool: &SqlitePool) -> impl Future<Output = Result<(), MigrateError>> + Send {
+        MIGRATOR.run(pool)
+    }
+
+    fn rows_affected(result: &SqliteQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
+    fn begin_change(
+        pool: &SqlitePool,
+    ) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send {
+        pool.begin_with("BEGIN IMMEDIATE")
     }
 }
-
-sql_store!(SqliteStore, migrator: MIGRATOR, begin: |pool| pool.begin_with("BEGIN IMMEDIATE"), lock: "");

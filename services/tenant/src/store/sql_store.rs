@@ -1,0 +1,364 @@
+//! The tenant store in plain Rust, once for both backends: [`SqlStore`] over a [`Dialect`],
+//! which says how the backend migrates, begins a read-modify-write transaction and locks a row.
+//! The bounds list what the store binds and reads; both backends meet them.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use mfg_common::db::DbErrorKind;
+use sqlx::{
+    Database, Executor, FromRow, IntoArguments, Pool, Transaction, migrate::MigrateError,
+    types::Json,
+};
+use uuid::Uuid;
+
+use super::{
+    Change, TenantStore,
+    sql::{self, ForUpdate, require_live},
+};
+use crate::{
+    domain::{ApiKey, KeyId, KeyRecord, Labels, Machine, MachineId, NewApiKey, Tenant, TenantId},
+    error::{Result, TenantError},
+};
+
+/// What differs between the backends.
+pub trait Dialect: Database {
+    /// Whether a transaction locks the rows it reads for a change with `FOR UPDATE`; a backend
+    /// without row locks (SQLite) locks the whole database as the transaction begins.
+    const LOCKS_ROWS: bool;
+
+    /// Applies the backend's migrations.
+    fn migrate(pool: &Pool<Self>) -> impl Future<Output = Result<(), MigrateError>> + Send;
+
+    /// Begins a transaction that reads rows and then changes them.
+    fn begin_change(
+        pool: &Pool<Self>,
+    ) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
+
+    /// How many rows a statement changed.
+    fn rows_affected(result: &Self::QueryResult) -> u64;
+}
+
+/// The statement as the backend reads a row it will change.
+fn for_update<DB: Dialect>(statement: &ForUpdate) -> &'static str {
+    if DB::LOCKS_ROWS {
+        statement.locking
+    } else {
+        statement.plain
+    }
+}
+
+/// Tenants, keys and machines in a SQL database.
+#[derive(Debug, Clone)]
+pub struct SqlStore<DB: Database> {
+    pool: Pool<DB>,
+}
+
+impl<DB: Database> SqlStore<DB> {
+    /// Creates a store on a pool.
+    pub fn new(pool: Pool<DB>) -> Self {
+        Self { pool }
+    }
+}
+
+/// Binds the fields of a tenant that can change, in the order both `INSERT_TENANT` and
+/// `UPDATE_TENANT` expect them (after the id, and the name for an insert).
+fn bind_changeable<'q, DB>(
+    query: sqlx::query::Query<'q, DB, <DB as Database>::Arguments>,
+    tenant: &'q Tenant,
+) -> sqlx::query::Query<'q, DB, <DB as Database>::Arguments>
+where
+    DB: Database,
+    for<'a> &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> Json<&'a Labels>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> f64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    query
+        .bind(tenant.display_name.as_str())
+        .bind(tenant.plan.as_str())
+        .bind(tenant.state.as_str())
+        .bind(Json(&tenant.labels))
+        .bind(i64::from(tenant.limits.max_machines))
+        .bind(i64::from(tenant.limits.ingest_readings_per_second))
+        .bind(i64::from(tenant.limits.api_requests_per_second))
+        .bind(i64::from(tenant.retention.hot_days))
+        .bind(i64::from(tenant.retention.warm_days))
+        .bind(i64::from(tenant.retention.cold_days))
+        .bind(tenant.monthly_budget_usd)
+}
+
+#[async_trait::async_trait]
+impl<DB> TenantStore for SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    <DB as Database>::Arguments: IntoArguments<DB>,
+    for<'a> &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> Option<&'a str>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> &'a [u8]: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> Json<&'a Labels>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> Json<Vec<&'static str>>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> Uuid: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> Option<Uuid>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> i64: sqlx::Encode<'a, DB> + sqlx::Decode<'a, DB> + sqlx::Type<DB>,
+    for<'a> f64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> bool: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> String: sqlx::Decode<'a, DB> + sqlx::Type<DB>,
+    for<'a> DateTime<Utc>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> Option<DateTime<Utc>>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'r> sql::TenantRow: FromRow<'r, DB::Row>,
+    for<'r> sql::ApiKeyRow: FromRow<'r, DB::Row>,
+    for<'r> sql::KeyRecordRow: FromRow<'r, DB::Row>,
+    for<'r> sql::MachineRow: FromRow<'r, DB::Row>,
+    for<'r> (String, i64): FromRow<'r, DB::Row>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    async fn migrate(&self) -> Result<()> {
+        DB::migrate(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn insert_tenant(&self, tenant: &Tenant) -> Result<()> {
+        let query = sqlx::query(sql::INSERT_TENANT)
+            .bind(tenant.id.0)
+            .bind(tenant.name.as_str());
+        let result = bind_changeable(query, tenant)
+            .bind(tenant.create_time)
+            .bind(tenant.update_time)
+            .bind(tenant.delete_time)
+            .execute(&self.pool)
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if DbErrorKind::of(&error) == DbErrorKind::UniqueViolation => {
+                Err(TenantError::NameTaken(tenant.name.to_string()))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn get_tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
+        let row: Option<sql::TenantRow> = sqlx::query_as(sql::SELECT_TENANT)
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(Tenant::try_from).transpose()
+    }
+
+    async fn list_tenants(
+        &self,
+        after: Option<TenantId>,
+        limit: i64,
+        show_deleted: bool,
+    ) -> Result<Vec<Tenant>> {
+        let rows: Vec<sql::TenantRow> = sqlx::query_as(sql::LIST_TENANTS)
+            .bind(show_deleted)
+            .bind(after.map(|id| id.0))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        sql::convert(rows)
+    }
+
+    async fn update_tenant(&self, id: TenantId, change: Change<'_, Tenant>) -> Result<Tenant> {
+        let mut tx = DB::begin_change(&self.pool).await?;
+        let row: Option<sql::TenantRow> = sqlx::query_as(for_update::<DB>(&sql::TENANT_FOR_UPDATE))
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let current = row
+            .ok_or_else(|| TenantError::TenantNotFound(id.to_string()))?
+            .try_into()?;
+        let tenant = change(current)?;
+        let query = sqlx::query(sql::UPDATE_TENANT).bind(id.0);
+        bind_changeable(query, &tenant)
+            .bind(tenant.update_time)
+            .bind(tenant.delete_time)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(tenant)
+    }
+
+    async fn insert_api_key(&self, new: &NewApiKey) -> Result<()> {
+        let mut tx = DB::begin_change(&self.pool).await?;
+        let tenant = new.key.tenant_id;
+        let state: Option<String> = sqlx::query_scalar(for_update::<DB>(&sql::STATE_FOR_UPDATE))
+            .bind(tenant.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        require_live(tenant, state.as_deref())?;
+        sqlx::query(sql::INSERT_KEY)
+            .bind(new.key.key_id.0)
+            .bind(tenant.0)
+            .bind(new.key.display_name.as_str())
+            .bind(sql::scopes_to_json(&new.key.scopes))
+            .bind(new.secret_hash.as_slice())
+            .bind(new.key.create_time)
+            .bind(new.key.revoke_time)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_api_keys(
+        &self,
+        tenant: TenantId,
+        after: Option<KeyId>,
+        limit: i64,
+    ) -> Result<Vec<ApiKey>> {
+        let rows: Vec<sql::ApiKeyRow> = sqlx::query_as(sql::LIST_KEYS)
+            .bind(tenant.0)
+            .bind(after.map(|id| id.0))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        sql::convert(rows)
+    }
+
+    async fn revoke_api_key(
+        &self,
+        tenant: TenantId,
+        key: KeyId,
+        at: DateTime<Utc>,
+    ) -> Result<ApiKey> {
+        sqlx::query(sql::REVOKE_KEY)
+            .bind(tenant.0)
+            .bind(key.0)
+            .bind(at)
+            .execute(&self.pool)
+            .await?;
+        let row: Option<sql::ApiKeyRow> = sqlx::query_as(sql::SELECT_KEY)
+            .bind(tenant.0)
+            .bind(key.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.ok_or_else(|| TenantError::ApiKeyNotFound(key.to_string()))?
+            .try_into()
+    }
+
+    async fn find_key(&self, key: KeyId) -> Result<Option<KeyRecord>> {
+        let row: Option<sql::KeyRecordRow> = sqlx::query_as(sql::FIND_KEY)
+            .bind(key.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(KeyRecord::try_from).transpose()
+    }
+
+    async fn insert_machine(&self, machine: &Machine) -> Result<()> {
+        let mut tx = DB::begin_change(&self.pool).await?;
+        let tenant = machine.tenant_id;
+        let row: Option<(String, i64)> = sqlx::query_as(for_update::<DB>(&sql::LIMIT_FOR_UPDATE))
+            .bind(tenant.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        require_live(tenant, row.as_ref().map(|(state, _)| state.as_str()))?;
+        let max = row.map_or(0, |(_, max)| max);
+        let count: i64 = sqlx::query_scalar(sql::COUNT_MACHINES)
+            .bind(tenant.0)
+            .fetch_one(&mut *tx)
+            .await?;
+        if count >= max {
+            return Err(TenantError::MachineLimit(
+                u32::try_from(max).unwrap_or(u32::MAX),
+            ));
+        }
+        let result = sqlx::query(sql::INSERT_MACHINE)
+            .bind(tenant.0)
+            .bind(machine.machine_id.as_str())
+            .bind(machine.display_name.as_str())
+            .bind(Json(&machine.labels))
+            .bind(machine.create_time)
+            .bind(machine.update_time)
+            .execute(&mut *tx)
+            .await;
+        match result {
+            Ok(_) => {}
+            Err(error) if DbErrorKind::of(&error) == DbErrorKind::UniqueViolation => {
+                return Err(TenantError::MachineExists(machine.machine_id.to_string()));
+            }
+            Err(error) => return Err(error.into()),
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_machine(&self, tenant: TenantId, id: &MachineId) -> Result<Option<Machine>> {
+        let row: Option<sql::MachineRow> = sqlx::query_as(sql::SELECT_MACHINE)
+            .bind(tenant.0)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(Machine::try_from).transpose()
+    }
+
+    async fn list_machines(
+        &self,
+        tenant: TenantId,
+        after: Option<&MachineId>,
+        limit: i64,
+    ) -> Result<Vec<Machine>> {
+        let rows: Vec<sql::MachineRow> = sqlx::query_as(sql::LIST_MACHINES)
+            .bind(tenant.0)
+            .bind(after.map(MachineId::as_str))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        sql::convert(rows)
+    }
+
+    async fn update_machine(
+        &self,
+        tenant: TenantId,
+        id: &MachineId,
+        change: Change<'_, Machine>,
+    ) -> Result<Machine> {
+        let mut tx = DB::begin_change(&self.pool).await?;
+        let state: Option<String> = sqlx::query_scalar(for_update::<DB>(&sql::STATE_FOR_UPDATE))
+            .bind(tenant.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        require_live(tenant, state.as_deref())?;
+        let row: Option<sql::MachineRow> =
+            sqlx::query_as(for_update::<DB>(&sql::MACHINE_FOR_UPDATE))
+                .bind(tenant.0)
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let current = row
+            .ok_or_else(|| TenantError::MachineNotFound(id.to_string()))?
+            .try_into()?;
+        let machine = change(current)?;
+        sqlx::query(sql::UPDATE_MACHINE)
+            .bind(tenant.0)
+            .bind(id.as_str())
+            .bind(machine.display_name.as_str())
+            .bind(Json(&machine.labels))
+            .bind(machine.update_time)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(machine)
+    }
+
+    async fn delete_machine(&self, tenant: TenantId, id: &MachineId) -> Result<bool> {
+        let result = sqlx::query(sql::DELETE_MACHINE)
+            .bind(tenant.0)
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(DB::rows_affected(&result) > 0)
+    }
+}
