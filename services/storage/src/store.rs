@@ -8,10 +8,11 @@
 //! series over time. Timestamps are microseconds since the Unix epoch, UTC.
 
 #[macro_use]
+mod backend;
+#[macro_use]
 mod sql;
 #[macro_use]
 mod telemetry_sql;
-#[macro_use]
 mod alert_sql;
 mod jobs;
 mod postgres;

@@ -1,6 +1,25 @@
-//! The alert store's SQL, the same on both backends, and [`alert_store!`], its body, generated
-//! for each backend like [`telemetry_store!`]. Selectors and conditions are stored as JSON
+//! The alert store, once for both backends: its SQL, the same on both, and `impl AlertStore`
+//! for every [`SqlBackend`]. Selectors and conditions are stored as JSON
 //! (`jsonb` on PostgreSQL, text on SQLite) in the form [`crate::domain::alert_rule`] serializes.
+
+use sqlx::{
+    ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Row as _, Type,
+    types::Json,
+};
+use uuid::Uuid;
+
+use super::{
+    AlertStore, AlertWrite, LogPosition, RuleChange, RuleStateKey, Written,
+    backend::{ForUpdate, SqlBackend},
+};
+use crate::{
+    domain::{
+        alert::{Alert, AlertEvent, AlertState, EventType},
+        alert_eval::RuleState,
+        alert_rule::{AlertRule, Condition, MachineSelector, RuleSpec, Severity},
+    },
+    error::{Result, StorageError},
+};
 
 macro_rules! rule_columns {
     () => {
@@ -35,6 +54,12 @@ pub(super) const ALL_RULES: &str = concat!(
 pub(super) const UPDATE_RULE: &str = "UPDATE alert_rules SET display_name = $3, metric = $4, \
      selector = $5, severity = $6, condition = $7, disabled = $8, update_time = $9 \
      WHERE tenant_id = $1 AND rule_id = $2";
+/// A rule, read to be changed.
+const RULE_FOR_UPDATE: ForUpdate = for_update!(
+    "SELECT ",
+    rule_columns!(),
+    " FROM alert_rules WHERE tenant_id = $1 AND rule_id = $2"
+);
 pub(super) const DELETE_RULE: &str =
     "DELETE FROM alert_rules WHERE tenant_id = $1 AND rule_id = $2";
 pub(super) const DELETE_RULE_STATES: &str =
@@ -100,335 +125,301 @@ pub(super) const DELETE_RULE_STATE: &str = "DELETE FROM alert_rule_states \
 pub(super) const RULE_STATES: &str =
     "SELECT tenant_id, rule_id, machine_id, state FROM alert_rule_states";
 
-/// Generates `impl AlertStore` for a backend's store type. `$for_update` is the dialect's row
-/// lock of a read-modify-write (empty on SQLite, whose write transactions lock the database).
-/// The backend defines the inherent `write_alerts_now`, how the journal's writes go in.
-macro_rules! alert_store {
-    ($store:ident, for_update: $for_update:literal $(,)?) => {
-        fn rule_of(
-            row: &<Db as ::sqlx::Database>::Row,
-        ) -> $crate::error::Result<$crate::domain::alert_rule::AlertRule> {
-            use ::sqlx::types::Json;
-            use $crate::domain::alert_rule::{
-                AlertRule, Condition, MachineSelector, RuleSpec, Severity,
-            };
-            let severity: String = row.try_get("severity")?;
-            let severity = Severity::parse(&severity).ok_or_else(|| {
-                $crate::error::StorageError::Internal(format!(
-                    "corrupt alert rule: severity `{severity}`"
-                ))
-            })?;
-            let Json(selector): Json<MachineSelector> = row.try_get("selector")?;
-            let Json(condition): Json<Condition> = row.try_get("condition")?;
-            Ok(AlertRule {
-                tenant_id: uuid_of(row.try_get::<DbUuid, _>("tenant_id")?)?,
-                rule_id: uuid_of(row.try_get::<DbUuid, _>("rule_id")?)?,
-                spec: RuleSpec {
-                    display_name: row.try_get("display_name")?,
-                    metric: row.try_get("metric")?,
-                    selector,
-                    severity: Some(severity),
-                    condition: Some(condition),
-                    disabled: row.try_get("disabled")?,
-                },
-                create_micros: micros_of(row.try_get::<DbTs, _>("create_time")?),
-                update_micros: micros_of(row.try_get::<DbTs, _>("update_time")?),
+/// The rule of a row.
+fn rule_of<B: SqlBackend>(row: &<B::Db as Database>::Row) -> Result<AlertRule>
+where
+    for<'r> String: Decode<'r, B::Db> + Type<B::Db>,
+    for<'r> bool: Decode<'r, B::Db> + Type<B::Db>,
+    for<'r> B::Uuid: Decode<'r, B::Db> + Type<B::Db>,
+    for<'r> B::Ts: Decode<'r, B::Db> + Type<B::Db>,
+    for<'r> Json<MachineSelector>: Decode<'r, B::Db> + Type<B::Db>,
+    for<'r> Json<Condition>: Decode<'r, B::Db> + Type<B::Db>,
+    for<'n> &'n str: ColumnIndex<<B::Db as Database>::Row>,
+{
+    let severity: String = row.try_get("severity")?;
+    let severity = Severity::parse(&severity).ok_or_else(|| {
+        StorageError::Internal(format!("corrupt alert rule: severity `{severity}`"))
+    })?;
+    let Json(selector): Json<MachineSelector> = row.try_get("selector")?;
+    let Json(condition): Json<Condition> = row.try_get("condition")?;
+    Ok(AlertRule {
+        tenant_id: B::uuid_of(row.try_get("tenant_id")?)?,
+        rule_id: B::uuid_of(row.try_get("rule_id")?)?,
+        spec: RuleSpec {
+            display_name: row.try_get("display_name")?,
+            metric: row.try_get("metric")?,
+            selector,
+            severity: Some(severity),
+            condition: Some(condition),
+            disabled: row.try_get("disabled")?,
+        },
+        create_micros: B::micros(row.try_get("create_time")?),
+        update_micros: B::micros(row.try_get("update_time")?),
+    })
+}
+
+/// The alert of a row.
+fn alert_of<B: SqlBackend>(row: &<B::Db as Database>::Row) -> Result<Alert>
+where
+    for<'r> String: Decode<'r, B::Db> + Type<B::Db>,
+    for<'r> Option<String>: Decode<'r, B::Db> + Type<B::Db>,
+    for<'r> i64: Decode<'r, B::Db> + Type<B::Db>,
+    for<'r> f64: Decode<'r, B::Db> + Type<B::Db>,
+    for<'r> B::Uuid: Decode<'r, B::Db> + Type<B::Db>,
+    for<'r> B::Ts: Decode<'r, B::Db> + Type<B::Db>,
+    for<'r> Option<B::Ts>: Decode<'r, B::Db> + Type<B::Db>,
+    for<'n> &'n str: ColumnIndex<<B::Db as Database>::Row>,
+{
+    let corrupt = |what: &str| StorageError::Internal(format!("corrupt alert: {what}"));
+    let severity: String = row.try_get("severity")?;
+    let state: String = row.try_get("state")?;
+    let count: i64 = row.try_get("count")?;
+    Ok(Alert {
+        alert_id: B::uuid_of(row.try_get("alert_id")?)?,
+        tenant_id: B::uuid_of(row.try_get("tenant_id")?)?,
+        rule_id: B::uuid_of(row.try_get("rule_id")?)?,
+        machine_id: row.try_get("machine_id")?,
+        metric: row.try_get("metric")?,
+        severity: Severity::parse(&severity).ok_or_else(|| corrupt(&severity))?,
+        state: AlertState::parse(&state).ok_or_else(|| corrupt(&state))?,
+        count: u64::try_from(count).map_err(|_| corrupt("count"))?,
+        first_seen: B::micros(row.try_get("first_seen")?),
+        last_seen: B::micros(row.try_get("last_seen")?),
+        trigger_value: row.try_get("trigger_value")?,
+        last_value: row.try_get("last_value")?,
+        acknowledged_by: row.try_get("acknowledged_by")?,
+        acknowledge_time: row
+            .try_get::<Option<B::Ts>, _>("acknowledge_time")?
+            .map(B::micros),
+        resolved_by: row.try_get("resolved_by")?,
+        resolve_time: row
+            .try_get::<Option<B::Ts>, _>("resolve_time")?
+            .map(B::micros),
+    })
+}
+
+#[async_trait::async_trait]
+impl<B> AlertStore for B
+where
+    B: SqlBackend,
+    for<'c> &'c Pool<B::Db>: Executor<'c, Database = B::Db>,
+    for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
+    <B::Db as Database>::Arguments: IntoArguments<B::Db>,
+    for<'q> &'q str: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> Option<&'q str>: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> String: Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> Option<String>: Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> bool: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> i64: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> f64: Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> B::Uuid: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> Option<B::Uuid>: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> B::Ts: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> Option<B::Ts>: Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> Json<&'q MachineSelector>: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> Json<&'q Option<Condition>>: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> Json<MachineSelector>: Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> Json<Condition>: Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> Json<Alert>: Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> Json<RuleState>: Decode<'q, B::Db> + Type<B::Db>,
+    for<'r> (i64,): FromRow<'r, <B::Db as Database>::Row>,
+    for<'n> &'n str: ColumnIndex<<B::Db as Database>::Row>,
+{
+    async fn insert_rule(&self, rule: &AlertRule, limit: u64) -> Result<()> {
+        let inserted = sqlx::query(INSERT_RULE)
+            .bind(B::uuid(rule.tenant_id))
+            .bind(B::uuid(rule.rule_id))
+            .bind(rule.spec.display_name.as_str())
+            .bind(rule.spec.metric.as_str())
+            .bind(Json(&rule.spec.selector))
+            .bind(rule.severity().as_str())
+            .bind(Json(&rule.spec.condition))
+            .bind(rule.spec.disabled)
+            .bind(B::ts(rule.create_micros))
+            .bind(B::ts(rule.update_micros))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .execute(self.pool())
+            .await?;
+        if B::rows_affected(&inserted) == 0 {
+            return Err(StorageError::RuleLimit(limit));
+        }
+        Ok(())
+    }
+
+    async fn get_rule(&self, tenant: Uuid, rule: Uuid) -> Result<Option<AlertRule>> {
+        let row = sqlx::query(SELECT_RULE)
+            .bind(B::uuid(tenant))
+            .bind(B::uuid(rule))
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(rule_of::<B>).transpose()
+    }
+
+    async fn list_rules(
+        &self,
+        tenant: Uuid,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<AlertRule>> {
+        let rows = sqlx::query(LIST_RULES)
+            .bind(B::uuid(tenant))
+            .bind(after.map(B::uuid))
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(rule_of::<B>).collect()
+    }
+
+    async fn all_rules(&self) -> Result<Vec<AlertRule>> {
+        let rows = sqlx::query(ALL_RULES).fetch_all(self.pool()).await?;
+        rows.iter().map(rule_of::<B>).collect()
+    }
+
+    async fn update_rule(
+        &self,
+        tenant: Uuid,
+        rule: Uuid,
+        change: RuleChange<'_>,
+    ) -> Result<AlertRule> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(RULE_FOR_UPDATE.of::<B>())
+            .bind(B::uuid(tenant))
+            .bind(B::uuid(rule))
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Err(StorageError::RuleNotFound(rule.to_string()));
+        };
+        let updated = change(rule_of::<B>(&row)?)?;
+        sqlx::query(UPDATE_RULE)
+            .bind(B::uuid(tenant))
+            .bind(B::uuid(rule))
+            .bind(updated.spec.display_name.as_str())
+            .bind(updated.spec.metric.as_str())
+            .bind(Json(&updated.spec.selector))
+            .bind(updated.severity().as_str())
+            .bind(Json(&updated.spec.condition))
+            .bind(updated.spec.disabled)
+            .bind(B::ts(updated.update_micros))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    async fn delete_rule(&self, tenant: Uuid, rule: Uuid) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let deleted = sqlx::query(DELETE_RULE)
+            .bind(B::uuid(tenant))
+            .bind(B::uuid(rule))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(DELETE_RULE_STATES)
+            .bind(B::uuid(tenant))
+            .bind(B::uuid(rule))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(B::rows_affected(&deleted) > 0)
+    }
+
+    async fn write_alerts(&self, write: &AlertWrite) -> Result<Written> {
+        self.write_alerts_now(write).await
+    }
+
+    async fn log_position(&self) -> Result<Option<LogPosition>> {
+        self.log_position_now().await
+    }
+
+    async fn unresolved_alerts(&self) -> Result<Vec<Alert>> {
+        let rows = sqlx::query(UNRESOLVED_ALERTS)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(alert_of::<B>).collect()
+    }
+
+    async fn get_alert(&self, tenant: Uuid, alert: Uuid) -> Result<Option<Alert>> {
+        let row = sqlx::query(SELECT_ALERT)
+            .bind(B::uuid(tenant))
+            .bind(B::uuid(alert))
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(alert_of::<B>).transpose()
+    }
+
+    async fn list_alerts(
+        &self,
+        tenant: Uuid,
+        state: Option<AlertState>,
+        before: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<Alert>> {
+        let rows = sqlx::query(LIST_ALERTS)
+            .bind(B::uuid(tenant))
+            .bind(state.map(|s| s.as_str()))
+            .bind(before.map(B::uuid))
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(alert_of::<B>).collect()
+    }
+
+    async fn expire_events(&self, tenant: Uuid, before: i64) -> Result<u64> {
+        let expired = sqlx::query(EXPIRE_EVENTS)
+            .bind(B::uuid(tenant))
+            .bind(B::ts(before))
+            .execute(self.pool())
+            .await?;
+        Ok(B::rows_affected(&expired))
+    }
+
+    async fn last_cursor(&self, tenant: Uuid) -> Result<u64> {
+        let last: Option<i64> = sqlx::query_scalar(LAST_CURSOR)
+            .bind(B::uuid(tenant))
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(last.map_or(0, |c| u64::try_from(c).unwrap_or(0)))
+    }
+
+    async fn events_after(&self, tenant: Uuid, cursor: u64, limit: i64) -> Result<Vec<AlertEvent>> {
+        let rows = sqlx::query(EVENTS_AFTER)
+            .bind(B::uuid(tenant))
+            .bind(i64::try_from(cursor).unwrap_or(i64::MAX))
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let kind: String = row.try_get("kind")?;
+                let cursor: i64 = row.try_get("cursor")?;
+                let Json(alert): Json<Alert> = row.try_get("alert")?;
+                Ok(AlertEvent {
+                    cursor: u64::try_from(cursor).unwrap_or(0),
+                    event_id: B::uuid_of(row.try_get("event_id")?)?,
+                    kind: EventType::parse(&kind).ok_or_else(|| {
+                        StorageError::Internal(format!("corrupt alert event: kind `{kind}`"))
+                    })?,
+                    alert,
+                    time: B::micros(row.try_get("event_time")?),
+                })
             })
-        }
+            .collect()
+    }
 
-        fn alert_of(
-            row: &<Db as ::sqlx::Database>::Row,
-        ) -> $crate::error::Result<$crate::domain::alert::Alert> {
-            use $crate::domain::{
-                alert::{Alert, AlertState},
-                alert_rule::Severity,
-            };
-            let corrupt = |what: &str| {
-                $crate::error::StorageError::Internal(format!("corrupt alert: {what}"))
-            };
-            let severity: String = row.try_get("severity")?;
-            let state: String = row.try_get("state")?;
-            let count: i64 = row.try_get("count")?;
-            Ok(Alert {
-                alert_id: uuid_of(row.try_get::<DbUuid, _>("alert_id")?)?,
-                tenant_id: uuid_of(row.try_get::<DbUuid, _>("tenant_id")?)?,
-                rule_id: uuid_of(row.try_get::<DbUuid, _>("rule_id")?)?,
-                machine_id: row.try_get("machine_id")?,
-                metric: row.try_get("metric")?,
-                severity: Severity::parse(&severity).ok_or_else(|| corrupt(&severity))?,
-                state: AlertState::parse(&state).ok_or_else(|| corrupt(&state))?,
-                count: u64::try_from(count).map_err(|_| corrupt("count"))?,
-                first_seen: micros_of(row.try_get::<DbTs, _>("first_seen")?),
-                last_seen: micros_of(row.try_get::<DbTs, _>("last_seen")?),
-                trigger_value: row.try_get("trigger_value")?,
-                last_value: row.try_get("last_value")?,
-                acknowledged_by: row.try_get("acknowledged_by")?,
-                acknowledge_time: row
-                    .try_get::<Option<DbTs>, _>("acknowledge_time")?
-                    .map(micros_of),
-                resolved_by: row.try_get("resolved_by")?,
-                resolve_time: row
-                    .try_get::<Option<DbTs>, _>("resolve_time")?
-                    .map(micros_of),
-            })
-        }
-
-        #[async_trait::async_trait]
-        impl $crate::store::AlertStore for $store {
-            async fn insert_rule(
-                &self,
-                rule: &$crate::domain::alert_rule::AlertRule,
-                limit: u64,
-            ) -> $crate::error::Result<()> {
-                use ::sqlx::types::Json;
-                let inserted = ::sqlx::query(alert_sql::INSERT_RULE)
-                    .bind(db_uuid(rule.tenant_id))
-                    .bind(db_uuid(rule.rule_id))
-                    .bind(&rule.spec.display_name)
-                    .bind(&rule.spec.metric)
-                    .bind(Json(&rule.spec.selector))
-                    .bind(rule.severity().as_str())
-                    .bind(Json(&rule.spec.condition))
-                    .bind(rule.spec.disabled)
-                    .bind(db_ts(rule.create_micros))
-                    .bind(db_ts(rule.update_micros))
-                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                    .execute(&self.pool)
-                    .await?;
-                if inserted.rows_affected() == 0 {
-                    return Err($crate::error::StorageError::RuleLimit(limit));
-                }
-                Ok(())
-            }
-
-            async fn get_rule(
-                &self,
-                tenant: ::uuid::Uuid,
-                rule: ::uuid::Uuid,
-            ) -> $crate::error::Result<Option<$crate::domain::alert_rule::AlertRule>> {
-                let row = ::sqlx::query(alert_sql::SELECT_RULE)
-                    .bind(db_uuid(tenant))
-                    .bind(db_uuid(rule))
-                    .fetch_optional(&self.pool)
-                    .await?;
-                row.as_ref().map(rule_of).transpose()
-            }
-
-            async fn list_rules(
-                &self,
-                tenant: ::uuid::Uuid,
-                after: Option<::uuid::Uuid>,
-                limit: i64,
-            ) -> $crate::error::Result<Vec<$crate::domain::alert_rule::AlertRule>> {
-                let rows = ::sqlx::query(alert_sql::LIST_RULES)
-                    .bind(db_uuid(tenant))
-                    .bind(after.map(db_uuid))
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?;
-                rows.iter().map(rule_of).collect()
-            }
-
-            async fn all_rules(
-                &self,
-            ) -> $crate::error::Result<Vec<$crate::domain::alert_rule::AlertRule>> {
-                let rows = ::sqlx::query(alert_sql::ALL_RULES)
-                    .fetch_all(&self.pool)
-                    .await?;
-                rows.iter().map(rule_of).collect()
-            }
-
-            async fn update_rule(
-                &self,
-                tenant: ::uuid::Uuid,
-                rule: ::uuid::Uuid,
-                change: $crate::store::RuleChange<'_>,
-            ) -> $crate::error::Result<$crate::domain::alert_rule::AlertRule> {
-                use ::sqlx::types::Json;
-                let mut tx = self.begin_write().await?;
-                let row = ::sqlx::query(concat!(
-                    "SELECT ",
-                    rule_columns!(),
-                    " FROM alert_rules WHERE tenant_id = $1 AND rule_id = $2",
-                    $for_update
+    async fn rule_states(&self) -> Result<Vec<(RuleStateKey, RuleState)>> {
+        let rows = sqlx::query(RULE_STATES).fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|row| {
+                let Json(state): Json<RuleState> = row.try_get("state")?;
+                Ok((
+                    RuleStateKey {
+                        tenant_id: B::uuid_of(row.try_get("tenant_id")?)?,
+                        rule_id: B::uuid_of(row.try_get("rule_id")?)?,
+                        machine_id: row.try_get("machine_id")?,
+                    },
+                    state,
                 ))
-                .bind(db_uuid(tenant))
-                .bind(db_uuid(rule))
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(row) = row else {
-                    return Err($crate::error::StorageError::RuleNotFound(rule.to_string()));
-                };
-                let updated = change(rule_of(&row)?)?;
-                ::sqlx::query(alert_sql::UPDATE_RULE)
-                    .bind(db_uuid(tenant))
-                    .bind(db_uuid(rule))
-                    .bind(&updated.spec.display_name)
-                    .bind(&updated.spec.metric)
-                    .bind(Json(&updated.spec.selector))
-                    .bind(updated.severity().as_str())
-                    .bind(Json(&updated.spec.condition))
-                    .bind(updated.spec.disabled)
-                    .bind(db_ts(updated.update_micros))
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(updated)
-            }
-
-            async fn delete_rule(
-                &self,
-                tenant: ::uuid::Uuid,
-                rule: ::uuid::Uuid,
-            ) -> $crate::error::Result<bool> {
-                let mut tx = self.begin_write().await?;
-                let deleted = ::sqlx::query(alert_sql::DELETE_RULE)
-                    .bind(db_uuid(tenant))
-                    .bind(db_uuid(rule))
-                    .execute(&mut *tx)
-                    .await?;
-                ::sqlx::query(alert_sql::DELETE_RULE_STATES)
-                    .bind(db_uuid(tenant))
-                    .bind(db_uuid(rule))
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(deleted.rows_affected() > 0)
-            }
-
-            async fn write_alerts(
-                &self,
-                write: &$crate::store::AlertWrite,
-            ) -> $crate::error::Result<$crate::store::Written> {
-                self.write_alerts_now(write).await
-            }
-
-            async fn log_position(
-                &self,
-            ) -> $crate::error::Result<Option<$crate::store::LogPosition>> {
-                self.log_position_now().await
-            }
-
-            async fn unresolved_alerts(
-                &self,
-            ) -> $crate::error::Result<Vec<$crate::domain::alert::Alert>> {
-                let rows = ::sqlx::query(alert_sql::UNRESOLVED_ALERTS)
-                    .fetch_all(&self.pool)
-                    .await?;
-                rows.iter().map(alert_of).collect()
-            }
-
-            async fn get_alert(
-                &self,
-                tenant: ::uuid::Uuid,
-                alert: ::uuid::Uuid,
-            ) -> $crate::error::Result<Option<$crate::domain::alert::Alert>> {
-                let row = ::sqlx::query(alert_sql::SELECT_ALERT)
-                    .bind(db_uuid(tenant))
-                    .bind(db_uuid(alert))
-                    .fetch_optional(&self.pool)
-                    .await?;
-                row.as_ref().map(alert_of).transpose()
-            }
-
-            async fn list_alerts(
-                &self,
-                tenant: ::uuid::Uuid,
-                state: Option<$crate::domain::alert::AlertState>,
-                before: Option<::uuid::Uuid>,
-                limit: i64,
-            ) -> $crate::error::Result<Vec<$crate::domain::alert::Alert>> {
-                let rows = ::sqlx::query(alert_sql::LIST_ALERTS)
-                    .bind(db_uuid(tenant))
-                    .bind(state.map(|s| s.as_str()))
-                    .bind(before.map(db_uuid))
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?;
-                rows.iter().map(alert_of).collect()
-            }
-
-            async fn expire_events(
-                &self,
-                tenant: ::uuid::Uuid,
-                before: i64,
-            ) -> $crate::error::Result<u64> {
-                let expired = ::sqlx::query(alert_sql::EXPIRE_EVENTS)
-                    .bind(db_uuid(tenant))
-                    .bind(db_ts(before))
-                    .execute(&self.pool)
-                    .await?;
-                Ok(expired.rows_affected())
-            }
-
-            async fn last_cursor(&self, tenant: ::uuid::Uuid) -> $crate::error::Result<u64> {
-                let last: Option<i64> = ::sqlx::query_scalar(alert_sql::LAST_CURSOR)
-                    .bind(db_uuid(tenant))
-                    .fetch_optional(&self.pool)
-                    .await?;
-                Ok(last.map_or(0, |c| u64::try_from(c).unwrap_or(0)))
-            }
-
-            async fn events_after(
-                &self,
-                tenant: ::uuid::Uuid,
-                cursor: u64,
-                limit: i64,
-            ) -> $crate::error::Result<Vec<$crate::domain::alert::AlertEvent>> {
-                use ::sqlx::types::Json;
-                use $crate::domain::alert::{Alert, AlertEvent, EventType};
-                let rows = ::sqlx::query(alert_sql::EVENTS_AFTER)
-                    .bind(db_uuid(tenant))
-                    .bind(i64::try_from(cursor).unwrap_or(i64::MAX))
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?;
-                rows.iter()
-                    .map(|row| {
-                        let kind: String = row.try_get("kind")?;
-                        let cursor: i64 = row.try_get("cursor")?;
-                        let Json(alert): Json<Alert> = row.try_get("alert")?;
-                        Ok(AlertEvent {
-                            cursor: u64::try_from(cursor).unwrap_or(0),
-                            event_id: uuid_of(row.try_get::<DbUuid, _>("event_id")?)?,
-                            kind: EventType::parse(&kind).ok_or_else(|| {
-                                $crate::error::StorageError::Internal(format!(
-                                    "corrupt alert event: kind `{kind}`"
-                                ))
-                            })?,
-                            alert,
-                            time: micros_of(row.try_get::<DbTs, _>("event_time")?),
-                        })
-                    })
-                    .collect()
-            }
-
-            async fn rule_states(
-                &self,
-            ) -> $crate::error::Result<
-                Vec<(
-                    $crate::store::RuleStateKey,
-                    $crate::domain::alert_eval::RuleState,
-                )>,
-            > {
-                use ::sqlx::types::Json;
-                let rows = ::sqlx::query(alert_sql::RULE_STATES)
-                    .fetch_all(&self.pool)
-                    .await?;
-                rows.iter()
-                    .map(|row| {
-                        let Json(state) = row.try_get("state")?;
-                        Ok((
-                            $crate::store::RuleStateKey {
-                                tenant_id: uuid_of(row.try_get::<DbUuid, _>("tenant_id")?)?,
-                                rule_id: uuid_of(row.try_get::<DbUuid, _>("rule_id")?)?,
-                                machine_id: row.try_get("machine_id")?,
-                            },
-                            state,
-                        ))
-                    })
-                    .collect()
-            }
-        }
-    };
+            })
+            .collect()
+    }
 }

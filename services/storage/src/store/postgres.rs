@@ -7,7 +7,7 @@ use sqlx::{PgPool, Row as _};
 use uuid::Uuid;
 
 use self::arrays::{Micros, column};
-use super::{alert_sql, sql, to_datetime};
+use super::{backend::SqlBackend, sql, to_datetime, write_turn::WriteTx};
 use crate::error::Result;
 
 /// The store on PostgreSQL.
@@ -84,7 +84,6 @@ const MERGE_HOUR: &str = merge_into!("rollups_1h", "least", "greatest");
 telemetry_store!(
     PostgresStore,
     migrations: "./migrations/postgres",
-    begin: |store| Ok(super::write_turn::WriteTx::new(store.pool.begin().await?, None)),
     for_update: " FOR UPDATE",
 );
 
@@ -415,4 +414,41 @@ impl PostgresStore {
     }
 }
 
-alert_store!(PostgresStore, for_update: " FOR UPDATE");
+impl SqlBackend for PostgresStore {
+    type Db = Db;
+    type Ts = DbTs;
+    type Uuid = DbUuid;
+    const LOCKS_ROWS: bool = true;
+
+    fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+    fn ts(micros: i64) -> DbTs {
+        db_ts(micros)
+    }
+    fn micros(ts: DbTs) -> i64 {
+        micros_of(ts)
+    }
+    fn uuid(id: Uuid) -> DbUuid {
+        db_uuid(id)
+    }
+    fn uuid_of(id: DbUuid) -> Result<Uuid> {
+        uuid_of(id)
+    }
+    fn rows_affected(result: &sqlx::postgres::PgQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
+    async fn begin_write(&self) -> std::result::Result<WriteTx<Db>, sqlx::Error> {
+        Ok(WriteTx::new(self.pool.begin().await?, None))
+    }
+    async fn write_alerts_now(
+        &self,
+        write: &crate::store::AlertWrite,
+    ) -> Result<crate::store::Written> {
+        PostgresStore::write_alerts_now(self, write).await
+    }
+    async fn log_position_now(&self) -> Result<Option<crate::store::LogPosition>> {
+        PostgresStore::log_position_now(self).await
+    }
+}

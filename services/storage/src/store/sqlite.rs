@@ -6,7 +6,7 @@
 use sqlx::{Row as _, SqlitePool};
 use uuid::Uuid;
 
-use super::{alert_sql, sql};
+use super::{alert_sql, backend::SqlBackend, sql, write_turn::WriteTx};
 use crate::error::{Result, StorageError};
 
 /// The store on SQLite.
@@ -154,11 +154,6 @@ mod hot;
 telemetry_store!(
     SqliteStore,
     migrations: "./migrations/sqlite",
-    begin: |store| {
-        let turn = store.turns.clone().lock_owned().await;
-        let tx = store.pool.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(super::write_turn::WriteTx::new(tx, Some(turn)))
-    },
     for_update: "",
 );
 
@@ -258,4 +253,44 @@ impl SqliteStore {
     }
 }
 
-alert_store!(SqliteStore, for_update: "");
+impl SqlBackend for SqliteStore {
+    type Db = Db;
+    type Ts = DbTs;
+    type Uuid = DbUuid;
+    const LOCKS_ROWS: bool = false;
+
+    fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+    fn ts(micros: i64) -> DbTs {
+        db_ts(micros)
+    }
+    fn micros(ts: DbTs) -> i64 {
+        micros_of(ts)
+    }
+    fn uuid(id: Uuid) -> DbUuid {
+        db_uuid(id)
+    }
+    fn uuid_of(id: DbUuid) -> Result<Uuid> {
+        uuid_of(id)
+    }
+    fn rows_affected(result: &sqlx::sqlite::SqliteQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
+    /// Waits for this process's turn at the file, then begins with `BEGIN IMMEDIATE`.
+    async fn begin_write(&self) -> std::result::Result<WriteTx<Db>, sqlx::Error> {
+        let turn = self.turns.clone().lock_owned().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(WriteTx::new(tx, Some(turn)))
+    }
+    async fn write_alerts_now(
+        &self,
+        write: &crate::store::AlertWrite,
+    ) -> Result<crate::store::Written> {
+        SqliteStore::write_alerts_now(self, write).await
+    }
+    async fn log_position_now(&self) -> Result<Option<crate::store::LogPosition>> {
+        SqliteStore::log_position_now(self).await
+    }
+}

@@ -6,7 +6,6 @@ macro_rules! telemetry_store {
     (
         $store:ident,
         migrations: $migrations:literal,
-        begin: |$this:ident| $begin:expr,
         for_update: $for_update:literal $(,)?
     ) => {
         impl $store {
@@ -60,14 +59,6 @@ macro_rules! telemetry_store {
                     }
                 }
                 Ok(())
-            }
-
-            /// Begins a write transaction (see `write_turn`).
-            async fn begin_write(
-                &self,
-            ) -> ::std::result::Result<$crate::store::write_turn::WriteTx<Db>, ::sqlx::Error> {
-                let $this = self;
-                $begin
             }
         }
 

@@ -37,9 +37,17 @@ pub(super) fn turns_of(path: &Path) -> Turns {
 }
 
 /// A write transaction, holding its turn (on SQLite) until it commits or rolls back.
-pub(super) struct WriteTx<DB: Database> {
+pub struct WriteTx<DB: Database> {
     tx: Transaction<'static, DB>,
     _turn: Option<OwnedMutexGuard<()>>,
+}
+
+impl<DB: Database> std::fmt::Debug for WriteTx<DB> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteTx")
+            .field("in_turn", &self._turn.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<DB: Database> WriteTx<DB> {
