@@ -11,12 +11,11 @@
 mod backend;
 #[macro_use]
 mod sql;
-#[macro_use]
-mod telemetry_sql;
 mod alert_sql;
 mod jobs;
 mod postgres;
 mod sqlite;
+mod telemetry_sql;
 mod write_turn;
 
 use chrono::NaiveDate;
@@ -75,12 +74,12 @@ pub struct Row {
 
 /// The rows a write stored that were not stored before.
 #[derive(Debug, Default)]
-pub(super) struct NewRows {
+pub struct NewRows {
     /// Rows of days in the hot tier.
-    pub(super) hot: Vec<Row>,
+    pub hot: Vec<Row>,
     /// Rows of days already archived, kept in `late_readings`. One may repeat an archived
     /// reading, which only the archive knows: they reach the warm tier when archived.
-    pub(super) late: Vec<Row>,
+    pub late: Vec<Row>,
 }
 
 /// The last reading of one metric.

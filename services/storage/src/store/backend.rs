@@ -2,13 +2,17 @@
 //! written once, as plain generic Rust (`alert_sql.rs`): its database, how it stores times and
 //! ids, how it begins a write and locks a row, and the writes it makes its own way.
 
-use std::future::Future;
+use std::{collections::HashMap, future::Future};
 
+use chrono::NaiveDate;
 use sqlx::{Database, Pool};
 use uuid::Uuid;
 
-use super::{AlertWrite, LogPosition, Written, write_turn::WriteTx};
-use crate::error::Result;
+use super::{
+    AlertWrite, Latest, LogPosition, NewRows, Range, Resolution, Row, SeriesId, TenantNo, Written,
+    write_turn::WriteTx,
+};
+use crate::{domain::Rollup, error::Result};
 
 /// A backend of the stores: PostgreSQL or SQLite.
 pub trait SqlBackend: Send + Sync + std::fmt::Debug + 'static {
@@ -70,4 +74,129 @@ macro_rules! for_update {
             locking: concat!($($part),+, " FOR UPDATE"),
         }
     };
+}
+
+/// The connection of a backend's database.
+pub type Connection<B> = <<B as SqlBackend>::Db as Database>::Connection;
+
+/// What a backend does its own way in the hot tier (PostgreSQL partitions it, SQLite keeps one
+/// table), and the statements whose SQL differs; `telemetry_sql.rs` is the rest, once.
+pub trait HotTier: SqlBackend {
+    /// A retention class as its columns hold it.
+    type Class: Copy + Send + Sync + 'static;
+
+    /// Rewrites a tenant's quarter buckets from its minutes.
+    const ROLLUP_QUARTERS: &'static str;
+    /// Rewrites a tenant's hour buckets from its minutes.
+    const ROLLUP_HOURS: &'static str;
+    /// Removes a tenant's minute buckets before a time.
+    const EXPIRE_MINUTES: &'static str;
+    /// Removes a tenant's quarter buckets before a time.
+    const EXPIRE_QUARTERS: &'static str;
+    /// Removes a tenant's hour buckets before a time.
+    const EXPIRE_HOURS: &'static str;
+    /// Merges a late reading's rollup into its minute bucket.
+    const MERGE_MINUTE: &'static str;
+    /// Merges a late reading's rollup into its quarter bucket.
+    const MERGE_QUARTER: &'static str;
+    /// Merges a late reading's rollup into its hour bucket.
+    const MERGE_HOUR: &'static str;
+
+    /// Applies the backend's migrations.
+    fn migrate_hot(&self) -> impl Future<Output = Result<()>> + Send;
+    /// Records a tenant's day with its class, unless it was recorded or archived.
+    fn record_day(
+        &self,
+        tx: &mut Connection<Self>,
+        tenant: TenantNo,
+        day: NaiveDate,
+        class: u32,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// The retention classes that hold days.
+    fn read_classes_in_use(&self) -> impl Future<Output = Result<Vec<u32>>> + Send;
+    /// Creates the classes' partitions of the days, where the backend has partitions.
+    fn create_leaves(
+        &self,
+        classes: &[u32],
+        days: &[NaiveDate],
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// The tenants' `rolled_to`, held against the rollup job until the transaction ends.
+    fn rolled_to_of(
+        tx: &mut Connection<Self>,
+        tenants: &[TenantNo],
+    ) -> impl Future<Output = Result<HashMap<TenantNo, i64>>> + Send;
+    /// Inserts rows, returning the new ones.
+    fn insert_new(
+        &self,
+        tx: &mut Connection<Self>,
+        rows: &[Row],
+    ) -> impl Future<Output = Result<NewRows>> + Send;
+    /// The last reading of every metric of a machine.
+    fn read_latest(
+        &self,
+        tenant: TenantNo,
+        machine_id: &str,
+    ) -> impl Future<Output = Result<Vec<Latest>>> + Send;
+    /// A series' readings in a range, oldest first.
+    fn read_points(
+        &self,
+        series: SeriesId,
+        range: Range,
+    ) -> impl Future<Output = Result<Vec<(i64, f64)>>> + Send;
+    /// A series' readings in several ranges, oldest first.
+    fn read_points_in(
+        &self,
+        series: SeriesId,
+        ranges: &[Range],
+    ) -> impl Future<Output = Result<Vec<(i64, f64)>>> + Send;
+    /// Rolls a tenant's readings in a range up into minute buckets; how many it wrote.
+    fn roll_up_minutes(
+        tx: &mut Connection<Self>,
+        tenant: TenantNo,
+        range: Range,
+    ) -> impl Future<Output = Result<u64>> + Send;
+    /// A series' rollups of a resolution in ranges.
+    fn read_rollups_in(
+        &self,
+        series: SeriesId,
+        resolution: Resolution,
+        ranges: &[Range],
+    ) -> impl Future<Output = Result<Vec<(i64, Rollup)>>> + Send;
+    /// Locks a tenant's share of a day for archiving; its class, if the day is hot.
+    fn lock_day(
+        tx: &mut Connection<Self>,
+        tenant: TenantNo,
+        day: NaiveDate,
+    ) -> impl Future<Output = Result<Option<Self::Class>>> + Send;
+    /// How many readings a tenant has on a day.
+    fn count_day(
+        tx: &mut Connection<Self>,
+        tenant: TenantNo,
+        day: NaiveDate,
+        class: Self::Class,
+    ) -> impl Future<Output = Result<u64>> + Send;
+    /// Removes a tenant's day from the hot tier.
+    fn remove_day(
+        tx: &mut Connection<Self>,
+        tenant: TenantNo,
+        day: NaiveDate,
+        class: Self::Class,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// A series' late readings in a range, oldest first.
+    fn read_late_points(
+        &self,
+        series: SeriesId,
+        range: Range,
+    ) -> impl Future<Output = Result<Vec<(i64, f64)>>> + Send;
+    /// The days a tenant has late readings of.
+    fn read_late_days(
+        &self,
+        tenant: TenantNo,
+    ) -> impl Future<Output = Result<Vec<NaiveDate>>> + Send;
+    /// Removes a tenant's late readings of a day; how many there were.
+    fn remove_late(
+        tx: &mut Connection<Self>,
+        tenant: TenantNo,
+        day: NaiveDate,
+    ) -> impl Future<Output = Result<u64>> + Send;
 }

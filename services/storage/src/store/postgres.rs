@@ -4,10 +4,20 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row as _};
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
 use uuid::Uuid;
 
+use super::{Latest, NewRows, Range, Resolution, Row, SeriesId, TenantNo};
+use crate::domain::Rollup;
+
 use self::arrays::{Micros, column};
-use super::{backend::SqlBackend, sql, to_datetime, write_turn::WriteTx};
+use super::{
+    backend::{HotTier, SqlBackend},
+    to_datetime,
+    write_turn::WriteTx,
+};
 use crate::error::Result;
 
 /// The store on PostgreSQL.
@@ -81,11 +91,109 @@ const MERGE_MINUTE: &str = merge_into!("rollups_1m", "least", "greatest");
 const MERGE_QUARTER: &str = merge_into!("rollups_15m", "least", "greatest");
 const MERGE_HOUR: &str = merge_into!("rollups_1h", "least", "greatest");
 
-telemetry_store!(
-    PostgresStore,
-    migrations: "./migrations/postgres",
-    for_update: " FOR UPDATE",
-);
+impl HotTier for PostgresStore {
+    type Class = hot::Class;
+
+    const ROLLUP_QUARTERS: &'static str = ROLLUP_QUARTERS;
+    const ROLLUP_HOURS: &'static str = ROLLUP_HOURS;
+    const EXPIRE_MINUTES: &'static str = EXPIRE_MINUTES;
+    const EXPIRE_QUARTERS: &'static str = EXPIRE_QUARTERS;
+    const EXPIRE_HOURS: &'static str = EXPIRE_HOURS;
+    const MERGE_MINUTE: &'static str = MERGE_MINUTE;
+    const MERGE_QUARTER: &'static str = MERGE_QUARTER;
+    const MERGE_HOUR: &'static str = MERGE_HOUR;
+
+    async fn migrate_hot(&self) -> Result<()> {
+        let mut migrator = sqlx::migrate!("./migrations/postgres");
+        migrator.dangerous_set_table_name(super::MIGRATIONS_TABLE);
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+    async fn record_day(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        tenant: TenantNo,
+        day: NaiveDate,
+        class: u32,
+    ) -> Result<()> {
+        PostgresStore::record_day(self, tx, tenant, day, class).await
+    }
+    async fn read_classes_in_use(&self) -> Result<Vec<u32>> {
+        PostgresStore::classes_in_use(self).await
+    }
+    async fn create_leaves(&self, classes: &[u32], days: &[NaiveDate]) -> Result<()> {
+        PostgresStore::create_leaves(self, classes, days).await
+    }
+    async fn rolled_to_of(
+        tx: &mut sqlx::PgConnection,
+        tenants: &[TenantNo],
+    ) -> Result<HashMap<TenantNo, i64>> {
+        PostgresStore::rolled_to_of(tx, tenants).await
+    }
+    async fn insert_new(&self, tx: &mut sqlx::PgConnection, rows: &[Row]) -> Result<NewRows> {
+        PostgresStore::insert_new(self, tx, rows).await
+    }
+    async fn read_latest(&self, tenant: TenantNo, machine_id: &str) -> Result<Vec<Latest>> {
+        PostgresStore::read_latest(self, tenant, machine_id).await
+    }
+    async fn read_points(&self, series: SeriesId, range: Range) -> Result<Vec<(i64, f64)>> {
+        PostgresStore::read_points(self, series, range).await
+    }
+    async fn read_points_in(&self, series: SeriesId, ranges: &[Range]) -> Result<Vec<(i64, f64)>> {
+        PostgresStore::read_points_in(self, series, ranges).await
+    }
+    async fn roll_up_minutes(
+        tx: &mut sqlx::PgConnection,
+        tenant: TenantNo,
+        range: Range,
+    ) -> Result<u64> {
+        PostgresStore::roll_up_minutes(tx, tenant, range).await
+    }
+    async fn read_rollups_in(
+        &self,
+        series: SeriesId,
+        resolution: Resolution,
+        ranges: &[Range],
+    ) -> Result<Vec<(i64, Rollup)>> {
+        PostgresStore::read_rollups_in(self, series, resolution, ranges).await
+    }
+    async fn lock_day(
+        tx: &mut sqlx::PgConnection,
+        tenant: TenantNo,
+        day: NaiveDate,
+    ) -> Result<Option<hot::Class>> {
+        PostgresStore::lock_day(tx, tenant, day).await
+    }
+    async fn count_day(
+        tx: &mut sqlx::PgConnection,
+        tenant: TenantNo,
+        day: NaiveDate,
+        class: hot::Class,
+    ) -> Result<u64> {
+        PostgresStore::count_day(tx, tenant, day, class).await
+    }
+    async fn remove_day(
+        tx: &mut sqlx::PgConnection,
+        tenant: TenantNo,
+        day: NaiveDate,
+        class: hot::Class,
+    ) -> Result<()> {
+        PostgresStore::remove_day(tx, tenant, day, class).await
+    }
+    async fn read_late_points(&self, series: SeriesId, range: Range) -> Result<Vec<(i64, f64)>> {
+        PostgresStore::read_late_points(self, series, range).await
+    }
+    async fn read_late_days(&self, tenant: TenantNo) -> Result<Vec<NaiveDate>> {
+        PostgresStore::read_late_days(self, tenant).await
+    }
+    async fn remove_late(
+        tx: &mut sqlx::PgConnection,
+        tenant: TenantNo,
+        day: NaiveDate,
+    ) -> Result<u64> {
+        PostgresStore::remove_late(tx, tenant, day).await
+    }
+}
 
 /// The columns of a [`crate::store::LogPosition`]: when the server started (µs), how far its
 /// WAL is inserted and flushed (bytes).
@@ -211,9 +319,9 @@ const LOG_POSITION: &str = concat!("SELECT ", log_position_columns!());
 /// custom plan does not fold them, and `OFFSET 0` keeps each range's scan its own. The answer
 /// is one row of a column array each: decoding a row costs the service ~1 µs, which for the
 /// ~11,000 rollups of a 30-day query in 500 buckets was most of its time.
-fn rollups_in_sql(resolution: super::Resolution) -> &'static str {
+fn rollups_in_sql(resolution: Resolution) -> &'static str {
     static STATEMENTS: std::sync::LazyLock<[String; 3]> = std::sync::LazyLock::new(|| {
-        super::Resolution::ALL.map(|resolution| {
+        Resolution::ALL.map(|resolution| {
             format!(
                 "SELECT array_agg(m.bucket), array_agg(m.min), array_agg(m.max), \
                         array_agg(m.sum), array_agg(m.count), array_agg(m.last_ts), \
@@ -245,10 +353,10 @@ impl PostgresStore {
     /// ([`rollups_in_sql`]).
     async fn read_rollups_in(
         &self,
-        series: super::SeriesId,
-        resolution: super::Resolution,
-        ranges: &[super::Range],
-    ) -> Result<Vec<(i64, crate::domain::Rollup)>> {
+        series: SeriesId,
+        resolution: Resolution,
+        ranges: &[Range],
+    ) -> Result<Vec<(i64, Rollup)>> {
         if ranges.is_empty() {
             return Ok(Vec::new());
         }
@@ -266,7 +374,7 @@ impl PostgresStore {
         let (last_ts, last): (Vec<Micros>, Vec<f64>) = (column(&row, 5)?, column(&row, 6)?);
         Ok((0..buckets.len())
             .map(|i| {
-                let rollup = crate::domain::Rollup {
+                let rollup = Rollup {
                     min: min[i],
                     max: max[i],
                     sum: sum[i],
@@ -293,7 +401,7 @@ impl PostgresStore {
         use sqlx::types::Json;
         let alerts = &write.alerts;
         let events = &write.events;
-        let mut last = std::collections::HashMap::new();
+        let mut last = HashMap::new();
         for (i, (key, _)) in write.states.iter().enumerate() {
             last.insert(key, i);
         }

@@ -1,18 +1,10 @@
 //! What both backends share: the SQL text that is the same on both (`$N` placeholders bind by
 //! number on PostgreSQL and SQLite), the merge of late readings into rollups, and the macros
-//! that write a statement in each dialect. The body of the store, `telemetry_store!`, is in
-//! `telemetry_sql.rs`: one copy of the logic, generated for each backend; each backend's file
-//! says what differs: how a transaction that writes starts, how rows are locked, how timestamps
-//! and tenant ids are stored, and the statements whose SQL differs.
-//!
-//! A backend module defines, beside its store type:
-//! - `type DbTs` with `db_ts(µs) -> DbTs` and `micros_of(DbTs) -> i64`;
-//! - `type DbUuid` with `db_uuid(Uuid) -> DbUuid` and `uuid_of(DbUuid) -> Result<Uuid>`;
-//! - the statements `ROLLUP_HOURS`, `MERGE_MINUTE`, `MERGE_HOUR`; through `tenant_statements!`
-//!   `EXPIRE_MINUTES` and `EXPIRE_HOURS`;
-//! - `read_rollups_in`, and the hot tier's own functions, as plain functions of its store:
-//!   `record_day`, `insert_new`, `read_latest`, `read_points`, `read_points_in`,
-//!   `roll_up_minutes`, `lock_day`, `count_day` and `remove_day`.
+//! that write a statement in each dialect at compile time. The stores themselves are plain
+//! generic Rust, once for both backends: `telemetry_sql.rs` (`impl TelemetryStore` for every
+//! `HotTier`) and `alert_sql.rs` (`impl AlertStore` for every `SqlBackend`); `backend.rs` is
+//! what a backend says about itself: how it stores times and ids, begins a write and locks a
+//! row, its statements whose SQL differs, and its hot tier's own functions.
 
 use std::collections::{BTreeMap, HashMap};
 
