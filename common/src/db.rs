@@ -74,6 +74,36 @@ pub fn validate_url(url: &str) -> Result<Backend, String> {
     Ok(backend)
 }
 
+/// A statement that reads a row its transaction will change: as it is, and with `FOR UPDATE`,
+/// which locks the row on a backend with row locks (PostgreSQL). SQLite has none: its
+/// read-modify-write transactions take the database's write lock as they begin. Written with
+/// [`for_update!`](crate::for_update).
+#[derive(Debug, Clone, Copy)]
+pub struct ForUpdate {
+    /// The statement.
+    pub plain: &'static str,
+    /// The statement and ` FOR UPDATE`.
+    pub locking: &'static str,
+}
+
+impl ForUpdate {
+    /// The statement for a backend that locks rows, or not.
+    pub fn on(&self, locks_rows: bool) -> &'static str {
+        if locks_rows { self.locking } else { self.plain }
+    }
+}
+
+/// A [`ForUpdate`] of a statement given in parts, as `concat!` takes them.
+#[macro_export]
+macro_rules! for_update {
+    ($($part:expr),+ $(,)?) => {
+        $crate::db::ForUpdate {
+            plain: concat!($($part),+),
+            locking: concat!($($part),+, " FOR UPDATE"),
+        }
+    };
+}
+
 /// Connects to the database a URL names.
 ///
 /// SQLite files (and their directory) are created if missing, readable by their owner only

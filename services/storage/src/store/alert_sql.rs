@@ -2,6 +2,7 @@
 //! for every [`SqlBackend`]. Selectors and conditions are stored as JSON
 //! (`jsonb` on PostgreSQL, text on SQLite) in the form [`crate::domain::alert_rule`] serializes.
 
+use mfg_common::db::ForUpdate;
 use sqlx::{
     ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Row as _, Type,
     types::Json,
@@ -9,8 +10,7 @@ use sqlx::{
 use uuid::Uuid;
 
 use super::{
-    AlertStore, AlertWrite, LogPosition, RuleChange, RuleStateKey, Written,
-    backend::{ForUpdate, SqlBackend},
+    AlertStore, AlertWrite, LogPosition, RuleChange, RuleStateKey, Written, backend::SqlBackend,
 };
 use crate::{
     domain::{
@@ -55,7 +55,7 @@ pub(super) const UPDATE_RULE: &str = "UPDATE alert_rules SET display_name = $3, 
      selector = $5, severity = $6, condition = $7, disabled = $8, update_time = $9 \
      WHERE tenant_id = $1 AND rule_id = $2";
 /// A rule, read to be changed.
-const RULE_FOR_UPDATE: ForUpdate = for_update!(
+const RULE_FOR_UPDATE: ForUpdate = mfg_common::for_update!(
     "SELECT ",
     rule_columns!(),
     " FROM alert_rules WHERE tenant_id = $1 AND rule_id = $2"
@@ -282,7 +282,7 @@ where
         change: RuleChange<'_>,
     ) -> Result<AlertRule> {
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query(RULE_FOR_UPDATE.of::<B>())
+        let row = sqlx::query(RULE_FOR_UPDATE.on(B::LOCKS_ROWS))
             .bind(B::uuid(tenant))
             .bind(B::uuid(rule))
             .fetch_optional(&mut *tx)

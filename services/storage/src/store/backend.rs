@@ -48,34 +48,6 @@ pub trait SqlBackend: Send + Sync + std::fmt::Debug + 'static {
     fn log_position_now(&self) -> impl Future<Output = Result<Option<LogPosition>>> + Send;
 }
 
-/// A statement that reads a row its transaction will change: as it is, and with the suffix that
-/// locks the row, for a backend that locks rows ([`SqlBackend::LOCKS_ROWS`]).
-pub struct ForUpdate {
-    pub plain: &'static str,
-    pub locking: &'static str,
-}
-
-impl ForUpdate {
-    /// The statement as backend `B` runs it.
-    pub fn of<B: SqlBackend>(&self) -> &'static str {
-        if B::LOCKS_ROWS {
-            self.locking
-        } else {
-            self.plain
-        }
-    }
-}
-
-/// A [`ForUpdate`] of a statement given in parts, as `concat!` takes them.
-macro_rules! for_update {
-    ($($part:expr),+ $(,)?) => {
-        $crate::store::backend::ForUpdate {
-            plain: concat!($($part),+),
-            locking: concat!($($part),+, " FOR UPDATE"),
-        }
-    };
-}
-
 /// The connection of a backend's database.
 pub type Connection<B> = <<B as SqlBackend>::Db as Database>::Connection;
 

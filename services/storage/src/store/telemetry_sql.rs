@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDate;
+use mfg_common::db::ForUpdate;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row as _, Type};
 use uuid::Uuid;
 
@@ -18,12 +19,12 @@ use crate::{
 
 /// A tenant's next series number, read to be changed: the lock serializes id allocation per
 /// tenant.
-const NEXT_SERIES_FOR_UPDATE: super::backend::ForUpdate =
-    for_update!("SELECT next_series FROM storage_tenants WHERE tenant_no = $1");
-const ROLLED_TO_FOR_UPDATE: super::backend::ForUpdate =
-    for_update!("SELECT rolled_to FROM rollup_state WHERE tenant_no = $1");
-const WARM_FROM_FOR_UPDATE: super::backend::ForUpdate =
-    for_update!("SELECT warm_from FROM rollup_state WHERE tenant_no = $1");
+const NEXT_SERIES_FOR_UPDATE: ForUpdate =
+    mfg_common::for_update!("SELECT next_series FROM storage_tenants WHERE tenant_no = $1");
+const ROLLED_TO_FOR_UPDATE: ForUpdate =
+    mfg_common::for_update!("SELECT rolled_to FROM rollup_state WHERE tenant_no = $1");
+const WARM_FROM_FOR_UPDATE: ForUpdate =
+    mfg_common::for_update!("SELECT warm_from FROM rollup_state WHERE tenant_no = $1");
 
 /// The tenant's series ids: `[lower, upper)`.
 fn series_range(tenant: TenantNo) -> (i64, i64) {
@@ -161,7 +162,7 @@ where
 
     async fn resolve_series(&self, tenant: TenantNo, keys: &[SeriesKey]) -> Result<Vec<SeriesId>> {
         let mut tx = self.begin_write().await?;
-        let mut next: i64 = sqlx::query(NEXT_SERIES_FOR_UPDATE.of::<B>())
+        let mut next: i64 = sqlx::query(NEXT_SERIES_FOR_UPDATE.on(B::LOCKS_ROWS))
             .bind(tenant)
             .fetch_one(&mut *tx)
             .await?
@@ -313,7 +314,7 @@ where
     async fn roll_up(&self, tenant: TenantNo, range: Range) -> Result<u64> {
         let (lower, upper) = series_range(tenant);
         let mut tx = self.begin_write().await?;
-        let rolled_to: Option<B::Ts> = sqlx::query(ROLLED_TO_FOR_UPDATE.of::<B>())
+        let rolled_to: Option<B::Ts> = sqlx::query(ROLLED_TO_FOR_UPDATE.on(B::LOCKS_ROWS))
             .bind(tenant)
             .fetch_one(&mut *tx)
             .await?
@@ -358,7 +359,7 @@ where
         let before = bucket_start(before, Resolution::Hour.micros());
         let (lower, upper) = series_range(tenant);
         let mut tx = self.begin_write().await?;
-        let warm_from: Option<B::Ts> = sqlx::query(WARM_FROM_FOR_UPDATE.of::<B>())
+        let warm_from: Option<B::Ts> = sqlx::query(WARM_FROM_FOR_UPDATE.on(B::LOCKS_ROWS))
             .bind(tenant)
             .fetch_one(&mut *tx)
             .await?

@@ -83,29 +83,13 @@ pub(super) const LIST_MACHINES: &str = concat!(
 );
 pub(super) const UPDATE_MACHINE: &str = "UPDATE machines SET display_name = $3, labels = $4, update_time = $5 \
      WHERE tenant_id = $1 AND machine_id = $2";
-/// A statement that reads a row its transaction will change: as it is, and with the suffix that
-/// locks the row, for a backend that locks rows ([`super::sql_store::Dialect::LOCKS_ROWS`]).
-pub(super) struct ForUpdate {
-    pub plain: &'static str,
-    pub locking: &'static str,
-}
-
-macro_rules! for_update {
-    ($($part:expr),+ $(,)?) => {
-        ForUpdate {
-            plain: concat!($($part),+),
-            locking: concat!($($part),+, " FOR UPDATE"),
-        }
-    };
-}
-
-pub(super) const TENANT_FOR_UPDATE: ForUpdate =
-    for_update!("SELECT ", tenant_columns!(), " FROM tenants WHERE id = $1");
-pub(super) const STATE_FOR_UPDATE: ForUpdate =
-    for_update!("SELECT state FROM tenants WHERE id = $1");
-pub(super) const LIMIT_FOR_UPDATE: ForUpdate =
-    for_update!("SELECT state, max_machines FROM tenants WHERE id = $1");
-pub(super) const MACHINE_FOR_UPDATE: ForUpdate = for_update!(
+pub(super) const TENANT_FOR_UPDATE: mfg_common::db::ForUpdate =
+    mfg_common::for_update!("SELECT ", tenant_columns!(), " FROM tenants WHERE id = $1");
+pub(super) const STATE_FOR_UPDATE: mfg_common::db::ForUpdate =
+    mfg_common::for_update!("SELECT state FROM tenants WHERE id = $1");
+pub(super) const LIMIT_FOR_UPDATE: mfg_common::db::ForUpdate =
+    mfg_common::for_update!("SELECT state, max_machines FROM tenants WHERE id = $1");
+pub(super) const MACHINE_FOR_UPDATE: mfg_common::db::ForUpdate = mfg_common::for_update!(
     "SELECT ",
     machine_columns!(),
     " FROM machines WHERE tenant_id = $1 AND machine_id = $2"

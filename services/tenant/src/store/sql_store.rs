@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::{
     Change, TenantStore,
-    sql::{self, ForUpdate, require_live},
+    sql::{self, require_live},
 };
 use crate::{
     domain::{ApiKey, KeyId, KeyRecord, Labels, Machine, MachineId, NewApiKey, Tenant, TenantId},
@@ -37,15 +37,6 @@ pub trait Dialect: Database {
 
     /// How many rows a statement changed.
     fn rows_affected(result: &Self::QueryResult) -> u64;
-}
-
-/// The statement as the backend reads a row it will change.
-fn for_update<DB: Dialect>(statement: &ForUpdate) -> &'static str {
-    if DB::LOCKS_ROWS {
-        statement.locking
-    } else {
-        statement.plain
-    }
 }
 
 /// Tenants, keys and machines in a SQL database.
@@ -173,7 +164,7 @@ where
 
     async fn update_tenant(&self, id: TenantId, change: Change<'_, Tenant>) -> Result<Tenant> {
         let mut tx = DB::begin_change(&self.pool).await?;
-        let row: Option<sql::TenantRow> = sqlx::query_as(for_update::<DB>(&sql::TENANT_FOR_UPDATE))
+        let row: Option<sql::TenantRow> = sqlx::query_as(sql::TENANT_FOR_UPDATE.on(DB::LOCKS_ROWS))
             .bind(id.0)
             .fetch_optional(&mut *tx)
             .await?;
@@ -194,7 +185,7 @@ where
     async fn insert_api_key(&self, new: &NewApiKey) -> Result<()> {
         let mut tx = DB::begin_change(&self.pool).await?;
         let tenant = new.key.tenant_id;
-        let state: Option<String> = sqlx::query_scalar(for_update::<DB>(&sql::STATE_FOR_UPDATE))
+        let state: Option<String> = sqlx::query_scalar(sql::STATE_FOR_UPDATE.on(DB::LOCKS_ROWS))
             .bind(tenant.0)
             .fetch_optional(&mut *tx)
             .await?;
@@ -260,7 +251,7 @@ where
     async fn insert_machine(&self, machine: &Machine) -> Result<()> {
         let mut tx = DB::begin_change(&self.pool).await?;
         let tenant = machine.tenant_id;
-        let row: Option<(String, i64)> = sqlx::query_as(for_update::<DB>(&sql::LIMIT_FOR_UPDATE))
+        let row: Option<(String, i64)> = sqlx::query_as(sql::LIMIT_FOR_UPDATE.on(DB::LOCKS_ROWS))
             .bind(tenant.0)
             .fetch_optional(&mut *tx)
             .await?;
@@ -326,13 +317,13 @@ where
         change: Change<'_, Machine>,
     ) -> Result<Machine> {
         let mut tx = DB::begin_change(&self.pool).await?;
-        let state: Option<String> = sqlx::query_scalar(for_update::<DB>(&sql::STATE_FOR_UPDATE))
+        let state: Option<String> = sqlx::query_scalar(sql::STATE_FOR_UPDATE.on(DB::LOCKS_ROWS))
             .bind(tenant.0)
             .fetch_optional(&mut *tx)
             .await?;
         require_live(tenant, state.as_deref())?;
         let row: Option<sql::MachineRow> =
-            sqlx::query_as(for_update::<DB>(&sql::MACHINE_FOR_UPDATE))
+            sqlx::query_as(sql::MACHINE_FOR_UPDATE.on(DB::LOCKS_ROWS))
                 .bind(tenant.0)
                 .bind(id.as_str())
                 .fetch_optional(&mut *tx)
