@@ -51,8 +51,8 @@ pub trait SqlBackend: Send + Sync + std::fmt::Debug + 'static {
 /// The connection of a backend's database.
 pub type Connection<B> = <<B as SqlBackend>::Db as Database>::Connection;
 
-/// What a backend does its own way in the hot tier (PostgreSQL partitions it, SQLite keeps one
-/// table), and the statements whose SQL differs; `telemetry_sql.rs` is the rest, once.
+/// What a backend does its own way in the hot tier's writes (PostgreSQL partitions it, SQLite
+/// keeps one table), and the statements whose SQL differs; `telemetry_sql.rs` is the rest, once.
 pub trait HotTier: SqlBackend {
     /// A retention class as its columns hold it.
     type Class: Copy + Send + Sync + 'static;
@@ -103,37 +103,12 @@ pub trait HotTier: SqlBackend {
         tx: &mut Connection<Self>,
         rows: &[Row],
     ) -> impl Future<Output = Result<NewRows>> + Send;
-    /// The last reading of every metric of a machine.
-    fn read_latest(
-        &self,
-        tenant: TenantNo,
-        machine_id: &str,
-    ) -> impl Future<Output = Result<Vec<Latest>>> + Send;
-    /// A series' readings in a range, oldest first.
-    fn read_points(
-        &self,
-        series: SeriesId,
-        range: Range,
-    ) -> impl Future<Output = Result<Vec<(i64, f64)>>> + Send;
-    /// A series' readings in several ranges, oldest first.
-    fn read_points_in(
-        &self,
-        series: SeriesId,
-        ranges: &[Range],
-    ) -> impl Future<Output = Result<Vec<(i64, f64)>>> + Send;
     /// Rolls a tenant's readings in a range up into minute buckets; how many it wrote.
     fn roll_up_minutes(
         tx: &mut Connection<Self>,
         tenant: TenantNo,
         range: Range,
     ) -> impl Future<Output = Result<u64>> + Send;
-    /// A series' rollups of a resolution in ranges.
-    fn read_rollups_in(
-        &self,
-        series: SeriesId,
-        resolution: Resolution,
-        ranges: &[Range],
-    ) -> impl Future<Output = Result<Vec<(i64, Rollup)>>> + Send;
     /// Locks a tenant's share of a day for archiving; its class, if the day is hot.
     fn lock_day(
         tx: &mut Connection<Self>,
@@ -154,6 +129,41 @@ pub trait HotTier: SqlBackend {
         day: NaiveDate,
         class: Self::Class,
     ) -> impl Future<Output = Result<()>> + Send;
+    /// Removes a tenant's late readings of a day; how many there were.
+    fn remove_late(
+        tx: &mut Connection<Self>,
+        tenant: TenantNo,
+        day: NaiveDate,
+    ) -> impl Future<Output = Result<u64>> + Send;
+}
+
+/// How a backend reads the hot tier and the warm tier's rollups.
+pub trait HotReads: SqlBackend {
+    /// The last reading of every metric of a machine.
+    fn read_latest(
+        &self,
+        tenant: TenantNo,
+        machine_id: &str,
+    ) -> impl Future<Output = Result<Vec<Latest>>> + Send;
+    /// A series' readings in a range, oldest first.
+    fn read_points(
+        &self,
+        series: SeriesId,
+        range: Range,
+    ) -> impl Future<Output = Result<Vec<(i64, f64)>>> + Send;
+    /// A series' readings in several ranges, oldest first.
+    fn read_points_in(
+        &self,
+        series: SeriesId,
+        ranges: &[Range],
+    ) -> impl Future<Output = Result<Vec<(i64, f64)>>> + Send;
+    /// A series' rollups of a resolution in ranges.
+    fn read_rollups_in(
+        &self,
+        series: SeriesId,
+        resolution: Resolution,
+        ranges: &[Range],
+    ) -> impl Future<Output = Result<Vec<(i64, Rollup)>>> + Send;
     /// A series' late readings in a range, oldest first.
     fn read_late_points(
         &self,
@@ -165,10 +175,4 @@ pub trait HotTier: SqlBackend {
         &self,
         tenant: TenantNo,
     ) -> impl Future<Output = Result<Vec<NaiveDate>>> + Send;
-    /// Removes a tenant's late readings of a day; how many there were.
-    fn remove_late(
-        tx: &mut Connection<Self>,
-        tenant: TenantNo,
-        day: NaiveDate,
-    ) -> impl Future<Output = Result<u64>> + Send;
 }

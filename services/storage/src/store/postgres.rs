@@ -6,18 +6,11 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row as _};
 use std::collections::HashMap;
 
-use chrono::NaiveDate;
 use uuid::Uuid;
 
-use super::{Latest, NewRows, Range, Resolution, Row, SeriesId, TenantNo};
-use crate::domain::Rollup;
+use super::Resolution;
 
-use self::arrays::{Micros, column};
-use super::{
-    backend::{HotTier, SqlBackend},
-    to_datetime,
-    write_turn::WriteTx,
-};
+use super::{backend::SqlBackend, to_datetime, write_turn::WriteTx};
 use crate::error::Result;
 
 /// The store on PostgreSQL.
@@ -90,110 +83,6 @@ mod hot_tests;
 const MERGE_MINUTE: &str = merge_into!("rollups_1m", "least", "greatest");
 const MERGE_QUARTER: &str = merge_into!("rollups_15m", "least", "greatest");
 const MERGE_HOUR: &str = merge_into!("rollups_1h", "least", "greatest");
-
-impl HotTier for PostgresStore {
-    type Class = hot::Class;
-
-    const ROLLUP_QUARTERS: &'static str = ROLLUP_QUARTERS;
-    const ROLLUP_HOURS: &'static str = ROLLUP_HOURS;
-    const EXPIRE_MINUTES: &'static str = EXPIRE_MINUTES;
-    const EXPIRE_QUARTERS: &'static str = EXPIRE_QUARTERS;
-    const EXPIRE_HOURS: &'static str = EXPIRE_HOURS;
-    const MERGE_MINUTE: &'static str = MERGE_MINUTE;
-    const MERGE_QUARTER: &'static str = MERGE_QUARTER;
-    const MERGE_HOUR: &'static str = MERGE_HOUR;
-
-    async fn migrate_hot(&self) -> Result<()> {
-        let mut migrator = sqlx::migrate!("./migrations/postgres");
-        migrator.dangerous_set_table_name(super::MIGRATIONS_TABLE);
-        migrator.run(&self.pool).await?;
-        Ok(())
-    }
-    async fn record_day(
-        &self,
-        tx: &mut sqlx::PgConnection,
-        tenant: TenantNo,
-        day: NaiveDate,
-        class: u32,
-    ) -> Result<()> {
-        PostgresStore::record_day(self, tx, tenant, day, class).await
-    }
-    async fn read_classes_in_use(&self) -> Result<Vec<u32>> {
-        PostgresStore::classes_in_use(self).await
-    }
-    async fn create_leaves(&self, classes: &[u32], days: &[NaiveDate]) -> Result<()> {
-        PostgresStore::create_leaves(self, classes, days).await
-    }
-    async fn rolled_to_of(
-        tx: &mut sqlx::PgConnection,
-        tenants: &[TenantNo],
-    ) -> Result<HashMap<TenantNo, i64>> {
-        PostgresStore::rolled_to_of(tx, tenants).await
-    }
-    async fn insert_new(&self, tx: &mut sqlx::PgConnection, rows: &[Row]) -> Result<NewRows> {
-        PostgresStore::insert_new(self, tx, rows).await
-    }
-    async fn read_latest(&self, tenant: TenantNo, machine_id: &str) -> Result<Vec<Latest>> {
-        PostgresStore::read_latest(self, tenant, machine_id).await
-    }
-    async fn read_points(&self, series: SeriesId, range: Range) -> Result<Vec<(i64, f64)>> {
-        PostgresStore::read_points(self, series, range).await
-    }
-    async fn read_points_in(&self, series: SeriesId, ranges: &[Range]) -> Result<Vec<(i64, f64)>> {
-        PostgresStore::read_points_in(self, series, ranges).await
-    }
-    async fn roll_up_minutes(
-        tx: &mut sqlx::PgConnection,
-        tenant: TenantNo,
-        range: Range,
-    ) -> Result<u64> {
-        PostgresStore::roll_up_minutes(tx, tenant, range).await
-    }
-    async fn read_rollups_in(
-        &self,
-        series: SeriesId,
-        resolution: Resolution,
-        ranges: &[Range],
-    ) -> Result<Vec<(i64, Rollup)>> {
-        PostgresStore::read_rollups_in(self, series, resolution, ranges).await
-    }
-    async fn lock_day(
-        tx: &mut sqlx::PgConnection,
-        tenant: TenantNo,
-        day: NaiveDate,
-    ) -> Result<Option<hot::Class>> {
-        PostgresStore::lock_day(tx, tenant, day).await
-    }
-    async fn count_day(
-        tx: &mut sqlx::PgConnection,
-        tenant: TenantNo,
-        day: NaiveDate,
-        class: hot::Class,
-    ) -> Result<u64> {
-        PostgresStore::count_day(tx, tenant, day, class).await
-    }
-    async fn remove_day(
-        tx: &mut sqlx::PgConnection,
-        tenant: TenantNo,
-        day: NaiveDate,
-        class: hot::Class,
-    ) -> Result<()> {
-        PostgresStore::remove_day(tx, tenant, day, class).await
-    }
-    async fn read_late_points(&self, series: SeriesId, range: Range) -> Result<Vec<(i64, f64)>> {
-        PostgresStore::read_late_points(self, series, range).await
-    }
-    async fn read_late_days(&self, tenant: TenantNo) -> Result<Vec<NaiveDate>> {
-        PostgresStore::read_late_days(self, tenant).await
-    }
-    async fn remove_late(
-        tx: &mut sqlx::PgConnection,
-        tenant: TenantNo,
-        day: NaiveDate,
-    ) -> Result<u64> {
-        PostgresStore::remove_late(tx, tenant, day).await
-    }
-}
 
 /// The columns of a [`crate::store::LogPosition`]: when the server started (µs), how far its
 /// WAL is inserted and flushed (bytes).
@@ -349,44 +238,6 @@ fn log_position(row: &sqlx::postgres::PgRow, first: usize) -> Result<crate::stor
 }
 
 impl PostgresStore {
-    /// A series' rollups of a resolution in several ranges, in one statement
-    /// ([`rollups_in_sql`]).
-    async fn read_rollups_in(
-        &self,
-        series: SeriesId,
-        resolution: Resolution,
-        ranges: &[Range],
-    ) -> Result<Vec<(i64, Rollup)>> {
-        if ranges.is_empty() {
-            return Ok(Vec::new());
-        }
-        let from: Vec<DbTs> = ranges.iter().map(|r| db_ts(r.start_micros)).collect();
-        let to: Vec<DbTs> = ranges.iter().map(|r| db_ts(r.end_micros)).collect();
-        let row = sqlx::query(rollups_in_sql(resolution))
-            .bind(series)
-            .bind(from)
-            .bind(to)
-            .fetch_one(&self.pool)
-            .await?;
-        let buckets: Vec<Micros> = column(&row, 0)?;
-        let (min, max, sum) = (column(&row, 1)?, column(&row, 2)?, column(&row, 3)?);
-        let count: Vec<i64> = column(&row, 4)?;
-        let (last_ts, last): (Vec<Micros>, Vec<f64>) = (column(&row, 5)?, column(&row, 6)?);
-        Ok((0..buckets.len())
-            .map(|i| {
-                let rollup = Rollup {
-                    min: min[i],
-                    max: max[i],
-                    sum: sum[i],
-                    count: count[i] as u64,
-                    last_ts_micros: last_ts[i].0,
-                    last: last[i],
-                };
-                (buckets[i].0, rollup)
-            })
-            .collect())
-    }
-
     async fn log_position_now(&self) -> Result<Option<crate::store::LogPosition>> {
         let row = sqlx::query(LOG_POSITION).fetch_one(&self.pool).await?;
         log_position(&row, 0).map(Some)

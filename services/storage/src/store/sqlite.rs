@@ -3,20 +3,13 @@
 //! per group of batches. SQLite has no partitions: an archived day is removed by a range delete
 //! on the primary key.
 
-use sqlx::{Row as _, SqlitePool};
-use std::collections::HashMap;
+use sqlx::SqlitePool;
 
-use chrono::NaiveDate;
 use uuid::Uuid;
 
-use super::{Latest, NewRows, Range, Resolution, Row, SeriesId, TenantNo};
-use crate::domain::Rollup;
+use super::{Range, Resolution};
 
-use super::{
-    alert_sql,
-    backend::{HotTier, SqlBackend},
-    write_turn::WriteTx,
-};
+use super::{alert_sql, backend::SqlBackend, write_turn::WriteTx};
 use crate::error::{Result, StorageError};
 
 /// The store on SQLite.
@@ -108,39 +101,7 @@ fn ranges_json(ranges: &[Range]) -> Result<String> {
         .map_err(|e| StorageError::Internal(format!("ranges as JSON: {e}")))
 }
 
-impl SqliteStore {
-    /// A series' rollups of a resolution in several ranges, in one statement
-    /// ([`rollups_in_sql`]).
-    async fn read_rollups_in(
-        &self,
-        series: SeriesId,
-        resolution: Resolution,
-        ranges: &[Range],
-    ) -> Result<Vec<(i64, Rollup)>> {
-        if ranges.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = sqlx::query(rollups_in_sql(resolution))
-            .bind(series)
-            .bind(ranges_json(ranges)?)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let rollup = Rollup {
-                    min: r.get(1),
-                    max: r.get(2),
-                    sum: r.get(3),
-                    count: r.get::<i64, _>(4) as u64,
-                    last_ts_micros: r.get(5),
-                    last: r.get(6),
-                };
-                (r.get(0), rollup)
-            })
-            .collect())
-    }
-}
+impl SqliteStore {}
 
 /// A series' (`$1`) rollups of a resolution whose buckets start in the ranges `$2`, a JSON
 /// array of `[start, end)` pairs (µs); `CROSS JOIN` makes SQLite loop over the ranges first.
@@ -160,110 +121,7 @@ fn rollups_in_sql(resolution: Resolution) -> &'static str {
 }
 
 mod hot;
-
-impl HotTier for SqliteStore {
-    type Class = i64;
-
-    const ROLLUP_QUARTERS: &'static str = ROLLUP_QUARTERS;
-    const ROLLUP_HOURS: &'static str = ROLLUP_HOURS;
-    const EXPIRE_MINUTES: &'static str = EXPIRE_MINUTES;
-    const EXPIRE_QUARTERS: &'static str = EXPIRE_QUARTERS;
-    const EXPIRE_HOURS: &'static str = EXPIRE_HOURS;
-    const MERGE_MINUTE: &'static str = MERGE_MINUTE;
-    const MERGE_QUARTER: &'static str = MERGE_QUARTER;
-    const MERGE_HOUR: &'static str = MERGE_HOUR;
-
-    async fn migrate_hot(&self) -> Result<()> {
-        let mut migrator = sqlx::migrate!("./migrations/sqlite");
-        migrator.dangerous_set_table_name(super::MIGRATIONS_TABLE);
-        migrator.run(&self.pool).await?;
-        Ok(())
-    }
-    async fn record_day(
-        &self,
-        tx: &mut sqlx::SqliteConnection,
-        tenant: TenantNo,
-        day: NaiveDate,
-        class: u32,
-    ) -> Result<()> {
-        SqliteStore::record_day(self, tx, tenant, day, class).await
-    }
-    async fn read_classes_in_use(&self) -> Result<Vec<u32>> {
-        SqliteStore::classes_in_use(self).await
-    }
-    async fn create_leaves(&self, classes: &[u32], days: &[NaiveDate]) -> Result<()> {
-        SqliteStore::create_leaves(self, classes, days).await
-    }
-    async fn rolled_to_of(
-        tx: &mut sqlx::SqliteConnection,
-        tenants: &[TenantNo],
-    ) -> Result<HashMap<TenantNo, i64>> {
-        SqliteStore::rolled_to_of(tx, tenants).await
-    }
-    async fn insert_new(&self, tx: &mut sqlx::SqliteConnection, rows: &[Row]) -> Result<NewRows> {
-        SqliteStore::insert_new(self, tx, rows).await
-    }
-    async fn read_latest(&self, tenant: TenantNo, machine_id: &str) -> Result<Vec<Latest>> {
-        SqliteStore::read_latest(self, tenant, machine_id).await
-    }
-    async fn read_points(&self, series: SeriesId, range: Range) -> Result<Vec<(i64, f64)>> {
-        SqliteStore::read_points(self, series, range).await
-    }
-    async fn read_points_in(&self, series: SeriesId, ranges: &[Range]) -> Result<Vec<(i64, f64)>> {
-        SqliteStore::read_points_in(self, series, ranges).await
-    }
-    async fn roll_up_minutes(
-        tx: &mut sqlx::SqliteConnection,
-        tenant: TenantNo,
-        range: Range,
-    ) -> Result<u64> {
-        SqliteStore::roll_up_minutes(tx, tenant, range).await
-    }
-    async fn read_rollups_in(
-        &self,
-        series: SeriesId,
-        resolution: Resolution,
-        ranges: &[Range],
-    ) -> Result<Vec<(i64, Rollup)>> {
-        SqliteStore::read_rollups_in(self, series, resolution, ranges).await
-    }
-    async fn lock_day(
-        tx: &mut sqlx::SqliteConnection,
-        tenant: TenantNo,
-        day: NaiveDate,
-    ) -> Result<Option<i64>> {
-        SqliteStore::lock_day(tx, tenant, day).await
-    }
-    async fn count_day(
-        tx: &mut sqlx::SqliteConnection,
-        tenant: TenantNo,
-        day: NaiveDate,
-        class: i64,
-    ) -> Result<u64> {
-        SqliteStore::count_day(tx, tenant, day, class).await
-    }
-    async fn remove_day(
-        tx: &mut sqlx::SqliteConnection,
-        tenant: TenantNo,
-        day: NaiveDate,
-        class: i64,
-    ) -> Result<()> {
-        SqliteStore::remove_day(tx, tenant, day, class).await
-    }
-    async fn read_late_points(&self, series: SeriesId, range: Range) -> Result<Vec<(i64, f64)>> {
-        SqliteStore::read_late_points(self, series, range).await
-    }
-    async fn read_late_days(&self, tenant: TenantNo) -> Result<Vec<NaiveDate>> {
-        SqliteStore::read_late_days(self, tenant).await
-    }
-    async fn remove_late(
-        tx: &mut sqlx::SqliteConnection,
-        tenant: TenantNo,
-        day: NaiveDate,
-    ) -> Result<u64> {
-        SqliteStore::remove_late(tx, tenant, day).await
-    }
-}
+mod hot_read;
 
 impl SqliteStore {
     /// SQLite has no log position to tell: its commits are as durable as its settings make

@@ -10,7 +10,9 @@ use uuid::Uuid;
 
 use super::{
     ColdObject, Latest, Range, Resolution, RollupState, Row, SeriesId, SeriesKey, TelemetryStore,
-    TenantNo, backend::HotTier, first_series_id, sql, tenant_of,
+    TenantNo,
+    backend::{HotReads, HotTier},
+    first_series_id, sql, tenant_of,
 };
 use crate::{
     domain::{Rollup, bucket_start},
@@ -99,7 +101,7 @@ where
 #[async_trait::async_trait]
 impl<B> TelemetryStore for B
 where
-    B: HotTier,
+    B: HotTier + HotReads,
     for<'c> &'c Pool<B::Db>: Executor<'c, Database = B::Db>,
     for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
     <B::Db as Database>::Arguments: IntoArguments<B::Db>,

@@ -24,7 +24,8 @@ use crate::{
     domain::ingest::DAY_MICROS,
     error::Result,
     store::{
-        NewRows, Range, Row, TenantNo, day_of, day_range, first_series_id, tenant_of, to_datetime,
+        NewRows, Range, Row, TenantNo, backend::HotTier, day_of, day_range, first_series_id,
+        tenant_of, to_datetime,
     },
 };
 
@@ -63,68 +64,6 @@ pub(super) fn days_of(range: Range) -> (NaiveDate, NaiveDate) {
 }
 
 impl PostgresStore {
-    /// Records the tenant's day in the hot tier with its class, unless the day was recorded
-    /// before (its class is kept) or archived already (its readings are late); makes the
-    /// class's leaf of the day.
-    pub(super) async fn record_day(
-        &self,
-        tx: &mut PgConnection,
-        tenant: TenantNo,
-        day: NaiveDate,
-        class: u32,
-    ) -> Result<()> {
-        let class = Class::try_from(class).unwrap_or(Class::MAX);
-        sqlx::query(RECORD_DAY)
-            .bind(tenant)
-            .bind(day)
-            .bind(class)
-            .execute(&mut *tx)
-            .await?;
-        let recorded: Option<Class> = sqlx::query(CLASS_OF_DAY)
-            .bind(tenant)
-            .bind(day)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|row| row.get(0));
-        if let Some(class) = recorded {
-            Self::create_leaf(tx, class, day).await?;
-        }
-        Ok(())
-    }
-
-    /// The classes that have days in the hot tier (class 0, the days from before classes,
-    /// is left out: no write goes there).
-    pub(super) async fn classes_in_use(&self) -> Result<Vec<u32>> {
-        let rows = sqlx::query("SELECT DISTINCT class FROM hot_days WHERE class > 0")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|row| u32::try_from(row.get::<Class, _>(0)).ok())
-            .collect())
-    }
-
-    /// Makes the leaves of `days` of each class that lacks them, one transaction a leaf, so
-    /// that no write waits behind more than one.
-    pub(super) async fn create_leaves(&self, classes: &[u32], days: &[NaiveDate]) -> Result<()> {
-        for &class in classes {
-            let class = Class::try_from(class).unwrap_or(Class::MAX);
-            for &day in days {
-                let exists: bool = sqlx::query("SELECT to_regclass($1) IS NOT NULL")
-                    .bind(leaf(class, day))
-                    .fetch_one(&self.pool)
-                    .await?
-                    .get(0);
-                if !exists {
-                    let mut tx = self.pool.begin().await?;
-                    Self::create_leaf(&mut tx, class, day).await?;
-                    tx.commit().await?;
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Makes the class's partition and its leaf of the day, if missing.
     async fn create_leaf(tx: &mut PgConnection, class: Class, day: NaiveDate) -> Result<()> {
         sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
@@ -150,63 +89,6 @@ impl PostgresStore {
         .execute(&mut *tx)
         .await?;
         Ok(())
-    }
-
-    /// Inserts rows, returning the new ones: rows of days in the hot tier into their class,
-    /// rows of days already archived into `late_readings`. The days' shares stay locked until
-    /// the transaction ends, so archiving waits for this write.
-    pub(super) async fn insert_new(&self, tx: &mut PgConnection, rows: &[Row]) -> Result<NewRows> {
-        let keys: Vec<DayKey> = rows.iter().map(day_key).collect();
-        let shares = Self::lock_shares(tx, &keys).await?;
-        let mut hot = Vec::with_capacity(rows.len());
-        let mut classes = Vec::with_capacity(rows.len());
-        let mut late = Vec::new();
-        // Rows come grouped by batch, so mostly a run of one tenant's day: one look-up a run.
-        let mut last: Option<(DayKey, Option<Class>)> = None;
-        for (row, key) in rows.iter().zip(keys) {
-            let class = match last {
-                Some((known, class)) if known == key => class,
-                _ => {
-                    let class = shares.iter().find(|(share, _)| *share == key).map(|s| s.1);
-                    last = Some((key, class));
-                    class
-                }
-            };
-            match class {
-                Some(class) => {
-                    hot.push(row);
-                    classes.push(class);
-                }
-                None => late.push(row),
-            }
-        }
-        let mut new = NewRows {
-            hot: Self::insert_hot(tx, &hot, &classes).await?,
-            late: Vec::new(),
-        };
-        if !late.is_empty() {
-            new.late = Self::insert_rows(tx, INSERT_LATE, &late, None).await?;
-        }
-        Ok(new)
-    }
-
-    /// The tenants' `rolled_to` (those rolled up at all), share-locked until the transaction
-    /// ends, in one round trip whatever the number of tenants.
-    pub(super) async fn rolled_to_of(
-        tx: &mut PgConnection,
-        tenants: &[TenantNo],
-    ) -> Result<HashMap<TenantNo, i64>> {
-        let rows = sqlx::query(ROLLED_TO)
-            .bind(tenants)
-            .fetch_all(&mut *tx)
-            .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|row| {
-                let rolled_to: Option<DateTime<Utc>> = row.get(1);
-                Some((row.get(0), rolled_to?.timestamp_micros()))
-            })
-            .collect())
     }
 
     /// The class of each (tenant, day) of `keys` that is in the hot tier, key-share locked in
@@ -292,14 +174,149 @@ impl PostgresStore {
             })
             .collect())
     }
+}
+
+impl HotTier for PostgresStore {
+    type Class = Class;
+
+    const ROLLUP_QUARTERS: &'static str = super::ROLLUP_QUARTERS;
+    const ROLLUP_HOURS: &'static str = super::ROLLUP_HOURS;
+    const EXPIRE_MINUTES: &'static str = super::EXPIRE_MINUTES;
+    const EXPIRE_QUARTERS: &'static str = super::EXPIRE_QUARTERS;
+    const EXPIRE_HOURS: &'static str = super::EXPIRE_HOURS;
+    const MERGE_MINUTE: &'static str = super::MERGE_MINUTE;
+    const MERGE_QUARTER: &'static str = super::MERGE_QUARTER;
+    const MERGE_HOUR: &'static str = super::MERGE_HOUR;
+
+    async fn migrate_hot(&self) -> Result<()> {
+        let mut migrator = sqlx::migrate!("./migrations/postgres");
+        migrator.dangerous_set_table_name(crate::store::MIGRATIONS_TABLE);
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Records the tenant's day in the hot tier with its class, unless the day was recorded
+    /// before (its class is kept) or archived already (its readings are late); makes the
+    /// class's leaf of the day.
+    async fn record_day(
+        &self,
+        tx: &mut PgConnection,
+        tenant: TenantNo,
+        day: NaiveDate,
+        class: u32,
+    ) -> Result<()> {
+        let class = Class::try_from(class).unwrap_or(Class::MAX);
+        sqlx::query(RECORD_DAY)
+            .bind(tenant)
+            .bind(day)
+            .bind(class)
+            .execute(&mut *tx)
+            .await?;
+        let recorded: Option<Class> = sqlx::query(CLASS_OF_DAY)
+            .bind(tenant)
+            .bind(day)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| row.get(0));
+        if let Some(class) = recorded {
+            Self::create_leaf(tx, class, day).await?;
+        }
+        Ok(())
+    }
+
+    /// The classes that have days in the hot tier (class 0, the days from before classes,
+    /// is left out: no write goes there).
+    async fn read_classes_in_use(&self) -> Result<Vec<u32>> {
+        let rows = sqlx::query("SELECT DISTINCT class FROM hot_days WHERE class > 0")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| u32::try_from(row.get::<Class, _>(0)).ok())
+            .collect())
+    }
+
+    /// Makes the leaves of `days` of each class that lacks them, one transaction a leaf, so
+    /// that no write waits behind more than one.
+    async fn create_leaves(&self, classes: &[u32], days: &[NaiveDate]) -> Result<()> {
+        for &class in classes {
+            let class = Class::try_from(class).unwrap_or(Class::MAX);
+            for &day in days {
+                let exists: bool = sqlx::query("SELECT to_regclass($1) IS NOT NULL")
+                    .bind(leaf(class, day))
+                    .fetch_one(&self.pool)
+                    .await?
+                    .get(0);
+                if !exists {
+                    let mut tx = self.pool.begin().await?;
+                    Self::create_leaf(&mut tx, class, day).await?;
+                    tx.commit().await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The tenants' `rolled_to` (those rolled up at all), share-locked until the transaction
+    /// ends, in one round trip whatever the number of tenants.
+    async fn rolled_to_of(
+        tx: &mut PgConnection,
+        tenants: &[TenantNo],
+    ) -> Result<HashMap<TenantNo, i64>> {
+        let rows = sqlx::query(ROLLED_TO)
+            .bind(tenants)
+            .fetch_all(&mut *tx)
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| {
+                let rolled_to: Option<DateTime<Utc>> = row.get(1);
+                Some((row.get(0), rolled_to?.timestamp_micros()))
+            })
+            .collect())
+    }
+
+    /// Inserts rows, returning the new ones: rows of days in the hot tier into their class,
+    /// rows of days already archived into `late_readings`. The days' shares stay locked until
+    /// the transaction ends, so archiving waits for this write.
+    async fn insert_new(&self, tx: &mut PgConnection, rows: &[Row]) -> Result<NewRows> {
+        let keys: Vec<DayKey> = rows.iter().map(day_key).collect();
+        let shares = Self::lock_shares(tx, &keys).await?;
+        let mut hot = Vec::with_capacity(rows.len());
+        let mut classes = Vec::with_capacity(rows.len());
+        let mut late = Vec::new();
+        // Rows come grouped by batch, so mostly a run of one tenant's day: one look-up a run.
+        let mut last: Option<(DayKey, Option<Class>)> = None;
+        for (row, key) in rows.iter().zip(keys) {
+            let class = match last {
+                Some((known, class)) if known == key => class,
+                _ => {
+                    let class = shares.iter().find(|(share, _)| *share == key).map(|s| s.1);
+                    last = Some((key, class));
+                    class
+                }
+            };
+            match class {
+                Some(class) => {
+                    hot.push(row);
+                    classes.push(class);
+                }
+                None => late.push(row),
+            }
+        }
+        let mut new = NewRows {
+            hot: Self::insert_hot(tx, &hot, &classes).await?,
+            late: Vec::new(),
+        };
+        if !late.is_empty() {
+            new.late = Self::insert_rows(tx, INSERT_LATE, &late, None).await?;
+        }
+        Ok(new)
+    }
 
     /// Rolls the tenant's readings in `range` up into minute buckets; returns the buckets
     /// written.
-    pub(super) async fn roll_up_minutes(
-        tx: &mut PgConnection,
-        tenant: TenantNo,
-        range: Range,
-    ) -> Result<u64> {
+    async fn roll_up_minutes(tx: &mut PgConnection, tenant: TenantNo, range: Range) -> Result<u64> {
         let classes = Self::classes(tx, tenant, Some(range)).await?;
         if classes.is_empty() {
             return Ok(0);
@@ -320,7 +337,7 @@ impl PostgresStore {
     /// other tenants' days of its class: the last of a leaf's tenants drops it, which must not
     /// wait for another commit that reads it while that one waits for this one. The day's
     /// class, or `None` when the day is not in the hot tier.
-    pub(super) async fn lock_day(
+    async fn lock_day(
         tx: &mut PgConnection,
         tenant: TenantNo,
         day: NaiveDate,
@@ -348,7 +365,7 @@ impl PostgresStore {
     }
 
     /// How many readings the tenant's day holds.
-    pub(super) async fn count_day(
+    async fn count_day(
         tx: &mut PgConnection,
         tenant: TenantNo,
         day: NaiveDate,
@@ -370,7 +387,7 @@ impl PostgresStore {
 
     /// Removes the tenant's day from the hot tier; drops the class's leaf of the day with its
     /// last share: retention never deletes row by row.
-    pub(super) async fn remove_day(
+    async fn remove_day(
         tx: &mut PgConnection,
         tenant: TenantNo,
         day: NaiveDate,
@@ -404,11 +421,7 @@ impl PostgresStore {
     }
 
     /// Deletes a tenant's late readings of a day; returns how many.
-    pub(super) async fn remove_late(
-        tx: &mut PgConnection,
-        tenant: TenantNo,
-        day: NaiveDate,
-    ) -> Result<u64> {
+    async fn remove_late(tx: &mut PgConnection, tenant: TenantNo, day: NaiveDate) -> Result<u64> {
         let range = day_range(day);
         Ok(sqlx::query(REMOVE_LATE)
             .bind(first_series_id(tenant))

@@ -6,18 +6,23 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{PgConnection, Row as _};
 
 use super::{
-    PostgresStore,
+    DbTs, PostgresStore,
     arrays::{Micros, column},
+    db_ts,
     hot::{Class, days_of, ts},
     hot_sql::{
         CLASSES, CLASSES_AND_LAST_DAY, LATE_DAYS, LATE_POINTS, LATEST, LATEST_RECENT, POINTS,
         POINTS_IN,
     },
+    rollups_in_sql,
 };
 use crate::{
-    domain::ingest::DAY_MICROS,
+    domain::{Rollup, ingest::DAY_MICROS},
     error::Result,
-    store::{Latest, Range, SeriesId, TenantNo, day_range, first_series_id, tenant_of},
+    store::{
+        Latest, Range, Resolution, SeriesId, TenantNo, backend::HotReads, day_range,
+        first_series_id, tenant_of,
+    },
 };
 
 impl PostgresStore {
@@ -36,15 +41,13 @@ impl PostgresStore {
             .await?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
+}
 
+impl HotReads for PostgresStore {
     /// The last reading of every metric of a machine, ordered by metric: from the leaves of
     /// the tenant's last two hot days ([`LATEST_RECENT`]), else, when a series has no reading
     /// there, from all its days and its rollups ([`LATEST`]).
-    pub(super) async fn read_latest(
-        &self,
-        tenant: TenantNo,
-        machine_id: &str,
-    ) -> Result<Vec<Latest>> {
+    async fn read_latest(&self, tenant: TenantNo, machine_id: &str) -> Result<Vec<Latest>> {
         let mut connection = self.pool.acquire().await?;
         let days = sqlx::query(CLASSES_AND_LAST_DAY)
             .bind(tenant)
@@ -77,11 +80,7 @@ impl PostgresStore {
     }
 
     /// The readings of a series in a range, oldest first.
-    pub(super) async fn read_points(
-        &self,
-        series: SeriesId,
-        range: Range,
-    ) -> Result<Vec<(i64, f64)>> {
+    async fn read_points(&self, series: SeriesId, range: Range) -> Result<Vec<(i64, f64)>> {
         let mut connection = self.pool.acquire().await?;
         let classes = Self::classes(&mut connection, tenant_of(series), Some(range)).await?;
         let rows = sqlx::query(POINTS)
@@ -102,11 +101,7 @@ impl PostgresStore {
     /// ranges (`clusters`), bounded by its first and last so that it plans only their days'
     /// leaves: a query's two ends, 30 days apart, planned together over the class's 31
     /// leaves cost 1–4 ms of planning.
-    pub(super) async fn read_points_in(
-        &self,
-        series: SeriesId,
-        ranges: &[Range],
-    ) -> Result<Vec<(i64, f64)>> {
+    async fn read_points_in(&self, series: SeriesId, ranges: &[Range]) -> Result<Vec<(i64, f64)>> {
         let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else {
             return Ok(Vec::new());
         };
@@ -141,12 +136,46 @@ impl PostgresStore {
         Ok(points)
     }
 
-    /// A series' late readings in a range, oldest first.
-    pub(super) async fn read_late_points(
+    /// A series' rollups of a resolution in several ranges, in one statement
+    /// ([`rollups_in_sql`]).
+    async fn read_rollups_in(
         &self,
         series: SeriesId,
-        range: Range,
-    ) -> Result<Vec<(i64, f64)>> {
+        resolution: Resolution,
+        ranges: &[Range],
+    ) -> Result<Vec<(i64, Rollup)>> {
+        if ranges.is_empty() {
+            return Ok(Vec::new());
+        }
+        let from: Vec<DbTs> = ranges.iter().map(|r| db_ts(r.start_micros)).collect();
+        let to: Vec<DbTs> = ranges.iter().map(|r| db_ts(r.end_micros)).collect();
+        let row = sqlx::query(rollups_in_sql(resolution))
+            .bind(series)
+            .bind(from)
+            .bind(to)
+            .fetch_one(&self.pool)
+            .await?;
+        let buckets: Vec<Micros> = column(&row, 0)?;
+        let (min, max, sum) = (column(&row, 1)?, column(&row, 2)?, column(&row, 3)?);
+        let count: Vec<i64> = column(&row, 4)?;
+        let (last_ts, last): (Vec<Micros>, Vec<f64>) = (column(&row, 5)?, column(&row, 6)?);
+        Ok((0..buckets.len())
+            .map(|i| {
+                let rollup = Rollup {
+                    min: min[i],
+                    max: max[i],
+                    sum: sum[i],
+                    count: count[i] as u64,
+                    last_ts_micros: last_ts[i].0,
+                    last: last[i],
+                };
+                (buckets[i].0, rollup)
+            })
+            .collect())
+    }
+
+    /// A series' late readings in a range, oldest first.
+    async fn read_late_points(&self, series: SeriesId, range: Range) -> Result<Vec<(i64, f64)>> {
         let rows = sqlx::query(LATE_POINTS)
             .bind(series)
             .bind(ts(range.start_micros))
@@ -160,7 +189,7 @@ impl PostgresStore {
     }
 
     /// The days a tenant has late readings of.
-    pub(super) async fn read_late_days(&self, tenant: TenantNo) -> Result<Vec<NaiveDate>> {
+    async fn read_late_days(&self, tenant: TenantNo) -> Result<Vec<NaiveDate>> {
         let rows = sqlx::query(LATE_DAYS)
             .bind(first_series_id(tenant))
             .bind(first_series_id(tenant + 1))

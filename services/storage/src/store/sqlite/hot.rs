@@ -9,13 +9,11 @@ use chrono::NaiveDate;
 use sqlx::{Row as _, SqliteConnection};
 
 use super::SqliteStore;
+use crate::store::backend::HotTier;
 use crate::{
     domain::ingest::DAY_MICROS,
     error::Result,
-    store::{
-        Latest, NewRows, Range, Row, SeriesId, TenantNo, day_of, day_range, first_series_id,
-        tenant_of,
-    },
+    store::{NewRows, Range, Row, TenantNo, day_of, day_range, first_series_id, tenant_of},
 };
 
 /// A day already archived is not recorded again: readings of it are late.
@@ -25,12 +23,6 @@ const RECORD_DAY: &str = "INSERT INTO hot_days (tenant_no, day, class) \
      ON CONFLICT DO NOTHING";
 const INSERT_LATE: &str =
     "INSERT INTO late_readings (series_id, ts, value) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
-const LATE_POINTS: &str = "SELECT ts, value FROM late_readings \
-     WHERE series_id = $1 AND ts >= $2 AND ts < $3 ORDER BY ts";
-/// Days as numbers since the epoch (`ts` is µs; SQLite's `/` truncates toward zero, so days
-/// before 1970 would be off by one: none are stored).
-const LATE_DAYS: &str = "SELECT DISTINCT ts / 86400000000 FROM late_readings \
-     WHERE series_id >= $1 AND series_id < $2 ORDER BY 1";
 const REMOVE_LATE: &str = "DELETE FROM late_readings \
      WHERE series_id >= $1 AND series_id < $2 AND ts >= $3 AND ts < $4";
 const CLASS_OF_DAY: &str = "SELECT class FROM hot_days WHERE tenant_no = $1 AND day = $2";
@@ -44,35 +36,10 @@ fn day_key(row: &Row) -> DayKey {
     )
 }
 
-const POINTS: &str = "SELECT ts, value FROM readings \
-     WHERE series_id = $1 AND ts >= $2 AND ts < $3 ORDER BY ts";
 /// A tenant's readings of a day: its series each sought by `(series_id, ts)`.
 const COUNT_DAY: &str = "SELECT count(*) FROM readings WHERE series_id IN \
      (SELECT series_id FROM series WHERE series_id >= $1 AND series_id < $2) \
      AND ts >= $3 AND ts < $4";
-
-/// The last reading of each of a machine's series, from the hot tier or the last minute
-/// rollup, whichever is newer (the rollup only when the hot tier has nothing left of the
-/// series); `value` is SQLite's bare column of the row with `max(ts)`.
-const LATEST: &str = "SELECT metric, max(ts), value FROM ( \
-         SELECT s.metric, r.ts, r.value FROM series s \
-         JOIN readings r ON r.series_id = s.series_id \
-             AND r.ts = (SELECT max(ts) FROM readings WHERE series_id = s.series_id) \
-         WHERE s.tenant_no = $1 AND s.machine_id = $2 \
-         UNION ALL \
-         SELECT s.metric, m.last_ts, m.last FROM series s \
-         JOIN rollups_1m m ON m.series_id = s.series_id \
-             AND m.bucket = (SELECT max(bucket) FROM rollups_1m WHERE series_id = s.series_id) \
-         WHERE s.tenant_no = $1 AND s.machine_id = $2) \
-     GROUP BY metric ORDER BY metric";
-
-/// A series' readings in the ranges `$2`, a JSON array of `[start, end)` pairs (µs): an index
-/// range scan for each, one statement. `CROSS JOIN` makes SQLite loop over the ranges first;
-/// left to itself it scanned the series' readings once per range (ten times slower in the
-/// tests).
-const POINTS_IN: &str = "SELECT r.ts, r.value FROM json_each($2) e \
-     CROSS JOIN readings r ON r.series_id = $1 AND r.ts >= json_extract(e.value, '$[0]') \
-         AND r.ts < json_extract(e.value, '$[1]')";
 
 /// Rolls a tenant's (`$1 <= series_id < $2`) readings in `[$3, $4)` up into minute buckets,
 /// replacing what was there. Driven by the tenant's series, so each series' readings are
@@ -153,72 +120,6 @@ fn chunks(rows: &[Row]) -> impl Iterator<Item = &[Row]> {
 }
 
 impl SqliteStore {
-    /// A series' readings in several ranges, in one statement ([`POINTS_IN`]).
-    pub(super) async fn read_points_in(
-        &self,
-        series: SeriesId,
-        ranges: &[Range],
-    ) -> Result<Vec<(i64, f64)>> {
-        if ranges.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = sqlx::query(POINTS_IN)
-            .bind(series)
-            .bind(super::ranges_json(ranges)?)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-    }
-
-    /// The tenants' `rolled_to` (those rolled up at all). The transaction began with
-    /// `BEGIN IMMEDIATE`: the rollup job waits for it.
-    pub(super) async fn rolled_to_of(
-        tx: &mut SqliteConnection,
-        tenants: &[TenantNo],
-    ) -> Result<std::collections::HashMap<TenantNo, i64>> {
-        let mut rolled_to = std::collections::HashMap::new();
-        for &tenant in tenants {
-            let row = sqlx::query("SELECT rolled_to FROM rollup_state WHERE tenant_no = $1")
-                .bind(tenant)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(ts) = row.and_then(|r| r.get::<Option<i64>, _>(0)) {
-                rolled_to.insert(tenant, ts);
-            }
-        }
-        Ok(rolled_to)
-    }
-
-    /// Inserts rows, returning the new ones: rows of days in the hot tier into `readings`,
-    /// rows of days already archived into `late_readings`.
-    pub(super) async fn insert_new(
-        &self,
-        tx: &mut SqliteConnection,
-        rows: &[Row],
-    ) -> Result<NewRows> {
-        let hot_days = Self::hot_days_of(tx, rows).await?;
-        let (hot, late): (Vec<Row>, Vec<Row>) = rows
-            .iter()
-            .partition(|row| hot_days.contains(&day_key(row)));
-        let mut new = NewRows {
-            hot: Self::insert_hot(tx, &hot).await?,
-            late: Vec::new(),
-        };
-        for row in late {
-            let stored = sqlx::query(INSERT_LATE)
-                .bind(row.series_id)
-                .bind(row.ts_micros)
-                .bind(row.value)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if stored == 1 {
-                new.late.push(row);
-            }
-        }
-        Ok(new)
-    }
-
     /// Which of the (tenant, day) pairs of the rows are in the hot tier. The transaction began
     /// with `BEGIN IMMEDIATE`: no archive commits meanwhile.
     async fn hot_days_of(tx: &mut SqliteConnection, rows: &[Row]) -> Result<HashSet<DayKey>> {
@@ -277,27 +178,30 @@ impl SqliteStore {
         }
         Ok(new)
     }
+}
 
-    /// The classes that have days in the hot tier.
-    pub(super) async fn classes_in_use(&self) -> Result<Vec<u32>> {
-        let rows = sqlx::query("SELECT DISTINCT class FROM hot_days WHERE class > 0")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|row| u32::try_from(row.get::<i64, _>(0)).ok())
-            .collect())
-    }
+impl HotTier for SqliteStore {
+    type Class = i64;
 
-    /// SQLite keeps every day in one table: there is nothing to create ahead.
-    #[allow(clippy::unused_async)]
-    pub(super) async fn create_leaves(&self, _classes: &[u32], _days: &[NaiveDate]) -> Result<()> {
+    const ROLLUP_QUARTERS: &'static str = super::ROLLUP_QUARTERS;
+    const ROLLUP_HOURS: &'static str = super::ROLLUP_HOURS;
+    const EXPIRE_MINUTES: &'static str = super::EXPIRE_MINUTES;
+    const EXPIRE_QUARTERS: &'static str = super::EXPIRE_QUARTERS;
+    const EXPIRE_HOURS: &'static str = super::EXPIRE_HOURS;
+    const MERGE_MINUTE: &'static str = super::MERGE_MINUTE;
+    const MERGE_QUARTER: &'static str = super::MERGE_QUARTER;
+    const MERGE_HOUR: &'static str = super::MERGE_HOUR;
+
+    async fn migrate_hot(&self) -> Result<()> {
+        let mut migrator = sqlx::migrate!("./migrations/sqlite");
+        migrator.dangerous_set_table_name(crate::store::MIGRATIONS_TABLE);
+        migrator.run(&self.pool).await?;
         Ok(())
     }
 
     /// Records the tenant's day with its class, unless it was recorded before. SQLite keeps
     /// every day in one table: there is nothing to create.
-    pub(super) async fn record_day(
+    async fn record_day(
         &self,
         tx: &mut SqliteConnection,
         tenant: TenantNo,
@@ -313,9 +217,88 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// The classes that have days in the hot tier.
+    async fn read_classes_in_use(&self) -> Result<Vec<u32>> {
+        let rows = sqlx::query("SELECT DISTINCT class FROM hot_days WHERE class > 0")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| u32::try_from(row.get::<i64, _>(0)).ok())
+            .collect())
+    }
+
+    /// SQLite keeps every day in one table: there is nothing to create ahead.
+    #[allow(clippy::unused_async)]
+    async fn create_leaves(&self, _classes: &[u32], _days: &[NaiveDate]) -> Result<()> {
+        Ok(())
+    }
+
+    /// The tenants' `rolled_to` (those rolled up at all). The transaction began with
+    /// `BEGIN IMMEDIATE`: the rollup job waits for it.
+    async fn rolled_to_of(
+        tx: &mut SqliteConnection,
+        tenants: &[TenantNo],
+    ) -> Result<std::collections::HashMap<TenantNo, i64>> {
+        let mut rolled_to = std::collections::HashMap::new();
+        for &tenant in tenants {
+            let row = sqlx::query("SELECT rolled_to FROM rollup_state WHERE tenant_no = $1")
+                .bind(tenant)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(ts) = row.and_then(|r| r.get::<Option<i64>, _>(0)) {
+                rolled_to.insert(tenant, ts);
+            }
+        }
+        Ok(rolled_to)
+    }
+
+    /// Inserts rows, returning the new ones: rows of days in the hot tier into `readings`,
+    /// rows of days already archived into `late_readings`.
+    async fn insert_new(&self, tx: &mut SqliteConnection, rows: &[Row]) -> Result<NewRows> {
+        let hot_days = Self::hot_days_of(tx, rows).await?;
+        let (hot, late): (Vec<Row>, Vec<Row>) = rows
+            .iter()
+            .partition(|row| hot_days.contains(&day_key(row)));
+        let mut new = NewRows {
+            hot: Self::insert_hot(tx, &hot).await?,
+            late: Vec::new(),
+        };
+        for row in late {
+            let stored = sqlx::query(INSERT_LATE)
+                .bind(row.series_id)
+                .bind(row.ts_micros)
+                .bind(row.value)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if stored == 1 {
+                new.late.push(row);
+            }
+        }
+        Ok(new)
+    }
+
+    /// Rolls the tenant's readings in `range` up into minute buckets; returns the buckets
+    /// written.
+    async fn roll_up_minutes(
+        tx: &mut SqliteConnection,
+        tenant: TenantNo,
+        range: Range,
+    ) -> Result<u64> {
+        Ok(sqlx::query(ROLLUP_MINUTES)
+            .bind(first_series_id(tenant))
+            .bind(first_series_id(tenant + 1))
+            .bind(range.start_micros)
+            .bind(range.end_micros)
+            .execute(tx)
+            .await?
+            .rows_affected())
+    }
+
     /// The tenant's day's class, or `None` when the day is not in the hot tier. Nothing to
     /// lock: the transaction began with `BEGIN IMMEDIATE`, which holds every writer off.
-    pub(super) async fn lock_day(
+    async fn lock_day(
         tx: &mut SqliteConnection,
         tenant: TenantNo,
         day: NaiveDate,
@@ -329,7 +312,7 @@ impl SqliteStore {
     }
 
     /// How many readings the tenant's day holds.
-    pub(super) async fn count_day(
+    async fn count_day(
         tx: &mut SqliteConnection,
         tenant: TenantNo,
         day: NaiveDate,
@@ -349,7 +332,7 @@ impl SqliteStore {
 
     /// Removes the tenant's day from the hot tier: its readings (a range of the primary key
     /// for each series) and its record.
-    pub(super) async fn remove_day(
+    async fn remove_day(
         tx: &mut SqliteConnection,
         tenant: TenantNo,
         day: NaiveDate,
@@ -375,77 +358,8 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// The last reading of every metric of a machine, ordered by metric.
-    pub(super) async fn read_latest(
-        &self,
-        tenant: TenantNo,
-        machine_id: &str,
-    ) -> Result<Vec<Latest>> {
-        let rows = sqlx::query(LATEST)
-            .bind(tenant)
-            .bind(machine_id)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Latest {
-                metric: r.get(0),
-                ts_micros: r.get(1),
-                value: r.get(2),
-            })
-            .collect())
-    }
-
-    /// The readings of a series in a range, oldest first.
-    pub(super) async fn read_points(
-        &self,
-        series: SeriesId,
-        range: Range,
-    ) -> Result<Vec<(i64, f64)>> {
-        self.series_points(POINTS, series, range).await
-    }
-
-    /// Rolls the tenant's readings in `range` up into minute buckets; returns the buckets
-    /// written.
-    pub(super) async fn roll_up_minutes(
-        tx: &mut SqliteConnection,
-        tenant: TenantNo,
-        range: Range,
-    ) -> Result<u64> {
-        Ok(sqlx::query(ROLLUP_MINUTES)
-            .bind(first_series_id(tenant))
-            .bind(first_series_id(tenant + 1))
-            .bind(range.start_micros)
-            .bind(range.end_micros)
-            .execute(tx)
-            .await?
-            .rows_affected())
-    }
-
-    /// A series' late readings in a range, oldest first.
-    pub(super) async fn read_late_points(
-        &self,
-        series: SeriesId,
-        range: Range,
-    ) -> Result<Vec<(i64, f64)>> {
-        self.series_points(LATE_POINTS, series, range).await
-    }
-
-    /// The days a tenant has late readings of.
-    pub(super) async fn read_late_days(&self, tenant: TenantNo) -> Result<Vec<NaiveDate>> {
-        let rows = sqlx::query(LATE_DAYS)
-            .bind(first_series_id(tenant))
-            .bind(first_series_id(tenant + 1))
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| day_of(r.get::<i64, _>(0) * DAY_MICROS))
-            .collect())
-    }
-
     /// Deletes a tenant's late readings of a day; returns how many.
-    pub(super) async fn remove_late(
+    async fn remove_late(
         tx: &mut SqliteConnection,
         tenant: TenantNo,
         day: NaiveDate,
@@ -459,21 +373,5 @@ impl SqliteStore {
             .execute(tx)
             .await?
             .rows_affected())
-    }
-
-    /// A series' `(ts, value)` in a range, from `statement` (`$1` series, `[$2, $3)`).
-    async fn series_points(
-        &self,
-        statement: &'static str,
-        series: SeriesId,
-        range: Range,
-    ) -> Result<Vec<(i64, f64)>> {
-        let rows = sqlx::query(statement)
-            .bind(series)
-            .bind(range.start_micros)
-            .bind(range.end_micros)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 }
