@@ -56,6 +56,9 @@ pub struct Config {
     /// Where the service's metrics are registered (served by whoever runs it).
     #[arg(skip)]
     pub metrics: mfg_common::metrics::Registry,
+    /// Observers of ingest beside alerting, given by whoever embeds the service.
+    #[arg(skip)]
+    pub observers: Vec<Arc<dyn crate::ingest::IngestObserver>>,
 }
 
 /// What the storage service does, apart from where it listens, whom it calls and where its
@@ -244,6 +247,7 @@ impl Config {
             options: StorageOptions::default(),
             server: ServerArgs::default(),
             metrics: mfg_common::metrics::Registry::default(),
+            observers: Vec::new(),
         }
     }
 

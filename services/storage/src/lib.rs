@@ -212,8 +212,10 @@ async fn become_ready(config: Config, parts: Parts, shutdown: CancellationToken)
     else {
         return;
     };
-    // Ingest shows every batch to its observers: alerting evaluates them.
-    let observers: Vec<Arc<dyn IngestObserver>> = vec![Arc::new(alerting.evaluator().clone())];
+    // Ingest shows every batch to its observers: alerting evaluates them, and those the
+    // embedding process gave.
+    let mut observers: Vec<Arc<dyn IngestObserver>> = vec![Arc::new(alerting.evaluator().clone())];
+    observers.extend(config.observers.iter().cloned());
     let ingest = Ingest::new(
         store.clone(),
         directory.clone(),
