@@ -16,6 +16,7 @@ pub mod pagination;
 pub mod retention;
 pub mod secret_file;
 pub mod shutdown;
+pub mod startup;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

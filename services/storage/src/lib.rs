@@ -28,6 +28,7 @@ use mfg_common::{
     clock::{SharedClock, system_clock},
     grpc::{self, Health, lazy_channel},
     shutdown::CancellationToken,
+    startup::{self, Database},
 };
 use mfg_proto::{
     service_names,
@@ -89,12 +90,12 @@ pub async fn run_with_clock(
         config.options.alert_subscribers_per_key,
         config.options.alert_subscribers_per_tenant,
     );
-    let pool = Arc::new(OnceLock::new());
+    let database = Database::new("storage", &config.database);
     let metrics = StorageMetrics::register(
         &config.metrics,
         ready.clone(),
         subscribers.clone(),
-        pool.clone(),
+        database.pool(),
         config.database.pool.max_connections,
     );
     let routes = routes
@@ -128,19 +129,19 @@ pub async fn run_with_clock(
         ready: ready.clone(),
         health: health.clone(),
         metrics,
-        pool,
+        database,
     };
-    let readiness = tokio::spawn(become_ready(config.clone(), parts, shutdown.clone()));
-    let served = grpc::serve(
+    let readiness = become_ready(config.clone(), parts, shutdown.clone());
+    let served = startup::serve_becoming_ready(
         listener,
         routes,
         health,
         Some(auth),
         shutdown,
         &config.server,
+        readiness,
     )
     .await;
-    readiness.abort();
     if let Some(storage) = ready.get() {
         storage.alerting.journal().finished().await;
         storage.queries.store().close().await;
@@ -156,8 +157,7 @@ struct Parts {
     ready: ReadyStorage,
     health: Health,
     metrics: Arc<StorageMetrics>,
-    /// The pool, for the metrics, once connected.
-    pool: Arc<OnceLock<mfg_common::db::DbPool>>,
+    database: Database,
 }
 
 async fn become_ready(config: Config, parts: Parts, shutdown: CancellationToken) {
@@ -168,26 +168,20 @@ async fn become_ready(config: Config, parts: Parts, shutdown: CancellationToken)
         ready,
         health,
         metrics,
-        pool: pool_cell,
+        database,
     } = parts;
-    let url = mfg_common::db::redact(&config.database.url);
-    let what = format!("storage database {url}");
-    let Some((store, alert_store, job_store)) =
-        grpc::retry_until_ready(&what, &shutdown, || async {
-            let pool = mfg_common::db::connect(&config.database).await?;
-            let _ = pool_cell.set(pool.clone());
-            let alert_store = store::open_alerts(pool.clone());
-            let job_store = store::open_jobs(pool.clone());
-            let store = store::open(pool);
-            store.migrate().await?;
-            Ok::<_, error::StorageError>((
-                Arc::<dyn TelemetryStore>::from(store),
-                alert_store,
-                job_store,
-            ))
-        })
-        .await
-    else {
+    let opened = database.open(&shutdown, |pool| async {
+        let alert_store = store::open_alerts(pool.clone());
+        let job_store = store::open_jobs(pool.clone());
+        let store = store::open(pool);
+        store.migrate().await?;
+        Ok::<_, error::StorageError>((
+            Arc::<dyn TelemetryStore>::from(store),
+            alert_store,
+            job_store,
+        ))
+    });
+    let Some((store, alert_store, job_store)) = opened.await else {
         return;
     };
     let mut writer = config.writer();
@@ -254,10 +248,11 @@ async fn become_ready(config: Config, parts: Parts, shutdown: CancellationToken)
             shutdown.clone(),
         ));
     }
-    grpc::keep_health(&what, health, shutdown, || async {
-        storage.queries.store().ping().await.is_ok()
-    })
-    .await;
+    database
+        .keep_health(health, shutdown, || async {
+            storage.queries.store().ping().await.is_ok()
+        })
+        .await;
 }
 
 /// Loads the rules and the unresolved alerts, and starts the journal and the evaluator (which

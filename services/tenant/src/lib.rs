@@ -16,6 +16,7 @@ use mfg_common::{
     clock::{SharedClock, system_clock},
     grpc::{self, Health},
     shutdown::CancellationToken,
+    startup::{self, Database},
 };
 use mfg_proto::{service_names, tenant::v1::tenant_service_server::TenantServiceServer};
 use tokio::net::TcpListener;
@@ -65,65 +66,60 @@ pub async fn run_with_clock(
         100_000,
     );
     let auth = AuthLayer::new(Authenticator::new(&operator_token, keys));
-    let pool = Arc::new(OnceLock::new());
+    let database = Database::new("tenant", &config.database);
     config
         .metrics
         .register_collector(mfg_common::metrics::PoolCollector::new(
             "tenant",
-            pool.clone(),
+            database.pool(),
             config.database.pool.max_connections,
         ));
 
-    let readiness = tokio::spawn(become_ready(
-        config.clone(),
+    let readiness = become_ready(
+        database,
         hasher,
         clock,
         ready.clone(),
-        pool,
         health.clone(),
         shutdown.clone(),
-    ));
-    let served = grpc::serve(
+    );
+    let served = startup::serve_becoming_ready(
         listener,
         routes,
         health,
         Some(auth),
         shutdown,
         &config.server,
+        readiness,
     )
     .await;
-    readiness.abort();
     if let Some(tenants) = ready.get() {
         tenants.store().close().await;
     }
     served
 }
 
+/// Opens the database (retrying), makes the service ready, then keeps its health.
 async fn become_ready(
-    config: Config,
+    database: Database,
     hasher: KeyHasher,
     clock: SharedClock,
     ready: ReadyTenants,
-    pool_cell: Arc<OnceLock<mfg_common::db::DbPool>>,
     health: Health,
     shutdown: CancellationToken,
 ) {
-    let url = mfg_common::db::redact(&config.database.url);
-    let what = format!("tenant database {url}");
-    let Some(store) = grpc::retry_until_ready(&what, &shutdown, || async {
-        let pool = mfg_common::db::connect(&config.database).await?;
-        let _ = pool_cell.set(pool.clone());
+    let opened = database.open(&shutdown, |pool| async {
         let store = store::open(pool);
         store.migrate().await?;
         Ok::<_, error::TenantError>(store)
-    })
-    .await
-    else {
+    });
+    let Some(store) = opened.await else {
         return;
     };
     let tenants = ready.get_or_init(|| Tenants::new(Arc::from(store), hasher, clock));
-    grpc::keep_health(&what, health, shutdown, || async {
-        tenants.store().ping().await.is_ok()
-    })
-    .await;
+    database
+        .keep_health(health, shutdown, || async {
+            tenants.store().ping().await.is_ok()
+        })
+        .await;
 }

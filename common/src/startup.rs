@@ -1,0 +1,88 @@
+//! The start-up skeleton every service shares. A service serves at once, its health NOT_SERVING
+//! and its RPCs UNAVAILABLE, while its database is reached and migrated in the background,
+//! retrying with backoff; then it is SERVING for as long as the database answers. Cost and
+//! provisioning take the same steps as tenant and storage.
+
+use std::{
+    future::Future,
+    sync::{Arc, OnceLock},
+};
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+
+use crate::{
+    auth::AuthLayer,
+    config::{DatabaseArgs, ServerArgs},
+    db::{self, DbPool},
+    grpc::{self, Health},
+};
+
+/// A service's database on its way up: what to call it in logs, and the pool once connected
+/// (for the pool's metrics).
+#[derive(Debug, Clone)]
+pub struct Database {
+    what: String,
+    args: DatabaseArgs,
+    pool: Arc<OnceLock<DbPool>>,
+}
+
+impl Database {
+    /// The database of `service` (its name in logs), as `args` give it.
+    pub fn new(service: &str, args: &DatabaseArgs) -> Self {
+        Self {
+            what: format!("{service} database {}", db::redact(&args.url)),
+            args: args.clone(),
+            pool: Arc::default(),
+        }
+    }
+
+    /// The pool once connected, for [`crate::metrics::PoolCollector`].
+    pub fn pool(&self) -> Arc<OnceLock<DbPool>> {
+        self.pool.clone()
+    }
+
+    /// Connects, then opens the service's stores with `open` (which migrates them), retrying
+    /// both with backoff until they succeed; `None` when shut down first.
+    pub async fn open<T, E, F, Fut>(&self, shutdown: &CancellationToken, open: F) -> Option<T>
+    where
+        E: std::fmt::Display + From<sqlx::Error>,
+        F: Fn(DbPool) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let open = &open;
+        grpc::retry_until_ready(&self.what, shutdown, || async move {
+            let pool = db::connect(&self.args).await?;
+            let _ = self.pool.set(pool.clone());
+            open(pool).await
+        })
+        .await
+    }
+
+    /// SERVING while `ping` succeeds, checked until shutdown.
+    pub async fn keep_health<F, Fut>(&self, health: Health, shutdown: CancellationToken, ping: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = bool>,
+    {
+        grpc::keep_health(&self.what, health, shutdown, ping).await;
+    }
+}
+
+/// Serves `routes` while `become_ready` (which opens the database and keeps the health) runs
+/// beside it, and stops it when serving ends.
+pub async fn serve_becoming_ready(
+    listener: TcpListener,
+    routes: Routes,
+    health: Health,
+    auth: Option<AuthLayer>,
+    shutdown: CancellationToken,
+    args: &ServerArgs,
+    become_ready: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let readiness = tokio::spawn(become_ready);
+    let served = grpc::serve(listener, routes, health, auth, shutdown, args).await;
+    readiness.abort();
+    served
+}
