@@ -87,9 +87,36 @@ pub struct ForUpdate {
 }
 
 impl ForUpdate {
-    /// The statement for a backend that locks rows, or not.
-    pub fn on(&self, locks_rows: bool) -> &'static str {
-        if locks_rows { self.locking } else { self.plain }
+    /// The statement as database `DB` runs it.
+    pub fn of<DB: SqlDialect>(&self) -> &'static str {
+        if DB::LOCKS_ROWS {
+            self.locking
+        } else {
+            self.plain
+        }
+    }
+}
+
+/// What the services' stores, generic over their database, need to know of it beyond sqlx.
+pub trait SqlDialect: sqlx::Database {
+    /// Whether a read-modify-write locks the rows it reads with `FOR UPDATE`; SQLite has no
+    /// row locks, and its write transactions lock the whole database as they begin.
+    const LOCKS_ROWS: bool;
+    /// How many rows a statement changed.
+    fn rows_affected(result: &Self::QueryResult) -> u64;
+}
+
+impl SqlDialect for sqlx::Postgres {
+    const LOCKS_ROWS: bool = true;
+    fn rows_affected(result: &sqlx::postgres::PgQueryResult) -> u64 {
+        result.rows_affected()
+    }
+}
+
+impl SqlDialect for sqlx::Sqlite {
+    const LOCKS_ROWS: bool = false;
+    fn rows_affected(result: &sqlx::sqlite::SqliteQueryResult) -> u64 {
+        result.rows_affected()
     }
 }
 

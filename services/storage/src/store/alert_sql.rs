@@ -282,7 +282,7 @@ where
         change: RuleChange<'_>,
     ) -> Result<AlertRule> {
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query(RULE_FOR_UPDATE.on(B::LOCKS_ROWS))
+        let row = sqlx::query(RULE_FOR_UPDATE.of::<B::Db>())
             .bind(B::uuid(tenant))
             .bind(B::uuid(rule))
             .fetch_optional(&mut *tx)

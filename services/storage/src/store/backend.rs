@@ -5,6 +5,7 @@
 use std::{collections::HashMap, future::Future};
 
 use chrono::NaiveDate;
+use mfg_common::db::SqlDialect;
 use sqlx::{Database, Pool};
 use uuid::Uuid;
 
@@ -17,15 +18,11 @@ use crate::{domain::Rollup, error::Result};
 /// A backend of the stores: PostgreSQL or SQLite.
 pub trait SqlBackend: Send + Sync + std::fmt::Debug + 'static {
     /// Its database.
-    type Db: Database;
+    type Db: SqlDialect;
     /// A time as its columns hold it (`timestamptz`; µs since the epoch on SQLite).
     type Ts: Send + Sync + 'static;
     /// An id as its columns hold it (`uuid`; text on SQLite).
     type Uuid: Send + Sync + 'static;
-
-    /// Whether a read-modify-write locks the rows it reads with `FOR UPDATE`; SQLite has no
-    /// row locks, and its write transactions lock the whole database as they begin.
-    const LOCKS_ROWS: bool;
 
     /// Its pool.
     fn pool(&self) -> &Pool<Self::Db>;
@@ -38,7 +35,9 @@ pub trait SqlBackend: Send + Sync + std::fmt::Debug + 'static {
     /// A column's id.
     fn uuid_of(id: Self::Uuid) -> Result<Uuid>;
     /// How many rows a statement changed.
-    fn rows_affected(result: &<Self::Db as Database>::QueryResult) -> u64;
+    fn rows_affected(result: &<Self::Db as Database>::QueryResult) -> u64 {
+        <Self::Db as SqlDialect>::rows_affected(result)
+    }
 
     /// Begins a write transaction (see `write_turn`).
     fn begin_write(&self) -> impl Future<Output = Result<WriteTx<Self::Db>, sqlx::Error>> + Send;

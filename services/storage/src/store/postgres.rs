@@ -377,7 +377,6 @@ impl SqlBackend for PostgresStore {
     type Db = Db;
     type Ts = DbTs;
     type Uuid = DbUuid;
-    const LOCKS_ROWS: bool = true;
 
     fn pool(&self) -> &PgPool {
         &self.pool
@@ -393,9 +392,6 @@ impl SqlBackend for PostgresStore {
     }
     fn uuid_of(id: DbUuid) -> Result<Uuid> {
         uuid_of(id)
-    }
-    fn rows_affected(result: &sqlx::postgres::PgQueryResult) -> u64 {
-        result.rows_affected()
     }
 
     async fn begin_write(&self) -> std::result::Result<WriteTx<Db>, sqlx::Error> {

@@ -223,7 +223,6 @@ impl SqlBackend for SqliteStore {
     type Db = Db;
     type Ts = DbTs;
     type Uuid = DbUuid;
-    const LOCKS_ROWS: bool = false;
 
     fn pool(&self) -> &SqlitePool {
         &self.pool
@@ -239,9 +238,6 @@ impl SqlBackend for SqliteStore {
     }
     fn uuid_of(id: DbUuid) -> Result<Uuid> {
         uuid_of(id)
-    }
-    fn rows_affected(result: &sqlx::sqlite::SqliteQueryResult) -> u64 {
-        result.rows_affected()
     }
 
     /// Waits for this process's turn at the file, then begins with `BEGIN IMMEDIATE`.

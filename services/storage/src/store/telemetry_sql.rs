@@ -164,7 +164,7 @@ where
 
     async fn resolve_series(&self, tenant: TenantNo, keys: &[SeriesKey]) -> Result<Vec<SeriesId>> {
         let mut tx = self.begin_write().await?;
-        let mut next: i64 = sqlx::query(NEXT_SERIES_FOR_UPDATE.on(B::LOCKS_ROWS))
+        let mut next: i64 = sqlx::query(NEXT_SERIES_FOR_UPDATE.of::<B::Db>())
             .bind(tenant)
             .fetch_one(&mut *tx)
             .await?
@@ -316,7 +316,7 @@ where
     async fn roll_up(&self, tenant: TenantNo, range: Range) -> Result<u64> {
         let (lower, upper) = series_range(tenant);
         let mut tx = self.begin_write().await?;
-        let rolled_to: Option<B::Ts> = sqlx::query(ROLLED_TO_FOR_UPDATE.on(B::LOCKS_ROWS))
+        let rolled_to: Option<B::Ts> = sqlx::query(ROLLED_TO_FOR_UPDATE.of::<B::Db>())
             .bind(tenant)
             .fetch_one(&mut *tx)
             .await?
@@ -361,7 +361,7 @@ where
         let before = bucket_start(before, Resolution::Hour.micros());
         let (lower, upper) = series_range(tenant);
         let mut tx = self.begin_write().await?;
-        let warm_from: Option<B::Ts> = sqlx::query(WARM_FROM_FOR_UPDATE.on(B::LOCKS_ROWS))
+        let warm_from: Option<B::Ts> = sqlx::query(WARM_FROM_FOR_UPDATE.of::<B::Db>())
             .bind(tenant)
             .fetch_one(&mut *tx)
             .await?

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use sqlx::{PgPool, Postgres, Transaction, migrate::MigrateError, postgres::PgQueryResult};
+use sqlx::{PgPool, Postgres, Transaction, migrate::MigrateError};
 
 use super::sql_store::{Dialect, SqlStore};
 
@@ -13,14 +13,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 pub type PostgresStore = SqlStore<Postgres>;
 
 impl Dialect for Postgres {
-    const LOCKS_ROWS: bool = true;
-
     fn migrate(pool: &PgPool) -> impl Future<Output = Result<(), MigrateError>> + Send {
         MIGRATOR.run(pool)
-    }
-
-    fn rows_affected(result: &PgQueryResult) -> u64 {
-        result.rows_affected()
     }
 
     fn begin_change(

@@ -5,7 +5,7 @@
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
-use mfg_common::db::DbErrorKind;
+use mfg_common::db::{DbErrorKind, SqlDialect};
 use sqlx::{
     Database, Executor, FromRow, IntoArguments, Pool, Transaction, migrate::MigrateError,
     types::Json,
@@ -22,11 +22,7 @@ use crate::{
 };
 
 /// What differs between the backends.
-pub trait Dialect: Database {
-    /// Whether a transaction locks the rows it reads for a change with `FOR UPDATE`; a backend
-    /// without row locks (SQLite) locks the whole database as the transaction begins.
-    const LOCKS_ROWS: bool;
-
+pub trait Dialect: SqlDialect {
     /// Applies the backend's migrations.
     fn migrate(pool: &Pool<Self>) -> impl Future<Output = Result<(), MigrateError>> + Send;
 
@@ -34,9 +30,6 @@ pub trait Dialect: Database {
     fn begin_change(
         pool: &Pool<Self>,
     ) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
-
-    /// How many rows a statement changed.
-    fn rows_affected(result: &Self::QueryResult) -> u64;
 }
 
 /// Tenants, keys and machines in a SQL database.
@@ -164,7 +157,7 @@ where
 
     async fn update_tenant(&self, id: TenantId, change: Change<'_, Tenant>) -> Result<Tenant> {
         let mut tx = DB::begin_change(&self.pool).await?;
-        let row: Option<sql::TenantRow> = sqlx::query_as(sql::TENANT_FOR_UPDATE.on(DB::LOCKS_ROWS))
+        let row: Option<sql::TenantRow> = sqlx::query_as(sql::TENANT_FOR_UPDATE.of::<DB>())
             .bind(id.0)
             .fetch_optional(&mut *tx)
             .await?;
@@ -185,7 +178,7 @@ where
     async fn insert_api_key(&self, new: &NewApiKey) -> Result<()> {
         let mut tx = DB::begin_change(&self.pool).await?;
         let tenant = new.key.tenant_id;
-        let state: Option<String> = sqlx::query_scalar(sql::STATE_FOR_UPDATE.on(DB::LOCKS_ROWS))
+        let state: Option<String> = sqlx::query_scalar(sql::STATE_FOR_UPDATE.of::<DB>())
             .bind(tenant.0)
             .fetch_optional(&mut *tx)
             .await?;
@@ -251,7 +244,7 @@ where
     async fn insert_machine(&self, machine: &Machine) -> Result<()> {
         let mut tx = DB::begin_change(&self.pool).await?;
         let tenant = machine.tenant_id;
-        let row: Option<(String, i64)> = sqlx::query_as(sql::LIMIT_FOR_UPDATE.on(DB::LOCKS_ROWS))
+        let row: Option<(String, i64)> = sqlx::query_as(sql::LIMIT_FOR_UPDATE.of::<DB>())
             .bind(tenant.0)
             .fetch_optional(&mut *tx)
             .await?;
@@ -317,17 +310,16 @@ where
         change: Change<'_, Machine>,
     ) -> Result<Machine> {
         let mut tx = DB::begin_change(&self.pool).await?;
-        let state: Option<String> = sqlx::query_scalar(sql::STATE_FOR_UPDATE.on(DB::LOCKS_ROWS))
+        let state: Option<String> = sqlx::query_scalar(sql::STATE_FOR_UPDATE.of::<DB>())
             .bind(tenant.0)
             .fetch_optional(&mut *tx)
             .await?;
         require_live(tenant, state.as_deref())?;
-        let row: Option<sql::MachineRow> =
-            sqlx::query_as(sql::MACHINE_FOR_UPDATE.on(DB::LOCKS_ROWS))
-                .bind(tenant.0)
-                .bind(id.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
+        let row: Option<sql::MachineRow> = sqlx::query_as(sql::MACHINE_FOR_UPDATE.of::<DB>())
+            .bind(tenant.0)
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
         let current = row
             .ok_or_else(|| TenantError::MachineNotFound(id.to_string()))?
             .try_into()?;

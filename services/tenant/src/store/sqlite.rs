@@ -4,7 +4,7 @@
 
 use std::future::Future;
 
-use sqlx::{Sqlite, SqlitePool, Transaction, migrate::MigrateError, sqlite::SqliteQueryResult};
+use sqlx::{Sqlite, SqlitePool, Transaction, migrate::MigrateError};
 
 use super::sql_store::{Dialect, SqlStore};
 
@@ -14,14 +14,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub type SqliteStore = SqlStore<Sqlite>;
 
 impl Dialect for Sqlite {
-    const LOCKS_ROWS: bool = false;
-
     fn migrate(pool: &SqlitePool) -> impl Future<Output = Result<(), MigrateError>> + Send {
         MIGRATOR.run(pool)
-    }
-
-    fn rows_affected(result: &SqliteQueryResult) -> u64 {
-        result.rows_affected()
     }
 
     fn begin_change(
