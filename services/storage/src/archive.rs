@@ -12,30 +12,39 @@
 //! numbers. Encoding is CPU work: call [`encode`] from `spawn_blocking` (or use
 //! [`encode_blocking`]).
 
-use std::sync::Arc;
-
-use arrow_array::{Array, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
-use arrow_schema::{DataType, Field, Schema, TimeUnit};
-use bytes::Bytes;
 use chrono::NaiveDate;
 use parquet::{
-    arrow::{ArrowWriter, arrow_reader::ParquetRecordBatchReaderBuilder},
     basic::{Compression, ZstdLevel},
     file::{metadata::SortingColumn, properties::WriterProperties},
+    schema::{parser::parse_message_type, types::Type},
 };
 use uuid::Uuid;
 
 use crate::object_store::{ObjectError, ObjectKey};
 
 mod read;
+mod write;
 
-pub use read::read_series;
+pub use read::{decode, read_series};
+pub use write::{Encoder, encode, encode_blocking};
 
 /// The root of the telemetry archive, versioned so the layout can change without ambiguity.
 pub const ROOT: &str = "telemetry/v1";
 
-/// Rows per row group: large enough for good compression, small enough to read selectively.
-const ROW_GROUP_ROWS: usize = 1 << 20;
+/// Rows per row group: large enough for good compression, small enough to read selectively
+/// and to hold one group's columns in memory while it is encoded (~20 MB).
+const ROW_GROUP_ROWS: usize = 1 << 18;
+
+/// The file's schema, in Parquet's own notation. Strings are UTF-8, times are UTC instants, so
+/// every engine reads them as `string` and `timestamp(µs, UTC)` without further metadata.
+const SCHEMA: &str = "
+    message reading {
+        REQUIRED BYTE_ARRAY machine_id (STRING);
+        REQUIRED BYTE_ARRAY metric (STRING);
+        REQUIRED INT64 ts (TIMESTAMP(MICROS, true));
+        REQUIRED DOUBLE value;
+    }
+";
 
 /// One archived reading. The tenant and the day are the file's partition.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,12 +62,9 @@ pub struct ArchivedReading {
 /// Why encoding or decoding failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
-    /// Parquet or Arrow refused the data.
+    /// Parquet refused the data.
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
-    /// Arrow refused the data.
-    #[error("arrow: {0}")]
-    Arrow(#[from] arrow_schema::ArrowError),
     /// The file is not one of ours.
     #[error("unexpected archive file: {0}")]
     Unexpected(String),
@@ -79,174 +85,23 @@ pub fn part_key(tenant: Uuid, day: NaiveDate) -> Result<ObjectKey, ObjectError> 
     ))
 }
 
-fn schema() -> Arc<Schema> {
-    Arc::new(Schema::new(vec![
-        Field::new("machine_id", DataType::Utf8, false),
-        Field::new("metric", DataType::Utf8, false),
-        Field::new(
-            "ts",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ),
-        Field::new("value", DataType::Float64, false),
-    ]))
+fn schema() -> Result<Type, ArchiveError> {
+    Ok(parse_message_type(SCHEMA)?)
 }
 
-/// Writes one Parquet file from readings given in order (by machine, metric and time), a chunk
-/// at a time, so a day of a tenant is never all in memory as rows. CPU work: call it from
-/// `spawn_blocking`.
-pub struct Encoder {
-    writer: ArrowWriter<Vec<u8>>,
-    schema: Arc<Schema>,
-    rows: u64,
-}
-
-impl std::fmt::Debug for Encoder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Encoder").field("rows", &self.rows).finish()
-    }
-}
-
-impl Encoder {
-    /// Starts a file.
-    pub fn new() -> Result<Self, ArchiveError> {
-        Self::with_row_groups_of(ROW_GROUP_ROWS)
-    }
-
-    /// Starts a file whose row groups hold at most `rows` rows.
-    pub(crate) fn with_row_groups_of(rows: usize) -> Result<Self, ArchiveError> {
-        let sorted_by = (0..3)
-            .map(|column_idx| SortingColumn {
-                column_idx,
-                descending: false,
-                nulls_first: false,
-            })
-            .collect();
-        let properties = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
-            .set_max_row_group_row_count(Some(rows))
-            .set_sorting_columns(Some(sorted_by))
-            .build();
-        let schema = schema();
-        Ok(Self {
-            writer: ArrowWriter::try_new(Vec::new(), schema.clone(), Some(properties))?,
-            schema,
-            rows: 0,
+/// zstd, and the order of the rows (machine, metric, time) declared for readers.
+fn properties() -> Result<WriterProperties, ArchiveError> {
+    let sorted_by = (0..3)
+        .map(|column_idx| SortingColumn {
+            column_idx,
+            descending: false,
+            nulls_first: false,
         })
-    }
-
-    /// Appends readings, which follow the ones before in machine, metric and time order.
-    pub fn write(&mut self, readings: &[ArchivedReading]) -> Result<(), ArchiveError> {
-        if readings.is_empty() {
-            return Ok(());
-        }
-        let batch = RecordBatch::try_new(
-            self.schema.clone(),
-            vec![
-                Arc::new(StringArray::from_iter_values(
-                    readings.iter().map(|r| r.machine_id.as_str()),
-                )),
-                Arc::new(StringArray::from_iter_values(
-                    readings.iter().map(|r| r.metric.as_str()),
-                )),
-                Arc::new(
-                    TimestampMicrosecondArray::from_iter_values(
-                        readings.iter().map(|r| r.ts_micros),
-                    )
-                    .with_timezone("UTC"),
-                ),
-                Arc::new(Float64Array::from_iter_values(
-                    readings.iter().map(|r| r.value),
-                )),
-            ],
-        )?;
-        self.writer.write(&batch)?;
-        self.rows += readings.len() as u64;
-        Ok(())
-    }
-
-    /// The readings written so far.
-    pub fn rows(&self) -> u64 {
-        self.rows
-    }
-
-    /// Ends the file and returns it.
-    pub fn finish(self) -> Result<Bytes, ArchiveError> {
-        Ok(Bytes::from(self.writer.into_inner()?))
-    }
-}
-
-/// Encodes readings as one Parquet file, sorted by machine, metric and time.
-pub fn encode(mut readings: Vec<ArchivedReading>) -> Result<Bytes, ArchiveError> {
-    readings.sort_by(|a, b| {
-        (a.machine_id.as_str(), a.metric.as_str(), a.ts_micros).cmp(&(
-            b.machine_id.as_str(),
-            b.metric.as_str(),
-            b.ts_micros,
-        ))
-    });
-    let mut encoder = Encoder::new()?;
-    for chunk in readings.chunks(ROW_GROUP_ROWS) {
-        encoder.write(chunk)?;
-    }
-    encoder.finish()
-}
-
-/// Encodes on a blocking thread, off the async runtime.
-pub async fn encode_blocking(readings: Vec<ArchivedReading>) -> Result<Bytes, ArchiveError> {
-    tokio::task::spawn_blocking(move || encode(readings))
-        .await
-        .map_err(|e| ArchiveError::Unexpected(format!("encoding task failed: {e}")))?
-}
-
-/// The columns of a batch of a file written by [`encode`].
-type Columns<'a> = (
-    &'a StringArray,
-    &'a StringArray,
-    &'a TimestampMicrosecondArray,
-    &'a Float64Array,
-);
-
-/// A batch's columns, typed; an error for a file that is not one of ours.
-fn columns(batch: &RecordBatch) -> Result<Columns<'_>, ArchiveError> {
-    let column = |i: usize| batch.column(i).as_any();
-    match (
-        column(0).downcast_ref::<StringArray>(),
-        column(1).downcast_ref::<StringArray>(),
-        column(2).downcast_ref::<TimestampMicrosecondArray>(),
-        column(3).downcast_ref::<Float64Array>(),
-    ) {
-        (Some(machines), Some(metrics), Some(times), Some(values)) => {
-            Ok((machines, metrics, times, values))
-        }
-        _ => Err(ArchiveError::Unexpected(format!(
-            "schema {}",
-            batch.schema()
-        ))),
-    }
-}
-
-/// Decodes a whole file written by [`encode`]: how tests and tools read the archive back. A
-/// query reads one series with [`read_series`] instead.
-pub fn decode(bytes: Bytes) -> Result<Vec<ArchivedReading>, ArchiveError> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
-    let mut readings = Vec::new();
-    for batch in reader {
-        let batch = batch?;
-        let (machines, metrics, times, values) = columns(&batch)?;
-        if machines.null_count() + metrics.null_count() + times.null_count() + values.null_count()
-            > 0
-        {
-            return Err(ArchiveError::Unexpected("null values".to_owned()));
-        }
-        readings.extend((0..batch.num_rows()).map(|i| ArchivedReading {
-            machine_id: machines.value(i).to_owned(),
-            metric: metrics.value(i).to_owned(),
-            ts_micros: times.value(i),
-            value: values.value(i),
-        }));
-    }
-    Ok(readings)
+        .collect();
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+        .set_sorting_columns(Some(sorted_by))
+        .build())
 }
 
 #[cfg(test)]

@@ -6,18 +6,19 @@ use std::{ops::Range, sync::Arc};
 
 use bytes::{Buf as _, Bytes};
 use parquet::{
-    arrow::arrow_reader::{
-        ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
-    },
+    column::reader::{ColumnReader, ColumnReaderImpl},
+    data_type::{ByteArray, DataType},
     errors::ParquetError,
     file::{
         metadata::{ParquetMetaData, ParquetMetaDataReader, RowGroupMetaData},
-        reader::{ChunkReader, Length},
+        properties::ReaderProperties,
+        reader::{ChunkReader, Length, RowGroupReader},
+        serialized_reader::SerializedRowGroupReader,
         statistics::Statistics,
     },
 };
 
-use super::ArchiveError;
+use super::{ArchiveError, ArchivedReading};
 use crate::object_store::{ObjectKey, ObjectStore};
 
 /// How much of a file's end is fetched first: the footer of a day's file is a few KiB, so one
@@ -62,9 +63,7 @@ pub async fn read_series(
     let reader = Chunks { size, chunks };
     let (machine_id, metric) = (machine_id.to_owned(), metric.to_owned());
     let points = tokio::task::spawn_blocking(move || {
-        let metadata = ArrowReaderMetadata::try_new(Arc::new(metadata), ArrowReaderOptions::new())?;
-        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(reader, metadata);
-        points_of(builder, groups, &machine_id, &metric, start, end)
+        points_of(reader, &metadata, &groups, &machine_id, &metric, start, end)
     })
     .await
     .map_err(|e| unexpected(format!("decoding task failed: {e}")))??;
@@ -81,38 +80,152 @@ fn series_points(
     start: i64,
     end: i64,
 ) -> Result<Vec<(i64, f64)>, ArchiveError> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
-    let groups = groups_for(builder.metadata(), machine_id, metric, start, end);
-    points_of(builder, groups, machine_id, metric, start, end)
+    let metadata = ParquetMetaDataReader::new().parse_and_finish(&bytes)?;
+    let groups = groups_for(&metadata, machine_id, metric, start, end);
+    points_of(bytes, &metadata, &groups, machine_id, metric, start, end)
+}
+
+/// Decodes a whole file written by [`super::encode`]: how tests and tools read the archive
+/// back. A query reads one series with [`read_series`] instead.
+pub fn decode(bytes: Bytes) -> Result<Vec<ArchivedReading>, ArchiveError> {
+    let metadata = ParquetMetaDataReader::new().parse_and_finish(&bytes)?;
+    let reader = Arc::new(bytes);
+    let mut readings = Vec::new();
+    for index in 0..metadata.num_row_groups() {
+        let group = Group::read(&reader, &metadata, index)?;
+        readings.extend((0..group.len()).map(|i| ArchivedReading {
+            machine_id: group.machine(i).to_owned(),
+            metric: group.metric(i).to_owned(),
+            ts_micros: group.times[i],
+            value: group.values[i],
+        }));
+    }
+    Ok(readings)
 }
 
 /// Decodes `groups` and keeps the series' readings in `[start, end)`, matching rows without
 /// copying their strings.
 fn points_of<R: ChunkReader + 'static>(
-    builder: ParquetRecordBatchReaderBuilder<R>,
-    groups: Vec<usize>,
+    reader: R,
+    metadata: &ParquetMetaData,
+    groups: &[usize],
     machine_id: &str,
     metric: &str,
     start: i64,
     end: i64,
 ) -> Result<Vec<(i64, f64)>, ArchiveError> {
-    if groups.is_empty() {
-        return Ok(Vec::new());
-    }
+    let reader = Arc::new(reader);
     let mut points = Vec::new();
-    for batch in builder.with_row_groups(groups).build()? {
-        let batch = batch?;
-        let (machines, metrics, times, values) = super::columns(&batch)?;
-        points.extend((0..batch.num_rows()).filter_map(|i| {
-            let ts = times.value(i);
+    for &index in groups {
+        let group = Group::read(&reader, metadata, index)?;
+        points.extend((0..group.len()).filter_map(|i| {
+            let ts = group.times[i];
             (ts >= start
                 && ts < end
-                && machines.value(i) == machine_id
-                && metrics.value(i) == metric)
-                .then(|| (ts, values.value(i)))
+                && group.machines[i].data() == machine_id.as_bytes()
+                && group.metrics[i].data() == metric.as_bytes())
+            .then(|| (ts, group.values[i]))
         }));
     }
     Ok(points)
+}
+
+/// One row group's columns, decoded.
+struct Group {
+    machines: Vec<ByteArray>,
+    metrics: Vec<ByteArray>,
+    times: Vec<i64>,
+    values: Vec<f64>,
+}
+
+impl Group {
+    /// Decodes row group `index`; an error for a file whose columns are not ours.
+    fn read<R: ChunkReader + 'static>(
+        reader: &Arc<R>,
+        metadata: &ParquetMetaData,
+        index: usize,
+    ) -> Result<Self, ArchiveError> {
+        let group = SerializedRowGroupReader::new(
+            Arc::clone(reader),
+            metadata.row_group(index),
+            metadata.page_index_for_row_group(index),
+            Arc::new(ReaderProperties::builder().build()),
+        )?;
+        if group.num_columns() != 4 {
+            return Err(unexpected(format!("{} columns", group.num_columns())));
+        }
+        let rows = usize::try_from(group.metadata().num_rows())
+            .map_err(|_| unexpected("a negative row count".to_owned()))?;
+        let read = Self {
+            machines: column(&group, 0, rows, as_bytes)?,
+            metrics: column(&group, 1, rows, as_bytes)?,
+            times: column(&group, 2, rows, as_int64)?,
+            values: column(&group, 3, rows, as_double)?,
+        };
+        let complete = [read.machines.len(), read.metrics.len(), read.values.len()]
+            .iter()
+            .all(|&n| n == read.times.len());
+        if !complete || read.times.len() != rows {
+            return Err(unexpected(format!(
+                "row group {index}: columns of different lengths"
+            )));
+        }
+        Ok(read)
+    }
+
+    fn len(&self) -> usize {
+        self.times.len()
+    }
+
+    fn machine(&self, i: usize) -> &str {
+        std::str::from_utf8(self.machines[i].data()).unwrap_or_default()
+    }
+
+    fn metric(&self, i: usize) -> &str {
+        std::str::from_utf8(self.metrics[i].data()).unwrap_or_default()
+    }
+}
+
+/// Reads the `rows` values of column `index`, which `typed` checks is of the expected type.
+fn column<T: DataType>(
+    group: &dyn RowGroupReader,
+    index: usize,
+    rows: usize,
+    typed: fn(ColumnReader) -> Option<ColumnReaderImpl<T>>,
+) -> Result<Vec<T::T>, ArchiveError> {
+    let descriptor = group.metadata().column(index).column_descr();
+    if descriptor.max_def_level() != 0 || descriptor.max_rep_level() != 0 {
+        return Err(unexpected(format!(
+            "column {} is not required",
+            descriptor.name()
+        )));
+    }
+    let mut reader = typed(group.get_column_reader(index)?)
+        .ok_or_else(|| unexpected(format!("column {} has another type", descriptor.name())))?;
+    let mut values = Vec::with_capacity(rows);
+    reader.read_records(rows, None, None, &mut values)?;
+    Ok(values)
+}
+
+fn as_bytes(reader: ColumnReader) -> Option<ColumnReaderImpl<parquet::data_type::ByteArrayType>> {
+    match reader {
+        ColumnReader::ByteArrayColumnReader(reader) => Some(reader),
+        _ => None,
+    }
+}
+
+fn as_int64(reader: ColumnReader) -> Option<ColumnReaderImpl<parquet::data_type::Int64Type>> {
+    match reader {
+        ColumnReader::Int64ColumnReader(reader) => Some(reader),
+        _ => None,
+    }
+}
+
+fn as_double(reader: ColumnReader) -> Option<ColumnReaderImpl<parquet::data_type::DoubleType>> {
+    match reader {
+        ColumnReader::DoubleColumnReader(reader) => Some(reader),
+        _ => None,
+    }
 }
 
 /// The row groups whose statistics allow them to hold the series in `[start, end)`.
@@ -277,9 +390,10 @@ mod tests {
         // press-7/temp is rows 150..200, in row groups 3 (120..160) and 4 (160..200). Group 2
         // (80..120) runs from cnc-1 to press-7, so its metric bounds do not bound press-7's and
         // it is read too; groups 0, 1 (cnc-1 only) and 5, 6, 7 (after press-7) are not.
-        let file = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
-        let groups: Vec<usize> = file
-            .metadata()
+        let metadata = ParquetMetaDataReader::new()
+            .parse_and_finish(&bytes)
+            .unwrap();
+        let groups: Vec<usize> = metadata
             .row_groups()
             .iter()
             .enumerate()
@@ -288,8 +402,35 @@ mod tests {
             .collect();
         assert_eq!(groups, [2, 3, 4]);
         // A time range outside the group's readings rules it out too.
-        let group = &file.metadata().row_groups()[3];
+        let group = &metadata.row_groups()[3];
         assert!(!may_hold(group, "press-7", "power", 50, 60));
+    }
+
+    #[test]
+    fn files_of_another_schema_are_refused() {
+        use parquet::{
+            data_type::Int32Type, file::writer::SerializedFileWriter,
+            schema::parser::parse_message_type,
+        };
+        let schema = "message other { REQUIRED INT32 a; REQUIRED INT32 b; REQUIRED INT32 c; REQUIRED INT32 d; }";
+        let schema = Arc::new(parse_message_type(schema).unwrap());
+        let mut writer = SerializedFileWriter::new(Vec::new(), schema, Default::default()).unwrap();
+        let mut group = writer.next_row_group().unwrap();
+        while let Some(mut column) = group.next_column().unwrap() {
+            column
+                .typed::<Int32Type>()
+                .write_batch(&[1, 2], None, None)
+                .unwrap();
+            column.close().unwrap();
+        }
+        group.close().unwrap();
+        let bytes = Bytes::from(writer.into_inner().unwrap());
+
+        let error = decode(bytes).unwrap_err();
+        assert!(
+            error.to_string().contains("column a has another type"),
+            "{error}"
+        );
     }
 
     #[tokio::test]
@@ -344,10 +485,12 @@ mod tests {
         }
         // press-7/temp is rows 1,500..2,000 of 3,000, in row groups 3 and 4 (of 400 rows);
         // group 2 runs from cnc-1 to press-7, so it may hold it too: three of eight are fetched.
-        let file = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).unwrap();
-        let groups = groups_for(file.metadata(), "press-7", "temp", 0, 500);
+        let metadata = ParquetMetaDataReader::new()
+            .parse_and_finish(&bytes)
+            .unwrap();
+        let groups = groups_for(&metadata, "press-7", "temp", 0, 500);
         assert_eq!(groups, [2, 3, 4]);
-        let fetched: u64 = byte_ranges(file.metadata(), &groups)
+        let fetched: u64 = byte_ranges(&metadata, &groups)
             .iter()
             .map(|r| r.end - r.start)
             .sum();
