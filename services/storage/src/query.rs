@@ -163,7 +163,7 @@ impl Queries {
             }
             Some((step, aggregation)) => {
                 let state = self.store.rollup_state(tenant).await?;
-                let cover = cover(range, step, state);
+                let cover = cover(range, step, state, aggregation.is_additive());
                 let buckets = self
                     .buckets(series, &query.key, step, &cover, &cold, &mut tiers)
                     .await?;
@@ -198,20 +198,21 @@ impl Queries {
         let [minutes, quarters, hours] = Resolution::ALL.map(|resolution| {
             self.rollups_in(series, resolution, &cover.rollups[resolution.index()])
         });
-        let (minutes, quarters, hours, points) =
+        let (minutes, quarters, hours, mut raw) =
             tokio::try_join!(minutes, quarters, hours, self.store.points_in(series, &hot))?;
-        let mut buckets: BTreeMap<i64, Rollup> = BTreeMap::new();
-        let mut add = |start: i64, rollup: &Rollup| {
-            buckets
-                .entry(bucket_start(start, step))
-                .and_modify(|b| *b = b.merge(rollup))
-                .or_insert(*rollup);
-        };
-        for (start, rollup) in minutes.iter().chain(&quarters).chain(&hours) {
-            add(*start, rollup);
+        let mut buckets = Buckets::new(step);
+        let mut splits = Vec::new();
+        for (start, rollup) in minutes {
+            match cover
+                .splits
+                .binary_search_by_key(&start, |split| split.minute.start_micros)
+            {
+                Ok(i) => splits.push((cover.splits[i], rollup)),
+                Err(_) => buckets.add(start, &rollup),
+            }
         }
-        for (start, rollup) in roll_up(points, step) {
-            add(start, &rollup);
+        for (start, rollup) in quarters.iter().chain(&hours) {
+            buckets.add(*start, rollup);
         }
         let warm = cover.warm();
         if !warm.is_empty() {
@@ -220,12 +221,48 @@ impl Queries {
         if !hot.is_empty() {
             tiers.insert(Tier::Hot);
         }
-        if cold.is_empty() {
-            return Ok(buckets);
+        if !cold.is_empty() {
+            raw.extend(
+                self.archived_buckets(key, series, cover, cold, &mut buckets, tiers)
+                    .await?,
+            );
         }
-        // Late readings (of archived days): those in the warm tier's ranges join it when
-        // archived, so until then those the archive lacks are added here; those in the raw
-        // ranges come after the archived readings, each reading once: the first write wins.
+        raw.sort_by_key(|&(ts, _)| ts);
+        for (split, whole) in splits {
+            let read = &raw[in_range(&raw, split.read)];
+            let part = read
+                .iter()
+                .fold(None, |part: Option<Rollup>, &(ts, value)| {
+                    Some(part.map_or(Rollup::of(ts, value), |p| p.merge(&Rollup::of(ts, value))))
+                });
+            let rest = match part {
+                Some(part) => whole.without(&part),
+                None => Some(whole),
+            };
+            if let Some(rest) = rest {
+                buckets.add(split.rest.start_micros, &rest);
+            }
+        }
+        for (start, rollup) in roll_up(raw, step) {
+            buckets.add(start, &rollup);
+        }
+        Ok(buckets.0)
+    }
+
+    /// On archived days, the readings of `cover`'s raw ranges (from the archive, and late
+    /// readings after them: the first write of a reading wins), returned; and late readings in
+    /// the warm tier's ranges that the archive lacks, added to `buckets` (they join the
+    /// rollups when archived).
+    async fn archived_buckets(
+        &self,
+        key: &SeriesKey,
+        series: SeriesId,
+        cover: &Cover,
+        cold: &[ColdObject],
+        buckets: &mut Buckets,
+        tiers: &mut BTreeSet<Tier>,
+    ) -> Result<Vec<(i64, f64)>> {
+        let warm = cover.warm();
         let hull = Range {
             start_micros: cover
                 .raw
@@ -255,8 +292,8 @@ impl Queries {
         }
         if !late_warm.is_empty() {
             let fresh = self.unarchived(cold, key, late_warm).await?;
-            for (start, rollup) in roll_up(fresh, step) {
-                add(start, &rollup);
+            for (start, rollup) in roll_up(fresh, buckets.1) {
+                buckets.add(start, &rollup);
             }
         }
         let mut archived = Vec::new();
@@ -276,10 +313,7 @@ impl Queries {
         archived.extend(late_raw);
         archived.sort_by_key(|&(ts, _)| ts);
         archived.dedup_by_key(|&mut (ts, _)| ts);
-        for (start, rollup) in roll_up(archived, step) {
-            add(start, &rollup);
-        }
-        Ok(buckets)
+        Ok(archived)
     }
 
     /// A series' rollups of `resolution` in `ranges` (aligned, disjoint, oldest first), read
@@ -378,4 +412,28 @@ impl Queries {
     pub fn ingest(&self) -> &Ingest {
         &self.ingest
     }
+}
+
+/// Buckets of a step (`.1`) by start, each the merge of the rollups added to it.
+struct Buckets(BTreeMap<i64, Rollup>, i64);
+
+impl Buckets {
+    fn new(step: i64) -> Self {
+        Self(BTreeMap::new(), step)
+    }
+
+    /// Adds a rollup of readings from `start` on to their bucket.
+    fn add(&mut self, start: i64, rollup: &Rollup) {
+        self.0
+            .entry(bucket_start(start, self.1))
+            .and_modify(|b| *b = b.merge(rollup))
+            .or_insert(*rollup);
+    }
+}
+
+/// The indices of the readings (sorted by time) in `range`.
+fn in_range(readings: &[(i64, f64)], range: Range) -> std::ops::Range<usize> {
+    let from = readings.partition_point(|&(ts, _)| ts < range.start_micros);
+    let to = readings.partition_point(|&(ts, _)| ts < range.end_micros);
+    from..to
 }

@@ -22,6 +22,14 @@ pub enum Aggregation {
     Last,
 }
 
+impl Aggregation {
+    /// Whether the value depends on the bucket's sum and count only, so that a part of a
+    /// bucket can be found by taking another part from the whole ([`Rollup::without`]).
+    pub fn is_additive(self) -> bool {
+        matches!(self, Self::Avg | Self::Sum | Self::Count)
+    }
+}
+
 /// The summary of a series' readings in one bucket.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rollup {
@@ -76,6 +84,20 @@ impl Rollup {
             last_ts_micros,
             last,
         }
+    }
+
+    /// The rest of this rollup's readings once those of `part` (some of them) are taken away,
+    /// or `None` when none are left. Exact in count; the sum is a difference, so it may differ
+    /// from the sum of the rest in the last bits. Min, max and last cannot be taken away: they
+    /// are this rollup's, so the rest is good only for an [additive](Aggregation::is_additive)
+    /// aggregation.
+    pub fn without(&self, part: &Self) -> Option<Self> {
+        let count = self.count.checked_sub(part.count).filter(|&n| n > 0)?;
+        Some(Self {
+            sum: self.sum - part.sum,
+            count,
+            ..*self
+        })
     }
 
     /// The bucket's value under an aggregation.
@@ -169,6 +191,22 @@ mod tests {
                     .or_insert(minute);
             }
             prop_assert_eq!(hours, roll_up(readings.iter().copied(), HOUR));
+        }
+
+        #[test]
+        fn a_part_taken_from_a_bucket_leaves_the_rest(readings in readings(), split in any::<prop::sample::Index>()) {
+            // Integer values: the sums are exact, so the difference is too.
+            let at = split.index(readings.len() + 1);
+            let (part, rest) = readings.split_at(at);
+            // Readings from -1 h to 2 h, shifted into one bucket of 4 h.
+            let whole = |r: &[(i64, f64)]| roll_up(r.iter().map(|&(ts, v)| (ts + HOUR, v)), 4 * HOUR).into_values().next();
+            let left = whole(&readings).unwrap().without(&whole(part).unwrap_or(Rollup { count: 0, sum: 0.0, ..Rollup::of(0, 0.0) }));
+            for aggregation in [Aggregation::Avg, Aggregation::Sum, Aggregation::Count] {
+                prop_assert_eq!(
+                    left.map(|r| r.value(aggregation)),
+                    whole(rest).map(|r| r.value(aggregation))
+                );
+            }
         }
 
         #[test]

@@ -17,6 +17,46 @@ pub(super) struct Cover {
     pub rollups: [Vec<Range>; 3],
     /// The ranges read raw.
     pub raw: Vec<Range>,
+    /// The minutes a bucket boundary splits that are served by their minute rollup less the
+    /// readings of their smaller side, which [`Cover::raw`] holds (additive aggregations only).
+    pub splits: Vec<Split>,
+}
+
+/// A whole minute that a bucket boundary splits, served as its minute rollup (in
+/// [`Cover::rollups`]) less the readings of its smaller side (in [`Cover::raw`]): what is left
+/// belongs to the bucket of the other side.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Split {
+    /// The minute.
+    pub minute: Range,
+    /// Its smaller side, read raw.
+    pub read: Range,
+    /// Its other side, which the minute less the smaller side serves.
+    pub rest: Range,
+}
+
+impl Split {
+    /// The minute of `minute_start` split at `boundary`.
+    fn at(minute_start: i64, boundary: i64) -> Self {
+        let minute = Range {
+            start_micros: minute_start,
+            end_micros: minute_start + Resolution::Minute.micros(),
+        };
+        let left = Range {
+            end_micros: boundary,
+            ..minute
+        };
+        let right = Range {
+            start_micros: boundary,
+            ..minute
+        };
+        let (read, rest) = if boundary - minute.start_micros <= minute.end_micros - boundary {
+            (left, right)
+        } else {
+            (right, left)
+        };
+        Self { minute, read, rest }
+    }
 }
 
 impl Cover {
@@ -69,8 +109,10 @@ impl Cover {
 /// rollups, the whole quarters around them from quarter rollups, the whole minutes around
 /// those from minute rollups (only resolutions no wider than the step, and only where the
 /// tenant's rollups are made and kept), and the rest raw: the range's ends outside the warm
-/// tier and, for a step of no whole minutes, each minute a bucket boundary splits.
-pub(super) fn cover(range: Range, step: i64, state: RollupState) -> Cover {
+/// tier and, for a step of no whole minutes, each minute a bucket boundary splits. For an
+/// `additive` aggregation, such a minute is its rollup less its smaller side, read raw
+/// ([`Split`]): a quarter of a minute's readings on average instead of all of them.
+pub(super) fn cover(range: Range, step: i64, state: RollupState, additive: bool) -> Cover {
     let mut cover = Cover::default();
     let Some(warm) = warm_part(range, step, state) else {
         cover.serve(range, &[]);
@@ -88,16 +130,31 @@ pub(super) fn cover(range: Range, step: i64, state: RollupState) -> Cover {
         },
         &[],
     );
+    let minute = Resolution::Minute.micros();
     let mut start = warm.start_micros;
     while start < warm.end_micros {
         let end = (bucket_start(start, step) + step).min(warm.end_micros);
-        cover.serve(
-            Range {
-                start_micros: start,
-                end_micros: end,
-            },
-            &resolutions,
-        );
+        let mut part = Range {
+            start_micros: start,
+            end_micros: end,
+        };
+        // The minute the bucket's first boundary splits was served with it.
+        if let Some(before) = cover.splits.last()
+            && before.minute.end_micros > start
+        {
+            part.start_micros = before.minute.end_micros;
+        }
+        let split =
+            (additive && end % minute != 0).then(|| Split::at(bucket_start(end, minute), end));
+        if let Some(split) = split {
+            part.end_micros = split.minute.start_micros;
+        }
+        cover.serve(part, &resolutions);
+        if let Some(split) = split {
+            push(&mut cover.rollups[Resolution::Minute.index()], split.minute);
+            push(&mut cover.raw, split.read);
+            cover.splits.push(split);
+        }
         start = end;
     }
     cover.serve(
@@ -259,7 +316,7 @@ mod tests {
             start_micros: MINUTE / 2,
             end_micros: 300 * MINUTE,
         };
-        let cover = cover(range, 87 * MINUTE, state);
+        let cover = cover(range, 87 * MINUTE, state, false);
         let [minute, quarter, hour] = &cover.rollups;
         assert_eq!(minutes(hour), [(180, 240)]);
         assert_eq!(minutes(quarter), [(15, 75), (90, 165), (240, 255)]);
@@ -290,7 +347,7 @@ mod tests {
             start_micros: 0,
             end_micros: 10 * HOUR,
         };
-        let cover = cover(range, 2 * HOUR, state);
+        let cover = cover(range, 2 * HOUR, state, true);
         assert_eq!(minutes(&cover.rollups[2]), [(0, 600)]);
         assert!(cover.rollups[..2].iter().all(Vec::is_empty));
         assert!(cover.raw.is_empty());
@@ -307,9 +364,48 @@ mod tests {
             end_micros: 5 * MINUTE,
         };
         // Boundaries at 1:30, 3:00 and 4:30: the second is on a minute and splits none.
-        let cover = cover(range, 90_000_000, state);
+        let cover = cover(range, 90_000_000, state, false);
         assert_eq!(minutes(&cover.rollups[0]), [(0, 1), (2, 4)]);
         assert_eq!(minutes(&cover.raw), [(1, 2), (4, 5)]);
+        assert!(cover.splits.is_empty());
+    }
+
+    #[test]
+    fn for_sums_a_split_minute_is_its_rollup_less_its_smaller_side() {
+        let state = RollupState {
+            rolled_to: Some(HOUR),
+            warm_from: None,
+        };
+        let range = Range {
+            start_micros: 0,
+            end_micros: 7 * MINUTE,
+        };
+        // Buckets of 100 s: boundaries at 1:40 (the right side, 20 s, is read), 3:20 (the left
+        // side, 20 s), 5:00 (none) and 6:40 (the right side).
+        let cover = cover(range, 100_000_000, state, true);
+        let second = 1_000_000;
+        let sides: Vec<(i64, i64, i64, i64)> = cover
+            .splits
+            .iter()
+            .map(|s| {
+                (
+                    s.read.start_micros / second,
+                    s.read.end_micros / second,
+                    s.rest.start_micros / second,
+                    s.rest.end_micros / second,
+                )
+            })
+            .collect();
+        assert_eq!(
+            sides,
+            [(100, 120, 60, 100), (180, 200, 200, 240), (400, 420, 360, 400)]
+        );
+        assert_eq!(
+            cover.raw,
+            cover.splits.iter().map(|s| s.read).collect::<Vec<_>>()
+        );
+        // Every minute is a rollup: the split ones too.
+        assert_eq!(minutes(&cover.rollups[0]), [(0, 7)]);
     }
 
     #[test]
@@ -333,7 +429,7 @@ mod tests {
                 },
             ),
         ] {
-            let cover = cover(range, step, state);
+            let cover = cover(range, step, state, true);
             assert_eq!(cover.raw, [range], "step {step}, {state:?}");
             assert!(cover.warm().is_empty());
         }
