@@ -343,7 +343,7 @@ async fn raw_copy(url: &str, tenant_id: &str, rows: usize) -> anyhow::Result<Cop
     let binary_base = base - 7_200_000_000;
     let end = base + (rows / series.len()) as i64 * 1_000 + 1_000;
     let store = mfg_storage::store::PostgresStore::new(pool.clone());
-    let tenant_no = mfg_storage::store::tenant_of(series[0]);
+    let tenant_no = mfg_storage::store::SeriesId(series[0]).tenant();
     // The bench's tenant has the default hot retention, whose class its days live in.
     let class = 30;
     for day in [binary_base, base, end].map(mfg_storage::store::day_of) {

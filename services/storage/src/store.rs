@@ -37,19 +37,50 @@ use crate::{
     error::Result,
 };
 
-/// A tenant's number in the storage database.
-pub type TenantNo = i32;
-/// A series' id: the tenant's number in the upper 32 bits, a per-tenant sequence below.
-pub type SeriesId = i64;
+/// A tenant's number in the storage database: the key its rows are stored under, smaller than
+/// its UUID. Given by [`TelemetryStore::register_tenant`], never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type)]
+#[sqlx(transparent)]
+pub struct TenantNo(pub i32);
 
-/// The first series id of a tenant.
-pub fn first_series_id(tenant: TenantNo) -> SeriesId {
-    i64::from(tenant) << 32
+impl std::fmt::Display for TenantNo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
 }
 
-/// Returns the tenant a series belongs to.
-pub fn tenant_of(series: SeriesId) -> TenantNo {
-    (series >> 32) as TenantNo
+/// A series' id: the tenant's number in the upper 32 bits, a per-tenant sequence below, so a
+/// tenant's series are one range of ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type)]
+#[sqlx(transparent)]
+pub struct SeriesId(pub i64);
+
+impl SeriesId {
+    /// The first series id of a tenant.
+    pub fn first_of(tenant: TenantNo) -> Self {
+        Self(i64::from(tenant.0) << 32)
+    }
+
+    /// The first id after the tenant's series: theirs are `first_of(tenant)..end_of(tenant)`.
+    pub fn end_of(tenant: TenantNo) -> Self {
+        Self(i64::from(tenant.0 + 1) << 32)
+    }
+
+    /// The tenant's `n`th series after this one.
+    pub fn offset(self, n: i64) -> Self {
+        Self(self.0 + n)
+    }
+
+    /// The tenant the series belongs to.
+    pub fn tenant(self) -> TenantNo {
+        TenantNo((self.0 >> 32) as i32)
+    }
+}
+
+impl std::fmt::Display for SeriesId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
 }
 
 /// A series' identity within its tenant.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use mfg_common::{config::DatabaseArgs, db, testing::TestDatabase};
 use mfg_storage::{
     domain::Rollup,
-    store::{self, Range, Row, SeriesKey, TelemetryStore, day_of, tenant_of},
+    store::{self, Range, Row, SeriesKey, TelemetryStore, day_of},
 };
 use uuid::Uuid;
 
@@ -48,7 +48,7 @@ async fn tenants_and_series(store: &dyn TelemetryStore) {
     let ids = store.resolve_series(a_no, &keys).await.unwrap();
     assert_eq!(ids.len(), 3);
     assert!(
-        ids.iter().all(|id| tenant_of(*id) == a_no),
+        ids.iter().all(|id| id.tenant() == a_no),
         "ids carry the tenant"
     );
     let mut distinct = ids.clone();
@@ -75,7 +75,7 @@ async fn tenants_and_series(store: &dyn TelemetryStore) {
         .await
         .unwrap();
     assert_ne!(other[0], ids[0], "tenants have their own series");
-    assert_eq!(tenant_of(other[0]), b_no);
+    assert_eq!(other[0].tenant(), b_no);
 }
 
 async fn inserts_dedupe_and_queries_read(store: &dyn TelemetryStore) {

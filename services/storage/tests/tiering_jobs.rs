@@ -122,7 +122,7 @@ async fn one_job_runs_at_a_time(backend: Backend) {
     );
     assert!(!jobs.renew_job(first, "a", 9_000).await.unwrap());
 
-    let tenant = (7, Uuid::now_v7());
+    let tenant = (store::TenantNo(7), Uuid::now_v7());
     let report = Report {
         readings_archived: 5,
         ..Report::default()
@@ -134,7 +134,7 @@ async fn one_job_runs_at_a_time(backend: Backend) {
     jobs.finish_job_tenant(first, tenant, Ok(report), 5_600)
         .await
         .unwrap();
-    let failing = (8, Uuid::now_v7());
+    let failing = (store::TenantNo(8), Uuid::now_v7());
     jobs.finish_job_tenant(first, failing, Err((14, "down".to_owned())), 5_700)
         .await
         .unwrap();

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{Resolution, Row, SeriesId, TenantNo, tenant_of};
+use super::{Resolution, Row, SeriesId, TenantNo};
 use crate::domain::{Rollup, bucket_start};
 
 pub(super) const SELECT_TENANT: &str = "SELECT tenant_no FROM storage_tenants WHERE tenant_id = $1";
@@ -53,7 +53,7 @@ pub(super) fn late_rollups(
 ) -> [BTreeMap<(SeriesId, i64), Rollup>; 3] {
     let mut merged = [BTreeMap::new(), BTreeMap::new(), BTreeMap::new()];
     for row in new {
-        let Some(&rolled_to) = rolled_to.get(&tenant_of(row.series_id)) else {
+        let Some(&rolled_to) = rolled_to.get(&row.series_id.tenant()) else {
             continue;
         };
         if row.ts_micros >= rolled_to {

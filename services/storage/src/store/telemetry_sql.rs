@@ -12,7 +12,7 @@ use super::{
     ColdObject, Latest, Range, Resolution, RollupState, Row, SeriesId, SeriesKey, TelemetryStore,
     TenantNo,
     backend::{HotReads, HotTier},
-    first_series_id, sql, tenant_of,
+    sql,
 };
 use crate::{
     domain::{Rollup, bucket_start},
@@ -29,8 +29,8 @@ const WARM_FROM_FOR_UPDATE: ForUpdate =
     mfg_common::for_update!("SELECT warm_from FROM rollup_state WHERE tenant_no = $1");
 
 /// The tenant's series ids: `[lower, upper)`.
-fn series_range(tenant: TenantNo) -> (i64, i64) {
-    (first_series_id(tenant), first_series_id(tenant + 1))
+fn series_range(tenant: TenantNo) -> (SeriesId, SeriesId) {
+    (SeriesId::first_of(tenant), SeriesId::end_of(tenant))
 }
 
 /// Marks a pending object of the archive committed, with what it holds; `false` when it was
@@ -181,7 +181,7 @@ where
             let id = match found {
                 Some(row) => row.try_get(0)?,
                 None => {
-                    let id = first_series_id(tenant) + next;
+                    let id = SeriesId::first_of(tenant).offset(next);
                     next += 1;
                     sqlx::query(sql::INSERT_SERIES)
                         .bind(id)
@@ -261,7 +261,7 @@ where
     }
 
     async fn insert(&self, rows: &[Row]) -> Result<Vec<bool>> {
-        let mut tenants: Vec<TenantNo> = rows.iter().map(|r| tenant_of(r.series_id)).collect();
+        let mut tenants: Vec<TenantNo> = rows.iter().map(|r| r.series_id.tenant()).collect();
         tenants.sort_unstable();
         tenants.dedup();
         let mut tx = self.begin_write().await?;
@@ -275,7 +275,7 @@ where
         if new.hot.len() + new.late.len() == rows.len() {
             return Ok(vec![true; rows.len()]);
         }
-        let new: HashSet<(i64, i64)> = new
+        let new: HashSet<(SeriesId, i64)> = new
             .hot
             .iter()
             .chain(&new.late)

@@ -38,7 +38,7 @@ fn encode(rows: &[&Row], classes: &[Class]) -> Vec<u8> {
     for (row, class) in rows.iter().zip(classes) {
         data.extend_from_slice(&4_i16.to_be_bytes());
         for field in [
-            row.series_id.to_be_bytes(),
+            row.series_id.0.to_be_bytes(),
             (row.ts_micros - PG_EPOCH_MICROS).to_be_bytes(),
             row.value.to_be_bytes(),
         ] {
@@ -59,7 +59,7 @@ mod tests {
     #[test]
     fn a_row_is_four_sized_fields() {
         let row = Row {
-            series_id: 1,
+            series_id: crate::store::SeriesId(1),
             ts_micros: PG_EPOCH_MICROS + 2,
             value: 0.5,
         };

@@ -24,8 +24,7 @@ use crate::{
     domain::ingest::DAY_MICROS,
     error::Result,
     store::{
-        NewRows, Range, Row, TenantNo, backend::HotTier, day_of, day_range, first_series_id,
-        tenant_of, to_datetime,
+        NewRows, Range, Row, SeriesId, TenantNo, backend::HotTier, day_of, day_range, to_datetime,
     },
 };
 
@@ -40,10 +39,7 @@ const LEAF_LOCK: i32 = 4243;
 type DayKey = (TenantNo, i64);
 
 fn day_key(row: &Row) -> DayKey {
-    (
-        tenant_of(row.series_id),
-        row.ts_micros.div_euclid(DAY_MICROS),
-    )
+    (row.series_id.tenant(), row.ts_micros.div_euclid(DAY_MICROS))
 }
 
 /// The leaf of a class's day.
@@ -157,7 +153,7 @@ impl PostgresStore {
         rows: &[&Row],
         class: Option<&[Class]>,
     ) -> std::result::Result<Vec<Row>, sqlx::Error> {
-        let series: Vec<i64> = rows.iter().map(|r| r.series_id).collect();
+        let series: Vec<SeriesId> = rows.iter().map(|r| r.series_id).collect();
         let times: Vec<DateTime<Utc>> = rows.iter().map(|r| ts(r.ts_micros)).collect();
         let values: Vec<f64> = rows.iter().map(|r| r.value).collect();
         let mut query = sqlx::query(statement).bind(series).bind(times).bind(values);
@@ -322,8 +318,8 @@ impl HotTier for PostgresStore {
             return Ok(0);
         }
         Ok(sqlx::query(ROLLUP_MINUTES)
-            .bind(first_series_id(tenant))
-            .bind(first_series_id(tenant + 1))
+            .bind(SeriesId::first_of(tenant))
+            .bind(SeriesId::end_of(tenant))
             .bind(ts(range.start_micros))
             .bind(ts(range.end_micros))
             .bind(classes)
@@ -373,8 +369,8 @@ impl HotTier for PostgresStore {
     ) -> Result<u64> {
         let range = day_range(day);
         let count: i64 = sqlx::query(COUNT_DAY)
-            .bind(first_series_id(tenant))
-            .bind(first_series_id(tenant + 1))
+            .bind(SeriesId::first_of(tenant))
+            .bind(SeriesId::end_of(tenant))
             .bind(ts(range.start_micros))
             .bind(ts(range.end_micros))
             .bind(class)
@@ -424,8 +420,8 @@ impl HotTier for PostgresStore {
     async fn remove_late(tx: &mut PgConnection, tenant: TenantNo, day: NaiveDate) -> Result<u64> {
         let range = day_range(day);
         Ok(sqlx::query(REMOVE_LATE)
-            .bind(first_series_id(tenant))
-            .bind(first_series_id(tenant + 1))
+            .bind(SeriesId::first_of(tenant))
+            .bind(SeriesId::end_of(tenant))
             .bind(ts(range.start_micros))
             .bind(ts(range.end_micros))
             .execute(&mut *tx)

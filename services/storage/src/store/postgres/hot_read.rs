@@ -19,10 +19,7 @@ use super::{
 use crate::{
     domain::{Rollup, ingest::DAY_MICROS},
     error::Result,
-    store::{
-        Latest, Range, Resolution, SeriesId, TenantNo, backend::HotReads, day_range,
-        first_series_id, tenant_of,
-    },
+    store::{Latest, Range, Resolution, SeriesId, TenantNo, backend::HotReads, day_range},
 };
 
 impl PostgresStore {
@@ -82,7 +79,7 @@ impl HotReads for PostgresStore {
     /// The readings of a series in a range, oldest first.
     async fn read_points(&self, series: SeriesId, range: Range) -> Result<Vec<(i64, f64)>> {
         let mut connection = self.pool.acquire().await?;
-        let classes = Self::classes(&mut connection, tenant_of(series), Some(range)).await?;
+        let classes = Self::classes(&mut connection, series.tenant(), Some(range)).await?;
         let rows = sqlx::query(POINTS)
             .bind(series)
             .bind(ts(range.start_micros))
@@ -110,7 +107,7 @@ impl HotReads for PostgresStore {
             end_micros: last.end_micros,
         };
         let mut connection = self.pool.acquire().await?;
-        let classes = Self::classes(&mut connection, tenant_of(series), Some(span)).await?;
+        let classes = Self::classes(&mut connection, series.tenant(), Some(span)).await?;
         let mut points = Vec::new();
         for cluster in clusters(ranges) {
             let from: Vec<DateTime<Utc>> = cluster.iter().map(|r| ts(r.start_micros)).collect();
@@ -191,8 +188,8 @@ impl HotReads for PostgresStore {
     /// The days a tenant has late readings of.
     async fn read_late_days(&self, tenant: TenantNo) -> Result<Vec<NaiveDate>> {
         let rows = sqlx::query(LATE_DAYS)
-            .bind(first_series_id(tenant))
-            .bind(first_series_id(tenant + 1))
+            .bind(SeriesId::first_of(tenant))
+            .bind(SeriesId::end_of(tenant))
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())

@@ -8,9 +8,7 @@ use sqlx::{AssertSqlSafe, PgPool, Row as _};
 use uuid::Uuid;
 
 use super::{PostgresStore, hot_sql};
-use crate::store::{
-    Row, SeriesKey, TelemetryStore, TenantNo, day_of, first_series_id, to_datetime,
-};
+use crate::store::{Row, SeriesId, SeriesKey, TelemetryStore, TenantNo, day_of, to_datetime};
 
 const DAY: i64 = 86_400_000_000;
 const HOUR: i64 = 3_600_000_000;
@@ -24,7 +22,7 @@ fn ts(micros: i64) -> DateTime<Utc> {
 
 /// Tenants of classes 7, 30 and 90, each with a series and ten days of readings; returns the
 /// tenant of class 30 and its series.
-async fn populate(store: &PostgresStore) -> (TenantNo, i64) {
+async fn populate(store: &PostgresStore) -> (TenantNo, SeriesId) {
     let mut chosen = None;
     for class in [7, 30, 90] {
         for _ in 0..3 {
@@ -165,8 +163,8 @@ async fn hot_statements_touch_only_their_leaves() {
     let rollup = explain(
         &pool,
         sqlx::query(AssertSqlSafe(explained(hot_sql::ROLLUP_MINUTES)))
-            .bind(first_series_id(tenant))
-            .bind(first_series_id(tenant + 1))
+            .bind(SeriesId::first_of(tenant))
+            .bind(SeriesId::end_of(tenant))
             .bind(ts(day3 + HOUR))
             .bind(ts(day3 + 2 * HOUR))
             .bind(&classes),
@@ -177,8 +175,8 @@ async fn hot_statements_touch_only_their_leaves() {
     let count = explain(
         &pool,
         sqlx::query(AssertSqlSafe(explained(hot_sql::COUNT_DAY)))
-            .bind(first_series_id(tenant))
-            .bind(first_series_id(tenant + 1))
+            .bind(SeriesId::first_of(tenant))
+            .bind(SeriesId::end_of(tenant))
             .bind(ts(day3))
             .bind(ts(day3 + DAY))
             .bind(30),

@@ -13,7 +13,7 @@ use crate::store::backend::HotTier;
 use crate::{
     domain::ingest::DAY_MICROS,
     error::Result,
-    store::{NewRows, Range, Row, TenantNo, day_of, day_range, first_series_id, tenant_of},
+    store::{NewRows, Range, Row, SeriesId, TenantNo, day_of, day_range},
 };
 
 /// A day already archived is not recorded again: readings of it are late.
@@ -30,10 +30,7 @@ const CLASS_OF_DAY: &str = "SELECT class FROM hot_days WHERE tenant_no = $1 AND 
 type DayKey = (TenantNo, i64);
 
 fn day_key(row: &Row) -> DayKey {
-    (
-        tenant_of(row.series_id),
-        row.ts_micros.div_euclid(DAY_MICROS),
-    )
+    (row.series_id.tenant(), row.ts_micros.div_euclid(DAY_MICROS))
 }
 
 /// A tenant's readings of a day: its series each sought by `(series_id, ts)`.
@@ -287,8 +284,8 @@ impl HotTier for SqliteStore {
         range: Range,
     ) -> Result<u64> {
         Ok(sqlx::query(ROLLUP_MINUTES)
-            .bind(first_series_id(tenant))
-            .bind(first_series_id(tenant + 1))
+            .bind(SeriesId::first_of(tenant))
+            .bind(SeriesId::end_of(tenant))
             .bind(range.start_micros)
             .bind(range.end_micros)
             .execute(tx)
@@ -320,8 +317,8 @@ impl HotTier for SqliteStore {
     ) -> Result<u64> {
         let range = day_range(day);
         let count: i64 = sqlx::query(COUNT_DAY)
-            .bind(first_series_id(tenant))
-            .bind(first_series_id(tenant + 1))
+            .bind(SeriesId::first_of(tenant))
+            .bind(SeriesId::end_of(tenant))
             .bind(range.start_micros)
             .bind(range.end_micros)
             .fetch_one(tx)
@@ -344,8 +341,8 @@ impl HotTier for SqliteStore {
              (SELECT series_id FROM series WHERE series_id >= $1 AND series_id < $2) \
              AND ts >= $3 AND ts < $4",
         )
-        .bind(first_series_id(tenant))
-        .bind(first_series_id(tenant + 1))
+        .bind(SeriesId::first_of(tenant))
+        .bind(SeriesId::end_of(tenant))
         .bind(range.start_micros)
         .bind(range.end_micros)
         .execute(&mut *tx)
@@ -366,8 +363,8 @@ impl HotTier for SqliteStore {
     ) -> Result<u64> {
         let range = day_range(day);
         Ok(sqlx::query(REMOVE_LATE)
-            .bind(first_series_id(tenant))
-            .bind(first_series_id(tenant + 1))
+            .bind(SeriesId::first_of(tenant))
+            .bind(SeriesId::end_of(tenant))
             .bind(range.start_micros)
             .bind(range.end_micros)
             .execute(tx)

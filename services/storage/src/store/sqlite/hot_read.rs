@@ -7,9 +7,7 @@ use super::{SqliteStore, ranges_json, rollups_in_sql};
 use crate::{
     domain::{Rollup, ingest::DAY_MICROS},
     error::Result,
-    store::{
-        Latest, Range, Resolution, SeriesId, TenantNo, backend::HotReads, day_of, first_series_id,
-    },
+    store::{Latest, Range, Resolution, SeriesId, TenantNo, backend::HotReads, day_of},
 };
 
 const LATE_POINTS: &str = "SELECT ts, value FROM late_readings \
@@ -136,8 +134,8 @@ impl HotReads for SqliteStore {
     /// The days a tenant has late readings of.
     async fn read_late_days(&self, tenant: TenantNo) -> Result<Vec<NaiveDate>> {
         let rows = sqlx::query(LATE_DAYS)
-            .bind(first_series_id(tenant))
-            .bind(first_series_id(tenant + 1))
+            .bind(SeriesId::first_of(tenant))
+            .bind(SeriesId::end_of(tenant))
             .fetch_all(&self.pool)
             .await?;
         Ok(rows
