@@ -343,11 +343,12 @@ async fn raw_copy(url: &str, tenant_id: &str, rows: usize) -> anyhow::Result<Cop
     let binary_base = base - 7_200_000_000;
     let end = base + (rows / series.len()) as i64 * 1_000 + 1_000;
     let store = mfg_storage::store::PostgresStore::new(pool.clone());
-    let tenant_no = mfg_storage::store::SeriesId(series[0]).tenant();
+    let tenant_no = mfg_storage::telemetry::store::SeriesId(series[0]).tenant();
     // The bench's tenant has the default hot retention, whose class its days live in.
     let class = 30;
-    for day in [binary_base, base, end].map(mfg_storage::store::day_of) {
-        mfg_storage::store::TelemetryStore::ensure_day(&store, tenant_no, day, class).await?;
+    for day in [binary_base, base, end].map(mfg_storage::telemetry::store::day_of) {
+        mfg_storage::telemetry::store::TelemetryStore::ensure_day(&store, tenant_no, day, class)
+            .await?;
     }
     let mut text = String::with_capacity(rows * 48);
     for i in 0..rows {

@@ -3,10 +3,13 @@
 //! [`Journal`], whose events subscribers receive; the [`MachineSweep`] resolves what deleted
 //! machines leave open.
 
+pub mod api;
+pub mod domain;
 pub mod evaluator;
 pub mod index;
 pub mod journal;
 pub mod rules;
+pub mod store;
 pub mod subscribers;
 pub mod sweep;
 pub mod unflushed;

@@ -10,9 +10,11 @@ use mfg_common::{
 
 use crate::{
     alerting::EvaluatorConfig,
-    ingest::WriterOptions,
-    object_store::{LocalStore, ObjectStore, S3Config, S3Store},
-    tiering::{JobOptions, TieringOptions},
+    telemetry::{
+        ingest::WriterOptions,
+        object_store::{LocalStore, ObjectStore, S3Config, S3Store},
+        tiering::{JobOptions, TieringOptions},
+    },
 };
 
 /// When the alert journal publishes a write's events (`--alert-commit`).
@@ -58,7 +60,7 @@ pub struct Config {
     pub metrics: mfg_common::metrics::Registry,
     /// Observers of ingest beside alerting, given by whoever embeds the service.
     #[arg(skip)]
-    pub observers: Vec<Arc<dyn crate::ingest::IngestObserver>>,
+    pub observers: Vec<Arc<dyn crate::telemetry::ingest::IngestObserver>>,
 }
 
 /// What the storage service does, apart from where it listens, whom it calls and where its

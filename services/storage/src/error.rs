@@ -166,9 +166,9 @@ impl From<StorageError> for tonic::Status {
 /// The storage service's result.
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
-impl From<crate::object_store::ObjectError> for StorageError {
-    fn from(error: crate::object_store::ObjectError) -> Self {
-        use crate::object_store::ObjectError;
+impl From<crate::telemetry::object_store::ObjectError> for StorageError {
+    fn from(error: crate::telemetry::object_store::ObjectError) -> Self {
+        use crate::telemetry::object_store::ObjectError;
         match error {
             // A store that is down, or refuses (credentials, a missing bucket), is the cold
             // tier's state, which an operator can fix and a retry then passes: UNAVAILABLE,
@@ -181,8 +181,8 @@ impl From<crate::object_store::ObjectError> for StorageError {
     }
 }
 
-impl From<crate::archive::ArchiveError> for StorageError {
-    fn from(error: crate::archive::ArchiveError) -> Self {
+impl From<crate::telemetry::archive::ArchiveError> for StorageError {
+    fn from(error: crate::telemetry::archive::ArchiveError) -> Self {
         Self::Internal(error.to_string())
     }
 }

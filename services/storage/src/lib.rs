@@ -7,18 +7,13 @@
 //! and authenticates every call; keys are resolved by the tenant service.
 
 pub mod alerting;
-pub mod api;
-pub mod archive;
 pub mod config;
 pub mod directory;
-pub mod domain;
 pub mod error;
-pub mod ingest;
 pub mod metrics;
-pub mod object_store;
-pub mod query;
+pub mod service;
 pub mod store;
-pub mod tiering;
+pub mod telemetry;
 
 use std::sync::{Arc, OnceLock};
 
@@ -42,14 +37,17 @@ use tokio::net::TcpListener;
 pub use crate::config::{AlertCommit, Config};
 use crate::{
     alerting::{Alerting, Evaluator, Journal, MachineSweep},
-    api::{ReadyStorage, Storage, TelemetryApi},
     directory::Directory,
-    ingest::{Ingest, IngestObserver},
     metrics::StorageMetrics,
-    object_store::ObjectStore,
-    query::{Queries, StoredHistory},
-    store::TelemetryStore,
-    tiering::{Tiering, TieringJobs},
+    service::{ReadyStorage, Storage},
+    telemetry::{
+        api::TelemetryApi,
+        ingest::{Ingest, IngestObserver},
+        object_store::ObjectStore,
+        query::{Queries, StoredHistory},
+        store::TelemetryStore,
+        tiering::{Tiering, TieringJobs},
+    },
 };
 
 /// The largest message a client may send (a full batch of 10,000 readings with long names).
@@ -107,7 +105,7 @@ pub async fn run_with_clock(
             ))
             .max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .add_service(AlertServiceServer::new(api::AlertApi::new(
+        .add_service(AlertServiceServer::new(alerting::api::AlertApi::new(
             ready.clone(),
             shutdown.clone(),
             subscribers,
@@ -260,7 +258,7 @@ async fn become_ready(config: Config, parts: Parts, shutdown: CancellationToken)
 /// every 10 s.
 async fn start_alerting(
     config: &Config,
-    store: Arc<dyn store::AlertStore>,
+    store: Arc<dyn alerting::store::AlertStore>,
     history: Arc<dyn alerting::SeriesHistory>,
     directory: Directory,
     clock: SharedClock,

@@ -18,7 +18,9 @@ use prometheus_client::{
 };
 
 use crate::{
-    alerting::SubscriberCaps, api::ReadyStorage, domain::ingest::RejectReason, ingest::Outcome,
+    alerting::SubscriberCaps,
+    service::ReadyStorage,
+    telemetry::{domain::ingest::RejectReason, ingest::Outcome},
 };
 
 /// Seconds, from 100 µs to ~10 s.

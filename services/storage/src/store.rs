@@ -1,41 +1,28 @@
-//! The hot tier's store: one trait, [`TelemetryStore`], with a PostgreSQL and a SQLite implementation
-//! that the same conformance suite tests.
+//! The storage service's database, which both halves share: one pool, one set of migrations,
+//! and a PostgreSQL and a SQLite backend. Each half declares its own store trait
+//! ([`crate::telemetry::store::TelemetryStore`], [`crate::alerting::store::AlertStore`]) and
+//! implements it once over [`backend::SqlBackend`]; the backends differ only in their dialect and
+//! in the hot tier's own statements.
 //!
-//! The model is the same on both: each tenant gets a small number ([`TenantNo`]); each series
-//! (tenant, machine, metric) a 64-bit [`SeriesId`] whose upper 32 bits are the tenant's number,
-//! so a tenant's rows form one contiguous key range; a reading row is `(series_id, ts, value)`
-//! with `(series_id, ts)` as its primary key, which both dedupes and serves every query of one
-//! series over time. Timestamps are microseconds since the Unix epoch, UTC.
+//! Each tenant gets a small number ([`TenantNo`]) that keys its rows in both halves.
 
 #[macro_use]
-mod backend;
+pub(crate) mod backend;
 #[macro_use]
-mod sql;
-mod alert_sql;
+pub(crate) mod sql;
 mod jobs;
 mod postgres;
 mod sqlite;
-mod telemetry_sql;
-mod write_turn;
+pub(crate) mod write_turn;
 
-use chrono::NaiveDate;
 use mfg_common::db::DbPool;
-use uuid::Uuid;
 
 pub use self::{
     jobs::{JobStore, SqlJobStore},
     postgres::PostgresStore,
     sqlite::SqliteStore,
 };
-use crate::{
-    domain::{
-        Rollup,
-        alert::{Alert, AlertEvent, AlertState},
-        alert_eval::RuleState,
-        alert_rule::AlertRule,
-    },
-    error::Result,
-};
+use crate::{alerting::store::AlertStore, telemetry::store::TelemetryStore};
 
 /// A tenant's number in the storage database: the key its rows are stored under, smaller than
 /// its UUID. Given by [`TelemetryStore::register_tenant`], never reused.
@@ -47,273 +34,6 @@ impl std::fmt::Display for TenantNo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.0.fmt(f)
     }
-}
-
-/// A series' id: the tenant's number in the upper 32 bits, a per-tenant sequence below, so a
-/// tenant's series are one range of ids.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type)]
-#[sqlx(transparent)]
-pub struct SeriesId(pub i64);
-
-impl SeriesId {
-    /// The first series id of a tenant.
-    pub fn first_of(tenant: TenantNo) -> Self {
-        Self(i64::from(tenant.0) << 32)
-    }
-
-    /// The first id after the tenant's series: theirs are `first_of(tenant)..end_of(tenant)`.
-    pub fn end_of(tenant: TenantNo) -> Self {
-        Self(i64::from(tenant.0 + 1) << 32)
-    }
-
-    /// The tenant's `n`th series after this one.
-    pub fn offset(self, n: i64) -> Self {
-        Self(self.0 + n)
-    }
-
-    /// The tenant the series belongs to.
-    pub fn tenant(self) -> TenantNo {
-        TenantNo((self.0 >> 32) as i32)
-    }
-}
-
-impl std::fmt::Display for SeriesId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// A series' identity within its tenant.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SeriesKey {
-    /// The machine.
-    pub machine_id: String,
-    /// The metric.
-    pub metric: String,
-}
-
-/// One reading row.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Row {
-    /// The series.
-    pub series_id: SeriesId,
-    /// When it was measured (µs since the epoch).
-    pub ts_micros: i64,
-    /// The value.
-    pub value: f64,
-}
-
-/// The rows a write stored that were not stored before.
-#[derive(Debug, Default)]
-pub struct NewRows {
-    /// Rows of days in the hot tier.
-    pub hot: Vec<Row>,
-    /// Rows of days already archived, kept in `late_readings`. One may repeat an archived
-    /// reading, which only the archive knows: they reach the warm tier when archived.
-    pub late: Vec<Row>,
-}
-
-/// The last reading of one metric.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Latest {
-    /// The metric.
-    pub metric: String,
-    /// When it was measured (µs since the epoch).
-    pub ts_micros: i64,
-    /// The value.
-    pub value: f64,
-}
-
-/// A time range `[start, end)` in microseconds since the epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Range {
-    /// The start, inclusive.
-    pub start_micros: i64,
-    /// The end, exclusive.
-    pub end_micros: i64,
-}
-
-/// The state of a tenant's warm tier.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RollupState {
-    /// Every bucket below this (µs) is rolled up; `None` before the first rollup.
-    pub rolled_to: Option<i64>,
-    /// Buckets below this (µs) were expired; `None` while nothing has been.
-    pub warm_from: Option<i64>,
-}
-
-/// The width of a warm-tier bucket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resolution {
-    /// One minute.
-    Minute,
-    /// A quarter of an hour.
-    Quarter,
-    /// One hour.
-    Hour,
-}
-
-impl Resolution {
-    /// Every resolution, finest first.
-    pub const ALL: [Self; 3] = [Self::Minute, Self::Quarter, Self::Hour];
-
-    /// The width in µs.
-    pub const fn micros(self) -> i64 {
-        match self {
-            Self::Minute => 60_000_000,
-            Self::Quarter => 900_000_000,
-            Self::Hour => 3_600_000_000,
-        }
-    }
-
-    /// Its place in [`Self::ALL`].
-    pub const fn index(self) -> usize {
-        match self {
-            Self::Minute => 0,
-            Self::Quarter => 1,
-            Self::Hour => 2,
-        }
-    }
-
-    /// The table of its rollups.
-    pub const fn table(self) -> &'static str {
-        match self {
-            Self::Minute => "rollups_1m",
-            Self::Quarter => "rollups_15m",
-            Self::Hour => "rollups_1h",
-        }
-    }
-}
-
-/// One committed object of the cold tier's manifest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ColdObject {
-    /// Its key in the object store.
-    pub key: String,
-    /// The UTC day it holds.
-    pub day: NaiveDate,
-    /// How many readings it holds.
-    pub readings: u64,
-    /// Its size.
-    pub bytes: u64,
-}
-
-/// The storage service's database: the hot tier (raw readings), the warm tier (rollups) and
-/// the manifest of the cold tier.
-#[async_trait::async_trait]
-pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
-    /// Applies the migrations that are not applied yet.
-    async fn migrate(&self) -> Result<()>;
-    /// Checks that the database answers.
-    async fn ping(&self) -> Result<()>;
-    /// Closes the pool.
-    async fn close(&self);
-
-    /// Returns a tenant's number, registering the tenant on first sight.
-    async fn register_tenant(&self, tenant: Uuid) -> Result<TenantNo>;
-    /// Returns a tenant's number, if it was ever registered.
-    async fn find_tenant(&self, tenant: Uuid) -> Result<Option<TenantNo>>;
-    /// Every registered tenant, by number.
-    async fn tenants(&self) -> Result<Vec<(TenantNo, Uuid)>>;
-    /// Returns the ids of series, in the order of `keys`, creating the missing ones.
-    async fn resolve_series(&self, tenant: TenantNo, keys: &[SeriesKey]) -> Result<Vec<SeriesId>>;
-    /// Returns the id of one series, if it exists.
-    async fn find_series(&self, tenant: TenantNo, key: &SeriesKey) -> Result<Option<SeriesId>>;
-    /// Every series of a tenant, ordered by machine and metric.
-    async fn series_of(&self, tenant: TenantNo) -> Result<Vec<(SeriesId, SeriesKey)>>;
-
-    /// Makes sure the tenant can store readings of a day (UTC) in the hot tier, in its hot
-    /// retention class (days): records the day with the class, unless it was recorded before
-    /// (its class is kept) or archived already (readings of it are late); on PostgreSQL,
-    /// creates the class's partition of the day. Idempotent.
-    async fn ensure_day(&self, tenant: TenantNo, day: NaiveDate, class: u32) -> Result<()>;
-    /// The hot retention classes that have days in the hot tier.
-    async fn classes_in_use(&self) -> Result<Vec<u32>>;
-    /// Creates, where the backend partitions the hot tier, the partitions of `days` of the
-    /// classes `classes`, ahead of the writes that will need them; records no tenant's day.
-    /// Idempotent.
-    async fn create_partitions(&self, classes: &[u32], days: &[NaiveDate]) -> Result<()>;
-    /// The days the tenant has in the hot tier, oldest first.
-    async fn hot_days(&self, tenant: TenantNo) -> Result<Vec<NaiveDate>>;
-    /// Stores rows durably, in one transaction; no two rows may share a key. Returns, for each
-    /// row, whether it is new (`false`: a row with its key was stored before, and is kept).
-    /// New rows older than their tenant's `rolled_to` are merged into the warm tier in the same
-    /// transaction.
-    async fn insert(&self, rows: &[Row]) -> Result<Vec<bool>>;
-    /// The last reading of every metric of a machine, ordered by metric.
-    async fn latest(&self, tenant: TenantNo, machine_id: &str) -> Result<Vec<Latest>>;
-    /// The readings of a series in a range, oldest first.
-    async fn points(&self, series: SeriesId, range: Range) -> Result<Vec<(i64, f64)>>;
-    /// A series' readings in several disjoint ranges (oldest first), in one round trip where
-    /// the database allows; in no particular order.
-    async fn points_in(&self, series: SeriesId, ranges: &[Range]) -> Result<Vec<(i64, f64)>>;
-
-    /// How far the tenant's rollups go.
-    async fn rollup_state(&self, tenant: TenantNo) -> Result<RollupState>;
-    /// Rolls the tenant's readings in `range` (minute-aligned, starting at `rolled_to`) up
-    /// into minute buckets, rewrites the hour buckets it touches, and moves `rolled_to` to the
-    /// range's end, in one transaction. Returns the buckets written.
-    async fn roll_up(&self, tenant: TenantNo, range: Range) -> Result<u64>;
-    /// A series' rollups of `resolution` whose buckets start in several disjoint ranges (oldest
-    /// first), as `(bucket start µs, rollup)`, in one round trip where the database allows; in
-    /// no particular order. Queries merge them into their buckets.
-    async fn rollups_in(
-        &self,
-        series: SeriesId,
-        resolution: Resolution,
-        ranges: &[Range],
-    ) -> Result<Vec<(i64, Rollup)>>;
-    /// Removes the tenant's rollups older than `before` (µs) and records it as `warm_from`.
-    /// Returns the rows removed.
-    async fn expire_rollups(&self, tenant: TenantNo, before: i64) -> Result<u64>;
-
-    /// Returns the key of the tenant's pending object for a day, recording `new_key` as
-    /// pending if there is none, so that a retried upload reuses its key.
-    async fn pending_object(
-        &self,
-        tenant: TenantNo,
-        day: NaiveDate,
-        new_key: &str,
-    ) -> Result<String>;
-    /// Removes a day from the hot tier once it is archived: commits the uploaded and verified
-    /// object `(key, bytes)` (none for a day without readings) and drops the day, in one
-    /// transaction that holds writes to the day off. `false`, and nothing changed, when the day
-    /// no longer holds exactly `readings` readings: the archive must be redone.
-    async fn commit_day(
-        &self,
-        tenant: TenantNo,
-        day: NaiveDate,
-        readings: u64,
-        object: Option<(&str, u64)>,
-    ) -> Result<bool>;
-    /// The tenant's committed objects of the days `from..=to`, by day.
-    async fn cold_objects(
-        &self,
-        tenant: TenantNo,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<Vec<ColdObject>>;
-    /// Removes an object from the manifest, once it is deleted from the object store.
-    async fn forget_object(&self, key: &str) -> Result<()>;
-
-    /// A series' readings in a range that came after their tenant's day was archived, oldest
-    /// first: kept apart until archived as a further part of the day.
-    async fn late_points(&self, series: SeriesId, range: Range) -> Result<Vec<(i64, f64)>>;
-    /// The days a tenant has late readings of, oldest first.
-    async fn late_days(&self, tenant: TenantNo) -> Result<Vec<NaiveDate>>;
-    /// Removes a tenant's late readings of a day once archived, in one transaction: commits
-    /// the uploaded and verified object `(key, bytes)` of the `fresh` ones (those the day's
-    /// earlier parts lack; none, no object), merges them into the warm tier, and deletes the
-    /// day's late readings. `false`, and nothing changed, when the day no longer holds exactly
-    /// `readings` late readings.
-    async fn commit_late(
-        &self,
-        tenant: TenantNo,
-        day: NaiveDate,
-        readings: u64,
-        object: Option<(&str, u64)>,
-        fresh: &[Row],
-    ) -> Result<bool>;
 }
 
 /// Opens the store of a pool's backend.
@@ -332,139 +52,6 @@ pub fn open_jobs(pool: DbPool) -> std::sync::Arc<dyn JobStore> {
     }
 }
 
-/// A change computed from a rule's current value, inside the store's transaction.
-pub type RuleChange<'a> = &'a (dyn Fn(AlertRule) -> Result<AlertRule> + Send + Sync);
-
-/// Where alert rules are kept, in the storage service's database (its migrations create the
-/// tables, run by [`TelemetryStore::migrate`]).
-#[async_trait::async_trait]
-pub trait AlertStore: Send + Sync + std::fmt::Debug + 'static {
-    /// Inserts a rule, unless its tenant already has `limit` rules
-    /// ([`crate::error::StorageError::RuleLimit`]).
-    async fn insert_rule(&self, rule: &AlertRule, limit: u64) -> Result<()>;
-    /// Returns a rule of a tenant.
-    async fn get_rule(&self, tenant: Uuid, rule: Uuid) -> Result<Option<AlertRule>>;
-    /// Lists a tenant's rules by id (creation order) after `after`, at most `limit`.
-    async fn list_rules(
-        &self,
-        tenant: Uuid,
-        after: Option<Uuid>,
-        limit: i64,
-    ) -> Result<Vec<AlertRule>>;
-    /// Every rule of every tenant: what the evaluator loads when it starts.
-    async fn all_rules(&self) -> Result<Vec<AlertRule>>;
-    /// Changes a rule atomically ([`crate::error::StorageError::RuleNotFound`] if it does not
-    /// exist); returns it changed.
-    async fn update_rule(
-        &self,
-        tenant: Uuid,
-        rule: Uuid,
-        change: RuleChange<'_>,
-    ) -> Result<AlertRule>;
-    /// Removes a rule and the evaluator's states of it; returns whether it existed.
-    async fn delete_rule(&self, tenant: Uuid, rule: Uuid) -> Result<bool>;
-
-    /// Writes alerts, events and evaluator states in one transaction. Writing the same again
-    /// changes nothing (an event already stored is kept). PostgreSQL answers where its log
-    /// stood; SQLite `None`.
-    async fn write_alerts(&self, write: &AlertWrite) -> Result<Written>;
-    /// Where the server's log stands (PostgreSQL; SQLite `None`).
-    async fn log_position(&self) -> Result<Option<LogPosition>>;
-    /// Every alert that is not resolved, of every tenant.
-    async fn unresolved_alerts(&self) -> Result<Vec<Alert>>;
-    /// Returns an alert of a tenant.
-    async fn get_alert(&self, tenant: Uuid, alert: Uuid) -> Result<Option<Alert>>;
-    /// Lists a tenant's alerts, newest first, before `before`, optionally in one state.
-    async fn list_alerts(
-        &self,
-        tenant: Uuid,
-        state: Option<AlertState>,
-        before: Option<Uuid>,
-        limit: i64,
-    ) -> Result<Vec<Alert>>;
-    /// Removes a tenant's events older than `before` (µs); returns how many. A subscriber
-    /// resuming from an older cursor resumes at the oldest event kept.
-    async fn expire_events(&self, tenant: Uuid, before: i64) -> Result<u64>;
-    /// The cursor of a tenant's last event; 0 before its first.
-    async fn last_cursor(&self, tenant: Uuid) -> Result<u64>;
-    /// A tenant's events after a cursor, oldest first, at most `limit`.
-    async fn events_after(&self, tenant: Uuid, cursor: u64, limit: i64) -> Result<Vec<AlertEvent>>;
-    /// Every stored evaluator state.
-    async fn rule_states(&self) -> Result<Vec<(RuleStateKey, RuleState)>>;
-}
-
-/// Which rule and machine an evaluator state is of.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RuleStateKey {
-    /// The tenant.
-    pub tenant_id: Uuid,
-    /// The rule.
-    pub rule_id: Uuid,
-    /// The machine.
-    pub machine_id: String,
-}
-
-/// What a write of the alert journal did.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Written {
-    /// The cursor of each event of the write, in its order: given out by the database in the
-    /// write's transaction for an event without one, the event's own otherwise.
-    pub cursors: Vec<u64>,
-    /// Where the server's log stood (PostgreSQL); `None` on SQLite.
-    pub position: Option<LogPosition>,
-}
-
-/// What the alert journal writes at once.
-#[derive(Debug, Clone)]
-pub struct AlertWrite {
-    /// Alerts, created or changed.
-    pub alerts: Vec<Alert>,
-    /// Events, in the order they happened. Those without a cursor (0) are given the next ones
-    /// of their tenant's log; those with one (written before, kept until flushed) keep it.
-    pub events: Vec<AlertEvent>,
-    /// Evaluator states to store, or to remove (`None`).
-    pub states: Vec<(RuleStateKey, Option<RuleState>)>,
-    /// Whether the commit waits until the write is flushed to disk (see
-    /// [`crate::alerting::journal::Journal::start`]).
-    pub durable: bool,
-    /// Whether an earlier attempt of this write may have been committed unheard of (it failed
-    /// with the outcome unknown): its events are looked for before cursors are given out.
-    pub retried: bool,
-}
-
-impl Default for AlertWrite {
-    fn default() -> Self {
-        Self {
-            alerts: Vec::new(),
-            events: Vec::new(),
-            states: Vec::new(),
-            durable: true,
-            retried: false,
-        }
-    }
-}
-
-/// Where a PostgreSQL server's write-ahead log stood while a journal write ran: how the
-/// journal knows which of its fast commits (`synchronous_commit = off`) are on disk, and
-/// whether the server restarted since its last write (see `alerting::unflushed`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LogPosition {
-    /// When the server started (µs since the epoch): another value means it restarted.
-    pub server_started: i64,
-    /// How far its log was inserted: every commit that ended before the write began ends
-    /// before this.
-    pub inserted: i64,
-    /// How far its log was flushed to disk.
-    pub flushed: i64,
-}
-
-impl AlertWrite {
-    /// Whether there is nothing to write.
-    pub fn is_empty(&self) -> bool {
-        self.alerts.is_empty() && self.events.is_empty() && self.states.is_empty()
-    }
-}
-
 /// Opens the alert store of a pool's backend.
 pub fn open_alerts(pool: DbPool) -> std::sync::Arc<dyn AlertStore> {
     match pool {
@@ -477,25 +64,7 @@ pub fn open_alerts(pool: DbPool) -> std::sync::Arc<dyn AlertStore> {
 /// when they share a database.
 pub const MIGRATIONS_TABLE: &str = "_sqlx_migrations_storage";
 
-/// The range of a UTC day.
-pub fn day_range(day: NaiveDate) -> Range {
-    let start = day
-        .and_hms_opt(0, 0, 0)
-        .unwrap_or_default()
-        .and_utc()
-        .timestamp_micros();
-    Range {
-        start_micros: start,
-        end_micros: start + crate::domain::ingest::DAY_MICROS,
-    }
-}
-
 /// Converts µs since the epoch to a UTC date-time.
 pub(crate) fn to_datetime(micros: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_micros(micros).unwrap_or_default()
-}
-
-/// The UTC day of a timestamp.
-pub fn day_of(micros: i64) -> NaiveDate {
-    to_datetime(micros).date_naive()
 }

@@ -11,13 +11,16 @@ use mfg_proto::{
     tenant::v1 as tpb,
 };
 use mfg_storage::{
-    domain::{
-        alert::{Alert, AlertEvent, AlertState, EventType, SYSTEM},
-        alert_eval::RuleState,
-        alert_rule::{AlertRule, Comparison, Condition, MachineSelector, RuleSpec, Severity},
+    alerting::{
+        domain::{
+            alert::{Alert, AlertEvent, AlertState, EventType, SYSTEM},
+            alert_eval::RuleState,
+            alert_rule::{AlertRule, Comparison, Condition, MachineSelector, RuleSpec, Severity},
+        },
+        store::{AlertStore, AlertWrite, RuleStateKey},
     },
     error::StorageError,
-    store::{self, AlertStore, AlertWrite, RuleStateKey},
+    store,
 };
 use pbjson_types::{Duration, FieldMask};
 use support::{Backend, Platform};

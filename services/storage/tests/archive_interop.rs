@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
-use mfg_storage::{
+use mfg_storage::telemetry::{
     archive::{self, ArchivedReading},
     object_store::{LocalStore, ObjectStore},
 };

@@ -3,7 +3,10 @@
 //! their day's partition is dropped with its last tenant.
 
 use mfg_common::{config::DatabaseArgs, db, testing::TestDatabase};
-use mfg_storage::store::{self, MIGRATIONS_TABLE, SeriesKey, day_range};
+use mfg_storage::{
+    store::{self, MIGRATIONS_TABLE},
+    telemetry::store::{SeriesKey, day_range},
+};
 use sqlx::{AssertSqlSafe, Row as _};
 use uuid::Uuid;
 

@@ -4,8 +4,11 @@ use std::sync::Arc;
 
 use mfg_common::{config::DatabaseArgs, db, testing::TestDatabase};
 use mfg_storage::{
-    domain::Rollup,
-    store::{self, Range, Row, SeriesKey, TelemetryStore, day_of},
+    store,
+    telemetry::{
+        domain::Rollup,
+        store::{Range, Row, SeriesKey, TelemetryStore, day_of},
+    },
 };
 use uuid::Uuid;
 
@@ -269,17 +272,23 @@ async fn rollups_in_ranges(store: &dyn TelemetryStore) {
                 .iter()
                 .any(|r| ts >= r.start_micros && ts < r.end_micros)
         });
-        mfg_storage::domain::roll_up(inside, width)
+        mfg_storage::telemetry::domain::roll_up(inside, width)
             .into_iter()
             .collect()
     };
     for (resolution, ranges) in [
         (
-            store::Resolution::Minute,
+            mfg_storage::telemetry::store::Resolution::Minute,
             vec![(7, 30), (45, 47), (100, 120)],
         ),
-        (store::Resolution::Quarter, vec![(0, 15), (60, 105)]),
-        (store::Resolution::Hour, vec![(0, 60), (60, 120)]),
+        (
+            mfg_storage::telemetry::store::Resolution::Quarter,
+            vec![(0, 15), (60, 105)],
+        ),
+        (
+            mfg_storage::telemetry::store::Resolution::Hour,
+            vec![(0, 60), (60, 120)],
+        ),
     ] {
         let ranges: Vec<Range> = ranges
             .into_iter()

@@ -6,7 +6,7 @@ mod support;
 use std::sync::{Arc, Mutex};
 
 use mfg_proto::{common::v1::Reading, storage::v1::IngestBatchRequest};
-use mfg_storage::ingest::{AcceptedBatch, IngestObserver, Outcome};
+use mfg_storage::telemetry::ingest::{AcceptedBatch, IngestObserver, Outcome};
 use support::{Backend, Platform, now_micros, reading};
 
 /// What ingest shows its observers: each batch's checked readings, and each batch's outcome.

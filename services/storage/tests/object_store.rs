@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use mfg_storage::object_store::{
+use mfg_storage::telemetry::object_store::{
     LifecycleRule, LocalStore, ObjectError, ObjectKey, ObjectStore, S3Config, S3Store,
 };
 

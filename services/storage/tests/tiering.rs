@@ -7,7 +7,7 @@
 mod support;
 
 use mfg_proto::common::v1::{Reading, Tier};
-use mfg_storage::archive;
+use mfg_storage::telemetry::archive;
 use support::{
     Backend, now_micros, reading,
     tiering::{

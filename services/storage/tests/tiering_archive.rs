@@ -5,7 +5,7 @@
 mod support;
 
 use mfg_proto::common::v1::{Reading, Tier};
-use mfg_storage::archive;
+use mfg_storage::telemetry::archive;
 use support::{
     Backend, now_micros, reading,
     tiering::{Cold, DAY, HOUR, MINUTE, day_start, expected, ingest, query, start, tiering},

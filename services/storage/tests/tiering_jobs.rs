@@ -15,8 +15,11 @@ use mfg_proto::{
     },
 };
 use mfg_storage::{
-    domain::tiering::{JobState, Report},
-    store::{self, JobStore, TelemetryStore},
+    store::{self, JobStore},
+    telemetry::{
+        domain::tiering::{JobState, Report},
+        store::TelemetryStore,
+    },
 };
 use support::{Backend, Platform, database, now_micros, reading, ts};
 use uuid::Uuid;
@@ -180,7 +183,7 @@ async fn a_tenants_failure_does_not_stop_the_others(backend: Backend) {
         .await
         .unwrap()
         .unwrap();
-    let day = store::day_of(d0);
+    let day = mfg_storage::telemetry::store::day_of(d0);
     telemetry
         .pending_object(no, day, "../outside")
         .await

@@ -52,13 +52,15 @@ use super::{
     journal::{Command, Journal},
 };
 use crate::{
-    directory::MachineLabels,
-    domain::{
-        alert_eval::{RuleState, Signal},
-        ingest::{Reading, micros_since_epoch},
+    alerting::{
+        domain::alert_eval::{RuleState, Signal},
+        store::RuleStateKey,
     },
-    ingest::{AcceptedBatch, IngestObserver},
-    store::RuleStateKey,
+    directory::MachineLabels,
+    telemetry::{
+        domain::ingest::{Reading, micros_since_epoch},
+        ingest::{AcceptedBatch, IngestObserver},
+    },
 };
 
 /// The evaluator's settings.

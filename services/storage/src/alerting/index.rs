@@ -9,7 +9,7 @@ use std::{
 
 use uuid::Uuid;
 
-use crate::domain::alert_rule::AlertRule;
+use crate::alerting::domain::alert_rule::AlertRule;
 
 /// One tenant's rules.
 #[derive(Debug, Default)]

@@ -24,14 +24,16 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::{
-    domain::{
-        alert::{Alert, AlertEvent, AlertState, EventType, SYSTEM},
-        alert_eval::{RuleState, Signal},
-        alert_rule::AlertRule,
-        ingest::micros_since_epoch,
+    alerting::{
+        domain::{
+            alert::{Alert, AlertEvent, AlertState, EventType, SYSTEM},
+            alert_eval::{RuleState, Signal},
+            alert_rule::AlertRule,
+        },
+        store::{AlertStore, AlertWrite, RuleStateKey},
     },
     error::{Result, StorageError},
-    store::{AlertStore, AlertWrite, RuleStateKey},
+    telemetry::domain::ingest::micros_since_epoch,
 };
 
 use super::unflushed::Unflushed;

@@ -10,14 +10,16 @@ use uuid::Uuid;
 
 use super::{index::RuleIndex, journal::Journal};
 use crate::{
-    directory::{Directory, TenantState},
-    domain::{
-        alert::{Alert, AlertState},
-        alert_rule::{AlertRule, MAX_RULES_PER_TENANT, RulePatch, RuleSpec},
-        ingest::micros_since_epoch,
+    alerting::{
+        domain::{
+            alert::{Alert, AlertState},
+            alert_rule::{AlertRule, MAX_RULES_PER_TENANT, RulePatch, RuleSpec},
+        },
+        store::AlertStore,
     },
+    directory::{Directory, TenantState},
     error::{Result, StorageError},
-    store::AlertStore,
+    telemetry::domain::ingest::micros_since_epoch,
 };
 
 /// The id a page token carries: the last one of the page before.
@@ -42,7 +44,7 @@ pub struct Alerting {
 
 /// A tenant's alert events are kept as long as its readings in the hot tier.
 #[async_trait::async_trait]
-impl crate::tiering::KeptWithReadings for Alerting {
+impl crate::telemetry::tiering::KeptWithReadings for Alerting {
     async fn expire(&self, tenant: Uuid, before: i64) -> Result<u64> {
         self.store.expire_events(tenant, before).await
     }

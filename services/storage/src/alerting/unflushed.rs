@@ -15,7 +15,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::store::{AlertWrite, LogPosition};
+use crate::alerting::store::{AlertWrite, LogPosition};
 
 /// The fast writes not known to be on disk, oldest first.
 #[derive(Debug, Default)]
@@ -110,7 +110,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::domain::{
+    use crate::alerting::domain::{
         alert::{Alert, AlertEvent, AlertState, EventType},
         alert_rule::Severity,
     };

@@ -1,5 +1,5 @@
 //! What a SQL backend of the storage stores says about itself, so that the stores' bodies are
-//! written once, as plain generic Rust (`alert_sql.rs`): its database, how it stores times and
+//! written once, as plain generic Rust (`alerting/store/sql.rs`): its database, how it stores times and
 //! ids, how it begins a write and locks a row, and the writes it makes its own way.
 
 use std::{collections::HashMap, future::Future};
@@ -9,11 +9,15 @@ use mfg_common::db::SqlDialect;
 use sqlx::{Database, Pool};
 use uuid::Uuid;
 
-use super::{
-    AlertWrite, Latest, LogPosition, NewRows, Range, Resolution, Row, SeriesId, TenantNo, Written,
-    write_turn::WriteTx,
+use super::{TenantNo, write_turn::WriteTx};
+use crate::{
+    alerting::store::{AlertWrite, LogPosition, Written},
+    error::Result,
+    telemetry::{
+        domain::Rollup,
+        store::{Latest, NewRows, Range, Resolution, Row, SeriesId},
+    },
 };
-use crate::{domain::Rollup, error::Result};
 
 /// A backend of the stores: PostgreSQL or SQLite.
 pub trait SqlBackend: Send + Sync + std::fmt::Debug + 'static {
@@ -51,7 +55,7 @@ pub trait SqlBackend: Send + Sync + std::fmt::Debug + 'static {
 pub type Connection<B> = <<B as SqlBackend>::Db as Database>::Connection;
 
 /// What a backend does its own way in the hot tier's writes (PostgreSQL partitions it, SQLite
-/// keeps one table), and the statements whose SQL differs; `telemetry_sql.rs` is the rest, once.
+/// keeps one table), and the statements whose SQL differs; `telemetry/store/sql.rs` is the rest, once.
 pub trait HotTier: SqlBackend {
     /// A retention class as its columns hold it.
     type Class: Copy + Send + Sync + 'static;

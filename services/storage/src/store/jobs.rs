@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use super::TenantNo;
 use crate::{
-    domain::tiering::{Failure, Job, JobState, Report},
     error::{Result, StorageError},
+    telemetry::domain::tiering::{Failure, Job, JobState, Report},
 };
 
 /// Tiering jobs and their tenants' checkpoints.

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use super::Resolution;
+use crate::telemetry::store::Resolution;
 
 use super::{backend::SqlBackend, to_datetime, write_turn::WriteTx};
 use crate::error::Result;
@@ -84,7 +84,7 @@ const MERGE_MINUTE: &str = merge_into!("rollups_1m", "least", "greatest");
 const MERGE_QUARTER: &str = merge_into!("rollups_15m", "least", "greatest");
 const MERGE_HOUR: &str = merge_into!("rollups_1h", "least", "greatest");
 
-/// The columns of a [`crate::store::LogPosition`]: when the server started (µs), how far its
+/// The columns of a [`crate::alerting::store::LogPosition`]: when the server started (µs), how far its
 /// WAL is inserted and flushed (bytes).
 macro_rules! log_position_columns {
     () => {
@@ -97,7 +97,7 @@ macro_rules! log_position_columns {
 /// The journal's write as one statement, so one round trip and one implicit transaction:
 /// alerts upserted, events inserted, evaluator states upserted or removed, each from arrays.
 /// `$30` is `synchronous_commit` for this transaction (`on`, or `off` for fast commit). It
-/// answers where the server's log stood ([`crate::store::LogPosition`]).
+/// answers where the server's log stood ([`crate::alerting::store::LogPosition`]).
 /// What both journal statements start with: the transaction's commit setting, and the alerts
 /// upserted from arrays (`$1`–`$16`).
 macro_rules! write_alerts_head {
@@ -228,9 +228,12 @@ fn rollups_in_sql(resolution: Resolution) -> &'static str {
     &STATEMENTS[resolution.index()]
 }
 
-/// The [`crate::store::LogPosition`] in a row's columns from `first` on.
-fn log_position(row: &sqlx::postgres::PgRow, first: usize) -> Result<crate::store::LogPosition> {
-    Ok(crate::store::LogPosition {
+/// The [`crate::alerting::store::LogPosition`] in a row's columns from `first` on.
+fn log_position(
+    row: &sqlx::postgres::PgRow,
+    first: usize,
+) -> Result<crate::alerting::store::LogPosition> {
+    Ok(crate::alerting::store::LogPosition {
         server_started: row.try_get(first)?,
         inserted: row.try_get(first + 1)?,
         flushed: row.try_get(first + 2)?,
@@ -238,7 +241,7 @@ fn log_position(row: &sqlx::postgres::PgRow, first: usize) -> Result<crate::stor
 }
 
 impl PostgresStore {
-    async fn log_position_now(&self) -> Result<Option<crate::store::LogPosition>> {
+    async fn log_position_now(&self) -> Result<Option<crate::alerting::store::LogPosition>> {
         let row = sqlx::query(LOG_POSITION).fetch_one(&self.pool).await?;
         log_position(&row, 0).map(Some)
     }
@@ -247,8 +250,8 @@ impl PostgresStore {
     /// state written twice in the group keeps its last value.
     async fn write_alerts_now(
         &self,
-        write: &crate::store::AlertWrite,
-    ) -> Result<crate::store::Written> {
+        write: &crate::alerting::store::AlertWrite,
+    ) -> Result<crate::alerting::store::Written> {
         use sqlx::types::Json;
         let alerts = &write.alerts;
         let events = &write.events;
@@ -357,13 +360,13 @@ impl PostgresStore {
             .bind(if write.durable {
                 0
             } else {
-                crate::domain::ingest::micros_since_epoch(std::time::SystemTime::now())
+                crate::telemetry::domain::ingest::micros_since_epoch(std::time::SystemTime::now())
             })
             .bind(!write.durable)
             .fetch_one(&self.pool)
             .await?;
         let cursors: Vec<i64> = row.try_get(2)?;
-        Ok(crate::store::Written {
+        Ok(crate::alerting::store::Written {
             cursors: cursors
                 .into_iter()
                 .map(|c| u64::try_from(c).unwrap_or(0))
@@ -399,11 +402,11 @@ impl SqlBackend for PostgresStore {
     }
     async fn write_alerts_now(
         &self,
-        write: &crate::store::AlertWrite,
-    ) -> Result<crate::store::Written> {
+        write: &crate::alerting::store::AlertWrite,
+    ) -> Result<crate::alerting::store::Written> {
         PostgresStore::write_alerts_now(self, write).await
     }
-    async fn log_position_now(&self) -> Result<Option<crate::store::LogPosition>> {
+    async fn log_position_now(&self) -> Result<Option<crate::alerting::store::LogPosition>> {
         PostgresStore::log_position_now(self).await
     }
 }

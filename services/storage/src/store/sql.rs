@@ -1,53 +1,54 @@
 //! What both backends share: the SQL text that is the same on both (`$N` placeholders bind by
 //! number on PostgreSQL and SQLite), the merge of late readings into rollups, and the macros
 //! that write a statement in each dialect at compile time. The stores themselves are plain
-//! generic Rust, once for both backends: `telemetry_sql.rs` (`impl TelemetryStore` for every
-//! `HotTier`) and `alert_sql.rs` (`impl AlertStore` for every `SqlBackend`); `backend.rs` is
+//! generic Rust, once for both backends: `telemetry/store/sql.rs` (`impl TelemetryStore` for every
+//! `HotTier`) and `alerting/store/sql.rs` (`impl AlertStore` for every `SqlBackend`); `backend.rs` is
 //! what a backend says about itself: how it stores times and ids, begins a write and locks a
 //! row, its statements whose SQL differs, and its hot tier's own functions.
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{Resolution, Row, SeriesId, TenantNo};
-use crate::domain::{Rollup, bucket_start};
+use super::TenantNo;
+use crate::telemetry::domain::{Rollup, bucket_start};
+use crate::telemetry::store::{Resolution, Row, SeriesId};
 
-pub(super) const SELECT_TENANT: &str = "SELECT tenant_no FROM storage_tenants WHERE tenant_id = $1";
-pub(super) const REGISTER_TENANT: &str = "INSERT INTO storage_tenants (tenant_id) VALUES ($1) \
+pub(crate) const SELECT_TENANT: &str = "SELECT tenant_no FROM storage_tenants WHERE tenant_id = $1";
+pub(crate) const REGISTER_TENANT: &str = "INSERT INTO storage_tenants (tenant_id) VALUES ($1) \
      ON CONFLICT (tenant_id) DO UPDATE SET tenant_id = excluded.tenant_id RETURNING tenant_no";
-pub(super) const REGISTER_ROLLUP_STATE: &str =
+pub(crate) const REGISTER_ROLLUP_STATE: &str =
     "INSERT INTO rollup_state (tenant_no) VALUES ($1) ON CONFLICT DO NOTHING";
-pub(super) const TENANTS: &str =
+pub(crate) const TENANTS: &str =
     "SELECT tenant_no, tenant_id FROM storage_tenants ORDER BY tenant_no";
-pub(super) const SELECT_SERIES: &str =
+pub(crate) const SELECT_SERIES: &str =
     "SELECT series_id FROM series WHERE tenant_no = $1 AND machine_id = $2 AND metric = $3";
-pub(super) const INSERT_SERIES: &str =
+pub(crate) const INSERT_SERIES: &str =
     "INSERT INTO series (series_id, tenant_no, machine_id, metric) VALUES ($1, $2, $3, $4)";
-pub(super) const SET_NEXT_SERIES: &str =
+pub(crate) const SET_NEXT_SERIES: &str =
     "UPDATE storage_tenants SET next_series = $2 WHERE tenant_no = $1";
-pub(super) const SERIES_OF: &str = "SELECT series_id, machine_id, metric FROM series \
+pub(crate) const SERIES_OF: &str = "SELECT series_id, machine_id, metric FROM series \
      WHERE tenant_no = $1 ORDER BY machine_id, metric";
-pub(super) const HOT_DAYS: &str = "SELECT day FROM hot_days WHERE tenant_no = $1 ORDER BY day";
-pub(super) const FORGET_DAY: &str = "DELETE FROM hot_days WHERE tenant_no = $1 AND day = $2";
-pub(super) const ROLLUP_STATE: &str =
+pub(crate) const HOT_DAYS: &str = "SELECT day FROM hot_days WHERE tenant_no = $1 ORDER BY day";
+pub(crate) const FORGET_DAY: &str = "DELETE FROM hot_days WHERE tenant_no = $1 AND day = $2";
+pub(crate) const ROLLUP_STATE: &str =
     "SELECT rolled_to, warm_from FROM rollup_state WHERE tenant_no = $1";
-pub(super) const SET_ROLLED_TO: &str =
+pub(crate) const SET_ROLLED_TO: &str =
     "UPDATE rollup_state SET rolled_to = $2 WHERE tenant_no = $1";
-pub(super) const SET_WARM_FROM: &str =
+pub(crate) const SET_WARM_FROM: &str =
     "UPDATE rollup_state SET warm_from = $2 WHERE tenant_no = $1";
-pub(super) const PENDING_OBJECT: &str = "SELECT object_key FROM cold_objects \
+pub(crate) const PENDING_OBJECT: &str = "SELECT object_key FROM cold_objects \
      WHERE tenant_no = $1 AND day = $2 AND state = 'pending'";
-pub(super) const INSERT_PENDING_OBJECT: &str =
+pub(crate) const INSERT_PENDING_OBJECT: &str =
     "INSERT INTO cold_objects (object_key, tenant_no, day, state) VALUES ($1, $2, $3, 'pending')";
-pub(super) const COMMIT_OBJECT: &str = "UPDATE cold_objects SET state = 'committed', \
+pub(crate) const COMMIT_OBJECT: &str = "UPDATE cold_objects SET state = 'committed', \
      readings = $2, bytes = $3, commit_time = $4 WHERE object_key = $1 AND state = 'pending'";
-pub(super) const COLD_OBJECTS: &str = "SELECT object_key, day, readings, bytes FROM cold_objects \
+pub(crate) const COLD_OBJECTS: &str = "SELECT object_key, day, readings, bytes FROM cold_objects \
      WHERE tenant_no = $1 AND state = 'committed' AND day >= $2 AND day <= $3 \
      ORDER BY day, object_key";
-pub(super) const FORGET_OBJECT: &str = "DELETE FROM cold_objects WHERE object_key = $1";
+pub(crate) const FORGET_OBJECT: &str = "DELETE FROM cold_objects WHERE object_key = $1";
 
 /// The rollups that new rows older than their tenant's `rolled_to` add to the warm tier, per
 /// resolution, keyed by series and bucket start: what a writer merges in its transaction.
-pub(super) fn late_rollups(
+pub(crate) fn late_rollups(
     new: &[Row],
     rolled_to: &HashMap<TenantNo, i64>,
 ) -> [BTreeMap<(SeriesId, i64), Rollup>; 3] {

@@ -7,10 +7,10 @@ use sqlx::SqlitePool;
 
 use uuid::Uuid;
 
-use super::{Range, Resolution};
-
-use super::{alert_sql, backend::SqlBackend, write_turn::WriteTx};
+use super::{backend::SqlBackend, write_turn::WriteTx};
+use crate::alerting::store::sql as alert_sql;
 use crate::error::{Result, StorageError};
+use crate::telemetry::store::{Range, Resolution};
 
 /// The store on SQLite.
 #[derive(Debug, Clone)]
@@ -127,7 +127,7 @@ impl SqliteStore {
     /// SQLite has no log position to tell: its commits are as durable as its settings make
     /// them when they return.
     #[allow(clippy::unused_async)]
-    async fn log_position_now(&self) -> Result<Option<crate::store::LogPosition>> {
+    async fn log_position_now(&self) -> Result<Option<crate::alerting::store::LogPosition>> {
         Ok(None)
     }
 
@@ -135,8 +135,8 @@ impl SqliteStore {
     /// statement per row (in-process: no round trips to save).
     async fn write_alerts_now(
         &self,
-        write: &crate::store::AlertWrite,
-    ) -> Result<crate::store::Written> {
+        write: &crate::alerting::store::AlertWrite,
+    ) -> Result<crate::alerting::store::Written> {
         use sqlx::types::Json;
         let mut tx = self.begin_write().await?;
         for alert in &write.alerts {
@@ -212,7 +212,7 @@ impl SqliteStore {
             query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(crate::store::Written {
+        Ok(crate::alerting::store::Written {
             cursors,
             position: None,
         })
@@ -248,11 +248,11 @@ impl SqlBackend for SqliteStore {
     }
     async fn write_alerts_now(
         &self,
-        write: &crate::store::AlertWrite,
-    ) -> Result<crate::store::Written> {
+        write: &crate::alerting::store::AlertWrite,
+    ) -> Result<crate::alerting::store::Written> {
         SqliteStore::write_alerts_now(self, write).await
     }
-    async fn log_position_now(&self) -> Result<Option<crate::store::LogPosition>> {
+    async fn log_position_now(&self) -> Result<Option<crate::alerting::store::LogPosition>> {
         SqliteStore::log_position_now(self).await
     }
 }

@@ -18,10 +18,10 @@ use sqlx::{Database, Transaction};
 use tokio::sync::OwnedMutexGuard;
 
 /// The queue of writers of one file.
-pub(super) type Turns = Arc<tokio::sync::Mutex<()>>;
+pub(crate) type Turns = Arc<tokio::sync::Mutex<()>>;
 
 /// This process's queue of writers of the SQLite file `path`, shared by every pool of it.
-pub(super) fn turns_of(path: &Path) -> Turns {
+pub(crate) fn turns_of(path: &Path) -> Turns {
     static FILES: LazyLock<Mutex<HashMap<PathBuf, Weak<tokio::sync::Mutex<()>>>>> =
         LazyLock::new(Mutex::default);
     let mut files = FILES
@@ -52,12 +52,12 @@ impl<DB: Database> std::fmt::Debug for WriteTx<DB> {
 
 impl<DB: Database> WriteTx<DB> {
     /// A transaction begun in its turn, if it has one.
-    pub(super) fn new(tx: Transaction<'static, DB>, turn: Option<OwnedMutexGuard<()>>) -> Self {
+    pub(crate) fn new(tx: Transaction<'static, DB>, turn: Option<OwnedMutexGuard<()>>) -> Self {
         Self { tx, _turn: turn }
     }
 
     /// Commits, then gives the turn to the next writer.
-    pub(super) async fn commit(self) -> Result<(), sqlx::Error> {
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
         self.tx.commit().await
     }
 }

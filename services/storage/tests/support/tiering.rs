@@ -10,7 +10,7 @@ use mfg_proto::{
         TieringJobState, TieringReport,
     },
 };
-use mfg_storage::object_store::{LocalStore, ObjectStore, S3Config, S3Store};
+use mfg_storage::telemetry::object_store::{LocalStore, ObjectStore, S3Config, S3Store};
 
 use super::{Backend, Platform, micros, ts};
 

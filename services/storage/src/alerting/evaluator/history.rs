@@ -6,13 +6,16 @@ use uuid::Uuid;
 
 use super::{Observed, Shard};
 use crate::{
-    domain::{alert_eval::RuleState, alert_rule::Condition},
+    alerting::{
+        domain::{alert_eval::RuleState, alert_rule::Condition},
+        store::RuleStateKey,
+    },
     error::Result,
-    store::{Range, RuleStateKey, SeriesKey},
+    telemetry::store::{Range, SeriesKey},
 };
 
 /// The stored readings of a series, as alerting reads them; telemetry implements it
-/// ([`crate::query::StoredHistory`]).
+/// ([`crate::telemetry::query::StoredHistory`]).
 #[async_trait::async_trait]
 pub trait SeriesHistory: Send + Sync + std::fmt::Debug {
     /// A tenant's series' readings in a range, oldest first; none for a series never stored.

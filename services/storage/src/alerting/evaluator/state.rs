@@ -1,7 +1,7 @@
 //! What the evaluator asks of a rule's state and condition: whether a change of the state is
 //! worth storing, and whether the condition watches for silence.
 
-use crate::domain::{alert_eval::RuleState, alert_rule::Condition};
+use crate::alerting::domain::{alert_eval::RuleState, alert_rule::Condition};
 
 /// What is persisted of a state changes: firing, or a "for" timer.
 pub(super) fn persisted_view(state: &RuleState) -> (bool, Vec<(bool, Option<i64>)>) {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use mfg_common::shutdown::CancellationToken;
 
 use super::Writer;
-use crate::store::{AlertWrite, Written};
+use crate::alerting::store::{AlertWrite, Written};
 
 /// How often the journal asks where the database's log stands while fast writes are kept
 /// and no write tells it.

@@ -6,7 +6,7 @@
 use sqlx::PgConnection;
 
 use super::hot::Class;
-use crate::store::Row;
+use crate::telemetry::store::Row;
 
 /// Loads rows with their classes; fails, like an `INSERT`, on a row whose key exists.
 pub(super) async fn copy_rows(
@@ -59,7 +59,7 @@ mod tests {
     #[test]
     fn a_row_is_four_sized_fields() {
         let row = Row {
-            series_id: crate::store::SeriesId(1),
+            series_id: crate::telemetry::store::SeriesId(1),
             ts_micros: PG_EPOCH_MICROS + 2,
             value: 0.5,
         };

@@ -21,10 +21,11 @@ use super::{
     },
 };
 use crate::{
-    domain::ingest::DAY_MICROS,
     error::Result,
-    store::{
-        NewRows, Range, Row, SeriesId, TenantNo, backend::HotTier, day_of, day_range, to_datetime,
+    store::{TenantNo, backend::HotTier, to_datetime},
+    telemetry::{
+        domain::ingest::DAY_MICROS,
+        store::{NewRows, Range, Row, SeriesId, day_of, day_range},
     },
 };
 

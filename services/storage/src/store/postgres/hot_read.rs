@@ -17,9 +17,12 @@ use super::{
     rollups_in_sql,
 };
 use crate::{
-    domain::{Rollup, ingest::DAY_MICROS},
     error::Result,
-    store::{Latest, Range, Resolution, SeriesId, TenantNo, backend::HotReads, day_range},
+    store::{TenantNo, backend::HotReads},
+    telemetry::{
+        domain::{Rollup, ingest::DAY_MICROS},
+        store::{Latest, Range, Resolution, SeriesId, day_range},
+    },
 };
 
 impl PostgresStore {

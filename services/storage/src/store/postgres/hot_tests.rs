@@ -8,7 +8,10 @@ use sqlx::{AssertSqlSafe, PgPool, Row as _};
 use uuid::Uuid;
 
 use super::{PostgresStore, hot_sql};
-use crate::store::{Row, SeriesId, SeriesKey, TelemetryStore, TenantNo, day_of, to_datetime};
+use crate::{
+    store::{TenantNo, to_datetime},
+    telemetry::store::{Row, SeriesId, SeriesKey, TelemetryStore, day_of},
+};
 
 const DAY: i64 = 86_400_000_000;
 const HOUR: i64 = 3_600_000_000;
@@ -316,7 +319,10 @@ async fn a_reading_for_an_archived_day_is_kept_as_late() {
         .get(0);
     assert_eq!(late_rows, 1, "the archived tenant's reading");
     let kept = store
-        .points(tenants[1].1, crate::store::day_range(day_of(DAY0)))
+        .points(
+            tenants[1].1,
+            crate::telemetry::store::day_range(day_of(DAY0)),
+        )
         .await;
     assert_eq!(
         kept.unwrap().len(),

@@ -11,9 +11,12 @@ use sqlx::{Row as _, SqliteConnection};
 use super::SqliteStore;
 use crate::store::backend::HotTier;
 use crate::{
-    domain::ingest::DAY_MICROS,
     error::Result,
-    store::{NewRows, Range, Row, SeriesId, TenantNo, day_of, day_range},
+    store::TenantNo,
+    telemetry::{
+        domain::ingest::DAY_MICROS,
+        store::{NewRows, Range, Row, SeriesId, day_of, day_range},
+    },
 };
 
 /// A day already archived is not recorded again: readings of it are late.

@@ -5,9 +5,12 @@ use sqlx::Row as _;
 
 use super::{SqliteStore, ranges_json, rollups_in_sql};
 use crate::{
-    domain::{Rollup, ingest::DAY_MICROS},
     error::Result,
-    store::{Latest, Range, Resolution, SeriesId, TenantNo, backend::HotReads, day_of},
+    store::{TenantNo, backend::HotReads},
+    telemetry::{
+        domain::{Rollup, ingest::DAY_MICROS},
+        store::{Latest, Range, Resolution, SeriesId, day_of},
+    },
 };
 
 const LATE_POINTS: &str = "SELECT ts, value FROM late_readings \

@@ -1,0 +1,235 @@
+//! Alerts and their lifecycle: open → acknowledged → resolved. One rule firing for one machine
+//! is one alert while it is not resolved; repeats count on it. Every change is an event with a
+//! cursor, the position in the event log that subscribers resume from.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::alerting::domain::alert_rule::{AlertRule, Severity};
+
+/// Who resolves an alert whose condition cleared.
+pub const SYSTEM: &str = "system";
+
+/// The lifecycle state of an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertState {
+    /// Firing, nobody has acknowledged it.
+    Open,
+    /// Somebody is on it.
+    Acknowledged,
+    /// Cleared, by its condition or by hand.
+    Resolved,
+}
+
+impl AlertState {
+    /// The name stored in the database.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Acknowledged => "acknowledged",
+            Self::Resolved => "resolved",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Open, Self::Acknowledged, Self::Resolved]
+            .into_iter()
+            .find(|state| state.as_str() == name)
+    }
+}
+
+/// An alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Its id (a UUIDv7: ids sort by when the alert opened).
+    pub alert_id: Uuid,
+    /// Its tenant.
+    pub tenant_id: Uuid,
+    /// The rule that raised it.
+    pub rule_id: Uuid,
+    /// The machine it is about.
+    pub machine_id: String,
+    /// The metric it is about.
+    pub metric: String,
+    /// Its severity.
+    pub severity: Severity,
+    /// Its lifecycle state.
+    pub state: AlertState,
+    /// How many times the rule fired while the alert was not resolved.
+    pub count: u64,
+    /// When it first fired (µs, the reading's time; the service's time for no-data).
+    pub first_seen: i64,
+    /// When it last fired.
+    pub last_seen: i64,
+    /// The value that first triggered it.
+    pub trigger_value: f64,
+    /// The latest value seen while it was not resolved.
+    pub last_value: f64,
+    /// Who acknowledged it.
+    pub acknowledged_by: Option<String>,
+    /// When (µs).
+    pub acknowledge_time: Option<i64>,
+    /// Who resolved it: a caller, or [`SYSTEM`].
+    pub resolved_by: Option<String>,
+    /// When (µs).
+    pub resolve_time: Option<i64>,
+}
+
+impl Alert {
+    /// A new alert of a rule firing for a machine with `value` at `at` (µs).
+    pub fn open(rule: &AlertRule, machine_id: &str, value: f64, at: i64) -> Self {
+        Self {
+            alert_id: Uuid::now_v7(),
+            tenant_id: rule.tenant_id,
+            rule_id: rule.rule_id,
+            machine_id: machine_id.to_owned(),
+            metric: rule.spec.metric.clone(),
+            severity: rule.severity(),
+            state: AlertState::Open,
+            count: 1,
+            first_seen: at,
+            last_seen: at,
+            trigger_value: value,
+            last_value: value,
+            acknowledged_by: None,
+            acknowledge_time: None,
+            resolved_by: None,
+            resolve_time: None,
+        }
+    }
+
+    /// Counts a repeat firing.
+    pub fn repeat(&mut self, value: f64, at: i64) {
+        self.count += 1;
+        self.last_seen = self.last_seen.max(at);
+        self.last_value = value;
+    }
+
+    /// Acknowledges an open alert; `false` when it is not open (nothing changes).
+    pub fn acknowledge(&mut self, by: &str, at: i64) -> bool {
+        if self.state != AlertState::Open {
+            return false;
+        }
+        self.state = AlertState::Acknowledged;
+        self.acknowledged_by = Some(by.to_owned());
+        self.acknowledge_time = Some(at);
+        true
+    }
+
+    /// Resolves an alert that is not resolved; `false` when it is (nothing changes).
+    pub fn resolve(&mut self, by: &str, at: i64) -> bool {
+        if self.state == AlertState::Resolved {
+            return false;
+        }
+        self.state = AlertState::Resolved;
+        self.resolved_by = Some(by.to_owned());
+        self.resolve_time = Some(at);
+        true
+    }
+}
+
+/// What happened to an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    /// The alert was raised.
+    Opened,
+    /// The rule fired again while the alert was not resolved.
+    Updated,
+    /// Somebody acknowledged it.
+    Acknowledged,
+    /// It was resolved.
+    Resolved,
+}
+
+impl EventType {
+    /// The name stored in the database.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Opened => "opened",
+            Self::Updated => "updated",
+            Self::Acknowledged => "acknowledged",
+            Self::Resolved => "resolved",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            Self::Opened,
+            Self::Updated,
+            Self::Acknowledged,
+            Self::Resolved,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == name)
+    }
+}
+
+/// One event of an alert's life.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertEvent {
+    /// Its position in its tenant's event log: 1, 2, 3… (after a restart of a database server
+    /// that commits fast, past the time in µs). 0 until the database gives it out.
+    pub cursor: u64,
+    /// Its identity: a write retried after an ambiguous commit stores it once.
+    pub event_id: Uuid,
+    /// What happened.
+    pub kind: EventType,
+    /// The alert after the event.
+    pub alert: Alert,
+    /// When it happened (µs, the service's clock).
+    pub time: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerting::domain::alert_rule::{MachineSelector, RuleSpec};
+
+    fn rule() -> AlertRule {
+        AlertRule {
+            rule_id: Uuid::now_v7(),
+            tenant_id: Uuid::now_v7(),
+            spec: RuleSpec {
+                display_name: String::new(),
+                metric: "temp".to_owned(),
+                selector: MachineSelector::default(),
+                severity: Some(Severity::Minor),
+                condition: None,
+                disabled: false,
+            },
+            create_micros: 0,
+            update_micros: 0,
+        }
+    }
+
+    #[test]
+    fn the_lifecycle_goes_one_way_and_repeats_count() {
+        let mut alert = Alert::open(&rule(), "press-1", 81.0, 10);
+        alert.repeat(85.0, 11);
+        alert.repeat(84.0, 12);
+        assert_eq!(
+            (
+                alert.count,
+                alert.last_seen,
+                alert.trigger_value,
+                alert.last_value
+            ),
+            (3, 12, 81.0, 84.0)
+        );
+        assert!(alert.acknowledge("key:abc", 20));
+        assert!(!alert.acknowledge("key:def", 21), "once");
+        assert_eq!(alert.acknowledged_by.as_deref(), Some("key:abc"));
+        assert!(alert.resolve(SYSTEM, 30));
+        assert!(!alert.resolve("key:abc", 31), "once");
+        assert!(
+            !alert.acknowledge("key:abc", 32),
+            "a resolved alert stays resolved"
+        );
+        assert_eq!(alert.state, AlertState::Resolved);
+        assert_eq!(alert.resolve_time, Some(30));
+    }
+}

@@ -1,0 +1,443 @@
+//! Queries of one series over a range: raw points or aggregated buckets, and the latest value
+//! of every metric of a machine.
+//!
+//! A query is split by time into the sub-ranges each tier serves, transparently:
+//! - **warm**, for buckets of at least a minute: within the whole minutes that are rolled up
+//!   (below the tenant's `rolled_to`) and kept (from its `warm_from`), each bucket's whole
+//!   hours, quarters and minutes from their rollups (`plan::cover`), merged here;
+//! - **cold**, for the rest on days archived to the object store: the day's Parquet objects,
+//!   found through the manifest, read and filtered to the series;
+//! - **hot**, for the rest on days still in the database: the range's ends and, for a step of
+//!   no whole minutes, the minutes a bucket boundary splits, read in one round trip.
+//!
+//! Rollups merge exactly (min, max, sum, count, last), so an answer does not depend on the
+//! tiers that served it; it says which ones did.
+
+mod history;
+mod plan;
+
+pub use history::StoredHistory;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
+
+use uuid::Uuid;
+
+use crate::telemetry::query::plan::{
+    Cover, coalesce, cover, hot_parts, in_ranges, overlapping, overlaps,
+};
+
+use crate::{
+    error::{Result, StorageError},
+    telemetry::{
+        archive,
+        domain::{Aggregation, Rollup, bucket_start, roll_up},
+        ingest::Ingest,
+        object_store::{ObjectKey, ObjectStore},
+        store::{
+            ColdObject, Latest, Range, Resolution, SeriesId, SeriesKey, TelemetryStore, day_of,
+            day_range,
+        },
+    },
+};
+
+/// The most raw points one query returns; longer ranges need an aggregation.
+pub const MAX_POINTS: usize = 100_000;
+/// The most buckets one query returns.
+pub const MAX_BUCKETS: i64 = 100_000;
+/// Rollup ranges fewer than this many rollups apart are read as one range: an index scan of
+/// its own costs about as much as ten rollups more in one.
+const COALESCE_GAP: i64 = 8;
+
+/// A tier of storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Tier {
+    /// Raw readings in the database.
+    Hot,
+    /// Rollups in the database.
+    Warm,
+    /// Parquet in object storage.
+    Cold,
+}
+
+/// What to read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesQuery {
+    /// The tenant.
+    pub tenant: Uuid,
+    /// The series.
+    pub key: SeriesKey,
+    /// The range.
+    pub range: Range,
+    /// Buckets of this width (µs) with this aggregation, or raw points.
+    pub aggregate: Option<(i64, Aggregation)>,
+}
+
+/// The answer to a [`SeriesQuery`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SeriesAnswer {
+    /// Raw points `(ts µs, value)`, when no aggregation was asked.
+    pub points: Vec<(i64, f64)>,
+    /// Buckets `(start µs, value, count)`, when one was.
+    pub buckets: Vec<(i64, f64, u64)>,
+    /// The tiers that served the query.
+    pub tiers: Vec<Tier>,
+}
+
+/// Answers queries.
+#[derive(Debug, Clone)]
+pub struct Queries {
+    store: Arc<dyn TelemetryStore>,
+    objects: Arc<dyn ObjectStore>,
+    ingest: Ingest,
+}
+
+impl Queries {
+    /// Creates the query side over the database and the cold tier's object store; the ingest
+    /// path knows the tenants' numbers.
+    pub fn new(
+        store: Arc<dyn TelemetryStore>,
+        objects: Arc<dyn ObjectStore>,
+        ingest: Ingest,
+    ) -> Self {
+        Self {
+            store,
+            objects,
+            ingest,
+        }
+    }
+
+    /// Answers a series query.
+    pub async fn series(&self, query: &SeriesQuery) -> Result<SeriesAnswer> {
+        self.require_machine(query.tenant, &query.key.machine_id)
+            .await?;
+        let Some(tenant) = self.ingest.find_tenant_no(query.tenant).await? else {
+            return Ok(SeriesAnswer::default());
+        };
+        let Some(series) = self.store.find_series(tenant, &query.key).await? else {
+            return Ok(SeriesAnswer::default());
+        };
+        let range = query.range;
+        if range.start_micros >= range.end_micros {
+            return Ok(SeriesAnswer::default());
+        }
+        let cold = self
+            .store
+            .cold_objects(
+                tenant,
+                day_of(range.start_micros),
+                day_of(range.end_micros - 1),
+            )
+            .await?;
+        let mut tiers = BTreeSet::new();
+        let mut answer = SeriesAnswer::default();
+        match query.aggregate {
+            None => {
+                let mut points = Vec::new();
+                for part in hot_parts(range, &cold) {
+                    tiers.insert(Tier::Hot);
+                    points.extend(self.store.points(series, part).await?);
+                }
+                for object in overlapping(&cold, range) {
+                    tiers.insert(Tier::Cold);
+                    points.extend(self.cold_points(object, &query.key, vec![range]).await?);
+                }
+                // Readings that came after their day was archived, after the archived ones:
+                // the first write of a reading wins.
+                if !cold.is_empty() {
+                    let late = self.store.late_points(series, range).await?;
+                    if !late.is_empty() {
+                        tiers.insert(Tier::Hot);
+                        points.extend(late);
+                    }
+                }
+                points.sort_by_key(|&(ts, _)| ts);
+                points.dedup_by_key(|&mut (ts, _)| ts);
+                if points.len() > MAX_POINTS {
+                    return Err(StorageError::invalid(
+                        "end",
+                        format!(
+                            "the range holds more than {MAX_POINTS} readings: narrow it or ask for an aggregation"
+                        ),
+                    ));
+                }
+                answer.points = points;
+            }
+            Some((step, aggregation)) => {
+                let state = self.store.rollup_state(tenant).await?;
+                let cover = cover(range, step, state, aggregation.is_additive());
+                let buckets = self
+                    .buckets(series, &query.key, step, &cover, &cold, &mut tiers)
+                    .await?;
+                answer.buckets = buckets
+                    .iter()
+                    .map(|(&start, rollup)| (start, rollup.value(aggregation), rollup.count))
+                    .collect();
+            }
+        }
+        answer.tiers = tiers.into_iter().collect();
+        Ok(answer)
+    }
+
+    /// The buckets of `step` as `cover` serves them: its rollups and the readings of its raw
+    /// ranges, from the hot tier, or from the cold tier and late readings on archived days.
+    /// The reads of the database are independent: all at once, on as many connections, so
+    /// the answer waits for the longest, not for their sum.
+    async fn buckets(
+        &self,
+        series: SeriesId,
+        key: &SeriesKey,
+        step: i64,
+        cover: &Cover,
+        cold: &[ColdObject],
+        tiers: &mut BTreeSet<Tier>,
+    ) -> Result<BTreeMap<i64, Rollup>> {
+        let hot: Vec<Range> = cover
+            .raw
+            .iter()
+            .flat_map(|&part| hot_parts(part, cold))
+            .collect();
+        let [minutes, quarters, hours] = Resolution::ALL.map(|resolution| {
+            self.rollups_in(series, resolution, &cover.rollups[resolution.index()])
+        });
+        let (minutes, quarters, hours, mut raw) =
+            tokio::try_join!(minutes, quarters, hours, self.store.points_in(series, &hot))?;
+        let mut buckets = Buckets::new(step);
+        let mut splits = Vec::new();
+        for (start, rollup) in minutes {
+            match cover
+                .splits
+                .binary_search_by_key(&start, |split| split.minute.start_micros)
+            {
+                Ok(i) => splits.push((cover.splits[i], rollup)),
+                Err(_) => buckets.add(start, &rollup),
+            }
+        }
+        for (start, rollup) in quarters.iter().chain(&hours) {
+            buckets.add(*start, rollup);
+        }
+        let warm = cover.warm();
+        if !warm.is_empty() {
+            tiers.insert(Tier::Warm);
+        }
+        if !hot.is_empty() {
+            tiers.insert(Tier::Hot);
+        }
+        if !cold.is_empty() {
+            raw.extend(
+                self.archived_buckets(key, series, cover, cold, &mut buckets, tiers)
+                    .await?,
+            );
+        }
+        raw.sort_by_key(|&(ts, _)| ts);
+        for (split, whole) in splits {
+            let read = &raw[in_range(&raw, split.read)];
+            let part = read
+                .iter()
+                .fold(None, |part: Option<Rollup>, &(ts, value)| {
+                    Some(part.map_or(Rollup::of(ts, value), |p| p.merge(&Rollup::of(ts, value))))
+                });
+            let rest = match part {
+                Some(part) => whole.without(&part),
+                None => Some(whole),
+            };
+            if let Some(rest) = rest {
+                buckets.add(split.rest.start_micros, &rest);
+            }
+        }
+        for (start, rollup) in roll_up(raw, step) {
+            buckets.add(start, &rollup);
+        }
+        Ok(buckets.0)
+    }
+
+    /// On archived days, the readings of `cover`'s raw ranges (from the archive, and late
+    /// readings after them: the first write of a reading wins), returned; and late readings in
+    /// the warm tier's ranges that the archive lacks, added to `buckets` (they join the
+    /// rollups when archived).
+    async fn archived_buckets(
+        &self,
+        key: &SeriesKey,
+        series: SeriesId,
+        cover: &Cover,
+        cold: &[ColdObject],
+        buckets: &mut Buckets,
+        tiers: &mut BTreeSet<Tier>,
+    ) -> Result<Vec<(i64, f64)>> {
+        let warm = cover.warm();
+        let hull = Range {
+            start_micros: cover
+                .raw
+                .first()
+                .into_iter()
+                .chain(&warm)
+                .map(|r| r.start_micros)
+                .min()
+                .unwrap_or_default(),
+            end_micros: cover
+                .raw
+                .last()
+                .into_iter()
+                .chain(&warm)
+                .map(|r| r.end_micros)
+                .max()
+                .unwrap_or_default(),
+        };
+        let (late_warm, late_raw): (Vec<_>, Vec<_>) = self
+            .store
+            .late_points(series, hull)
+            .await?
+            .into_iter()
+            .partition(|&(ts, _)| in_ranges(&warm, ts));
+        if !late_warm.is_empty() || !late_raw.is_empty() {
+            tiers.insert(Tier::Hot);
+        }
+        if !late_warm.is_empty() {
+            let fresh = self.unarchived(cold, key, late_warm).await?;
+            for (start, rollup) in roll_up(fresh, buckets.1) {
+                buckets.add(start, &rollup);
+            }
+        }
+        let mut archived = Vec::new();
+        for object in cold {
+            let parts: Vec<Range> = cover
+                .raw
+                .iter()
+                .copied()
+                .filter(|&part| overlaps(object, part))
+                .collect();
+            if parts.is_empty() {
+                continue;
+            }
+            tiers.insert(Tier::Cold);
+            archived.extend(self.cold_points(object, key, parts).await?);
+        }
+        archived.extend(late_raw);
+        archived.sort_by_key(|&(ts, _)| ts);
+        archived.dedup_by_key(|&mut (ts, _)| ts);
+        Ok(archived)
+    }
+
+    /// A series' rollups of `resolution` in `ranges` (aligned, disjoint, oldest first), read
+    /// in fewer ranges where they lie a few rollups apart.
+    async fn rollups_in(
+        &self,
+        series: SeriesId,
+        resolution: Resolution,
+        ranges: &[Range],
+    ) -> Result<Vec<(i64, Rollup)>> {
+        let reads = coalesce(ranges, resolution.micros(), COALESCE_GAP);
+        let mut rollups = self.store.rollups_in(series, resolution, &reads).await?;
+        if reads.len() < ranges.len() {
+            rollups.retain(|&(start, _)| in_ranges(ranges, start));
+        }
+        Ok(rollups)
+    }
+
+    /// The readings of one series in some ranges (disjoint, oldest first), from one archived
+    /// object: its footer, then the row groups that may hold the series (`archive::read_series`).
+    async fn cold_points(
+        &self,
+        object: &ColdObject,
+        key: &SeriesKey,
+        ranges: Vec<Range>,
+    ) -> Result<Vec<(i64, f64)>> {
+        let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else {
+            return Ok(Vec::new());
+        };
+        let (start, end) = (first.start_micros, last.end_micros);
+        let mut points = archive::read_series(
+            self.objects.as_ref(),
+            &ObjectKey::new(&object.key)?,
+            object.bytes,
+            &key.machine_id,
+            &key.metric,
+            start,
+            end,
+        )
+        .await?;
+        points.retain(|&(ts, _)| in_ranges(&ranges, ts));
+        Ok(points)
+    }
+
+    /// The late points (oldest first) that the archived objects of their days lack.
+    async fn unarchived(
+        &self,
+        cold: &[ColdObject],
+        key: &SeriesKey,
+        late: Vec<(i64, f64)>,
+    ) -> Result<Vec<(i64, f64)>> {
+        let mut archived = std::collections::HashSet::new();
+        let days: BTreeSet<_> = late.iter().map(|&(ts, _)| day_of(ts)).collect();
+        for day in days {
+            let range = day_range(day);
+            for object in cold.iter().filter(|object| object.day == day) {
+                let points = self.cold_points(object, key, vec![range]).await?;
+                archived.extend(points.into_iter().map(|(ts, _)| ts));
+            }
+        }
+        Ok(late
+            .into_iter()
+            .filter(|(ts, _)| !archived.contains(ts))
+            .collect())
+    }
+
+    /// The last value of every metric of a machine.
+    pub async fn latest(&self, tenant: Uuid, machine_id: &str) -> Result<Vec<Latest>> {
+        self.require_machine(tenant, machine_id).await?;
+        let Some(tenant) = self.ingest.find_tenant_no(tenant).await? else {
+            return Ok(Vec::new());
+        };
+        self.store.latest(tenant, machine_id).await
+    }
+
+    /// A query names a registered machine: a typo is a NotFound, not an empty answer.
+    async fn require_machine(&self, tenant: Uuid, machine_id: &str) -> Result<()> {
+        if self
+            .ingest
+            .directory()
+            .machine_exists(tenant, machine_id)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(StorageError::MachineNotFound(machine_id.to_owned()))
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn TelemetryStore> {
+        &self.store
+    }
+
+    /// The ingest path.
+    pub fn ingest(&self) -> &Ingest {
+        &self.ingest
+    }
+}
+
+/// Buckets of a step (`.1`) by start, each the merge of the rollups added to it.
+struct Buckets(BTreeMap<i64, Rollup>, i64);
+
+impl Buckets {
+    fn new(step: i64) -> Self {
+        Self(BTreeMap::new(), step)
+    }
+
+    /// Adds a rollup of readings from `start` on to their bucket.
+    fn add(&mut self, start: i64, rollup: &Rollup) {
+        self.0
+            .entry(bucket_start(start, self.1))
+            .and_modify(|b| *b = b.merge(rollup))
+            .or_insert(*rollup);
+    }
+}
+
+/// The indices of the readings (sorted by time) in `range`.
+fn in_range(readings: &[(i64, f64)], range: Range) -> std::ops::Range<usize> {
+    let from = readings.partition_point(|&(ts, _)| ts < range.start_micros);
+    let to = readings.partition_point(|&(ts, _)| ts < range.end_micros);
+    from..to
+}
