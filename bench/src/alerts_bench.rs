@@ -250,7 +250,7 @@ pub async fn run(args: AlertsBench) -> anyhow::Result<()> {
     });
     // The fan-out's subscribers all use one key of one tenant, and so do the probes.
     let subscribers = args.subscribers + 16;
-    let platform = BenchPlatform::start_with(args.database_url.as_deref(), |mut config| {
+    let platform = BenchPlatform::start_with(args.database_url.as_deref(), move |mut config| {
         config.options.alert_commit = commit;
         config.with_alert_subscribers(subscribers, subscribers)
     })

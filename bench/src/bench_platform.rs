@@ -80,7 +80,11 @@ where
 /// The operator token of benchmark services.
 pub const OPERATOR: &str = "bench-operator-token-0123456789";
 
-/// A tenant service and a storage service running in this process.
+/// The API key pepper of benchmark services.
+const PEPPER: &str = "bench-pepper-0123456789";
+
+/// The platform running in this process, as `mfg up` starts it ([`mfg::platform`]), with its
+/// files in a temporary directory and the tiering jobs run only on demand.
 #[derive(Debug)]
 pub struct BenchPlatform {
     /// The tenant service.
@@ -89,18 +93,8 @@ pub struct BenchPlatform {
     pub storage_addr: SocketAddr,
     /// "PostgreSQL" or "SQLite".
     pub backend: &'static str,
-    shutdown: CancellationToken,
-    tenant_task: JoinHandle<anyhow::Result<()>>,
-    storage: RunningStorage,
-    storage_config: mfg_storage::Config,
+    platform: mfg::platform::Platform,
     _dir: tempfile::TempDir,
-}
-
-/// The storage service's task and what stops it alone.
-#[derive(Debug)]
-struct RunningStorage {
-    task: JoinHandle<anyhow::Result<()>>,
-    shutdown: CancellationToken,
 }
 
 /// A tenant of the benchmark, with a key of the given scopes.
@@ -113,8 +107,8 @@ pub struct BenchTenant {
 }
 
 impl BenchPlatform {
-    /// Starts both services on `database_url` (SQLite in a temporary directory when `None`) and
-    /// waits until they serve. The storage service runs its tiering jobs only on demand.
+    /// Starts the platform on `database_url` (SQLite in a temporary directory when `None`) and
+    /// waits until it serves.
     pub async fn start(database_url: Option<&str>) -> anyhow::Result<Self> {
         Self::start_with(database_url, |config| config).await
     }
@@ -122,31 +116,26 @@ impl BenchPlatform {
     /// [`BenchPlatform::start`] with the storage service's configuration changed by `configure`.
     pub async fn start_with(
         database_url: Option<&str>,
-        configure: impl FnOnce(mfg_storage::Config) -> mfg_storage::Config,
+        configure: impl FnOnce(mfg_storage::Config) -> mfg_storage::Config + Send + 'static,
     ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let (tenant_url, storage_url) = database_urls(database_url, dir.path());
-        let shutdown = CancellationToken::new();
-        let (tenant_addr, tenant_task) = start_tenant_service(&tenant_url, &shutdown).await?;
-        let storage_config = configure(
-            mfg_storage::Config::new(&storage_url, tenant_addr.to_string())
-                .with_admin_token(OPERATOR)
-                .with_archive_dir(dir.path().join("archive"))
-                .with_tiering_interval(Duration::ZERO),
-        );
-        let (storage_addr, storage) = start_storage(&storage_config, &shutdown).await?;
+        let platform = mfg::platform::PlatformBuilder::local(dir.path().join("data"))
+            .database_url(database_url)
+            .key_pepper(PEPPER)
+            .admin_token(OPERATOR)
+            .configure_storage(|config| configure(config.with_tiering_interval(Duration::ZERO)))
+            .start(CancellationToken::new())
+            .await?;
+        platform.ready(Duration::from_secs(120)).await?;
         Ok(Self {
-            tenant_addr,
-            storage_addr,
+            tenant_addr: platform.addresses.tenant,
+            storage_addr: platform.addresses.storage,
             backend: if database_url.is_some() {
                 "PostgreSQL"
             } else {
                 "SQLite"
             },
-            shutdown,
-            tenant_task,
-            storage,
-            storage_config,
+            platform,
             _dir: dir,
         })
     }
@@ -154,14 +143,7 @@ impl BenchPlatform {
     /// Stops the storage service (letting it drain) and starts it again on the same database;
     /// returns how long the new one took to serve.
     pub async fn restart_storage(&mut self) -> anyhow::Result<Duration> {
-        self.storage.shutdown.cancel();
-        (&mut self.storage.task).await??;
-        let started = std::time::Instant::now();
-        let (addr, storage) = start_storage(&self.storage_config, &self.shutdown).await?;
-        let took = started.elapsed();
-        self.storage_addr = addr;
-        self.storage = storage;
-        Ok(took)
+        self.platform.restart_storage().await
     }
 
     /// Creates a dedicated tenant without practical limits, its machines, and a key of
@@ -182,40 +164,10 @@ impl BenchPlatform {
         )
     }
 
-    /// Stops both services and waits for them to drain.
+    /// Stops the platform and waits for it to drain.
     pub async fn stop(self) -> anyhow::Result<()> {
-        self.shutdown.cancel();
-        self.storage.task.await??;
-        self.tenant_task.await?
+        self.platform.stop().await
     }
-}
-
-/// Starts a storage service in this process, stopped by `shutdown` or its own token, and waits
-/// until it serves.
-async fn start_storage(
-    config: &mfg_storage::Config,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<(SocketAddr, RunningStorage)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let own = shutdown.child_token();
-    let task = tokio::spawn(mfg_storage::run(config.clone(), listener, own.clone()));
-    mfg_common::grpc::wait_for_health(
-        addr,
-        mfg_proto::service_names::TELEMETRY,
-        tonic_health::ServingStatus::Serving,
-        Duration::from_secs(120),
-    )
-    .await
-    .map_err(anyhow::Error::msg)
-    .context("the storage service did not start")?;
-    Ok((
-        addr,
-        RunningStorage {
-            task,
-            shutdown: own,
-        },
-    ))
 }
 
 /// The databases of the tenant and the storage service: both on `database_url`, or SQLite files
@@ -237,8 +189,7 @@ pub async fn start_tenant_service(
 ) -> anyhow::Result<(SocketAddr, JoinHandle<anyhow::Result<()>>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let config =
-        mfg_tenant::Config::new(database_url, "bench-pepper-0123456789").with_admin_token(OPERATOR);
+    let config = mfg_tenant::Config::new(database_url, PEPPER).with_admin_token(OPERATOR);
     let task = tokio::spawn(mfg_tenant::run(config, listener, shutdown.clone()));
     mfg_common::grpc::wait_for_health(
         addr,

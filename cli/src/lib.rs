@@ -2,5 +2,6 @@
 
 pub mod data_dir;
 pub mod demo;
+pub mod platform;
 pub mod simulate;
 pub mod up;

@@ -1,6 +1,6 @@
-//! `mfg up`: the four services and the gateway in one process. On the embedded default, SQLite
-//! files and generated secrets live in the data directory; `--database-url postgres://…`
-//! switches the services to PostgreSQL.
+//! `mfg up`: the four services and the gateway in one process ([`crate::platform`]). On the
+//! embedded default, SQLite files and generated secrets live in the data directory;
+//! `--database-url postgres://…` switches the services to PostgreSQL.
 
 use std::{io::Write as _, net::SocketAddr, path::PathBuf};
 
@@ -9,7 +9,9 @@ use mfg_common::{
     config::{PoolArgs, Secret, ServerArgs},
     shutdown::CancellationToken,
 };
-use tokio::{net::TcpListener, task::JoinSet};
+use tokio::net::TcpListener;
+
+use crate::platform::PlatformBuilder;
 
 /// Options of `mfg up`.
 #[derive(Debug, Clone, clap::Args)]
@@ -157,178 +159,6 @@ pub struct Addresses {
     pub operator_token: Secret,
 }
 
-/// Starts everything on the given listeners; returns the addresses, and a set that ends when
-/// `shutdown` is cancelled and every part has drained (or when one part fails).
-pub async fn start(
-    args: UpArgs,
-    listeners: Listeners,
-    shutdown: CancellationToken,
-) -> anyhow::Result<(Addresses, JoinSet<anyhow::Result<()>>)> {
-    let mut addresses = Addresses {
-        gateway: listeners.gateway.local_addr()?,
-        tenant: listeners.tenant.local_addr()?,
-        storage: listeners.storage.local_addr()?,
-        cost: listeners.cost.local_addr()?,
-        provisioning: listeners.provisioning.local_addr()?,
-        metrics: None,
-        admin_token_file: args
-            .admin_token
-            .is_none()
-            .then(|| args.data_dir.join("admin-token")),
-        operator_token: Secret::new(""),
-    };
-    // What the options lack is said before anything is written.
-    if let Some(url) = &args.database_url {
-        mfg_common::db::validate_url(url)
-            .map_err(anyhow::Error::msg)
-            .context("invalid --database-url")?;
-        if args.key_pepper.is_none()
-            && mfg_common::db::Backend::of_url(url) == Some(mfg_common::db::Backend::Postgres)
-        {
-            anyhow::bail!(mfg_tenant::config::PEPPER_REQUIRED);
-        }
-    }
-    mfg_common::secret_file::create_private_dir(&args.data_dir).with_context(|| {
-        format!(
-            "cannot create the data directory {}",
-            args.data_dir.display()
-        )
-    })?;
-    // Every part holds the lock until it has drained, so a second `mfg up` waits for all.
-    let lock = std::sync::Arc::new(crate::data_dir::DataDirLock::acquire(&args.data_dir)?);
-    let holding = |part: std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>| {
-        let lock = lock.clone();
-        async move {
-            let result = part.await;
-            drop(lock);
-            result
-        }
-    };
-
-    let database_url = match &args.database_url {
-        Some(url) => url.clone(),
-        None => format!("sqlite://{}", args.data_dir.join("tenant.db").display()),
-    };
-    let mut gateway = mfg_gateway::Config::new(
-        &args.data_dir,
-        &addresses.tenant.to_string(),
-        &addresses.storage.to_string(),
-        &addresses.cost.to_string(),
-        &addresses.provisioning.to_string(),
-    );
-    gateway.admin_token = args.admin_token.clone();
-    gateway.options = args.gateway.clone();
-    gateway.server = args.server;
-    let operator_token = gateway
-        .operator_token()
-        .context("cannot set up the operator token")?;
-    addresses.operator_token = Secret::new(operator_token.clone());
-
-    let mut tenant =
-        mfg_tenant::Config::new(database_url, "").with_admin_token(operator_token.clone());
-    tenant.key_pepper = args.key_pepper.clone();
-    tenant.database.pool = args.pool;
-    tenant.server = args.server;
-    tenant
-        .validate()
-        .map_err(anyhow::Error::msg)
-        .context("invalid tenant configuration")?;
-
-    // The gateway's configuration carries the operator token it resolved, so the two agree.
-    gateway.admin_token = Some(Secret::new(
-        tenant.operator_token().map_err(anyhow::Error::msg)?,
-    ));
-
-    let mut set = JoinSet::new();
-    // One registry for every part, served on --metrics-addr if set.
-    let metrics = mfg_common::metrics::Registry::default();
-    if let Some(addr) = args.server.metrics_addr {
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr} for metrics"))?;
-        addresses.metrics = Some(listener.local_addr()?);
-        set.spawn(mfg_common::metrics::serve(
-            listener,
-            metrics.clone(),
-            shutdown.clone(),
-        ));
-    }
-    tenant.metrics = metrics.clone();
-    gateway.metrics = metrics.clone();
-    set.spawn(holding(Box::pin(mfg_tenant::run(
-        tenant,
-        listeners.tenant,
-        shutdown.clone(),
-    ))));
-    let storage_url = match &args.database_url {
-        Some(url) => url.clone(),
-        None => format!("sqlite://{}", args.data_dir.join("storage.db").display()),
-    };
-    let mut storage = mfg_storage::Config::new(storage_url, addresses.tenant.to_string())
-        .with_admin_token(operator_token.clone());
-    storage.options = args.storage.clone();
-    storage.options.archive_dir = Some(
-        args.storage
-            .archive_dir
-            .clone()
-            .unwrap_or_else(|| args.data_dir.join("archive")),
-    );
-    storage.database.pool = args.pool;
-    storage.server = args.server;
-    storage.metrics = metrics;
-    set.spawn(holding(Box::pin(mfg_storage::run(
-        storage,
-        listeners.storage,
-        shutdown.clone(),
-    ))));
-    set.spawn(holding(Box::pin(mfg_cost::run(
-        mfg_cost::Config {
-            server: args.server,
-            ..mfg_cost::Config::default()
-        },
-        listeners.cost,
-        shutdown.clone(),
-    ))));
-    set.spawn(holding(Box::pin(mfg_provisioning::run(
-        mfg_provisioning::Config {
-            server: args.server,
-            ..mfg_provisioning::Config::default()
-        },
-        listeners.provisioning,
-        shutdown.clone(),
-    ))));
-    set.spawn(holding(Box::pin(mfg_gateway::run(
-        gateway,
-        listeners.gateway,
-        shutdown.clone(),
-    ))));
-    if args.demo {
-        set.spawn(crate::demo::run(addresses.clone(), shutdown));
-    }
-    Ok((addresses, set))
-}
-
-/// Waits until the services with a database serve: their databases answer and are migrated.
-async fn ready(addresses: &Addresses) -> anyhow::Result<()> {
-    // Long enough for any database to come up; a part that fails ends the wait sooner.
-    let within = std::time::Duration::from_secs(365 * 24 * 3600);
-    for (addr, service) in [
-        (addresses.tenant, mfg_proto::service_names::TENANT),
-        (addresses.storage, mfg_proto::service_names::TELEMETRY),
-    ] {
-        mfg_common::grpc::wait_for_health(
-            addr,
-            service,
-            tonic_health::ServingStatus::Serving,
-            within,
-        )
-        .await
-        .map_err(anyhow::Error::msg)
-        .with_context(|| format!("{service} did not become ready"))?;
-    }
-    Ok(())
-}
-
 /// Runs `mfg up` until SIGINT/SIGTERM.
 pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let listeners = Listeners::bind(&args).await?;
@@ -338,7 +168,10 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         "SQLite"
     };
     let data_dir = args.data_dir.clone();
-    let (addresses, mut set) = start(args, listeners, shutdown.clone()).await?;
+    let mut platform = PlatformBuilder::new(args)
+        .start_on(listeners, shutdown.clone())
+        .await?;
+    let addresses = platform.addresses.clone();
 
     // "Up" once the services answer from their databases; until then the log says why not.
     writeln!(
@@ -346,18 +179,19 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         "mfg is starting ({backend}, data in {})",
         data_dir.display()
     )?;
+    // Long enough for any database to come up; a part that fails ends the wait sooner.
+    let within = std::time::Duration::from_secs(365 * 24 * 3600);
     tokio::select! {
-        ready = ready(&addresses) => ready?,
-        Some(joined) = set.join_next() => {
+        ready = crate::platform::ready(&addresses, within) => ready?,
+        Some(ended) = platform.next_ended() => {
             shutdown.cancel();
-            joined??;
+            ended?;
             anyhow::bail!("a part of mfg stopped while starting");
         }
         () = shutdown.cancelled() => {}
     }
     if shutdown.is_cancelled() {
-        while set.join_next().await.is_some() {}
-        return Ok(());
+        return platform.stop().await;
     }
 
     let mut out = std::io::stdout().lock();
@@ -382,8 +216,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     drop(out);
 
     let mut result = Ok(());
-    while let Some(joined) = set.join_next().await {
-        let outcome = joined.map_err(anyhow::Error::from).and_then(|r| r);
+    while let Some(outcome) = platform.next_ended().await {
         if let Err(error) = outcome {
             tracing::error!(error = %format!("{error:#}"), "a part of mfg failed; stopping the rest");
             shutdown.cancel();

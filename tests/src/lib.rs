@@ -62,8 +62,7 @@ pub struct Platform {
     pub operator_token: String,
     /// Where each part listens.
     pub addresses: mfg::up::Addresses,
-    shutdown: CancellationToken,
-    set: tokio::task::JoinSet<anyhow::Result<()>>,
+    platform: mfg::platform::Platform,
 }
 
 impl Platform {
@@ -83,11 +82,11 @@ impl Platform {
 
     /// Runs `mfg up` with these options (their addresses should be port 0s).
     pub async fn up_with(args: mfg::up::UpArgs) -> Self {
-        let listeners = mfg::up::Listeners::bind(&args).await.expect("bind port 0");
-        let shutdown = CancellationToken::new();
-        let (addresses, set) = mfg::up::start(args, listeners, shutdown.clone())
+        let platform = mfg::platform::PlatformBuilder::new(args)
+            .start(CancellationToken::new())
             .await
             .expect("mfg up");
+        let addresses = platform.addresses.clone();
         let operator_token = std::fs::read_to_string(
             addresses
                 .admin_token_file
@@ -101,8 +100,7 @@ impl Platform {
             base: format!("http://{}", addresses.gateway),
             operator_token,
             addresses,
-            shutdown,
-            set,
+            platform,
         };
         platform.wait_ready().await;
         platform
@@ -126,11 +124,8 @@ impl Platform {
     }
 
     /// Stops everything and waits for it to drain.
-    pub async fn stop(mut self) {
-        self.shutdown.cancel();
-        while let Some(joined) = self.set.join_next().await {
-            joined.expect("part of mfg up").expect("stopped cleanly");
-        }
+    pub async fn stop(self) {
+        self.platform.stop().await.expect("stopped cleanly");
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 
+use mfg::platform::PlatformBuilder;
 use mfg_common::shutdown::CancellationToken;
 use mfg_tests::{Platform, up_args};
 
@@ -33,8 +34,8 @@ async fn the_data_directory_is_private_and_locked() {
 
     // A second `mfg up` on the same directory is refused, naming the holder.
     let args = up_args(&dir, None, false);
-    let listeners = mfg::up::Listeners::bind(&args).await.unwrap();
-    let refused = mfg::up::start(args, listeners, CancellationToken::new())
+    let refused = PlatformBuilder::new(args)
+        .start(CancellationToken::new())
         .await
         .expect_err("the directory is in use");
     let message = format!("{refused:#}");
@@ -54,8 +55,8 @@ async fn postgres_without_a_pepper_is_refused_before_anything_is_written() {
     let dir = parent.path().join("data");
     let mut args = up_args(&dir, Some("postgres://postgres@127.0.0.1:5432/mfg"), false);
     args.key_pepper = None;
-    let listeners = mfg::up::Listeners::bind(&args).await.unwrap();
-    let refused = mfg::up::start(args, listeners, CancellationToken::new())
+    let refused = PlatformBuilder::new(args)
+        .start(CancellationToken::new())
         .await
         .expect_err("no pepper");
     let message = format!("{refused:#}");
