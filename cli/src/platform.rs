@@ -28,6 +28,8 @@ pub struct PlatformBuilder {
     args: UpArgs,
     configure_storage: Option<StorageHook>,
     clock: SharedClock,
+    tenant_database: Option<String>,
+    storage_database: Option<String>,
 }
 
 impl std::fmt::Debug for PlatformBuilder {
@@ -45,6 +47,8 @@ impl PlatformBuilder {
             args,
             configure_storage: None,
             clock: system_clock(),
+            tenant_database: None,
+            storage_database: None,
         }
     }
 
@@ -61,6 +65,18 @@ impl PlatformBuilder {
     /// directory.
     pub fn database_url(mut self, url: Option<&str>) -> Self {
         self.args.database_url = url.map(str::to_owned);
+        self
+    }
+
+    /// The tenant service on a database of its own.
+    pub fn tenant_database_url(mut self, url: &str) -> Self {
+        self.tenant_database = Some(url.to_owned());
+        self
+    }
+
+    /// The storage service on a database of its own.
+    pub fn storage_database_url(mut self, url: &str) -> Self {
+        self.storage_database = Some(url.to_owned());
         self
     }
 
@@ -113,6 +129,8 @@ impl PlatformBuilder {
             args,
             configure_storage,
             clock,
+            tenant_database,
+            storage_database,
         } = self;
         let mut addresses = Addresses {
             gateway: listeners.gateway.local_addr()?,
@@ -152,8 +170,9 @@ impl PlatformBuilder {
             .context("cannot set up the operator token")?;
         addresses.operator_token = Secret::new(operator_token.clone());
 
-        let mut tenant = mfg_tenant::Config::new(database_url(&args, "tenant.db"), "")
-            .with_admin_token(operator_token.clone());
+        let tenant_url = tenant_database.unwrap_or_else(|| database_url(&args, "tenant.db"));
+        let mut tenant =
+            mfg_tenant::Config::new(tenant_url, "").with_admin_token(operator_token.clone());
         tenant.key_pepper = args.key_pepper.clone();
         tenant.database.pool = args.pool;
         tenant.server = args.server;
@@ -187,11 +206,9 @@ impl PlatformBuilder {
             mfg_tenant::run(tenant, listeners.tenant, shutdown.clone()),
         ));
 
-        let mut storage = mfg_storage::Config::new(
-            database_url(&args, "storage.db"),
-            addresses.tenant.to_string(),
-        )
-        .with_admin_token(operator_token.clone());
+        let storage_url = storage_database.unwrap_or_else(|| database_url(&args, "storage.db"));
+        let mut storage = mfg_storage::Config::new(storage_url, addresses.tenant.to_string())
+            .with_admin_token(operator_token.clone());
         storage.options = args.storage.clone();
         storage.options.archive_dir = Some(
             args.storage
@@ -354,13 +371,18 @@ impl Platform {
         )
     }
 
-    /// Stops the storage service (letting it drain) and starts it again on the same address
-    /// and database; returns how long the new one took to serve.
-    pub async fn restart_storage(&mut self) -> anyhow::Result<Duration> {
+    /// Stops the storage service alone, letting it drain.
+    pub async fn stop_storage(&mut self) {
         self.storage.shutdown.cancel();
         if let Some(stopped) = self.storage.stopped.take() {
             let _ = stopped.await;
         }
+    }
+
+    /// Stops the storage service (letting it drain) if it runs, and starts it again on the
+    /// same address and database; returns how long the new one took to serve.
+    pub async fn restart_storage(&mut self) -> anyhow::Result<Duration> {
+        self.stop_storage().await;
         let started = std::time::Instant::now();
         let listener = TcpListener::bind(self.addresses.storage)
             .await

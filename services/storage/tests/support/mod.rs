@@ -10,11 +10,10 @@ use std::net::SocketAddr;
 
 use mfg_common::{
     grpc::{TracedChannel, lazy_channel},
-    testing::{Running, TestDatabase},
+    testing::TestDatabase,
 };
 use mfg_proto::{
     common::v1::Reading,
-    service_names,
     storage::v1::{
         alert_service_client::AlertServiceClient, telemetry_service_client::TelemetryServiceClient,
     },
@@ -32,10 +31,11 @@ fn channel(addr: SocketAddr, token: &str) -> TracedChannel {
         .unwrap()
 }
 
-/// A tenant service and a storage service on one backend, and one tenant.
+/// The platform as `mfg up` starts it (`mfg::platform`), its tenant service and its storage
+/// service each on a test database of one backend, and one tenant.
 pub struct Platform {
-    pub tenant_service: Running,
-    storage: Option<Running>,
+    platform: mfg::platform::Platform,
+    storage_runs: bool,
     pub tenants: TenantServiceClient<TracedChannel>,
     pub tenant_id: String,
     pub write_key: String,
@@ -43,9 +43,9 @@ pub struct Platform {
     /// The cold tier's directory, when it is one.
     pub archive: Option<tempfile::TempDir>,
     storage_url: String,
-    clock: mfg_common::clock::SharedClock,
     _tenant_db: TestDatabase,
     _storage_db: TestDatabase,
+    _data_dir: tempfile::TempDir,
 }
 
 /// The backends tests run on.
@@ -101,7 +101,7 @@ impl Platform {
         backend: Backend,
         ingest_per_second: u32,
         clock: mfg_common::clock::SharedClock,
-        configure: impl FnOnce(mfg_storage::Config) -> mfg_storage::Config,
+        configure: impl FnOnce(mfg_storage::Config) -> mfg_storage::Config + Send + 'static,
     ) -> Self {
         let storage_db = database(backend).await;
         Self::start_on(backend, storage_db, ingest_per_second, clock, configure).await
@@ -114,7 +114,7 @@ impl Platform {
         storage_db: TestDatabase,
         ingest_per_second: u32,
         clock: mfg_common::clock::SharedClock,
-        configure: impl FnOnce(mfg_storage::Config) -> mfg_storage::Config,
+        configure: impl FnOnce(mfg_storage::Config) -> mfg_storage::Config + Send + 'static,
     ) -> Self {
         // The services' logs, shown for failing tests.
         let _ = tracing_subscriber::fmt()
@@ -122,25 +122,25 @@ impl Platform {
             .with_env_filter("warn")
             .try_init();
         let tenant_db = database(backend).await;
-        let tenant_url = tenant_db.url.clone();
-        let tenant_service = Running::start(service_names::TENANT, |listener, shutdown| {
-            let config = mfg_tenant::Config::new(&tenant_url, PEPPER).with_admin_token(OPERATOR);
-            mfg_tenant::run(config, listener, shutdown)
-        })
-        .await;
         let storage_url = storage_db.url.clone();
-        let tenant_addr = tenant_service.addr;
-        let storage_clock = clock.clone();
-        let storage = Running::start(service_names::TELEMETRY, |listener, shutdown| {
-            let config = configure(
-                mfg_storage::Config::new(&storage_url, tenant_addr.to_string())
-                    .with_admin_token(OPERATOR)
-                    .with_tiering_interval(std::time::Duration::ZERO),
-            );
-            mfg_storage::run_with_clock(config, listener, shutdown, storage_clock)
-        })
-        .await;
-        let mut tenants = TenantServiceClient::new(channel(tenant_service.addr, OPERATOR));
+        let data_dir = tempfile::tempdir().unwrap();
+        let platform = mfg::platform::PlatformBuilder::local(data_dir.path())
+            .tenant_database_url(&tenant_db.url)
+            .storage_database_url(&storage_url)
+            .key_pepper(PEPPER)
+            .admin_token(OPERATOR)
+            .clock(clock)
+            .configure_storage(|config| {
+                configure(config.with_tiering_interval(std::time::Duration::ZERO))
+            })
+            .start(mfg_common::shutdown::CancellationToken::new())
+            .await
+            .expect("the platform starts");
+        platform
+            .ready(std::time::Duration::from_secs(30))
+            .await
+            .expect("the platform serves");
+        let mut tenants = TenantServiceClient::new(channel(platform.addresses.tenant, OPERATOR));
         let tenant = tenants
             .create_tenant(tpb::CreateTenantRequest {
                 tenant: Some(tpb::Tenant {
@@ -189,17 +189,17 @@ impl Platform {
         let write_key = key(tpb::Scope::Write).await;
         let read_key = key(tpb::Scope::Read).await;
         Self {
-            tenant_service,
-            storage: Some(storage),
+            platform,
+            storage_runs: true,
             tenants,
             tenant_id: tenant.id,
             write_key,
             read_key,
             archive: None,
             storage_url,
-            clock,
             _tenant_db: tenant_db,
             _storage_db: storage_db,
+            _data_dir: data_dir,
         }
     }
 
@@ -286,47 +286,28 @@ impl Platform {
 
     /// Where the storage service listens.
     pub fn storage_addr(&self) -> SocketAddr {
-        self.storage
-            .as_ref()
-            .expect("the storage service runs")
-            .addr
+        assert!(self.storage_runs, "the storage service runs");
+        self.platform.addresses.storage
     }
 
     /// Stops the storage service, letting it drain.
     pub async fn stop_storage(&mut self) {
-        if let Some(storage) = self.storage.take() {
-            storage.stop().await;
-        }
+        self.platform.stop_storage().await;
+        self.storage_runs = false;
     }
 
-    /// Stops the storage service (draining it) and starts it again on the same database, on a
-    /// new port; clients made before keep talking to the old one, which is gone.
+    /// Stops the storage service (draining it) and starts it again with the same
+    /// configuration, on the same address and database.
     pub async fn restart_storage(&mut self) {
-        if let Some(old) = self.storage.take() {
-            old.stop().await;
-        }
-        let url = self.storage_url.clone();
-        let tenant_addr = self.tenant_service.addr;
-        let clock = self.clock.clone();
-        let archive = self.archive.as_ref().map(|dir| dir.path().to_owned());
-        let started = Running::start(service_names::TELEMETRY, |listener, shutdown| {
-            let mut config = mfg_storage::Config::new(&url, tenant_addr.to_string())
-                .with_admin_token(OPERATOR)
-                .with_tiering_interval(std::time::Duration::ZERO);
-            if let Some(dir) = archive {
-                config = config.with_archive_dir(dir);
-            }
-            mfg_storage::run_with_clock(config, listener, shutdown, clock)
-        })
-        .await;
-        self.storage = Some(started);
+        self.platform
+            .restart_storage()
+            .await
+            .expect("the storage service starts again");
+        self.storage_runs = true;
     }
 
     pub async fn stop(self) {
-        if let Some(storage) = self.storage {
-            storage.stop().await;
-        }
-        self.tenant_service.stop().await;
+        self.platform.stop().await.expect("stopped cleanly");
     }
 }
 
