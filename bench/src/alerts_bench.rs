@@ -399,7 +399,7 @@ async fn start_gateway(
         "127.0.0.1:9",
         "127.0.0.1:9",
     );
-    config.admin_token = Some(Secret::new(OPERATOR.to_owned()));
+    config.operator.admin_token = Some(Secret::new(OPERATOR.to_owned()));
     tokio::spawn(mfg_gateway::run(config, listener, shutdown.clone()));
     Ok(addr)
 }

@@ -101,7 +101,7 @@ pub async fn run(args: StreamsBench) -> anyhow::Result<()> {
     let storage = Storage(
         Command::new(&mfg)
             .args(["serve", "storage", "--tiering-interval", "0s"])
-            .arg("--listen-addr")
+            .arg("--storage-addr")
             .arg(storage_addr.to_string())
             .arg("--database-url")
             .arg(&storage_url)

@@ -49,6 +49,10 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once at start-up; the configurations are kept by value as the services take them"
+)]
 enum Service {
     /// The tenant service: tenants, API keys, machines.
     Tenant(mfg_tenant::Config),
@@ -62,7 +66,13 @@ enum Service {
     Gateway(mfg_gateway::Config),
 }
 
-async fn bind(addr: SocketAddr, name: &str) -> anyhow::Result<TcpListener> {
+async fn bind(addr: &str, part: &str, name: &str) -> anyhow::Result<TcpListener> {
+    let addr = mfg_common::config::PlatformAddrs::listen(addr, &format!("{part}-addr"))
+        .map_err(anyhow::Error::msg)?;
+    bind_socket(addr, name).await
+}
+
+async fn bind_socket(addr: SocketAddr, name: &str) -> anyhow::Result<TcpListener> {
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -163,7 +173,7 @@ async fn main() -> anyhow::Result<()> {
         Service::Gateway(c) => c.server.metrics_addr,
     };
     if let Some(addr) = metrics_addr {
-        let listener = bind(addr, "metrics").await?;
+        let listener = bind_socket(addr, "metrics").await?;
         tokio::spawn(mfg_common::metrics::serve(
             listener,
             metrics.clone(),
@@ -173,21 +183,46 @@ async fn main() -> anyhow::Result<()> {
     let result = match service {
         Service::Tenant(mut config) => {
             config.metrics = metrics;
-            mfg_tenant::run(config.clone(), bind(config.listen_addr, name).await?, stop).await
+            mfg_tenant::run(
+                config.clone(),
+                bind(&config.addrs.tenant, "tenant", name).await?,
+                stop,
+            )
+            .await
         }
         Service::Storage(mut config) => {
             config.metrics = metrics;
-            mfg_storage::run(config.clone(), bind(config.listen_addr, name).await?, stop).await
+            mfg_storage::run(
+                config.clone(),
+                bind(&config.addrs.storage, "storage", name).await?,
+                stop,
+            )
+            .await
         }
         Service::Cost(config) => {
-            mfg_cost::run(config.clone(), bind(config.listen_addr, name).await?, stop).await
+            mfg_cost::run(
+                config.clone(),
+                bind(&config.addrs.cost, "cost", name).await?,
+                stop,
+            )
+            .await
         }
         Service::Provisioning(config) => {
-            mfg_provisioning::run(config.clone(), bind(config.listen_addr, name).await?, stop).await
+            mfg_provisioning::run(
+                config.clone(),
+                bind(&config.addrs.provisioning, "provisioning", name).await?,
+                stop,
+            )
+            .await
         }
         Service::Gateway(mut config) => {
             config.metrics = metrics;
-            mfg_gateway::run(config.clone(), bind(config.listen_addr, name).await?, stop).await
+            mfg_gateway::run(
+                config.clone(),
+                bind(&config.addrs.gateway, "gateway", name).await?,
+                stop,
+            )
+            .await
         }
     };
     telemetry.shutdown();
@@ -205,8 +240,8 @@ mod tests {
         Cli::command().debug_assert();
     }
 
-    /// `mfg up` takes every option that `mfg serve <service>` takes, bar where each one listens
-    /// and whom it calls, which `mfg up` decides.
+    /// `mfg up` takes every option that `mfg serve <service>` takes: one set of flags,
+    /// addresses, token and database included.
     #[test]
     fn up_takes_the_services_options() {
         let args = [
@@ -264,8 +299,7 @@ mod tests {
         assert_eq!(up.server.connections.max_connections_per_peer, 7);
         assert_eq!(up.pool.max_connections, 4);
 
-        // Every option of `mfg serve storage` and `mfg serve gateway` is one of `mfg up`'s,
-        // but where they listen and whom they call.
+        // Every option of every `mfg serve <service>` is one of `mfg up`'s.
         let command = Cli::command();
         let longs = |path: &[&str]| -> std::collections::BTreeSet<String> {
             let mut command = &command;
@@ -281,23 +315,43 @@ mod tests {
         for service in ["tenant", "storage", "cost", "provisioning", "gateway"] {
             let missing: Vec<_> = longs(&["serve", service])
                 .into_iter()
-                .filter(|long| {
-                    !up.contains(long)
-                        && !matches!(
-                            long.as_str(),
-                            "listen-addr"
-                                | "tenant-addr"
-                                | "storage-addr"
-                                | "cost-addr"
-                                | "provisioning-addr"
-                        )
-                })
+                .filter(|long| !up.contains(long))
                 .collect();
             assert!(
                 missing.is_empty(),
                 "mfg up lacks {missing:?} of mfg serve {service}"
             );
         }
+    }
+
+    /// A service listens on its own address flag and reaches the others at theirs, as `mfg up`
+    /// places them.
+    #[test]
+    fn a_service_listens_on_its_own_address_flag() {
+        let args = [
+            "mfg",
+            "serve",
+            "storage",
+            "--storage-addr",
+            "0.0.0.0:7000",
+            "--tenant-addr",
+            "http://tenant:50051",
+            "--database-url",
+            "sqlite://x.db",
+        ];
+        let Command::Serve { service } = Cli::try_parse_from(args).unwrap().command else {
+            panic!("not serve");
+        };
+        let Service::Storage(config) = service else {
+            panic!("not storage");
+        };
+        assert_eq!(config.addrs.storage, "0.0.0.0:7000");
+        assert_eq!(config.addrs.tenant, "http://tenant:50051");
+        assert!(
+            mfg_common::config::PlatformAddrs::listen("http://tenant:50051", "tenant-addr")
+                .unwrap_err()
+                .contains("--tenant-addr")
+        );
     }
 
     #[test]

@@ -88,7 +88,7 @@ impl PlatformBuilder {
 
     /// The operator token, instead of one generated into the data directory.
     pub fn admin_token(mut self, token: &str) -> Self {
-        self.args.admin_token = Some(Secret::new(token));
+        self.args.operator.admin_token = Some(Secret::new(token));
         self
     }
 
@@ -140,6 +140,7 @@ impl PlatformBuilder {
             provisioning: listeners.provisioning.local_addr()?,
             metrics: None,
             admin_token_file: args
+                .operator
                 .admin_token
                 .is_none()
                 .then(|| args.data_dir.join("admin-token")),
@@ -162,7 +163,7 @@ impl PlatformBuilder {
             &addresses.cost.to_string(),
             &addresses.provisioning.to_string(),
         );
-        gateway.admin_token = args.admin_token.clone();
+        gateway.operator.admin_token = args.operator.admin_token.clone();
         gateway.options = args.gateway.clone();
         gateway.server = args.server;
         let operator_token = gateway
@@ -181,7 +182,7 @@ impl PlatformBuilder {
             .map_err(anyhow::Error::msg)
             .context("invalid tenant configuration")?;
         // The gateway's configuration carries the operator token it resolved, so the two agree.
-        gateway.admin_token = Some(Secret::new(
+        gateway.operator.admin_token = Some(Secret::new(
             tenant.operator_token().map_err(anyhow::Error::msg)?,
         ));
 

@@ -36,15 +36,13 @@ pub use machine::metric_names;
 /// Options of `mfg simulate`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimulateArgs {
-    /// The tenant service (gRPC), to create the simulated tenants, machines and keys.
-    #[arg(long = "tenant-addr", default_value = "127.0.0.1:50051")]
-    pub tenant_addr: String,
-    /// The storage service (gRPC) to stream to.
-    #[arg(long = "storage-addr", default_value = "127.0.0.1:50052")]
-    pub storage_addr: String,
+    /// Where the platform is: the simulated tenants, machines and keys are created through
+    /// the tenant service, and readings streamed to the storage service.
+    #[command(flatten)]
+    pub addrs: mfg_common::config::PlatformAddrs,
     /// The operator token; read from `<data-dir>/admin-token` when unset.
-    #[arg(long = "admin-token", env = "MFG_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
+    #[command(flatten)]
+    pub operator: mfg_common::config::OperatorArgs,
     /// The data directory of `mfg up`, where its generated operator token is.
     #[arg(long = "data-dir", env = "MFG_DATA_DIR", default_value = ".mfg")]
     pub data_dir: PathBuf,
@@ -382,8 +380,8 @@ pub async fn run(args: SimulateArgs, shutdown: CancellationToken) -> anyhow::Res
         overheat_first_machine: false,
     };
     scenario.validate()?;
-    let token = match &args.admin_token {
-        Some(token) => token.clone(),
+    let token = match &args.operator.admin_token {
+        Some(token) => token.expose().to_owned(),
         None => {
             let path = args.data_dir.join("admin-token");
             std::fs::read_to_string(&path)
@@ -398,7 +396,7 @@ pub async fn run(args: SimulateArgs, shutdown: CancellationToken) -> anyhow::Res
         }
     };
     let mut tenants = TenantServiceClient::new(
-        lazy_channel(&format!("http://{}", args.tenant_addr))?.with_bearer(&token)?,
+        lazy_channel(&format!("http://{}", args.addrs.tenant))?.with_bearer(&token)?,
     );
     let prepared = prepare(&mut tenants, &scenario)
         .await
@@ -412,7 +410,7 @@ pub async fn run(args: SimulateArgs, shutdown: CancellationToken) -> anyhow::Res
         scenario.metrics,
         scenario.hz,
         scenario.rate(),
-        args.storage_addr
+        args.addrs.storage
     )?;
     for tenant in &prepared {
         writeln!(out, "  {} {}", tenant.id, tenant.name)?;
@@ -435,7 +433,7 @@ pub async fn run(args: SimulateArgs, shutdown: CancellationToken) -> anyhow::Res
         stop.clone(),
     ));
     let streamed = stream(
-        &args.storage_addr,
+        &args.addrs.storage,
         &prepared,
         &scenario,
         stats.clone(),

@@ -6,7 +6,7 @@ use std::{io::Write as _, net::SocketAddr, path::PathBuf};
 
 use anyhow::Context as _;
 use mfg_common::{
-    config::{PoolArgs, Secret, ServerArgs},
+    config::{OperatorArgs, PlatformAddrs, PoolArgs, Secret, ServerArgs},
     shutdown::CancellationToken,
 };
 use tokio::net::TcpListener;
@@ -19,41 +19,9 @@ pub struct UpArgs {
     /// Where SQLite files and generated secrets (operator token, key pepper) live.
     #[arg(long = "data-dir", env = "MFG_DATA_DIR", default_value = ".mfg")]
     pub data_dir: PathBuf,
-    /// Address of the REST gateway.
-    #[arg(
-        long = "gateway-addr",
-        env = "MFG_GATEWAY_ADDR",
-        default_value = "127.0.0.1:8080"
-    )]
-    pub gateway_addr: SocketAddr,
-    /// Address of the tenant service (gRPC).
-    #[arg(
-        long = "tenant-addr",
-        env = "MFG_TENANT_ADDR",
-        default_value = "127.0.0.1:50051"
-    )]
-    pub tenant_addr: SocketAddr,
-    /// Address of the storage service (gRPC).
-    #[arg(
-        long = "storage-addr",
-        env = "MFG_STORAGE_ADDR",
-        default_value = "127.0.0.1:50052"
-    )]
-    pub storage_addr: SocketAddr,
-    /// Address of the cost service (gRPC).
-    #[arg(
-        long = "cost-addr",
-        env = "MFG_COST_ADDR",
-        default_value = "127.0.0.1:50053"
-    )]
-    pub cost_addr: SocketAddr,
-    /// Address of the provisioning service (gRPC).
-    #[arg(
-        long = "provisioning-addr",
-        env = "MFG_PROVISIONING_ADDR",
-        default_value = "127.0.0.1:50054"
-    )]
-    pub provisioning_addr: SocketAddr,
+    /// Where each part listens.
+    #[command(flatten)]
+    pub addrs: PlatformAddrs,
     /// PostgreSQL for every service (`postgres://user@host/db`) instead of SQLite files in the
     /// data directory.
     #[arg(long = "database-url", env = "MFG_DATABASE_URL")]
@@ -61,9 +29,8 @@ pub struct UpArgs {
     /// The API key pepper; generated into the data directory when unset on SQLite.
     #[arg(long = "key-pepper", env = "MFG_KEY_PEPPER", hide_env_values = true)]
     pub key_pepper: Option<Secret>,
-    /// The operator token; generated into the data directory when unset.
-    #[arg(long = "admin-token", env = "MFG_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<Secret>,
+    #[command(flatten)]
+    pub operator: OperatorArgs,
     /// Also streams the brief's scenario in this process: 3 tenants with 15 machines each, 20
     /// metrics at 1 Hz (created on first start, reused after).
     #[arg(long)]
@@ -88,14 +55,10 @@ impl UpArgs {
     pub fn new(data_dir: impl Into<PathBuf>, addr: SocketAddr) -> Self {
         Self {
             data_dir: data_dir.into(),
-            gateway_addr: addr,
-            tenant_addr: addr,
-            storage_addr: addr,
-            cost_addr: addr,
-            provisioning_addr: addr,
+            addrs: PlatformAddrs::all(addr),
             database_url: None,
             key_pepper: None,
-            admin_token: None,
+            operator: OperatorArgs::default(),
             demo: false,
             pool: PoolArgs::default(),
             server: ServerArgs::default(),
@@ -123,17 +86,20 @@ pub struct Listeners {
 impl Listeners {
     /// Binds every address of the options.
     pub async fn bind(args: &UpArgs) -> anyhow::Result<Self> {
-        async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+        async fn bind(addr: &str, part: &str) -> anyhow::Result<TcpListener> {
+            let addr =
+                PlatformAddrs::listen(addr, &format!("{part}-addr")).map_err(anyhow::Error::msg)?;
             TcpListener::bind(addr)
                 .await
-                .with_context(|| format!("cannot listen on {addr} for the {what}"))
+                .with_context(|| format!("cannot listen on {addr} for the {part}"))
         }
+        let addrs = &args.addrs;
         Ok(Self {
-            gateway: bind(args.gateway_addr, "gateway").await?,
-            tenant: bind(args.tenant_addr, "tenant service").await?,
-            storage: bind(args.storage_addr, "storage service").await?,
-            cost: bind(args.cost_addr, "cost service").await?,
-            provisioning: bind(args.provisioning_addr, "provisioning service").await?,
+            gateway: bind(&addrs.gateway, "gateway").await?,
+            tenant: bind(&addrs.tenant, "tenant").await?,
+            storage: bind(&addrs.storage, "storage").await?,
+            cost: bind(&addrs.cost, "cost").await?,
+            provisioning: bind(&addrs.provisioning, "provisioning").await?,
         })
     }
 }

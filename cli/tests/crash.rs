@@ -43,7 +43,7 @@ impl StorageProcess {
             .expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_mfg"))
             .args(["serve", "storage"])
-            .arg("--listen-addr")
+            .arg("--storage-addr")
             .arg(addr.to_string())
             .arg("--database-url")
             .arg(database_url)

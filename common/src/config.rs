@@ -24,6 +24,92 @@ impl DatabaseArgs {
     }
 }
 
+/// Where each part of the platform is: one flag per part, the same for every command. A part
+/// listens on its own address when it runs in this process (`mfg up` runs them all, `mfg serve
+/// <part>` one), and the others reach it there (`host:port`, or `http://host:port` for a peer).
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct PlatformAddrs {
+    /// The REST gateway.
+    #[arg(
+        long = "gateway-addr",
+        env = "MFG_GATEWAY_ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub gateway: String,
+    /// The tenant service (gRPC).
+    #[arg(
+        long = "tenant-addr",
+        env = "MFG_TENANT_ADDR",
+        default_value = "127.0.0.1:50051"
+    )]
+    pub tenant: String,
+    /// The storage service (gRPC).
+    #[arg(
+        long = "storage-addr",
+        env = "MFG_STORAGE_ADDR",
+        default_value = "127.0.0.1:50052"
+    )]
+    pub storage: String,
+    /// The cost service (gRPC).
+    #[arg(
+        long = "cost-addr",
+        env = "MFG_COST_ADDR",
+        default_value = "127.0.0.1:50053"
+    )]
+    pub cost: String,
+    /// The provisioning service (gRPC).
+    #[arg(
+        long = "provisioning-addr",
+        env = "MFG_PROVISIONING_ADDR",
+        default_value = "127.0.0.1:50054"
+    )]
+    pub provisioning: String,
+}
+
+impl Default for PlatformAddrs {
+    fn default() -> Self {
+        Self {
+            gateway: "127.0.0.1:8080".to_owned(),
+            tenant: "127.0.0.1:50051".to_owned(),
+            storage: "127.0.0.1:50052".to_owned(),
+            cost: "127.0.0.1:50053".to_owned(),
+            provisioning: "127.0.0.1:50054".to_owned(),
+        }
+    }
+}
+
+impl PlatformAddrs {
+    /// Every part at `addr` (a port 0 in tests: each listener then gets its own port).
+    pub fn all(addr: std::net::SocketAddr) -> Self {
+        let addr = addr.to_string();
+        Self {
+            gateway: addr.clone(),
+            tenant: addr.clone(),
+            storage: addr.clone(),
+            cost: addr.clone(),
+            provisioning: addr,
+        }
+    }
+
+    /// The socket address a part listens on, from its flag's value; `flag` names it in the
+    /// error.
+    pub fn listen(addr: &str, flag: &str) -> Result<std::net::SocketAddr, String> {
+        addr.parse()
+            .map_err(|_| format!("--{flag}: {addr:?} is not an address to listen on (ip:port)"))
+    }
+}
+
+/// The operator token, one flag for every command.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct OperatorArgs {
+    /// The operator token (at least 16 characters): a caller presenting it acts as the
+    /// platform's operator, and the services present it to each other. Required with
+    /// PostgreSQL; with SQLite, when unset, one is generated on first start and kept (mode
+    /// 0600) beside the database file, or in the data directory for `mfg up` and the gateway.
+    #[arg(long = "admin-token", env = "MFG_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<Secret>,
+}
+
 /// How a service's pool of database connections is sized.
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct PoolArgs {

@@ -3,52 +3,19 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use mfg_common::{
-    config::{Secret, ServerArgs, parse_duration},
+    config::{OperatorArgs, PlatformAddrs, ServerArgs, parse_duration},
     secret_file,
 };
 
 /// The gateway's configuration; every option is a flag and an `MFG_*` variable.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
-    /// Address the HTTP server listens on.
-    #[arg(
-        long = "listen-addr",
-        env = "MFG_GATEWAY_ADDR",
-        default_value = "127.0.0.1:8080"
-    )]
-    pub listen_addr: SocketAddr,
-    /// The tenant service (`host:port` or `http://host:port`).
-    #[arg(
-        long = "tenant-addr",
-        env = "MFG_TENANT_ADDR",
-        default_value = "127.0.0.1:50051"
-    )]
-    pub tenant_addr: String,
-    /// The storage service.
-    #[arg(
-        long = "storage-addr",
-        env = "MFG_STORAGE_ADDR",
-        default_value = "127.0.0.1:50052"
-    )]
-    pub storage_addr: String,
-    /// The cost service.
-    #[arg(
-        long = "cost-addr",
-        env = "MFG_COST_ADDR",
-        default_value = "127.0.0.1:50053"
-    )]
-    pub cost_addr: String,
-    /// The provisioning service.
-    #[arg(
-        long = "provisioning-addr",
-        env = "MFG_PROVISIONING_ADDR",
-        default_value = "127.0.0.1:50054"
-    )]
-    pub provisioning_addr: String,
-    /// The operator token, which manages every tenant. When unset, one is generated on first
-    /// start and kept (mode 0600) in the data directory.
-    #[arg(long = "admin-token", env = "MFG_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<Secret>,
+    /// Where the platform's parts are: the gateway listens on `--gateway-addr` and calls the
+    /// services at theirs.
+    #[command(flatten)]
+    pub addrs: PlatformAddrs,
+    #[command(flatten)]
+    pub operator: OperatorArgs,
     /// Where generated secrets are kept.
     #[arg(long = "data-dir", env = "MFG_DATA_DIR", default_value = ".mfg")]
     pub data_dir: PathBuf,
@@ -114,12 +81,14 @@ impl Config {
         provisioning_addr: &str,
     ) -> Self {
         Self {
-            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            tenant_addr: tenant_addr.to_owned(),
-            storage_addr: storage_addr.to_owned(),
-            cost_addr: cost_addr.to_owned(),
-            provisioning_addr: provisioning_addr.to_owned(),
-            admin_token: None,
+            addrs: PlatformAddrs {
+                gateway: SocketAddr::from(([127, 0, 0, 1], 0)).to_string(),
+                tenant: tenant_addr.to_owned(),
+                storage: storage_addr.to_owned(),
+                cost: cost_addr.to_owned(),
+                provisioning: provisioning_addr.to_owned(),
+            },
+            operator: OperatorArgs::default(),
             data_dir: data_dir.into(),
             options: GatewayOptions::default(),
             server: ServerArgs::default(),
@@ -135,7 +104,7 @@ impl Config {
     /// Returns the operator token: the configured one, or the generated one of the data
     /// directory (created on first start).
     pub fn operator_token(&self) -> anyhow::Result<String> {
-        if let Some(token) = &self.admin_token {
+        if let Some(token) = &self.operator.admin_token {
             anyhow::ensure!(
                 token.expose().len() >= 16,
                 "the admin token must be at least 16 characters"

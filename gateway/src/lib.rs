@@ -69,10 +69,10 @@ impl AppState {
             Ok(lazy_channel(&mfg_common::grpc::http_uri(addr))?.with_bearer(operator_token)?)
         };
         let channels = Upstreams {
-            tenant: channel(&config.tenant_addr)?,
-            storage: channel(&config.storage_addr)?,
-            cost: channel(&config.cost_addr)?,
-            provisioning: channel(&config.provisioning_addr)?,
+            tenant: channel(&config.addrs.tenant)?,
+            storage: channel(&config.addrs.storage)?,
+            cost: channel(&config.addrs.cost)?,
+            provisioning: channel(&config.addrs.provisioning)?,
         };
         let tenant = TenantServiceClient::new(channels.tenant.clone());
         let keys = KeyCache::new(

@@ -17,7 +17,7 @@ fn app() -> axum::Router {
         "127.0.0.1:1",
         "127.0.0.1:1",
     );
-    config.admin_token = Some(mfg_common::config::Secret::new("operator-token-for-tests"));
+    config.operator.admin_token = Some(mfg_common::config::Secret::new("operator-token-for-tests"));
     let state = AppState::new(&config, "operator-token-for-tests").unwrap();
     router(state, &config)
 }

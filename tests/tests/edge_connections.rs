@@ -42,7 +42,7 @@ async fn silent_and_slow_connections_are_closed() {
     let upstream = tenant.addr.to_string();
     let mut config =
         mfg_gateway::Config::new(dir.path(), &upstream, &upstream, &upstream, &upstream);
-    config.admin_token = Some(mfg_common::config::Secret::new(TEST_OPERATOR_TOKEN));
+    config.operator.admin_token = Some(mfg_common::config::Secret::new(TEST_OPERATOR_TOKEN));
     config.server.connections.handshake_timeout = HANDSHAKE;
     let (gateway_listener, gateway) = listener().await;
     let shutdown = mfg_common::shutdown::CancellationToken::new();

@@ -58,7 +58,7 @@ async fn an_sse_subscriber_is_told_unavailable_when_storage_breaks_away() {
         &tenant_addr,
         &tenant_addr,
     );
-    config.admin_token = Some(mfg_common::config::Secret::new(TEST_OPERATOR_TOKEN));
+    config.operator.admin_token = Some(mfg_common::config::Secret::new(TEST_OPERATOR_TOKEN));
     let (gateway_listener, gateway) = listener().await;
     let shutdown = mfg_common::shutdown::CancellationToken::new();
     let served = tokio::spawn(mfg_gateway::run(config, gateway_listener, shutdown.clone()));

@@ -2,18 +2,14 @@
 
 use std::net::SocketAddr;
 
-use mfg_common::config::ServerArgs;
+use mfg_common::config::{PlatformAddrs, ServerArgs};
 
 /// The cost service's configuration; every option is a flag and an `MFG_*` variable.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
-    /// Address the gRPC server listens on.
-    #[arg(
-        long = "listen-addr",
-        env = "MFG_COST_ADDR",
-        default_value = "127.0.0.1:50053"
-    )]
-    pub listen_addr: SocketAddr,
+    /// Where the platform's parts are; the service listens on `--cost-addr`.
+    #[command(flatten)]
+    pub addrs: PlatformAddrs,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -21,7 +17,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            addrs: PlatformAddrs::all(SocketAddr::from(([127, 0, 0, 1], 0))),
             server: ServerArgs::default(),
         }
     }

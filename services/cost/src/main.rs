@@ -18,7 +18,8 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let telemetry = telemetry::init(&cli.telemetry, "mfg-cost")?;
-    let addr = cli.config.listen_addr;
+    let addr = mfg_common::config::PlatformAddrs::listen(&cli.config.addrs.cost, "cost-addr")
+        .map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;

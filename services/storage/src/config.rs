@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use mfg_common::{
-    config::{DatabaseArgs, Secret, ServerArgs, parse_duration},
+    config::{DatabaseArgs, OperatorArgs, PlatformAddrs, Secret, ServerArgs, parse_duration},
     db::Backend,
     secret_file,
 };
@@ -30,27 +30,14 @@ pub enum AlertCommit {
 /// The storage service's configuration; every option is a flag and an `MFG_*` variable.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
-    /// Address the gRPC server listens on.
-    #[arg(
-        long = "listen-addr",
-        env = "MFG_STORAGE_ADDR",
-        default_value = "127.0.0.1:50052"
-    )]
-    pub listen_addr: SocketAddr,
+    /// Where the platform's parts are: the service listens on `--storage-addr` and asks the
+    /// tenant service at `--tenant-addr` about keys, tenants and machines.
+    #[command(flatten)]
+    pub addrs: PlatformAddrs,
     #[command(flatten)]
     pub database: DatabaseArgs,
-    /// The tenant service (`host:port` or `http://host:port`), asked about keys, tenants and
-    /// machines.
-    #[arg(
-        long = "tenant-addr",
-        env = "MFG_TENANT_ADDR",
-        default_value = "127.0.0.1:50051"
-    )]
-    pub tenant_addr: String,
-    /// The operator token, accepted from callers and used to call the tenant service. Required
-    /// with PostgreSQL; with SQLite, when unset, the one kept beside the database file.
-    #[arg(long = "admin-token", env = "MFG_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<Secret>,
+    #[command(flatten)]
+    pub operator: OperatorArgs,
     #[command(flatten)]
     pub options: StorageOptions,
     #[command(flatten)]
@@ -242,10 +229,12 @@ impl Config {
     /// Returns a configuration with defaults, for tests and embedding.
     pub fn new(database_url: impl Into<String>, tenant_addr: impl Into<String>) -> Self {
         Self {
-            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            addrs: PlatformAddrs {
+                tenant: tenant_addr.into(),
+                ..PlatformAddrs::all(SocketAddr::from(([127, 0, 0, 1], 0)))
+            },
             database: DatabaseArgs::new(database_url),
-            tenant_addr: tenant_addr.into(),
-            admin_token: None,
+            operator: OperatorArgs::default(),
             options: StorageOptions::default(),
             server: ServerArgs::default(),
             metrics: mfg_common::metrics::Registry::default(),
@@ -326,13 +315,13 @@ impl Config {
 
     /// Sets the operator token.
     pub fn with_admin_token(mut self, token: impl Into<String>) -> Self {
-        self.admin_token = Some(Secret::new(token));
+        self.operator.admin_token = Some(Secret::new(token));
         self
     }
 
     /// Returns the operator token.
     pub fn operator_token(&self) -> Result<String, String> {
-        secret_file::service_operator_token(self.admin_token.as_ref(), &self.database.url)
+        secret_file::service_operator_token(self.operator.admin_token.as_ref(), &self.database.url)
     }
 
     /// Keeps `events` recent alert events for slow subscribers.

@@ -77,7 +77,7 @@ pub async fn run_with_clock(
         .map_err(anyhow::Error::msg)
         .context("invalid storage configuration")?;
     let tenant = TenantServiceClient::new(
-        lazy_channel(&grpc::http_uri(&config.tenant_addr))
+        lazy_channel(&grpc::http_uri(&config.addrs.tenant))
             .context("invalid tenant service address")?
             .with_bearer(&operator_token)?,
     );

@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, str::FromStr};
 
 use mfg_common::{
-    config::{DatabaseArgs, Secret, ServerArgs},
+    config::{DatabaseArgs, OperatorArgs, PlatformAddrs, Secret, ServerArgs},
     db::Backend,
     secret_file,
 };
@@ -14,13 +14,9 @@ use crate::domain::KeyHasher;
 /// The tenant service's configuration; every option is a flag and an `MFG_*` variable.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
-    /// Address the gRPC server listens on.
-    #[arg(
-        long = "listen-addr",
-        env = "MFG_TENANT_ADDR",
-        default_value = "127.0.0.1:50051"
-    )]
-    pub listen_addr: SocketAddr,
+    /// Where the platform's parts are; the service listens on `--tenant-addr`.
+    #[command(flatten)]
+    pub addrs: PlatformAddrs,
     #[command(flatten)]
     pub database: DatabaseArgs,
     /// Server-side secret (at least 16 bytes) that API key hashes are keyed with. Keep it
@@ -28,11 +24,8 @@ pub struct Config {
     /// unset, one is generated on first start and kept (mode 0600) beside the database file.
     #[arg(long = "key-pepper", env = "MFG_KEY_PEPPER", hide_env_values = true)]
     pub key_pepper: Option<Secret>,
-    /// The operator token, which every call must carry unless it carries a tenant's API key.
-    /// Required with PostgreSQL; with SQLite, when unset, one is generated on first start and
-    /// kept (mode 0600) beside the database file, where `mfg up` keeps the gateway's.
-    #[arg(long = "admin-token", env = "MFG_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<Secret>,
+    #[command(flatten)]
+    pub operator: OperatorArgs,
     #[command(flatten)]
     pub server: ServerArgs,
     /// Where the service's metrics are registered (served by whoever runs it).
@@ -50,10 +43,10 @@ impl Config {
     /// Returns a configuration with defaults, for tests and embedding.
     pub fn new(database_url: impl Into<String>, key_pepper: impl Into<String>) -> Self {
         Self {
-            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            addrs: PlatformAddrs::all(SocketAddr::from(([127, 0, 0, 1], 0))),
             database: DatabaseArgs::new(database_url),
             key_pepper: Some(Secret::new(key_pepper)),
-            admin_token: None,
+            operator: OperatorArgs::default(),
             server: ServerArgs::default(),
             metrics: mfg_common::metrics::Registry::default(),
         }
@@ -61,14 +54,14 @@ impl Config {
 
     /// Sets the operator token.
     pub fn with_admin_token(mut self, token: impl Into<String>) -> Self {
-        self.admin_token = Some(Secret::new(token));
+        self.operator.admin_token = Some(Secret::new(token));
         self
     }
 
     /// Returns the operator token: the configured one, or, on SQLite, the one kept beside the
     /// database file (generated on first start).
     pub fn operator_token(&self) -> Result<String, String> {
-        secret_file::service_operator_token(self.admin_token.as_ref(), &self.database.url)
+        secret_file::service_operator_token(self.operator.admin_token.as_ref(), &self.database.url)
     }
 
     /// Checks the configuration once, at start-up, and returns the key hasher it defines,
