@@ -3,7 +3,6 @@
 
 use std::{
     io::Write as _,
-    net::SocketAddr,
     path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
@@ -19,20 +18,10 @@ use mfg_proto::tenant::v1::{GetTenantRequest, tenant_service_client::TenantServi
 /// Options of `mfg bench gateway`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct GatewayBench {
-    /// The gateway to load.
-    #[arg(
-        long = "gateway-addr",
-        env = "MFG_GATEWAY_ADDR",
-        default_value = "127.0.0.1:8080"
-    )]
-    pub gateway_addr: SocketAddr,
-    /// The tenant service, for the direct gRPC comparison.
-    #[arg(
-        long = "tenant-addr",
-        env = "MFG_TENANT_ADDR",
-        default_value = "127.0.0.1:50051"
-    )]
-    pub tenant_addr: SocketAddr,
+    /// Where the platform is: the gateway to load, and the tenant service for the direct gRPC
+    /// comparison.
+    #[command(flatten)]
+    pub addrs: mfg_common::config::PlatformAddrs,
     /// The data directory of `mfg up`, where the operator token is.
     #[arg(long = "data-dir", env = "MFG_DATA_DIR", default_value = ".mfg")]
     pub data_dir: PathBuf,
@@ -141,7 +130,7 @@ pub async fn gateway(args: GatewayBench) -> anyhow::Result<()> {
     let http: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(args.concurrency * 2)
         .build_http();
-    let base = format!("http://{}", args.gateway_addr);
+    let base = mfg_common::grpc::http_uri(&args.addrs.gateway);
 
     // A tenant with limits that the benchmark cannot reach, and a read key of it.
     let name = format!("bench-{}", std::process::id());
@@ -183,11 +172,12 @@ pub async fn gateway(args: GatewayBench) -> anyhow::Result<()> {
             }
         }
     };
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", args.tenant_addr))?
-        .tcp_nodelay(true)
-        .connect()
-        .await
-        .context("cannot reach the tenant service")?;
+    let channel =
+        tonic::transport::Endpoint::from_shared(mfg_common::grpc::http_uri(&args.addrs.tenant))?
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .context("cannot reach the tenant service")?;
     // The direct calls carry the same key the REST calls do: the same work, less the gateway.
     let bearer: tonic::metadata::MetadataValue<_> = format!("Bearer {secret}").parse()?;
     let grpc = TenantServiceClient::new(channel);

@@ -3,7 +3,6 @@
 
 use std::io::Write as _;
 
-use anyhow::Context as _;
 use mfg_common::shutdown::CancellationToken;
 
 use crate::{simulate::SimTenant, up::Addresses};
@@ -14,20 +13,7 @@ pub async fn run(addresses: Addresses, shutdown: CancellationToken) -> anyhow::R
     use mfg_proto::tenant::v1::tenant_service_client::TenantServiceClient;
 
     let run = async {
-        for (addr, service) in [
-            (addresses.tenant, mfg_proto::service_names::TENANT),
-            (addresses.storage, mfg_proto::service_names::TELEMETRY),
-        ] {
-            mfg_common::grpc::wait_for_health(
-                addr,
-                service,
-                tonic_health::ServingStatus::Serving,
-                std::time::Duration::from_secs(60),
-            )
-            .await
-            .map_err(anyhow::Error::msg)
-            .with_context(|| format!("{service} did not start"))?;
-        }
+        crate::platform::ready(&addresses, std::time::Duration::from_secs(60)).await?;
         let scenario = crate::simulate::Scenario::demo();
         let mut tenants = TenantServiceClient::new(
             mfg_common::grpc::lazy_channel(&format!("http://{}", addresses.tenant))?

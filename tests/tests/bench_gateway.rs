@@ -8,8 +8,11 @@ async fn the_gateway_bench_runs_on_calls_that_succeed() {
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::up(dir.path(), None).await;
     let args = mfg_bench::bench::GatewayBench {
-        gateway_addr: platform.addresses.gateway,
-        tenant_addr: platform.addresses.tenant,
+        addrs: mfg_common::config::PlatformAddrs {
+            gateway: platform.addresses.gateway.to_string(),
+            tenant: platform.addresses.tenant.to_string(),
+            ..Default::default()
+        },
         data_dir: dir.path().to_owned(),
         concurrency: 2,
         duration: std::time::Duration::from_millis(200),
@@ -21,7 +24,10 @@ async fn the_gateway_bench_runs_on_calls_that_succeed() {
     // Without a tenant service to compare with, it fails rather than print figures.
     let nowhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let missing = mfg_bench::bench::GatewayBench {
-        tenant_addr: nowhere.local_addr().unwrap(),
+        addrs: mfg_common::config::PlatformAddrs {
+            tenant: nowhere.local_addr().unwrap().to_string(),
+            ..args.addrs.clone()
+        },
         ..args
     };
     drop(nowhere);
