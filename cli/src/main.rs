@@ -297,7 +297,7 @@ mod tests {
         assert_eq!(up.gateway.max_body_bytes, 1024);
         assert_eq!(up.server.shutdown_grace, std::time::Duration::from_secs(2));
         assert_eq!(up.server.connections.max_connections_per_peer, 7);
-        assert_eq!(up.pool.max_connections, 4);
+        assert_eq!(up.data.pool.max_connections, 4);
 
         // Every option of every `mfg serve <service>` is one of `mfg up`'s.
         let command = Cli::command();
@@ -352,6 +352,38 @@ mod tests {
                 .unwrap_err()
                 .contains("--tenant-addr")
         );
+    }
+
+    /// Without `--database-url`, a service keeps its data where `mfg up` keeps it: its SQLite
+    /// file in the data directory.
+    #[test]
+    fn a_service_keeps_its_data_where_mfg_up_does() {
+        let serve = |args: &[&str]| {
+            let Command::Serve { service } = Cli::try_parse_from(args).unwrap().command else {
+                panic!("not serve");
+            };
+            service
+        };
+        let Service::Tenant(tenant) = serve(&["mfg", "serve", "tenant"]) else {
+            panic!("not tenant");
+        };
+        assert_eq!(tenant.database().url, "sqlite://.mfg/tenant.db");
+        let Service::Storage(storage) =
+            serve(&["mfg", "serve", "storage", "--data-dir", "/srv/mfg"])
+        else {
+            panic!("not storage");
+        };
+        assert_eq!(storage.database().url, "sqlite:///srv/mfg/storage.db");
+        let Service::Storage(storage) = serve(&[
+            "mfg",
+            "serve",
+            "storage",
+            "--database-url",
+            "postgres://db/mfg",
+        ]) else {
+            panic!("not storage");
+        };
+        assert_eq!(storage.database().url, "postgres://db/mfg");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 use anyhow::Context as _;
 use mfg_common::{
     clock::{SharedClock, system_clock},
-    config::Secret,
+    config::{DataArgs, Secret},
     shutdown::CancellationToken,
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinSet};
@@ -64,7 +64,7 @@ impl PlatformBuilder {
     /// Every service on this PostgreSQL (or SQLite) URL instead of SQLite files in the data
     /// directory.
     pub fn database_url(mut self, url: Option<&str>) -> Self {
-        self.args.database_url = url.map(str::to_owned);
+        self.args.data.database_url = url.map(str::to_owned);
         self
     }
 
@@ -143,21 +143,21 @@ impl PlatformBuilder {
                 .operator
                 .admin_token
                 .is_none()
-                .then(|| args.data_dir.join("admin-token")),
+                .then(|| args.data.data_dir.join("admin-token")),
             operator_token: Secret::new(""),
         };
         check_options(&args)?;
-        mfg_common::secret_file::create_private_dir(&args.data_dir).with_context(|| {
+        mfg_common::secret_file::create_private_dir(&args.data.data_dir).with_context(|| {
             format!(
                 "cannot create the data directory {}",
-                args.data_dir.display()
+                args.data.data_dir.display()
             )
         })?;
         // Every part holds the lock until it has drained, so a second `mfg up` waits for all.
-        let lock = Arc::new(DataDirLock::acquire(&args.data_dir)?);
+        let lock = Arc::new(DataDirLock::acquire(&args.data.data_dir)?);
 
         let mut gateway = mfg_gateway::Config::new(
-            &args.data_dir,
+            &args.data.data_dir,
             &addresses.tenant.to_string(),
             &addresses.storage.to_string(),
             &addresses.cost.to_string(),
@@ -171,11 +171,12 @@ impl PlatformBuilder {
             .context("cannot set up the operator token")?;
         addresses.operator_token = Secret::new(operator_token.clone());
 
-        let tenant_url = tenant_database.unwrap_or_else(|| database_url(&args, "tenant.db"));
-        let mut tenant =
-            mfg_tenant::Config::new(tenant_url, "").with_admin_token(operator_token.clone());
+        let mut tenant = mfg_tenant::Config::new("", "").with_admin_token(operator_token.clone());
         tenant.key_pepper = args.key_pepper.clone();
-        tenant.database.pool = args.pool;
+        tenant.data = DataArgs {
+            database_url: tenant_database.or_else(|| args.data.database_url.clone()),
+            ..args.data.clone()
+        };
         tenant.server = args.server;
         tenant
             .validate()
@@ -207,17 +208,19 @@ impl PlatformBuilder {
             mfg_tenant::run(tenant, listeners.tenant, shutdown.clone()),
         ));
 
-        let storage_url = storage_database.unwrap_or_else(|| database_url(&args, "storage.db"));
-        let mut storage = mfg_storage::Config::new(storage_url, addresses.tenant.to_string())
+        let mut storage = mfg_storage::Config::new("", addresses.tenant.to_string())
             .with_admin_token(operator_token.clone());
         storage.options = args.storage.clone();
         storage.options.archive_dir = Some(
             args.storage
                 .archive_dir
                 .clone()
-                .unwrap_or_else(|| args.data_dir.join("archive")),
+                .unwrap_or_else(|| args.data.data_dir.join("archive")),
         );
-        storage.database.pool = args.pool;
+        storage.data = DataArgs {
+            database_url: storage_database.or_else(|| args.data.database_url.clone()),
+            ..args.data.clone()
+        };
         storage.server = args.server;
         storage.metrics = metrics;
         if let Some(configure) = configure_storage {
@@ -294,7 +297,7 @@ pub async fn ready(addresses: &Addresses, within: Duration) -> anyhow::Result<()
 
 /// What the options lack, said before anything is written.
 fn check_options(args: &UpArgs) -> anyhow::Result<()> {
-    if let Some(url) = &args.database_url {
+    if let Some(url) = &args.data.database_url {
         mfg_common::db::validate_url(url)
             .map_err(anyhow::Error::msg)
             .context("invalid --database-url")?;
@@ -305,14 +308,6 @@ fn check_options(args: &UpArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// A service's database: the options' URL, or the SQLite `file` in the data directory.
-fn database_url(args: &UpArgs, file: &str) -> String {
-    match &args.database_url {
-        Some(url) => url.clone(),
-        None => format!("sqlite://{}", args.data_dir.join(file).display()),
-    }
 }
 
 /// A part that holds the data directory's lock until it has drained.

@@ -6,7 +6,7 @@ use std::{io::Write as _, net::SocketAddr, path::PathBuf};
 
 use anyhow::Context as _;
 use mfg_common::{
-    config::{OperatorArgs, PlatformAddrs, PoolArgs, Secret, ServerArgs},
+    config::{DataArgs, OperatorArgs, PlatformAddrs, PoolArgs, Secret, ServerArgs},
     shutdown::CancellationToken,
 };
 use tokio::net::TcpListener;
@@ -16,16 +16,13 @@ use crate::platform::PlatformBuilder;
 /// Options of `mfg up`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct UpArgs {
-    /// Where SQLite files and generated secrets (operator token, key pepper) live.
-    #[arg(long = "data-dir", env = "MFG_DATA_DIR", default_value = ".mfg")]
-    pub data_dir: PathBuf,
+    /// Where the data is: SQLite files in the data directory, or every service on
+    /// `--database-url`.
+    #[command(flatten)]
+    pub data: DataArgs,
     /// Where each part listens.
     #[command(flatten)]
     pub addrs: PlatformAddrs,
-    /// PostgreSQL for every service (`postgres://user@host/db`) instead of SQLite files in the
-    /// data directory.
-    #[arg(long = "database-url", env = "MFG_DATABASE_URL")]
-    pub database_url: Option<String>,
     /// The API key pepper; generated into the data directory when unset on SQLite.
     #[arg(long = "key-pepper", env = "MFG_KEY_PEPPER", hide_env_values = true)]
     pub key_pepper: Option<Secret>,
@@ -35,9 +32,6 @@ pub struct UpArgs {
     /// metrics at 1 Hz (created on first start, reused after).
     #[arg(long)]
     pub demo: bool,
-    /// Every service's database pool.
-    #[command(flatten)]
-    pub pool: PoolArgs,
     /// Every server's connections and shutdown.
     #[command(flatten)]
     pub server: ServerArgs,
@@ -54,13 +48,15 @@ impl UpArgs {
     /// for each part, in tests).
     pub fn new(data_dir: impl Into<PathBuf>, addr: SocketAddr) -> Self {
         Self {
-            data_dir: data_dir.into(),
+            data: DataArgs {
+                data_dir: data_dir.into(),
+                database_url: None,
+                pool: PoolArgs::default(),
+            },
             addrs: PlatformAddrs::all(addr),
-            database_url: None,
             key_pepper: None,
             operator: OperatorArgs::default(),
             demo: false,
-            pool: PoolArgs::default(),
             server: ServerArgs::default(),
             storage: mfg_storage::config::StorageOptions::default(),
             gateway: mfg_gateway::config::GatewayOptions::default(),
@@ -128,12 +124,12 @@ pub struct Addresses {
 /// Runs `mfg up` until SIGINT/SIGTERM.
 pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let listeners = Listeners::bind(&args).await?;
-    let backend = if args.database_url.is_some() {
+    let backend = if args.data.database_url.is_some() {
         "PostgreSQL"
     } else {
         "SQLite"
     };
-    let data_dir = args.data_dir.clone();
+    let data_dir = args.data.data_dir.clone();
     let mut platform = PlatformBuilder::new(args)
         .start_on(listeners, shutdown.clone())
         .await?;

@@ -3,14 +3,54 @@
 
 use std::{fmt, str::FromStr, time::Duration};
 
-/// Where a service keeps its data.
+/// Where the platform keeps its data, one set of flags for every command: every part with a
+/// database on the URL given, or else on SQLite files in the data directory
+/// (`<data-dir>/<part>.db`), where the generated secrets are kept too.
 #[derive(Debug, Clone, clap::Args)]
-pub struct DatabaseArgs {
-    /// Database URL: `postgres://user@host/db` for PostgreSQL, `sqlite://path/file.db` for the
-    /// embedded SQLite backend (created if missing).
+pub struct DataArgs {
+    /// Where SQLite files and generated secrets (operator token, key pepper) live.
+    #[arg(long = "data-dir", env = "MFG_DATA_DIR", default_value = ".mfg")]
+    pub data_dir: std::path::PathBuf,
+    /// The database: `postgres://user@host/db` for PostgreSQL, or `sqlite://path/file.db`;
+    /// unset, SQLite files in the data directory.
     #[arg(long = "database-url", env = "MFG_DATABASE_URL")]
-    pub url: String,
+    pub database_url: Option<String>,
     #[command(flatten)]
+    pub pool: PoolArgs,
+}
+
+impl DataArgs {
+    /// Every part on `url`, with the default pool, for tests and embedding.
+    pub fn on(url: impl Into<String>) -> Self {
+        Self {
+            data_dir: ".mfg".into(),
+            database_url: Some(url.into()),
+            pool: PoolArgs::default(),
+        }
+    }
+
+    /// The database of `part` (`tenant`, `storage`…): the URL given, or its SQLite file in the
+    /// data directory.
+    pub fn database(&self, part: &str) -> DatabaseArgs {
+        let url = self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}",
+                self.data_dir.join(format!("{part}.db")).display()
+            )
+        });
+        DatabaseArgs {
+            url,
+            pool: self.pool,
+        }
+    }
+}
+
+/// The database one service connects to, as [`DataArgs::database`] resolves it.
+#[derive(Debug, Clone)]
+pub struct DatabaseArgs {
+    /// `postgres://user@host/db`, or `sqlite://path/file.db` (created if missing).
+    pub url: String,
+    /// How its pool is sized.
     pub pool: PoolArgs,
 }
 

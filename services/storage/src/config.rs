@@ -3,7 +3,9 @@
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use mfg_common::{
-    config::{DatabaseArgs, OperatorArgs, PlatformAddrs, Secret, ServerArgs, parse_duration},
+    config::{
+        DataArgs, DatabaseArgs, OperatorArgs, PlatformAddrs, Secret, ServerArgs, parse_duration,
+    },
     db::Backend,
     secret_file,
 };
@@ -34,8 +36,9 @@ pub struct Config {
     /// tenant service at `--tenant-addr` about keys, tenants and machines.
     #[command(flatten)]
     pub addrs: PlatformAddrs,
+    /// Where its data is: `<data-dir>/storage.db` unless `--database-url` is given.
     #[command(flatten)]
-    pub database: DatabaseArgs,
+    pub data: DataArgs,
     #[command(flatten)]
     pub operator: OperatorArgs,
     #[command(flatten)]
@@ -226,6 +229,11 @@ impl Default for StorageOptions {
 }
 
 impl Config {
+    /// The service's database.
+    pub fn database(&self) -> DatabaseArgs {
+        self.data.database("storage")
+    }
+
     /// Returns a configuration with defaults, for tests and embedding.
     pub fn new(database_url: impl Into<String>, tenant_addr: impl Into<String>) -> Self {
         Self {
@@ -233,7 +241,7 @@ impl Config {
                 tenant: tenant_addr.into(),
                 ..PlatformAddrs::all(SocketAddr::from(([127, 0, 0, 1], 0)))
             },
-            database: DatabaseArgs::new(database_url),
+            data: DataArgs::on(database_url),
             operator: OperatorArgs::default(),
             options: StorageOptions::default(),
             server: ServerArgs::default(),
@@ -259,10 +267,10 @@ impl Config {
         if let Some(dir) = &self.options.archive_dir {
             return Ok(dir.clone());
         }
-        match mfg_common::db::validate_url(&self.database.url)? {
+        match mfg_common::db::validate_url(&self.database().url)? {
             Backend::Sqlite => {
                 use std::str::FromStr as _;
-                let options = sqlx::sqlite::SqliteConnectOptions::from_str(&self.database.url)
+                let options = sqlx::sqlite::SqliteConnectOptions::from_str(&self.database().url)
                     .map_err(|e| e.to_string())?;
                 Ok(options.get_filename().with_file_name("archive"))
             }
@@ -321,7 +329,10 @@ impl Config {
 
     /// Returns the operator token.
     pub fn operator_token(&self) -> Result<String, String> {
-        secret_file::service_operator_token(self.operator.admin_token.as_ref(), &self.database.url)
+        secret_file::service_operator_token(
+            self.operator.admin_token.as_ref(),
+            &self.database().url,
+        )
     }
 
     /// Keeps `events` recent alert events for slow subscribers.

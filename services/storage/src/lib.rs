@@ -69,7 +69,7 @@ pub async fn run_with_clock(
     shutdown: CancellationToken,
     clock: SharedClock,
 ) -> anyhow::Result<()> {
-    mfg_common::db::validate_url(&config.database.url)
+    mfg_common::db::validate_url(&config.database().url)
         .map_err(anyhow::Error::msg)
         .context("invalid storage configuration")?;
     let operator_token = config
@@ -88,13 +88,13 @@ pub async fn run_with_clock(
         config.options.alert_subscribers_per_key,
         config.options.alert_subscribers_per_tenant,
     );
-    let database = Database::new("storage", &config.database);
+    let database = Database::new("storage", &config.database());
     let metrics = StorageMetrics::register(
         &config.metrics,
         ready.clone(),
         subscribers.clone(),
         database.pool(),
-        config.database.pool.max_connections,
+        config.data.pool.max_connections,
     );
     let routes = routes
         .add_service(
@@ -184,7 +184,7 @@ async fn become_ready(config: Config, parts: Parts, shutdown: CancellationToken)
     };
     let mut writer = config.writer();
     if matches!(
-        mfg_common::db::Backend::of_url(&config.database.url),
+        mfg_common::db::Backend::of_url(&config.database().url),
         Some(mfg_common::db::Backend::Sqlite)
     ) {
         // SQLite has one write lock: a second writer would only wait for it.
@@ -271,9 +271,9 @@ async fn start_alerting(
     let database = mfg_common::config::DatabaseArgs {
         pool: mfg_common::config::PoolArgs {
             max_connections: 2,
-            ..config.database.pool
+            ..config.data.pool
         },
-        ..config.database.clone()
+        ..config.database()
     };
     let journal = Journal::start(
         database,

@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, str::FromStr};
 
 use mfg_common::{
-    config::{DatabaseArgs, OperatorArgs, PlatformAddrs, Secret, ServerArgs},
+    config::{DataArgs, DatabaseArgs, OperatorArgs, PlatformAddrs, Secret, ServerArgs},
     db::Backend,
     secret_file,
 };
@@ -17,8 +17,9 @@ pub struct Config {
     /// Where the platform's parts are; the service listens on `--tenant-addr`.
     #[command(flatten)]
     pub addrs: PlatformAddrs,
+    /// Where its data is: `<data-dir>/tenant.db` unless `--database-url` is given.
     #[command(flatten)]
-    pub database: DatabaseArgs,
+    pub data: DataArgs,
     /// Server-side secret (at least 16 bytes) that API key hashes are keyed with. Keep it
     /// stable: changing it invalidates every key. Required with PostgreSQL; with SQLite, when
     /// unset, one is generated on first start and kept (mode 0600) beside the database file.
@@ -40,11 +41,16 @@ pub const PEPPER_REQUIRED: &str = "with PostgreSQL, set --key-pepper (or MFG_KEY
      secret store)";
 
 impl Config {
+    /// The service's database.
+    pub fn database(&self) -> DatabaseArgs {
+        self.data.database("tenant")
+    }
+
     /// Returns a configuration with defaults, for tests and embedding.
     pub fn new(database_url: impl Into<String>, key_pepper: impl Into<String>) -> Self {
         Self {
             addrs: PlatformAddrs::all(SocketAddr::from(([127, 0, 0, 1], 0))),
-            database: DatabaseArgs::new(database_url),
+            data: DataArgs::on(database_url),
             key_pepper: Some(Secret::new(key_pepper)),
             operator: OperatorArgs::default(),
             server: ServerArgs::default(),
@@ -61,17 +67,20 @@ impl Config {
     /// Returns the operator token: the configured one, or, on SQLite, the one kept beside the
     /// database file (generated on first start).
     pub fn operator_token(&self) -> Result<String, String> {
-        secret_file::service_operator_token(self.operator.admin_token.as_ref(), &self.database.url)
+        secret_file::service_operator_token(
+            self.operator.admin_token.as_ref(),
+            &self.database().url,
+        )
     }
 
     /// Checks the configuration once, at start-up, and returns the key hasher it defines,
     /// creating the embedded default's pepper file if needed.
     pub fn validate(&self) -> Result<KeyHasher, String> {
-        let backend = mfg_common::db::validate_url(&self.database.url)?;
+        let backend = mfg_common::db::validate_url(&self.database().url)?;
         match (&self.key_pepper, backend) {
             (Some(pepper), _) => KeyHasher::new(pepper.expose().as_bytes()),
             (None, Backend::Sqlite) => {
-                let options = SqliteConnectOptions::from_str(&self.database.url)
+                let options = SqliteConnectOptions::from_str(&self.database().url)
                     .map_err(|e| e.to_string())?;
                 let path = options.get_filename().with_file_name("key-pepper");
                 KeyHasher::new(&secret_file::load_or_create(&path, || {

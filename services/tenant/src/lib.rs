@@ -66,13 +66,13 @@ pub async fn run_with_clock(
         100_000,
     );
     let auth = AuthLayer::new(Authenticator::new(&operator_token, keys));
-    let database = Database::new("tenant", &config.database);
+    let database = Database::new("tenant", &config.database());
     config
         .metrics
         .register_collector(mfg_common::metrics::PoolCollector::new(
             "tenant",
             database.pool(),
-            config.database.pool.max_connections,
+            config.data.pool.max_connections,
         ));
 
     let readiness = become_ready(
