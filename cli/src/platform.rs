@@ -82,7 +82,7 @@ impl PlatformBuilder {
 
     /// The API key pepper (required with PostgreSQL).
     pub fn key_pepper(mut self, pepper: &str) -> Self {
-        self.args.key_pepper = Some(Secret::new(pepper));
+        self.args.pepper.key_pepper = Some(Secret::new(pepper));
         self
     }
 
@@ -172,7 +172,7 @@ impl PlatformBuilder {
         addresses.operator_token = Secret::new(operator_token.clone());
 
         let mut tenant = mfg_tenant::Config::new("", "").with_admin_token(operator_token.clone());
-        tenant.key_pepper = args.key_pepper.clone();
+        tenant.pepper = args.pepper.clone();
         tenant.data = DataArgs {
             database_url: tenant_database.or_else(|| args.data.database_url.clone()),
             ..args.data.clone()
@@ -301,7 +301,7 @@ fn check_options(args: &UpArgs) -> anyhow::Result<()> {
         mfg_common::db::validate_url(url)
             .map_err(anyhow::Error::msg)
             .context("invalid --database-url")?;
-        if args.key_pepper.is_none()
+        if args.pepper.key_pepper.is_none()
             && mfg_common::db::Backend::of_url(url) == Some(mfg_common::db::Backend::Postgres)
         {
             anyhow::bail!(mfg_tenant::config::PEPPER_REQUIRED);

@@ -23,9 +23,8 @@ pub struct UpArgs {
     /// Where each part listens.
     #[command(flatten)]
     pub addrs: PlatformAddrs,
-    /// The API key pepper; generated into the data directory when unset on SQLite.
-    #[arg(long = "key-pepper", env = "MFG_KEY_PEPPER", hide_env_values = true)]
-    pub key_pepper: Option<Secret>,
+    #[command(flatten)]
+    pub pepper: mfg_tenant::config::PepperArgs,
     #[command(flatten)]
     pub operator: OperatorArgs,
     /// Also streams the brief's scenario in this process: 3 tenants with 15 machines each, 20
@@ -54,7 +53,7 @@ impl UpArgs {
                 pool: PoolArgs::default(),
             },
             addrs: PlatformAddrs::all(addr),
-            key_pepper: None,
+            pepper: mfg_tenant::config::PepperArgs::default(),
             operator: OperatorArgs::default(),
             demo: false,
             server: ServerArgs::default(),

@@ -48,7 +48,7 @@ pub fn up_args(
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
     let mut args = mfg::up::UpArgs::new(data_dir, any);
     args.data.database_url = database_url.map(str::to_owned);
-    args.key_pepper = database_url.map(|_| mfg_common::config::Secret::new(TEST_PEPPER));
+    args.pepper.key_pepper = database_url.map(|_| mfg_common::config::Secret::new(TEST_PEPPER));
     args.demo = demo;
     args
 }

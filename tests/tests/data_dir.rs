@@ -54,7 +54,7 @@ async fn postgres_without_a_pepper_is_refused_before_anything_is_written() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("data");
     let mut args = up_args(&dir, Some("postgres://postgres@127.0.0.1:5432/mfg"), false);
-    args.key_pepper = None;
+    args.pepper.key_pepper = None;
     let refused = PlatformBuilder::new(args)
         .start(CancellationToken::new())
         .await

@@ -20,11 +20,8 @@ pub struct Config {
     /// Where its data is: `<data-dir>/tenant.db` unless `--database-url` is given.
     #[command(flatten)]
     pub data: DataArgs,
-    /// Server-side secret (at least 16 bytes) that API key hashes are keyed with. Keep it
-    /// stable: changing it invalidates every key. Required with PostgreSQL; with SQLite, when
-    /// unset, one is generated on first start and kept (mode 0600) beside the database file.
-    #[arg(long = "key-pepper", env = "MFG_KEY_PEPPER", hide_env_values = true)]
-    pub key_pepper: Option<Secret>,
+    #[command(flatten)]
+    pub pepper: PepperArgs,
     #[command(flatten)]
     pub operator: OperatorArgs,
     #[command(flatten)]
@@ -32,6 +29,16 @@ pub struct Config {
     /// Where the service's metrics are registered (served by whoever runs it).
     #[arg(skip)]
     pub metrics: mfg_common::metrics::Registry,
+}
+
+/// The API key pepper: one flag for `mfg serve tenant` and `mfg up`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PepperArgs {
+    /// Server-side secret (at least 16 bytes) that API key hashes are keyed with. Keep it
+    /// stable: changing it invalidates every key. Required with PostgreSQL; with SQLite, when
+    /// unset, one is generated on first start and kept (mode 0600) beside the database file.
+    #[arg(long = "key-pepper", env = "MFG_KEY_PEPPER", hide_env_values = true)]
+    pub key_pepper: Option<Secret>,
 }
 
 /// Why a PostgreSQL deployment will not start without a pepper, in its operator's terms.
@@ -51,7 +58,9 @@ impl Config {
         Self {
             addrs: PlatformAddrs::all(SocketAddr::from(([127, 0, 0, 1], 0))),
             data: DataArgs::on(database_url),
-            key_pepper: Some(Secret::new(key_pepper)),
+            pepper: PepperArgs {
+                key_pepper: Some(Secret::new(key_pepper)),
+            },
             operator: OperatorArgs::default(),
             server: ServerArgs::default(),
             metrics: mfg_common::metrics::Registry::default(),
@@ -77,7 +86,7 @@ impl Config {
     /// creating the embedded default's pepper file if needed.
     pub fn validate(&self) -> Result<KeyHasher, String> {
         let backend = mfg_common::db::validate_url(&self.database().url)?;
-        match (&self.key_pepper, backend) {
+        match (&self.pepper.key_pepper, backend) {
             (Some(pepper), _) => KeyHasher::new(pepper.expose().as_bytes()),
             (None, Backend::Sqlite) => {
                 let options = SqliteConnectOptions::from_str(&self.database().url)
@@ -101,7 +110,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("data/tenant.db").display());
         let mut config = Config::new(&url, "unused-pepper-0123456789");
-        config.key_pepper = None;
+        config.pepper.key_pepper = None;
         let first = config.validate().unwrap();
         let second = config.validate().unwrap();
         let secret = "mfg_x";
@@ -127,7 +136,7 @@ mod tests {
             "postgres://postgres@127.0.0.1/x",
             "unused-pepper-0123456789",
         );
-        config.key_pepper = None;
+        config.pepper.key_pepper = None;
         assert!(config.validate().unwrap_err().contains("--key-pepper"));
     }
 }
