@@ -3,7 +3,6 @@
 
 use std::{
     io::Write as _,
-    path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -23,8 +22,8 @@ pub struct GatewayBench {
     #[command(flatten)]
     pub addrs: mfg_common::config::PlatformAddrs,
     /// The data directory of `mfg up`, where the operator token is.
-    #[arg(long = "data-dir", env = "MFG_DATA_DIR", default_value = ".mfg")]
-    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub data_dir: mfg_common::config::DataDir,
     /// Concurrent requests in the throughput phase.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
@@ -117,7 +116,7 @@ where
 
 /// Runs `mfg bench gateway` against a running `mfg up`.
 pub async fn gateway(args: GatewayBench) -> anyhow::Result<()> {
-    let token_path = args.data_dir.join("admin-token");
+    let token_path = args.data_dir.path.join("admin-token");
     let operator = std::fs::read_to_string(&token_path)
         .with_context(|| {
             format!(

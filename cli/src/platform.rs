@@ -143,21 +143,23 @@ impl PlatformBuilder {
                 .operator
                 .admin_token
                 .is_none()
-                .then(|| args.data.data_dir.join("admin-token")),
+                .then(|| args.data.data_dir.path.join("admin-token")),
             operator_token: Secret::new(""),
         };
         check_options(&args)?;
-        mfg_common::secret_file::create_private_dir(&args.data.data_dir).with_context(|| {
-            format!(
-                "cannot create the data directory {}",
-                args.data.data_dir.display()
-            )
-        })?;
+        mfg_common::secret_file::create_private_dir(&args.data.data_dir.path).with_context(
+            || {
+                format!(
+                    "cannot create the data directory {}",
+                    args.data.data_dir.path.display()
+                )
+            },
+        )?;
         // Every part holds the lock until it has drained, so a second `mfg up` waits for all.
-        let lock = Arc::new(DataDirLock::acquire(&args.data.data_dir)?);
+        let lock = Arc::new(DataDirLock::acquire(&args.data.data_dir.path)?);
 
         let mut gateway = mfg_gateway::Config::new(
-            &args.data.data_dir,
+            &args.data.data_dir.path,
             &addresses.tenant.to_string(),
             &addresses.storage.to_string(),
             &addresses.cost.to_string(),
@@ -215,7 +217,7 @@ impl PlatformBuilder {
             args.storage
                 .archive_dir
                 .clone()
-                .unwrap_or_else(|| args.data.data_dir.join("archive")),
+                .unwrap_or_else(|| args.data.data_dir.path.join("archive")),
         );
         storage.data = DataArgs {
             database_url: storage_database.or_else(|| args.data.database_url.clone()),

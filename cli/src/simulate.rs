@@ -9,7 +9,6 @@
 
 use std::{
     io::{IsTerminal as _, Write as _},
-    path::PathBuf,
     sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
 };
@@ -44,8 +43,8 @@ pub struct SimulateArgs {
     #[command(flatten)]
     pub operator: mfg_common::config::OperatorArgs,
     /// The data directory of `mfg up`, where its generated operator token is.
-    #[arg(long = "data-dir", env = "MFG_DATA_DIR", default_value = ".mfg")]
-    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub data_dir: mfg_common::config::DataDir,
     /// Tenants, named `<prefix>-1` … (created if missing, reused if present).
     #[arg(long, default_value_t = 3)]
     pub tenants: usize,
@@ -383,7 +382,7 @@ pub async fn run(args: SimulateArgs, shutdown: CancellationToken) -> anyhow::Res
     let token = match &args.operator.admin_token {
         Some(token) => token.expose().to_owned(),
         None => {
-            let path = args.data_dir.join("admin-token");
+            let path = args.data_dir.path.join("admin-token");
             std::fs::read_to_string(&path)
                 .with_context(|| {
                     format!(

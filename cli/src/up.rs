@@ -6,7 +6,7 @@ use std::{io::Write as _, net::SocketAddr, path::PathBuf};
 
 use anyhow::Context as _;
 use mfg_common::{
-    config::{DataArgs, OperatorArgs, PlatformAddrs, PoolArgs, Secret, ServerArgs},
+    config::{DataArgs, DataDir, OperatorArgs, PlatformAddrs, PoolArgs, Secret, ServerArgs},
     shutdown::CancellationToken,
 };
 use tokio::net::TcpListener;
@@ -48,7 +48,7 @@ impl UpArgs {
     pub fn new(data_dir: impl Into<PathBuf>, addr: SocketAddr) -> Self {
         Self {
             data: DataArgs {
-                data_dir: data_dir.into(),
+                data_dir: DataDir::new(data_dir),
                 database_url: None,
                 pool: PoolArgs::default(),
             },
@@ -128,7 +128,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     } else {
         "SQLite"
     };
-    let data_dir = args.data.data_dir.clone();
+    let data_dir = args.data.data_dir.path.clone();
     let mut platform = PlatformBuilder::new(args)
         .start_on(listeners, shutdown.clone())
         .await?;

@@ -8,9 +8,8 @@ use std::{fmt, str::FromStr, time::Duration};
 /// (`<data-dir>/<part>.db`), where the generated secrets are kept too.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DataArgs {
-    /// Where SQLite files and generated secrets (operator token, key pepper) live.
-    #[arg(long = "data-dir", env = "MFG_DATA_DIR", default_value = ".mfg")]
-    pub data_dir: std::path::PathBuf,
+    #[command(flatten)]
+    pub data_dir: DataDir,
     /// The database: `postgres://user@host/db` for PostgreSQL, or `sqlite://path/file.db`;
     /// unset, SQLite files in the data directory.
     #[arg(long = "database-url", env = "MFG_DATABASE_URL")]
@@ -23,7 +22,7 @@ impl DataArgs {
     /// Every part on `url`, with the default pool, for tests and embedding.
     pub fn on(url: impl Into<String>) -> Self {
         Self {
-            data_dir: ".mfg".into(),
+            data_dir: DataDir::default(),
             database_url: Some(url.into()),
             pool: PoolArgs::default(),
         }
@@ -35,13 +34,34 @@ impl DataArgs {
         let url = self.database_url.clone().unwrap_or_else(|| {
             format!(
                 "sqlite://{}",
-                self.data_dir.join(format!("{part}.db")).display()
+                self.data_dir.path.join(format!("{part}.db")).display()
             )
         });
         DatabaseArgs {
             url,
             pool: self.pool,
         }
+    }
+}
+
+/// The data directory: one flag for every command.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct DataDir {
+    /// Where SQLite files and generated secrets (operator token, key pepper) live.
+    #[arg(long = "data-dir", env = "MFG_DATA_DIR", default_value = ".mfg")]
+    pub path: std::path::PathBuf,
+}
+
+impl Default for DataDir {
+    fn default() -> Self {
+        Self::new(".mfg")
+    }
+}
+
+impl DataDir {
+    /// The data directory at `path`.
+    pub fn new(path: impl Into<std::path::PathBuf>) -> Self {
+        Self { path: path.into() }
     }
 }
 

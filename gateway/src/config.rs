@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use mfg_common::{
-    config::{OperatorArgs, PlatformAddrs, ServerArgs, parse_duration},
+    config::{DataDir, OperatorArgs, PlatformAddrs, ServerArgs, parse_duration},
     secret_file,
 };
 
@@ -17,8 +17,8 @@ pub struct Config {
     #[command(flatten)]
     pub operator: OperatorArgs,
     /// Where generated secrets are kept.
-    #[arg(long = "data-dir", env = "MFG_DATA_DIR", default_value = ".mfg")]
-    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub data_dir: DataDir,
     #[command(flatten)]
     pub options: GatewayOptions,
     #[command(flatten)]
@@ -89,7 +89,7 @@ impl Config {
                 provisioning: provisioning_addr.to_owned(),
             },
             operator: OperatorArgs::default(),
-            data_dir: data_dir.into(),
+            data_dir: DataDir::new(data_dir),
             options: GatewayOptions::default(),
             server: ServerArgs::default(),
             metrics: mfg_common::metrics::Registry::default(),
@@ -98,7 +98,7 @@ impl Config {
 
     /// Where a generated operator token is kept.
     pub fn admin_token_path(&self) -> PathBuf {
-        self.data_dir.join("admin-token")
+        self.data_dir.path.join("admin-token")
     }
 
     /// Returns the operator token: the configured one, or the generated one of the data

@@ -13,7 +13,7 @@ async fn the_gateway_bench_runs_on_calls_that_succeed() {
             tenant: platform.addresses.tenant.to_string(),
             ..Default::default()
         },
-        data_dir: dir.path().to_owned(),
+        data_dir: mfg_common::config::DataDir::new(dir.path()),
         concurrency: 2,
         duration: std::time::Duration::from_millis(200),
     };
