@@ -107,11 +107,6 @@ impl PlatformBuilder {
         self
     }
 
-    /// The options.
-    pub fn args(&self) -> &UpArgs {
-        &self.args
-    }
-
     /// Binds the options' addresses and starts everything.
     pub async fn start(self, shutdown: CancellationToken) -> anyhow::Result<Platform> {
         let listeners = Listeners::bind(&self.args).await?;

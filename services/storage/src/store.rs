@@ -30,12 +30,6 @@ use crate::{alerting::store::AlertStore, telemetry::store::TelemetryStore};
 #[sqlx(transparent)]
 pub struct TenantNo(pub i32);
 
-impl std::fmt::Display for TenantNo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
 /// Opens the store of a pool's backend.
 pub fn open(pool: DbPool) -> Box<dyn TelemetryStore> {
     match pool {

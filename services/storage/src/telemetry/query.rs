@@ -227,7 +227,7 @@ impl Queries {
         }
         if !cold.is_empty() {
             raw.extend(
-                self.archived_buckets(key, series, cover, cold, &mut buckets, tiers)
+                self.archived_readings(key, series, cover, cold, &mut buckets, tiers)
                     .await?,
             );
         }
@@ -236,9 +236,8 @@ impl Queries {
             let read = &raw[in_range(&raw, split.read)];
             let part = read
                 .iter()
-                .fold(None, |part: Option<Rollup>, &(ts, value)| {
-                    Some(part.map_or(Rollup::of(ts, value), |p| p.merge(&Rollup::of(ts, value))))
-                });
+                .map(|&(ts, value)| Rollup::of(ts, value))
+                .reduce(|a, b| a.merge(&b));
             let rest = match part {
                 Some(part) => whole.without(&part),
                 None => Some(whole),
@@ -250,14 +249,14 @@ impl Queries {
         for (start, rollup) in roll_up(raw, step) {
             buckets.add(start, &rollup);
         }
-        Ok(buckets.0)
+        Ok(buckets.by_start)
     }
 
     /// On archived days, the readings of `cover`'s raw ranges (from the archive, and late
     /// readings after them: the first write of a reading wins), returned; and late readings in
     /// the warm tier's ranges that the archive lacks, added to `buckets` (they join the
     /// rollups when archived).
-    async fn archived_buckets(
+    async fn archived_readings(
         &self,
         key: &SeriesKey,
         series: SeriesId,
@@ -296,7 +295,7 @@ impl Queries {
         }
         if !late_warm.is_empty() {
             let fresh = self.unarchived(cold, key, late_warm).await?;
-            for (start, rollup) in roll_up(fresh, buckets.1) {
+            for (start, rollup) in roll_up(fresh, buckets.step) {
                 buckets.add(start, &rollup);
             }
         }
@@ -418,18 +417,24 @@ impl Queries {
     }
 }
 
-/// Buckets of a step (`.1`) by start, each the merge of the rollups added to it.
-struct Buckets(BTreeMap<i64, Rollup>, i64);
+/// Buckets of a step, each the merge of the rollups added to it.
+struct Buckets {
+    by_start: BTreeMap<i64, Rollup>,
+    step: i64,
+}
 
 impl Buckets {
     fn new(step: i64) -> Self {
-        Self(BTreeMap::new(), step)
+        Self {
+            by_start: BTreeMap::new(),
+            step,
+        }
     }
 
     /// Adds a rollup of readings from `start` on to their bucket.
     fn add(&mut self, start: i64, rollup: &Rollup) {
-        self.0
-            .entry(bucket_start(start, self.1))
+        self.by_start
+            .entry(bucket_start(start, self.step))
             .and_modify(|b| *b = b.merge(rollup))
             .or_insert(*rollup);
     }

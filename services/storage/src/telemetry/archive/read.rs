@@ -93,12 +93,14 @@ pub fn decode(bytes: Bytes) -> Result<Vec<ArchivedReading>, ArchiveError> {
     let mut readings = Vec::new();
     for index in 0..metadata.num_row_groups() {
         let group = Group::read(&reader, &metadata, index)?;
-        readings.extend((0..group.len()).map(|i| ArchivedReading {
-            machine_id: group.machine(i).to_owned(),
-            metric: group.metric(i).to_owned(),
-            ts_micros: group.times[i],
-            value: group.values[i],
-        }));
+        for i in 0..group.len() {
+            readings.push(ArchivedReading {
+                machine_id: text(&group.machines[i])?,
+                metric: text(&group.metrics[i])?,
+                ts_micros: group.times[i],
+                value: group.values[i],
+            });
+        }
     }
     Ok(readings)
 }
@@ -176,14 +178,14 @@ impl Group {
     fn len(&self) -> usize {
         self.times.len()
     }
+}
 
-    fn machine(&self, i: usize) -> &str {
-        std::str::from_utf8(self.machines[i].data()).unwrap_or_default()
-    }
-
-    fn metric(&self, i: usize) -> &str {
-        std::str::from_utf8(self.metrics[i].data()).unwrap_or_default()
-    }
+/// A string column's value; an error for bytes that are not UTF-8.
+fn text(value: &ByteArray) -> Result<String, ArchiveError> {
+    value
+        .as_utf8()
+        .map(str::to_owned)
+        .map_err(|_| unexpected("a string that is not UTF-8".to_owned()))
 }
 
 /// Reads the `rows` values of column `index`, which `typed` checks is of the expected type.
