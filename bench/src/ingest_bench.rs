@@ -346,7 +346,7 @@ async fn raw_copy(url: &str, tenant_id: &str, rows: usize) -> anyhow::Result<Cop
     let tenant_no = mfg_storage::telemetry::store::SeriesId(series[0]).tenant();
     // The bench's tenant has the default hot retention, whose class its days live in.
     let class = 30;
-    for day in [binary_base, base, end].map(mfg_storage::telemetry::store::day_of) {
+    for day in [binary_base, base, end].map(|micros| mfg_storage::micros::Micros(micros).day()) {
         mfg_storage::telemetry::store::TelemetryStore::ensure_day(&store, tenant_no, day, class)
             .await?;
     }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod directory;
 pub mod error;
 pub mod metrics;
+pub mod micros;
 pub mod service;
 pub mod store;
 pub mod telemetry;

@@ -57,8 +57,3 @@ pub fn open_alerts(pool: DbPool) -> std::sync::Arc<dyn AlertStore> {
 /// The table sqlx records the storage service's migrations in, apart from the other services'
 /// when they share a database.
 pub const MIGRATIONS_TABLE: &str = "_sqlx_migrations_storage";
-
-/// Converts µs since the epoch to a UTC date-time.
-pub(crate) fn to_datetime(micros: i64) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp_micros(micros).unwrap_or_default()
-}

@@ -20,6 +20,7 @@ use mfg_storage::{
         store::{AlertStore, AlertWrite, RuleStateKey},
     },
     error::StorageError,
+    micros::Micros,
     store,
 };
 use pbjson_types::{Duration, FieldMask};
@@ -36,7 +37,7 @@ async fn open(db: &TestDatabase) -> Arc<dyn AlertStore> {
     store::open_alerts(pool)
 }
 
-fn stored_rule(tenant: Uuid, metric: &str, at: i64) -> AlertRule {
+fn stored_rule(tenant: Uuid, metric: &str, at: Micros) -> AlertRule {
     AlertRule {
         rule_id: Uuid::now_v7(),
         tenant_id: tenant,
@@ -61,14 +62,14 @@ fn stored_rule(tenant: Uuid, metric: &str, at: i64) -> AlertRule {
             ])),
             disabled: false,
         },
-        create_micros: at,
-        update_micros: at,
+        create_time: at,
+        update_time: at,
     }
 }
 
 async fn rules_round_trip(store: &dyn AlertStore) {
     let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
-    let at = 1_795_478_400_123_456;
+    let at = Micros(1_795_478_400_123_456);
     let first = stored_rule(a, "spindle_temp_c", at);
     let second = stored_rule(a, "vibration_mm_s", at);
     let other = stored_rule(b, "spindle_temp_c", at);
@@ -101,7 +102,7 @@ async fn rules_round_trip(store: &dyn AlertStore) {
         .update_rule(a, second.rule_id, &|mut rule| {
             rule.spec.disabled = true;
             rule.spec.severity = Some(Severity::Minor);
-            rule.update_micros += 1;
+            rule.update_time += 1;
             Ok(rule)
         })
         .await
@@ -128,7 +129,7 @@ async fn rules_round_trip(store: &dyn AlertStore) {
 
 async fn alerts_events_and_states_round_trip(store: &dyn AlertStore) {
     let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
-    let at = 1_795_478_400_123_456;
+    let at = Micros(1_795_478_400_123_456);
     let rule = stored_rule(a, "spindle_temp_c", at);
     store.insert_rule(&rule, 10).await.unwrap();
     let key = RuleStateKey {
@@ -269,7 +270,7 @@ async fn alerts_events_and_states_round_trip(store: &dyn AlertStore) {
 async fn two_writers_give_out_each_cursor_once(db: &TestDatabase) {
     let (one, two) = (open(db).await, open(db).await);
     let tenant = Uuid::now_v7();
-    let rule = stored_rule(tenant, "temp", 1_795_478_400_000_000);
+    let rule = stored_rule(tenant, "temp", Micros(1_795_478_400_000_000));
     fn write(rule: &AlertRule, machine: usize) -> AlertWrite {
         AlertWrite {
             events: (0..5)
@@ -277,8 +278,8 @@ async fn two_writers_give_out_each_cursor_once(db: &TestDatabase) {
                     cursor: 0,
                     event_id: Uuid::now_v7(),
                     kind: EventType::Opened,
-                    alert: Alert::open(rule, &format!("press-{machine}"), 1.0, 0),
-                    time: 0,
+                    alert: Alert::open(rule, &format!("press-{machine}"), 1.0, Micros(0)),
+                    time: Micros(0),
                 })
                 .collect(),
             ..AlertWrite::default()

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
+use mfg_storage::micros::Micros;
 use mfg_storage::telemetry::{
     archive::{self, ArchivedReading},
     object_store::{LocalStore, ObjectStore},
@@ -44,16 +45,12 @@ async fn pyarrow_and_duckdb_read_the_archive() {
             (0, NaiveDate::from_ymd_opt(2026, 11, 23).unwrap()),
             (1, NaiveDate::from_ymd_opt(2026, 11, 24).unwrap()),
         ] {
-            let start = day
-                .and_hms_opt(0, 0, 0)
-                .unwrap()
-                .and_utc()
-                .timestamp_micros();
+            let start = Micros::start_of(day);
             let readings: Vec<ArchivedReading> = (0..500)
                 .map(|i| ArchivedReading {
                     machine_id: format!("press-{}", i % 3),
                     metric: if i % 2 == 0 { "temp" } else { "rpm" }.to_owned(),
-                    ts_micros: start + i64::from(i) * 1_000_000,
+                    ts: start + i64::from(i) * 1_000_000,
                     value: f64::from(i) + f64::from(d),
                 })
                 .collect();

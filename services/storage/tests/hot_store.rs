@@ -4,17 +4,18 @@ use std::sync::Arc;
 
 use mfg_common::{config::DatabaseArgs, db, testing::TestDatabase};
 use mfg_storage::{
+    micros::Micros,
     store,
     telemetry::{
         domain::Rollup,
-        store::{Range, Row, SeriesKey, TelemetryStore, day_of},
+        store::{Range, Row, SeriesKey, TelemetryStore},
     },
 };
 use uuid::Uuid;
 
 const MINUTE: i64 = 60_000_000;
 /// 2026-11-24T00:00:00Z in µs.
-const DAY0: i64 = 1_795_478_400_000_000;
+const DAY0: Micros = Micros(1_795_478_400_000_000);
 
 async fn open(db: &TestDatabase) -> Arc<dyn TelemetryStore> {
     let pool = db::connect(&DatabaseArgs::new(&db.url))
@@ -88,7 +89,7 @@ async fn inserts_dedupe_and_queries_read(store: &dyn TelemetryStore) {
         .await
         .unwrap();
     let (temp, rpm) = (ids[0], ids[1]);
-    for day in [day_of(DAY0), day_of(DAY0 + 86_400_000_000)] {
+    for day in [DAY0.day(), (DAY0 + 86_400_000_000).day()] {
         store.ensure_day(tenant, day, 30).await.unwrap();
         store.ensure_day(tenant, day, 30).await.unwrap();
     }
@@ -96,13 +97,13 @@ async fn inserts_dedupe_and_queries_read(store: &dyn TelemetryStore) {
     let mut rows: Vec<Row> = (0..6)
         .map(|i| Row {
             series_id: temp,
-            ts_micros: DAY0 + i * MINUTE / 2,
+            ts: DAY0 + i * MINUTE / 2,
             value: i as f64,
         })
         .collect();
     rows.push(Row {
         series_id: rpm,
-        ts_micros: DAY0 + 86_400_000_000 + 5,
+        ts: DAY0 + 86_400_000_000 + 5,
         value: 1200.0,
     });
     assert_eq!(store.insert(&rows).await.unwrap(), vec![true; 7]);
@@ -116,7 +117,7 @@ async fn inserts_dedupe_and_queries_read(store: &dyn TelemetryStore) {
         rows[1],
         Row {
             series_id: temp,
-            ts_micros: DAY0 + 3 * MINUTE,
+            ts: DAY0 + 3 * MINUTE,
             value: 6.0,
         },
     ];
@@ -126,8 +127,8 @@ async fn inserts_dedupe_and_queries_read(store: &dyn TelemetryStore) {
     );
 
     let all = Range {
-        start_micros: DAY0,
-        end_micros: DAY0 + 10 * MINUTE,
+        start: DAY0,
+        end: DAY0 + 10 * MINUTE,
     };
     let points = store.points(temp, all).await.unwrap();
     assert_eq!(
@@ -138,8 +139,8 @@ async fn inserts_dedupe_and_queries_read(store: &dyn TelemetryStore) {
         "oldest first, the first write kept"
     );
     let part = Range {
-        start_micros: DAY0 + MINUTE / 2,
-        end_micros: DAY0 + 2 * MINUTE,
+        start: DAY0 + MINUTE / 2,
+        end: DAY0 + 2 * MINUTE,
     };
     assert_eq!(
         store.points(temp, part).await.unwrap().len(),
@@ -150,12 +151,12 @@ async fn inserts_dedupe_and_queries_read(store: &dyn TelemetryStore) {
     // Several ranges at once: start inclusive, end exclusive, the first write kept.
     let ranges = [
         Range {
-            start_micros: DAY0,
-            end_micros: DAY0 + MINUTE,
+            start: DAY0,
+            end: DAY0 + MINUTE,
         },
         Range {
-            start_micros: DAY0 + 2 * MINUTE + 1,
-            end_micros: DAY0 + 3 * MINUTE,
+            start: DAY0 + 2 * MINUTE + 1,
+            end: DAY0 + 3 * MINUTE,
         },
     ];
     let mut points = store.points_in(temp, &ranges).await.unwrap();
@@ -175,7 +176,7 @@ async fn inserts_dedupe_and_queries_read(store: &dyn TelemetryStore) {
     assert_eq!(latest[0].metric, "rpm");
     assert_eq!(latest[0].value, 1200.0);
     assert_eq!(latest[1].metric, "temp");
-    assert_eq!(latest[1].ts_micros, DAY0 + 3 * MINUTE);
+    assert_eq!(latest[1].ts, DAY0 + 3 * MINUTE);
     assert!(store.latest(tenant, "m2").await.unwrap().is_empty());
 
     // A third metric days later: the other two are found beyond the last days too.
@@ -184,18 +185,15 @@ async fn inserts_dedupe_and_queries_read(store: &dyn TelemetryStore) {
         .await
         .unwrap()[0];
     let later = DAY0 + 4 * 86_400_000_000;
-    store.ensure_day(tenant, day_of(later), 30).await.unwrap();
+    store.ensure_day(tenant, later.day(), 30).await.unwrap();
     let row = Row {
         series_id: vib,
-        ts_micros: later,
+        ts: later,
         value: 0.5,
     };
     assert_eq!(store.insert(&[row]).await.unwrap(), vec![true]);
     let latest = store.latest(tenant, "m1").await.unwrap();
-    let found: Vec<(&str, i64)> = latest
-        .iter()
-        .map(|l| (l.metric.as_str(), l.ts_micros))
-        .collect();
+    let found: Vec<(&str, Micros)> = latest.iter().map(|l| (l.metric.as_str(), l.ts)).collect();
     assert_eq!(
         found,
         [
@@ -212,11 +210,11 @@ async fn large_inserts_are_counted_exactly(store: &dyn TelemetryStore) {
         .resolve_series(tenant, &[key("m", "a"), key("m", "b")])
         .await
         .unwrap();
-    store.ensure_day(tenant, day_of(DAY0), 30).await.unwrap();
+    store.ensure_day(tenant, DAY0.day(), 30).await.unwrap();
     let rows: Vec<Row> = (0..5_000)
         .map(|i| Row {
             series_id: ids[i % 2],
-            ts_micros: DAY0 + i as i64,
+            ts: DAY0 + i as i64,
             value: 0.5,
         })
         .collect();
@@ -226,8 +224,8 @@ async fn large_inserts_are_counted_exactly(store: &dyn TelemetryStore) {
     assert_eq!(second.iter().filter(|n| **n).count(), 1_999);
     assert!(second[..3_001].iter().all(|n| !*n));
     let all = Range {
-        start_micros: DAY0,
-        end_micros: DAY0 + MINUTE,
+        start: DAY0,
+        end: DAY0 + MINUTE,
     };
     assert_eq!(store.points(ids[0], all).await.unwrap().len(), 2_500);
 }
@@ -241,17 +239,17 @@ async fn rollups_in_ranges(store: &dyn TelemetryStore) {
         .resolve_series(tenant, &[key("m", "t")])
         .await
         .unwrap()[0];
-    store.ensure_day(tenant, day_of(DAY0), 30).await.unwrap();
+    store.ensure_day(tenant, DAY0.day(), 30).await.unwrap();
     // Two hours, a reading every 20 s whose value rises and falls, so the last is not the
     // largest.
-    let readings: Vec<(i64, f64)> = (0..360)
+    let readings: Vec<(Micros, f64)> = (0..360)
         .map(|i| (DAY0 + i * 20_000_000, ((i * 37) % 23) as f64 - 7.5))
         .collect();
     let rows: Vec<Row> = readings
         .iter()
-        .map(|&(ts_micros, value)| Row {
+        .map(|&(ts, value)| Row {
             series_id: series,
-            ts_micros,
+            ts,
             value,
         })
         .collect();
@@ -260,18 +258,17 @@ async fn rollups_in_ranges(store: &dyn TelemetryStore) {
         .roll_up(
             tenant,
             Range {
-                start_micros: DAY0,
-                end_micros: DAY0 + 2 * HOUR,
+                start: DAY0,
+                end: DAY0 + 2 * HOUR,
             },
         )
         .await
         .unwrap();
-    let expected = |width: i64, ranges: &[Range]| -> Vec<(i64, Rollup)> {
-        let inside = readings.iter().copied().filter(|&(ts, _)| {
-            ranges
-                .iter()
-                .any(|r| ts >= r.start_micros && ts < r.end_micros)
-        });
+    let expected = |width: i64, ranges: &[Range]| -> Vec<(Micros, Rollup)> {
+        let inside = readings
+            .iter()
+            .copied()
+            .filter(|&(ts, _)| ranges.iter().any(|r| ts >= r.start && ts < r.end));
         mfg_storage::telemetry::domain::roll_up(inside, width)
             .into_iter()
             .collect()
@@ -293,8 +290,8 @@ async fn rollups_in_ranges(store: &dyn TelemetryStore) {
         let ranges: Vec<Range> = ranges
             .into_iter()
             .map(|(from, to)| Range {
-                start_micros: DAY0 + from * MINUTE,
-                end_micros: DAY0 + to * MINUTE,
+                start: DAY0 + from * MINUTE,
+                end: DAY0 + to * MINUTE,
             })
             .collect();
         let mut rollups = store.rollups_in(series, resolution, &ranges).await.unwrap();

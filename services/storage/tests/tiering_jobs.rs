@@ -15,6 +15,7 @@ use mfg_proto::{
     },
 };
 use mfg_storage::{
+    micros::Micros,
     store::{self, JobStore},
     telemetry::{
         domain::tiering::{JobState, Report},
@@ -104,26 +105,36 @@ async fn one_job_runs_at_a_time(backend: Backend) {
     let db = database(backend).await;
     let (_, jobs) = stores(&db.url).await;
     let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
-    jobs.create_job(first, 100, 1_000).await.unwrap();
-    jobs.create_job(second, 200, 2_000).await.unwrap();
-    assert!(jobs.has_pending_job(3_000).await.unwrap());
+    jobs.create_job(first, Micros(100), Micros(1_000))
+        .await
+        .unwrap();
+    jobs.create_job(second, Micros(200), Micros(2_000))
+        .await
+        .unwrap();
+    assert!(jobs.has_pending_job(Micros(3_000)).await.unwrap());
 
     assert_eq!(
-        jobs.claim_job("a", 3_000, 5_000).await.unwrap(),
-        Some((first, 100))
+        jobs.claim_job("a", Micros(3_000), Micros(5_000))
+            .await
+            .unwrap(),
+        Some((first, Micros(100)))
     );
     assert_eq!(
-        jobs.claim_job("b", 4_000, 6_000).await.unwrap(),
+        jobs.claim_job("b", Micros(4_000), Micros(6_000))
+            .await
+            .unwrap(),
         None,
         "one runs at a time"
     );
-    assert!(!jobs.renew_job(first, "b", 9_000).await.unwrap());
+    assert!(!jobs.renew_job(first, "b", Micros(9_000)).await.unwrap());
     // The lease ran out: another runner takes the job over, and the first may not renew it.
     assert_eq!(
-        jobs.claim_job("b", 5_001, 8_000).await.unwrap(),
-        Some((first, 100))
+        jobs.claim_job("b", Micros(5_001), Micros(8_000))
+            .await
+            .unwrap(),
+        Some((first, Micros(100)))
     );
-    assert!(!jobs.renew_job(first, "a", 9_000).await.unwrap());
+    assert!(!jobs.renew_job(first, "a", Micros(9_000)).await.unwrap());
 
     let tenant = (store::TenantNo(7), Uuid::now_v7());
     let report = Report {
@@ -131,19 +142,19 @@ async fn one_job_runs_at_a_time(backend: Backend) {
         ..Report::default()
     };
     jobs.set_job_tenants(first, 2).await.unwrap();
-    jobs.finish_job_tenant(first, tenant, Ok(report), 5_500)
+    jobs.finish_job_tenant(first, tenant, Ok(report), Micros(5_500))
         .await
         .unwrap();
-    jobs.finish_job_tenant(first, tenant, Ok(report), 5_600)
+    jobs.finish_job_tenant(first, tenant, Ok(report), Micros(5_600))
         .await
         .unwrap();
     let failing = (store::TenantNo(8), Uuid::now_v7());
-    jobs.finish_job_tenant(first, failing, Err((14, "down".to_owned())), 5_700)
+    jobs.finish_job_tenant(first, failing, Err((14, "down".to_owned())), Micros(5_700))
         .await
         .unwrap();
     assert_eq!(jobs.job_tenants_done(first).await.unwrap().len(), 2);
-    assert!(!jobs.finish_job(first, "a", 6_000).await.unwrap());
-    assert!(jobs.finish_job(first, "b", 6_000).await.unwrap());
+    assert!(!jobs.finish_job(first, "a", Micros(6_000)).await.unwrap());
+    assert!(jobs.finish_job(first, "b", Micros(6_000)).await.unwrap());
     let job = jobs.job(first).await.unwrap().unwrap();
     assert_eq!(job.state, JobState::Failed);
     assert_eq!(
@@ -155,15 +166,17 @@ async fn one_job_runs_at_a_time(backend: Backend) {
     assert_eq!((failures[0].tenant, failures[0].code), (failing.1, 14));
 
     assert_eq!(
-        jobs.claim_job("a", 7_000, 9_000).await.unwrap(),
-        Some((second, 200))
+        jobs.claim_job("a", Micros(7_000), Micros(9_000))
+            .await
+            .unwrap(),
+        Some((second, Micros(200)))
     );
-    assert!(jobs.finish_job(second, "a", 8_000).await.unwrap());
+    assert!(jobs.finish_job(second, "a", Micros(8_000)).await.unwrap());
     assert_eq!(
         jobs.job(second).await.unwrap().unwrap().state,
         JobState::Succeeded
     );
-    assert!(!jobs.has_pending_job(8_000).await.unwrap());
+    assert!(!jobs.has_pending_job(Micros(8_000)).await.unwrap());
     jobs.prune_jobs(1).await.unwrap();
     let kept: Vec<Uuid> = jobs.jobs(10).await.unwrap().iter().map(|j| j.id).collect();
     assert_eq!(kept, [second]);
@@ -183,7 +196,7 @@ async fn a_tenants_failure_does_not_stop_the_others(backend: Backend) {
         .await
         .unwrap()
         .unwrap();
-    let day = mfg_storage::telemetry::store::day_of(d0);
+    let day = Micros(d0).day();
     telemetry
         .pending_object(no, day, "../outside")
         .await
@@ -225,11 +238,11 @@ async fn a_job_is_taken_over_after_its_runner_died(backend: Backend) {
     let (telemetry, jobs) = stores(platform.storage_url()).await;
     let id = Uuid::now_v7();
     let now = now_micros();
-    jobs.create_job(id, d0 + 31 * DAY, now - 3 * SECOND)
+    jobs.create_job(id, Micros(d0 + 31 * DAY), Micros(now - 3 * SECOND))
         .await
         .unwrap();
     assert!(
-        jobs.claim_job("dead", now - 2 * SECOND, now - SECOND)
+        jobs.claim_job("dead", Micros(now - 2 * SECOND), Micros(now - SECOND))
             .await
             .unwrap()
             .is_some()
@@ -243,7 +256,7 @@ async fn a_job_is_taken_over_after_its_runner_died(backend: Backend) {
         rollup_buckets_written: 7,
         ..Report::default()
     };
-    jobs.finish_job_tenant(id, (no, done.parse().unwrap()), Ok(checkpoint), now)
+    jobs.finish_job_tenant(id, (no, done.parse().unwrap()), Ok(checkpoint), Micros(now))
         .await
         .unwrap();
 

@@ -57,8 +57,9 @@ use crate::{
         store::RuleStateKey,
     },
     directory::MachineLabels,
+    micros::Micros,
     telemetry::{
-        domain::ingest::{Reading, micros_since_epoch},
+        domain::ingest::Reading,
         ingest::{AcceptedBatch, IngestObserver},
     },
 };
@@ -94,8 +95,8 @@ pub struct Observed {
     pub machine_id: String,
     /// The metric.
     pub metric: String,
-    /// When it was measured (µs).
-    pub ts: i64,
+    /// When it was measured.
+    pub ts: Micros,
     /// The value.
     pub value: f64,
     /// The machine's labels.
@@ -105,15 +106,15 @@ pub struct Observed {
 struct Work {
     _permit: OwnedSemaphorePermit,
     tenant: Uuid,
-    arrival: i64,
+    arrival: Micros,
     readings: Vec<Observed>,
 }
 
 /// A series' readings kept while its shard is behind.
 struct Coalesced {
     labels: MachineLabels,
-    arrival: i64,
-    kept: [(i64, f64); 3],
+    arrival: Micros,
+    kept: [(Micros, f64); 3],
 }
 
 type SeriesRef = (Uuid, String, String);
@@ -285,12 +286,12 @@ impl Evaluator {
             batches[shard].push(Observed {
                 machine_id: reading.machine_id.clone(),
                 metric: reading.metric.clone(),
-                ts: reading.ts_micros,
+                ts: reading.ts,
                 value: reading.value,
                 labels: machine_labels.clone(),
             });
         }
-        let arrival = micros_since_epoch(self.inner.clock.system_now());
+        let arrival = Micros::of(self.inner.clock.system_now());
         for (shard, readings) in batches.into_iter().enumerate() {
             if !readings.is_empty() {
                 self.inner
@@ -301,7 +302,7 @@ impl Evaluator {
         }
     }
 
-    fn dispatch(&self, shard: usize, tenant: Uuid, arrival: i64, readings: Vec<Observed>) {
+    fn dispatch(&self, shard: usize, tenant: Uuid, arrival: Micros, readings: Vec<Observed>) {
         let handle = &self.inner.shards[shard];
         let mut overflow = lock(&handle.overflow);
         let readings = if overflow.active {
@@ -402,26 +403,25 @@ impl Shard {
         checkpoint.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                biased;
-                () = shutdown.cancelled() => {
-                    // What was accepted is evaluated, and the arrivals stored, before the end.
-                    queue.close();
-                    while let Some(work) = queue.recv().await {
-                        self.evaluate(work.tenant, work.arrival, work.readings).await;
-                    }
-                    self.drain_overflow().await;
-                    self.checkpoint().await;
-                    return;
-                }
-                work = queue.recv() => {
-                    let Some(work) = work else { return };
+            biased;
+            () = shutdown.cancelled() => {
+                // What was accepted is evaluated, and the arrivals stored, before the end.
+                queue.close();
+                while let Some(work) = queue.recv().await {
                     self.evaluate(work.tenant, work.arrival, work.readings).await;
                 }
-                Some(control) = controls.recv() => self.control(control).await,
-                () = self.wake.notified() => {}
-                _ = tick.tick() => self.tick().await,
-                _ = checkpoint.tick() => self.checkpoint().await,
+                self.drain_overflow().await;
+                self.checkpoint().await;
+                return;
             }
+            work = queue.recv() => {
+                let Some(work) = work else { return };
+                self.evaluate(work.tenant, work.arrival, work.readings).await;
+            }
+            Some(control) = controls.recv() => self.control(control).await,
+            () = self.wake.notified() => {}
+            _ = tick.tick() => self.tick().await,
+            _ = checkpoint.tick() => self.checkpoint().await}
             if queue.is_empty() {
                 self.drain_overflow().await;
             }
@@ -453,7 +453,7 @@ impl Shard {
         }
     }
 
-    async fn evaluate(&mut self, tenant: Uuid, arrival: i64, readings: Vec<Observed>) {
+    async fn evaluate(&mut self, tenant: Uuid, arrival: Micros, readings: Vec<Observed>) {
         let index = self.index.snapshot();
         let Some(rules) = index.tenant(tenant) else {
             return;
@@ -517,7 +517,7 @@ impl Shard {
     /// was last changed), fires the silent ones, and forgets the states of rules that are gone
     /// or switched off.
     async fn tick(&mut self) {
-        let now = micros_since_epoch(self.clock.system_now());
+        let now = Micros::of(self.clock.system_now());
         let index = self.index.snapshot();
         // The forgotten machines this shard's rules still list: only they need remembering.
         let mut listed_forgotten = HashSet::new();
@@ -542,7 +542,7 @@ impl Shard {
                                 rule_id: rule.rule_id,
                                 machine_id: machine.clone(),
                             })
-                            .or_insert_with(|| RuleState::new(condition, rule.update_micros));
+                            .or_insert_with(|| RuleState::new(condition, rule.update_time));
                     }
                 }
             }

@@ -33,7 +33,7 @@ use crate::{
         store::{AlertStore, AlertWrite, RuleStateKey},
     },
     error::{Result, StorageError},
-    telemetry::domain::ingest::micros_since_epoch,
+    micros::Micros,
 };
 
 use super::unflushed::Unflushed;
@@ -54,8 +54,8 @@ pub enum Command {
         machine_id: String,
         /// What it signalled.
         signal: Signal,
-        /// When (µs): the reading's time, or the service's for no-data.
-        at: i64,
+        /// When: the reading's time, or the service's for no-data.
+        at: Micros,
         /// The state to store.
         state: Option<RuleState>,
     },
@@ -395,8 +395,8 @@ impl Writer {
         }
     }
 
-    fn now(&self) -> i64 {
-        micros_since_epoch(self.clock.system_now())
+    fn now(&self) -> Micros {
+        Micros::of(self.clock.system_now())
     }
 
     fn event(&mut self, group: &mut Group, kind: EventType, alert: &Alert) {

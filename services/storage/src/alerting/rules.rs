@@ -19,7 +19,7 @@ use crate::{
     },
     directory::{Directory, TenantState},
     error::{Result, StorageError},
-    telemetry::domain::ingest::micros_since_epoch,
+    micros::Micros,
 };
 
 /// The id a page token carries: the last one of the page before.
@@ -45,7 +45,7 @@ pub struct Alerting {
 /// A tenant's alert events are kept as long as its readings in the hot tier.
 #[async_trait::async_trait]
 impl crate::telemetry::tiering::KeptWithReadings for Alerting {
-    async fn expire(&self, tenant: Uuid, before: i64) -> Result<u64> {
+    async fn expire(&self, tenant: Uuid, before: Micros) -> Result<u64> {
         self.store.expire_events(tenant, before).await
     }
 }
@@ -117,8 +117,8 @@ impl Alerting {
         Ok(())
     }
 
-    fn now_micros(&self) -> i64 {
-        micros_since_epoch(self.clock.system_now())
+    fn now(&self) -> Micros {
+        Micros::of(self.clock.system_now())
     }
 
     /// Creates a rule.
@@ -127,13 +127,13 @@ impl Alerting {
         spec.validate("rule.", &mut violations);
         violations.finish().map_err(StorageError::InvalidArgument)?;
         self.check_tenant(tenant).await?;
-        let now = self.now_micros();
+        let now = self.now();
         let rule = AlertRule {
             rule_id: Uuid::now_v7(),
             tenant_id: tenant,
             spec,
-            create_micros: now,
-            update_micros: now,
+            create_time: now,
+            update_time: now,
         };
         self.store.insert_rule(&rule, MAX_RULES_PER_TENANT).await?;
         self.reindex(tenant).await?;
@@ -162,14 +162,14 @@ impl Alerting {
     /// Changes the fields a patch names; the changed rule must be valid as a whole.
     pub async fn update(&self, tenant: Uuid, rule: Uuid, patch: RulePatch) -> Result<AlertRule> {
         self.check_tenant(tenant).await?;
-        let now = self.now_micros();
+        let now = self.now();
         let updated = self
             .store
             .update_rule(tenant, rule, &|mut current| {
                 current.spec = patch
                     .apply(current.spec)
                     .map_err(StorageError::InvalidArgument)?;
-                current.update_micros = now.max(current.update_micros);
+                current.update_time = now.max(current.update_time);
                 Ok(current)
             })
             .await?;

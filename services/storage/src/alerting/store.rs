@@ -12,6 +12,7 @@ use crate::{
         alert_rule::AlertRule,
     },
     error::Result,
+    micros::Micros,
 };
 
 /// A change computed from a rule's current value, inside the store's transaction.
@@ -64,9 +65,9 @@ pub trait AlertStore: Send + Sync + std::fmt::Debug + 'static {
         before: Option<Uuid>,
         limit: i64,
     ) -> Result<Vec<Alert>>;
-    /// Removes a tenant's events older than `before` (µs); returns how many. A subscriber
+    /// Removes a tenant's events older than `before`; returns how many. A subscriber
     /// resuming from an older cursor resumes at the oldest event kept.
-    async fn expire_events(&self, tenant: Uuid, before: i64) -> Result<u64>;
+    async fn expire_events(&self, tenant: Uuid, before: Micros) -> Result<u64>;
     /// The cursor of a tenant's last event; 0 before its first.
     async fn last_cursor(&self, tenant: Uuid) -> Result<u64>;
     /// A tenant's events after a cursor, oldest first, at most `limit`.

@@ -114,6 +114,7 @@ mod tests {
         alert::{Alert, AlertEvent, AlertState, EventType},
         alert_rule::Severity,
     };
+    use crate::micros::Micros;
 
     fn alert(id: u128, state: AlertState) -> Alert {
         Alert {
@@ -125,8 +126,8 @@ mod tests {
             severity: Severity::Minor,
             state,
             count: 1,
-            first_seen: 0,
-            last_seen: 0,
+            first_seen: Micros(0),
+            last_seen: Micros(0),
             trigger_value: 60.0,
             last_value: 60.0,
             acknowledged_by: None,
@@ -143,7 +144,7 @@ mod tests {
                 event_id: Uuid::from_u128(u128::from(cursor)),
                 kind: EventType::Updated,
                 alert: alert.clone(),
-                time: 0,
+                time: Micros(0),
             }],
             alerts: vec![alert],
             states: Vec::new(),

@@ -13,6 +13,7 @@ use super::{TenantNo, write_turn::WriteTx};
 use crate::{
     alerting::store::{AlertWrite, LogPosition, Written},
     error::Result,
+    micros::Micros,
     telemetry::{
         domain::Rollup,
         store::{Latest, NewRows, Range, Resolution, Row, SeriesId},
@@ -30,10 +31,10 @@ pub trait SqlBackend: Send + Sync + std::fmt::Debug + 'static {
 
     /// Its pool.
     fn pool(&self) -> &Pool<Self::Db>;
-    /// µs since the epoch as a column value.
-    fn ts(micros: i64) -> Self::Ts;
-    /// A column's time in µs since the epoch.
-    fn micros(ts: Self::Ts) -> i64;
+    /// A moment as a column value.
+    fn ts(at: Micros) -> Self::Ts;
+    /// A column's moment.
+    fn micros(ts: Self::Ts) -> Micros;
     /// An id as a column value.
     fn uuid(id: Uuid) -> Self::Uuid;
     /// A column's id.
@@ -99,7 +100,7 @@ pub trait HotTier: SqlBackend {
     fn rolled_to_of(
         tx: &mut Connection<Self>,
         tenants: &[TenantNo],
-    ) -> impl Future<Output = Result<HashMap<TenantNo, i64>>> + Send;
+    ) -> impl Future<Output = Result<HashMap<TenantNo, Micros>>> + Send;
     /// Inserts rows, returning the new ones.
     fn insert_new(
         &self,
@@ -153,26 +154,26 @@ pub trait HotReads: SqlBackend {
         &self,
         series: SeriesId,
         range: Range,
-    ) -> impl Future<Output = Result<Vec<(i64, f64)>>> + Send;
+    ) -> impl Future<Output = Result<Vec<(Micros, f64)>>> + Send;
     /// A series' readings in several ranges, oldest first.
     fn read_points_in(
         &self,
         series: SeriesId,
         ranges: &[Range],
-    ) -> impl Future<Output = Result<Vec<(i64, f64)>>> + Send;
+    ) -> impl Future<Output = Result<Vec<(Micros, f64)>>> + Send;
     /// A series' rollups of a resolution in ranges.
     fn read_rollups_in(
         &self,
         series: SeriesId,
         resolution: Resolution,
         ranges: &[Range],
-    ) -> impl Future<Output = Result<Vec<(i64, Rollup)>>> + Send;
+    ) -> impl Future<Output = Result<Vec<(Micros, Rollup)>>> + Send;
     /// A series' late readings in a range, oldest first.
     fn read_late_points(
         &self,
         series: SeriesId,
         range: Range,
-    ) -> impl Future<Output = Result<Vec<(i64, f64)>>> + Send;
+    ) -> impl Future<Output = Result<Vec<(Micros, f64)>>> + Send;
     /// The days a tenant has late readings of.
     fn read_late_days(
         &self,

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::TenantNo;
 use crate::{
     error::{Result, StorageError},
+    micros::Micros,
     telemetry::domain::tiering::{Failure, Job, JobState, Report},
 };
 
@@ -20,19 +21,19 @@ use crate::{
 #[async_trait::async_trait]
 pub trait JobStore: Send + Sync + std::fmt::Debug + 'static {
     /// Records a new queued job.
-    async fn create_job(&self, id: Uuid, as_of: i64, now: i64) -> Result<()>;
+    async fn create_job(&self, id: Uuid, as_of: Micros, now: Micros) -> Result<()>;
     /// Whether a job is queued, or running under a lease that holds at `now`.
-    async fn has_pending_job(&self, now: i64) -> Result<bool>;
+    async fn has_pending_job(&self, now: Micros) -> Result<bool>;
     /// Claims for `owner` until `lease_until` the job to run next: a running job whose lease ran
     /// out, else the oldest queued one while none runs. Returns its id and `as_of`.
     async fn claim_job(
         &self,
         owner: &str,
-        now: i64,
-        lease_until: i64,
-    ) -> Result<Option<(Uuid, i64)>>;
+        now: Micros,
+        lease_until: Micros,
+    ) -> Result<Option<(Uuid, Micros)>>;
     /// Extends the owner's lease; `false` when another runner took the job over.
-    async fn renew_job(&self, id: Uuid, owner: &str, lease_until: i64) -> Result<bool>;
+    async fn renew_job(&self, id: Uuid, owner: &str, lease_until: Micros) -> Result<bool>;
     /// Records how many tenants the job has to do.
     async fn set_job_tenants(&self, id: Uuid, total: u32) -> Result<()>;
     /// The checkpoint of a tenant the job is done with: what its work did, or why it failed
@@ -42,13 +43,13 @@ pub trait JobStore: Send + Sync + std::fmt::Debug + 'static {
         id: Uuid,
         tenant: (TenantNo, Uuid),
         outcome: std::result::Result<Report, (i32, String)>,
-        now: i64,
+        now: Micros,
     ) -> Result<()>;
     /// The tenants the job is done with.
     async fn job_tenants_done(&self, id: Uuid) -> Result<Vec<TenantNo>>;
     /// Ends the owner's job, failed if any tenant's work failed; `false` when another runner
     /// took it over.
-    async fn finish_job(&self, id: Uuid, owner: &str, now: i64) -> Result<bool>;
+    async fn finish_job(&self, id: Uuid, owner: &str, now: Micros) -> Result<bool>;
     /// A job with its progress.
     async fn job(&self, id: Uuid) -> Result<Option<Job>>;
     /// The most recent jobs, newest first.
@@ -175,10 +176,10 @@ where
         state: JobState::of_name(&state).ok_or_else(|| {
             StorageError::Internal(format!("tiering job state `{state}` in the database"))
         })?,
-        as_of: get(2)?,
-        created_at: get(3)?,
-        started_at: row.try_get::<Option<i64>, _>(4)?,
-        finished_at: row.try_get::<Option<i64>, _>(5)?,
+        as_of: Micros(get(2)?),
+        created_at: Micros(get(3)?),
+        started_at: row.try_get::<Option<i64>, _>(4)?.map(Micros),
+        finished_at: row.try_get::<Option<i64>, _>(5)?.map(Micros),
         tenants_total: count(i64::from(row.try_get::<i32, _>(6)?)),
         tenants_done: count(get(7)?),
         tenants_failed: count(get(8)?),
@@ -219,19 +220,19 @@ where
     for<'q> Option<String>: sqlx::Encode<'q, DB>,
     usize: sqlx::ColumnIndex<DB::Row>,
 {
-    async fn create_job(&self, id: Uuid, as_of: i64, now: i64) -> Result<()> {
+    async fn create_job(&self, id: Uuid, as_of: Micros, now: Micros) -> Result<()> {
         sqlx::query(INSERT_JOB)
             .bind(id.to_string())
-            .bind(as_of)
-            .bind(now)
+            .bind(as_of.0)
+            .bind(now.0)
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 
-    async fn has_pending_job(&self, now: i64) -> Result<bool> {
+    async fn has_pending_job(&self, now: Micros) -> Result<bool> {
         let pending: i64 = sqlx::query(HAS_PENDING)
-            .bind(now)
+            .bind(now.0)
             .fetch_one(&self.pool)
             .await?
             .try_get(0)?;
@@ -241,13 +242,13 @@ where
     async fn claim_job(
         &self,
         owner: &str,
-        now: i64,
-        lease_until: i64,
-    ) -> Result<Option<(Uuid, i64)>> {
+        now: Micros,
+        lease_until: Micros,
+    ) -> Result<Option<(Uuid, Micros)>> {
         let claimed = sqlx::query(CLAIM)
             .bind(owner.to_owned())
-            .bind(now)
-            .bind(lease_until)
+            .bind(now.0)
+            .bind(lease_until.0)
             .fetch_optional(&self.pool)
             .await;
         let row = match claimed {
@@ -256,15 +257,20 @@ where
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => None,
             Err(e) => return Err(e.into()),
         };
-        row.map(|row| Ok((uuid_of(&row.try_get::<String, _>(0)?)?, row.try_get(1)?)))
-            .transpose()
+        row.map(|row| {
+            Ok((
+                uuid_of(&row.try_get::<String, _>(0)?)?,
+                Micros(row.try_get(1)?),
+            ))
+        })
+        .transpose()
     }
 
-    async fn renew_job(&self, id: Uuid, owner: &str, lease_until: i64) -> Result<bool> {
+    async fn renew_job(&self, id: Uuid, owner: &str, lease_until: Micros) -> Result<bool> {
         let renewed = sqlx::query(RENEW)
             .bind(id.to_string())
             .bind(owner.to_owned())
-            .bind(lease_until)
+            .bind(lease_until.0)
             .fetch_optional(&self.pool)
             .await?;
         Ok(renewed.is_some())
@@ -284,7 +290,7 @@ where
         id: Uuid,
         (tenant_no, tenant): (TenantNo, Uuid),
         outcome: std::result::Result<Report, (i32, String)>,
-        now: i64,
+        now: Micros,
     ) -> Result<()> {
         let (report, error) = match outcome {
             Ok(report) => (report, None),
@@ -294,7 +300,7 @@ where
             .bind(id.to_string())
             .bind(tenant_no)
             .bind(tenant.to_string())
-            .bind(now)
+            .bind(now.0)
             .bind(signed(report.rollup_buckets_written))
             .bind(signed(report.readings_archived))
             .bind(i64::from(report.objects_written))
@@ -320,11 +326,11 @@ where
             .collect::<Result<_, _>>()?)
     }
 
-    async fn finish_job(&self, id: Uuid, owner: &str, now: i64) -> Result<bool> {
+    async fn finish_job(&self, id: Uuid, owner: &str, now: Micros) -> Result<bool> {
         let finished = sqlx::query(FINISH)
             .bind(id.to_string())
             .bind(owner.to_owned())
-            .bind(now)
+            .bind(now.0)
             .fetch_optional(&self.pool)
             .await?;
         Ok(finished.is_some())

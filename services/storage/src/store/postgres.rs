@@ -8,9 +8,9 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use crate::telemetry::store::Resolution;
+use crate::{micros::Micros, telemetry::store::Resolution};
 
-use super::{backend::SqlBackend, to_datetime, write_turn::WriteTx};
+use super::{backend::SqlBackend, write_turn::WriteTx};
 use crate::error::Result;
 
 /// The store on PostgreSQL.
@@ -30,12 +30,12 @@ type Db = sqlx::Postgres;
 type DbTs = DateTime<Utc>;
 type DbUuid = Uuid;
 
-fn db_ts(micros: i64) -> DbTs {
-    to_datetime(micros)
+fn db_ts(at: Micros) -> DbTs {
+    at.to_datetime()
 }
 
-fn micros_of(ts: DbTs) -> i64 {
-    ts.timestamp_micros()
+fn micros_of(ts: DbTs) -> Micros {
+    Micros::of_datetime(ts)
 }
 
 fn db_uuid(id: Uuid) -> DbUuid {
@@ -360,7 +360,7 @@ impl PostgresStore {
             .bind(if write.durable {
                 0
             } else {
-                crate::telemetry::domain::ingest::micros_since_epoch(std::time::SystemTime::now())
+                Micros::of(std::time::SystemTime::now()).0
             })
             .bind(!write.durable)
             .fetch_one(&self.pool)
@@ -384,10 +384,10 @@ impl SqlBackend for PostgresStore {
     fn pool(&self) -> &PgPool {
         &self.pool
     }
-    fn ts(micros: i64) -> DbTs {
-        db_ts(micros)
+    fn ts(at: Micros) -> DbTs {
+        db_ts(at)
     }
-    fn micros(ts: DbTs) -> i64 {
+    fn micros(ts: DbTs) -> Micros {
         micros_of(ts)
     }
     fn uuid(id: Uuid) -> DbUuid {

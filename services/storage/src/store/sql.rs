@@ -9,8 +9,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::TenantNo;
-use crate::telemetry::domain::{Rollup, bucket_start};
 use crate::telemetry::store::{Resolution, Row, SeriesId};
+use crate::{micros::Micros, telemetry::domain::Rollup};
 
 pub(crate) const SELECT_TENANT: &str = "SELECT tenant_no FROM storage_tenants WHERE tenant_id = $1";
 pub(crate) const REGISTER_TENANT: &str = "INSERT INTO storage_tenants (tenant_id) VALUES ($1) \
@@ -50,25 +50,22 @@ pub(crate) const FORGET_OBJECT: &str = "DELETE FROM cold_objects WHERE object_ke
 /// resolution, keyed by series and bucket start: what a writer merges in its transaction.
 pub(crate) fn late_rollups(
     new: &[Row],
-    rolled_to: &HashMap<TenantNo, i64>,
-) -> [BTreeMap<(SeriesId, i64), Rollup>; 3] {
+    rolled_to: &HashMap<TenantNo, Micros>,
+) -> [BTreeMap<(SeriesId, Micros), Rollup>; 3] {
     let mut merged = [BTreeMap::new(), BTreeMap::new(), BTreeMap::new()];
     for row in new {
         let Some(&rolled_to) = rolled_to.get(&row.series_id.tenant()) else {
             continue;
         };
-        if row.ts_micros >= rolled_to {
+        if row.ts >= rolled_to {
             continue;
         }
         for (resolution, buckets) in Resolution::ALL.into_iter().zip(merged.iter_mut()) {
-            let key = (
-                row.series_id,
-                bucket_start(row.ts_micros, resolution.micros()),
-            );
+            let key = (row.series_id, row.ts.floor(resolution.micros()));
             buckets
                 .entry(key)
-                .and_modify(|r: &mut Rollup| r.add(row.ts_micros, row.value))
-                .or_insert_with(|| Rollup::of(row.ts_micros, row.value));
+                .and_modify(|r: &mut Rollup| r.add(row.ts, row.value))
+                .or_insert_with(|| Rollup::of(row.ts, row.value));
         }
     }
     merged

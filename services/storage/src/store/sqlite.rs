@@ -8,9 +8,9 @@ use sqlx::SqlitePool;
 use uuid::Uuid;
 
 use super::{backend::SqlBackend, write_turn::WriteTx};
-use crate::alerting::store::sql as alert_sql;
 use crate::error::{Result, StorageError};
 use crate::telemetry::store::{Range, Resolution};
+use crate::{alerting::store::sql as alert_sql, micros::Micros};
 
 /// The store on SQLite.
 #[derive(Debug, Clone)]
@@ -33,12 +33,12 @@ type Db = sqlx::Sqlite;
 type DbTs = i64;
 type DbUuid = String;
 
-fn db_ts(micros: i64) -> DbTs {
-    micros
+fn db_ts(at: Micros) -> DbTs {
+    at.0
 }
 
-fn micros_of(ts: DbTs) -> i64 {
-    ts
+fn micros_of(ts: DbTs) -> Micros {
+    Micros(ts)
 }
 
 fn db_uuid(id: Uuid) -> DbUuid {
@@ -93,10 +93,7 @@ const MERGE_HOUR: &str = merge_into!("rollups_1h", "min", "max");
 
 /// Ranges as a JSON array of `[start, end]`, which statements read with `json_each`.
 fn ranges_json(ranges: &[Range]) -> Result<String> {
-    let ranges: Vec<[i64; 2]> = ranges
-        .iter()
-        .map(|r| [r.start_micros, r.end_micros])
-        .collect();
+    let ranges: Vec<[i64; 2]> = ranges.iter().map(|r| [r.start.0, r.end.0]).collect();
     serde_json::to_string(&ranges)
         .map_err(|e| StorageError::Internal(format!("ranges as JSON: {e}")))
 }
@@ -227,10 +224,10 @@ impl SqlBackend for SqliteStore {
     fn pool(&self) -> &SqlitePool {
         &self.pool
     }
-    fn ts(micros: i64) -> DbTs {
-        db_ts(micros)
+    fn ts(at: Micros) -> DbTs {
+        db_ts(at)
     }
-    fn micros(ts: DbTs) -> i64 {
+    fn micros(ts: DbTs) -> Micros {
         micros_of(ts)
     }
     fn uuid(id: Uuid) -> DbUuid {

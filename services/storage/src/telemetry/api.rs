@@ -16,10 +16,10 @@ use mfg_common::{
 use mfg_proto::storage::v1::{self as pb, telemetry_service_server::TelemetryService};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::telemetry::domain::ingest::micros_since_epoch;
 use crate::{
     error::StorageError,
     metrics::{StorageMetrics, Via},
+    micros::Micros,
     service::{ReadyStorage, Storage},
     telemetry::ingest::{Ingest, Outcome},
 };
@@ -130,7 +130,7 @@ impl TelemetryService for TelemetryApi {
         let storage = self.storage()?;
         let as_of = match &request.get_ref().as_of {
             Some(as_of) => convert::micros(as_of),
-            None => micros_since_epoch(storage.clock.system_now()),
+            None => Micros::of(storage.clock.system_now()),
         };
         let job = storage.jobs.start(as_of).await?;
         Ok(Response::new(pb::StartTieringJobResponse {
@@ -194,7 +194,7 @@ impl TelemetryService for TelemetryApi {
                 (info.hot_days, info.cold_days)
             }
         };
-        let now = micros_since_epoch(storage.clock.system_now());
+        let now = Micros::of(storage.clock.system_now());
         let archive_prefix = storage
             .tiering
             .prepare(tenant, hot_days, cold_days, now)
@@ -288,28 +288,27 @@ impl AckStream {
             let reading =
                 !self.closed && self.ending.is_none() && self.in_flight.len() < STREAM_WINDOW;
             tokio::select! {
-                biased;
-                Some((sequence, arrived, outcome)) = self.in_flight.next(), if !self.in_flight.is_empty() => {
-                    return Some(match outcome {
-                        Ok(outcome) => {
-                            self.metrics.acked(Via::Stream, &outcome, arrived.elapsed());
-                            Ok(convert::ack(sequence, outcome))
-                        }
-                        Err(error) => {
-                            let status = Status::from(error);
-                            self.metrics.refused(Via::Stream, status.code());
-                            Err(status)
-                        }
-                    });
-                }
-                next = self.inbound.message(), if reading => self.receive(next).await,
-                () = self.stopping.as_mut(), if reading => {
-                    self.ending = Some(Status::unavailable(
-                        "the storage service is stopping: reconnect and resend what was not acked",
-                    ));
-                }
-                else => return None,
+            biased;
+            Some((sequence, arrived, outcome)) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                return Some(match outcome {
+                    Ok(outcome) => {
+                        self.metrics.acked(Via::Stream, &outcome, arrived.elapsed());
+                        Ok(convert::ack(sequence, outcome))
+                    }
+                    Err(error) => {
+                        let status = Status::from(error);
+                        self.metrics.refused(Via::Stream, status.code());
+                        Err(status)
+                    }
+                });
             }
+            next = self.inbound.message(), if reading => self.receive(next).await,
+            () = self.stopping.as_mut(), if reading => {
+                self.ending = Some(Status::unavailable(
+                    "the storage service is stopping: reconnect and resend what was not acked",
+                ));
+            }
+            else => return None}
         }
     }
 

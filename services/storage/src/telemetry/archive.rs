@@ -20,6 +20,7 @@ use parquet::{
 };
 use uuid::Uuid;
 
+use crate::micros::Micros;
 use crate::telemetry::object_store::{ObjectError, ObjectKey};
 
 mod read;
@@ -53,8 +54,8 @@ pub struct ArchivedReading {
     pub machine_id: String,
     /// The metric.
     pub metric: String,
-    /// When it was measured, in microseconds since the Unix epoch (UTC).
-    pub ts_micros: i64,
+    /// When it was measured.
+    pub ts: Micros,
     /// The value.
     pub value: f64,
 }
@@ -110,16 +111,11 @@ mod tests {
 
     use super::*;
 
-    pub(super) fn reading(
-        machine: &str,
-        metric: &str,
-        ts_micros: i64,
-        value: f64,
-    ) -> ArchivedReading {
+    pub(super) fn reading(machine: &str, metric: &str, ts: i64, value: f64) -> ArchivedReading {
         ArchivedReading {
             machine_id: machine.to_owned(),
             metric: metric.to_owned(),
-            ts_micros,
+            ts: Micros(ts),
             value,
         }
     }

@@ -30,7 +30,7 @@ use crate::{
     store::TenantNo,
     telemetry::{
         domain::ingest::{IncomingReading, IngestRate, RejectReason, Rejection, Window, screen},
-        store::{Row, SeriesId, SeriesKey, TelemetryStore, day_of},
+        store::{Row, SeriesId, SeriesKey, TelemetryStore},
     },
 };
 
@@ -142,7 +142,7 @@ async fn write_group(store: &dyn TelemetryStore, group: Vec<Job>) {
     let mut first_in_group = Vec::with_capacity(rows.capacity());
     for job in &group {
         for row in &job.rows {
-            let first = seen.insert((row.series_id, row.ts_micros));
+            let first = seen.insert((row.series_id, row.ts));
             first_in_group.push(first);
             if first {
                 rows.push(*row);
@@ -395,7 +395,7 @@ impl Ingest {
         }
 
         // The days' partitions, created once per process.
-        let days: HashSet<NaiveDate> = valid.iter().map(|r| day_of(r.ts_micros)).collect();
+        let days: HashSet<NaiveDate> = valid.iter().map(|r| r.ts.day()).collect();
         for day in days {
             if !lock(&self.inner.days).contains(&(tenant_no, day)) {
                 self.inner
@@ -414,10 +414,10 @@ impl Ingest {
         for (reading, id) in valid.iter().zip(ids) {
             let series_id = id
                 .ok_or_else(|| StorageError::Internal("a series id was not resolved".to_owned()))?;
-            if seen.insert((series_id, reading.ts_micros)) {
+            if seen.insert((series_id, reading.ts)) {
                 rows.push(Row {
                     series_id,
-                    ts_micros: reading.ts_micros,
+                    ts: reading.ts,
                     value: reading.value,
                 });
                 indices.push(reading.index);

@@ -31,14 +31,14 @@ use crate::telemetry::query::plan::{
 
 use crate::{
     error::{Result, StorageError},
+    micros::Micros,
     telemetry::{
         archive,
-        domain::{Aggregation, Rollup, bucket_start, roll_up},
+        domain::{Aggregation, Rollup, roll_up},
         ingest::Ingest,
         object_store::{ObjectKey, ObjectStore},
         store::{
-            ColdObject, Latest, Range, Resolution, SeriesId, SeriesKey, TelemetryStore, day_of,
-            day_range,
+            ColdObject, Latest, Range, Resolution, SeriesId, SeriesKey, TelemetryStore, day_range,
         },
     },
 };
@@ -79,9 +79,9 @@ pub struct SeriesQuery {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SeriesAnswer {
     /// Raw points `(ts µs, value)`, when no aggregation was asked.
-    pub points: Vec<(i64, f64)>,
+    pub points: Vec<(Micros, f64)>,
     /// Buckets `(start µs, value, count)`, when one was.
-    pub buckets: Vec<(i64, f64, u64)>,
+    pub buckets: Vec<(Micros, f64, u64)>,
     /// The tiers that served the query.
     pub tiers: Vec<Tier>,
 }
@@ -120,16 +120,12 @@ impl Queries {
             return Ok(SeriesAnswer::default());
         };
         let range = query.range;
-        if range.start_micros >= range.end_micros {
+        if range.start >= range.end {
             return Ok(SeriesAnswer::default());
         }
         let cold = self
             .store
-            .cold_objects(
-                tenant,
-                day_of(range.start_micros),
-                day_of(range.end_micros - 1),
-            )
+            .cold_objects(tenant, range.start.day(), (range.end - 1).day())
             .await?;
         let mut tiers = BTreeSet::new();
         let mut answer = SeriesAnswer::default();
@@ -193,7 +189,7 @@ impl Queries {
         cover: &Cover,
         cold: &[ColdObject],
         tiers: &mut BTreeSet<Tier>,
-    ) -> Result<BTreeMap<i64, Rollup>> {
+    ) -> Result<BTreeMap<Micros, Rollup>> {
         let hot: Vec<Range> = cover
             .raw
             .iter()
@@ -209,7 +205,7 @@ impl Queries {
         for (start, rollup) in minutes {
             match cover
                 .splits
-                .binary_search_by_key(&start, |split| split.minute.start_micros)
+                .binary_search_by_key(&start, |split| split.minute.start)
             {
                 Ok(i) => splits.push((cover.splits[i], rollup)),
                 Err(_) => buckets.add(start, &rollup),
@@ -243,7 +239,7 @@ impl Queries {
                 None => Some(whole),
             };
             if let Some(rest) = rest {
-                buckets.add(split.rest.start_micros, &rest);
+                buckets.add(split.rest.start, &rest);
             }
         }
         for (start, rollup) in roll_up(raw, step) {
@@ -264,23 +260,23 @@ impl Queries {
         cold: &[ColdObject],
         buckets: &mut Buckets,
         tiers: &mut BTreeSet<Tier>,
-    ) -> Result<Vec<(i64, f64)>> {
+    ) -> Result<Vec<(Micros, f64)>> {
         let warm = cover.warm();
         let hull = Range {
-            start_micros: cover
+            start: cover
                 .raw
                 .first()
                 .into_iter()
                 .chain(&warm)
-                .map(|r| r.start_micros)
+                .map(|r| r.start)
                 .min()
                 .unwrap_or_default(),
-            end_micros: cover
+            end: cover
                 .raw
                 .last()
                 .into_iter()
                 .chain(&warm)
-                .map(|r| r.end_micros)
+                .map(|r| r.end)
                 .max()
                 .unwrap_or_default(),
         };
@@ -326,7 +322,7 @@ impl Queries {
         series: SeriesId,
         resolution: Resolution,
         ranges: &[Range],
-    ) -> Result<Vec<(i64, Rollup)>> {
+    ) -> Result<Vec<(Micros, Rollup)>> {
         let reads = coalesce(ranges, resolution.micros(), COALESCE_GAP);
         let mut rollups = self.store.rollups_in(series, resolution, &reads).await?;
         if reads.len() < ranges.len() {
@@ -342,11 +338,11 @@ impl Queries {
         object: &ColdObject,
         key: &SeriesKey,
         ranges: Vec<Range>,
-    ) -> Result<Vec<(i64, f64)>> {
+    ) -> Result<Vec<(Micros, f64)>> {
         let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else {
             return Ok(Vec::new());
         };
-        let (start, end) = (first.start_micros, last.end_micros);
+        let (start, end) = (first.start, last.end);
         let mut points = archive::read_series(
             self.objects.as_ref(),
             &ObjectKey::new(&object.key)?,
@@ -366,10 +362,10 @@ impl Queries {
         &self,
         cold: &[ColdObject],
         key: &SeriesKey,
-        late: Vec<(i64, f64)>,
-    ) -> Result<Vec<(i64, f64)>> {
+        late: Vec<(Micros, f64)>,
+    ) -> Result<Vec<(Micros, f64)>> {
         let mut archived = std::collections::HashSet::new();
-        let days: BTreeSet<_> = late.iter().map(|&(ts, _)| day_of(ts)).collect();
+        let days: BTreeSet<_> = late.iter().map(|&(ts, _)| ts.day()).collect();
         for day in days {
             let range = day_range(day);
             for object in cold.iter().filter(|object| object.day == day) {
@@ -419,7 +415,7 @@ impl Queries {
 
 /// Buckets of a step, each the merge of the rollups added to it.
 struct Buckets {
-    by_start: BTreeMap<i64, Rollup>,
+    by_start: BTreeMap<Micros, Rollup>,
     step: i64,
 }
 
@@ -432,17 +428,17 @@ impl Buckets {
     }
 
     /// Adds a rollup of readings from `start` on to their bucket.
-    fn add(&mut self, start: i64, rollup: &Rollup) {
+    fn add(&mut self, start: Micros, rollup: &Rollup) {
         self.by_start
-            .entry(bucket_start(start, self.step))
+            .entry(start.floor(self.step))
             .and_modify(|b| *b = b.merge(rollup))
             .or_insert(*rollup);
     }
 }
 
 /// The indices of the readings (sorted by time) in `range`.
-fn in_range(readings: &[(i64, f64)], range: Range) -> std::ops::Range<usize> {
-    let from = readings.partition_point(|&(ts, _)| ts < range.start_micros);
-    let to = readings.partition_point(|&(ts, _)| ts < range.end_micros);
+fn in_range(readings: &[(Micros, f64)], range: Range) -> std::ops::Range<usize> {
+    let from = readings.partition_point(|&(ts, _)| ts < range.start);
+    let to = readings.partition_point(|&(ts, _)| ts < range.end);
     from..to
 }

@@ -13,7 +13,7 @@ use chrono::NaiveDate;
 use uuid::Uuid;
 
 pub use crate::store::TenantNo;
-use crate::{error::Result, store::to_datetime, telemetry::domain::Rollup};
+use crate::{error::Result, micros::Micros, telemetry::domain::Rollup};
 
 /// A series' id: the tenant's number in the upper 32 bits, a per-tenant sequence below, so a
 /// tenant's series are one range of ids.
@@ -57,8 +57,8 @@ pub struct SeriesKey {
 pub struct Row {
     /// The series.
     pub series_id: SeriesId,
-    /// When it was measured (µs since the epoch).
-    pub ts_micros: i64,
+    /// When it was measured.
+    pub ts: Micros,
     /// The value.
     pub value: f64,
 }
@@ -78,28 +78,28 @@ pub struct NewRows {
 pub struct Latest {
     /// The metric.
     pub metric: String,
-    /// When it was measured (µs since the epoch).
-    pub ts_micros: i64,
+    /// When it was measured.
+    pub ts: Micros,
     /// The value.
     pub value: f64,
 }
 
-/// A time range `[start, end)` in microseconds since the epoch.
+/// A time range `[start, end)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Range {
     /// The start, inclusive.
-    pub start_micros: i64,
+    pub start: Micros,
     /// The end, exclusive.
-    pub end_micros: i64,
+    pub end: Micros,
 }
 
 /// The state of a tenant's warm tier.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RollupState {
-    /// Every bucket below this (µs) is rolled up; `None` before the first rollup.
-    pub rolled_to: Option<i64>,
-    /// Buckets below this (µs) were expired; `None` while nothing has been.
-    pub warm_from: Option<i64>,
+    /// Every bucket below this is rolled up; `None` before the first rollup.
+    pub rolled_to: Option<Micros>,
+    /// Buckets below this were expired; `None` while nothing has been.
+    pub warm_from: Option<Micros>,
 }
 
 /// The width of a warm-tier bucket.
@@ -203,10 +203,10 @@ pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
     /// The last reading of every metric of a machine, ordered by metric.
     async fn latest(&self, tenant: TenantNo, machine_id: &str) -> Result<Vec<Latest>>;
     /// The readings of a series in a range, oldest first.
-    async fn points(&self, series: SeriesId, range: Range) -> Result<Vec<(i64, f64)>>;
+    async fn points(&self, series: SeriesId, range: Range) -> Result<Vec<(Micros, f64)>>;
     /// A series' readings in several disjoint ranges (oldest first), in one round trip where
     /// the database allows; in no particular order.
-    async fn points_in(&self, series: SeriesId, ranges: &[Range]) -> Result<Vec<(i64, f64)>>;
+    async fn points_in(&self, series: SeriesId, ranges: &[Range]) -> Result<Vec<(Micros, f64)>>;
 
     /// How far the tenant's rollups go.
     async fn rollup_state(&self, tenant: TenantNo) -> Result<RollupState>;
@@ -215,17 +215,17 @@ pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
     /// range's end, in one transaction. Returns the buckets written.
     async fn roll_up(&self, tenant: TenantNo, range: Range) -> Result<u64>;
     /// A series' rollups of `resolution` whose buckets start in several disjoint ranges (oldest
-    /// first), as `(bucket start µs, rollup)`, in one round trip where the database allows; in
+    /// first), as `(bucket start, rollup)`, in one round trip where the database allows; in
     /// no particular order. Queries merge them into their buckets.
     async fn rollups_in(
         &self,
         series: SeriesId,
         resolution: Resolution,
         ranges: &[Range],
-    ) -> Result<Vec<(i64, Rollup)>>;
-    /// Removes the tenant's rollups older than `before` (µs) and records it as `warm_from`.
+    ) -> Result<Vec<(Micros, Rollup)>>;
+    /// Removes the tenant's rollups older than `before` and records it as `warm_from`.
     /// Returns the rows removed.
-    async fn expire_rollups(&self, tenant: TenantNo, before: i64) -> Result<u64>;
+    async fn expire_rollups(&self, tenant: TenantNo, before: Micros) -> Result<u64>;
 
     /// Returns the key of the tenant's pending object for a day, recording `new_key` as
     /// pending if there is none, so that a retried upload reuses its key.
@@ -258,7 +258,7 @@ pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// A series' readings in a range that came after their tenant's day was archived, oldest
     /// first: kept apart until archived as a further part of the day.
-    async fn late_points(&self, series: SeriesId, range: Range) -> Result<Vec<(i64, f64)>>;
+    async fn late_points(&self, series: SeriesId, range: Range) -> Result<Vec<(Micros, f64)>>;
     /// The days a tenant has late readings of, oldest first.
     async fn late_days(&self, tenant: TenantNo) -> Result<Vec<NaiveDate>>;
     /// Removes a tenant's late readings of a day once archived, in one transaction: commits
@@ -278,18 +278,9 @@ pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
 
 /// The range of a UTC day.
 pub fn day_range(day: NaiveDate) -> Range {
-    let start = day
-        .and_hms_opt(0, 0, 0)
-        .unwrap_or_default()
-        .and_utc()
-        .timestamp_micros();
+    let start = Micros::start_of(day);
     Range {
-        start_micros: start,
-        end_micros: start + crate::telemetry::domain::ingest::DAY_MICROS,
+        start,
+        end: start + crate::telemetry::domain::ingest::DAY_MICROS,
     }
-}
-
-/// The UTC day of a timestamp.
-pub fn day_of(micros: i64) -> NaiveDate {
-    to_datetime(micros).date_naive()
 }

@@ -31,12 +31,13 @@ use uuid::Uuid;
 use crate::{
     directory::{Directory, TenantInfo},
     error::{Result, StorageError},
+    micros::Micros,
     store::TenantNo,
     telemetry::{
         archive,
-        domain::{bucket_start, ingest::DAY_MICROS, tiering::Report},
+        domain::{ingest::DAY_MICROS, tiering::Report},
         object_store::{LifecycleRule, ObjectKey, ObjectStore},
-        store::{Range, Resolution, TelemetryStore, day_of, day_range},
+        store::{Range, Resolution, TelemetryStore, day_range},
     },
 };
 
@@ -62,8 +63,8 @@ pub struct Tiering {
 /// events): a tiering run expires it with them. Tiering owns the trait, alerting implements it.
 #[async_trait::async_trait]
 pub trait KeptWithReadings: Send + Sync + std::fmt::Debug {
-    /// Removes a tenant's data older than `before` (µs); returns how many items went.
-    async fn expire(&self, tenant: Uuid, before: i64) -> Result<u64>;
+    /// Removes a tenant's data older than `before`; returns how many items went.
+    async fn expire(&self, tenant: Uuid, before: Micros) -> Result<u64>;
 }
 
 #[derive(Debug)]
@@ -106,7 +107,7 @@ impl Tiering {
         tenant: Uuid,
         hot_days: u32,
         cold_days: u32,
-        now: i64,
+        now: Micros,
     ) -> Result<String> {
         self.inner.store.register_tenant(tenant).await?;
         let class = mfg_common::retention::hot_class(hot_days).unwrap_or(hot_days);
@@ -124,7 +125,7 @@ impl Tiering {
 
     /// Creates the hot partitions of today and tomorrow (UTC, at `now`) of every class in use,
     /// ahead of the writes that will need them: never more, whatever a job's `as_of`.
-    pub async fn create_partitions_ahead(&self, now: i64) -> Result<()> {
+    pub async fn create_partitions_ahead(&self, now: Micros) -> Result<()> {
         let store = &self.inner.store;
         store
             .create_partitions(&store.classes_in_use().await?, &days_ahead(now))
@@ -147,9 +148,9 @@ impl Tiering {
         Ok(())
     }
 
-    /// Runs a tenant's tiering as if the time were `as_of` (µs); returns what it did. A tenant
+    /// Runs a tenant's tiering as if the time were `as_of`; returns what it did. A tenant
     /// the tenant service no longer knows is left alone.
-    pub async fn run_tenant(&self, tenant: (TenantNo, Uuid), as_of: i64) -> Result<Report> {
+    pub async fn run_tenant(&self, tenant: (TenantNo, Uuid), as_of: Micros) -> Result<Report> {
         let (no, id) = tenant;
         let info = match self.inner.directory.tenant(id).await {
             Ok(info) => info,
@@ -204,34 +205,24 @@ impl Tiering {
     /// Rolls the tenant's readings up to the last whole minute, whole hours at a time, from one
     /// hour to a day per transaction as the tenant's volume allows (`next_span`). Only days
     /// with a hot partition hold readings: the others are skipped.
-    async fn roll_up(&self, tenant: TenantNo, as_of: i64, report: &mut Report) -> Result<()> {
+    async fn roll_up(&self, tenant: TenantNo, as_of: Micros, report: &mut Report) -> Result<()> {
         let store = &self.inner.store;
-        let target = bucket_start(as_of, Resolution::Minute.micros());
+        let target = as_of.floor(Resolution::Minute.micros());
         let hot_days = store.hot_days(tenant).await?;
         let mut start = store
             .rollup_state(tenant)
             .await?
             .rolled_to
-            .or_else(|| hot_days.first().map(|&day| day_range(day).start_micros))
+            .or_else(|| hot_days.first().map(|&day| day_range(day).start))
             .unwrap_or(target);
         let hour = Resolution::Hour.micros();
         let mut span = hour;
         for &day in &hot_days {
             let day = day_range(day);
-            start = start.max(day.start_micros);
-            while start < day.end_micros.min(target) {
-                let end = (bucket_start(start, hour) + span)
-                    .min(day.end_micros)
-                    .min(target);
-                let written = store
-                    .roll_up(
-                        tenant,
-                        Range {
-                            start_micros: start,
-                            end_micros: end,
-                        },
-                    )
-                    .await?;
+            start = start.max(day.start);
+            while start < day.end.min(target) {
+                let end = (start.floor(hour) + span).min(day.end).min(target);
+                let written = store.roll_up(tenant, Range { start, end }).await?;
                 report.rollup_buckets_written += written;
                 span = next_span(span, written);
                 start = end;
@@ -242,8 +233,8 @@ impl Tiering {
             .roll_up(
                 tenant,
                 Range {
-                    start_micros: target,
-                    end_micros: target,
+                    start: target,
+                    end: target,
                 },
             )
             .await?;
@@ -255,14 +246,14 @@ impl Tiering {
         &self,
         tenant: TenantNo,
         info: &TenantInfo,
-        as_of: i64,
+        as_of: Micros,
         report: &mut Report,
     ) -> Result<()> {
         let store = &self.inner.store;
         report.warm_rows_expired += store
             .expire_rollups(tenant, as_of - i64::from(info.warm_days) * DAY_MICROS)
             .await?;
-        let cold_until = day_of(as_of - i64::from(info.cold_days) * DAY_MICROS);
+        let cold_until = (as_of - i64::from(info.cold_days) * DAY_MICROS).day();
         if let Some(last_expired) = cold_until.pred_opt() {
             for object in store
                 .cold_objects(tenant, NaiveDate::default(), last_expired)
@@ -297,9 +288,9 @@ fn next_span(span: i64, written: u64) -> i64 {
     }
 }
 
-/// Today and tomorrow (UTC) at `now` (µs).
-fn days_ahead(now: i64) -> [NaiveDate; 2] {
-    let today = day_of(now);
+/// Today and tomorrow (UTC) at `now`.
+fn days_ahead(now: Micros) -> [NaiveDate; 2] {
+    let today = now.day();
     [today, today.succ_opt().unwrap_or(today)]
 }
 

@@ -248,8 +248,8 @@ pub fn rule(rule: AlertRule) -> pb::AlertRule {
         severity: severity.into(),
         condition: rule.spec.condition.map(condition_to_proto),
         disabled: rule.spec.disabled,
-        create_time: Some(timestamp(rule.create_micros)),
-        update_time: Some(timestamp(rule.update_micros)),
+        create_time: Some(timestamp(rule.create_time)),
+        update_time: Some(timestamp(rule.update_time)),
     }
 }
 

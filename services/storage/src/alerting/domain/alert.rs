@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::alerting::domain::alert_rule::{AlertRule, Severity};
+use crate::micros::Micros;
 
 /// Who resolves an alert whose condition cleared.
 pub const SYSTEM: &str = "system";
@@ -59,27 +60,27 @@ pub struct Alert {
     pub state: AlertState,
     /// How many times the rule fired while the alert was not resolved.
     pub count: u64,
-    /// When it first fired (µs, the reading's time; the service's time for no-data).
-    pub first_seen: i64,
+    /// When it first fired (the reading's time; the service's time for no-data).
+    pub first_seen: Micros,
     /// When it last fired.
-    pub last_seen: i64,
+    pub last_seen: Micros,
     /// The value that first triggered it.
     pub trigger_value: f64,
     /// The latest value seen while it was not resolved.
     pub last_value: f64,
     /// Who acknowledged it.
     pub acknowledged_by: Option<String>,
-    /// When (µs).
-    pub acknowledge_time: Option<i64>,
+    /// When.
+    pub acknowledge_time: Option<Micros>,
     /// Who resolved it: a caller, or [`SYSTEM`].
     pub resolved_by: Option<String>,
-    /// When (µs).
-    pub resolve_time: Option<i64>,
+    /// When.
+    pub resolve_time: Option<Micros>,
 }
 
 impl Alert {
-    /// A new alert of a rule firing for a machine with `value` at `at` (µs).
-    pub fn open(rule: &AlertRule, machine_id: &str, value: f64, at: i64) -> Self {
+    /// A new alert of a rule firing for a machine with `value` at `at`.
+    pub fn open(rule: &AlertRule, machine_id: &str, value: f64, at: Micros) -> Self {
         Self {
             alert_id: Uuid::now_v7(),
             tenant_id: rule.tenant_id,
@@ -101,14 +102,14 @@ impl Alert {
     }
 
     /// Counts a repeat firing.
-    pub fn repeat(&mut self, value: f64, at: i64) {
+    pub fn repeat(&mut self, value: f64, at: Micros) {
         self.count += 1;
         self.last_seen = self.last_seen.max(at);
         self.last_value = value;
     }
 
     /// Acknowledges an open alert; `false` when it is not open (nothing changes).
-    pub fn acknowledge(&mut self, by: &str, at: i64) -> bool {
+    pub fn acknowledge(&mut self, by: &str, at: Micros) -> bool {
         if self.state != AlertState::Open {
             return false;
         }
@@ -119,7 +120,7 @@ impl Alert {
     }
 
     /// Resolves an alert that is not resolved; `false` when it is (nothing changes).
-    pub fn resolve(&mut self, by: &str, at: i64) -> bool {
+    pub fn resolve(&mut self, by: &str, at: Micros) -> bool {
         if self.state == AlertState::Resolved {
             return false;
         }
@@ -181,7 +182,7 @@ pub struct AlertEvent {
     /// The alert after the event.
     pub alert: Alert,
     /// When it happened (µs, the service's clock).
-    pub time: i64,
+    pub time: Micros,
 }
 
 #[cfg(test)]
@@ -201,16 +202,16 @@ mod tests {
                 condition: None,
                 disabled: false,
             },
-            create_micros: 0,
-            update_micros: 0,
+            create_time: Micros(0),
+            update_time: Micros(0),
         }
     }
 
     #[test]
     fn the_lifecycle_goes_one_way_and_repeats_count() {
-        let mut alert = Alert::open(&rule(), "press-1", 81.0, 10);
-        alert.repeat(85.0, 11);
-        alert.repeat(84.0, 12);
+        let mut alert = Alert::open(&rule(), "press-1", 81.0, Micros(10));
+        alert.repeat(85.0, Micros(11));
+        alert.repeat(84.0, Micros(12));
         assert_eq!(
             (
                 alert.count,
@@ -218,18 +219,18 @@ mod tests {
                 alert.trigger_value,
                 alert.last_value
             ),
-            (3, 12, 81.0, 84.0)
+            (3, Micros(12), 81.0, 84.0)
         );
-        assert!(alert.acknowledge("key:abc", 20));
-        assert!(!alert.acknowledge("key:def", 21), "once");
+        assert!(alert.acknowledge("key:abc", Micros(20)));
+        assert!(!alert.acknowledge("key:def", Micros(21)), "once");
         assert_eq!(alert.acknowledged_by.as_deref(), Some("key:abc"));
-        assert!(alert.resolve(SYSTEM, 30));
-        assert!(!alert.resolve("key:abc", 31), "once");
+        assert!(alert.resolve(SYSTEM, Micros(30)));
+        assert!(!alert.resolve("key:abc", Micros(31)), "once");
         assert!(
-            !alert.acknowledge("key:abc", 32),
+            !alert.acknowledge("key:abc", Micros(32)),
             "a resolved alert stays resolved"
         );
         assert_eq!(alert.state, AlertState::Resolved);
-        assert_eq!(alert.resolve_time, Some(30));
+        assert_eq!(alert.resolve_time, Some(Micros(30)));
     }
 }

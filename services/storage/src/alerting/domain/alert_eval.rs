@@ -23,7 +23,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use crate::alerting::domain::alert_rule::Condition;
+use crate::{alerting::domain::alert_rule::Condition, micros::Micros};
 
 /// What one step of evaluation says.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -44,14 +44,14 @@ pub struct BranchState {
     /// Since when (µs, reading time) a threshold's comparison has held, while it waits for
     /// its "for" duration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pending_since: Option<i64>,
+    pub pending_since: Option<Micros>,
     /// When (µs, service clock) a reading last arrived, for no-data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_arrival: Option<i64>,
+    pub last_arrival: Option<Micros>,
     /// The readings of a rate-of-change window; not stored, refilled from the series' stored
     /// readings after a restart ([`RuleState::seed_windows`]).
     #[serde(skip)]
-    pub window: VecDeque<(i64, f64)>,
+    pub window: VecDeque<(Micros, f64)>,
 }
 
 /// The state of one rule for one machine: what is persisted so that a restart continues
@@ -60,9 +60,9 @@ pub struct BranchState {
 pub struct RuleState {
     /// Whether the rule is firing (an alert is open, unless someone resolved it by hand).
     pub active: bool,
-    /// The newest reading evaluated (µs).
+    /// The newest reading evaluated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_ts: Option<i64>,
+    pub last_ts: Option<Micros>,
     /// The branches' states, in the condition's order.
     pub branches: Vec<BranchState>,
 }
@@ -70,7 +70,7 @@ pub struct RuleState {
 impl RuleState {
     /// A new state for a condition, as if a reading had arrived at `now` (µs, service clock):
     /// a machine watched for no-data is given the full duration from the moment it is watched.
-    pub fn new(condition: &Condition, now: i64) -> Self {
+    pub fn new(condition: &Condition, now: Micros) -> Self {
         Self {
             active: false,
             last_ts: None,
@@ -85,7 +85,7 @@ impl RuleState {
         }
     }
 
-    fn fit(&mut self, condition: &Condition, now: i64) {
+    fn fit(&mut self, condition: &Condition, now: Micros) {
         // A rule whose condition changed shape starts afresh.
         if self.branches.len() != condition.branches().len() {
             *self = Self::new(condition, now);
@@ -93,7 +93,13 @@ impl RuleState {
     }
 
     /// Evaluates a reading `(ts, value)` that arrived at `now` (µs, service clock).
-    pub fn on_reading(&mut self, condition: &Condition, ts: i64, value: f64, now: i64) -> Signal {
+    pub fn on_reading(
+        &mut self,
+        condition: &Condition,
+        ts: Micros,
+        value: f64,
+        now: Micros,
+    ) -> Signal {
         self.fit(condition, now);
         if self.last_ts.is_some_and(|last| ts <= last) {
             return Signal::Quiet;
@@ -109,7 +115,7 @@ impl RuleState {
     }
 
     /// Evaluates the passing of time to `now` (µs, service clock): no-data branches fire.
-    pub fn on_tick(&mut self, condition: &Condition, now: i64) -> Signal {
+    pub fn on_tick(&mut self, condition: &Condition, now: Micros) -> Signal {
         self.fit(condition, now);
         let mut fired = None;
         for (branch, state) in condition.branches().iter().zip(&mut self.branches) {
@@ -139,8 +145,8 @@ impl RuleState {
     /// Refills the rate-of-change windows of a state restored after a restart (they are not
     /// stored) with the series' stored readings up to the last one evaluated, oldest first.
     /// The next reading trims them to its window.
-    pub fn seed_windows(&mut self, condition: &Condition, history: &[(i64, f64)]) {
-        let last = self.last_ts.unwrap_or(i64::MAX);
+    pub fn seed_windows(&mut self, condition: &Condition, history: &[(Micros, f64)]) {
+        let last = self.last_ts.unwrap_or(Micros::MAX);
         for (branch, state) in condition.branches().iter().zip(&mut self.branches) {
             if matches!(branch, Condition::RateOfChange { .. }) && state.window.is_empty() {
                 state
@@ -165,7 +171,13 @@ impl RuleState {
 
 impl BranchState {
     /// Evaluates a reading; returns the value the branch fires with, if it fires.
-    fn on_reading(&mut self, condition: &Condition, ts: i64, value: f64, now: i64) -> Option<f64> {
+    fn on_reading(
+        &mut self,
+        condition: &Condition,
+        ts: Micros,
+        value: f64,
+        now: Micros,
+    ) -> Option<f64> {
         match condition {
             Condition::Threshold {
                 comparison,
@@ -197,7 +209,7 @@ impl BranchState {
                 while self
                     .window
                     .front()
-                    .is_some_and(|(first, _)| *first < ts - window_micros)
+                    .is_some_and(|(first, _)| *first < ts - *window_micros)
                 {
                     self.window.pop_front();
                 }
@@ -237,12 +249,12 @@ mod tests {
 
     /// Feeds one reading a second from t = 1 s; returns the signals.
     fn feed(condition: &Condition, values: &[f64]) -> Vec<Signal> {
-        let mut state = RuleState::new(condition, 0);
+        let mut state = RuleState::new(condition, Micros(0));
         values
             .iter()
             .enumerate()
             .map(|(i, v)| {
-                let t = (i as i64 + 1) * S;
+                let t = Micros((i as i64 + 1) * S);
                 state.on_reading(condition, t, *v, t)
             })
             .collect()
@@ -309,20 +321,23 @@ mod tests {
     #[test]
     fn a_pending_timer_survives_its_state_being_stored_and_loaded() {
         let condition = threshold(3, None);
-        let mut state = RuleState::new(&condition, 0);
-        assert_eq!(state.on_reading(&condition, S, 81.0, S), Signal::Quiet);
+        let mut state = RuleState::new(&condition, Micros(0));
         assert_eq!(
-            state.on_reading(&condition, 2 * S, 82.0, 2 * S),
+            state.on_reading(&condition, Micros(S), 81.0, Micros(S)),
+            Signal::Quiet
+        );
+        assert_eq!(
+            state.on_reading(&condition, Micros(2 * S), 82.0, Micros(2 * S)),
             Signal::Quiet
         );
         let stored = serde_json::to_string(&state).unwrap();
         let mut loaded: RuleState = serde_json::from_str(&stored).unwrap();
         assert_eq!(
-            loaded.on_reading(&condition, 4 * S, 83.0, 4 * S),
+            loaded.on_reading(&condition, Micros(4 * S), 83.0, Micros(4 * S)),
             Signal::Firing(83.0)
         );
         assert_eq!(
-            loaded.on_reading(&condition, 4 * S, 83.0, 4 * S),
+            loaded.on_reading(&condition, Micros(4 * S), 83.0, Micros(4 * S)),
             Signal::Quiet,
             "a resend is not evaluated twice"
         );
@@ -352,10 +367,13 @@ mod tests {
             per_second: 2.0,
             window_micros: 3 * S,
         };
-        let mut state = RuleState::new(&condition, 0);
-        assert_eq!(state.on_reading(&condition, 0, 0.0, 0), Signal::Quiet);
+        let mut state = RuleState::new(&condition, Micros(0));
         assert_eq!(
-            state.on_reading(&condition, S, 10.0, S),
+            state.on_reading(&condition, Micros(0), 0.0, Micros(0)),
+            Signal::Quiet
+        );
+        assert_eq!(
+            state.on_reading(&condition, Micros(S), 10.0, Micros(S)),
             Signal::Firing(10.0)
         );
         // A restart: what is stored of the state, without its window.
@@ -364,24 +382,30 @@ mod tests {
         assert!(restored.branches[0].window.is_empty());
         let mut unseeded = restored.clone();
         // A reading stored after the last one evaluated is not taken twice.
-        restored.seed_windows(&condition, &[(0, 0.0), (S, 10.0), (2 * S, 99.0)]);
-        assert_eq!(restored.branches[0].window, [(0, 0.0), (S, 10.0)]);
+        restored.seed_windows(
+            &condition,
+            &[(Micros(0), 0.0), (Micros(S), 10.0), (Micros(2 * S), 99.0)],
+        );
+        assert_eq!(
+            restored.branches[0].window,
+            [(Micros(0), 0.0), (Micros(S), 10.0)]
+        );
         // Refilled, the jump is still in the window: firing at 5/s at 2 s, 10/3 a second at 3 s.
         assert_eq!(
-            restored.on_reading(&condition, 2 * S, 10.0, 2 * S),
+            restored.on_reading(&condition, Micros(2 * S), 10.0, Micros(2 * S)),
             Signal::Firing(5.0)
         );
         assert!(matches!(
-            restored.on_reading(&condition, 3 * S, 10.0, 3 * S),
+            restored.on_reading(&condition, Micros(3 * S), 10.0, Micros(3 * S)),
             Signal::Firing(r) if (r - 10.0 / 3.0).abs() < 1e-9
         ));
         // Without, it would clear at once on a flat second.
         assert_eq!(
-            unseeded.on_reading(&condition, 2 * S, 10.0, 2 * S),
+            unseeded.on_reading(&condition, Micros(2 * S), 10.0, Micros(2 * S)),
             Signal::Quiet
         );
         assert_eq!(
-            unseeded.on_reading(&condition, 3 * S, 10.0, 3 * S),
+            unseeded.on_reading(&condition, Micros(3 * S), 10.0, Micros(3 * S)),
             Signal::Cleared
         );
     }
@@ -391,16 +415,26 @@ mod tests {
         let condition = Condition::NoData {
             duration_micros: 60 * S,
         };
-        let mut state = RuleState::new(&condition, 0);
-        assert_eq!(state.on_tick(&condition, 59 * S), Signal::Quiet);
-        assert_eq!(state.on_tick(&condition, 60 * S), Signal::Firing(60.0));
-        assert_eq!(state.on_tick(&condition, 90 * S), Signal::Quiet, "once");
+        let mut state = RuleState::new(&condition, Micros(0));
+        assert_eq!(state.on_tick(&condition, Micros(59 * S)), Signal::Quiet);
         assert_eq!(
-            state.on_reading(&condition, 91 * S, 1.0, 91 * S),
+            state.on_tick(&condition, Micros(60 * S)),
+            Signal::Firing(60.0)
+        );
+        assert_eq!(
+            state.on_tick(&condition, Micros(90 * S)),
+            Signal::Quiet,
+            "once"
+        );
+        assert_eq!(
+            state.on_reading(&condition, Micros(91 * S), 1.0, Micros(91 * S)),
             Signal::Cleared
         );
-        assert_eq!(state.on_tick(&condition, 150 * S), Signal::Quiet);
-        assert_eq!(state.on_tick(&condition, 151 * S), Signal::Firing(60.0));
+        assert_eq!(state.on_tick(&condition, Micros(150 * S)), Signal::Quiet);
+        assert_eq!(
+            state.on_tick(&condition, Micros(151 * S)),
+            Signal::Firing(60.0)
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use mfg_common::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::telemetry::domain::ingest::MAX_METRIC_CHARS;
+use crate::{micros::Micros, telemetry::domain::ingest::MAX_METRIC_CHARS};
 
 /// The most rules one tenant may have.
 pub const MAX_RULES_PER_TENANT: u64 = 1_000;
@@ -345,10 +345,10 @@ pub struct AlertRule {
     pub tenant_id: Uuid,
     /// What the client set.
     pub spec: RuleSpec,
-    /// When it was created (µs since the epoch).
-    pub create_micros: i64,
-    /// When it was last changed (µs since the epoch).
-    pub update_micros: i64,
+    /// When it was created.
+    pub create_time: Micros,
+    /// When it was last changed.
+    pub update_time: Micros,
 }
 
 impl AlertRule {

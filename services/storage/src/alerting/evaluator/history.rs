@@ -11,6 +11,7 @@ use crate::{
         store::RuleStateKey,
     },
     error::Result,
+    micros::Micros,
     telemetry::store::{Range, SeriesKey},
 };
 
@@ -24,7 +25,7 @@ pub trait SeriesHistory: Send + Sync + std::fmt::Debug {
         tenant: Uuid,
         series: &SeriesKey,
         range: Range,
-    ) -> Result<Vec<(i64, f64)>>;
+    ) -> Result<Vec<(Micros, f64)>>;
 }
 
 impl Shard {
@@ -42,15 +43,15 @@ impl Shard {
         let Some(window) = RuleState::rate_window(condition) else {
             return;
         };
-        let end_micros = match self.states.get(key).and_then(|state| state.last_ts) {
+        let end = match self.states.get(key).and_then(|state| state.last_ts) {
             Some(last) => last.saturating_add(1),
             None => reading.ts,
         };
         let range = Range {
-            start_micros: reading.ts.saturating_sub(window),
-            end_micros,
+            start: reading.ts.saturating_sub(window),
+            end,
         };
-        if range.start_micros >= range.end_micros {
+        if range.start >= range.end {
             return;
         }
         let series = SeriesKey {

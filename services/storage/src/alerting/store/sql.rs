@@ -16,6 +16,7 @@ use crate::{
         alert_rule::{AlertRule, Condition, MachineSelector, RuleSpec, Severity},
     },
     error::{Result, StorageError},
+    micros::Micros,
 };
 use crate::{
     alerting::store::{AlertStore, AlertWrite, LogPosition, RuleChange, RuleStateKey, Written},
@@ -154,8 +155,8 @@ where
             condition: Some(condition),
             disabled: row.try_get("disabled")?,
         },
-        create_micros: B::micros(row.try_get("create_time")?),
-        update_micros: B::micros(row.try_get("update_time")?),
+        create_time: B::micros(row.try_get("create_time")?),
+        update_time: B::micros(row.try_get("update_time")?),
     })
 }
 
@@ -236,8 +237,8 @@ where
             .bind(rule.severity().as_str())
             .bind(Json(&rule.spec.condition))
             .bind(rule.spec.disabled)
-            .bind(B::ts(rule.create_micros))
-            .bind(B::ts(rule.update_micros))
+            .bind(B::ts(rule.create_time))
+            .bind(B::ts(rule.update_time))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .execute(self.pool())
             .await?;
@@ -301,7 +302,7 @@ where
             .bind(updated.severity().as_str())
             .bind(Json(&updated.spec.condition))
             .bind(updated.spec.disabled)
-            .bind(B::ts(updated.update_micros))
+            .bind(B::ts(updated.update_time))
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -365,7 +366,7 @@ where
         rows.iter().map(alert_of::<B>).collect()
     }
 
-    async fn expire_events(&self, tenant: Uuid, before: i64) -> Result<u64> {
+    async fn expire_events(&self, tenant: Uuid, before: Micros) -> Result<u64> {
         let expired = sqlx::query(EXPIRE_EVENTS)
             .bind(B::uuid(tenant))
             .bind(B::ts(before))

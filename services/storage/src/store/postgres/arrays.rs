@@ -10,7 +10,10 @@ use sqlx::{
     postgres::{PgRow, PgValueFormat},
 };
 
-use crate::error::{Result, StorageError};
+use crate::{
+    error::{Result, StorageError},
+    micros::Micros,
+};
 
 /// An element type of fixed width: its type's oid and how to read its 8 bytes.
 pub(super) trait Element: Sized {
@@ -20,13 +23,10 @@ pub(super) trait Element: Sized {
     fn from_be(bytes: [u8; 8]) -> Self;
 }
 
-/// `timestamptz`, as microseconds since the Unix epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Micros(pub i64);
-
 /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
+/// `timestamptz`.
 impl Element for Micros {
     const OID: u32 = 1184;
     fn from_be(bytes: [u8; 8]) -> Self {

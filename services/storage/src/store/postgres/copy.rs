@@ -39,7 +39,7 @@ fn encode(rows: &[&Row], classes: &[Class]) -> Vec<u8> {
         data.extend_from_slice(&4_i16.to_be_bytes());
         for field in [
             row.series_id.0.to_be_bytes(),
-            (row.ts_micros - PG_EPOCH_MICROS).to_be_bytes(),
+            (row.ts.0 - PG_EPOCH_MICROS).to_be_bytes(),
             row.value.to_be_bytes(),
         ] {
             data.extend_from_slice(&8_i32.to_be_bytes());
@@ -60,7 +60,7 @@ mod tests {
     fn a_row_is_four_sized_fields() {
         let row = Row {
             series_id: crate::telemetry::store::SeriesId(1),
-            ts_micros: PG_EPOCH_MICROS + 2,
+            ts: crate::micros::Micros(PG_EPOCH_MICROS + 2),
             value: 0.5,
         };
         let data = encode(&[&row], &[30]);

@@ -22,10 +22,11 @@ use super::{
 };
 use crate::{
     error::Result,
-    store::{TenantNo, backend::HotTier, to_datetime},
+    micros::Micros,
+    store::{TenantNo, backend::HotTier},
     telemetry::{
         domain::ingest::DAY_MICROS,
-        store::{NewRows, Range, Row, SeriesId, day_of, day_range},
+        store::{NewRows, Range, Row, SeriesId, day_range},
     },
 };
 
@@ -40,7 +41,7 @@ const LEAF_LOCK: i32 = 4243;
 type DayKey = (TenantNo, i64);
 
 fn day_key(row: &Row) -> DayKey {
-    (row.series_id.tenant(), row.ts_micros.div_euclid(DAY_MICROS))
+    (row.series_id.tenant(), row.ts.0.div_euclid(DAY_MICROS))
 }
 
 /// The leaf of a class's day.
@@ -48,15 +49,15 @@ fn leaf(class: Class, day: NaiveDate) -> String {
     format!("readings_c{class}_{}", day.format("%Y%m%d"))
 }
 
-pub(super) fn ts(micros: i64) -> DateTime<Utc> {
-    to_datetime(micros)
+pub(super) fn ts(at: Micros) -> DateTime<Utc> {
+    at.to_datetime()
 }
 
 /// The days a range touches, first and last.
 pub(super) fn days_of(range: Range) -> (NaiveDate, NaiveDate) {
     (
-        day_of(range.start_micros),
-        day_of(range.end_micros.max(range.start_micros + 1) - 1),
+        range.start.day(),
+        (range.end.max(range.start + 1) - 1).day(),
     )
 }
 
@@ -69,7 +70,7 @@ impl PostgresStore {
             .execute(&mut *tx)
             .await?;
         let range = day_range(day);
-        let (from, to) = (ts(range.start_micros), ts(range.end_micros));
+        let (from, to) = (ts(range.start), ts(range.end));
         sqlx::query(AssertSqlSafe(format!(
             "CREATE TABLE IF NOT EXISTS readings_c{class} PARTITION OF readings \
              FOR VALUES IN ({class}) PARTITION BY RANGE (ts)"
@@ -94,7 +95,7 @@ impl PostgresStore {
         let distinct: BTreeSet<DayKey> = keys.iter().copied().collect();
         let (tenants, days): (Vec<TenantNo>, Vec<NaiveDate>) = distinct
             .into_iter()
-            .map(|(tenant, day)| (tenant, day_of(day * DAY_MICROS)))
+            .map(|(tenant, day)| (tenant, Micros(day * DAY_MICROS).day()))
             .unzip();
         let shares = sqlx::query(SHARES)
             .bind(tenants)
@@ -105,10 +106,7 @@ impl PostgresStore {
             .iter()
             .map(|row| {
                 let day: NaiveDate = row.get(1);
-                let key = (
-                    row.get(0),
-                    day_range(day).start_micros.div_euclid(DAY_MICROS),
-                );
+                let key = (row.get(0), day_range(day).start.0.div_euclid(DAY_MICROS));
                 (key, row.get(2))
             })
             .collect())
@@ -155,7 +153,7 @@ impl PostgresStore {
         class: Option<&[Class]>,
     ) -> std::result::Result<Vec<Row>, sqlx::Error> {
         let series: Vec<SeriesId> = rows.iter().map(|r| r.series_id).collect();
-        let times: Vec<DateTime<Utc>> = rows.iter().map(|r| ts(r.ts_micros)).collect();
+        let times: Vec<DateTime<Utc>> = rows.iter().map(|r| ts(r.ts)).collect();
         let values: Vec<f64> = rows.iter().map(|r| r.value).collect();
         let mut query = sqlx::query(statement).bind(series).bind(times).bind(values);
         if let Some(class) = class {
@@ -166,7 +164,7 @@ impl PostgresStore {
             .iter()
             .map(|r| Row {
                 series_id: r.get(0),
-                ts_micros: r.get::<DateTime<Utc>, _>(1).timestamp_micros(),
+                ts: Micros::of_datetime(r.get(1)),
                 value: r.get(2),
             })
             .collect())
@@ -259,7 +257,7 @@ impl HotTier for PostgresStore {
     async fn rolled_to_of(
         tx: &mut PgConnection,
         tenants: &[TenantNo],
-    ) -> Result<HashMap<TenantNo, i64>> {
+    ) -> Result<HashMap<TenantNo, Micros>> {
         let rows = sqlx::query(ROLLED_TO)
             .bind(tenants)
             .fetch_all(&mut *tx)
@@ -268,7 +266,7 @@ impl HotTier for PostgresStore {
             .iter()
             .filter_map(|row| {
                 let rolled_to: Option<DateTime<Utc>> = row.get(1);
-                Some((row.get(0), rolled_to?.timestamp_micros()))
+                Some((row.get(0), Micros::of_datetime(rolled_to?)))
             })
             .collect())
     }
@@ -321,8 +319,8 @@ impl HotTier for PostgresStore {
         Ok(sqlx::query(ROLLUP_MINUTES)
             .bind(SeriesId::first_of(tenant))
             .bind(SeriesId::end_of(tenant))
-            .bind(ts(range.start_micros))
-            .bind(ts(range.end_micros))
+            .bind(ts(range.start))
+            .bind(ts(range.end))
             .bind(classes)
             .persistent(false)
             .execute(&mut *tx)
@@ -372,8 +370,8 @@ impl HotTier for PostgresStore {
         let count: i64 = sqlx::query(COUNT_DAY)
             .bind(SeriesId::first_of(tenant))
             .bind(SeriesId::end_of(tenant))
-            .bind(ts(range.start_micros))
-            .bind(ts(range.end_micros))
+            .bind(ts(range.start))
+            .bind(ts(range.end))
             .bind(class)
             .persistent(false)
             .fetch_one(&mut *tx)
@@ -423,8 +421,8 @@ impl HotTier for PostgresStore {
         Ok(sqlx::query(REMOVE_LATE)
             .bind(SeriesId::first_of(tenant))
             .bind(SeriesId::end_of(tenant))
-            .bind(ts(range.start_micros))
-            .bind(ts(range.end_micros))
+            .bind(ts(range.start))
+            .bind(ts(range.end))
             .execute(&mut *tx)
             .await?
             .rows_affected())

@@ -7,7 +7,7 @@ use sqlx::{PgConnection, Row as _};
 
 use super::{
     DbTs, PostgresStore,
-    arrays::{Micros, column},
+    arrays::column,
     db_ts,
     hot::{Class, days_of, ts},
     hot_sql::{
@@ -18,6 +18,7 @@ use super::{
 };
 use crate::{
     error::Result,
+    micros::Micros,
     store::{TenantNo, backend::HotReads},
     telemetry::{
         domain::{Rollup, ingest::DAY_MICROS},
@@ -60,7 +61,7 @@ impl HotReads for PostgresStore {
                 .bind(tenant)
                 .bind(machine_id)
                 .bind(&classes)
-                .bind(ts(day_range(since).start_micros))
+                .bind(ts(day_range(since).start))
                 .persistent(false)
                 .fetch_all(&mut *connection)
                 .await?;
@@ -80,20 +81,20 @@ impl HotReads for PostgresStore {
     }
 
     /// The readings of a series in a range, oldest first.
-    async fn read_points(&self, series: SeriesId, range: Range) -> Result<Vec<(i64, f64)>> {
+    async fn read_points(&self, series: SeriesId, range: Range) -> Result<Vec<(Micros, f64)>> {
         let mut connection = self.pool.acquire().await?;
         let classes = Self::classes(&mut connection, series.tenant(), Some(range)).await?;
         let rows = sqlx::query(POINTS)
             .bind(series)
-            .bind(ts(range.start_micros))
-            .bind(ts(range.end_micros))
+            .bind(ts(range.start))
+            .bind(ts(range.end))
             .bind(classes)
             .persistent(false)
             .fetch_all(&mut *connection)
             .await?;
         Ok(rows
             .iter()
-            .map(|r| (r.get::<DateTime<Utc>, _>(0).timestamp_micros(), r.get(1)))
+            .map(|r| (Micros::of_datetime(r.get(0)), r.get(1)))
             .collect())
     }
 
@@ -101,24 +102,25 @@ impl HotReads for PostgresStore {
     /// ranges (`clusters`), bounded by its first and last so that it plans only their days'
     /// leaves: a query's two ends, 30 days apart, planned together over the class's 31
     /// leaves cost 1–4 ms of planning.
-    async fn read_points_in(&self, series: SeriesId, ranges: &[Range]) -> Result<Vec<(i64, f64)>> {
+    async fn read_points_in(
+        &self,
+        series: SeriesId,
+        ranges: &[Range],
+    ) -> Result<Vec<(Micros, f64)>> {
         let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else {
             return Ok(Vec::new());
         };
         let span = Range {
-            start_micros: first.start_micros,
-            end_micros: last.end_micros,
+            start: first.start,
+            end: last.end,
         };
         let mut connection = self.pool.acquire().await?;
         let classes = Self::classes(&mut connection, series.tenant(), Some(span)).await?;
         let mut points = Vec::new();
         for cluster in clusters(ranges) {
-            let from: Vec<DateTime<Utc>> = cluster.iter().map(|r| ts(r.start_micros)).collect();
-            let to: Vec<DateTime<Utc>> = cluster.iter().map(|r| ts(r.end_micros)).collect();
-            let (start, end) = (
-                cluster[0].start_micros,
-                cluster[cluster.len() - 1].end_micros,
-            );
+            let from: Vec<DateTime<Utc>> = cluster.iter().map(|r| ts(r.start)).collect();
+            let to: Vec<DateTime<Utc>> = cluster.iter().map(|r| ts(r.end)).collect();
+            let (start, end) = (cluster[0].start, cluster[cluster.len() - 1].end);
             let row = sqlx::query(POINTS_IN)
                 .bind(series)
                 .bind(from)
@@ -131,7 +133,7 @@ impl HotReads for PostgresStore {
                 .await?;
             let times: Vec<Micros> = column(&row, 0)?;
             let values: Vec<f64> = column(&row, 1)?;
-            points.extend(times.iter().map(|t| t.0).zip(values));
+            points.extend(times.into_iter().zip(values));
         }
         Ok(points)
     }
@@ -143,12 +145,12 @@ impl HotReads for PostgresStore {
         series: SeriesId,
         resolution: Resolution,
         ranges: &[Range],
-    ) -> Result<Vec<(i64, Rollup)>> {
+    ) -> Result<Vec<(Micros, Rollup)>> {
         if ranges.is_empty() {
             return Ok(Vec::new());
         }
-        let from: Vec<DbTs> = ranges.iter().map(|r| db_ts(r.start_micros)).collect();
-        let to: Vec<DbTs> = ranges.iter().map(|r| db_ts(r.end_micros)).collect();
+        let from: Vec<DbTs> = ranges.iter().map(|r| db_ts(r.start)).collect();
+        let to: Vec<DbTs> = ranges.iter().map(|r| db_ts(r.end)).collect();
         let row = sqlx::query(rollups_in_sql(resolution))
             .bind(series)
             .bind(from)
@@ -166,25 +168,25 @@ impl HotReads for PostgresStore {
                     max: max[i],
                     sum: sum[i],
                     count: count[i] as u64,
-                    last_ts_micros: last_ts[i].0,
+                    last_ts: last_ts[i],
                     last: last[i],
                 };
-                (buckets[i].0, rollup)
+                (buckets[i], rollup)
             })
             .collect())
     }
 
     /// A series' late readings in a range, oldest first.
-    async fn read_late_points(&self, series: SeriesId, range: Range) -> Result<Vec<(i64, f64)>> {
+    async fn read_late_points(&self, series: SeriesId, range: Range) -> Result<Vec<(Micros, f64)>> {
         let rows = sqlx::query(LATE_POINTS)
             .bind(series)
-            .bind(ts(range.start_micros))
-            .bind(ts(range.end_micros))
+            .bind(ts(range.start))
+            .bind(ts(range.end))
             .fetch_all(&self.pool)
             .await?;
         Ok(rows
             .iter()
-            .map(|r| (r.get::<DateTime<Utc>, _>(0).timestamp_micros(), r.get(1)))
+            .map(|r| (Micros::of_datetime(r.get(0)), r.get(1)))
             .collect())
     }
 
@@ -203,7 +205,7 @@ impl HotReads for PostgresStore {
 fn latest_of(row: &sqlx::postgres::PgRow) -> Option<Latest> {
     Some(Latest {
         metric: row.get(0),
-        ts_micros: row.get::<Option<DateTime<Utc>>, _>(1)?.timestamp_micros(),
+        ts: Micros::of_datetime(row.get::<Option<DateTime<Utc>>, _>(1)?),
         value: row.get::<Option<f64>, _>(2)?,
     })
 }
@@ -220,7 +222,7 @@ fn clusters(ranges: &[Range]) -> Vec<&[Range]> {
     for i in 1..=ranges.len() {
         let split = ranges
             .get(i)
-            .is_none_or(|next| next.end_micros - ranges[start].start_micros > 2 * DAY_MICROS);
+            .is_none_or(|next| next.end - ranges[start].start > 2 * DAY_MICROS);
         if split {
             clusters.push(&ranges[start..i]);
             start = i;
@@ -240,8 +242,8 @@ mod tests {
     #[test]
     fn ranges_far_apart_are_read_apart_unless_they_are_many() {
         let range = |day: i64| Range {
-            start_micros: day * DAY_MICROS,
-            end_micros: day * DAY_MICROS + 1_000,
+            start: Micros(day * DAY_MICROS),
+            end: Micros(day * DAY_MICROS + 1_000),
         };
         let ends = [range(0), range(1), range(30)];
         assert_eq!(clusters(&ends), [&ends[..2], &ends[2..]]);

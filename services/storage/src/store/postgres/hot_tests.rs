@@ -9,18 +9,19 @@ use uuid::Uuid;
 
 use super::{PostgresStore, hot_sql};
 use crate::{
-    store::{TenantNo, to_datetime},
-    telemetry::store::{Row, SeriesId, SeriesKey, TelemetryStore, day_of},
+    micros::Micros,
+    store::TenantNo,
+    telemetry::store::{Row, SeriesId, SeriesKey, TelemetryStore},
 };
 
 const DAY: i64 = 86_400_000_000;
 const HOUR: i64 = 3_600_000_000;
 /// 2026-11-01T00:00:00Z.
-const DAY0: i64 = 1_793_491_200_000_000;
+const DAY0: Micros = Micros(1_793_491_200_000_000);
 const DAYS: i64 = 10;
 
-fn ts(micros: i64) -> DateTime<Utc> {
-    to_datetime(micros)
+fn ts(at: Micros) -> DateTime<Utc> {
+    at.to_datetime()
 }
 
 /// Tenants of classes 7, 30 and 90, each with a series and ten days of readings; returns the
@@ -38,12 +39,12 @@ async fn populate(store: &PostgresStore) -> (TenantNo, SeriesId) {
             let mut rows = Vec::new();
             for day in 0..DAYS {
                 store
-                    .ensure_day(tenant, day_of(DAY0 + day * DAY), class)
+                    .ensure_day(tenant, (DAY0 + day * DAY).day(), class)
                     .await
                     .unwrap();
                 rows.extend((0..24).map(|hour| Row {
                     series_id: series,
-                    ts_micros: DAY0 + day * DAY + hour * HOUR,
+                    ts: DAY0 + day * DAY + hour * HOUR,
                     value: hour as f64,
                 }));
             }
@@ -106,7 +107,7 @@ async fn hot_statements_touch_only_their_leaves() {
     assert_eq!(all, 3 * DAYS, "three classes of ten days");
     let classes = vec![30];
     let day3 = DAY0 + 3 * DAY;
-    let leaf3 = format!("readings_c30_{}", day_of(day3).format("%Y%m%d"));
+    let leaf3 = format!("readings_c30_{}", day3.day().format("%Y%m%d"));
 
     let latest = explain(
         &pool,
@@ -224,7 +225,7 @@ async fn writes_lock_their_rows_by_key() {
     ] {
         let mut query = sqlx::query(AssertSqlSafe(explained(statement))).bind(vec![1, 2]);
         if relation == "hot_days" {
-            query = query.bind(vec![day_of(DAY0), day_of(DAY0)]);
+            query = query.bind(vec![DAY0.day(), DAY0.day()]);
         }
         let row = query.persistent(false).fetch_one(&mut *tx).await.unwrap();
         let mut scans = Vec::new();
@@ -277,10 +278,10 @@ async fn a_reading_for_an_archived_day_is_kept_as_late() {
             .resolve_series(tenant, std::slice::from_ref(&key))
             .await
             .unwrap()[0];
-        store.ensure_day(tenant, day_of(DAY0), 30).await.unwrap();
+        store.ensure_day(tenant, DAY0.day(), 30).await.unwrap();
         let row = Row {
             series_id: series,
-            ts_micros: DAY0 + HOUR,
+            ts: DAY0 + HOUR,
             value: 1.0,
         };
         assert_eq!(store.insert(&[row]).await.unwrap(), [true]);
@@ -289,12 +290,12 @@ async fn a_reading_for_an_archived_day_is_kept_as_late() {
     let (archived, series) = tenants[0];
     let object = "tenant=a/day=2026-11-01/part-0.parquet";
     store
-        .pending_object(archived, day_of(DAY0), object)
+        .pending_object(archived, DAY0.day(), object)
         .await
         .unwrap();
     assert!(
         store
-            .commit_day(archived, day_of(DAY0), 1, Some((object, 100)))
+            .commit_day(archived, DAY0.day(), 1, Some((object, 100)))
             .await
             .unwrap()
     );
@@ -302,12 +303,12 @@ async fn a_reading_for_an_archived_day_is_kept_as_late() {
     let late = [
         Row {
             series_id: series,
-            ts_micros: DAY0 + 2 * HOUR,
+            ts: DAY0 + 2 * HOUR,
             value: 2.0,
         },
         Row {
             series_id: tenants[1].1,
-            ts_micros: DAY0 + 2 * HOUR,
+            ts: DAY0 + 2 * HOUR,
             value: 3.0,
         },
     ];
@@ -324,10 +325,7 @@ async fn a_reading_for_an_archived_day_is_kept_as_late() {
         .get(0);
     assert_eq!(late_rows, 1, "the archived tenant's reading");
     let kept = store
-        .points(
-            tenants[1].1,
-            crate::telemetry::store::day_range(day_of(DAY0)),
-        )
+        .points(tenants[1].1, crate::telemetry::store::day_range(DAY0.day()))
         .await;
     assert_eq!(
         kept.unwrap().len(),

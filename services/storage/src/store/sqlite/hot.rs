@@ -12,10 +12,11 @@ use super::SqliteStore;
 use crate::store::backend::HotTier;
 use crate::{
     error::Result,
+    micros::Micros,
     store::TenantNo,
     telemetry::{
         domain::ingest::DAY_MICROS,
-        store::{NewRows, Range, Row, SeriesId, day_of, day_range},
+        store::{NewRows, Range, Row, SeriesId, day_range},
     },
 };
 
@@ -33,7 +34,7 @@ const CLASS_OF_DAY: &str = "SELECT class FROM hot_days WHERE tenant_no = $1 AND 
 type DayKey = (TenantNo, i64);
 
 fn day_key(row: &Row) -> DayKey {
-    (row.series_id.tenant(), row.ts_micros.div_euclid(DAY_MICROS))
+    (row.series_id.tenant(), row.ts.0.div_euclid(DAY_MICROS))
 }
 
 /// A tenant's readings of a day: its series each sought by `(series_id, ts)`.
@@ -97,10 +98,7 @@ fn bind_chunk<'q>(
 ) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
     let mut query = sqlx::query(sql);
     for row in chunk {
-        query = query
-            .bind(row.series_id)
-            .bind(row.ts_micros)
-            .bind(row.value);
+        query = query.bind(row.series_id).bind(row.ts).bind(row.value);
     }
     query
 }
@@ -129,7 +127,7 @@ impl SqliteStore {
             let (tenant, day) = key;
             let found = sqlx::query(CLASS_OF_DAY)
                 .bind(tenant)
-                .bind(day_of(day * DAY_MICROS))
+                .bind(Micros(day * DAY_MICROS).day())
                 .fetch_optional(&mut *tx)
                 .await?;
             if found.is_some() {
@@ -172,7 +170,7 @@ impl SqliteStore {
                 .await?;
             new.extend(returned.iter().map(|r| Row {
                 series_id: r.get(0),
-                ts_micros: r.get(1),
+                ts: r.get(1),
                 value: r.get(2),
             }));
         }
@@ -239,14 +237,14 @@ impl HotTier for SqliteStore {
     async fn rolled_to_of(
         tx: &mut SqliteConnection,
         tenants: &[TenantNo],
-    ) -> Result<std::collections::HashMap<TenantNo, i64>> {
+    ) -> Result<std::collections::HashMap<TenantNo, Micros>> {
         let mut rolled_to = std::collections::HashMap::new();
         for &tenant in tenants {
             let row = sqlx::query("SELECT rolled_to FROM rollup_state WHERE tenant_no = $1")
                 .bind(tenant)
                 .fetch_optional(&mut *tx)
                 .await?;
-            if let Some(ts) = row.and_then(|r| r.get::<Option<i64>, _>(0)) {
+            if let Some(ts) = row.and_then(|r| r.get::<Option<Micros>, _>(0)) {
                 rolled_to.insert(tenant, ts);
             }
         }
@@ -267,7 +265,7 @@ impl HotTier for SqliteStore {
         for row in late {
             let stored = sqlx::query(INSERT_LATE)
                 .bind(row.series_id)
-                .bind(row.ts_micros)
+                .bind(row.ts)
                 .bind(row.value)
                 .execute(&mut *tx)
                 .await?
@@ -289,8 +287,8 @@ impl HotTier for SqliteStore {
         Ok(sqlx::query(ROLLUP_MINUTES)
             .bind(SeriesId::first_of(tenant))
             .bind(SeriesId::end_of(tenant))
-            .bind(range.start_micros)
-            .bind(range.end_micros)
+            .bind(range.start)
+            .bind(range.end)
             .execute(tx)
             .await?
             .rows_affected())
@@ -322,8 +320,8 @@ impl HotTier for SqliteStore {
         let count: i64 = sqlx::query(COUNT_DAY)
             .bind(SeriesId::first_of(tenant))
             .bind(SeriesId::end_of(tenant))
-            .bind(range.start_micros)
-            .bind(range.end_micros)
+            .bind(range.start)
+            .bind(range.end)
             .fetch_one(tx)
             .await?
             .get(0);
@@ -346,8 +344,8 @@ impl HotTier for SqliteStore {
         )
         .bind(SeriesId::first_of(tenant))
         .bind(SeriesId::end_of(tenant))
-        .bind(range.start_micros)
-        .bind(range.end_micros)
+        .bind(range.start)
+        .bind(range.end)
         .execute(&mut *tx)
         .await?;
         sqlx::query(crate::store::sql::FORGET_DAY)
@@ -368,8 +366,8 @@ impl HotTier for SqliteStore {
         Ok(sqlx::query(REMOVE_LATE)
             .bind(SeriesId::first_of(tenant))
             .bind(SeriesId::end_of(tenant))
-            .bind(range.start_micros)
-            .bind(range.end_micros)
+            .bind(range.start)
+            .bind(range.end)
             .execute(tx)
             .await?
             .rows_affected())

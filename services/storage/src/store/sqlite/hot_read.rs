@@ -6,10 +6,11 @@ use sqlx::Row as _;
 use super::{SqliteStore, ranges_json, rollups_in_sql};
 use crate::{
     error::Result,
+    micros::Micros,
     store::{TenantNo, backend::HotReads},
     telemetry::{
         domain::{Rollup, ingest::DAY_MICROS},
-        store::{Latest, Range, Resolution, SeriesId, day_of},
+        store::{Latest, Range, Resolution, SeriesId},
     },
 };
 
@@ -50,11 +51,11 @@ impl SqliteStore {
         statement: &'static str,
         series: SeriesId,
         range: Range,
-    ) -> Result<Vec<(i64, f64)>> {
+    ) -> Result<Vec<(Micros, f64)>> {
         let rows = sqlx::query(statement)
             .bind(series)
-            .bind(range.start_micros)
-            .bind(range.end_micros)
+            .bind(range.start)
+            .bind(range.end)
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
@@ -73,19 +74,23 @@ impl HotReads for SqliteStore {
             .iter()
             .map(|r| Latest {
                 metric: r.get(0),
-                ts_micros: r.get(1),
+                ts: r.get(1),
                 value: r.get(2),
             })
             .collect())
     }
 
     /// The readings of a series in a range, oldest first.
-    async fn read_points(&self, series: SeriesId, range: Range) -> Result<Vec<(i64, f64)>> {
+    async fn read_points(&self, series: SeriesId, range: Range) -> Result<Vec<(Micros, f64)>> {
         self.series_points(POINTS, series, range).await
     }
 
     /// A series' readings in several ranges, in one statement ([`POINTS_IN`]).
-    async fn read_points_in(&self, series: SeriesId, ranges: &[Range]) -> Result<Vec<(i64, f64)>> {
+    async fn read_points_in(
+        &self,
+        series: SeriesId,
+        ranges: &[Range],
+    ) -> Result<Vec<(Micros, f64)>> {
         if ranges.is_empty() {
             return Ok(Vec::new());
         }
@@ -104,7 +109,7 @@ impl HotReads for SqliteStore {
         series: SeriesId,
         resolution: Resolution,
         ranges: &[Range],
-    ) -> Result<Vec<(i64, Rollup)>> {
+    ) -> Result<Vec<(Micros, Rollup)>> {
         if ranges.is_empty() {
             return Ok(Vec::new());
         }
@@ -121,7 +126,7 @@ impl HotReads for SqliteStore {
                     max: r.get(2),
                     sum: r.get(3),
                     count: r.get::<i64, _>(4) as u64,
-                    last_ts_micros: r.get(5),
+                    last_ts: r.get(5),
                     last: r.get(6),
                 };
                 (r.get(0), rollup)
@@ -130,7 +135,7 @@ impl HotReads for SqliteStore {
     }
 
     /// A series' late readings in a range, oldest first.
-    async fn read_late_points(&self, series: SeriesId, range: Range) -> Result<Vec<(i64, f64)>> {
+    async fn read_late_points(&self, series: SeriesId, range: Range) -> Result<Vec<(Micros, f64)>> {
         self.series_points(LATE_POINTS, series, range).await
     }
 
@@ -143,7 +148,7 @@ impl HotReads for SqliteStore {
             .await?;
         Ok(rows
             .iter()
-            .map(|r| day_of(r.get::<i64, _>(0) * DAY_MICROS))
+            .map(|r| Micros(r.get::<i64, _>(0) * DAY_MICROS).day())
             .collect())
     }
 }

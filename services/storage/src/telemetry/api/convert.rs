@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::{
     error::{Result, StorageError},
+    micros::Micros,
     telemetry::{
         domain::{
             Aggregation,
@@ -25,25 +26,27 @@ pub fn tenant_id(value: &str) -> Result<Uuid> {
     Uuid::parse_str(value).map_err(|_| StorageError::invalid("tenant_id", "must be a UUID"))
 }
 
-/// Converts a timestamp to µs since the epoch.
-pub fn micros(ts: &Timestamp) -> i64 {
-    ts.seconds
-        .saturating_mul(1_000_000)
-        .saturating_add(i64::from(ts.nanos) / 1_000)
+/// Converts a timestamp to a moment, truncated to microseconds.
+pub fn micros(ts: &Timestamp) -> Micros {
+    Micros(
+        ts.seconds
+            .saturating_mul(1_000_000)
+            .saturating_add(i64::from(ts.nanos) / 1_000),
+    )
 }
 
-/// Converts µs since the epoch to a timestamp.
-pub fn timestamp(micros: i64) -> Timestamp {
+/// Converts a moment to a timestamp.
+pub fn timestamp(at: Micros) -> Timestamp {
     Timestamp {
-        seconds: micros.div_euclid(1_000_000),
-        nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32,
+        seconds: at.0.div_euclid(1_000_000),
+        nanos: (at.0.rem_euclid(1_000_000) * 1_000) as i32,
     }
 }
 
 /// Converts a reading; timestamps keep microseconds.
 pub fn reading(reading: common::Reading) -> IncomingReading {
     IncomingReading {
-        ts_micros: reading.ts.as_ref().map(micros),
+        ts: reading.ts.as_ref().map(micros),
         machine_id: reading.machine_id,
         metric: reading.metric,
         value: reading.value,
@@ -170,8 +173,8 @@ pub fn series_query(request: &pb::QueryTelemetryRequest) -> Result<SeriesQuery> 
             metric: request.metric.clone(),
         },
         range: Range {
-            start_micros: start.unwrap_or_default(),
-            end_micros: end.unwrap_or_default(),
+            start: start.unwrap_or_default(),
+            end: end.unwrap_or_default(),
         },
         aggregate,
     })
@@ -213,7 +216,7 @@ pub fn query_response(answer: SeriesAnswer) -> pb::QueryTelemetryResponse {
 pub fn latest(latest: Latest) -> pb::LatestValue {
     pb::LatestValue {
         metric: latest.metric,
-        ts: Some(timestamp(latest.ts_micros)),
+        ts: Some(timestamp(latest.ts)),
         value: latest.value,
     }
 }

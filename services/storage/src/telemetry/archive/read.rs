@@ -18,6 +18,7 @@ use parquet::{
     },
 };
 
+use crate::micros::Micros;
 use crate::telemetry::archive::{ArchiveError, ArchivedReading};
 use crate::telemetry::object_store::{ObjectKey, ObjectStore};
 
@@ -25,7 +26,7 @@ use crate::telemetry::object_store::{ObjectKey, ObjectStore};
 /// GET almost always holds it.
 const FOOTER_GUESS: u64 = 64 * 1024;
 
-/// The readings of one series in `[start, end)` µs, oldest first, from the object `key` of
+/// The readings of one series in `[start, end)`, oldest first, from the object `key` of
 /// `size` bytes, written by [`super::encode`]. Fetches the footer, then, with one ranged GET
 /// each, the row groups whose statistics may hold the series in that range; decodes them off
 /// the async runtime.
@@ -35,9 +36,9 @@ pub async fn read_series(
     size: u64,
     machine_id: &str,
     metric: &str,
-    start: i64,
-    end: i64,
-) -> crate::error::Result<Vec<(i64, f64)>> {
+    start: Micros,
+    end: Micros,
+) -> crate::error::Result<Vec<(Micros, f64)>> {
     let mut tail = objects
         .get_range(key, size - size.min(FOOTER_GUESS)..size)
         .await?;
@@ -77,9 +78,9 @@ fn series_points(
     bytes: Bytes,
     machine_id: &str,
     metric: &str,
-    start: i64,
-    end: i64,
-) -> Result<Vec<(i64, f64)>, ArchiveError> {
+    start: Micros,
+    end: Micros,
+) -> Result<Vec<(Micros, f64)>, ArchiveError> {
     let metadata = ParquetMetaDataReader::new().parse_and_finish(&bytes)?;
     let groups = groups_for(&metadata, machine_id, metric, start, end);
     points_of(bytes, &metadata, &groups, machine_id, metric, start, end)
@@ -97,7 +98,7 @@ pub fn decode(bytes: Bytes) -> Result<Vec<ArchivedReading>, ArchiveError> {
             readings.push(ArchivedReading {
                 machine_id: text(&group.machines[i])?,
                 metric: text(&group.metrics[i])?,
-                ts_micros: group.times[i],
+                ts: Micros(group.times[i]),
                 value: group.values[i],
             });
         }
@@ -113,15 +114,15 @@ fn points_of<R: ChunkReader + 'static>(
     groups: &[usize],
     machine_id: &str,
     metric: &str,
-    start: i64,
-    end: i64,
-) -> Result<Vec<(i64, f64)>, ArchiveError> {
+    start: Micros,
+    end: Micros,
+) -> Result<Vec<(Micros, f64)>, ArchiveError> {
     let reader = Arc::new(reader);
     let mut points = Vec::new();
     for &index in groups {
         let group = Group::read(&reader, metadata, index)?;
         points.extend((0..group.len()).filter_map(|i| {
-            let ts = group.times[i];
+            let ts = Micros(group.times[i]);
             (ts >= start
                 && ts < end
                 && group.machines[i].data() == machine_id.as_bytes()
@@ -235,8 +236,8 @@ fn groups_for(
     metadata: &ParquetMetaData,
     machine_id: &str,
     metric: &str,
-    start: i64,
-    end: i64,
+    start: Micros,
+    end: Micros,
 ) -> Vec<usize> {
     metadata
         .row_groups()
@@ -329,8 +330,8 @@ fn may_hold(
     group: &RowGroupMetaData,
     machine_id: &str,
     metric: &str,
-    start: i64,
-    end: i64,
+    start: Micros,
+    end: Micros,
 ) -> bool {
     let bounds = |column: usize| group.column(column).statistics();
     let brackets = |stats: Option<&Statistics>, key: &[u8]| {
@@ -356,8 +357,8 @@ fn may_hold(
     }
     match bounds(2) {
         Some(Statistics::Int64(times)) => {
-            times.min_opt().is_none_or(|&min| min < end)
-                && times.max_opt().is_none_or(|&max| max >= start)
+            times.min_opt().is_none_or(|&min| min < end.0)
+                && times.max_opt().is_none_or(|&max| max >= start.0)
         }
         _ => true,
     }
@@ -381,10 +382,14 @@ mod tests {
         encoder.write(&readings).unwrap();
         let bytes = encoder.finish().unwrap();
 
-        let points = series_points(bytes.clone(), "press-7", "temp", 10, 45).unwrap();
-        assert_eq!(points, (10..45).map(|i| (i, i as f64)).collect::<Vec<_>>());
+        let points =
+            series_points(bytes.clone(), "press-7", "temp", Micros(10), Micros(45)).unwrap();
+        assert_eq!(
+            points,
+            (10..45).map(|i| (Micros(i), i as f64)).collect::<Vec<_>>()
+        );
         assert!(
-            series_points(bytes.clone(), "press-8", "temp", 0, 50)
+            series_points(bytes.clone(), "press-8", "temp", Micros(0), Micros(50))
                 .unwrap()
                 .is_empty()
         );
@@ -399,13 +404,13 @@ mod tests {
             .row_groups()
             .iter()
             .enumerate()
-            .filter(|(_, g)| may_hold(g, "press-7", "temp", 0, 50))
+            .filter(|(_, g)| may_hold(g, "press-7", "temp", Micros(0), Micros(50)))
             .map(|(i, _)| i)
             .collect();
         assert_eq!(groups, [2, 3, 4]);
         // A time range outside the group's readings rules it out too.
         let group = &metadata.row_groups()[3];
-        assert!(!may_hold(group, "press-7", "power", 50, 60));
+        assert!(!may_hold(group, "press-7", "power", Micros(50), Micros(60)));
     }
 
     #[test]
@@ -458,6 +463,7 @@ mod tests {
             ("press-7", "rpm", 0, 500),
             ("press-8", "temp", 0, 500),
         ] {
+            let (start, end) = (Micros(start), Micros(end));
             let read = read_series(
                 &objects,
                 &key,
@@ -469,15 +475,12 @@ mod tests {
             )
             .await
             .unwrap();
-            let want: Vec<(i64, f64)> = readings
+            let want: Vec<(Micros, f64)> = readings
                 .iter()
                 .filter(|r| {
-                    r.machine_id == machine
-                        && r.metric == metric
-                        && r.ts_micros >= start
-                        && r.ts_micros < end
+                    r.machine_id == machine && r.metric == metric && r.ts >= start && r.ts < end
                 })
-                .map(|r| (r.ts_micros, r.value))
+                .map(|r| (r.ts, r.value))
                 .collect();
             assert_eq!(read, want, "{machine}/{metric}");
             assert_eq!(
@@ -490,7 +493,7 @@ mod tests {
         let metadata = ParquetMetaDataReader::new()
             .parse_and_finish(&bytes)
             .unwrap();
-        let groups = groups_for(&metadata, "press-7", "temp", 0, 500);
+        let groups = groups_for(&metadata, "press-7", "temp", Micros(0), Micros(500));
         assert_eq!(groups, [2, 3, 4]);
         let fetched: u64 = byte_ranges(&metadata, &groups)
             .iter()

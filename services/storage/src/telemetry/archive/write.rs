@@ -106,7 +106,7 @@ impl RowGroup {
     fn push(&mut self, reading: &ArchivedReading) {
         push_shared(&mut self.machines, &reading.machine_id);
         push_shared(&mut self.metrics, &reading.metric);
-        self.times.push(reading.ts_micros);
+        self.times.push(reading.ts.0);
         self.values.push(reading.value);
     }
 
@@ -147,10 +147,10 @@ fn push_shared(column: &mut Vec<ByteArray>, text: &str) {
 /// Encodes readings as one Parquet file, sorted by machine, metric and time.
 pub fn encode(mut readings: Vec<ArchivedReading>) -> Result<Bytes, ArchiveError> {
     readings.sort_by(|a, b| {
-        (a.machine_id.as_str(), a.metric.as_str(), a.ts_micros).cmp(&(
+        (a.machine_id.as_str(), a.metric.as_str(), a.ts).cmp(&(
             b.machine_id.as_str(),
             b.metric.as_str(),
-            b.ts_micros,
+            b.ts,
         ))
     });
     let mut encoder = Encoder::new()?;

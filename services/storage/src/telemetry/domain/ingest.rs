@@ -2,7 +2,8 @@
 //! ingest rate. Pure functions of their inputs and a clock reading, so they are tested without a
 //! server.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use crate::micros::Micros;
+use std::time::{Duration, Instant, SystemTime};
 
 /// The most readings one batch may carry; the rest are rejected.
 pub const MAX_BATCH: usize = 10_000;
@@ -22,7 +23,7 @@ pub struct IncomingReading {
     /// The metric's name.
     pub metric: String,
     /// When it was measured, in microseconds since the Unix epoch; `None` when missing.
-    pub ts_micros: Option<i64>,
+    pub ts: Option<Micros>,
     /// The value.
     pub value: f64,
 }
@@ -37,7 +38,7 @@ pub struct Reading {
     /// The metric's name.
     pub metric: String,
     /// When it was measured, in microseconds since the Unix epoch (UTC).
-    pub ts_micros: i64,
+    pub ts: Micros,
     /// The value, finite.
     pub value: f64,
 }
@@ -87,28 +88,20 @@ impl Rejection {
 /// [`MAX_AHEAD`] ahead of the server's clock, both inclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
-    /// The oldest accepted timestamp (µs).
-    pub oldest_micros: i64,
-    /// The newest accepted timestamp (µs).
-    pub newest_micros: i64,
+    /// The oldest accepted timestamp.
+    pub oldest: Micros,
+    /// The newest accepted timestamp.
+    pub newest: Micros,
 }
 
 impl Window {
     /// The window at `now` for a hot retention of `hot_days`.
     pub fn at(now: SystemTime, hot_days: u32) -> Self {
-        let now = micros_since_epoch(now);
+        let now = Micros::of(now);
         Self {
-            oldest_micros: now - i64::from(hot_days) * DAY_MICROS,
-            newest_micros: now + MAX_AHEAD.as_micros() as i64,
+            oldest: now - i64::from(hot_days) * DAY_MICROS,
+            newest: now + MAX_AHEAD.as_micros() as i64,
         }
-    }
-}
-
-/// Microseconds since the Unix epoch (negative before it).
-pub fn micros_since_epoch(time: SystemTime) -> i64 {
-    match time.duration_since(UNIX_EPOCH) {
-        Ok(after) => after.as_micros() as i64,
-        Err(before) => -(before.duration().as_micros() as i64),
     }
 }
 
@@ -132,7 +125,7 @@ pub fn screen(
             continue;
         }
         let metric_chars = reading.metric.chars().count();
-        let Some(ts_micros) = reading.ts_micros else {
+        let Some(ts) = reading.ts else {
             rejected.push(Rejection::new(
                 index,
                 RejectReason::MissingTimestamp,
@@ -152,12 +145,12 @@ pub fn screen(
                     "the metric name must have 1 to {MAX_METRIC_CHARS} characters, not {metric_chars}"
                 ),
             ))
-        } else if ts_micros < window.oldest_micros {
+        } else if ts < window.oldest {
             Some((
                 RejectReason::TooOld,
                 "the timestamp is older than the tenant's hot retention".to_owned(),
             ))
-        } else if ts_micros > window.newest_micros {
+        } else if ts > window.newest {
             Some((
                 RejectReason::InFuture,
                 "the timestamp is more than 5 minutes ahead of the server's clock".to_owned(),
@@ -186,7 +179,7 @@ pub fn screen(
             index,
             machine_id,
             metric: reading.metric,
-            ts_micros,
+            ts,
             value: reading.value,
         });
     }
@@ -240,11 +233,11 @@ impl IngestRate {
 mod tests {
     use super::*;
 
-    fn reading(metric: &str, ts_micros: Option<i64>, value: f64) -> IncomingReading {
+    fn reading(metric: &str, ts: Option<Micros>, value: f64) -> IncomingReading {
         IncomingReading {
             machine_id: String::new(),
             metric: metric.to_owned(),
-            ts_micros,
+            ts,
             value,
         }
     }
@@ -253,7 +246,7 @@ mod tests {
     fn each_bad_reading_is_rejected_with_its_reason_and_the_rest_pass() {
         let now = SystemTime::now();
         let window = Window::at(now, 30);
-        let t = micros_since_epoch(now);
+        let t = Micros::of(now);
         let readings = vec![
             reading("temp", Some(t), 20.5),
             reading("temp", Some(t), f64::NAN),
@@ -293,7 +286,7 @@ mod tests {
     #[test]
     fn readings_past_the_batch_limit_are_rejected() {
         let now = SystemTime::now();
-        let t = micros_since_epoch(now);
+        let t = Micros::of(now);
         let readings = (0..MAX_BATCH + 3)
             .map(|i| reading("temp", Some(t - i as i64), 1.0))
             .collect();
@@ -312,7 +305,7 @@ mod tests {
     fn a_reading_without_any_machine_is_refused() {
         let now = SystemTime::now();
         let (accepted, rejected) = screen(
-            vec![reading("temp", Some(micros_since_epoch(now)), 1.0)],
+            vec![reading("temp", Some(Micros::of(now)), 1.0)],
             "",
             Window::at(now, 30),
         );

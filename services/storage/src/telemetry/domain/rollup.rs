@@ -3,6 +3,7 @@
 //! pieces (late readings, smaller buckets, several tiers) equals the bucket rolled up at once,
 //! which is what makes query results independent of the tier that served them.
 
+use crate::micros::Micros;
 use std::collections::BTreeMap;
 
 /// How a bucket's readings become one value.
@@ -41,47 +42,47 @@ pub struct Rollup {
     pub sum: f64,
     /// How many readings.
     pub count: u64,
-    /// When the latest reading was measured (µs since the epoch).
-    pub last_ts_micros: i64,
+    /// When the latest reading was measured.
+    pub last_ts: Micros,
     /// The latest reading's value.
     pub last: f64,
 }
 
 impl Rollup {
     /// The rollup of one reading.
-    pub fn of(ts_micros: i64, value: f64) -> Self {
+    pub fn of(ts: Micros, value: f64) -> Self {
         Self {
             min: value,
             max: value,
             sum: value,
             count: 1,
-            last_ts_micros: ts_micros,
+            last_ts: ts,
             last: value,
         }
     }
 
     /// Adds a reading.
-    pub fn add(&mut self, ts_micros: i64, value: f64) {
-        *self = self.merge(&Self::of(ts_micros, value));
+    pub fn add(&mut self, ts: Micros, value: f64) {
+        *self = self.merge(&Self::of(ts, value));
     }
 
     /// Merges two rollups of the same series and bucket. Associative and commutative: the
     /// latest reading wins `last`; on equal timestamps the larger value does, so that the
     /// result never depends on the order of merging.
     pub fn merge(&self, other: &Self) -> Self {
-        let other_is_later = (other.last_ts_micros, other.last.total_cmp(&self.last))
-            > (self.last_ts_micros, std::cmp::Ordering::Equal);
-        let (last_ts_micros, last) = if other_is_later {
-            (other.last_ts_micros, other.last)
+        let other_is_later = (other.last_ts, other.last.total_cmp(&self.last))
+            > (self.last_ts, std::cmp::Ordering::Equal);
+        let (last_ts, last) = if other_is_later {
+            (other.last_ts, other.last)
         } else {
-            (self.last_ts_micros, self.last)
+            (self.last_ts, self.last)
         };
         Self {
             min: self.min.min(other.min),
             max: self.max.max(other.max),
             sum: self.sum + other.sum,
             count: self.count + other.count,
-            last_ts_micros,
+            last_ts,
             last,
         }
     }
@@ -113,21 +114,15 @@ impl Rollup {
     }
 }
 
-/// The start of the bucket of width `width_micros` that holds `ts_micros`; buckets are aligned
-/// to the Unix epoch, also before it.
-pub fn bucket_start(ts_micros: i64, width_micros: i64) -> i64 {
-    ts_micros.div_euclid(width_micros) * width_micros
-}
-
-/// Rolls readings `(ts µs, value)` up into buckets of `width_micros`, keyed by bucket start.
+/// Rolls readings `(ts, value)` up into buckets of `width_micros`, keyed by bucket start.
 pub fn roll_up(
-    readings: impl IntoIterator<Item = (i64, f64)>,
+    readings: impl IntoIterator<Item = (Micros, f64)>,
     width_micros: i64,
-) -> BTreeMap<i64, Rollup> {
-    let mut buckets: BTreeMap<i64, Rollup> = BTreeMap::new();
+) -> BTreeMap<Micros, Rollup> {
+    let mut buckets: BTreeMap<Micros, Rollup> = BTreeMap::new();
     for (ts, value) in readings {
         buckets
-            .entry(bucket_start(ts, width_micros))
+            .entry(ts.floor(width_micros))
             .and_modify(|rollup| rollup.add(ts, value))
             .or_insert_with(|| Rollup::of(ts, value));
     }
@@ -145,25 +140,31 @@ mod tests {
 
     /// Readings of one series: unique timestamps within three hours around the epoch, and
     /// integer values, so that sums are exact whatever the order of addition.
-    fn readings() -> impl Strategy<Value = Vec<(i64, f64)>> {
-        proptest::collection::btree_map(-HOUR..2 * HOUR, -1_000_000i32..1_000_000, 1..300)
-            .prop_map(|m| m.into_iter().map(|(ts, v)| (ts, f64::from(v))).collect())
+    fn readings() -> impl Strategy<Value = Vec<(Micros, f64)>> {
+        proptest::collection::btree_map(-HOUR..2 * HOUR, -1_000_000i32..1_000_000, 1..300).prop_map(
+            |m| {
+                m.into_iter()
+                    .map(|(ts, v)| (Micros(ts), f64::from(v)))
+                    .collect()
+            },
+        )
     }
 
     #[test]
     fn a_bucket_summarizes_its_readings() {
-        let buckets = roll_up([(5, 2.0), (1, 8.0), (MINUTE + 1, 1.0), (3, -4.0)], MINUTE);
-        let first = buckets[&0];
+        let readings = [(5, 2.0), (1, 8.0), (MINUTE + 1, 1.0), (3, -4.0)];
+        let buckets = roll_up(readings.map(|(ts, v)| (Micros(ts), v)), MINUTE);
+        let first = buckets[&Micros(0)];
         assert_eq!(
             (first.min, first.max, first.sum, first.count),
             (-4.0, 8.0, 6.0, 3)
         );
-        assert_eq!((first.last_ts_micros, first.last), (5, 2.0));
+        assert_eq!((first.last_ts, first.last), (Micros(5), 2.0));
         assert_eq!(first.value(Aggregation::Avg), 2.0);
-        assert_eq!(buckets[&MINUTE].value(Aggregation::Count), 1.0);
+        assert_eq!(buckets[&Micros(MINUTE)].value(Aggregation::Count), 1.0);
         assert_eq!(
-            bucket_start(-1, MINUTE),
-            -MINUTE,
+            Micros(-1).floor(MINUTE),
+            Micros(-MINUTE),
             "buckets before the epoch align too"
         );
     }
@@ -183,10 +184,10 @@ mod tests {
 
         #[test]
         fn hours_from_minutes_equal_hours_from_readings(readings in readings()) {
-            let mut hours: BTreeMap<i64, Rollup> = BTreeMap::new();
+            let mut hours: BTreeMap<Micros, Rollup> = BTreeMap::new();
             for (start, minute) in roll_up(readings.iter().copied(), MINUTE) {
                 hours
-                    .entry(bucket_start(start, HOUR))
+                    .entry(start.floor(HOUR))
                     .and_modify(|r| *r = r.merge(&minute))
                     .or_insert(minute);
             }
@@ -199,8 +200,8 @@ mod tests {
             let at = split.index(readings.len() + 1);
             let (part, rest) = readings.split_at(at);
             // Readings from -1 h to 2 h, shifted into one bucket of 4 h.
-            let whole = |r: &[(i64, f64)]| roll_up(r.iter().map(|&(ts, v)| (ts + HOUR, v)), 4 * HOUR).into_values().next();
-            let left = whole(&readings).unwrap().without(&whole(part).unwrap_or(Rollup { count: 0, sum: 0.0, ..Rollup::of(0, 0.0) }));
+            let whole = |r: &[(Micros, f64)]| roll_up(r.iter().map(|&(ts, v)| (ts + HOUR, v)), 4 * HOUR).into_values().next();
+            let left = whole(&readings).unwrap().without(&whole(part).unwrap_or(Rollup { count: 0, sum: 0.0, ..Rollup::of(Micros(0), 0.0) }));
             for aggregation in [Aggregation::Avg, Aggregation::Sum, Aggregation::Count] {
                 prop_assert_eq!(
                     left.map(|r| r.value(aggregation)),
@@ -211,7 +212,7 @@ mod tests {
 
         #[test]
         fn merging_is_commutative_and_associative(a in readings(), b in readings(), c in readings()) {
-            let whole = |r: &Vec<(i64, f64)>| roll_up(r.iter().copied(), 4 * HOUR).into_values().next().unwrap();
+            let whole = |r: &Vec<(Micros, f64)>| roll_up(r.iter().copied(), 4 * HOUR).into_values().next().unwrap();
             let (a, b, c) = (whole(&a), whole(&b), whole(&c));
             prop_assert_eq!(a.merge(&b), b.merge(&a));
             prop_assert_eq!(a.merge(&b).merge(&c), a.merge(&b.merge(&c)));

@@ -1,6 +1,7 @@
 //! Tiering jobs as the API and the store see them: what a job did, where it stands, and why a
 //! tenant's work failed.
 
+use crate::micros::Micros;
 use uuid::Uuid;
 
 /// What tiering did, summed over tenants.
@@ -59,7 +60,7 @@ impl JobState {
     }
 }
 
-/// A tiering job and its progress. Times are µs since the Unix epoch.
+/// A tiering job and its progress.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
     /// Its id.
@@ -67,13 +68,13 @@ pub struct Job {
     /// Where it stands.
     pub state: JobState,
     /// The time it runs as if it were.
-    pub as_of: i64,
+    pub as_of: Micros,
     /// When it was started.
-    pub created_at: i64,
+    pub created_at: Micros,
     /// When it began to run.
-    pub started_at: Option<i64>,
+    pub started_at: Option<Micros>,
     /// When it ended.
-    pub finished_at: Option<i64>,
+    pub finished_at: Option<Micros>,
     /// Tenants to do (0 until it runs).
     pub tenants_total: u32,
     /// Tenants done, failed ones included.

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use crate::{
     alerting::SeriesHistory,
     error::Result,
+    micros::Micros,
     telemetry::store::{Range, SeriesKey, TelemetryStore},
 };
 
@@ -31,7 +32,7 @@ impl SeriesHistory for StoredHistory {
         tenant: Uuid,
         series: &SeriesKey,
         range: Range,
-    ) -> Result<Vec<(i64, f64)>> {
+    ) -> Result<Vec<(Micros, f64)>> {
         let Some(tenant) = self.store.find_tenant(tenant).await? else {
             return Ok(Vec::new());
         };

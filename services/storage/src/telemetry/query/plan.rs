@@ -4,9 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::telemetry::{
-    domain::bucket_start,
-    store::{ColdObject, Range, Resolution, RollupState, day_of, day_range},
+use crate::{
+    micros::Micros,
+    telemetry::store::{ColdObject, Range, Resolution, RollupState, day_range},
 };
 
 /// How a query of buckets of `step` is served: the ranges each rollup resolution serves and
@@ -37,20 +37,20 @@ pub(super) struct Split {
 
 impl Split {
     /// The minute of `minute_start` split at `boundary`.
-    fn at(minute_start: i64, boundary: i64) -> Self {
+    fn at(minute_start: Micros, boundary: Micros) -> Self {
         let minute = Range {
-            start_micros: minute_start,
-            end_micros: minute_start + Resolution::Minute.micros(),
+            start: minute_start,
+            end: minute_start + Resolution::Minute.micros(),
         };
         let left = Range {
-            end_micros: boundary,
+            end: boundary,
             ..minute
         };
         let right = Range {
-            start_micros: boundary,
+            start: boundary,
             ..minute
         };
-        let (read, rest) = if boundary - minute.start_micros <= minute.end_micros - boundary {
+        let (read, rest) = if boundary - minute.start <= minute.end - boundary {
             (left, right)
         } else {
             (right, left)
@@ -63,7 +63,7 @@ impl Cover {
     /// Every range a rollup serves, oldest first.
     pub(super) fn warm(&self) -> Vec<Range> {
         let mut warm: Vec<Range> = self.rollups.iter().flatten().copied().collect();
-        warm.sort_by_key(|r| r.start_micros);
+        warm.sort_by_key(|r| r.start);
         warm
     }
 
@@ -71,7 +71,7 @@ impl Cover {
     /// that fits whole units in it, and its ends from the finer ones; what no minute fits in
     /// is read raw.
     fn serve(&mut self, part: Range, resolutions: &[Resolution]) {
-        if part.start_micros >= part.end_micros {
+        if part.start >= part.end {
             return;
         }
         let Some((&resolution, finer)) = resolutions.split_first() else {
@@ -80,16 +80,16 @@ impl Cover {
         };
         let width = resolution.micros();
         let inner = Range {
-            start_micros: ceil(part.start_micros, width),
-            end_micros: bucket_start(part.end_micros, width),
+            start: part.start.ceil(width),
+            end: part.end.floor(width),
         };
-        if inner.start_micros >= inner.end_micros {
+        if inner.start >= inner.end {
             self.serve(part, finer);
             return;
         }
         self.serve(
             Range {
-                end_micros: inner.start_micros,
+                end: inner.start,
                 ..part
             },
             finer,
@@ -97,7 +97,7 @@ impl Cover {
         push(&mut self.rollups[resolution.index()], inner);
         self.serve(
             Range {
-                start_micros: inner.end_micros,
+                start: inner.end,
                 ..part
             },
             finer,
@@ -125,29 +125,26 @@ pub(super) fn cover(range: Range, step: i64, state: RollupState, additive: bool)
         .collect();
     cover.serve(
         Range {
-            end_micros: warm.start_micros,
+            end: warm.start,
             ..range
         },
         &[],
     );
     let minute = Resolution::Minute.micros();
-    let mut start = warm.start_micros;
-    while start < warm.end_micros {
-        let end = (bucket_start(start, step) + step).min(warm.end_micros);
-        let mut part = Range {
-            start_micros: start,
-            end_micros: end,
-        };
+    let mut start = warm.start;
+    while start < warm.end {
+        let end = (start.floor(step) + step).min(warm.end);
+        let mut part = Range { start, end };
         // The minute the bucket's first boundary splits was served with it.
         if let Some(before) = cover.splits.last()
-            && before.minute.end_micros > start
+            && before.minute.end > start
         {
-            part.start_micros = before.minute.end_micros;
+            part.start = before.minute.end;
         }
         let split =
-            (additive && end % minute != 0).then(|| Split::at(bucket_start(end, minute), end));
+            (additive && end.floor(minute) != end).then(|| Split::at(end.floor(minute), end));
         if let Some(split) = split {
-            part.end_micros = split.minute.start_micros;
+            part.end = split.minute.start;
         }
         cover.serve(part, &resolutions);
         if let Some(split) = split {
@@ -159,7 +156,7 @@ pub(super) fn cover(range: Range, step: i64, state: RollupState, additive: bool)
     }
     cover.serve(
         Range {
-            start_micros: warm.end_micros,
+            start: warm.end,
             ..range
         },
         &[],
@@ -175,12 +172,12 @@ fn warm_part(range: Range, step: i64, state: RollupState) -> Option<Range> {
         return None;
     }
     let rolled_to = state.rolled_to?;
-    let from = range.start_micros.max(state.warm_from.unwrap_or(i64::MIN));
+    let from = range.start.max(state.warm_from.unwrap_or(Micros::MIN));
     let warm = Range {
-        start_micros: ceil(from, minute),
-        end_micros: bucket_start(range.end_micros.min(rolled_to), minute),
+        start: from.ceil(minute),
+        end: range.end.min(rolled_to).floor(minute),
     };
-    (warm.start_micros < warm.end_micros).then_some(warm)
+    (warm.start < warm.end).then_some(warm)
 }
 
 /// Ranges to read for `ranges` (disjoint, oldest first) in units of `width`: neighbours less
@@ -190,8 +187,8 @@ pub(super) fn coalesce(ranges: &[Range], width: i64, gap: i64) -> Vec<Range> {
     let mut reads: Vec<Range> = Vec::new();
     for &range in ranges {
         match reads.last_mut() {
-            Some(last) if range.start_micros - last.end_micros < gap * width => {
-                last.end_micros = range.end_micros;
+            Some(last) if range.start - last.end < gap * width => {
+                last.end = range.end;
             }
             _ => reads.push(range),
         }
@@ -201,24 +198,19 @@ pub(super) fn coalesce(ranges: &[Range], width: i64, gap: i64) -> Vec<Range> {
 
 /// Appends `range` to `ranges`, joining it to the last one when they touch.
 fn push(ranges: &mut Vec<Range>, range: Range) {
-    if range.start_micros >= range.end_micros {
+    if range.start >= range.end {
         return;
     }
     match ranges.last_mut() {
-        Some(last) if last.end_micros == range.start_micros => last.end_micros = range.end_micros,
+        Some(last) if last.end == range.start => last.end = range.end,
         _ => ranges.push(range),
     }
 }
 
-/// `ts` rounded up to a multiple of `width`.
-fn ceil(ts: i64, width: i64) -> i64 {
-    bucket_start(ts + width - 1, width)
-}
-
 /// Whether `ts` falls in one of `ranges` (disjoint, oldest first).
-pub(super) fn in_ranges(ranges: &[Range], ts: i64) -> bool {
-    let after = ranges.partition_point(|r| r.start_micros <= ts);
-    after > 0 && ts < ranges[after - 1].end_micros
+pub(super) fn in_ranges(ranges: &[Range], ts: Micros) -> bool {
+    let after = ranges.partition_point(|r| r.start <= ts);
+    after > 0 && ts < ranges[after - 1].end
 }
 
 /// The objects whose day overlaps `range`.
@@ -229,7 +221,7 @@ pub(super) fn overlapping(cold: &[ColdObject], range: Range) -> impl Iterator<It
 /// Whether the object's day overlaps `range`.
 pub(super) fn overlaps(object: &ColdObject, range: Range) -> bool {
     let day = day_range(object.day);
-    day.start_micros < range.end_micros && range.start_micros < day.end_micros
+    day.start < range.end && range.start < day.end
 }
 
 /// The parts of `range` on days that are not archived, which the hot tier serves. An archived
@@ -238,17 +230,14 @@ pub(super) fn overlaps(object: &ColdObject, range: Range) -> bool {
 pub(super) fn hot_parts(range: Range, cold: &[ColdObject]) -> Vec<Range> {
     let archived: BTreeSet<_> = cold.iter().map(|object| object.day).collect();
     let mut parts: Vec<Range> = Vec::new();
-    let mut start = range.start_micros;
-    while start < range.end_micros {
-        let day = day_of(start);
-        let end = day_range(day).end_micros.min(range.end_micros);
+    let mut start = range.start;
+    while start < range.end {
+        let day = start.day();
+        let end = day_range(day).end.min(range.end);
         if !archived.contains(&day) {
             match parts.last_mut() {
-                Some(last) if last.end_micros == start => last.end_micros = end,
-                _ => parts.push(Range {
-                    start_micros: start,
-                    end_micros: end,
-                }),
+                Some(last) if last.end == start => last.end = end,
+                _ => parts.push(Range { start, end }),
             }
         }
         start = end;
@@ -263,9 +252,17 @@ mod tests {
     const MINUTE: i64 = 60_000_000;
     const HOUR: i64 = 60 * MINUTE;
 
+    /// The range `[start, end)` in µs since the epoch.
+    fn span(start: i64, end: i64) -> Range {
+        Range {
+            start: Micros(start),
+            end: Micros(end),
+        }
+    }
+
     #[test]
     fn archived_days_are_left_to_the_cold_tier() {
-        let first = day_of(1_793_491_200_000_000);
+        let first = Micros(1_793_491_200_000_000).day();
         let day = |n: u64| first.checked_add_days(chrono::Days::new(n)).unwrap();
         let archived = |d: chrono::NaiveDate| ColdObject {
             key: format!("part-{d}"),
@@ -275,20 +272,20 @@ mod tests {
         };
         // From 06:00 on the first day to 06:00 on the fourth.
         let range = Range {
-            start_micros: day_range(day(0)).start_micros + 6 * HOUR,
-            end_micros: day_range(day(3)).start_micros + 6 * HOUR,
+            start: day_range(day(0)).start + 6 * HOUR,
+            end: day_range(day(3)).start + 6 * HOUR,
         };
         assert_eq!(hot_parts(range, &[]), [range]);
         assert_eq!(
             hot_parts(range, &[archived(day(1))]),
             [
                 Range {
-                    start_micros: range.start_micros,
-                    end_micros: day_range(day(1)).start_micros,
+                    start: range.start,
+                    end: day_range(day(1)).start
                 },
                 Range {
-                    start_micros: day_range(day(2)).start_micros,
-                    end_micros: range.end_micros,
+                    start: day_range(day(2)).start,
+                    end: range.end
                 },
             ]
         );
@@ -300,7 +297,7 @@ mod tests {
     fn minutes(ranges: &[Range]) -> Vec<(i64, i64)> {
         ranges
             .iter()
-            .map(|r| (r.start_micros / MINUTE, r.end_micros / MINUTE))
+            .map(|r| (r.start.0 / MINUTE, r.end.0 / MINUTE))
             .collect()
     }
 
@@ -309,13 +306,10 @@ mod tests {
         // Buckets of 87 min from 0:00 (boundaries at 1:27, 2:54, 4:21), rollups kept from 0:05
         // and made up to 4:30, a range from 0:00:30 to 5:00.
         let state = RollupState {
-            rolled_to: Some(270 * MINUTE),
-            warm_from: Some(5 * MINUTE),
+            rolled_to: Some(Micros(270 * MINUTE)),
+            warm_from: Some(Micros(5 * MINUTE)),
         };
-        let range = Range {
-            start_micros: MINUTE / 2,
-            end_micros: 300 * MINUTE,
-        };
+        let range = span(MINUTE / 2, 300 * MINUTE);
         let cover = cover(range, 87 * MINUTE, state, false);
         let [minute, quarter, hour] = &cover.rollups;
         assert_eq!(minutes(hour), [(180, 240)]);
@@ -324,14 +318,8 @@ mod tests {
         assert_eq!(
             cover.raw,
             [
-                Range {
-                    start_micros: MINUTE / 2,
-                    end_micros: 5 * MINUTE
-                },
-                Range {
-                    start_micros: 270 * MINUTE,
-                    end_micros: 300 * MINUTE
-                }
+                span(MINUTE / 2, 5 * MINUTE),
+                span(270 * MINUTE, 300 * MINUTE)
             ]
         );
         assert_eq!(minutes(&cover.warm()).len(), 8);
@@ -340,13 +328,10 @@ mod tests {
     #[test]
     fn a_step_of_whole_hours_is_served_by_hours() {
         let state = RollupState {
-            rolled_to: Some(10 * HOUR),
+            rolled_to: Some(Micros(10 * HOUR)),
             warm_from: None,
         };
-        let range = Range {
-            start_micros: 0,
-            end_micros: 10 * HOUR,
-        };
+        let range = span(0, 10 * HOUR);
         let cover = cover(range, 2 * HOUR, state, true);
         assert_eq!(minutes(&cover.rollups[2]), [(0, 600)]);
         assert!(cover.rollups[..2].iter().all(Vec::is_empty));
@@ -356,13 +341,10 @@ mod tests {
     #[test]
     fn the_minutes_a_bucket_boundary_splits_are_read_raw() {
         let state = RollupState {
-            rolled_to: Some(HOUR),
+            rolled_to: Some(Micros(HOUR)),
             warm_from: None,
         };
-        let range = Range {
-            start_micros: 0,
-            end_micros: 5 * MINUTE,
-        };
+        let range = span(0, 5 * MINUTE);
         // Boundaries at 1:30, 3:00 and 4:30: the second is on a minute and splits none.
         let cover = cover(range, 90_000_000, state, false);
         assert_eq!(minutes(&cover.rollups[0]), [(0, 1), (2, 4)]);
@@ -373,13 +355,10 @@ mod tests {
     #[test]
     fn for_sums_a_split_minute_is_its_rollup_less_its_smaller_side() {
         let state = RollupState {
-            rolled_to: Some(HOUR),
+            rolled_to: Some(Micros(HOUR)),
             warm_from: None,
         };
-        let range = Range {
-            start_micros: 0,
-            end_micros: 7 * MINUTE,
-        };
+        let range = span(0, 7 * MINUTE);
         // Buckets of 100 s: boundaries at 1:40 (the right side, 20 s, is read), 3:20 (the left
         // side, 20 s), 5:00 (none) and 6:40 (the right side).
         let cover = cover(range, 100_000_000, state, true);
@@ -389,10 +368,10 @@ mod tests {
             .iter()
             .map(|s| {
                 (
-                    s.read.start_micros / second,
-                    s.read.end_micros / second,
-                    s.rest.start_micros / second,
-                    s.rest.end_micros / second,
+                    s.read.start.0 / second,
+                    s.read.end.0 / second,
+                    s.rest.start.0 / second,
+                    s.rest.end.0 / second,
                 )
             })
             .collect();
@@ -414,12 +393,9 @@ mod tests {
 
     #[test]
     fn without_rollups_or_below_a_minute_everything_is_raw() {
-        let range = Range {
-            start_micros: 0,
-            end_micros: HOUR,
-        };
+        let range = span(0, HOUR);
         let rolled = RollupState {
-            rolled_to: Some(HOUR),
+            rolled_to: Some(Micros(HOUR)),
             warm_from: None,
         };
         for (step, state) in [
@@ -428,7 +404,7 @@ mod tests {
             (
                 MINUTE,
                 RollupState {
-                    warm_from: Some(HOUR),
+                    warm_from: Some(Micros(HOUR)),
                     ..rolled
                 },
             ),
@@ -442,18 +418,9 @@ mod tests {
     #[test]
     fn ranges_a_few_units_apart_are_read_as_one() {
         let ranges = [
-            Range {
-                start_micros: 0,
-                end_micros: MINUTE,
-            },
-            Range {
-                start_micros: 3 * MINUTE,
-                end_micros: 4 * MINUTE,
-            },
-            Range {
-                start_micros: 10 * MINUTE,
-                end_micros: 11 * MINUTE,
-            },
+            span(0, MINUTE),
+            span(3 * MINUTE, 4 * MINUTE),
+            span(10 * MINUTE, 11 * MINUTE),
         ];
         assert_eq!(minutes(&coalesce(&ranges, MINUTE, 4)), [(0, 4), (10, 11)]);
         assert_eq!(coalesce(&ranges, MINUTE, 1), ranges);
@@ -461,18 +428,11 @@ mod tests {
 
     #[test]
     fn readings_are_matched_to_sorted_ranges() {
-        let ranges = [
-            Range {
-                start_micros: 10,
-                end_micros: 20,
-            },
-            Range {
-                start_micros: 30,
-                end_micros: 40,
-            },
-        ];
-        let inside: Vec<i64> = (0..50).filter(|&ts| in_ranges(&ranges, ts)).collect();
+        let ranges = [span(10, 20), span(30, 40)];
+        let inside: Vec<i64> = (0..50)
+            .filter(|&ts| in_ranges(&ranges, Micros(ts)))
+            .collect();
         assert_eq!(inside, (10..20).chain(30..40).collect::<Vec<_>>());
-        assert!(!in_ranges(&[], 5));
+        assert!(!in_ranges(&[], Micros(5)));
     }
 }

@@ -8,11 +8,9 @@ use mfg_common::db::ForUpdate;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row as _, Type};
 use uuid::Uuid;
 
+use crate::{error::Result, telemetry::domain::Rollup};
 use crate::{
-    error::Result,
-    telemetry::domain::{Rollup, bucket_start},
-};
-use crate::{
+    micros::Micros,
     store::{
         TenantNo,
         backend::{HotReads, HotTier},
@@ -57,7 +55,7 @@ where
         .bind(key)
         .bind(readings as i64)
         .bind(bytes as i64)
-        .bind(B::ts(chrono::Utc::now().timestamp_micros()))
+        .bind(B::ts(Micros::of_datetime(chrono::Utc::now())))
         .execute(&mut *tx)
         .await?;
     Ok(B::rows_affected(&committed) == 1)
@@ -68,7 +66,7 @@ where
 async fn merge_rollups<B: HotTier>(
     tx: &mut <B::Db as Database>::Connection,
     rows: &[Row],
-    rolled_to: &HashMap<TenantNo, i64>,
+    rolled_to: &HashMap<TenantNo, Micros>,
 ) -> Result<()>
 where
     for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
@@ -94,7 +92,7 @@ where
                 .bind(r.max)
                 .bind(r.sum)
                 .bind(r.count as i64)
-                .bind(B::ts(r.last_ts_micros))
+                .bind(B::ts(r.last_ts))
                 .bind(r.last)
                 .execute(&mut *tx)
                 .await?;
@@ -280,15 +278,15 @@ where
         if new.hot.len() + new.late.len() == rows.len() {
             return Ok(vec![true; rows.len()]);
         }
-        let new: HashSet<(SeriesId, i64)> = new
+        let new: HashSet<(SeriesId, Micros)> = new
             .hot
             .iter()
             .chain(&new.late)
-            .map(|r| (r.series_id, r.ts_micros))
+            .map(|r| (r.series_id, r.ts))
             .collect();
         Ok(rows
             .iter()
-            .map(|r| new.contains(&(r.series_id, r.ts_micros)))
+            .map(|r| new.contains(&(r.series_id, r.ts)))
             .collect())
     }
 
@@ -296,11 +294,11 @@ where
         self.read_latest(tenant, machine_id).await
     }
 
-    async fn points(&self, series: SeriesId, range: Range) -> Result<Vec<(i64, f64)>> {
+    async fn points(&self, series: SeriesId, range: Range) -> Result<Vec<(Micros, f64)>> {
         self.read_points(series, range).await
     }
 
-    async fn points_in(&self, series: SeriesId, ranges: &[Range]) -> Result<Vec<(i64, f64)>> {
+    async fn points_in(&self, series: SeriesId, ranges: &[Range]) -> Result<Vec<(Micros, f64)>> {
         self.read_points_in(series, ranges).await
     }
 
@@ -327,7 +325,7 @@ where
             .await?
             .try_get(0)?;
         let minutes = Self::roll_up_minutes(&mut tx, tenant, range).await?;
-        let first_hour = bucket_start(range.start_micros, Resolution::Hour.micros());
+        let first_hour = range.start.floor(Resolution::Hour.micros());
         // Quarters and hours rewritten whole from their minutes: those `range` touches.
         let mut coarser = 0;
         for statement in [B::ROLLUP_QUARTERS, B::ROLLUP_HOURS] {
@@ -335,14 +333,14 @@ where
                 .bind(lower)
                 .bind(upper)
                 .bind(B::ts(first_hour))
-                .bind(B::ts(range.end_micros))
+                .bind(B::ts(range.end))
                 .execute(&mut *tx)
                 .await?;
             coarser += B::rows_affected(&written);
         }
         let end = rolled_to
             .map(B::micros)
-            .map_or(range.end_micros, |r| r.max(range.end_micros));
+            .map_or(range.end, |r| r.max(range.end));
         sqlx::query(sql::SET_ROLLED_TO)
             .bind(tenant)
             .bind(B::ts(end))
@@ -357,13 +355,13 @@ where
         series: SeriesId,
         resolution: Resolution,
         ranges: &[Range],
-    ) -> Result<Vec<(i64, Rollup)>> {
+    ) -> Result<Vec<(Micros, Rollup)>> {
         self.read_rollups_in(series, resolution, ranges).await
     }
 
-    async fn expire_rollups(&self, tenant: TenantNo, before: i64) -> Result<u64> {
+    async fn expire_rollups(&self, tenant: TenantNo, before: Micros) -> Result<u64> {
         // Whole hours only, so no hour bucket outlives part of its minutes.
-        let before = bucket_start(before, Resolution::Hour.micros());
+        let before = before.floor(Resolution::Hour.micros());
         let (lower, upper) = series_range(tenant);
         let mut tx = self.begin_write().await?;
         let warm_from: Option<B::Ts> = sqlx::query(WARM_FROM_FOR_UPDATE.of::<B::Db>())
@@ -466,7 +464,7 @@ where
             .collect()
     }
 
-    async fn late_points(&self, series: SeriesId, range: Range) -> Result<Vec<(i64, f64)>> {
+    async fn late_points(&self, series: SeriesId, range: Range) -> Result<Vec<(Micros, f64)>> {
         self.read_late_points(series, range).await
     }
 
@@ -493,7 +491,7 @@ where
         }
         // The day was rolled up before it was archived: its fresh readings join the warm tier
         // now.
-        let rolled_to = HashMap::from([(tenant, i64::MAX)]);
+        let rolled_to = HashMap::from([(tenant, Micros::MAX)]);
         merge_rollups::<B>(&mut tx, fresh, &rolled_to).await?;
         tx.commit().await?;
         Ok(true)

@@ -10,6 +10,7 @@ use crate::telemetry::tiering::{ENCODE_CHUNK, Tiering};
 use crate::{
     directory::TenantInfo,
     error::{Result, StorageError},
+    micros::Micros,
     store::TenantNo,
     telemetry::{
         archive::{self, ArchivedReading, Encoder},
@@ -26,14 +27,18 @@ impl Tiering {
         &self,
         tenant: TenantNo,
         info: &TenantInfo,
-        as_of: i64,
+        as_of: Micros,
         report: &mut Report,
     ) -> Result<()> {
         let store = &self.inner.store;
-        let rolled_to = store.rollup_state(tenant).await?.rolled_to.unwrap_or(0);
+        let rolled_to = store
+            .rollup_state(tenant)
+            .await?
+            .rolled_to
+            .unwrap_or_default();
         let hot_until = as_of - i64::from(info.hot_days) * DAY_MICROS;
         for day in store.hot_days(tenant).await? {
-            let end = day_range(day).end_micros;
+            let end = day_range(day).end;
             if end > hot_until || end > rolled_to {
                 break;
             }
@@ -101,17 +106,17 @@ impl Tiering {
             }
             late += points.len() as u64;
             let archived = self.archived_times(&parts, &key, range).await?;
-            for (ts_micros, value) in points {
-                if !archived.contains(&ts_micros) {
+            for (ts, value) in points {
+                if !archived.contains(&ts) {
                     fresh.push(Row {
                         series_id: series,
-                        ts_micros,
+                        ts,
                         value,
                     });
                     readings.push(ArchivedReading {
                         machine_id: key.machine_id.clone(),
                         metric: key.metric.clone(),
-                        ts_micros,
+                        ts,
                         value,
                     });
                 }
@@ -150,7 +155,7 @@ impl Tiering {
         objects: &[ColdObject],
         key: &SeriesKey,
         range: Range,
-    ) -> Result<HashSet<i64>> {
+    ) -> Result<HashSet<Micros>> {
         let mut times = HashSet::new();
         for object in objects {
             let points = archive::read_series(
@@ -159,8 +164,8 @@ impl Tiering {
                 object.bytes,
                 &key.machine_id,
                 &key.metric,
-                range.start_micros,
-                range.end_micros,
+                range.start,
+                range.end,
             )
             .await?;
             times.extend(points.into_iter().map(|(ts, _)| ts));
@@ -175,11 +180,11 @@ impl Tiering {
         let mut encoder = Encoder::new()?;
         let mut chunk = Vec::with_capacity(ENCODE_CHUNK);
         for (series, key) in store.series_of(tenant).await? {
-            for (ts_micros, value) in store.points(series, range).await? {
+            for (ts, value) in store.points(series, range).await? {
                 chunk.push(ArchivedReading {
                     machine_id: key.machine_id.clone(),
                     metric: key.metric.clone(),
-                    ts_micros,
+                    ts,
                     value,
                 });
                 if chunk.len() == ENCODE_CHUNK {

@@ -21,11 +21,9 @@ use crate::telemetry::tiering::Tiering;
 use crate::{
     error::{Result, StorageError},
     metrics::StorageMetrics,
+    micros::Micros,
     store::{JobStore, TenantNo},
-    telemetry::domain::{
-        ingest::micros_since_epoch,
-        tiering::{Failure, Job},
-    },
+    telemetry::domain::tiering::{Failure, Job},
 };
 
 /// Ended jobs kept for `ListTieringJobs` and `GetTieringJob`.
@@ -98,8 +96,8 @@ impl TieringJobs {
         }
     }
 
-    /// Starts a job as if the time were `as_of` (µs); it runs in the background.
-    pub async fn start(&self, as_of: i64) -> Result<Job> {
+    /// Starts a job as if the time were `as_of`; it runs in the background.
+    pub async fn start(&self, as_of: Micros) -> Result<Job> {
         let store = &self.inner.store;
         let id = Uuid::now_v7();
         store.create_job(id, as_of, self.now()).await?;
@@ -170,14 +168,13 @@ impl TieringJobs {
                 continue;
             }
             tokio::select! {
-                () = started => {}
-                () = tokio::time::sleep(self.inner.options.lease) => {}
-                () = shutdown.cancelled() => return,
-            }
+            () = started => {}
+            () = tokio::time::sleep(self.inner.options.lease) => {}
+            () = shutdown.cancelled() => return}
         }
     }
 
-    async fn claim(&self) -> Result<Option<(Uuid, i64)>> {
+    async fn claim(&self) -> Result<Option<(Uuid, Micros)>> {
         let now = self.now();
         self.inner
             .store
@@ -187,9 +184,9 @@ impl TieringJobs {
 
     /// Runs a claimed job to its end; `true` if it ended here, `false` if the lease was lost or
     /// the service is stopping (the lease is then given up).
-    async fn run_job(&self, id: Uuid, as_of: i64, shutdown: &CancellationToken) -> Result<bool> {
+    async fn run_job(&self, id: Uuid, as_of: Micros, shutdown: &CancellationToken) -> Result<bool> {
         let started = std::time::Instant::now();
-        tracing::info!(job = %id, as_of, "tiering job running");
+        tracing::info!(job = %id, as_of = as_of.0, "tiering job running");
         let work = self.work(id, as_of);
         let ended = tokio::select! {
             worked = work => {
@@ -201,7 +198,7 @@ impl TieringJobs {
                 false
             }
             () = shutdown.cancelled() => {
-                self.inner.store.renew_job(id, &self.inner.owner, 0).await?;
+                self.inner.store.renew_job(id, &self.inner.owner, Micros(0)).await?;
                 false
             }
         };
@@ -224,7 +221,7 @@ impl TieringJobs {
 
     /// Creates the partitions ahead, then works on each tenant the job has not done, a few at
     /// a time.
-    async fn work(&self, id: Uuid, as_of: i64) -> Result<()> {
+    async fn work(&self, id: Uuid, as_of: Micros) -> Result<()> {
         let store = &self.inner.store;
         if let Err(error) = self.inner.tiering.create_partitions_ahead(self.now()).await {
             // Writes create the partitions they need: this only saves them the wait.
@@ -248,7 +245,7 @@ impl TieringJobs {
     }
 
     /// Runs a tenant's tiering and stores the outcome as its checkpoint.
-    async fn work_on(&self, id: Uuid, tenant: (TenantNo, Uuid), as_of: i64) -> Result<()> {
+    async fn work_on(&self, id: Uuid, tenant: (TenantNo, Uuid), as_of: Micros) -> Result<()> {
         let outcome = self.inner.tiering.run_tenant(tenant, as_of).await;
         if let Err(error) = &outcome {
             tracing::warn!(job = %id, tenant = %tenant.1, %error, "tiering failed for a tenant; the next job retries it");
@@ -282,8 +279,8 @@ impl TieringJobs {
         }
     }
 
-    fn now(&self) -> i64 {
-        micros_since_epoch(self.inner.clock.system_now())
+    fn now(&self) -> Micros {
+        Micros::of(self.inner.clock.system_now())
     }
 
     fn lease_micros(&self) -> i64 {
