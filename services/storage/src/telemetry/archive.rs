@@ -20,8 +20,10 @@ use parquet::{
 };
 use uuid::Uuid;
 
-use crate::micros::Micros;
-use crate::telemetry::object_store::{ObjectError, ObjectKey};
+use crate::{
+    micros::Micros,
+    telemetry::object_store::{ObjectError, ObjectKey},
+};
 
 mod read;
 mod write;

@@ -18,9 +18,11 @@ use parquet::{
     },
 };
 
-use crate::micros::Micros;
-use crate::telemetry::archive::{ArchiveError, ArchivedReading};
 use crate::telemetry::object_store::{ObjectKey, ObjectStore};
+use crate::{
+    micros::Micros,
+    telemetry::archive::{ArchiveError, ArchivedReading},
+};
 
 /// How much of a file's end is fetched first: the footer of a day's file is a few KiB, so one
 /// GET almost always holds it.

@@ -2,8 +2,9 @@
 //! ingest rate. Pure functions of their inputs and a clock reading, so they are tested without a
 //! server.
 
-use crate::micros::Micros;
 use std::time::{Duration, Instant, SystemTime};
+
+use crate::micros::Micros;
 
 /// The most readings one batch may carry; the rest are rejected.
 pub const MAX_BATCH: usize = 10_000;

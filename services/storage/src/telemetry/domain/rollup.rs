@@ -3,8 +3,9 @@
 //! pieces (late readings, smaller buckets, several tiers) equals the bucket rolled up at once,
 //! which is what makes query results independent of the tier that served them.
 
-use crate::micros::Micros;
 use std::collections::BTreeMap;
+
+use crate::micros::Micros;
 
 /// How a bucket's readings become one value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

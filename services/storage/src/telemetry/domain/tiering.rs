@@ -1,8 +1,9 @@
 //! Tiering jobs as the API and the store see them: what a job did, where it stands, and why a
 //! tenant's work failed.
 
-use crate::micros::Micros;
 use uuid::Uuid;
+
+use crate::micros::Micros;
 
 /// What tiering did, summed over tenants.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
