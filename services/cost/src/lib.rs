@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod config;
+pub mod domain;
 
 use mfg_common::{grpc, shutdown::CancellationToken};
 use mfg_proto::cost::v1::cost_service_server::CostServiceServer;
