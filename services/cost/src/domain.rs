@@ -5,4 +5,5 @@ pub mod forecast;
 pub mod meter;
 pub mod money;
 pub mod price_book;
+pub mod recommend;
 pub mod report;

@@ -31,6 +31,9 @@ use super::meter::Meter;
 /// Hours in a billing month, as AWS prices a GB-month or a machine-month.
 pub const HOURS_PER_MONTH: f64 = 730.0;
 
+/// A day as a fraction of a billing month.
+pub const MONTHS_PER_DAY: f64 = 24.0 / HOURS_PER_MONTH;
+
 /// AWS Fargate, Linux/x86, us-east-1: per vCPU-hour.
 const VCPU_HOUR_USD: f64 = 0.040_48;
 
