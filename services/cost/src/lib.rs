@@ -7,6 +7,8 @@
 pub mod api;
 pub mod config;
 pub mod domain;
+pub mod error;
+pub mod store;
 
 use mfg_common::{grpc, shutdown::CancellationToken};
 use mfg_proto::cost::v1::cost_service_server::CostServiceServer;

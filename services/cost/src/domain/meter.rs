@@ -1,7 +1,10 @@
 //! The metered resources, and how their usage becomes billable units.
 
 /// A metered resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Meter {
     /// Readings ingested.
     IngestedReadings,
@@ -54,6 +57,25 @@ impl Meter {
         Self::AlertEvaluations,
         Self::Machines,
     ];
+
+    /// Its name, as the database keeps it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::IngestedReadings => "ingested_readings",
+            Self::HotStorage => "hot_storage",
+            Self::WarmStorage => "warm_storage",
+            Self::ColdStorage => "cold_storage",
+            Self::ApiRequests => "api_requests",
+            Self::QueryPoints => "query_points",
+            Self::AlertEvaluations => "alert_evaluations",
+            Self::Machines => "machines",
+        }
+    }
+
+    /// The meter of a name.
+    pub fn of_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
 
     /// How its usage accrues.
     pub const fn accrual(self) -> Accrual {

@@ -38,7 +38,8 @@ pub const MONTHS_PER_DAY: f64 = 24.0 / HOURS_PER_MONTH;
 const VCPU_HOUR_USD: f64 = 0.040_48;
 
 /// How shared costs are split between tenants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Split {
     /// Equally between the tenants of the period.
     Even,
@@ -47,7 +48,7 @@ pub enum Split {
 }
 
 /// The price of one meter.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Price {
     /// The unit the price is for, e.g. `million readings`.
     pub unit: String,
@@ -68,7 +69,7 @@ impl Price {
 }
 
 /// The prices and the shared costs in force from one moment.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PriceBook {
     /// One price per meter.
     pub prices: BTreeMap<Meter, Price>,
@@ -122,6 +123,17 @@ pub struct PriceHistory {
 }
 
 impl PriceHistory {
+    /// A history of books given with the moments they came into force, in any order; the
+    /// default book from the beginning of time until the first.
+    pub fn of(mut books: Vec<(DateTime<Utc>, PriceBook)>) -> Self {
+        books.sort_by_key(|(from, _)| *from);
+        let mut history = Self::new(PriceBook::default());
+        for (from, book) in books {
+            history.change(from, book);
+        }
+        history
+    }
+
     /// A history of one book, in force from the beginning of time.
     pub fn new(book: PriceBook) -> Self {
         Self {

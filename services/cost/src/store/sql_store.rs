@@ -1,0 +1,274 @@
+//! The cost store in plain Rust, once for both backends: [`SqlStore`] over a [`Dialect`], which
+//! says how the backend migrates. Times are bound as microseconds since the epoch and tenants
+//! as text on both.
+
+use std::future::Future;
+
+use chrono::{DateTime, Duration, Utc};
+use mfg_common::db::SqlDialect;
+use sqlx::{Database, Executor, IntoArguments, Pool, Row as _, migrate::MigrateError};
+use uuid::Uuid;
+
+use super::{CostStore, KeyedUsage, MIGRATIONS_TABLE, Recorded};
+use crate::{
+    domain::{
+        meter::{Accrual, Meter},
+        price_book::{PriceBook, PriceHistory},
+        report::Usage,
+    },
+    error::{CostError, Result},
+};
+
+const INSERT_KEY: &str = "INSERT INTO usage_keys (idempotency_key, record_time) VALUES ($1, $2) \
+     ON CONFLICT (idempotency_key) DO NOTHING";
+const ADD_TO_HOUR: &str = "INSERT INTO usage_hours (tenant_id, meter, hour, amount) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, hour, meter) \
+     DO UPDATE SET amount = usage_hours.amount + excluded.amount";
+const USAGE: &str = "SELECT tenant_id, meter, hour, amount FROM usage_hours \
+     WHERE hour >= $1 AND hour < $2 ORDER BY tenant_id, hour, meter";
+const TENANT_USAGE: &str = "SELECT tenant_id, meter, hour, amount FROM usage_hours \
+     WHERE tenant_id = $1 AND hour >= $2 AND hour < $3 ORDER BY hour, meter";
+const PRICE_BOOKS: &str = "SELECT effective_from, book FROM price_books ORDER BY effective_from";
+const INSERT_PRICE_BOOK: &str = "INSERT INTO price_books (effective_from, book) VALUES ($1, $2) \
+     ON CONFLICT (effective_from) DO UPDATE SET book = excluded.book";
+
+/// An hour in µs.
+const HOUR_MICROS: i64 = 3_600_000_000;
+
+/// What differs between the backends.
+pub trait Dialect: SqlDialect {
+    /// Applies the backend's migrations, recorded in [`MIGRATIONS_TABLE`].
+    fn migrate(pool: &Pool<Self>) -> impl Future<Output = Result<(), MigrateError>> + Send;
+}
+
+impl Dialect for sqlx::Postgres {
+    fn migrate(pool: &Pool<Self>) -> impl Future<Output = Result<(), MigrateError>> + Send {
+        let mut migrator = sqlx::migrate!("./migrations/postgres");
+        migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
+        async move { migrator.run(pool).await }
+    }
+}
+
+impl Dialect for sqlx::Sqlite {
+    fn migrate(pool: &Pool<Self>) -> impl Future<Output = Result<(), MigrateError>> + Send {
+        let mut migrator = sqlx::migrate!("./migrations/sqlite");
+        migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
+        async move { migrator.run(pool).await }
+    }
+}
+
+/// Usage and prices in a SQL database.
+#[derive(Debug, Clone)]
+pub struct SqlStore<DB: Database> {
+    pool: Pool<DB>,
+}
+
+impl<DB: Database> SqlStore<DB> {
+    /// Creates a store on a pool.
+    pub fn new(pool: Pool<DB>) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait::async_trait]
+impl<DB> CostStore for SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    <DB as Database>::Arguments: IntoArguments<DB>,
+    for<'a> &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> String: sqlx::Encode<'a, DB> + sqlx::Decode<'a, DB> + sqlx::Type<DB>,
+    for<'a> i64: sqlx::Encode<'a, DB> + sqlx::Decode<'a, DB> + sqlx::Type<DB>,
+    for<'a> f64: sqlx::Encode<'a, DB> + sqlx::Decode<'a, DB> + sqlx::Type<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    async fn migrate(&self) -> Result<()> {
+        DB::migrate(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn record_usage(&self, records: &[KeyedUsage], now: DateTime<Utc>) -> Result<Recorded> {
+        let mut tx = self.pool.begin().await?;
+        let mut counted = Recorded::default();
+        for record in records {
+            let new = sqlx::query(INSERT_KEY)
+                .bind(record.idempotency_key.as_str())
+                .bind(now.timestamp_micros())
+                .execute(&mut *tx)
+                .await?;
+            if DB::rows_affected(&new) == 0 {
+                counted.duplicates += 1;
+                continue;
+            }
+            counted.recorded += 1;
+            let usage = &record.usage;
+            for (hour, amount) in hourly(usage) {
+                sqlx::query(ADD_TO_HOUR)
+                    .bind(usage.tenant.to_string())
+                    .bind(usage.meter.name())
+                    .bind(hour)
+                    .bind(amount)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(counted)
+    }
+
+    async fn usage(
+        &self,
+        tenant: Option<Uuid>,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<Usage>> {
+        let (start, end) = (start.timestamp_micros(), end.timestamp_micros());
+        let rows = match tenant {
+            Some(tenant) => {
+                sqlx::query(TENANT_USAGE)
+                    .bind(tenant.to_string())
+                    .bind(start)
+                    .bind(end)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query(USAGE)
+                    .bind(start)
+                    .bind(end)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter()
+            .map(|row| {
+                let tenant: String = row.try_get(0)?;
+                let meter: String = row.try_get(1)?;
+                usage_of_hour(&tenant, &meter, row.try_get(2)?, row.try_get(3)?)
+            })
+            .collect()
+    }
+
+    async fn price_history(&self) -> Result<PriceHistory> {
+        let rows = sqlx::query(PRICE_BOOKS).fetch_all(&self.pool).await?;
+        let books = rows
+            .iter()
+            .map(|row| {
+                let from = micros_to_time(row.try_get(0)?);
+                let book: String = row.try_get(1)?;
+                let book: PriceBook = serde_json::from_str(&book)
+                    .map_err(|e| CostError::Internal(format!("a stored price book: {e}")))?;
+                Ok((from, book))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(PriceHistory::of(books))
+    }
+
+    async fn change_prices(&self, from: DateTime<Utc>, book: &PriceBook) -> Result<()> {
+        let json = serde_json::to_string(book)
+            .map_err(|e| CostError::Internal(format!("a price book to store: {e}")))?;
+        sqlx::query(INSERT_PRICE_BOOK)
+            .bind(from.timestamp_micros())
+            .bind(json)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+/// A record's usage in each hour it spans, as `(hour start µs, amount)`: a count in proportion
+/// to the part of its interval in the hour (all of it in its hour for an instant), a level
+/// times the seconds it was held in the hour.
+fn hourly(usage: &Usage) -> Vec<(i64, f64)> {
+    let (start, end) = (usage.start.timestamp_micros(), usage.end.timestamp_micros());
+    let first = start.div_euclid(HOUR_MICROS) * HOUR_MICROS;
+    if end <= start {
+        return match usage.meter.accrual() {
+            Accrual::Count => vec![(first, usage.quantity)],
+            Accrual::Level => Vec::new(),
+        };
+    }
+    (0..)
+        .map(|i| first + i * HOUR_MICROS)
+        .take_while(|&hour| hour < end)
+        .map(|hour| {
+            let inside = (end.min(hour + HOUR_MICROS) - start.max(hour)) as f64;
+            let amount = match usage.meter.accrual() {
+                Accrual::Count => usage.quantity * inside / (end - start) as f64,
+                Accrual::Level => usage.quantity * inside / 1e6,
+            };
+            (hour, amount)
+        })
+        .collect()
+}
+
+/// A stored hour as a usage record of that hour.
+fn usage_of_hour(tenant: &str, meter: &str, hour: i64, amount: f64) -> Result<Usage> {
+    let tenant = Uuid::parse_str(tenant)
+        .map_err(|_| CostError::Internal(format!("a stored tenant id `{tenant}`")))?;
+    let meter = Meter::of_name(meter)
+        .ok_or_else(|| CostError::Internal(format!("a stored meter `{meter}`")))?;
+    let start = micros_to_time(hour);
+    Ok(Usage {
+        tenant,
+        meter,
+        start,
+        end: start + Duration::hours(1),
+        quantity: match meter.accrual() {
+            Accrual::Count => amount,
+            Accrual::Level => amount / 3_600.0,
+        },
+    })
+}
+
+fn micros_to_time(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone as _;
+
+    use super::*;
+
+    fn usage(meter: Meter, start: DateTime<Utc>, minutes: i64, quantity: f64) -> Usage {
+        Usage {
+            tenant: Uuid::nil(),
+            meter,
+            start,
+            end: start + Duration::minutes(minutes),
+            quantity,
+        }
+    }
+
+    #[test]
+    fn a_record_is_split_over_the_hours_it_spans() {
+        let at = Utc.with_ymd_and_hms(2026, 12, 4, 10, 30, 0).unwrap();
+        let hour = |h: u32| {
+            Utc.with_ymd_and_hms(2026, 12, 4, h, 0, 0)
+                .unwrap()
+                .timestamp_micros()
+        };
+        // 90 minutes from 10:30: a third in the 10:00 hour, two thirds in the 11:00 hour.
+        assert_eq!(
+            hourly(&usage(Meter::ApiRequests, at, 90, 300.0)),
+            [(hour(10), 100.0), (hour(11), 200.0)]
+        );
+        // A level of 2 bytes held for 90 minutes: 3,600 byte-seconds, then 7,200.
+        assert_eq!(
+            hourly(&usage(Meter::HotStorage, at, 90, 2.0)),
+            [(hour(10), 3_600.0), (hour(11), 7_200.0)]
+        );
+        assert_eq!(
+            hourly(&usage(Meter::ApiRequests, at, 0, 5.0)),
+            [(hour(10), 5.0)]
+        );
+        assert!(hourly(&usage(Meter::HotStorage, at, 0, 5.0)).is_empty());
+    }
+}
