@@ -52,6 +52,10 @@ pub trait CostStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Counts the records whose keys were not counted before, in one transaction.
     async fn record_usage(&self, records: &[KeyedUsage], now: DateTime<Utc>) -> Result<Recorded>;
+    /// Forgets the idempotency keys recorded before `before`, returning how many: a record
+    /// sent again after its key is forgotten counts again, so `before` must lie further back
+    /// than any flush is retried.
+    async fn forget_keys(&self, before: DateTime<Utc>) -> Result<u64>;
     /// The usage of the hours that start in `[start, end)`, of one tenant or of all, one
     /// record per tenant, meter and hour (a level as its mean over the hour).
     async fn usage(

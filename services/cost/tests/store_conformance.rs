@@ -106,6 +106,46 @@ async fn usage_counts_once_per_key(store: Arc<dyn CostStore>) {
     assert_eq!(hours[0].quantity, 171.0, "100 + 50 + 1 + 20");
 }
 
+async fn forgotten_keys_count_again(store: Arc<dyn CostStore>) {
+    let tenant = Uuid::now_v7();
+    let sent = [record(
+        "k",
+        tenant,
+        Meter::ApiRequests,
+        at(4, 10, 0),
+        1,
+        1.0,
+    )];
+    store.record_usage(&sent, at(4, 10, 5)).await.unwrap();
+    assert_eq!(
+        store.forget_keys(at(4, 10, 5)).await.unwrap(),
+        0,
+        "not before"
+    );
+    assert_eq!(
+        store
+            .record_usage(&sent, at(4, 10, 6))
+            .await
+            .unwrap()
+            .duplicates,
+        1
+    );
+    assert_eq!(store.forget_keys(at(5, 10, 0)).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .record_usage(&sent, at(5, 10, 1))
+            .await
+            .unwrap()
+            .recorded,
+        1
+    );
+    let hours = store
+        .usage(Some(tenant), at(4, 0, 0), at(5, 0, 0))
+        .await
+        .unwrap();
+    assert_eq!(hours[0].quantity, 2.0);
+}
+
 async fn usage_is_read_back_by_hour_and_tenant(store: Arc<dyn CostStore>) {
     let (acme, globex) = (Uuid::now_v7(), Uuid::now_v7());
     let records = [
@@ -191,6 +231,7 @@ mfg_common::on_each_backend!(
     ],
     [
         usage_counts_once_per_key,
+        forgotten_keys_count_again,
         usage_is_read_back_by_hour_and_tenant,
         prices_are_kept_with_the_moment_they_came_into_force,
     ],

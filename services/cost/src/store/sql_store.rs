@@ -28,6 +28,7 @@ const USAGE: &str = "SELECT tenant_id, meter, hour, amount FROM usage_hours \
      WHERE hour >= $1 AND hour < $2 ORDER BY tenant_id, hour, meter";
 const TENANT_USAGE: &str = "SELECT tenant_id, meter, hour, amount FROM usage_hours \
      WHERE tenant_id = $1 AND hour >= $2 AND hour < $3 ORDER BY hour, meter";
+const FORGET_KEYS: &str = "DELETE FROM usage_keys WHERE record_time < $1";
 const PRICE_BOOKS: &str = "SELECT effective_from, book FROM price_books ORDER BY effective_from";
 const INSERT_PRICE_BOOK: &str = "INSERT INTO price_books (effective_from, book) VALUES ($1, $2) \
      ON CONFLICT (effective_from) DO UPDATE SET book = excluded.book";
@@ -120,6 +121,14 @@ where
         }
         tx.commit().await?;
         Ok(counted)
+    }
+
+    async fn forget_keys(&self, before: DateTime<Utc>) -> Result<u64> {
+        let forgotten = sqlx::query(FORGET_KEYS)
+            .bind(before.timestamp_micros())
+            .execute(&self.pool)
+            .await?;
+        Ok(DB::rows_affected(&forgotten))
     }
 
     async fn usage(
