@@ -4,6 +4,8 @@
 //! each RPC answers UNIMPLEMENTED through the generated default bodies, and never a made-up
 //! result.
 
+pub mod convert;
+
 use mfg_proto::cost::v1::cost_service_server::CostService;
 
 /// Serves `mfg.cost.v1.CostService`. Not built yet: every RPC answers UNIMPLEMENTED.
