@@ -238,18 +238,15 @@ impl PlatformBuilder {
         };
         platform.spawn_storage(listeners.storage);
 
+        let mut cost = mfg_cost::Config::new("", platform.addresses.tenant.to_string())
+            .with_admin_token(operator_token);
+        cost.data = args.data.clone();
+        cost.server = args.server;
         let parts = &mut platform.parts;
         let lock = &platform.lock;
         parts.spawn(holding(
             lock,
-            mfg_cost::run(
-                mfg_cost::Config {
-                    server: args.server,
-                    ..mfg_cost::Config::default()
-                },
-                listeners.cost,
-                shutdown.clone(),
-            ),
+            mfg_cost::run(cost, listeners.cost, shutdown.clone()),
         ));
         parts.spawn(holding(
             lock,

@@ -1,8 +1,8 @@
-//! The parts of the contract that are not built yet (cost, provisioning) start,
+//! The parts of the contract that are not built yet (most of cost, provisioning) start,
 //! report SERVING, and answer UNIMPLEMENTED, never a made-up result.
 
 use mfg_proto::{
-    cost::v1::{GetPriceBookRequest, cost_service_client::CostServiceClient},
+    cost::v1::{GetCostForecastRequest, cost_service_client::CostServiceClient},
     provisioning::v1::{
         StartProvisioningRequest, provisioning_service_client::ProvisioningServiceClient,
     },
@@ -13,20 +13,23 @@ use tonic::Code;
 
 #[tokio::test]
 async fn unbuilt_rpcs_answer_unimplemented() {
-    let cost = Running::start(service_names::COST, |l, s| {
-        mfg_cost::run(Default::default(), l, s)
-    })
-    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("cost.db").display());
+    let config = mfg_cost::Config::new(database, "127.0.0.1:9")
+        .with_admin_token(mfg_tests::TEST_OPERATOR_TOKEN);
+    let cost = Running::start(service_names::COST, |l, s| mfg_cost::run(config, l, s)).await;
     let provisioning = Running::start(service_names::PROVISIONING, |l, s| {
         mfg_provisioning::run(Default::default(), l, s)
     })
     .await;
 
-    let prices = CostServiceClient::new(mfg_tests::operator_channel(&cost))
-        .get_price_book(GetPriceBookRequest {})
+    let forecast = CostServiceClient::new(mfg_tests::operator_channel(&cost))
+        .get_cost_forecast(GetCostForecastRequest {
+            tenant_id: uuid::Uuid::now_v7().to_string(),
+        })
         .await
         .unwrap_err();
-    assert_eq!(prices.code(), Code::Unimplemented);
+    assert_eq!(forecast.code(), Code::Unimplemented);
     let run = ProvisioningServiceClient::new(mfg_tests::operator_channel(&provisioning))
         .start_provisioning(StartProvisioningRequest::default())
         .await
@@ -48,11 +51,7 @@ async fn unbuilt_routes_answer_501() {
         (reqwest::Method::GET, "/v1/tenants/t1/cost", None),
         (reqwest::Method::GET, "/v1/tenants/t1/cost:forecast", None),
         (reqwest::Method::GET, "/v1/cost", None),
-        (
-            reqwest::Method::PATCH,
-            "/v1/price-book",
-            Some(serde_json::json!({})),
-        ),
+        (reqwest::Method::GET, "/v1/tenants/t1/recommendations", None),
         (
             reqwest::Method::POST,
             "/v1/tenants/t1/provisioning-runs/r1:retry",

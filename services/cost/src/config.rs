@@ -2,14 +2,25 @@
 
 use std::net::SocketAddr;
 
-use mfg_common::config::{PlatformAddrs, ServerArgs};
+use mfg_common::{
+    config::{
+        DataArgs, DataDir, DatabaseArgs, OperatorArgs, PlatformAddrs, PoolArgs, Secret, ServerArgs,
+    },
+    secret_file,
+};
 
 /// The cost service's configuration; every option is a flag and an `MFG_*` variable.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
-    /// Where the platform's parts are; the service listens on `--cost-addr`.
+    /// Where the platform's parts are; the service listens on `--cost-addr` and resolves keys
+    /// with the tenant service at `--tenant-addr`.
     #[command(flatten)]
     pub addrs: PlatformAddrs,
+    /// Its database: `--database-url`, or `cost.db` in the data directory.
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub operator: OperatorArgs,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -18,7 +29,45 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             addrs: PlatformAddrs::all(SocketAddr::from(([127, 0, 0, 1], 0))),
+            data: DataArgs {
+                data_dir: DataDir::default(),
+                database_url: None,
+                pool: PoolArgs::default(),
+            },
+            operator: OperatorArgs::default(),
             server: ServerArgs::default(),
         }
+    }
+}
+
+impl Config {
+    /// A configuration on a database URL, asking the tenant service at `tenant_addr`.
+    pub fn new(database_url: impl Into<String>, tenant_addr: impl Into<String>) -> Self {
+        let mut config = Self {
+            data: DataArgs::on(database_url),
+            ..Self::default()
+        };
+        config.addrs.tenant = tenant_addr.into();
+        config
+    }
+
+    /// The same with an operator token.
+    #[must_use]
+    pub fn with_admin_token(mut self, token: impl Into<String>) -> Self {
+        self.operator.admin_token = Some(Secret::new(token));
+        self
+    }
+
+    /// The service's database.
+    pub fn database(&self) -> DatabaseArgs {
+        self.data.database("cost")
+    }
+
+    /// The operator token: the one given, or on SQLite the one kept beside the database.
+    pub fn operator_token(&self) -> Result<String, String> {
+        secret_file::service_operator_token(
+            self.operator.admin_token.as_ref(),
+            &self.database().url,
+        )
     }
 }

@@ -10,6 +10,9 @@ pub enum CostError {
     /// Fields of the request are invalid.
     #[error("{}", describe_violations(.0))]
     InvalidArgument(Vec<FieldViolation>),
+    /// The service has not reached its database yet.
+    #[error("the cost service is starting: its database is not ready yet")]
+    NotReady,
     /// The database cannot be reached.
     #[error("the cost database is unavailable: {0}")]
     Unavailable(String),
@@ -29,7 +32,7 @@ impl ServiceError for CostError {
     fn error_code(&self) -> ErrorCode {
         match self {
             Self::InvalidArgument(_) => ErrorCode::InvalidArgument,
-            Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::NotReady | Self::Unavailable(_) => ErrorCode::Unavailable,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }

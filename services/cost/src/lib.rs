@@ -1,8 +1,10 @@
-//! Cost: the cost service: usage metering, the price book, per-tenant cost with shared costs split, budgets, forecasts and recommendations.
+//! Cost: the cost service: usage metering, the price book, per-tenant cost with shared costs
+//! split, budgets, forecasts and recommendations.
 //!
-//! A library with one entry, [`run`], which serves on a listener the caller bound. It has no
-//! state yet, so it is SERVING as soon as it listens; its RPCs answer UNIMPLEMENTED until its
-//! issue is built, and it checks credentials from then on, as the tenant service does.
+//! A library with one entry, [`run`], which serves on a listener the caller bound. Like the
+//! other services, it answers health checks at once (NOT_SERVING until its database is
+//! reachable and migrated) and authenticates every call, resolving keys with the tenant
+//! service. The RPCs not built yet answer UNIMPLEMENTED.
 
 pub mod api;
 pub mod config;
@@ -10,11 +12,23 @@ pub mod domain;
 pub mod error;
 pub mod store;
 
-use mfg_common::{grpc, shutdown::CancellationToken};
-use mfg_proto::cost::v1::cost_service_server::CostServiceServer;
-use mfg_proto::service_names;
+use std::sync::{Arc, OnceLock};
+
+use anyhow::Context as _;
+use mfg_common::{
+    auth::{AuthLayer, Authenticator, KeyCache, MAX_TTL},
+    clock::{SharedClock, system_clock},
+    grpc::{self, Health, lazy_channel},
+    shutdown::CancellationToken,
+    startup::{self, Database},
+};
+use mfg_proto::{
+    cost::v1::cost_service_server::CostServiceServer, service_names,
+    tenant::v1::tenant_service_client::TenantServiceClient,
+};
 use tokio::net::TcpListener;
 
+use crate::api::{CostApi, Ready, ReadyCost};
 pub use crate::config::Config;
 
 /// Runs the cost service on `listener` until `shutdown` is cancelled.
@@ -23,8 +37,69 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    run_with_clock(config, listener, shutdown, system_clock()).await
+}
+
+/// Runs the cost service with the given clock.
+pub async fn run_with_clock(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    clock: SharedClock,
+) -> anyhow::Result<()> {
+    mfg_common::db::validate_url(&config.database().url)
+        .map_err(anyhow::Error::msg)
+        .context("invalid cost configuration")?;
+    let operator_token = config
+        .operator_token()
+        .map_err(anyhow::Error::msg)
+        .context("invalid cost configuration")?;
+    let tenant = TenantServiceClient::new(
+        lazy_channel(&grpc::http_uri(&config.addrs.tenant))
+            .context("invalid tenant service address")?
+            .with_bearer(&operator_token)?,
+    );
     let (health, routes) = grpc::standard_routes(&[service_names::COST]).await?;
-    let routes = routes.add_service(CostServiceServer::new(api::CostApi));
-    health.set_serving(true).await;
-    grpc::serve(listener, routes, health, None, shutdown, &config.server).await
+    let ready: ReadyCost = Arc::new(OnceLock::new());
+    let routes = routes.add_service(CostServiceServer::new(CostApi::new(ready.clone())));
+    let keys = KeyCache::new(tenant, clock.clone(), MAX_TTL, 100_000);
+    let auth = AuthLayer::new(Authenticator::new(&operator_token, keys));
+    let database = Database::new("cost", &config.database());
+    let readiness = become_ready(database, clock, ready, health.clone(), shutdown.clone());
+    startup::serve_becoming_ready(
+        listener,
+        routes,
+        health,
+        Some(auth),
+        shutdown,
+        &config.server,
+        readiness,
+    )
+    .await
+}
+
+async fn become_ready(
+    database: Database,
+    clock: SharedClock,
+    ready: ReadyCost,
+    health: Health,
+    shutdown: CancellationToken,
+) {
+    let opened = database.open(&shutdown, |pool| async {
+        let store = store::open(pool);
+        store.migrate().await?;
+        Ok::<_, error::CostError>(store)
+    });
+    let Some(store) = opened.await else {
+        return;
+    };
+    let ready = ready.get_or_init(|| Ready {
+        store: Arc::from(store),
+        clock,
+    });
+    database
+        .keep_health(health, shutdown, || async {
+            ready.store.ping().await.is_ok()
+        })
+        .await;
 }

@@ -6,13 +6,22 @@ use mfg_common::Violations;
 use mfg_proto::cost::v1 as pb;
 use pbjson_types::{FieldMask, Timestamp};
 
+use uuid::Uuid;
+
 use crate::{
     domain::{
         meter::Meter,
         price_book::{Price, PriceBook, Split},
+        report::Usage,
     },
     error::{CostError, Result},
+    store::KeyedUsage,
 };
+
+/// The most records one `RecordUsage` may carry.
+pub const MAX_RECORDS: usize = 10_000;
+/// The longest idempotency key, in characters.
+const MAX_KEY_CHARS: usize = 200;
 
 /// The longest price unit, in characters.
 const MAX_UNIT_CHARS: usize = 64;
@@ -26,6 +35,77 @@ pub fn timestamp(time: DateTime<Utc>) -> Timestamp {
         seconds: time.timestamp(),
         nanos: time.timestamp_subsec_nanos() as i32,
     }
+}
+
+/// A timestamp as a moment, if chrono can hold it.
+fn time(ts: &Timestamp) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(ts.seconds, u32::try_from(ts.nanos).ok()?)
+}
+
+/// Usage records to count, each field checked.
+pub fn usage_records(records: Vec<pb::UsageRecord>) -> Result<Vec<KeyedUsage>> {
+    if records.len() > MAX_RECORDS {
+        return Err(CostError::invalid(
+            "records",
+            format!(
+                "at most {MAX_RECORDS} records a call, not {}",
+                records.len()
+            ),
+        ));
+    }
+    let mut violations = Violations::new();
+    let mut checked = Vec::with_capacity(records.len());
+    for (i, record) in records.into_iter().enumerate() {
+        let field = |name: &str| format!("records[{i}].{name}");
+        let tenant = Uuid::parse_str(&record.tenant_id).ok();
+        if tenant.is_none() {
+            violations.add(field("tenant_id"), "must be a tenant's UUID");
+        }
+        let meter = meter(record.meter);
+        if meter.is_none() {
+            violations.add(
+                field("meter"),
+                "must name a meter, e.g. METER_INGESTED_READINGS",
+            );
+        }
+        if !(record.quantity.is_finite() && record.quantity >= 0.0) {
+            violations.add(field("quantity"), "must be a finite quantity of at least 0");
+        }
+        let start = record.start_time.as_ref().and_then(time);
+        let end = record.end_time.as_ref().and_then(time);
+        if start.is_none() {
+            violations.add(field("start_time"), "is required, a valid timestamp");
+        }
+        if end.is_none() {
+            violations.add(field("end_time"), "is required, a valid timestamp");
+        }
+        if let (Some(start), Some(end)) = (start, end)
+            && end < start
+        {
+            violations.add(field("end_time"), "must not be before start_time");
+        }
+        let key_chars = record.idempotency_key.chars().count();
+        if key_chars == 0 || key_chars > MAX_KEY_CHARS {
+            violations.add(
+                field("idempotency_key"),
+                format!("must have 1 to {MAX_KEY_CHARS} characters"),
+            );
+        }
+        if let (Some(tenant), Some(meter), Some(start), Some(end)) = (tenant, meter, start, end) {
+            checked.push(KeyedUsage {
+                idempotency_key: record.idempotency_key,
+                usage: Usage {
+                    tenant,
+                    meter,
+                    start,
+                    end,
+                    quantity: record.quantity,
+                },
+            });
+        }
+    }
+    violations.finish().map_err(CostError::InvalidArgument)?;
+    Ok(checked)
 }
 
 /// A meter of the contract, if it names one.

@@ -154,8 +154,15 @@ impl PriceHistory {
 
     /// The book in force at `at`.
     pub fn at(&self, at: DateTime<Utc>) -> &PriceBook {
+        self.in_force(at).1
+    }
+
+    /// The book in force at `at`, with the moment it came into force (`None` for the default
+    /// book, in force until the first change).
+    pub fn in_force(&self, at: DateTime<Utc>) -> (Option<DateTime<Utc>>, &PriceBook) {
         let after = self.books.partition_point(|(from, _)| *from <= at);
-        &self.books[after.saturating_sub(1)].1
+        let (from, book) = &self.books[after.saturating_sub(1)];
+        ((*from != DateTime::<Utc>::MIN_UTC).then_some(*from), book)
     }
 
     /// The books in force over `[start, end)`, each with the part of it that it covers.
