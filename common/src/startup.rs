@@ -12,12 +12,36 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
+use anyhow::Context as _;
+use mfg_proto::tenant::v1::tenant_service_client::TenantServiceClient;
+
 use crate::{
-    auth::AuthLayer,
+    auth::{AuthLayer, Authenticator, KeyCache, MAX_TTL},
+    clock::SharedClock,
     config::{DatabaseArgs, ServerArgs},
     db::{self, DbPool},
-    grpc::{self, Health},
+    grpc::{self, Health, TracedChannel},
 };
+
+/// How a service other than the tenant service authenticates its callers: a client of the
+/// tenant service at `tenant_addr` carrying the operator token, and the auth layer that checks
+/// the operator token and resolves API keys with that client (cached for at most [`MAX_TTL`]).
+pub fn tenant_auth(
+    tenant_addr: &str,
+    operator_token: &str,
+    clock: SharedClock,
+) -> anyhow::Result<(TenantServiceClient<TracedChannel>, AuthLayer)> {
+    let tenant = TenantServiceClient::new(
+        grpc::lazy_channel(&grpc::http_uri(tenant_addr))
+            .context("invalid tenant service address")?
+            .with_bearer(operator_token)?,
+    );
+    let keys = KeyCache::new(tenant.clone(), clock, MAX_TTL, 100_000);
+    Ok((
+        tenant,
+        AuthLayer::new(Authenticator::new(operator_token, keys)),
+    ))
+}
 
 /// A service's database on its way up: what to call it in logs, and the pool once connected
 /// (for the pool's metrics).

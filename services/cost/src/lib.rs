@@ -16,16 +16,12 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::Context as _;
 use mfg_common::{
-    auth::{AuthLayer, Authenticator, KeyCache, MAX_TTL},
     clock::{SharedClock, system_clock},
-    grpc::{self, Health, lazy_channel},
+    grpc::{self, Health},
     shutdown::CancellationToken,
     startup::{self, Database},
 };
-use mfg_proto::{
-    cost::v1::cost_service_server::CostServiceServer, service_names,
-    tenant::v1::tenant_service_client::TenantServiceClient,
-};
+use mfg_proto::{cost::v1::cost_service_server::CostServiceServer, service_names};
 use tokio::net::TcpListener;
 
 use crate::api::{CostApi, Ready, ReadyCost};
@@ -54,16 +50,10 @@ pub async fn run_with_clock(
         .operator_token()
         .map_err(anyhow::Error::msg)
         .context("invalid cost configuration")?;
-    let tenant = TenantServiceClient::new(
-        lazy_channel(&grpc::http_uri(&config.addrs.tenant))
-            .context("invalid tenant service address")?
-            .with_bearer(&operator_token)?,
-    );
+    let (_, auth) = startup::tenant_auth(&config.addrs.tenant, &operator_token, clock.clone())?;
     let (health, routes) = grpc::standard_routes(&[service_names::COST]).await?;
     let ready: ReadyCost = Arc::new(OnceLock::new());
     let routes = routes.add_service(CostServiceServer::new(CostApi::new(ready.clone())));
-    let keys = KeyCache::new(tenant, clock.clone(), MAX_TTL, 100_000);
-    let auth = AuthLayer::new(Authenticator::new(&operator_token, keys));
     let database = Database::new("cost", &config.database());
     let readiness = become_ready(database, clock, ready, health.clone(), shutdown.clone());
     startup::serve_becoming_ready(

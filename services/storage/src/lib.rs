@@ -20,9 +20,8 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::Context as _;
 use mfg_common::{
-    auth::{AuthLayer, Authenticator, KeyCache, MAX_TTL},
     clock::{SharedClock, system_clock},
-    grpc::{self, Health, lazy_channel},
+    grpc::{self, Health},
     shutdown::CancellationToken,
     startup::{self, Database},
 };
@@ -31,7 +30,6 @@ use mfg_proto::{
     storage::v1::{
         alert_service_server::AlertServiceServer, telemetry_service_server::TelemetryServiceServer,
     },
-    tenant::v1::tenant_service_client::TenantServiceClient,
 };
 use tokio::net::TcpListener;
 
@@ -77,11 +75,8 @@ pub async fn run_with_clock(
         .operator_token()
         .map_err(anyhow::Error::msg)
         .context("invalid storage configuration")?;
-    let tenant = TenantServiceClient::new(
-        lazy_channel(&grpc::http_uri(&config.addrs.tenant))
-            .context("invalid tenant service address")?
-            .with_bearer(&operator_token)?,
-    );
+    let (tenant, auth) =
+        startup::tenant_auth(&config.addrs.tenant, &operator_token, clock.clone())?;
     let (health, routes) =
         grpc::standard_routes(&[service_names::TELEMETRY, service_names::ALERT]).await?;
     let ready: ReadyStorage = Arc::new(OnceLock::new());
@@ -112,8 +107,6 @@ pub async fn run_with_clock(
             subscribers,
             metrics.clone(),
         )));
-    let keys = KeyCache::new(tenant.clone(), clock.clone(), MAX_TTL, 100_000);
-    let auth = AuthLayer::new(Authenticator::new(&operator_token, keys));
     let directory = Directory::new(tenant, clock.clone());
     let objects = config
         .object_store()
