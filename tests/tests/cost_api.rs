@@ -25,16 +25,20 @@ async fn the_price_book_is_the_operators_to_read_and_change() {
     assert_eq!(book["prices"].as_array().unwrap().len(), 8, "{book}");
     assert!(book.get("updateTime").is_none(), "never changed: {book}");
 
-    let (status, changed) = call(
-        Method::PATCH,
-        "/v1/price-book",
-        operator,
+    // The same change with its price field misspelled, then spelled right.
+    let update = |price_field: &str| {
         Some(json!({
             "sharedMonthlyUsd": 1000.5,
             "split": "SHARED_COST_SPLIT_EVEN",
             "prices": [{"meter": "METER_HOT_STORAGE", "unit": "GB-month",
-                        "baseUnitsPerUnit": 1e9, "unitPricePerUsd": 0}],
-        })),
+                        "baseUnitsPerUnit": 1e9, price_field: 0.2}],
+        }))
+    };
+    let (status, changed) = call(
+        Method::PATCH,
+        "/v1/price-book",
+        operator,
+        update("unitPricePerUsd"),
     )
     .await;
     assert_eq!(
@@ -46,12 +50,7 @@ async fn the_price_book_is_the_operators_to_read_and_change() {
         Method::PATCH,
         "/v1/price-book",
         operator,
-        Some(json!({
-            "sharedMonthlyUsd": 1000.5,
-            "split": "SHARED_COST_SPLIT_EVEN",
-            "prices": [{"meter": "METER_HOT_STORAGE", "unit": "GB-month",
-                        "baseUnitsPerUnit": 1e9, "unitPriceUsd": 0.2}],
-        })),
+        update("unitPriceUsd"),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{changed}");
