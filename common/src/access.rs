@@ -38,6 +38,7 @@ pub fn declared(path: &str) -> Option<Declared> {
     let access = match declared.audience {
         1 => Access::Tenant(scope.unwrap_or(Scope::Read)),
         2 => Access::Operator(scope),
+        4 => Access::AnyKey(scope.unwrap_or(Scope::Read)),
         _ => Access::Internal,
     };
     Some(Declared {

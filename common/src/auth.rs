@@ -294,6 +294,8 @@ pub enum Access {
     Operator(Option<Scope>),
     /// Only the platform's own services, which call with the operator credential.
     Internal,
+    /// Any authenticated caller: a key of any tenant holding the scope, or the operator.
+    AnyKey(Scope),
 }
 
 impl Access {
@@ -308,6 +310,10 @@ impl Access {
             }
             Self::Operator(_) => "the operator only".to_owned(),
             Self::Internal => "the platform's own services only (internal)".to_owned(),
+            Self::AnyKey(scope) => format!(
+                "the operator, or a key of any tenant with the `{}` scope",
+                scope.as_str()
+            ),
         }
     }
 }
@@ -324,6 +330,11 @@ impl Caller {
                 self.require_operator()
             }
             Access::Internal => self.require_operator(),
+            Access::AnyKey(scope) => match self {
+                Self::Operator => Ok(()),
+                Self::Tenant(principal) if principal.allows(scope) => Ok(()),
+                Self::Tenant(_) => Err(Denied::MissingScope(scope.as_str())),
+            },
         }
     }
 
@@ -513,5 +524,43 @@ mod tests {
         assert!(Scope::Write.allows(Scope::Read));
         assert!(!Scope::Read.allows(Scope::Write));
         assert!(!Scope::Write.allows(Scope::Admin));
+    }
+
+    #[test]
+    fn any_key_with_the_scope_is_let_through_whatever_its_tenant() {
+        let key = |scopes: Vec<Scope>| {
+            Caller::Tenant(Arc::new(Principal {
+                tenant_id: "acme".to_owned(),
+                key_id: "k".to_owned(),
+                scopes,
+                suspended: false,
+                plan: pb::Plan::Shared,
+                limits: pb::Limits::default(),
+            }))
+        };
+        let reader = key(vec![Scope::Read]);
+        assert!(reader.permits(Access::AnyKey(Scope::Read), None).is_ok());
+        assert!(
+            reader
+                .permits(Access::AnyKey(Scope::Read), Some("globex"))
+                .is_ok()
+        );
+        assert!(matches!(
+            reader.permits(Access::AnyKey(Scope::Write), None),
+            Err(Denied::MissingScope("write"))
+        ));
+        assert!(matches!(
+            key(Vec::new()).permits(Access::AnyKey(Scope::Read), None),
+            Err(Denied::MissingScope("read"))
+        ));
+        assert!(
+            Caller::Operator
+                .permits(Access::AnyKey(Scope::Admin), None)
+                .is_ok()
+        );
+        assert!(matches!(
+            reader.permits(Access::Operator(None), None),
+            Err(Denied::OperatorOnly)
+        ));
     }
 }

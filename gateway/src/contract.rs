@@ -189,6 +189,7 @@ fn access_of(value: &prost_reflect::Value) -> anyhow::Result<Access> {
         1 => Access::Tenant(scope.unwrap_or(Scope::Read)),
         2 => Access::Operator(scope),
         3 => Access::Internal,
+        4 => Access::AnyKey(scope.unwrap_or(Scope::Read)),
         other => bail!("audience {other} is not one the edge knows"),
     })
 }

@@ -332,12 +332,13 @@ impl Builder {
 }
 
 /// The access an operation declares, as `x-mfg-access`: `{"audience": "tenant", "scope":
-/// "read"}`, `{"audience": "operator"}`.
+/// "read"}`, `{"audience": "operator"}`, `{"audience": "any_key", "scope": "read"}`.
 fn access_json(access: Access) -> Value {
     match access {
         Access::Tenant(scope) => json!({ "audience": "tenant", "scope": scope.as_str() }),
         Access::Operator(_) => json!({ "audience": "operator" }),
         Access::Internal => json!({ "audience": "internal" }),
+        Access::AnyKey(scope) => json!({ "audience": "any_key", "scope": scope.as_str() }),
     }
 }
 

@@ -1,5 +1,5 @@
-//! The cost service's built RPCs through the platform: the price book over REST (operator only,
-//! its changes kept with their time, bad fields named) and usage recorded once per key over
+//! The cost service's built RPCs through the platform: the price book over REST (any key reads
+//! it, only the operator changes it, its changes kept with their time, bad fields named) and usage recorded once per key over
 //! gRPC.
 
 use mfg_proto::{
@@ -11,7 +11,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 #[tokio::test]
-async fn the_price_book_is_the_operators_to_read_and_change() {
+async fn any_key_reads_the_price_book_and_the_operator_changes_it() {
     let dir = tempfile::tempdir().unwrap();
     let platform = mfg_tests::Platform::up(dir.path(), None).await;
     let http = reqwest::Client::new();
@@ -91,7 +91,7 @@ async fn the_price_book_is_the_operators_to_read_and_change() {
         "{refused}"
     );
 
-    // A tenant's key may not read or change the price book.
+    // A tenant's key may read the price book, and not change it.
     let mut tenants = TenantServiceClient::new(
         mfg_common::grpc::lazy_channel(&format!("http://{}", platform.addresses.tenant))
             .unwrap()
@@ -99,7 +99,16 @@ async fn the_price_book_is_the_operators_to_read_and_change() {
             .unwrap(),
     );
     let (_, key) = mfg_tests::tenant_with_key(&mut tenants, "acme", &[Scope::Admin]).await;
-    let (status, _) = call(Method::GET, "/v1/price-book", Some(&key), None).await;
+    let (status, read_by_key) = call(Method::GET, "/v1/price-book", Some(&key), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(read_by_key, read);
+    let (status, _) = call(
+        Method::PATCH,
+        "/v1/price-book",
+        Some(&key),
+        update("unitPriceUsd"),
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     platform.stop().await;
 }
@@ -164,5 +173,150 @@ async fn usage_is_recorded_once_per_key() {
         .get_price_book(pb::GetPriceBookRequest {})
         .await
         .unwrap();
+    platform.stop().await;
+}
+
+/// A usage record of `quantity` over the five minutes that ended a minute ago.
+fn recent(tenant: &str, meter: pb::Meter, quantity: f64, key: &str) -> pb::UsageRecord {
+    let now = chrono::Utc::now();
+    let at = |minutes: i64| {
+        let t = now - chrono::Duration::minutes(minutes);
+        Timestamp {
+            seconds: t.timestamp(),
+            nanos: 0,
+        }
+    };
+    pb::UsageRecord {
+        tenant_id: tenant.to_owned(),
+        meter: meter.into(),
+        quantity,
+        start_time: Some(at(6)),
+        end_time: Some(at(1)),
+        idempotency_key: key.to_owned(),
+    }
+}
+
+/// Dollars as whole cents.
+fn cents(value: &serde_json::Value) -> i64 {
+    (value.as_f64().unwrap_or(0.0) * 100.0).round() as i64
+}
+
+#[tokio::test]
+async fn a_tenants_cost_is_its_part_of_the_summary_to_the_cent() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = mfg_tests::Platform::up(dir.path(), None).await;
+    let channel = |addr: &std::net::SocketAddr| {
+        mfg_common::grpc::lazy_channel(&format!("http://{addr}"))
+            .unwrap()
+            .with_bearer(&platform.operator_token)
+            .unwrap()
+    };
+    let mut tenants = TenantServiceClient::new(channel(&platform.addresses.tenant));
+    let mut cost = CostServiceClient::new(channel(&platform.addresses.cost));
+    let (acme, acme_key) = mfg_tests::tenant_with_key(&mut tenants, "acme", &[Scope::Read]).await;
+    let (globex, _) = mfg_tests::tenant_with_key(&mut tenants, "globex", &[Scope::Read]).await;
+    tenants
+        .update_tenant(mfg_proto::tenant::v1::UpdateTenantRequest {
+            tenant_id: globex.clone(),
+            tenant: Some(mfg_proto::tenant::v1::Tenant {
+                plan: mfg_proto::tenant::v1::Plan::Dedicated.into(),
+                ..Default::default()
+            }),
+            update_mask: Some(pbjson_types::FieldMask {
+                paths: vec!["plan".to_owned()],
+            }),
+        })
+        .await
+        .unwrap();
+    cost.record_usage(pb::RecordUsageRequest {
+        records: vec![
+            recent(&acme, pb::Meter::IngestedReadings, 5e9, "acme/readings"),
+            recent(&acme, pb::Meter::HotStorage, 200e9, "acme/hot"),
+            recent(&globex, pb::Meter::ApiRequests, 3e6, "globex/api"),
+        ],
+    })
+    .await
+    .unwrap();
+
+    // Since the start of the hour two hours ago, whatever the day of the month: a period is
+    // costed by the hours that start in it.
+    let since = chrono::DurationRound::duration_trunc(
+        chrono::Utc::now() - chrono::Duration::hours(2),
+        chrono::Duration::hours(1),
+    )
+    .unwrap()
+    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let http = reqwest::Client::new();
+    let call = async |path: String, token: &str| {
+        mfg_tests::http_call(&http, &platform.base, Method::GET, &path, Some(token), None).await
+    };
+    let (status, report) = call(
+        format!("/v1/tenants/{acme}/cost?startTime={since}"),
+        &acme_key,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let report = &report["report"];
+    let lines = report["lines"].as_array().unwrap();
+    let meters: Vec<_> = lines.iter().map(|l| l["meter"].as_str().unwrap()).collect();
+    assert_eq!(
+        meters,
+        ["METER_INGESTED_READINGS", "METER_HOT_STORAGE"],
+        "{report}"
+    );
+    assert_eq!(lines[1]["tier"], "TIER_HOT");
+    // Five billion readings at the default $0.000056 a million: 28 cents.
+    assert_eq!(cents(&lines[0]["amountUsd"]), 28, "{report}");
+    let line_sum: i64 = lines.iter().map(|l| cents(&l["amountUsd"])).sum();
+    assert_eq!(line_sum, cents(&report["directUsd"]));
+    assert_eq!(
+        cents(&report["directUsd"]) + cents(&report["sharedUsd"]) + cents(&report["dedicatedUsd"]),
+        cents(&report["totalUsd"])
+    );
+    let days: i64 = report["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| cents(&d["totalUsd"]))
+        .sum();
+    assert_eq!(days, cents(&report["totalUsd"]), "{report}");
+
+    // Another tenant's cost is not found with this key; the summary is the operator's.
+    let (status, _) = call(format!("/v1/tenants/{globex}/cost"), &acme_key).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = call("/v1/cost".to_owned(), &acme_key).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (status, summary) = call(
+        format!("/v1/cost?startTime={since}"),
+        &platform.operator_token,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{summary}");
+    let reports = summary["reports"].as_array().unwrap();
+    let of = |id: &str| reports.iter().find(|r| r["tenantId"] == id).unwrap();
+    assert_eq!(of(&acme)["totalUsd"], report["totalUsd"], "{summary}");
+    let totals: i64 = reports.iter().map(|r| cents(&r["totalUsd"])).sum();
+    assert_eq!(totals, cents(&summary["totalUsd"]));
+    let shares: i64 = reports.iter().map(|r| cents(&r["sharedUsd"])).sum();
+    assert_eq!(shares, cents(&summary["sharedUsd"]));
+    assert_eq!(summary["split"], "SHARED_COST_SPLIT_PROPORTIONAL");
+    // Globex is on the dedicated plan: $72.08 a month of capacity, for three hours or less.
+    let dedicated = cents(&of(&globex)["dedicatedUsd"]);
+    assert!((1..=30).contains(&dedicated), "{summary}");
+    assert_eq!(
+        cents(&report["dedicatedUsd"]),
+        0,
+        "acme is shared: {report}"
+    );
+
+    // A period that ends before it starts is refused, naming the field.
+    let (status, refused) = call(
+        format!("/v1/tenants/{acme}/cost?startTime=2999-01-01T00:00:00Z"),
+        &acme_key,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(refused.to_string().contains("start_time"), "{refused}");
     platform.stop().await;
 }

@@ -48,9 +48,7 @@ async fn unbuilt_routes_answer_501() {
     let platform = mfg_tests::Platform::up(dir.path(), None).await;
     let http = reqwest::Client::new();
     for (method, path, body) in [
-        (reqwest::Method::GET, "/v1/tenants/t1/cost", None),
         (reqwest::Method::GET, "/v1/tenants/t1/cost:forecast", None),
-        (reqwest::Method::GET, "/v1/cost", None),
         (reqwest::Method::GET, "/v1/tenants/t1/recommendations", None),
         (
             reqwest::Method::POST,

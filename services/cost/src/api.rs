@@ -1,12 +1,14 @@
 //! The gRPC adapter of the cost service: usage metering, the price book, per-tenant cost with
 //! shared costs split, budgets, forecasts and recommendations.
 //!
-//! Built so far: `RecordUsage`, `GetPriceBook` and `UpdatePriceBook`. The other RPCs answer
+//! Built so far: `RecordUsage`, `GetTenantCost`, `GetCostSummary`, `GetPriceBook` and
+//! `UpdatePriceBook`. The other RPCs answer
 //! UNIMPLEMENTED through the generated default bodies, never a made-up result. Access is
 //! checked before a call reaches here, by the auth layer, from each RPC's option in the
 //! contract.
 
 pub mod convert;
+pub mod reports;
 
 use std::sync::{Arc, OnceLock};
 
@@ -15,13 +17,18 @@ use mfg_common::clock::SharedClock;
 use mfg_proto::cost::v1::{self as pb, cost_service_server::CostService};
 use tonic::{Request, Response, Status};
 
-use crate::{error::CostError, store::CostStore};
+use crate::{error::CostError, store::CostStore, tenants::Directory};
+
+/// How many times an update of the price book is tried when other updates keep coming first.
+const PRICE_BOOK_ATTEMPTS: usize = 5;
 
 /// What the API works on once the database is ready.
 #[derive(Debug, Clone)]
 pub struct Ready {
     /// The ledger and the price books.
     pub store: Arc<dyn CostStore>,
+    /// The tenants, with their plans and budgets.
+    pub tenants: Arc<Directory>,
     /// The clock.
     pub clock: SharedClock,
 }
@@ -47,6 +54,15 @@ impl CostApi {
 }
 
 impl Ready {
+    /// The tenant of a request's `tenant_id`, NOT_FOUND when there is none.
+    async fn tenant(&self, id: &str) -> Result<crate::tenants::Tenant, CostError> {
+        let id = reports::tenant_id(id)?;
+        self.tenants
+            .get(id)
+            .await?
+            .ok_or_else(|| CostError::TenantNotFound(id.to_string()))
+    }
+
     /// The time, to the microsecond, as the store keeps it.
     fn now(&self) -> DateTime<Utc> {
         let now: DateTime<Utc> = self.clock.system_now().into();
@@ -61,12 +77,48 @@ impl CostService for CostApi {
         request: Request<pb::RecordUsageRequest>,
     ) -> Result<Response<pb::RecordUsageResponse>, Status> {
         let ready = self.ready()?;
-        let records = convert::usage_records(request.into_inner().records)?;
-        let counted = ready.store.record_usage(&records, ready.now()).await?;
+        let now = ready.now();
+        let records = convert::usage_records(request.into_inner().records, now)?;
+        let counted = ready.store.record_usage(&records, now).await?;
         Ok(Response::new(pb::RecordUsageResponse {
             recorded: counted.recorded,
             duplicates: counted.duplicates,
         }))
+    }
+
+    async fn get_tenant_cost(
+        &self,
+        request: Request<pb::GetTenantCostRequest>,
+    ) -> Result<Response<pb::GetTenantCostResponse>, Status> {
+        let ready = self.ready()?;
+        let request = request.into_inner();
+        let tenant = ready.tenant(&request.tenant_id).await?;
+        let period = reports::period(
+            request.start_time.as_ref(),
+            request.end_time.as_ref(),
+            ready.now(),
+        )?;
+        let report =
+            crate::costing::tenant(ready.store.as_ref(), &ready.tenants, tenant, period).await?;
+        Ok(Response::new(pb::GetTenantCostResponse {
+            report: Some(reports::tenant_report(&report, period)),
+        }))
+    }
+
+    async fn get_cost_summary(
+        &self,
+        request: Request<pb::GetCostSummaryRequest>,
+    ) -> Result<Response<pb::GetCostSummaryResponse>, Status> {
+        let ready = self.ready()?;
+        let request = request.into_inner();
+        let period = reports::period(
+            request.start_time.as_ref(),
+            request.end_time.as_ref(),
+            ready.now(),
+        )?;
+        let (tenants, summary, _) =
+            crate::costing::summary(ready.store.as_ref(), &ready.tenants, period).await?;
+        Ok(Response::new(reports::summary(&tenants, &summary, period)))
     }
 
     async fn get_price_book(
@@ -75,7 +127,7 @@ impl CostService for CostApi {
     ) -> Result<Response<pb::GetPriceBookResponse>, Status> {
         let ready = self.ready()?;
         let history = ready.store.price_history().await?;
-        let (since, book) = history.in_force(ready.now());
+        let (since, book) = history.latest();
         Ok(Response::new(pb::GetPriceBookResponse {
             price_book: Some(convert::price_book(book, since)),
         }))
@@ -87,13 +139,26 @@ impl CostService for CostApi {
     ) -> Result<Response<pb::UpdatePriceBookResponse>, Status> {
         let ready = self.ready()?;
         let request = request.into_inner();
-        let now = ready.now();
-        let history = ready.store.price_history().await?;
-        let book =
-            convert::price_book_update(request.price_book, request.update_mask, history.at(now))?;
-        ready.store.change_prices(now, &book).await?;
-        Ok(Response::new(pb::UpdatePriceBookResponse {
-            price_book: Some(convert::price_book(&book, Some(now))),
-        }))
+        for _ in 0..PRICE_BOOK_ATTEMPTS {
+            let history = ready.store.price_history().await?;
+            let (replaces, current) = history.latest();
+            // A change takes effect now, and never at or before the one it replaces.
+            let from = replaces.map_or(ready.now(), |r| {
+                ready.now().max(r + chrono::Duration::microseconds(1))
+            });
+            let book = convert::price_book_update(
+                request.price_book.clone(),
+                request.update_mask.clone(),
+                current,
+            )?;
+            if ready.store.change_prices(from, replaces, &book).await? {
+                return Ok(Response::new(pb::UpdatePriceBookResponse {
+                    price_book: Some(convert::price_book(&book, Some(from))),
+                }));
+            }
+        }
+        Err(Status::aborted(
+            "the price book kept changing under this update; send it again",
+        ))
     }
 }

@@ -10,6 +10,9 @@ pub enum CostError {
     /// Fields of the request are invalid.
     #[error("{}", describe_violations(.0))]
     InvalidArgument(Vec<FieldViolation>),
+    /// No tenant has this id (or the caller may not know that it has).
+    #[error("tenant `{0}` not found")]
+    TenantNotFound(String),
     /// The service has not reached its database yet.
     #[error("the cost service is starting: its database is not ready yet")]
     NotReady,
@@ -32,6 +35,7 @@ impl ServiceError for CostError {
     fn error_code(&self) -> ErrorCode {
         match self {
             Self::InvalidArgument(_) => ErrorCode::InvalidArgument,
+            Self::TenantNotFound(_) => ErrorCode::NotFound,
             Self::NotReady | Self::Unavailable(_) => ErrorCode::Unavailable,
             Self::Internal(_) => ErrorCode::Internal,
         }

@@ -8,11 +8,16 @@
 
 pub mod api;
 pub mod config;
+pub mod costing;
 pub mod domain;
 pub mod error;
 pub mod store;
+pub mod tenants;
 
-use std::sync::{Arc, OnceLock};
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use mfg_common::{
@@ -24,8 +29,11 @@ use mfg_common::{
 use mfg_proto::{cost::v1::cost_service_server::CostServiceServer, service_names};
 use tokio::net::TcpListener;
 
-use crate::api::{CostApi, Ready, ReadyCost};
 pub use crate::config::Config;
+use crate::{
+    api::{CostApi, Ready, ReadyCost},
+    tenants::Directory,
+};
 
 /// Runs the cost service on `listener` until `shutdown` is cancelled.
 pub async fn run(
@@ -50,12 +58,21 @@ pub async fn run_with_clock(
         .operator_token()
         .map_err(anyhow::Error::msg)
         .context("invalid cost configuration")?;
-    let (_, auth) = startup::tenant_auth(&config.addrs.tenant, &operator_token, clock.clone())?;
+    let (tenant_client, auth) =
+        startup::tenant_auth(&config.addrs.tenant, &operator_token, clock.clone())?;
+    let tenants = Arc::new(Directory::new(tenant_client));
     let (health, routes) = grpc::standard_routes(&[service_names::COST]).await?;
     let ready: ReadyCost = Arc::new(OnceLock::new());
     let routes = routes.add_service(CostServiceServer::new(CostApi::new(ready.clone())));
     let database = Database::new("cost", &config.database());
-    let readiness = become_ready(database, clock, ready, health.clone(), shutdown.clone());
+    let readiness = become_ready(
+        database,
+        tenants,
+        clock,
+        ready,
+        health.clone(),
+        shutdown.clone(),
+    );
     startup::serve_becoming_ready(
         listener,
         routes,
@@ -68,8 +85,12 @@ pub async fn run_with_clock(
     .await
 }
 
+/// How often the snapshot of the tenants is refreshed from the tenant service.
+const TENANTS_REFRESH: Duration = Duration::from_secs(5);
+
 async fn become_ready(
     database: Database,
+    tenants: Arc<Directory>,
     clock: SharedClock,
     ready: ReadyCost,
     health: Health,
@@ -85,11 +106,14 @@ async fn become_ready(
     };
     let ready = ready.get_or_init(|| Ready {
         store: Arc::from(store),
+        tenants,
         clock,
     });
-    database
-        .keep_health(health, shutdown, || async {
-            ready.store.ping().await.is_ok()
-        })
-        .await;
+    let health = database.keep_health(health, shutdown.clone(), || async {
+        ready.store.ping().await.is_ok()
+    });
+    tokio::join!(
+        health,
+        ready.tenants.refresh_every(TENANTS_REFRESH, shutdown)
+    );
 }

@@ -1,19 +1,24 @@
 //! The cost service's ledger: one trait, [`CostStore`], implemented once over both backends
 //! (`store/sql_store.rs`) and tested by one conformance suite on PostgreSQL and SQLite.
 //!
-//! Usage is kept by tenant, meter and hour: a record is split over the hours it spans and added
-//! to them, in the transaction that records its idempotency key, so a record is counted once
-//! however often it is sent. A month of a tenant's usage is at most 730 rows a meter.
+//! Usage is kept by tenant, meter and hour, and summed by day and by month as well
+//! ([`buckets`]): a record is split over the hours it spans and added to them and to their days
+//! and months, in the transaction that records its idempotency key, so a record is counted once
+//! however often it is sent. A month of a tenant's usage is at most 730 hourly rows a meter,
+//! and one monthly row.
 
+pub mod buckets;
 mod sql_store;
 
 use chrono::{DateTime, Utc};
 use mfg_common::db::DbPool;
 use uuid::Uuid;
 
+use self::buckets::Grain;
 pub use self::sql_store::SqlStore;
 use crate::{
     domain::{
+        meter::Meter,
         price_book::{PriceBook, PriceHistory},
         report::Usage,
     },
@@ -42,6 +47,17 @@ pub struct Recorded {
     pub duplicates: u32,
 }
 
+/// A tenant's usage of a meter summed over a period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summed {
+    /// The tenant.
+    pub tenant: Uuid,
+    /// The meter.
+    pub meter: Meter,
+    /// A count, or a level times the seconds it was held.
+    pub amount: f64,
+}
+
 /// Where usage and prices are kept.
 #[async_trait::async_trait]
 pub trait CostStore: Send + Sync + std::fmt::Debug + 'static {
@@ -56,19 +72,35 @@ pub trait CostStore: Send + Sync + std::fmt::Debug + 'static {
     /// sent again after its key is forgotten counts again, so `before` must lie further back
     /// than any flush is retried.
     async fn forget_keys(&self, before: DateTime<Utc>) -> Result<u64>;
-    /// The usage of the hours that start in `[start, end)`, of one tenant or of all, one
-    /// record per tenant, meter and hour (a level as its mean over the hour).
+    /// The usage of the buckets of `grain` that start in `[start, end)`, of one tenant or of
+    /// all, one record per tenant, meter and bucket (a level as its mean over the bucket).
     async fn usage(
         &self,
+        grain: Grain,
         tenant: Option<Uuid>,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     ) -> Result<Vec<Usage>>;
+    /// The usage of the hours that start in `[start, end)`, or from `start` on when `end` is
+    /// `None`, of one tenant or of all, summed per tenant and meter from the fewest buckets.
+    async fn sums(
+        &self,
+        tenant: Option<Uuid>,
+        start: DateTime<Utc>,
+        end: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Summed>>;
 
     /// Every price book with the moment it came into force, the default before the first.
     async fn price_history(&self) -> Result<PriceHistory>;
-    /// Records a price book in force from `from` on.
-    async fn change_prices(&self, from: DateTime<Utc>, book: &PriceBook) -> Result<()>;
+    /// Records a price book in force from `from` on, replacing the one in force since
+    /// `replaces` (`None`: the defaults). Returns false, changing nothing, when another change
+    /// replaced that book first: the caller reads the history again and retries.
+    async fn change_prices(
+        &self,
+        from: DateTime<Utc>,
+        replaces: Option<DateTime<Utc>>,
+        book: &PriceBook,
+    ) -> Result<bool>;
 }
 
 /// Opens the store of a pool's backend.

@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, TimeZone as _, Utc};
 use mfg_common::{config::DatabaseArgs, db, testing::TestDatabase};
 use mfg_cost::{
     domain::{meter::Meter, price_book::PriceBook, report::Usage},
-    store::{self, CostStore, KeyedUsage, Recorded},
+    store::{self, CostStore, KeyedUsage, Recorded, buckets::Grain},
 };
 use uuid::Uuid;
 
@@ -99,7 +99,7 @@ async fn usage_counts_once_per_key(store: Arc<dyn CostStore>) {
     assert_eq!(one.recorded + two.recorded, 20);
     assert_eq!(one.duplicates + two.duplicates, 20);
     let hours = store
-        .usage(Some(tenant), at(4, 0, 0), at(5, 0, 0))
+        .usage(Grain::Hour, Some(tenant), at(4, 0, 0), at(5, 0, 0))
         .await
         .unwrap();
     assert_eq!(hours.len(), 1);
@@ -140,7 +140,7 @@ async fn forgotten_keys_count_again(store: Arc<dyn CostStore>) {
         1
     );
     let hours = store
-        .usage(Some(tenant), at(4, 0, 0), at(5, 0, 0))
+        .usage(Grain::Hour, Some(tenant), at(4, 0, 0), at(5, 0, 0))
         .await
         .unwrap();
     assert_eq!(hours[0].quantity, 2.0);
@@ -171,7 +171,7 @@ async fn usage_is_read_back_by_hour_and_tenant(store: Arc<dyn CostStore>) {
     ];
     store.record_usage(&records, at(4, 12, 0)).await.unwrap();
     let acme_hours = store
-        .usage(Some(acme), at(4, 0, 0), at(5, 0, 0))
+        .usage(Grain::Hour, Some(acme), at(4, 0, 0), at(5, 0, 0))
         .await
         .unwrap();
     let seen: Vec<(DateTime<Utc>, Meter, f64)> = acme_hours
@@ -195,13 +195,16 @@ async fn usage_is_read_back_by_hour_and_tenant(store: Arc<dyn CostStore>) {
     // Hours that start in the range only; every tenant without one.
     assert_eq!(
         store
-            .usage(Some(acme), at(4, 11, 0), at(4, 12, 0))
+            .usage(Grain::Hour, Some(acme), at(4, 11, 0), at(4, 12, 0))
             .await
             .unwrap()
             .len(),
         2
     );
-    let all = store.usage(None, at(4, 0, 0), at(5, 0, 0)).await.unwrap();
+    let all = store
+        .usage(Grain::Hour, None, at(4, 0, 0), at(5, 0, 0))
+        .await
+        .unwrap();
     assert_eq!(all.len(), 5);
     assert_eq!(all.iter().filter(|u| u.tenant == globex).count(), 1);
 }
@@ -217,11 +220,125 @@ async fn prices_are_kept_with_the_moment_they_came_into_force(store: Arc<dyn Cos
         shared_monthly_usd: 1_234.5,
         ..PriceBook::default()
     };
-    store.change_prices(at(10, 12, 0), &dearer).await.unwrap();
+    assert!(
+        store
+            .change_prices(at(10, 12, 0), None, &dearer)
+            .await
+            .unwrap()
+    );
     let history = store.price_history().await.unwrap();
     assert_eq!(history.at(at(10, 11, 59)), &PriceBook::default());
     assert_eq!(history.at(at(10, 12, 0)), &dearer);
     assert_eq!(history.at(at(20, 0, 0)), &dearer);
+    assert_eq!(history.latest(), (Some(at(10, 12, 0)), &dearer));
+
+    // Two changes made from the same book, at once: one wins, the other changes nothing.
+    let (even_dearer, cheaper) = (
+        PriceBook {
+            shared_monthly_usd: 2_000.0,
+            ..PriceBook::default()
+        },
+        PriceBook {
+            shared_monthly_usd: 10.0,
+            ..PriceBook::default()
+        },
+    );
+    let replaces = Some(at(10, 12, 0));
+    let (one, two) = tokio::join!(
+        store.change_prices(at(11, 0, 0), replaces, &even_dearer),
+        store.change_prices(at(11, 0, 1), replaces, &cheaper),
+    );
+    let (one, two) = (one.unwrap(), two.unwrap());
+    assert!(one ^ two, "exactly one wins: {one} {two}");
+    let winner = if one { &even_dearer } else { &cheaper };
+    let history = store.price_history().await.unwrap();
+    assert_eq!(history.latest().1, winner);
+    // The loser, retried on the winner, goes in.
+    let (from, _) = history.latest();
+    assert!(
+        store
+            .change_prices(at(12, 0, 0), from, &dearer)
+            .await
+            .unwrap()
+    );
+}
+
+fn in_november(day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, day, hour, minute, 0)
+        .unwrap()
+}
+
+async fn usage_is_summed_by_day_and_month(store: Arc<dyn CostStore>) {
+    let (acme, globex) = (Uuid::now_v7(), Uuid::now_v7());
+    // Two hours across the turn of the month: 60 requests and a GB-hour on each side.
+    let from = in_november(30, 23, 0);
+    let records = [
+        record("acme-api", acme, Meter::ApiRequests, from, 120, 120.0),
+        record("acme-hot", acme, Meter::HotStorage, from, 120, 1e9),
+        record("globex-api", globex, Meter::ApiRequests, from, 60, 7.0),
+    ];
+    store.record_usage(&records, at(1, 1, 0)).await.unwrap();
+
+    let days = store
+        .usage(Grain::Day, Some(acme), in_november(1, 0, 0), at(31, 0, 0))
+        .await
+        .unwrap();
+    let seen: Vec<_> = days.iter().map(|u| (u.start, u.end, u.meter)).collect();
+    assert_eq!(
+        seen,
+        [
+            (in_november(30, 0, 0), at(1, 0, 0), Meter::ApiRequests),
+            (in_november(30, 0, 0), at(1, 0, 0), Meter::HotStorage),
+            (at(1, 0, 0), at(2, 0, 0), Meter::ApiRequests),
+            (at(1, 0, 0), at(2, 0, 0), Meter::HotStorage),
+        ]
+    );
+    assert_eq!(days[0].quantity, 60.0);
+    // A level is its mean over the bucket: a GB for an hour of a 24-hour day.
+    assert!(
+        (days[1].quantity - 1e9 / 24.0).abs() < 1.0,
+        "{}",
+        days[1].quantity
+    );
+    let months = store
+        .usage(Grain::Month, Some(acme), in_november(1, 0, 0), at(31, 0, 0))
+        .await
+        .unwrap();
+    assert_eq!(months.len(), 4);
+    assert_eq!(
+        (months[0].start, months[0].end),
+        (in_november(1, 0, 0), at(1, 0, 0))
+    );
+    assert!((months[1].quantity - 1e9 / (30.0 * 24.0)).abs() < 1.0);
+
+    let sum = async |tenant, start, end| {
+        let mut sums = store.sums(tenant, start, end).await.unwrap();
+        sums.sort_by_key(|s| (s.tenant, s.meter));
+        sums.into_iter()
+            .map(|s| (s.tenant, s.meter, s.amount))
+            .collect::<Vec<_>>()
+    };
+    // From the start of November on: both hours; a level as GB-seconds.
+    assert_eq!(
+        sum(Some(acme), in_november(1, 0, 0), None).await,
+        [
+            (acme, Meter::HotStorage, 7_200e9),
+            (acme, Meter::ApiRequests, 120.0),
+        ]
+    );
+    // November only, read from its month; the hours that start from 23:30 to 00:30: one.
+    assert_eq!(
+        sum(Some(acme), in_november(1, 0, 0), Some(at(1, 0, 0))).await[1],
+        (acme, Meter::ApiRequests, 60.0)
+    );
+    assert_eq!(
+        sum(Some(acme), in_november(30, 23, 30), Some(at(1, 0, 30))).await[1],
+        (acme, Meter::ApiRequests, 60.0)
+    );
+    // Every tenant, from days and hours.
+    let all = sum(None, in_november(29, 12, 0), Some(at(2, 0, 0))).await;
+    assert!(all.contains(&(globex, Meter::ApiRequests, 7.0)), "{all:?}");
+    assert!(all.contains(&(acme, Meter::ApiRequests, 120.0)), "{all:?}");
 }
 
 mfg_common::on_each_backend!(
@@ -234,5 +351,6 @@ mfg_common::on_each_backend!(
         forgotten_keys_count_again,
         usage_is_read_back_by_hour_and_tenant,
         prices_are_kept_with_the_moment_they_came_into_force,
+        usage_is_summed_by_day_and_month,
     ],
 );

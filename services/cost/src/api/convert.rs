@@ -20,6 +20,9 @@ use crate::{
 
 /// The most records one `RecordUsage` may carry.
 pub const MAX_RECORDS: usize = 10_000;
+/// How far after now a record may end: the clocks of the services that meter may run ahead of
+/// this one's by that much.
+const MAX_AHEAD: chrono::Duration = chrono::Duration::minutes(5);
 /// The longest idempotency key, in characters.
 const MAX_KEY_CHARS: usize = 200;
 
@@ -38,12 +41,13 @@ pub fn timestamp(time: DateTime<Utc>) -> Timestamp {
 }
 
 /// A timestamp as a moment, if chrono can hold it.
-fn time(ts: &Timestamp) -> Option<DateTime<Utc>> {
+pub fn time(ts: &Timestamp) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(ts.seconds, u32::try_from(ts.nanos).ok()?)
 }
 
-/// Usage records to count, each field checked.
-pub fn usage_records(records: Vec<pb::UsageRecord>) -> Result<Vec<KeyedUsage>> {
+/// Usage records to count, each field checked: none may end more than [`MAX_AHEAD`] after
+/// `now` (a report that ends now takes everything recorded; see `store::buckets`).
+pub fn usage_records(records: Vec<pb::UsageRecord>, now: DateTime<Utc>) -> Result<Vec<KeyedUsage>> {
     if records.len() > MAX_RECORDS {
         return Err(CostError::invalid(
             "records",
@@ -83,6 +87,14 @@ pub fn usage_records(records: Vec<pb::UsageRecord>) -> Result<Vec<KeyedUsage>> {
             && end < start
         {
             violations.add(field("end_time"), "must not be before start_time");
+        }
+        if let Some(end) = end
+            && end > now + MAX_AHEAD
+        {
+            violations.add(
+                field("end_time"),
+                "must not be more than 5 minutes in the future",
+            );
         }
         let key_chars = record.idempotency_key.chars().count();
         if key_chars == 0 || key_chars > MAX_KEY_CHARS {
@@ -137,7 +149,7 @@ pub fn meter_to_proto(meter: Meter) -> pb::Meter {
     }
 }
 
-fn split_to_proto(split: Split) -> pb::SharedCostSplit {
+pub fn split_to_proto(split: Split) -> pb::SharedCostSplit {
     match split {
         Split::Even => pb::SharedCostSplit::Even,
         Split::Proportional => pb::SharedCostSplit::Proportional,

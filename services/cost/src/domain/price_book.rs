@@ -165,6 +165,11 @@ impl PriceHistory {
         ((*from != DateTime::<Utc>::MIN_UTC).then_some(*from), book)
     }
 
+    /// The latest book, with the moment it came into force (`None` for the default book).
+    pub fn latest(&self) -> (Option<DateTime<Utc>>, &PriceBook) {
+        self.in_force(DateTime::<Utc>::MAX_UTC)
+    }
+
     /// The books in force over `[start, end)`, each with the part of it that it covers.
     pub fn over(
         &self,

@@ -80,6 +80,20 @@ pub struct TenantCost {
     pub total: Cents,
 }
 
+impl TenantCost {
+    /// The report of a tenant that costs nothing.
+    pub fn nothing(tenant: Uuid) -> Self {
+        Self {
+            tenant,
+            lines: Vec::new(),
+            direct: Cents::default(),
+            shared: Cents::default(),
+            dedicated: Cents::default(),
+            total: Cents::default(),
+        }
+    }
+}
+
 /// Every tenant's cost over a period, and the platform's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
@@ -143,8 +157,8 @@ pub fn summarize(
     }
 }
 
-/// A tenant's lines, one per meter it used, by meter.
-fn lines(
+/// A tenant's lines over `[start, end)`, one per meter it used, by meter.
+pub fn lines(
     tenant: Uuid,
     usage: &[Usage],
     prices: &PriceHistory,

@@ -2,14 +2,19 @@
 //! says how the backend migrates. Times are bound as microseconds since the epoch and tenants
 //! as text on both.
 
-use std::future::Future;
+use std::{collections::BTreeMap, future::Future};
 
-use chrono::{DateTime, Duration, Utc};
-use mfg_common::db::SqlDialect;
-use sqlx::{Database, Executor, IntoArguments, Pool, Row as _, migrate::MigrateError};
+use chrono::{DateTime, Utc};
+use mfg_common::db::{DbErrorKind, SqlDialect};
+use sqlx::{
+    AssertSqlSafe, Database, Executor, IntoArguments, Pool, Row as _, migrate::MigrateError,
+};
 use uuid::Uuid;
 
-use super::{CostStore, KeyedUsage, MIGRATIONS_TABLE, Recorded};
+use super::{
+    CostStore, KeyedUsage, MIGRATIONS_TABLE, Recorded, Summed,
+    buckets::{self, Grain},
+};
 use crate::{
     domain::{
         meter::{Accrual, Meter},
@@ -21,17 +26,42 @@ use crate::{
 
 const INSERT_KEY: &str = "INSERT INTO usage_keys (idempotency_key, record_time) VALUES ($1, $2) \
      ON CONFLICT (idempotency_key) DO NOTHING";
-const ADD_TO_HOUR: &str = "INSERT INTO usage_hours (tenant_id, meter, hour, amount) \
-     VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, hour, meter) \
-     DO UPDATE SET amount = usage_hours.amount + excluded.amount";
-const USAGE: &str = "SELECT tenant_id, meter, hour, amount FROM usage_hours \
-     WHERE hour >= $1 AND hour < $2 ORDER BY tenant_id, hour, meter";
-const TENANT_USAGE: &str = "SELECT tenant_id, meter, hour, amount FROM usage_hours \
-     WHERE tenant_id = $1 AND hour >= $2 AND hour < $3 ORDER BY hour, meter";
 const FORGET_KEYS: &str = "DELETE FROM usage_keys WHERE record_time < $1";
 const PRICE_BOOKS: &str = "SELECT effective_from, book FROM price_books ORDER BY effective_from";
-const INSERT_PRICE_BOOK: &str = "INSERT INTO price_books (effective_from, book) VALUES ($1, $2) \
-     ON CONFLICT (effective_from) DO UPDATE SET book = excluded.book";
+const INSERT_PRICE_BOOK: &str =
+    "INSERT INTO price_books (effective_from, replaces, book) VALUES ($1, $2, $3)";
+
+/// Adds to a bucket of a grain's table. (The tables' names come from [`Grain`], never from a
+/// request.)
+fn add_to(grain: Grain) -> String {
+    let (table, column) = grain.table();
+    format!(
+        "INSERT INTO {table} (tenant_id, meter, {column}, amount) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (tenant_id, {column}, meter) \
+         DO UPDATE SET amount = {table}.amount + excluded.amount"
+    )
+}
+
+/// The buckets of a grain that start in `[$1, $2)`, of every tenant or of tenant `$3`.
+fn buckets(grain: Grain, of_tenant: bool) -> String {
+    let (table, column) = grain.table();
+    let tenant = if of_tenant { "AND tenant_id = $3" } else { "" };
+    format!(
+        "SELECT tenant_id, meter, {column}, amount FROM {table} \
+         WHERE {column} >= $1 AND {column} < $2 {tenant} ORDER BY tenant_id, {column}, meter"
+    )
+}
+
+/// The sums per tenant and meter of a grain's buckets that start in `[$1, $2)`, of every
+/// tenant or of tenant `$3`.
+fn sums_of(grain: Grain, of_tenant: bool) -> String {
+    let (table, column) = grain.table();
+    let tenant = if of_tenant { "AND tenant_id = $3" } else { "" };
+    format!(
+        "SELECT tenant_id, meter, SUM(amount) FROM {table} \
+         WHERE {column} >= $1 AND {column} < $2 {tenant} GROUP BY tenant_id, meter"
+    )
+}
 
 /// An hour in µs.
 const HOUR_MICROS: i64 = 3_600_000_000;
@@ -97,6 +127,7 @@ where
     async fn record_usage(&self, records: &[KeyedUsage], now: DateTime<Utc>) -> Result<Recorded> {
         let mut tx = self.pool.begin().await?;
         let mut counted = Recorded::default();
+        let mut added = Additions::default();
         for record in records {
             let new = sqlx::query(INSERT_KEY)
                 .bind(record.idempotency_key.as_str())
@@ -105,15 +136,19 @@ where
                 .await?;
             if DB::rows_affected(&new) == 0 {
                 counted.duplicates += 1;
-                continue;
+            } else {
+                counted.recorded += 1;
+                added.add(&record.usage);
             }
-            counted.recorded += 1;
-            let usage = &record.usage;
-            for (hour, amount) in hourly(usage) {
-                sqlx::query(ADD_TO_HOUR)
-                    .bind(usage.tenant.to_string())
-                    .bind(usage.meter.name())
-                    .bind(hour)
+        }
+        for (grain, buckets) in added.0 {
+            let add = add_to(grain);
+            let add = add.as_str();
+            for ((tenant, meter, bucket), amount) in buckets {
+                sqlx::query(AssertSqlSafe(add))
+                    .bind(tenant.to_string())
+                    .bind(meter.name())
+                    .bind(bucket)
                     .bind(amount)
                     .execute(&mut *tx)
                     .await?;
@@ -133,35 +168,60 @@ where
 
     async fn usage(
         &self,
+        grain: Grain,
         tenant: Option<Uuid>,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     ) -> Result<Vec<Usage>> {
-        let (start, end) = (start.timestamp_micros(), end.timestamp_micros());
-        let rows = match tenant {
-            Some(tenant) => {
-                sqlx::query(TENANT_USAGE)
-                    .bind(tenant.to_string())
-                    .bind(start)
-                    .bind(end)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-            None => {
-                sqlx::query(USAGE)
-                    .bind(start)
-                    .bind(end)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-        };
+        let query = buckets(grain, tenant.is_some());
+        let rows = sqlx::query(AssertSqlSafe(query.as_str()))
+            .bind(start.timestamp_micros())
+            .bind(end.timestamp_micros())
+            .bind(tenant.map(|t| t.to_string()).unwrap_or_default())
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|row| {
-                let tenant: String = row.try_get(0)?;
-                let meter: String = row.try_get(1)?;
-                usage_of_hour(&tenant, &meter, row.try_get(2)?, row.try_get(3)?)
+                let (tenant, meter) = tenant_and_meter(row.try_get(0)?, row.try_get(1)?)?;
+                Ok(usage_of_bucket(
+                    grain,
+                    tenant,
+                    meter,
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                ))
             })
             .collect()
+    }
+
+    async fn sums(
+        &self,
+        tenant: Option<Uuid>,
+        start: DateTime<Utc>,
+        end: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Summed>> {
+        let mut sums: BTreeMap<(Uuid, Meter), f64> = BTreeMap::new();
+        for piece in buckets::cover(start, end) {
+            let query = sums_of(piece.grain, tenant.is_some());
+            let rows = sqlx::query(AssertSqlSafe(query.as_str()))
+                .bind(piece.start)
+                .bind(piece.end)
+                .bind(tenant.map(|t| t.to_string()).unwrap_or_default())
+                .fetch_all(&self.pool)
+                .await?;
+            for row in rows {
+                let key = tenant_and_meter(row.try_get(0)?, row.try_get(1)?)?;
+                *sums.entry(key).or_default() += row.try_get::<f64, _>(2)?;
+            }
+        }
+        Ok(sums
+            .into_iter()
+            .map(|((tenant, meter), amount)| Summed {
+                tenant,
+                meter,
+                amount,
+            })
+            .collect())
     }
 
     async fn price_history(&self) -> Result<PriceHistory> {
@@ -179,15 +239,47 @@ where
         Ok(PriceHistory::of(books))
     }
 
-    async fn change_prices(&self, from: DateTime<Utc>, book: &PriceBook) -> Result<()> {
+    async fn change_prices(
+        &self,
+        from: DateTime<Utc>,
+        replaces: Option<DateTime<Utc>>,
+        book: &PriceBook,
+    ) -> Result<bool> {
         let json = serde_json::to_string(book)
             .map_err(|e| CostError::Internal(format!("a price book to store: {e}")))?;
-        sqlx::query(INSERT_PRICE_BOOK)
+        let inserted = sqlx::query(INSERT_PRICE_BOOK)
             .bind(from.timestamp_micros())
+            .bind(replaces.map_or(0, |r| r.timestamp_micros()))
             .bind(json)
             .execute(&self.pool)
-            .await?;
-        Ok(())
+            .await;
+        match inserted {
+            Ok(_) => Ok(true),
+            Err(e) if DbErrorKind::of(&e) == DbErrorKind::UniqueViolation => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// The amounts a transaction adds, per grain and bucket, so that each bucket is written once.
+#[derive(Default)]
+struct Additions(BTreeMap<Grain, BTreeMap<(Uuid, Meter, i64), f64>>);
+
+impl Additions {
+    /// Adds a record's usage to the hours it spans, and to their days and months.
+    fn add(&mut self, usage: &Usage) {
+        for (hour, amount) in hourly(usage) {
+            let hour_start = micros_to_time(hour);
+            for grain in [Grain::Hour, Grain::Day, Grain::Month] {
+                let bucket = grain.floor(hour_start).timestamp_micros();
+                *self
+                    .0
+                    .entry(grain)
+                    .or_default()
+                    .entry((usage.tenant, usage.meter, bucket))
+                    .or_default() += amount;
+            }
+        }
     }
 }
 
@@ -217,23 +309,30 @@ fn hourly(usage: &Usage) -> Vec<(i64, f64)> {
         .collect()
 }
 
-/// A stored hour as a usage record of that hour.
-fn usage_of_hour(tenant: &str, meter: &str, hour: i64, amount: f64) -> Result<Usage> {
-    let tenant = Uuid::parse_str(tenant)
+/// A stored tenant and meter.
+fn tenant_and_meter(tenant: String, meter: String) -> Result<(Uuid, Meter)> {
+    let tenant = Uuid::parse_str(&tenant)
         .map_err(|_| CostError::Internal(format!("a stored tenant id `{tenant}`")))?;
-    let meter = Meter::of_name(meter)
+    let meter = Meter::of_name(&meter)
         .ok_or_else(|| CostError::Internal(format!("a stored meter `{meter}`")))?;
-    let start = micros_to_time(hour);
-    Ok(Usage {
+    Ok((tenant, meter))
+}
+
+/// A stored bucket as a usage record over it.
+fn usage_of_bucket(grain: Grain, tenant: Uuid, meter: Meter, bucket: i64, amount: f64) -> Usage {
+    let start = micros_to_time(bucket);
+    let end = grain.next(start);
+    let seconds = (end - start).num_seconds() as f64;
+    Usage {
         tenant,
         meter,
         start,
-        end: start + Duration::hours(1),
+        end,
         quantity: match meter.accrual() {
             Accrual::Count => amount,
-            Accrual::Level => amount / 3_600.0,
+            Accrual::Level => amount / seconds,
         },
-    })
+    }
 }
 
 fn micros_to_time(micros: i64) -> DateTime<Utc> {
@@ -242,7 +341,7 @@ fn micros_to_time(micros: i64) -> DateTime<Utc> {
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone as _;
+    use chrono::{Duration, TimeZone as _};
 
     use super::*;
 
