@@ -220,6 +220,8 @@ impl PlatformBuilder {
         };
         storage.server = args.server;
         storage.metrics = metrics;
+        storage.addrs.cost = addresses.cost.to_string();
+        storage.metering = args.metering;
         if let Some(configure) = configure_storage {
             storage = configure(storage);
         }

@@ -40,6 +40,9 @@ pub struct UpArgs {
     /// The gateway's options, as `mfg serve gateway` takes them.
     #[command(flatten)]
     pub gateway: mfg_gateway::config::GatewayOptions,
+    /// How the services meter usage for the cost service.
+    #[command(flatten)]
+    pub metering: mfg_common::config::MeteringArgs,
 }
 
 impl UpArgs {
@@ -59,6 +62,7 @@ impl UpArgs {
             server: ServerArgs::default(),
             storage: mfg_storage::config::StorageOptions::default(),
             gateway: mfg_gateway::config::GatewayOptions::default(),
+            metering: mfg_common::config::MeteringArgs::default(),
         }
     }
 }

@@ -170,6 +170,42 @@ pub struct OperatorArgs {
     pub admin_token: Option<Secret>,
 }
 
+/// How a service meters usage for the cost service (`mfg_common::metering`).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct MeteringArgs {
+    /// How often the usage counted here is flushed to the cost service at `--cost-addr`; `0s`
+    /// turns metering off. A crash loses at most the usage of this long (and of the flushes
+    /// the cost service has not taken, while it is down).
+    #[arg(
+        long = "metering-interval",
+        env = "MFG_METERING_INTERVAL",
+        default_value = "5s",
+        value_parser = parse_duration
+    )]
+    pub interval: Duration,
+}
+
+impl Default for MeteringArgs {
+    /// Every 5 s, as the flag's default.
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(5),
+        }
+    }
+}
+
+impl MeteringArgs {
+    /// Metering off, as embedded services and tests start unless they ask for it.
+    pub const OFF: Self = Self {
+        interval: Duration::ZERO,
+    };
+
+    /// Whether usage is metered.
+    pub fn enabled(&self) -> bool {
+        !self.interval.is_zero()
+    }
+}
+
 /// How a service's pool of database connections is sized.
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct PoolArgs {

@@ -11,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod grpc;
 pub mod labels;
+pub mod metering;
 pub mod metrics;
 pub mod pagination;
 pub mod retention;

@@ -4,7 +4,8 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use mfg_common::{
     config::{
-        DataArgs, DatabaseArgs, OperatorArgs, PlatformAddrs, Secret, ServerArgs, parse_duration,
+        DataArgs, DatabaseArgs, MeteringArgs, OperatorArgs, PlatformAddrs, Secret, ServerArgs,
+        parse_duration,
     },
     db::Backend,
     secret_file,
@@ -43,6 +44,9 @@ pub struct Config {
     pub operator: OperatorArgs,
     #[command(flatten)]
     pub options: StorageOptions,
+    /// How usage is metered for the cost service at `--cost-addr`.
+    #[command(flatten)]
+    pub metering: MeteringArgs,
     #[command(flatten)]
     pub server: ServerArgs,
     /// Where the service's metrics are registered (served by whoever runs it).
@@ -244,10 +248,18 @@ impl Config {
             data: DataArgs::on(database_url),
             operator: OperatorArgs::default(),
             options: StorageOptions::default(),
+            metering: MeteringArgs::OFF,
             server: ServerArgs::default(),
             metrics: mfg_common::metrics::Registry::default(),
             observers: Vec::new(),
         }
+    }
+
+    /// Meters usage for the cost service at `cost_addr` every `interval`.
+    pub fn with_metering(mut self, cost_addr: impl Into<String>, interval: Duration) -> Self {
+        self.addrs.cost = cost_addr.into();
+        self.metering = MeteringArgs { interval };
+        self
     }
 
     /// Puts the cold tier in a directory.

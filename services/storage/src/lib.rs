@@ -10,6 +10,7 @@ pub mod alerting;
 pub mod config;
 pub mod directory;
 pub mod error;
+pub mod metering;
 pub mod metrics;
 pub mod micros;
 pub mod service;
@@ -22,10 +23,12 @@ use anyhow::Context as _;
 use mfg_common::{
     clock::{SharedClock, system_clock},
     grpc::{self, Health},
+    metering::UsageMeter,
     shutdown::CancellationToken,
     startup::{self, Database},
 };
 use mfg_proto::{
+    cost::v1::cost_service_client::CostServiceClient,
     service_names,
     storage::v1::{
         alert_service_server::AlertServiceServer, telemetry_service_server::TelemetryServiceServer,
@@ -37,6 +40,7 @@ pub use crate::config::{AlertCommit, Config};
 use crate::{
     alerting::{Alerting, Evaluator, Journal, MachineSweep},
     directory::Directory,
+    metering::IngestMeter,
     metrics::StorageMetrics,
     service::{ReadyStorage, Storage},
     telemetry::{
@@ -108,6 +112,22 @@ pub async fn run_with_clock(
             metrics.clone(),
         )));
     let directory = Directory::new(tenant, clock.clone());
+    let meter = UsageMeter::new("storage", clock.clone());
+    let metering_stop = CancellationToken::new();
+    let flusher = if config.metering.enabled() {
+        let cost = CostServiceClient::new(
+            grpc::lazy_channel(&grpc::http_uri(&config.addrs.cost))
+                .context("invalid cost service address")?
+                .with_bearer(&operator_token)?,
+        );
+        Some(tokio::spawn(meter.clone().run(
+            cost,
+            config.metering.interval,
+            metering_stop.clone(),
+        )))
+    } else {
+        None
+    };
     let objects = config
         .object_store()
         .await
@@ -122,6 +142,7 @@ pub async fn run_with_clock(
         health: health.clone(),
         metrics,
         database,
+        meter: flusher.is_some().then(|| meter.clone()),
     };
     let readiness = become_ready(config.clone(), parts, shutdown.clone());
     let served = startup::serve_becoming_ready(
@@ -138,6 +159,11 @@ pub async fn run_with_clock(
         storage.alerting.journal().finished().await;
         storage.queries.store().close().await;
     }
+    // The last usage, once ingest has drained.
+    metering_stop.cancel();
+    if let Some(flusher) = flusher {
+        let _ = flusher.await;
+    }
     served
 }
 
@@ -150,6 +176,8 @@ struct Parts {
     health: Health,
     metrics: Arc<StorageMetrics>,
     database: Database,
+    /// Where usage is counted, when it is metered.
+    meter: Option<UsageMeter>,
 }
 
 async fn become_ready(config: Config, parts: Parts, shutdown: CancellationToken) {
@@ -161,6 +189,7 @@ async fn become_ready(config: Config, parts: Parts, shutdown: CancellationToken)
         health,
         metrics,
         database,
+        meter,
     } = parts;
     let opened = database.open(&shutdown, |pool| async {
         let alert_store = store::open_alerts(pool.clone());
@@ -191,6 +220,7 @@ async fn become_ready(config: Config, parts: Parts, shutdown: CancellationToken)
             Arc::new(StoredHistory::new(store.clone())),
             directory.clone(),
             clock.clone(),
+            meter.clone(),
             &shutdown,
         )
     })
@@ -201,6 +231,9 @@ async fn become_ready(config: Config, parts: Parts, shutdown: CancellationToken)
     // Ingest shows every batch to its observers: alerting evaluates them, and those the
     // embedding process gave.
     let mut observers: Vec<Arc<dyn IngestObserver>> = vec![Arc::new(alerting.evaluator().clone())];
+    if let Some(meter) = &meter {
+        observers.push(Arc::new(IngestMeter(meter.clone())));
+    }
     observers.extend(config.observers.iter().cloned());
     let ingest = Ingest::new(
         store.clone(),
@@ -230,6 +263,7 @@ async fn become_ready(config: Config, parts: Parts, shutdown: CancellationToken)
         jobs: jobs.clone(),
         alerting,
         clock: clock.clone(),
+        meter,
     });
     tokio::spawn(jobs.clone().run(shutdown.clone()));
     tokio::spawn(directory.clone().keep_fresh(shutdown.clone()));
@@ -256,6 +290,7 @@ async fn start_alerting(
     history: Arc<dyn alerting::SeriesHistory>,
     directory: Directory,
     clock: SharedClock,
+    meter: Option<UsageMeter>,
     shutdown: &CancellationToken,
 ) -> error::Result<Alerting> {
     let index = Arc::new(alerting::index::RuleIndex::default());
@@ -280,7 +315,10 @@ async fn start_alerting(
     )
     .await?;
     let evaluator = Evaluator::start(
-        config.evaluator(),
+        alerting::EvaluatorConfig {
+            meter,
+            ..config.evaluator()
+        },
         index.clone(),
         journal.clone(),
         states,

@@ -29,6 +29,8 @@ pub struct Storage {
     pub alerting: Alerting,
     /// The service's clock.
     pub clock: SharedClock,
+    /// Where usage is counted for the cost service, when it is metered.
+    pub meter: Option<mfg_common::metering::UsageMeter>,
 }
 
 /// The storage operations, once ready.

@@ -32,7 +32,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use mfg_common::{clock::SharedClock, shutdown::CancellationToken};
+use mfg_common::{clock::SharedClock, metering::UsageMeter, shutdown::CancellationToken};
+use mfg_proto::cost::v1::Meter;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use uuid::Uuid;
 
@@ -65,7 +66,7 @@ use crate::{
 };
 
 /// The evaluator's settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct EvaluatorConfig {
     /// How many shards (tasks) evaluate in parallel.
     pub shards: usize,
@@ -75,6 +76,8 @@ pub struct EvaluatorConfig {
     pub tick: Duration,
     /// How often no-data arrivals are stored.
     pub checkpoint: Duration,
+    /// Where the evaluations of each tenant's rules are counted for its cost, if they are.
+    pub meter: Option<UsageMeter>,
 }
 
 impl Default for EvaluatorConfig {
@@ -84,6 +87,7 @@ impl Default for EvaluatorConfig {
             max_in_flight: 100,
             tick: Duration::from_secs(1),
             checkpoint: Duration::from_secs(5),
+            meter: None,
         }
     }
 }
@@ -231,8 +235,9 @@ impl Evaluator {
                 history: history.clone(),
                 overflow: handle.overflow.clone(),
                 wake: handle.wake.clone(),
+                meter: config.meter.clone(),
             };
-            tokio::spawn(shard.run(receiver, controls, config, shutdown.clone()));
+            tokio::spawn(shard.run(receiver, controls, config.clone(), shutdown.clone()));
             shards.push(handle);
         }
         Self {
@@ -387,6 +392,7 @@ struct Shard {
     history: Arc<dyn SeriesHistory>,
     overflow: Arc<Mutex<Overflow>>,
     wake: Arc<Notify>,
+    meter: Option<UsageMeter>,
 }
 
 impl Shard {
@@ -458,6 +464,7 @@ impl Shard {
         let Some(rules) = index.tenant(tenant) else {
             return;
         };
+        let mut evaluations = 0_u64;
         for reading in readings {
             // Only a registered machine's readings are accepted: one that was gone is back.
             if !self.forgotten.is_empty() {
@@ -492,6 +499,7 @@ impl Shard {
                 let Some(state) = self.states.get_mut(&key) else {
                     continue;
                 };
+                evaluations += 1;
                 let before = persisted_view(state);
                 let signal = state.on_reading(condition, reading.ts, reading.value, arrival);
                 let changed = persisted_view(state) != before;
@@ -510,6 +518,9 @@ impl Shard {
                     let _ = self.journal.send(command).await;
                 }
             }
+        }
+        if let Some(meter) = &self.meter {
+            meter.add(tenant, Meter::AlertEvaluations, evaluations as f64);
         }
     }
 

@@ -13,7 +13,10 @@ use mfg_common::{
     auth::{Caller, Scope},
     shutdown::{CancellationToken, WaitForCancellationFutureOwned},
 };
-use mfg_proto::storage::v1::{self as pb, telemetry_service_server::TelemetryService};
+use mfg_proto::{
+    cost::v1::Meter,
+    storage::v1::{self as pb, telemetry_service_server::TelemetryService},
+};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
@@ -119,7 +122,15 @@ impl TelemetryService for TelemetryApi {
         request: Request<pb::QueryTelemetryRequest>,
     ) -> Result<Response<pb::QueryTelemetryResponse>, Status> {
         let query = convert::series_query(request.get_ref())?;
-        let answer = self.storage()?.queries.series(&query).await?;
+        let storage = self.storage()?;
+        let answer = storage.queries.series(&query).await?;
+        if let Some(meter) = &storage.meter {
+            meter.add(
+                query.tenant,
+                Meter::QueryPoints,
+                crate::metering::query_points(&answer),
+            );
+        }
         Ok(Response::new(convert::query_response(answer)))
     }
 
@@ -221,11 +232,11 @@ impl TelemetryService for TelemetryApi {
         let tenant = convert::tenant_id(&request.tenant_id)?;
         mfg_common::labels::validate_machine_id(&request.machine_id)
             .map_err(|description| StorageError::invalid("machine_id", description))?;
-        let latest = self
-            .storage()?
-            .queries
-            .latest(tenant, &request.machine_id)
-            .await?;
+        let storage = self.storage()?;
+        let latest = storage.queries.latest(tenant, &request.machine_id).await?;
+        if let Some(meter) = &storage.meter {
+            meter.add(tenant, Meter::QueryPoints, latest.len() as f64);
+        }
         Ok(Response::new(pb::GetLatestValuesResponse {
             values: latest.into_iter().map(convert::latest).collect(),
         }))
