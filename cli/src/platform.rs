@@ -162,6 +162,7 @@ impl PlatformBuilder {
         );
         gateway.operator.admin_token = args.operator.admin_token.clone();
         gateway.options = args.gateway.clone();
+        gateway.metering = args.metering;
         gateway.server = args.server;
         let operator_token = gateway
             .operator_token()
@@ -175,6 +176,8 @@ impl PlatformBuilder {
             ..args.data.clone()
         };
         tenant.server = args.server;
+        tenant.addrs.cost = addresses.cost.to_string();
+        tenant.metering = args.metering;
         tenant
             .validate()
             .map_err(anyhow::Error::msg)

@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use mfg_common::{
-    config::{DataDir, OperatorArgs, PlatformAddrs, ServerArgs, parse_duration},
+    config::{DataDir, MeteringArgs, OperatorArgs, PlatformAddrs, ServerArgs, parse_duration},
     secret_file,
 };
 
@@ -21,6 +21,9 @@ pub struct Config {
     pub data_dir: DataDir,
     #[command(flatten)]
     pub options: GatewayOptions,
+    /// How API requests are metered for the cost service at `--cost-addr`.
+    #[command(flatten)]
+    pub metering: MeteringArgs,
     #[command(flatten)]
     pub server: ServerArgs,
     /// Where the gateway's metrics are also registered (served at `--metrics-addr` by whoever
@@ -91,6 +94,7 @@ impl Config {
             operator: OperatorArgs::default(),
             data_dir: DataDir::new(data_dir),
             options: GatewayOptions::default(),
+            metering: MeteringArgs::OFF,
             server: ServerArgs::default(),
             metrics: mfg_common::metrics::Registry::default(),
         }

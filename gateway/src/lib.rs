@@ -23,10 +23,12 @@ use mfg_common::{
     auth::{Authenticator, KeyCache},
     clock::system_clock,
     grpc::{TracedChannel, lazy_channel},
+    metering::UsageMeter,
     shutdown::CancellationToken,
 };
 use mfg_proto::{
-    service_names, storage::v1::alert_service_client::AlertServiceClient,
+    cost::v1::cost_service_client::CostServiceClient, service_names,
+    storage::v1::alert_service_client::AlertServiceClient,
     tenant::v1::tenant_service_client::TenantServiceClient,
 };
 use tokio::net::TcpListener;
@@ -50,6 +52,7 @@ struct Inner {
     alerts: AlertServiceClient<TracedChannel>,
     channels: Upstreams,
     auth: Authenticator,
+    meter: UsageMeter,
 }
 
 #[derive(Debug)]
@@ -92,6 +95,7 @@ impl AppState {
                 alerts: AlertServiceClient::new(channels.storage.clone()),
                 auth: Authenticator::new(operator_token, keys),
                 channels,
+                meter: UsageMeter::new("gateway", system_clock()),
             }),
             shutdown: CancellationToken::new(),
         })
@@ -143,6 +147,11 @@ impl AppState {
     /// A client of the storage service's alert API.
     pub fn alerts(&self) -> AlertServiceClient<TracedChannel> {
         self.inner.alerts.clone()
+    }
+
+    /// Where the tenants' API requests are counted for their cost.
+    pub fn meter(&self) -> &UsageMeter {
+        &self.inner.meter
     }
 
     /// The tenants' rate limiters and pools.
@@ -243,6 +252,15 @@ pub async fn run(
     let token = config.operator_token()?;
     let state = AppState::new(&config, &token)?.stopping_on(shutdown.clone());
     state.metrics().register_in(&config.metrics);
+    let metering_stop = CancellationToken::new();
+    let flusher = config.metering.enabled().then(|| {
+        let cost = CostServiceClient::new(state.inner.channels.cost.clone());
+        tokio::spawn(state.meter().clone().run(
+            cost,
+            config.metering.interval,
+            metering_stop.clone(),
+        ))
+    });
     let app = router(state, &config);
     let limits = config.server.connections.limits();
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -277,11 +295,16 @@ pub async fn run(
     }
     // Dropping the listener stops accepting; open connections finish their requests.
     drop(incoming);
-    match tokio::time::timeout(config.server.shutdown_grace, graceful.shutdown()).await {
-        Ok(()) => Ok(()),
-        Err(_) => {
-            tracing::warn!("requests still running after the shutdown grace period were cut");
-            Ok(())
-        }
+    if tokio::time::timeout(config.server.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still running after the shutdown grace period were cut");
     }
+    // The last requests' usage.
+    metering_stop.cancel();
+    if let Some(flusher) = flusher {
+        let _ = flusher.await;
+    }
+    Ok(())
 }

@@ -7,6 +7,9 @@
 //!   fill only the shared pool and never delay a dedicated tenant. The operator is not limited.
 //!
 //! A request waits for a slot in its pool for at most the request timeout (504 after it).
+//!
+//! Each admitted request of a tenant's key is counted for the tenant's cost (`METER_API_REQUESTS`);
+//! one refused over the rate is not.
 
 use std::{
     collections::HashMap,
@@ -26,7 +29,7 @@ use governor::{
     state::{InMemoryState, NotKeyed},
 };
 use mfg_common::{ErrorCode, auth::Principal};
-use mfg_proto::tenant::v1::Plan;
+use mfg_proto::{cost::v1::Meter, tenant::v1::Plan};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::{AppState, auth::Caller, error::ApiError};
@@ -172,6 +175,10 @@ pub async fn admission(
         )
         .with_retry_after(std::time::Duration::from_secs(retry_after_secs))
         .into_response();
+    }
+    // A request over the rate is not charged; every admitted one is.
+    if let Ok(tenant) = uuid::Uuid::parse_str(&principal.tenant_id) {
+        state.meter().add(tenant, Meter::ApiRequests, 1.0);
     }
     let _permit = isolation.admit(&principal).await;
     next.run(request).await

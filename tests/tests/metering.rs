@@ -1,6 +1,7 @@
 //! Usage metered where it happens, end to end: readings ingested, points queried and alert
-//! evaluations, counted by the storage service, flushed to the cost service and seen in the
-//! tenant's cost, each once.
+//! evaluations, counted by the storage service, API requests, counted by the gateway, and
+//! registered machines, counted by the tenant service; flushed to the cost service and seen in
+//! the tenant's cost, each once.
 
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ fn base_units(report: &Value, meter: &str) -> f64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readings_queries_and_evaluations_are_metered_once() {
+async fn usage_is_metered_where_it_happens_and_counted_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut args = up_args(dir.path(), None, false);
     args.metering.interval = Duration::from_millis(100);
@@ -95,6 +96,26 @@ async fn readings_queries_and_evaluations_are_metered_once() {
     let points = body["points"].as_array().unwrap().len();
     assert_eq!(points, 1_000);
 
+    // Seven requests with a key of the tenant; the operator's calls are not the tenant's.
+    let (_, key) = call(
+        Method::POST,
+        format!("/v1/tenants/{tenant}/api-keys"),
+        operator,
+        Some(json!({"scopes": ["SCOPE_READ"]})),
+    )
+    .await;
+    let key = key["secret"].as_str().unwrap().to_owned();
+    for _ in 0..7 {
+        let (status, _) = call(
+            Method::GET,
+            format!("/v1/tenants/{tenant}"),
+            Some(&key),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
     // Since the start of the hour two hours ago: a period counts the hours that start in it.
     let since = chrono::DurationRound::duration_trunc(
         now - chrono::Duration::hours(2),
@@ -107,13 +128,20 @@ async fn readings_queries_and_evaluations_are_metered_once() {
         ("METER_INGESTED_READINGS", 1_000.0),
         ("METER_QUERY_POINTS", 1_000.0),
         ("METER_ALERT_EVALUATIONS", 1_000.0),
+        ("METER_API_REQUESTS", 7.0),
     ];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let seen = |report: &Value| expected.map(|(meter, _)| (meter, base_units(report, meter)));
     loop {
         let (status, report) = call(Method::GET, cost.clone(), operator, None).await;
         assert_eq!(status, StatusCode::OK, "{report}");
-        if seen(&report) == expected {
+        // press-1 is registered: a level, in machine-months, that grows with every flush.
+        let machines = report["report"]["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["meter"] == "METER_MACHINES" && l["quantity"].as_f64().unwrap() > 0.0);
+        if seen(&report) == expected && machines {
             break;
         }
         assert!(

@@ -256,6 +256,14 @@ async fn become_ready(config: Config, parts: Parts, shutdown: CancellationToken)
         config.tiering_jobs(),
         metrics,
     );
+    if let Some(meter) = &meter {
+        tokio::spawn(metering::sample_footprint_every(
+            store.clone(),
+            meter.clone(),
+            config.metering.interval * metering::FOOTPRINT_FLUSHES,
+            shutdown.clone(),
+        ));
+    }
     let storage = ready.get_or_init(|| Storage {
         queries: Queries::new(store, objects, ingest.clone()),
         ingest,

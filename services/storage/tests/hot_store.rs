@@ -304,6 +304,83 @@ async fn rollups_in_ranges(store: &dyn TelemetryStore) {
     }
 }
 
+async fn footprint_of_the_tiers(store: &dyn TelemetryStore) {
+    const HOUR: i64 = 60 * MINUTE;
+    let day1 = DAY0 + 86_400_000_000;
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut series = Vec::new();
+    for tenant in [a, b] {
+        let no = store.register_tenant(tenant).await.unwrap();
+        for day in [DAY0.day(), day1.day()] {
+            store.ensure_day(no, day, 30).await.unwrap();
+        }
+        series.push((
+            no,
+            store.resolve_series(no, &[key("m", "t")]).await.unwrap()[0],
+        ));
+    }
+    // Tenant a: a reading a minute for two hours of each day; b: for one hour of the second
+    // day, its first archived.
+    let minutes = |(_, id): (_, _), from: i64, to: i64| {
+        (from..to).map(move |m| Row {
+            series_id: id,
+            ts: DAY0 + m * MINUTE,
+            value: 1.0,
+        })
+    };
+    let rows: Vec<Row> = minutes(series[0], 0, 120)
+        .chain(minutes(series[0], 24 * 60, 24 * 60 + 120))
+        .chain(minutes(series[1], 24 * 60, 24 * 60 + 60))
+        .collect();
+    store.insert(&rows).await.unwrap();
+    for (no, _) in &series {
+        store
+            .roll_up(
+                *no,
+                Range {
+                    start: DAY0,
+                    end: day1 + 2 * HOUR,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let (b_no, _) = series[1];
+    let key = store
+        .pending_object(b_no, DAY0.day(), "b/day0")
+        .await
+        .unwrap();
+    assert!(
+        store
+            .commit_day(b_no, DAY0.day(), 0, Some((&key, 4_096)))
+            .await
+            .unwrap()
+    );
+
+    let footprint = store.footprint().await.unwrap();
+    assert!(
+        footprint.hot_bytes > 0 && footprint.warm_bytes > 0,
+        "{footprint:?}"
+    );
+    let of = |tenant| {
+        footprint
+            .tenants
+            .iter()
+            .find(|t| t.tenant == tenant)
+            .cloned()
+            .unwrap()
+    };
+    let (of_a, of_b) = (of(a), of(b));
+    assert_eq!(
+        (of_a.hot_readings, of_a.warm_hours, of_a.cold_bytes),
+        (240, 4, 0)
+    );
+    assert_eq!(
+        (of_b.hot_readings, of_b.warm_hours, of_b.cold_bytes),
+        (60, 1, 4_096)
+    );
+}
+
 mfg_common::on_each_backend!(
     [
         postgres => &*open(&TestDatabase::postgres().await).await,
@@ -314,5 +391,6 @@ mfg_common::on_each_backend!(
         inserts_dedupe_and_queries_read,
         large_inserts_are_counted_exactly,
         rollups_in_ranges,
+        footprint_of_the_tiers,
     ],
 );

@@ -3,7 +3,9 @@
 use std::{net::SocketAddr, str::FromStr};
 
 use mfg_common::{
-    config::{DataArgs, DatabaseArgs, OperatorArgs, PlatformAddrs, Secret, ServerArgs},
+    config::{
+        DataArgs, DatabaseArgs, MeteringArgs, OperatorArgs, PlatformAddrs, Secret, ServerArgs,
+    },
     db::Backend,
     secret_file,
 };
@@ -24,6 +26,9 @@ pub struct Config {
     pub pepper: PepperArgs,
     #[command(flatten)]
     pub operator: OperatorArgs,
+    /// How registered machines are metered for the cost service at `--cost-addr`.
+    #[command(flatten)]
+    pub metering: MeteringArgs,
     #[command(flatten)]
     pub server: ServerArgs,
     /// Where the service's metrics are registered (served by whoever runs it).
@@ -62,6 +67,7 @@ impl Config {
                 key_pepper: Some(Secret::new(key_pepper)),
             },
             operator: OperatorArgs::default(),
+            metering: MeteringArgs::OFF,
             server: ServerArgs::default(),
             metrics: mfg_common::metrics::Registry::default(),
         }

@@ -6,6 +6,7 @@ pub mod api;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod metering;
 pub mod store;
 
 use std::sync::{Arc, OnceLock};
@@ -15,10 +16,14 @@ use mfg_common::{
     auth::{AuthLayer, Authenticator, KeyCache, MAX_TTL},
     clock::{SharedClock, system_clock},
     grpc::{self, Health},
+    metering::UsageMeter,
     shutdown::CancellationToken,
     startup::{self, Database},
 };
-use mfg_proto::{service_names, tenant::v1::tenant_service_server::TenantServiceServer};
+use mfg_proto::{
+    cost::v1::cost_service_client::CostServiceClient, service_names,
+    tenant::v1::tenant_service_server::TenantServiceServer,
+};
 use tokio::net::TcpListener;
 
 pub use crate::config::Config;
@@ -75,12 +80,29 @@ pub async fn run_with_clock(
             config.data.pool.max_connections,
         ));
 
+    let meter = UsageMeter::new("tenant", clock.clone());
+    let metering_stop = CancellationToken::new();
+    let flusher = if config.metering.enabled() {
+        let cost = CostServiceClient::new(
+            grpc::lazy_channel(&grpc::http_uri(&config.addrs.cost))
+                .context("invalid cost service address")?
+                .with_bearer(&operator_token)?,
+        );
+        Some(tokio::spawn(meter.clone().run(
+            cost,
+            config.metering.interval,
+            metering_stop.clone(),
+        )))
+    } else {
+        None
+    };
     let readiness = become_ready(
         database,
         hasher,
         clock,
         ready.clone(),
         health.clone(),
+        flusher.is_some().then_some((meter, config.metering.interval)),
         shutdown.clone(),
     );
     let served = startup::serve_becoming_ready(
@@ -93,6 +115,10 @@ pub async fn run_with_clock(
         readiness,
     )
     .await;
+    metering_stop.cancel();
+    if let Some(flusher) = flusher {
+        let _ = flusher.await;
+    }
     if let Some(tenants) = ready.get() {
         tenants.store().close().await;
     }
@@ -106,6 +132,7 @@ async fn become_ready(
     clock: SharedClock,
     ready: ReadyTenants,
     health: Health,
+    meter: Option<(UsageMeter, std::time::Duration)>,
     shutdown: CancellationToken,
 ) {
     let opened = database.open(&shutdown, |pool| async {
@@ -117,6 +144,14 @@ async fn become_ready(
         return;
     };
     let tenants = ready.get_or_init(|| Tenants::new(Arc::from(store), hasher, clock));
+    if let Some((meter, interval)) = meter {
+        tokio::spawn(metering::count_machines_every(
+            tenants.store().clone(),
+            meter,
+            interval,
+            shutdown.clone(),
+        ));
+    }
     database
         .keep_health(health, shutdown, || async {
             tenants.store().ping().await.is_ok()

@@ -91,6 +91,8 @@ pub trait TenantStore: Send + Sync + Debug + 'static {
     ) -> Result<Machine>;
     /// Removes a machine; returns whether it existed.
     async fn delete_machine(&self, tenant: TenantId, id: &MachineId) -> Result<bool>;
+    /// How many machines each tenant that is not deleted has (none: not listed).
+    async fn machine_counts(&self) -> Result<Vec<(TenantId, u64)>>;
 }
 
 /// Opens the store of a connected pool.

@@ -88,6 +88,8 @@ pub trait HotTier: SqlBackend {
         day: NaiveDate,
         class: u32,
     ) -> impl Future<Output = Result<()>> + Send;
+    /// The bytes of the hot tier's tables and indexes, and of the warm tier's.
+    fn tier_bytes(&self) -> impl Future<Output = Result<(u64, u64)>> + Send;
     /// The retention classes that hold days.
     fn read_classes_in_use(&self) -> impl Future<Output = Result<Vec<u32>>> + Send;
     /// Creates the classes' partitions of the days, where the backend has partitions.

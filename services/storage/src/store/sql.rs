@@ -45,6 +45,12 @@ pub(crate) const COLD_OBJECTS: &str = "SELECT object_key, day, readings, bytes F
      WHERE tenant_no = $1 AND state = 'committed' AND day >= $2 AND day <= $3 \
      ORDER BY day, object_key";
 pub(crate) const FORGET_OBJECT: &str = "DELETE FROM cold_objects WHERE object_key = $1";
+/// A tenant's hour rollups (`[$1, $2)` its series), and the readings of those from `$3` on.
+pub(crate) const ROLLUP_HOURS: &str = "SELECT count(*), \
+     CAST(COALESCE(SUM(CASE WHEN bucket >= $3 THEN count ELSE 0 END), 0) AS BIGINT) \
+     FROM rollups_1h WHERE series_id >= $1 AND series_id < $2";
+pub(crate) const COLD_BYTES: &str = "SELECT tenant_no, CAST(SUM(bytes) AS BIGINT) \
+     FROM cold_objects WHERE state = 'committed' GROUP BY tenant_no";
 
 /// The rollups that new rows older than their tenant's `rolled_to` add to the warm tier, per
 /// resolution, keyed by series and bucket start: what a writer merges in its transaction.

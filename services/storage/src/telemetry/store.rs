@@ -158,6 +158,32 @@ pub struct ColdObject {
     pub bytes: u64,
 }
 
+/// What the tiers hold, for usage metering (`crate::metering`): the bytes of the tiers the
+/// tenants share, and each tenant's share of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Footprint {
+    /// The bytes of the hot tier's tables and indexes (raw and late readings).
+    pub hot_bytes: u64,
+    /// The bytes of the warm tier's (the rollups).
+    pub warm_bytes: u64,
+    /// Each tenant's part.
+    pub tenants: Vec<TenantFootprint>,
+}
+
+/// One tenant's part of the tiers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantFootprint {
+    /// The tenant.
+    pub tenant: Uuid,
+    /// Its readings in the hot tier, from its hour rollups since its oldest hot day (the last
+    /// tiering interval's, not rolled up yet, are not counted).
+    pub hot_readings: u64,
+    /// Its hour rollups: the series-hours the warm tier holds for it.
+    pub warm_hours: u64,
+    /// The bytes of its committed cold objects.
+    pub cold_bytes: u64,
+}
+
 /// The storage service's database: the hot tier (raw readings), the warm tier (rollups) and
 /// the manifest of the cold tier.
 #[async_trait::async_trait]
@@ -246,6 +272,8 @@ pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
         readings: u64,
         object: Option<(&str, u64)>,
     ) -> Result<bool>;
+    /// What the tiers hold, and each tenant's part of it.
+    async fn footprint(&self) -> Result<Footprint>;
     /// The tenant's committed objects of the days `from..=to`, by day.
     async fn cold_objects(
         &self,

@@ -96,6 +96,9 @@ pub(super) const MACHINE_FOR_UPDATE: mfg_common::db::ForUpdate = mfg_common::for
 );
 pub(super) const DELETE_MACHINE: &str =
     "DELETE FROM machines WHERE tenant_id = $1 AND machine_id = $2";
+pub(super) const MACHINE_COUNTS: &str = "SELECT m.tenant_id, count(*) AS machines \
+     FROM machines m JOIN tenants t ON t.id = m.tenant_id \
+     WHERE t.state <> 'deleted' GROUP BY m.tenant_id";
 
 fn corrupt(what: &str) -> TenantError {
     TenantError::Internal(format!("corrupt row in the tenant database: {what}"))
@@ -223,6 +226,13 @@ impl TryFrom<KeyRecordRow> for KeyRecord {
             },
         })
     }
+}
+
+/// How many machines a tenant has.
+#[derive(sqlx::FromRow)]
+pub(super) struct MachineCountRow {
+    pub(super) tenant_id: Uuid,
+    pub(super) machines: i64,
 }
 
 #[derive(sqlx::FromRow)]

@@ -96,6 +96,7 @@ where
     for<'r> sql::ApiKeyRow: FromRow<'r, DB::Row>,
     for<'r> sql::KeyRecordRow: FromRow<'r, DB::Row>,
     for<'r> sql::MachineRow: FromRow<'r, DB::Row>,
+    for<'r> sql::MachineCountRow: FromRow<'r, DB::Row>,
     for<'r> (String, i64): FromRow<'r, DB::Row>,
     usize: sqlx::ColumnIndex<DB::Row>,
 {
@@ -334,6 +335,16 @@ where
             .await?;
         tx.commit().await?;
         Ok(machine)
+    }
+
+    async fn machine_counts(&self) -> Result<Vec<(TenantId, u64)>> {
+        let rows: Vec<sql::MachineCountRow> = sqlx::query_as(sql::MACHINE_COUNTS)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (TenantId(r.tenant_id), r.machines.max(0) as u64))
+            .collect())
     }
 
     async fn delete_machine(&self, tenant: TenantId, id: &MachineId) -> Result<bool> {

@@ -17,7 +17,7 @@ use super::{
     PostgresStore,
     hot_sql::{
         CLASS_OF_DAY, COUNT_DAY, INSERT, INSERT_LATE, LOCK_SHARE, RECORD_DAY, REMOVE_LATE,
-        ROLLED_TO, ROLLUP_MINUTES, SHARES, SHARES_LEFT,
+        ROLLED_TO, ROLLUP_MINUTES, SHARES, SHARES_LEFT, TIER_BYTES,
     },
 };
 use crate::{
@@ -221,6 +221,12 @@ impl HotTier for PostgresStore {
 
     /// The classes that have days in the hot tier (class 0, the days from before classes,
     /// is left out: no write goes there).
+    async fn tier_bytes(&self) -> Result<(u64, u64)> {
+        let row = sqlx::query(TIER_BYTES).fetch_one(&self.pool).await?;
+        let bytes = |i: usize| u64::try_from(row.get::<i64, _>(i)).unwrap_or(0);
+        Ok((bytes(0), bytes(1)))
+    }
+
     async fn read_classes_in_use(&self) -> Result<Vec<u32>> {
         let rows = sqlx::query("SELECT DISTINCT class FROM hot_days WHERE class > 0")
             .fetch_all(&self.pool)

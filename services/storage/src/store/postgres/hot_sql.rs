@@ -3,6 +3,14 @@
 //! statements, they are planned with these values and touch only the leaves that can hold their
 //! rows.
 
+/// The bytes of the hot tier (every leaf of `readings`, and `late_readings`) and of the warm
+/// tier (the rollups), tables and indexes.
+pub(super) const TIER_BYTES: &str = "SELECT \
+     CAST((SELECT COALESCE(SUM(pg_total_relation_size(relid)), 0) \
+           FROM pg_partition_tree('readings') WHERE isleaf) \
+          + pg_total_relation_size('late_readings') AS BIGINT), \
+     CAST(pg_total_relation_size('rollups_1m') + pg_total_relation_size('rollups_15m') \
+          + pg_total_relation_size('rollups_1h') AS BIGINT)";
 pub(super) const RECORD_DAY: &str = "INSERT INTO hot_days (tenant_no, day, class) \
      SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM cold_objects \
        WHERE tenant_no = $1 AND day = $2 AND state = 'committed') \

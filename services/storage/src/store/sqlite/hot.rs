@@ -216,6 +216,22 @@ impl HotTier for SqliteStore {
     }
 
     /// The classes that have days in the hot tier.
+    /// From `dbstat`, which reads every page of the tables: cheap for the embedded default's
+    /// sizes, and sampled every few minutes.
+    async fn tier_bytes(&self) -> Result<(u64, u64)> {
+        let row = sqlx::query(
+            "SELECT \
+             (SELECT COALESCE(SUM(pgsize), 0) FROM dbstat WHERE name IN (SELECT name FROM \
+              sqlite_schema WHERE tbl_name IN ('readings', 'late_readings'))), \
+             (SELECT COALESCE(SUM(pgsize), 0) FROM dbstat WHERE name IN (SELECT name FROM \
+              sqlite_schema WHERE tbl_name IN ('rollups_1m', 'rollups_15m', 'rollups_1h')))",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let bytes = |i: usize| u64::try_from(row.get::<i64, _>(i)).unwrap_or(0);
+        Ok((bytes(0), bytes(1)))
+    }
+
     async fn read_classes_in_use(&self) -> Result<Vec<u32>> {
         let rows = sqlx::query("SELECT DISTINCT class FROM hot_days WHERE class > 0")
             .fetch_all(&self.pool)

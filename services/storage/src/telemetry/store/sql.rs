@@ -17,8 +17,8 @@ use crate::{
         sql,
     },
     telemetry::store::{
-        ColdObject, Latest, Range, Resolution, RollupState, Row, SeriesId, SeriesKey,
-        TelemetryStore,
+        ColdObject, Footprint, Latest, Range, Resolution, RollupState, Row, SeriesId, SeriesKey,
+        TelemetryStore, TenantFootprint,
     },
 };
 
@@ -438,6 +438,43 @@ where
         Self::remove_day(&mut tx, tenant, day, class).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn footprint(&self) -> Result<Footprint> {
+        let (hot_bytes, warm_bytes) = self.tier_bytes().await?;
+        let cold: HashMap<TenantNo, i64> = sqlx::query(sql::COLD_BYTES)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_>>()?;
+        let mut tenants = Vec::new();
+        for (no, tenant) in self.tenants().await? {
+            let oldest_hot = self
+                .hot_days(no)
+                .await?
+                .first()
+                .map(|d| Micros::start_of(*d));
+            let (first, end) = series_range(no);
+            let row = sqlx::query(sql::ROLLUP_HOURS)
+                .bind(first)
+                .bind(end)
+                .bind(B::ts(oldest_hot.unwrap_or(Micros(0))))
+                .fetch_one(self.pool())
+                .await?;
+            let count = |i: usize| -> Result<u64> { Ok(row.try_get::<i64, _>(i)?.max(0) as u64) };
+            tenants.push(TenantFootprint {
+                tenant,
+                hot_readings: if oldest_hot.is_some() { count(1)? } else { 0 },
+                warm_hours: count(0)?,
+                cold_bytes: cold.get(&no).copied().unwrap_or(0).max(0) as u64,
+            });
+        }
+        Ok(Footprint {
+            hot_bytes,
+            warm_bytes,
+            tenants,
+        })
     }
 
     async fn cold_objects(
