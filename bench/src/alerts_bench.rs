@@ -356,6 +356,7 @@ pub async fn run(args: AlertsBench) -> anyhow::Result<()> {
         duration: args.duration,
         rate: Some(load_rate),
         slow_acks: None,
+        metering_ab: None,
     };
     let (storage, key) = (platform.storage_addr, tenant.key.clone());
     let load = tokio::spawn(on_own_runtime("bench-load", 2, move || async move {

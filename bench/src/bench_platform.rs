@@ -146,6 +146,15 @@ impl BenchPlatform {
         self.platform.restart_storage().await
     }
 
+    /// Restarts the storage service with usage metering every `interval` (`Duration::ZERO`:
+    /// off).
+    pub async fn restart_storage_metering(&mut self, interval: Duration) -> anyhow::Result<()> {
+        self.platform
+            .restart_storage_with(|config| config.metering.interval = interval)
+            .await?;
+        Ok(())
+    }
+
     /// Creates a dedicated tenant without practical limits, its machines, and a key of
     /// `scopes`.
     pub async fn tenant(

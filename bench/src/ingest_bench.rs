@@ -58,6 +58,10 @@ pub struct IngestBench {
     /// to tell a steady tail from stalls.
     #[arg(long = "slow-acks", value_parser = mfg_common::config::parse_duration)]
     pub slow_acks: Option<Duration>,
+    /// Only compare the max rate with usage metering on (flushed every 5 s, as by default) and
+    /// off: this many rounds of both, alternately, the storage service restarted for each.
+    #[arg(long = "metering-ab")]
+    pub metering_ab: Option<usize>,
 }
 
 /// What one phase of load measured.
@@ -107,7 +111,7 @@ impl Phase {
 
 /// Runs the benchmark and prints its figures.
 pub async fn run(args: IngestBench) -> anyhow::Result<()> {
-    let platform = BenchPlatform::start(args.database_url.as_deref()).await?;
+    let mut platform = BenchPlatform::start(args.database_url.as_deref()).await?;
     let tenant = platform
         .tenant(
             (0..args.streams).map(|m| format!("m{m}")),
@@ -137,6 +141,10 @@ pub async fn run(args: IngestBench) -> anyhow::Result<()> {
         Ok(())
     };
     let clock = Arc::new(AtomicU64::new(0));
+    if let Some(rounds) = args.metering_ab {
+        metering_ab(&mut platform, &client, &args, &clock, rounds).await?;
+        return platform.stop().await;
+    }
     let warm = load(&client, &args, clock.clone(), None, Duration::from_secs(2)).await?;
     drop(warm);
     if let Some(rate) = args.rate {
@@ -174,6 +182,52 @@ pub async fn run(args: IngestBench) -> anyhow::Result<()> {
         }
     }
     platform.stop().await
+}
+
+/// The max rate with usage metering on and off, `rounds` times each, alternately (on first in
+/// odd rounds, off first in even ones), each after a restart of the storage service and a
+/// warm-up; prints each phase and the mean difference.
+async fn metering_ab(
+    platform: &mut BenchPlatform,
+    client: &TelemetryServiceClient<mfg_common::grpc::TracedChannel>,
+    args: &IngestBench,
+    clock: &Arc<AtomicU64>,
+    rounds: usize,
+) -> anyhow::Result<()> {
+    let mut out = std::io::stdout();
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let order = if round % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        for metered in order {
+            let interval = if metered {
+                Duration::from_secs(5)
+            } else {
+                Duration::ZERO
+            };
+            platform.restart_storage_metering(interval).await?;
+            drop(load(client, args, clock.clone(), None, Duration::from_secs(2)).await?);
+            let phase = load(client, args, clock.clone(), None, args.duration).await?;
+            let name = format!(
+                "round {}, metering {}",
+                round + 1,
+                if metered { "on" } else { "off" }
+            );
+            writeln!(out, "{}", phase.line(&name))?;
+            if metered { &mut on } else { &mut off }.push(phase.rate());
+        }
+    }
+    let mean = |rates: &[f64]| rates.iter().sum::<f64>() / rates.len().max(1) as f64;
+    let (on, off) = (mean(&on), mean(&off));
+    writeln!(
+        out,
+        "metering on: {on:.0} readings/s, off: {off:.0} readings/s, on is {:+.1}% of off",
+        (on / off - 1.0) * 100.0
+    )?;
+    Ok(())
 }
 
 /// Streams readings from `args.streams` machines for `duration`, at `rate` readings/s or as

@@ -377,7 +377,17 @@ impl Platform {
     /// Stops the storage service (letting it drain) if it runs, and starts it again on the
     /// same address and database; returns how long the new one took to serve.
     pub async fn restart_storage(&mut self) -> anyhow::Result<Duration> {
+        self.restart_storage_with(|_| ()).await
+    }
+
+    /// [`Platform::restart_storage`] with its configuration changed by `configure` first (e.g.
+    /// metering on or off, for a benchmark's A/B).
+    pub async fn restart_storage_with(
+        &mut self,
+        configure: impl FnOnce(&mut mfg_storage::Config),
+    ) -> anyhow::Result<Duration> {
         self.stop_storage().await;
+        configure(&mut self.storage.config);
         let started = std::time::Instant::now();
         let listener = TcpListener::bind(self.addresses.storage)
             .await

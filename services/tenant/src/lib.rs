@@ -102,7 +102,9 @@ pub async fn run_with_clock(
         clock,
         ready.clone(),
         health.clone(),
-        flusher.is_some().then_some((meter, config.metering.interval)),
+        flusher
+            .is_some()
+            .then_some((meter, config.metering.interval)),
         shutdown.clone(),
     );
     let served = startup::serve_becoming_ready(
