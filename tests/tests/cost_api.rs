@@ -310,6 +310,47 @@ async fn a_tenants_cost_is_its_part_of_the_summary_to_the_cent() {
         "acme is shared: {report}"
     );
 
+    // Each report carries its tenant's forecast of the month; the summary the platform's, against
+    // the target the operator sets in the price book.
+    let (status, _) = mfg_tests::http_call(
+        &http,
+        &platform.base,
+        Method::PATCH,
+        "/v1/price-book?updateMask=platformMonthlyTargetUsd",
+        Some(&platform.operator_token),
+        Some(json!({"platformMonthlyTargetUsd": 50_000})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, summary) = call("/v1/cost".to_owned(), &platform.operator_token).await;
+    assert_eq!(summary["targetMonthlyUsd"], 50_000.0, "{summary}");
+    let platform_forecast = &summary["forecast"];
+    let usd = |value: &serde_json::Value, field: &str| value[field].as_f64().unwrap_or(0.0);
+    assert!(
+        usd(platform_forecast, "forecastUsd") >= usd(platform_forecast, "monthToDateUsd"),
+        "{summary}"
+    );
+    let vs_target = usd(&summary, "forecastVsTarget");
+    assert!((vs_target - (usd(platform_forecast, "forecastUsd") / 50_000.0 - 1.0)).abs() < 1e-9);
+    assert!(
+        summary["reports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["forecast"]["forecastUsd"].is_number()),
+        "{summary}"
+    );
+    let (status, forecast) = call(format!("/v1/tenants/{acme}/cost:forecast"), &acme_key).await;
+    assert_eq!(status, StatusCode::OK, "{forecast}");
+    assert_eq!(forecast["confidence"], 0.9);
+    let (low, expected, high) = (
+        usd(&forecast, "forecastLowUsd"),
+        usd(&forecast, "forecastUsd"),
+        usd(&forecast, "forecastHighUsd"),
+    );
+    assert!(low <= expected && expected <= high, "{forecast}");
+    assert!(expected >= usd(&forecast, "monthToDateUsd"), "{forecast}");
+
     // A period that ends before it starts is refused, naming the field.
     let (status, refused) = call(
         format!("/v1/tenants/{acme}/cost?startTime=2999-01-01T00:00:00Z"),

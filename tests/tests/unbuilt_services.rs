@@ -2,7 +2,7 @@
 //! report SERVING, and answer UNIMPLEMENTED, never a made-up result.
 
 use mfg_proto::{
-    cost::v1::{GetCostForecastRequest, cost_service_client::CostServiceClient},
+    cost::v1::{ListRecommendationsRequest, cost_service_client::CostServiceClient},
     provisioning::v1::{
         StartProvisioningRequest, provisioning_service_client::ProvisioningServiceClient,
     },
@@ -23,13 +23,13 @@ async fn unbuilt_rpcs_answer_unimplemented() {
     })
     .await;
 
-    let forecast = CostServiceClient::new(mfg_tests::operator_channel(&cost))
-        .get_cost_forecast(GetCostForecastRequest {
+    let recommendations = CostServiceClient::new(mfg_tests::operator_channel(&cost))
+        .list_recommendations(ListRecommendationsRequest {
             tenant_id: uuid::Uuid::now_v7().to_string(),
         })
         .await
         .unwrap_err();
-    assert_eq!(forecast.code(), Code::Unimplemented);
+    assert_eq!(recommendations.code(), Code::Unimplemented);
     let run = ProvisioningServiceClient::new(mfg_tests::operator_channel(&provisioning))
         .start_provisioning(StartProvisioningRequest::default())
         .await
@@ -48,7 +48,6 @@ async fn unbuilt_routes_answer_501() {
     let platform = mfg_tests::Platform::up(dir.path(), None).await;
     let http = reqwest::Client::new();
     for (method, path, body) in [
-        (reqwest::Method::GET, "/v1/tenants/t1/cost:forecast", None),
         (reqwest::Method::GET, "/v1/tenants/t1/recommendations", None),
         (
             reqwest::Method::POST,

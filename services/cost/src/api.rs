@@ -1,8 +1,8 @@
 //! The gRPC adapter of the cost service: usage metering, the price book, per-tenant cost with
 //! shared costs split, budgets, forecasts and recommendations.
 //!
-//! Built so far: `RecordUsage`, `GetTenantCost`, `GetCostSummary`, `GetPriceBook` and
-//! `UpdatePriceBook`. The other RPCs answer
+//! Built so far: `RecordUsage`, `GetTenantCost`, `GetCostSummary`, `GetCostForecast`,
+//! `GetPriceBook` and `UpdatePriceBook`. The other RPCs answer
 //! UNIMPLEMENTED through the generated default bodies, never a made-up result. Access is
 //! checked before a call reaches here, by the auth layer, from each RPC's option in the
 //! contract.
@@ -17,7 +17,7 @@ use mfg_common::clock::SharedClock;
 use mfg_proto::cost::v1::{self as pb, cost_service_server::CostService};
 use tonic::{Request, Response, Status};
 
-use crate::{error::CostError, store::CostStore, tenants::Directory};
+use crate::{error::CostError, forecasts::Forecasts, store::CostStore, tenants::Directory};
 
 /// How many times an update of the price book is tried when other updates keep coming first.
 const PRICE_BOOK_ATTEMPTS: usize = 5;
@@ -29,6 +29,8 @@ pub struct Ready {
     pub store: Arc<dyn CostStore>,
     /// The tenants, with their plans and budgets.
     pub tenants: Arc<Directory>,
+    /// The month's forecasts, with the days that have settled.
+    pub forecasts: Arc<Forecasts>,
     /// The clock.
     pub clock: SharedClock,
 }
@@ -61,6 +63,13 @@ impl Ready {
             .get(id)
             .await?
             .ok_or_else(|| CostError::TenantNotFound(id.to_string()))
+    }
+
+    /// The forecasts of the current month.
+    async fn month_forecasts(&self) -> Result<crate::forecasts::MonthForecasts, CostError> {
+        self.forecasts
+            .of_month(self.store.as_ref(), &self.tenants, self.now())
+            .await
     }
 
     /// The time, to the microsecond, as the store keeps it.
@@ -98,10 +107,15 @@ impl CostService for CostApi {
             request.end_time.as_ref(),
             ready.now(),
         )?;
+        let id = tenant.id;
         let report =
             crate::costing::tenant(ready.store.as_ref(), &ready.tenants, tenant, period).await?;
+        let month = ready.month_forecasts().await?;
         Ok(Response::new(pb::GetTenantCostResponse {
-            report: Some(reports::tenant_report(&report, period)),
+            report: Some(pb::CostReport {
+                forecast: reports::forecast_of(&month, id),
+                ..reports::tenant_report(&report, period)
+            }),
         }))
     }
 
@@ -116,9 +130,23 @@ impl CostService for CostApi {
             request.end_time.as_ref(),
             ready.now(),
         )?;
-        let (tenants, summary, _) =
+        let (tenants, summary, prices) =
             crate::costing::summary(ready.store.as_ref(), &ready.tenants, period).await?;
-        Ok(Response::new(reports::summary(&tenants, &summary, period)))
+        let month = ready.month_forecasts().await?;
+        let target = prices.latest().1.platform_monthly_target_usd;
+        Ok(Response::new(reports::summary(
+            &tenants, &summary, period, &month, target,
+        )))
+    }
+
+    async fn get_cost_forecast(
+        &self,
+        request: Request<pb::GetCostForecastRequest>,
+    ) -> Result<Response<pb::GetCostForecastResponse>, Status> {
+        let ready = self.ready()?;
+        let tenant = ready.tenant(&request.get_ref().tenant_id).await?;
+        let month = ready.month_forecasts().await?;
+        Ok(Response::new(reports::forecast_response(&month, &tenant)))
     }
 
     async fn get_price_book(

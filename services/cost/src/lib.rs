@@ -11,6 +11,7 @@ pub mod config;
 pub mod costing;
 pub mod domain;
 pub mod error;
+pub mod forecasts;
 pub mod store;
 pub mod tenants;
 
@@ -107,6 +108,7 @@ async fn become_ready(
     let ready = ready.get_or_init(|| Ready {
         store: Arc::from(store),
         tenants,
+        forecasts: Arc::default(),
         clock,
     });
     let health = database.keep_health(health, shutdown.clone(), || async {

@@ -30,7 +30,8 @@ const MAX_KEY_CHARS: usize = 200;
 const MAX_UNIT_CHARS: usize = 64;
 
 /// The fields of a price book an update may name.
-const PRICE_BOOK_FIELDS: &str = "prices, shared_monthly_usd, dedicated_monthly_usd, split, or `*`";
+const PRICE_BOOK_FIELDS: &str = "prices, shared_monthly_usd, dedicated_monthly_usd, split, \
+     platform_monthly_target_usd, or `*`";
 
 /// A moment as a timestamp.
 pub fn timestamp(time: DateTime<Utc>) -> Timestamp {
@@ -173,6 +174,7 @@ pub fn price_book(book: &PriceBook, update_time: Option<DateTime<Utc>>) -> pb::P
         split: split_to_proto(book.split).into(),
         update_time: update_time.map(timestamp),
         dedicated_monthly_usd: book.dedicated_monthly_usd,
+        platform_monthly_target_usd: book.platform_monthly_target_usd,
     }
 }
 
@@ -225,6 +227,13 @@ pub fn price_book_update(
                 &mut violations,
             );
         }
+        if all || path == "platform_monthly_target_usd" {
+            book.platform_monthly_target_usd = amount(
+                update.platform_monthly_target_usd,
+                "price_book.platform_monthly_target_usd",
+                &mut violations,
+            );
+        }
         if all || path == "split" {
             match pb::SharedCostSplit::try_from(update.split) {
                 Ok(pb::SharedCostSplit::Even) => book.split = Split::Even,
@@ -236,7 +245,12 @@ pub fn price_book_update(
             }
         }
         match path.as_str() {
-            "*" | "prices" | "shared_monthly_usd" | "dedicated_monthly_usd" | "split" => {}
+            "*"
+            | "prices"
+            | "shared_monthly_usd"
+            | "dedicated_monthly_usd"
+            | "split"
+            | "platform_monthly_target_usd" => {}
             "update_time" => violations.add("update_mask", "`update_time` is set by the service"),
             other => violations.add(
                 "update_mask",

@@ -10,12 +10,20 @@ use crate::{
     costing::{Period, TenantReport},
     domain::{
         daily::DailyCost,
+        forecast::Forecast,
         meter::Tier,
         report::{Line, Summary, TenantCost},
     },
     error::{CostError, Result},
+    forecasts::MonthForecasts,
     tenants::Tenant,
 };
+
+/// The confidence of a forecast's band ([`crate::domain::forecast::Z_90`]).
+const CONFIDENCE: f64 = 0.9;
+
+/// The fractions of a budget whose crossing is alerted on, until a tenant sets its own.
+const DEFAULT_THRESHOLDS: [f64; 3] = [0.5, 0.8, 1.0];
 
 /// The period a request names, checked: a start before its end, both valid timestamps.
 pub fn period(
@@ -57,22 +65,84 @@ pub fn tenant_report(report: &TenantReport, period: Period) -> pb::CostReport {
     }
 }
 
-/// The operator's summary: every tenant's report without its days.
+/// The operator's summary: every tenant's report without its days, with its forecast of the
+/// month, and the platform's forecast against its monthly `target` (zero: none).
 pub fn summary(
     tenants: &[Tenant],
     summary: &Summary,
     period: Period,
+    month: &MonthForecasts,
+    target: f64,
 ) -> pb::GetCostSummaryResponse {
     pb::GetCostSummaryResponse {
         reports: summary
             .tenants
             .iter()
             .zip(tenants)
-            .map(|(cost, tenant)| cost_report(cost, tenant, period))
+            .map(|(cost, tenant)| pb::CostReport {
+                forecast: forecast_of(month, cost.tenant),
+                ..cost_report(cost, tenant, period)
+            })
             .collect(),
         shared_usd: summary.shared.usd(),
         split: split_to_proto(summary.split).into(),
         total_usd: summary.total.usd(),
+        forecast: Some(forecast(&month.platform, month.month_start)),
+        target_monthly_usd: target,
+        forecast_vs_target: if target > 0.0 {
+            month.platform.expected / target - 1.0
+        } else {
+            0.0
+        },
+    }
+}
+
+/// A tenant's forecast of the month, when it lived in it.
+pub fn forecast_of(month: &MonthForecasts, tenant: Uuid) -> Option<pb::CostForecast> {
+    month
+        .tenants
+        .get(&tenant)
+        .map(|f| forecast(f, month.month_start))
+}
+
+/// `GetCostForecast`'s answer: the tenant's forecast against its budget.
+pub fn forecast_response(month: &MonthForecasts, tenant: &Tenant) -> pb::GetCostForecastResponse {
+    let of_tenant = month.tenants.get(&tenant.id).copied().unwrap_or(Forecast {
+        month_to_date: 0.0,
+        expected: 0.0,
+        low: 0.0,
+        high: 0.0,
+    });
+    let budget = tenant.monthly_budget_usd;
+    let crossed = if budget > 0.0 {
+        DEFAULT_THRESHOLDS
+            .iter()
+            .copied()
+            .filter(|t| of_tenant.expected >= t * budget)
+            .fold(0.0, f64::max)
+    } else {
+        0.0
+    };
+    pb::GetCostForecastResponse {
+        month_start: Some(timestamp(month.month_start)),
+        month_to_date_usd: of_tenant.month_to_date,
+        forecast_usd: of_tenant.expected,
+        budget_usd: budget,
+        forecast_threshold_crossed: crossed,
+        forecast_low_usd: of_tenant.low,
+        forecast_high_usd: of_tenant.high,
+        confidence: CONFIDENCE,
+    }
+}
+
+fn forecast(forecast: &Forecast, month_start: DateTime<Utc>) -> pb::CostForecast {
+    pb::CostForecast {
+        month_start: Some(timestamp(month_start)),
+        month_to_date_usd: forecast.month_to_date,
+        forecast_usd: forecast.expected,
+        forecast_low_usd: forecast.low,
+        forecast_high_usd: forecast.high,
+        confidence: CONFIDENCE,
     }
 }
 
@@ -88,6 +158,7 @@ fn cost_report(cost: &TenantCost, tenant: &Tenant, period: Period) -> pb::CostRe
         budget_usd: tenant.monthly_budget_usd,
         dedicated_usd: cost.dedicated.usd(),
         days: Vec::new(),
+        forecast: None,
     }
 }
 

@@ -36,10 +36,15 @@ pub fn daily(
     let priced: Vec<f64> = days
         .iter()
         .map(|&(s, e)| {
-            lines(report.tenant, usage, prices, s, e)
-                .iter()
-                .map(|line| line.quantity * line.unit_price_usd)
-                .sum()
+            lines(
+                usage.iter().filter(|u| u.tenant == report.tenant),
+                prices,
+                s,
+                e,
+            )
+            .iter()
+            .map(|line| line.quantity * line.unit_price_usd)
+            .sum()
         })
         .collect();
     let lengths: Vec<f64> = days

@@ -79,6 +79,9 @@ pub struct PriceBook {
     pub dedicated_monthly_usd: f64,
     /// How shared costs are split.
     pub split: Split,
+    /// The platform's monthly cost target, in USD; zero for none.
+    #[serde(default)]
+    pub platform_monthly_target_usd: f64,
 }
 
 impl Default for PriceBook {
@@ -112,6 +115,7 @@ impl Default for PriceBook {
             shared_monthly_usd: 250.0,
             dedicated_monthly_usd: HOURS_PER_MONTH * (2.0 * VCPU_HOUR_USD + 4.0 * 0.004_445),
             split: Split::Proportional,
+            platform_monthly_target_usd: 0.0,
         }
     }
 }

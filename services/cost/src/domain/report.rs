@@ -13,7 +13,7 @@
 //! 5. The platform's total is its tenants' direct costs, the shared costs and the dedicated
 //!    capacity, summed apart from the tenants' totals; the two are equal to the cent.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -117,10 +117,15 @@ pub fn summarize(
     start: DateTime<Utc>,
     end: DateTime<Utc>,
 ) -> Summary {
+    let mut by_tenant: HashMap<Uuid, Vec<&Usage>> = HashMap::new();
+    for record in usage {
+        by_tenant.entry(record.tenant).or_default().push(record);
+    }
     let mut reports: Vec<TenantCost> = tenants
         .iter()
         .map(|&(tenant, plan)| {
-            let lines = lines(tenant, usage, prices, start, end);
+            let records = by_tenant.get(&tenant).map_or(&[][..], Vec::as_slice);
+            let lines = lines(records.iter().copied(), prices, start, end);
             let direct = lines.iter().map(|l| l.amount).sum();
             let dedicated = match plan {
                 Plan::Shared => Cents::default(),
@@ -157,17 +162,16 @@ pub fn summarize(
     }
 }
 
-/// A tenant's lines over `[start, end)`, one per meter it used, by meter.
-pub fn lines(
-    tenant: Uuid,
-    usage: &[Usage],
+/// The lines of one tenant's `usage` over `[start, end)`, one per meter it used, by meter.
+pub fn lines<'a>(
+    usage: impl IntoIterator<Item = &'a Usage>,
     prices: &PriceHistory,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
 ) -> Vec<Line> {
     // Per meter: (units, exact USD).
     let mut sums: BTreeMap<Meter, (f64, f64)> = BTreeMap::new();
-    for record in usage.iter().filter(|u| u.tenant == tenant) {
+    for record in usage {
         let book = prices.at(record.start);
         let Some(price) = book.prices.get(&record.meter) else {
             continue;

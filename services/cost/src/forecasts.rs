@@ -1,0 +1,160 @@
+//! Each tenant's forecast of the current month, and the platform's ([`forecast`] over their
+//! daily cost).
+//!
+//! The days of the month that have ended are costed one by one, as reports of a day (so a
+//! day's shared costs are split as that day's usage says), and kept: a day is settled once it
+//! ended more than [`SETTLED`] ago (later usage would come from a flush retried that long),
+//! and is not costed again. Today's cost so far is the month to date less the ended days. So
+//! a summary of a thousand tenants costs the month so far, and at most the days not settled.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+use crate::{
+    costing::{self, Period},
+    domain::forecast::{Forecast, MonthSoFar, forecast},
+    error::Result,
+    store::{CostStore, buckets::Grain},
+    tenants::Directory,
+};
+
+/// How long after its end a day's cost is taken as final.
+pub const SETTLED: Duration = Duration::hours(1);
+
+/// The forecasts of the month.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MonthForecasts {
+    /// The start of the month.
+    pub month_start: DateTime<Utc>,
+    /// Each tenant's that lived in the month.
+    pub tenants: HashMap<Uuid, Forecast>,
+    /// The platform's.
+    pub platform: Forecast,
+}
+
+/// The settled days of the current month, kept between calls.
+#[derive(Debug, Default)]
+pub struct Forecasts {
+    settled: Mutex<Settled>,
+}
+
+#[derive(Debug, Default)]
+struct Settled {
+    month_start: Option<DateTime<Utc>>,
+    /// By day of the month (0 for the first).
+    days: HashMap<usize, DayCosts>,
+}
+
+/// One day's cost, in USD.
+#[derive(Debug, Clone, Default)]
+struct DayCosts {
+    tenants: HashMap<Uuid, f64>,
+    platform: f64,
+}
+
+impl Forecasts {
+    /// The month's forecasts at `now`.
+    pub async fn of_month(
+        &self,
+        store: &dyn CostStore,
+        directory: &Directory,
+        now: DateTime<Utc>,
+    ) -> Result<MonthForecasts> {
+        let month_start = Grain::Month.floor(now);
+        let today = Grain::Day.floor(now);
+        let ended = usize::try_from((today - month_start).num_days()).unwrap_or(0);
+        let days = {
+            let mut settled = self.settled.lock().await;
+            if settled.month_start != Some(month_start) {
+                *settled = Settled {
+                    month_start: Some(month_start),
+                    days: HashMap::new(),
+                };
+            }
+            let mut days = Vec::with_capacity(ended);
+            for day in 0..ended {
+                let start = month_start + Duration::days(day as i64);
+                let costs = match settled.days.get(&day) {
+                    Some(costs) => costs.clone(),
+                    None => {
+                        let costs = day_costs(store, directory, start, now).await?;
+                        if now - (start + Duration::days(1)) > SETTLED {
+                            settled.days.insert(day, costs.clone());
+                        }
+                        costs
+                    }
+                };
+                days.push(costs);
+            }
+            days
+        };
+        let (_, so_far, _) = costing::summary(
+            store,
+            directory,
+            Period {
+                start: month_start,
+                end: now,
+                now,
+            },
+        )
+        .await?;
+        let days_in_month =
+            u32::try_from((Grain::Month.next(month_start) - month_start).num_days()).unwrap_or(30);
+        let today_elapsed = (now - today).num_seconds() as f64 / 86_400.0;
+        let month = |days: Vec<f64>, total: f64| {
+            let today = (total - days.iter().sum::<f64>()).max(0.0);
+            forecast(&MonthSoFar {
+                days,
+                today,
+                today_elapsed,
+                days_in_month,
+            })
+        };
+        let tenants = so_far
+            .tenants
+            .iter()
+            .map(|cost| {
+                let of_days = days
+                    .iter()
+                    .map(|d| d.tenants.get(&cost.tenant).copied().unwrap_or(0.0))
+                    .collect();
+                (cost.tenant, month(of_days, cost.total.usd()))
+            })
+            .collect();
+        let platform = month(
+            days.iter().map(|d| d.platform).collect(),
+            so_far.total.usd(),
+        );
+        Ok(MonthForecasts {
+            month_start,
+            tenants,
+            platform,
+        })
+    }
+}
+
+/// The cost of the day that starts at `start`, per tenant and for the platform.
+async fn day_costs(
+    store: &dyn CostStore,
+    directory: &Directory,
+    start: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<DayCosts> {
+    let period = Period {
+        start,
+        end: start + Duration::days(1),
+        now,
+    };
+    let (_, summary, _) = costing::summary(store, directory, period).await?;
+    Ok(DayCosts {
+        tenants: summary
+            .tenants
+            .iter()
+            .map(|t| (t.tenant, t.total.usd()))
+            .collect(),
+        platform: summary.total.usd(),
+    })
+}
