@@ -20,6 +20,7 @@ pub async fn run(addresses: Addresses, shutdown: CancellationToken) -> anyhow::R
                 .with_bearer(addresses.operator_token.expose())?,
         );
         let prepared = crate::simulate::prepare(&mut tenants, &scenario).await?;
+        set_platform_target(&addresses).await?;
         crate::simulate::demo_rules(
             &addresses.storage.to_string(),
             addresses.operator_token.expose(),
@@ -57,6 +58,11 @@ pub async fn run(addresses: Addresses, shutdown: CancellationToken) -> anyhow::R
                     addresses.gateway, tenant.id
                 )?;
             }
+            writeln!(
+                out,
+                "  curl -H \"Authorization: Bearer $TOKEN\" http://{}/v1/cost   # each tenant's month so far and forecast, the platform's against its ${DEMO_TARGET_USD:.0} target",
+                addresses.gateway
+            )?;
         }
         let stats = std::sync::Arc::new(mfg_uplink::UplinkStats::default());
         tokio::spawn(crate::simulate::progress(
@@ -79,6 +85,39 @@ pub async fn run(addresses: Addresses, shutdown: CancellationToken) -> anyhow::R
     if let Err(error) = run.await {
         tracing::error!(error = %format!("{error:#}"), "the demo stopped");
     }
+    Ok(())
+}
+
+/// The platform's monthly cost target in the brief's scenario.
+pub const DEMO_TARGET_USD: f64 = 50_000.0;
+
+/// Gives the platform the scenario's monthly cost target, unless the operator set one.
+async fn set_platform_target(addresses: &Addresses) -> anyhow::Result<()> {
+    use mfg_proto::cost::v1::{self as pb, cost_service_client::CostServiceClient};
+
+    let mut cost = CostServiceClient::new(
+        mfg_common::grpc::lazy_channel(&format!("http://{}", addresses.cost))?
+            .with_bearer(addresses.operator_token.expose())?,
+    );
+    let book = cost
+        .get_price_book(pb::GetPriceBookRequest {})
+        .await?
+        .into_inner()
+        .price_book
+        .unwrap_or_default();
+    if book.platform_monthly_target_usd > 0.0 {
+        return Ok(());
+    }
+    cost.update_price_book(pb::UpdatePriceBookRequest {
+        price_book: Some(pb::PriceBook {
+            platform_monthly_target_usd: DEMO_TARGET_USD,
+            ..Default::default()
+        }),
+        update_mask: Some(pbjson_types::FieldMask {
+            paths: vec!["platform_monthly_target_usd".to_owned()],
+        }),
+    })
+    .await?;
     Ok(())
 }
 

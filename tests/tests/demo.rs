@@ -1,6 +1,6 @@
 //! `mfg up --demo`: the brief's scenario (3 tenants with 15 machines each) streams in-process,
-//! so a newcomer sees data (and alert rules watching it) within seconds, through the same REST
-//! routes they would use.
+//! so a newcomer sees data (and alert rules watching it) within seconds, and its cost against
+//! the $50,000 target within a minute, through the same REST routes they would use.
 
 use std::time::Duration;
 
@@ -127,5 +127,44 @@ async fn the_demo_streams_the_briefs_scenario_within_seconds() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // Within a minute the operator's summary costs the three tenants' metered month so far, with
+    // their forecasts, and the platform's forecast against the demo's $50,000 target.
+    let metered = |report: &serde_json::Value| {
+        report["lines"].as_array().is_some_and(|lines| {
+            lines
+                .iter()
+                .any(|l| l["meter"] == "METER_INGESTED_READINGS")
+        })
+    };
+    let summary = loop {
+        let (status, summary) =
+            http_call(&http, base, Method::GET, "/v1/cost", operator, None).await;
+        assert_eq!(status, StatusCode::OK, "{summary}");
+        let reports = summary["reports"].as_array().cloned().unwrap_or_default();
+        if reports.len() == 3
+            && reports.iter().all(metered)
+            && summary["targetMonthlyUsd"] == 50_000.0
+        {
+            break summary;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the summary within a minute: {summary}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    for report in summary["reports"].as_array().unwrap() {
+        assert!(
+            report["forecast"]["forecastUsd"].as_f64().unwrap() > 0.0,
+            "{report}"
+        );
+    }
+    assert!(summary["sharedUsd"].as_f64().unwrap() > 0.0, "{summary}");
+    let vs_target = summary["forecastVsTarget"].as_f64().unwrap();
+    assert!(
+        (-1.0..0.0).contains(&vs_target),
+        "under the target: {summary}"
+    );
     platform.stop().await;
 }
