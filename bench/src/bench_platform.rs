@@ -91,6 +91,10 @@ pub struct BenchPlatform {
     pub tenant_addr: SocketAddr,
     /// The storage service.
     pub storage_addr: SocketAddr,
+    /// The cost service.
+    pub cost_addr: SocketAddr,
+    /// The gateway.
+    pub gateway_addr: SocketAddr,
     /// "PostgreSQL" or "SQLite".
     pub backend: &'static str,
     platform: mfg::platform::Platform,
@@ -130,6 +134,8 @@ impl BenchPlatform {
         Ok(Self {
             tenant_addr: platform.addresses.tenant,
             storage_addr: platform.addresses.storage,
+            cost_addr: platform.addresses.cost,
+            gateway_addr: platform.addresses.gateway,
             backend: if database_url.is_some() {
                 "PostgreSQL"
             } else {

@@ -6,6 +6,7 @@
 pub mod alerts_bench;
 pub mod bench;
 pub mod bench_platform;
+pub mod cost_bench;
 pub mod ingest_bench;
 pub mod query_bench;
 pub mod streams_bench;

@@ -28,6 +28,9 @@ enum Bench {
     /// The platform at a tenant count: setup, ingest, `latest` and a 1-day range, partitions,
     /// a tiering job over everything, and a restart. Starts its own services.
     Tenants(mfg_bench::tenants_bench::TenantsBench),
+    /// Latency of the cost reports over REST: one tenant's month of hourly usage, and the
+    /// summary of many tenants. Starts its own services and loads its own usage.
+    Cost(mfg_bench::cost_bench::CostBench),
     /// Resident memory per idle machine stream, with 10,000 streams held by one storage
     /// process (run as its own process).
     Streams(mfg_bench::streams_bench::StreamsBench),
@@ -42,5 +45,6 @@ async fn main() -> anyhow::Result<()> {
         Bench::Tenants(args) => mfg_bench::tenants_bench::run(args).await,
         Bench::Alerts(args) => mfg_bench::alerts_bench::run(args).await,
         Bench::Streams(args) => mfg_bench::streams_bench::run(args).await,
+        Bench::Cost(args) => mfg_bench::cost_bench::run(args).await,
     }
 }
