@@ -361,7 +361,7 @@ pub async fn run(args: AlertsBench) -> anyhow::Result<()> {
     let (storage, key) = (platform.storage_addr, tenant.key.clone());
     let load = tokio::spawn(on_own_runtime("bench-load", 2, move || async move {
         let telemetry = TelemetryServiceClient::new(channel(storage, &key)?);
-        let clock = Arc::new(AtomicU64::new(0));
+        let clock = Arc::new(ingest_bench::Timeline::new(0));
         let rate = load_args.rate;
         ingest_bench::load(&telemetry, &load_args, clock, rate, load_args.duration).await
     }));
