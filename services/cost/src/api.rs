@@ -17,7 +17,9 @@ use mfg_common::clock::SharedClock;
 use mfg_proto::cost::v1::{self as pb, cost_service_server::CostService};
 use tonic::{Request, Response, Status};
 
-use crate::{error::CostError, forecasts::Forecasts, store::CostStore, tenants::Directory};
+use crate::{
+    costing::Costing, error::CostError, forecasts::Forecasts, store::CostStore, tenants::Directory,
+};
 
 /// How many times an update of the price book is tried when other updates keep coming first.
 const PRICE_BOOK_ATTEMPTS: usize = 5;
@@ -29,6 +31,8 @@ pub struct Ready {
     pub store: Arc<dyn CostStore>,
     /// The tenants, with their plans and budgets.
     pub tenants: Arc<Directory>,
+    /// Reports, with the summaries of recent periods.
+    pub costing: Arc<Costing>,
     /// The month's forecasts, with the days that have settled.
     pub forecasts: Arc<Forecasts>,
     /// The clock.
@@ -67,9 +71,7 @@ impl Ready {
 
     /// The forecasts of the current month.
     async fn month_forecasts(&self) -> Result<crate::forecasts::MonthForecasts, CostError> {
-        self.forecasts
-            .of_month(self.store.as_ref(), &self.tenants, self.now())
-            .await
+        self.forecasts.of_month(&self.costing, self.now()).await
     }
 
     /// The time, to the microsecond, as the store keeps it.
@@ -108,13 +110,12 @@ impl CostService for CostApi {
             ready.now(),
         )?;
         let id = tenant.id;
-        let report =
-            crate::costing::tenant(ready.store.as_ref(), &ready.tenants, tenant, period).await?;
+        let report = ready.costing.tenant(tenant, period).await?;
         let month = ready.month_forecasts().await?;
         Ok(Response::new(pb::GetTenantCostResponse {
             report: Some(pb::CostReport {
                 forecast: reports::forecast_of(&month, id),
-                ..reports::tenant_report(&report, period)
+                ..reports::tenant_report(&report)
             }),
         }))
     }
@@ -130,13 +131,9 @@ impl CostService for CostApi {
             request.end_time.as_ref(),
             ready.now(),
         )?;
-        let (tenants, summary, prices) =
-            crate::costing::summary(ready.store.as_ref(), &ready.tenants, period).await?;
+        let costed = ready.costing.summary(period).await?;
         let month = ready.month_forecasts().await?;
-        let target = prices.latest().1.platform_monthly_target_usd;
-        Ok(Response::new(reports::summary(
-            &tenants, &summary, period, &month, target,
-        )))
+        Ok(Response::new(reports::summary(&costed, &month)))
     }
 
     async fn get_cost_forecast(
@@ -180,6 +177,7 @@ impl CostService for CostApi {
                 current,
             )?;
             if ready.store.change_prices(from, replaces, &book).await? {
+                ready.costing.forget();
                 return Ok(Response::new(pb::UpdatePriceBookResponse {
                     price_book: Some(convert::price_book(&book, Some(from))),
                 }));

@@ -1,6 +1,16 @@
 //! Cost reports from the ledger, the price history and the tenants: the one place that reads
 //! them together, so that a tenant's report and the operator's summary are the same arithmetic
-//! ([`summarize`]) over the same inputs, and agree to the cent.
+//! ([`summarize`]) over the same inputs, and agree to the cent. A summary is kept a few seconds
+//! ([`Costing`]), so that the reports of many tenants cost one summary, not one each.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
+
+use chrono::{DateTime, Utc};
+use mfg_common::clock::SharedClock;
 
 use crate::{
     domain::{
@@ -10,10 +20,10 @@ use crate::{
         report::{Summary, TenantCost, Usage, summarize},
     },
     error::Result,
+    forecasts::SETTLED,
     store::{CostStore, buckets::Grain},
     tenants::{Directory, Tenant},
 };
-use chrono::{DateTime, Utc};
 
 /// A period to report on: `[start, end)`, with `end` no later than now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,14 +45,119 @@ pub struct TenantReport {
     pub cost: TenantCost,
     /// The same per day.
     pub days: Vec<DailyCost>,
+    /// The period, as it was costed (a period that ends now ends when it was).
+    pub period: Period,
+}
+
+/// Every tenant that lived in a period, costed, with the prices it was costed with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Costed {
+    /// The period.
+    pub period: Period,
+    /// The tenants, in the order of the summary's reports.
+    pub tenants: Vec<Tenant>,
+    /// Their costs and the platform's.
+    pub summary: Summary,
+    /// The price books.
+    pub prices: PriceHistory,
+}
+
+/// How long a summary of a period that ends now is reused: as long as the services take to
+/// flush their usage, so a report is no staler than the metering behind it.
+pub const FRESH: Duration = Duration::from_secs(5);
+
+/// The most summaries kept.
+const KEPT: usize = 64;
+
+/// Costs periods from the ledger, the price history and the tenants, keeping recent summaries
+/// (a summary of every tenant is what a tenant's report is a part of, so that the two agree).
+#[derive(Debug)]
+pub struct Costing {
+    store: Arc<dyn CostStore>,
+    tenants: Arc<Directory>,
+    clock: SharedClock,
+    kept: Mutex<HashMap<(DateTime<Utc>, Option<DateTime<Utc>>), (Instant, Arc<Costed>)>>,
+}
+
+impl Costing {
+    /// Costs over `store`, for the tenants of `tenants`.
+    pub fn new(store: Arc<dyn CostStore>, tenants: Arc<Directory>, clock: SharedClock) -> Self {
+        Self {
+            store,
+            tenants,
+            clock,
+            kept: Mutex::default(),
+        }
+    }
+
+    /// The ledger.
+    pub fn store(&self) -> &dyn CostStore {
+        self.store.as_ref()
+    }
+
+    /// The tenants.
+    pub fn tenants(&self) -> &Directory {
+        &self.tenants
+    }
+
+    /// Every tenant that lived in `period`, costed. A summary of a period that ends now is
+    /// reused for [`FRESH`] (its end is then when it was made); one of a period that ended
+    /// more than [`SETTLED`] ago, while it is among the [`KEPT`] latest.
+    pub async fn summary(&self, period: Period) -> Result<Arc<Costed>> {
+        let ends_now = period.end >= period.now;
+        let key = (period.start, (!ends_now).then_some(period.end));
+        let settled = !ends_now && period.now - period.end > SETTLED;
+        let now = self.clock.now();
+        if let Some((made, costed)) = lock(&self.kept).get(&key)
+            && (settled || now.duration_since(*made) < FRESH)
+        {
+            return Ok(costed.clone());
+        }
+        let costed = Arc::new(summary(self.store(), &self.tenants, period).await?);
+        let mut kept = lock(&self.kept);
+        if kept.len() >= KEPT {
+            kept.retain(|_, (made, _)| now.duration_since(*made) < FRESH);
+            if kept.len() >= KEPT {
+                kept.clear();
+            }
+        }
+        kept.insert(key, (now, costed.clone()));
+        Ok(costed)
+    }
+
+    /// Forgets the summaries kept, after a change of prices.
+    pub fn forget(&self) {
+        lock(&self.kept).clear();
+    }
+
+    /// One tenant's report: its part of the summary, so that it agrees with it, and its days.
+    pub async fn tenant(&self, tenant: Tenant, period: Period) -> Result<TenantReport> {
+        let costed = self.summary(period).await?;
+        let period = costed.period;
+        let cost = costed
+            .summary
+            .tenants
+            .iter()
+            .find(|c| c.tenant == tenant.id)
+            .cloned()
+            .unwrap_or_else(|| TenantCost::nothing(tenant.id));
+        let first_day = Grain::Day.floor(period.start);
+        let usage = self
+            .store
+            .usage(Grain::Day, Some(tenant.id), first_day, period.end)
+            .await?;
+        let days = daily(&cost, &usage, &costed.prices, period.start, period.end);
+        Ok(TenantReport {
+            tenant,
+            cost,
+            days,
+            period,
+        })
+    }
 }
 
 /// Every tenant that lived in the period, costed, and the platform's total.
-pub async fn summary(
-    store: &dyn CostStore,
-    directory: &Directory,
-    period: Period,
-) -> Result<(Vec<Tenant>, Summary, PriceHistory)> {
+async fn summary(store: &dyn CostStore, directory: &Directory, period: Period) -> Result<Costed> {
     let tenants: Vec<Tenant> = directory
         .all()
         .await
@@ -54,28 +169,16 @@ pub async fn summary(
     let usage = usage(store, &prices, period).await?;
     let plans: Vec<_> = tenants.iter().map(|t| (t.id, t.plan)).collect();
     let summary = summarize(&plans, &usage, &prices, period.start, period.end);
-    Ok((tenants, summary, prices))
+    Ok(Costed {
+        period,
+        tenants,
+        summary,
+        prices,
+    })
 }
 
-/// One tenant's report: its part of the summary, so that it agrees with it, and its days.
-pub async fn tenant(
-    store: &dyn CostStore,
-    directory: &Directory,
-    tenant: Tenant,
-    period: Period,
-) -> Result<TenantReport> {
-    let (_, summary, prices) = summary(store, directory, period).await?;
-    let cost = summary
-        .tenants
-        .into_iter()
-        .find(|c| c.tenant == tenant.id)
-        .unwrap_or_else(|| TenantCost::nothing(tenant.id));
-    let first_day = Grain::Day.floor(period.start);
-    let usage = store
-        .usage(Grain::Day, Some(tenant.id), first_day, period.end)
-        .await?;
-    let days = daily(&cost, &usage, &prices, period.start, period.end);
-    Ok(TenantReport { tenant, cost, days })
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The usage of the period, one record per tenant and meter for each price book in force in

@@ -14,11 +14,10 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::{
-    costing::{self, Period},
+    costing::{Costing, Period},
     domain::forecast::{Forecast, MonthSoFar, forecast},
     error::Result,
-    store::{CostStore, buckets::Grain},
-    tenants::Directory,
+    store::buckets::Grain,
 };
 
 /// How long after its end a day's cost is taken as final.
@@ -57,12 +56,7 @@ struct DayCosts {
 
 impl Forecasts {
     /// The month's forecasts at `now`.
-    pub async fn of_month(
-        &self,
-        store: &dyn CostStore,
-        directory: &Directory,
-        now: DateTime<Utc>,
-    ) -> Result<MonthForecasts> {
+    pub async fn of_month(&self, costing: &Costing, now: DateTime<Utc>) -> Result<MonthForecasts> {
         let month_start = Grain::Month.floor(now);
         let today = Grain::Day.floor(now);
         let ended = usize::try_from((today - month_start).num_days()).unwrap_or(0);
@@ -80,7 +74,7 @@ impl Forecasts {
                 let costs = match settled.days.get(&day) {
                     Some(costs) => costs.clone(),
                     None => {
-                        let costs = day_costs(store, directory, start, now).await?;
+                        let costs = day_costs(costing, start, now).await?;
                         if now - (start + Duration::days(1)) > SETTLED {
                             settled.days.insert(day, costs.clone());
                         }
@@ -91,16 +85,14 @@ impl Forecasts {
             }
             days
         };
-        let (_, so_far, _) = costing::summary(
-            store,
-            directory,
-            Period {
+        let month_so_far = costing
+            .summary(Period {
                 start: month_start,
                 end: now,
                 now,
-            },
-        )
-        .await?;
+            })
+            .await?;
+        let so_far = &month_so_far.summary;
         let days_in_month =
             u32::try_from((Grain::Month.next(month_start) - month_start).num_days()).unwrap_or(30);
         let today_elapsed = (now - today).num_seconds() as f64 / 86_400.0;
@@ -138,8 +130,7 @@ impl Forecasts {
 
 /// The cost of the day that starts at `start`, per tenant and for the platform.
 async fn day_costs(
-    store: &dyn CostStore,
-    directory: &Directory,
+    costing: &Costing,
     start: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<DayCosts> {
@@ -148,7 +139,8 @@ async fn day_costs(
         end: start + Duration::days(1),
         now,
     };
-    let (_, summary, _) = costing::summary(store, directory, period).await?;
+    let costed = costing.summary(period).await?;
+    let summary = &costed.summary;
     Ok(DayCosts {
         tenants: summary
             .tenants

@@ -33,6 +33,7 @@ use tokio::net::TcpListener;
 pub use crate::config::Config;
 use crate::{
     api::{CostApi, Ready, ReadyCost},
+    costing::Costing,
     tenants::Directory,
 };
 
@@ -105,8 +106,10 @@ async fn become_ready(
     let Some(store) = opened.await else {
         return;
     };
+    let store: Arc<dyn store::CostStore> = Arc::from(store);
     let ready = ready.get_or_init(|| Ready {
-        store: Arc::from(store),
+        costing: Arc::new(Costing::new(store.clone(), tenants.clone(), clock.clone())),
+        store,
         tenants,
         forecasts: Arc::default(),
         clock,

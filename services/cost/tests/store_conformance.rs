@@ -78,6 +78,18 @@ async fn usage_counts_once_per_key(store: Arc<dyn CostStore>) {
             duplicates: 1
         }
     );
+    // The same key twice in one call: its first record counts.
+    let twice = record("e", tenant, Meter::ApiRequests, at(4, 10, 40), 1, 1_000.0);
+    assert_eq!(
+        store
+            .record_usage(&[twice.clone(), twice], now)
+            .await
+            .unwrap(),
+        Recorded {
+            recorded: 1,
+            duplicates: 1
+        }
+    );
     // Two writers flushing the same records at once: each counted once between them.
     let same: Vec<KeyedUsage> = (0..20)
         .map(|i| {
@@ -103,7 +115,7 @@ async fn usage_counts_once_per_key(store: Arc<dyn CostStore>) {
         .await
         .unwrap();
     assert_eq!(hours.len(), 1);
-    assert_eq!(hours[0].quantity, 171.0, "100 + 50 + 1 + 20");
+    assert_eq!(hours[0].quantity, 1_171.0, "100 + 50 + 1 + 1,000 + 20");
 }
 
 async fn forgotten_keys_count_again(store: Arc<dyn CostStore>) {

@@ -7,12 +7,12 @@ use uuid::Uuid;
 
 use super::convert::{meter_to_proto, split_to_proto, time, timestamp};
 use crate::{
-    costing::{Period, TenantReport},
+    costing::{Costed, Period, TenantReport},
     domain::{
         daily::DailyCost,
         forecast::Forecast,
         meter::Tier,
-        report::{Line, Summary, TenantCost},
+        report::{Line, TenantCost},
     },
     error::{CostError, Result},
     forecasts::MonthForecasts,
@@ -58,30 +58,26 @@ pub fn tenant_id(id: &str) -> Result<Uuid> {
 }
 
 /// A tenant's report, with its days.
-pub fn tenant_report(report: &TenantReport, period: Period) -> pb::CostReport {
+pub fn tenant_report(report: &TenantReport) -> pb::CostReport {
     pb::CostReport {
         days: report.days.iter().map(day).collect(),
-        ..cost_report(&report.cost, &report.tenant, period)
+        ..cost_report(&report.cost, &report.tenant, report.period)
     }
 }
 
 /// The operator's summary: every tenant's report without its days, with its forecast of the
-/// month, and the platform's forecast against its monthly `target` (zero: none).
-pub fn summary(
-    tenants: &[Tenant],
-    summary: &Summary,
-    period: Period,
-    month: &MonthForecasts,
-    target: f64,
-) -> pb::GetCostSummaryResponse {
+/// month, and the platform's forecast against its monthly target (if the price book has one).
+pub fn summary(costed: &Costed, month: &MonthForecasts) -> pb::GetCostSummaryResponse {
+    let summary = &costed.summary;
+    let target = costed.prices.latest().1.platform_monthly_target_usd;
     pb::GetCostSummaryResponse {
         reports: summary
             .tenants
             .iter()
-            .zip(tenants)
+            .zip(&costed.tenants)
             .map(|(cost, tenant)| pb::CostReport {
                 forecast: forecast_of(month, cost.tenant),
-                ..cost_report(cost, tenant, period)
+                ..cost_report(cost, tenant, costed.period)
             })
             .collect(),
         shared_usd: summary.shared.usd(),

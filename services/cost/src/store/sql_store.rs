@@ -2,7 +2,10 @@
 //! says how the backend migrates. Times are bound as microseconds since the epoch and tenants
 //! as text on both.
 
-use std::{collections::BTreeMap, future::Future};
+use std::{
+    collections::{BTreeMap, HashSet},
+    future::Future,
+};
 
 use chrono::{DateTime, Utc};
 use mfg_common::db::{DbErrorKind, SqlDialect};
@@ -24,21 +27,46 @@ use crate::{
     error::{CostError, Result},
 };
 
-const INSERT_KEY: &str = "INSERT INTO usage_keys (idempotency_key, record_time) VALUES ($1, $2) \
-     ON CONFLICT (idempotency_key) DO NOTHING";
 const FORGET_KEYS: &str = "DELETE FROM usage_keys WHERE record_time < $1";
 const PRICE_BOOKS: &str = "SELECT effective_from, book FROM price_books ORDER BY effective_from";
 const INSERT_PRICE_BOOK: &str =
     "INSERT INTO price_books (effective_from, replaces, book) VALUES ($1, $2, $3)";
 
-/// Adds to a bucket of a grain's table. (The tables' names come from [`Grain`], never from a
-/// request.)
-fn add_to(grain: Grain) -> String {
-    let (table, column) = grain.table();
+/// The most idempotency keys one statement records.
+const KEYS_PER_STATEMENT: usize = 500;
+
+/// Records `rows` idempotency keys with their time (two parameters a key), returning those
+/// that were not recorded before: another transaction's key waits for it to end, and then is
+/// not returned.
+fn insert_keys(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|r| format!("(${}, ${})", 2 * r + 1, 2 * r + 2))
+        .collect();
     format!(
-        "INSERT INTO {table} (tenant_id, meter, {column}, amount) VALUES ($1, $2, $3, $4) \
+        "INSERT INTO usage_keys (idempotency_key, record_time) VALUES {} \
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key",
+        values.join(", ")
+    )
+}
+
+/// The most buckets one statement adds to: 2,000 parameters, well under both backends' limits.
+const BUCKETS_PER_STATEMENT: usize = 500;
+
+/// Adds to `rows` buckets of a grain's table (each bucket once), four parameters a bucket.
+/// (The tables' names come from [`Grain`], never from a request.)
+fn add_to(grain: Grain, rows: usize) -> String {
+    let (table, column) = grain.table();
+    let values: Vec<String> = (0..rows)
+        .map(|r| {
+            let p = 4 * r;
+            format!("(${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4)
+        })
+        .collect();
+    format!(
+        "INSERT INTO {table} (tenant_id, meter, {column}, amount) VALUES {} \
          ON CONFLICT (tenant_id, {column}, meter) \
-         DO UPDATE SET amount = {table}.amount + excluded.amount"
+         DO UPDATE SET amount = {table}.amount + excluded.amount",
+        values.join(", ")
     )
 }
 
@@ -126,32 +154,43 @@ where
 
     async fn record_usage(&self, records: &[KeyedUsage], now: DateTime<Utc>) -> Result<Recorded> {
         let mut tx = self.pool.begin().await?;
+        let mut new_keys: HashSet<String> = HashSet::new();
+        for chunk in records.chunks(KEYS_PER_STATEMENT) {
+            let insert = insert_keys(chunk.len());
+            let mut query = sqlx::query(AssertSqlSafe(insert.as_str()));
+            for record in chunk {
+                query = query
+                    .bind(record.idempotency_key.as_str())
+                    .bind(now.timestamp_micros());
+            }
+            for row in query.fetch_all(&mut *tx).await? {
+                new_keys.insert(row.try_get(0)?);
+            }
+        }
+        // A key new to the ledger counts for its first record only.
         let mut counted = Recorded::default();
         let mut added = Additions::default();
         for record in records {
-            let new = sqlx::query(INSERT_KEY)
-                .bind(record.idempotency_key.as_str())
-                .bind(now.timestamp_micros())
-                .execute(&mut *tx)
-                .await?;
-            if DB::rows_affected(&new) == 0 {
-                counted.duplicates += 1;
-            } else {
+            if new_keys.remove(&record.idempotency_key) {
                 counted.recorded += 1;
                 added.add(&record.usage);
+            } else {
+                counted.duplicates += 1;
             }
         }
         for (grain, buckets) in added.0 {
-            let add = add_to(grain);
-            let add = add.as_str();
-            for ((tenant, meter, bucket), amount) in buckets {
-                sqlx::query(AssertSqlSafe(add))
-                    .bind(tenant.to_string())
-                    .bind(meter.name())
-                    .bind(bucket)
-                    .bind(amount)
-                    .execute(&mut *tx)
-                    .await?;
+            let buckets: Vec<_> = buckets.into_iter().collect();
+            for chunk in buckets.chunks(BUCKETS_PER_STATEMENT) {
+                let add = add_to(grain, chunk.len());
+                let mut query = sqlx::query(AssertSqlSafe(add.as_str()));
+                for ((tenant, meter, bucket), amount) in chunk {
+                    query = query
+                        .bind(tenant.to_string())
+                        .bind(meter.name())
+                        .bind(*bucket)
+                        .bind(*amount);
+                }
+                query.execute(&mut *tx).await?;
             }
         }
         tx.commit().await?;
