@@ -76,8 +76,11 @@ pub struct Costing {
     store: Arc<dyn CostStore>,
     tenants: Arc<Directory>,
     clock: SharedClock,
-    kept: Mutex<HashMap<(DateTime<Utc>, Option<DateTime<Utc>>), (Instant, Arc<Costed>)>>,
+    kept: Mutex<HashMap<PeriodKey, (Instant, Arc<Costed>)>>,
 }
+
+/// A period's start, and its end unless it ends now.
+type PeriodKey = (DateTime<Utc>, Option<DateTime<Utc>>);
 
 impl Costing {
     /// Costs over `store`, for the tenants of `tenants`.
