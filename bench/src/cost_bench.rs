@@ -1,6 +1,7 @@
 //! `mfg bench cost`: the latency of the cost reports over REST. `GET /v1/tenants/{id}/cost` is
 //! timed for a month of one tenant's hourly usage, and `GET /v1/cost` for a summary of every
-//! tenant, one request at a time.
+//! tenant, one request at a time: back to back (the cost service reuses a summary for 5 s),
+//! then a few requests more than 5 s apart (each costs every tenant again).
 //!
 //! It starts the platform in this process on the database it is given (PostgreSQL, or SQLite
 //! files in a temporary directory). It creates `--tenants` tenants and records 30 days of
@@ -38,6 +39,10 @@ pub struct CostBench {
     /// Timed requests of each route.
     #[arg(long, default_value_t = 200)]
     pub requests: usize,
+    /// Requests of each route timed apart by more than the 5 s a summary is kept, so that each
+    /// costs every tenant again.
+    #[arg(long, default_value_t = 5)]
+    pub uncached: usize,
 }
 
 /// An hour in µs.
@@ -96,17 +101,29 @@ pub async fn run(args: CostBench) -> anyhow::Result<()> {
         ("GET /v1/tenants/{id}/cost, 30 days", &tenant_route),
         ("GET /v1/cost, month to date", &summary_route),
     ] {
-        let latency = time(&http, url, args.requests).await?;
-        let q = |q: f64| latency.value_at_quantile(q) as f64 / 1_000.0;
-        writeln!(
-            out,
-            "{name:<40} p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms",
-            q(0.5),
-            q(0.99),
-            latency.max() as f64 / 1_000.0
+        let latency = time(&http, url, args.requests, Duration::ZERO).await?;
+        report(&mut out, name, &latency)?;
+        let apart = mfg_cost::costing::FRESH + Duration::from_millis(100);
+        let latency = time(&http, url, args.uncached, apart).await?;
+        report(
+            &mut out,
+            &format!("  each {} s apart", apart.as_secs_f64()),
+            &latency,
         )?;
     }
     platform.stop().await
+}
+
+fn report(out: &mut std::io::Stdout, name: &str, latency: &Histogram<u64>) -> std::io::Result<()> {
+    let q = |q: f64| latency.value_at_quantile(q) as f64 / 1_000.0;
+    writeln!(
+        out,
+        "{name:<40} p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms  ({} requests)",
+        q(0.5),
+        q(0.99),
+        latency.max() as f64 / 1_000.0,
+        latency.len()
+    )
 }
 
 /// Creates `count` tenants through the tenant service, 16 at a time; their ids.
@@ -187,17 +204,21 @@ async fn wait_for_summary(
     }
 }
 
-/// Times `requests` GETs of `url`, one at a time, after 10 untimed.
+/// Times `requests` GETs of `url`, one at a time and `apart` from each other, after 10
+/// untimed when they are not apart.
 async fn time(
     http: &Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
     url: &str,
     requests: usize,
+    apart: Duration,
 ) -> anyhow::Result<Histogram<u64>> {
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-    for i in 0..requests + 10 {
+    let untimed = if apart.is_zero() { 10 } else { 0 };
+    for i in 0..requests + untimed {
+        tokio::time::sleep(apart).await;
         let started = Instant::now();
         get(http, url).await?;
-        if i >= 10 {
+        if i >= untimed {
             latency.record((started.elapsed().as_micros() as u64).max(1))?;
         }
     }
