@@ -361,3 +361,77 @@ async fn a_tenants_cost_is_its_part_of_the_summary_to_the_cent() {
     assert!(refused.to_string().contains("start_time"), "{refused}");
     platform.stop().await;
 }
+
+#[tokio::test]
+async fn a_budget_is_the_tenants_limit_with_its_thresholds() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = mfg_tests::Platform::up(dir.path(), None).await;
+    let mut tenants = TenantServiceClient::new(
+        mfg_common::grpc::lazy_channel(&format!("http://{}", platform.addresses.tenant))
+            .unwrap()
+            .with_bearer(&platform.operator_token)
+            .unwrap(),
+    );
+    let (acme, admin) = mfg_tests::tenant_with_key(&mut tenants, "acme", &[Scope::Admin]).await;
+    let http = reqwest::Client::new();
+    let call = async |method: Method, path: &str, body| {
+        mfg_tests::http_call(&http, &platform.base, method, path, Some(&admin), body).await
+    };
+    let budget = format!("/v1/tenants/{acme}/budget");
+
+    // No limit yet, and the default thresholds.
+    let (status, read) = call(Method::GET, &budget, None).await;
+    assert_eq!(status, StatusCode::OK, "{read}");
+    assert_eq!(read["monthlyLimitUsd"], 0.0);
+    assert_eq!(read["alertThresholds"], json!([0.5, 0.8, 1.0]));
+
+    // The limit is the tenant's monthlyBudgetUsd: set here, it is set there.
+    let (status, changed) = call(
+        Method::PATCH,
+        &format!("{budget}?updateMask=*"),
+        Some(json!({"monthlyLimitUsd": 2900, "alertThresholds": [1.0, 0.5]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["monthlyLimitUsd"], 2900.0);
+    assert_eq!(changed["alertThresholds"], json!([0.5, 1.0]));
+    assert!(changed["updateTime"].is_string(), "{changed}");
+    let (_, tenant) = call(Method::GET, &format!("/v1/tenants/{acme}"), None).await;
+    assert_eq!(tenant["monthlyBudgetUsd"], 2900.0, "{tenant}");
+
+    // Set at the tenant (by the operator), it is the budget's within the cost service's
+    // refresh (5 s).
+    let (status, _) = mfg_tests::http_call(
+        &http,
+        &platform.base,
+        Method::PATCH,
+        &format!("/v1/tenants/{acme}?updateMask=monthlyBudgetUsd"),
+        Some(&platform.operator_token),
+        Some(json!({"monthlyBudgetUsd": 100})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (_, read) = call(Method::GET, &budget, None).await;
+        if read["monthlyLimitUsd"] == 100.0 {
+            assert_eq!(read["alertThresholds"], json!([0.5, 1.0]), "kept");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{read}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
+    // Bad values are refused, each field named.
+    let (status, refused) = call(
+        Method::PATCH,
+        &format!("{budget}?updateMask=*"),
+        Some(json!({"monthlyLimitUsd": -1, "alertThresholds": [0, 0.5]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let text = refused.to_string();
+    assert!(text.contains("budget.monthly_limit_usd"), "{refused}");
+    assert!(text.contains("budget.alert_thresholds[0]"), "{refused}");
+    platform.stop().await;
+}

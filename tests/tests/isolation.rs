@@ -95,7 +95,9 @@ fn sample_body(rpc: &str) -> Option<Option<Value>> {
         "UpdateAlertRule" => Some(json!({"displayName": "z"})),
         "ListTenants" | "GetTenant" | "DeleteTenant" | "ListApiKeys" | "RevokeApiKey"
         | "ListMachines" | "GetMachine" | "DeleteMachine" | "ListAlertRules" | "GetAlertRule"
-        | "DeleteAlertRule" | "ListAlerts" | "GetLatestValues" | "GetPriceBook" => None,
+        | "DeleteAlertRule" | "ListAlerts" | "GetLatestValues" | "GetPriceBook"
+        | "GetTenantCost" | "GetCostSummary" | "GetCostForecast" | "GetBudget" => None,
+        "UpdateBudget" => Some(json!({"alertThresholds": [0.9]})),
         _ => return None,
     })
 }

@@ -1,12 +1,14 @@
 //! The gRPC adapter of the cost service: usage metering, the price book, per-tenant cost with
 //! shared costs split, budgets, forecasts and recommendations.
 //!
-//! Built so far: `RecordUsage`, `GetTenantCost`, `GetCostSummary`, `GetCostForecast`,
-//! `GetPriceBook` and `UpdatePriceBook`. The other RPCs answer
+//! Built so far: `RecordUsage`, `GetTenantCost`, `GetCostSummary`, `GetBudget`,
+//! `UpdateBudget`, `GetCostForecast`, `GetPriceBook` and `UpdatePriceBook`. The other RPCs
+//! answer
 //! UNIMPLEMENTED through the generated default bodies, never a made-up result. Access is
 //! checked before a call reaches here, by the auth layer, from each RPC's option in the
 //! contract.
 
+pub mod budgets;
 pub mod convert;
 pub mod reports;
 
@@ -18,7 +20,8 @@ use mfg_proto::cost::v1::{self as pb, cost_service_server::CostService};
 use tonic::{Request, Response, Status};
 
 use crate::{
-    costing::Costing, error::CostError, forecasts::Forecasts, store::CostStore, tenants::Directory,
+    costing::Costing, domain::budget::DEFAULT_THRESHOLDS, error::CostError, forecasts::Forecasts,
+    store::CostStore, tenants::Directory,
 };
 
 /// How many times an update of the price book is tried when other updates keep coming first.
@@ -136,6 +139,45 @@ impl CostService for CostApi {
         Ok(Response::new(reports::summary(&costed, &month)))
     }
 
+    async fn get_budget(
+        &self,
+        request: Request<pb::GetBudgetRequest>,
+    ) -> Result<Response<pb::GetBudgetResponse>, Status> {
+        let ready = self.ready()?;
+        let tenant = ready.tenant(&request.get_ref().tenant_id).await?;
+        let set = ready.store.budget_thresholds(tenant.id).await?;
+        Ok(Response::new(pb::GetBudgetResponse {
+            budget: Some(budgets::budget(&tenant, set)),
+        }))
+    }
+
+    async fn update_budget(
+        &self,
+        request: Request<pb::UpdateBudgetRequest>,
+    ) -> Result<Response<pb::UpdateBudgetResponse>, Status> {
+        let ready = self.ready()?;
+        let request = request.into_inner();
+        let mut tenant = ready.tenant(&request.tenant_id).await?;
+        let change = budgets::budget_change(request.budget, request.update_mask)?;
+        if let Some(thresholds) = &change.thresholds {
+            ready
+                .store
+                .set_budget_thresholds(tenant.id, thresholds, ready.now())
+                .await?;
+        }
+        if let Some(usd) = change.monthly_limit_usd {
+            tenant = ready
+                .tenants
+                .set_monthly_budget(tenant.id, usd)
+                .await?
+                .ok_or_else(|| CostError::TenantNotFound(tenant.id.to_string()))?;
+        }
+        let set = ready.store.budget_thresholds(tenant.id).await?;
+        Ok(Response::new(pb::UpdateBudgetResponse {
+            budget: Some(budgets::budget(&tenant, set)),
+        }))
+    }
+
     async fn get_cost_forecast(
         &self,
         request: Request<pb::GetCostForecastRequest>,
@@ -143,7 +185,16 @@ impl CostService for CostApi {
         let ready = self.ready()?;
         let tenant = ready.tenant(&request.get_ref().tenant_id).await?;
         let month = ready.month_forecasts().await?;
-        Ok(Response::new(reports::forecast_response(&month, &tenant)))
+        let thresholds = ready
+            .store
+            .budget_thresholds(tenant.id)
+            .await?
+            .map_or_else(|| DEFAULT_THRESHOLDS.to_vec(), |(t, _)| t);
+        Ok(Response::new(reports::forecast_response(
+            &month,
+            &tenant,
+            &thresholds,
+        )))
     }
 
     async fn get_price_book(

@@ -90,6 +90,16 @@ pub trait CostStore: Send + Sync + std::fmt::Debug + 'static {
         end: Option<DateTime<Utc>>,
     ) -> Result<Vec<Summed>>;
 
+    /// A tenant's budget thresholds and when they were set, if it set them.
+    async fn budget_thresholds(&self, tenant: Uuid) -> Result<Option<(Vec<f64>, DateTime<Utc>)>>;
+    /// Sets a tenant's budget thresholds (checked, ascending) at `now`.
+    async fn set_budget_thresholds(
+        &self,
+        tenant: Uuid,
+        thresholds: &[f64],
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
     /// Every price book with the moment it came into force, the default before the first.
     async fn price_history(&self) -> Result<PriceHistory>;
     /// Records a price book in force from `from` on, replacing the one in force since

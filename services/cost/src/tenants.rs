@@ -92,6 +92,38 @@ impl Directory {
         Ok(())
     }
 
+    /// Sets a tenant's monthly budget at the tenant service, which keeps it, and refreshes the
+    /// snapshot; the tenant as it is now.
+    pub async fn set_monthly_budget(&self, id: Uuid, usd: f64) -> Result<Option<Tenant>> {
+        let mut client = self.client.clone();
+        let updated = client
+            .update_tenant(pb::UpdateTenantRequest {
+                tenant_id: id.to_string(),
+                tenant: Some(pb::Tenant {
+                    monthly_budget_usd: usd,
+                    ..Default::default()
+                }),
+                update_mask: Some(pbjson_types::FieldMask {
+                    paths: vec!["monthly_budget_usd".to_owned()],
+                }),
+            })
+            .await;
+        match updated {
+            Ok(_) => {}
+            Err(status) if status.code() == tonic::Code::NotFound => return Ok(None),
+            Err(status) => {
+                return Err(CostError::Unavailable(format!(
+                    "the tenant service: {}",
+                    status.message()
+                )));
+            }
+        }
+        let tenants = self.read_all().await?;
+        let tenant = tenants.iter().find(|t| t.id == id).cloned();
+        *self.snapshot.write().await = Arc::new(tenants);
+        Ok(tenant)
+    }
+
     /// Refreshes the snapshot every `interval` until `shutdown`; a failed refresh keeps the
     /// last snapshot and is logged.
     pub async fn refresh_every(&self, interval: Duration, shutdown: CancellationToken) {

@@ -275,6 +275,24 @@ async fn prices_are_kept_with_the_moment_they_came_into_force(store: Arc<dyn Cos
     );
 }
 
+async fn budget_thresholds_are_kept_per_tenant(store: Arc<dyn CostStore>) {
+    let (acme, globex) = (Uuid::now_v7(), Uuid::now_v7());
+    assert_eq!(store.budget_thresholds(acme).await.unwrap(), None);
+    store
+        .set_budget_thresholds(acme, &[0.5, 1.0], at(4, 10, 0))
+        .await
+        .unwrap();
+    store
+        .set_budget_thresholds(acme, &[0.25, 0.9], at(4, 11, 0))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.budget_thresholds(acme).await.unwrap(),
+        Some((vec![0.25, 0.9], at(4, 11, 0)))
+    );
+    assert_eq!(store.budget_thresholds(globex).await.unwrap(), None);
+}
+
 fn in_november(day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, day, hour, minute, 0)
         .unwrap()
@@ -364,5 +382,6 @@ mfg_common::on_each_backend!(
         usage_is_read_back_by_hour_and_tenant,
         prices_are_kept_with_the_moment_they_came_into_force,
         usage_is_summed_by_day_and_month,
+        budget_thresholds_are_kept_per_tenant,
     ],
 );

@@ -9,6 +9,7 @@ use super::convert::{meter_to_proto, split_to_proto, time, timestamp};
 use crate::{
     costing::{Costed, Period, TenantReport},
     domain::{
+        budget,
         daily::DailyCost,
         forecast::Forecast,
         meter::Tier,
@@ -21,9 +22,6 @@ use crate::{
 
 /// The confidence of a forecast's band ([`crate::domain::forecast::Z_90`]).
 const CONFIDENCE: f64 = 0.9;
-
-/// The fractions of a budget whose crossing is alerted on, until a tenant sets its own.
-const DEFAULT_THRESHOLDS: [f64; 3] = [0.5, 0.8, 1.0];
 
 /// The period a request names, checked: a start before its end, both valid timestamps.
 pub fn period(
@@ -101,8 +99,12 @@ pub fn forecast_of(month: &MonthForecasts, tenant: Uuid) -> Option<pb::CostForec
         .map(|f| forecast(f, month.month_start))
 }
 
-/// `GetCostForecast`'s answer: the tenant's forecast against its budget.
-pub fn forecast_response(month: &MonthForecasts, tenant: &Tenant) -> pb::GetCostForecastResponse {
+/// `GetCostForecast`'s answer: the tenant's forecast against its budget and `thresholds`.
+pub fn forecast_response(
+    month: &MonthForecasts,
+    tenant: &Tenant,
+    thresholds: &[f64],
+) -> pb::GetCostForecastResponse {
     let of_tenant = month.tenants.get(&tenant.id).copied().unwrap_or(Forecast {
         month_to_date: 0.0,
         expected: 0.0,
@@ -110,15 +112,7 @@ pub fn forecast_response(month: &MonthForecasts, tenant: &Tenant) -> pb::GetCost
         high: 0.0,
     });
     let budget = tenant.monthly_budget_usd;
-    let crossed = if budget > 0.0 {
-        DEFAULT_THRESHOLDS
-            .iter()
-            .copied()
-            .filter(|t| of_tenant.expected >= t * budget)
-            .fold(0.0, f64::max)
-    } else {
-        0.0
-    };
+    let crossed = budget::highest_crossed(thresholds, budget, of_tenant.expected);
     pb::GetCostForecastResponse {
         month_start: Some(timestamp(month.month_start)),
         month_to_date_usd: of_tenant.month_to_date,

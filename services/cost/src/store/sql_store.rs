@@ -28,6 +28,10 @@ use crate::{
 };
 
 const FORGET_KEYS: &str = "DELETE FROM usage_keys WHERE record_time < $1";
+const BUDGET: &str = "SELECT thresholds, update_time FROM budgets WHERE tenant_id = $1";
+const SET_BUDGET: &str = "INSERT INTO budgets (tenant_id, thresholds, update_time) \
+     VALUES ($1, $2, $3) ON CONFLICT (tenant_id) \
+     DO UPDATE SET thresholds = excluded.thresholds, update_time = excluded.update_time";
 const PRICE_BOOKS: &str = "SELECT effective_from, book FROM price_books ORDER BY effective_from";
 const INSERT_PRICE_BOOK: &str =
     "INSERT INTO price_books (effective_from, replaces, book) VALUES ($1, $2, $3)";
@@ -261,6 +265,37 @@ where
                 amount,
             })
             .collect())
+    }
+
+    async fn budget_thresholds(&self, tenant: Uuid) -> Result<Option<(Vec<f64>, DateTime<Utc>)>> {
+        let Some(row) = sqlx::query(BUDGET)
+            .bind(tenant.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let thresholds: String = row.try_get(0)?;
+        let thresholds: Vec<f64> = serde_json::from_str(&thresholds)
+            .map_err(|e| CostError::Internal(format!("stored budget thresholds: {e}")))?;
+        Ok(Some((thresholds, micros_to_time(row.try_get(1)?))))
+    }
+
+    async fn set_budget_thresholds(
+        &self,
+        tenant: Uuid,
+        thresholds: &[f64],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let json = serde_json::to_string(thresholds)
+            .map_err(|e| CostError::Internal(format!("budget thresholds to store: {e}")))?;
+        sqlx::query(SET_BUDGET)
+            .bind(tenant.to_string())
+            .bind(json)
+            .bind(now.timestamp_micros())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn price_history(&self) -> Result<PriceHistory> {
