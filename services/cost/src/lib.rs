@@ -119,6 +119,32 @@ async fn become_ready(
     });
     tokio::join!(
         health,
-        ready.tenants.refresh_every(TENANTS_REFRESH, shutdown)
+        ready.tenants.refresh_every(TENANTS_REFRESH, shutdown.clone()),
+        forget_keys_every(ready, KEYS_FORGOTTEN_EVERY, shutdown),
     );
+}
+
+/// How long the idempotency keys of recorded usage are kept: far longer than a flush is retried
+/// (the services keep unsent flushes an hour, `mfg_common::metering::MAX_UNSENT`).
+pub const KEYS_KEPT: chrono::Duration = chrono::Duration::days(1);
+
+/// How often the keys older than [`KEYS_KEPT`] are forgotten.
+const KEYS_FORGOTTEN_EVERY: Duration = Duration::from_secs(600);
+
+/// Forgets the idempotency keys older than [`KEYS_KEPT`] every `interval` until `shutdown`.
+/// Replicas may each do it: forgetting is idempotent.
+async fn forget_keys_every(ready: &Ready, interval: Duration, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let now: chrono::DateTime<chrono::Utc> = ready.clock.system_now().into();
+        match ready.store.forget_keys(now - KEYS_KEPT).await {
+            Ok(forgotten) => tracing::debug!(forgotten, "usage keys forgotten"),
+            Err(error) => tracing::warn!(%error, "could not forget old usage keys"),
+        }
+    }
 }
