@@ -109,10 +109,9 @@ impl Costing {
     pub async fn summary(&self, period: Period) -> Result<Arc<Costed>> {
         let ends_now = period.end >= period.now;
         let key = (period.start, (!ends_now).then_some(period.end));
-        let settled = !ends_now && period.now - period.end > SETTLED;
         let now = self.clock.now();
         if let Some((made, costed)) = lock(&self.kept).get(&key)
-            && (settled || now.duration_since(*made) < FRESH)
+            && (settled(costed.period) || now.duration_since(*made) < FRESH)
         {
             return Ok(costed.clone());
         }
@@ -178,6 +177,11 @@ async fn summary(store: &dyn CostStore, directory: &Directory, period: Period) -
         summary,
         prices,
     })
+}
+
+/// Whether a period had settled when it was costed: it had ended more than [`SETTLED`] before.
+fn settled(period: Period) -> bool {
+    period.now - period.end > SETTLED
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
