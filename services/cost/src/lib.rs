@@ -119,7 +119,9 @@ async fn become_ready(
     });
     tokio::join!(
         health,
-        ready.tenants.refresh_every(TENANTS_REFRESH, shutdown.clone()),
+        ready
+            .tenants
+            .refresh_every(TENANTS_REFRESH, shutdown.clone()),
         forget_keys_every(ready, KEYS_FORGOTTEN_EVERY, shutdown),
     );
 }
