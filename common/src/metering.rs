@@ -28,7 +28,9 @@ use mfg_proto::cost::v1::{
 use pbjson_types::Timestamp;
 use uuid::Uuid;
 
-use crate::{clock::SharedClock, grpc::TracedChannel, shutdown::CancellationToken};
+use crate::{
+    clock::SharedClock, config::MeteringArgs, grpc::TracedChannel, shutdown::CancellationToken,
+};
 
 /// How many closed intervals are kept while the cost service cannot be reached: an hour of
 /// five-second flushes. Older ones are dropped, with a warning.
@@ -191,6 +193,38 @@ impl UsageMeter {
         }
     }
 
+    /// Sets levels from `sample` every `interval` until `shutdown` (the first at once): each
+    /// meter it gives, for every tenant. A failed sample keeps the last levels and is logged
+    /// as `what` could not be measured.
+    pub async fn sample_every<F, Fut, E>(
+        &self,
+        what: &str,
+        interval: Duration,
+        shutdown: CancellationToken,
+        sample: F,
+    ) where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Vec<(Meter, Vec<(Uuid, f64)>)>, E>>,
+        E: std::fmt::Display,
+    {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
+            match sample().await {
+                Ok(levels) => {
+                    for (meter, levels) in levels {
+                        self.set_levels(meter, levels);
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "could not measure {what} for metering"),
+            }
+        }
+    }
+
     /// The records closed and not yet acknowledged, oldest first.
     pub fn unsent(&self) -> Vec<pb::UsageRecord> {
         lock(&self.inner.flushes)
@@ -199,6 +233,57 @@ impl UsageMeter {
             .flatten()
             .cloned()
             .collect()
+    }
+}
+
+/// A service's metering: its meter, and the task that flushes it to the cost service when
+/// metering is on.
+#[derive(Debug)]
+pub struct Metering {
+    meter: UsageMeter,
+    flusher: Option<(tokio::task::JoinHandle<()>, CancellationToken)>,
+}
+
+impl Metering {
+    /// Meters `service`'s usage and, unless `args` turn metering off, flushes it every
+    /// interval to the cost service at `cost_addr`, with the operator's token.
+    pub fn start(
+        service: &str,
+        clock: SharedClock,
+        args: MeteringArgs,
+        cost_addr: &str,
+        operator_token: &str,
+    ) -> anyhow::Result<Self> {
+        let meter = UsageMeter::new(service, clock);
+        if !args.enabled() {
+            return Ok(Self {
+                meter,
+                flusher: None,
+            });
+        }
+        let cost = CostServiceClient::new(
+            crate::grpc::lazy_channel(&crate::grpc::http_uri(cost_addr))?
+                .with_bearer(operator_token)?,
+        );
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(meter.clone().run(cost, args.interval, stop.clone()));
+        Ok(Self {
+            meter,
+            flusher: Some((task, stop)),
+        })
+    }
+
+    /// The meter, when usage is metered.
+    pub fn meter(&self) -> Option<&UsageMeter> {
+        self.flusher.as_ref().map(|_| &self.meter)
+    }
+
+    /// Flushes the last usage and stops; call it once the service has drained.
+    pub async fn stop(self) {
+        if let Some((task, stop)) = self.flusher {
+            stop.cancel();
+            let _ = task.await;
+        }
     }
 }
 

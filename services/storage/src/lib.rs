@@ -23,12 +23,11 @@ use anyhow::Context as _;
 use mfg_common::{
     clock::{SharedClock, system_clock},
     grpc::{self, Health},
-    metering::UsageMeter,
+    metering::{Metering, UsageMeter},
     shutdown::CancellationToken,
     startup::{self, Database},
 };
 use mfg_proto::{
-    cost::v1::cost_service_client::CostServiceClient,
     service_names,
     storage::v1::{
         alert_service_server::AlertServiceServer, telemetry_service_server::TelemetryServiceServer,
@@ -112,22 +111,14 @@ pub async fn run_with_clock(
             metrics.clone(),
         )));
     let directory = Directory::new(tenant, clock.clone());
-    let meter = UsageMeter::new("storage", clock.clone());
-    let metering_stop = CancellationToken::new();
-    let flusher = if config.metering.enabled() {
-        let cost = CostServiceClient::new(
-            grpc::lazy_channel(&grpc::http_uri(&config.addrs.cost))
-                .context("invalid cost service address")?
-                .with_bearer(&operator_token)?,
-        );
-        Some(tokio::spawn(meter.clone().run(
-            cost,
-            config.metering.interval,
-            metering_stop.clone(),
-        )))
-    } else {
-        None
-    };
+    let metering = Metering::start(
+        "storage",
+        clock.clone(),
+        config.metering,
+        &config.addrs.cost,
+        &operator_token,
+    )
+    .context("invalid metering configuration")?;
     let objects = config
         .object_store()
         .await
@@ -142,7 +133,7 @@ pub async fn run_with_clock(
         health: health.clone(),
         metrics,
         database,
-        meter: flusher.is_some().then(|| meter.clone()),
+        meter: metering.meter().cloned(),
     };
     let readiness = become_ready(config.clone(), parts, shutdown.clone());
     let served = startup::serve_becoming_ready(
@@ -160,10 +151,7 @@ pub async fn run_with_clock(
         storage.queries.store().close().await;
     }
     // The last usage, once ingest has drained.
-    metering_stop.cancel();
-    if let Some(flusher) = flusher {
-        let _ = flusher.await;
-    }
+    metering.stop().await;
     served
 }
 
@@ -257,12 +245,18 @@ async fn become_ready(config: Config, parts: Parts, shutdown: CancellationToken)
         metrics,
     );
     if let Some(meter) = &meter {
-        tokio::spawn(metering::sample_footprint_every(
-            store.clone(),
-            meter.clone(),
-            config.metering.interval * metering::FOOTPRINT_FLUSHES,
-            shutdown.clone(),
-        ));
+        let (meter, store) = (meter.clone(), store.clone());
+        let interval = config.metering.interval * metering::FOOTPRINT_FLUSHES;
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            meter
+                .sample_every("the tiers", interval, shutdown, || async {
+                    Ok::<_, error::StorageError>(
+                        metering::storage_levels(&store.footprint().await?).to_vec(),
+                    )
+                })
+                .await;
+        });
     }
     let storage = ready.get_or_init(|| Storage {
         queries: Queries::new(store, objects, ingest.clone()),

@@ -6,22 +6,20 @@
 //! - alert evaluations: each reading's evaluation by each rule that selects it, counted by the
 //!   evaluator (`alerting::EvaluatorConfig::meter`);
 //! - hot, warm and cold storage, as levels sampled every [`FOOTPRINT_FLUSHES`] flushes
-//!   ([`sample_footprint_every`]) and held until the next sample. The hot and warm tiers are tables every tenant shares: their
+//!   ([`storage_levels`] of the store's footprint) and held until the next sample. The hot and warm tiers are tables every tenant shares: their
 //!   size as the database reports it (tables and indexes) is split between the tenants in
 //!   proportion to their readings in the hot tier, and to their series-hours in the warm tier
 //!   (the hour rollups it holds for them). The cold tier's objects are each one tenant's, with
 //!   their sizes in the archive's manifest.
 
-use std::{sync::Arc, time::Duration};
-
-use mfg_common::{metering::UsageMeter, shutdown::CancellationToken};
+use mfg_common::metering::UsageMeter;
 use mfg_proto::cost::v1::Meter;
 use uuid::Uuid;
 
 use crate::telemetry::{
     ingest::{IngestObserver, Outcome},
     query::SeriesAnswer,
-    store::{Footprint, TelemetryStore},
+    store::Footprint,
 };
 
 /// How many flushes apart the tiers' sizes are sampled: a minute at the default 5 s.
@@ -42,32 +40,6 @@ impl IngestObserver for IngestMeter {
 pub fn query_points(answer: &SeriesAnswer) -> f64 {
     let summarized: u64 = answer.buckets.iter().map(|(_, _, count)| count).sum();
     (answer.points.len() as u64 + summarized) as f64
-}
-
-/// Samples the tiers' footprint every `interval` until `shutdown`, and sets each tenant's
-/// storage levels from it; a failed sample keeps the last levels and is logged.
-pub async fn sample_footprint_every(
-    store: Arc<dyn TelemetryStore>,
-    meter: UsageMeter,
-    interval: Duration,
-    shutdown: CancellationToken,
-) {
-    let mut ticks = tokio::time::interval(interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = ticks.tick() => {}
-        }
-        match store.footprint().await {
-            Ok(footprint) => {
-                for (meter_of, levels) in storage_levels(&footprint) {
-                    meter.set_levels(meter_of, levels);
-                }
-            }
-            Err(error) => tracing::warn!(%error, "could not measure the tiers for metering"),
-        }
-    }
 }
 
 /// Each tenant's bytes in each tier: its share of the shared tiers, its own cold objects.

@@ -16,14 +16,11 @@ use mfg_common::{
     auth::{AuthLayer, Authenticator, KeyCache, MAX_TTL},
     clock::{SharedClock, system_clock},
     grpc::{self, Health},
-    metering::UsageMeter,
+    metering::{Metering, UsageMeter},
     shutdown::CancellationToken,
     startup::{self, Database},
 };
-use mfg_proto::{
-    cost::v1::cost_service_client::CostServiceClient, service_names,
-    tenant::v1::tenant_service_server::TenantServiceServer,
-};
+use mfg_proto::{service_names, tenant::v1::tenant_service_server::TenantServiceServer};
 use tokio::net::TcpListener;
 
 pub use crate::config::Config;
@@ -80,31 +77,23 @@ pub async fn run_with_clock(
             config.data.pool.max_connections,
         ));
 
-    let meter = UsageMeter::new("tenant", clock.clone());
-    let metering_stop = CancellationToken::new();
-    let flusher = if config.metering.enabled() {
-        let cost = CostServiceClient::new(
-            grpc::lazy_channel(&grpc::http_uri(&config.addrs.cost))
-                .context("invalid cost service address")?
-                .with_bearer(&operator_token)?,
-        );
-        Some(tokio::spawn(meter.clone().run(
-            cost,
-            config.metering.interval,
-            metering_stop.clone(),
-        )))
-    } else {
-        None
-    };
+    let metering = Metering::start(
+        "tenant",
+        clock.clone(),
+        config.metering,
+        &config.addrs.cost,
+        &operator_token,
+    )
+    .context("invalid metering configuration")?;
     let readiness = become_ready(
         database,
         hasher,
         clock,
         ready.clone(),
         health.clone(),
-        flusher
-            .is_some()
-            .then_some((meter, config.metering.interval)),
+        metering
+            .meter()
+            .map(|meter| (meter.clone(), config.metering.interval)),
         shutdown.clone(),
     );
     let served = startup::serve_becoming_ready(
@@ -117,10 +106,7 @@ pub async fn run_with_clock(
         readiness,
     )
     .await;
-    metering_stop.cancel();
-    if let Some(flusher) = flusher {
-        let _ = flusher.await;
-    }
+    metering.stop().await;
     if let Some(tenants) = ready.get() {
         tenants.store().close().await;
     }
@@ -147,12 +133,15 @@ async fn become_ready(
     };
     let tenants = ready.get_or_init(|| Tenants::new(Arc::from(store), hasher, clock));
     if let Some((meter, interval)) = meter {
-        tokio::spawn(metering::count_machines_every(
-            tenants.store().clone(),
-            meter,
-            interval,
-            shutdown.clone(),
-        ));
+        let store = tenants.store().clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            meter
+                .sample_every("the machines", interval, shutdown, || {
+                    metering::machine_levels(store.as_ref())
+                })
+                .await;
+        });
     }
     database
         .keep_health(health, shutdown, || async {
