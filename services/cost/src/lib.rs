@@ -71,11 +71,11 @@ pub async fn run_with_clock(
         database,
         tenants,
         clock,
-        ready,
+        ready.clone(),
         health.clone(),
         shutdown.clone(),
     );
-    startup::serve_becoming_ready(
+    let served = startup::serve_becoming_ready(
         listener,
         routes,
         health,
@@ -84,7 +84,11 @@ pub async fn run_with_clock(
         &config.server,
         readiness,
     )
-    .await
+    .await;
+    if let Some(ready) = ready.get() {
+        ready.store.close().await;
+    }
+    served
 }
 
 /// How often the snapshot of the tenants is refreshed from the tenant service.

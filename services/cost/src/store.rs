@@ -65,6 +65,8 @@ pub trait CostStore: Send + Sync + std::fmt::Debug + 'static {
     async fn migrate(&self) -> Result<()>;
     /// Checks that the database answers.
     async fn ping(&self) -> Result<()>;
+    /// Closes the pool, once the service has drained.
+    async fn close(&self);
 
     /// Counts the records whose keys were not counted before, in one transaction.
     async fn record_usage(&self, records: &[KeyedUsage], now: DateTime<Utc>) -> Result<Recorded>;

@@ -156,6 +156,10 @@ where
         Ok(())
     }
 
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
     async fn record_usage(&self, records: &[KeyedUsage], now: DateTime<Utc>) -> Result<Recorded> {
         let mut tx = self.pool.begin().await?;
         let mut new_keys: HashSet<String> = HashSet::new();
