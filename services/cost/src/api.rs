@@ -30,11 +30,7 @@ const PRICE_BOOK_ATTEMPTS: usize = 5;
 /// What the API works on once the database is ready.
 #[derive(Debug, Clone)]
 pub struct Ready {
-    /// The ledger and the price books.
-    pub store: Arc<dyn CostStore>,
-    /// The tenants, with their plans and budgets.
-    pub tenants: Arc<Directory>,
-    /// Reports, with the summaries of recent periods.
+    /// Reports, over the ledger and the tenants, with the summaries of recent periods.
     pub costing: Arc<Costing>,
     /// The month's forecasts, with the days that have settled.
     pub forecasts: Arc<Forecasts>,
@@ -63,10 +59,20 @@ impl CostApi {
 }
 
 impl Ready {
+    /// The ledger and the price books.
+    pub fn store(&self) -> &dyn CostStore {
+        self.costing.store()
+    }
+
+    /// The tenants, with their plans and budgets.
+    pub fn tenants(&self) -> &Directory {
+        self.costing.tenants()
+    }
+
     /// The tenant of a request's `tenant_id`, NOT_FOUND when there is none.
     async fn tenant(&self, id: &str) -> Result<crate::tenants::Tenant, CostError> {
         let id = reports::tenant_id(id)?;
-        self.tenants
+        self.tenants()
             .get(id)
             .await?
             .ok_or_else(|| CostError::TenantNotFound(id.to_string()))
@@ -93,7 +99,7 @@ impl CostService for CostApi {
         let ready = self.ready()?;
         let now = ready.now();
         let records = convert::usage_records(request.into_inner().records, now)?;
-        let counted = ready.store.record_usage(&records, now).await?;
+        let counted = ready.store().record_usage(&records, now).await?;
         Ok(Response::new(pb::RecordUsageResponse {
             recorded: counted.recorded,
             duplicates: counted.duplicates,
@@ -145,7 +151,7 @@ impl CostService for CostApi {
     ) -> Result<Response<pb::GetBudgetResponse>, Status> {
         let ready = self.ready()?;
         let tenant = ready.tenant(&request.get_ref().tenant_id).await?;
-        let set = ready.store.budget_thresholds(tenant.id).await?;
+        let set = ready.store().budget_thresholds(tenant.id).await?;
         Ok(Response::new(pb::GetBudgetResponse {
             budget: Some(budgets::budget(&tenant, set)),
         }))
@@ -161,18 +167,18 @@ impl CostService for CostApi {
         let change = budgets::budget_change(request.budget, request.update_mask)?;
         if let Some(thresholds) = &change.thresholds {
             ready
-                .store
+                .store()
                 .set_budget_thresholds(tenant.id, thresholds, ready.now())
                 .await?;
         }
         if let Some(usd) = change.monthly_limit_usd {
             tenant = ready
-                .tenants
+                .tenants()
                 .set_monthly_budget(tenant.id, usd)
                 .await?
                 .ok_or_else(|| CostError::TenantNotFound(tenant.id.to_string()))?;
         }
-        let set = ready.store.budget_thresholds(tenant.id).await?;
+        let set = ready.store().budget_thresholds(tenant.id).await?;
         Ok(Response::new(pb::UpdateBudgetResponse {
             budget: Some(budgets::budget(&tenant, set)),
         }))
@@ -186,7 +192,7 @@ impl CostService for CostApi {
         let tenant = ready.tenant(&request.get_ref().tenant_id).await?;
         let month = ready.month_forecasts().await?;
         let thresholds = ready
-            .store
+            .store()
             .budget_thresholds(tenant.id)
             .await?
             .map_or_else(|| DEFAULT_THRESHOLDS.to_vec(), |(t, _)| t);
@@ -202,7 +208,7 @@ impl CostService for CostApi {
         _request: Request<pb::GetPriceBookRequest>,
     ) -> Result<Response<pb::GetPriceBookResponse>, Status> {
         let ready = self.ready()?;
-        let history = ready.store.price_history().await?;
+        let history = ready.store().price_history().await?;
         let (since, book) = history.latest();
         Ok(Response::new(pb::GetPriceBookResponse {
             price_book: Some(convert::price_book(book, since)),
@@ -216,7 +222,7 @@ impl CostService for CostApi {
         let ready = self.ready()?;
         let request = request.into_inner();
         for _ in 0..PRICE_BOOK_ATTEMPTS {
-            let history = ready.store.price_history().await?;
+            let history = ready.store().price_history().await?;
             let (replaces, current) = history.latest();
             // A change takes effect now, and never at or before the one it replaces.
             let from = replaces.map_or(ready.now(), |r| {
@@ -227,7 +233,7 @@ impl CostService for CostApi {
                 request.update_mask.clone(),
                 current,
             )?;
-            if ready.store.change_prices(from, replaces, &book).await? {
+            if ready.store().change_prices(from, replaces, &book).await? {
                 ready.costing.forget();
                 return Ok(Response::new(pb::UpdatePriceBookResponse {
                     price_book: Some(convert::price_book(&book, Some(from))),

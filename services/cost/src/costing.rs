@@ -115,7 +115,7 @@ impl Costing {
         {
             return Ok(costed.clone());
         }
-        let costed = Arc::new(summary(self.store(), &self.tenants, period).await?);
+        let costed = Arc::new(self.cost(period).await?);
         let mut kept = lock(&self.kept);
         if kept.len() >= KEPT {
             kept.retain(|_, (made, _)| now.duration_since(*made) < FRESH);
@@ -125,6 +125,12 @@ impl Costing {
         }
         kept.insert(key, (now, costed.clone()));
         Ok(costed)
+    }
+
+    /// Every tenant that lived in `period`, costed now, and not kept (for callers that keep
+    /// what they need of it).
+    pub async fn cost(&self, period: Period) -> Result<Costed> {
+        summary(self.store(), &self.tenants, period).await
     }
 
     /// Forgets the summaries kept, after a change of prices.

@@ -139,7 +139,7 @@ async fn day_costs(
         end: start + Duration::days(1),
         now,
     };
-    let costed = costing.summary(period).await?;
+    let costed = costing.cost(period).await?;
     let summary = &costed.summary;
     Ok(DayCosts {
         tenants: summary

@@ -86,7 +86,7 @@ pub async fn run_with_clock(
     )
     .await;
     if let Some(ready) = ready.get() {
-        ready.store.close().await;
+        ready.store().close().await;
     }
     served
 }
@@ -110,21 +110,18 @@ async fn become_ready(
     let Some(store) = opened.await else {
         return;
     };
-    let store: Arc<dyn store::CostStore> = Arc::from(store);
     let ready = ready.get_or_init(|| Ready {
-        costing: Arc::new(Costing::new(store.clone(), tenants.clone(), clock.clone())),
-        store,
-        tenants,
+        costing: Arc::new(Costing::new(Arc::from(store), tenants, clock.clone())),
         forecasts: Arc::default(),
         clock,
     });
     let health = database.keep_health(health, shutdown.clone(), || async {
-        ready.store.ping().await.is_ok()
+        ready.store().ping().await.is_ok()
     });
     tokio::join!(
         health,
         ready
-            .tenants
+            .tenants()
             .refresh_every(TENANTS_REFRESH, shutdown.clone()),
         forget_keys_every(ready, KEYS_FORGOTTEN_EVERY, shutdown),
     );
@@ -148,7 +145,7 @@ async fn forget_keys_every(ready: &Ready, interval: Duration, shutdown: Cancella
             _ = ticks.tick() => {}
         }
         let now: chrono::DateTime<chrono::Utc> = ready.clock.system_now().into();
-        match ready.store.forget_keys(now - KEYS_KEPT).await {
+        match ready.store().forget_keys(now - KEYS_KEPT).await {
             Ok(forgotten) => tracing::debug!(forgotten, "usage keys forgotten"),
             Err(error) => tracing::warn!(%error, "could not forget old usage keys"),
         }

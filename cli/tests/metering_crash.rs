@@ -1,12 +1,13 @@
-//! Metering across a crash. The storage service runs as a process of its own and flushes usage
-//! every 50 ms. It is killed (SIGKILL) while it ingests and flushes, started again, and stopped
+//! Metering across a crash. The storage service runs as a real `mfg serve storage` process
+//! (as in `crash.rs`) and flushes usage every 50 ms. It is killed (SIGKILL) while it ingests and flushes, started again, and stopped
 //! gracefully. The readings it acknowledged are counted at most once: the killed run loses its
 //! unflushed interval, and nothing is ever counted twice. Everything the second run
 //! acknowledged is counted.
 
 use std::{
     net::SocketAddr,
-    process::{Child, Command},
+    path::Path,
+    process::{Child, Command, Stdio},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -14,6 +15,7 @@ use std::{
     time::Duration,
 };
 
+use mfg_common::testing::Running;
 use mfg_proto::{
     common::v1::Reading,
     cost::v1::{self as pb, cost_service_client::CostServiceClient},
@@ -23,14 +25,25 @@ use mfg_proto::{
     },
     tenant::v1::{self as tpb, tenant_service_client::TenantServiceClient},
 };
-use mfg_tests::{Running, TEST_OPERATOR_TOKEN, operator_channel, start_tenant};
 
-/// Starts the storage process and waits until it serves.
-async fn start_storage(args: &[String], addr: SocketAddr) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_mfg-test-storage"))
+const OPERATOR: &str = "metering-crash-operator-token";
+
+/// Starts `mfg serve storage` with `args` (its log in `dir`) and waits until it serves.
+async fn start_storage(args: &[String], addr: SocketAddr, dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("storage.log"))
+        .expect("log file");
+    let child = Command::new(env!("CARGO_BIN_EXE_mfg"))
+        .args(["serve", "storage"])
         .args(args)
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log file"))
+        .stderr(log)
         .spawn()
-        .expect("the storage process starts");
+        .expect("mfg serve storage starts");
     mfg_common::grpc::wait_for_health(
         addr,
         mfg_proto::service_names::TELEMETRY,
@@ -118,9 +131,14 @@ async fn stored(
 async fn a_killed_storage_service_never_counts_usage_twice() {
     let dir = tempfile::tempdir().unwrap();
     let url = |name: &str| format!("sqlite://{}", dir.path().join(name).display());
-    let tenant_service = start_tenant(&url("tenant.db")).await;
+    let tenant_config = mfg_tenant::Config::new(url("tenant.db"), "metering-crash-pepper-0123")
+        .with_admin_token(OPERATOR);
+    let tenant_service = Running::start(mfg_proto::service_names::TENANT, |l, s| {
+        mfg_tenant::run(tenant_config, l, s)
+    })
+    .await;
     let config = mfg_cost::Config::new(url("cost.db"), tenant_service.addr.to_string())
-        .with_admin_token(TEST_OPERATOR_TOKEN);
+        .with_admin_token(OPERATOR);
     let cost_service = Running::start(mfg_proto::service_names::COST, |l, s| {
         mfg_cost::run(config, l, s)
     })
@@ -139,7 +157,7 @@ async fn a_killed_storage_service_never_counts_usage_twice() {
         "--database-url",
         &url("storage.db"),
         "--admin-token",
-        TEST_OPERATOR_TOKEN,
+        OPERATOR,
         "--metering-interval",
         "50ms",
         "--tiering-interval",
@@ -147,11 +165,32 @@ async fn a_killed_storage_service_never_counts_usage_twice() {
     ]
     .map(str::to_owned)
     .to_vec();
-    let mut storage = start_storage(&args, storage_addr).await;
+    let mut storage = start_storage(&args, storage_addr, dir.path()).await;
 
-    let mut tenants = TenantServiceClient::new(operator_channel(&tenant_service));
-    let (tenant, key) =
-        mfg_tests::tenant_with_key(&mut tenants, "acme", &[tpb::Scope::Write]).await;
+    let mut tenants = TenantServiceClient::new(tenant_service.channel_with(OPERATOR));
+    let tenant = tenants
+        .create_tenant(tpb::CreateTenantRequest {
+            tenant: Some(tpb::Tenant {
+                name: "acme".to_owned(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tenant
+        .unwrap()
+        .id;
+    let key = tenants
+        .create_api_key(tpb::CreateApiKeyRequest {
+            tenant_id: tenant.clone(),
+            display_name: String::new(),
+            scopes: vec![tpb::Scope::Write.into()],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .secret;
     tenants
         .create_machine(tpb::CreateMachineRequest {
             tenant_id: tenant.clone(),
@@ -186,7 +225,7 @@ async fn a_killed_storage_service_never_counts_usage_twice() {
     assert!(before_kill > 0, "the first run acknowledged readings");
 
     // The second run: everything it acknowledges is counted once it stops gracefully.
-    let mut storage = start_storage(&args, storage_addr).await;
+    let mut storage = start_storage(&args, storage_addr, dir.path()).await;
     let after = Arc::new(AtomicU64::new(0));
     ingest(telemetry.clone(), tenant.clone(), next, after.clone(), 20).await;
     let after = after.load(Ordering::SeqCst);
@@ -200,7 +239,7 @@ async fn a_killed_storage_service_never_counts_usage_twice() {
     assert!(stopped.success());
     assert!(storage.wait().unwrap().success(), "a graceful stop");
 
-    let mut cost = CostServiceClient::new(operator_channel(&cost_service));
+    let mut cost = CostServiceClient::new(cost_service.channel_with(OPERATOR));
     let since = chrono::DurationRound::duration_trunc(
         chrono::Utc::now() - chrono::Duration::hours(3),
         chrono::Duration::hours(1),
