@@ -268,4 +268,32 @@ impl AlertService for AlertApi {
             alert: Some(convert::alert(alert)),
         }))
     }
+
+    async fn raise_budget_alert(
+        &self,
+        request: Request<pb::RaiseBudgetAlertRequest>,
+    ) -> Result<Response<pb::RaiseBudgetAlertResponse>, Status> {
+        let tenant = tenant(&request.get_ref().tenant_id)?;
+        let alert_id = alert_id(&request.get_ref().alert_id)?;
+        let (breach, severity) = convert::budget_alert(request.into_inner())?;
+        let alert = self
+            .rules()?
+            .raise_budget(tenant, alert_id, breach, severity)
+            .await?;
+        Ok(Response::new(pb::RaiseBudgetAlertResponse {
+            alert: Some(convert::alert(alert)),
+        }))
+    }
+
+    async fn resolve_budget_alerts(
+        &self,
+        request: Request<pb::ResolveBudgetAlertsRequest>,
+    ) -> Result<Response<pb::ResolveBudgetAlertsResponse>, Status> {
+        let tenant = tenant(&request.get_ref().tenant_id)?;
+        let month = convert::before_month(&request.get_ref().before_month)?;
+        let resolved_count = self.rules()?.resolve_budgets(tenant, month).await?;
+        Ok(Response::new(pb::ResolveBudgetAlertsResponse {
+            resolved_count,
+        }))
+    }
 }

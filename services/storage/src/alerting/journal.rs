@@ -38,6 +38,7 @@ use crate::{
 
 use super::unflushed::Unflushed;
 
+mod budget;
 mod write;
 
 /// How many commands one transaction takes at most.
@@ -89,6 +90,23 @@ pub enum Command {
         /// The answer.
         reply: oneshot::Sender<HashSet<(Uuid, String)>>,
     },
+    /// Raise a budget alert, unless its id was raised before: the alert, as raised now or
+    /// then.
+    RaiseBudget {
+        /// The alert.
+        alert: Box<Alert>,
+        /// The alert raised.
+        reply: oneshot::Sender<Result<Alert>>,
+    },
+    /// Resolve a tenant's budget alerts of the months before `month` (`YYYY-MM`).
+    ResolveBudgets {
+        /// The tenant.
+        tenant: Uuid,
+        /// The first month kept.
+        month: String,
+        /// How many were resolved.
+        reply: oneshot::Sender<Result<u32>>,
+    },
     /// A rule was deleted: resolve its alerts.
     RuleDeleted {
         /// Its tenant.
@@ -125,10 +143,20 @@ pub struct Journal {
     finished: Arc<tokio::sync::Mutex<Option<oneshot::Receiver<()>>>>,
 }
 
+/// What an unresolved alert is of: its tenant, rule and machine; a budget alert's rule is nil
+/// and its machine its id.
 type Key = (Uuid, Uuid, String);
 
 fn key_of(alert: &Alert) -> Key {
+    if alert.budget.is_some() {
+        return (alert.tenant_id, Uuid::nil(), alert.alert_id.to_string());
+    }
     (alert.tenant_id, alert.rule_id, alert.machine_id.clone())
+}
+
+/// Whether a key is of a rule's alert (not of a budget alert).
+fn of_rule(key: &Key) -> bool {
+    !key.1.is_nil()
 }
 
 /// The journal's task state.
@@ -161,6 +189,7 @@ struct Group {
 enum Reply {
     Alert(oneshot::Sender<Result<Alert>>, Box<Result<Alert>>),
     Done(oneshot::Sender<Result<()>>),
+    Count(oneshot::Sender<Result<u32>>, u32),
 }
 
 fn thread_error(error: std::io::Error) -> StorageError {
@@ -384,6 +413,9 @@ impl Writer {
                     Reply::Done(sender) => {
                         let _ = sender.send(Ok(()));
                     }
+                    Reply::Count(sender, count) => {
+                        let _ = sender.send(Ok(count));
+                    }
                 }
             }
         }
@@ -487,16 +519,31 @@ impl Writer {
                 machine_id,
                 reply,
             } => {
-                self.resolve_all_by_system(group, |(t, _, m)| *t == tenant && *m == machine_id);
+                self.resolve_all_by_system(group, |key| {
+                    of_rule(key) && key.0 == tenant && key.2 == machine_id
+                });
                 group.replies.push(Reply::Done(reply));
             }
             Command::OpenMachines { reply } => {
                 let machines = self
                     .open
                     .keys()
+                    .filter(|key| of_rule(key))
                     .map(|(tenant, _, machine)| (*tenant, machine.clone()))
                     .collect();
                 let _ = reply.send(machines);
+            }
+            Command::RaiseBudget { alert, reply } => {
+                let raised = self.raise_budget(group, *alert).await;
+                group.replies.push(Reply::Alert(reply, Box::new(raised)));
+            }
+            Command::ResolveBudgets {
+                tenant,
+                month,
+                reply,
+            } => {
+                let resolved = self.resolve_budgets(group, tenant, &month);
+                group.replies.push(Reply::Count(reply, resolved));
             }
             Command::RuleDeleted {
                 tenant,

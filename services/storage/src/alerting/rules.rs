@@ -12,8 +12,8 @@ use super::{index::RuleIndex, journal::Journal};
 use crate::{
     alerting::{
         domain::{
-            alert::{Alert, AlertState},
-            alert_rule::{AlertRule, MAX_RULES_PER_TENANT, RulePatch, RuleSpec},
+            alert::{Alert, AlertState, BudgetBreach},
+            alert_rule::{AlertRule, MAX_RULES_PER_TENANT, RulePatch, RuleSpec, Severity},
         },
         store::AlertStore,
     },
@@ -218,5 +218,24 @@ impl Alerting {
     /// Resolves an alert as `by`.
     pub async fn resolve(&self, tenant: Uuid, alert: Uuid, by: String) -> Result<Alert> {
         self.journal.resolve(tenant, alert, by).await
+    }
+
+    /// Raises a budget alert of a tenant that exists under `alert_id`, or returns the one
+    /// raised under it before.
+    pub async fn raise_budget(
+        &self,
+        tenant: Uuid,
+        alert_id: Uuid,
+        breach: BudgetBreach,
+        severity: Severity,
+    ) -> Result<Alert> {
+        self.check_tenant(tenant).await?;
+        let alert = Alert::budget(tenant, alert_id, breach, severity, self.now());
+        self.journal.raise_budget(alert).await
+    }
+
+    /// Resolves a tenant's budget alerts of the months before `month` (`YYYY-MM`).
+    pub async fn resolve_budgets(&self, tenant: Uuid, month: String) -> Result<u32> {
+        self.journal.resolve_budgets(tenant, month).await
     }
 }

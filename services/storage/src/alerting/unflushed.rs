@@ -134,6 +134,7 @@ mod tests {
             acknowledge_time: None,
             resolved_by: None,
             resolve_time: None,
+            budget: None,
         }
     }
 

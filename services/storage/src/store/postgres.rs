@@ -99,17 +99,17 @@ macro_rules! log_position_columns {
 /// `$30` is `synchronous_commit` for this transaction (`on`, or `off` for fast commit). It
 /// answers where the server's log stood ([`crate::alerting::store::LogPosition`]).
 /// What both journal statements start with: the transaction's commit setting, and the alerts
-/// upserted from arrays (`$1`–`$16`).
+/// upserted from arrays (`$1`–`$16`, and `$34` for budget alerts).
 macro_rules! write_alerts_head {
     () => {
         "WITH config AS (SELECT set_config('synchronous_commit', $30, true)), \
      upserted AS (INSERT INTO alerts (alert_id, tenant_id, rule_id, machine_id, metric, severity, \
          state, count, first_seen, last_seen, trigger_value, last_value, acknowledged_by, \
-         acknowledge_time, resolved_by, resolve_time) \
+         acknowledge_time, resolved_by, resolve_time, budget) \
        SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], \
          $6::text[], $7::text[], $8::int8[], $9::timestamptz[], $10::timestamptz[], \
          $11::float8[], $12::float8[], $13::text[], $14::timestamptz[], $15::text[], \
-         $16::timestamptz[]) \
+         $16::timestamptz[], $34::jsonb[]) \
        ON CONFLICT (alert_id) DO UPDATE SET severity = excluded.severity, state = excluded.state, \
          count = excluded.count, last_seen = excluded.last_seen, last_value = excluded.last_value, \
          acknowledged_by = excluded.acknowledged_by, acknowledge_time = excluded.acknowledge_time, \
@@ -363,6 +363,12 @@ impl PostgresStore {
                 Micros::of(std::time::SystemTime::now()).0
             })
             .bind(!write.durable)
+            .bind(
+                alerts
+                    .iter()
+                    .map(|a| a.budget.as_ref().map(Json))
+                    .collect::<Vec<_>>(),
+            )
             .fetch_one(&self.pool)
             .await?;
         let cursors: Vec<i64> = row.try_get(2)?;

@@ -154,6 +154,7 @@ impl SqliteStore {
                 .bind(alert.acknowledge_time.map(db_ts))
                 .bind(alert.resolved_by.as_deref())
                 .bind(alert.resolve_time.map(db_ts))
+                .bind(alert.budget.as_ref().map(Json))
                 .execute(&mut *tx)
                 .await?;
         }

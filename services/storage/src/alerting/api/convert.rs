@@ -8,7 +8,7 @@ use pbjson_types::{Duration, FieldMask};
 
 use crate::{
     alerting::domain::{
-        alert::{Alert, AlertEvent, AlertState, EventType},
+        alert::{Alert, AlertEvent, AlertState, BudgetBasis, BudgetBreach, EventType},
         alert_rule::{
             AlertRule, Comparison, Condition, MachineSelector, RuleField, RulePatch, RuleSpec,
             Severity,
@@ -277,10 +277,15 @@ fn state_to_proto(state: AlertState) -> pb::AlertState {
 
 /// Converts an alert.
 pub fn alert(alert: Alert) -> pb::Alert {
+    let (source, rule_id) = if alert.budget.is_some() {
+        (pb::AlertSource::Budget, String::new())
+    } else {
+        (pb::AlertSource::Rule, alert.rule_id.to_string())
+    };
     pb::Alert {
         alert_id: alert.alert_id.to_string(),
         tenant_id: alert.tenant_id.to_string(),
-        rule_id: alert.rule_id.to_string(),
+        rule_id,
         machine_id: alert.machine_id,
         metric: alert.metric,
         severity: severity_to_proto(alert.severity).into(),
@@ -294,7 +299,80 @@ pub fn alert(alert: Alert) -> pb::Alert {
         acknowledge_time: alert.acknowledge_time.map(timestamp),
         resolved_by: alert.resolved_by.unwrap_or_default(),
         resolve_time: alert.resolve_time.map(timestamp),
+        source: source.into(),
+        budget: alert.budget.map(budget_to_proto),
     }
+}
+
+fn budget_to_proto(breach: BudgetBreach) -> pb::BudgetBreach {
+    pb::BudgetBreach {
+        month: breach.month,
+        basis: match breach.basis {
+            BudgetBasis::Actual => pb::BudgetBasis::Actual,
+            BudgetBasis::Forecast => pb::BudgetBasis::Forecast,
+        }
+        .into(),
+        threshold: breach.threshold,
+        limit_usd: breach.limit_usd,
+        cost_usd: breach.cost_usd,
+    }
+}
+
+/// Parses a month, `YYYY-MM`.
+fn month(value: &str, field: &str, violations: &mut Violations) {
+    let valid = value.len() == 7
+        && chrono::NaiveDate::parse_from_str(&format!("{value}-01"), "%Y-%m-%d").is_ok();
+    if !valid {
+        violations.add(field, "must be a month, YYYY-MM, e.g. 2026-12");
+    }
+}
+
+/// Checks a budget alert to raise: its breach and severity.
+pub fn budget_alert(request: pb::RaiseBudgetAlertRequest) -> Result<(BudgetBreach, Severity)> {
+    let mut violations = Violations::new();
+    let breach = request.breach.unwrap_or_default();
+    month(&breach.month, "breach.month", &mut violations);
+    let basis = match pb::BudgetBasis::try_from(breach.basis) {
+        Ok(pb::BudgetBasis::Actual) => BudgetBasis::Actual,
+        Ok(pb::BudgetBasis::Forecast) => BudgetBasis::Forecast,
+        Ok(pb::BudgetBasis::Unspecified) | Err(_) => {
+            violations.add(
+                "breach.basis",
+                "must be BUDGET_BASIS_ACTUAL or BUDGET_BASIS_FORECAST",
+            );
+            BudgetBasis::Actual
+        }
+    };
+    for (field, value) in [
+        ("breach.threshold", breach.threshold),
+        ("breach.limit_usd", breach.limit_usd),
+        ("breach.cost_usd", breach.cost_usd),
+    ] {
+        if !(value.is_finite() && value >= 0.0) {
+            violations.add(field, "must be a finite number, zero or more");
+        }
+    }
+    let severity = severity(request.severity);
+    if severity.is_none() {
+        violations.add("severity", "is required");
+    }
+    violations.finish().map_err(StorageError::InvalidArgument)?;
+    let breach = BudgetBreach {
+        month: breach.month,
+        basis,
+        threshold: breach.threshold,
+        limit_usd: breach.limit_usd,
+        cost_usd: breach.cost_usd,
+    };
+    Ok((breach, severity.unwrap_or(Severity::Warning)))
+}
+
+/// Checks the month of ResolveBudgetAlerts.
+pub fn before_month(value: &str) -> Result<String> {
+    let mut violations = Violations::new();
+    month(value, "before_month", &mut violations);
+    violations.finish().map_err(StorageError::InvalidArgument)?;
+    Ok(value.to_owned())
 }
 
 /// Converts an event.

@@ -1,6 +1,8 @@
 //! Alerts and their lifecycle: open → acknowledged → resolved. One rule firing for one machine
-//! is one alert while it is not resolved; repeats count on it. Every change is an event with a
-//! cursor, the position in the event log that subscribers resume from.
+//! is one alert while it is not resolved; repeats count on it. A budget alert, raised by the
+//! cost service when a tenant's cost crosses a threshold of its monthly limit, lives the same
+//! life. Every change is an event with a cursor, the position in the event log that
+//! subscribers resume from.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -41,6 +43,34 @@ impl AlertState {
     }
 }
 
+/// Which cost a budget threshold is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetBasis {
+    /// The month-to-date cost.
+    Actual,
+    /// The forecast cost of the month.
+    Forecast,
+}
+
+/// What a budget alert is about: a tenant's cost crossed a threshold of its monthly limit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BudgetBreach {
+    /// The month, `YYYY-MM` (UTC).
+    pub month: String,
+    /// Which cost crossed it.
+    pub basis: BudgetBasis,
+    /// The threshold, a fraction of the limit.
+    pub threshold: f64,
+    /// The monthly limit, USD.
+    pub limit_usd: f64,
+    /// The cost that crossed it, USD.
+    pub cost_usd: f64,
+}
+
+/// The metric of a budget alert.
+pub const BUDGET_METRIC: &str = "cost_usd";
+
 /// An alert.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
@@ -48,9 +78,9 @@ pub struct Alert {
     pub alert_id: Uuid,
     /// Its tenant.
     pub tenant_id: Uuid,
-    /// The rule that raised it.
+    /// The rule that raised it; nil for a budget alert.
     pub rule_id: Uuid,
-    /// The machine it is about.
+    /// The machine it is about; empty for a budget alert.
     pub machine_id: String,
     /// The metric it is about.
     pub metric: String,
@@ -76,6 +106,9 @@ pub struct Alert {
     pub resolved_by: Option<String>,
     /// When.
     pub resolve_time: Option<Micros>,
+    /// For a budget alert, the threshold crossed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetBreach>,
 }
 
 impl Alert {
@@ -98,6 +131,36 @@ impl Alert {
             acknowledge_time: None,
             resolved_by: None,
             resolve_time: None,
+            budget: None,
+        }
+    }
+
+    /// A new budget alert of a tenant, under the id its raiser chose, at `at`.
+    pub fn budget(
+        tenant_id: Uuid,
+        alert_id: Uuid,
+        breach: BudgetBreach,
+        severity: Severity,
+        at: Micros,
+    ) -> Self {
+        Self {
+            alert_id,
+            tenant_id,
+            rule_id: Uuid::nil(),
+            machine_id: String::new(),
+            metric: BUDGET_METRIC.to_owned(),
+            severity,
+            state: AlertState::Open,
+            count: 1,
+            first_seen: at,
+            last_seen: at,
+            trigger_value: breach.cost_usd,
+            last_value: breach.cost_usd,
+            acknowledged_by: None,
+            acknowledge_time: None,
+            resolved_by: None,
+            resolve_time: None,
+            budget: Some(breach),
         }
     }
 

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::{
     alerting::domain::{
-        alert::{Alert, AlertEvent, AlertState, EventType},
+        alert::{Alert, AlertEvent, AlertState, BudgetBreach, EventType},
         alert_eval::RuleState,
         alert_rule::{AlertRule, Condition, MachineSelector, RuleSpec, Severity},
     },
@@ -71,14 +71,14 @@ macro_rules! alert_columns {
     () => {
         "alert_id, tenant_id, rule_id, machine_id, metric, severity, state, count, first_seen, \
          last_seen, trigger_value, last_value, acknowledged_by, acknowledge_time, resolved_by, \
-         resolve_time"
+         resolve_time, budget"
     };
 }
 
 pub(crate) const UPSERT_ALERT: &str = concat!(
     "INSERT INTO alerts (",
     alert_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
      ON CONFLICT (alert_id) DO UPDATE SET severity = excluded.severity, state = excluded.state, \
        count = excluded.count, last_seen = excluded.last_seen, last_value = excluded.last_value, \
        acknowledged_by = excluded.acknowledged_by, acknowledge_time = excluded.acknowledge_time, \
@@ -170,6 +170,7 @@ where
     for<'r> B::Uuid: Decode<'r, B::Db> + Type<B::Db>,
     for<'r> B::Ts: Decode<'r, B::Db> + Type<B::Db>,
     for<'r> Option<B::Ts>: Decode<'r, B::Db> + Type<B::Db>,
+    for<'r> Option<Json<BudgetBreach>>: Decode<'r, B::Db> + Type<B::Db>,
     for<'n> &'n str: ColumnIndex<<B::Db as Database>::Row>,
 {
     let corrupt = |what: &str| StorageError::Internal(format!("corrupt alert: {what}"));
@@ -197,6 +198,9 @@ where
         resolve_time: row
             .try_get::<Option<B::Ts>, _>("resolve_time")?
             .map(B::micros),
+        budget: row
+            .try_get::<Option<Json<BudgetBreach>>, _>("budget")?
+            .map(|Json(breach)| breach),
     })
 }
 
@@ -223,6 +227,7 @@ where
     for<'q> Json<MachineSelector>: Decode<'q, B::Db> + Type<B::Db>,
     for<'q> Json<Condition>: Decode<'q, B::Db> + Type<B::Db>,
     for<'q> Json<Alert>: Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> Option<Json<BudgetBreach>>: Decode<'q, B::Db> + Type<B::Db>,
     for<'q> Json<RuleState>: Decode<'q, B::Db> + Type<B::Db>,
     for<'r> (i64,): FromRow<'r, <B::Db as Database>::Row>,
     for<'n> &'n str: ColumnIndex<<B::Db as Database>::Row>,
