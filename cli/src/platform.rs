@@ -244,7 +244,11 @@ impl PlatformBuilder {
         platform.spawn_storage(listeners.storage);
 
         let mut cost = mfg_cost::Config::new("", platform.addresses.tenant.to_string())
-            .with_admin_token(operator_token);
+            .with_admin_token(operator_token)
+            .with_budget_alerts(
+                platform.addresses.storage.to_string(),
+                mfg_cost::config::BudgetArgs::default().check_interval,
+            );
         cost.data = args.data.clone();
         cost.server = args.server;
         let parts = &mut platform.parts;

@@ -19,6 +19,9 @@ pub enum CostError {
     /// The database cannot be reached.
     #[error("the cost database is unavailable: {0}")]
     Unavailable(String),
+    /// Another service of the platform failed a call.
+    #[error("{0}")]
+    Upstream(String),
     /// Anything unexpected; logged, never sent.
     #[error("{0}")]
     Internal(String),
@@ -36,7 +39,7 @@ impl ServiceError for CostError {
         match self {
             Self::InvalidArgument(_) => ErrorCode::InvalidArgument,
             Self::TenantNotFound(_) => ErrorCode::NotFound,
-            Self::NotReady | Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::NotReady | Self::Unavailable(_) | Self::Upstream(_) => ErrorCode::Unavailable,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }

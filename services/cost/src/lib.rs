@@ -7,6 +7,7 @@
 //! service. The RPCs not built yet answer UNIMPLEMENTED.
 
 pub mod api;
+pub mod budget_alerts;
 pub mod config;
 pub mod costing;
 pub mod domain;
@@ -27,12 +28,16 @@ use mfg_common::{
     shutdown::CancellationToken,
     startup::{self, Database},
 };
-use mfg_proto::{cost::v1::cost_service_server::CostServiceServer, service_names};
+use mfg_proto::{
+    cost::v1::cost_service_server::CostServiceServer, service_names,
+    storage::v1::alert_service_client::AlertServiceClient,
+};
 use tokio::net::TcpListener;
 
 pub use crate::config::Config;
 use crate::{
     api::{CostApi, Ready, ReadyCost},
+    budget_alerts::BudgetAlerts,
     costing::Costing,
     tenants::Directory,
 };
@@ -63,14 +68,18 @@ pub async fn run_with_clock(
     let (tenant_client, auth) =
         startup::tenant_auth(&config.addrs.tenant, &operator_token, clock.clone())?;
     let tenants = Arc::new(Directory::new(tenant_client));
+    let budget_alerts = budget_alerts_of(&config, &operator_token)?;
     let (health, routes) = grpc::standard_routes(&[service_names::COST]).await?;
     let ready: ReadyCost = Arc::new(OnceLock::new());
     let routes = routes.add_service(CostServiceServer::new(CostApi::new(ready.clone())));
     let database = Database::new("cost", &config.database());
     let readiness = become_ready(
         database,
-        tenants,
-        clock,
+        Parts {
+            tenants,
+            budget_alerts,
+            clock,
+        },
         ready.clone(),
         health.clone(),
         shutdown.clone(),
@@ -94,14 +103,43 @@ pub async fn run_with_clock(
 /// How often the snapshot of the tenants is refreshed from the tenant service.
 const TENANTS_REFRESH: Duration = Duration::from_secs(5);
 
+/// The client of the storage service that raises budget alerts, and how often, when they are
+/// on.
+fn budget_alerts_of(
+    config: &Config,
+    operator_token: &str,
+) -> anyhow::Result<Option<(BudgetAlerts, Duration)>> {
+    if !config.budget.enabled() {
+        return Ok(None);
+    }
+    let channel = grpc::lazy_channel(&grpc::http_uri(&config.addrs.storage))
+        .context("invalid storage service address")?
+        .with_bearer(operator_token)?;
+    Ok(Some((
+        BudgetAlerts::new(AlertServiceClient::new(channel)),
+        config.budget.check_interval,
+    )))
+}
+
+/// What the service runs once its database is ready.
+struct Parts {
+    tenants: Arc<Directory>,
+    budget_alerts: Option<(BudgetAlerts, Duration)>,
+    clock: SharedClock,
+}
+
 async fn become_ready(
     database: Database,
-    tenants: Arc<Directory>,
-    clock: SharedClock,
+    parts: Parts,
     ready: ReadyCost,
     health: Health,
     shutdown: CancellationToken,
 ) {
+    let Parts {
+        tenants,
+        budget_alerts,
+        clock,
+    } = parts;
     let opened = database.open(&shutdown, |pool| async {
         let store = store::open(pool);
         store.migrate().await?;
@@ -123,7 +161,12 @@ async fn become_ready(
         ready
             .tenants()
             .refresh_every(TENANTS_REFRESH, shutdown.clone()),
-        forget_keys_every(ready, KEYS_FORGOTTEN_EVERY, shutdown),
+        forget_keys_every(ready, KEYS_FORGOTTEN_EVERY, shutdown.clone()),
+        async {
+            if let Some((alerts, interval)) = &budget_alerts {
+                alerts.run(ready, *interval, shutdown).await;
+            }
+        },
     );
 }
 

@@ -10,6 +10,8 @@
 pub mod buckets;
 mod sql_store;
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use mfg_common::db::DbPool;
 use uuid::Uuid;
@@ -18,6 +20,7 @@ use self::buckets::Grain;
 pub use self::sql_store::SqlStore;
 use crate::{
     domain::{
+        budget::Breach,
         meter::Meter,
         price_book::{PriceBook, PriceHistory},
         report::Usage,
@@ -101,6 +104,29 @@ pub trait CostStore: Send + Sync + std::fmt::Debug + 'static {
         thresholds: &[f64],
         now: DateTime<Utc>,
     ) -> Result<()>;
+
+    /// Every tenant's budget thresholds that it set (the others have the defaults).
+    async fn all_budget_thresholds(&self) -> Result<HashMap<Uuid, Vec<f64>>>;
+
+    /// Claims the raising of a breach's alert: inserts its row with `alert_id` at `now`, or
+    /// takes over a row not raised and claimed before `stale`. Returns the alert id to raise it
+    /// under (the row's, whoever inserted it), or `None` when it was raised or another process
+    /// claimed it since `stale`.
+    async fn claim_breach(
+        &self,
+        breach: &Breach,
+        alert_id: Uuid,
+        now: DateTime<Utc>,
+        stale: DateTime<Utc>,
+    ) -> Result<Option<Uuid>>;
+    /// Marks a breach's alert raised.
+    async fn breach_raised(&self, breach: &Breach) -> Result<()>;
+    /// The breaches of a month whose alerts were raised.
+    async fn raised_breaches(&self, month: &str) -> Result<Vec<Breach>>;
+    /// The tenants with breaches of the months before `month` whose alerts have not ended.
+    async fn unended_breaches(&self, month: &str) -> Result<Vec<Uuid>>;
+    /// Marks a tenant's breaches of the months before `month` ended.
+    async fn end_breaches(&self, tenant: Uuid, month: &str) -> Result<()>;
 
     /// Every price book with the moment it came into force, the default before the first.
     async fn price_history(&self) -> Result<PriceHistory>;

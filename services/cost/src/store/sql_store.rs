@@ -3,7 +3,7 @@
 //! as text on both.
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     future::Future,
 };
 
@@ -20,6 +20,7 @@ use super::{
 };
 use crate::{
     domain::{
+        budget::{Basis, Breach},
         meter::{Accrual, Meter},
         price_book::{PriceBook, PriceHistory},
         report::Usage,
@@ -32,6 +33,20 @@ const BUDGET: &str = "SELECT thresholds, update_time FROM budgets WHERE tenant_i
 const SET_BUDGET: &str = "INSERT INTO budgets (tenant_id, thresholds, update_time) \
      VALUES ($1, $2, $3) ON CONFLICT (tenant_id) \
      DO UPDATE SET thresholds = excluded.thresholds, update_time = excluded.update_time";
+const ALL_BUDGETS: &str = "SELECT tenant_id, thresholds FROM budgets";
+const CLAIM_BREACH: &str = "INSERT INTO budget_alerts \
+     (tenant_id, month, basis, threshold, alert_id, claim_time) VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (tenant_id, month, basis, threshold) DO UPDATE SET claim_time = excluded.claim_time \
+     WHERE NOT budget_alerts.raised AND budget_alerts.claim_time < $7 \
+     RETURNING alert_id";
+const BREACH_RAISED: &str = "UPDATE budget_alerts SET raised = TRUE \
+     WHERE tenant_id = $1 AND month = $2 AND basis = $3 AND threshold = $4";
+const RAISED_BREACHES: &str =
+    "SELECT tenant_id, basis, threshold FROM budget_alerts WHERE month = $1 AND raised";
+const UNENDED_BREACHES: &str =
+    "SELECT DISTINCT tenant_id FROM budget_alerts WHERE month < $1 AND NOT ended";
+const END_BREACHES: &str =
+    "UPDATE budget_alerts SET ended = TRUE WHERE tenant_id = $1 AND month < $2 AND NOT ended";
 const PRICE_BOOKS: &str = "SELECT effective_from, book FROM price_books ORDER BY effective_from";
 const INSERT_PRICE_BOOK: &str =
     "INSERT INTO price_books (effective_from, replaces, book) VALUES ($1, $2, $3)";
@@ -302,6 +317,86 @@ where
         Ok(())
     }
 
+    async fn all_budget_thresholds(&self) -> Result<HashMap<Uuid, Vec<f64>>> {
+        let rows = sqlx::query(ALL_BUDGETS).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                let thresholds: String = row.try_get(1)?;
+                let thresholds: Vec<f64> = serde_json::from_str(&thresholds)
+                    .map_err(|e| CostError::Internal(format!("stored budget thresholds: {e}")))?;
+                Ok((tenant_of(row.try_get(0)?)?, thresholds))
+            })
+            .collect()
+    }
+
+    async fn claim_breach(
+        &self,
+        breach: &Breach,
+        alert_id: Uuid,
+        now: DateTime<Utc>,
+        stale: DateTime<Utc>,
+    ) -> Result<Option<Uuid>> {
+        let row = sqlx::query(CLAIM_BREACH)
+            .bind(breach.tenant.to_string())
+            .bind(breach.month.as_str())
+            .bind(breach.basis.name())
+            .bind(breach.threshold.as_str())
+            .bind(alert_id.to_string())
+            .bind(now.timestamp_micros())
+            .bind(stale.timestamp_micros())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| tenant_of(row.try_get(0)?)).transpose()
+    }
+
+    async fn breach_raised(&self, breach: &Breach) -> Result<()> {
+        sqlx::query(BREACH_RAISED)
+            .bind(breach.tenant.to_string())
+            .bind(breach.month.as_str())
+            .bind(breach.basis.name())
+            .bind(breach.threshold.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn raised_breaches(&self, month: &str) -> Result<Vec<Breach>> {
+        let rows = sqlx::query(RAISED_BREACHES)
+            .bind(month)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let basis: String = row.try_get(1)?;
+                Ok(Breach {
+                    tenant: tenant_of(row.try_get(0)?)?,
+                    month: month.to_owned(),
+                    basis: Basis::parse(&basis).ok_or_else(|| {
+                        CostError::Internal(format!("a stored budget basis `{basis}`"))
+                    })?,
+                    threshold: row.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn unended_breaches(&self, month: &str) -> Result<Vec<Uuid>> {
+        let rows = sqlx::query(UNENDED_BREACHES)
+            .bind(month)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|row| tenant_of(row.try_get(0)?)).collect()
+    }
+
+    async fn end_breaches(&self, tenant: Uuid, month: &str) -> Result<()> {
+        sqlx::query(END_BREACHES)
+            .bind(tenant.to_string())
+            .bind(month)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn price_history(&self) -> Result<PriceHistory> {
         let rows = sqlx::query(PRICE_BOOKS).fetch_all(&self.pool).await?;
         let books = rows
@@ -387,10 +482,14 @@ fn hourly(usage: &Usage) -> Vec<(i64, f64)> {
         .collect()
 }
 
+/// A stored id (of a tenant or an alert).
+fn tenant_of(id: String) -> Result<Uuid> {
+    Uuid::parse_str(&id).map_err(|_| CostError::Internal(format!("a stored id `{id}`")))
+}
+
 /// A stored tenant and meter.
 fn tenant_and_meter(tenant: String, meter: String) -> Result<(Uuid, Meter)> {
-    let tenant = Uuid::parse_str(&tenant)
-        .map_err(|_| CostError::Internal(format!("a stored tenant id `{tenant}`")))?;
+    let tenant = tenant_of(tenant)?;
     let meter = Meter::of_name(&meter)
         .ok_or_else(|| CostError::Internal(format!("a stored meter `{meter}`")))?;
     Ok((tenant, meter))
