@@ -16,6 +16,7 @@ pub mod micros;
 pub mod service;
 pub mod store;
 pub mod telemetry;
+pub mod usage;
 
 use std::sync::{Arc, OnceLock};
 
@@ -148,6 +149,10 @@ pub async fn run_with_clock(
     .await;
     if let Some(storage) = ready.get() {
         storage.alerting.journal().finished().await;
+        // The last queries' raw reads, once they have drained.
+        if let Err(error) = storage.usage.raw_reads().save().await {
+            tracing::warn!(%error, "the last raw reads were not saved");
+        }
         storage.queries.store().close().await;
     }
     // The last usage, once ingest has drained.
@@ -182,15 +187,17 @@ async fn become_ready(config: Config, parts: Parts, shutdown: CancellationToken)
     let opened = database.open(&shutdown, |pool| async {
         let alert_store = store::open_alerts(pool.clone());
         let job_store = store::open_jobs(pool.clone());
+        let usage_store = store::open_usage(pool.clone());
         let store = store::open(pool);
         store.migrate().await?;
         Ok::<_, error::StorageError>((
             Arc::<dyn TelemetryStore>::from(store),
             alert_store,
             job_store,
+            usage_store,
         ))
     });
-    let Some((store, alert_store, job_store)) = opened.await else {
+    let Some((store, alert_store, job_store, usage_store)) = opened.await else {
         return;
     };
     let mut writer = config.writer();
@@ -258,8 +265,15 @@ async fn become_ready(config: Config, parts: Parts, shutdown: CancellationToken)
                 .await;
         });
     }
+    let raw_reads = Arc::new(usage::RawReads::new(usage_store.clone(), clock.clone()));
+    tokio::spawn({
+        let (raw_reads, shutdown) = (raw_reads.clone(), shutdown.clone());
+        async move { raw_reads.save_every(shutdown).await }
+    });
+    let usage = usage::Usage::new(usage_store, store.clone(), raw_reads, clock.clone());
     let storage = ready.get_or_init(|| Storage {
         queries: Queries::new(store, objects, ingest.clone()),
+        usage,
         ingest,
         tiering,
         jobs: jobs.clone(),

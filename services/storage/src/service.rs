@@ -21,6 +21,8 @@ pub struct Storage {
     pub ingest: Ingest,
     /// The queries.
     pub queries: Queries,
+    /// The facts of the tenants' usage, and the raw reads of their queries.
+    pub usage: crate::usage::Usage,
     /// A tenant's tiering.
     pub tiering: Tiering,
     /// The tiering jobs.

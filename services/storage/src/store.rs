@@ -54,6 +54,14 @@ pub fn open_alerts(pool: DbPool) -> std::sync::Arc<dyn AlertStore> {
     }
 }
 
+/// Opens the usage facts' store of a pool's backend.
+pub fn open_usage(pool: DbPool) -> std::sync::Arc<dyn crate::usage::UsageStore> {
+    match pool {
+        DbPool::Postgres(pool) => std::sync::Arc::new(PostgresStore::new(pool)),
+        DbPool::Sqlite(pool) => std::sync::Arc::new(SqliteStore::new(pool)),
+    }
+}
+
 /// The table sqlx records the storage service's migrations in, apart from the other services'
 /// when they share a database.
 pub const MIGRATIONS_TABLE: &str = "_sqlx_migrations_storage";

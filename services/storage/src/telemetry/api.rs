@@ -124,6 +124,9 @@ impl TelemetryService for TelemetryApi {
         let query = convert::series_query(request.get_ref())?;
         let storage = self.storage()?;
         let answer = storage.queries.series(&query).await?;
+        if let Some(oldest) = answer.oldest_hot {
+            storage.usage.raw_reads().read(query.tenant, oldest);
+        }
         if let Some(meter) = &storage.meter {
             meter.add(
                 query.tenant,
@@ -222,6 +225,17 @@ impl TelemetryService for TelemetryApi {
         let tenant = convert::tenant_id(&request.get_ref().tenant_id)?;
         self.storage()?.tiering.release(tenant).await?;
         Ok(Response::new(pb::ReleaseTenantStorageResponse {}))
+    }
+
+    async fn get_tenant_usage_facts(
+        &self,
+        request: Request<pb::GetTenantUsageFactsRequest>,
+    ) -> Result<Response<pb::GetTenantUsageFactsResponse>, Status> {
+        let tenant = convert::tenant_id(&request.get_ref().tenant_id)?;
+        let storage = self.storage()?;
+        let tenant_no = storage.ingest.find_tenant_no(tenant).await?;
+        let facts = storage.usage.facts(tenant, tenant_no).await?;
+        Ok(Response::new(convert::usage_facts(facts)))
     }
 
     async fn get_latest_values(

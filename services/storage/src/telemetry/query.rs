@@ -84,6 +84,8 @@ pub struct SeriesAnswer {
     pub buckets: Vec<(Micros, f64, u64)>,
     /// The tiers that served the query.
     pub tiers: Vec<Tier>,
+    /// The start of the oldest range of raw hot readings it read, if it read any.
+    pub oldest_hot: Option<Micros>,
 }
 
 /// Answers queries.
@@ -134,6 +136,8 @@ impl Queries {
                 let mut points = Vec::new();
                 for part in hot_parts(range, &cold) {
                     tiers.insert(Tier::Hot);
+                    answer.oldest_hot =
+                        Some(answer.oldest_hot.map_or(part.start, |o| o.min(part.start)));
                     points.extend(self.store.points(series, part).await?);
                 }
                 for object in overlapping(&cold, range) {
@@ -164,9 +168,10 @@ impl Queries {
             Some((step, aggregation)) => {
                 let state = self.store.rollup_state(tenant).await?;
                 let cover = cover(range, step, state, aggregation.is_additive());
-                let buckets = self
+                let (buckets, oldest_hot) = self
                     .buckets(series, &query.key, step, &cover, &cold, &mut tiers)
                     .await?;
+                answer.oldest_hot = oldest_hot;
                 answer.buckets = buckets
                     .iter()
                     .map(|(&start, rollup)| (start, rollup.value(aggregation), rollup.count))
@@ -178,7 +183,8 @@ impl Queries {
     }
 
     /// The buckets of `step` as `cover` serves them: its rollups and the readings of its raw
-    /// ranges, from the hot tier, or from the cold tier and late readings on archived days.
+    /// ranges, from the hot tier, or from the cold tier and late readings on archived days;
+    /// and the start of the oldest hot range read.
     /// The reads of the database are independent: all at once, on as many connections, so
     /// the answer waits for the longest, not for their sum.
     async fn buckets(
@@ -189,7 +195,7 @@ impl Queries {
         cover: &Cover,
         cold: &[ColdObject],
         tiers: &mut BTreeSet<Tier>,
-    ) -> Result<BTreeMap<Micros, Rollup>> {
+    ) -> Result<(BTreeMap<Micros, Rollup>, Option<Micros>)> {
         let hot: Vec<Range> = cover
             .raw
             .iter()
@@ -245,7 +251,7 @@ impl Queries {
         for (start, rollup) in roll_up(raw, step) {
             buckets.add(start, &rollup);
         }
-        Ok(buckets.by_start)
+        Ok((buckets.by_start, hot.first().map(|range| range.start)))
     }
 
     /// On archived days, the readings of `cover`'s raw ranges (from the archive, and late

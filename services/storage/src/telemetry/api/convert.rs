@@ -279,3 +279,24 @@ pub fn tiering_job(job: Job, failures: Vec<Failure>) -> pb::TieringJob {
             .collect(),
     }
 }
+
+/// Converts a tenant's usage facts.
+pub fn usage_facts(facts: crate::usage::UsageFacts) -> pb::GetTenantUsageFactsResponse {
+    pb::GetTenantUsageFactsResponse {
+        hot_days_held: facts.hot_days_held,
+        oldest_raw_read_days: facts.oldest_raw_read_days,
+        series: facts
+            .series
+            .into_iter()
+            .map(|shape| pb::SeriesShape {
+                machine_id: shape.machine_id,
+                metric: shape.metric,
+                readings: shape.readings,
+                busy_minutes: shape.busy_minutes,
+                flat_minutes: shape.flat_minutes,
+            })
+            .collect(),
+        active_machine_ids: facts.active_machines,
+        cold_bytes_per_reading: facts.cold_bytes_per_reading,
+    }
+}
