@@ -247,7 +247,7 @@ impl PlatformBuilder {
             .with_admin_token(operator_token)
             .with_budget_alerts(
                 platform.addresses.storage.to_string(),
-                mfg_cost::config::BudgetArgs::default().check_interval,
+                args.budget.check_interval,
             );
         cost.data = args.data.clone();
         cost.server = args.server;

@@ -43,6 +43,9 @@ pub struct UpArgs {
     /// How the services meter usage for the cost service.
     #[command(flatten)]
     pub metering: mfg_common::config::MeteringArgs,
+    /// How often the cost service checks the tenants' budgets.
+    #[command(flatten)]
+    pub budget: mfg_cost::config::BudgetArgs,
 }
 
 impl UpArgs {
@@ -63,6 +66,7 @@ impl UpArgs {
             storage: mfg_storage::config::StorageOptions::default(),
             gateway: mfg_gateway::config::GatewayOptions::default(),
             metering: mfg_common::config::MeteringArgs::default(),
+            budget: mfg_cost::config::BudgetArgs::default(),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod labels;
 pub mod metering;
 pub mod metrics;
 pub mod pagination;
+pub mod plans;
 pub mod retention;
 pub mod secret_file;
 pub mod shutdown;

@@ -78,7 +78,10 @@ impl Events {
             let event = self.next().await;
             assert_eq!(event.r#type, i32::from(spb::AlertEventType::Opened));
             let breach = crossed(event.alert.as_ref().unwrap());
-            assert!(opened.contains(&breach), "{breach:?} not in {opened:?}");
+            assert!(
+                opened.contains(&breach),
+                "{breach:?} not in {opened:?}: {event:?}"
+            );
             assert!(seen.insert(breach.clone()), "{breach:?} raised twice");
         }
     }
@@ -121,7 +124,6 @@ async fn thresholds_crossed_raise_one_alert_each_and_the_month_end_resolves_them
         .create_tenant(tpb::CreateTenantRequest {
             tenant: Some(tpb::Tenant {
                 name: "budgeted".to_owned(),
-                monthly_budget_usd: BUDGET,
                 ..Default::default()
             }),
         })
@@ -176,6 +178,19 @@ async fn thresholds_crossed_raise_one_alert_each_and_the_month_end_resolves_them
     // Noon on the 10th: $0.20 a day so far, a forecast of about $6, 19% of the budget spent.
     let today = month + Duration::days(9);
     move_to(&clock, today + Duration::hours(12));
+    // The budget only now: the month before cost the tenant its share of the shared costs.
+    cost.update_budget(pb::UpdateBudgetRequest {
+        tenant_id: tenant.clone(),
+        budget: Some(pb::Budget {
+            monthly_limit_usd: BUDGET,
+            ..Default::default()
+        }),
+        update_mask: Some(pbjson_types::FieldMask {
+            paths: vec!["monthly_limit_usd".to_owned()],
+        }),
+    })
+    .await
+    .unwrap();
     let mut records: Vec<_> = (0..9)
         .map(|day| {
             let start = month + Duration::days(day);
@@ -186,6 +201,8 @@ async fn thresholds_crossed_raise_one_alert_each_and_the_month_end_resolves_them
     cost.record_usage(pb::RecordUsageRequest { records })
         .await
         .unwrap();
+    // Past the summaries kept while the clock stood still.
+    clock.advance(StdDuration::from_secs(10));
     let first = expected(&forecast(&cost, &tenant).await);
     assert_eq!(
         first,

@@ -1,8 +1,7 @@
-//! The parts of the contract that are not built yet (most of cost, provisioning) start,
-//! report SERVING, and answer UNIMPLEMENTED, never a made-up result.
+//! The parts of the contract that are not built yet (provisioning) start, report SERVING, and
+//! answer UNIMPLEMENTED, never a made-up result.
 
 use mfg_proto::{
-    cost::v1::{ListRecommendationsRequest, cost_service_client::CostServiceClient},
     provisioning::v1::{
         StartProvisioningRequest, provisioning_service_client::ProvisioningServiceClient,
     },
@@ -13,30 +12,17 @@ use tonic::Code;
 
 #[tokio::test]
 async fn unbuilt_rpcs_answer_unimplemented() {
-    let dir = tempfile::tempdir().unwrap();
-    let database = format!("sqlite://{}", dir.path().join("cost.db").display());
-    let config = mfg_cost::Config::new(database, "127.0.0.1:9")
-        .with_admin_token(mfg_tests::TEST_OPERATOR_TOKEN);
-    let cost = Running::start(service_names::COST, |l, s| mfg_cost::run(config, l, s)).await;
     let provisioning = Running::start(service_names::PROVISIONING, |l, s| {
         mfg_provisioning::run(Default::default(), l, s)
     })
     .await;
 
-    let recommendations = CostServiceClient::new(mfg_tests::operator_channel(&cost))
-        .list_recommendations(ListRecommendationsRequest {
-            tenant_id: uuid::Uuid::now_v7().to_string(),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(recommendations.code(), Code::Unimplemented);
     let run = ProvisioningServiceClient::new(mfg_tests::operator_channel(&provisioning))
         .start_provisioning(StartProvisioningRequest::default())
         .await
         .unwrap_err();
     assert_eq!(run.code(), Code::Unimplemented);
 
-    cost.stop().await;
     provisioning.stop().await;
 }
 
@@ -48,7 +34,6 @@ async fn unbuilt_routes_answer_501() {
     let platform = mfg_tests::Platform::up(dir.path(), None).await;
     let http = reqwest::Client::new();
     for (method, path, body) in [
-        (reqwest::Method::GET, "/v1/tenants/t1/recommendations", None),
         (
             reqwest::Method::POST,
             "/v1/tenants/t1/provisioning-runs/r1:retry",

@@ -1,12 +1,8 @@
 //! The gRPC adapter of the cost service: usage metering, the price book, per-tenant cost with
 //! shared costs split, budgets, forecasts and recommendations.
 //!
-//! Built so far: `RecordUsage`, `GetTenantCost`, `GetCostSummary`, `GetBudget`,
-//! `UpdateBudget`, `GetCostForecast`, `GetPriceBook` and `UpdatePriceBook`. The other RPCs
-//! answer
-//! UNIMPLEMENTED through the generated default bodies, never a made-up result. Access is
-//! checked before a call reaches here, by the auth layer, from each RPC's option in the
-//! contract.
+//! Every RPC of the contract is built. Access is checked before a call reaches here, by the
+//! auth layer, from each RPC's option in the contract.
 
 pub mod budgets;
 pub mod convert;
@@ -34,6 +30,8 @@ pub struct Ready {
     pub costing: Arc<Costing>,
     /// The month's forecasts, with the days that have settled.
     pub forecasts: Arc<Forecasts>,
+    /// The recommendations, from the storage service's facts of usage.
+    pub recommender: crate::recommendations::Recommender,
     /// The clock.
     pub clock: SharedClock,
 }
@@ -100,6 +98,16 @@ impl CostService for CostApi {
         let now = ready.now();
         let records = convert::usage_records(request.into_inner().records, now)?;
         let counted = ready.store().record_usage(&records, now).await?;
+        // Usage of a period taken as settled (a backfill, or a flush held up past an hour)
+        // changes what was kept of it here.
+        if counted.recorded > 0
+            && records
+                .iter()
+                .any(|r| r.usage.start < now - crate::forecasts::SETTLED)
+        {
+            ready.costing.forget();
+            ready.forecasts.forget().await;
+        }
         Ok(Response::new(pb::RecordUsageResponse {
             recorded: counted.recorded,
             duplicates: counted.duplicates,
@@ -243,5 +251,17 @@ impl CostService for CostApi {
         Err(Status::aborted(
             "the price book kept changing under this update; send it again",
         ))
+    }
+
+    async fn list_recommendations(
+        &self,
+        request: Request<pb::ListRecommendationsRequest>,
+    ) -> Result<Response<pb::ListRecommendationsResponse>, Status> {
+        let ready = self.ready()?;
+        let tenant = ready.tenant(&request.get_ref().tenant_id).await?;
+        let found = ready.recommender.recommend(ready, &tenant).await?;
+        Ok(Response::new(pb::ListRecommendationsResponse {
+            recommendations: found.into_iter().map(convert::recommendation).collect(),
+        }))
     }
 }

@@ -77,6 +77,9 @@ pub struct Costing {
     tenants: Arc<Directory>,
     clock: SharedClock,
     kept: Mutex<HashMap<PeriodKey, (Instant, Arc<Costed>)>>,
+    /// How many times the summaries kept were forgotten: one costed before the last time is
+    /// not kept.
+    forgotten: std::sync::atomic::AtomicU64,
 }
 
 /// A period's start, and its end unless it ends now.
@@ -90,6 +93,7 @@ impl Costing {
             tenants,
             clock,
             kept: Mutex::default(),
+            forgotten: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -115,8 +119,13 @@ impl Costing {
         {
             return Ok(costed.clone());
         }
+        let forgotten = self.forgotten.load(std::sync::atomic::Ordering::Acquire);
         let costed = Arc::new(self.cost(period).await?);
         let mut kept = lock(&self.kept);
+        if self.forgotten.load(std::sync::atomic::Ordering::Acquire) != forgotten {
+            // Costed from what a price change or a late record has changed since.
+            return Ok(costed);
+        }
         if kept.len() >= KEPT {
             kept.retain(|_, (made, _)| now.duration_since(*made) < FRESH);
             if kept.len() >= KEPT {
@@ -133,9 +142,12 @@ impl Costing {
         summary(self.store(), &self.tenants, period).await
     }
 
-    /// Forgets the summaries kept, after a change of prices.
+    /// Forgets the summaries kept, after a change of prices or usage recorded late.
     pub fn forget(&self) {
-        lock(&self.kept).clear();
+        let mut kept = lock(&self.kept);
+        self.forgotten
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        kept.clear();
     }
 
     /// One tenant's report: its part of the summary, so that it agrees with it, and its days.

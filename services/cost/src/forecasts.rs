@@ -55,6 +55,11 @@ struct DayCosts {
 }
 
 impl Forecasts {
+    /// Forgets the settled days kept: usage was recorded for a period that had settled.
+    pub async fn forget(&self) {
+        *self.settled.lock().await = Settled::default();
+    }
+
     /// The month's forecasts at `now`.
     pub async fn of_month(&self, costing: &Costing, now: DateTime<Utc>) -> Result<MonthForecasts> {
         let month_start = Grain::Month.floor(now);

@@ -13,6 +13,7 @@ pub mod costing;
 pub mod domain;
 pub mod error;
 pub mod forecasts;
+pub mod recommendations;
 pub mod store;
 pub mod tenants;
 
@@ -29,8 +30,11 @@ use mfg_common::{
     startup::{self, Database},
 };
 use mfg_proto::{
-    cost::v1::cost_service_server::CostServiceServer, service_names,
-    storage::v1::alert_service_client::AlertServiceClient,
+    cost::v1::cost_service_server::CostServiceServer,
+    service_names,
+    storage::v1::{
+        alert_service_client::AlertServiceClient, telemetry_service_client::TelemetryServiceClient,
+    },
 };
 use tokio::net::TcpListener;
 
@@ -39,6 +43,7 @@ use crate::{
     api::{CostApi, Ready, ReadyCost},
     budget_alerts::BudgetAlerts,
     costing::Costing,
+    recommendations::Recommender,
     tenants::Directory,
 };
 
@@ -68,7 +73,16 @@ pub async fn run_with_clock(
     let (tenant_client, auth) =
         startup::tenant_auth(&config.addrs.tenant, &operator_token, clock.clone())?;
     let tenants = Arc::new(Directory::new(tenant_client));
-    let budget_alerts = budget_alerts_of(&config, &operator_token)?;
+    let storage = grpc::lazy_channel(&grpc::http_uri(&config.addrs.storage))
+        .context("invalid storage service address")?
+        .with_bearer(&operator_token)?;
+    let budget_alerts = config.budget.enabled().then(|| {
+        (
+            BudgetAlerts::new(AlertServiceClient::new(storage.clone())),
+            config.budget.check_interval,
+        )
+    });
+    let recommender = Recommender::new(TelemetryServiceClient::new(storage));
     let (health, routes) = grpc::standard_routes(&[service_names::COST]).await?;
     let ready: ReadyCost = Arc::new(OnceLock::new());
     let routes = routes.add_service(CostServiceServer::new(CostApi::new(ready.clone())));
@@ -78,6 +92,7 @@ pub async fn run_with_clock(
         Parts {
             tenants,
             budget_alerts,
+            recommender,
             clock,
         },
         ready.clone(),
@@ -103,28 +118,11 @@ pub async fn run_with_clock(
 /// How often the snapshot of the tenants is refreshed from the tenant service.
 const TENANTS_REFRESH: Duration = Duration::from_secs(5);
 
-/// The client of the storage service that raises budget alerts, and how often, when they are
-/// on.
-fn budget_alerts_of(
-    config: &Config,
-    operator_token: &str,
-) -> anyhow::Result<Option<(BudgetAlerts, Duration)>> {
-    if !config.budget.enabled() {
-        return Ok(None);
-    }
-    let channel = grpc::lazy_channel(&grpc::http_uri(&config.addrs.storage))
-        .context("invalid storage service address")?
-        .with_bearer(operator_token)?;
-    Ok(Some((
-        BudgetAlerts::new(AlertServiceClient::new(channel)),
-        config.budget.check_interval,
-    )))
-}
-
 /// What the service runs once its database is ready.
 struct Parts {
     tenants: Arc<Directory>,
     budget_alerts: Option<(BudgetAlerts, Duration)>,
+    recommender: Recommender,
     clock: SharedClock,
 }
 
@@ -138,6 +136,7 @@ async fn become_ready(
     let Parts {
         tenants,
         budget_alerts,
+        recommender,
         clock,
     } = parts;
     let opened = database.open(&shutdown, |pool| async {
@@ -151,6 +150,7 @@ async fn become_ready(
     let ready = ready.get_or_init(|| Ready {
         costing: Arc::new(Costing::new(Arc::from(store), tenants, clock.clone())),
         forecasts: Arc::default(),
+        recommender,
         clock,
     });
     let health = database.keep_health(health, shutdown.clone(), || async {

@@ -32,6 +32,10 @@ pub struct Tenant {
     pub plan: Plan,
     /// Its monthly budget in USD; zero for none.
     pub monthly_budget_usd: f64,
+    /// How many days its raw readings stay in the hot tier.
+    pub hot_days: u32,
+    /// Its limit of API requests a second at the gateway.
+    pub api_requests_per_second: u32,
     /// When it was created.
     pub created: DateTime<Utc>,
     /// When it was deleted, if it was.
@@ -140,6 +144,34 @@ impl Directory {
         }
     }
 
+    /// A tenant's registered machines, with when each was registered.
+    pub async fn machines(&self, id: Uuid) -> Result<Vec<(String, DateTime<Utc>)>> {
+        let mut client = self.client.clone();
+        let mut machines = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let page = client
+                .list_machines(pb::ListMachinesRequest {
+                    tenant_id: id.to_string(),
+                    page_size: PAGE_SIZE,
+                    page_token,
+                })
+                .await
+                .map_err(|status| {
+                    CostError::Unavailable(format!("the tenant service: {}", status.message()))
+                })?
+                .into_inner();
+            for machine in page.machines {
+                let created = time(machine.create_time).unwrap_or(DateTime::<Utc>::MIN_UTC);
+                machines.push((machine.machine_id, created));
+            }
+            if page.next_page_token.is_empty() {
+                return Ok(machines);
+            }
+            page_token = page.next_page_token;
+        }
+    }
+
     async fn read_all(&self) -> Result<Vec<Tenant>> {
         let mut client = self.client.clone();
         let mut tenants = Vec::new();
@@ -167,10 +199,11 @@ impl Directory {
     }
 }
 
+fn time(t: Option<pbjson_types::Timestamp>) -> Option<DateTime<Utc>> {
+    t.and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?))
+}
+
 fn tenant_of(tenant: pb::Tenant) -> Result<Tenant> {
-    let time = |t: Option<pbjson_types::Timestamp>| {
-        t.and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?))
-    };
     Ok(Tenant {
         id: Uuid::parse_str(&tenant.id).map_err(|_| {
             CostError::Internal(format!("the tenant service gave the id `{}`", tenant.id))
@@ -180,6 +213,8 @@ fn tenant_of(tenant: pb::Tenant) -> Result<Tenant> {
             pb::Plan::Shared | pb::Plan::Unspecified => Plan::Shared,
         },
         monthly_budget_usd: tenant.monthly_budget_usd,
+        hot_days: tenant.retention.map_or(0, |r| r.hot_days),
+        api_requests_per_second: tenant.limits.map_or(0, |l| l.api_requests_per_second),
         created: time(tenant.create_time).unwrap_or(DateTime::<Utc>::MIN_UTC),
         deleted: time(tenant.delete_time),
     })

@@ -12,6 +12,7 @@ use crate::{
     domain::{
         meter::Meter,
         price_book::{Price, PriceBook, Split},
+        recommend,
         report::Usage,
     },
     error::{CostError, Result},
@@ -302,6 +303,22 @@ fn amount(value: f64, field: &str, violations: &mut Violations) -> f64 {
     } else {
         violations.add(field, "must be a finite amount of at least 0");
         0.0
+    }
+}
+
+/// Converts a recommendation.
+pub fn recommendation(found: recommend::Recommendation) -> pb::Recommendation {
+    pb::Recommendation {
+        kind: match found.kind {
+            recommend::Kind::HotRetention => pb::RecommendationKind::HotRetention,
+            recommend::Kind::SamplingRate => pb::RecommendationKind::SamplingRate,
+            recommend::Kind::Plan => pb::RecommendationKind::Plan,
+            recommend::Kind::IdleMachines => pb::RecommendationKind::IdleMachines,
+        }
+        .into(),
+        title: found.title,
+        detail: found.detail,
+        estimated_monthly_savings_usd: found.monthly_saving_usd,
     }
 }
 

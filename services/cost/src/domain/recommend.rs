@@ -3,11 +3,11 @@
 //!
 //! | kind | when | saving a month |
 //! | --- | --- | --- |
-//! | hot retention | no query read raw hot data older than N days in the last 30 days, N below the hot retention | the hot storage of the days beyond N, less what they cost in the cold tier |
-//! | sampling rate | a series' minute rollups are flat (min = max) in at least 90% of its minutes | nine tenths of its readings, sampled ten times less often: their ingest and hot storage |
-//! | plan | a dedicated tenant's peak API rate fits in half the shared plan's limit | the dedicated capacity |
-//! | plan, the reverse | a shared tenant's peak is above 80% of the shared limit, or it was throttled | none: the capacity is a cost (a negative saving), for fewer refusals |
-//! | idle machines | registered machines that sent nothing for 7 days | their machine-months |
+//! | hot retention | no query read raw hot data older than N days in the last 30 days, N (rounded up to a hot retention class) below the hot retention | the hot storage of the days beyond N, less what they cost in the cold tier |
+//! | sampling rate | a series' minute rollups are flat (min = max) in at least 90% of its minutes with two readings or more, over the last day | nine tenths of its readings, sampled ten times less often: their ingest and hot storage |
+//! | plan | a dedicated tenant's busiest hour of the last 30 days averaged at most half the shared plan's request limit | the dedicated capacity |
+//! | plan, the reverse | a shared tenant's busiest hour averaged above 80% of its limit | none: the capacity is a cost (a negative saving), for fewer refusals |
+//! | idle machines | machines registered more than 7 days ago that sent nothing for 7 days | their machine-months |
 
 use super::{
     meter::Meter,
@@ -76,11 +76,9 @@ pub struct TenantFacts {
     pub oldest_raw_read_days: Option<u32>,
     /// Its series.
     pub series: Vec<SeriesFacts>,
-    /// Its peak API rate, requests a second (the busiest minute).
+    /// Its peak API rate, requests a second: the mean of its busiest hour.
     pub peak_requests_per_second: f64,
-    /// Requests refused for its rate limit.
-    pub throttled_requests: u64,
-    /// The shared plan's request limit, a second.
+    /// The shared plan's request limit, a second (a shared tenant's own).
     pub shared_requests_per_second: f64,
     /// Machines that sent nothing for 7 days.
     pub idle_machines: Vec<String>,
@@ -109,7 +107,8 @@ fn monthly(book: &PriceBook, meter: Meter, quantity: f64) -> f64 {
 }
 
 fn hot_retention(facts: &TenantFacts, book: &PriceBook) -> Option<Recommendation> {
-    let needed = facts.oldest_raw_read_days.unwrap_or(0).max(1);
+    let read = facts.oldest_raw_read_days.unwrap_or(0);
+    let needed = mfg_common::retention::hot_class(read).unwrap_or(facts.hot_days);
     if needed >= facts.hot_days {
         return None;
     }
@@ -120,9 +119,9 @@ fn hot_retention(facts: &TenantFacts, book: &PriceBook) -> Option<Recommendation
         kind: Kind::HotRetention,
         title: format!("Keep {needed} days hot instead of {}", facts.hot_days),
         detail: format!(
-            "No query read raw hot data older than {needed} days in the last 30 days. The {days} \
-             days beyond it take {:.1} GB hot, {:.1} GB once archived, and stay queryable from \
-             rollups and the cold tier.",
+            "No query read raw hot data older than {read} days in the last 30 days. The {days} \
+             days beyond {needed} take {:.1} GB hot, {:.1} GB once archived, and stay queryable \
+             from rollups and the cold tier.",
             days * facts.hot_bytes_per_day / 1e9,
             days * facts.cold_bytes_per_day / 1e9,
         ),
@@ -188,24 +187,21 @@ fn plan(facts: &TenantFacts, book: &PriceBook) -> Option<Recommendation> {
             kind: Kind::Plan,
             title: "Move to the shared plan".to_owned(),
             detail: format!(
-                "The busiest minute of the last 30 days ran {peak:.1} requests a second, within \
-                 half the shared plan's {limit:.0}: the dedicated capacity is not used."
+                "The busiest hour of the last 30 days averaged {peak:.1} requests a second, \
+                 within half the shared plan's {limit:.0}: the dedicated capacity is not used."
             ),
             monthly_saving_usd: book.dedicated_monthly_usd,
         }),
-        Plan::Shared if peak > 0.8 * limit || facts.throttled_requests > 0 => {
-            Some(Recommendation {
-                kind: Kind::Plan,
-                title: "Move to the dedicated plan".to_owned(),
-                detail: format!(
-                    "The busiest minute ran {peak:.1} requests a second against the shared plan's \
-                 {limit:.0}, and {} requests were refused for the limit. Dedicated capacity costs \
-                 more and refuses none.",
-                    facts.throttled_requests
-                ),
-                monthly_saving_usd: -book.dedicated_monthly_usd,
-            })
-        }
+        Plan::Shared if peak > 0.8 * limit => Some(Recommendation {
+            kind: Kind::Plan,
+            title: "Move to the dedicated plan".to_owned(),
+            detail: format!(
+                "The busiest hour of the last 30 days averaged {peak:.1} requests a second against \
+                 the shared plan's limit of {limit:.0}: its peaks are refused. Dedicated capacity \
+                 costs more and has limits of its own."
+            ),
+            monthly_saving_usd: -book.dedicated_monthly_usd,
+        }),
         Plan::Shared | Plan::Dedicated => None,
     }
 }
@@ -254,7 +250,6 @@ mod tests {
                 flat_share: 0.2,
             }],
             peak_requests_per_second: 10.0,
-            throttled_requests: 0,
             shared_requests_per_second: 100.0,
             idle_machines: Vec::new(),
         }
@@ -318,7 +313,7 @@ mod tests {
         assert_eq!(idle.kind, Kind::Plan);
         assert!((idle.monthly_saving_usd - book().dedicated_monthly_usd).abs() < 1e-9);
         let busy = only(&TenantFacts {
-            throttled_requests: 12,
+            peak_requests_per_second: 90.0,
             ..facts()
         });
         assert_eq!(busy.title, "Move to the dedicated plan");

@@ -106,17 +106,14 @@ impl Plan {
 
     /// Returns the plan's default limits.
     pub fn default_limits(self) -> Limits {
-        match self {
-            Self::Shared => Limits {
-                max_machines: 100,
-                ingest_readings_per_second: 5_000,
-                api_requests_per_second: 100,
-            },
-            Self::Dedicated => Limits {
-                max_machines: 1_000,
-                ingest_readings_per_second: 50_000,
-                api_requests_per_second: 1_000,
-            },
+        let limits = match self {
+            Self::Shared => mfg_common::plans::SHARED,
+            Self::Dedicated => mfg_common::plans::DEDICATED,
+        };
+        Limits {
+            max_machines: limits.max_machines,
+            ingest_readings_per_second: limits.ingest_readings_per_second,
+            api_requests_per_second: limits.api_requests_per_second,
         }
     }
 }
