@@ -1,6 +1,7 @@
-//! Alert rules through the REST gateway of `mfg up` on the embedded default: created from
-//! proto3 JSON, read back, changed by the fields a PATCH body sets, refused with the offending
-//! fields named, and deleted.
+//! Alert rules and alerts (of machines and of budgets) through the REST gateway of `mfg up` on
+//! the embedded default. Rules are created from proto3 JSON, read back, changed by the fields a
+//! PATCH body sets, refused with the offending fields named, and deleted; alerts are listed,
+//! acknowledged and streamed as Server-Sent Events.
 
 use mfg_tests::{Platform, http_call};
 use reqwest::{Method, StatusCode};
@@ -339,5 +340,83 @@ async fn alerts_are_listed_acknowledged_and_streamed_as_server_sent_events() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     drop(held);
+    platform.stop().await;
+}
+
+/// A tenant's budget alerts reach its Server-Sent Events subscribers like its machines' alerts,
+/// say what was crossed, and are acknowledged over REST.
+#[tokio::test]
+async fn budget_alerts_are_streamed_and_acknowledged_over_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = mfg_tests::up_args(dir.path(), None, false);
+    args.budget.check_interval = std::time::Duration::from_millis(100);
+    let platform = Platform::up_with(args).await;
+    let http = reqwest::Client::new();
+    let base = platform.base.as_str();
+    let operator = Some(platform.operator_token.as_str());
+    let (_, tenant) = http_call(
+        &http,
+        base,
+        Method::POST,
+        "/v1/tenants",
+        operator,
+        Some(json!({"name": "acme", "monthlyBudgetUsd": 100.0})),
+    )
+    .await;
+    let tenant = format!("/v1/tenants/{}", tenant["id"].as_str().unwrap());
+    let (_, key) = http_call(
+        &http,
+        base,
+        Method::POST,
+        &format!("{tenant}/api-keys"),
+        operator,
+        Some(json!({"scopes": ["SCOPE_WRITE"]})),
+    )
+    .await;
+    let key = key["secret"].as_str().unwrap().to_owned();
+    let mut events =
+        SseReader::open(&http, format!("{base}{tenant}/alert-events"), &key, None).await;
+
+    // Shared costs of a billion dollars a month: the tenant's share crosses its budget at once.
+    let (status, body) = http_call(
+        &http,
+        base,
+        Method::PATCH,
+        "/v1/price-book?updateMask=sharedMonthlyUsd",
+        operator,
+        Some(json!({"sharedMonthlyUsd": 1e9})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let month = chrono::Utc::now().format("%Y-%m").to_string();
+    let limit = loop {
+        let event = events.next().await;
+        assert_eq!(event.event, "opened", "{event:?}");
+        let alert = &event.data["alert"];
+        assert_eq!(alert["source"], "ALERT_SOURCE_BUDGET", "{alert}");
+        assert_eq!(alert["metric"], "cost_usd");
+        assert_eq!(alert["budget"]["month"], month.as_str());
+        assert_eq!(alert["budget"]["limitUsd"], 100.0);
+        if alert["budget"]["basis"] == "BUDGET_BASIS_ACTUAL" && alert["budget"]["threshold"] == 1.0
+        {
+            assert_eq!(alert["severity"], "SEVERITY_MAJOR");
+            assert!(
+                alert["budget"]["costUsd"].as_f64().unwrap() >= 100.0,
+                "{alert}"
+            );
+            break alert["alertId"].as_str().unwrap().to_owned();
+        }
+    };
+    let (status, acked) = http_call(
+        &http,
+        base,
+        Method::POST,
+        &format!("{tenant}/alerts/{limit}/acknowledge"),
+        Some(&key),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{acked}");
+    assert_eq!(acked["state"], "ALERT_STATE_ACKNOWLEDGED");
     platform.stop().await;
 }
