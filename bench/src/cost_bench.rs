@@ -69,6 +69,7 @@ pub async fn run(args: CostBench) -> anyhow::Result<()> {
     for chunk in records.chunks(10_000) {
         let counted = cost
             .record_usage(pb::RecordUsageRequest {
+                batch_key: String::new(),
                 records: chunk.to_vec(),
             })
             .await?

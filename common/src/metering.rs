@@ -6,10 +6,10 @@
 //! - **Levels** (bytes stored, machines registered) are set when sampled
 //!   ([`UsageMeter::set_levels`]) and held until the next sample: each flush records the level
 //!   over the interval since the last.
-//! - **Flushes** close an interval: its records get idempotency keys made of this process's
-//!   source (the service and a UUID of this run), the interval's number, the tenant and the
-//!   meter. A flush that fails is kept and sent again, with the same keys, ahead of newer ones,
-//!   so a retried or repeated flush is counted once.
+//! - **Flushes** close an interval: its records are sent in calls of [`RECORDS_PER_CALL`], each
+//!   under a batch key made of this process's source (the service and a UUID of this run), the
+//!   interval's number and the call's place. A flush that fails is kept and sent again, with
+//!   the same keys, ahead of newer ones, so a retried or repeated flush is counted once.
 //!
 //! **What a crash loses:** the usage of the interval not yet flushed and of the flushes not yet
 //! acknowledged (at most [`MAX_UNSENT`] intervals, while the cost service is down); never more,
@@ -37,7 +37,7 @@ use crate::{
 pub const MAX_UNSENT: usize = 720;
 
 /// The most records one `RecordUsage` carries (the cost service takes up to 10,000).
-const RECORDS_PER_CALL: usize = 5_000;
+pub const RECORDS_PER_CALL: usize = 5_000;
 
 /// Counts and levels of usage per tenant and meter, flushed to the cost service.
 #[derive(Debug, Clone)]
@@ -61,8 +61,8 @@ struct Flushes {
     next: u64,
     /// When the open interval started.
     since: SystemTime,
-    /// Closed intervals not yet acknowledged, oldest first.
-    unsent: VecDeque<Vec<pb::UsageRecord>>,
+    /// Closed intervals not yet acknowledged, oldest first, with their numbers.
+    unsent: VecDeque<(u64, Vec<pb::UsageRecord>)>,
 }
 
 impl UsageMeter {
@@ -122,19 +122,15 @@ impl UsageMeter {
                 quantity,
                 start_time: Some(timestamp(since)),
                 end_time: Some(timestamp(now.max(since))),
-                idempotency_key: format!(
-                    "{}/{number}/{tenant}/{}",
-                    self.inner.source,
-                    meter.as_str_name()
-                ),
+                idempotency_key: String::new(),
             })
             .collect();
         let closed = records.len();
         if closed > 0 {
-            flushes.unsent.push_back(records);
+            flushes.unsent.push_back((number, records));
         }
         while flushes.unsent.len() > MAX_UNSENT {
-            let dropped = flushes.unsent.pop_front().map_or(0, |r| r.len());
+            let dropped = flushes.unsent.pop_front().map_or(0, |(_, r)| r.len());
             tracing::warn!(
                 dropped,
                 "usage records dropped: the cost service has not taken them for an hour"
@@ -151,17 +147,28 @@ impl UsageMeter {
     ) -> Result<(), tonic::Status> {
         self.close_interval();
         loop {
-            let Some(records) = lock(&self.inner.flushes).unsent.front().cloned() else {
+            let Some(interval) = lock(&self.inner.flushes).unsent.front().cloned() else {
                 return Ok(());
             };
-            for chunk in records.chunks(RECORDS_PER_CALL) {
-                cost.record_usage(RecordUsageRequest {
-                    records: chunk.to_vec(),
-                })
-                .await?;
+            for request in self.requests(&interval) {
+                cost.record_usage(request).await?;
             }
             lock(&self.inner.flushes).unsent.pop_front();
         }
+    }
+
+    /// The calls that send a closed interval: its records in chunks, each chunk counted once
+    /// under its batch key (the run, the interval and the chunk's place), however often it is
+    /// sent. A closed interval's records keep their order, so a chunk keeps its key.
+    fn requests(&self, (number, records): &(u64, Vec<pb::UsageRecord>)) -> Vec<RecordUsageRequest> {
+        records
+            .chunks(RECORDS_PER_CALL)
+            .enumerate()
+            .map(|(chunk, records)| RecordUsageRequest {
+                records: records.to_vec(),
+                batch_key: format!("{}/{number}/{chunk}", self.inner.source),
+            })
+            .collect()
     }
 
     /// Flushes every `interval` until `shutdown`, then once more.
@@ -225,13 +232,12 @@ impl UsageMeter {
         }
     }
 
-    /// The records closed and not yet acknowledged, oldest first.
-    pub fn unsent(&self) -> Vec<pb::UsageRecord> {
-        lock(&self.inner.flushes)
-            .unsent
+    /// The calls that would send the intervals closed and not yet acknowledged, oldest first.
+    pub fn unsent(&self) -> Vec<RecordUsageRequest> {
+        let unsent = lock(&self.inner.flushes).unsent.clone();
+        unsent
             .iter()
-            .flatten()
-            .cloned()
+            .flat_map(|interval| self.requests(interval))
             .collect()
     }
 }
@@ -317,7 +323,15 @@ mod tests {
         meter.set_levels(Meter::HotStorage, [(acme, 5e9), (globex, 0.0)]);
         clock.advance(Duration::from_secs(5));
         assert_eq!(meter.close_interval(), 2);
-        let mut records = meter.unsent();
+        let unsent = meter.unsent();
+        assert_eq!(unsent.len(), 1, "one call");
+        assert!(unsent[0].batch_key.starts_with("storage/"));
+        assert!(
+            unsent[0].batch_key.ends_with("/0/0"),
+            "{}",
+            unsent[0].batch_key
+        );
+        let mut records = unsent[0].records.clone();
         records.sort_by_key(|r| r.meter);
         assert_eq!(records[0].meter, i32::from(Meter::IngestedReadings));
         assert_eq!(records[0].quantity, 120.0);
@@ -327,21 +341,20 @@ mod tests {
             first.end_time.unwrap().seconds - first.start_time.unwrap().seconds,
             5
         );
-        assert!(first.idempotency_key.starts_with("storage/"));
-        assert!(
-            first
-                .idempotency_key
-                .ends_with("/0/00000000-0000-0000-0000-000000000001/METER_INGESTED_READINGS")
-        );
-        assert_ne!(first.idempotency_key, second.idempotency_key);
+        assert_eq!(first.tenant_id, acme.to_string());
+        assert!(second.idempotency_key.is_empty(), "the call's key counts");
 
         // The next interval: the level is held, the counts start again; nothing is resent
         // under a new key.
         clock.advance(Duration::from_secs(5));
         assert_eq!(meter.close_interval(), 1);
         let unsent = meter.unsent();
-        assert_eq!(unsent.len(), 3, "two intervals wait, unacknowledged");
-        assert!(unsent[2].idempotency_key.contains("/1/"));
+        assert_eq!(unsent.len(), 2, "two intervals wait, unacknowledged");
+        assert_eq!(
+            unsent[0].batch_key.replace("/0/0", "/1/0"),
+            unsent[1].batch_key
+        );
+        assert_eq!(unsent[1].records.len(), 1);
         meter.set_levels(Meter::HotStorage, []);
         assert_eq!(meter.close_interval(), 0);
     }

@@ -198,9 +198,12 @@ async fn thresholds_crossed_raise_one_alert_each_and_the_month_end_resolves_them
         })
         .collect();
     records.push(requests(&tenant, 0.1, today, today + Duration::hours(12)));
-    cost.record_usage(pb::RecordUsageRequest { records })
-        .await
-        .unwrap();
+    cost.record_usage(pb::RecordUsageRequest {
+        records,
+        batch_key: String::new(),
+    })
+    .await
+    .unwrap();
     // Past the summaries kept while the clock stood still.
     clock.advance(StdDuration::from_secs(10));
     let first = expected(&forecast(&cost, &tenant).await);
@@ -214,6 +217,7 @@ async fn thresholds_crossed_raise_one_alert_each_and_the_month_end_resolves_them
 
     // $4 more this morning: 59% spent, and a forecast past the budget.
     cost.record_usage(pb::RecordUsageRequest {
+        batch_key: String::new(),
         records: vec![requests(
             &tenant,
             4.0,
@@ -252,6 +256,7 @@ async fn thresholds_crossed_raise_one_alert_each_and_the_month_end_resolves_them
     let cost_service = start_cost(&cost_url, &tenant_service, &storage, &clock).await;
     let mut cost = CostServiceClient::new(operator_channel(&cost_service));
     cost.record_usage(pb::RecordUsageRequest {
+        batch_key: String::new(),
         records: vec![requests(
             &tenant,
             2.6,

@@ -140,9 +140,12 @@ async fn usage_is_recorded_once_per_key() {
     let send = |records: Vec<pb::UsageRecord>| {
         let mut cost = cost.clone();
         async move {
-            cost.record_usage(pb::RecordUsageRequest { records })
-                .await
-                .map(tonic::Response::into_inner)
+            cost.record_usage(pb::RecordUsageRequest {
+                records,
+                batch_key: String::new(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
         }
     };
     let first = send(vec![record("flush-1/a"), record("flush-1/b")])
@@ -165,6 +168,31 @@ async fn usage_is_recorded_once_per_key() {
         refused.message().contains("records[0].meter"),
         "{refused:?}"
     );
+    assert!(
+        refused.message().contains("records[0].idempotency_key"),
+        "{refused:?}"
+    );
+
+    // A batch key counts the whole call once; its records then carry no keys of their own.
+    let batch = |key: &str, records: Vec<pb::UsageRecord>| {
+        let mut cost = cost.clone();
+        let batch_key = key.to_owned();
+        async move {
+            cost.record_usage(pb::RecordUsageRequest { records, batch_key })
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    };
+    let once = batch("run/7/0", vec![record(""), record("")])
+        .await
+        .unwrap();
+    assert_eq!((once.recorded, once.duplicates), (2, 0));
+    let twice = batch("run/7/0", vec![record(""), record("")])
+        .await
+        .unwrap();
+    assert_eq!((twice.recorded, twice.duplicates), (0, 2));
+    let refused = batch("run/8/0", vec![record("own")]).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
     assert!(
         refused.message().contains("records[0].idempotency_key"),
         "{refused:?}"
@@ -229,6 +257,7 @@ async fn a_tenants_cost_is_its_part_of_the_summary_to_the_cent() {
         .await
         .unwrap();
     cost.record_usage(pb::RecordUsageRequest {
+        batch_key: String::new(),
         records: vec![
             recent(&acme, pb::Meter::IngestedReadings, 5e9, "acme/readings"),
             recent(&acme, pb::Meter::HotStorage, 200e9, "acme/hot"),

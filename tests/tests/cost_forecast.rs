@@ -107,9 +107,12 @@ async fn a_steady_tenants_forecast_is_within_two_percent_and_noise_widens_the_ba
             });
         }
     }
-    cost.record_usage(pb::RecordUsageRequest { records })
-        .await
-        .unwrap();
+    cost.record_usage(pb::RecordUsageRequest {
+        records,
+        batch_key: String::new(),
+    })
+    .await
+    .unwrap();
 
     let forecast = |id: &String| {
         let mut cost = cost.clone();

@@ -138,6 +138,7 @@ async fn each_kind_appears_from_constructed_usage_with_its_saving() {
     // As storage and the gateway meter it: 3 GB hot, and an hour at 90 requests a second.
     let hour = cost_now.duration_trunc(Duration::hours(1)).unwrap() - Duration::hours(2);
     cost.record_usage(pb::RecordUsageRequest {
+        batch_key: String::new(),
         records: vec![
             usage(&tenant, pb::Meter::HotStorage, 3e9, hour),
             usage(&tenant, pb::Meter::ApiRequests, 90.0 * 3_600.0, hour),

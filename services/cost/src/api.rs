@@ -96,8 +96,16 @@ impl CostService for CostApi {
     ) -> Result<Response<pb::RecordUsageResponse>, Status> {
         let ready = self.ready()?;
         let now = ready.now();
-        let records = convert::usage_records(request.into_inner().records, now)?;
-        let counted = ready.store().record_usage(&records, now).await?;
+        let request = request.into_inner();
+        let batch = convert::batch_key(&request.batch_key)?;
+        let records = convert::usage_records(request.records, batch.is_some(), now)?;
+        let counted = match batch {
+            Some(key) => {
+                let usage: Vec<_> = records.iter().map(|r| r.usage.clone()).collect();
+                ready.store().record_batch(key, &usage, now).await?
+            }
+            None => ready.store().record_usage(&records, now).await?,
+        };
         // Usage of a period taken as settled (a backfill, or a flush held up past an hour)
         // changes what was kept of it here.
         if counted.recorded > 0

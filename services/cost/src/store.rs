@@ -73,6 +73,14 @@ pub trait CostStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Counts the records whose keys were not counted before, in one transaction.
     async fn record_usage(&self, records: &[KeyedUsage], now: DateTime<Utc>) -> Result<Recorded>;
+    /// Counts a batch of usage under one key, in one transaction: all of it when the key was
+    /// not counted before, none of it when it was.
+    async fn record_batch(
+        &self,
+        key: &str,
+        usage: &[Usage],
+        now: DateTime<Utc>,
+    ) -> Result<Recorded>;
     /// Forgets the idempotency keys recorded before `before`, returning how many: a record
     /// sent again after its key is forgotten counts again, so `before` must lie further back
     /// than any flush is retried.

@@ -123,6 +123,48 @@ async fn usage_counts_once_per_key(store: Arc<dyn CostStore>) {
     assert_eq!(hours[0].quantity, 1_171.0, "100 + 50 + 1 + 1,000 + 20");
 }
 
+async fn a_batch_counts_once_under_its_key(store: Arc<dyn CostStore>) {
+    let tenant = Uuid::now_v7();
+    let usage: Vec<Usage> = [
+        record("", tenant, Meter::ApiRequests, at(4, 10, 0), 10, 100.0),
+        record("", tenant, Meter::IngestedReadings, at(4, 10, 0), 10, 7.0),
+    ]
+    .into_iter()
+    .map(|r| r.usage)
+    .collect();
+    let now = at(4, 11, 0);
+    let counted = |recorded, duplicates| Recorded {
+        recorded,
+        duplicates,
+    };
+    assert_eq!(
+        store.record_batch("run/0/0", &usage, now).await.unwrap(),
+        counted(2, 0)
+    );
+    assert_eq!(
+        store.record_batch("run/0/0", &usage, now).await.unwrap(),
+        counted(0, 2),
+        "the same batch again"
+    );
+    assert_eq!(
+        store
+            .record_batch("run/1/0", &usage[..1], now)
+            .await
+            .unwrap(),
+        counted(1, 0)
+    );
+    let hours = store
+        .usage(Grain::Hour, Some(tenant), at(4, 10, 0), at(4, 11, 0))
+        .await
+        .unwrap();
+    let requests: f64 = hours
+        .iter()
+        .filter(|u| u.meter == Meter::ApiRequests)
+        .map(|u| u.quantity)
+        .sum();
+    assert_eq!(requests, 200.0);
+}
+
 async fn forgotten_keys_count_again(store: Arc<dyn CostStore>) {
     let tenant = Uuid::now_v7();
     let sent = [record(
@@ -438,6 +480,7 @@ mfg_common::on_each_backend!(
     ],
     [
         usage_counts_once_per_key,
+        a_batch_counts_once_under_its_key,
         forgotten_keys_count_again,
         usage_is_read_back_by_hour_and_tenant,
         prices_are_kept_with_the_moment_they_came_into_force,

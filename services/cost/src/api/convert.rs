@@ -48,8 +48,13 @@ pub fn time(ts: &Timestamp) -> Option<DateTime<Utc>> {
 }
 
 /// Usage records to count, each field checked: none may end more than [`MAX_AHEAD`] after
-/// `now` (a report that ends now takes everything recorded; see `store::buckets`).
-pub fn usage_records(records: Vec<pb::UsageRecord>, now: DateTime<Utc>) -> Result<Vec<KeyedUsage>> {
+/// `now` (a report that ends now takes everything recorded; see `store::buckets`). Each has
+/// its key, or with `batched` none (the request's batch key counts for all).
+pub fn usage_records(
+    records: Vec<pb::UsageRecord>,
+    batched: bool,
+    now: DateTime<Utc>,
+) -> Result<Vec<KeyedUsage>> {
     if records.len() > MAX_RECORDS {
         return Err(CostError::invalid(
             "records",
@@ -99,10 +104,15 @@ pub fn usage_records(records: Vec<pb::UsageRecord>, now: DateTime<Utc>) -> Resul
             );
         }
         let key_chars = record.idempotency_key.chars().count();
-        if key_chars == 0 || key_chars > MAX_KEY_CHARS {
+        if batched && key_chars > 0 {
             violations.add(
                 field("idempotency_key"),
-                format!("must have 1 to {MAX_KEY_CHARS} characters"),
+                "must be empty: the request's batch_key counts for its records",
+            );
+        } else if !batched && (key_chars == 0 || key_chars > MAX_KEY_CHARS) {
+            violations.add(
+                field("idempotency_key"),
+                format!("must have 1 to {MAX_KEY_CHARS} characters, or the request a batch_key"),
             );
         }
         if let (Some(tenant), Some(meter), Some(start), Some(end)) = (tenant, meter, start, end) {
@@ -120,6 +130,18 @@ pub fn usage_records(records: Vec<pb::UsageRecord>, now: DateTime<Utc>) -> Resul
     }
     violations.finish().map_err(CostError::InvalidArgument)?;
     Ok(checked)
+}
+
+/// A request's batch key, checked: `None` when it has none.
+pub fn batch_key(key: &str) -> Result<Option<&str>> {
+    match key.chars().count() {
+        0 => Ok(None),
+        n if n > MAX_KEY_CHARS => Err(CostError::invalid(
+            "batch_key",
+            format!("must have at most {MAX_KEY_CHARS} characters"),
+        )),
+        _ => Ok(Some(key)),
+    }
 }
 
 /// A meter of the contract, if it names one.

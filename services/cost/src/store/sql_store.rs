@@ -135,6 +135,64 @@ impl Dialect for sqlx::Sqlite {
     }
 }
 
+/// Records idempotency keys in a transaction; returns those that were not recorded before.
+async fn new_keys<DB>(
+    tx: &mut sqlx::Transaction<'_, DB>,
+    keys: &[&str],
+    now: DateTime<Utc>,
+) -> Result<HashSet<String>>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    <DB as Database>::Arguments: IntoArguments<DB>,
+    for<'a> &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> String: sqlx::Decode<'a, DB> + sqlx::Type<DB>,
+    for<'a> i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    let mut new = HashSet::new();
+    for chunk in keys.chunks(KEYS_PER_STATEMENT) {
+        let insert = insert_keys(chunk.len());
+        let mut query = sqlx::query(AssertSqlSafe(insert.as_str()));
+        for key in chunk {
+            query = query.bind(*key).bind(now.timestamp_micros());
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            new.insert(row.try_get(0)?);
+        }
+    }
+    Ok(new)
+}
+
+/// Adds usage to its hours, days and months in a transaction.
+async fn add<DB>(tx: &mut sqlx::Transaction<'_, DB>, added: Additions) -> Result<()>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    <DB as Database>::Arguments: IntoArguments<DB>,
+    for<'a> &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> f64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    for (grain, buckets) in added.0 {
+        let buckets: Vec<_> = buckets.into_iter().collect();
+        for chunk in buckets.chunks(BUCKETS_PER_STATEMENT) {
+            let add = add_to(grain, chunk.len());
+            let mut query = sqlx::query(AssertSqlSafe(add.as_str()));
+            for ((tenant, meter, bucket), amount) in chunk {
+                query = query
+                    .bind(tenant.to_string())
+                    .bind(meter.name())
+                    .bind(*bucket)
+                    .bind(*amount);
+            }
+            query.execute(&mut **tx).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Usage and prices in a SQL database.
 #[derive(Debug, Clone)]
 pub struct SqlStore<DB: Database> {
@@ -177,19 +235,8 @@ where
 
     async fn record_usage(&self, records: &[KeyedUsage], now: DateTime<Utc>) -> Result<Recorded> {
         let mut tx = self.pool.begin().await?;
-        let mut new_keys: HashSet<String> = HashSet::new();
-        for chunk in records.chunks(KEYS_PER_STATEMENT) {
-            let insert = insert_keys(chunk.len());
-            let mut query = sqlx::query(AssertSqlSafe(insert.as_str()));
-            for record in chunk {
-                query = query
-                    .bind(record.idempotency_key.as_str())
-                    .bind(now.timestamp_micros());
-            }
-            for row in query.fetch_all(&mut *tx).await? {
-                new_keys.insert(row.try_get(0)?);
-            }
-        }
+        let keys: Vec<&str> = records.iter().map(|r| r.idempotency_key.as_str()).collect();
+        let mut new_keys = new_keys::<DB>(&mut tx, &keys, now).await?;
         // A key new to the ledger counts for its first record only.
         let mut counted = Recorded::default();
         let mut added = Additions::default();
@@ -201,23 +248,35 @@ where
                 counted.duplicates += 1;
             }
         }
-        for (grain, buckets) in added.0 {
-            let buckets: Vec<_> = buckets.into_iter().collect();
-            for chunk in buckets.chunks(BUCKETS_PER_STATEMENT) {
-                let add = add_to(grain, chunk.len());
-                let mut query = sqlx::query(AssertSqlSafe(add.as_str()));
-                for ((tenant, meter, bucket), amount) in chunk {
-                    query = query
-                        .bind(tenant.to_string())
-                        .bind(meter.name())
-                        .bind(*bucket)
-                        .bind(*amount);
-                }
-                query.execute(&mut *tx).await?;
-            }
-        }
+        add::<DB>(&mut tx, added).await?;
         tx.commit().await?;
         Ok(counted)
+    }
+
+    async fn record_batch(
+        &self,
+        key: &str,
+        usage: &[Usage],
+        now: DateTime<Utc>,
+    ) -> Result<Recorded> {
+        let mut tx = self.pool.begin().await?;
+        let all = u32::try_from(usage.len()).unwrap_or(u32::MAX);
+        if new_keys::<DB>(&mut tx, &[key], now).await?.is_empty() {
+            return Ok(Recorded {
+                recorded: 0,
+                duplicates: all,
+            });
+        }
+        let mut added = Additions::default();
+        for one in usage {
+            added.add(one);
+        }
+        add::<DB>(&mut tx, added).await?;
+        tx.commit().await?;
+        Ok(Recorded {
+            recorded: all,
+            duplicates: 0,
+        })
     }
 
     async fn forget_keys(&self, before: DateTime<Utc>) -> Result<u64> {
