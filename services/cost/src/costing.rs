@@ -21,6 +21,7 @@ use crate::{
     },
     error::Result,
     forecasts::SETTLED,
+    settled::SettledBuckets,
     store::{CostStore, buckets::Grain},
     tenants::{Directory, Tenant},
 };
@@ -77,6 +78,8 @@ pub struct Costing {
     tenants: Arc<Directory>,
     clock: SharedClock,
     kept: Mutex<HashMap<PeriodKey, (Instant, Arc<Costed>)>>,
+    /// The ledger's settled buckets, read once.
+    settled: SettledBuckets,
     /// How many times the summaries kept were forgotten: one costed before the last time is
     /// not kept.
     forgotten: std::sync::atomic::AtomicU64,
@@ -93,6 +96,7 @@ impl Costing {
             tenants,
             clock,
             kept: Mutex::default(),
+            settled: SettledBuckets::default(),
             forgotten: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -139,7 +143,7 @@ impl Costing {
     /// Every tenant that lived in `period`, costed now, and not kept (for callers that keep
     /// what they need of it).
     pub async fn cost(&self, period: Period) -> Result<Costed> {
-        summary(self.store(), &self.tenants, period).await
+        summary(self.store(), &self.tenants, &self.settled, period).await
     }
 
     /// Forgets the summaries kept, after a change of prices or usage recorded late.
@@ -177,7 +181,12 @@ impl Costing {
 }
 
 /// Every tenant that lived in the period, costed, and the platform's total.
-async fn summary(store: &dyn CostStore, directory: &Directory, period: Period) -> Result<Costed> {
+async fn summary(
+    store: &dyn CostStore,
+    directory: &Directory,
+    settled: &SettledBuckets,
+    period: Period,
+) -> Result<Costed> {
     let tenants: Vec<Tenant> = directory
         .all()
         .await
@@ -186,7 +195,7 @@ async fn summary(store: &dyn CostStore, directory: &Directory, period: Period) -
         .cloned()
         .collect();
     let prices = store.price_history().await?;
-    let usage = usage(store, &prices, period).await?;
+    let usage = usage(store, settled, &prices, period).await?;
     let plans: Vec<_> = tenants.iter().map(|t| (t.id, t.plan)).collect();
     let summary = summarize(&plans, &usage, &prices, period.start, period.end);
     Ok(Costed {
@@ -208,11 +217,19 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// The usage of the period, one record per tenant and meter for each price book in force in
 /// it: the hours that start in the book's part, summed.
-async fn usage(store: &dyn CostStore, prices: &PriceHistory, period: Period) -> Result<Vec<Usage>> {
+async fn usage(
+    store: &dyn CostStore,
+    settled: &SettledBuckets,
+    prices: &PriceHistory,
+    period: Period,
+) -> Result<Vec<Usage>> {
     let mut usage = Vec::new();
     for (start, end, _) in prices.over(period.start, period.end) {
         let open = end >= period.now;
-        for summed in store.sums(None, start, (!open).then_some(end)).await? {
+        let sums = settled
+            .sums(store, start, (!open).then_some(end), period.now)
+            .await?;
+        for summed in sums {
             let seconds = (end - start).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
             usage.push(Usage {
                 tenant: summed.tenant,

@@ -14,6 +14,7 @@ pub mod domain;
 pub mod error;
 pub mod forecasts;
 pub mod recommendations;
+pub mod settled;
 pub mod store;
 pub mod tenants;
 

@@ -28,6 +28,11 @@ use crate::{
     error::Result,
 };
 
+/// How long after its start an hour takes late usage without bumping the
+/// [`CostStore::ledger_version`]: half the hour after which reports keep it as settled, a
+/// margin for the clocks of several processes.
+pub const LATE: chrono::Duration = chrono::Duration::minutes(30);
+
 /// The table sqlx records the cost service's migrations in, apart from the other services'
 /// when they share a database.
 pub const MIGRATIONS_TABLE: &str = "_sqlx_migrations_cost";
@@ -81,6 +86,18 @@ pub trait CostStore: Send + Sync + std::fmt::Debug + 'static {
         usage: &[Usage],
         now: DateTime<Utc>,
     ) -> Result<Recorded>;
+    /// How many times usage was recorded late, into hours that had settled
+    /// ([`LATE`] before it was recorded): what was kept of settled buckets is stale when it
+    /// changed.
+    async fn ledger_version(&self) -> Result<i64>;
+    /// Every tenant's amount of each meter in each bucket of `grain` that starts in
+    /// `[start, end)` (µs), as `(bucket start, amount)`.
+    async fn bucket_amounts(
+        &self,
+        grain: Grain,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<(i64, Summed)>>;
     /// Forgets the idempotency keys recorded before `before`, returning how many: a record
     /// sent again after its key is forgotten counts again, so `before` must lie further back
     /// than any flush is retried.

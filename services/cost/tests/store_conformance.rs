@@ -165,6 +165,55 @@ async fn a_batch_counts_once_under_its_key(store: Arc<dyn CostStore>) {
     assert_eq!(requests, 200.0);
 }
 
+async fn late_usage_moves_the_ledger_version(store: Arc<dyn CostStore>) {
+    let tenant = Uuid::now_v7();
+    let now = at(4, 12, 0);
+    let version = store.ledger_version().await.unwrap();
+    let recent = record("recent", tenant, Meter::ApiRequests, at(4, 11, 50), 5, 1.0);
+    store.record_usage(&[recent], now).await.unwrap();
+    assert_eq!(
+        store.ledger_version().await.unwrap(),
+        version,
+        "recent usage"
+    );
+    let late = record("late", tenant, Meter::ApiRequests, at(4, 9, 0), 5, 2.0);
+    store.record_usage(&[late.clone()], now).await.unwrap();
+    assert_eq!(store.ledger_version().await.unwrap(), version + 1);
+    store.record_usage(&[late.clone()], now).await.unwrap();
+    assert_eq!(
+        store.ledger_version().await.unwrap(),
+        version + 1,
+        "a duplicate adds nothing"
+    );
+    store
+        .record_batch("late-batch", &[late.usage], now)
+        .await
+        .unwrap();
+    assert_eq!(store.ledger_version().await.unwrap(), version + 2);
+
+    // The buckets as they are, each tenant's amount of each meter.
+    let hours = store
+        .bucket_amounts(
+            Grain::Hour,
+            at(4, 9, 0).timestamp_micros(),
+            at(4, 12, 0).timestamp_micros(),
+        )
+        .await
+        .unwrap();
+    let of_tenant: Vec<(i64, f64)> = hours
+        .iter()
+        .filter(|(_, s)| s.tenant == tenant)
+        .map(|(hour, s)| (*hour, s.amount))
+        .collect();
+    assert_eq!(
+        of_tenant,
+        [
+            (at(4, 9, 0).timestamp_micros(), 4.0),
+            (at(4, 11, 0).timestamp_micros(), 1.0)
+        ]
+    );
+}
+
 async fn forgotten_keys_count_again(store: Arc<dyn CostStore>) {
     let tenant = Uuid::now_v7();
     let sent = [record(
@@ -481,6 +530,7 @@ mfg_common::on_each_backend!(
     [
         usage_counts_once_per_key,
         a_batch_counts_once_under_its_key,
+        late_usage_moves_the_ledger_version,
         forgotten_keys_count_again,
         usage_is_read_back_by_hour_and_tenant,
         prices_are_kept_with_the_moment_they_came_into_force,

@@ -10,7 +10,7 @@
 use chrono::{DateTime, Datelike as _, Duration, DurationRound as _, TimeZone as _, Utc};
 
 /// The size of a bucket, and its table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Grain {
     /// One hour.
     Hour,

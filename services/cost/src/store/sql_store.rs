@@ -15,7 +15,7 @@ use sqlx::{
 use uuid::Uuid;
 
 use super::{
-    CostStore, KeyedUsage, MIGRATIONS_TABLE, Recorded, Summed,
+    CostStore, KeyedUsage, LATE, MIGRATIONS_TABLE, Recorded, Summed,
     buckets::{self, Grain},
 };
 use crate::{
@@ -33,6 +33,8 @@ const BUDGET: &str = "SELECT thresholds, update_time FROM budgets WHERE tenant_i
 const SET_BUDGET: &str = "INSERT INTO budgets (tenant_id, thresholds, update_time) \
      VALUES ($1, $2, $3) ON CONFLICT (tenant_id) \
      DO UPDATE SET thresholds = excluded.thresholds, update_time = excluded.update_time";
+const LEDGER_VERSION: &str = "SELECT version FROM ledger_version WHERE id = 1";
+const BUMP_LEDGER_VERSION: &str = "UPDATE ledger_version SET version = version + 1 WHERE id = 1";
 const ALL_BUDGETS: &str = "SELECT tenant_id, thresholds FROM budgets";
 const CLAIM_BREACH: &str = "INSERT INTO budget_alerts \
      (tenant_id, month, basis, threshold, alert_id, claim_time) VALUES ($1, $2, $3, $4, $5, $6) \
@@ -164,6 +166,17 @@ where
     Ok(new)
 }
 
+/// Bumps the ledger's version in a transaction that records late usage.
+async fn bump<DB>(tx: &mut sqlx::Transaction<'_, DB>) -> Result<()>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    <DB as Database>::Arguments: IntoArguments<DB>,
+{
+    sqlx::query(BUMP_LEDGER_VERSION).execute(&mut **tx).await?;
+    Ok(())
+}
+
 /// Adds usage to its hours, days and months in a transaction.
 async fn add<DB>(tx: &mut sqlx::Transaction<'_, DB>, added: Additions) -> Result<()>
 where
@@ -240,13 +253,18 @@ where
         // A key new to the ledger counts for its first record only.
         let mut counted = Recorded::default();
         let mut added = Additions::default();
+        let mut late = false;
         for record in records {
             if new_keys.remove(&record.idempotency_key) {
                 counted.recorded += 1;
                 added.add(&record.usage);
+                late |= record.usage.start < now - LATE;
             } else {
                 counted.duplicates += 1;
             }
+        }
+        if late {
+            bump::<DB>(&mut tx).await?;
         }
         add::<DB>(&mut tx, added).await?;
         tx.commit().await?;
@@ -271,12 +289,47 @@ where
         for one in usage {
             added.add(one);
         }
+        if usage.iter().any(|u| u.start < now - LATE) {
+            bump::<DB>(&mut tx).await?;
+        }
         add::<DB>(&mut tx, added).await?;
         tx.commit().await?;
         Ok(Recorded {
             recorded: all,
             duplicates: 0,
         })
+    }
+
+    async fn ledger_version(&self) -> Result<i64> {
+        let row = sqlx::query(LEDGER_VERSION).fetch_one(&self.pool).await?;
+        Ok(row.try_get(0)?)
+    }
+
+    async fn bucket_amounts(
+        &self,
+        grain: Grain,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<(i64, Summed)>> {
+        let query = buckets(grain, false);
+        let rows = sqlx::query(AssertSqlSafe(query.as_str()))
+            .bind(start)
+            .bind(end)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let (tenant, meter) = tenant_and_meter(row.try_get(0)?, row.try_get(1)?)?;
+                Ok((
+                    row.try_get(2)?,
+                    Summed {
+                        tenant,
+                        meter,
+                        amount: row.try_get(3)?,
+                    },
+                ))
+            })
+            .collect()
     }
 
     async fn forget_keys(&self, before: DateTime<Utc>) -> Result<u64> {

@@ -1,0 +1,160 @@
+//! The ledger's settled buckets, kept in memory: the hours, days and months that ended more
+//! than [`SETTLED`] ago do not change, so a report over them sums what was read once instead
+//! of reading every tenant's rows again. A report over 30 days of 1,000 tenants reads only the
+//! buckets that are new since the last one (an hour a hour) and the open tail.
+//!
+//! Late usage into settled buckets (a backfill, a flush held up) bumps the ledger's version in
+//! the transaction that records it ([`crate::store::LATE`]); each sum reads the version first
+//! and forgets every bucket kept when it changed, whichever process recorded the usage.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::{
+    domain::meter::Meter,
+    error::Result,
+    forecasts::SETTLED,
+    store::{
+        CostStore, Summed,
+        buckets::{self, Grain, Piece},
+    },
+};
+
+/// The most buckets kept: two months of hours, a year of days, and months beyond.
+const MOST_BUCKETS: usize = 2 * 744 + 366 + 120;
+
+/// Every tenant's amount of each meter in one bucket.
+type Bucket = Arc<Vec<Summed>>;
+
+/// The settled buckets read so far, by grain and start (µs).
+#[derive(Debug, Default)]
+pub struct SettledBuckets {
+    kept: Mutex<Kept>,
+}
+
+#[derive(Debug, Default)]
+struct Kept {
+    /// The ledger's version they were read at.
+    version: Option<i64>,
+    buckets: HashMap<(Grain, i64), Bucket>,
+}
+
+impl SettledBuckets {
+    /// The usage of the hours that start in `[start, end)`, or from `start` on when `end` is
+    /// `None`, summed per tenant and meter: what [`CostStore::sums`] answers, with the settled
+    /// buckets read once.
+    pub async fn sums(
+        &self,
+        store: &dyn CostStore,
+        start: DateTime<Utc>,
+        end: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Summed>> {
+        self.check_version(store).await?;
+        let settled_before = Grain::Hour.floor(now - SETTLED).timestamp_micros();
+        let mut sums: HashMap<(Uuid, Meter), f64> = HashMap::new();
+        for piece in buckets::cover(start, end) {
+            if piece.end <= settled_before {
+                for bucket in self.settled(store, &piece).await? {
+                    add(&mut sums, &bucket);
+                }
+            } else {
+                let (from, to) = (
+                    time(piece.start),
+                    (piece.end != i64::MAX).then(|| time(piece.end)),
+                );
+                add(&mut sums, &store.sums(None, from, to).await?);
+            }
+        }
+        Ok(sums
+            .into_iter()
+            .map(|((tenant, meter), amount)| Summed {
+                tenant,
+                meter,
+                amount,
+            })
+            .collect())
+    }
+
+    /// Forgets every bucket kept when the ledger's version moved.
+    async fn check_version(&self, store: &dyn CostStore) -> Result<()> {
+        let version = store.ledger_version().await?;
+        let mut kept = lock(&self.kept);
+        if kept.version != Some(version) {
+            kept.buckets.clear();
+            kept.version = Some(version);
+        }
+        Ok(())
+    }
+
+    /// The buckets of a settled piece: those kept, and the rest read at once and kept.
+    async fn settled(&self, store: &dyn CostStore, piece: &Piece) -> Result<Vec<Bucket>> {
+        let starts = starts(piece);
+        let (version, missing) = {
+            let kept = lock(&self.kept);
+            let missing: Vec<i64> = starts
+                .iter()
+                .copied()
+                .filter(|s| !kept.buckets.contains_key(&(piece.grain, *s)))
+                .collect();
+            (kept.version, missing)
+        };
+        let mut read: HashMap<i64, Vec<Summed>> = HashMap::new();
+        if let (Some(&first), Some(&last)) = (missing.first(), missing.last()) {
+            let end = piece.grain.next(time(last)).timestamp_micros();
+            for (bucket, summed) in store.bucket_amounts(piece.grain, first, end).await? {
+                read.entry(bucket).or_default().push(summed);
+            }
+        }
+        let mut kept = lock(&self.kept);
+        let keep = kept.version == version;
+        if keep && kept.buckets.len() + missing.len() > MOST_BUCKETS {
+            kept.buckets.clear();
+        }
+        let mut found = Vec::with_capacity(starts.len());
+        for start in starts {
+            let bucket = match kept.buckets.get(&(piece.grain, start)) {
+                Some(bucket) => bucket.clone(),
+                None => {
+                    let bucket: Bucket = Arc::new(read.remove(&start).unwrap_or_default());
+                    if keep {
+                        kept.buckets.insert((piece.grain, start), bucket.clone());
+                    }
+                    bucket
+                }
+            };
+            found.push(bucket);
+        }
+        Ok(found)
+    }
+}
+
+/// The starts of a piece's buckets.
+fn starts(piece: &Piece) -> Vec<i64> {
+    let mut starts = Vec::new();
+    let mut at = time(piece.start);
+    while at.timestamp_micros() < piece.end {
+        starts.push(at.timestamp_micros());
+        at = piece.grain.next(at);
+    }
+    starts
+}
+
+fn add(sums: &mut HashMap<(Uuid, Meter), f64>, bucket: &[Summed]) {
+    for summed in bucket {
+        *sums.entry((summed.tenant, summed.meter)).or_default() += summed.amount;
+    }
+}
+
+fn time(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros).unwrap_or_default()
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
