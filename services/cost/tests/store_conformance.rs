@@ -177,9 +177,15 @@ async fn late_usage_moves_the_ledger_version(store: Arc<dyn CostStore>) {
         "recent usage"
     );
     let late = record("late", tenant, Meter::ApiRequests, at(4, 9, 0), 5, 2.0);
-    store.record_usage(&[late.clone()], now).await.unwrap();
+    store
+        .record_usage(std::slice::from_ref(&late), now)
+        .await
+        .unwrap();
     assert_eq!(store.ledger_version().await.unwrap(), version + 1);
-    store.record_usage(&[late.clone()], now).await.unwrap();
+    store
+        .record_usage(std::slice::from_ref(&late), now)
+        .await
+        .unwrap();
     assert_eq!(
         store.ledger_version().await.unwrap(),
         version + 1,
