@@ -3,6 +3,9 @@
 //! of reading every tenant's rows again. A report over 30 days of 1,000 tenants reads only the
 //! buckets that are new since the last one (an hour a hour) and the open tail.
 //!
+//! The open tail of a report (the month so far) is read again after [`FRESH`], as the
+//! summaries made of it are: two reports of one request share it.
+//!
 //! Late usage into settled buckets (a backfill, a flush held up) bumps the ledger's version in
 //! the transaction that records it ([`crate::store::LATE`]); each sum reads the version first
 //! and forgets every bucket kept when it changed, whichever process recorded the usage.
@@ -16,6 +19,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::{
+    costing::FRESH,
     domain::meter::Meter,
     error::Result,
     forecasts::SETTLED,
@@ -27,6 +31,8 @@ use crate::{
 
 /// The most buckets kept: two months of hours, a year of days, and months beyond.
 const MOST_BUCKETS: usize = 2 * 744 + 366 + 120;
+/// The most pieces kept summed: a report's pieces change an hour a hour.
+const MOST_PIECES: usize = 256;
 
 /// Every tenant's amount of each meter in one bucket.
 type Bucket = Arc<Vec<Summed>>;
@@ -42,6 +48,11 @@ struct Kept {
     /// The ledger's version they were read at.
     version: Option<i64>,
     buckets: HashMap<(Grain, i64), Bucket>,
+    /// Settled pieces (their grain, start and end) summed.
+    pieces: HashMap<(Grain, i64, i64), Bucket>,
+    /// Open pieces (their grain and start: to now) summed, with when: kept [`FRESH`], as
+    /// long as the summaries made of them.
+    open: HashMap<(Grain, i64), (DateTime<Utc>, Bucket)>,
 }
 
 impl SettledBuckets {
@@ -60,25 +71,15 @@ impl SettledBuckets {
         let mut sums: HashMap<(Uuid, Meter), f64> = HashMap::new();
         for piece in buckets::cover(start, end) {
             if piece.end <= settled_before {
-                for bucket in self.settled(store, &piece).await? {
-                    add(&mut sums, &bucket);
-                }
+                add(&mut sums, &self.settled(store, &piece).await?);
+            } else if piece.end == i64::MAX {
+                add(&mut sums, &self.open(store, &piece, now).await?);
             } else {
-                let (from, to) = (
-                    time(piece.start),
-                    (piece.end != i64::MAX).then(|| time(piece.end)),
-                );
+                let (from, to) = (time(piece.start), Some(time(piece.end)));
                 add(&mut sums, &store.sums(None, from, to).await?);
             }
         }
-        Ok(sums
-            .into_iter()
-            .map(|((tenant, meter), amount)| Summed {
-                tenant,
-                meter,
-                amount,
-            })
-            .collect())
+        Ok(summed(sums))
     }
 
     /// Forgets every bucket kept when the ledger's version moved.
@@ -87,16 +88,44 @@ impl SettledBuckets {
         let mut kept = lock(&self.kept);
         if kept.version != Some(version) {
             kept.buckets.clear();
+            kept.pieces.clear();
+            kept.open.clear();
             kept.version = Some(version);
         }
         Ok(())
     }
 
-    /// The buckets of a settled piece: those kept, and the rest read at once and kept.
-    async fn settled(&self, store: &dyn CostStore, piece: &Piece) -> Result<Vec<Bucket>> {
+    /// An open piece summed: as kept if summed less than [`FRESH`] before `now`, or read.
+    async fn open(
+        &self,
+        store: &dyn CostStore,
+        piece: &Piece,
+        now: DateTime<Utc>,
+    ) -> Result<Bucket> {
+        let key = (piece.grain, piece.start);
+        let fresh = chrono::Duration::from_std(FRESH).unwrap_or_default();
+        if let Some((made, summed)) = lock(&self.kept).open.get(&key)
+            && (now - *made).abs() < fresh
+        {
+            return Ok(summed.clone());
+        }
+        let summed: Bucket = Arc::new(store.sums(None, time(piece.start), None).await?);
+        let mut kept = lock(&self.kept);
+        kept.open.retain(|_, (made, _)| (now - *made).abs() < fresh);
+        kept.open.insert(key, (now, summed.clone()));
+        Ok(summed)
+    }
+
+    /// A settled piece summed: as kept, or from its buckets, those kept and the rest read at
+    /// once and kept.
+    async fn settled(&self, store: &dyn CostStore, piece: &Piece) -> Result<Bucket> {
+        let key = (piece.grain, piece.start, piece.end);
         let starts = starts(piece);
         let (version, missing) = {
             let kept = lock(&self.kept);
+            if let Some(summed) = kept.pieces.get(&key) {
+                return Ok(summed.clone());
+            }
             let missing: Vec<i64> = starts
                 .iter()
                 .copied()
@@ -116,7 +145,7 @@ impl SettledBuckets {
         if keep && kept.buckets.len() + missing.len() > MOST_BUCKETS {
             kept.buckets.clear();
         }
-        let mut found = Vec::with_capacity(starts.len());
+        let mut sums: HashMap<(Uuid, Meter), f64> = HashMap::new();
         for start in starts {
             let bucket = match kept.buckets.get(&(piece.grain, start)) {
                 Some(bucket) => bucket.clone(),
@@ -128,9 +157,16 @@ impl SettledBuckets {
                     bucket
                 }
             };
-            found.push(bucket);
+            add(&mut sums, &bucket);
         }
-        Ok(found)
+        let summed: Bucket = Arc::new(summed(sums));
+        if keep {
+            if kept.pieces.len() >= MOST_PIECES {
+                kept.pieces.clear();
+            }
+            kept.pieces.insert(key, summed.clone());
+        }
+        Ok(summed)
     }
 }
 
@@ -143,6 +179,16 @@ fn starts(piece: &Piece) -> Vec<i64> {
         at = piece.grain.next(at);
     }
     starts
+}
+
+fn summed(sums: HashMap<(Uuid, Meter), f64>) -> Vec<Summed> {
+    sums.into_iter()
+        .map(|((tenant, meter), amount)| Summed {
+            tenant,
+            meter,
+            amount,
+        })
+        .collect()
 }
 
 fn add(sums: &mut HashMap<(Uuid, Meter), f64>, bucket: &[Summed]) {
