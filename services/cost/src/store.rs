@@ -9,6 +9,7 @@
 
 pub mod buckets;
 mod sql_store;
+mod writes;
 
 use std::collections::HashMap;
 

@@ -3,7 +3,7 @@
 //! as text on both.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, HashMap},
     future::Future,
 };
 
@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::{
     CostStore, KeyedUsage, LATE, MIGRATIONS_TABLE, Recorded, Summed,
     buckets::{self, Grain},
+    writes::{Additions, add, bump, new_keys},
 };
 use crate::{
     domain::{
@@ -34,7 +35,6 @@ const SET_BUDGET: &str = "INSERT INTO budgets (tenant_id, thresholds, update_tim
      VALUES ($1, $2, $3) ON CONFLICT (tenant_id) \
      DO UPDATE SET thresholds = excluded.thresholds, update_time = excluded.update_time";
 const LEDGER_VERSION: &str = "SELECT version FROM ledger_version WHERE id = 1";
-const BUMP_LEDGER_VERSION: &str = "UPDATE ledger_version SET version = version + 1 WHERE id = 1";
 const ALL_BUDGETS: &str = "SELECT tenant_id, thresholds FROM budgets";
 const CLAIM_BREACH: &str = "INSERT INTO budget_alerts \
      (tenant_id, month, basis, threshold, alert_id, claim_time) VALUES ($1, $2, $3, $4, $5, $6) \
@@ -52,44 +52,6 @@ const END_BREACHES: &str =
 const PRICE_BOOKS: &str = "SELECT effective_from, book FROM price_books ORDER BY effective_from";
 const INSERT_PRICE_BOOK: &str =
     "INSERT INTO price_books (effective_from, replaces, book) VALUES ($1, $2, $3)";
-
-/// The most idempotency keys one statement records.
-const KEYS_PER_STATEMENT: usize = 500;
-
-/// Records `rows` idempotency keys with their time (two parameters a key), returning those
-/// that were not recorded before: another transaction's key waits for it to end, and then is
-/// not returned.
-fn insert_keys(rows: usize) -> String {
-    let values: Vec<String> = (0..rows)
-        .map(|r| format!("(${}, ${})", 2 * r + 1, 2 * r + 2))
-        .collect();
-    format!(
-        "INSERT INTO usage_keys (idempotency_key, record_time) VALUES {} \
-         ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key",
-        values.join(", ")
-    )
-}
-
-/// The most buckets one statement adds to: 2,000 parameters, well under both backends' limits.
-const BUCKETS_PER_STATEMENT: usize = 500;
-
-/// Adds to `rows` buckets of a grain's table (each bucket once), four parameters a bucket.
-/// (The tables' names come from [`Grain`], never from a request.)
-fn add_to(grain: Grain, rows: usize) -> String {
-    let (table, column) = grain.table();
-    let values: Vec<String> = (0..rows)
-        .map(|r| {
-            let p = 4 * r;
-            format!("(${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4)
-        })
-        .collect();
-    format!(
-        "INSERT INTO {table} (tenant_id, meter, {column}, amount) VALUES {} \
-         ON CONFLICT (tenant_id, {column}, meter) \
-         DO UPDATE SET amount = {table}.amount + excluded.amount",
-        values.join(", ")
-    )
-}
 
 /// The buckets of a grain that start in `[$1, $2)`, of every tenant or of tenant `$3`.
 fn buckets(grain: Grain, of_tenant: bool) -> String {
@@ -118,9 +80,6 @@ fn sums_of(grain: Grain, of_tenant: bool, grouped: bool) -> String {
     )
 }
 
-/// An hour in µs.
-const HOUR_MICROS: i64 = 3_600_000_000;
-
 /// What differs between the backends.
 pub trait Dialect: SqlDialect {
     /// Applies the backend's migrations, recorded in [`MIGRATIONS_TABLE`].
@@ -141,75 +100,6 @@ impl Dialect for sqlx::Sqlite {
         migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
         async move { migrator.run(pool).await }
     }
-}
-
-/// Records idempotency keys in a transaction; returns those that were not recorded before.
-async fn new_keys<DB>(
-    tx: &mut sqlx::Transaction<'_, DB>,
-    keys: &[&str],
-    now: DateTime<Utc>,
-) -> Result<HashSet<String>>
-where
-    DB: Dialect,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    <DB as Database>::Arguments: IntoArguments<DB>,
-    for<'a> &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    for<'a> String: sqlx::Decode<'a, DB> + sqlx::Type<DB>,
-    for<'a> i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-{
-    let mut new = HashSet::new();
-    for chunk in keys.chunks(KEYS_PER_STATEMENT) {
-        let insert = insert_keys(chunk.len());
-        let mut query = sqlx::query(AssertSqlSafe(insert.as_str()));
-        for key in chunk {
-            query = query.bind(*key).bind(now.timestamp_micros());
-        }
-        for row in query.fetch_all(&mut **tx).await? {
-            new.insert(row.try_get(0)?);
-        }
-    }
-    Ok(new)
-}
-
-/// Bumps the ledger's version in a transaction that records late usage.
-async fn bump<DB>(tx: &mut sqlx::Transaction<'_, DB>) -> Result<()>
-where
-    DB: Dialect,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    <DB as Database>::Arguments: IntoArguments<DB>,
-{
-    sqlx::query(BUMP_LEDGER_VERSION).execute(&mut **tx).await?;
-    Ok(())
-}
-
-/// Adds usage to its hours, days and months in a transaction.
-async fn add<DB>(tx: &mut sqlx::Transaction<'_, DB>, added: Additions) -> Result<()>
-where
-    DB: Dialect,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    <DB as Database>::Arguments: IntoArguments<DB>,
-    for<'a> &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    for<'a> String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    for<'a> i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    for<'a> f64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-{
-    for (grain, buckets) in added.0 {
-        let buckets: Vec<_> = buckets.into_iter().collect();
-        for chunk in buckets.chunks(BUCKETS_PER_STATEMENT) {
-            let add = add_to(grain, chunk.len());
-            let mut query = sqlx::query(AssertSqlSafe(add.as_str()));
-            for ((tenant, meter, bucket), amount) in chunk {
-                query = query
-                    .bind(tenant.to_string())
-                    .bind(meter.name())
-                    .bind(*bucket)
-                    .bind(*amount);
-            }
-            query.execute(&mut **tx).await?;
-        }
-    }
-    Ok(())
 }
 
 /// Usage and prices in a SQL database.
@@ -560,54 +450,6 @@ where
     }
 }
 
-/// The amounts a transaction adds, per grain and bucket, so that each bucket is written once.
-#[derive(Default)]
-struct Additions(BTreeMap<Grain, BTreeMap<(Uuid, Meter, i64), f64>>);
-
-impl Additions {
-    /// Adds a record's usage to the hours it spans, and to their days and months.
-    fn add(&mut self, usage: &Usage) {
-        for (hour, amount) in hourly(usage) {
-            let hour_start = micros_to_time(hour);
-            for grain in [Grain::Hour, Grain::Day, Grain::Month] {
-                let bucket = grain.floor(hour_start).timestamp_micros();
-                *self
-                    .0
-                    .entry(grain)
-                    .or_default()
-                    .entry((usage.tenant, usage.meter, bucket))
-                    .or_default() += amount;
-            }
-        }
-    }
-}
-
-/// A record's usage in each hour it spans, as `(hour start µs, amount)`: a count in proportion
-/// to the part of its interval in the hour (all of it in its hour for an instant), a level
-/// times the seconds it was held in the hour.
-fn hourly(usage: &Usage) -> Vec<(i64, f64)> {
-    let (start, end) = (usage.start.timestamp_micros(), usage.end.timestamp_micros());
-    let first = start.div_euclid(HOUR_MICROS) * HOUR_MICROS;
-    if end <= start {
-        return match usage.meter.accrual() {
-            Accrual::Count => vec![(first, usage.quantity)],
-            Accrual::Level => Vec::new(),
-        };
-    }
-    (0..)
-        .map(|i| first + i * HOUR_MICROS)
-        .take_while(|&hour| hour < end)
-        .map(|hour| {
-            let inside = (end.min(hour + HOUR_MICROS) - start.max(hour)) as f64;
-            let amount = match usage.meter.accrual() {
-                Accrual::Count => usage.quantity * inside / (end - start) as f64,
-                Accrual::Level => usage.quantity * inside / 1e6,
-            };
-            (hour, amount)
-        })
-        .collect()
-}
-
 /// A stored id (of a tenant or an alert).
 fn tenant_of(id: String) -> Result<Uuid> {
     Uuid::parse_str(&id).map_err(|_| CostError::Internal(format!("a stored id `{id}`")))
@@ -638,48 +480,6 @@ fn usage_of_bucket(grain: Grain, tenant: Uuid, meter: Meter, bucket: i64, amount
     }
 }
 
-fn micros_to_time(micros: i64) -> DateTime<Utc> {
+pub(super) fn micros_to_time(micros: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(micros).unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use chrono::{Duration, TimeZone as _};
-
-    use super::*;
-
-    fn usage(meter: Meter, start: DateTime<Utc>, minutes: i64, quantity: f64) -> Usage {
-        Usage {
-            tenant: Uuid::nil(),
-            meter,
-            start,
-            end: start + Duration::minutes(minutes),
-            quantity,
-        }
-    }
-
-    #[test]
-    fn a_record_is_split_over_the_hours_it_spans() {
-        let at = Utc.with_ymd_and_hms(2026, 12, 4, 10, 30, 0).unwrap();
-        let hour = |h: u32| {
-            Utc.with_ymd_and_hms(2026, 12, 4, h, 0, 0)
-                .unwrap()
-                .timestamp_micros()
-        };
-        // 90 minutes from 10:30: a third in the 10:00 hour, two thirds in the 11:00 hour.
-        assert_eq!(
-            hourly(&usage(Meter::ApiRequests, at, 90, 300.0)),
-            [(hour(10), 100.0), (hour(11), 200.0)]
-        );
-        // A level of 2 bytes held for 90 minutes: 3,600 byte-seconds, then 7,200.
-        assert_eq!(
-            hourly(&usage(Meter::HotStorage, at, 90, 2.0)),
-            [(hour(10), 3_600.0), (hour(11), 7_200.0)]
-        );
-        assert_eq!(
-            hourly(&usage(Meter::ApiRequests, at, 0, 5.0)),
-            [(hour(10), 5.0)]
-        );
-        assert!(hourly(&usage(Meter::HotStorage, at, 0, 5.0)).is_empty());
-    }
 }
