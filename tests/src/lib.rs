@@ -183,13 +183,13 @@ pub async fn http_call(
 
 /// Creates a tenant named `name` through the tenant service, and a key of it with `scopes`;
 /// returns the tenant's id and the key's secret.
-pub async fn tenant_with_key(
+/// Creates a tenant named `name` with the defaults; returns its id.
+pub async fn create_tenant(
     tenants: &mut mfg_proto::tenant::v1::tenant_service_client::TenantServiceClient<TracedChannel>,
     name: &str,
-    scopes: &[mfg_proto::tenant::v1::Scope],
-) -> (String, String) {
+) -> String {
     use mfg_proto::tenant::v1 as tpb;
-    let tenant = tenants
+    tenants
         .create_tenant(tpb::CreateTenantRequest {
             tenant: Some(tpb::Tenant {
                 name: name.to_owned(),
@@ -200,10 +200,20 @@ pub async fn tenant_with_key(
         .expect("tenant created")
         .into_inner()
         .tenant
-        .expect("a tenant");
+        .expect("a tenant")
+        .id
+}
+
+pub async fn tenant_with_key(
+    tenants: &mut mfg_proto::tenant::v1::tenant_service_client::TenantServiceClient<TracedChannel>,
+    name: &str,
+    scopes: &[mfg_proto::tenant::v1::Scope],
+) -> (String, String) {
+    use mfg_proto::tenant::v1 as tpb;
+    let tenant = create_tenant(tenants, name).await;
     let key = tenants
         .create_api_key(tpb::CreateApiKeyRequest {
-            tenant_id: tenant.id.clone(),
+            tenant_id: tenant.clone(),
             display_name: String::new(),
             scopes: scopes.iter().map(|&s| s.into()).collect(),
         })
@@ -211,7 +221,7 @@ pub async fn tenant_with_key(
         .expect("key created")
         .into_inner()
         .secret;
-    (tenant.id, key)
+    (tenant, key)
 }
 
 /// A tenant made over REST by the operator, with a machine `press-1` and a key.

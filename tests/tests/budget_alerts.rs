@@ -14,9 +14,11 @@ use mfg_proto::{
         self as spb, alert_service_client::AlertServiceClient,
         subscribe_alerts_response::Message as Outbound,
     },
-    tenant::v1::{self as tpb, tenant_service_client::TenantServiceClient},
+    tenant::v1::tenant_service_client::TenantServiceClient,
 };
-use mfg_tests::{TEST_OPERATOR_TOKEN, operator_channel, start_storage, start_tenant};
+use mfg_tests::{
+    TEST_OPERATOR_TOKEN, create_tenant, operator_channel, start_storage, start_tenant,
+};
 use pbjson_types::Timestamp;
 use tokio_stream::StreamExt as _;
 
@@ -120,19 +122,8 @@ async fn thresholds_crossed_raise_one_alert_each_and_the_month_end_resolves_them
     let url = |name: &str| format!("sqlite://{}", dir.path().join(name).display());
     let tenant_service = start_tenant(&url("tenant.db")).await;
     let storage = start_storage(&url("storage.db"), tenant_service.addr).await;
-    let tenant = TenantServiceClient::new(operator_channel(&tenant_service))
-        .create_tenant(tpb::CreateTenantRequest {
-            tenant: Some(tpb::Tenant {
-                name: "budgeted".to_owned(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .tenant
-        .unwrap()
-        .id;
+    let mut tenants = TenantServiceClient::new(operator_channel(&tenant_service));
+    let tenant = create_tenant(&mut tenants, "budgeted").await;
     let (requests_out, requests_in) = tokio::sync::mpsc::channel(4);
     requests_out
         .send(spb::SubscribeAlertsRequest {

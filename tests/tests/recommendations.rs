@@ -14,7 +14,9 @@ use mfg_proto::{
     storage::v1::{self as spb, telemetry_service_client::TelemetryServiceClient},
     tenant::v1::{self as tpb, tenant_service_client::TenantServiceClient},
 };
-use mfg_tests::{TEST_OPERATOR_TOKEN, operator_channel, start_storage, start_tenant};
+use mfg_tests::{
+    TEST_OPERATOR_TOKEN, create_tenant, operator_channel, start_storage, start_tenant,
+};
 use pbjson_types::Timestamp;
 
 fn timestamp(at: DateTime<Utc>) -> Timestamp {
@@ -46,19 +48,7 @@ fn usage(tenant: &str, meter: pb::Meter, quantity: f64, start: DateTime<Utc>) ->
 
 async fn setup_tenant(tenant_service: &Running) -> String {
     let mut tenants = TenantServiceClient::new(operator_channel(tenant_service));
-    let tenant = tenants
-        .create_tenant(tpb::CreateTenantRequest {
-            tenant: Some(tpb::Tenant {
-                name: "recommended".to_owned(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .tenant
-        .unwrap()
-        .id;
+    let tenant = create_tenant(&mut tenants, "recommended").await;
     for machine in ["press-1", "flat-1", "idle-1"] {
         tenants
             .create_machine(tpb::CreateMachineRequest {

@@ -29,8 +29,9 @@ use crate::{
     },
 };
 
-/// The most buckets kept: two months of hours, a year of days, and months beyond.
-const MOST_BUCKETS: usize = 2 * 744 + 366 + 120;
+/// The most buckets kept: enough for the reports of the last months (a 30-day report reads
+/// at most 46 hours, 30 days and a month), at about 100 KB a bucket for 1,000 tenants.
+const MOST_BUCKETS: usize = 400;
 /// The most pieces kept summed: a report's pieces change an hour a hour.
 const MOST_PIECES: usize = 256;
 
