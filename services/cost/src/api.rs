@@ -107,14 +107,14 @@ impl CostService for CostApi {
             None => ready.store().record_usage(&records, now).await?,
         };
         // Usage of a period taken as settled (a backfill, or a flush held up past an hour)
-        // changes what was kept of it here.
+        // changes the summaries kept here; the settled buckets and days follow the ledger's
+        // version, which it moved.
         if counted.recorded > 0
             && records
                 .iter()
                 .any(|r| r.usage.start < now - crate::forecasts::SETTLED)
         {
             ready.costing.forget();
-            ready.forecasts.forget().await;
         }
         Ok(Response::new(pb::RecordUsageResponse {
             recorded: counted.recorded,

@@ -43,6 +43,9 @@ pub struct Forecasts {
 #[derive(Debug, Default)]
 struct Settled {
     month_start: Option<DateTime<Utc>>,
+    /// The ledger's version the days were costed at: late usage, recorded by any process,
+    /// moves it.
+    version: Option<i64>,
     /// By day of the month (0 for the first).
     days: HashMap<usize, DayCosts>,
 }
@@ -55,21 +58,18 @@ struct DayCosts {
 }
 
 impl Forecasts {
-    /// Forgets the settled days kept: usage was recorded for a period that had settled.
-    pub async fn forget(&self) {
-        *self.settled.lock().await = Settled::default();
-    }
-
     /// The month's forecasts at `now`.
     pub async fn of_month(&self, costing: &Costing, now: DateTime<Utc>) -> Result<MonthForecasts> {
         let month_start = Grain::Month.floor(now);
         let today = Grain::Day.floor(now);
         let ended = usize::try_from((today - month_start).num_days()).unwrap_or(0);
+        let version = costing.store().ledger_version().await?;
         let days = {
             let mut settled = self.settled.lock().await;
-            if settled.month_start != Some(month_start) {
+            if settled.month_start != Some(month_start) || settled.version != Some(version) {
                 *settled = Settled {
                     month_start: Some(month_start),
+                    version: Some(version),
                     days: HashMap::new(),
                 };
             }
