@@ -12,20 +12,20 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{Arc, Mutex},
 };
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::{
-    costing::FRESH,
+    costing::{FRESH, lock},
     domain::meter::Meter,
     error::Result,
     forecasts::SETTLED,
     store::{
         CostStore, Summed,
-        buckets::{self, Grain, Piece},
+        buckets::{self, Grain, Piece, time},
     },
 };
 
@@ -196,12 +196,4 @@ fn add(sums: &mut HashMap<(Uuid, Meter), f64>, bucket: &[Summed]) {
     for summed in bucket {
         *sums.entry((summed.tenant, summed.meter)).or_default() += summed.amount;
     }
-}
-
-fn time(micros: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(micros).unwrap_or_default()
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -81,6 +81,11 @@ pub fn ceil_hour(at: DateTime<Utc>) -> DateTime<Utc> {
     }
 }
 
+/// A moment given in µs since the epoch, as the ledger keeps it.
+pub fn time(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros).unwrap_or_default()
+}
+
 /// The fewest pieces whose buckets are the hours that start in `[start, end)`, or from
 /// `start` on when `end` is `None`.
 pub fn cover(start: DateTime<Utc>, end: Option<DateTime<Utc>>) -> Vec<Piece> {

@@ -277,7 +277,7 @@ where
             let one = piece.end == i64::MAX
                 || piece
                     .grain
-                    .next(micros_to_time(piece.start))
+                    .next(buckets::time(piece.start))
                     .timestamp_micros()
                     == piece.end;
             let query = sums_of(piece.grain, tenant.is_some(), !one);
@@ -313,7 +313,7 @@ where
         let thresholds: String = row.try_get(0)?;
         let thresholds: Vec<f64> = serde_json::from_str(&thresholds)
             .map_err(|e| CostError::Internal(format!("stored budget thresholds: {e}")))?;
-        Ok(Some((thresholds, micros_to_time(row.try_get(1)?))))
+        Ok(Some((thresholds, buckets::time(row.try_get(1)?))))
     }
 
     async fn set_budget_thresholds(
@@ -418,7 +418,7 @@ where
         let books = rows
             .iter()
             .map(|row| {
-                let from = micros_to_time(row.try_get(0)?);
+                let from = buckets::time(row.try_get(0)?);
                 let book: String = row.try_get(1)?;
                 let book: PriceBook = serde_json::from_str(&book)
                     .map_err(|e| CostError::Internal(format!("a stored price book: {e}")))?;
@@ -465,7 +465,7 @@ fn tenant_and_meter(tenant: String, meter: String) -> Result<(Uuid, Meter)> {
 
 /// A stored bucket as a usage record over it.
 fn usage_of_bucket(grain: Grain, tenant: Uuid, meter: Meter, bucket: i64, amount: f64) -> Usage {
-    let start = micros_to_time(bucket);
+    let start = buckets::time(bucket);
     let end = grain.next(start);
     let seconds = (end - start).num_seconds() as f64;
     Usage {
@@ -478,8 +478,4 @@ fn usage_of_bucket(grain: Grain, tenant: Uuid, meter: Meter, bucket: i64, amount
             Accrual::Level => amount / seconds,
         },
     }
-}
-
-pub(super) fn micros_to_time(micros: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(micros).unwrap_or_default()
 }

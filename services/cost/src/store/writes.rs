@@ -10,8 +10,8 @@ use sqlx::{AssertSqlSafe, Database, Executor, IntoArguments, Row as _};
 use uuid::Uuid;
 
 use super::{
-    buckets::Grain,
-    sql_store::{Dialect, micros_to_time},
+    buckets::{self, Grain},
+    sql_store::Dialect,
 };
 use crate::{
     domain::{
@@ -141,7 +141,7 @@ impl Additions {
     /// Adds a record's usage to the hours it spans, and to their days and months.
     pub(super) fn add(&mut self, usage: &Usage) {
         for (hour, amount) in hourly(usage) {
-            let hour_start = micros_to_time(hour);
+            let hour_start = buckets::time(hour);
             for grain in [Grain::Hour, Grain::Day, Grain::Month] {
                 let bucket = grain.floor(hour_start).timestamp_micros();
                 *self
