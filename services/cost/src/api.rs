@@ -83,8 +83,7 @@ impl Ready {
 
     /// The time, to the microsecond, as the store keeps it.
     fn now(&self) -> DateTime<Utc> {
-        let now: DateTime<Utc> = self.clock.system_now().into();
-        DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+        crate::costing::ledger_time(self.clock.as_ref())
     }
 }
 

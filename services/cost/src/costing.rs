@@ -1,16 +1,22 @@
 //! Cost reports from the ledger, the price history and the tenants: the one place that reads
 //! them together, so that a tenant's report and the operator's summary are the same arithmetic
 //! ([`summarize`]) over the same inputs, and agree to the cent. A summary is kept a few seconds
-//! ([`Costing`]), so that the reports of many tenants cost one summary, not one each.
+//! ([`Costing`]), so that the reports of many tenants cost one summary, not one each; and one
+//! that clients keep asking for is costed again before it is due ([`Costing::keep_warm`]), so
+//! that they do not wait for it.
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, PoisonError},
-    time::{Duration, Instant},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
 };
 
 use chrono::{DateTime, Utc};
-use mfg_common::clock::SharedClock;
+use mfg_common::clock::{Clock, SharedClock};
+use mfg_common::shutdown::CancellationToken;
 
 use crate::{
     domain::{
@@ -61,11 +67,22 @@ pub struct Costed {
     pub summary: Summary,
     /// The price books.
     pub prices: PriceHistory,
+    /// When the ledger was read for it ([`crate::settled::Sums::as_of`]).
+    pub as_of: DateTime<Utc>,
 }
 
 /// How long a summary of a period that ends now is reused: as long as the services take to
 /// flush their usage, so a report is no staler than the metering behind it.
 pub const FRESH: Duration = Duration::from_secs(5);
+
+/// How long before it is due a summary still asked for is costed again.
+const AHEAD: Duration = Duration::from_secs(2);
+
+/// How long after it was last asked for a summary is kept costed ahead of time.
+const WARM_FOR: Duration = Duration::from_secs(20);
+
+/// How often the summaries asked for are looked at, to cost those due within [`AHEAD`] again.
+const WARM_EVERY: Duration = Duration::from_secs(1);
 
 /// The most summaries kept.
 const KEPT: usize = 64;
@@ -77,16 +94,27 @@ pub struct Costing {
     store: Arc<dyn CostStore>,
     tenants: Arc<Directory>,
     clock: SharedClock,
-    kept: Mutex<HashMap<PeriodKey, (Instant, Arc<Costed>)>>,
+    kept: Mutex<HashMap<PeriodKey, Kept>>,
+    /// The ledger's version the summaries kept were costed at: late usage recorded by any
+    /// process moves it, and they are forgotten.
+    version: Mutex<Option<i64>>,
     /// The ledger's settled buckets, read once.
     settled: SettledBuckets,
     /// How many times the summaries kept were forgotten: one costed before the last time is
     /// not kept.
-    forgotten: std::sync::atomic::AtomicU64,
+    forgotten: AtomicU64,
 }
 
 /// A period's start, and its end unless it ends now.
 type PeriodKey = (DateTime<Utc>, Option<DateTime<Utc>>);
+
+/// A summary kept.
+#[derive(Debug)]
+struct Kept {
+    costed: Arc<Costed>,
+    /// When it was last asked for.
+    asked: DateTime<Utc>,
+}
 
 impl Costing {
     /// Costs over `store`, for the tenants of `tenants`.
@@ -96,8 +124,9 @@ impl Costing {
             tenants,
             clock,
             kept: Mutex::default(),
+            version: Mutex::default(),
             settled: SettledBuckets::default(),
-            forgotten: std::sync::atomic::AtomicU64::new(0),
+            forgotten: AtomicU64::new(0),
         }
     }
 
@@ -112,32 +141,93 @@ impl Costing {
     }
 
     /// Every tenant that lived in `period`, costed. A summary of a period that ends now is
-    /// reused for [`FRESH`] (its end is then when it was made); one of a period that ended
-    /// more than [`SETTLED`] ago, while it is among the [`KEPT`] latest.
+    /// reused while the ledger was read for it less than [`FRESH`] before (its end is then
+    /// when it was costed); one of a period that ended more than [`SETTLED`] ago, while it is
+    /// among the [`KEPT`] latest, and while the ledger's version stays.
     pub async fn summary(&self, period: Period) -> Result<Arc<Costed>> {
-        let ends_now = period.end >= period.now;
-        let key = (period.start, (!ends_now).then_some(period.end));
-        let now = self.clock.now();
-        if let Some((made, costed)) = lock(&self.kept).get(&key)
-            && (settled(costed.period) || now.duration_since(*made) < FRESH)
+        self.follow_version().await?;
+        let key = key(period);
+        if let Some(kept) = lock(&self.kept).get_mut(&key)
+            && (settled(kept.costed.period) || age(kept.costed.as_of, period.now) < FRESH)
         {
-            return Ok(costed.clone());
+            kept.asked = period.now;
+            return Ok(kept.costed.clone());
         }
-        let forgotten = self.forgotten.load(std::sync::atomic::Ordering::Acquire);
+        self.cost_and_keep(period, period.now).await
+    }
+
+    /// Costs `period` and keeps it, as asked for at `asked`, unless a price change or a late
+    /// record made it out of date while it was costed.
+    async fn cost_and_keep(&self, period: Period, asked: DateTime<Utc>) -> Result<Arc<Costed>> {
+        let forgotten = self.forgotten.load(Ordering::Acquire);
         let costed = Arc::new(self.cost(period).await?);
         let mut kept = lock(&self.kept);
-        if self.forgotten.load(std::sync::atomic::Ordering::Acquire) != forgotten {
-            // Costed from what a price change or a late record has changed since.
+        if self.forgotten.load(Ordering::Acquire) != forgotten {
             return Ok(costed);
         }
         if kept.len() >= KEPT {
-            kept.retain(|_, (made, _)| now.duration_since(*made) < FRESH);
+            kept.retain(|_, k| age(k.costed.as_of, period.now) < FRESH);
             if kept.len() >= KEPT {
                 kept.clear();
             }
         }
-        kept.insert(key, (now, costed.clone()));
+        let asked = kept.get(&key(period)).map_or(asked, |k| k.asked.max(asked));
+        kept.insert(
+            key(period),
+            Kept {
+                costed: costed.clone(),
+                asked,
+            },
+        );
         Ok(costed)
+    }
+
+    /// Costs again, until `shutdown`, each summary of a period that ends now that was asked
+    /// for in the last [`WARM_FOR`] and is due within [`AHEAD`]: a client that keeps asking
+    /// (a console, say) finds it costed, from the ledger read at most [`FRESH`] before.
+    /// Reports are then as fresh as before, and none waits for its summary.
+    pub async fn keep_warm(&self, shutdown: CancellationToken) {
+        let mut ticks = tokio::time::interval(WARM_EVERY);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
+            let now = ledger_time(self.clock.as_ref());
+            if let Err(error) = self.warm(now).await {
+                tracing::warn!(%error, "could not cost the reports asked for ahead of time");
+            }
+        }
+    }
+
+    /// One look of [`Self::keep_warm`]: costs again the summaries asked for in the last
+    /// [`WARM_FOR`] that are due within [`AHEAD`] of `now`, after reading their open tails
+    /// again.
+    pub async fn warm(&self, now: DateTime<Utc>) -> Result<()> {
+        let due: Vec<DateTime<Utc>> = lock(&self.kept)
+            .iter()
+            .filter(|((_, end), k)| {
+                end.is_none()
+                    && age(k.asked, now) < WARM_FOR
+                    && age(k.costed.as_of, now) >= FRESH.saturating_sub(AHEAD)
+            })
+            .map(|((start, _), _)| *start)
+            .collect();
+        if due.is_empty() {
+            return Ok(());
+        }
+        let ahead = chrono::Duration::from_std(FRESH.saturating_sub(AHEAD)).unwrap_or_default();
+        self.settled.refresh_open(self.store(), now, ahead).await?;
+        for start in due {
+            let period = Period {
+                start,
+                end: now,
+                now,
+            };
+            self.cost_and_keep(period, DateTime::<Utc>::MIN_UTC).await?;
+        }
+        Ok(())
     }
 
     /// Every tenant that lived in `period`, costed now, and not kept (for callers that keep
@@ -146,11 +236,26 @@ impl Costing {
         summary(self.store(), &self.tenants, &self.settled, period).await
     }
 
+    /// Forgets the summaries kept when the ledger's version moved since they were costed:
+    /// usage recorded late, by this process or another, into a period taken as settled.
+    async fn follow_version(&self) -> Result<()> {
+        let version = self.store.ledger_version().await?;
+        let moved = {
+            let mut kept = lock(&self.version);
+            let moved = kept.is_some_and(|v| v != version);
+            *kept = Some(version);
+            moved
+        };
+        if moved {
+            self.forget();
+        }
+        Ok(())
+    }
+
     /// Forgets the summaries kept, after a change of prices or usage recorded late.
     pub fn forget(&self) {
         let mut kept = lock(&self.kept);
-        self.forgotten
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.forgotten.fetch_add(1, Ordering::AcqRel);
         kept.clear();
     }
 
@@ -195,7 +300,7 @@ async fn summary(
         .cloned()
         .collect();
     let prices = store.price_history().await?;
-    let usage = usage(store, settled, &prices, period).await?;
+    let (usage, as_of) = usage(store, settled, &prices, period).await?;
     let plans: Vec<_> = tenants.iter().map(|t| (t.id, t.plan)).collect();
     let summary = summarize(&plans, &usage, &prices, period.start, period.end);
     Ok(Costed {
@@ -203,7 +308,25 @@ async fn summary(
         tenants,
         summary,
         prices,
+        as_of,
     })
+}
+
+/// The time, to the microsecond, as the ledger keeps it.
+pub fn ledger_time(clock: &dyn Clock) -> DateTime<Utc> {
+    let now: DateTime<Utc> = clock.system_now().into();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}
+
+/// The key a period's summary is kept under.
+fn key(period: Period) -> PeriodKey {
+    let ends_now = period.end >= period.now;
+    (period.start, (!ends_now).then_some(period.end))
+}
+
+/// How long before `now` `then` was (zero if after).
+fn age(then: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
+    (now - then).to_std().unwrap_or_default()
 }
 
 /// Whether a period had settled when it was costed: it had ended more than [`SETTLED`] before.
@@ -217,20 +340,22 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// The usage of the period, one record per tenant and meter for each price book in force in
-/// it: the hours that start in the book's part, summed.
+/// it (the hours that start in the book's part, summed), and when the ledger was read for it.
 async fn usage(
     store: &dyn CostStore,
     settled: &SettledBuckets,
     prices: &PriceHistory,
     period: Period,
-) -> Result<Vec<Usage>> {
+) -> Result<(Vec<Usage>, DateTime<Utc>)> {
     let mut usage = Vec::new();
+    let mut as_of = period.now;
     for (start, end, _) in prices.over(period.start, period.end) {
         let open = end >= period.now;
         let sums = settled
             .sums(store, start, (!open).then_some(end), period.now)
             .await?;
-        for summed in sums {
+        as_of = as_of.min(sums.as_of);
+        for summed in sums.sums {
             let seconds = (end - start).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
             usage.push(Usage {
                 tenant: summed.tenant,
@@ -244,7 +369,7 @@ async fn usage(
             });
         }
     }
-    Ok(usage)
+    Ok((usage, as_of))
 }
 
 impl Period {

@@ -163,6 +163,7 @@ async fn become_ready(
             .tenants()
             .refresh_every(TENANTS_REFRESH, shutdown.clone()),
         forget_keys_every(ready, KEYS_FORGOTTEN_EVERY, shutdown.clone()),
+        ready.costing.keep_warm(shutdown.clone()),
         async {
             if let Some((alerts, interval)) = &budget_alerts {
                 alerts.run(ready, *interval, shutdown).await;

@@ -4,7 +4,9 @@
 //! buckets that are new since the last one (an hour a hour) and the open tail.
 //!
 //! The open tail of a report (the month so far) is read again after [`FRESH`], as the
-//! summaries made of it are: two reports of one request share it.
+//! summaries made of it are: two reports of one request share it. A sum says when its open
+//! tail was read ([`Sums::as_of`]), and [`SettledBuckets::refresh_open`] reads the tails again
+//! ahead of time, so that the summaries a client keeps asking for are refreshed off its path.
 //!
 //! Late usage into settled buckets (a backfill, a flush held up) bumps the ledger's version in
 //! the transaction that records it ([`crate::store::LATE`]); each sum reads the version first
@@ -56,6 +58,16 @@ struct Kept {
     open: HashMap<(Grain, i64), (DateTime<Utc>, Bucket)>,
 }
 
+/// A period's usage summed per tenant and meter, as of a moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sums {
+    /// The sums.
+    pub sums: Vec<Summed>,
+    /// When the ledger was read for them: when their open tail was, for a period that ends
+    /// now; otherwise when they were asked for.
+    pub as_of: DateTime<Utc>,
+}
+
 impl SettledBuckets {
     /// The usage of the hours that start in `[start, end)`, or from `start` on when `end` is
     /// `None`, summed per tenant and meter: what [`CostStore::sums`] answers, with the settled
@@ -66,21 +78,48 @@ impl SettledBuckets {
         start: DateTime<Utc>,
         end: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Summed>> {
+    ) -> Result<Sums> {
         self.check_version(store).await?;
         let settled_before = Grain::Hour.floor(now - SETTLED).timestamp_micros();
         let mut sums: HashMap<(Uuid, Meter), f64> = HashMap::new();
+        let mut as_of = now;
         for piece in buckets::cover(start, end) {
             if piece.end <= settled_before {
                 add(&mut sums, &self.settled(store, &piece).await?);
             } else if piece.end == i64::MAX {
-                add(&mut sums, &self.open(store, &piece, now).await?);
+                let (read, summed) = self.open(store, &piece, now).await?;
+                as_of = as_of.min(read);
+                add(&mut sums, &summed);
             } else {
                 let (from, to) = (time(piece.start), Some(time(piece.end)));
                 add(&mut sums, &store.sums(None, from, to).await?);
             }
         }
-        Ok(summed(sums))
+        Ok(Sums {
+            sums: summed(sums),
+            as_of,
+        })
+    }
+
+    /// Reads again every open piece kept that was read `ahead` or longer before `now`, so that
+    /// the next sums take it fresh.
+    pub async fn refresh_open(
+        &self,
+        store: &dyn CostStore,
+        now: DateTime<Utc>,
+        ahead: chrono::Duration,
+    ) -> Result<()> {
+        self.check_version(store).await?;
+        let due: Vec<(Grain, i64)> = lock(&self.kept)
+            .open
+            .iter()
+            .filter(|(_, (made, _))| now - *made >= ahead)
+            .map(|(key, _)| *key)
+            .collect();
+        for (grain, start) in due {
+            self.read_open(store, grain, start, now).await?;
+        }
+        Ok(())
     }
 
     /// Forgets every bucket kept when the ledger's version moved.
@@ -96,24 +135,37 @@ impl SettledBuckets {
         Ok(())
     }
 
-    /// An open piece summed: as kept if summed less than [`FRESH`] before `now`, or read.
+    /// An open piece summed, with when it was read: as kept if read less than [`FRESH`]
+    /// before `now`, or read now.
     async fn open(
         &self,
         store: &dyn CostStore,
         piece: &Piece,
         now: DateTime<Utc>,
-    ) -> Result<Bucket> {
+    ) -> Result<(DateTime<Utc>, Bucket)> {
         let key = (piece.grain, piece.start);
-        let fresh = chrono::Duration::from_std(FRESH).unwrap_or_default();
         if let Some((made, summed)) = lock(&self.kept).open.get(&key)
-            && (now - *made).abs() < fresh
+            && (now - *made).abs() < fresh()
         {
-            return Ok(summed.clone());
+            return Ok((*made, summed.clone()));
         }
-        let summed: Bucket = Arc::new(store.sums(None, time(piece.start), None).await?);
+        let summed = self.read_open(store, piece.grain, piece.start, now).await?;
+        Ok((now, summed))
+    }
+
+    /// Reads the open piece of `grain` from `start` on, and keeps it as read at `now`.
+    async fn read_open(
+        &self,
+        store: &dyn CostStore,
+        grain: Grain,
+        start: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Bucket> {
+        let summed: Bucket = Arc::new(store.sums(None, time(start), None).await?);
         let mut kept = lock(&self.kept);
-        kept.open.retain(|_, (made, _)| (now - *made).abs() < fresh);
-        kept.open.insert(key, (now, summed.clone()));
+        kept.open
+            .retain(|_, (made, _)| (now - *made).abs() < fresh());
+        kept.open.insert((grain, start), (now, summed.clone()));
         Ok(summed)
     }
 
@@ -169,6 +221,11 @@ impl SettledBuckets {
         }
         Ok(summed)
     }
+}
+
+/// [`FRESH`], as a span of wall-clock time.
+fn fresh() -> chrono::Duration {
+    chrono::Duration::from_std(FRESH).unwrap_or_default()
 }
 
 /// The starts of a piece's buckets.

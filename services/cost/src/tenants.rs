@@ -67,6 +67,15 @@ impl Directory {
         }
     }
 
+    /// A directory over the tenant service's client that starts from `tenants`.
+    pub fn starting_with(client: TenantServiceClient<TracedChannel>, tenants: Vec<Tenant>) -> Self {
+        Self {
+            client,
+            snapshot: RwLock::new(Arc::new(tenants)),
+            refreshing: Mutex::new(()),
+        }
+    }
+
     /// Every tenant, deleted ones included, in creation order.
     pub async fn all(&self) -> Arc<Vec<Tenant>> {
         self.snapshot.read().await.clone()
