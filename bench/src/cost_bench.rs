@@ -1,7 +1,11 @@
 //! `mfg bench cost`: the latency of the cost reports over REST. `GET /v1/tenants/{id}/cost` is
 //! timed for a month of one tenant's hourly usage, and `GET /v1/cost` for a summary of every
-//! tenant, one request at a time: back to back (the cost service reuses a summary for 5 s),
-//! then a few requests more than 5 s apart (each costs every tenant again).
+//! tenant, one request at a time:
+//! - back to back (the cost service reuses a summary for 5 s);
+//! - a few requests more than 5 s apart (the service costs a summary still asked for again
+//!   before it is due, in the background);
+//! - a new period each request, an hour later than the last (each costs every tenant: the
+//!   settled buckets are kept, the month so far is read at most 5 s before).
 //!
 //! It starts the platform in this process on the database it is given (PostgreSQL, or SQLite
 //! files in a temporary directory). It creates `--tenants` tenants and records 30 days of
@@ -44,6 +48,9 @@ pub struct CostBench {
     #[arg(long, default_value_t = 5)]
     pub uncached: usize,
 }
+
+/// The URL of the n-th request of a timing.
+type Url<'a> = dyn Fn(usize) -> String + 'a;
 
 /// An hour in µs.
 const HOUR: i64 = 3_600_000_000;
@@ -90,27 +97,42 @@ pub async fn run(args: CostBench) -> anyhow::Result<()> {
 
     let http: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let base = format!("http://{}", platform.gateway_addr);
-    let since = chrono::DateTime::from_timestamp_micros(start)
-        .context("the start")?
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let tenant_route = format!("{base}/v1/tenants/{}/cost?startTime={since}", tenants[0]);
+    let tenant_route = format!("{base}/v1/tenants/{}/cost", tenants[0]);
     let summary_route = format!("{base}/v1/cost");
     // The summary waits for the tenant snapshot to hold every tenant, and costs the settled
     // days of the month once.
     wait_for_summary(&http, &summary_route, args.tenants).await?;
-    for (name, url) in [
-        ("GET /v1/tenants/{id}/cost, 30 days", &tenant_route),
-        ("GET /v1/cost, month to date", &summary_route),
-    ] {
-        let latency = time(&http, url, args.requests, Duration::ZERO).await?;
+    let from = |route: &str, hours: usize| {
+        let start = start + hours as i64 * HOUR;
+        let start = chrono::DateTime::from_timestamp_micros(start).unwrap_or_default();
+        let start = start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        format!("{route}?startTime={start}")
+    };
+    let tenant_30_days = from(&tenant_route, 0);
+    let routes: [(&str, &Url, &Url); 2] = [
+        (
+            "GET /v1/tenants/{id}/cost, 30 days",
+            &|_| tenant_30_days.clone(),
+            &|n| from(&tenant_route, n + 1),
+        ),
+        (
+            "GET /v1/cost, month to date",
+            &|_| summary_route.clone(),
+            &|n| from(&summary_route, n + 1),
+        ),
+    ];
+    for (name, same, new) in routes {
+        let latency = time(&http, same, args.requests, Duration::ZERO).await?;
         report(&mut out, name, &latency)?;
         let apart = mfg_cost::costing::FRESH + Duration::from_millis(100);
-        let latency = time(&http, url, args.uncached, apart).await?;
+        let latency = time(&http, same, args.uncached, apart).await?;
         report(
             &mut out,
             &format!("  each {} s apart", apart.as_secs_f64()),
             &latency,
         )?;
+        let latency = time(&http, new, args.uncached, Duration::from_millis(100)).await?;
+        report(&mut out, "  a new period each (an hour later)", &latency)?;
     }
     platform.stop().await
 }
@@ -205,11 +227,11 @@ async fn wait_for_summary(
     }
 }
 
-/// Times `requests` GETs of `url`, one at a time and `apart` from each other, after 10
-/// untimed when they are not apart.
+/// Times `requests` GETs of `url(n)` for the n-th, one at a time and `apart` from each other,
+/// after 10 untimed when they are not apart.
 async fn time(
     http: &Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
-    url: &str,
+    url: &Url<'_>,
     requests: usize,
     apart: Duration,
 ) -> anyhow::Result<Histogram<u64>> {
@@ -217,8 +239,9 @@ async fn time(
     let untimed = if apart.is_zero() { 10 } else { 0 };
     for i in 0..requests + untimed {
         tokio::time::sleep(apart).await;
+        let url = url(i);
         let started = Instant::now();
-        get(http, url).await?;
+        get(http, &url).await?;
         if i >= untimed {
             latency.record((started.elapsed().as_micros() as u64).max(1))?;
         }
