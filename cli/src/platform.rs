@@ -244,7 +244,7 @@ impl PlatformBuilder {
         platform.spawn_storage(listeners.storage);
 
         let mut cost = mfg_cost::Config::new("", platform.addresses.tenant.to_string())
-            .with_admin_token(operator_token)
+            .with_admin_token(operator_token.clone())
             .with_budget_alerts(
                 platform.addresses.storage.to_string(),
                 args.budget.check_interval,
@@ -261,9 +261,12 @@ impl PlatformBuilder {
             lock,
             mfg_provisioning::run(
                 mfg_provisioning::Config {
+                    addrs: platform.addresses.platform_addrs(),
+                    data: args.data.clone(),
                     server: args.server,
                     ..mfg_provisioning::Config::default()
-                },
+                }
+                .with_admin_token(operator_token),
                 listeners.provisioning,
                 shutdown.clone(),
             ),
@@ -284,6 +287,11 @@ pub async fn ready(addresses: &Addresses, within: Duration) -> anyhow::Result<()
     for (addr, service) in [
         (addresses.tenant, mfg_proto::service_names::TENANT),
         (addresses.storage, mfg_proto::service_names::TELEMETRY),
+        (addresses.cost, mfg_proto::service_names::COST),
+        (
+            addresses.provisioning,
+            mfg_proto::service_names::PROVISIONING,
+        ),
     ] {
         mfg_common::grpc::wait_for_health(
             addr,

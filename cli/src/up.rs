@@ -128,6 +128,19 @@ pub struct Addresses {
     pub operator_token: Secret,
 }
 
+impl Addresses {
+    /// The same, as the services' flags take them.
+    pub fn platform_addrs(&self) -> PlatformAddrs {
+        PlatformAddrs {
+            gateway: self.gateway.to_string(),
+            tenant: self.tenant.to_string(),
+            storage: self.storage.to_string(),
+            cost: self.cost.to_string(),
+            provisioning: self.provisioning.to_string(),
+        }
+    }
+}
+
 /// Runs `mfg up` until SIGINT/SIGTERM.
 pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let listeners = Listeners::bind(&args).await?;

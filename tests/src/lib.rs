@@ -123,6 +123,11 @@ impl Platform {
         }
     }
 
+    /// The platform's parts, to stop and restart the storage service.
+    pub fn parts(&mut self) -> &mut mfg::platform::Platform {
+        &mut self.platform
+    }
+
     /// Stops everything and waits for it to drain.
     pub async fn stop(self) {
         self.platform.stop().await.expect("stopped cleanly");
@@ -181,8 +186,6 @@ pub async fn http_call(
     (status, value)
 }
 
-/// Creates a tenant named `name` through the tenant service, and a key of it with `scopes`;
-/// returns the tenant's id and the key's secret.
 /// Creates a tenant named `name` with the defaults; returns its id.
 pub async fn create_tenant(
     tenants: &mut mfg_proto::tenant::v1::tenant_service_client::TenantServiceClient<TracedChannel>,
@@ -204,6 +207,8 @@ pub async fn create_tenant(
         .id
 }
 
+/// Creates a tenant named `name` through the tenant service, and a key of it with `scopes`;
+/// returns the tenant's id and the key's secret.
 pub async fn tenant_with_key(
     tenants: &mut mfg_proto::tenant::v1::tenant_service_client::TenantServiceClient<TracedChannel>,
     name: &str,

@@ -1,29 +1,26 @@
-//! The parts of the contract that are not built yet (provisioning) start, report SERVING, and
-//! answer UNIMPLEMENTED, never a made-up result.
+//! The parts of the contract that are not built yet (provisioning's rollback) answer
+//! UNIMPLEMENTED, never a made-up result.
 
-use mfg_proto::{
-    provisioning::v1::{
-        StartProvisioningRequest, provisioning_service_client::ProvisioningServiceClient,
-    },
-    service_names,
+use mfg_proto::provisioning::v1::{
+    RollbackProvisioningRunRequest, provisioning_service_client::ProvisioningServiceClient,
 };
-use mfg_tests::Running;
 use tonic::Code;
 
 #[tokio::test]
 async fn unbuilt_rpcs_answer_unimplemented() {
-    let provisioning = Running::start(service_names::PROVISIONING, |l, s| {
-        mfg_provisioning::run(Default::default(), l, s)
-    })
-    .await;
-
-    let run = ProvisioningServiceClient::new(mfg_tests::operator_channel(&provisioning))
-        .start_provisioning(StartProvisioningRequest::default())
+    let dir = tempfile::tempdir().unwrap();
+    let platform = mfg_tests::Platform::up(dir.path(), None).await;
+    let channel =
+        mfg_common::grpc::lazy_channel(&format!("http://{}", platform.addresses.provisioning))
+            .unwrap()
+            .with_bearer(&platform.operator_token)
+            .unwrap();
+    let rollback = ProvisioningServiceClient::new(channel)
+        .rollback_provisioning_run(RollbackProvisioningRunRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(run.code(), Code::Unimplemented);
-
-    provisioning.stop().await;
+    assert_eq!(rollback.code(), Code::Unimplemented);
+    platform.stop().await;
 }
 
 /// Over REST, an annotated RPC has its route the day it is added: the gateway routes it from
@@ -33,23 +30,11 @@ async fn unbuilt_routes_answer_501() {
     let dir = tempfile::tempdir().unwrap();
     let platform = mfg_tests::Platform::up(dir.path(), None).await;
     let http = reqwest::Client::new();
-    for (method, path, body) in [
-        (
-            reqwest::Method::POST,
-            "/v1/tenants/t1/provisioning-runs/r1:retry",
-            Some(serde_json::json!({})),
-        ),
-        (
-            reqwest::Method::POST,
-            "/v1/tenants/t1/provisioning-runs/r1:rollback",
-            Some(serde_json::json!({})),
-        ),
-        (
-            reqwest::Method::GET,
-            "/v1/tenants/t1/provisioning-runs/r1",
-            None,
-        ),
-    ] {
+    for (method, path, body) in [(
+        reqwest::Method::POST,
+        "/v1/tenants/t1/provisioning-runs/r1:rollback",
+        Some(serde_json::json!({})),
+    )] {
         let (status, answer) = mfg_tests::http_call(
             &http,
             &platform.base,

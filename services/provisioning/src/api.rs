@@ -1,15 +1,190 @@
-//! The gRPC adapter of the provisioning service: the onboarding workflow of a tenant.
+//! The gRPC adapter of the provisioning service: starting, reading and retrying a tenant's
+//! onboarding runs.
 //!
-//! The contract is designed (see `proto/`); the service is built by its own issue. Until then
-//! each RPC answers UNIMPLEMENTED through the generated default bodies, and never a made-up
-//! result.
+//! Access is checked before a call reaches here, by the auth layer, from each RPC's option in
+//! the contract. `RollbackProvisioningRun` is not built yet and answers UNIMPLEMENTED through
+//! the generated default body.
 
-use mfg_proto::provisioning::v1::provisioning_service_server::ProvisioningService;
+mod convert;
 
-/// Serves `mfg.provisioning.v1.ProvisioningService`. Not built yet: every RPC answers
-/// UNIMPLEMENTED.
-#[derive(Debug, Clone, Default)]
-pub struct ProvisioningApi;
+use std::sync::{Arc, OnceLock};
+
+use mfg_common::clock::SharedClock;
+use mfg_proto::provisioning::v1::{self as pb, provisioning_service_server::ProvisioningService};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::{
+    domain::run::{ONBOARDING, Run, RunState},
+    error::{ProvisioningError, Result},
+    steps::Steps,
+    store::ProvisioningStore,
+    worker::Worker,
+};
+
+/// The runs a page lists when the request does not say.
+const DEFAULT_PAGE: u32 = 50;
+/// The most runs a page lists.
+const MAX_PAGE: u32 = 1_000;
+
+/// What the API works on once the database is ready.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    /// The runs.
+    pub store: Arc<dyn ProvisioningStore>,
+    /// The calls of the steps, and the tenant service.
+    pub steps: Steps,
+    /// The worker, woken when a run is started or resumed.
+    pub worker: Worker,
+    /// The clock.
+    pub clock: SharedClock,
+}
+
+/// The API's state, set once the database is ready.
+pub type ReadyProvisioning = Arc<OnceLock<Ready>>;
+
+/// Serves `mfg.provisioning.v1.ProvisioningService`.
+#[derive(Debug, Clone)]
+pub struct ProvisioningApi {
+    ready: ReadyProvisioning,
+}
+
+impl ProvisioningApi {
+    /// Creates the adapter over a state that becomes ready later.
+    pub fn new(ready: ReadyProvisioning) -> Self {
+        Self { ready }
+    }
+
+    fn ready(&self) -> Result<&Ready> {
+        self.ready.get().ok_or(ProvisioningError::NotReady)
+    }
+}
+
+impl Ready {
+    /// A tenant's run, NOT_FOUND when it has none with this id.
+    async fn run(&self, tenant: Uuid, run_id: &str) -> Result<Run> {
+        let id = Uuid::parse_str(run_id)
+            .map_err(|_| ProvisioningError::RunNotFound(run_id.to_owned()))?;
+        self.store
+            .run(tenant, id)
+            .await?
+            .ok_or_else(|| ProvisioningError::RunNotFound(run_id.to_owned()))
+    }
+
+    /// Starts onboarding `tenant`, or returns the run started under `request_id`.
+    async fn start(&self, tenant: Uuid, request_id: String) -> Result<Run> {
+        let found = self
+            .steps
+            .tenant(tenant)
+            .await
+            .map_err(|status| ProvisioningError::Upstream(status.message().to_owned()))?;
+        if found.is_none() {
+            return Err(ProvisioningError::TenantNotFound(tenant.to_string()));
+        }
+        let id = Uuid::now_v7();
+        // Without a request id each call is a run of its own.
+        let request_id = if request_id.is_empty() {
+            id.to_string()
+        } else {
+            request_id
+        };
+        let now = crate::now(self.clock.as_ref());
+        let run = Run::new(id, tenant, request_id, ONBOARDING, now);
+        let stored = self.store.start(&run).await?;
+        if stored.tenant != tenant {
+            return Err(ProvisioningError::invalid(
+                "request_id",
+                "was used to start another tenant's run; use a new id for each request",
+            ));
+        }
+        self.worker.wake();
+        Ok(stored)
+    }
+
+    /// Resumes a failed run from its failed step.
+    async fn retry(&self, mut run: Run) -> Result<Run> {
+        let was = run.state;
+        if !run.retry(crate::now(self.clock.as_ref())) {
+            return Err(ProvisioningError::FailedPrecondition(format!(
+                "the run is {}; only a failed run is retried",
+                was.as_str()
+            )));
+        }
+        if !self.store.update_unleased(&run, RunState::Failed).await? {
+            return Err(ProvisioningError::FailedPrecondition(
+                "the run changed while it was retried; read it again".to_owned(),
+            ));
+        }
+        self.worker.wake();
+        Ok(run)
+    }
+}
 
 #[tonic::async_trait]
-impl ProvisioningService for ProvisioningApi {}
+impl ProvisioningService for ProvisioningApi {
+    async fn start_provisioning(
+        &self,
+        request: Request<pb::StartProvisioningRequest>,
+    ) -> Result<Response<pb::StartProvisioningResponse>, Status> {
+        let ready = self.ready()?;
+        let request = request.into_inner();
+        let tenant = convert::tenant_id(&request.tenant_id)?;
+        let run = ready.start(tenant, request.request_id).await?;
+        Ok(Response::new(pb::StartProvisioningResponse {
+            run: Some(convert::run(&run)),
+        }))
+    }
+
+    async fn get_provisioning_run(
+        &self,
+        request: Request<pb::GetProvisioningRunRequest>,
+    ) -> Result<Response<pb::GetProvisioningRunResponse>, Status> {
+        let ready = self.ready()?;
+        let request = request.into_inner();
+        let tenant = convert::tenant_id(&request.tenant_id)?;
+        let run = ready.run(tenant, &request.run_id).await?;
+        Ok(Response::new(pb::GetProvisioningRunResponse {
+            run: Some(convert::run(&run)),
+        }))
+    }
+
+    async fn list_provisioning_runs(
+        &self,
+        request: Request<pb::ListProvisioningRunsRequest>,
+    ) -> Result<Response<pb::ListProvisioningRunsResponse>, Status> {
+        let ready = self.ready()?;
+        let request = request.into_inner();
+        let tenant = convert::tenant_id(&request.tenant_id)?;
+        let size = match request.page_size {
+            0 => DEFAULT_PAGE,
+            size if size < 0 => {
+                return Err(ProvisioningError::invalid("page_size", "must not be negative").into());
+            }
+            size => u32::try_from(size).unwrap_or(MAX_PAGE).min(MAX_PAGE),
+        };
+        let before = convert::page_token(&request.page_token)?;
+        let runs = ready.store.runs(tenant, size + 1, before).await?;
+        let next_page_token = match runs.get(size as usize) {
+            Some(_) => runs[size as usize - 1].id.to_string(),
+            None => String::new(),
+        };
+        Ok(Response::new(pb::ListProvisioningRunsResponse {
+            runs: runs.iter().take(size as usize).map(convert::run).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn retry_provisioning_run(
+        &self,
+        request: Request<pb::RetryProvisioningRunRequest>,
+    ) -> Result<Response<pb::RetryProvisioningRunResponse>, Status> {
+        let ready = self.ready()?;
+        let request = request.into_inner();
+        let tenant = convert::tenant_id(&request.tenant_id)?;
+        let run = ready.run(tenant, &request.run_id).await?;
+        let run = ready.retry(run).await?;
+        Ok(Response::new(pb::RetryProvisioningRunResponse {
+            run: Some(convert::run(&run)),
+        }))
+    }
+}

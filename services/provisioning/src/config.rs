@@ -2,14 +2,25 @@
 
 use std::net::SocketAddr;
 
-use mfg_common::config::{PlatformAddrs, ServerArgs};
+use mfg_common::{
+    config::{
+        DataArgs, DataDir, DatabaseArgs, OperatorArgs, PlatformAddrs, PoolArgs, Secret, ServerArgs,
+    },
+    secret_file,
+};
 
 /// The provisioning service's configuration; every option is a flag and an `MFG_*` variable.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
-    /// Where the platform's parts are; the service listens on `--provisioning-addr`.
+    /// Where the platform's parts are; the service listens on `--provisioning-addr`, and its
+    /// steps call the tenant, storage and cost services at their addresses.
     #[command(flatten)]
     pub addrs: PlatformAddrs,
+    /// Its database: `--database-url`, or `provisioning.db` in the data directory.
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub operator: OperatorArgs,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -18,7 +29,44 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             addrs: PlatformAddrs::all(SocketAddr::from(([127, 0, 0, 1], 0))),
+            data: DataArgs {
+                data_dir: DataDir::default(),
+                database_url: None,
+                pool: PoolArgs::default(),
+            },
+            operator: OperatorArgs::default(),
             server: ServerArgs::default(),
         }
+    }
+}
+
+impl Config {
+    /// A configuration on a database URL, calling the services at `addrs`.
+    pub fn new(database_url: impl Into<String>, addrs: PlatformAddrs) -> Self {
+        Self {
+            addrs,
+            data: DataArgs::on(database_url),
+            ..Self::default()
+        }
+    }
+
+    /// The same with an operator token.
+    #[must_use]
+    pub fn with_admin_token(mut self, token: impl Into<String>) -> Self {
+        self.operator.admin_token = Some(Secret::new(token));
+        self
+    }
+
+    /// The service's database.
+    pub fn database(&self) -> DatabaseArgs {
+        self.data.database("provisioning")
+    }
+
+    /// The operator token: the one given, or on SQLite the one kept beside the database.
+    pub fn operator_token(&self) -> Result<String, String> {
+        secret_file::service_operator_token(
+            self.operator.admin_token.as_ref(),
+            &self.database().url,
+        )
     }
 }

@@ -1,18 +1,42 @@
 //! Provisioning: the provisioning service: the onboarding workflow of a tenant.
 //!
-//! A library with one entry, [`run`], which serves on a listener the caller bound. It has no
-//! state yet, so it is SERVING as soon as it listens; its RPCs answer UNIMPLEMENTED until its
-//! issue is built, and it checks credentials from then on, as the tenant service does.
+//! A library with one entry, [`run`], which serves on a listener the caller bound. Like the
+//! other services, it answers health checks at once (NOT_SERVING until its database is
+//! reachable and migrated) and authenticates every call, resolving keys with the tenant
+//! service. Its worker runs the steps of the runs stored (`worker`), calling the storage and
+//! cost services. Decision 0014 is the design; the RPCs not built yet answer UNIMPLEMENTED.
 
 pub mod api;
 pub mod config;
+pub mod domain;
+pub mod error;
+pub mod steps;
+pub mod store;
+pub mod worker;
 
-use mfg_common::{grpc, shutdown::CancellationToken};
-use mfg_proto::provisioning::v1::provisioning_service_server::ProvisioningServiceServer;
-use mfg_proto::service_names;
+use std::sync::{Arc, OnceLock};
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use mfg_common::{
+    clock::{Clock, SharedClock, system_clock},
+    grpc::{self, Health},
+    shutdown::CancellationToken,
+    startup::{self, Database},
+};
+use mfg_proto::{
+    cost::v1::cost_service_client::CostServiceClient,
+    provisioning::v1::provisioning_service_server::ProvisioningServiceServer, service_names,
+    storage::v1::telemetry_service_client::TelemetryServiceClient,
+};
 use tokio::net::TcpListener;
 
 pub use crate::config::Config;
+use crate::{
+    api::{ProvisioningApi, Ready, ReadyProvisioning},
+    steps::Steps,
+    worker::Worker,
+};
 
 /// Runs the provisioning service on `listener` until `shutdown` is cancelled.
 pub async fn run(
@@ -20,8 +44,99 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    run_with_clock(config, listener, shutdown, system_clock()).await
+}
+
+/// Runs the provisioning service with the given clock.
+pub async fn run_with_clock(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    clock: SharedClock,
+) -> anyhow::Result<()> {
+    mfg_common::db::validate_url(&config.database().url)
+        .map_err(anyhow::Error::msg)
+        .context("invalid provisioning configuration")?;
+    let operator_token = config
+        .operator_token()
+        .map_err(anyhow::Error::msg)
+        .context("invalid provisioning configuration")?;
+    let (tenants, auth) =
+        startup::tenant_auth(&config.addrs.tenant, &operator_token, clock.clone())?;
+    let channel = |addr: &str, what: &str| {
+        anyhow::Ok(
+            grpc::lazy_channel(&grpc::http_uri(addr))
+                .with_context(|| format!("invalid {what} service address"))?
+                .with_bearer(&operator_token)?,
+        )
+    };
+    let steps = Steps::new(
+        tenants,
+        TelemetryServiceClient::new(channel(&config.addrs.storage, "storage")?),
+        CostServiceClient::new(channel(&config.addrs.cost, "cost")?),
+    );
     let (health, routes) = grpc::standard_routes(&[service_names::PROVISIONING]).await?;
-    let routes = routes.add_service(ProvisioningServiceServer::new(api::ProvisioningApi));
-    health.set_serving(true).await;
-    grpc::serve(listener, routes, health, None, shutdown, &config.server).await
+    let ready: ReadyProvisioning = Arc::new(OnceLock::new());
+    let routes = routes.add_service(ProvisioningServiceServer::new(ProvisioningApi::new(
+        ready.clone(),
+    )));
+    let database = Database::new("provisioning", &config.database());
+    let readiness = become_ready(
+        database,
+        steps,
+        clock,
+        ready.clone(),
+        health.clone(),
+        shutdown.clone(),
+    );
+    let served = startup::serve_becoming_ready(
+        listener,
+        routes,
+        health,
+        Some(auth),
+        shutdown,
+        &config.server,
+        readiness,
+    )
+    .await;
+    if let Some(ready) = ready.get() {
+        ready.store.close().await;
+    }
+    served
+}
+
+async fn become_ready(
+    database: Database,
+    steps: Steps,
+    clock: SharedClock,
+    ready: ReadyProvisioning,
+    health: Health,
+    shutdown: CancellationToken,
+) {
+    let opened = database.open(&shutdown, |pool| async {
+        let store = store::open(pool);
+        store.migrate().await?;
+        Ok::<_, error::ProvisioningError>(store)
+    });
+    let Some(store) = opened.await else {
+        return;
+    };
+    let store: Arc<dyn store::ProvisioningStore> = Arc::from(store);
+    let worker = Worker::new(store.clone(), steps.clone(), clock.clone());
+    let ready = ready.get_or_init(|| Ready {
+        store,
+        steps,
+        worker,
+        clock,
+    });
+    let health = database.keep_health(health, shutdown.clone(), || async {
+        ready.store.ping().await.is_ok()
+    });
+    tokio::join!(health, ready.worker.run(shutdown));
+}
+
+/// The time, to the microsecond, as the store keeps it.
+pub fn now(clock: &dyn Clock) -> DateTime<Utc> {
+    let now: DateTime<Utc> = clock.system_now().into();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
 }

@@ -1,0 +1,74 @@
+//! The names the states and steps are stored and shown under.
+
+use super::run::{RunState, StepName, StepState};
+
+impl RunState {
+    /// Its name in the store.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::RollingBack => "rolling_back",
+            Self::RolledBack => "rolled_back",
+        }
+    }
+
+    /// The state stored as `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            Self::Pending,
+            Self::Running,
+            Self::Succeeded,
+            Self::Failed,
+            Self::RollingBack,
+            Self::RolledBack,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+}
+
+impl StepState {
+    /// Its name in the store.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::RolledBack => "rolled_back",
+        }
+    }
+
+    /// The state stored as `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            Self::Pending,
+            Self::Running,
+            Self::Succeeded,
+            Self::Failed,
+            Self::RolledBack,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+}
+
+impl StepName {
+    /// Its name, as the contract shows it and the store keeps it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::StorageNamespace => "storage_namespace",
+            Self::Budget => "budget",
+        }
+    }
+
+    /// The step named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::StorageNamespace, Self::Budget]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
+}

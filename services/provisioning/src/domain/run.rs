@@ -1,0 +1,310 @@
+//! A provisioning run and its steps, and how a step's outcome moves them: the rules of the
+//! workflow, apart from storing and calling (decision 0014).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// The state of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    /// Waiting for a worker.
+    Pending,
+    /// Its steps are running.
+    Running,
+    /// Every step succeeded.
+    Succeeded,
+    /// A step failed; the run may be retried.
+    Failed,
+    /// Its completed steps are being undone.
+    RollingBack,
+    /// Its completed steps were undone.
+    RolledBack,
+}
+
+/// The state of a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepState {
+    /// Not started.
+    Pending,
+    /// Started, and not known to have ended: a worker is running it, or died running it.
+    Running,
+    /// Done.
+    Succeeded,
+    /// Failed for good, or out of attempts.
+    Failed,
+    /// Undone by a rollback.
+    RolledBack,
+}
+
+/// A step of onboarding, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepName {
+    /// The tenant's storage: registered with the storage service, its hot partitions for
+    /// today and the days ahead, its archive prefix and lifecycle rule.
+    StorageNamespace,
+    /// Its budget thresholds in the cost service, for the limit the tenant carries.
+    Budget,
+}
+
+/// The steps of an onboarding, in order. The issue's `default_alert_rules` and
+/// `first_api_key` join them when their calls are built (decision 0014).
+pub const ONBOARDING: &[StepName] = &[StepName::StorageNamespace, StepName::Budget];
+
+/// One step of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// What it does.
+    pub name: StepName,
+    /// Its state.
+    pub state: StepState,
+    /// How many times it was started.
+    pub attempts: u32,
+    /// Why it last failed; empty when it did not.
+    pub error: String,
+    /// When it last started.
+    pub start_time: Option<DateTime<Utc>>,
+    /// When it last ended.
+    pub end_time: Option<DateTime<Utc>>,
+}
+
+/// One provisioning run of one tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    /// Its id (a UUID v7: runs sort by creation).
+    pub id: Uuid,
+    /// The tenant.
+    pub tenant: Uuid,
+    /// The request that started it: starting again with the same id returns this run.
+    pub request_id: String,
+    /// Its state.
+    pub state: RunState,
+    /// Its steps, in order.
+    pub steps: Vec<Step>,
+    /// When a worker may next take it up.
+    pub not_before: DateTime<Utc>,
+    /// When it was created.
+    pub create_time: DateTime<Utc>,
+    /// When it last changed.
+    pub update_time: DateTime<Utc>,
+}
+
+/// How a step's call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// It may succeed later (a service unavailable, a deadline): the step is tried again
+    /// after a backoff.
+    Retryable(String),
+    /// It will not succeed as asked (an invalid request, a tenant that does not exist): the
+    /// run fails with it.
+    Permanent(String),
+}
+
+/// How many times a step is started before a retryable failure fails the run.
+pub const MAX_ATTEMPTS: u32 = 8;
+
+/// The wait before attempt `attempts + 1` of a step whose attempt `attempts` failed and may be
+/// retried: 200 ms, doubling, at most 30 s.
+pub fn backoff(attempts: u32) -> Duration {
+    let doublings = attempts.saturating_sub(1).min(8);
+    Duration::from_millis(200 << doublings).min(Duration::from_secs(30))
+}
+
+impl Run {
+    /// A new run of `steps` for `tenant`, pending.
+    pub fn new(
+        id: Uuid,
+        tenant: Uuid,
+        request_id: String,
+        steps: &[StepName],
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id,
+            tenant,
+            request_id,
+            state: RunState::Pending,
+            steps: steps
+                .iter()
+                .map(|&name| Step {
+                    name,
+                    state: StepState::Pending,
+                    attempts: 0,
+                    error: String::new(),
+                    start_time: None,
+                    end_time: None,
+                })
+                .collect(),
+            not_before: now,
+            create_time: now,
+            update_time: now,
+        }
+    }
+
+    /// The step to run next: the first not done. A step left running by a worker that died
+    /// is run again, under the same key.
+    pub fn next_step(&self) -> Option<usize> {
+        if !matches!(self.state, RunState::Pending | RunState::Running) {
+            return None;
+        }
+        self.steps
+            .iter()
+            .position(|s| matches!(s.state, StepState::Pending | StepState::Running))
+    }
+
+    /// Marks step `at` started at `now`: stored before its call.
+    pub fn start_step(&mut self, at: usize, now: DateTime<Utc>) {
+        self.state = RunState::Running;
+        let step = &mut self.steps[at];
+        step.state = StepState::Running;
+        step.attempts += 1;
+        step.start_time = Some(now);
+        step.end_time = None;
+        self.update_time = now;
+    }
+
+    /// Records step `at`'s outcome at `now`: stored after its call. A success moves on, and
+    /// the last one ends the run; a retryable failure waits for its backoff, unless it was
+    /// the last attempt; any other failure fails the run.
+    pub fn end_step(&mut self, at: usize, outcome: Result<(), Failure>, now: DateTime<Utc>) {
+        let step = &mut self.steps[at];
+        step.end_time = Some(now);
+        self.update_time = now;
+        match outcome {
+            Ok(()) => {
+                step.state = StepState::Succeeded;
+                step.error.clear();
+                if self.steps.iter().all(|s| s.state == StepState::Succeeded) {
+                    self.state = RunState::Succeeded;
+                }
+            }
+            Err(Failure::Retryable(error)) if step.attempts < MAX_ATTEMPTS => {
+                let wait = chrono::Duration::from_std(backoff(step.attempts)).unwrap_or_default();
+                step.state = StepState::Pending;
+                step.error = error;
+                self.not_before = now + wait;
+            }
+            Err(Failure::Retryable(error) | Failure::Permanent(error)) => {
+                step.state = StepState::Failed;
+                step.error = error;
+                self.state = RunState::Failed;
+            }
+        }
+    }
+
+    /// Resumes a failed run: its failed step is pending again, with its attempts kept.
+    /// Returns false, changing nothing, when the run has not failed.
+    pub fn retry(&mut self, now: DateTime<Utc>) -> bool {
+        if self.state != RunState::Failed {
+            return false;
+        }
+        for step in &mut self.steps {
+            if step.state == StepState::Failed {
+                step.state = StepState::Pending;
+            }
+        }
+        self.state = RunState::Pending;
+        self.not_before = now;
+        self.update_time = now;
+        true
+    }
+
+    /// The key of step `at`: every call it makes carries it, so running it twice has one
+    /// effect.
+    pub fn step_key(&self, at: usize) -> String {
+        format!("{}/{}", self.id, self.steps[at].name.as_str())
+    }
+
+    /// The error of the step that failed the run, with the step's name.
+    pub fn failure(&self) -> Option<String> {
+        self.steps
+            .iter()
+            .find(|s| s.state == StepState::Failed)
+            .map(|s| format!("{}: {}", s.name.as_str(), s.error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone as _;
+
+    use super::*;
+
+    fn run() -> (Run, DateTime<Utc>) {
+        let now = Utc.with_ymd_and_hms(2026, 12, 4, 10, 0, 0).unwrap();
+        let run = Run::new(Uuid::now_v7(), Uuid::now_v7(), "r".into(), ONBOARDING, now);
+        (run, now)
+    }
+
+    #[test]
+    fn steps_run_in_order_and_the_last_success_ends_the_run() {
+        let (mut run, now) = run();
+        assert_eq!(run.next_step(), Some(0));
+        run.start_step(0, now);
+        assert_eq!((run.state, run.steps[0].attempts), (RunState::Running, 1));
+        // A worker that died here leaves the step running: it is the next again.
+        assert_eq!(run.next_step(), Some(0));
+        run.end_step(0, Ok(()), now);
+        assert_eq!(run.next_step(), Some(1));
+        run.start_step(1, now);
+        run.end_step(1, Ok(()), now);
+        assert_eq!((run.state, run.next_step()), (RunState::Succeeded, None));
+    }
+
+    #[test]
+    fn a_retryable_failure_waits_its_backoff_then_fails_the_run_after_the_last_attempt() {
+        let (mut run, now) = run();
+        for attempt in 1..MAX_ATTEMPTS {
+            run.start_step(0, now);
+            run.end_step(0, Err(Failure::Retryable("unavailable".into())), now);
+            assert_eq!(run.steps[0].state, StepState::Pending);
+            assert_eq!(run.state, RunState::Running);
+            let wait = chrono::Duration::from_std(backoff(attempt)).unwrap();
+            assert_eq!(run.not_before, now + wait);
+        }
+        run.start_step(0, now);
+        run.end_step(0, Err(Failure::Retryable("unavailable".into())), now);
+        assert_eq!(run.state, RunState::Failed);
+        assert_eq!(
+            run.failure().as_deref(),
+            Some("storage_namespace: unavailable")
+        );
+        assert_eq!(backoff(1), Duration::from_millis(200));
+        assert_eq!(backoff(2), Duration::from_millis(400));
+        assert_eq!(backoff(20), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_permanent_failure_fails_the_run_and_a_retry_resumes_at_that_step() {
+        let (mut run, now) = run();
+        run.start_step(0, now);
+        run.end_step(0, Ok(()), now);
+        run.start_step(1, now);
+        run.end_step(1, Err(Failure::Permanent("no such tenant".into())), now);
+        assert_eq!((run.state, run.next_step()), (RunState::Failed, None));
+        assert!(run.retry(now));
+        assert_eq!((run.state, run.next_step()), (RunState::Pending, Some(1)));
+        assert_eq!(run.steps[1].attempts, 1, "attempts are kept");
+        assert!(!run.retry(now), "only a failed run is retried");
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for state in [
+            RunState::Pending,
+            RunState::RolledBack,
+            RunState::RollingBack,
+        ] {
+            assert_eq!(RunState::parse(state.as_str()), Some(state));
+        }
+        for state in [StepState::Running, StepState::RolledBack] {
+            assert_eq!(StepState::parse(state.as_str()), Some(state));
+        }
+        for name in ONBOARDING {
+            assert_eq!(StepName::parse(name.as_str()), Some(*name));
+        }
+        let (run, _) = run();
+        assert_eq!(run.step_key(1), format!("{}/budget", run.id));
+    }
+}

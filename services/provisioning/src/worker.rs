@@ -1,0 +1,136 @@
+//! The worker: claims runs with work to do, one at a time under a lease, and runs their steps
+//! in order, storing each step's state before its call and after (decision 0014).
+//!
+//! A worker that dies mid-step leaves the step `running` and its lease to expire; the next
+//! claim (this process after a restart, or another replica) runs the step again under the
+//! same key. A step that failed with a retryable error leaves the run waiting for its backoff
+//! (`not_before`), and the run is claimed again once it has passed.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use mfg_common::{clock::SharedClock, shutdown::CancellationToken};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::{domain::run::Run, error::Result, steps::Steps, store::ProvisioningStore};
+
+/// How long a claim lasts without a write: far longer than a step's calls take. Each stored
+/// step extends it.
+pub const LEASE: Duration = Duration::from_secs(30);
+
+/// How often the worker looks for runs when nothing wakes it: runs whose backoff passed, and
+/// runs left by a worker that died.
+pub const POLL: Duration = Duration::from_millis(500);
+
+/// Works the runs of the store.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    store: Arc<dyn ProvisioningStore>,
+    steps: Steps,
+    clock: SharedClock,
+    /// This worker's name in the leases it holds.
+    owner: Uuid,
+    wake: Arc<Notify>,
+}
+
+impl Worker {
+    /// A worker over `store`, calling `steps`, on `clock`.
+    pub fn new(store: Arc<dyn ProvisioningStore>, steps: Steps, clock: SharedClock) -> Self {
+        Self {
+            store,
+            steps,
+            clock,
+            owner: Uuid::now_v7(),
+            wake: Arc::default(),
+        }
+    }
+
+    /// Wakes the worker: a run was started or resumed.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Works runs until `shutdown`: every run it can claim, then again when woken or after
+    /// [`POLL`].
+    pub async fn run(&self, shutdown: CancellationToken) {
+        loop {
+            loop {
+                match self.work_one().await {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(error) => {
+                        tracing::warn!(%error, "provisioning runs could not be worked on");
+                        break;
+                    }
+                }
+                if shutdown.is_cancelled() {
+                    return;
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+
+    /// Claims one run with work to do now and works it until it ends, waits for a backoff, or
+    /// its lease is lost. Returns whether it claimed one.
+    pub async fn work_one(&self) -> Result<bool> {
+        let now = self.now();
+        let Some(mut run) = self.store.claim(self.owner, now, lease_end(now)).await? else {
+            return Ok(false);
+        };
+        let worked = self.work(&mut run).await;
+        self.store.release(run.id, self.owner).await?;
+        worked?;
+        Ok(true)
+    }
+
+    /// Runs the run's steps in order while it has one due.
+    async fn work(&self, run: &mut Run) -> Result<()> {
+        while let Some(at) = run.next_step() {
+            if run.not_before > self.now() {
+                return Ok(());
+            }
+            run.start_step(at, self.now());
+            if !self.save(run).await? {
+                return Ok(());
+            }
+            let key = run.step_key(at);
+            let outcome = self.steps.run(run.steps[at].name, run.tenant, &key).await;
+            if let Err(failure) = &outcome {
+                tracing::info!(run = %run.id, step = %key, ?failure, "a provisioning step failed");
+            }
+            run.end_step(at, outcome, self.now());
+            if !self.save(run).await? {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores the run if this worker still holds it, extending the lease. False when it lost
+    /// it: another worker has the run now.
+    async fn save(&self, run: &Run) -> Result<bool> {
+        let saved = self
+            .store
+            .save(run, self.owner, lease_end(self.now()))
+            .await?;
+        if !saved {
+            tracing::warn!(run = %run.id, "lost the lease of a provisioning run");
+        }
+        Ok(saved)
+    }
+
+    /// The time, to the microsecond, as the store keeps it.
+    fn now(&self) -> DateTime<Utc> {
+        crate::now(self.clock.as_ref())
+    }
+}
+
+fn lease_end(now: DateTime<Utc>) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(LEASE).unwrap_or_default()
+}

@@ -1,0 +1,185 @@
+//! The provisioning store behaves the same on both backends: a run starts once per request id,
+//! is listed newest first, and is worked by one owner at a time under a lease that a dead
+//! owner loses, and whose writes it can no longer make.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone as _, Utc};
+use mfg_common::{config::DatabaseArgs, db, testing::TestDatabase};
+use mfg_provisioning::{
+    domain::run::{Failure, ONBOARDING, Run, RunState},
+    store::{self, ProvisioningStore},
+};
+use uuid::Uuid;
+
+async fn open(db: &TestDatabase) -> Arc<dyn ProvisioningStore> {
+    let pool = db::connect(&DatabaseArgs::new(&db.url))
+        .await
+        .expect("connect");
+    let store: Arc<dyn ProvisioningStore> = Arc::from(store::open(pool));
+    store.migrate().await.expect("migrate");
+    store
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 4, 10, 0, 0).unwrap()
+}
+
+fn new_run(tenant: Uuid, request_id: &str, at: DateTime<Utc>) -> Run {
+    Run::new(
+        Uuid::now_v7(),
+        tenant,
+        request_id.to_owned(),
+        ONBOARDING,
+        at,
+    )
+}
+
+async fn a_request_id_starts_one_run(store: Arc<dyn ProvisioningStore>) {
+    let tenant = Uuid::now_v7();
+    let first = new_run(tenant, &format!("{tenant}/a"), t0());
+    let stored = store.start(&first).await.unwrap();
+    assert_eq!(stored, first, "stored as given");
+    let again = new_run(tenant, &format!("{tenant}/a"), t0() + Duration::seconds(1));
+    assert_eq!(store.start(&again).await.unwrap(), first, "the first run");
+    assert_eq!(
+        store.run(tenant, first.id).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(store.run(Uuid::now_v7(), first.id).await.unwrap(), None);
+    assert_eq!(store.run(tenant, again.id).await.unwrap(), None);
+}
+
+async fn runs_are_listed_newest_first_by_page(store: Arc<dyn ProvisioningStore>) {
+    let tenant = Uuid::now_v7();
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let run = new_run(tenant, &format!("{tenant}/{n}"), t0());
+        ids.push(store.start(&run).await.unwrap().id);
+    }
+    ids.reverse();
+    let page = store.runs(tenant, 2, None).await.unwrap();
+    assert_eq!(page.iter().map(|r| r.id).collect::<Vec<_>>(), ids[..2]);
+    let next = store.runs(tenant, 10, Some(ids[1])).await.unwrap();
+    assert_eq!(next.iter().map(|r| r.id).collect::<Vec<_>>(), ids[2..]);
+    assert!(
+        store
+            .runs(Uuid::now_v7(), 10, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn a_run_is_worked_by_one_owner_at_a_time(store: Arc<dyn ProvisioningStore>) {
+    // Each test database is its own: the only runs to claim are this test's.
+    let tenant = Uuid::now_v7();
+    let (one, two) = (Uuid::now_v7(), Uuid::now_v7());
+    let lease = Duration::seconds(30);
+    let started = store.start(&new_run(tenant, "lease", t0())).await.unwrap();
+
+    let mut run = store.claim(one, t0(), t0() + lease).await.unwrap().unwrap();
+    assert_eq!(run.id, started.id);
+    assert!(
+        store
+            .claim(two, t0(), t0() + lease)
+            .await
+            .unwrap()
+            .is_none(),
+        "leased"
+    );
+
+    // The owner stores the first step's start, then dies mid-step.
+    run.start_step(0, t0());
+    assert!(store.save(&run, one, t0() + lease).await.unwrap());
+
+    // Its lease runs out: the other owner takes the run over where it was.
+    let later = t0() + lease + Duration::seconds(1);
+    let mut taken = store
+        .claim(two, later, later + lease)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.next_step(), Some(0));
+    assert_eq!(taken.steps[0].attempts, 1);
+    assert!(
+        !store.save(&run, one, later + lease).await.unwrap(),
+        "fenced"
+    );
+
+    // A retryable failure waits for its backoff before the run is claimed again.
+    taken.start_step(0, later);
+    taken.end_step(0, Err(Failure::Retryable("unavailable".into())), later);
+    assert!(store.save(&taken, two, later + lease).await.unwrap());
+    store.release(taken.id, two).await.unwrap();
+    assert!(
+        store
+            .claim(one, later, later + lease)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let due = taken.not_before;
+    let again = store.claim(one, due, due + lease).await.unwrap().unwrap();
+    assert_eq!(again, taken, "everything stored came back");
+}
+
+async fn a_failed_run_is_resumed_only_as_it_was_read(store: Arc<dyn ProvisioningStore>) {
+    let tenant = Uuid::now_v7();
+    let owner = Uuid::now_v7();
+    let lease = Duration::seconds(30);
+    store.start(&new_run(tenant, "fail", t0())).await.unwrap();
+    let mut run = store
+        .claim(owner, t0(), t0() + lease)
+        .await
+        .unwrap()
+        .unwrap();
+    run.start_step(0, t0());
+    run.end_step(0, Err(Failure::Permanent("refused".into())), t0());
+    assert!(store.save(&run, owner, t0() + lease).await.unwrap());
+    assert!(
+        store
+            .claim(owner, t0(), t0() + lease)
+            .await
+            .unwrap()
+            .is_none(),
+        "a failed run has no work until it is retried"
+    );
+    store.release(run.id, owner).await.unwrap();
+
+    let mut retried = store.run(tenant, run.id).await.unwrap().unwrap();
+    assert_eq!(retried.state, RunState::Failed);
+    assert!(retried.retry(t0()));
+    assert!(
+        store
+            .update_unleased(&retried, RunState::Failed)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .update_unleased(&retried, RunState::Failed)
+            .await
+            .unwrap(),
+        "a second retry of the same read changes nothing"
+    );
+    let claimed = store
+        .claim(owner, t0(), t0() + lease)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.next_step(), Some(0));
+}
+
+mfg_common::on_each_backend!(
+    [
+        postgres => open(&TestDatabase::postgres().await).await,
+        sqlite => open(&TestDatabase::sqlite()).await,
+    ],
+    [
+        a_request_id_starts_one_run,
+        runs_are_listed_newest_first_by_page,
+        a_run_is_worked_by_one_owner_at_a_time,
+        a_failed_run_is_resumed_only_as_it_was_read,
+    ],
+);
