@@ -127,6 +127,9 @@ impl BenchPlatform {
             .database_url(database_url)
             .key_pepper(PEPPER)
             .admin_token(OPERATOR)
+            // Tenants are active at once: the benchmarks time ingest, queries and reports of
+            // thousands of tenants, not their onboarding (`mfg bench` of issue 19 will).
+            .onboarding(false)
             .configure_storage(|config| configure(config.with_tiering_interval(Duration::ZERO)))
             .start(CancellationToken::new())
             .await?;

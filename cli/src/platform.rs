@@ -61,6 +61,13 @@ impl PlatformBuilder {
         ))
     }
 
+    /// Whether the tenant service hands new tenants to the provisioning service (as `mfg up`
+    /// does), or makes them active at once.
+    pub fn onboarding(mut self, hand_off: bool) -> Self {
+        self.args.onboarding.hand_off = hand_off;
+        self
+    }
+
     /// Every service on this PostgreSQL (or SQLite) URL instead of SQLite files in the data
     /// directory.
     pub fn database_url(mut self, url: Option<&str>) -> Self {
@@ -177,7 +184,9 @@ impl PlatformBuilder {
         };
         tenant.server = args.server;
         tenant.addrs.cost = addresses.cost.to_string();
+        tenant.addrs.provisioning = addresses.provisioning.to_string();
         tenant.metering = args.metering;
+        tenant.onboarding = args.onboarding;
         tenant
             .validate()
             .map_err(anyhow::Error::msg)

@@ -140,6 +140,44 @@ pub struct SimTenant {
     pub machines: Vec<String>,
 }
 
+/// How long a new tenant's onboarding may take before the simulation gives up on it.
+const ONBOARDING: Duration = Duration::from_secs(30);
+
+/// Waits until the provisioning service has onboarded `tenant` (at once when the tenant service
+/// hands nothing to it): its readings are refused until then.
+async fn wait_until_onboarded(
+    tenants: &mut TenantServiceClient<TracedChannel>,
+    tenant: &tpb::Tenant,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + ONBOARDING;
+    let mut state = tenant.state();
+    while state == tpb::TenantState::Provisioning {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "tenant {} is still provisioning after {ONBOARDING:?}",
+            tenant.name
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let found = tenants
+            .get_tenant(tpb::GetTenantRequest {
+                tenant_id: tenant.id.clone(),
+            })
+            .await
+            .with_context(|| format!("cannot read tenant {}", tenant.name))?
+            .into_inner()
+            .tenant
+            .context("no tenant")?;
+        anyhow::ensure!(
+            found.state() != tpb::TenantState::ProvisioningFailed,
+            "the onboarding of tenant {} failed: {}",
+            tenant.name,
+            found.provisioning_error
+        );
+        state = found.state();
+    }
+    Ok(())
+}
+
 /// Creates (or finds) the scenario's tenants and machines, and a write key per tenant.
 pub async fn prepare(
     tenants: &mut TenantServiceClient<TracedChannel>,
@@ -172,6 +210,7 @@ pub async fn prepare(
                 return Err(status).with_context(|| format!("cannot create tenant {name}"));
             }
         };
+        wait_until_onboarded(tenants, &tenant).await?;
         let mut machines = Vec::with_capacity(scenario.machines);
         for m in 0..scenario.machines {
             let machine_id = machine_name(m);

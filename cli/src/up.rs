@@ -46,6 +46,8 @@ pub struct UpArgs {
     /// How often the cost service checks the tenants' budgets.
     #[command(flatten)]
     pub budget: mfg_cost::config::BudgetArgs,
+    #[command(flatten)]
+    pub onboarding: mfg_tenant::config::OnboardingArgs,
 }
 
 impl UpArgs {
@@ -67,6 +69,7 @@ impl UpArgs {
             gateway: mfg_gateway::config::GatewayOptions::default(),
             metering: mfg_common::config::MeteringArgs::default(),
             budget: mfg_cost::config::BudgetArgs::default(),
+            onboarding: mfg_tenant::config::OnboardingArgs::ON,
         }
     }
 }

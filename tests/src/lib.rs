@@ -123,6 +123,33 @@ impl Platform {
         }
     }
 
+    /// Waits until the tenant's onboarding made it active (at most 20 s).
+    pub async fn wait_until_active(&self, tenant: &str) {
+        let http = reqwest::Client::new();
+        let path = format!("/v1/tenants/{tenant}");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let (status, found) = http_call(
+                &http,
+                &self.base,
+                reqwest::Method::GET,
+                &path,
+                Some(&self.operator_token),
+                None,
+            )
+            .await;
+            assert!(status.is_success(), "GET {path}: {status} {found}");
+            if found["state"] == "TENANT_STATE_ACTIVE" {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the tenant is not active after 20 s: {found}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The platform's parts, to stop and restart the storage service.
     pub fn parts(&mut self) -> &mut mfg::platform::Platform {
         &mut self.platform
@@ -192,7 +219,7 @@ pub async fn create_tenant(
     name: &str,
 ) -> String {
     use mfg_proto::tenant::v1 as tpb;
-    tenants
+    let id = tenants
         .create_tenant(tpb::CreateTenantRequest {
             tenant: Some(tpb::Tenant {
                 name: name.to_owned(),
@@ -204,7 +231,39 @@ pub async fn create_tenant(
         .into_inner()
         .tenant
         .expect("a tenant")
-        .id
+        .id;
+    wait_until_onboarded(tenants, &id).await;
+    id
+}
+
+/// Waits until a tenant is no longer being onboarded (at most 20 s): at once when its tenant
+/// service hands nothing to a provisioning service.
+pub async fn wait_until_onboarded(
+    tenants: &mut mfg_proto::tenant::v1::tenant_service_client::TenantServiceClient<TracedChannel>,
+    id: &str,
+) {
+    use mfg_proto::tenant::v1 as tpb;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let tenant = tenants
+            .get_tenant(tpb::GetTenantRequest {
+                tenant_id: id.to_owned(),
+            })
+            .await
+            .expect("the tenant")
+            .into_inner()
+            .tenant
+            .expect("a tenant");
+        if tenant.state() != tpb::TenantState::Provisioning {
+            assert_eq!(tenant.state(), tpb::TenantState::Active, "{tenant:?}");
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the tenant is still provisioning after 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Creates a tenant named `name` through the tenant service, and a key of it with `scopes`;
@@ -262,6 +321,7 @@ impl Platform {
         };
         let created = call("/v1/tenants".to_owned(), tenant).await;
         let id = created["id"].as_str().expect("a tenant id").to_owned();
+        self.wait_until_active(&id).await;
         call(
             format!("/v1/tenants/{id}/machines"),
             serde_json::json!({"machineId": "press-1"}),

@@ -25,6 +25,9 @@ async fn alert_rules_over_rest() {
         Some(json!({"name": "acme"})),
     )
     .await;
+    platform
+        .wait_until_active(tenant["id"].as_str().unwrap())
+        .await;
     let rules = format!("/v1/tenants/{}/alert-rules", tenant["id"].as_str().unwrap());
     let rule = json!({
         "displayName": "Spindle too hot",
@@ -205,6 +208,9 @@ async fn alerts_are_listed_acknowledged_and_streamed_as_server_sent_events() {
         Some(json!({"name": "acme"})),
     )
     .await;
+    platform
+        .wait_until_active(tenant["id"].as_str().unwrap())
+        .await;
     let tenant = format!("/v1/tenants/{}", tenant["id"].as_str().unwrap());
     call(
         Method::POST,
@@ -363,6 +369,9 @@ async fn budget_alerts_are_streamed_and_acknowledged_over_rest() {
         Some(json!({"name": "acme", "monthlyBudgetUsd": 100.0})),
     )
     .await;
+    platform
+        .wait_until_active(tenant["id"].as_str().unwrap())
+        .await;
     let tenant = format!("/v1/tenants/{}", tenant["id"].as_str().unwrap());
     let (_, key) = http_call(
         &http,

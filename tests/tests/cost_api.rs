@@ -316,12 +316,26 @@ async fn a_tenants_cost_is_its_part_of_the_summary_to_the_cent() {
     let (status, _) = call("/v1/cost".to_owned(), &acme_key).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
-    let (status, summary) = call(
-        format!("/v1/cost?startTime={since}"),
-        &platform.operator_token,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{summary}");
+    // The cost service's snapshot of the tenants is refreshed every 5 s: globex's move to the
+    // dedicated plan reaches it within that.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    let summary = loop {
+        let (status, summary) = call(
+            format!("/v1/cost?startTime={since}"),
+            &platform.operator_token,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{summary}");
+        let dedicated = summary["reports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["tenantId"] == globex.as_str() && r["dedicatedUsd"] != 0.0);
+        if dedicated || tokio::time::Instant::now() > deadline {
+            break summary;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
     let reports = summary["reports"].as_array().unwrap();
     let of = |id: &str| reports.iter().find(|r| r["tenantId"] == id).unwrap();
     assert_eq!(of(&acme)["totalUsd"], report["totalUsd"], "{summary}");

@@ -1,7 +1,7 @@
-//! Onboarding runs over REST, on both backends: a run started by the operator runs its steps
-//! in the storage and cost services, whose effects are there afterwards; starting it again
-//! with the same request id returns the same run; a step whose service is down is retried
-//! with backoff until it is back; and a tenant's keys read only their own runs.
+//! Onboarding over REST, on both backends: creating a tenant hands it to the provisioning
+//! service, whose run makes it active, with each step's effect in the storage and cost services;
+//! starting it again with the same request id returns the same run; a step whose service is
+//! down is retried with backoff until it is back; and a tenant's keys read only their own runs.
 
 use std::time::Duration;
 
@@ -49,29 +49,25 @@ async fn onboarding(database_url: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::up(dir.path(), database_url).await;
     let operator = platform.operator_token.clone();
+    // `rest_tenant` waits for the tenant to be active: its onboarding ran by itself.
     let acme = platform
         .rest_tenant(
             json!({"name": "acme", "monthlyBudgetUsd": 1200}),
             "SCOPE_ADMIN",
         )
         .await;
-    assert!(!lifecycle_rules(dir.path()).contains(&acme.id));
+    let tenant_path = format!("/v1/tenants/{}", acme.id);
+    let (_, tenant) = call(&platform, Method::GET, &tenant_path, &operator, None).await;
+    assert_eq!(tenant["state"], "TENANT_STATE_ACTIVE", "{tenant}");
+    assert_eq!(tenant["provisioningError"], "", "{tenant}");
+    let run_id = tenant["provisioningRunId"]
+        .as_str()
+        .expect("a run")
+        .to_owned();
 
     let start = format!("/v1/tenants/{}/provisioning-runs", acme.id);
-    let body = json!({"requestId": "onboard-acme"});
-    let (status, run) = call(
-        &platform,
-        Method::POST,
-        &start,
-        &operator,
-        Some(body.clone()),
-    )
-    .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{run}");
-    let run_id = run["runId"].as_str().expect("a run id").to_owned();
-    assert_eq!(run["requestId"], "onboard-acme");
-
     let done = wait_for(&platform, &acme.id, &run_id, "RUN_STATE_SUCCEEDED").await;
+    assert_eq!(done["requestId"], format!("onboard/{}", acme.id));
     let steps = done["steps"].as_array().expect("steps");
     let names: Vec<&str> = steps.iter().filter_map(|s| s["name"].as_str()).collect();
     assert_eq!(names, ["storage_namespace", "budget"]);
@@ -100,6 +96,7 @@ async fn onboarding(database_url: Option<&str>) {
     );
 
     // The same request id: the same run, not a second one.
+    let body = json!({"requestId": format!("onboard/{}", acme.id)});
     let (status, again) = call(&platform, Method::POST, &start, &operator, Some(body)).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{again}");
     assert_eq!(again["runId"], run_id.as_str());

@@ -24,6 +24,7 @@ async fn ingest_and_query_over_rest() {
     )
     .await;
     let tenant_id = tenant["id"].as_str().unwrap().to_owned();
+    platform.wait_until_active(&tenant_id).await;
     let (status, _) = http_call(
         &http,
         base,

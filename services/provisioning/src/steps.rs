@@ -57,6 +57,29 @@ impl Steps {
         }
     }
 
+    /// Tells the tenant service how `tenant`'s run ended: it becomes active, or
+    /// provisioning-failed with `error`.
+    pub async fn report(
+        &self,
+        tenant: Uuid,
+        run_id: Uuid,
+        succeeded: bool,
+        error: String,
+    ) -> Result<(), Failure> {
+        let request = tenant::SetProvisioningOutcomeRequest {
+            tenant_id: tenant.to_string(),
+            run_id: run_id.to_string(),
+            succeeded,
+            error,
+        };
+        self.tenants
+            .clone()
+            .set_provisioning_outcome(request)
+            .await
+            .map_err(|status| failure("the tenant service", &status))?;
+        Ok(())
+    }
+
     /// Runs step `name` for `tenant` under `key`.
     pub async fn run(&self, name: StepName, tenant: Uuid, key: &str) -> Result<(), Failure> {
         match name {

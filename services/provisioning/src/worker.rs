@@ -89,8 +89,30 @@ impl Worker {
         Ok(true)
     }
 
-    /// Runs the run's steps in order while it has one due.
+    /// Runs the run's steps in order while it has one due, then tells the tenant service how
+    /// it ended.
     async fn work(&self, run: &mut Run) -> Result<()> {
+        self.run_steps(run).await?;
+        if let Some(succeeded) = run.to_report() {
+            let error = run.failure().unwrap_or_default();
+            match self
+                .steps
+                .report(run.tenant, run.id, succeeded, error)
+                .await
+            {
+                Ok(()) => run.reported = true,
+                Err(failure) => {
+                    tracing::warn!(run = %run.id, ?failure, "could not report a run's outcome");
+                    run.not_before = self.now() + chrono::Duration::seconds(1);
+                }
+            }
+            self.save(run).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs the run's steps in order while it has one due.
+    async fn run_steps(&self, run: &mut Run) -> Result<()> {
         while let Some(at) = run.next_step() {
             if run.not_before > self.now() {
                 return Ok(());

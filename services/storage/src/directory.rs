@@ -32,6 +32,10 @@ pub enum TenantState {
     Suspended,
     /// Refused.
     Deleted,
+    /// Being onboarded: reads only, until its provisioning run succeeds.
+    Provisioning,
+    /// Its onboarding failed: reads only, until a retried run succeeds.
+    ProvisioningFailed,
 }
 
 /// What storage needs of a tenant.
@@ -58,6 +62,14 @@ impl TenantInfo {
             TenantState::Active => Ok(()),
             TenantState::Suspended => Err(StorageError::TenantSuspended(self.id.to_string())),
             TenantState::Deleted => Err(StorageError::TenantDeleted(self.id.to_string())),
+            TenantState::Provisioning => Err(StorageError::TenantNotOnboarded(
+                self.id.to_string(),
+                "provisioning",
+            )),
+            TenantState::ProvisioningFailed => Err(StorageError::TenantNotOnboarded(
+                self.id.to_string(),
+                "its provisioning run failed",
+            )),
         }
     }
 }
@@ -71,6 +83,8 @@ fn info_of(id: Uuid, tenant: pb::Tenant) -> TenantInfo {
         state: match tenant.state() {
             pb::TenantState::Suspended => TenantState::Suspended,
             pb::TenantState::Deleted => TenantState::Deleted,
+            pb::TenantState::Provisioning => TenantState::Provisioning,
+            pb::TenantState::ProvisioningFailed => TenantState::ProvisioningFailed,
             pb::TenantState::Active | pb::TenantState::Unspecified => TenantState::Active,
         },
         // Rounded up to its class (the tenant service answers it rounded since session 11).
@@ -141,6 +155,30 @@ impl Directory {
         {
             return Ok(info.clone());
         }
+        self.fetch_tenant(id).await
+    }
+
+    /// Returns the record of a tenant that may write now, or why it may not. A record kept
+    /// that says the tenant is being onboarded is asked again first, so that a tenant whose
+    /// onboarding just succeeded writes at once rather than after the record expires.
+    pub async fn writable_tenant(&self, id: Uuid) -> Result<Arc<TenantInfo>> {
+        let info = self.tenant(id).await?;
+        match info.state {
+            TenantState::Provisioning | TenantState::ProvisioningFailed => {
+                let fresh = self.fetch_tenant(id).await?;
+                fresh.check_writable()?;
+                Ok(fresh)
+            }
+            _ => {
+                info.check_writable()?;
+                Ok(info)
+            }
+        }
+    }
+
+    /// Asks the tenant service for a tenant's record, and keeps it.
+    async fn fetch_tenant(&self, id: Uuid) -> Result<Arc<TenantInfo>> {
+        let now = self.inner.clock.now();
         let response = self
             .inner
             .client

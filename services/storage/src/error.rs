@@ -21,6 +21,12 @@ pub enum StorageError {
     /// The tenant is suspended: it may read, not write.
     #[error("tenant `{0}` is suspended: its telemetry is refused until it is active again")]
     TenantSuspended(String),
+    /// The tenant is not onboarded yet (or its onboarding failed): readings are refused.
+    #[error(
+        "tenant `{0}` is not onboarded yet ({1}): readings are accepted once its provisioning run \
+         succeeds and it is active"
+    )]
+    TenantNotOnboarded(String, &'static str),
     /// No machine of the tenant has this id.
     #[error("machine `{0}` not found")]
     MachineNotFound(String),
@@ -111,6 +117,7 @@ impl ServiceError for StorageError {
             | Self::JobNotFound(_) => ErrorCode::NotFound,
             Self::TenantDeleted(_)
             | Self::TenantSuspended(_)
+            | Self::TenantNotOnboarded(..)
             | Self::HoldsData(_)
             | Self::RuleLimit(_)
             | Self::AlertResolved(_) => ErrorCode::FailedPrecondition,

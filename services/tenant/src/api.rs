@@ -99,6 +99,24 @@ impl TenantService for TenantApi {
         }))
     }
 
+    async fn set_provisioning_outcome(
+        &self,
+        request: Request<pb::SetProvisioningOutcomeRequest>,
+    ) -> Result<Response<pb::SetProvisioningOutcomeResponse>, Status> {
+        let request = request.into_inner();
+        let id = convert::tenant_id(&request.tenant_id, "tenant_id")?;
+        if request.run_id.is_empty() {
+            return Err(TenantError::invalid("run_id", "is required").into());
+        }
+        let tenant = self
+            .tenants()?
+            .set_provisioning_outcome(id, &request.run_id, request.succeeded, &request.error)
+            .await?;
+        Ok(Response::new(pb::SetProvisioningOutcomeResponse {
+            tenant: Some(tenant.into()),
+        }))
+    }
+
     async fn list_tenants(
         &self,
         request: Request<pb::ListTenantsRequest>,

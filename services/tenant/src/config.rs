@@ -30,10 +30,35 @@ pub struct Config {
     #[command(flatten)]
     pub metering: MeteringArgs,
     #[command(flatten)]
+    pub onboarding: OnboardingArgs,
+    #[command(flatten)]
     pub server: ServerArgs,
     /// Where the service's metrics are registered (served by whoever runs it).
     #[arg(skip)]
     pub metrics: mfg_common::metrics::Registry,
+}
+
+/// How new tenants are onboarded.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct OnboardingArgs {
+    /// Hand each new tenant to the provisioning service at `--provisioning-addr`, which
+    /// onboards it: the tenant is provisioning until its run succeeds, and its readings are
+    /// refused until then. `false`: a new tenant is active at once, and onboarding is started
+    /// by hand (`POST /v1/tenants/{id}/provisioning-runs`).
+    #[arg(
+        long = "provision-tenants",
+        env = "MFG_PROVISION_TENANTS",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub hand_off: bool,
+}
+
+impl OnboardingArgs {
+    /// No hand-off, as the tenant service starts on its own in tests.
+    pub const OFF: Self = Self { hand_off: false };
+    /// Every new tenant handed to the provisioning service, as `mfg up` runs.
+    pub const ON: Self = Self { hand_off: true };
 }
 
 /// The API key pepper: one flag for `mfg serve tenant` and `mfg up`.
@@ -68,6 +93,7 @@ impl Config {
             },
             operator: OperatorArgs::default(),
             metering: MeteringArgs::OFF,
+            onboarding: OnboardingArgs::OFF,
             server: ServerArgs::default(),
             metrics: mfg_common::metrics::Registry::default(),
         }

@@ -6,6 +6,7 @@ pub mod api;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod handoff;
 pub mod metering;
 pub mod store;
 
@@ -20,7 +21,10 @@ use mfg_common::{
     shutdown::CancellationToken,
     startup::{self, Database},
 };
-use mfg_proto::{service_names, tenant::v1::tenant_service_server::TenantServiceServer};
+use mfg_proto::{
+    provisioning::v1::provisioning_service_client::ProvisioningServiceClient, service_names,
+    tenant::v1::tenant_service_server::TenantServiceServer,
+};
 use tokio::net::TcpListener;
 
 pub use crate::config::Config;
@@ -85,15 +89,30 @@ pub async fn run_with_clock(
         &operator_token,
     )
     .context("invalid metering configuration")?;
-    let readiness = become_ready(
-        database,
+    let provisioning = config
+        .onboarding
+        .hand_off
+        .then(|| {
+            anyhow::Ok(ProvisioningServiceClient::new(
+                grpc::lazy_channel(&grpc::http_uri(&config.addrs.provisioning))
+                    .context("invalid provisioning service address")?
+                    .with_bearer(&operator_token)?,
+            ))
+        })
+        .transpose()?;
+    let parts = Parts {
         hasher,
         clock,
-        ready.clone(),
-        health.clone(),
-        metering
+        provisioning,
+        meter: metering
             .meter()
             .map(|meter| (meter.clone(), config.metering.interval)),
+    };
+    let readiness = become_ready(
+        database,
+        parts,
+        ready.clone(),
+        health.clone(),
         shutdown.clone(),
     );
     let served = startup::serve_becoming_ready(
@@ -113,16 +132,29 @@ pub async fn run_with_clock(
     served
 }
 
+/// What the service runs once its database is ready.
+struct Parts {
+    hasher: KeyHasher,
+    clock: SharedClock,
+    /// The provisioning service new tenants are handed to, when they are.
+    provisioning: Option<ProvisioningServiceClient<grpc::TracedChannel>>,
+    meter: Option<(UsageMeter, std::time::Duration)>,
+}
+
 /// Opens the database (retrying), makes the service ready, then keeps its health.
 async fn become_ready(
     database: Database,
-    hasher: KeyHasher,
-    clock: SharedClock,
+    parts: Parts,
     ready: ReadyTenants,
     health: Health,
-    meter: Option<(UsageMeter, std::time::Duration)>,
     shutdown: CancellationToken,
 ) {
+    let Parts {
+        hasher,
+        clock,
+        provisioning,
+        meter,
+    } = parts;
     let opened = database.open(&shutdown, |pool| async {
         let store = store::open(pool);
         store.migrate().await?;
@@ -131,7 +163,20 @@ async fn become_ready(
     let Some(store) = opened.await else {
         return;
     };
-    let tenants = ready.get_or_init(|| Tenants::new(Arc::from(store), hasher, clock));
+    let store: Arc<dyn store::TenantStore> = Arc::from(store);
+    let relay =
+        provisioning.map(|client| handoff::Relay::new(store.clone(), client, clock.clone()));
+    let tenants = ready.get_or_init(|| {
+        let tenants = Tenants::new(store, hasher, clock);
+        match &relay {
+            Some(relay) => tenants.handing_off(relay.clone()),
+            None => tenants,
+        }
+    });
+    if let Some(relay) = relay {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { relay.run(shutdown).await });
+    }
     if let Some((meter, interval)) = meter {
         let store = tenants.store().clone();
         let shutdown = shutdown.clone();

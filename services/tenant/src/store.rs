@@ -39,7 +39,21 @@ pub trait TenantStore: Send + Sync + Debug + 'static {
     async fn close(&self);
 
     /// Inserts a tenant; [`crate::error::TenantError::NameTaken`] when its name was ever used.
+    /// A tenant being onboarded is handed to the provisioning service in the same transaction:
+    /// its row in the outbox.
     async fn insert_tenant(&self, tenant: &Tenant) -> Result<()>;
+    /// Claims, for `owner` until `lease_until`, at most `limit` hand-offs not yet accepted
+    /// whose lease ran out at `now`, oldest first.
+    async fn claim_handoffs(
+        &self,
+        owner: uuid::Uuid,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Handoff>>;
+    /// Marks a hand-off accepted at `now` by run `run_id`, which the tenant records.
+    async fn handoff_sent(&self, handoff: &Handoff, run_id: &str, now: DateTime<Utc>)
+    -> Result<()>;
     /// Returns a tenant.
     async fn get_tenant(&self, id: TenantId) -> Result<Option<Tenant>>;
     /// Lists tenants by id after `after`, at most `limit`, deleted ones only if asked.
@@ -93,6 +107,17 @@ pub trait TenantStore: Send + Sync + Debug + 'static {
     async fn delete_machine(&self, tenant: TenantId, id: &MachineId) -> Result<bool>;
     /// How many machines each tenant that is not deleted has (none: not listed).
     async fn machine_counts(&self) -> Result<Vec<(TenantId, u64)>>;
+}
+
+/// A tenant handed to the provisioning service, not yet accepted by it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handoff {
+    /// The request id `StartProvisioning` is called with.
+    pub request_id: String,
+    /// The tenant.
+    pub tenant: TenantId,
+    /// How many times it was claimed to be sent, this time included.
+    pub attempts: u32,
 }
 
 /// Opens the store of a connected pool.

@@ -33,6 +33,7 @@ fn tenant(name: &str, hot_days: u32) -> Tenant {
         create_time: now,
         update_time: now,
         delete_time: None,
+        onboarding: mfg_tenant::domain::Onboarding::done(),
     }
 }
 
@@ -47,14 +48,14 @@ async fn hot_retention_rounds_up_to_its_class(db: TestDatabase, migrator: sqlx::
         db::DbPool::Sqlite(lite) => migrator.run_to(BEFORE_CLASSES, lite).await,
     }
     .expect("the earlier version's migrations");
-    let store = store::open(pool);
     let odd = tenant("acme", 10);
     let on_class = tenant("globex", 90);
     let longest = tenant("initech", 36_500);
     for tenant in [&odd, &on_class, &longest] {
-        store.insert_tenant(tenant).await.expect("insert");
+        insert_as_before_classes(&pool, tenant).await;
     }
 
+    let store = store::open(pool);
     store.migrate().await.expect("migrate to this version");
     let hot_days = async |tenant: &Tenant| {
         let stored = store.get_tenant(tenant.id).await.unwrap().unwrap();
@@ -63,6 +64,44 @@ async fn hot_retention_rounds_up_to_its_class(db: TestDatabase, migrator: sqlx::
     assert_eq!(hot_days(&odd).await, 14);
     assert_eq!(hot_days(&on_class).await, 90);
     assert_eq!(hot_days(&longest).await, 36_500);
+}
+
+/// Inserts a tenant as the version before the classes did: its columns then.
+async fn insert_as_before_classes(pool: &db::DbPool, tenant: &Tenant) {
+    const INSERT: &str = "INSERT INTO tenants (id, name, display_name, plan, state, labels, \
+         max_machines, ingest_readings_per_second, api_requests_per_second, hot_days, warm_days, \
+         cold_days, monthly_budget_usd, create_time, update_time, delete_time) \
+         VALUES ($1, $2, $3, 'shared', 'active', $4, 10, 1000, 10, $5, $6, $7, 0, $8, $8, NULL)";
+    let labels = sqlx::types::Json(&tenant.labels);
+    let days = |d: u32| i64::from(d);
+    let retention = tenant.retention;
+    match pool {
+        db::DbPool::Postgres(pg) => sqlx::query(INSERT)
+            .bind(tenant.id.0)
+            .bind(tenant.name.as_str())
+            .bind(tenant.display_name.as_str())
+            .bind(labels)
+            .bind(days(retention.hot_days))
+            .bind(days(retention.warm_days))
+            .bind(days(retention.cold_days))
+            .bind(tenant.create_time)
+            .execute(pg)
+            .await
+            .map(drop),
+        db::DbPool::Sqlite(lite) => sqlx::query(INSERT)
+            .bind(tenant.id.0)
+            .bind(tenant.name.as_str())
+            .bind(tenant.display_name.as_str())
+            .bind(labels)
+            .bind(days(retention.hot_days))
+            .bind(days(retention.warm_days))
+            .bind(days(retention.cold_days))
+            .bind(tenant.create_time)
+            .execute(lite)
+            .await
+            .map(drop),
+    }
+    .expect("insert");
 }
 
 #[tokio::test]

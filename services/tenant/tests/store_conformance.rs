@@ -42,6 +42,7 @@ fn tenant(name: &str, max_machines: u32) -> Tenant {
         create_time: now,
         update_time: now,
         delete_time: None,
+        onboarding: mfg_tenant::domain::Onboarding::done(),
     }
 }
 

@@ -12,11 +12,15 @@ CREATE TABLE provisioning_runs (
     lease_until BIGINT,
     -- When the run may next be worked on: a step that failed with a retryable error waits.
     not_before BIGINT NOT NULL,
+    -- Whether the tenant service was told how the run ended (SetProvisioningOutcome); a run
+    -- that ended and was not is claimed again to tell it.
+    reported BOOLEAN NOT NULL DEFAULT FALSE,
     create_time BIGINT NOT NULL,
     update_time BIGINT NOT NULL
 );
 CREATE INDEX provisioning_runs_of_tenant ON provisioning_runs (tenant_id, run_id);
-CREATE INDEX provisioning_runs_to_work ON provisioning_runs (not_before) WHERE state IN ('pending', 'running', 'rolling_back');
+CREATE INDEX provisioning_runs_to_work ON provisioning_runs (not_before)
+    WHERE state IN ('pending', 'running', 'rolling_back') OR NOT reported;
 
 CREATE TABLE provisioning_steps (
     run_id TEXT NOT NULL REFERENCES provisioning_runs (run_id),

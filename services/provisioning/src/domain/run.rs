@@ -88,6 +88,8 @@ pub struct Run {
     pub create_time: DateTime<Utc>,
     /// When it last changed.
     pub update_time: DateTime<Utc>,
+    /// Whether the tenant service was told how it ended.
+    pub reported: bool,
 }
 
 /// How a step's call failed.
@@ -139,6 +141,16 @@ impl Run {
             not_before: now,
             create_time: now,
             update_time: now,
+            reported: false,
+        }
+    }
+
+    /// Whether it ended and the tenant service has not been told: the outcome to report.
+    pub fn to_report(&self) -> Option<bool> {
+        match self.state {
+            RunState::Succeeded if !self.reported => Some(true),
+            RunState::Failed if !self.reported => Some(false),
+            _ => None,
         }
     }
 
@@ -207,6 +219,7 @@ impl Run {
         self.state = RunState::Pending;
         self.not_before = now;
         self.update_time = now;
+        self.reported = false;
         true
     }
 

@@ -21,22 +21,23 @@ const INSERT_RUN: &str = "INSERT INTO provisioning_runs \
 const INSERT_STEP: &str = "INSERT INTO provisioning_steps \
      (run_id, ordinal, name, state, attempts, error) VALUES ($1, $2, $3, $4, $5, $6)";
 const RUN_COLUMNS: &str =
-    "run_id, tenant_id, request_id, state, not_before, create_time, update_time";
+    "run_id, tenant_id, request_id, state, not_before, create_time, update_time, reported";
 const STEPS: &str = "SELECT name, state, attempts, error, start_time, end_time \
      FROM provisioning_steps WHERE run_id = $1 ORDER BY ordinal";
 const CLAIM: &str = "UPDATE provisioning_runs SET owner = $1, lease_until = $2 \
      WHERE run_id = (SELECT run_id FROM provisioning_runs \
-         WHERE state IN ('pending', 'running', 'rolling_back') AND not_before <= $3 \
-         AND (lease_until IS NULL OR lease_until < $3) ORDER BY not_before LIMIT 1) \
+         WHERE (state IN ('pending', 'running', 'rolling_back') OR NOT reported) \
+         AND not_before <= $3 AND (lease_until IS NULL OR lease_until < $3) \
+         ORDER BY not_before LIMIT 1) \
      AND (lease_until IS NULL OR lease_until < $3) RETURNING run_id";
 const SAVE_RUN: &str = "UPDATE provisioning_runs SET state = $1, not_before = $2, \
-     update_time = $3, lease_until = $4 WHERE run_id = $5 AND owner = $6";
+     update_time = $3, lease_until = $4, reported = $7 WHERE run_id = $5 AND owner = $6";
 const SAVE_STEP: &str = "UPDATE provisioning_steps SET state = $1, attempts = $2, error = $3, \
      start_time = $4, end_time = $5 WHERE run_id = $6 AND ordinal = $7";
 const RELEASE: &str = "UPDATE provisioning_runs SET owner = NULL, lease_until = NULL \
      WHERE run_id = $1 AND owner = $2";
 const UPDATE_UNLEASED: &str = "UPDATE provisioning_runs SET state = $1, not_before = $2, \
-     update_time = $3 WHERE run_id = $4 AND state = $5 AND owner IS NULL";
+     update_time = $3, reported = $6 WHERE run_id = $4 AND state = $5 AND owner IS NULL";
 
 /// What differs between the backends.
 pub trait Dialect: SqlDialect {
@@ -84,6 +85,7 @@ where
     for<'a> String: sqlx::Encode<'a, DB> + sqlx::Decode<'a, DB> + sqlx::Type<DB>,
     for<'a> i64: sqlx::Encode<'a, DB> + sqlx::Decode<'a, DB> + sqlx::Type<DB>,
     for<'a> Option<i64>: sqlx::Encode<'a, DB>,
+    for<'a> bool: sqlx::Encode<'a, DB> + sqlx::Decode<'a, DB> + sqlx::Type<DB>,
     usize: sqlx::ColumnIndex<DB::Row>,
 {
     async fn migrate(&self) -> Result<()> {
@@ -202,6 +204,7 @@ where
             .bind(micros(lease_until))
             .bind(run.id.to_string())
             .bind(owner.to_string())
+            .bind(run.reported)
             .execute(&mut *tx)
             .await?;
         if DB::rows_affected(&saved) == 0 {
@@ -229,6 +232,7 @@ where
             .bind(micros(run.update_time))
             .bind(run.id.to_string())
             .bind(was.as_str())
+            .bind(run.reported)
             .execute(&mut *tx)
             .await?;
         if DB::rows_affected(&updated) == 0 {
@@ -247,6 +251,7 @@ where
     <DB as Database>::Arguments: IntoArguments<DB>,
     for<'a> String: sqlx::Encode<'a, DB> + sqlx::Decode<'a, DB> + sqlx::Type<DB>,
     for<'a> i64: sqlx::Encode<'a, DB> + sqlx::Decode<'a, DB> + sqlx::Type<DB>,
+    for<'a> bool: sqlx::Decode<'a, DB> + sqlx::Type<DB>,
     usize: sqlx::ColumnIndex<DB::Row>,
 {
     /// The run of a row of [`RUN_COLUMNS`], with its steps read.
@@ -269,6 +274,7 @@ where
             not_before: time(row.try_get(4)?),
             create_time: time(row.try_get(5)?),
             update_time: time(row.try_get(6)?),
+            reported: row.try_get(7)?,
         })
     }
 }

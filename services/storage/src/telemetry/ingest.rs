@@ -314,8 +314,7 @@ impl Ingest {
         default_machine: &str,
         readings: Vec<IncomingReading>,
     ) -> Result<Pending> {
-        let info = self.inner.directory.tenant(tenant).await?;
-        info.check_writable()?;
+        let info = self.inner.directory.writable_tenant(tenant).await?;
         let window = Window::at(self.inner.clock.system_now(), info.hot_days);
         let (valid, mut rejected) = screen(readings, default_machine, window);
 

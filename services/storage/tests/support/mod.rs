@@ -116,6 +116,29 @@ impl Platform {
         clock: mfg_common::clock::SharedClock,
         configure: impl FnOnce(mfg_storage::Config) -> mfg_storage::Config + Send + 'static,
     ) -> Self {
+        let options = (ingest_per_second, clock, true);
+        Self::start_with_options(backend, storage_db, options, configure).await
+    }
+
+    /// [`Platform::start_configured`] with new tenants active at once, not onboarded by the
+    /// provisioning service: for a cold tier that cannot take the tenant's lifecycle rule yet.
+    pub async fn start_unprovisioned(
+        backend: Backend,
+        ingest_per_second: u32,
+        clock: mfg_common::clock::SharedClock,
+        configure: impl FnOnce(mfg_storage::Config) -> mfg_storage::Config + Send + 'static,
+    ) -> Self {
+        let storage_db = database(backend).await;
+        let options = (ingest_per_second, clock, false);
+        Self::start_with_options(backend, storage_db, options, configure).await
+    }
+
+    async fn start_with_options(
+        backend: Backend,
+        storage_db: TestDatabase,
+        (ingest_per_second, clock, onboarding): (u32, mfg_common::clock::SharedClock, bool),
+        configure: impl FnOnce(mfg_storage::Config) -> mfg_storage::Config + Send + 'static,
+    ) -> Self {
         // The services' logs, shown for failing tests.
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
@@ -130,6 +153,7 @@ impl Platform {
             .key_pepper(PEPPER)
             .admin_token(OPERATOR)
             .clock(clock)
+            .onboarding(onboarding)
             .configure_storage(|config| {
                 configure(config.with_tiering_interval(std::time::Duration::ZERO))
             })
@@ -158,6 +182,7 @@ impl Platform {
             .into_inner()
             .tenant
             .unwrap();
+        wait_until_active(&mut tenants, &tenant.id).await;
         for machine in ["press-1", "press-2"] {
             tenants
                 .create_machine(tpb::CreateMachineRequest {
@@ -253,6 +278,7 @@ impl Platform {
             .into_inner()
             .tenant
             .unwrap();
+        wait_until_active(&mut tenants, &tenant.id).await;
         tenants
             .create_machine(tpb::CreateMachineRequest {
                 tenant_id: tenant.id.clone(),
@@ -336,5 +362,30 @@ pub fn reading(machine: &str, metric: &str, micros: i64, value: f64) -> Reading 
         metric: metric.to_owned(),
         ts: Some(ts(micros)),
         value,
+    }
+}
+
+/// Waits until the provisioning service has onboarded a new tenant: its readings are refused
+/// until then.
+async fn wait_until_active(tenants: &mut TenantServiceClient<TracedChannel>, id: &str) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let tenant = tenants
+            .get_tenant(tpb::GetTenantRequest {
+                tenant_id: id.to_owned(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .tenant
+            .unwrap();
+        if tenant.state() == tpb::TenantState::Active {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the tenant is not active after 20 s: {tenant:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }

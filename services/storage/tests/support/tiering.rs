@@ -70,15 +70,21 @@ pub async fn start(
                 s3.ensure_bucket().await.unwrap();
             }
             let endpoint = s3_endpoint();
-            let platform = Platform::start_configured(backend, 1_000_000, clock, move |mut c| {
+            let configure = move |mut c: mfg_storage::Config| {
                 c.options.s3.bucket = Some(bucket);
                 c.options.s3.endpoint = Some(endpoint);
                 c.options.s3.path_style = true;
                 c.options.s3.access_key_id = Some("test".to_owned());
                 c.options.s3.secret_access_key = Some(mfg_common::config::Secret::new("test"));
                 c
-            })
-            .await;
+            };
+            // Onboarding puts the tenant's lifecycle rule in the bucket: without one, it
+            // could not finish, and the tenant could not write.
+            let platform = if create_bucket {
+                Platform::start_configured(backend, 1_000_000, clock, configure).await
+            } else {
+                Platform::start_unprovisioned(backend, 1_000_000, clock, configure).await
+            };
             (platform, Arc::new(s3.clone()), Some(s3))
         }
     }

@@ -9,7 +9,7 @@ use pbjson_types::{FieldMask, Timestamp};
 use crate::{
     domain::{
         ApiKey, KeyId, KeyRecord, Limits, Machine, MachineId, MachinePatch, NewMachine, NewTenant,
-        Plan, Retention, Tenant, TenantId, TenantPatch, TenantState,
+        OnboardingStatus, Plan, Retention, Tenant, TenantId, TenantPatch, TenantState,
     },
     error::{Result, TenantError},
 };
@@ -123,7 +123,7 @@ impl From<Tenant> for pb::Tenant {
             name: tenant.name.to_string(),
             display_name: tenant.display_name,
             plan: plan_to_proto(tenant.plan).into(),
-            state: state_to_proto(tenant.state).into(),
+            state: visible_state(tenant.state, tenant.onboarding.status).into(),
             labels: tenant.labels.into_iter().collect(),
             limits: Some(limits_to_proto(tenant.limits)),
             retention: Some(mfg_proto::common::v1::Retention {
@@ -135,7 +135,19 @@ impl From<Tenant> for pb::Tenant {
             create_time: Some(timestamp(tenant.create_time)),
             update_time: Some(timestamp(tenant.update_time)),
             delete_time: tenant.delete_time.map(timestamp),
+            provisioning_run_id: tenant.onboarding.run_id,
+            provisioning_error: tenant.onboarding.error,
         }
+    }
+}
+
+/// The state the contract shows: the lifecycle state, except that an active tenant not yet
+/// onboarded is provisioning or provisioning-failed.
+fn visible_state(state: TenantState, onboarding: OnboardingStatus) -> pb::TenantState {
+    match (state, onboarding) {
+        (TenantState::Active, OnboardingStatus::Provisioning) => pb::TenantState::Provisioning,
+        (TenantState::Active, OnboardingStatus::Failed) => pb::TenantState::ProvisioningFailed,
+        (state, _) => state_to_proto(state),
     }
 }
 

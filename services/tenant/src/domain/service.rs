@@ -11,7 +11,7 @@ use mfg_common::{
 use super::{
     api_key::{ApiKey, KeyHasher, KeyId, KeyRecord, NewApiKey, NewSecret, parse_secret},
     machine::{Machine, MachineId, MachinePatch, NewMachine},
-    tenant::{NewTenant, Tenant, TenantId, TenantPatch, TenantState},
+    tenant::{NewTenant, Onboarding, OnboardingStatus, Tenant, TenantId, TenantPatch, TenantState},
     timestamp,
 };
 use crate::{
@@ -35,6 +35,9 @@ pub struct Tenants {
     store: Arc<dyn TenantStore>,
     hasher: KeyHasher,
     clock: SharedClock,
+    /// The relay a new tenant is handed to the provisioning service through (it is
+    /// provisioning until its run succeeds); without one it is active at once.
+    hand_off: Option<crate::handoff::Relay>,
 }
 
 fn invalid(violations: Violations) -> Result<()> {
@@ -59,7 +62,48 @@ impl Tenants {
             store,
             hasher,
             clock,
+            hand_off: None,
         }
+    }
+
+    /// The same, handing each new tenant to the provisioning service through `relay`.
+    #[must_use]
+    pub fn handing_off(mut self, relay: crate::handoff::Relay) -> Self {
+        self.hand_off = Some(relay);
+        self
+    }
+
+    /// Records how a tenant's onboarding run ended. A tenant being onboarded (or whose run
+    /// had failed) becomes active on success, and provisioning-failed with `error` on failure;
+    /// one in any other state only records the run.
+    pub async fn set_provisioning_outcome(
+        &self,
+        id: TenantId,
+        run_id: &str,
+        succeeded: bool,
+        error: &str,
+    ) -> Result<Tenant> {
+        let now = self.now();
+        self.store
+            .update_tenant(id, &|mut tenant: Tenant| {
+                let onboarding = &mut tenant.onboarding;
+                if onboarding.status != OnboardingStatus::Done || onboarding.run_id == run_id {
+                    onboarding.status = if succeeded {
+                        OnboardingStatus::Done
+                    } else {
+                        OnboardingStatus::Failed
+                    };
+                    onboarding.error = if succeeded {
+                        String::new()
+                    } else {
+                        error.to_owned()
+                    };
+                }
+                onboarding.run_id = run_id.to_owned();
+                tenant.update_time = now;
+                Ok(tenant)
+            })
+            .await
     }
 
     /// Returns the store.
@@ -91,11 +135,19 @@ impl Tenants {
             create_time: now,
             update_time: now,
             delete_time: None,
+            onboarding: if self.hand_off.is_some() {
+                Onboarding::pending()
+            } else {
+                Onboarding::done()
+            },
         };
         let mut violations = Violations::new();
         tenant.validate("tenant.", &mut violations);
         invalid(violations)?;
         self.store.insert_tenant(&tenant).await?;
+        if let Some(relay) = &self.hand_off {
+            relay.wake();
+        }
         tracing::info!(tenant_id = %tenant.id, name = %tenant.name, "tenant created");
         Ok(tenant)
     }

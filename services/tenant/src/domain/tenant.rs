@@ -150,6 +150,68 @@ impl TenantState {
     }
 }
 
+/// How far the provisioning service has onboarded a tenant (decision 0014).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnboardingStatus {
+    /// Onboarded, or created without a hand-off.
+    Done,
+    /// Handed to the provisioning service, whose run has not succeeded yet.
+    Provisioning,
+    /// Its run failed.
+    Failed,
+}
+
+impl OnboardingStatus {
+    /// Returns the status's name as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Done => "done",
+            Self::Provisioning => "provisioning",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "done" => Some(Self::Done),
+            "provisioning" => Some(Self::Provisioning),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// A tenant's onboarding: its status, the run that onboards it and why that failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Onboarding {
+    /// How far it is.
+    pub status: OnboardingStatus,
+    /// The run, once the provisioning service took the tenant; empty before.
+    pub run_id: String,
+    /// The failed step and its error; empty unless the run failed.
+    pub error: String,
+}
+
+impl Onboarding {
+    /// The onboarding of a tenant created without a hand-off.
+    pub fn done() -> Self {
+        Self {
+            status: OnboardingStatus::Done,
+            run_id: String::new(),
+            error: String::new(),
+        }
+    }
+
+    /// The onboarding of a tenant just handed to the provisioning service.
+    pub fn pending() -> Self {
+        Self {
+            status: OnboardingStatus::Provisioning,
+            ..Self::done()
+        }
+    }
+}
+
 /// A tenant's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -246,9 +308,16 @@ pub struct Tenant {
     pub update_time: DateTime<Utc>,
     /// When it was deleted.
     pub delete_time: Option<DateTime<Utc>>,
+    /// How far the provisioning service has onboarded it.
+    pub onboarding: Onboarding,
 }
 
 impl Tenant {
+    /// The request id its onboarding run is started with: one onboarding per tenant.
+    pub fn onboarding_request_id(&self) -> String {
+        format!("onboard/{}", self.id)
+    }
+
     /// Checks the fields a client can set, reporting each violation under `prefix` (e.g.
     /// `tenant.`).
     pub fn validate(&self, prefix: &str, violations: &mut Violations) {

@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use crate::{
     domain::{
-        ApiKey, KeyId, KeyRecord, Labels, Limits, Machine, Plan, Retention, Scope, Tenant,
-        TenantId, TenantState,
+        ApiKey, KeyId, KeyRecord, Labels, Limits, Machine, Onboarding, OnboardingStatus, Plan,
+        Retention, Scope, Tenant, TenantId, TenantState,
     },
     error::{Result, TenantError},
 };
@@ -17,7 +17,7 @@ macro_rules! tenant_columns {
     () => {
         "id, name, display_name, plan, state, labels, max_machines, ingest_readings_per_second, \
          api_requests_per_second, hot_days, warm_days, cold_days, monthly_budget_usd, create_time, \
-         update_time, delete_time"
+         update_time, delete_time, onboarding, provisioning_run_id, provisioning_error"
     };
 }
 macro_rules! key_columns {
@@ -34,7 +34,7 @@ macro_rules! machine_columns {
 pub(super) const INSERT_TENANT: &str = concat!(
     "INSERT INTO tenants (",
     tenant_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
 );
 pub(super) const SELECT_TENANT: &str =
     concat!("SELECT ", tenant_columns!(), " FROM tenants WHERE id = $1");
@@ -45,7 +45,19 @@ pub(super) const LIST_TENANTS: &str = concat!(
 );
 pub(super) const UPDATE_TENANT: &str = "UPDATE tenants SET display_name = $2, plan = $3, state = $4, labels = $5, \
      max_machines = $6, ingest_readings_per_second = $7, api_requests_per_second = $8, hot_days = $9, \
-     warm_days = $10, cold_days = $11, monthly_budget_usd = $12, update_time = $13, delete_time = $14 WHERE id = $1";
+     warm_days = $10, cold_days = $11, monthly_budget_usd = $12, update_time = $13, delete_time = $14, \
+     onboarding = $15, provisioning_run_id = $16, provisioning_error = $17 WHERE id = $1";
+pub(super) const INSERT_HANDOFF: &str =
+    "INSERT INTO provisioning_outbox (request_id, tenant_id, create_time) VALUES ($1, $2, $3)";
+pub(super) const CLAIM_HANDOFFS: &str = "UPDATE provisioning_outbox \
+     SET owner = $1, lease_until = $2, attempts = attempts + 1 WHERE request_id IN (\
+         SELECT request_id FROM provisioning_outbox WHERE sent_time IS NULL \
+         AND (lease_until IS NULL OR lease_until < $3) ORDER BY create_time LIMIT $4) \
+     AND (lease_until IS NULL OR lease_until < $3) RETURNING request_id, tenant_id, attempts";
+pub(super) const HANDOFF_SENT: &str = "UPDATE provisioning_outbox SET sent_time = $2, owner = NULL, \
+     lease_until = NULL WHERE request_id = $1";
+pub(super) const RUN_OF_TENANT: &str =
+    "UPDATE tenants SET provisioning_run_id = $2 WHERE id = $1 AND provisioning_run_id = ''";
 pub(super) const INSERT_KEY: &str = "INSERT INTO api_keys (key_id, tenant_id, display_name, scopes, secret_hash, \
      create_time, revoke_time) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 pub(super) const LIST_KEYS: &str = concat!(
@@ -126,6 +138,9 @@ pub(super) struct TenantRow {
     create_time: DateTime<Utc>,
     update_time: DateTime<Utc>,
     delete_time: Option<DateTime<Utc>>,
+    onboarding: String,
+    provisioning_run_id: String,
+    provisioning_error: String,
 }
 
 impl TryFrom<TenantRow> for Tenant {
@@ -158,6 +173,12 @@ impl TryFrom<TenantRow> for Tenant {
             create_time: row.create_time,
             update_time: row.update_time,
             delete_time: row.delete_time,
+            onboarding: Onboarding {
+                status: OnboardingStatus::parse(&row.onboarding)
+                    .ok_or_else(|| corrupt("tenants.onboarding"))?,
+                run_id: row.provisioning_run_id,
+                error: row.provisioning_error,
+            },
         })
     }
 }

@@ -7,17 +7,20 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use mfg_common::db::{DbErrorKind, SqlDialect};
 use sqlx::{
-    Database, Executor, FromRow, IntoArguments, Pool, Transaction, migrate::MigrateError,
+    Database, Executor, FromRow, IntoArguments, Pool, Row as _, Transaction, migrate::MigrateError,
     types::Json,
 };
 use uuid::Uuid;
 
 use super::{
-    Change, TenantStore,
+    Change, Handoff, TenantStore,
     sql::{self, require_live},
 };
 use crate::{
-    domain::{ApiKey, KeyId, KeyRecord, Labels, Machine, MachineId, NewApiKey, Tenant, TenantId},
+    domain::{
+        ApiKey, KeyId, KeyRecord, Labels, Machine, MachineId, NewApiKey, OnboardingStatus, Tenant,
+        TenantId,
+    },
     error::{Result, TenantError},
 };
 
@@ -72,6 +75,21 @@ where
         .bind(tenant.monthly_budget_usd)
 }
 
+/// Binds a tenant's onboarding, after the other fields of `INSERT_TENANT` and `UPDATE_TENANT`.
+fn bind_onboarding<'q, DB>(
+    query: sqlx::query::Query<'q, DB, <DB as Database>::Arguments>,
+    tenant: &'q Tenant,
+) -> sqlx::query::Query<'q, DB, <DB as Database>::Arguments>
+where
+    DB: Database,
+    for<'a> &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    query
+        .bind(tenant.onboarding.status.as_str())
+        .bind(tenant.onboarding.run_id.as_str())
+        .bind(tenant.onboarding.error.as_str())
+}
+
 #[async_trait::async_trait]
 impl<DB> TenantStore for SqlStore<DB>
 where
@@ -89,7 +107,7 @@ where
     for<'a> i64: sqlx::Encode<'a, DB> + sqlx::Decode<'a, DB> + sqlx::Type<DB>,
     for<'a> f64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     for<'a> bool: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    for<'a> String: sqlx::Decode<'a, DB> + sqlx::Type<DB>,
+    for<'a> String: sqlx::Encode<'a, DB> + sqlx::Decode<'a, DB> + sqlx::Type<DB>,
     for<'a> DateTime<Utc>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     for<'a> Option<DateTime<Utc>>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     for<'r> sql::TenantRow: FromRow<'r, DB::Row>,
@@ -115,22 +133,85 @@ where
     }
 
     async fn insert_tenant(&self, tenant: &Tenant) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         let query = sqlx::query(sql::INSERT_TENANT)
             .bind(tenant.id.0)
             .bind(tenant.name.as_str());
-        let result = bind_changeable(query, tenant)
-            .bind(tenant.create_time)
-            .bind(tenant.update_time)
-            .bind(tenant.delete_time)
-            .execute(&self.pool)
-            .await;
+        let result = bind_onboarding(
+            bind_changeable(query, tenant)
+                .bind(tenant.create_time)
+                .bind(tenant.update_time)
+                .bind(tenant.delete_time),
+            tenant,
+        )
+        .execute(&mut *tx)
+        .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(_) => {}
             Err(error) if DbErrorKind::of(&error) == DbErrorKind::UniqueViolation => {
-                Err(TenantError::NameTaken(tenant.name.to_string()))
+                return Err(TenantError::NameTaken(tenant.name.to_string()));
             }
-            Err(error) => Err(error.into()),
+            Err(error) => return Err(error.into()),
         }
+        if tenant.onboarding.status == OnboardingStatus::Provisioning {
+            sqlx::query(sql::INSERT_HANDOFF)
+                .bind(tenant.onboarding_request_id())
+                .bind(tenant.id.to_string())
+                .bind(tenant.create_time.timestamp_micros())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn claim_handoffs(
+        &self,
+        owner: Uuid,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Handoff>> {
+        let rows = sqlx::query(sql::CLAIM_HANDOFFS)
+            .bind(owner.to_string())
+            .bind(lease_until.timestamp_micros())
+            .bind(now.timestamp_micros())
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let tenant: String = row.try_get(1)?;
+                Ok(Handoff {
+                    request_id: row.try_get(0)?,
+                    tenant: TenantId(Uuid::parse_str(&tenant).map_err(|_| {
+                        TenantError::Internal(format!("corrupt tenant id `{tenant}` in the outbox"))
+                    })?),
+                    attempts: u32::try_from(row.try_get::<i64, _>(2)?).unwrap_or(u32::MAX),
+                })
+            })
+            .collect()
+    }
+
+    async fn handoff_sent(
+        &self,
+        handoff: &Handoff,
+        run_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(sql::HANDOFF_SENT)
+            .bind(handoff.request_id.as_str())
+            .bind(now.timestamp_micros())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(sql::RUN_OF_TENANT)
+            .bind(handoff.tenant.0)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn get_tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
@@ -167,11 +248,14 @@ where
             .try_into()?;
         let tenant = change(current)?;
         let query = sqlx::query(sql::UPDATE_TENANT).bind(id.0);
-        bind_changeable(query, &tenant)
-            .bind(tenant.update_time)
-            .bind(tenant.delete_time)
-            .execute(&mut *tx)
-            .await?;
+        bind_onboarding(
+            bind_changeable(query, &tenant)
+                .bind(tenant.update_time)
+                .bind(tenant.delete_time),
+            &tenant,
+        )
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(tenant)
     }

@@ -1,0 +1,121 @@
+//! The hand-off of new tenants to the provisioning service (decision 0014): a relay that sends
+//! each row of the outbox, written in the transaction that created its tenant, to
+//! `StartProvisioning` until it is accepted.
+//!
+//! Several replicas may relay from one database: a row is claimed under a lease, so one replica
+//! sends it at a time, and a replica that dies leaves its rows to the next claim.
+//! `StartProvisioning` is idempotent on the row's request id, so a row sent twice (accepted,
+//! then the replica died before marking it) starts one run.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use mfg_common::{clock::SharedClock, grpc::TracedChannel, shutdown::CancellationToken};
+use mfg_proto::provisioning::v1::{
+    StartProvisioningRequest, provisioning_service_client::ProvisioningServiceClient,
+};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::{
+    domain::timestamp,
+    error::Result,
+    store::{Handoff, TenantStore},
+};
+
+/// How often the outbox is looked at when nothing wakes the relay.
+const POLL: Duration = Duration::from_millis(500);
+
+/// How long a claimed row is left to its relay: a failed call is retried after it.
+const LEASE: Duration = Duration::from_secs(2);
+
+/// The most rows claimed at once.
+const BATCH: i64 = 64;
+
+/// Sends the outbox to the provisioning service.
+#[derive(Debug, Clone)]
+pub struct Relay {
+    store: Arc<dyn TenantStore>,
+    provisioning: ProvisioningServiceClient<TracedChannel>,
+    clock: SharedClock,
+    owner: Uuid,
+    wake: Arc<Notify>,
+}
+
+impl Relay {
+    /// A relay from `store` to the provisioning service's client (with the operator's token).
+    pub fn new(
+        store: Arc<dyn TenantStore>,
+        provisioning: ProvisioningServiceClient<TracedChannel>,
+        clock: SharedClock,
+    ) -> Self {
+        Self {
+            store,
+            provisioning,
+            clock,
+            owner: Uuid::now_v7(),
+            wake: Arc::default(),
+        }
+    }
+
+    /// Wakes the relay: a tenant was created.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Sends the outbox until `shutdown`: what it can claim, then again when woken or after
+    /// [`POLL`].
+    pub async fn run(&self, shutdown: CancellationToken) {
+        loop {
+            if let Err(error) = self.send_claimed().await {
+                tracing::warn!(%error, "the provisioning outbox could not be read");
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+
+    /// Claims the rows due and sends each; a row whose call fails stays for a later claim.
+    pub async fn send_claimed(&self) -> Result<()> {
+        let now = self.now();
+        let lease_until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
+        let claimed = self
+            .store
+            .claim_handoffs(self.owner, now, lease_until, BATCH)
+            .await?;
+        for handoff in claimed {
+            self.send(&handoff).await?;
+        }
+        Ok(())
+    }
+
+    async fn send(&self, handoff: &Handoff) -> Result<()> {
+        let request = StartProvisioningRequest {
+            tenant_id: handoff.tenant.to_string(),
+            request_id: handoff.request_id.clone(),
+        };
+        match self.provisioning.clone().start_provisioning(request).await {
+            Ok(response) => {
+                let run_id = response.into_inner().run.unwrap_or_default().run_id;
+                self.store.handoff_sent(handoff, &run_id, self.now()).await
+            }
+            Err(status) => {
+                tracing::warn!(
+                    tenant_id = %handoff.tenant,
+                    attempts = handoff.attempts,
+                    code = ?status.code(),
+                    message = status.message(),
+                    "the provisioning service did not take a new tenant; retrying"
+                );
+                Ok(())
+            }
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        timestamp(self.clock.system_now())
+    }
+}
