@@ -118,8 +118,23 @@ impl BenchPlatform {
     }
 
     /// [`BenchPlatform::start`] with the storage service's configuration changed by `configure`.
+    /// Tenants are active at once: these benchmarks time ingest, queries and reports of
+    /// thousands of tenants, not their onboarding.
     pub async fn start_with(
         database_url: Option<&str>,
+        configure: impl FnOnce(mfg_storage::Config) -> mfg_storage::Config + Send + 'static,
+    ) -> anyhow::Result<Self> {
+        Self::start_as(database_url, false, configure).await
+    }
+
+    /// The platform as `mfg up` runs it: each new tenant onboarded by the provisioning service.
+    pub async fn start_onboarding(database_url: Option<&str>) -> anyhow::Result<Self> {
+        Self::start_as(database_url, true, |config| config).await
+    }
+
+    async fn start_as(
+        database_url: Option<&str>,
+        onboarding: bool,
         configure: impl FnOnce(mfg_storage::Config) -> mfg_storage::Config + Send + 'static,
     ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
@@ -127,9 +142,7 @@ impl BenchPlatform {
             .database_url(database_url)
             .key_pepper(PEPPER)
             .admin_token(OPERATOR)
-            // Tenants are active at once: the benchmarks time ingest, queries and reports of
-            // thousands of tenants, not their onboarding (`mfg bench` of issue 19 will).
-            .onboarding(false)
+            .onboarding(onboarding)
             .configure_storage(|config| configure(config.with_tiering_interval(Duration::ZERO)))
             .start(CancellationToken::new())
             .await?;

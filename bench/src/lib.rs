@@ -8,6 +8,7 @@ pub mod bench;
 pub mod bench_platform;
 pub mod cost_bench;
 pub mod ingest_bench;
+pub mod onboarding_bench;
 pub mod query_bench;
 pub mod streams_bench;
 pub mod tenants_bench;

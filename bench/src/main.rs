@@ -31,6 +31,9 @@ enum Bench {
     /// Latency of the cost reports over REST: one tenant's month of hourly usage, and the
     /// summary of many tenants. Starts its own services and loads its own usage.
     Cost(mfg_bench::cost_bench::CostBench),
+    /// Onboarding: from `POST /v1/tenants` to an active tenant, one at a time and many at
+    /// once, on the embedded default unless given a database. Starts its own services.
+    Onboarding(mfg_bench::onboarding_bench::OnboardingBench),
     /// Resident memory per idle machine stream, with 10,000 streams held by one storage
     /// process (run as its own process).
     Streams(mfg_bench::streams_bench::StreamsBench),
@@ -46,5 +49,6 @@ async fn main() -> anyhow::Result<()> {
         Bench::Alerts(args) => mfg_bench::alerts_bench::run(args).await,
         Bench::Streams(args) => mfg_bench::streams_bench::run(args).await,
         Bench::Cost(args) => mfg_bench::cost_bench::run(args).await,
+        Bench::Onboarding(args) => mfg_bench::onboarding_bench::run(args).await,
     }
 }
