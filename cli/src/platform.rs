@@ -272,6 +272,7 @@ impl PlatformBuilder {
                 mfg_provisioning::Config {
                     addrs: platform.addresses.platform_addrs(),
                     data: args.data.clone(),
+                    runs: args.runs,
                     server: args.server,
                     ..mfg_provisioning::Config::default()
                 }

@@ -48,6 +48,8 @@ pub struct UpArgs {
     pub budget: mfg_cost::config::BudgetArgs,
     #[command(flatten)]
     pub onboarding: mfg_tenant::config::OnboardingArgs,
+    #[command(flatten)]
+    pub runs: mfg_provisioning::config::RunArgs,
 }
 
 impl UpArgs {
@@ -70,6 +72,7 @@ impl UpArgs {
             metering: mfg_common::config::MeteringArgs::default(),
             budget: mfg_cost::config::BudgetArgs::default(),
             onboarding: mfg_tenant::config::OnboardingArgs::ON,
+            runs: mfg_provisioning::config::RunArgs::default(),
         }
     }
 }

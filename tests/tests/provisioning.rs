@@ -103,7 +103,7 @@ async fn onboarding(database_url: Option<&str>) {
     let (_, listed) = call(&platform, Method::GET, &start, &operator, None).await;
     assert_eq!(listed["runs"].as_array().map(Vec::len), Some(1), "{listed}");
 
-    // Only a failed run is retried; rollback is not built yet.
+    // Only a failed run is retried or rolled back.
     let retry = format!("{start}/{run_id}:retry");
     let (status, refused) = call(&platform, Method::POST, &retry, &operator, Some(json!({}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
@@ -123,7 +123,7 @@ async fn onboarding(database_url: Option<&str>) {
         Some(json!({})),
     )
     .await;
-    assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 
     // A tenant's admin key reads its runs; it may not start one, nor see another tenant's.
     let (status, own) = call(&platform, Method::GET, &start, &acme.key, None).await;

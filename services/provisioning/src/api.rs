@@ -2,8 +2,7 @@
 //! onboarding runs.
 //!
 //! Access is checked before a call reaches here, by the auth layer, from each RPC's option in
-//! the contract. `RollbackProvisioningRun` is not built yet and answers UNIMPLEMENTED through
-//! the generated default body.
+//! the contract.
 
 mod convert;
 
@@ -101,6 +100,24 @@ impl Ready {
         Ok(stored)
     }
 
+    /// Starts undoing a failed run's steps, newest first.
+    async fn roll_back(&self, mut run: Run) -> Result<Run> {
+        let was = run.state;
+        if !run.roll_back(crate::now(self.clock.as_ref())) {
+            return Err(ProvisioningError::FailedPrecondition(format!(
+                "the run is {}; only a failed run is rolled back",
+                was.as_str()
+            )));
+        }
+        if !self.store.update_unleased(&run, RunState::Failed).await? {
+            return Err(ProvisioningError::FailedPrecondition(
+                "the run changed while it was rolled back; read it again".to_owned(),
+            ));
+        }
+        self.worker.wake();
+        Ok(run)
+    }
+
     /// Resumes a failed run from its failed step.
     async fn retry(&self, mut run: Run) -> Result<Run> {
         let was = run.state;
@@ -184,6 +201,20 @@ impl ProvisioningService for ProvisioningApi {
         let run = ready.run(tenant, &request.run_id).await?;
         let run = ready.retry(run).await?;
         Ok(Response::new(pb::RetryProvisioningRunResponse {
+            run: Some(convert::run(&run)),
+        }))
+    }
+
+    async fn rollback_provisioning_run(
+        &self,
+        request: Request<pb::RollbackProvisioningRunRequest>,
+    ) -> Result<Response<pb::RollbackProvisioningRunResponse>, Status> {
+        let ready = self.ready()?;
+        let request = request.into_inner();
+        let tenant = convert::tenant_id(&request.tenant_id)?;
+        let run = ready.run(tenant, &request.run_id).await?;
+        let run = ready.roll_back(run).await?;
+        Ok(Response::new(pb::RollbackProvisioningRunResponse {
             run: Some(convert::run(&run)),
         }))
     }

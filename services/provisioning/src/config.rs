@@ -9,6 +9,27 @@ use mfg_common::{
     secret_file,
 };
 
+/// How provisioning runs are worked: one flag for `mfg serve provisioning` and `mfg up`.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct RunArgs {
+    /// How many times a step is started before a retryable failure (a service down, say)
+    /// fails its run; the waits between them double from 200 ms to at most 30 s.
+    #[arg(
+        long = "step-attempts",
+        env = "MFG_STEP_ATTEMPTS",
+        default_value_t = crate::domain::run::MAX_ATTEMPTS
+    )]
+    pub step_attempts: u32,
+}
+
+impl Default for RunArgs {
+    fn default() -> Self {
+        Self {
+            step_attempts: crate::domain::run::MAX_ATTEMPTS,
+        }
+    }
+}
+
 /// The provisioning service's configuration; every option is a flag and an `MFG_*` variable.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
@@ -19,6 +40,8 @@ pub struct Config {
     /// Its database: `--database-url`, or `provisioning.db` in the data directory.
     #[command(flatten)]
     pub data: DataArgs,
+    #[command(flatten)]
+    pub runs: RunArgs,
     #[command(flatten)]
     pub operator: OperatorArgs,
     #[command(flatten)]
@@ -34,6 +57,7 @@ impl Default for Config {
                 database_url: None,
                 pool: PoolArgs::default(),
             },
+            runs: RunArgs::default(),
             operator: OperatorArgs::default(),
             server: ServerArgs::default(),
         }

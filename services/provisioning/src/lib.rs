@@ -83,7 +83,7 @@ pub async fn run_with_clock(
     let database = Database::new("provisioning", &config.database());
     let readiness = become_ready(
         database,
-        steps,
+        (steps, config.runs.step_attempts),
         clock,
         ready.clone(),
         health.clone(),
@@ -107,7 +107,7 @@ pub async fn run_with_clock(
 
 async fn become_ready(
     database: Database,
-    steps: Steps,
+    (steps, step_attempts): (Steps, u32),
     clock: SharedClock,
     ready: ReadyProvisioning,
     health: Health,
@@ -122,7 +122,7 @@ async fn become_ready(
         return;
     };
     let store: Arc<dyn store::ProvisioningStore> = Arc::from(store);
-    let worker = Worker::new(store.clone(), steps.clone(), clock.clone());
+    let worker = Worker::new(store.clone(), steps.clone(), clock.clone(), step_attempts);
     let ready = ready.get_or_init(|| Ready {
         store,
         steps,

@@ -88,6 +88,27 @@ impl Steps {
         }
     }
 
+    /// Undoes step `name` for `tenant` under `key`.
+    ///
+    /// The budget step has nothing to undo. It is the last step, so a run rolled back never
+    /// has it succeeded, and a failed `UpdateBudget` changes nothing.
+    pub async fn undo(&self, name: StepName, tenant: Uuid, key: &str) -> Result<(), Failure> {
+        match name {
+            StepName::StorageNamespace => {
+                let request = storage::ReleaseTenantStorageRequest {
+                    tenant_id: tenant.to_string(),
+                };
+                self.storage
+                    .clone()
+                    .release_tenant_storage(keyed(request, key)?)
+                    .await
+                    .map_err(|status| failure("the storage service", &status))?;
+                Ok(())
+            }
+            StepName::Budget => Ok(()),
+        }
+    }
+
     /// The tenant's storage, with the retention it carries.
     async fn storage_namespace(&self, tenant: Uuid, key: &str) -> Result<(), Failure> {
         let request = storage::PrepareTenantStorageRequest {

@@ -31,17 +31,26 @@ pub struct Worker {
     clock: SharedClock,
     /// This worker's name in the leases it holds.
     owner: Uuid,
+    /// How many times a step is started before a retryable failure fails its run.
+    max_attempts: u32,
     wake: Arc<Notify>,
 }
 
 impl Worker {
-    /// A worker over `store`, calling `steps`, on `clock`.
-    pub fn new(store: Arc<dyn ProvisioningStore>, steps: Steps, clock: SharedClock) -> Self {
+    /// A worker over `store`, calling `steps`, on `clock`, starting a step at most
+    /// `max_attempts` times.
+    pub fn new(
+        store: Arc<dyn ProvisioningStore>,
+        steps: Steps,
+        clock: SharedClock,
+        max_attempts: u32,
+    ) -> Self {
         Self {
             store,
             steps,
             clock,
             owner: Uuid::now_v7(),
+            max_attempts: max_attempts.max(1),
             wake: Arc::default(),
         }
     }
@@ -93,6 +102,7 @@ impl Worker {
     /// it ended.
     async fn work(&self, run: &mut Run) -> Result<()> {
         self.run_steps(run).await?;
+        self.undo_steps(run).await?;
         if let Some(succeeded) = run.to_report() {
             let error = run.failure().unwrap_or_default();
             match self
@@ -126,7 +136,26 @@ impl Worker {
             if let Err(failure) = &outcome {
                 tracing::info!(run = %run.id, step = %key, ?failure, "a provisioning step failed");
             }
-            run.end_step(at, outcome, self.now());
+            run.end_step(at, outcome, self.now(), self.max_attempts);
+            if !self.save(run).await? {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Undoes the run's steps newest first while it is rolling back and has one due.
+    async fn undo_steps(&self, run: &mut Run) -> Result<()> {
+        while let Some(at) = run.next_undo() {
+            if run.not_before > self.now() {
+                return Ok(());
+            }
+            let key = format!("{}/undo", run.step_key(at));
+            let outcome = self.steps.undo(run.steps[at].name, run.tenant, &key).await;
+            if let Err(failure) = &outcome {
+                tracing::info!(run = %run.id, step = %key, ?failure, "undoing a step failed");
+            }
+            run.end_undo(at, outcome, self.now());
             if !self.save(run).await? {
                 return Ok(());
             }

@@ -109,7 +109,7 @@ async fn a_run_is_worked_by_one_owner_at_a_time(store: Arc<dyn ProvisioningStore
 
     // A retryable failure waits for its backoff before the run is claimed again.
     taken.start_step(0, later);
-    taken.end_step(0, Err(Failure::Retryable("unavailable".into())), later);
+    taken.end_step(0, Err(Failure::Retryable("unavailable".into())), later, 8);
     assert!(store.save(&taken, two, later + lease).await.unwrap());
     store.release(taken.id, two).await.unwrap();
     assert!(
@@ -135,7 +135,7 @@ async fn a_failed_run_is_resumed_only_as_it_was_read(store: Arc<dyn Provisioning
         .unwrap()
         .unwrap();
     run.start_step(0, t0());
-    run.end_step(0, Err(Failure::Permanent("refused".into())), t0());
+    run.end_step(0, Err(Failure::Permanent("refused".into())), t0(), 8);
     assert!(store.save(&run, owner, t0() + lease).await.unwrap());
     assert!(
         store

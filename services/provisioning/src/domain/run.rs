@@ -103,7 +103,8 @@ pub enum Failure {
     Permanent(String),
 }
 
-/// How many times a step is started before a retryable failure fails the run.
+/// How many times a step is started, by default, before a retryable failure fails the run:
+/// about 25 s of backoff ([`backoff`]).
 pub const MAX_ATTEMPTS: u32 = 8;
 
 /// The wait before attempt `attempts + 1` of a step whose attempt `attempts` failed and may be
@@ -178,8 +179,14 @@ impl Run {
 
     /// Records step `at`'s outcome at `now`: stored after its call. A success moves on, and
     /// the last one ends the run; a retryable failure waits for its backoff, unless it was
-    /// the last attempt; any other failure fails the run.
-    pub fn end_step(&mut self, at: usize, outcome: Result<(), Failure>, now: DateTime<Utc>) {
+    /// attempt `max_attempts`; any other failure fails the run.
+    pub fn end_step(
+        &mut self,
+        at: usize,
+        outcome: Result<(), Failure>,
+        now: DateTime<Utc>,
+        max_attempts: u32,
+    ) {
         let step = &mut self.steps[at];
         step.end_time = Some(now);
         self.update_time = now;
@@ -191,7 +198,7 @@ impl Run {
                     self.state = RunState::Succeeded;
                 }
             }
-            Err(Failure::Retryable(error)) if step.attempts < MAX_ATTEMPTS => {
+            Err(Failure::Retryable(error)) if step.attempts < max_attempts => {
                 let wait = chrono::Duration::from_std(backoff(step.attempts)).unwrap_or_default();
                 step.state = StepState::Pending;
                 step.error = error;
@@ -221,6 +228,56 @@ impl Run {
         self.update_time = now;
         self.reported = false;
         true
+    }
+
+    /// Starts undoing a failed run: its steps that ran are undone newest first. Returns false,
+    /// changing nothing, when the run has not failed.
+    pub fn roll_back(&mut self, now: DateTime<Utc>) -> bool {
+        if self.state != RunState::Failed {
+            return false;
+        }
+        self.state = RunState::RollingBack;
+        self.not_before = now;
+        self.update_time = now;
+        true
+    }
+
+    /// The step to undo next while rolling back: the newest that ran and is not undone. A step
+    /// that failed is undone too, in case it did part of its work (every undo is idempotent).
+    pub fn next_undo(&self) -> Option<usize> {
+        if self.state != RunState::RollingBack {
+            return None;
+        }
+        self.steps.iter().rposition(|s| {
+            s.attempts > 0 && s.state != StepState::RolledBack && s.state != StepState::Pending
+        })
+    }
+
+    /// Records the outcome of undoing step `at` at `now`. The last undo ends the rollback; a
+    /// retryable failure waits a second; any other failure fails the run again, with the
+    /// step's error, so that the rollback may be asked for again.
+    pub fn end_undo(&mut self, at: usize, outcome: Result<(), Failure>, now: DateTime<Utc>) {
+        let step = &mut self.steps[at];
+        step.end_time = Some(now);
+        self.update_time = now;
+        match outcome {
+            Ok(()) => {
+                step.state = StepState::RolledBack;
+                step.error.clear();
+                if self.next_undo().is_none() {
+                    self.state = RunState::RolledBack;
+                }
+            }
+            Err(Failure::Retryable(error)) => {
+                step.error = format!("undoing: {error}");
+                self.not_before = now + chrono::Duration::seconds(1);
+            }
+            Err(Failure::Permanent(error)) => {
+                step.state = StepState::Failed;
+                step.error = format!("undoing: {error}");
+                self.state = RunState::Failed;
+            }
+        }
     }
 
     /// The key of step `at`: every call it makes carries it, so running it twice has one
@@ -258,10 +315,10 @@ mod tests {
         assert_eq!((run.state, run.steps[0].attempts), (RunState::Running, 1));
         // A worker that died here leaves the step running: it is the next again.
         assert_eq!(run.next_step(), Some(0));
-        run.end_step(0, Ok(()), now);
+        run.end_step(0, Ok(()), now, MAX_ATTEMPTS);
         assert_eq!(run.next_step(), Some(1));
         run.start_step(1, now);
-        run.end_step(1, Ok(()), now);
+        run.end_step(1, Ok(()), now, MAX_ATTEMPTS);
         assert_eq!((run.state, run.next_step()), (RunState::Succeeded, None));
     }
 
@@ -270,14 +327,24 @@ mod tests {
         let (mut run, now) = run();
         for attempt in 1..MAX_ATTEMPTS {
             run.start_step(0, now);
-            run.end_step(0, Err(Failure::Retryable("unavailable".into())), now);
+            run.end_step(
+                0,
+                Err(Failure::Retryable("unavailable".into())),
+                now,
+                MAX_ATTEMPTS,
+            );
             assert_eq!(run.steps[0].state, StepState::Pending);
             assert_eq!(run.state, RunState::Running);
             let wait = chrono::Duration::from_std(backoff(attempt)).unwrap();
             assert_eq!(run.not_before, now + wait);
         }
         run.start_step(0, now);
-        run.end_step(0, Err(Failure::Retryable("unavailable".into())), now);
+        run.end_step(
+            0,
+            Err(Failure::Retryable("unavailable".into())),
+            now,
+            MAX_ATTEMPTS,
+        );
         assert_eq!(run.state, RunState::Failed);
         assert_eq!(
             run.failure().as_deref(),
@@ -292,14 +359,63 @@ mod tests {
     fn a_permanent_failure_fails_the_run_and_a_retry_resumes_at_that_step() {
         let (mut run, now) = run();
         run.start_step(0, now);
-        run.end_step(0, Ok(()), now);
+        run.end_step(0, Ok(()), now, MAX_ATTEMPTS);
         run.start_step(1, now);
-        run.end_step(1, Err(Failure::Permanent("no such tenant".into())), now);
+        run.end_step(
+            1,
+            Err(Failure::Permanent("no such tenant".into())),
+            now,
+            MAX_ATTEMPTS,
+        );
         assert_eq!((run.state, run.next_step()), (RunState::Failed, None));
         assert!(run.retry(now));
         assert_eq!((run.state, run.next_step()), (RunState::Pending, Some(1)));
         assert_eq!(run.steps[1].attempts, 1, "attempts are kept");
         assert!(!run.retry(now), "only a failed run is retried");
+    }
+
+    #[test]
+    fn a_rollback_undoes_the_steps_that_ran_newest_first() {
+        let (mut run, now) = run();
+        assert!(!run.roll_back(now), "only a failed run is rolled back");
+        run.start_step(0, now);
+        run.end_step(0, Ok(()), now, MAX_ATTEMPTS);
+        run.start_step(1, now);
+        run.end_step(
+            1,
+            Err(Failure::Permanent("refused".into())),
+            now,
+            MAX_ATTEMPTS,
+        );
+        assert!(run.roll_back(now));
+        assert_eq!((run.state, run.next_step()), (RunState::RollingBack, None));
+        assert_eq!(run.next_undo(), Some(1), "the failed step first");
+        run.end_undo(1, Err(Failure::Retryable("busy".into())), now);
+        assert_eq!(run.next_undo(), Some(1));
+        assert_eq!(run.not_before, now + chrono::Duration::seconds(1));
+        run.end_undo(1, Ok(()), now);
+        assert_eq!(run.next_undo(), Some(0));
+        run.end_undo(0, Ok(()), now);
+        assert_eq!((run.state, run.next_undo()), (RunState::RolledBack, None));
+        assert!(run.steps.iter().all(|s| s.state == StepState::RolledBack));
+    }
+
+    #[test]
+    fn a_step_that_never_ran_is_not_undone() {
+        let (mut run, now) = run();
+        run.start_step(0, now);
+        run.end_step(
+            0,
+            Err(Failure::Permanent("refused".into())),
+            now,
+            MAX_ATTEMPTS,
+        );
+        assert!(run.roll_back(now));
+        assert_eq!(run.next_undo(), Some(0));
+        run.end_undo(0, Err(Failure::Permanent("still refused".into())), now);
+        assert_eq!(run.state, RunState::Failed);
+        assert_eq!(run.steps[0].error, "undoing: still refused");
+        assert_eq!(run.steps[1].state, StepState::Pending);
     }
 
     #[test]
