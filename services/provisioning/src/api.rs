@@ -1,5 +1,5 @@
-//! The gRPC adapter of the provisioning service: starting, reading and retrying a tenant's
-//! onboarding runs.
+//! The gRPC adapter of the provisioning service: starting, reading, retrying and rolling back a
+//! tenant's onboarding runs.
 //!
 //! Access is checked before a call reaches here, by the auth layer, from each RPC's option in
 //! the contract.

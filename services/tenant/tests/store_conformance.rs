@@ -398,6 +398,60 @@ async fn times_keep_microseconds(store: Arc<dyn TenantStore>) {
     );
 }
 
+/// A tenant being onboarded is written with its outbox row; the row is claimed by one relay
+/// at a time, claimed again once its lease ran out, and gone once sent, the tenant recording
+/// the run that took it.
+async fn a_tenant_being_onboarded_is_handed_off_once(store: Arc<dyn TenantStore>) {
+    let mut acme = tenant("acme", 5);
+    acme.onboarding = mfg_tenant::domain::Onboarding::pending();
+    store.insert_tenant(&acme).await.unwrap();
+    store.insert_tenant(&tenant("done", 5)).await.unwrap();
+    let (one, two) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let now = Utc::now();
+    let lease = Duration::seconds(2);
+
+    let claimed = store
+        .claim_handoffs(one, now, now + lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed.len(),
+        1,
+        "only the tenant being onboarded: {claimed:?}"
+    );
+    assert_eq!(claimed[0].request_id, format!("onboard/{}", acme.id));
+    assert_eq!((claimed[0].tenant, claimed[0].attempts), (acme.id, 1));
+    assert!(
+        store
+            .claim_handoffs(two, now, now + lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The relay died: the row is taken over after its lease.
+    let later = now + lease + Duration::milliseconds(1);
+    let again = store
+        .claim_handoffs(two, later, later + lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 2);
+    store.handoff_sent(&again[0], "run-1", later).await.unwrap();
+    let much_later = later + Duration::hours(1);
+    let none = store
+        .claim_handoffs(one, much_later, much_later + lease, 10)
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "sent: {none:?}");
+    let stored = store.get_tenant(acme.id).await.unwrap().unwrap();
+    assert_eq!(stored.onboarding.run_id, "run-1");
+    assert_eq!(
+        stored.onboarding.status,
+        mfg_tenant::domain::OnboardingStatus::Provisioning
+    );
+}
+
 mfg_common::on_each_backend!(
     [
         postgres => open(&TestDatabase::postgres().await).await,
@@ -412,5 +466,6 @@ mfg_common::on_each_backend!(
         machines_respect_the_registry_rules,
         concurrent_registrations_never_exceed_the_limit,
         times_keep_microseconds,
+        a_tenant_being_onboarded_is_handed_off_once,
     ],
 );

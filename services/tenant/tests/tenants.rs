@@ -348,3 +348,64 @@ async fn bad_input_names_the_field_and_writes_nothing() {
     assert_eq!(violated_fields(&forged), ["page_token"]);
     service.stop().await;
 }
+
+/// A tenant handed to the provisioning service is provisioning until its run's outcome is
+/// recorded: a failure with its reason, then a success, which no later run's outcome undoes.
+#[tokio::test]
+async fn onboarding_outcomes_move_a_new_tenant_to_active() {
+    let mut service = Service::handing_off().await;
+    let client = &mut service.client;
+    let acme = create_tenant(client, "acme").await;
+    assert_eq!(acme.state(), pb::TenantState::Provisioning);
+    let outcome = |run: &str, succeeded: bool, error: &str| {
+        let mut client = client.clone();
+        let request = pb::SetProvisioningOutcomeRequest {
+            tenant_id: acme.id.clone(),
+            run_id: run.to_owned(),
+            succeeded,
+            error: error.to_owned(),
+        };
+        async move {
+            client
+                .set_provisioning_outcome(request)
+                .await
+                .unwrap()
+                .into_inner()
+                .tenant
+                .unwrap()
+        }
+    };
+    let failed = outcome(
+        "run-1",
+        false,
+        "budget: the cost service answered Unavailable",
+    )
+    .await;
+    assert_eq!(failed.state(), pb::TenantState::ProvisioningFailed);
+    assert_eq!(
+        failed.provisioning_error,
+        "budget: the cost service answered Unavailable"
+    );
+    assert_eq!(failed.provisioning_run_id, "run-1");
+    let active = outcome("run-1", true, "").await;
+    assert_eq!(active.state(), pb::TenantState::Active);
+    assert_eq!(active.provisioning_error, "");
+    let later = outcome("run-2", false, "archive: refused").await;
+    assert_eq!(
+        later.state(),
+        pb::TenantState::Active,
+        "onboarded stays active"
+    );
+    assert_eq!(later.provisioning_run_id, "run-2");
+
+    let missing = client
+        .set_provisioning_outcome(pb::SetProvisioningOutcomeRequest {
+            tenant_id: acme.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::InvalidArgument);
+    assert!(missing.message().contains("run_id"), "{missing:?}");
+    service.stop().await;
+}

@@ -87,7 +87,8 @@ impl Tenants {
         self.store
             .update_tenant(id, &|mut tenant: Tenant| {
                 let onboarding = &mut tenant.onboarding;
-                if onboarding.status != OnboardingStatus::Done || onboarding.run_id == run_id {
+                // An onboarded tenant keeps its state, whatever later runs do.
+                if onboarding.status != OnboardingStatus::Done {
                     onboarding.status = if succeeded {
                         OnboardingStatus::Done
                     } else {

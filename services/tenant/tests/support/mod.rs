@@ -38,6 +38,19 @@ pub struct Service {
 impl Service {
     pub async fn start(db: testing::TestDatabase) -> Self {
         let config = mfg_tenant::Config::new(&db.url, PEPPER).with_admin_token(OPERATOR);
+        Self::start_with(db, config).await
+    }
+
+    /// The service handing new tenants to a provisioning service that is never up.
+    pub async fn handing_off() -> Self {
+        let db = testing::TestDatabase::sqlite();
+        let mut config = mfg_tenant::Config::new(&db.url, PEPPER).with_admin_token(OPERATOR);
+        config.onboarding = mfg_tenant::config::OnboardingArgs::ON;
+        config.addrs.provisioning = "127.0.0.1:9".to_owned();
+        Self::start_with(db, config).await
+    }
+
+    async fn start_with(db: testing::TestDatabase, config: mfg_tenant::Config) -> Self {
         let running = testing::Running::start(service_names::TENANT, |listener, shutdown| {
             mfg_tenant::run(config, listener, shutdown)
         })
