@@ -41,6 +41,7 @@ async fn usage_is_metered_where_it_happens_and_counted_once() {
     )
     .await;
     let tenant = tenant["id"].as_str().unwrap().to_owned();
+    platform.wait_until_active(&tenant).await;
     let (status, _) = call(
         Method::POST,
         format!("/v1/tenants/{tenant}/machines"),
