@@ -13,7 +13,12 @@ use mfg_common::{clock::SharedClock, shutdown::CancellationToken};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::{domain::run::Run, error::Result, steps::Steps, store::ProvisioningStore};
+use crate::{
+    domain::run::{Failure, Run},
+    error::Result,
+    steps::Steps,
+    store::ProvisioningStore,
+};
 
 /// How long a claim lasts without a write: far longer than a step's calls take. Each stored
 /// step extends it.
@@ -99,10 +104,11 @@ impl Worker {
     }
 
     /// Runs the run's steps in order while it has one due, then tells the tenant service how
-    /// it ended.
+    /// it ended. Stops where it lost the run's lease: its new owner goes on.
     async fn work(&self, run: &mut Run) -> Result<()> {
-        self.run_steps(run).await?;
-        self.undo_steps(run).await?;
+        if !self.run_steps(run).await? || !self.undo_steps(run).await? {
+            return Ok(());
+        }
         if let Some(succeeded) = run.to_report() {
             let error = run.failure().unwrap_or_default();
             match self
@@ -111,8 +117,13 @@ impl Worker {
                 .await
             {
                 Ok(()) => run.reported = true,
-                Err(failure) => {
-                    tracing::warn!(run = %run.id, ?failure, "could not report a run's outcome");
+                // Refused for good (the tenant is gone, say): asking again would not help.
+                Err(Failure::Permanent(error)) => {
+                    tracing::warn!(run = %run.id, %error, "the tenant service refused a run's outcome");
+                    run.reported = true;
+                }
+                Err(Failure::Retryable(error)) => {
+                    tracing::warn!(run = %run.id, %error, "could not report a run's outcome");
                     run.not_before = self.now() + chrono::Duration::seconds(1);
                 }
             }
@@ -121,15 +132,15 @@ impl Worker {
         Ok(())
     }
 
-    /// Runs the run's steps in order while it has one due.
-    async fn run_steps(&self, run: &mut Run) -> Result<()> {
+    /// Runs the run's steps in order while it has one due. False when it lost the lease.
+    async fn run_steps(&self, run: &mut Run) -> Result<bool> {
         while let Some(at) = run.next_step() {
             if run.not_before > self.now() {
-                return Ok(());
+                return Ok(true);
             }
             run.start_step(at, self.now());
             if !self.save(run).await? {
-                return Ok(());
+                return Ok(false);
             }
             let key = run.step_key(at);
             let outcome = self.steps.run(run.steps[at].name, run.tenant, &key).await;
@@ -138,17 +149,18 @@ impl Worker {
             }
             run.end_step(at, outcome, self.now(), self.max_attempts);
             if !self.save(run).await? {
-                return Ok(());
+                return Ok(false);
             }
         }
-        Ok(())
+        Ok(true)
     }
 
-    /// Undoes the run's steps newest first while it is rolling back and has one due.
-    async fn undo_steps(&self, run: &mut Run) -> Result<()> {
+    /// Undoes the run's steps newest first while it is rolling back and has one due. False
+    /// when it lost the lease.
+    async fn undo_steps(&self, run: &mut Run) -> Result<bool> {
         while let Some(at) = run.next_undo() {
             if run.not_before > self.now() {
-                return Ok(());
+                return Ok(true);
             }
             let key = format!("{}/undo", run.step_key(at));
             let outcome = self.steps.undo(run.steps[at].name, run.tenant, &key).await;
@@ -157,10 +169,10 @@ impl Worker {
             }
             run.end_undo(at, outcome, self.now());
             if !self.save(run).await? {
-                return Ok(());
+                return Ok(false);
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Stores the run if this worker still holds it, extending the lease. False when it lost
