@@ -7,6 +7,13 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
+/// `time` to the microsecond, the precision both databases keep, so that what a service
+/// returns equals what it reads back later.
+pub fn micros(time: SystemTime) -> chrono::DateTime<chrono::Utc> {
+    let time = chrono::DateTime::<chrono::Utc>::from(time);
+    chrono::DateTime::from_timestamp_micros(time.timestamp_micros()).unwrap_or(time)
+}
+
 /// A source of monotonic and wall-clock time.
 pub trait Clock: Send + Sync + Debug + 'static {
     /// Returns the current monotonic instant, for timeouts and expiries.

@@ -83,7 +83,7 @@ impl Ready {
 
     /// The time, to the microsecond, as the store keeps it.
     fn now(&self) -> DateTime<Utc> {
-        crate::costing::ledger_time(self.clock.as_ref())
+        mfg_common::clock::micros(self.clock.system_now())
     }
 }
 

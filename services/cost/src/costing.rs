@@ -15,7 +15,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use mfg_common::clock::{Clock, SharedClock};
+use mfg_common::clock::{SharedClock, micros};
 use mfg_common::shutdown::CancellationToken;
 
 use crate::{
@@ -194,7 +194,7 @@ impl Costing {
                 () = shutdown.cancelled() => return,
                 _ = ticks.tick() => {}
             }
-            let now = ledger_time(self.clock.as_ref());
+            let now = micros(self.clock.system_now());
             if let Err(error) = self.warm(now).await {
                 tracing::warn!(%error, "could not cost the reports asked for ahead of time");
             }
@@ -310,12 +310,6 @@ async fn summary(
         prices,
         as_of,
     })
-}
-
-/// The time, to the microsecond, as the ledger keeps it.
-pub fn ledger_time(clock: &dyn Clock) -> DateTime<Utc> {
-    let now: DateTime<Utc> = clock.system_now().into();
-    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
 }
 
 /// The key a period's summary is kept under.

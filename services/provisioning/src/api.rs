@@ -87,7 +87,7 @@ impl Ready {
         } else {
             request_id
         };
-        let now = crate::now(self.clock.as_ref());
+        let now = mfg_common::clock::micros(self.clock.system_now());
         let run = Run::new(id, tenant, request_id, ONBOARDING, now);
         let stored = self.store.start(&run).await?;
         if stored.tenant != tenant {
@@ -103,7 +103,7 @@ impl Ready {
     /// Starts undoing a failed run's steps, newest first.
     async fn roll_back(&self, mut run: Run) -> Result<Run> {
         let was = run.state;
-        if !run.roll_back(crate::now(self.clock.as_ref())) {
+        if !run.roll_back(mfg_common::clock::micros(self.clock.system_now())) {
             return Err(ProvisioningError::FailedPrecondition(format!(
                 "the run is {}; only a failed run is rolled back",
                 was.as_str()
@@ -121,7 +121,7 @@ impl Ready {
     /// Resumes a failed run from its failed step.
     async fn retry(&self, mut run: Run) -> Result<Run> {
         let was = run.state;
-        if !run.retry(crate::now(self.clock.as_ref())) {
+        if !run.retry(mfg_common::clock::micros(self.clock.system_now())) {
             return Err(ProvisioningError::FailedPrecondition(format!(
                 "the run is {}; only a failed run is retried",
                 was.as_str()

@@ -17,9 +17,8 @@ pub mod worker;
 use std::sync::{Arc, OnceLock};
 
 use anyhow::Context as _;
-use chrono::{DateTime, Utc};
 use mfg_common::{
-    clock::{Clock, SharedClock, system_clock},
+    clock::{SharedClock, system_clock},
     grpc::{self, Health},
     shutdown::CancellationToken,
     startup::{self, Database},
@@ -133,10 +132,4 @@ async fn become_ready(
         ready.store.ping().await.is_ok()
     });
     tokio::join!(health, ready.worker.run(shutdown));
-}
-
-/// The time, to the microsecond, as the store keeps it.
-pub fn now(clock: &dyn Clock) -> DateTime<Utc> {
-    let now: DateTime<Utc> = clock.system_now().into();
-    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
 }

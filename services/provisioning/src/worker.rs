@@ -190,7 +190,7 @@ impl Worker {
 
     /// The time, to the microsecond, as the store keeps it.
     fn now(&self) -> DateTime<Utc> {
-        crate::now(self.clock.as_ref())
+        mfg_common::clock::micros(self.clock.system_now())
     }
 }
 

@@ -19,6 +19,5 @@ pub use tenant::{
 /// Returns the current time truncated to microseconds, the precision both databases keep, so
 /// that what is returned equals what is read back later.
 pub fn timestamp(time: std::time::SystemTime) -> chrono::DateTime<chrono::Utc> {
-    let time = chrono::DateTime::<chrono::Utc>::from(time);
-    chrono::DateTime::from_timestamp_micros(time.timestamp_micros()).unwrap_or(time)
+    mfg_common::clock::micros(time)
 }
