@@ -201,10 +201,12 @@ impl Costing {
         }
     }
 
-    /// One look of [`Self::keep_warm`]: costs again the summaries asked for in the last
+    /// One look of [`Self::keep_warm`]: reads the settled buckets that reports will want
+    /// ([`SettledBuckets::read_ahead`]), and costs again the summaries asked for in the last
     /// [`WARM_FOR`] that are due within [`AHEAD`] of `now`, after reading their open tails
     /// again.
     pub async fn warm(&self, now: DateTime<Utc>) -> Result<()> {
+        self.settled.read_ahead(self.store()).await?;
         let due: Vec<DateTime<Utc>> = lock(&self.kept)
             .iter()
             .filter(|((_, end), k)| {

@@ -3,6 +3,13 @@
 //! of reading every tenant's rows again. A report over 30 days of 1,000 tenants reads only the
 //! buckets that are new since the last one (an hour a hour) and the open tail.
 //!
+//! A piece inside one day is summed from its hours, or as the day less its hours outside the
+//! piece, whichever reads fewer buckets not kept (the same for days inside a month). The
+//! buckets that a period whose start slides on will want next (the rest of that day's hours,
+//! the next day and its hours) are read ahead, off the reports' path
+//! ([`SettledBuckets::read_ahead`]): a rolling 30 days reads no bucket on its path, on the
+//! hour after a midnight either.
+//!
 //! The open tail of a report (the month so far) is read again after [`FRESH`], as the
 //! summaries made of it are: two reports of one request share it. A sum says when its open
 //! tail was read ([`Sums::as_of`]), and [`SettledBuckets::refresh_open`] reads the tails again
@@ -13,13 +20,17 @@
 //! and forgets every bucket kept when it changed, whichever process recorded the usage.
 
 use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
+    collections::{BTreeSet, HashMap},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use self::ways::{Terms, ahead, read_buckets, ways};
 use crate::{
     costing::{FRESH, lock},
     domain::meter::Meter,
@@ -31,11 +42,17 @@ use crate::{
     },
 };
 
+mod ways;
+
 /// The most buckets kept: enough for the reports of the last months (a 30-day report reads
 /// at most 46 hours, 30 days and a month), at about 100 KB a bucket for 1,000 tenants.
 const MOST_BUCKETS: usize = 400;
 /// The most pieces kept summed: a report's pieces change an hour a hour.
 const MOST_PIECES: usize = 256;
+
+/// What is left of an amount less its parts outside a piece, relative to the amount, that is
+/// taken as nothing left: the rounding of the subtraction.
+const RESIDUE: f64 = 1e-9;
 
 /// Every tenant's amount of each meter in one bucket.
 type Bucket = Arc<Vec<Summed>>;
@@ -44,6 +61,8 @@ type Bucket = Arc<Vec<Summed>>;
 #[derive(Debug, Default)]
 pub struct SettledBuckets {
     kept: Mutex<Kept>,
+    /// Buckets read from the ledger.
+    read: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -56,6 +75,8 @@ struct Kept {
     /// Open pieces (their grain and start: to now) summed, with when: kept [`FRESH`], as
     /// long as the summaries made of them.
     open: HashMap<(Grain, i64), (DateTime<Utc>, Bucket)>,
+    /// Buckets to read ahead of the reports that will need them ([`SettledBuckets::read_ahead`]).
+    wanted: BTreeSet<(Grain, i64)>,
 }
 
 /// A period's usage summed per tenant and meter, as of a moment.
@@ -85,7 +106,10 @@ impl SettledBuckets {
         let mut as_of = now;
         for piece in buckets::cover(start, end) {
             if piece.end <= settled_before {
-                add(&mut sums, &self.settled(store, &piece).await?);
+                add(
+                    &mut sums,
+                    &self.settled(store, &piece, settled_before).await?,
+                );
             } else if piece.end == i64::MAX {
                 let (read, summed) = self.open(store, &piece, now).await?;
                 as_of = as_of.min(read);
@@ -169,50 +193,75 @@ impl SettledBuckets {
         Ok(summed)
     }
 
-    /// A settled piece summed: as kept, or from its buckets, those kept and the rest read at
-    /// once and kept.
-    async fn settled(&self, store: &dyn CostStore, piece: &Piece) -> Result<Bucket> {
+    /// A settled piece summed: as kept, or from the way of summing it ([`ways`]) that reads
+    /// the fewest buckets not kept, those read at once and kept.
+    async fn settled(
+        &self,
+        store: &dyn CostStore,
+        piece: &Piece,
+        settled_before: i64,
+    ) -> Result<Bucket> {
         let key = (piece.grain, piece.start, piece.end);
-        let starts = starts(piece);
-        let (version, missing) = {
+        let (version, way, missing) = {
             let kept = lock(&self.kept);
             if let Some(summed) = kept.pieces.get(&key) {
                 return Ok(summed.clone());
             }
-            let missing: Vec<i64> = starts
-                .iter()
-                .copied()
-                .filter(|s| !kept.buckets.contains_key(&(piece.grain, *s)))
-                .collect();
-            (kept.version, missing)
+            let missing = |way: &Terms| -> Vec<(Grain, i64)> {
+                way.buckets()
+                    .filter(|bucket| !kept.buckets.contains_key(bucket))
+                    .copied()
+                    .collect()
+            };
+            let (way, missing) = ways(piece, settled_before)
+                .into_iter()
+                .map(|way| {
+                    let missing = missing(&way);
+                    (way, missing)
+                })
+                .min_by_key(|(way, missing)| (missing.len(), way.len()))
+                .unwrap_or_default();
+            (kept.version, way, missing)
         };
-        let mut read: HashMap<i64, Vec<Summed>> = HashMap::new();
-        if let (Some(&first), Some(&last)) = (missing.first(), missing.last()) {
-            let end = piece.grain.next(time(last)).timestamp_micros();
-            for (bucket, summed) in store.bucket_amounts(piece.grain, first, end).await? {
-                read.entry(bucket).or_default().push(summed);
-            }
+        {
+            let mut kept = lock(&self.kept);
+            let wanted: Vec<_> = ahead(piece, settled_before)
+                .into_iter()
+                .filter(|bucket| !kept.buckets.contains_key(bucket))
+                .collect();
+            kept.wanted.extend(wanted);
         }
+        let mut read = read_buckets(store, &missing).await?;
+        self.read.fetch_add(missing.len() as u64, Ordering::Relaxed);
         let mut kept = lock(&self.kept);
         let keep = kept.version == version;
         if keep && kept.buckets.len() + missing.len() > MOST_BUCKETS {
             kept.buckets.clear();
         }
+        let mut bucket = |key: &(Grain, i64)| -> Bucket {
+            if let Some(bucket) = kept.buckets.get(key) {
+                return bucket.clone();
+            }
+            let bucket: Bucket = Arc::new(read.remove(key).unwrap_or_default());
+            if keep {
+                kept.buckets.insert(*key, bucket.clone());
+            }
+            bucket
+        };
         let mut sums: HashMap<(Uuid, Meter), f64> = HashMap::new();
-        for start in starts {
-            let bucket = match kept.buckets.get(&(piece.grain, start)) {
-                Some(bucket) => bucket.clone(),
-                None => {
-                    let bucket: Bucket = Arc::new(read.remove(&start).unwrap_or_default());
-                    if keep {
-                        kept.buckets.insert((piece.grain, start), bucket.clone());
-                    }
-                    bucket
-                }
-            };
-            add(&mut sums, &bucket);
+        for key in &way.added {
+            add(&mut sums, &bucket(key));
         }
-        let summed: Bucket = Arc::new(summed(sums));
+        let summed: Bucket = if way.taken.is_empty() {
+            Arc::new(summed(sums))
+        } else {
+            let mut net = sums.clone();
+            for key in &way.taken {
+                take(&mut net, &bucket(key));
+            }
+            net.retain(|key, amount| *amount > sums[key] * RESIDUE);
+            Arc::new(summed(net))
+        };
         if keep {
             if kept.pieces.len() >= MOST_PIECES {
                 kept.pieces.clear();
@@ -221,22 +270,51 @@ impl SettledBuckets {
         }
         Ok(summed)
     }
+
+    /// Reads the buckets that the reports summed so far will want when their start slides on
+    /// (see [`ahead`]), and keeps them: off the reports' path, so that a rolling period reads
+    /// no bucket on its path, a new day's too.
+    pub async fn read_ahead(&self, store: &dyn CostStore) -> Result<()> {
+        if lock(&self.kept).wanted.is_empty() {
+            return Ok(());
+        }
+        self.check_version(store).await?;
+        let (version, wanted) = {
+            let mut kept = lock(&self.kept);
+            let wanted: Vec<(Grain, i64)> = std::mem::take(&mut kept.wanted)
+                .into_iter()
+                .filter(|bucket| !kept.buckets.contains_key(bucket))
+                .collect();
+            (kept.version, wanted)
+        };
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let mut read = read_buckets(store, &wanted).await?;
+        self.read.fetch_add(wanted.len() as u64, Ordering::Relaxed);
+        let mut kept = lock(&self.kept);
+        if kept.version != version {
+            return Ok(());
+        }
+        if kept.buckets.len() + wanted.len() > MOST_BUCKETS {
+            kept.buckets.clear();
+        }
+        for bucket in wanted {
+            let summed = Arc::new(read.remove(&bucket).unwrap_or_default());
+            kept.buckets.insert(bucket, summed);
+        }
+        Ok(())
+    }
+
+    /// How many buckets were read from the ledger so far.
+    pub fn buckets_read(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
+    }
 }
 
 /// [`FRESH`], as a span of wall-clock time.
 fn fresh() -> chrono::Duration {
     chrono::Duration::from_std(FRESH).unwrap_or_default()
-}
-
-/// The starts of a piece's buckets.
-fn starts(piece: &Piece) -> Vec<i64> {
-    let mut starts = Vec::new();
-    let mut at = time(piece.start);
-    while at.timestamp_micros() < piece.end {
-        starts.push(at.timestamp_micros());
-        at = piece.grain.next(at);
-    }
-    starts
 }
 
 fn summed(sums: HashMap<(Uuid, Meter), f64>) -> Vec<Summed> {
@@ -252,5 +330,11 @@ fn summed(sums: HashMap<(Uuid, Meter), f64>) -> Vec<Summed> {
 fn add(sums: &mut HashMap<(Uuid, Meter), f64>, bucket: &[Summed]) {
     for summed in bucket {
         *sums.entry((summed.tenant, summed.meter)).or_default() += summed.amount;
+    }
+}
+
+fn take(sums: &mut HashMap<(Uuid, Meter), f64>, bucket: &[Summed]) {
+    for summed in bucket {
+        *sums.entry((summed.tenant, summed.meter)).or_default() -= summed.amount;
     }
 }

@@ -92,7 +92,7 @@ pub trait CostStore: Send + Sync + std::fmt::Debug + 'static {
     /// changed.
     async fn ledger_version(&self) -> Result<i64>;
     /// Every tenant's amount of each meter in each bucket of `grain` that starts in
-    /// `[start, end)` (µs), as `(bucket start, amount)`.
+    /// `[start, end)` (µs), as `(bucket start, amount)`, in no order.
     async fn bucket_amounts(
         &self,
         grain: Grain,

@@ -121,6 +121,106 @@ async fn settled_sums_agree_with_the_ledger(store: Arc<dyn CostStore>) {
     }
 }
 
+/// Hourly usage of two tenants from `from` to `to`: requests, and a level of hot storage.
+async fn record_hours(
+    store: &dyn CostStore,
+    tenants: &[Uuid],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) {
+    let mut records = Vec::new();
+    let mut start = from;
+    while start < to {
+        for (i, tenant) in tenants.iter().enumerate() {
+            let n = start.timestamp() / 3600 + i as i64;
+            records.push(hour_of(
+                *tenant,
+                Meter::ApiRequests,
+                start,
+                (n % 7) as f64,
+                &format!("{tenant}/{start}/r"),
+            ));
+            records.push(hour_of(
+                *tenant,
+                Meter::HotStorage,
+                start,
+                1e9 + n as f64,
+                &format!("{tenant}/{start}/h"),
+            ));
+        }
+        start += Duration::hours(1);
+    }
+    for chunk in records.chunks(5_000) {
+        store.record_usage(chunk, to).await.unwrap();
+    }
+}
+
+/// A period whose start slides an hour at a time (a rolling 30 days) reads one bucket more
+/// each step, and two the hour after a midnight (the day before and its first hour): its first
+/// day is the day's bucket less the hours before the start, where its own hours would be 23
+/// hours never read. Its start sliding a day at a time across the first of a month reads the
+/// month less its first days in the same way.
+async fn a_sliding_start_reads_a_bucket_a_step(store: Arc<dyn CostStore>) {
+    let tenants = [Uuid::now_v7(), Uuid::now_v7()];
+    let now = Utc.with_ymd_and_hms(2026, 12, 3, 10, 30, 0).unwrap();
+    let first = Utc.with_ymd_and_hms(2026, 10, 28, 0, 0, 0).unwrap();
+    record_hours(store.as_ref(), &tenants, first, now - Duration::hours(1)).await;
+    let kept = SettledBuckets::default();
+    let steps = (0..36)
+        .map(|hours| at(4, 20) + Duration::hours(hours))
+        .chain((0..5).map(|days| first + Duration::days(days)));
+    for (step, start) in steps.enumerate() {
+        let read = kept.buckets_read();
+        assert_eq!(
+            sorted(
+                kept.sums(store.as_ref(), start, None, now)
+                    .await
+                    .unwrap()
+                    .sums
+            ),
+            sorted(store.sums(None, start, None).await.unwrap()),
+            "from {start}"
+        );
+        let most = match step {
+            0 | 36 => u64::MAX,
+            _ => 2,
+        };
+        assert!(
+            kept.buckets_read() - read <= most,
+            "from {start}: {} buckets read",
+            kept.buckets_read() - read
+        );
+    }
+}
+
+/// Read ahead off the reports' path, the buckets a rolling period wants are kept before it
+/// slides: an hour at a time through the day and the next, it reads none on its path.
+async fn buckets_read_ahead_serve_a_sliding_start(store: Arc<dyn CostStore>) {
+    let tenants = [Uuid::now_v7(), Uuid::now_v7()];
+    let now = Utc.with_ymd_and_hms(2026, 12, 3, 10, 30, 0).unwrap();
+    record_hours(store.as_ref(), &tenants, at(1, 0), now - Duration::hours(1)).await;
+    let kept = SettledBuckets::default();
+    let first = at(4, 20);
+    kept.sums(store.as_ref(), first, None, now).await.unwrap();
+    kept.read_ahead(store.as_ref()).await.unwrap();
+    for hours in 1..=28 {
+        let start = first + Duration::hours(hours);
+        let read = kept.buckets_read();
+        assert_eq!(
+            sorted(
+                kept.sums(store.as_ref(), start, None, now)
+                    .await
+                    .unwrap()
+                    .sums
+            ),
+            sorted(store.sums(None, start, None).await.unwrap()),
+            "from {start}"
+        );
+        assert_eq!(kept.buckets_read(), read, "from {start}: read on its path");
+        kept.read_ahead(store.as_ref()).await.unwrap();
+    }
+}
+
 /// The open tail (the month so far) is kept [`FRESH`] and says when it was read; read again
 /// ahead of time, it holds what was recorded since.
 async fn the_open_tail_is_read_again_ahead_of_time(store: Arc<dyn CostStore>) {
@@ -187,6 +287,8 @@ mfg_common::on_each_backend!(
     ],
     [
         settled_sums_agree_with_the_ledger,
-        the_open_tail_is_read_again_ahead_of_time
+        the_open_tail_is_read_again_ahead_of_time,
+        a_sliding_start_reads_a_bucket_a_step,
+        buckets_read_ahead_serve_a_sliding_start
     ],
 );

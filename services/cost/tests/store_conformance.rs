@@ -206,11 +206,12 @@ async fn late_usage_moves_the_ledger_version(store: Arc<dyn CostStore>) {
         )
         .await
         .unwrap();
-    let of_tenant: Vec<(i64, f64)> = hours
+    let mut of_tenant: Vec<(i64, f64)> = hours
         .iter()
         .filter(|(_, s)| s.tenant == tenant)
         .map(|(hour, s)| (*hour, s.amount))
         .collect();
+    of_tenant.sort_by_key(|(hour, _)| *hour);
     assert_eq!(
         of_tenant,
         [

@@ -53,6 +53,15 @@ impl Grain {
         }
     }
 
+    /// The grain whose buckets are made of this one's: a day of hours, a month of days.
+    pub const fn parent(self) -> Option<Self> {
+        match self {
+            Self::Hour => Some(Self::Day),
+            Self::Day => Some(Self::Month),
+            Self::Month => None,
+        }
+    }
+
     /// The start of the bucket after the one starting at `start`.
     pub fn next(self, start: DateTime<Utc>) -> DateTime<Utc> {
         match self {

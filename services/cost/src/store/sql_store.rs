@@ -53,13 +53,19 @@ const PRICE_BOOKS: &str = "SELECT effective_from, book FROM price_books ORDER BY
 const INSERT_PRICE_BOOK: &str =
     "INSERT INTO price_books (effective_from, replaces, book) VALUES ($1, $2, $3)";
 
-/// The buckets of a grain that start in `[$1, $2)`, of every tenant or of tenant `$3`.
-fn buckets(grain: Grain, of_tenant: bool) -> String {
+/// The buckets of a grain that start in `[$1, $2)`, of every tenant or of tenant `$3`; in
+/// order of tenant, bucket and meter, or as they are found when not `ordered`.
+fn buckets(grain: Grain, of_tenant: bool, ordered: bool) -> String {
     let (table, column) = grain.table();
     let tenant = if of_tenant { "AND tenant_id = $3" } else { "" };
+    let order = if ordered {
+        format!("ORDER BY tenant_id, {column}, meter")
+    } else {
+        String::new()
+    };
     format!(
         "SELECT tenant_id, meter, {column}, amount FROM {table} \
-         WHERE {column} >= $1 AND {column} < $2 {tenant} ORDER BY tenant_id, {column}, meter"
+         WHERE {column} >= $1 AND {column} < $2 {tenant} {order}"
     )
 }
 
@@ -122,7 +128,7 @@ where
     for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     <DB as Database>::Arguments: IntoArguments<DB>,
-    for<'a> &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> &'a str: sqlx::Encode<'a, DB> + sqlx::Decode<'a, DB> + sqlx::Type<DB>,
     for<'a> String: sqlx::Encode<'a, DB> + sqlx::Decode<'a, DB> + sqlx::Type<DB>,
     for<'a> i64: sqlx::Encode<'a, DB> + sqlx::Decode<'a, DB> + sqlx::Type<DB>,
     for<'a> f64: sqlx::Encode<'a, DB> + sqlx::Decode<'a, DB> + sqlx::Type<DB>,
@@ -207,7 +213,7 @@ where
         start: i64,
         end: i64,
     ) -> Result<Vec<(i64, Summed)>> {
-        let query = buckets(grain, false);
+        let query = buckets(grain, false, false);
         let rows = sqlx::query(AssertSqlSafe(query.as_str()))
             .bind(start)
             .bind(end)
@@ -243,7 +249,7 @@ where
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     ) -> Result<Vec<Usage>> {
-        let query = buckets(grain, tenant.is_some());
+        let query = buckets(grain, tenant.is_some(), true);
         let rows = sqlx::query(AssertSqlSafe(query.as_str()))
             .bind(start.timestamp_micros())
             .bind(end.timestamp_micros())
@@ -456,9 +462,10 @@ fn tenant_of(id: String) -> Result<Uuid> {
 }
 
 /// A stored tenant and meter.
-fn tenant_and_meter(tenant: String, meter: String) -> Result<(Uuid, Meter)> {
-    let tenant = tenant_of(tenant)?;
-    let meter = Meter::of_name(&meter)
+fn tenant_and_meter(tenant: &str, meter: &str) -> Result<(Uuid, Meter)> {
+    let tenant = Uuid::parse_str(tenant)
+        .map_err(|_| CostError::Internal(format!("a stored id `{tenant}`")))?;
+    let meter = Meter::of_name(meter)
         .ok_or_else(|| CostError::Internal(format!("a stored meter `{meter}`")))?;
     Ok((tenant, meter))
 }

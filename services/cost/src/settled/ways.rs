@@ -1,0 +1,118 @@
+//! How a settled piece of a report is summed from buckets, which buckets that reads, and
+//! which it will want next.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::{
+    error::Result,
+    store::{
+        CostStore, Summed,
+        buckets::{Grain, Piece, time},
+    },
+};
+
+/// The buckets whose amounts, added and taken away, make a settled piece.
+#[derive(Debug, Default)]
+pub(super) struct Terms {
+    pub(super) added: Vec<(Grain, i64)>,
+    pub(super) taken: Vec<(Grain, i64)>,
+}
+
+impl Terms {
+    pub(super) fn buckets(&self) -> impl Iterator<Item = &(Grain, i64)> {
+        self.added.iter().chain(&self.taken)
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.added.len() + self.taken.len()
+    }
+}
+
+/// The ways to sum a settled piece: its own buckets; and, for a piece inside one settled day
+/// (or month), that day's bucket less its hours (or days) outside the piece. A period whose
+/// start slides an hour at a time reads one hour more each time this way, where its own
+/// buckets would be a day's hours never read, once a day (and a month's days, once a month).
+pub(super) fn ways(piece: &Piece, settled_before: i64) -> Vec<Terms> {
+    let own = Terms {
+        added: starts(piece.grain, piece.start, piece.end),
+        taken: Vec::new(),
+    };
+    let Some(parent) = piece.grain.parent() else {
+        return vec![own];
+    };
+    let first = parent.floor(time(piece.start));
+    let (first, end) = (
+        first.timestamp_micros(),
+        parent.next(first).timestamp_micros(),
+    );
+    if piece.end > end || end > settled_before || (first, end) == (piece.start, piece.end) {
+        return vec![own];
+    }
+    let mut taken = starts(piece.grain, first, piece.start);
+    taken.extend(starts(piece.grain, piece.end, end));
+    let less = Terms {
+        added: vec![(parent, first)],
+        taken,
+    };
+    vec![own, less]
+}
+
+/// The settled buckets a piece inside one day (or month) will want when the period's start
+/// slides on: that day's hours, and the next day with its hours (the days of that month and
+/// the next month with its days). Read once, they make the piece's next starts, the next day's
+/// too, from buckets kept.
+pub(super) fn ahead(piece: &Piece, settled_before: i64) -> Vec<(Grain, i64)> {
+    let Some(parent) = piece.grain.parent() else {
+        return Vec::new();
+    };
+    let first = parent.floor(time(piece.start));
+    let second = parent.next(first);
+    let third = parent.next(second);
+    if piece.end > second.timestamp_micros() {
+        return Vec::new();
+    }
+    let settled = |end: DateTime<Utc>| end.timestamp_micros().min(settled_before);
+    let mut ahead = starts(piece.grain, first.timestamp_micros(), settled(third));
+    ahead.retain(|(grain, start)| grain.next(time(*start)).timestamp_micros() <= settled_before);
+    if third.timestamp_micros() <= settled_before {
+        ahead.push((parent, second.timestamp_micros()));
+    }
+    ahead
+}
+
+/// Reads the buckets given, a query for each run of consecutive buckets of a grain.
+pub(super) async fn read_buckets(
+    store: &dyn CostStore,
+    buckets: &[(Grain, i64)],
+) -> Result<HashMap<(Grain, i64), Vec<Summed>>> {
+    let mut sorted = buckets.to_vec();
+    sorted.sort_unstable();
+    let mut runs: Vec<(Grain, i64, i64)> = Vec::new();
+    for (grain, start) in sorted {
+        let end = grain.next(time(start)).timestamp_micros();
+        match runs.last_mut() {
+            Some(run) if run.0 == grain && run.2 == start => run.2 = end,
+            _ => runs.push((grain, start, end)),
+        }
+    }
+    let mut read: HashMap<(Grain, i64), Vec<Summed>> = HashMap::new();
+    for (grain, start, end) in runs {
+        for (bucket, summed) in store.bucket_amounts(grain, start, end).await? {
+            read.entry((grain, bucket)).or_default().push(summed);
+        }
+    }
+    Ok(read)
+}
+
+/// The buckets of `grain` that start in `[start, end)`.
+fn starts(grain: Grain, start: i64, end: i64) -> Vec<(Grain, i64)> {
+    let mut starts = Vec::new();
+    let mut at = time(start);
+    while at.timestamp_micros() < end {
+        starts.push((grain, at.timestamp_micros()));
+        at = grain.next(at);
+    }
+    starts
+}
