@@ -4,11 +4,11 @@
 //! - back to back (the cost service reuses a summary for 5 s);
 //! - a few requests more than 5 s apart (the service costs a summary still asked for again
 //!   before it is due, in the background);
-//! - a new period each request, an hour later than the last (each costs every tenant: the
-//!   settled buckets are kept, the month so far is read at most 5 s before).
+//! - a new period each request, an hour later than the last, across a midnight (each costs
+//!   every tenant: the settled buckets are kept, the month so far is read at most 5 s before).
 //!
 //! It starts the platform in this process on the database it is given (PostgreSQL, or SQLite
-//! files in a temporary directory). It creates `--tenants` tenants and records 30 days of
+//! files in a temporary directory). It creates `--tenants` tenants and records a month (30 to 31 days) of
 //! hourly usage of three meters for each, through `RecordUsage`, as the services meter it:
 //! readings ingested, hot storage and machines, hour by hour.
 
@@ -54,6 +54,8 @@ type Url<'a> = dyn Fn(usize) -> String + 'a;
 
 /// An hour in µs.
 const HOUR: i64 = 3_600_000_000;
+/// A day in µs.
+const DAY: i64 = 24 * HOUR;
 
 /// Runs the benchmark and prints its figures.
 pub async fn run(args: CostBench) -> anyhow::Result<()> {
@@ -61,14 +63,16 @@ pub async fn run(args: CostBench) -> anyhow::Result<()> {
     let mut out = std::io::stdout();
     writeln!(
         out,
-        "mfg bench cost: {}, {} tenants with 30 days of hourly usage of 3 meters, {} requests a route",
+        "mfg bench cost: {}, {} tenants with a month (30 to 31 days) of hourly usage of 3 meters, {} requests a route",
         platform.backend, args.tenants, args.requests
     )?;
     let loading = Instant::now();
     let tenants = create_tenants(&platform, args.tenants).await?;
     let mut cost = CostServiceClient::new(channel(platform.cost_addr, OPERATOR)?);
     let now = micros_now() / HOUR * HOUR;
-    let start = now - 30 * 24 * HOUR;
+    // From 19:00 the day before the day 30 days back, so that the new periods (an hour later
+    // each) cross a midnight, as a rolling 30 days does once a day.
+    let start = (now - 30 * DAY) / DAY * DAY - 5 * HOUR;
     let mut records: Vec<pb::UsageRecord> = tenants
         .iter()
         .flat_map(|tenant| month_of_usage(tenant, start, now))
@@ -114,7 +118,7 @@ pub async fn run(args: CostBench) -> anyhow::Result<()> {
     let tenant_30_days = from(&tenant_route, 0);
     let routes: [(&str, &Url, &Url); 2] = [
         (
-            "GET /v1/tenants/{id}/cost, 30 days",
+            "GET /v1/tenants/{id}/cost, a month",
             &|_| tenant_30_days.clone(),
             &|n| from(&tenant_route, n + 1),
         ),

@@ -185,13 +185,21 @@ impl Costing {
     /// Costs again, until `shutdown`, each summary of a period that ends now that was asked
     /// for in the last [`WARM_FOR`] and is due within [`AHEAD`]: a client that keeps asking
     /// (a console, say) finds it costed, from the ledger read at most [`FRESH`] before.
-    /// Reports are then as fresh as before, and none waits for its summary.
+    /// Reports are then as fresh as before, and none waits for its summary. As soon as they
+    /// are wanted, it reads the settled buckets that reports will want next
+    /// ([`SettledBuckets::read_ahead`]).
     pub async fn keep_warm(&self, shutdown: CancellationToken) {
         let mut ticks = tokio::time::interval(WARM_EVERY);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
+                () = self.settled.wanted() => {
+                    if let Err(error) = self.settled.read_ahead(self.store()).await {
+                        tracing::warn!(%error, "could not read the buckets reports want ahead");
+                    }
+                    continue;
+                }
                 _ = ticks.tick() => {}
             }
             let now = micros(self.clock.system_now());

@@ -5,8 +5,8 @@
 //!
 //! A piece inside one day is summed from its hours, or as the day less its hours outside the
 //! piece, whichever reads fewer buckets not kept (the same for days inside a month). The
-//! buckets that a period whose start slides on will want next (the rest of that day's hours,
-//! the next day and its hours) are read ahead, off the reports' path
+//! buckets that a period whose start slides on will want next (the hour its start passes, the
+//! next day and its first hour) are read ahead, off the reports' path
 //! ([`SettledBuckets::read_ahead`]): a rolling 30 days reads no bucket on its path, on the
 //! hour after a midnight either.
 //!
@@ -28,6 +28,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use self::ways::{Terms, ahead, read_buckets, ways};
@@ -63,6 +64,8 @@ pub struct SettledBuckets {
     kept: Mutex<Kept>,
     /// Buckets read from the ledger.
     read: AtomicU64,
+    /// Told when buckets are wanted ahead.
+    wanted: Notify,
 }
 
 #[derive(Debug, Default)]
@@ -229,7 +232,10 @@ impl SettledBuckets {
                 .into_iter()
                 .filter(|bucket| !kept.buckets.contains_key(bucket))
                 .collect();
-            kept.wanted.extend(wanted);
+            if !wanted.is_empty() {
+                kept.wanted.extend(wanted);
+                self.wanted.notify_one();
+            }
         }
         let mut read = read_buckets(store, &missing).await?;
         self.read.fetch_add(missing.len() as u64, Ordering::Relaxed);
@@ -304,6 +310,11 @@ impl SettledBuckets {
             kept.buckets.insert(bucket, summed);
         }
         Ok(())
+    }
+
+    /// Returns when buckets are wanted ahead (at once if they were since the last call).
+    pub async fn wanted(&self) {
+        self.wanted.notified().await;
     }
 
     /// How many buckets were read from the ledger so far.

@@ -3,8 +3,6 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
-
 use crate::{
     error::Result,
     store::{
@@ -60,24 +58,22 @@ pub(super) fn ways(piece: &Piece, settled_before: i64) -> Vec<Terms> {
 }
 
 /// The settled buckets a piece inside one day (or month) will want when the period's start
-/// slides on: that day's hours, and the next day with its hours (the days of that month and
-/// the next month with its days). Read once, they make the piece's next starts, the next day's
-/// too, from buckets kept.
+/// slides on by one of its buckets: its first bucket (the day less the hours before the next
+/// start takes it away too), and the next day with its first hour (what the start an hour after
+/// the next midnight takes). Read ahead, a start that slides an hour at a time reads none on its
+/// path, across a midnight too.
 pub(super) fn ahead(piece: &Piece, settled_before: i64) -> Vec<(Grain, i64)> {
     let Some(parent) = piece.grain.parent() else {
         return Vec::new();
     };
-    let first = parent.floor(time(piece.start));
-    let second = parent.next(first);
-    let third = parent.next(second);
-    if piece.end > second.timestamp_micros() {
+    let next = parent.next(parent.floor(time(piece.start)));
+    if piece.end > next.timestamp_micros() {
         return Vec::new();
     }
-    let settled = |end: DateTime<Utc>| end.timestamp_micros().min(settled_before);
-    let mut ahead = starts(piece.grain, first.timestamp_micros(), settled(third));
-    ahead.retain(|(grain, start)| grain.next(time(*start)).timestamp_micros() <= settled_before);
-    if third.timestamp_micros() <= settled_before {
-        ahead.push((parent, second.timestamp_micros()));
+    let mut ahead = vec![(piece.grain, piece.start)];
+    if parent.next(next).timestamp_micros() <= settled_before {
+        ahead.push((parent, next.timestamp_micros()));
+        ahead.push((piece.grain, next.timestamp_micros()));
     }
     ahead
 }
