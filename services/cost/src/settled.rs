@@ -4,7 +4,8 @@
 //! buckets that are new since the last one (an hour a hour) and the open tail.
 //!
 //! A piece inside one day is summed from its hours, or as the day less its hours outside the
-//! piece, whichever reads fewer buckets not kept (the same for days inside a month). The
+//! piece, or as the piece an hour longer kept less that hour, whichever reads fewer buckets not
+//! kept, then sums fewer (the same for days inside a month). The
 //! buckets that a period whose start slides on will want next (the hour its start passes, the
 //! next day and its first hour) are read ahead, off the reports' path
 //! ([`SettledBuckets::read_ahead`]): a rolling 30 days reads no bucket on its path, on the
@@ -31,7 +32,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use self::ways::{Terms, ahead, read_buckets, ways};
+use self::ways::{Terms, ahead, longer, read_buckets, ways};
 use crate::{
     costing::{FRESH, lock},
     domain::meter::Meter,
@@ -216,7 +217,17 @@ impl SettledBuckets {
                     .copied()
                     .collect()
             };
-            let (way, missing) = ways(piece, settled_before)
+            let mut ways = ways(piece, settled_before);
+            if let Some(longer) = longer(piece)
+                && let Some(base) = kept.pieces.get(&longer)
+            {
+                ways.push(Terms {
+                    base: Some(base.clone()),
+                    added: Vec::new(),
+                    taken: vec![(piece.grain, longer.1)],
+                });
+            }
+            let (way, missing) = ways
                 .into_iter()
                 .map(|way| {
                     let missing = missing(&way);
@@ -255,6 +266,9 @@ impl SettledBuckets {
             bucket
         };
         let mut sums: HashMap<(Uuid, Meter), f64> = HashMap::new();
+        if let Some(base) = &way.base {
+            add(&mut sums, base);
+        }
         for key in &way.added {
             add(&mut sums, &bucket(key));
         }

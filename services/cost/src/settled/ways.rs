@@ -1,7 +1,7 @@
 //! How a settled piece of a report is summed from buckets, which buckets that reads, and
 //! which it will want next.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use crate::{
     error::Result,
@@ -11,9 +11,11 @@ use crate::{
     },
 };
 
-/// The buckets whose amounts, added and taken away, make a settled piece.
+/// The buckets whose amounts, added to a kept sum (or to nothing) and taken away, make a
+/// settled piece.
 #[derive(Debug, Default)]
 pub(super) struct Terms {
+    pub(super) base: Option<Arc<Vec<Summed>>>,
     pub(super) added: Vec<(Grain, i64)>,
     pub(super) taken: Vec<(Grain, i64)>,
 }
@@ -24,7 +26,7 @@ impl Terms {
     }
 
     pub(super) fn len(&self) -> usize {
-        self.added.len() + self.taken.len()
+        usize::from(self.base.is_some()) + self.added.len() + self.taken.len()
     }
 }
 
@@ -35,7 +37,7 @@ impl Terms {
 pub(super) fn ways(piece: &Piece, settled_before: i64) -> Vec<Terms> {
     let own = Terms {
         added: starts(piece.grain, piece.start, piece.end),
-        taken: Vec::new(),
+        ..Terms::default()
     };
     let Some(parent) = piece.grain.parent() else {
         return vec![own];
@@ -53,8 +55,20 @@ pub(super) fn ways(piece: &Piece, settled_before: i64) -> Vec<Terms> {
     let less = Terms {
         added: vec![(parent, first)],
         taken,
+        ..Terms::default()
     };
     vec![own, less]
+}
+
+/// The piece one bucket longer at its start, as kept: its sum less that bucket is this piece's,
+/// the cheapest way to sum the next piece of a start that slides an hour (or a day).
+pub(super) fn longer(piece: &Piece) -> Option<(Grain, i64, i64)> {
+    let length = match piece.grain {
+        Grain::Hour => 3_600_000_000,
+        Grain::Day => 86_400_000_000,
+        Grain::Month => return None,
+    };
+    Some((piece.grain, piece.start - length, piece.end))
 }
 
 /// The settled buckets a piece inside one day (or month) will want when the period's start
