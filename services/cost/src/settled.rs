@@ -32,7 +32,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use self::ways::{Terms, ahead, longer, read_buckets, ways};
+use self::ways::{Terms, add, ahead, longer, read_buckets, summed, take, ways};
 use crate::{
     costing::{FRESH, lock},
     domain::meter::Meter,
@@ -81,6 +81,19 @@ struct Kept {
     open: HashMap<(Grain, i64), (DateTime<Utc>, Bucket)>,
     /// Buckets to read ahead of the reports that will need them ([`SettledBuckets::read_ahead`]).
     wanted: BTreeSet<(Grain, i64)>,
+}
+
+/// How a settled piece is summed.
+enum Plan {
+    /// As kept.
+    Kept(Bucket),
+    /// From buckets, the `missing` ones read first.
+    Sum {
+        /// The ledger's version when planned.
+        version: Option<i64>,
+        way: Terms,
+        missing: Vec<(Grain, i64)>,
+    },
 }
 
 /// A period's usage summed per tenant and meter, as of a moment.
@@ -205,54 +218,83 @@ impl SettledBuckets {
         piece: &Piece,
         settled_before: i64,
     ) -> Result<Bucket> {
-        let key = (piece.grain, piece.start, piece.end);
-        let (version, way, missing) = {
-            let kept = lock(&self.kept);
-            if let Some(summed) = kept.pieces.get(&key) {
-                return Ok(summed.clone());
-            }
-            let missing = |way: &Terms| -> Vec<(Grain, i64)> {
-                way.buckets()
-                    .filter(|bucket| !kept.buckets.contains_key(bucket))
-                    .copied()
-                    .collect()
-            };
-            let mut ways = ways(piece, settled_before);
-            if let Some(longer) = longer(piece)
-                && let Some(base) = kept.pieces.get(&longer)
-            {
-                ways.push(Terms {
-                    base: Some(base.clone()),
-                    added: Vec::new(),
-                    taken: vec![(piece.grain, longer.1)],
-                });
-            }
-            let (way, missing) = ways
-                .into_iter()
-                .map(|way| {
-                    let missing = missing(&way);
-                    (way, missing)
-                })
-                .min_by_key(|(way, missing)| (missing.len(), way.len()))
-                .unwrap_or_default();
-            (kept.version, way, missing)
+        let (version, way, missing) = match self.plan(piece, settled_before) {
+            Plan::Kept(summed) => return Ok(summed),
+            Plan::Sum {
+                version,
+                way,
+                missing,
+            } => (version, way, missing),
         };
-        {
-            let mut kept = lock(&self.kept);
-            let wanted: Vec<_> = ahead(piece, settled_before)
-                .into_iter()
-                .filter(|bucket| !kept.buckets.contains_key(bucket))
-                .collect();
-            if !wanted.is_empty() {
-                kept.wanted.extend(wanted);
-                self.wanted.notify_one();
-            }
-        }
-        let mut read = read_buckets(store, &missing).await?;
+        self.want_ahead(piece, settled_before);
+        let read = read_buckets(store, &missing).await?;
         self.read.fetch_add(missing.len() as u64, Ordering::Relaxed);
+        Ok(self.sum_and_keep(piece, version, &way, read))
+    }
+
+    /// How a settled piece is summed: as kept, or the cheapest of its ways, with the buckets
+    /// it reads.
+    fn plan(&self, piece: &Piece, settled_before: i64) -> Plan {
+        let kept = lock(&self.kept);
+        if let Some(summed) = kept.pieces.get(&(piece.grain, piece.start, piece.end)) {
+            return Plan::Kept(summed.clone());
+        }
+        let mut ways = ways(piece, settled_before);
+        if let Some(longer) = longer(piece)
+            && let Some(base) = kept.pieces.get(&longer)
+        {
+            ways.push(Terms {
+                base: Some(base.clone()),
+                added: Vec::new(),
+                taken: vec![(piece.grain, longer.1)],
+            });
+        }
+        let missing = |way: &Terms| -> Vec<(Grain, i64)> {
+            way.buckets()
+                .filter(|bucket| !kept.buckets.contains_key(bucket))
+                .copied()
+                .collect()
+        };
+        let (way, missing) = ways
+            .into_iter()
+            .map(|way| {
+                let missing = missing(&way);
+                (way, missing)
+            })
+            .min_by_key(|(way, missing)| (missing.len(), way.len()))
+            .unwrap_or_default();
+        Plan::Sum {
+            version: kept.version,
+            way,
+            missing,
+        }
+    }
+
+    /// Asks for the buckets not kept that the piece's next start will want ([`ahead`]).
+    fn want_ahead(&self, piece: &Piece, settled_before: i64) {
+        let mut kept = lock(&self.kept);
+        let wanted: Vec<_> = ahead(piece, settled_before)
+            .into_iter()
+            .filter(|bucket| !kept.buckets.contains_key(bucket))
+            .collect();
+        if !wanted.is_empty() {
+            kept.wanted.extend(wanted);
+            self.wanted.notify_one();
+        }
+    }
+
+    /// Sums a piece the way planned, from the buckets kept and those `read`, and keeps it and
+    /// them, unless the ledger's version moved since `version`.
+    fn sum_and_keep(
+        &self,
+        piece: &Piece,
+        version: Option<i64>,
+        way: &Terms,
+        mut read: HashMap<(Grain, i64), Vec<Summed>>,
+    ) -> Bucket {
         let mut kept = lock(&self.kept);
         let keep = kept.version == version;
-        if keep && kept.buckets.len() + missing.len() > MOST_BUCKETS {
+        if keep && kept.buckets.len() + read.len() > MOST_BUCKETS {
             kept.buckets.clear();
         }
         let mut bucket = |key: &(Grain, i64)| -> Bucket {
@@ -286,9 +328,10 @@ impl SettledBuckets {
             if kept.pieces.len() >= MOST_PIECES {
                 kept.pieces.clear();
             }
-            kept.pieces.insert(key, summed.clone());
+            kept.pieces
+                .insert((piece.grain, piece.start, piece.end), summed.clone());
         }
-        Ok(summed)
+        summed
     }
 
     /// Reads the buckets that the reports summed so far will want when their start slides on
@@ -340,26 +383,4 @@ impl SettledBuckets {
 /// [`FRESH`], as a span of wall-clock time.
 fn fresh() -> chrono::Duration {
     chrono::Duration::from_std(FRESH).unwrap_or_default()
-}
-
-fn summed(sums: HashMap<(Uuid, Meter), f64>) -> Vec<Summed> {
-    sums.into_iter()
-        .map(|((tenant, meter), amount)| Summed {
-            tenant,
-            meter,
-            amount,
-        })
-        .collect()
-}
-
-fn add(sums: &mut HashMap<(Uuid, Meter), f64>, bucket: &[Summed]) {
-    for summed in bucket {
-        *sums.entry((summed.tenant, summed.meter)).or_default() += summed.amount;
-    }
-}
-
-fn take(sums: &mut HashMap<(Uuid, Meter), f64>, bucket: &[Summed]) {
-    for summed in bucket {
-        *sums.entry((summed.tenant, summed.meter)).or_default() -= summed.amount;
-    }
 }

@@ -3,7 +3,10 @@
 
 use std::{collections::HashMap, sync::Arc};
 
+use uuid::Uuid;
+
 use crate::{
+    domain::meter::Meter,
     error::Result,
     store::{
         CostStore, Summed,
@@ -125,4 +128,29 @@ fn starts(grain: Grain, start: i64, end: i64) -> Vec<(Grain, i64)> {
         at = grain.next(at);
     }
     starts
+}
+
+/// Every tenant's amount of each meter, as a list.
+pub(super) fn summed(sums: HashMap<(Uuid, Meter), f64>) -> Vec<Summed> {
+    sums.into_iter()
+        .map(|((tenant, meter), amount)| Summed {
+            tenant,
+            meter,
+            amount,
+        })
+        .collect()
+}
+
+/// Adds a bucket's amounts.
+pub(super) fn add(sums: &mut HashMap<(Uuid, Meter), f64>, bucket: &[Summed]) {
+    for summed in bucket {
+        *sums.entry((summed.tenant, summed.meter)).or_default() += summed.amount;
+    }
+}
+
+/// Takes a bucket's amounts away.
+pub(super) fn take(sums: &mut HashMap<(Uuid, Meter), f64>, bucket: &[Summed]) {
+    for summed in bucket {
+        *sums.entry((summed.tenant, summed.meter)).or_default() -= summed.amount;
+    }
 }
