@@ -77,8 +77,13 @@ impl Ready {
     }
 
     /// The forecasts of the current month.
-    async fn month_forecasts(&self) -> Result<crate::forecasts::MonthForecasts, CostError> {
-        self.forecasts.of_month(&self.costing, self.now()).await
+    async fn month_forecasts(
+        &self,
+        version: i64,
+    ) -> Result<Arc<crate::forecasts::MonthForecasts>, CostError> {
+        self.forecasts
+            .of_month(&self.costing, self.now(), version)
+            .await
     }
 
     /// The time, to the microsecond, as the store keeps it.
@@ -134,8 +139,9 @@ impl CostService for CostApi {
             ready.now(),
         )?;
         let id = tenant.id;
-        let report = ready.costing.tenant(tenant, period).await?;
-        let month = ready.month_forecasts().await?;
+        let version = ready.costing.version().await?;
+        let report = ready.costing.tenant(tenant, period, version).await?;
+        let month = ready.month_forecasts(version).await?;
         Ok(Response::new(pb::GetTenantCostResponse {
             report: Some(pb::CostReport {
                 forecast: reports::forecast_of(&month, id),
@@ -155,8 +161,9 @@ impl CostService for CostApi {
             request.end_time.as_ref(),
             ready.now(),
         )?;
-        let costed = ready.costing.summary(period).await?;
-        let month = ready.month_forecasts().await?;
+        let version = ready.costing.version().await?;
+        let costed = ready.costing.summary_at(period, version).await?;
+        let month = ready.month_forecasts(version).await?;
         Ok(Response::new(reports::summary(&costed, &month)))
     }
 
@@ -205,7 +212,8 @@ impl CostService for CostApi {
     ) -> Result<Response<pb::GetCostForecastResponse>, Status> {
         let ready = self.ready()?;
         let tenant = ready.tenant(&request.get_ref().tenant_id).await?;
-        let month = ready.month_forecasts().await?;
+        let version = ready.costing.version().await?;
+        let month = ready.month_forecasts(version).await?;
         let thresholds = ready
             .store()
             .budget_thresholds(tenant.id)

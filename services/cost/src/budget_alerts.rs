@@ -186,7 +186,11 @@ async fn breaches(
     {
         return Ok(Vec::new());
     }
-    let forecasts = ready.forecasts.of_month(&ready.costing, now).await?;
+    let version = ready.costing.version().await?;
+    let forecasts = ready
+        .forecasts
+        .of_month(&ready.costing, now, version)
+        .await?;
     let forecast_counts = (now - Grain::Month.floor(now)).num_days() >= FORECAST_AFTER_DAYS;
     let set = ready.store().all_budget_thresholds().await?;
     let mut found = Vec::new();

@@ -3,7 +3,11 @@
 //! ([`summarize`]) over the same inputs, and agree to the cent. A summary is kept a few seconds
 //! ([`Costing`]), so that the reports of many tenants cost one summary, not one each; and one
 //! that clients keep asking for is costed again before it is due ([`Costing::keep_warm`]), so
-//! that they do not wait for it.
+//! that they do not wait for it. A request reads the ledger's version once, first
+//! ([`Costing::version`]), and its summaries are costed from the ledger at that version or
+//! later. The price history is kept [`FRESH`] too: a change of prices takes effect when it is
+//! made, so another process sees it within [`FRESH`], as it sees the usage of a period that
+//! ends now.
 
 use std::{
     collections::HashMap,
@@ -100,6 +104,10 @@ pub struct Costing {
     version: Mutex<Option<i64>>,
     /// The ledger's settled buckets, read once.
     settled: SettledBuckets,
+    /// The price history, with when it was read: reused [`FRESH`], as the summaries of a
+    /// period that ends now are (a change of prices takes effect when it is made, so a period
+    /// that ended before is costed the same), and forgotten with them.
+    prices: Mutex<Option<(DateTime<Utc>, PriceHistory)>>,
     /// How many times the summaries kept were forgotten: one costed before the last time is
     /// not kept.
     forgotten: AtomicU64,
@@ -126,6 +134,7 @@ impl Costing {
             kept: Mutex::default(),
             version: Mutex::default(),
             settled: SettledBuckets::default(),
+            prices: Mutex::default(),
             forgotten: AtomicU64::new(0),
         }
     }
@@ -140,12 +149,19 @@ impl Costing {
         &self.tenants
     }
 
-    /// Every tenant that lived in `period`, costed. A summary of a period that ends now is
-    /// reused while the ledger was read for it less than [`FRESH`] before (its end is then
-    /// when it was costed); one of a period that ended more than [`SETTLED`] ago, while it is
-    /// among the [`KEPT`] latest, and while the ledger's version stays.
+    /// Every tenant that lived in `period`, costed, from the ledger as it is now
+    /// ([`Self::summary_at`] the version read now).
     pub async fn summary(&self, period: Period) -> Result<Arc<Costed>> {
-        self.follow_version().await?;
+        let version = self.version().await?;
+        self.summary_at(period, version).await
+    }
+
+    /// Every tenant that lived in `period`, costed, from the ledger at `version` or later
+    /// ([`Self::version`]). A summary of a period that ends now is reused while the ledger was
+    /// read for it less than [`FRESH`] before (its end is then when it was costed); one of a
+    /// period that ended more than [`SETTLED`] ago, while it is among the [`KEPT`] latest,
+    /// and while the ledger's version stays.
+    pub async fn summary_at(&self, period: Period, version: i64) -> Result<Arc<Costed>> {
         let key = key(period);
         if let Some(kept) = lock(&self.kept).get_mut(&key)
             && (settled(kept.costed.period) || age(kept.costed.as_of, period.now) < FRESH)
@@ -153,14 +169,19 @@ impl Costing {
             kept.asked = period.now;
             return Ok(kept.costed.clone());
         }
-        self.cost_and_keep(period, period.now).await
+        self.cost_and_keep(period, period.now, version).await
     }
 
     /// Costs `period` and keeps it, as asked for at `asked`, unless a price change or a late
     /// record made it out of date while it was costed.
-    async fn cost_and_keep(&self, period: Period, asked: DateTime<Utc>) -> Result<Arc<Costed>> {
+    async fn cost_and_keep(
+        &self,
+        period: Period,
+        asked: DateTime<Utc>,
+        version: i64,
+    ) -> Result<Arc<Costed>> {
         let forgotten = self.forgotten.load(Ordering::Acquire);
-        let costed = Arc::new(self.cost(period).await?);
+        let costed = Arc::new(self.cost(period, version).await?);
         let mut kept = lock(&self.kept);
         if self.forgotten.load(Ordering::Acquire) != forgotten {
             return Ok(costed);
@@ -195,7 +216,7 @@ impl Costing {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = self.settled.wanted() => {
-                    if let Err(error) = self.settled.read_ahead(self.store()).await {
+                    if let Err(error) = self.read_ahead().await {
                         tracing::warn!(%error, "could not read the buckets reports want ahead");
                     }
                     continue;
@@ -209,12 +230,17 @@ impl Costing {
         }
     }
 
+    /// Reads the settled buckets that reports want ahead ([`SettledBuckets::read_ahead`]).
+    async fn read_ahead(&self) -> Result<()> {
+        let version = self.version().await?;
+        self.settled.read_ahead(self.store(), version).await
+    }
+
     /// One look of [`Self::keep_warm`]: reads the settled buckets that reports will want
     /// ([`SettledBuckets::read_ahead`]), and costs again the summaries asked for in the last
     /// [`WARM_FOR`] that are due within [`AHEAD`] of `now`, after reading their open tails
     /// again.
     pub async fn warm(&self, now: DateTime<Utc>) -> Result<()> {
-        self.settled.read_ahead(self.store()).await?;
         let due: Vec<DateTime<Utc>> = lock(&self.kept)
             .iter()
             .filter(|((_, end), k)| {
@@ -224,54 +250,98 @@ impl Costing {
             })
             .map(|((start, _), _)| *start)
             .collect();
+        if due.is_empty() && !self.settled.wants_ahead() {
+            return Ok(());
+        }
+        let version = self.version().await?;
+        self.settled.read_ahead(self.store(), version).await?;
         if due.is_empty() {
             return Ok(());
         }
         let ahead = chrono::Duration::from_std(FRESH.saturating_sub(AHEAD)).unwrap_or_default();
-        self.settled.refresh_open(self.store(), now, ahead).await?;
+        self.settled
+            .refresh_open(self.store(), version, now, ahead)
+            .await?;
         for start in due {
             let period = Period {
                 start,
                 end: now,
                 now,
             };
-            self.cost_and_keep(period, DateTime::<Utc>::MIN_UTC).await?;
+            self.cost_and_keep(period, DateTime::<Utc>::MIN_UTC, version)
+                .await?;
         }
         Ok(())
     }
 
-    /// Every tenant that lived in `period`, costed now, and not kept (for callers that keep
-    /// what they need of it).
-    pub async fn cost(&self, period: Period) -> Result<Costed> {
-        summary(self.store(), &self.tenants, &self.settled, period).await
+    /// Every tenant that lived in `period`, costed now from the ledger at `version` or later,
+    /// and not kept (for callers that keep what they need of it).
+    pub async fn cost(&self, period: Period, version: i64) -> Result<Costed> {
+        let prices = self.prices(period.now).await?;
+        summary(
+            self.store(),
+            &self.tenants,
+            &self.settled,
+            version,
+            prices,
+            period,
+        )
+        .await
     }
 
-    /// Forgets the summaries kept when the ledger's version moved since they were costed:
-    /// usage recorded late, by this process or another, into a period taken as settled.
-    async fn follow_version(&self) -> Result<()> {
+    /// The ledger's version, read now: what a request reads the ledger at, once, however many
+    /// summaries it asks for. When it moved (usage recorded late, by this process or another,
+    /// into a period taken as settled), the summaries and buckets kept are forgotten.
+    pub async fn version(&self) -> Result<i64> {
         let version = self.store.ledger_version().await?;
         let moved = {
             let mut kept = lock(&self.version);
-            let moved = kept.is_some_and(|v| v != version);
-            *kept = Some(version);
+            let moved = kept.is_some_and(|v| v < version);
+            if kept.is_none_or(|v| v < version) {
+                *kept = Some(version);
+            }
             moved
         };
         if moved {
             self.forget();
         }
-        Ok(())
+        Ok(version)
     }
 
-    /// Forgets the summaries kept, after a change of prices or usage recorded late.
+    /// The price history, as read less than [`FRESH`] before `now`, or read now.
+    async fn prices(&self, now: DateTime<Utc>) -> Result<PriceHistory> {
+        if let Some((read, prices)) = lock(&self.prices).as_ref()
+            && age(*read, now) < FRESH
+            && *read <= now
+        {
+            return Ok(prices.clone());
+        }
+        let forgotten = self.forgotten.load(Ordering::Acquire);
+        let prices = self.store.price_history().await?;
+        let mut kept = lock(&self.prices);
+        if self.forgotten.load(Ordering::Acquire) == forgotten {
+            *kept = Some((now, prices.clone()));
+        }
+        Ok(prices)
+    }
+
+    /// Forgets the summaries and the prices kept, after a change of prices or usage recorded
+    /// late.
     pub fn forget(&self) {
         let mut kept = lock(&self.kept);
         self.forgotten.fetch_add(1, Ordering::AcqRel);
         kept.clear();
+        *lock(&self.prices) = None;
     }
 
     /// One tenant's report: its part of the summary, so that it agrees with it, and its days.
-    pub async fn tenant(&self, tenant: Tenant, period: Period) -> Result<TenantReport> {
-        let costed = self.summary(period).await?;
+    pub async fn tenant(
+        &self,
+        tenant: Tenant,
+        period: Period,
+        version: i64,
+    ) -> Result<TenantReport> {
+        let costed = self.summary_at(period, version).await?;
         let period = costed.period;
         let cost = costed
             .summary
@@ -300,6 +370,8 @@ async fn summary(
     store: &dyn CostStore,
     directory: &Directory,
     settled: &SettledBuckets,
+    version: i64,
+    prices: PriceHistory,
     period: Period,
 ) -> Result<Costed> {
     let tenants: Vec<Tenant> = directory
@@ -309,8 +381,7 @@ async fn summary(
         .filter(|t| t.lived_in(period.start, period.end))
         .cloned()
         .collect();
-    let prices = store.price_history().await?;
-    let (usage, as_of) = usage(store, settled, &prices, period).await?;
+    let (usage, as_of) = usage(store, settled, version, &prices, period).await?;
     let plans: Vec<_> = tenants.iter().map(|t| (t.id, t.plan)).collect();
     let summary = summarize(&plans, &usage, &prices, period.start, period.end);
     Ok(Costed {
@@ -348,6 +419,7 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 async fn usage(
     store: &dyn CostStore,
     settled: &SettledBuckets,
+    version: i64,
     prices: &PriceHistory,
     period: Period,
 ) -> Result<(Vec<Usage>, DateTime<Utc>)> {
@@ -356,7 +428,7 @@ async fn usage(
     for (start, end, _) in prices.over(period.start, period.end) {
         let open = end >= period.now;
         let sums = settled
-            .sums(store, start, (!open).then_some(end), period.now)
+            .sums(store, version, start, (!open).then_some(end), period.now)
             .await?;
         as_of = as_of.min(sums.as_of);
         for summed in sums.sums {

@@ -7,14 +7,14 @@
 //! and is not costed again. Today's cost so far is the month to date less the ended days. So
 //! a summary of a thousand tenants costs the month so far, and at most the days not settled.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, Duration, Utc};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::{
-    costing::{Costing, Period},
+    costing::{Costed, Costing, Period},
     domain::forecast::{Forecast, MonthSoFar, forecast},
     error::Result,
     store::buckets::Grain,
@@ -34,10 +34,12 @@ pub struct MonthForecasts {
     pub platform: Forecast,
 }
 
-/// The settled days of the current month, kept between calls.
+/// The settled days of the current month, kept between calls, and the last forecasts with
+/// the month so far they were made from: reused while it is (a kept summary).
 #[derive(Debug, Default)]
 pub struct Forecasts {
     settled: Mutex<Settled>,
+    last: std::sync::Mutex<Option<(Arc<Costed>, Arc<MonthForecasts>)>>,
 }
 
 #[derive(Debug, Default)]
@@ -58,12 +60,17 @@ struct DayCosts {
 }
 
 impl Forecasts {
-    /// The month's forecasts at `now`.
-    pub async fn of_month(&self, costing: &Costing, now: DateTime<Utc>) -> Result<MonthForecasts> {
+    /// The month's forecasts at `now`, from the ledger at `version` or later
+    /// ([`Costing::version`]).
+    pub async fn of_month(
+        &self,
+        costing: &Costing,
+        now: DateTime<Utc>,
+        version: i64,
+    ) -> Result<Arc<MonthForecasts>> {
         let month_start = Grain::Month.floor(now);
         let today = Grain::Day.floor(now);
         let ended = usize::try_from((today - month_start).num_days()).unwrap_or(0);
-        let version = costing.store().ledger_version().await?;
         let days = {
             let mut settled = self.settled.lock().await;
             if settled.month_start != Some(month_start) || settled.version != Some(version) {
@@ -79,7 +86,7 @@ impl Forecasts {
                 let costs = match settled.days.get(&day) {
                     Some(costs) => costs.clone(),
                     None => {
-                        let costs = day_costs(costing, start, now).await?;
+                        let costs = day_costs(costing, start, now, version).await?;
                         if now - (start + Duration::days(1)) > SETTLED {
                             settled.days.insert(day, costs.clone());
                         }
@@ -90,13 +97,17 @@ impl Forecasts {
             }
             days
         };
-        let month_so_far = costing
-            .summary(Period {
-                start: month_start,
-                end: now,
-                now,
-            })
-            .await?;
+        let period = Period {
+            start: month_start,
+            end: now,
+            now,
+        };
+        let month_so_far = costing.summary_at(period, version).await?;
+        if let Some((of, forecasts)) = crate::costing::lock(&self.last).as_ref()
+            && Arc::ptr_eq(of, &month_so_far)
+        {
+            return Ok(forecasts.clone());
+        }
         let so_far = &month_so_far.summary;
         let days_in_month =
             u32::try_from((Grain::Month.next(month_start) - month_start).num_days()).unwrap_or(30);
@@ -125,11 +136,13 @@ impl Forecasts {
             days.iter().map(|d| d.platform).collect(),
             so_far.total.usd(),
         );
-        Ok(MonthForecasts {
+        let forecasts = Arc::new(MonthForecasts {
             month_start,
             tenants,
             platform,
-        })
+        });
+        *crate::costing::lock(&self.last) = Some((month_so_far, forecasts.clone()));
+        Ok(forecasts)
     }
 }
 
@@ -138,13 +151,14 @@ async fn day_costs(
     costing: &Costing,
     start: DateTime<Utc>,
     now: DateTime<Utc>,
+    version: i64,
 ) -> Result<DayCosts> {
     let period = Period {
         start,
         end: start + Duration::days(1),
         now,
     };
-    let costed = costing.cost(period).await?;
+    let costed = costing.cost(period, version).await?;
     let summary = &costed.summary;
     Ok(DayCosts {
         tenants: summary

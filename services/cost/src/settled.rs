@@ -17,8 +17,9 @@
 //! ahead of time, so that the summaries a client keeps asking for are refreshed off its path.
 //!
 //! Late usage into settled buckets (a backfill, a flush held up) bumps the ledger's version in
-//! the transaction that records it ([`crate::store::LATE`]); each sum reads the version first
-//! and forgets every bucket kept when it changed, whichever process recorded the usage.
+//! the transaction that records it ([`crate::store::LATE`]). A request reads the version once,
+//! before anything else (`Costing::version`), and each sum forgets every bucket kept when it
+//! moved, whichever process recorded the usage.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -108,16 +109,17 @@ pub struct Sums {
 
 impl SettledBuckets {
     /// The usage of the hours that start in `[start, end)`, or from `start` on when `end` is
-    /// `None`, summed per tenant and meter: what [`CostStore::sums`] answers, with the settled
-    /// buckets read once.
+    /// `None`, summed per tenant and meter, from the ledger at `version` or later: what
+    /// [`CostStore::sums`] answers, with the settled buckets read once.
     pub async fn sums(
         &self,
         store: &dyn CostStore,
+        version: i64,
         start: DateTime<Utc>,
         end: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<Sums> {
-        self.check_version(store).await?;
+        self.follow(version);
         let settled_before = Grain::Hour.floor(now - SETTLED).timestamp_micros();
         let mut sums: HashMap<(Uuid, Meter), f64> = HashMap::new();
         let mut as_of = now;
@@ -147,10 +149,11 @@ impl SettledBuckets {
     pub async fn refresh_open(
         &self,
         store: &dyn CostStore,
+        version: i64,
         now: DateTime<Utc>,
         ahead: chrono::Duration,
     ) -> Result<()> {
-        self.check_version(store).await?;
+        self.follow(version);
         let due: Vec<(Grain, i64)> = lock(&self.kept)
             .open
             .iter()
@@ -163,17 +166,17 @@ impl SettledBuckets {
         Ok(())
     }
 
-    /// Forgets every bucket kept when the ledger's version moved.
-    async fn check_version(&self, store: &dyn CostStore) -> Result<()> {
-        let version = store.ledger_version().await?;
+    /// Forgets every bucket kept when the ledger's version moved past theirs to `version`
+    /// (read by the caller). A version older than theirs, read before they were, keeps them:
+    /// they are as fresh.
+    fn follow(&self, version: i64) {
         let mut kept = lock(&self.kept);
-        if kept.version != Some(version) {
+        if kept.version.is_none_or(|v| v < version) {
             kept.buckets.clear();
             kept.pieces.clear();
             kept.open.clear();
             kept.version = Some(version);
         }
-        Ok(())
     }
 
     /// An open piece summed, with when it was read: as kept if read less than [`FRESH`]
@@ -337,11 +340,11 @@ impl SettledBuckets {
     /// Reads the buckets that the reports summed so far will want when their start slides on
     /// (see [`ahead`]), and keeps them: off the reports' path, so that a rolling period reads
     /// no bucket on its path, a new day's too.
-    pub async fn read_ahead(&self, store: &dyn CostStore) -> Result<()> {
+    pub async fn read_ahead(&self, store: &dyn CostStore, version: i64) -> Result<()> {
         if lock(&self.kept).wanted.is_empty() {
             return Ok(());
         }
-        self.check_version(store).await?;
+        self.follow(version);
         let (version, wanted) = {
             let mut kept = lock(&self.kept);
             let wanted: Vec<(Grain, i64)> = std::mem::take(&mut kept.wanted)
@@ -367,6 +370,11 @@ impl SettledBuckets {
             kept.buckets.insert(bucket, summed);
         }
         Ok(())
+    }
+
+    /// Whether buckets are wanted ahead.
+    pub fn wants_ahead(&self) -> bool {
+        !lock(&self.kept).wanted.is_empty()
     }
 
     /// Returns when buckets are wanted ahead (at once if they were since the last call).
