@@ -276,6 +276,7 @@ pub async fn run(args: AlertsBench) -> anyhow::Result<()> {
                 .create_alert_rule(pb::CreateAlertRuleRequest {
                     tenant_id,
                     rule: Some(rule),
+                    ..Default::default()
                 })
                 .await
         }

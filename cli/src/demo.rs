@@ -7,6 +7,8 @@ use mfg_common::shutdown::CancellationToken;
 
 use crate::{simulate::SimTenant, up::Addresses};
 
+mod rules;
+
 /// Streams the brief's scenario until `shutdown`. A failure of the demo is logged, not fatal:
 /// the platform stays up.
 pub async fn run(addresses: Addresses, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -15,18 +17,14 @@ pub async fn run(addresses: Addresses, shutdown: CancellationToken) -> anyhow::R
     let run = async {
         crate::platform::ready(&addresses, std::time::Duration::from_secs(60)).await?;
         let scenario = crate::simulate::Scenario::demo();
+        rules::set_onboarding_template(&addresses).await?;
         let mut tenants = TenantServiceClient::new(
             mfg_common::grpc::lazy_channel(&format!("http://{}", addresses.tenant))?
                 .with_bearer(addresses.operator_token.expose())?,
         );
         let prepared = crate::simulate::prepare(&mut tenants, &scenario).await?;
         set_platform_target(&addresses).await?;
-        crate::simulate::demo_rules(
-            &addresses.storage.to_string(),
-            addresses.operator_token.expose(),
-            &prepared,
-        )
-        .await?;
+        rules::give_tenants_without_rules(&addresses, &prepared).await?;
         for tenant in &prepared {
             tokio::spawn(announce_alerts(
                 addresses.clone(),

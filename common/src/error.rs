@@ -274,6 +274,21 @@ pub fn to_status<E: ServiceError + ?Sized>(error: &E) -> tonic::Status {
     tonic::Status::with_error_details(code.grpc_code(), message, details)
 }
 
+/// The field violations a status carries as `google.rpc.BadRequest` details (as [`to_status`]
+/// sends them): how a service names, in its own request's words, the fields another service
+/// refused.
+pub fn field_violations(status: &tonic::Status) -> Vec<FieldViolation> {
+    status
+        .get_details_bad_request()
+        .map(|bad| {
+            bad.field_violations
+                .into_iter()
+                .map(|v| FieldViolation::new(v.field, v.description))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,6 +396,10 @@ mod tests {
             .get_details_bad_request()
             .expect("bad request details");
         assert_eq!(bad_request.field_violations[0].field, "name");
+        assert_eq!(
+            field_violations(&status),
+            [FieldViolation::new("name", "must not be empty")]
+        );
     }
 
     #[test]

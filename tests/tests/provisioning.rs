@@ -1,5 +1,6 @@
 //! Onboarding over REST, on both backends: creating a tenant hands it to the provisioning
-//! service, whose run makes it active, with each step's effect in the storage and cost services;
+//! service, whose run makes it active, with each step's effect in the storage and cost services
+//! (the template's alert rules for its plan, checked when the operator set them);
 //! starting it again with the same request id returns the same run; a step whose service is
 //! down is retried with backoff until it is back; and a tenant's keys read only their own runs.
 
@@ -45,10 +46,44 @@ fn lifecycle_rules(dir: &std::path::Path) -> String {
     std::fs::read_to_string(dir.join("archive/.lifecycle.json")).unwrap_or_default()
 }
 
+/// The operator sets the template's rules: refused, naming the field, while a rule is
+/// invalid; then a no-data rule for the shared plan, none for the dedicated one.
+async fn set_template(platform: &Platform) -> Value {
+    let operator = &platform.operator_token;
+    let silent = |metric: &str| {
+        json!({
+            "displayName": "Machine silent",
+            "metric": metric,
+            "severity": "SEVERITY_MAJOR",
+            "condition": {"noData": {"duration": "300s"}},
+        })
+    };
+    let path = "/v1/onboarding-template";
+    let (status, empty) = call(platform, Method::GET, path, operator, None).await;
+    assert_eq!(status, StatusCode::OK, "{empty}");
+    assert_eq!(empty["sharedAlertRules"], json!([]), "{empty}");
+    assert!(empty.get("updateTime").is_none(), "never set: {empty}");
+    let bad = json!({"sharedAlertRules": [silent("temperature_c"), silent("")]});
+    let (status, refused) = call(platform, Method::PATCH, path, operator, Some(bad)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert_eq!(
+        refused["details"][0]["fieldViolations"][0]["field"],
+        "template.shared_alert_rules[1].metric",
+        "{refused}"
+    );
+    let good = json!({"sharedAlertRules": [silent("temperature_c")]});
+    let (status, set) = call(platform, Method::PATCH, path, operator, Some(good)).await;
+    assert_eq!(status, StatusCode::OK, "{set}");
+    assert_eq!(set["sharedAlertRules"][0]["metric"], "temperature_c");
+    assert!(set["updateTime"].is_string(), "{set}");
+    set
+}
+
 async fn onboarding(database_url: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::up(dir.path(), database_url).await;
     let operator = platform.operator_token.clone();
+    set_template(&platform).await;
     // `rest_tenant` waits for the tenant to be active: its onboarding ran by itself.
     let acme = platform
         .rest_tenant(
@@ -70,7 +105,10 @@ async fn onboarding(database_url: Option<&str>) {
     assert_eq!(done["requestId"], format!("onboard/{}", acme.id));
     let steps = done["steps"].as_array().expect("steps");
     let names: Vec<&str> = steps.iter().filter_map(|s| s["name"].as_str()).collect();
-    assert_eq!(names, ["storage_namespace", "budget"]);
+    assert_eq!(
+        names,
+        ["storage_namespace", "default_alert_rules", "budget"]
+    );
     for step in steps {
         assert_eq!(step["state"], "STEP_STATE_SUCCEEDED", "{step}");
         assert_eq!(step["attempts"], 1, "{step}");
@@ -84,6 +122,20 @@ async fn onboarding(database_url: Option<&str>) {
     assert!(
         lifecycle_rules(dir.path()).contains(&format!("tenant-{}", acme.id)),
         "the tenant's archive lifecycle rule"
+    );
+    let rules_path = format!("/v1/tenants/{}/alert-rules", acme.id);
+    let (status, rules) = call(&platform, Method::GET, &rules_path, &acme.key, None).await;
+    assert_eq!(status, StatusCode::OK, "{rules}");
+    let rules = rules["rules"].as_array().cloned().unwrap_or_default();
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert_eq!(rules[0]["displayName"], "Machine silent");
+    assert_eq!(rules[0]["condition"]["noData"]["duration"], "300s");
+    let template = "/v1/onboarding-template";
+    let (status, _) = call(&platform, Method::GET, template, &acme.key, None).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "the template is the operator's"
     );
     let budget_path = format!("/v1/tenants/{}/budget", acme.id);
     let (status, budget) = call(&platform, Method::GET, &budget_path, &operator, None).await;

@@ -1,19 +1,26 @@
 //! A run that fails is rolled back: the steps that ran are undone newest first, and the storage
-//! service holds nothing of the tenant's onboarding afterwards. The run fails for real: the
-//! cost service is down, and the budget step runs out of attempts.
+//! service holds nothing of the tenant's onboarding afterwards (no lifecycle rule, no alert
+//! rule). The run fails for real: the cost service is down, and the budget step runs out of
+//! attempts. Run again under its key, a step that succeeded has its effect once.
 
 use std::time::Duration;
 
 use mfg_common::config::PlatformAddrs;
 use mfg_proto::{
+    cost::v1::cost_service_client::CostServiceClient,
     provisioning::v1::{
-        GetProvisioningRunRequest, ProvisioningRun, RollbackProvisioningRunRequest, RunState,
-        StartProvisioningRequest, StepState,
-        provisioning_service_client::ProvisioningServiceClient,
+        GetProvisioningRunRequest, OnboardingTemplate, ProvisioningRun,
+        RollbackProvisioningRunRequest, RunState, StartProvisioningRequest, StepState,
+        UpdateOnboardingTemplateRequest, provisioning_service_client::ProvisioningServiceClient,
     },
     service_names,
+    storage::v1::{
+        self as spb, alert_service_client::AlertServiceClient,
+        telemetry_service_client::TelemetryServiceClient,
+    },
     tenant::v1::{self as tpb, tenant_service_client::TenantServiceClient},
 };
+use mfg_provisioning::{domain::run::StepName, steps::Steps};
 use mfg_tests::{Running, TEST_OPERATOR_TOKEN, operator_channel};
 use tonic::Code;
 
@@ -41,6 +48,47 @@ async fn wait_for(
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Two alert rules for a new tenant of the shared plan.
+fn template() -> UpdateOnboardingTemplateRequest {
+    let rule = |metric: &str| spb::AlertRule {
+        display_name: format!("{metric} silent"),
+        metric: metric.to_owned(),
+        severity: spb::Severity::Major.into(),
+        condition: Some(spb::AlertCondition {
+            kind: Some(spb::alert_condition::Kind::NoData(spb::NoDataCondition {
+                duration: Some(pbjson_types::Duration {
+                    seconds: 300,
+                    nanos: 0,
+                }),
+            })),
+        }),
+        ..Default::default()
+    };
+    UpdateOnboardingTemplateRequest {
+        template: Some(OnboardingTemplate {
+            shared_alert_rules: vec![rule("temperature_c"), rule("vibration_mm_s")],
+            ..Default::default()
+        }),
+        update_mask: None,
+    }
+}
+
+/// The ids of a tenant's alert rules.
+async fn rule_ids(
+    alerts: &mut AlertServiceClient<mfg_common::grpc::TracedChannel>,
+    tenant: &str,
+) -> Vec<String> {
+    let listed = alerts
+        .list_alert_rules(spb::ListAlertRulesRequest {
+            tenant_id: tenant.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    listed.rules.into_iter().map(|r| r.rule_id).collect()
 }
 
 #[tokio::test]
@@ -83,6 +131,7 @@ async fn a_failed_run_is_rolled_back_and_leaves_nothing_behind() {
     )
     .await;
     let mut client = ProvisioningServiceClient::new(operator_channel(&provisioning));
+    client.update_onboarding_template(template()).await.unwrap();
     let run = client
         .start_provisioning(StartProvisioningRequest {
             tenant_id: tenant.clone(),
@@ -99,10 +148,11 @@ async fn a_failed_run_is_rolled_back_and_leaves_nothing_behind() {
     };
     let failed = wait_for(&mut client, &get, RunState::Failed).await;
     assert_eq!(failed.steps[0].state(), StepState::Succeeded, "{failed:?}");
-    assert_eq!(failed.steps[1].state(), StepState::Failed, "{failed:?}");
-    assert_eq!(failed.steps[1].attempts, 2, "{failed:?}");
+    assert_eq!(failed.steps[1].state(), StepState::Succeeded, "{failed:?}");
+    assert_eq!(failed.steps[2].state(), StepState::Failed, "{failed:?}");
+    assert_eq!(failed.steps[2].attempts, 2, "{failed:?}");
     assert!(
-        failed.steps[1]
+        failed.steps[2]
             .error
             .contains("the cost service answered Unavailable"),
         "{failed:?}"
@@ -128,6 +178,31 @@ async fn a_failed_run_is_rolled_back_and_leaves_nothing_behind() {
         "the failure was reported"
     );
 
+    // The template's rules, each once, even when the step runs again under its key.
+    let mut alerts = AlertServiceClient::new(operator_channel(&storage));
+    let created = rule_ids(&mut alerts, &tenant).await;
+    assert_eq!(created.len(), 2, "{created:?}");
+    let steps = Steps::new(
+        TenantServiceClient::new(operator_channel(&tenant_service)),
+        TelemetryServiceClient::new(operator_channel(&storage)),
+        alerts.clone(),
+        CostServiceClient::new(operator_channel(&provisioning)),
+    );
+    let database = mfg_common::config::DatabaseArgs::new(url("provisioning.db"));
+    let pool = mfg_common::db::connect(&database).await.unwrap();
+    let store = mfg_provisioning::store::open(pool);
+    let key = format!("{}/default_alert_rules", run.run_id);
+    let tenant_id = tenant.parse().unwrap();
+    steps
+        .run(StepName::DefaultAlertRules, tenant_id, &key, store.as_ref())
+        .await
+        .unwrap();
+    let mut again = rule_ids(&mut alerts, &tenant).await;
+    again.sort();
+    let mut sorted = created.clone();
+    sorted.sort();
+    assert_eq!(again, sorted, "run again, the step created nothing more");
+
     let rollback = RollbackProvisioningRunRequest {
         tenant_id: tenant.clone(),
         run_id: run.run_id.clone(),
@@ -148,6 +223,11 @@ async fn a_failed_run_is_rolled_back_and_leaves_nothing_behind() {
         !rules().contains(&rule),
         "the lifecycle rule is gone: {}",
         rules()
+    );
+    assert_eq!(
+        rule_ids(&mut alerts, &tenant).await,
+        Vec::<String>::new(),
+        "the default alert rules are gone"
     );
     let again = client
         .rollback_provisioning_run(rollback)

@@ -1,10 +1,11 @@
 //! The gRPC adapter of the provisioning service: starting, reading, retrying and rolling back a
-//! tenant's onboarding runs.
+//! tenant's onboarding runs, and the onboarding template.
 //!
 //! Access is checked before a call reaches here, by the auth layer, from each RPC's option in
 //! the contract.
 
 mod convert;
+mod template;
 
 use std::sync::{Arc, OnceLock};
 
@@ -216,6 +217,30 @@ impl ProvisioningService for ProvisioningApi {
         let run = ready.roll_back(run).await?;
         Ok(Response::new(pb::RollbackProvisioningRunResponse {
             run: Some(convert::run(&run)),
+        }))
+    }
+
+    async fn get_onboarding_template(
+        &self,
+        _request: Request<pb::GetOnboardingTemplateRequest>,
+    ) -> Result<Response<pb::GetOnboardingTemplateResponse>, Status> {
+        let ready = self.ready()?;
+        let stored = ready.store.template().await?;
+        Ok(Response::new(pb::GetOnboardingTemplateResponse {
+            template: Some(template::template(stored)),
+        }))
+    }
+
+    async fn update_onboarding_template(
+        &self,
+        request: Request<pb::UpdateOnboardingTemplateRequest>,
+    ) -> Result<Response<pb::UpdateOnboardingTemplateResponse>, Status> {
+        let ready = self.ready()?;
+        let request = request.into_inner();
+        let mask = request.update_mask.map(|m| m.paths).unwrap_or_default();
+        let changed = ready.update_template(request.template, &mask).await?;
+        Ok(Response::new(pb::UpdateOnboardingTemplateResponse {
+            template: Some(template::template(changed)),
         }))
     }
 }

@@ -2,3 +2,4 @@
 
 mod names;
 pub mod run;
+pub mod template;

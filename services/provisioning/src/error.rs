@@ -19,6 +19,9 @@ pub enum ProvisioningError {
     /// The run is not in a state that allows the request.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// Other changes kept coming first: the request may be sent again.
+    #[error("{0}")]
+    Aborted(String),
     /// The service has not reached its database yet.
     #[error("the provisioning service is starting: its database is not ready yet")]
     NotReady,
@@ -46,6 +49,7 @@ impl ServiceError for ProvisioningError {
             Self::InvalidArgument(_) => ErrorCode::InvalidArgument,
             Self::TenantNotFound(_) | Self::RunNotFound(_) => ErrorCode::NotFound,
             Self::FailedPrecondition(_) => ErrorCode::FailedPrecondition,
+            Self::Aborted(_) => ErrorCode::Aborted,
             Self::NotReady | Self::Unavailable(_) | Self::Upstream(_) => ErrorCode::Unavailable,
             Self::Internal(_) => ErrorCode::Internal,
         }

@@ -25,8 +25,11 @@ use mfg_common::{
 };
 use mfg_proto::{
     cost::v1::cost_service_client::CostServiceClient,
-    provisioning::v1::provisioning_service_server::ProvisioningServiceServer, service_names,
-    storage::v1::telemetry_service_client::TelemetryServiceClient,
+    provisioning::v1::provisioning_service_server::ProvisioningServiceServer,
+    service_names,
+    storage::v1::{
+        alert_service_client::AlertServiceClient, telemetry_service_client::TelemetryServiceClient,
+    },
 };
 use tokio::net::TcpListener;
 
@@ -72,6 +75,7 @@ pub async fn run_with_clock(
     let steps = Steps::new(
         tenants,
         TelemetryServiceClient::new(channel(&config.addrs.storage, "storage")?),
+        AlertServiceClient::new(channel(&config.addrs.storage, "storage")?),
         CostServiceClient::new(channel(&config.addrs.cost, "cost")?),
     );
     let (health, routes) = grpc::standard_routes(&[service_names::PROVISIONING]).await?;

@@ -1,21 +1,33 @@
 //! The calls each step makes to the other services, with the step's key on every call
 //! (metadata `mfg-step-key`), and how their errors count: retryable or permanent.
 //!
-//! Both steps built so far set a state rather than add to one, so running one twice has one
-//! effect: `PrepareTenantStorage` registers the tenant and creates what is missing, and
-//! `UpdateBudget` sets the budget's limit and thresholds.
+//! Running a step twice has one effect. `PrepareTenantStorage` registers the tenant and
+//! creates what is missing; `UpdateBudget` sets the budget's limit and thresholds; the default
+//! alert rules are created under ids derived from the step's key
+//! ([`crate::domain::template::rule_id`]), so a rule created before is found (ALREADY_EXISTS).
+//! An undo's calls carry the step's key followed by `/undo`.
 
 use mfg_common::grpc::TracedChannel;
 use mfg_proto::{
     cost::v1::{self as cost, cost_service_client::CostServiceClient},
-    storage::v1::{self as storage, telemetry_service_client::TelemetryServiceClient},
+    storage::v1::{
+        self as storage, alert_service_client::AlertServiceClient,
+        telemetry_service_client::TelemetryServiceClient,
+    },
     tenant::v1::{self as tenant, tenant_service_client::TenantServiceClient},
 };
 use pbjson_types::FieldMask;
 use tonic::{Code, Request, Status};
 use uuid::Uuid;
 
-use crate::domain::run::{Failure, StepName};
+use crate::{
+    domain::{
+        run::{Failure, StepName},
+        template::{rule_id, rule_ids},
+    },
+    error::ProvisioningError,
+    store::ProvisioningStore,
+};
 
 /// The metadata key a step's key travels under.
 pub const STEP_KEY: &str = "mfg-step-key";
@@ -23,11 +35,18 @@ pub const STEP_KEY: &str = "mfg-step-key";
 /// A budget's thresholds when the tenant has set none: 50%, 80% and 100% of its limit.
 const DEFAULT_THRESHOLDS: [f64; 3] = [0.5, 0.8, 1.0];
 
+/// The tenant a rule is checked for when it belongs to none yet (a template's).
+const NO_TENANT: Uuid = Uuid::nil();
+
+/// The largest page of rules the storage service gives.
+const RULES_PAGE: i32 = 1_000;
+
 /// The clients of the services the steps call, each with the operator's token.
 #[derive(Debug, Clone)]
 pub struct Steps {
     tenants: TenantServiceClient<TracedChannel>,
     storage: TelemetryServiceClient<TracedChannel>,
+    alerts: AlertServiceClient<TracedChannel>,
     cost: CostServiceClient<TracedChannel>,
 }
 
@@ -36,13 +55,28 @@ impl Steps {
     pub fn new(
         tenants: TenantServiceClient<TracedChannel>,
         storage: TelemetryServiceClient<TracedChannel>,
+        alerts: AlertServiceClient<TracedChannel>,
         cost: CostServiceClient<TracedChannel>,
     ) -> Self {
         Self {
             tenants,
             storage,
+            alerts,
             cost,
         }
+    }
+
+    /// Checks a template's rule as the storage service checks a rule it creates, creating
+    /// nothing. INVALID_ARGUMENT names the fields as `rule.…`.
+    pub async fn check_rule(&self, rule: storage::AlertRule) -> Result<(), Status> {
+        let request = storage::CreateAlertRuleRequest {
+            tenant_id: NO_TENANT.to_string(),
+            rule: Some(rule),
+            validate_only: true,
+            ..Default::default()
+        };
+        self.alerts.clone().create_alert_rule(request).await?;
+        Ok(())
     }
 
     /// The tenant `id`, as the tenant service has it; `None` when it does not exist.
@@ -80,19 +114,28 @@ impl Steps {
         Ok(())
     }
 
-    /// Runs step `name` for `tenant` under `key`.
-    pub async fn run(&self, name: StepName, tenant: Uuid, key: &str) -> Result<(), Failure> {
+    /// Runs step `name` for `tenant` under `key`, reading what it needs of this service's
+    /// own state (the onboarding template) from `store`.
+    pub async fn run(
+        &self,
+        name: StepName,
+        tenant: Uuid,
+        key: &str,
+        store: &dyn ProvisioningStore,
+    ) -> Result<(), Failure> {
         match name {
             StepName::StorageNamespace => self.storage_namespace(tenant, key).await,
+            StepName::DefaultAlertRules => self.default_alert_rules(tenant, key, store).await,
             StepName::Budget => self.budget(tenant, key).await,
         }
     }
 
-    /// Undoes step `name` for `tenant` under `key`.
+    /// Undoes step `name` for `tenant`, the step keyed `key`.
     ///
     /// The budget step has nothing to undo. It is the last step, so a run rolled back never
     /// has it succeeded, and a failed `UpdateBudget` changes nothing.
     pub async fn undo(&self, name: StepName, tenant: Uuid, key: &str) -> Result<(), Failure> {
+        let undo_key = format!("{key}/undo");
         match name {
             StepName::StorageNamespace => {
                 let request = storage::ReleaseTenantStorageRequest {
@@ -100,11 +143,12 @@ impl Steps {
                 };
                 self.storage
                     .clone()
-                    .release_tenant_storage(keyed(request, key)?)
+                    .release_tenant_storage(keyed(request, &undo_key)?)
                     .await
                     .map_err(|status| failure("the storage service", &status))?;
                 Ok(())
             }
+            StepName::DefaultAlertRules => self.remove_default_rules(tenant, key, &undo_key).await,
             StepName::Budget => Ok(()),
         }
     }
@@ -120,6 +164,93 @@ impl Steps {
             .prepare_tenant_storage(keyed(request, key)?)
             .await
             .map_err(|status| failure("the storage service", &status))?;
+        Ok(())
+    }
+
+    /// The rules of the template for the tenant's plan, each under the id derived from the
+    /// step's key and its place: one created before answers ALREADY_EXISTS, and is kept.
+    async fn default_alert_rules(
+        &self,
+        tenant: Uuid,
+        key: &str,
+        store: &dyn ProvisioningStore,
+    ) -> Result<(), Failure> {
+        let plan = match self.tenant(tenant).await {
+            Ok(Some(found)) => found.plan(),
+            Ok(None) => return Err(Failure::Permanent(format!("tenant `{tenant}` not found"))),
+            Err(status) => return Err(failure("the tenant service", &status)),
+        };
+        let template = store.template().await.map_err(|error| match error {
+            ProvisioningError::Unavailable(_) => Failure::Retryable(error.to_string()),
+            _ => Failure::Permanent(error.to_string()),
+        })?;
+        for (n, rule) in template.rules(plan).iter().enumerate() {
+            let request = storage::CreateAlertRuleRequest {
+                tenant_id: tenant.to_string(),
+                rule: Some(rule.clone()),
+                rule_id: rule_id(key, n).to_string(),
+                validate_only: false,
+            };
+            match self
+                .alerts
+                .clone()
+                .create_alert_rule(keyed(request, key)?)
+                .await
+            {
+                Ok(_) => {}
+                Err(status) if status.code() == Code::AlreadyExists => {}
+                Err(status) => return Err(failure("the storage service", &status)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes every rule of the tenant that the step keyed `key` may have created, whatever
+    /// the template says now.
+    async fn remove_default_rules(
+        &self,
+        tenant: Uuid,
+        key: &str,
+        undo_key: &str,
+    ) -> Result<(), Failure> {
+        let created: std::collections::HashSet<String> =
+            rule_ids(key).map(|id| id.to_string()).collect();
+        let mut alerts = self.alerts.clone();
+        let mut page_token = String::new();
+        let mut found = Vec::new();
+        loop {
+            let request = storage::ListAlertRulesRequest {
+                tenant_id: tenant.to_string(),
+                page_size: RULES_PAGE,
+                page_token,
+            };
+            let page = alerts
+                .list_alert_rules(keyed(request, undo_key)?)
+                .await
+                .map_err(|status| failure("the storage service", &status))?
+                .into_inner();
+            found.extend(
+                page.rules
+                    .into_iter()
+                    .map(|rule| rule.rule_id)
+                    .filter(|id| created.contains(id)),
+            );
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            page_token = page.next_page_token;
+        }
+        for rule_id in found {
+            let request = storage::DeleteAlertRuleRequest {
+                tenant_id: tenant.to_string(),
+                rule_id,
+            };
+            match alerts.delete_alert_rule(keyed(request, undo_key)?).await {
+                Ok(_) => {}
+                Err(status) if status.code() == Code::NotFound => {}
+                Err(status) => return Err(failure("the storage service", &status)),
+            }
+        }
         Ok(())
     }
 

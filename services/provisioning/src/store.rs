@@ -12,7 +12,10 @@ use mfg_common::db::DbPool;
 use uuid::Uuid;
 
 pub use self::sql_store::SqlStore;
-use crate::{domain::run::Run, error::Result};
+use crate::{
+    domain::{run::Run, template::Template},
+    error::Result,
+};
 
 /// The table sqlx records the provisioning service's migrations in, apart from the other
 /// services' when they share a database.
@@ -52,6 +55,18 @@ pub trait ProvisioningStore: Send + Sync + std::fmt::Debug {
     /// Stores a run that is leased by no one, if it is still in the state it was read in
     /// (`was`): a retry or rollback asked for by a client. Returns false when it changed.
     async fn update_unleased(&self, run: &Run, was: crate::domain::run::RunState) -> Result<bool>;
+
+    /// The onboarding template; the empty one while it was never set.
+    async fn template(&self) -> Result<Template>;
+    /// Stores `template`, changed at `at`, if the one stored is still the one it changes
+    /// (`replaces`, its update time; `None` for none). Returns false, storing nothing, when
+    /// another change came first.
+    async fn set_template(
+        &self,
+        template: &Template,
+        replaces: Option<DateTime<Utc>>,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
 }
 
 /// Opens the store of a pool's backend.

@@ -143,7 +143,10 @@ impl Worker {
                 return Ok(false);
             }
             let key = run.step_key(at);
-            let outcome = self.steps.run(run.steps[at].name, run.tenant, &key).await;
+            let outcome = self
+                .steps
+                .run(run.steps[at].name, run.tenant, &key, self.store.as_ref())
+                .await;
             if let Err(failure) = &outcome {
                 tracing::info!(run = %run.id, step = %key, ?failure, "a provisioning step failed");
             }
@@ -162,7 +165,7 @@ impl Worker {
             if run.not_before > self.now() {
                 return Ok(true);
             }
-            let key = format!("{}/undo", run.step_key(at));
+            let key = run.step_key(at);
             let outcome = self.steps.undo(run.steps[at].name, run.tenant, &key).await;
             if let Err(failure) = &outcome {
                 tracing::info!(run = %run.id, step = %key, ?failure, "undoing a step failed");

@@ -1,13 +1,18 @@
 //! The provisioning store behaves the same on both backends: a run starts once per request id,
 //! is listed newest first, and is worked by one owner at a time under a lease that a dead
-//! owner loses, and whose writes it can no longer make.
+//! owner loses, and whose writes it can no longer make. The onboarding template is kept whole,
+//! and a change of it replaces only the one it was made from.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone as _, Utc};
 use mfg_common::{config::DatabaseArgs, db, testing::TestDatabase};
+use mfg_proto::storage::v1::AlertRule;
 use mfg_provisioning::{
-    domain::run::{Failure, ONBOARDING, Run, RunState},
+    domain::{
+        run::{Failure, ONBOARDING, Run, RunState},
+        template::Template,
+    },
     store::{self, ProvisioningStore},
 };
 use uuid::Uuid;
@@ -171,6 +176,49 @@ async fn a_failed_run_is_resumed_only_as_it_was_read(store: Arc<dyn Provisioning
     assert_eq!(claimed.next_step(), Some(0));
 }
 
+async fn a_template_change_replaces_the_one_it_was_made_from(store: Arc<dyn ProvisioningStore>) {
+    assert_eq!(store.template().await.unwrap(), Template::default());
+    let rule = |metric: &str| AlertRule {
+        metric: metric.to_owned(),
+        ..Default::default()
+    };
+    let first = Template {
+        shared: vec![rule("a"), rule("b")],
+        dedicated: vec![rule("c")],
+        update_time: None,
+    };
+    assert!(store.set_template(&first, None, t0()).await.unwrap());
+    assert!(
+        !store.set_template(&first, None, t0()).await.unwrap(),
+        "a second first template, made from none, lost the race"
+    );
+    let kept = store.template().await.unwrap();
+    assert_eq!(
+        kept,
+        Template {
+            update_time: Some(t0()),
+            ..first.clone()
+        }
+    );
+
+    let later = t0() + Duration::seconds(1);
+    let second = Template {
+        dedicated: Vec::new(),
+        ..first.clone()
+    };
+    assert!(
+        store
+            .set_template(&second, Some(t0()), later)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store.set_template(&first, Some(t0()), later).await.unwrap(),
+        "a change made from the first template lost the race"
+    );
+    assert_eq!(store.template().await.unwrap().dedicated, Vec::new());
+}
+
 mfg_common::on_each_backend!(
     [
         postgres => open(&TestDatabase::postgres().await).await,
@@ -181,5 +229,6 @@ mfg_common::on_each_backend!(
         runs_are_listed_newest_first_by_page,
         a_run_is_worked_by_one_owner_at_a_time,
         a_failed_run_is_resumed_only_as_it_was_read,
+        a_template_change_replaces_the_one_it_was_made_from,
     ],
 );

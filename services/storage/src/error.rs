@@ -42,6 +42,9 @@ pub enum StorageError {
     /// The alert is resolved: it cannot be acknowledged.
     #[error("alert `{0}` is resolved: only an open alert can be acknowledged")]
     AlertResolved(String),
+    /// A rule of the tenant already has the id chosen for a new one.
+    #[error("alert rule `{0}` already exists")]
+    RuleExists(String),
     /// The tenant has as many alert rules as it may.
     #[error("the tenant has reached its limit of {0} alert rules")]
     RuleLimit(u64),
@@ -121,6 +124,7 @@ impl ServiceError for StorageError {
             | Self::HoldsData(_)
             | Self::RuleLimit(_)
             | Self::AlertResolved(_) => ErrorCode::FailedPrecondition,
+            Self::RuleExists(_) => ErrorCode::AlreadyExists,
             Self::RateLimited { .. } => ErrorCode::ResourceExhausted,
             Self::CursorAhead { .. } => ErrorCode::OutOfRange,
             Self::TooManySubscribers { .. } => ErrorCode::ResourceExhausted,

@@ -70,7 +70,8 @@ fn step_state(state: StepState) -> pb::StepState {
     }
 }
 
-fn timestamp(time: DateTime<Utc>) -> Timestamp {
+/// A time in the contract.
+pub fn timestamp(time: DateTime<Utc>) -> Timestamp {
     Timestamp {
         seconds: time.timestamp(),
         nanos: time.timestamp_subsec_nanos() as i32,

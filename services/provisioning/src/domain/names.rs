@@ -61,14 +61,19 @@ impl StepName {
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::StorageNamespace => "storage_namespace",
+            Self::DefaultAlertRules => "default_alert_rules",
             Self::Budget => "budget",
         }
     }
 
     /// The step named `name`.
     pub fn parse(name: &str) -> Option<Self> {
-        [Self::StorageNamespace, Self::Budget]
-            .into_iter()
-            .find(|s| s.as_str() == name)
+        [
+            Self::StorageNamespace,
+            Self::DefaultAlertRules,
+            Self::Budget,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
     }
 }

@@ -44,13 +44,21 @@ pub enum StepName {
     /// The tenant's storage: registered with the storage service, its hot partitions for
     /// today and the days ahead, its archive prefix and lifecycle rule.
     StorageNamespace,
-    /// Its budget thresholds in the cost service, for the limit the tenant carries.
+    /// The alert rules of the onboarding template for the tenant's plan, in the storage
+    /// service.
+    DefaultAlertRules,
+    /// Its budget thresholds in the cost service, for the limit the tenant carries. Last, so
+    /// that a run rolled back never has it done (it has no undo).
     Budget,
 }
 
-/// The steps of an onboarding, in order. The issue's `default_alert_rules` and
-/// `first_api_key` join them when their calls are built (decision 0014).
-pub const ONBOARDING: &[StepName] = &[StepName::StorageNamespace, StepName::Budget];
+/// The steps of an onboarding, in order. The issue's `archive` and `first_api_key` join them
+/// when their calls are built (decision 0014).
+pub const ONBOARDING: &[StepName] = &[
+    StepName::StorageNamespace,
+    StepName::DefaultAlertRules,
+    StepName::Budget,
+];
 
 /// One step of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -316,9 +324,11 @@ mod tests {
         // A worker that died here leaves the step running: it is the next again.
         assert_eq!(run.next_step(), Some(0));
         run.end_step(0, Ok(()), now, MAX_ATTEMPTS);
-        assert_eq!(run.next_step(), Some(1));
-        run.start_step(1, now);
-        run.end_step(1, Ok(()), now, MAX_ATTEMPTS);
+        for at in 1..ONBOARDING.len() {
+            assert_eq!(run.next_step(), Some(at));
+            run.start_step(at, now);
+            run.end_step(at, Ok(()), now, MAX_ATTEMPTS);
+        }
         assert_eq!((run.state, run.next_step()), (RunState::Succeeded, None));
     }
 
@@ -397,7 +407,16 @@ mod tests {
         assert_eq!(run.next_undo(), Some(0));
         run.end_undo(0, Ok(()), now);
         assert_eq!((run.state, run.next_undo()), (RunState::RolledBack, None));
-        assert!(run.steps.iter().all(|s| s.state == StepState::RolledBack));
+        let states: Vec<_> = run.steps.iter().map(|s| s.state).collect();
+        assert_eq!(
+            states,
+            [
+                StepState::RolledBack,
+                StepState::RolledBack,
+                StepState::Pending
+            ],
+            "a step that never ran stays as it was"
+        );
     }
 
     #[test]
@@ -434,6 +453,6 @@ mod tests {
             assert_eq!(StepName::parse(name.as_str()), Some(*name));
         }
         let (run, _) = run();
-        assert_eq!(run.step_key(1), format!("{}/budget", run.id));
+        assert_eq!(run.step_key(1), format!("{}/default_alert_rules", run.id));
     }
 }

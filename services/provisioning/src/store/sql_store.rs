@@ -11,7 +11,10 @@ use uuid::Uuid;
 
 use super::{MIGRATIONS_TABLE, ProvisioningStore};
 use crate::{
-    domain::run::{Run, RunState, Step, StepName, StepState},
+    domain::{
+        run::{Run, RunState, Step, StepName, StepState},
+        template::Template,
+    },
     error::{ProvisioningError, Result},
 };
 
@@ -36,6 +39,11 @@ const SAVE_STEP: &str = "UPDATE provisioning_steps SET state = $1, attempts = $2
      start_time = $4, end_time = $5 WHERE run_id = $6 AND ordinal = $7";
 const RELEASE: &str = "UPDATE provisioning_runs SET owner = NULL, lease_until = NULL \
      WHERE run_id = $1 AND owner = $2";
+const TEMPLATE: &str = "SELECT template, update_time FROM onboarding_template WHERE id = 1";
+const INSERT_TEMPLATE: &str = "INSERT INTO onboarding_template (id, template, update_time) \
+     VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING";
+const UPDATE_TEMPLATE: &str = "UPDATE onboarding_template SET template = $1, update_time = $2 \
+     WHERE id = 1 AND update_time = $3";
 const UPDATE_UNLEASED: &str = "UPDATE provisioning_runs SET state = $1, not_before = $2, \
      update_time = $3, reported = $6 WHERE run_id = $4 AND state = $5 AND owner IS NULL";
 
@@ -86,6 +94,7 @@ where
     for<'a> i64: sqlx::Encode<'a, DB> + sqlx::Decode<'a, DB> + sqlx::Type<DB>,
     for<'a> Option<i64>: sqlx::Encode<'a, DB>,
     for<'a> bool: sqlx::Encode<'a, DB> + sqlx::Decode<'a, DB> + sqlx::Type<DB>,
+    for<'a> Vec<u8>: sqlx::Encode<'a, DB> + sqlx::Decode<'a, DB> + sqlx::Type<DB>,
     usize: sqlx::ColumnIndex<DB::Row>,
 {
     async fn migrate(&self) -> Result<()> {
@@ -241,6 +250,40 @@ where
         save_steps::<DB>(&mut tx, run).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn template(&self) -> Result<Template> {
+        let Some(row) = sqlx::query(TEMPLATE).fetch_optional(&self.pool).await? else {
+            return Ok(Template::default());
+        };
+        let bytes: Vec<u8> = row.try_get(0)?;
+        Template::decode(&bytes, time(row.try_get(1)?))
+    }
+
+    async fn set_template(
+        &self,
+        template: &Template,
+        replaces: Option<DateTime<Utc>>,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let stored = match replaces {
+            None => {
+                sqlx::query(INSERT_TEMPLATE)
+                    .bind(template.encode())
+                    .bind(micros(at))
+                    .execute(&self.pool)
+                    .await?
+            }
+            Some(replaces) => {
+                sqlx::query(UPDATE_TEMPLATE)
+                    .bind(template.encode())
+                    .bind(micros(at))
+                    .bind(micros(replaces))
+                    .execute(&self.pool)
+                    .await?
+            }
+        };
+        Ok(DB::rows_affected(&stored) == 1)
     }
 }
 

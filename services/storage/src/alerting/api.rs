@@ -104,8 +104,17 @@ impl AlertService for AlertApi {
         request: Request<pb::CreateAlertRuleRequest>,
     ) -> Result<Response<pb::CreateAlertRuleResponse>, Status> {
         let tenant = tenant(&request.get_ref().tenant_id)?;
-        let spec = convert::new_rule(request.into_inner().rule)?;
-        let rule = self.rules()?.create(tenant, spec).await?;
+        let request = request.into_inner();
+        let id = (!request.rule_id.is_empty())
+            .then(|| rule_id(&request.rule_id))
+            .transpose()?;
+        let spec = convert::new_rule(request.rule)?;
+        let rules = self.rules()?;
+        let rule = if request.validate_only {
+            rules.validate(tenant, spec, id)?
+        } else {
+            rules.create(tenant, spec, id).await?
+        };
         Ok(Response::new(pb::CreateAlertRuleResponse {
             rule: Some(convert::rule(rule)),
         }))

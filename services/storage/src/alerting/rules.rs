@@ -121,23 +121,34 @@ impl Alerting {
         Micros::of(self.clock.system_now())
     }
 
-    /// Creates a rule.
-    pub async fn create(&self, tenant: Uuid, spec: RuleSpec) -> Result<AlertRule> {
+    /// Creates a rule, under the id the caller chose (a rule under it already is
+    /// [`StorageError::RuleExists`]) or a new one.
+    pub async fn create(
+        &self,
+        tenant: Uuid,
+        spec: RuleSpec,
+        id: Option<Uuid>,
+    ) -> Result<AlertRule> {
+        let rule = self.validate(tenant, spec, id)?;
+        self.check_tenant(tenant).await?;
+        self.store.insert_rule(&rule, MAX_RULES_PER_TENANT).await?;
+        self.reindex(tenant).await?;
+        Ok(rule)
+    }
+
+    /// The rule a create would make, checked, without creating it or looking the tenant up.
+    pub fn validate(&self, tenant: Uuid, spec: RuleSpec, id: Option<Uuid>) -> Result<AlertRule> {
         let mut violations = Violations::new();
         spec.validate("rule.", &mut violations);
         violations.finish().map_err(StorageError::InvalidArgument)?;
-        self.check_tenant(tenant).await?;
         let now = self.now();
-        let rule = AlertRule {
-            rule_id: Uuid::now_v7(),
+        Ok(AlertRule {
+            rule_id: id.unwrap_or_else(Uuid::now_v7),
             tenant_id: tenant,
             spec,
             create_time: now,
             update_time: now,
-        };
-        self.store.insert_rule(&rule, MAX_RULES_PER_TENANT).await?;
-        self.reindex(tenant).await?;
-        Ok(rule)
+        })
     }
 
     /// Returns a rule.

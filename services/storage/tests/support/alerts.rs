@@ -57,6 +57,7 @@ pub async fn create_rule_for(
                 condition: Some(condition),
                 ..Default::default()
             }),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -2,7 +2,7 @@
 //! for every [`SqlBackend`]. Selectors and conditions are stored as JSON
 //! (`jsonb` on PostgreSQL, text on SQLite) in the form [`crate::alerting::domain::alert_rule`] serializes.
 
-use mfg_common::db::ForUpdate;
+use mfg_common::db::{DbErrorKind, ForUpdate};
 use sqlx::{
     ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Row as _, Type,
     types::Json,
@@ -246,7 +246,11 @@ where
             .bind(B::ts(rule.update_time))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .execute(self.pool())
-            .await?;
+            .await
+            .map_err(|error| match DbErrorKind::of(&error) {
+                DbErrorKind::UniqueViolation => StorageError::RuleExists(rule.rule_id.to_string()),
+                _ => error.into(),
+            })?;
         if B::rows_affected(&inserted) == 0 {
             return Err(StorageError::RuleLimit(limit));
         }
