@@ -1,8 +1,9 @@
 //! Onboarding over REST, on both backends: creating a tenant hands it to the provisioning
 //! service, whose run makes it active, with each step's effect in the storage and cost services
 //! (the template's alert rules for its plan, checked when the operator set them);
-//! starting it again with the same request id returns the same run; a step whose service is
-//! down is retried with backoff until it is back; and a tenant's keys read only their own runs.
+//! starting it again with the same request id returns the same run; a change of the tenant's
+//! budget or retention is applied again by a reconcile run; a step whose service is down is
+//! retried with backoff until it is back; and a tenant's keys read only their own runs.
 
 use std::time::Duration;
 
@@ -79,6 +80,83 @@ async fn set_template(platform: &Platform) -> Value {
     set
 }
 
+/// A change of an onboarded tenant's budget and retention starts a reconcile run, which
+/// applies both again: the budget's limit in the cost service, the lifecycle rule in the
+/// archive. A change of neither starts none.
+async fn reconcile(platform: &Platform, tenant: &str, dir: &std::path::Path) {
+    let operator = &platform.operator_token;
+    let tenant_path = format!("/v1/tenants/{tenant}");
+    let runs_path = format!("/v1/tenants/{tenant}/provisioning-runs");
+    let renamed = json!({"displayName": "ACME Stamping"});
+    let (status, _) = call(
+        platform,
+        Method::PATCH,
+        &tenant_path,
+        operator,
+        Some(renamed),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, listed) = call(platform, Method::GET, &runs_path, operator, None).await;
+    assert_eq!(listed["runs"].as_array().map(Vec::len), Some(1), "{listed}");
+
+    let change = json!({"monthlyBudgetUsd": 1500, "retention": {"coldDays": 1000}});
+    let (status, changed) = call(
+        platform,
+        Method::PATCH,
+        &tenant_path,
+        operator,
+        Some(change),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let run = loop {
+        let (_, listed) = call(platform, Method::GET, &runs_path, operator, None).await;
+        let newest = listed["runs"][0].clone();
+        if newest["kind"] == "RUN_KIND_RECONCILE" {
+            break newest;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no reconcile run: {listed}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let run_id = run["runId"].as_str().expect("a run id");
+    let done = wait_for(platform, tenant, run_id, "RUN_STATE_SUCCEEDED").await;
+    let names: Vec<&str> = done["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names, ["storage_namespace", "budget"]);
+
+    let budget_path = format!("/v1/tenants/{tenant}/budget");
+    let (_, budget) = call(platform, Method::GET, &budget_path, operator, None).await;
+    assert_eq!(budget["monthlyLimitUsd"], 1500.0, "{budget}");
+    let rules: Value = serde_json::from_str(&lifecycle_rules(dir)).expect("lifecycle rules");
+    let rule = rules
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|rule| rule["id"] == format!("tenant-{tenant}"))
+        .expect("the tenant's lifecycle rule");
+    // Objects reach the archive after the 30 hot days: they expire 970 days later.
+    assert_eq!(rule["expire_after_days"], 1000 - 30, "{rule}");
+    let (_, tenant) = call(platform, Method::GET, &tenant_path, operator, None).await;
+    assert_eq!(tenant["state"], "TENANT_STATE_ACTIVE", "{tenant}");
+    let rollback = format!("{runs_path}/{run_id}:rollback");
+    let (status, refused) =
+        call(platform, Method::POST, &rollback, operator, Some(json!({}))).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "never rolled back: {refused}"
+    );
+}
+
 async fn onboarding(database_url: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::up(dir.path(), database_url).await;
@@ -147,13 +225,25 @@ async fn onboarding(database_url: Option<&str>) {
         "{budget}"
     );
 
+    reconcile(&platform, &acme.id, dir.path()).await;
+
     // The same request id: the same run, not a second one.
     let body = json!({"requestId": format!("onboard/{}", acme.id)});
     let (status, again) = call(&platform, Method::POST, &start, &operator, Some(body)).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{again}");
     assert_eq!(again["runId"], run_id.as_str());
     let (_, listed) = call(&platform, Method::GET, &start, &operator, None).await;
-    assert_eq!(listed["runs"].as_array().map(Vec::len), Some(1), "{listed}");
+    let kinds: Vec<&str> = listed["runs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|run| run["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["RUN_KIND_RECONCILE", "RUN_KIND_ONBOARD"],
+        "{listed}"
+    );
 
     // Only a failed run is retried or rolled back.
     let retry = format!("{start}/{run_id}:retry");
@@ -180,8 +270,9 @@ async fn onboarding(database_url: Option<&str>) {
     // A tenant's admin key reads its runs; it may not start one, nor see another tenant's.
     let (status, own) = call(&platform, Method::GET, &start, &acme.key, None).await;
     assert_eq!(
-        (status, own["runs"][0]["runId"].clone()),
-        (StatusCode::OK, json!(run_id))
+        (status, own["runs"][1]["runId"].clone()),
+        (StatusCode::OK, json!(run_id)),
+        "the onboarding, after the reconcile"
     );
     let (status, _) = call(&platform, Method::POST, &start, &acme.key, Some(json!({}))).await;
     assert_eq!(status, StatusCode::FORBIDDEN);

@@ -136,6 +136,7 @@ async fn a_failed_run_is_rolled_back_and_leaves_nothing_behind() {
         .start_provisioning(StartProvisioningRequest {
             tenant_id: tenant.clone(),
             request_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::{
-    domain::run::{ONBOARDING, Run, RunState},
+    domain::run::{Run, RunKind, RunState},
     error::{ProvisioningError, Result},
     steps::Steps,
     store::ProvisioningStore,
@@ -72,7 +72,7 @@ impl Ready {
     }
 
     /// Starts onboarding `tenant`, or returns the run started under `request_id`.
-    async fn start(&self, tenant: Uuid, request_id: String) -> Result<Run> {
+    async fn start(&self, tenant: Uuid, request_id: String, kind: RunKind) -> Result<Run> {
         let found = self
             .steps
             .tenant(tenant)
@@ -89,7 +89,7 @@ impl Ready {
             request_id
         };
         let now = mfg_common::clock::micros(self.clock.system_now());
-        let run = Run::new(id, tenant, request_id, ONBOARDING, now);
+        let run = Run::new(id, tenant, request_id, kind, now);
         let stored = self.store.start(&run).await?;
         if stored.tenant != tenant {
             return Err(ProvisioningError::invalid(
@@ -104,6 +104,13 @@ impl Ready {
     /// Starts undoing a failed run's steps, newest first.
     async fn roll_back(&self, mut run: Run) -> Result<Run> {
         let was = run.state;
+        if run.kind == RunKind::Reconcile {
+            return Err(ProvisioningError::FailedPrecondition(
+                "a reconcile run applies a tenant's settings again: retry it; it is never \
+                 rolled back"
+                    .to_owned(),
+            ));
+        }
         if !run.roll_back(mfg_common::clock::micros(self.clock.system_now())) {
             return Err(ProvisioningError::FailedPrecondition(format!(
                 "the run is {}; only a failed run is rolled back",
@@ -147,7 +154,8 @@ impl ProvisioningService for ProvisioningApi {
         let ready = self.ready()?;
         let request = request.into_inner();
         let tenant = convert::tenant_id(&request.tenant_id)?;
-        let run = ready.start(tenant, request.request_id).await?;
+        let kind = convert::kind(request.kind());
+        let run = ready.start(tenant, request.request_id, kind).await?;
         Ok(Response::new(pb::StartProvisioningResponse {
             run: Some(convert::run(&run)),
         }))

@@ -153,11 +153,18 @@ impl Steps {
         }
     }
 
-    /// The tenant's storage, with the retention it carries.
+    /// The tenant's storage, with the retention it carries now (read from the tenant service
+    /// rather than left to the storage service's cache of it, which a reconcile would find
+    /// stale).
     async fn storage_namespace(&self, tenant: Uuid, key: &str) -> Result<(), Failure> {
+        let retention = match self.tenant(tenant).await {
+            Ok(Some(found)) => found.retention,
+            Ok(None) => return Err(Failure::Permanent(format!("tenant `{tenant}` not found"))),
+            Err(status) => return Err(failure("the tenant service", &status)),
+        };
         let request = storage::PrepareTenantStorageRequest {
             tenant_id: tenant.to_string(),
-            retention: None,
+            retention,
         };
         self.storage
             .clone()

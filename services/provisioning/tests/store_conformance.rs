@@ -10,7 +10,7 @@ use mfg_common::{config::DatabaseArgs, db, testing::TestDatabase};
 use mfg_proto::storage::v1::AlertRule;
 use mfg_provisioning::{
     domain::{
-        run::{Failure, ONBOARDING, Run, RunState},
+        run::{Failure, Run, RunKind, RunState},
         template::Template,
     },
     store::{self, ProvisioningStore},
@@ -35,7 +35,7 @@ fn new_run(tenant: Uuid, request_id: &str, at: DateTime<Utc>) -> Run {
         Uuid::now_v7(),
         tenant,
         request_id.to_owned(),
-        ONBOARDING,
+        RunKind::Onboard,
         at,
     )
 }

@@ -1,6 +1,7 @@
-//! The hand-off of new tenants to the provisioning service (decision 0014): a relay that sends
-//! each row of the outbox, written in the transaction that created its tenant, to
-//! `StartProvisioning` until it is accepted.
+//! The hand-off of tenants to the provisioning service (decision 0014): a relay that sends
+//! each row of the outbox, written in the transaction that created its tenant (an onboarding)
+//! or changed its retention or budget (a reconcile), to `StartProvisioning` until it is
+//! accepted.
 //!
 //! Several replicas may relay from one database: a row is claimed under a lease, so one replica
 //! sends it at a time, and a replica that dies leaves its rows to the next claim.
@@ -12,7 +13,7 @@ use std::{sync::Arc, time::Duration};
 use chrono::{DateTime, Utc};
 use mfg_common::{clock::SharedClock, grpc::TracedChannel, shutdown::CancellationToken};
 use mfg_proto::provisioning::v1::{
-    StartProvisioningRequest, provisioning_service_client::ProvisioningServiceClient,
+    RunKind, StartProvisioningRequest, provisioning_service_client::ProvisioningServiceClient,
 };
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -96,6 +97,12 @@ impl Relay {
         let request = StartProvisioningRequest {
             tenant_id: handoff.tenant.to_string(),
             request_id: handoff.request_id.clone(),
+            kind: if handoff.reconcile {
+                RunKind::Reconcile
+            } else {
+                RunKind::Onboard
+            }
+            .into(),
         };
         match self.provisioning.clone().start_provisioning(request).await {
             Ok(response) => {

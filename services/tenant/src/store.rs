@@ -116,6 +116,8 @@ pub struct Handoff {
     pub request_id: String,
     /// The tenant.
     pub tenant: TenantId,
+    /// Whether it starts a reconcile run (a change of retention or budget), not an onboarding.
+    pub reconcile: bool,
     /// How many times it was claimed to be sent, this time included.
     pub attempts: u32,
 }

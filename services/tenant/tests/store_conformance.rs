@@ -450,6 +450,37 @@ async fn a_tenant_being_onboarded_is_handed_off_once(store: Arc<dyn TenantStore>
         stored.onboarding.status,
         mfg_tenant::domain::OnboardingStatus::Provisioning
     );
+
+    // Once handed off, a change of its budget is handed off too, as a reconcile, in the
+    // change's transaction; a change of anything else is not.
+    let rename = |mut t: Tenant| {
+        t.display_name = "ACME".to_owned();
+        Ok(t)
+    };
+    store.update_tenant(acme.id, &rename).await.unwrap();
+    let at = much_later + Duration::seconds(1);
+    let budget = move |mut t: Tenant| {
+        t.monthly_budget_usd = 2_900.0;
+        t.update_time = at;
+        Ok(t)
+    };
+    store.update_tenant(acme.id, &budget).await.unwrap();
+    let claimed = store
+        .claim_handoffs(one, much_later, much_later + lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1, "{claimed:?}");
+    assert!(claimed[0].reconcile, "{claimed:?}");
+    assert_eq!(
+        claimed[0].request_id,
+        format!("reconcile/{}/{}", acme.id, at.timestamp_micros())
+    );
+    store
+        .handoff_sent(&claimed[0], "run-2", much_later)
+        .await
+        .unwrap();
+    let stored = store.get_tenant(acme.id).await.unwrap().unwrap();
+    assert_eq!(stored.onboarding.run_id, "run-1", "the onboarding's run stays");
 }
 
 mfg_common::on_each_backend!(

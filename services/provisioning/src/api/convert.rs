@@ -6,7 +6,7 @@ use pbjson_types::Timestamp;
 use uuid::Uuid;
 
 use crate::{
-    domain::run::{Run, RunState, Step, StepState},
+    domain::run::{Run, RunKind, RunState, Step, StepState},
     error::{ProvisioningError, Result},
 };
 
@@ -31,10 +31,23 @@ pub fn run(run: &Run) -> pb::ProvisioningRun {
         run_id: run.id.to_string(),
         tenant_id: run.tenant.to_string(),
         request_id: run.request_id.clone(),
+        kind: match run.kind {
+            RunKind::Onboard => pb::RunKind::Onboard,
+            RunKind::Reconcile => pb::RunKind::Reconcile,
+        }
+        .into(),
         state: run_state(run.state).into(),
         steps: run.steps.iter().map(step).collect(),
         create_time: Some(timestamp(run.create_time)),
         update_time: Some(timestamp(run.update_time)),
+    }
+}
+
+/// The kind a request asks for: unset onboards.
+pub fn kind(kind: pb::RunKind) -> RunKind {
+    match kind {
+        pb::RunKind::Reconcile => RunKind::Reconcile,
+        pb::RunKind::Onboard | pb::RunKind::Unspecified => RunKind::Onboard,
     }
 }
 

@@ -1,6 +1,23 @@
 //! The names the states and steps are stored and shown under.
 
-use super::run::{RunState, StepName, StepState};
+use super::run::{RunKind, RunState, StepName, StepState};
+
+impl RunKind {
+    /// Its name in the store.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Onboard => "onboard",
+            Self::Reconcile => "reconcile",
+        }
+    }
+
+    /// The kind stored as `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Onboard, Self::Reconcile]
+            .into_iter()
+            .find(|k| k.as_str() == name)
+    }
+}
 
 impl RunState {
     /// Its name in the store.

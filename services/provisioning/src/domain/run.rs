@@ -6,6 +6,27 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+/// What a run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunKind {
+    /// Onboards a new tenant ([`ONBOARDING`]); its outcome is the tenant's onboarding state.
+    Onboard,
+    /// Applies a change of an onboarded tenant's retention or budget again ([`RECONCILE`]).
+    /// The tenant's state does not follow it, and it is retried, never rolled back: undoing
+    /// its steps would take storage from a tenant in service.
+    Reconcile,
+}
+
+impl RunKind {
+    /// Its steps, in order.
+    pub const fn steps(self) -> &'static [StepName] {
+        match self {
+            Self::Onboard => ONBOARDING,
+            Self::Reconcile => RECONCILE,
+        }
+    }
+}
+
 /// The state of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunState {
@@ -60,6 +81,9 @@ pub const ONBOARDING: &[StepName] = &[
     StepName::Budget,
 ];
 
+/// The steps that apply a tenant's retention and budget again.
+pub const RECONCILE: &[StepName] = &[StepName::StorageNamespace, StepName::Budget];
+
 /// One step of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
@@ -86,6 +110,8 @@ pub struct Run {
     pub tenant: Uuid,
     /// The request that started it: starting again with the same id returns this run.
     pub request_id: String,
+    /// What it does.
+    pub kind: RunKind,
     /// Its state.
     pub state: RunState,
     /// Its steps, in order.
@@ -96,7 +122,7 @@ pub struct Run {
     pub create_time: DateTime<Utc>,
     /// When it last changed.
     pub update_time: DateTime<Utc>,
-    /// Whether the tenant service was told how it ended.
+    /// Whether the tenant service was told how it ended (a reconcile has nothing to tell).
     pub reported: bool,
 }
 
@@ -123,20 +149,22 @@ pub fn backoff(attempts: u32) -> Duration {
 }
 
 impl Run {
-    /// A new run of `steps` for `tenant`, pending.
+    /// A new run of `kind` for `tenant`, pending.
     pub fn new(
         id: Uuid,
         tenant: Uuid,
         request_id: String,
-        steps: &[StepName],
+        kind: RunKind,
         now: DateTime<Utc>,
     ) -> Self {
         Self {
             id,
             tenant,
             request_id,
+            kind,
             state: RunState::Pending,
-            steps: steps
+            steps: kind
+                .steps()
                 .iter()
                 .map(|&name| Step {
                     name,
@@ -150,7 +178,7 @@ impl Run {
             not_before: now,
             create_time: now,
             update_time: now,
-            reported: false,
+            reported: kind == RunKind::Reconcile,
         }
     }
 
@@ -234,14 +262,14 @@ impl Run {
         self.state = RunState::Pending;
         self.not_before = now;
         self.update_time = now;
-        self.reported = false;
+        self.reported = self.kind == RunKind::Reconcile;
         true
     }
 
     /// Starts undoing a failed run: its steps that ran are undone newest first. Returns false,
     /// changing nothing, when the run has not failed.
     pub fn roll_back(&mut self, now: DateTime<Utc>) -> bool {
-        if self.state != RunState::Failed {
+        if self.state != RunState::Failed || self.kind == RunKind::Reconcile {
             return false;
         }
         self.state = RunState::RollingBack;
@@ -311,7 +339,13 @@ mod tests {
 
     fn run() -> (Run, DateTime<Utc>) {
         let now = Utc.with_ymd_and_hms(2026, 12, 4, 10, 0, 0).unwrap();
-        let run = Run::new(Uuid::now_v7(), Uuid::now_v7(), "r".into(), ONBOARDING, now);
+        let run = Run::new(
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+            "r".into(),
+            RunKind::Onboard,
+            now,
+        );
         (run, now)
     }
 
@@ -438,6 +472,26 @@ mod tests {
     }
 
     #[test]
+    fn a_reconcile_applies_storage_and_budget_reports_nothing_and_is_not_rolled_back() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 4, 10, 0, 0).unwrap();
+        let mut run = Run::new(
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+            "r".into(),
+            RunKind::Reconcile,
+            now,
+        );
+        let names: Vec<_> = run.steps.iter().map(|s| s.name).collect();
+        assert_eq!(names, [StepName::StorageNamespace, StepName::Budget]);
+        run.start_step(0, now);
+        run.end_step(0, Err(Failure::Permanent("refused".into())), now, 8);
+        assert_eq!((run.state, run.to_report()), (RunState::Failed, None));
+        assert!(!run.roll_back(now), "retried, never rolled back");
+        assert!(run.retry(now));
+        assert_eq!(run.to_report(), None);
+    }
+
+    #[test]
     fn names_round_trip() {
         for state in [
             RunState::Pending,
@@ -451,6 +505,9 @@ mod tests {
         }
         for name in ONBOARDING {
             assert_eq!(StepName::parse(name.as_str()), Some(*name));
+        }
+        for kind in [RunKind::Onboard, RunKind::Reconcile] {
+            assert_eq!(RunKind::parse(kind.as_str()), Some(kind));
         }
         let (run, _) = run();
         assert_eq!(run.step_key(1), format!("{}/default_alert_rules", run.id));

@@ -12,19 +12,19 @@ use uuid::Uuid;
 use super::{MIGRATIONS_TABLE, ProvisioningStore};
 use crate::{
     domain::{
-        run::{Run, RunState, Step, StepName, StepState},
+        run::{Run, RunKind, RunState, Step, StepName, StepState},
         template::Template,
     },
     error::{ProvisioningError, Result},
 };
 
 const INSERT_RUN: &str = "INSERT INTO provisioning_runs \
-     (run_id, tenant_id, request_id, state, not_before, create_time, update_time) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (request_id) DO NOTHING";
+     (run_id, tenant_id, request_id, state, not_before, create_time, update_time, kind, reported) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (request_id) DO NOTHING";
 const INSERT_STEP: &str = "INSERT INTO provisioning_steps \
      (run_id, ordinal, name, state, attempts, error) VALUES ($1, $2, $3, $4, $5, $6)";
 const RUN_COLUMNS: &str =
-    "run_id, tenant_id, request_id, state, not_before, create_time, update_time, reported";
+    "run_id, tenant_id, request_id, state, not_before, create_time, update_time, reported, kind";
 const STEPS: &str = "SELECT name, state, attempts, error, start_time, end_time \
      FROM provisioning_steps WHERE run_id = $1 ORDER BY ordinal";
 const CLAIM: &str = "UPDATE provisioning_runs SET owner = $1, lease_until = $2 \
@@ -121,6 +121,8 @@ where
             .bind(micros(run.not_before))
             .bind(micros(run.create_time))
             .bind(micros(run.update_time))
+            .bind(run.kind.as_str())
+            .bind(run.reported)
             .execute(&mut *tx)
             .await?;
         if DB::rows_affected(&inserted) == 1 {
@@ -308,6 +310,7 @@ where
             .map(step::<DB>)
             .collect::<Result<Vec<_>>>()?;
         let state: String = row.try_get(3)?;
+        let kind: String = row.try_get(8)?;
         Ok(Run {
             id: uuid(&id)?,
             tenant: uuid(&row.try_get::<String, _>(1)?)?,
@@ -318,6 +321,7 @@ where
             create_time: time(row.try_get(5)?),
             update_time: time(row.try_get(6)?),
             reported: row.try_get(7)?,
+            kind: RunKind::parse(&kind).ok_or_else(|| corrupt("run kind", &kind))?,
         })
     }
 }

@@ -318,6 +318,25 @@ impl Tenant {
         format!("onboard/{}", self.id)
     }
 
+    /// Whether the change from `before` to it is one the provisioning service applies again,
+    /// as a reconcile run: its retention or its budget changed, after it was handed to
+    /// provisioning (before, its onboarding run will read them as they are).
+    pub fn reconciles_from(&self, before: &Self) -> bool {
+        !self.onboarding.run_id.is_empty()
+            && self.state != TenantState::Deleted
+            && (self.retention != before.retention
+                || self.monthly_budget_usd != before.monthly_budget_usd)
+    }
+
+    /// The request id of the reconcile run of its change at `update_time`.
+    pub fn reconcile_request_id(&self) -> String {
+        format!(
+            "reconcile/{}/{}",
+            self.id,
+            self.update_time.timestamp_micros()
+        )
+    }
+
     /// Checks the fields a client can set, reporting each violation under `prefix` (e.g.
     /// `tenant.`).
     pub fn validate(&self, prefix: &str, violations: &mut Violations) {

@@ -47,13 +47,13 @@ pub(super) const UPDATE_TENANT: &str = "UPDATE tenants SET display_name = $2, pl
      max_machines = $6, ingest_readings_per_second = $7, api_requests_per_second = $8, hot_days = $9, \
      warm_days = $10, cold_days = $11, monthly_budget_usd = $12, update_time = $13, delete_time = $14, \
      onboarding = $15, provisioning_run_id = $16, provisioning_error = $17 WHERE id = $1";
-pub(super) const INSERT_HANDOFF: &str =
-    "INSERT INTO provisioning_outbox (request_id, tenant_id, create_time) VALUES ($1, $2, $3)";
+pub(super) const INSERT_HANDOFF: &str = "INSERT INTO provisioning_outbox \
+     (request_id, tenant_id, create_time, kind) VALUES ($1, $2, $3, $4)";
 pub(super) const CLAIM_HANDOFFS: &str = "UPDATE provisioning_outbox \
      SET owner = $1, lease_until = $2, attempts = attempts + 1 WHERE request_id IN (\
          SELECT request_id FROM provisioning_outbox WHERE sent_time IS NULL \
          AND (lease_until IS NULL OR lease_until < $3) ORDER BY create_time LIMIT $4) \
-     AND (lease_until IS NULL OR lease_until < $3) RETURNING request_id, tenant_id, attempts";
+     AND (lease_until IS NULL OR lease_until < $3) RETURNING request_id, tenant_id, attempts, kind";
 pub(super) const HANDOFF_SENT: &str = "UPDATE provisioning_outbox SET sent_time = $2, owner = NULL, \
      lease_until = NULL WHERE request_id = $1";
 pub(super) const RUN_OF_TENANT: &str =

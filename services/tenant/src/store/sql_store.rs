@@ -24,6 +24,10 @@ use crate::{
     error::{Result, TenantError},
 };
 
+/// The kinds of hand-off the outbox holds, as stored.
+const ONBOARD: &str = "onboard";
+const RECONCILE: &str = "reconcile";
+
 /// What differs between the backends.
 pub trait Dialect: SqlDialect {
     /// Applies the backend's migrations.
@@ -158,6 +162,7 @@ where
                 .bind(tenant.onboarding_request_id())
                 .bind(tenant.id.to_string())
                 .bind(tenant.create_time.timestamp_micros())
+                .bind(ONBOARD)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -188,6 +193,7 @@ where
                         TenantError::Internal(format!("corrupt tenant id `{tenant}` in the outbox"))
                     })?),
                     attempts: u32::try_from(row.try_get::<i64, _>(2)?).unwrap_or(u32::MAX),
+                    reconcile: row.try_get::<String, _>(3)? == RECONCILE,
                 })
             })
             .collect()
@@ -243,10 +249,10 @@ where
             .bind(id.0)
             .fetch_optional(&mut *tx)
             .await?;
-        let current = row
+        let current: Tenant = row
             .ok_or_else(|| TenantError::TenantNotFound(id.to_string()))?
             .try_into()?;
-        let tenant = change(current)?;
+        let tenant = change(current.clone())?;
         let query = sqlx::query(sql::UPDATE_TENANT).bind(id.0);
         bind_onboarding(
             bind_changeable(query, &tenant)
@@ -256,6 +262,15 @@ where
         )
         .execute(&mut *tx)
         .await?;
+        if tenant.reconciles_from(&current) {
+            sqlx::query(sql::INSERT_HANDOFF)
+                .bind(tenant.reconcile_request_id())
+                .bind(tenant.id.to_string())
+                .bind(tenant.update_time.timestamp_micros())
+                .bind(RECONCILE)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(tenant)
     }
