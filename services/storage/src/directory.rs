@@ -36,6 +36,10 @@ pub enum TenantState {
     Provisioning,
     /// Its onboarding failed: reads only, until a retried run succeeds.
     ProvisioningFailed,
+    /// A state this version does not know (its number, as the tenant service sent it): a
+    /// later version's. Reads only: a state added later must not let writes through
+    /// unchecked.
+    Unknown(i32),
 }
 
 /// What storage needs of a tenant.
@@ -70,6 +74,10 @@ impl TenantInfo {
                 self.id.to_string(),
                 "its provisioning run failed",
             )),
+            TenantState::Unknown(number) => Err(StorageError::TenantStateUnknown(
+                self.id.to_string(),
+                number,
+            )),
         }
     }
 }
@@ -85,7 +93,8 @@ fn info_of(id: Uuid, tenant: pb::Tenant) -> TenantInfo {
             pb::TenantState::Deleted => TenantState::Deleted,
             pb::TenantState::Provisioning => TenantState::Provisioning,
             pb::TenantState::ProvisioningFailed => TenantState::ProvisioningFailed,
-            pb::TenantState::Active | pb::TenantState::Unspecified => TenantState::Active,
+            pb::TenantState::Active => TenantState::Active,
+            pb::TenantState::Unspecified => TenantState::Unknown(tenant.state),
         },
         // Rounded up to its class (the tenant service answers it rounded since session 11).
         hot_days: mfg_common::retention::hot_class(retention.hot_days)
@@ -164,7 +173,9 @@ impl Directory {
     pub async fn writable_tenant(&self, id: Uuid) -> Result<Arc<TenantInfo>> {
         let info = self.tenant(id).await?;
         match info.state {
-            TenantState::Provisioning | TenantState::ProvisioningFailed => {
+            TenantState::Provisioning
+            | TenantState::ProvisioningFailed
+            | TenantState::Unknown(_) => {
                 let fresh = self.fetch_tenant(id).await?;
                 fresh.check_writable()?;
                 Ok(fresh)
@@ -323,5 +334,35 @@ impl Directory {
             .machines
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mfg_common::ServiceError as _;
+
+    use super::*;
+
+    #[test]
+    fn a_state_this_version_does_not_know_refuses_writes() {
+        let id = Uuid::now_v7();
+        let later = pb::Tenant {
+            state: 42,
+            ..Default::default()
+        };
+        let info = info_of(id, later);
+        assert_eq!(info.state, TenantState::Unknown(42));
+        let refused = info.check_writable().unwrap_err();
+        assert_eq!(
+            refused.error_code(),
+            mfg_common::ErrorCode::FailedPrecondition
+        );
+        assert!(refused.to_string().contains("number 42"), "{refused}");
+
+        let active = pb::Tenant {
+            state: pb::TenantState::Active.into(),
+            ..Default::default()
+        };
+        assert!(info_of(id, active).check_writable().is_ok());
     }
 }

@@ -27,6 +27,12 @@ pub enum StorageError {
          succeeds and it is active"
     )]
     TenantNotOnboarded(String, &'static str),
+    /// The tenant service reports a state this version does not know: writes are refused.
+    #[error(
+        "tenant `{0}` is in a state this storage service does not know (number {1}): readings \
+         are refused until the storage service is upgraded"
+    )]
+    TenantStateUnknown(String, i32),
     /// No machine of the tenant has this id.
     #[error("machine `{0}` not found")]
     MachineNotFound(String),
@@ -121,6 +127,7 @@ impl ServiceError for StorageError {
             Self::TenantDeleted(_)
             | Self::TenantSuspended(_)
             | Self::TenantNotOnboarded(..)
+            | Self::TenantStateUnknown(..)
             | Self::HoldsData(_)
             | Self::RuleLimit(_)
             | Self::AlertResolved(_) => ErrorCode::FailedPrecondition,

@@ -480,7 +480,10 @@ async fn a_tenant_being_onboarded_is_handed_off_once(store: Arc<dyn TenantStore>
         .await
         .unwrap();
     let stored = store.get_tenant(acme.id).await.unwrap().unwrap();
-    assert_eq!(stored.onboarding.run_id, "run-1", "the onboarding's run stays");
+    assert_eq!(
+        stored.onboarding.run_id, "run-1",
+        "the onboarding's run stays"
+    );
 }
 
 mfg_common::on_each_backend!(
