@@ -33,6 +33,12 @@ const LEASE: Duration = Duration::from_secs(2);
 /// The most rows claimed at once.
 const BATCH: i64 = 64;
 
+/// How long a sent row is kept, to see what was handed off and when.
+pub const SENT_KEPT: chrono::Duration = chrono::Duration::days(7);
+
+/// How often the rows sent more than [`SENT_KEPT`] ago are forgotten.
+const FORGET_EVERY: chrono::Duration = chrono::Duration::hours(1);
+
 /// Sends the outbox to the provisioning service.
 #[derive(Debug, Clone)]
 pub struct Relay {
@@ -67,9 +73,20 @@ impl Relay {
     /// Sends the outbox until `shutdown`: what it can claim, then again when woken or after
     /// [`POLL`].
     pub async fn run(&self, shutdown: CancellationToken) {
+        let mut next_forget = self.now();
         loop {
             if let Err(error) = self.send_claimed().await {
                 tracing::warn!(%error, "the provisioning outbox could not be read");
+            }
+            if self.now() >= next_forget {
+                next_forget = self.now() + FORGET_EVERY;
+                if let Err(error) = self
+                    .store
+                    .forget_sent_handoffs(self.now() - SENT_KEPT)
+                    .await
+                {
+                    tracing::warn!(%error, "the provisioning outbox's sent rows could not be forgotten");
+                }
             }
             tokio::select! {
                 () = shutdown.cancelled() => return,

@@ -54,6 +54,8 @@ pub trait TenantStore: Send + Sync + Debug + 'static {
     /// Marks a hand-off accepted at `now` by run `run_id`, which the tenant records.
     async fn handoff_sent(&self, handoff: &Handoff, run_id: &str, now: DateTime<Utc>)
     -> Result<()>;
+    /// Forgets the hand-offs sent before `before`; how many.
+    async fn forget_sent_handoffs(&self, before: DateTime<Utc>) -> Result<u64>;
     /// Returns a tenant.
     async fn get_tenant(&self, id: TenantId) -> Result<Option<Tenant>>;
     /// Lists tenants by id after `after`, at most `limit`, deleted ones only if asked.

@@ -484,6 +484,11 @@ async fn a_tenant_being_onboarded_is_handed_off_once(store: Arc<dyn TenantStore>
         stored.onboarding.run_id, "run-1",
         "the onboarding's run stays"
     );
+
+    // Sent rows are forgotten once old enough: the two sent, and no other.
+    assert_eq!(store.forget_sent_handoffs(later).await.unwrap(), 0);
+    let after = much_later + Duration::milliseconds(1);
+    assert_eq!(store.forget_sent_handoffs(after).await.unwrap(), 2);
 }
 
 mfg_common::on_each_backend!(

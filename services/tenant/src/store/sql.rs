@@ -56,6 +56,8 @@ pub(super) const CLAIM_HANDOFFS: &str = "UPDATE provisioning_outbox \
      AND (lease_until IS NULL OR lease_until < $3) RETURNING request_id, tenant_id, attempts, kind";
 pub(super) const HANDOFF_SENT: &str = "UPDATE provisioning_outbox SET sent_time = $2, owner = NULL, \
      lease_until = NULL WHERE request_id = $1";
+pub(super) const FORGET_SENT_HANDOFFS: &str =
+    "DELETE FROM provisioning_outbox WHERE sent_time IS NOT NULL AND sent_time < $1";
 pub(super) const RUN_OF_TENANT: &str =
     "UPDATE tenants SET provisioning_run_id = $2 WHERE id = $1 AND provisioning_run_id = ''";
 pub(super) const INSERT_KEY: &str = "INSERT INTO api_keys (key_id, tenant_id, display_name, scopes, secret_hash, \

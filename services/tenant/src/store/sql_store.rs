@@ -220,6 +220,14 @@ where
         Ok(())
     }
 
+    async fn forget_sent_handoffs(&self, before: DateTime<Utc>) -> Result<u64> {
+        let forgotten = sqlx::query(sql::FORGET_SENT_HANDOFFS)
+            .bind(before.timestamp_micros())
+            .execute(&self.pool)
+            .await?;
+        Ok(DB::rows_affected(&forgotten))
+    }
+
     async fn get_tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
         let row: Option<sql::TenantRow> = sqlx::query_as(sql::SELECT_TENANT)
             .bind(id.0)
