@@ -122,6 +122,9 @@ struct Kept {
     costed: Arc<Costed>,
     /// When it was last asked for.
     asked: DateTime<Utc>,
+    /// How many times it was asked for: one asked for once (a period a client looked at, and
+    /// left) is not costed ahead of time.
+    asks: u32,
 }
 
 impl Costing {
@@ -167,17 +170,18 @@ impl Costing {
             && (settled(kept.costed.period) || age(kept.costed.as_of, period.now) < FRESH)
         {
             kept.asked = period.now;
+            kept.asks = kept.asks.saturating_add(1);
             return Ok(kept.costed.clone());
         }
-        self.cost_and_keep(period, period.now, version).await
+        self.cost_and_keep(period, Some(period.now), version).await
     }
 
-    /// Costs `period` and keeps it, as asked for at `asked`, unless a price change or a late
-    /// record made it out of date while it was costed.
+    /// Costs `period` and keeps it, as asked for at `asked` (`None`: costed ahead of time),
+    /// unless a price change or a late record made it out of date while it was costed.
     async fn cost_and_keep(
         &self,
         period: Period,
-        asked: DateTime<Utc>,
+        asked: Option<DateTime<Utc>>,
         version: i64,
     ) -> Result<Arc<Costed>> {
         let forgotten = self.forgotten.load(Ordering::Acquire);
@@ -192,19 +196,27 @@ impl Costing {
                 kept.clear();
             }
         }
-        let asked = kept.get(&key(period)).map_or(asked, |k| k.asked.max(asked));
+        let earlier = kept.get(&key(period)).map(|k| (k.asked, k.asks));
+        let (asked, asks) = match (earlier, asked) {
+            (Some((last, asks)), Some(now)) => (last.max(now), asks.saturating_add(1)),
+            (Some(earlier), None) => earlier,
+            (None, now) => (now.unwrap_or(DateTime::<Utc>::MIN_UTC), 1),
+        };
         kept.insert(
             key(period),
             Kept {
                 costed: costed.clone(),
                 asked,
+                asks,
             },
         );
         Ok(costed)
     }
 
     /// Costs again, until `shutdown`, each summary of a period that ends now that was asked
-    /// for in the last [`WARM_FOR`] and is due within [`AHEAD`]: a client that keeps asking
+    /// for more than once, last in the last [`WARM_FOR`], and is due within [`AHEAD`]. A
+    /// period asked for once is not: a client that looks at many periods once each would
+    /// have them all costed again, on the cores its requests need. A client that keeps asking
     /// (a console, say) finds it costed, from the ledger read at most [`FRESH`] before.
     /// Reports are then as fresh as before, and none waits for its summary. As soon as they
     /// are wanted, it reads the settled buckets that reports will want next
@@ -245,6 +257,7 @@ impl Costing {
             .iter()
             .filter(|((_, end), k)| {
                 end.is_none()
+                    && k.asks > 1
                     && age(k.asked, now) < WARM_FOR
                     && age(k.costed.as_of, now) >= FRESH.saturating_sub(AHEAD)
             })
@@ -268,8 +281,7 @@ impl Costing {
                 end: now,
                 now,
             };
-            self.cost_and_keep(period, DateTime::<Utc>::MIN_UTC, version)
-                .await?;
+            self.cost_and_keep(period, None, version).await?;
         }
         Ok(())
     }

@@ -95,6 +95,26 @@ async fn a_summary_asked_for_is_costed_ahead_of_time(store: Arc<dyn CostStore>) 
     assert_eq!(stale.as_of, at(33.0));
 }
 
+/// A period asked for once (a client paging through periods) is not costed ahead of time: only
+/// one that is asked for again.
+async fn a_summary_asked_for_once_is_left_to_expire(store: Arc<dyn CostStore>) {
+    let costing = costing(store, &[]);
+    let t0 = Utc.with_ymd_and_hms(2026, 12, 3, 10, 30, 0).unwrap();
+    let at = |seconds: i64| t0 + Duration::seconds(seconds);
+    let once = month_to_date(&costing, t0).await;
+    costing.warm(at(4)).await.unwrap();
+    let later = month_to_date(&costing, at(6)).await;
+    assert_eq!(
+        later.as_of,
+        at(6),
+        "not costed ahead: costed when asked again"
+    );
+    costing.warm(at(9)).await.unwrap();
+    let warmed = month_to_date(&costing, at(11)).await;
+    assert_eq!(warmed.as_of, at(9), "asked twice, it is costed ahead");
+    assert_ne!(once.as_of, warmed.as_of);
+}
+
 async fn late_usage_from_another_process_is_costed(store: Arc<dyn CostStore>) {
     let tenant = Uuid::now_v7();
     let (this, other) = (
@@ -145,6 +165,7 @@ mfg_common::on_each_backend!(
     ],
     [
         a_summary_asked_for_is_costed_ahead_of_time,
+        a_summary_asked_for_once_is_left_to_expire,
         late_usage_from_another_process_is_costed
     ],
 );
