@@ -94,6 +94,32 @@ where
         .bind(tenant.onboarding.error.as_str())
 }
 
+/// Writes a tenant's hand-off of `kind` to the outbox, in the transaction of its change.
+async fn hand_off<DB>(
+    tx: &mut Transaction<'_, DB>,
+    request_id: &str,
+    tenant: &Tenant,
+    at: DateTime<Utc>,
+    kind: &str,
+) -> Result<()>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    <DB as Database>::Arguments: IntoArguments<DB>,
+    for<'a> &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    sqlx::query(sql::INSERT_HANDOFF)
+        .bind(request_id)
+        .bind(tenant.id.to_string())
+        .bind(at.timestamp_micros())
+        .bind(kind)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl<DB> TenantStore for SqlStore<DB>
 where
@@ -158,13 +184,8 @@ where
             Err(error) => return Err(error.into()),
         }
         if tenant.onboarding.status == OnboardingStatus::Provisioning {
-            sqlx::query(sql::INSERT_HANDOFF)
-                .bind(tenant.onboarding_request_id())
-                .bind(tenant.id.to_string())
-                .bind(tenant.create_time.timestamp_micros())
-                .bind(ONBOARD)
-                .execute(&mut *tx)
-                .await?;
+            let request_id = tenant.onboarding_request_id();
+            hand_off(&mut tx, &request_id, tenant, tenant.create_time, ONBOARD).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -271,13 +292,8 @@ where
         .execute(&mut *tx)
         .await?;
         if tenant.reconciles_from(&current) {
-            sqlx::query(sql::INSERT_HANDOFF)
-                .bind(tenant.reconcile_request_id())
-                .bind(tenant.id.to_string())
-                .bind(tenant.update_time.timestamp_micros())
-                .bind(RECONCILE)
-                .execute(&mut *tx)
-                .await?;
+            let request_id = tenant.reconcile_request_id();
+            hand_off(&mut tx, &request_id, &tenant, tenant.update_time, RECONCILE).await?;
         }
         tx.commit().await?;
         Ok(tenant)
