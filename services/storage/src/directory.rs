@@ -353,10 +353,7 @@ mod tests {
         let info = info_of(id, later);
         assert_eq!(info.state, TenantState::Unknown(42));
         let refused = info.check_writable().unwrap_err();
-        assert_eq!(
-            refused.error_code(),
-            mfg_common::ErrorCode::FailedPrecondition
-        );
+        assert_eq!(refused.error_code(), ErrorCode::FailedPrecondition);
         assert!(refused.to_string().contains("number 42"), "{refused}");
 
         let active = pb::Tenant {
