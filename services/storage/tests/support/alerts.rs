@@ -13,6 +13,7 @@ use mfg_proto::{
 use tokio::sync::mpsc;
 use tokio_stream::{StreamExt as _, wrappers::ReceiverStream};
 use tonic::Streaming;
+use tonic_types::StatusExt as _;
 
 pub const S: i64 = 1_000_000;
 
@@ -233,4 +234,43 @@ pub async fn until_opened(subscriber: &mut Subscriber, machine: &str) -> Vec<pb:
             return events;
         }
     }
+}
+
+/// `seconds` as a proto duration.
+pub fn seconds(seconds: i64) -> Option<pbjson_types::Duration> {
+    Some(pbjson_types::Duration { seconds, nanos: 0 })
+}
+
+/// A threshold rule on `spindle_temp_c` of `press-1`.
+pub fn threshold_rule() -> pb::AlertRule {
+    pb::AlertRule {
+        display_name: "Spindle too hot".to_owned(),
+        metric: "spindle_temp_c".to_owned(),
+        selector: Some(pb::MachineSelector {
+            machine_ids: vec!["press-1".to_owned()],
+            ..Default::default()
+        }),
+        severity: pb::Severity::Major.into(),
+        condition: Some(pb::AlertCondition {
+            kind: Some(Kind::Threshold(pb::ThresholdCondition {
+                comparison: pb::Comparison::Greater.into(),
+                value: 80.0,
+                for_duration: seconds(30),
+                clear_value: Some(75.0),
+            })),
+        }),
+        ..Default::default()
+    }
+}
+
+/// The fields an INVALID_ARGUMENT names.
+pub fn violated(status: &tonic::Status) -> Vec<String> {
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    status
+        .get_details_bad_request()
+        .expect("field violations")
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect()
 }
