@@ -1,6 +1,8 @@
 //! Helpers for whole-system tests: start services on port-0 listeners, wait for them to be
 //! SERVING by polling health (never a fixed sleep), and stop them cleanly.
 
+pub mod gate;
+
 use std::{net::SocketAddr, time::Duration};
 
 use mfg_common::{grpc::TracedChannel, shutdown::CancellationToken};
@@ -125,29 +127,52 @@ impl Platform {
 
     /// Waits until the tenant's onboarding made it active (at most 20 s).
     pub async fn wait_until_active(&self, tenant: &str) {
-        let http = reqwest::Client::new();
         let path = format!("/v1/tenants/{tenant}");
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        self.wait_until(
+            &path,
+            "state",
+            "TENANT_STATE_ACTIVE",
+            Duration::from_secs(20),
+        )
+        .await;
+    }
+
+    /// Reads `path` as the operator until its `field` is `value`, for at most `within`;
+    /// returns what it read last.
+    pub async fn wait_until(
+        &self,
+        path: &str,
+        field: &str,
+        value: &str,
+        within: Duration,
+    ) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + within;
         loop {
-            let (status, found) = http_call(
-                &http,
-                &self.base,
-                reqwest::Method::GET,
-                &path,
-                Some(&self.operator_token),
-                None,
-            )
-            .await;
+            let (status, found) = self
+                .call(reqwest::Method::GET, path, &self.operator_token, None)
+                .await;
             assert!(status.is_success(), "GET {path}: {status} {found}");
-            if found["state"] == "TENANT_STATE_ACTIVE" {
-                return;
+            if found[field] == value {
+                return found;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "the tenant is not active after 20 s: {found}"
+                "{field} is not {value} after {within:?}: {found}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Sends a request to the gateway with `token` (see [`http_call`]).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let http = reqwest::Client::new();
+        http_call(&http, &self.base, method, path, Some(token), body).await
     }
 
     /// The platform's parts, to stop and restart the storage service.

@@ -8,38 +8,16 @@
 use std::time::Duration;
 
 use mfg_common::testing::TestDatabase;
-use mfg_tests::{Platform, http_call};
+use mfg_tests::Platform;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-async fn call(
-    platform: &Platform,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let http = reqwest::Client::new();
-    http_call(&http, &platform.base, method, path, Some(token), body).await
-}
 
 /// Reads the run until it is in `state`, for at most 20 s.
 async fn wait_for(platform: &Platform, tenant: &str, run: &str, state: &str) -> Value {
     let path = format!("/v1/tenants/{tenant}/provisioning-runs/{run}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let (status, found) =
-            call(platform, Method::GET, &path, &platform.operator_token, None).await;
-        assert_eq!(status, StatusCode::OK, "{found}");
-        if found["state"] == state {
-            return found;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the run is not {state} after 20 s: {found}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    platform
+        .wait_until(&path, "state", state, Duration::from_secs(20))
+        .await
 }
 
 /// The archive's lifecycle rules, as the local archive keeps them.
@@ -60,12 +38,14 @@ async fn set_template(platform: &Platform) -> Value {
         })
     };
     let path = "/v1/onboarding-template";
-    let (status, empty) = call(platform, Method::GET, path, operator, None).await;
+    let (status, empty) = platform.call(Method::GET, path, operator, None).await;
     assert_eq!(status, StatusCode::OK, "{empty}");
     assert_eq!(empty["sharedAlertRules"], json!([]), "{empty}");
     assert!(empty.get("updateTime").is_none(), "never set: {empty}");
     let bad = json!({"sharedAlertRules": [silent("temperature_c"), silent("")]});
-    let (status, refused) = call(platform, Method::PATCH, path, operator, Some(bad)).await;
+    let (status, refused) = platform
+        .call(Method::PATCH, path, operator, Some(bad))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
     assert_eq!(
         refused["details"][0]["fieldViolations"][0]["field"],
@@ -73,7 +53,9 @@ async fn set_template(platform: &Platform) -> Value {
         "{refused}"
     );
     let good = json!({"sharedAlertRules": [silent("temperature_c")]});
-    let (status, set) = call(platform, Method::PATCH, path, operator, Some(good)).await;
+    let (status, set) = platform
+        .call(Method::PATCH, path, operator, Some(good))
+        .await;
     assert_eq!(status, StatusCode::OK, "{set}");
     assert_eq!(set["sharedAlertRules"][0]["metric"], "temperature_c");
     assert!(set["updateTime"].is_string(), "{set}");
@@ -88,31 +70,21 @@ async fn reconcile(platform: &Platform, tenant: &str, dir: &std::path::Path) {
     let tenant_path = format!("/v1/tenants/{tenant}");
     let runs_path = format!("/v1/tenants/{tenant}/provisioning-runs");
     let renamed = json!({"displayName": "ACME Stamping"});
-    let (status, _) = call(
-        platform,
-        Method::PATCH,
-        &tenant_path,
-        operator,
-        Some(renamed),
-    )
-    .await;
+    let (status, _) = platform
+        .call(Method::PATCH, &tenant_path, operator, Some(renamed))
+        .await;
     assert_eq!(status, StatusCode::OK);
-    let (_, listed) = call(platform, Method::GET, &runs_path, operator, None).await;
+    let (_, listed) = platform.call(Method::GET, &runs_path, operator, None).await;
     assert_eq!(listed["runs"].as_array().map(Vec::len), Some(1), "{listed}");
 
     let change = json!({"monthlyBudgetUsd": 1500, "retention": {"coldDays": 1000}});
-    let (status, changed) = call(
-        platform,
-        Method::PATCH,
-        &tenant_path,
-        operator,
-        Some(change),
-    )
-    .await;
+    let (status, changed) = platform
+        .call(Method::PATCH, &tenant_path, operator, Some(change))
+        .await;
     assert_eq!(status, StatusCode::OK, "{changed}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let run = loop {
-        let (_, listed) = call(platform, Method::GET, &runs_path, operator, None).await;
+        let (_, listed) = platform.call(Method::GET, &runs_path, operator, None).await;
         let newest = listed["runs"][0].clone();
         if newest["kind"] == "RUN_KIND_RECONCILE" {
             break newest;
@@ -131,10 +103,12 @@ async fn reconcile(platform: &Platform, tenant: &str, dir: &std::path::Path) {
         .flatten()
         .filter_map(|s| s["name"].as_str())
         .collect();
-    assert_eq!(names, ["storage_namespace", "budget"]);
+    assert_eq!(names, ["storage_namespace", "archive", "budget"]);
 
     let budget_path = format!("/v1/tenants/{tenant}/budget");
-    let (_, budget) = call(platform, Method::GET, &budget_path, operator, None).await;
+    let (_, budget) = platform
+        .call(Method::GET, &budget_path, operator, None)
+        .await;
     assert_eq!(budget["monthlyLimitUsd"], 1500.0, "{budget}");
     let rules: Value = serde_json::from_str(&lifecycle_rules(dir)).expect("lifecycle rules");
     let rule = rules
@@ -145,11 +119,14 @@ async fn reconcile(platform: &Platform, tenant: &str, dir: &std::path::Path) {
         .expect("the tenant's lifecycle rule");
     // Objects reach the archive after the 30 hot days: they expire 970 days later.
     assert_eq!(rule["expire_after_days"], 1000 - 30, "{rule}");
-    let (_, tenant) = call(platform, Method::GET, &tenant_path, operator, None).await;
+    let (_, tenant) = platform
+        .call(Method::GET, &tenant_path, operator, None)
+        .await;
     assert_eq!(tenant["state"], "TENANT_STATE_ACTIVE", "{tenant}");
     let rollback = format!("{runs_path}/{run_id}:rollback");
-    let (status, refused) =
-        call(platform, Method::POST, &rollback, operator, Some(json!({}))).await;
+    let (status, refused) = platform
+        .call(Method::POST, &rollback, operator, Some(json!({})))
+        .await;
     assert_eq!(
         status,
         StatusCode::BAD_REQUEST,
@@ -170,7 +147,9 @@ async fn onboarding(database_url: Option<&str>) {
         )
         .await;
     let tenant_path = format!("/v1/tenants/{}", acme.id);
-    let (_, tenant) = call(&platform, Method::GET, &tenant_path, &operator, None).await;
+    let (_, tenant) = platform
+        .call(Method::GET, &tenant_path, &operator, None)
+        .await;
     assert_eq!(tenant["state"], "TENANT_STATE_ACTIVE", "{tenant}");
     assert_eq!(tenant["provisioningError"], "", "{tenant}");
     let run_id = tenant["provisioningRunId"]
@@ -185,7 +164,12 @@ async fn onboarding(database_url: Option<&str>) {
     let names: Vec<&str> = steps.iter().filter_map(|s| s["name"].as_str()).collect();
     assert_eq!(
         names,
-        ["storage_namespace", "default_alert_rules", "budget"]
+        [
+            "storage_namespace",
+            "archive",
+            "default_alert_rules",
+            "budget"
+        ]
     );
     for step in steps {
         assert_eq!(step["state"], "STEP_STATE_SUCCEEDED", "{step}");
@@ -202,21 +186,25 @@ async fn onboarding(database_url: Option<&str>) {
         "the tenant's archive lifecycle rule"
     );
     let rules_path = format!("/v1/tenants/{}/alert-rules", acme.id);
-    let (status, rules) = call(&platform, Method::GET, &rules_path, &acme.key, None).await;
+    let (status, rules) = platform
+        .call(Method::GET, &rules_path, &acme.key, None)
+        .await;
     assert_eq!(status, StatusCode::OK, "{rules}");
     let rules = rules["rules"].as_array().cloned().unwrap_or_default();
     assert_eq!(rules.len(), 1, "{rules:?}");
     assert_eq!(rules[0]["displayName"], "Machine silent");
     assert_eq!(rules[0]["condition"]["noData"]["duration"], "300s");
     let template = "/v1/onboarding-template";
-    let (status, _) = call(&platform, Method::GET, template, &acme.key, None).await;
+    let (status, _) = platform.call(Method::GET, template, &acme.key, None).await;
     assert_eq!(
         status,
         StatusCode::FORBIDDEN,
         "the template is the operator's"
     );
     let budget_path = format!("/v1/tenants/{}/budget", acme.id);
-    let (status, budget) = call(&platform, Method::GET, &budget_path, &operator, None).await;
+    let (status, budget) = platform
+        .call(Method::GET, &budget_path, &operator, None)
+        .await;
     assert_eq!(status, StatusCode::OK, "{budget}");
     assert_eq!(budget["monthlyLimitUsd"], 1200.0, "{budget}");
     assert_eq!(
@@ -229,10 +217,12 @@ async fn onboarding(database_url: Option<&str>) {
 
     // The same request id: the same run, not a second one.
     let body = json!({"requestId": format!("onboard/{}", acme.id)});
-    let (status, again) = call(&platform, Method::POST, &start, &operator, Some(body)).await;
+    let (status, again) = platform
+        .call(Method::POST, &start, &operator, Some(body))
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{again}");
     assert_eq!(again["runId"], run_id.as_str());
-    let (_, listed) = call(&platform, Method::GET, &start, &operator, None).await;
+    let (_, listed) = platform.call(Method::GET, &start, &operator, None).await;
     let kinds: Vec<&str> = listed["runs"]
         .as_array()
         .into_iter()
@@ -247,7 +237,9 @@ async fn onboarding(database_url: Option<&str>) {
 
     // Only a failed run is retried or rolled back.
     let retry = format!("{start}/{run_id}:retry");
-    let (status, refused) = call(&platform, Method::POST, &retry, &operator, Some(json!({}))).await;
+    let (status, refused) = platform
+        .call(Method::POST, &retry, &operator, Some(json!({})))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
     assert!(
         refused["message"]
@@ -257,39 +249,31 @@ async fn onboarding(database_url: Option<&str>) {
         "{refused}"
     );
     let rollback = format!("{start}/{run_id}:rollback");
-    let (status, _) = call(
-        &platform,
-        Method::POST,
-        &rollback,
-        &operator,
-        Some(json!({})),
-    )
-    .await;
+    let (status, _) = platform
+        .call(Method::POST, &rollback, &operator, Some(json!({})))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     // A tenant's admin key reads its runs; it may not start one, nor see another tenant's.
-    let (status, own) = call(&platform, Method::GET, &start, &acme.key, None).await;
+    let (status, own) = platform.call(Method::GET, &start, &acme.key, None).await;
     assert_eq!(
         (status, own["runs"][1]["runId"].clone()),
         (StatusCode::OK, json!(run_id)),
         "the onboarding, after the reconcile"
     );
-    let (status, _) = call(&platform, Method::POST, &start, &acme.key, Some(json!({}))).await;
+    let (status, _) = platform
+        .call(Method::POST, &start, &acme.key, Some(json!({})))
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let other = platform
         .rest_tenant(json!({"name": "other"}), "SCOPE_ADMIN")
         .await;
-    let (status, _) = call(&platform, Method::GET, &start, &other.key, None).await;
+    let (status, _) = platform.call(Method::GET, &start, &other.key, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let missing = format!("/v1/tenants/{}/provisioning-runs", uuid::Uuid::now_v7());
-    let (status, _) = call(
-        &platform,
-        Method::POST,
-        &missing,
-        &operator,
-        Some(json!({})),
-    )
-    .await;
+    let (status, _) = platform
+        .call(Method::POST, &missing, &operator, Some(json!({})))
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     platform.stop().await;
@@ -319,13 +303,15 @@ async fn a_step_is_retried_until_its_service_is_back() {
     platform.parts().stop_storage().await;
 
     let start = format!("/v1/tenants/{}/provisioning-runs", acme.id);
-    let (status, run) = call(&platform, Method::POST, &start, &operator, Some(json!({}))).await;
+    let (status, run) = platform
+        .call(Method::POST, &start, &operator, Some(json!({})))
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{run}");
     let run_id = run["runId"].as_str().expect("a run id").to_owned();
     let path = format!("{start}/{run_id}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let failed_once = loop {
-        let (_, found) = call(&platform, Method::GET, &path, &operator, None).await;
+        let (_, found) = platform.call(Method::GET, &path, &operator, None).await;
         if found["steps"][0]["attempts"].as_u64() >= Some(2) {
             break found;
         }

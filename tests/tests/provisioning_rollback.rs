@@ -150,10 +150,11 @@ async fn a_failed_run_is_rolled_back_and_leaves_nothing_behind() {
     let failed = wait_for(&mut client, &get, RunState::Failed).await;
     assert_eq!(failed.steps[0].state(), StepState::Succeeded, "{failed:?}");
     assert_eq!(failed.steps[1].state(), StepState::Succeeded, "{failed:?}");
-    assert_eq!(failed.steps[2].state(), StepState::Failed, "{failed:?}");
-    assert_eq!(failed.steps[2].attempts, 2, "{failed:?}");
+    assert_eq!(failed.steps[2].state(), StepState::Succeeded, "{failed:?}");
+    assert_eq!(failed.steps[3].state(), StepState::Failed, "{failed:?}");
+    assert_eq!(failed.steps[3].attempts, 2, "{failed:?}");
     assert!(
-        failed.steps[2]
+        failed.steps[3]
             .error
             .contains("the cost service answered Unavailable"),
         "{failed:?}"
@@ -162,7 +163,7 @@ async fn a_failed_run_is_rolled_back_and_leaves_nothing_behind() {
     let rules = || std::fs::read_to_string(archive.join(".lifecycle.json")).unwrap_or_default();
     assert!(
         rules().contains(&rule),
-        "the first step's lifecycle rule: {}",
+        "the archive step's lifecycle rule: {}",
         rules()
     );
     let onboarding = TenantServiceClient::new(operator_channel(&tenant_service))

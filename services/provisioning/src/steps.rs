@@ -2,7 +2,7 @@
 //! (metadata `mfg-step-key`), and how their errors count: retryable or permanent.
 //!
 //! Running a step twice has one effect. `PrepareTenantStorage` registers the tenant and
-//! creates what is missing; `UpdateBudget` sets the budget's limit and thresholds; the default
+//! creates what is missing; `PrepareTenantArchive` sets the tenant's lifecycle rule; `UpdateBudget` sets the budget's limit and thresholds; the default
 //! alert rules are created under ids derived from the step's key
 //! ([`crate::domain::template::rule_id`]), so a rule created before is found (ALREADY_EXISTS).
 //! An undo's calls carry the step's key followed by `/undo`.
@@ -125,6 +125,7 @@ impl Steps {
     ) -> Result<(), Failure> {
         match name {
             StepName::StorageNamespace => self.storage_namespace(tenant, key).await,
+            StepName::Archive => self.archive(tenant, key).await,
             StepName::DefaultAlertRules => self.default_alert_rules(tenant, key, store).await,
             StepName::Budget => self.budget(tenant, key).await,
         }
@@ -148,23 +149,27 @@ impl Steps {
                     .map_err(|status| failure("the storage service", &status))?;
                 Ok(())
             }
+            StepName::Archive => {
+                let request = storage::ReleaseTenantArchiveRequest {
+                    tenant_id: tenant.to_string(),
+                };
+                self.storage
+                    .clone()
+                    .release_tenant_archive(keyed(request, &undo_key)?)
+                    .await
+                    .map_err(|status| failure("the storage service", &status))?;
+                Ok(())
+            }
             StepName::DefaultAlertRules => self.remove_default_rules(tenant, key, &undo_key).await,
             StepName::Budget => Ok(()),
         }
     }
 
-    /// The tenant's storage, with the retention it carries now (read from the tenant service
-    /// rather than left to the storage service's cache of it, which a reconcile would find
-    /// stale).
+    /// The tenant's storage, for the retention it carries now.
     async fn storage_namespace(&self, tenant: Uuid, key: &str) -> Result<(), Failure> {
-        let retention = match self.tenant(tenant).await {
-            Ok(Some(found)) => found.retention,
-            Ok(None) => return Err(Failure::Permanent(format!("tenant `{tenant}` not found"))),
-            Err(status) => return Err(failure("the tenant service", &status)),
-        };
         let request = storage::PrepareTenantStorageRequest {
             tenant_id: tenant.to_string(),
-            retention,
+            retention: self.retention(tenant).await?,
         };
         self.storage
             .clone()
@@ -172,6 +177,33 @@ impl Steps {
             .await
             .map_err(|status| failure("the storage service", &status))?;
         Ok(())
+    }
+
+    /// The tenant's archive, for the retention it carries now.
+    async fn archive(&self, tenant: Uuid, key: &str) -> Result<(), Failure> {
+        let request = storage::PrepareTenantArchiveRequest {
+            tenant_id: tenant.to_string(),
+            retention: self.retention(tenant).await?,
+        };
+        self.storage
+            .clone()
+            .prepare_tenant_archive(keyed(request, key)?)
+            .await
+            .map_err(|status| failure("the storage service", &status))?;
+        Ok(())
+    }
+
+    /// The tenant's retention, read from the tenant service rather than left to the storage
+    /// service's cache of it, which a reconcile would find stale.
+    async fn retention(
+        &self,
+        tenant: Uuid,
+    ) -> Result<Option<mfg_proto::common::v1::Retention>, Failure> {
+        match self.tenant(tenant).await {
+            Ok(Some(found)) => Ok(found.retention),
+            Ok(None) => Err(Failure::Permanent(format!("tenant `{tenant}` not found"))),
+            Err(status) => Err(failure("the tenant service", &status)),
+        }
     }
 
     /// The rules of the template for the tenant's plan, each under the id derived from the

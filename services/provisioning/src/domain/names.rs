@@ -78,6 +78,7 @@ impl StepName {
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::StorageNamespace => "storage_namespace",
+            Self::Archive => "archive",
             Self::DefaultAlertRules => "default_alert_rules",
             Self::Budget => "budget",
         }
@@ -87,6 +88,7 @@ impl StepName {
     pub fn parse(name: &str) -> Option<Self> {
         [
             Self::StorageNamespace,
+            Self::Archive,
             Self::DefaultAlertRules,
             Self::Budget,
         ]

@@ -62,9 +62,12 @@ pub enum StepState {
 /// A step of onboarding, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepName {
-    /// The tenant's storage: registered with the storage service, its hot partitions for
-    /// today and the days ahead, its archive prefix and lifecycle rule.
+    /// The tenant's storage: registered with the storage service, and its hot partitions for
+    /// today and the days ahead.
     StorageNamespace,
+    /// The tenant's archive: the lifecycle rule of its prefix in the cold tier, from its
+    /// retention.
+    Archive,
     /// The alert rules of the onboarding template for the tenant's plan, in the storage
     /// service.
     DefaultAlertRules,
@@ -73,16 +76,21 @@ pub enum StepName {
     Budget,
 }
 
-/// The steps of an onboarding, in order. The issue's `archive` and `first_api_key` join them
-/// when their calls are built (decision 0014).
+/// The steps of an onboarding, in order. The issue's `first_api_key` joins them when its
+/// calls are built (decision 0014).
 pub const ONBOARDING: &[StepName] = &[
     StepName::StorageNamespace,
+    StepName::Archive,
     StepName::DefaultAlertRules,
     StepName::Budget,
 ];
 
 /// The steps that apply a tenant's retention and budget again.
-pub const RECONCILE: &[StepName] = &[StepName::StorageNamespace, StepName::Budget];
+pub const RECONCILE: &[StepName] = &[
+    StepName::StorageNamespace,
+    StepName::Archive,
+    StepName::Budget,
+];
 
 /// One step of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -447,6 +455,7 @@ mod tests {
             [
                 StepState::RolledBack,
                 StepState::RolledBack,
+                StepState::Pending,
                 StepState::Pending
             ],
             "a step that never ran stays as it was"
@@ -482,7 +491,14 @@ mod tests {
             now,
         );
         let names: Vec<_> = run.steps.iter().map(|s| s.name).collect();
-        assert_eq!(names, [StepName::StorageNamespace, StepName::Budget]);
+        assert_eq!(
+            names,
+            [
+                StepName::StorageNamespace,
+                StepName::Archive,
+                StepName::Budget
+            ]
+        );
         run.start_step(0, now);
         run.end_step(0, Err(Failure::Permanent("refused".into())), now, 8);
         assert_eq!((run.state, run.to_report()), (RunState::Failed, None));
@@ -510,6 +526,6 @@ mod tests {
             assert_eq!(RunKind::parse(kind.as_str()), Some(kind));
         }
         let (run, _) = run();
-        assert_eq!(run.step_key(1), format!("{}/default_alert_rules", run.id));
+        assert_eq!(run.step_key(1), format!("{}/archive", run.id));
     }
 }

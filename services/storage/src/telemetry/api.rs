@@ -192,27 +192,9 @@ impl TelemetryService for TelemetryApi {
         let request = request.into_inner();
         let tenant = convert::tenant_id(&request.tenant_id)?;
         let storage = self.storage()?;
-        let (hot_days, cold_days) = match request.retention {
-            Some(retention) if retention.hot_days > 0 && retention.cold_days > 0 => {
-                (retention.hot_days, retention.cold_days)
-            }
-            Some(_) => {
-                return Err(StorageError::invalid(
-                    "retention",
-                    "hot_days and cold_days must be positive; leave retention unset to use the tenant's",
-                )
-                .into());
-            }
-            None => {
-                let info = storage.ingest.directory().tenant(tenant).await?;
-                (info.hot_days, info.cold_days)
-            }
-        };
+        let (hot_days, _) = retention_of(storage, tenant, request.retention).await?;
         let now = Micros::of(storage.clock.system_now());
-        let archive_prefix = storage
-            .tiering
-            .prepare(tenant, hot_days, cold_days, now)
-            .await?;
+        let archive_prefix = storage.tiering.prepare(tenant, hot_days, now).await?;
         Ok(Response::new(pb::PrepareTenantStorageResponse {
             archive_prefix,
         }))
@@ -225,6 +207,34 @@ impl TelemetryService for TelemetryApi {
         let tenant = convert::tenant_id(&request.get_ref().tenant_id)?;
         self.storage()?.tiering.release(tenant).await?;
         Ok(Response::new(pb::ReleaseTenantStorageResponse {}))
+    }
+
+    async fn prepare_tenant_archive(
+        &self,
+        request: Request<pb::PrepareTenantArchiveRequest>,
+    ) -> Result<Response<pb::PrepareTenantArchiveResponse>, Status> {
+        let request = request.into_inner();
+        let tenant = convert::tenant_id(&request.tenant_id)?;
+        let storage = self.storage()?;
+        let (hot_days, cold_days) = retention_of(storage, tenant, request.retention).await?;
+        let rule = storage
+            .tiering
+            .prepare_archive(tenant, hot_days, cold_days)
+            .await?;
+        Ok(Response::new(pb::PrepareTenantArchiveResponse {
+            archive_prefix: rule.prefix,
+            expire_after_days: rule.expire_after_days,
+            transition_after_days: rule.transition_after_days.unwrap_or(0),
+        }))
+    }
+
+    async fn release_tenant_archive(
+        &self,
+        request: Request<pb::ReleaseTenantArchiveRequest>,
+    ) -> Result<Response<pb::ReleaseTenantArchiveResponse>, Status> {
+        let tenant = convert::tenant_id(&request.get_ref().tenant_id)?;
+        self.storage()?.tiering.release(tenant).await?;
+        Ok(Response::new(pb::ReleaseTenantArchiveResponse {}))
     }
 
     async fn get_tenant_usage_facts(
@@ -377,6 +387,28 @@ impl AckStream {
                     },
                 );
             }
+        }
+    }
+}
+
+/// A tenant's hot and cold retention in days: as the request gives it, or, unset, as the
+/// tenant service has it.
+async fn retention_of(
+    storage: &Storage,
+    tenant: uuid::Uuid,
+    retention: Option<mfg_proto::common::v1::Retention>,
+) -> Result<(u32, u32), StorageError> {
+    match retention {
+        Some(retention) if retention.hot_days > 0 && retention.cold_days > 0 => {
+            Ok((retention.hot_days, retention.cold_days))
+        }
+        Some(_) => Err(StorageError::invalid(
+            "retention",
+            "hot_days and cold_days must be positive; leave retention unset to use the tenant's",
+        )),
+        None => {
+            let info = storage.ingest.directory().tenant(tenant).await?;
+            Ok((info.hot_days, info.cold_days))
         }
     }
 }

@@ -100,22 +100,32 @@ impl Tiering {
         }
     }
 
-    /// Prepares a tenant's storage: its number, its class's hot partitions of today and
-    /// tomorrow, and the lifecycle rule of its archive prefix, which it returns. Idempotent.
-    pub async fn prepare(
-        &self,
-        tenant: Uuid,
-        hot_days: u32,
-        cold_days: u32,
-        now: Micros,
-    ) -> Result<String> {
+    /// Prepares a tenant's storage: its number, and its class's hot partitions of today and
+    /// tomorrow. Returns its archive prefix. Idempotent.
+    pub async fn prepare(&self, tenant: Uuid, hot_days: u32, now: Micros) -> Result<String> {
         self.inner.store.register_tenant(tenant).await?;
         let class = mfg_common::retention::hot_class(hot_days).unwrap_or(hot_days);
         self.inner
             .store
             .create_partitions(&[class], &days_ahead(now))
             .await?;
-        self.ensure_lifecycle(tenant, hot_days, cold_days).await
+        Ok(archive::tenant_prefix(tenant))
+    }
+
+    /// Prepares a tenant's archive: writes the lifecycle rule of its prefix, even when this
+    /// process set the same rule before, so that the object store holds it when this returns.
+    /// Returns the rule. Idempotent.
+    pub async fn prepare_archive(
+        &self,
+        tenant: Uuid,
+        hot_days: u32,
+        cold_days: u32,
+    ) -> Result<LifecycleRule> {
+        let rule = self.lifecycle_rule(tenant, hot_days, cold_days);
+        rule.validate()?;
+        self.inner.objects.put_lifecycle_rule(&rule).await?;
+        lock(&self.inner.rules).insert(tenant, rule.clone());
+        Ok(rule)
     }
 
     /// Every registered tenant, by number.
@@ -132,8 +142,9 @@ impl Tiering {
             .await
     }
 
-    /// Undoes [`Tiering::prepare`] for a tenant without data: removes its lifecycle rule.
-    /// Refused once the tenant has stored readings.
+    /// Undoes [`Tiering::prepare_archive`] (and [`Tiering::prepare`], which keeps the tenant's
+    /// number) for a tenant without data: removes its lifecycle rule. Refused once the tenant
+    /// has stored readings.
     pub async fn release(&self, tenant: Uuid) -> Result<()> {
         if let Some(no) = self.inner.store.find_tenant(tenant).await?
             && !self.inner.store.series_of(no).await?.is_empty()
@@ -180,26 +191,30 @@ impl Tiering {
         hot_days: u32,
         cold_days: u32,
     ) -> Result<String> {
-        let expire_after_days = cold_days.saturating_sub(hot_days).max(1);
-        let prefix = archive::tenant_prefix(tenant);
-        let transition = self
-            .inner
-            .options
-            .transition_after_days
-            .filter(|&days| days < expire_after_days);
-        let rule = LifecycleRule {
-            id: format!("tenant-{tenant}"),
-            prefix: prefix.clone(),
-            transition_after_days: transition,
-            expire_after_days,
-        };
+        let rule = self.lifecycle_rule(tenant, hot_days, cold_days);
         let known = lock(&self.inner.rules).get(&tenant) == Some(&rule);
         if !known {
             rule.validate()?;
             self.inner.objects.put_lifecycle_rule(&rule).await?;
             lock(&self.inner.rules).insert(tenant, rule);
         }
-        Ok(prefix)
+        Ok(archive::tenant_prefix(tenant))
+    }
+
+    /// The lifecycle rule of a tenant's prefix for its retention.
+    fn lifecycle_rule(&self, tenant: Uuid, hot_days: u32, cold_days: u32) -> LifecycleRule {
+        let expire_after_days = cold_days.saturating_sub(hot_days).max(1);
+        let transition = self
+            .inner
+            .options
+            .transition_after_days
+            .filter(|&days| days < expire_after_days);
+        LifecycleRule {
+            id: format!("tenant-{tenant}"),
+            prefix: archive::tenant_prefix(tenant),
+            transition_after_days: transition,
+            expire_after_days,
+        }
     }
 
     /// Rolls the tenant's readings up to the last whole minute, whole hours at a time, from one
