@@ -195,19 +195,28 @@ async fn a_run_killed_mid_way_resumes_at_its_step_and_repeats_none() {
         assert_eq!(step.attempts, 1, "a step done did not run again: {done:?}");
     }
     assert!(budget(&done).attempts >= 2, "{done:?}");
-    let tenant = TenantServiceClient::new(tenant_service.channel_with(OPERATOR))
-        .get_tenant(tpb::GetTenantRequest {
-            tenant_id: tenant.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .tenant
-        .unwrap();
-    assert_eq!(
-        tenant.provisioning_run_id, run.run_id,
-        "the outcome was reported"
-    );
+    // The outcome is reported after the run is stored as ended.
+    let mut tenants = TenantServiceClient::new(tenant_service.channel_with(OPERATOR));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let found = tenants
+            .get_tenant(tpb::GetTenantRequest {
+                tenant_id: tenant.id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .tenant
+            .unwrap();
+        if found.provisioning_run_id == run.run_id {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the outcome was not reported: {found:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     process.kill();
     shutdown.cancel();

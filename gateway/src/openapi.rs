@@ -458,6 +458,7 @@ mod tests {
                 "post /v1/tenants/{tenantId}/alerts/{alertId}/acknowledge",
                 "post /v1/tenants/{tenantId}/alerts/{alertId}/resolve",
                 "post /v1/tenants/{tenantId}/api-keys",
+                "post /v1/tenants/{tenantId}/api-keys/{keyId}:claimSecret",
                 "post /v1/tenants/{tenantId}/machines",
                 "post /v1/tenants/{tenantId}/provisioning-runs",
                 "post /v1/tenants/{tenantId}/provisioning-runs/{runId}:retry",

@@ -134,6 +134,42 @@ async fn reconcile(platform: &Platform, tenant: &str, dir: &std::path::Path) {
     );
 }
 
+/// The onboarding's admin key is listed as claimable; the operator claims its secret once, and
+/// it works; the tenant's own admin key cannot claim it.
+async fn first_api_key(platform: &Platform, acme: &mfg_tests::RestTenant) {
+    let operator = &platform.operator_token;
+    let keys_path = format!("/v1/tenants/{}/api-keys", acme.id);
+    let (_, keys) = platform.call(Method::GET, &keys_path, operator, None).await;
+    let first = keys["apiKeys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|key| key["secretClaimable"] == true)
+        .unwrap_or_else(|| panic!("a claimable key: {keys}"));
+    assert_eq!(first["displayName"], "First admin key", "{first}");
+    assert_eq!(first["scopes"], json!(["SCOPE_ADMIN"]), "{first}");
+    let claim = format!(
+        "{keys_path}/{}:claimSecret",
+        first["keyId"].as_str().unwrap()
+    );
+    let (status, _) = platform
+        .call(Method::POST, &claim, &acme.key, Some(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "the operator's alone");
+    let (status, claimed) = platform
+        .call(Method::POST, &claim, operator, Some(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{claimed}");
+    let secret = claimed["secret"].as_str().expect("the secret");
+    let tenant_path = format!("/v1/tenants/{}", acme.id);
+    let (status, _) = platform.call(Method::GET, &tenant_path, secret, None).await;
+    assert_eq!(status, StatusCode::OK, "the claimed secret authenticates");
+    let (status, again) = platform
+        .call(Method::POST, &claim, operator, Some(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "claimed once: {again}");
+}
+
 async fn onboarding(database_url: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::up(dir.path(), database_url).await;
@@ -168,6 +204,7 @@ async fn onboarding(database_url: Option<&str>) {
             "storage_namespace",
             "archive",
             "default_alert_rules",
+            "first_api_key",
             "budget"
         ]
     );
@@ -201,6 +238,7 @@ async fn onboarding(database_url: Option<&str>) {
         StatusCode::FORBIDDEN,
         "the template is the operator's"
     );
+    first_api_key(&platform, &acme).await;
     let budget_path = format!("/v1/tenants/{}/budget", acme.id);
     let (status, budget) = platform
         .call(Method::GET, &budget_path, &operator, None)

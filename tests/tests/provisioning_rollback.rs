@@ -1,6 +1,7 @@
 //! A run that fails is rolled back: the steps that ran are undone newest first, and the storage
 //! service holds nothing of the tenant's onboarding afterwards (no lifecycle rule, no alert
-//! rule). The run fails for real: the cost service is down, and the budget step runs out of
+//! rule), nor the tenant service a key that works (the first key is revoked, its sealed
+//! secret erased). The run fails for real: the cost service is down, and the budget step runs out of
 //! attempts. Run again under its key, a step that succeeded has its effect once.
 
 use std::time::Duration;
@@ -23,6 +24,19 @@ use mfg_proto::{
 use mfg_provisioning::{domain::run::StepName, steps::Steps};
 use mfg_tests::{Running, TEST_OPERATOR_TOKEN, operator_channel};
 use tonic::Code;
+
+/// A tenant's keys.
+async fn keys(tenant_service: &Running, tenant: &str) -> Vec<tpb::ApiKey> {
+    TenantServiceClient::new(operator_channel(tenant_service))
+        .list_api_keys(tpb::ListApiKeysRequest {
+            tenant_id: tenant.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .api_keys
+}
 
 /// Reads the run until it is in `state`, for at most 20 s.
 async fn wait_for(
@@ -151,10 +165,11 @@ async fn a_failed_run_is_rolled_back_and_leaves_nothing_behind() {
     assert_eq!(failed.steps[0].state(), StepState::Succeeded, "{failed:?}");
     assert_eq!(failed.steps[1].state(), StepState::Succeeded, "{failed:?}");
     assert_eq!(failed.steps[2].state(), StepState::Succeeded, "{failed:?}");
-    assert_eq!(failed.steps[3].state(), StepState::Failed, "{failed:?}");
-    assert_eq!(failed.steps[3].attempts, 2, "{failed:?}");
+    assert_eq!(failed.steps[3].state(), StepState::Succeeded, "{failed:?}");
+    assert_eq!(failed.steps[4].state(), StepState::Failed, "{failed:?}");
+    assert_eq!(failed.steps[4].attempts, 2, "{failed:?}");
     assert!(
-        failed.steps[3]
+        failed.steps[4]
             .error
             .contains("the cost service answered Unavailable"),
         "{failed:?}"
@@ -166,6 +181,9 @@ async fn a_failed_run_is_rolled_back_and_leaves_nothing_behind() {
         "the archive step's lifecycle rule: {}",
         rules()
     );
+    let first_key = keys(&tenant_service, &tenant).await;
+    assert_eq!(first_key.len(), 1, "{first_key:?}");
+    assert!(first_key[0].secret_claimable, "{first_key:?}");
     let onboarding = TenantServiceClient::new(operator_channel(&tenant_service))
         .get_tenant(tpb::GetTenantRequest {
             tenant_id: tenant.clone(),
@@ -230,6 +248,11 @@ async fn a_failed_run_is_rolled_back_and_leaves_nothing_behind() {
         rule_ids(&mut alerts, &tenant).await,
         Vec::<String>::new(),
         "the default alert rules are gone"
+    );
+    let revoked = keys(&tenant_service, &tenant).await;
+    assert!(
+        revoked[0].revoke_time.is_some() && !revoked[0].secret_claimable,
+        "the first key is revoked, its sealed secret erased: {revoked:?}"
     );
     let again = client
         .rollback_provisioning_run(rollback)

@@ -4,7 +4,8 @@
 //! Running a step twice has one effect. `PrepareTenantStorage` registers the tenant and
 //! creates what is missing; `PrepareTenantArchive` sets the tenant's lifecycle rule; `UpdateBudget` sets the budget's limit and thresholds; the default
 //! alert rules are created under ids derived from the step's key
-//! ([`crate::domain::template::rule_id`]), so a rule created before is found (ALREADY_EXISTS).
+//! ([`crate::domain::template::rule_id`]), so a rule created before is found (ALREADY_EXISTS);
+//! so is the first API key, which `CreateSealedApiKey` returns as it is when asked again.
 //! An undo's calls carry the step's key followed by `/undo`.
 
 use mfg_common::grpc::TracedChannel;
@@ -37,6 +38,9 @@ const DEFAULT_THRESHOLDS: [f64; 3] = [0.5, 0.8, 1.0];
 
 /// The tenant a rule is checked for when it belongs to none yet (a template's).
 const NO_TENANT: Uuid = Uuid::nil();
+
+/// The name of the key the `first_api_key` step creates.
+const FIRST_KEY_NAME: &str = "First admin key";
 
 /// The largest page of rules the storage service gives.
 const RULES_PAGE: i32 = 1_000;
@@ -127,6 +131,7 @@ impl Steps {
             StepName::StorageNamespace => self.storage_namespace(tenant, key).await,
             StepName::Archive => self.archive(tenant, key).await,
             StepName::DefaultAlertRules => self.default_alert_rules(tenant, key, store).await,
+            StepName::FirstApiKey => self.first_api_key(tenant, key).await,
             StepName::Budget => self.budget(tenant, key).await,
         }
     }
@@ -161,6 +166,22 @@ impl Steps {
                 Ok(())
             }
             StepName::DefaultAlertRules => self.remove_default_rules(tenant, key, &undo_key).await,
+            StepName::FirstApiKey => {
+                let request = tenant::RevokeApiKeyRequest {
+                    tenant_id: tenant.to_string(),
+                    key_id: first_key_id(key),
+                };
+                match self
+                    .tenants
+                    .clone()
+                    .revoke_api_key(keyed(request, &undo_key)?)
+                    .await
+                {
+                    Ok(_) => Ok(()),
+                    Err(status) if status.code() == Code::NotFound => Ok(()),
+                    Err(status) => Err(failure("the tenant service", &status)),
+                }
+            }
             StepName::Budget => Ok(()),
         }
     }
@@ -293,6 +314,23 @@ impl Steps {
         Ok(())
     }
 
+    /// An admin key of the tenant under the id derived from the step's key, its secret sealed
+    /// by the tenant service until the operator claims it: asked for again, the same key.
+    async fn first_api_key(&self, tenant: Uuid, key: &str) -> Result<(), Failure> {
+        let request = tenant::CreateSealedApiKeyRequest {
+            tenant_id: tenant.to_string(),
+            key_id: first_key_id(key),
+            display_name: FIRST_KEY_NAME.to_owned(),
+            scopes: vec![tenant::Scope::Admin.into()],
+        };
+        self.tenants
+            .clone()
+            .create_sealed_api_key(keyed(request, key)?)
+            .await
+            .map_err(|status| failure("the tenant service", &status))?;
+        Ok(())
+    }
+
     /// The tenant's budget, with its `monthlyBudgetUsd` and the thresholds it has or the
     /// defaults.
     async fn budget(&self, tenant: Uuid, key: &str) -> Result<(), Failure> {
@@ -335,6 +373,17 @@ impl Steps {
             .map_err(|status| failure("the cost service", &status))?;
         Ok(())
     }
+}
+
+/// The id of the key that the step keyed `step_key` creates, as the tenant service writes key
+/// ids: the same for every attempt of the step, and for no other step.
+fn first_key_id(step_key: &str) -> String {
+    Uuid::new_v5(
+        &Uuid::NAMESPACE_URL,
+        format!("urn:mfg:provisioning:{step_key}/api-key").as_bytes(),
+    )
+    .simple()
+    .to_string()
 }
 
 /// `message` as a request carrying the step's key.

@@ -201,6 +201,37 @@ impl TenantService for TenantApi {
         }))
     }
 
+    async fn create_sealed_api_key(
+        &self,
+        request: Request<pb::CreateSealedApiKeyRequest>,
+    ) -> Result<Response<pb::CreateSealedApiKeyResponse>, Status> {
+        let request = request.into_inner();
+        let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
+        let key = convert::key_id(&request.key_id, "key_id")?;
+        let scopes = convert::scopes(&request.scopes)?;
+        let key = self
+            .tenants()?
+            .create_sealed_api_key(tenant, key, request.display_name, scopes)
+            .await?;
+        Ok(Response::new(pb::CreateSealedApiKeyResponse {
+            api_key: Some(key.into()),
+        }))
+    }
+
+    async fn claim_api_key_secret(
+        &self,
+        request: Request<pb::ClaimApiKeySecretRequest>,
+    ) -> Result<Response<pb::ClaimApiKeySecretResponse>, Status> {
+        let request = request.get_ref();
+        let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
+        let key = convert::key_id(&request.key_id, "key_id")?;
+        let claimed = self.tenants()?.claim_api_key_secret(tenant, key).await?;
+        Ok(Response::new(pb::ClaimApiKeySecretResponse {
+            api_key: Some(claimed.key.into()),
+            secret: claimed.secret,
+        }))
+    }
+
     async fn authenticate_key(
         &self,
         request: Request<pb::AuthenticateKeyRequest>,

@@ -3,6 +3,7 @@
 
 mod api_key;
 mod machine;
+mod sealed;
 mod service;
 mod tenant;
 
@@ -10,6 +11,7 @@ pub use api_key::{ApiKey, KeyHasher, KeyId, KeyRecord, NewApiKey, NewSecret, par
 pub use machine::{Machine, MachineId, MachinePatch, NewMachine};
 pub use mfg_common::auth::Scope;
 pub use mfg_common::labels::{Labels, validate_display_name, validate_labels};
+pub use sealed::{Sealer, Unopenable};
 pub use service::{CreatedKey, Tenants};
 pub use tenant::{
     Limits, NewTenant, Onboarding, OnboardingStatus, Plan, Retention, Tenant, TenantId, TenantName,

@@ -31,6 +31,14 @@ pub enum TenantError {
     /// No key of the tenant has this id.
     #[error("API key `{0}` not found")]
     ApiKeyNotFound(String),
+    /// A key with this id exists.
+    #[error("API key `{0}` already exists")]
+    ApiKeyExists(String),
+    /// A claim of a key with no sealed secret.
+    #[error(
+        "API key `{0}` has no secret to claim: it was claimed, revoked, or created with its secret shown"
+    )]
+    NothingToClaim(String),
     /// A secret did not authenticate.
     #[error("{0}")]
     Unauthenticated(&'static str),
@@ -59,8 +67,12 @@ impl ServiceError for TenantError {
             Self::TenantNotFound(_) | Self::MachineNotFound(_) | Self::ApiKeyNotFound(_) => {
                 ErrorCode::NotFound
             }
-            Self::NameTaken(_) | Self::MachineExists(_) => ErrorCode::AlreadyExists,
-            Self::TenantDeleted(_) | Self::MachineLimit(_) => ErrorCode::FailedPrecondition,
+            Self::NameTaken(_) | Self::MachineExists(_) | Self::ApiKeyExists(_) => {
+                ErrorCode::AlreadyExists
+            }
+            Self::TenantDeleted(_) | Self::MachineLimit(_) | Self::NothingToClaim(_) => {
+                ErrorCode::FailedPrecondition
+            }
             Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
             Self::NotReady | Self::Unavailable(_) => ErrorCode::Unavailable,
             Self::Internal(_) => ErrorCode::Internal,

@@ -77,7 +77,21 @@ pub trait TenantStore: Send + Sync + Debug + 'static {
         after: Option<KeyId>,
         limit: i64,
     ) -> Result<Vec<ApiKey>>;
-    /// Marks a key revoked at `at`, unless it already is; returns it.
+    /// Returns a key of a tenant.
+    async fn get_api_key(&self, tenant: TenantId, key: KeyId) -> Result<Option<ApiKey>>;
+    /// Returns a key's sealed secret, `None` when it has none (claimed, revoked, or never
+    /// sealed); `ApiKeyNotFound` when there is no such key.
+    async fn sealed_secret(&self, tenant: TenantId, key: KeyId) -> Result<Option<Vec<u8>>>;
+    /// Erases a key's sealed secret if it is still `sealed`; returns whether it was, so that
+    /// of two claims at once only one succeeds.
+    async fn erase_sealed_secret(
+        &self,
+        tenant: TenantId,
+        key: KeyId,
+        sealed: &[u8],
+    ) -> Result<bool>;
+    /// Marks a key revoked at `at`, and erases its sealed secret, unless it already is revoked;
+    /// returns it.
     async fn revoke_api_key(
         &self,
         tenant: TenantId,

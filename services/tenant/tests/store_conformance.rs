@@ -55,9 +55,19 @@ fn key(tenant: TenantId) -> NewApiKey {
             scopes: vec![Scope::Read, Scope::Write],
             create_time: timestamp(std::time::SystemTime::now()),
             revoke_time: None,
+            secret_claimable: false,
         },
         secret_hash: vec![7; 32],
+        sealed_secret: None,
     }
+}
+
+/// A key whose secret is sealed until claimed.
+fn sealed_key(tenant: TenantId, sealed: &[u8]) -> NewApiKey {
+    let mut new = key(tenant);
+    new.key.secret_claimable = true;
+    new.sealed_secret = Some(sealed.to_vec());
+    new
 }
 
 fn machine(tenant: TenantId, id: &str) -> Machine {
@@ -257,6 +267,75 @@ async fn api_keys_live_and_die_with_their_tenant(store: Arc<dyn TenantStore>) {
     assert!(
         matches!(refused, TenantError::TenantDeleted(_)),
         "{refused:?}"
+    );
+}
+
+/// A sealed secret is read until it is erased, and erased once: by the claim that read it, or
+/// by a revocation. A key id is taken once, whichever tenant asks.
+async fn a_sealed_secret_is_erased_once(store: Arc<dyn TenantStore>) {
+    let acme = tenant("acme", 5);
+    store.insert_tenant(&acme).await.unwrap();
+    let sealed = sealed_key(acme.id, b"sealed secret");
+    let id = sealed.key.key_id;
+    store.insert_api_key(&sealed).await.unwrap();
+    let taken = store.insert_api_key(&sealed).await.unwrap_err();
+    assert!(matches!(taken, TenantError::ApiKeyExists(_)), "{taken:?}");
+    assert_eq!(
+        store.get_api_key(acme.id, id).await.unwrap(),
+        Some(sealed.key.clone())
+    );
+    assert_eq!(
+        store.get_api_key(TenantId::generate(), id).await.unwrap(),
+        None
+    );
+
+    let read = store.sealed_secret(acme.id, id).await.unwrap();
+    assert_eq!(read.as_deref(), Some(&b"sealed secret"[..]));
+    assert!(
+        !store
+            .erase_sealed_secret(acme.id, id, b"another")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .erase_sealed_secret(acme.id, id, b"sealed secret")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .erase_sealed_secret(acme.id, id, b"sealed secret")
+            .await
+            .unwrap(),
+        "a second claim finds nothing"
+    );
+    assert_eq!(store.sealed_secret(acme.id, id).await.unwrap(), None);
+    let listed = store.list_api_keys(acme.id, None, 10).await.unwrap();
+    assert!(!listed[0].secret_claimable, "{listed:?}");
+
+    let revoked = sealed_key(acme.id, b"never claimed");
+    store.insert_api_key(&revoked).await.unwrap();
+    let at = timestamp(std::time::SystemTime::now());
+    let gone = store
+        .revoke_api_key(acme.id, revoked.key.key_id, at)
+        .await
+        .unwrap();
+    assert!(!gone.secret_claimable, "{gone:?}");
+    assert_eq!(
+        store
+            .sealed_secret(acme.id, revoked.key.key_id)
+            .await
+            .unwrap(),
+        None
+    );
+    let missing = store
+        .sealed_secret(acme.id, KeyId::generate())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(missing, TenantError::ApiKeyNotFound(_)),
+        "{missing:?}"
     );
 }
 
@@ -502,6 +581,7 @@ mfg_common::on_each_backend!(
         lists_page_in_creation_order,
         updates_apply_atomically,
         api_keys_live_and_die_with_their_tenant,
+        a_sealed_secret_is_erased_once,
         machines_respect_the_registry_rules,
         concurrent_registrations_never_exceed_the_limit,
         times_keep_microseconds,

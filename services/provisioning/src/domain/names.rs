@@ -80,6 +80,7 @@ impl StepName {
             Self::StorageNamespace => "storage_namespace",
             Self::Archive => "archive",
             Self::DefaultAlertRules => "default_alert_rules",
+            Self::FirstApiKey => "first_api_key",
             Self::Budget => "budget",
         }
     }
@@ -90,6 +91,7 @@ impl StepName {
             Self::StorageNamespace,
             Self::Archive,
             Self::DefaultAlertRules,
+            Self::FirstApiKey,
             Self::Budget,
         ]
         .into_iter()

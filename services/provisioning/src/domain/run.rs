@@ -71,17 +71,20 @@ pub enum StepName {
     /// The alert rules of the onboarding template for the tenant's plan, in the storage
     /// service.
     DefaultAlertRules,
+    /// An admin key of the tenant, whose secret the tenant service keeps sealed until the
+    /// operator claims it.
+    FirstApiKey,
     /// Its budget thresholds in the cost service, for the limit the tenant carries. Last, so
     /// that a run rolled back never has it done (it has no undo).
     Budget,
 }
 
-/// The steps of an onboarding, in order. The issue's `first_api_key` joins them when its
-/// calls are built (decision 0014).
+/// The steps of an onboarding, in order (decision 0014).
 pub const ONBOARDING: &[StepName] = &[
     StepName::StorageNamespace,
     StepName::Archive,
     StepName::DefaultAlertRules,
+    StepName::FirstApiKey,
     StepName::Budget,
 ];
 
@@ -455,6 +458,7 @@ mod tests {
             [
                 StepState::RolledBack,
                 StepState::RolledBack,
+                StepState::Pending,
                 StepState::Pending,
                 StepState::Pending
             ],

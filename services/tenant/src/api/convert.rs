@@ -275,6 +275,7 @@ impl From<ApiKey> for pb::ApiKey {
             scopes: key.scopes.iter().map(|s| s.to_proto().into()).collect(),
             create_time: Some(timestamp(key.create_time)),
             revoke_time: key.revoke_time.map(timestamp),
+            secret_claimable: key.secret_claimable,
         }
     }
 }

@@ -63,9 +63,13 @@ pub struct NewSecret {
 impl NewSecret {
     /// Generates a secret with 256 bits from the operating system's CSPRNG.
     pub fn generate() -> Result<Self, getrandom::Error> {
+        Self::for_key(KeyId::generate())
+    }
+
+    /// Generates a secret of the key `key_id`, with 256 bits from the operating system's CSPRNG.
+    pub fn for_key(key_id: KeyId) -> Result<Self, getrandom::Error> {
         let mut random = [0u8; RANDOM_BYTES];
         getrandom::fill(&mut random)?;
-        let key_id = KeyId::generate();
         let secret = format!("{SECRET_PREFIX}{key_id}_{}", URL_SAFE_NO_PAD.encode(random));
         Ok(Self { key_id, secret })
     }
@@ -123,6 +127,11 @@ impl KeyHasher {
         self.mac(secret).finalize().into_bytes().to_vec()
     }
 
+    /// The sealer of secrets to be claimed, its key derived from the same pepper.
+    pub fn sealer(&self) -> super::Sealer {
+        super::Sealer::from_pepper(&self.pepper)
+    }
+
     /// Checks a secret against a stored hash in constant time.
     pub fn verify(&self, secret: &str, stored: &[u8]) -> bool {
         self.mac(secret).verify_slice(stored).is_ok()
@@ -144,15 +153,20 @@ pub struct ApiKey {
     pub create_time: DateTime<Utc>,
     /// When it was revoked.
     pub revoke_time: Option<DateTime<Utc>>,
+    /// Whether its secret is kept sealed until the operator claims it.
+    pub secret_claimable: bool,
 }
 
-/// A key to store: the key and the hash of its secret.
+/// A key to store: the key, the hash of its secret, and the secret sealed when it is to be
+/// claimed later.
 #[derive(Debug, Clone)]
 pub struct NewApiKey {
     /// The key.
     pub key: ApiKey,
     /// The keyed hash of its secret.
     pub secret_hash: Vec<u8>,
+    /// The secret, sealed ([`super::Sealer`]), when nobody was shown it.
+    pub sealed_secret: Option<Vec<u8>>,
 }
 
 /// What authentication needs to know about a key and its tenant, read in one query.

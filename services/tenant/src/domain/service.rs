@@ -4,21 +4,21 @@
 
 use std::sync::Arc;
 
-use mfg_common::{
-    Violations, clock::SharedClock, labels::validate_display_name, pagination::PageRequest,
-};
+use mfg_common::{Violations, clock::SharedClock, pagination::PageRequest};
 
 use super::{
-    api_key::{ApiKey, KeyHasher, KeyId, KeyRecord, NewApiKey, NewSecret, parse_secret},
+    api_key::{ApiKey, KeyHasher},
     machine::{Machine, MachineId, MachinePatch, NewMachine},
+    sealed::Sealer,
     tenant::{NewTenant, Onboarding, OnboardingStatus, Tenant, TenantId, TenantPatch, TenantState},
     timestamp,
 };
 use crate::{
-    domain::Scope,
     error::{Result, TenantError},
     store::TenantStore,
 };
+
+mod keys;
 
 /// A key just created, with the secret shown this once.
 #[derive(Debug)]
@@ -34,6 +34,8 @@ pub struct CreatedKey {
 pub struct Tenants {
     store: Arc<dyn TenantStore>,
     hasher: KeyHasher,
+    /// Seals the secrets of keys made to be claimed, under a key derived from the pepper.
+    sealer: Arc<Sealer>,
     clock: SharedClock,
     /// The relay a new tenant is handed to the provisioning service through (it is
     /// provisioning until its run succeeds); without one it is active at once.
@@ -60,6 +62,7 @@ impl Tenants {
     pub fn new(store: Arc<dyn TenantStore>, hasher: KeyHasher, clock: SharedClock) -> Self {
         Self {
             store,
+            sealer: Arc::new(hasher.sealer()),
             hasher,
             clock,
             hand_off: None,
@@ -220,93 +223,6 @@ impl Tenants {
             .await?;
         tracing::info!(tenant_id = %id, "tenant deleted");
         Ok(tenant)
-    }
-
-    /// Creates a key for a tenant that is not deleted, returning its secret once.
-    pub async fn create_api_key(
-        &self,
-        tenant: TenantId,
-        display_name: String,
-        scopes: Vec<Scope>,
-    ) -> Result<CreatedKey> {
-        let mut violations = Violations::new();
-        violations.check("display_name", validate_display_name(&display_name));
-        if scopes.is_empty() {
-            violations.add(
-                "scopes",
-                "at least one of SCOPE_READ, SCOPE_WRITE or SCOPE_ADMIN is required",
-            );
-        }
-        invalid(violations)?;
-        let mut scopes = scopes;
-        scopes.sort();
-        scopes.dedup();
-
-        let NewSecret { key_id, secret } = NewSecret::generate()
-            .map_err(|e| TenantError::Internal(format!("no randomness for a key: {e}")))?;
-        let key = ApiKey {
-            key_id,
-            tenant_id: tenant,
-            display_name,
-            scopes,
-            create_time: self.now(),
-            revoke_time: None,
-        };
-        self.store
-            .insert_api_key(&NewApiKey {
-                key: key.clone(),
-                secret_hash: self.hasher.hash(&secret),
-            })
-            .await?;
-        tracing::info!(tenant_id = %tenant, key_id = %key_id, "api key created");
-        Ok(CreatedKey { key, secret })
-    }
-
-    /// Lists a tenant's keys, revoked ones included.
-    pub async fn list_api_keys(
-        &self,
-        tenant: TenantId,
-        page: PageRequest,
-    ) -> Result<(Vec<ApiKey>, String)> {
-        self.get_tenant(tenant).await?;
-        let after = page_after::<KeyId>(&page)?;
-        let mut keys = self
-            .store
-            .list_api_keys(tenant, after, page.fetch_limit())
-            .await?;
-        let next = page.finish(&mut keys, |k| k.key_id.to_string());
-        Ok((keys, next))
-    }
-
-    /// Revokes a key; revoking a revoked key returns it unchanged.
-    pub async fn revoke_api_key(&self, tenant: TenantId, key: KeyId) -> Result<ApiKey> {
-        let key = self.store.revoke_api_key(tenant, key, self.now()).await?;
-        tracing::info!(tenant_id = %tenant, key_id = %key.key_id, "api key revoked");
-        Ok(key)
-    }
-
-    /// Resolves a secret to its key and tenant, refusing malformed, unknown and revoked keys and
-    /// keys of deleted tenants.
-    pub async fn authenticate(&self, secret: &str) -> Result<KeyRecord> {
-        const INVALID: &str = "invalid API key";
-        let key_id = parse_secret(secret).ok_or(TenantError::Unauthenticated(INVALID))?;
-        let record = self
-            .store
-            .find_key(key_id)
-            .await?
-            .ok_or(TenantError::Unauthenticated(INVALID))?;
-        if !self.hasher.verify(secret, &record.secret_hash) {
-            return Err(TenantError::Unauthenticated(INVALID));
-        }
-        if record.key.revoke_time.is_some() {
-            return Err(TenantError::Unauthenticated("the API key was revoked"));
-        }
-        if record.tenant_state == TenantState::Deleted {
-            return Err(TenantError::Unauthenticated(
-                "the API key's tenant was deleted",
-            ));
-        }
-        Ok(record)
     }
 
     /// Registers a machine, within the tenant's machine limit.

@@ -22,7 +22,8 @@ macro_rules! tenant_columns {
 }
 macro_rules! key_columns {
     () => {
-        "k.key_id, k.tenant_id, k.display_name, k.scopes, k.create_time, k.revoke_time"
+        "k.key_id, k.tenant_id, k.display_name, k.scopes, k.create_time, k.revoke_time, \
+         k.sealed_secret IS NOT NULL AS secret_claimable"
     };
 }
 macro_rules! machine_columns {
@@ -61,7 +62,7 @@ pub(super) const FORGET_SENT_HANDOFFS: &str =
 pub(super) const RUN_OF_TENANT: &str =
     "UPDATE tenants SET provisioning_run_id = $2 WHERE id = $1 AND provisioning_run_id = ''";
 pub(super) const INSERT_KEY: &str = "INSERT INTO api_keys (key_id, tenant_id, display_name, scopes, secret_hash, \
-     create_time, revoke_time) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+     create_time, revoke_time, sealed_secret) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 pub(super) const LIST_KEYS: &str = concat!(
     "SELECT ",
     key_columns!(),
@@ -72,7 +73,12 @@ pub(super) const SELECT_KEY: &str = concat!(
     key_columns!(),
     " FROM api_keys k WHERE k.tenant_id = $1 AND k.key_id = $2"
 );
-pub(super) const REVOKE_KEY: &str = "UPDATE api_keys SET revoke_time = $3 WHERE tenant_id = $1 AND key_id = $2 AND revoke_time IS NULL";
+pub(super) const REVOKE_KEY: &str = "UPDATE api_keys SET revoke_time = $3, sealed_secret = NULL \
+     WHERE tenant_id = $1 AND key_id = $2 AND revoke_time IS NULL";
+pub(super) const SEALED_SECRET: &str =
+    "SELECT sealed_secret FROM api_keys WHERE tenant_id = $1 AND key_id = $2";
+pub(super) const ERASE_SEALED_SECRET: &str = "UPDATE api_keys SET sealed_secret = NULL \
+     WHERE tenant_id = $1 AND key_id = $2 AND sealed_secret = $3";
 pub(super) const FIND_KEY: &str = concat!(
     "SELECT ",
     key_columns!(),
@@ -193,6 +199,7 @@ pub(super) struct ApiKeyRow {
     scopes: Json<Vec<String>>,
     create_time: DateTime<Utc>,
     revoke_time: Option<DateTime<Utc>>,
+    secret_claimable: bool,
 }
 
 impl TryFrom<ApiKeyRow> for ApiKey {
@@ -211,6 +218,7 @@ impl TryFrom<ApiKeyRow> for ApiKey {
             scopes,
             create_time: row.create_time,
             revoke_time: row.revoke_time,
+            secret_claimable: row.secret_claimable,
         })
     }
 }

@@ -130,6 +130,8 @@ where
     for<'a> &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     for<'a> Option<&'a str>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     for<'a> &'a [u8]: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> Option<&'a [u8]>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> Vec<u8>: sqlx::Decode<'a, DB> + sqlx::Type<DB>,
     for<'a> Json<&'a Labels>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     for<'a> Json<Vec<&'static str>>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     for<'a> Uuid: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
@@ -315,8 +317,15 @@ where
             .bind(new.secret_hash.as_slice())
             .bind(new.key.create_time)
             .bind(new.key.revoke_time)
+            .bind(new.sealed_secret.as_deref())
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(|error| match DbErrorKind::of(&error) {
+                DbErrorKind::UniqueViolation => {
+                    TenantError::ApiKeyExists(new.key.key_id.to_string())
+                }
+                _ => error.into(),
+            })?;
         tx.commit().await?;
         Ok(())
     }
@@ -334,6 +343,39 @@ where
             .fetch_all(&self.pool)
             .await?;
         sql::convert(rows)
+    }
+
+    async fn get_api_key(&self, tenant: TenantId, key: KeyId) -> Result<Option<ApiKey>> {
+        let row: Option<sql::ApiKeyRow> = sqlx::query_as(sql::SELECT_KEY)
+            .bind(tenant.0)
+            .bind(key.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(ApiKey::try_from).transpose()
+    }
+
+    async fn sealed_secret(&self, tenant: TenantId, key: KeyId) -> Result<Option<Vec<u8>>> {
+        let row: Option<Option<Vec<u8>>> = sqlx::query_scalar(sql::SEALED_SECRET)
+            .bind(tenant.0)
+            .bind(key.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.ok_or_else(|| TenantError::ApiKeyNotFound(key.to_string()))
+    }
+
+    async fn erase_sealed_secret(
+        &self,
+        tenant: TenantId,
+        key: KeyId,
+        sealed: &[u8],
+    ) -> Result<bool> {
+        let erased = sqlx::query(sql::ERASE_SEALED_SECRET)
+            .bind(tenant.0)
+            .bind(key.0)
+            .bind(sealed)
+            .execute(&self.pool)
+            .await?;
+        Ok(DB::rows_affected(&erased) == 1)
     }
 
     async fn revoke_api_key(
