@@ -187,6 +187,12 @@ impl Directory {
         }
     }
 
+    /// Returns a tenant's record as the tenant service has it now, for a decision that a
+    /// record a second old could get wrong (whether the tenant still writes, before an export).
+    pub async fn fresh_tenant(&self, id: Uuid) -> Result<Arc<TenantInfo>> {
+        self.fetch_tenant(id).await
+    }
+
     /// Asks the tenant service for a tenant's record, and keeps it.
     async fn fetch_tenant(&self, id: Uuid) -> Result<Arc<TenantInfo>> {
         let now = self.inner.clock.now();

@@ -94,6 +94,11 @@ pub enum StorageError {
     /// The tenant holds telemetry, so its storage cannot be released.
     #[error("tenant `{0}` holds telemetry: its storage is only released while it has none")]
     HoldsData(String),
+    /// An export of a tenant that may still write.
+    #[error(
+        "tenant `{0}` may still write: it is exported once it no longer does (deleted or suspended)"
+    )]
+    StillWriting(String),
     /// The service has not reached its database yet.
     #[error("the storage service is starting: its database is not ready yet")]
     NotReady,
@@ -129,6 +134,7 @@ impl ServiceError for StorageError {
             | Self::TenantNotOnboarded(..)
             | Self::TenantStateUnknown(..)
             | Self::HoldsData(_)
+            | Self::StillWriting(_)
             | Self::RuleLimit(_)
             | Self::AlertResolved(_) => ErrorCode::FailedPrecondition,
             Self::RuleExists(_) => ErrorCode::AlreadyExists,

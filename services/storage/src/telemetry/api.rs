@@ -237,6 +237,22 @@ impl TelemetryService for TelemetryApi {
         Ok(Response::new(pb::ReleaseTenantArchiveResponse {}))
     }
 
+    async fn export_tenant(
+        &self,
+        request: Request<pb::ExportTenantRequest>,
+    ) -> Result<Response<pb::ExportTenantResponse>, Status> {
+        let tenant = convert::tenant_id(&request.get_ref().tenant_id)?;
+        let storage = self.storage()?;
+        let now = Micros::of(storage.clock.system_now());
+        let export = storage.tiering.export(tenant, now).await?;
+        Ok(Response::new(pb::ExportTenantResponse {
+            manifest_key: export.manifest_key.as_str().to_owned(),
+            objects: export.objects,
+            readings: export.readings,
+            bytes: export.bytes,
+        }))
+    }
+
     async fn get_tenant_usage_facts(
         &self,
         request: Request<pb::GetTenantUsageFactsRequest>,

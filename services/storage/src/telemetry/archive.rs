@@ -78,6 +78,11 @@ pub fn tenant_prefix(tenant: Uuid) -> String {
     format!("{ROOT}/tenant={}/", tenant.hyphenated())
 }
 
+/// The key of a tenant's export manifest, beside its days: `<prefix>export-manifest.json`.
+pub fn manifest_key(tenant: Uuid) -> Result<ObjectKey, ObjectError> {
+    ObjectKey::new(format!("{}export-manifest.json", tenant_prefix(tenant)))
+}
+
 /// The key of a new part of a tenant's day.
 pub fn part_key(tenant: Uuid, day: NaiveDate) -> Result<ObjectKey, ObjectError> {
     ObjectKey::new(format!(

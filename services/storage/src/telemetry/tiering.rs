@@ -18,6 +18,7 @@
 //!    access after `transition_after_days`.
 
 mod archiving;
+mod export;
 mod jobs;
 
 use std::{
@@ -41,7 +42,10 @@ use crate::{
     },
 };
 
-pub use crate::telemetry::tiering::jobs::{JobOptions, TieringJobs};
+pub use crate::telemetry::tiering::{
+    export::Export,
+    jobs::{JobOptions, TieringJobs},
+};
 
 /// Readings handed to the encoder at a time.
 const ENCODE_CHUNK: usize = 64 * 1024;

@@ -55,7 +55,7 @@ impl Tiering {
     }
 
     /// Archives one hot day of a tenant: encode, upload, verify, then commit and drop.
-    async fn archive_day(
+    pub(super) async fn archive_day(
         &self,
         tenant: TenantNo,
         info: &TenantInfo,
@@ -88,7 +88,7 @@ impl Tiering {
     /// Archives the readings of a tenant's day that came after the day was archived: those
     /// its earlier parts lack (the first write of a reading wins) as a further part, which
     /// commits with them joining the warm tier and every late reading of the day leaving.
-    async fn archive_late_day(
+    pub(super) async fn archive_late_day(
         &self,
         tenant: TenantNo,
         info: &TenantInfo,

@@ -1,0 +1,147 @@
+//! A tenant's export, offboarding's first step: refused while the tenant may write; once it is
+//! deleted, every reading it holds in the hot tier, today's too, moves to the cold tier, and a
+//! manifest lists every object with its size and SHA-256. Exporting again changes nothing. On
+//! PostgreSQL with S3 and on SQLite with a directory, where DuckDB (from the test virtualenv at
+//! `MFG_TEST_PYTHON`) reads the export through its manifest.
+
+mod support;
+
+use std::{path::Path, sync::Arc};
+
+use mfg_proto::{
+    common::v1::Reading,
+    storage::v1::{ExportTenantRequest, ExportTenantResponse},
+    tenant::v1::DeleteTenantRequest,
+};
+use mfg_storage::telemetry::object_store::{ObjectKey, ObjectStore};
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+use support::{
+    Backend, Platform, now_micros, reading,
+    tiering::{Cold, DAY, MINUTE, day_start, ingest, start},
+};
+
+/// Reads the export through its manifest, as a user of it would.
+const READER: &str = r#"
+import json, sys
+import duckdb
+
+root, manifest = sys.argv[1], sys.argv[2]
+con = duckdb.connect()
+entries = con.execute(f"SELECT key, readings FROM read_json('{root}/{manifest}')").fetchall()
+files = [f"{root}/{key}" for key, _ in entries]
+count, total = con.execute(f"SELECT count(*), sum(value) FROM read_parquet({files})").fetchone()
+print(json.dumps({"listed": sum(n for _, n in entries), "count": count, "total": total}))
+"#;
+
+async fn export(platform: &Platform) -> Result<ExportTenantResponse, tonic::Status> {
+    let request = ExportTenantRequest {
+        tenant_id: platform.tenant_id.clone(),
+    };
+    Ok(platform
+        .operator()
+        .export_tenant(request)
+        .await?
+        .into_inner())
+}
+
+/// The manifest, each of its objects checked against its size and SHA-256.
+async fn checked_manifest(objects: &Arc<dyn ObjectStore>, key: &str) -> Vec<Value> {
+    let body = objects.get(&ObjectKey::new(key).unwrap()).await.unwrap();
+    let entries: Vec<Value> = serde_json::from_slice(&body).unwrap();
+    for entry in &entries {
+        let key = ObjectKey::new(entry["key"].as_str().unwrap()).unwrap();
+        let object = objects.get(&key).await.unwrap();
+        assert_eq!(entry["bytes"], object.len(), "{entry}");
+        let sha256: String = Sha256::digest(&object)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(entry["sha256"], sha256, "{entry}");
+    }
+    entries
+}
+
+/// DuckDB's count and sum of the export's readings, and the manifest's count.
+fn read_with_duckdb(root: &Path, manifest: &str) -> Value {
+    let python = std::env::var("MFG_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!("this test needs Python with duckdb: run `scripts/test.sh`, or set MFG_TEST_PYTHON")
+    });
+    let output = std::process::Command::new(python)
+        .arg("-c")
+        .arg(READER)
+        .arg(root)
+        .arg(manifest)
+        .output()
+        .expect("run python");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+async fn a_deleted_tenant_is_exported_whole(backend: Backend, cold: Cold) {
+    let (platform, objects, _) = start(backend, cold, true).await;
+    let now = now_micros();
+    let two_days_ago = day_start(now) - 2 * DAY;
+    let mut readings: Vec<Reading> = (0..300)
+        .map(|i| reading("press-1", "temp", two_days_ago + i * MINUTE, i as f64))
+        .collect();
+    // Today's, up to a minute ago: the hot tier's newest day goes too.
+    readings.extend((1..=60).map(|i| reading("press-2", "rpm", now - i * MINUTE, 1.5)));
+    ingest(&platform, &readings).await;
+    let total: f64 = readings.iter().map(|r| r.value).sum();
+
+    let refused = export(&platform).await.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::FailedPrecondition,
+        "{refused:?}"
+    );
+    platform
+        .tenants
+        .clone()
+        .delete_tenant(DeleteTenantRequest {
+            tenant_id: platform.tenant_id.clone(),
+        })
+        .await
+        .unwrap();
+
+    let exported = export(&platform).await.unwrap();
+    assert_eq!(exported.readings, 360, "{exported:?}");
+    assert!(exported.objects >= 2, "{exported:?}");
+    let entries = checked_manifest(&objects, &exported.manifest_key).await;
+    assert_eq!(entries.len() as u64, exported.objects);
+    let manifest = objects
+        .get(&ObjectKey::new(&exported.manifest_key).unwrap())
+        .await
+        .unwrap();
+
+    let again = export(&platform).await.unwrap();
+    assert_eq!(again, exported, "nothing more to export");
+    let rewritten = objects
+        .get(&ObjectKey::new(&again.manifest_key).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(rewritten, manifest, "the same manifest");
+
+    if let Some(archive) = &platform.archive {
+        let read = read_with_duckdb(archive.path(), &exported.manifest_key);
+        assert_eq!(read["listed"], 360, "{read}");
+        assert_eq!(read["count"], 360, "{read}");
+        assert_eq!(read["total"].as_f64(), Some(total), "{read}");
+    }
+    platform.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_tenant_is_exported_whole_on_postgres_and_s3() {
+    a_deleted_tenant_is_exported_whole(Backend::Postgres, Cold::S3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_tenant_is_exported_whole_on_sqlite_and_a_directory() {
+    a_deleted_tenant_is_exported_whole(Backend::Sqlite, Cold::Directory).await;
+}
