@@ -297,7 +297,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("`{text}` has no unit (ms, s, m or h)"))?;
+        .ok_or_else(|| format!("`{text}` has no unit (ms, s, m, h or d)"))?;
     let (number, unit) = text.split_at(split);
     let number: u64 = number
         .parse()
@@ -307,7 +307,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "s" => Ok(Duration::from_secs(number)),
         "m" => Ok(Duration::from_secs(number * 60)),
         "h" => Ok(Duration::from_secs(number * 3600)),
-        _ => Err(format!("`{unit}` is not a unit (ms, s, m or h)")),
+        "d" => Ok(Duration::from_secs(number * 86_400)),
+        _ => Err(format!("`{unit}` is not a unit (ms, s, m, h or d)")),
     }
 }
 
@@ -350,8 +351,9 @@ mod tests {
         assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert!(parse_duration("10").is_err());
+        assert_eq!(parse_duration("3d"), Ok(Duration::from_secs(3 * 86_400)));
         assert!(parse_duration("ten s").is_err());
-        assert!(parse_duration("3d").is_err());
+        assert!(parse_duration("3w").is_err());
     }
 
     #[test]

@@ -21,7 +21,10 @@ use mfg_proto::{
     },
     tenant::v1::{self as tpb, tenant_service_client::TenantServiceClient},
 };
-use mfg_provisioning::{domain::run::StepName, steps::Steps};
+use mfg_provisioning::{
+    domain::run::{Offboarding, StepName},
+    steps::{StepCall, Steps},
+};
 use mfg_tests::{Running, TEST_OPERATOR_TOKEN, operator_channel};
 use tonic::Code;
 
@@ -212,9 +215,14 @@ async fn a_failed_run_is_rolled_back_and_leaves_nothing_behind() {
     let pool = mfg_common::db::connect(&database).await.unwrap();
     let store = mfg_provisioning::store::open(pool);
     let key = format!("{}/default_alert_rules", run.run_id);
-    let tenant_id = tenant.parse().unwrap();
+    let call = StepCall {
+        tenant: tenant.parse().unwrap(),
+        key: &key,
+        offboarding: Offboarding::default(),
+        now: chrono::Utc::now(),
+    };
     steps
-        .run(StepName::DefaultAlertRules, tenant_id, &key, store.as_ref())
+        .run(StepName::DefaultAlertRules, &call, store.as_ref())
         .await
         .unwrap();
     let mut again = rule_ids(&mut alerts, &tenant).await;

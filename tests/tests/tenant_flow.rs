@@ -102,6 +102,7 @@ async fn tenant_key_machine_revoke_delete_on_postgres() {
     client
         .delete_tenant(pb::DeleteTenantRequest {
             tenant_id: tenant.id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::{
-    domain::run::{Run, RunKind, RunState},
+    domain::run::{Offboarding, Run, RunKind, RunState},
     error::{ProvisioningError, Result},
     steps::Steps,
     store::ProvisioningStore,
@@ -71,8 +71,15 @@ impl Ready {
             .ok_or_else(|| ProvisioningError::RunNotFound(run_id.to_owned()))
     }
 
-    /// Starts onboarding `tenant`, or returns the run started under `request_id`.
-    async fn start(&self, tenant: Uuid, request_id: String, kind: RunKind) -> Result<Run> {
+    /// Starts a run of `kind` for `tenant` (deleting as `offboarding` says, when it offboards),
+    /// or returns the run started under `request_id`.
+    async fn start(
+        &self,
+        tenant: Uuid,
+        request_id: String,
+        kind: RunKind,
+        offboarding: Offboarding,
+    ) -> Result<Run> {
         let found = self
             .steps
             .tenant(tenant)
@@ -89,7 +96,10 @@ impl Ready {
             request_id
         };
         let now = mfg_common::clock::micros(self.clock.system_now());
-        let run = Run::new(id, tenant, request_id, kind, now);
+        let mut run = Run::new(id, tenant, request_id, kind, now);
+        if kind == RunKind::Offboard {
+            run.offboarding = offboarding;
+        }
         let stored = self.store.start(&run).await?;
         if stored.tenant != tenant {
             return Err(ProvisioningError::invalid(
@@ -155,7 +165,10 @@ impl ProvisioningService for ProvisioningApi {
         let request = request.into_inner();
         let tenant = convert::tenant_id(&request.tenant_id)?;
         let kind = convert::kind(request.kind());
-        let run = ready.start(tenant, request.request_id, kind).await?;
+        let offboarding = convert::offboarding(request.offboarding);
+        let run = ready
+            .start(tenant, request.request_id, kind, offboarding)
+            .await?;
         Ok(Response::new(pb::StartProvisioningResponse {
             run: Some(convert::run(&run)),
         }))

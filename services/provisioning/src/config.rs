@@ -1,10 +1,11 @@
 //! The provisioning service's configuration.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use mfg_common::{
     config::{
         DataArgs, DataDir, DatabaseArgs, OperatorArgs, PlatformAddrs, PoolArgs, Secret, ServerArgs,
+        parse_duration,
     },
     secret_file,
 };
@@ -20,12 +21,22 @@ pub struct RunArgs {
         default_value_t = crate::domain::run::MAX_ATTEMPTS
     )]
     pub step_attempts: u32,
+    /// How long a deleted tenant's data is kept after its export before it is deleted in
+    /// every service (`DeleteTenant` with `force` skips the wait).
+    #[arg(
+        long = "offboarding-grace",
+        env = "MFG_OFFBOARDING_GRACE",
+        default_value = "7d",
+        value_parser = parse_duration
+    )]
+    pub offboarding_grace: Duration,
 }
 
 impl Default for RunArgs {
     fn default() -> Self {
         Self {
             step_attempts: crate::domain::run::MAX_ATTEMPTS,
+            offboarding_grace: crate::steps::DEFAULT_GRACE,
         }
     }
 }

@@ -77,7 +77,8 @@ pub async fn run_with_clock(
         TelemetryServiceClient::new(channel(&config.addrs.storage, "storage")?),
         AlertServiceClient::new(channel(&config.addrs.storage, "storage")?),
         CostServiceClient::new(channel(&config.addrs.cost, "cost")?),
-    );
+    )
+    .with_offboarding_grace(config.runs.offboarding_grace);
     let (health, routes) = grpc::standard_routes(&[service_names::PROVISIONING]).await?;
     let ready: ReadyProvisioning = Arc::new(OnceLock::new());
     let routes = routes.add_service(ProvisioningServiceServer::new(ProvisioningApi::new(

@@ -8,6 +8,9 @@
 //! so is the first API key, which `CreateSealedApiKey` returns as it is when asked again.
 //! An undo's calls carry the step's key followed by `/undo`.
 
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 use mfg_common::grpc::TracedChannel;
 use mfg_proto::{
     cost::v1::{self as cost, cost_service_client::CostServiceClient},
@@ -23,12 +26,17 @@ use uuid::Uuid;
 
 use crate::{
     domain::{
-        run::{Failure, StepName},
+        run::{Failure, Offboarding, StepName},
         template::{rule_id, rule_ids},
     },
     error::ProvisioningError,
     store::ProvisioningStore,
 };
+
+mod offboarding;
+
+/// How long a deleted tenant's data is kept, by default: 7 days.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The metadata key a step's key travels under.
 pub const STEP_KEY: &str = "mfg-step-key";
@@ -52,6 +60,21 @@ pub struct Steps {
     storage: TelemetryServiceClient<TracedChannel>,
     alerts: AlertServiceClient<TracedChannel>,
     cost: CostServiceClient<TracedChannel>,
+    /// How long a deleted tenant's data is kept after its export, unless forced.
+    grace: Duration,
+}
+
+/// What a step is run for.
+#[derive(Debug, Clone, Copy)]
+pub struct StepCall<'a> {
+    /// The tenant.
+    pub tenant: Uuid,
+    /// The step's key, carried by every call it makes.
+    pub key: &'a str,
+    /// How an offboarding run deletes.
+    pub offboarding: Offboarding,
+    /// The time, on the service's clock.
+    pub now: DateTime<Utc>,
 }
 
 impl Steps {
@@ -67,7 +90,15 @@ impl Steps {
             storage,
             alerts,
             cost,
+            grace: DEFAULT_GRACE,
         }
+    }
+
+    /// The same, keeping a deleted tenant's data for `grace` after its export.
+    #[must_use]
+    pub fn with_offboarding_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
     }
 
     /// Checks a template's rule as the storage service checks a rule it creates, creating
@@ -118,21 +149,24 @@ impl Steps {
         Ok(())
     }
 
-    /// Runs step `name` for `tenant` under `key`, reading what it needs of this service's
-    /// own state (the onboarding template) from `store`.
+    /// Runs step `name` as `call` says, reading what it needs of this service's own state
+    /// (the onboarding template) from `store`.
     pub async fn run(
         &self,
         name: StepName,
-        tenant: Uuid,
-        key: &str,
+        call: &StepCall<'_>,
         store: &dyn ProvisioningStore,
     ) -> Result<(), Failure> {
+        let (tenant, key) = (call.tenant, call.key);
         match name {
             StepName::StorageNamespace => self.storage_namespace(tenant, key).await,
             StepName::Archive => self.archive(tenant, key).await,
             StepName::DefaultAlertRules => self.default_alert_rules(tenant, key, store).await,
             StepName::FirstApiKey => self.first_api_key(tenant, key).await,
             StepName::Budget => self.budget(tenant, key).await,
+            StepName::Export => self.export(tenant, key).await,
+            StepName::GracePeriod => self.grace_period(call).await,
+            StepName::DeleteData => self.delete_data(tenant, key, call.offboarding).await,
         }
     }
 
@@ -183,6 +217,10 @@ impl Steps {
                 }
             }
             StepName::Budget => Ok(()),
+            // An offboarding is never rolled back: a deletion is not undone.
+            StepName::Export | StepName::GracePeriod | StepName::DeleteData => Err(
+                Failure::Permanent(format!("the {} step has no undo", name.as_str())),
+            ),
         }
     }
 
@@ -387,7 +425,7 @@ fn first_key_id(step_key: &str) -> String {
 }
 
 /// `message` as a request carrying the step's key.
-fn keyed<T>(message: T, key: &str) -> Result<Request<T>, Failure> {
+pub(crate) fn keyed<T>(message: T, key: &str) -> Result<Request<T>, Failure> {
     let mut request = Request::new(message);
     let value = key
         .parse()
@@ -398,7 +436,7 @@ fn keyed<T>(message: T, key: &str) -> Result<Request<T>, Failure> {
 
 /// How a call's error counts: a service that is down, busy or slow may answer later; any
 /// other answer will not change by asking again.
-fn failure(service: &str, status: &Status) -> Failure {
+pub(crate) fn failure(service: &str, status: &Status) -> Failure {
     let error = format!(
         "{service} answered {:?}: {}",
         status.code(),

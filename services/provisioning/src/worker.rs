@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::{
     domain::run::{Failure, Run},
     error::Result,
-    steps::Steps,
+    steps::{StepCall, Steps},
     store::ProvisioningStore,
 };
 
@@ -122,7 +122,7 @@ impl Worker {
                     tracing::warn!(run = %run.id, %error, "the tenant service refused a run's outcome");
                     run.reported = true;
                 }
-                Err(Failure::Retryable(error)) => {
+                Err(Failure::Retryable(error) | Failure::NotUntil(_, error)) => {
                     tracing::warn!(run = %run.id, %error, "could not report a run's outcome");
                     run.not_before = self.now() + chrono::Duration::seconds(1);
                 }
@@ -143,9 +143,15 @@ impl Worker {
                 return Ok(false);
             }
             let key = run.step_key(at);
+            let call = StepCall {
+                tenant: run.tenant,
+                key: &key,
+                offboarding: run.offboarding,
+                now: self.now(),
+            };
             let outcome = self
                 .steps
-                .run(run.steps[at].name, run.tenant, &key, self.store.as_ref())
+                .run(run.steps[at].name, &call, self.store.as_ref())
                 .await;
             if let Err(failure) = &outcome {
                 tracing::info!(run = %run.id, step = %key, ?failure, "a provisioning step failed");

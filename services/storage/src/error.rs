@@ -94,6 +94,14 @@ pub enum StorageError {
     /// The tenant holds telemetry, so its storage cannot be released.
     #[error("tenant `{0}` holds telemetry: its storage is only released while it has none")]
     HoldsData(String),
+    /// A deletion of the data of a tenant that is not deleted.
+    #[error("tenant `{0}` is not deleted: its data is deleted only once it is")]
+    NotDeleted(String),
+    /// A deletion of data the tenant's export does not hold.
+    #[error(
+        "tenant `{0}` holds data its export does not: export it (ExportTenant) before deleting"
+    )]
+    NotExported(String),
     /// An export of a tenant that may still write.
     #[error(
         "tenant `{0}` may still write: it is exported once it no longer does (deleted or suspended)"
@@ -135,6 +143,8 @@ impl ServiceError for StorageError {
             | Self::TenantStateUnknown(..)
             | Self::HoldsData(_)
             | Self::StillWriting(_)
+            | Self::NotDeleted(_)
+            | Self::NotExported(_)
             | Self::RuleLimit(_)
             | Self::AlertResolved(_) => ErrorCode::FailedPrecondition,
             Self::RuleExists(_) => ErrorCode::AlreadyExists,

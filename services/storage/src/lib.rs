@@ -13,6 +13,7 @@ pub mod error;
 pub mod metering;
 pub mod metrics;
 pub mod micros;
+pub mod offboarding;
 pub mod service;
 pub mod store;
 pub mod telemetry;

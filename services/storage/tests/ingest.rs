@@ -266,6 +266,7 @@ async fn suspended_and_deleted_tenants_are_refused(backend: Backend) {
         .clone()
         .delete_tenant(tpb::DeleteTenantRequest {
             tenant_id: platform.tenant_id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -13,7 +13,7 @@ use mfg_proto::tenant::v1::{self as pb, tenant_service_server::TenantService};
 use tonic::{Request, Response, Status};
 
 use crate::{
-    domain::{NewTenant, Tenants},
+    domain::{NewTenant, Offboarding, Tenants},
     error::TenantError,
 };
 
@@ -150,8 +150,13 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::DeleteTenantRequest>,
     ) -> Result<Response<pb::DeleteTenantResponse>, Status> {
-        let id = convert::tenant_id(&request.get_ref().tenant_id, "tenant_id")?;
-        let tenant = self.tenants()?.delete_tenant(id).await?;
+        let request = request.get_ref();
+        let id = convert::tenant_id(&request.tenant_id, "tenant_id")?;
+        let offboarding = Offboarding {
+            force: request.force,
+            purge_archive: request.purge_archive,
+        };
+        let tenant = self.tenants()?.delete_tenant(id, offboarding).await?;
         Ok(Response::new(pb::DeleteTenantResponse {
             tenant: Some(tenant.into()),
         }))

@@ -14,8 +14,8 @@ pub use mfg_common::labels::{Labels, validate_display_name, validate_labels};
 pub use sealed::{Sealer, Unopenable};
 pub use service::{CreatedKey, Tenants};
 pub use tenant::{
-    Limits, NewTenant, Onboarding, OnboardingStatus, Plan, Retention, Tenant, TenantId, TenantName,
-    TenantPatch, TenantState,
+    Limits, NewTenant, Offboarding, Onboarding, OnboardingStatus, Plan, Retention, Tenant,
+    TenantId, TenantName, TenantPatch, TenantState,
 };
 
 /// Returns the current time truncated to microseconds, the precision both databases keep, so

@@ -13,7 +13,8 @@ use std::{sync::Arc, time::Duration};
 use chrono::{DateTime, Utc};
 use mfg_common::{clock::SharedClock, grpc::TracedChannel, shutdown::CancellationToken};
 use mfg_proto::provisioning::v1::{
-    RunKind, StartProvisioningRequest, provisioning_service_client::ProvisioningServiceClient,
+    OffboardingOptions, RunKind, StartProvisioningRequest,
+    provisioning_service_client::ProvisioningServiceClient,
 };
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -21,7 +22,7 @@ use uuid::Uuid;
 use crate::{
     domain::timestamp,
     error::Result,
-    store::{Handoff, TenantStore},
+    store::{Handoff, HandoffKind, TenantStore},
 };
 
 /// How often the outbox is looked at when nothing wakes the relay.
@@ -114,12 +115,19 @@ impl Relay {
         let request = StartProvisioningRequest {
             tenant_id: handoff.tenant.to_string(),
             request_id: handoff.request_id.clone(),
-            kind: if handoff.reconcile {
-                RunKind::Reconcile
-            } else {
-                RunKind::Onboard
+            kind: match handoff.kind {
+                HandoffKind::Onboard => RunKind::Onboard,
+                HandoffKind::Reconcile => RunKind::Reconcile,
+                HandoffKind::Offboard(_) => RunKind::Offboard,
             }
             .into(),
+            offboarding: match handoff.kind {
+                HandoffKind::Offboard(options) => Some(OffboardingOptions {
+                    force: options.force,
+                    purge_archive: options.purge_archive,
+                }),
+                _ => None,
+            },
         };
         match self.provisioning.clone().start_provisioning(request).await {
             Ok(response) => {

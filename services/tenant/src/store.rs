@@ -18,7 +18,9 @@ pub use self::{
     sqlite::SqliteStore,
 };
 use crate::{
-    domain::{ApiKey, KeyId, KeyRecord, Machine, MachineId, NewApiKey, Tenant, TenantId},
+    domain::{
+        ApiKey, KeyId, KeyRecord, Machine, MachineId, NewApiKey, Offboarding, Tenant, TenantId,
+    },
     error::Result,
 };
 
@@ -67,6 +69,15 @@ pub trait TenantStore: Send + Sync + Debug + 'static {
     ) -> Result<Vec<Tenant>>;
     /// Changes a tenant atomically.
     async fn update_tenant(&self, id: TenantId, change: Change<'_, Tenant>) -> Result<Tenant>;
+    /// Soft-deletes a tenant at `at`, and, when it was handed to the provisioning service,
+    /// hands it to it again to be offboarded as `offboarding` says, in the same transaction.
+    /// A deleted tenant is returned unchanged, and handed off no more.
+    async fn delete_tenant(
+        &self,
+        id: TenantId,
+        at: DateTime<Utc>,
+        offboarding: Offboarding,
+    ) -> Result<Tenant>;
 
     /// Inserts a key of a tenant that is not deleted.
     async fn insert_api_key(&self, key: &NewApiKey) -> Result<()>;
@@ -132,10 +143,21 @@ pub struct Handoff {
     pub request_id: String,
     /// The tenant.
     pub tenant: TenantId,
-    /// Whether it starts a reconcile run (a change of retention or budget), not an onboarding.
-    pub reconcile: bool,
+    /// What the run it starts does.
+    pub kind: HandoffKind,
     /// How many times it was claimed to be sent, this time included.
     pub attempts: u32,
+}
+
+/// What a hand-off's run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandoffKind {
+    /// Onboards a new tenant.
+    Onboard,
+    /// Applies a change of its retention or budget again.
+    Reconcile,
+    /// Offboards a deleted tenant.
+    Offboard(Offboarding),
 }
 
 /// Opens the store of a connected pool.

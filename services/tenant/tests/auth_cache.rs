@@ -175,7 +175,10 @@ async fn a_deleted_tenants_keys_are_refused_within_one_second() {
     let (tenant_id, _, secret) = tenant_with_key(&mut f.admin, "acme").await;
     f.cache.authenticate(&secret).await.unwrap();
     f.admin
-        .delete_tenant(pb::DeleteTenantRequest { tenant_id })
+        .delete_tenant(pb::DeleteTenantRequest {
+            tenant_id,
+            ..Default::default()
+        })
         .await
         .unwrap();
     f.clock.advance(MAX_TTL);

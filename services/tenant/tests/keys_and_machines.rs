@@ -144,6 +144,7 @@ async fn deleting_a_tenant_stops_its_keys_and_freezes_its_registry() {
     client
         .delete_tenant(pb::DeleteTenantRequest {
             tenant_id: acme.id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -6,11 +6,11 @@ use chrono::{Duration, Utc};
 use mfg_common::{config::DatabaseArgs, db, testing::TestDatabase};
 use mfg_tenant::{
     domain::{
-        ApiKey, KeyId, Limits, Machine, MachineId, NewApiKey, Plan, Retention, Scope, Tenant,
-        TenantId, TenantState, timestamp,
+        ApiKey, KeyId, Limits, Machine, MachineId, NewApiKey, Offboarding, Plan, Retention, Scope,
+        Tenant, TenantId, TenantState, timestamp,
     },
     error::TenantError,
-    store::{self, TenantStore},
+    store::{self, HandoffKind, TenantStore},
 };
 
 async fn open(db: &TestDatabase) -> Arc<dyn TenantStore> {
@@ -549,7 +549,7 @@ async fn a_tenant_being_onboarded_is_handed_off_once(store: Arc<dyn TenantStore>
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1, "{claimed:?}");
-    assert!(claimed[0].reconcile, "{claimed:?}");
+    assert_eq!(claimed[0].kind, HandoffKind::Reconcile, "{claimed:?}");
     assert_eq!(
         claimed[0].request_id,
         format!("reconcile/{}/{}", acme.id, at.timestamp_micros())
@@ -564,10 +564,47 @@ async fn a_tenant_being_onboarded_is_handed_off_once(store: Arc<dyn TenantStore>
         "the onboarding's run stays"
     );
 
-    // Sent rows are forgotten once old enough: the two sent, and no other.
+    // Its deletion is handed off, as an offboarding with how to delete, once: deleting it
+    // again changes nothing. A tenant never handed off is deleted without one.
+    let options = Offboarding {
+        force: true,
+        purge_archive: false,
+    };
+    let gone = timestamp(at.into());
+    let deleted = store.delete_tenant(acme.id, gone, options).await.unwrap();
+    assert_eq!(
+        (deleted.state, deleted.delete_time),
+        (TenantState::Deleted, Some(gone))
+    );
+    let again = store
+        .delete_tenant(acme.id, gone + Duration::seconds(1), options)
+        .await;
+    assert_eq!(again.unwrap().delete_time, Some(gone), "deleted once");
+    let done = store.list_tenants(None, 10, false).await.unwrap();
+    store
+        .delete_tenant(done[0].id, gone, options)
+        .await
+        .unwrap();
+    let claimed = store
+        .claim_handoffs(one, much_later, much_later + lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1, "{claimed:?}");
+    assert_eq!(
+        claimed[0].kind,
+        HandoffKind::Offboard(options),
+        "{claimed:?}"
+    );
+    assert_eq!(claimed[0].request_id, format!("offboard/{}", acme.id));
+    store
+        .handoff_sent(&claimed[0], "run-3", much_later)
+        .await
+        .unwrap();
+
+    // Sent rows are forgotten once old enough: the three sent, and no other.
     assert_eq!(store.forget_sent_handoffs(later).await.unwrap(), 0);
     let after = much_later + Duration::milliseconds(1);
-    assert_eq!(store.forget_sent_handoffs(after).await.unwrap(), 2);
+    assert_eq!(store.forget_sent_handoffs(after).await.unwrap(), 3);
 }
 
 mfg_common::on_each_backend!(

@@ -86,6 +86,7 @@ async fn tenants_have_defaults_and_a_full_lifecycle() {
     let deleted = client
         .delete_tenant(pb::DeleteTenantRequest {
             tenant_id: acme.id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -163,7 +164,10 @@ async fn names_are_unique_forever() {
     assert_eq!(again.code(), Code::AlreadyExists);
     assert!(again.message().contains("acme"), "{}", again.message());
     client
-        .delete_tenant(pb::DeleteTenantRequest { tenant_id: acme.id })
+        .delete_tenant(pb::DeleteTenantRequest {
+            tenant_id: acme.id,
+            ..Default::default()
+        })
         .await
         .unwrap();
     let after_delete = client.create_tenant(new_tenant("acme")).await.unwrap_err();

@@ -6,7 +6,7 @@ use pbjson_types::Timestamp;
 use uuid::Uuid;
 
 use crate::{
-    domain::run::{Run, RunKind, RunState, Step, StepState},
+    domain::run::{Offboarding, Run, RunKind, RunState, Step, StepState},
     error::{ProvisioningError, Result},
 };
 
@@ -34,8 +34,13 @@ pub fn run(run: &Run) -> pb::ProvisioningRun {
         kind: match run.kind {
             RunKind::Onboard => pb::RunKind::Onboard,
             RunKind::Reconcile => pb::RunKind::Reconcile,
+            RunKind::Offboard => pb::RunKind::Offboard,
         }
         .into(),
+        offboarding: (run.kind == RunKind::Offboard).then_some(pb::OffboardingOptions {
+            force: run.offboarding.force,
+            purge_archive: run.offboarding.purge_archive,
+        }),
         state: run_state(run.state).into(),
         steps: run.steps.iter().map(step).collect(),
         create_time: Some(timestamp(run.create_time)),
@@ -47,7 +52,17 @@ pub fn run(run: &Run) -> pb::ProvisioningRun {
 pub fn kind(kind: pb::RunKind) -> RunKind {
     match kind {
         pb::RunKind::Reconcile => RunKind::Reconcile,
+        pb::RunKind::Offboard => RunKind::Offboard,
         pb::RunKind::Onboard | pb::RunKind::Unspecified => RunKind::Onboard,
+    }
+}
+
+/// How a request's offboarding deletes; unset, after the grace period and keeping the archive.
+pub fn offboarding(options: Option<pb::OffboardingOptions>) -> Offboarding {
+    let options = options.unwrap_or_default();
+    Offboarding {
+        force: options.force,
+        purge_archive: options.purge_archive,
     }
 }
 

@@ -8,12 +8,13 @@ impl RunKind {
         match self {
             Self::Onboard => "onboard",
             Self::Reconcile => "reconcile",
+            Self::Offboard => "offboard",
         }
     }
 
     /// The kind stored as `name`.
     pub fn parse(name: &str) -> Option<Self> {
-        [Self::Onboard, Self::Reconcile]
+        [Self::Onboard, Self::Reconcile, Self::Offboard]
             .into_iter()
             .find(|k| k.as_str() == name)
     }
@@ -82,6 +83,9 @@ impl StepName {
             Self::DefaultAlertRules => "default_alert_rules",
             Self::FirstApiKey => "first_api_key",
             Self::Budget => "budget",
+            Self::Export => "export",
+            Self::GracePeriod => "grace_period",
+            Self::DeleteData => "delete_data",
         }
     }
 
@@ -93,6 +97,9 @@ impl StepName {
             Self::DefaultAlertRules,
             Self::FirstApiKey,
             Self::Budget,
+            Self::Export,
+            Self::GracePeriod,
+            Self::DeleteData,
         ]
         .into_iter()
         .find(|s| s.as_str() == name)

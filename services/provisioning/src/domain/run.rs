@@ -15,6 +15,9 @@ pub enum RunKind {
     /// The tenant's state does not follow it, and it is retried, never rolled back: undoing
     /// its steps would take storage from a tenant in service.
     Reconcile,
+    /// Offboards a deleted tenant ([`OFFBOARDING`]): its data exported, then deleted after the
+    /// grace period. Told to no one, retried, never rolled back: a deletion is not undone.
+    Offboard,
 }
 
 impl RunKind {
@@ -23,8 +26,24 @@ impl RunKind {
         match self {
             Self::Onboard => ONBOARDING,
             Self::Reconcile => RECONCILE,
+            Self::Offboard => OFFBOARDING,
         }
     }
+
+    /// Whether its outcome is the tenant's onboarding state, told to the tenant service, and it
+    /// may be rolled back: an onboarding's alone.
+    pub fn onboards(self) -> bool {
+        self == Self::Onboard
+    }
+}
+
+/// How an offboarding run deletes, as `DeleteTenant` asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Offboarding {
+    /// Deletes as soon as the export is verified, without the grace period.
+    pub force: bool,
+    /// Deletes the tenant's objects in the cold tier too.
+    pub purge_archive: bool,
 }
 
 /// The state of a run.
@@ -77,6 +96,14 @@ pub enum StepName {
     /// Its budget thresholds in the cost service, for the limit the tenant carries. Last, so
     /// that a run rolled back never has it done (it has no undo).
     Budget,
+    /// Offboarding: what the hot tier holds of the tenant moved to the cold tier, and a
+    /// manifest of its objects written and verified.
+    Export,
+    /// Offboarding: the wait from the tenant's deletion to the deletion of its data, unless
+    /// forced.
+    GracePeriod,
+    /// Offboarding: the tenant's data deleted in the storage and cost services.
+    DeleteData,
 }
 
 /// The steps of an onboarding, in order (decision 0014).
@@ -86,6 +113,13 @@ pub const ONBOARDING: &[StepName] = &[
     StepName::DefaultAlertRules,
     StepName::FirstApiKey,
     StepName::Budget,
+];
+
+/// The steps of an offboarding, in order: nothing is deleted before the export is verified.
+pub const OFFBOARDING: &[StepName] = &[
+    StepName::Export,
+    StepName::GracePeriod,
+    StepName::DeleteData,
 ];
 
 /// The steps that apply a tenant's retention and budget again.
@@ -133,8 +167,10 @@ pub struct Run {
     pub create_time: DateTime<Utc>,
     /// When it last changed.
     pub update_time: DateTime<Utc>,
-    /// Whether the tenant service was told how it ended (a reconcile has nothing to tell).
+    /// Whether the tenant service was told how it ended (only an onboarding has to).
     pub reported: bool,
+    /// How it deletes, when it offboards.
+    pub offboarding: Offboarding,
 }
 
 /// How a step's call failed.
@@ -146,6 +182,9 @@ pub enum Failure {
     /// It will not succeed as asked (an invalid request, a tenant that does not exist): the
     /// run fails with it.
     Permanent(String),
+    /// It is not due before a time (a grace period): the step waits until then, why shown,
+    /// without counting an attempt.
+    NotUntil(DateTime<Utc>, String),
 }
 
 /// How many times a step is started, by default, before a retryable failure fails the run:
@@ -189,7 +228,8 @@ impl Run {
             not_before: now,
             create_time: now,
             update_time: now,
-            reported: kind == RunKind::Reconcile,
+            reported: !kind.onboards(),
+            offboarding: Offboarding::default(),
         }
     }
 
@@ -245,6 +285,12 @@ impl Run {
                     self.state = RunState::Succeeded;
                 }
             }
+            Err(Failure::NotUntil(due, why)) => {
+                step.state = StepState::Pending;
+                step.attempts = step.attempts.saturating_sub(1);
+                step.error = why;
+                self.not_before = due;
+            }
             Err(Failure::Retryable(error)) if step.attempts < max_attempts => {
                 let wait = chrono::Duration::from_std(backoff(step.attempts)).unwrap_or_default();
                 step.state = StepState::Pending;
@@ -273,14 +319,14 @@ impl Run {
         self.state = RunState::Pending;
         self.not_before = now;
         self.update_time = now;
-        self.reported = self.kind == RunKind::Reconcile;
+        self.reported = !self.kind.onboards();
         true
     }
 
     /// Starts undoing a failed run: its steps that ran are undone newest first. Returns false,
     /// changing nothing, when the run has not failed.
     pub fn roll_back(&mut self, now: DateTime<Utc>) -> bool {
-        if self.state != RunState::Failed || self.kind == RunKind::Reconcile {
+        if self.state != RunState::Failed || !self.kind.onboards() {
             return false;
         }
         self.state = RunState::RollingBack;
@@ -319,6 +365,10 @@ impl Run {
                 step.error = format!("undoing: {error}");
                 self.not_before = now + chrono::Duration::seconds(1);
             }
+            Err(Failure::NotUntil(due, why)) => {
+                step.error = format!("undoing: {why}");
+                self.not_before = due;
+            }
             Err(Failure::Permanent(error)) => {
                 step.state = StepState::Failed;
                 step.error = format!("undoing: {error}");
@@ -343,193 +393,4 @@ impl Run {
 }
 
 #[cfg(test)]
-mod tests {
-    use chrono::TimeZone as _;
-
-    use super::*;
-
-    fn run() -> (Run, DateTime<Utc>) {
-        let now = Utc.with_ymd_and_hms(2026, 12, 4, 10, 0, 0).unwrap();
-        let run = Run::new(
-            Uuid::now_v7(),
-            Uuid::now_v7(),
-            "r".into(),
-            RunKind::Onboard,
-            now,
-        );
-        (run, now)
-    }
-
-    #[test]
-    fn steps_run_in_order_and_the_last_success_ends_the_run() {
-        let (mut run, now) = run();
-        assert_eq!(run.next_step(), Some(0));
-        run.start_step(0, now);
-        assert_eq!((run.state, run.steps[0].attempts), (RunState::Running, 1));
-        // A worker that died here leaves the step running: it is the next again.
-        assert_eq!(run.next_step(), Some(0));
-        run.end_step(0, Ok(()), now, MAX_ATTEMPTS);
-        for at in 1..ONBOARDING.len() {
-            assert_eq!(run.next_step(), Some(at));
-            run.start_step(at, now);
-            run.end_step(at, Ok(()), now, MAX_ATTEMPTS);
-        }
-        assert_eq!((run.state, run.next_step()), (RunState::Succeeded, None));
-    }
-
-    #[test]
-    fn a_retryable_failure_waits_its_backoff_then_fails_the_run_after_the_last_attempt() {
-        let (mut run, now) = run();
-        for attempt in 1..MAX_ATTEMPTS {
-            run.start_step(0, now);
-            run.end_step(
-                0,
-                Err(Failure::Retryable("unavailable".into())),
-                now,
-                MAX_ATTEMPTS,
-            );
-            assert_eq!(run.steps[0].state, StepState::Pending);
-            assert_eq!(run.state, RunState::Running);
-            let wait = chrono::Duration::from_std(backoff(attempt)).unwrap();
-            assert_eq!(run.not_before, now + wait);
-        }
-        run.start_step(0, now);
-        run.end_step(
-            0,
-            Err(Failure::Retryable("unavailable".into())),
-            now,
-            MAX_ATTEMPTS,
-        );
-        assert_eq!(run.state, RunState::Failed);
-        assert_eq!(
-            run.failure().as_deref(),
-            Some("storage_namespace: unavailable")
-        );
-        assert_eq!(backoff(1), Duration::from_millis(200));
-        assert_eq!(backoff(2), Duration::from_millis(400));
-        assert_eq!(backoff(20), Duration::from_secs(30));
-    }
-
-    #[test]
-    fn a_permanent_failure_fails_the_run_and_a_retry_resumes_at_that_step() {
-        let (mut run, now) = run();
-        run.start_step(0, now);
-        run.end_step(0, Ok(()), now, MAX_ATTEMPTS);
-        run.start_step(1, now);
-        run.end_step(
-            1,
-            Err(Failure::Permanent("no such tenant".into())),
-            now,
-            MAX_ATTEMPTS,
-        );
-        assert_eq!((run.state, run.next_step()), (RunState::Failed, None));
-        assert!(run.retry(now));
-        assert_eq!((run.state, run.next_step()), (RunState::Pending, Some(1)));
-        assert_eq!(run.steps[1].attempts, 1, "attempts are kept");
-        assert!(!run.retry(now), "only a failed run is retried");
-    }
-
-    #[test]
-    fn a_rollback_undoes_the_steps_that_ran_newest_first() {
-        let (mut run, now) = run();
-        assert!(!run.roll_back(now), "only a failed run is rolled back");
-        run.start_step(0, now);
-        run.end_step(0, Ok(()), now, MAX_ATTEMPTS);
-        run.start_step(1, now);
-        run.end_step(
-            1,
-            Err(Failure::Permanent("refused".into())),
-            now,
-            MAX_ATTEMPTS,
-        );
-        assert!(run.roll_back(now));
-        assert_eq!((run.state, run.next_step()), (RunState::RollingBack, None));
-        assert_eq!(run.next_undo(), Some(1), "the failed step first");
-        run.end_undo(1, Err(Failure::Retryable("busy".into())), now);
-        assert_eq!(run.next_undo(), Some(1));
-        assert_eq!(run.not_before, now + chrono::Duration::seconds(1));
-        run.end_undo(1, Ok(()), now);
-        assert_eq!(run.next_undo(), Some(0));
-        run.end_undo(0, Ok(()), now);
-        assert_eq!((run.state, run.next_undo()), (RunState::RolledBack, None));
-        let states: Vec<_> = run.steps.iter().map(|s| s.state).collect();
-        assert_eq!(
-            states,
-            [
-                StepState::RolledBack,
-                StepState::RolledBack,
-                StepState::Pending,
-                StepState::Pending,
-                StepState::Pending
-            ],
-            "a step that never ran stays as it was"
-        );
-    }
-
-    #[test]
-    fn a_step_that_never_ran_is_not_undone() {
-        let (mut run, now) = run();
-        run.start_step(0, now);
-        run.end_step(
-            0,
-            Err(Failure::Permanent("refused".into())),
-            now,
-            MAX_ATTEMPTS,
-        );
-        assert!(run.roll_back(now));
-        assert_eq!(run.next_undo(), Some(0));
-        run.end_undo(0, Err(Failure::Permanent("still refused".into())), now);
-        assert_eq!(run.state, RunState::Failed);
-        assert_eq!(run.steps[0].error, "undoing: still refused");
-        assert_eq!(run.steps[1].state, StepState::Pending);
-    }
-
-    #[test]
-    fn a_reconcile_applies_storage_and_budget_reports_nothing_and_is_not_rolled_back() {
-        let now = Utc.with_ymd_and_hms(2026, 12, 4, 10, 0, 0).unwrap();
-        let mut run = Run::new(
-            Uuid::now_v7(),
-            Uuid::now_v7(),
-            "r".into(),
-            RunKind::Reconcile,
-            now,
-        );
-        let names: Vec<_> = run.steps.iter().map(|s| s.name).collect();
-        assert_eq!(
-            names,
-            [
-                StepName::StorageNamespace,
-                StepName::Archive,
-                StepName::Budget
-            ]
-        );
-        run.start_step(0, now);
-        run.end_step(0, Err(Failure::Permanent("refused".into())), now, 8);
-        assert_eq!((run.state, run.to_report()), (RunState::Failed, None));
-        assert!(!run.roll_back(now), "retried, never rolled back");
-        assert!(run.retry(now));
-        assert_eq!(run.to_report(), None);
-    }
-
-    #[test]
-    fn names_round_trip() {
-        for state in [
-            RunState::Pending,
-            RunState::RolledBack,
-            RunState::RollingBack,
-        ] {
-            assert_eq!(RunState::parse(state.as_str()), Some(state));
-        }
-        for state in [StepState::Running, StepState::RolledBack] {
-            assert_eq!(StepState::parse(state.as_str()), Some(state));
-        }
-        for name in ONBOARDING {
-            assert_eq!(StepName::parse(name.as_str()), Some(*name));
-        }
-        for kind in [RunKind::Onboard, RunKind::Reconcile] {
-            assert_eq!(RunKind::parse(kind.as_str()), Some(kind));
-        }
-        let (run, _) = run();
-        assert_eq!(run.step_key(1), format!("{}/archive", run.id));
-    }
-}
+mod tests;

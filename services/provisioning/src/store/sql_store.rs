@@ -12,19 +12,20 @@ use uuid::Uuid;
 use super::{MIGRATIONS_TABLE, ProvisioningStore};
 use crate::{
     domain::{
-        run::{Run, RunKind, RunState, Step, StepName, StepState},
+        run::{Offboarding, Run, RunKind, RunState, Step, StepName, StepState},
         template::Template,
     },
     error::{ProvisioningError, Result},
 };
 
 const INSERT_RUN: &str = "INSERT INTO provisioning_runs \
-     (run_id, tenant_id, request_id, state, not_before, create_time, update_time, kind, reported) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (request_id) DO NOTHING";
+     (run_id, tenant_id, request_id, state, not_before, create_time, update_time, kind, reported, \
+     force, purge_archive) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+     ON CONFLICT (request_id) DO NOTHING";
 const INSERT_STEP: &str = "INSERT INTO provisioning_steps \
      (run_id, ordinal, name, state, attempts, error) VALUES ($1, $2, $3, $4, $5, $6)";
-const RUN_COLUMNS: &str =
-    "run_id, tenant_id, request_id, state, not_before, create_time, update_time, reported, kind";
+const RUN_COLUMNS: &str = "run_id, tenant_id, request_id, state, not_before, create_time, \
+     update_time, reported, kind, force, purge_archive";
 const STEPS: &str = "SELECT name, state, attempts, error, start_time, end_time \
      FROM provisioning_steps WHERE run_id = $1 ORDER BY ordinal";
 const CLAIM: &str = "UPDATE provisioning_runs SET owner = $1, lease_until = $2 \
@@ -123,6 +124,8 @@ where
             .bind(micros(run.update_time))
             .bind(run.kind.as_str())
             .bind(run.reported)
+            .bind(run.offboarding.force)
+            .bind(run.offboarding.purge_archive)
             .execute(&mut *tx)
             .await?;
         if DB::rows_affected(&inserted) == 1 {
@@ -322,6 +325,10 @@ where
             update_time: time(row.try_get(6)?),
             reported: row.try_get(7)?,
             kind: RunKind::parse(&kind).ok_or_else(|| corrupt("run kind", &kind))?,
+            offboarding: Offboarding {
+                force: row.try_get(9)?,
+                purge_archive: row.try_get(10)?,
+            },
         })
     }
 }

@@ -197,6 +197,24 @@ impl Alerting {
         self.journal.rule_deleted(tenant, rule).await
     }
 
+    /// Forgets an offboarded tenant: each of its rules deleted as [`Rules::delete`] does (the
+    /// evaluator stops watching it, its alerts resolved), then every row of its alerting.
+    pub async fn forget_tenant(&self, tenant: Uuid) -> Result<()> {
+        loop {
+            let rules = self.store.list_rules(tenant, None, 1_000).await?;
+            if rules.is_empty() {
+                break;
+            }
+            for rule in rules {
+                match self.delete(tenant, rule.rule_id).await {
+                    Ok(()) | Err(StorageError::RuleNotFound(_)) => {}
+                    Err(error) => return Err(error),
+                }
+            }
+        }
+        self.store.forget_tenant(tenant).await
+    }
+
     /// Returns an alert.
     pub async fn alert(&self, tenant: Uuid, alert: Uuid) -> Result<Alert> {
         self.store

@@ -46,6 +46,8 @@ pub trait AlertStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<AlertRule>;
     /// Removes a rule and the evaluator's states of it; returns whether it existed.
     async fn delete_rule(&self, tenant: Uuid, rule: Uuid) -> Result<bool>;
+    /// Removes every rule, state, alert and event of an offboarded tenant.
+    async fn forget_tenant(&self, tenant: Uuid) -> Result<()>;
 
     /// Writes alerts, events and evaluator states in one transaction. Writing the same again
     /// changes nothing (an event already stored is kept). PostgreSQL answers where its log

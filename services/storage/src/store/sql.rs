@@ -45,6 +45,14 @@ pub(crate) const COLD_OBJECTS: &str = "SELECT object_key, day, readings, bytes F
      WHERE tenant_no = $1 AND state = 'committed' AND day >= $2 AND day <= $3 \
      ORDER BY day, object_key";
 pub(crate) const FORGET_OBJECT: &str = "DELETE FROM cold_objects WHERE object_key = $1";
+/// An offboarded tenant's late readings (`$1 <= series_id < $2`).
+pub(crate) const FORGET_LATE_READINGS: &str =
+    "DELETE FROM late_readings WHERE series_id >= $1 AND series_id < $2";
+/// An offboarded tenant's objects and series (`tenant_no = $1`).
+pub(crate) const FORGET_OBJECTS_AND_SERIES: [&str; 2] = [
+    "DELETE FROM cold_objects WHERE tenant_no = $1",
+    "DELETE FROM series WHERE tenant_no = $1",
+];
 /// A tenant's hour rollups (`[$1, $2)` its series), and the readings of those from `$3` on.
 pub(crate) const ROLLUP_HOURS: &str = "SELECT count(*), \
      CAST(COALESCE(SUM(CASE WHEN bucket >= $3 THEN count ELSE 0 END), 0) AS BIGINT) \

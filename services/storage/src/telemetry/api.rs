@@ -253,6 +253,21 @@ impl TelemetryService for TelemetryApi {
         }))
     }
 
+    async fn delete_tenant_data(
+        &self,
+        request: Request<pb::DeleteTenantDataRequest>,
+    ) -> Result<Response<pb::DeleteTenantDataResponse>, Status> {
+        let request = request.get_ref();
+        let tenant = convert::tenant_id(&request.tenant_id)?;
+        let objects_deleted = self
+            .storage()?
+            .delete_tenant_data(tenant, request.purge_archive)
+            .await?;
+        Ok(Response::new(pb::DeleteTenantDataResponse {
+            objects_deleted,
+        }))
+    }
+
     async fn get_tenant_usage_facts(
         &self,
         request: Request<pb::GetTenantUsageFactsRequest>,

@@ -283,6 +283,9 @@ pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Vec<ColdObject>>;
     /// Removes an object from the manifest, once it is deleted from the object store.
     async fn forget_object(&self, key: &str) -> Result<()>;
+    /// Forgets an offboarded tenant's series, late readings and objects (its rollups go by
+    /// [`TelemetryStore::expire_rollups`]), in one transaction. Its number stays registered.
+    async fn forget_tenant(&self, tenant: TenantNo) -> Result<()>;
 
     /// A series' readings in a range that came after their tenant's day was archived, oldest
     /// first: kept apart until archived as a further part of the day.

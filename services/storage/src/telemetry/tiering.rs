@@ -18,6 +18,7 @@
 //!    access after `transition_after_days`.
 
 mod archiving;
+mod deletion;
 mod export;
 mod jobs;
 

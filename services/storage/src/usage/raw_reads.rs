@@ -35,6 +35,15 @@ impl RawReads {
         }
     }
 
+    /// Forgets an offboarded tenant's raw reads: those counted and not saved, then the saved.
+    pub async fn forget(&self, tenant: Uuid) -> Result<()> {
+        self.unsaved
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|(of, _), _| *of != tenant);
+        self.store.forget_raw_reads(tenant).await
+    }
+
     /// Counts that a query of `tenant` read raw hot readings from `oldest` on.
     pub fn read(&self, tenant: Uuid, oldest: Micros) {
         let now = Micros::of(self.clock.system_now());

@@ -16,6 +16,7 @@ use crate::{
 const RECORD_RAW_READ: &str = "INSERT INTO raw_read_ages (tenant_id, day, age_days) \
      VALUES ($1, $2, $3) ON CONFLICT (tenant_id, day) DO UPDATE SET age_days = excluded.age_days \
      WHERE raw_read_ages.age_days < excluded.age_days";
+const FORGET_RAW_READS: &str = "DELETE FROM raw_read_ages WHERE tenant_id = $1";
 const OLDEST_RAW_READ: &str =
     "SELECT max(age_days) FROM raw_read_ages WHERE tenant_id = $1 AND day >= $2";
 /// Each series of a tenant (`[$1, $2)`) over its minute rollups from `$3`.
@@ -58,6 +59,8 @@ pub trait UsageStore: Send + Sync + std::fmt::Debug + 'static {
     /// Keeps, per tenant and day, the largest age in days of the raw hot readings its queries
     /// read.
     async fn record_raw_reads(&self, reads: &[(Uuid, NaiveDate, u32)]) -> Result<()>;
+    /// Forgets an offboarded tenant's raw reads.
+    async fn forget_raw_reads(&self, tenant: Uuid) -> Result<()>;
     /// The largest age kept of a tenant's raw reads on the days from `since`.
     async fn oldest_raw_read(&self, tenant: Uuid, since: NaiveDate) -> Result<Option<u32>>;
     /// A tenant's series, shaped by their minute rollups from `since`.
@@ -93,6 +96,14 @@ where
                 .execute(self.pool())
                 .await?;
         }
+        Ok(())
+    }
+
+    async fn forget_raw_reads(&self, tenant: Uuid) -> Result<()> {
+        sqlx::query(FORGET_RAW_READS)
+            .bind(B::uuid(tenant))
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 

@@ -10,7 +10,10 @@ use super::{
     api_key::{ApiKey, KeyHasher},
     machine::{Machine, MachineId, MachinePatch, NewMachine},
     sealed::Sealer,
-    tenant::{NewTenant, Onboarding, OnboardingStatus, Tenant, TenantId, TenantPatch, TenantState},
+    tenant::{
+        NewTenant, Offboarding, Onboarding, OnboardingStatus, Tenant, TenantId, TenantPatch,
+        TenantState,
+    },
     timestamp,
 };
 use crate::{
@@ -206,22 +209,18 @@ impl Tenants {
         Ok(tenant)
     }
 
-    /// Soft-deletes a tenant: it keeps its name reserved and its keys stop working. Deleting a
-    /// deleted tenant returns it unchanged.
-    pub async fn delete_tenant(&self, id: TenantId) -> Result<Tenant> {
-        let now = self.now();
+    /// Soft-deletes a tenant: it keeps its name reserved and its keys stop working. A tenant
+    /// onboarded by the provisioning service is handed to it to be offboarded as
+    /// `offboarding` says. Deleting a deleted tenant returns it unchanged.
+    pub async fn delete_tenant(&self, id: TenantId, offboarding: Offboarding) -> Result<Tenant> {
         let tenant = self
             .store
-            .update_tenant(id, &|mut tenant: Tenant| {
-                if tenant.state != TenantState::Deleted {
-                    tenant.state = TenantState::Deleted;
-                    tenant.update_time = now;
-                    tenant.delete_time = Some(now);
-                }
-                Ok(tenant)
-            })
+            .delete_tenant(id, self.now(), offboarding)
             .await?;
-        tracing::info!(tenant_id = %id, "tenant deleted");
+        if let Some(relay) = &self.hand_off {
+            relay.wake();
+        }
+        tracing::info!(tenant_id = %id, ?offboarding, "tenant deleted");
         Ok(tenant)
     }
 

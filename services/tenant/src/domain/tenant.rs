@@ -210,6 +210,21 @@ impl Onboarding {
             ..Self::done()
         }
     }
+
+    /// Whether the tenant was handed to the provisioning service (its run may not have started
+    /// yet): only such a tenant is handed to it again to be offboarded.
+    pub fn handed_off(&self) -> bool {
+        self.status != OnboardingStatus::Done || !self.run_id.is_empty()
+    }
+}
+
+/// How a deleted tenant's data is deleted, as `DeleteTenant` asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Offboarding {
+    /// Deleted as soon as it is exported, without the grace period.
+    pub force: bool,
+    /// Its objects in the cold tier too.
+    pub purge_archive: bool,
 }
 
 /// A tenant's limits.
@@ -326,6 +341,11 @@ impl Tenant {
             && self.state != TenantState::Deleted
             && (self.retention != before.retention
                 || self.monthly_budget_usd != before.monthly_budget_usd)
+    }
+
+    /// The request id its offboarding run is started with: one offboarding per tenant.
+    pub fn offboarding_request_id(&self) -> String {
+        format!("offboard/{}", self.id)
     }
 
     /// The request id of the reconcile run of its change at `update_time`.

@@ -49,12 +49,12 @@ pub(super) const UPDATE_TENANT: &str = "UPDATE tenants SET display_name = $2, pl
      warm_days = $10, cold_days = $11, monthly_budget_usd = $12, update_time = $13, delete_time = $14, \
      onboarding = $15, provisioning_run_id = $16, provisioning_error = $17 WHERE id = $1";
 pub(super) const INSERT_HANDOFF: &str = "INSERT INTO provisioning_outbox \
-     (request_id, tenant_id, create_time, kind) VALUES ($1, $2, $3, $4)";
+     (request_id, tenant_id, create_time, kind, force, purge_archive) VALUES ($1, $2, $3, $4, $5, $6)";
 pub(super) const CLAIM_HANDOFFS: &str = "UPDATE provisioning_outbox \
      SET owner = $1, lease_until = $2, attempts = attempts + 1 WHERE request_id IN (\
          SELECT request_id FROM provisioning_outbox WHERE sent_time IS NULL \
          AND (lease_until IS NULL OR lease_until < $3) ORDER BY create_time LIMIT $4) \
-     AND (lease_until IS NULL OR lease_until < $3) RETURNING request_id, tenant_id, attempts, kind";
+     AND (lease_until IS NULL OR lease_until < $3) RETURNING request_id, tenant_id, attempts, kind, force, purge_archive";
 pub(super) const HANDOFF_SENT: &str = "UPDATE provisioning_outbox SET sent_time = $2, owner = NULL, \
      lease_until = NULL WHERE request_id = $1";
 pub(super) const FORGET_SENT_HANDOFFS: &str =

@@ -13,13 +13,13 @@ use sqlx::{
 use uuid::Uuid;
 
 use super::{
-    Change, Handoff, TenantStore,
+    Change, Handoff, HandoffKind, TenantStore,
     sql::{self, require_live},
 };
 use crate::{
     domain::{
-        ApiKey, KeyId, KeyRecord, Labels, Machine, MachineId, NewApiKey, OnboardingStatus, Tenant,
-        TenantId,
+        ApiKey, KeyId, KeyRecord, Labels, Machine, MachineId, NewApiKey, Offboarding,
+        OnboardingStatus, Tenant, TenantId, TenantState,
     },
     error::{Result, TenantError},
 };
@@ -27,6 +27,7 @@ use crate::{
 /// The kinds of hand-off the outbox holds, as stored.
 const ONBOARD: &str = "onboard";
 const RECONCILE: &str = "reconcile";
+const OFFBOARD: &str = "offboard";
 
 /// What differs between the backends.
 pub trait Dialect: SqlDialect {
@@ -100,7 +101,7 @@ async fn hand_off<DB>(
     request_id: &str,
     tenant: &Tenant,
     at: DateTime<Utc>,
-    kind: &str,
+    kind: HandoffKind,
 ) -> Result<()>
 where
     DB: Database,
@@ -109,14 +110,81 @@ where
     for<'a> &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     for<'a> String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     for<'a> i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> bool: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
 {
+    let (name, offboarding) = match kind {
+        HandoffKind::Onboard => (ONBOARD, Offboarding::default()),
+        HandoffKind::Reconcile => (RECONCILE, Offboarding::default()),
+        HandoffKind::Offboard(offboarding) => (OFFBOARD, offboarding),
+    };
     sqlx::query(sql::INSERT_HANDOFF)
         .bind(request_id)
         .bind(tenant.id.to_string())
         .bind(at.timestamp_micros())
-        .bind(kind)
+        .bind(name)
+        .bind(offboarding.force)
+        .bind(offboarding.purge_archive)
         .execute(&mut **tx)
         .await?;
+    Ok(())
+}
+
+/// A hand-off's kind as stored.
+fn handoff_kind(name: &str, force: bool, purge_archive: bool) -> Result<HandoffKind> {
+    match name {
+        ONBOARD => Ok(HandoffKind::Onboard),
+        RECONCILE => Ok(HandoffKind::Reconcile),
+        OFFBOARD => Ok(HandoffKind::Offboard(Offboarding {
+            force,
+            purge_archive,
+        })),
+        other => Err(TenantError::Internal(format!(
+            "corrupt hand-off kind `{other}` in the outbox"
+        ))),
+    }
+}
+
+/// Reads a tenant and locks it for the rest of the transaction.
+async fn tenant_for_update<DB: Dialect>(
+    tx: &mut Transaction<'_, DB>,
+    id: TenantId,
+) -> Result<Tenant>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    <DB as Database>::Arguments: IntoArguments<DB>,
+    for<'a> Uuid: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'r> sql::TenantRow: FromRow<'r, DB::Row>,
+{
+    let row: Option<sql::TenantRow> = sqlx::query_as(sql::TENANT_FOR_UPDATE.of::<DB>())
+        .bind(id.0)
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.ok_or_else(|| TenantError::TenantNotFound(id.to_string()))?
+        .try_into()
+}
+
+/// Writes what can change of a tenant.
+async fn write_tenant<DB: Database>(tx: &mut Transaction<'_, DB>, tenant: &Tenant) -> Result<()>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    <DB as Database>::Arguments: IntoArguments<DB>,
+    for<'a> &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> Json<&'a Labels>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> Uuid: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> f64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> DateTime<Utc>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> Option<DateTime<Utc>>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let query = sqlx::query(sql::UPDATE_TENANT).bind(tenant.id.0);
+    bind_onboarding(
+        bind_changeable(query, tenant)
+            .bind(tenant.update_time)
+            .bind(tenant.delete_time),
+        tenant,
+    )
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -138,7 +206,7 @@ where
     for<'a> Option<Uuid>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     for<'a> i64: sqlx::Encode<'a, DB> + sqlx::Decode<'a, DB> + sqlx::Type<DB>,
     for<'a> f64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    for<'a> bool: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> bool: sqlx::Encode<'a, DB> + sqlx::Decode<'a, DB> + sqlx::Type<DB>,
     for<'a> String: sqlx::Encode<'a, DB> + sqlx::Decode<'a, DB> + sqlx::Type<DB>,
     for<'a> DateTime<Utc>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     for<'a> Option<DateTime<Utc>>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
@@ -187,7 +255,8 @@ where
         }
         if tenant.onboarding.status == OnboardingStatus::Provisioning {
             let request_id = tenant.onboarding_request_id();
-            hand_off(&mut tx, &request_id, tenant, tenant.create_time, ONBOARD).await?;
+            let kind = HandoffKind::Onboard;
+            hand_off(&mut tx, &request_id, tenant, tenant.create_time, kind).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -216,7 +285,11 @@ where
                         TenantError::Internal(format!("corrupt tenant id `{tenant}` in the outbox"))
                     })?),
                     attempts: u32::try_from(row.try_get::<i64, _>(2)?).unwrap_or(u32::MAX),
-                    reconcile: row.try_get::<String, _>(3)? == RECONCILE,
+                    kind: handoff_kind(
+                        &row.try_get::<String, _>(3)?,
+                        row.try_get(4)?,
+                        row.try_get(5)?,
+                    )?,
                 })
             })
             .collect()
@@ -276,26 +349,37 @@ where
 
     async fn update_tenant(&self, id: TenantId, change: Change<'_, Tenant>) -> Result<Tenant> {
         let mut tx = DB::begin_change(&self.pool).await?;
-        let row: Option<sql::TenantRow> = sqlx::query_as(sql::TENANT_FOR_UPDATE.of::<DB>())
-            .bind(id.0)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let current: Tenant = row
-            .ok_or_else(|| TenantError::TenantNotFound(id.to_string()))?
-            .try_into()?;
+        let current = tenant_for_update(&mut tx, id).await?;
         let tenant = change(current.clone())?;
-        let query = sqlx::query(sql::UPDATE_TENANT).bind(id.0);
-        bind_onboarding(
-            bind_changeable(query, &tenant)
-                .bind(tenant.update_time)
-                .bind(tenant.delete_time),
-            &tenant,
-        )
-        .execute(&mut *tx)
-        .await?;
+        write_tenant(&mut tx, &tenant).await?;
         if tenant.reconciles_from(&current) {
             let request_id = tenant.reconcile_request_id();
-            hand_off(&mut tx, &request_id, &tenant, tenant.update_time, RECONCILE).await?;
+            let kind = HandoffKind::Reconcile;
+            hand_off(&mut tx, &request_id, &tenant, tenant.update_time, kind).await?;
+        }
+        tx.commit().await?;
+        Ok(tenant)
+    }
+
+    async fn delete_tenant(
+        &self,
+        id: TenantId,
+        at: DateTime<Utc>,
+        offboarding: Offboarding,
+    ) -> Result<Tenant> {
+        let mut tx = DB::begin_change(&self.pool).await?;
+        let mut tenant = tenant_for_update(&mut tx, id).await?;
+        if tenant.state == TenantState::Deleted {
+            return Ok(tenant);
+        }
+        tenant.state = TenantState::Deleted;
+        tenant.update_time = at;
+        tenant.delete_time = Some(at);
+        write_tenant(&mut tx, &tenant).await?;
+        if tenant.onboarding.handed_off() {
+            let request_id = tenant.offboarding_request_id();
+            let kind = HandoffKind::Offboard(offboarding);
+            hand_off(&mut tx, &request_id, &tenant, at, kind).await?;
         }
         tx.commit().await?;
         Ok(tenant)

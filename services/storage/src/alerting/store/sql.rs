@@ -66,6 +66,14 @@ pub(crate) const DELETE_RULE: &str =
     "DELETE FROM alert_rules WHERE tenant_id = $1 AND rule_id = $2";
 pub(crate) const DELETE_RULE_STATES: &str =
     "DELETE FROM alert_rule_states WHERE tenant_id = $1 AND rule_id = $2";
+/// An offboarded tenant's rows of alerting (`tenant_id = $1`), events before their alerts; its
+/// cursor stays, so that no cursor is given twice.
+const FORGET_TENANT: [&str; 4] = [
+    "DELETE FROM alert_events WHERE tenant_id = $1",
+    "DELETE FROM alerts WHERE tenant_id = $1",
+    "DELETE FROM alert_rule_states WHERE tenant_id = $1",
+    "DELETE FROM alert_rules WHERE tenant_id = $1",
+];
 
 macro_rules! alert_columns {
     () => {
@@ -332,6 +340,18 @@ where
             .await?;
         tx.commit().await?;
         Ok(B::rows_affected(&deleted) > 0)
+    }
+
+    async fn forget_tenant(&self, tenant: Uuid) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        for statement in FORGET_TENANT {
+            sqlx::query(statement)
+                .bind(B::uuid(tenant))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn write_alerts(&self, write: &AlertWrite) -> Result<Written> {

@@ -541,4 +541,22 @@ where
             .await?;
         Ok(())
     }
+
+    async fn forget_tenant(&self, tenant: TenantNo) -> Result<()> {
+        let (lower, upper) = series_range(tenant);
+        let mut tx = self.begin_write().await?;
+        sqlx::query(sql::FORGET_LATE_READINGS)
+            .bind(lower)
+            .bind(upper)
+            .execute(&mut *tx)
+            .await?;
+        for statement in sql::FORGET_OBJECTS_AND_SERIES {
+            sqlx::query(statement)
+                .bind(tenant)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
 }

@@ -20,7 +20,7 @@ use crate::{
 /// The last day an object may hold, for a range of every day (1970 onwards): both databases
 /// store it, where `NaiveDate::MAX` is out of PostgreSQL's range and out of order as SQLite's
 /// text.
-const LAST_DAY: NaiveDate = NaiveDate::from_ymd_opt(9999, 12, 31).expect("a date");
+pub(super) const LAST_DAY: NaiveDate = NaiveDate::from_ymd_opt(9999, 12, 31).expect("a date");
 
 /// What an export holds.
 #[derive(Debug, Clone, PartialEq, Eq)]

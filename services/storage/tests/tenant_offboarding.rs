@@ -1,7 +1,9 @@
-//! A tenant's export, offboarding's first step: refused while the tenant may write; once it is
-//! deleted, every reading it holds in the hot tier, today's too, moves to the cold tier, and a
-//! manifest lists every object with its size and SHA-256. Exporting again changes nothing. On
-//! PostgreSQL with S3 and on SQLite with a directory, where DuckDB (from the test virtualenv at
+//! A tenant's offboarding in the storage service. The export is refused while the tenant may
+//! write; once it is deleted, every reading it holds in the hot tier, today's too, moves to the
+//! cold tier, and a manifest lists every object with its size and SHA-256. Exporting again
+//! changes nothing. The deletion is refused before the export; after it, the tenant's series,
+//! rollups, rules and alerts are gone and its objects kept, unless purged too. On PostgreSQL
+//! with S3 and on SQLite with a directory, where DuckDB (from the test virtualenv at
 //! `MFG_TEST_PYTHON`) reads the export through its manifest.
 
 mod support;
@@ -10,14 +12,19 @@ use std::{path::Path, sync::Arc};
 
 use mfg_proto::{
     common::v1::Reading,
-    storage::v1::{ExportTenantRequest, ExportTenantResponse},
+    storage::v1::{
+        DeleteTenantDataRequest, ExportTenantRequest, ExportTenantResponse, ListAlertRulesRequest,
+        ListAlertsRequest,
+    },
     tenant::v1::DeleteTenantRequest,
 };
 use mfg_storage::telemetry::object_store::{ObjectKey, ObjectStore};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use support::{
-    Backend, Platform, now_micros, reading,
+    Backend, Platform,
+    alerts::{create_rule, threshold},
+    now_micros, reading,
     tiering::{Cold, DAY, MINUTE, day_start, ingest, start},
 };
 
@@ -43,6 +50,39 @@ async fn export(platform: &Platform) -> Result<ExportTenantResponse, tonic::Stat
         .export_tenant(request)
         .await?
         .into_inner())
+}
+
+async fn delete_data(platform: &Platform, purge_archive: bool) -> Result<u64, tonic::Status> {
+    let request = DeleteTenantDataRequest {
+        tenant_id: platform.tenant_id.clone(),
+        purge_archive,
+    };
+    let response = platform.operator().delete_tenant_data(request).await?;
+    Ok(response.into_inner().objects_deleted)
+}
+
+/// How many rules and alerts the tenant has.
+async fn rules_and_alerts(platform: &Platform) -> (usize, usize) {
+    let mut alerts = platform.alerts(support::OPERATOR);
+    let rules = alerts
+        .list_alert_rules(ListAlertRulesRequest {
+            tenant_id: platform.tenant_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .rules;
+    let raised = alerts
+        .list_alerts(ListAlertsRequest {
+            tenant_id: platform.tenant_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .alerts;
+    (rules.len(), raised.len())
 }
 
 /// The manifest, each of its objects checked against its size and SHA-256.
@@ -82,8 +122,9 @@ fn read_with_duckdb(root: &Path, manifest: &str) -> Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
-async fn a_deleted_tenant_is_exported_whole(backend: Backend, cold: Cold) {
+async fn a_deleted_tenant_is_exported_then_deleted(backend: Backend, cold: Cold) {
     let (platform, objects, _) = start(backend, cold, true).await;
+    create_rule(&platform, threshold(250.0, None, 0)).await;
     let now = now_micros();
     let two_days_ago = day_start(now) - 2 * DAY;
     let mut readings: Vec<Reading> = (0..300)
@@ -100,14 +141,30 @@ async fn a_deleted_tenant_is_exported_whole(backend: Backend, cold: Cold) {
         tonic::Code::FailedPrecondition,
         "{refused:?}"
     );
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while rules_and_alerts(&platform).await.1 == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no alert was raised"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     platform
         .tenants
         .clone()
         .delete_tenant(DeleteTenantRequest {
             tenant_id: platform.tenant_id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap();
+
+    let early = delete_data(&platform, false).await.unwrap_err();
+    assert_eq!(
+        early.code(),
+        tonic::Code::FailedPrecondition,
+        "before the export: {early:?}"
+    );
 
     let exported = export(&platform).await.unwrap();
     assert_eq!(exported.readings, 360, "{exported:?}");
@@ -133,15 +190,37 @@ async fn a_deleted_tenant_is_exported_whole(backend: Backend, cold: Cold) {
         assert_eq!(read["count"], 360, "{read}");
         assert_eq!(read["total"].as_f64(), Some(total), "{read}");
     }
+
+    // Deleted, the tenant's rules and alerts are gone, its objects kept; purged, they go too.
+    assert_eq!(delete_data(&platform, false).await.unwrap(), 0);
+    assert_eq!(rules_and_alerts(&platform).await, (0, 0));
+    let tenant: uuid::Uuid = platform.tenant_id.parse().unwrap();
+    let prefix = mfg_storage::telemetry::archive::tenant_prefix(tenant);
+    let kept = objects.list(&prefix).await.unwrap();
+    assert_eq!(kept.len() as u64, exported.objects + 1, "{kept:?}");
+    assert_eq!(delete_data(&platform, false).await.unwrap(), 0, "again");
+    assert_eq!(
+        delete_data(&platform, true).await.unwrap(),
+        exported.objects + 1
+    );
+    assert!(objects.list(&prefix).await.unwrap().is_empty());
+    let rules = objects.lifecycle_rules().await.unwrap();
+    assert!(
+        rules
+            .iter()
+            .all(|rule| rule.id != format!("tenant-{tenant}")),
+        "{rules:?}"
+    );
+    assert_eq!(delete_data(&platform, true).await.unwrap(), 0, "again");
     platform.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deleted_tenant_is_exported_whole_on_postgres_and_s3() {
-    a_deleted_tenant_is_exported_whole(Backend::Postgres, Cold::S3).await;
+async fn a_deleted_tenant_is_exported_then_deleted_on_postgres_and_s3() {
+    a_deleted_tenant_is_exported_then_deleted(Backend::Postgres, Cold::S3).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deleted_tenant_is_exported_whole_on_sqlite_and_a_directory() {
-    a_deleted_tenant_is_exported_whole(Backend::Sqlite, Cold::Directory).await;
+async fn a_deleted_tenant_is_exported_then_deleted_on_sqlite_and_a_directory() {
+    a_deleted_tenant_is_exported_then_deleted(Backend::Sqlite, Cold::Directory).await;
 }
