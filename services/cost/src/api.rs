@@ -206,6 +206,26 @@ impl CostService for CostApi {
         }))
     }
 
+    async fn delete_tenant_costs(
+        &self,
+        request: Request<pb::DeleteTenantCostsRequest>,
+    ) -> Result<Response<pb::DeleteTenantCostsResponse>, Status> {
+        let ready = self.ready()?;
+        let id = reports::tenant_id(&request.get_ref().tenant_id)?;
+        // Asked of the tenant service now: the snapshot may be older than the deletion.
+        ready.tenants().refresh().await?;
+        let tenant = ready.tenant(&id.to_string()).await?;
+        if tenant.deleted.is_none() {
+            return Err(CostError::NotDeleted(id.to_string()).into());
+        }
+        let usage_rows_deleted = ready.store().forget_tenant(id).await?;
+        ready.costing.forget();
+        tracing::info!(tenant = %id, usage_rows_deleted, "an offboarded tenant's costs deleted");
+        Ok(Response::new(pb::DeleteTenantCostsResponse {
+            usage_rows_deleted,
+        }))
+    }
+
     async fn get_cost_forecast(
         &self,
         request: Request<pb::GetCostForecastRequest>,

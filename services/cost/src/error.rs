@@ -13,6 +13,9 @@ pub enum CostError {
     /// No tenant has this id (or the caller may not know that it has).
     #[error("tenant `{0}` not found")]
     TenantNotFound(String),
+    /// A deletion of the costs of a tenant that is not deleted.
+    #[error("tenant `{0}` is not deleted: its costs are deleted only once it is")]
+    NotDeleted(String),
     /// The service has not reached its database yet.
     #[error("the cost service is starting: its database is not ready yet")]
     NotReady,
@@ -39,6 +42,7 @@ impl ServiceError for CostError {
         match self {
             Self::InvalidArgument(_) => ErrorCode::InvalidArgument,
             Self::TenantNotFound(_) => ErrorCode::NotFound,
+            Self::NotDeleted(_) => ErrorCode::FailedPrecondition,
             Self::NotReady | Self::Unavailable(_) | Self::Upstream(_) => ErrorCode::Unavailable,
             Self::Internal(_) => ErrorCode::Internal,
         }

@@ -154,6 +154,11 @@ pub trait CostStore: Send + Sync + std::fmt::Debug + 'static {
     /// Marks a tenant's breaches of the months before `month` ended.
     async fn end_breaches(&self, tenant: Uuid, month: &str) -> Result<()>;
 
+    /// Deletes an offboarded tenant's usage, budget and budget alerts, and moves the ledger's
+    /// version so that every process forgets the sums it kept; returns how many rows of usage
+    /// went.
+    async fn forget_tenant(&self, tenant: Uuid) -> Result<u64>;
+
     /// Every price book with the moment it came into force, the default before the first.
     async fn price_history(&self) -> Result<PriceHistory>;
     /// Records a price book in force from `from` on, replacing the one in force since

@@ -30,6 +30,13 @@ pub struct RunArgs {
         value_parser = parse_duration
     )]
     pub offboarding_grace: Duration,
+    /// How many runs are worked at once.
+    #[arg(
+        long = "provisioning-workers",
+        env = "MFG_PROVISIONING_WORKERS",
+        default_value_t = 4
+    )]
+    pub workers: u16,
 }
 
 impl Default for RunArgs {
@@ -37,6 +44,7 @@ impl Default for RunArgs {
         Self {
             step_attempts: crate::domain::run::MAX_ATTEMPTS,
             offboarding_grace: crate::steps::DEFAULT_GRACE,
+            workers: 4,
         }
     }
 }

@@ -87,7 +87,11 @@ pub async fn run_with_clock(
     let database = Database::new("provisioning", &config.database());
     let readiness = become_ready(
         database,
-        (steps, config.runs.step_attempts),
+        (
+            steps,
+            config.runs.step_attempts,
+            usize::from(config.runs.workers),
+        ),
         clock,
         ready.clone(),
         health.clone(),
@@ -111,7 +115,7 @@ pub async fn run_with_clock(
 
 async fn become_ready(
     database: Database,
-    (steps, step_attempts): (Steps, u32),
+    (steps, step_attempts, workers): (Steps, u32, usize),
     clock: SharedClock,
     ready: ReadyProvisioning,
     health: Health,
@@ -136,5 +140,5 @@ async fn become_ready(
     let health = database.keep_health(health, shutdown.clone(), || async {
         ready.store.ping().await.is_ok()
     });
-    tokio::join!(health, ready.worker.run(shutdown));
+    tokio::join!(health, ready.worker.run_many(workers, shutdown));
 }

@@ -65,6 +65,20 @@ impl Worker {
         self.wake.notify_one();
     }
 
+    /// Works runs with `workers` loops at once until `shutdown`, each holding leases under a
+    /// name of its own, as several replicas would: one run is worked by one loop at a time.
+    pub async fn run_many(&self, workers: usize, shutdown: CancellationToken) {
+        let loops = (0..workers.max(1)).map(|_| {
+            let worker = Self {
+                owner: Uuid::now_v7(),
+                ..self.clone()
+            };
+            let shutdown = shutdown.clone();
+            async move { worker.run(shutdown).await }
+        });
+        futures::future::join_all(loops).await;
+    }
+
     /// Works runs until `shutdown`: every run it can claim, then again when woken or after
     /// [`POLL`].
     pub async fn run(&self, shutdown: CancellationToken) {

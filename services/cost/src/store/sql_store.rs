@@ -34,6 +34,17 @@ const BUDGET: &str = "SELECT thresholds, update_time FROM budgets WHERE tenant_i
 const SET_BUDGET: &str = "INSERT INTO budgets (tenant_id, thresholds, update_time) \
      VALUES ($1, $2, $3) ON CONFLICT (tenant_id) \
      DO UPDATE SET thresholds = excluded.thresholds, update_time = excluded.update_time";
+/// An offboarded tenant's usage (`tenant_id = $1`), by hour, day and month.
+const FORGET_USAGE: [&str; 3] = [
+    "DELETE FROM usage_hours WHERE tenant_id = $1",
+    "DELETE FROM usage_days WHERE tenant_id = $1",
+    "DELETE FROM usage_months WHERE tenant_id = $1",
+];
+/// An offboarded tenant's budget and budget alerts (`tenant_id = $1`).
+const FORGET_BUDGET: [&str; 2] = [
+    "DELETE FROM budget_alerts WHERE tenant_id = $1",
+    "DELETE FROM budgets WHERE tenant_id = $1",
+];
 const LEDGER_VERSION: &str = "SELECT version FROM ledger_version WHERE id = 1";
 const ALL_BUDGETS: &str = "SELECT tenant_id, thresholds FROM budgets";
 const CLAIM_BREACH: &str = "INSERT INTO budget_alerts \
@@ -417,6 +428,27 @@ where
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn forget_tenant(&self, tenant: Uuid) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut usage = 0;
+        for statement in FORGET_USAGE {
+            let deleted = sqlx::query(statement)
+                .bind(tenant.to_string())
+                .execute(&mut *tx)
+                .await?;
+            usage += DB::rows_affected(&deleted);
+        }
+        for statement in FORGET_BUDGET {
+            sqlx::query(statement)
+                .bind(tenant.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        bump::<DB>(&mut tx).await?;
+        tx.commit().await?;
+        Ok(usage)
     }
 
     async fn price_history(&self) -> Result<PriceHistory> {
