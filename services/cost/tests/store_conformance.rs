@@ -529,6 +529,37 @@ async fn usage_is_summed_by_day_and_month(store: Arc<dyn CostStore>) {
     assert!(all.contains(&(acme, Meter::ApiRequests, 120.0)), "{all:?}");
 }
 
+/// An offboarded tenant's usage and budget go, in hours, days and months, and the ledger's
+/// version moves; another tenant's stay.
+async fn a_forgotten_tenant_leaves_no_usage_or_budget(store: Arc<dyn CostStore>) {
+    let (acme, globex) = (Uuid::now_v7(), Uuid::now_v7());
+    let from = in_november(30, 23, 0);
+    let records = [
+        record("acme-api", acme, Meter::ApiRequests, from, 120, 120.0),
+        record("globex-api", globex, Meter::ApiRequests, from, 60, 7.0),
+    ];
+    store.record_usage(&records, at(1, 1, 0)).await.unwrap();
+    store
+        .set_budget_thresholds(acme, &[0.5], at(1, 1, 0))
+        .await
+        .unwrap();
+    let version = store.ledger_version().await.unwrap();
+
+    assert_eq!(
+        store.forget_tenant(acme).await.unwrap(),
+        6,
+        "2 hours, 2 days, 2 months"
+    );
+    assert!(store.ledger_version().await.unwrap() > version);
+    for grain in [Grain::Hour, Grain::Day, Grain::Month] {
+        let usage = |tenant| store.usage(grain, Some(tenant), in_november(1, 0, 0), at(31, 0, 0));
+        assert!(usage(acme).await.unwrap().is_empty(), "{grain:?}");
+        assert!(!usage(globex).await.unwrap().is_empty(), "{grain:?}");
+    }
+    assert_eq!(store.budget_thresholds(acme).await.unwrap(), None);
+    assert_eq!(store.forget_tenant(acme).await.unwrap(), 0, "again");
+}
+
 mfg_common::on_each_backend!(
     [
         postgres => open(&TestDatabase::postgres().await).await,
@@ -542,6 +573,7 @@ mfg_common::on_each_backend!(
         usage_is_read_back_by_hour_and_tenant,
         prices_are_kept_with_the_moment_they_came_into_force,
         usage_is_summed_by_day_and_month,
+        a_forgotten_tenant_leaves_no_usage_or_budget,
         budget_thresholds_are_kept_per_tenant,
         a_breach_is_claimed_once_and_taken_over_when_its_claim_lapses,
     ],
