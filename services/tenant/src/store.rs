@@ -1,6 +1,7 @@
 //! The tenant service's repository: a narrow trait with a PostgreSQL and a SQLite
 //! implementation, chosen by the database URL. Both pass the same conformance suite.
 
+mod outbox;
 mod postgres;
 mod sql;
 mod sql_store;
