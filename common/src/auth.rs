@@ -242,6 +242,13 @@ impl<R: KeyResolver> KeyCache<R> {
     }
 }
 
+/// The metadata in which the gateway, calling as the operator, names the key it authenticated.
+pub const ON_BEHALF_OF: &str = "x-mfg-on-behalf-of";
+
+/// The metadata (and HTTP header) a caller's request id travels under; the gateway passes it
+/// on, and audit records keep it.
+pub const REQUEST_ID: &str = "x-request-id";
+
 /// The caller of a request, once authenticated.
 #[derive(Debug, Clone)]
 pub enum Caller {
@@ -324,7 +331,8 @@ impl Caller {
         match access {
             Access::Tenant(scope) => self.authorize(tenant_id.unwrap_or_default(), scope),
             Access::Operator(scope) => {
-                if let Some(tenant_id) = tenant_id {
+                // An empty tenant addresses none (an operator's listing of every tenant's).
+                if let Some(tenant_id) = tenant_id.filter(|t| !t.is_empty()) {
                     self.authorize(tenant_id, scope.unwrap_or(Scope::Read))?;
                 }
                 self.require_operator()
@@ -379,6 +387,22 @@ impl Caller {
             Self::Operator => "operator".to_owned(),
             Self::Tenant(principal) => format!("key:{}", principal.key_id),
         }
+    }
+
+    /// Returns who acts in a gRPC request, for audit fields: the caller's [`Caller::actor`],
+    /// or, when the operator calls (the gateway does, for every REST request), the key it names
+    /// in [`ON_BEHALF_OF`]. Only the operator may say on whose behalf it calls.
+    pub fn acting<T>(request: &tonic::Request<T>) -> Result<String, tonic::Status> {
+        Ok(match Self::of(request)? {
+            Self::Operator => request
+                .metadata()
+                .get(ON_BEHALF_OF)
+                .and_then(|value| value.to_str().ok())
+                .filter(|value| value.starts_with("key:") && value.len() <= 100)
+                .unwrap_or("operator")
+                .to_owned(),
+            tenant => tenant.actor(),
+        })
     }
 }
 

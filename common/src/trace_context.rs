@@ -179,3 +179,18 @@ pub fn server_layer() -> ServerTraceLayer {
     );
     TraceLayer::new(SharedClassifier::new(classifier)).make_span_with(MakeServerSpan)
 }
+
+/// The W3C trace id of the current span, empty when it is part of no trace.
+pub fn current_trace_id() -> String {
+    use opentelemetry::trace::TraceContextExt as _;
+    let id = tracing::Span::current()
+        .context()
+        .span()
+        .span_context()
+        .trace_id();
+    if id == opentelemetry::trace::TraceId::INVALID {
+        String::new()
+    } else {
+        id.to_string()
+    }
+}

@@ -139,7 +139,7 @@ impl AppState {
             service_names::TENANT => c.tenant.clone(),
             service_names::TELEMETRY | service_names::ALERT => c.storage.clone(),
             service_names::COST => c.cost.clone(),
-            service_names::PROVISIONING => c.provisioning.clone(),
+            service_names::PROVISIONING | service_names::AUDIT => c.provisioning.clone(),
             _ => return None,
         })
     }

@@ -102,6 +102,9 @@ async fn handle(
     }
 }
 
+/// The longest request id passed on.
+const MAX_REQUEST_ID: usize = 128;
+
 async fn transcode(
     state: &AppState,
     targets: &[Target],
@@ -126,6 +129,16 @@ async fn transcode(
         caller.permits(target.rpc.access, in_path.as_deref())?;
     }
     let query = parts.uri.query().unwrap_or_default().to_owned();
+    // The caller's request id, or one of ours: passed on, recorded by audits, and answered.
+    let request_id = parts
+        .headers
+        .get(mfg_common::auth::REQUEST_ID)
+        .filter(|id| !id.is_empty() && id.len() <= MAX_REQUEST_ID)
+        .cloned()
+        .unwrap_or_else(|| {
+            http::HeaderValue::try_from(uuid::Uuid::now_v7().to_string())
+                .expect("a UUID is a header value")
+        });
     let body = match target.binding.body {
         Some(_) => Bytes::from_request(Request::from_parts(parts, body), state)
             .await
@@ -143,11 +156,27 @@ async fn transcode(
         let tenant = message::tenant_of(&request);
         caller.permits(target.rpc.access, Some(&tenant))?;
     }
-    let answer = upstream::call(state, target.rpc, &caller, request).await?;
+    let answer = upstream::call(
+        state,
+        target.rpc,
+        &caller,
+        request_id.to_str().ok(),
+        request,
+    )
+    .await?;
     let json = message::answer_json(target.rpc, target.binding, &answer)?;
     Ok((
         target.rpc.status,
-        [(http::header::CONTENT_TYPE, "application/json")],
+        [
+            (
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            ),
+            (
+                http::HeaderName::from_static(mfg_common::auth::REQUEST_ID),
+                request_id,
+            ),
+        ],
         json,
     )
         .into_response())

@@ -84,4 +84,6 @@ pub mod service_names {
     pub const COST: &str = "mfg.cost.v1.CostService";
     /// `mfg.provisioning.v1.ProvisioningService`.
     pub const PROVISIONING: &str = "mfg.provisioning.v1.ProvisioningService";
+    /// `mfg.provisioning.v1.AuditService`.
+    pub const AUDIT: &str = "mfg.provisioning.v1.AuditService";
 }

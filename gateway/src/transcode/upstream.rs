@@ -11,14 +11,15 @@ use tonic::{GrpcMethod, Status};
 
 use crate::{AppState, auth::Caller, contract::Rpc, error::ApiError};
 
-/// The metadata the gateway names the acting key in.
-pub const ON_BEHALF_OF: &str = "x-mfg-on-behalf-of";
+pub use mfg_common::auth::ON_BEHALF_OF;
+use mfg_common::auth::REQUEST_ID;
 
-/// Calls `rpc` with `request` and returns its answer.
+/// Calls `rpc` with `request` and returns its answer, passing on the caller's request id.
 pub(super) async fn call(
     state: &AppState,
     rpc: &'static Rpc,
     caller: &Caller,
+    request_id: Option<&str>,
     request: DynamicMessage,
 ) -> Result<DynamicMessage, ApiError> {
     let channel = state
@@ -38,6 +39,9 @@ pub(super) async fn call(
         && let Ok(value) = format!("key:{}", principal.key_id).parse()
     {
         request.metadata_mut().insert(ON_BEHALF_OF, value);
+    }
+    if let Some(value) = request_id.and_then(|id| id.parse().ok()) {
+        request.metadata_mut().insert(REQUEST_ID, value);
     }
     let path = http::uri::PathAndQuery::from_static(rpc.grpc_path);
     let answer = grpc.unary(request, path, RawCodec).await?.into_inner();

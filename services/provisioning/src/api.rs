@@ -4,6 +4,7 @@
 //! Access is checked before a call reaches here, by the auth layer, from each RPC's option in
 //! the contract.
 
+pub mod audit;
 mod convert;
 mod template;
 
@@ -22,9 +23,9 @@ use crate::{
     worker::Worker,
 };
 
-/// The runs a page lists when the request does not say.
+/// The runs (and audit events) a page lists when the request does not say.
 const DEFAULT_PAGE: u32 = 50;
-/// The most runs a page lists.
+/// The most runs (and audit events) a page lists.
 const MAX_PAGE: u32 = 1_000;
 
 /// What the API works on once the database is ready.
@@ -162,12 +163,17 @@ impl ProvisioningService for ProvisioningApi {
         request: Request<pb::StartProvisioningRequest>,
     ) -> Result<Response<pb::StartProvisioningResponse>, Status> {
         let ready = self.ready()?;
+        let asker = audit::Asker::of(&request)?;
         let request = request.into_inner();
         let tenant = convert::tenant_id(&request.tenant_id)?;
         let kind = convert::kind(request.kind());
         let offboarding = convert::offboarding(request.offboarding);
         let run = ready
             .start(tenant, request.request_id, kind, offboarding)
+            .await?;
+        let resource = format!("tenants/{tenant}/provisioning-runs/{}", run.id);
+        ready
+            .record(&asker, Some(tenant), "provisioning_run.start", resource)
             .await?;
         Ok(Response::new(pb::StartProvisioningResponse {
             run: Some(convert::run(&run)),
@@ -218,10 +224,15 @@ impl ProvisioningService for ProvisioningApi {
         request: Request<pb::RetryProvisioningRunRequest>,
     ) -> Result<Response<pb::RetryProvisioningRunResponse>, Status> {
         let ready = self.ready()?;
+        let asker = audit::Asker::of(&request)?;
         let request = request.into_inner();
         let tenant = convert::tenant_id(&request.tenant_id)?;
         let run = ready.run(tenant, &request.run_id).await?;
         let run = ready.retry(run).await?;
+        let resource = format!("tenants/{tenant}/provisioning-runs/{}", run.id);
+        ready
+            .record(&asker, Some(tenant), "provisioning_run.retry", resource)
+            .await?;
         Ok(Response::new(pb::RetryProvisioningRunResponse {
             run: Some(convert::run(&run)),
         }))
@@ -232,10 +243,15 @@ impl ProvisioningService for ProvisioningApi {
         request: Request<pb::RollbackProvisioningRunRequest>,
     ) -> Result<Response<pb::RollbackProvisioningRunResponse>, Status> {
         let ready = self.ready()?;
+        let asker = audit::Asker::of(&request)?;
         let request = request.into_inner();
         let tenant = convert::tenant_id(&request.tenant_id)?;
         let run = ready.run(tenant, &request.run_id).await?;
         let run = ready.roll_back(run).await?;
+        let resource = format!("tenants/{tenant}/provisioning-runs/{}", run.id);
+        ready
+            .record(&asker, Some(tenant), "provisioning_run.rollback", resource)
+            .await?;
         Ok(Response::new(pb::RollbackProvisioningRunResponse {
             run: Some(convert::run(&run)),
         }))
@@ -257,9 +273,14 @@ impl ProvisioningService for ProvisioningApi {
         request: Request<pb::UpdateOnboardingTemplateRequest>,
     ) -> Result<Response<pb::UpdateOnboardingTemplateResponse>, Status> {
         let ready = self.ready()?;
+        let asker = audit::Asker::of(&request)?;
         let request = request.into_inner();
         let mask = request.update_mask.map(|m| m.paths).unwrap_or_default();
         let changed = ready.update_template(request.template, &mask).await?;
+        let resource = "onboarding-template".to_owned();
+        ready
+            .record(&asker, None, "onboarding_template.update", resource)
+            .await?;
         Ok(Response::new(pb::UpdateOnboardingTemplateResponse {
             template: Some(template::template(changed)),
         }))

@@ -30,6 +30,14 @@ pub struct RunArgs {
         value_parser = parse_duration
     )]
     pub offboarding_grace: Duration,
+    /// How long the audit log keeps an event.
+    #[arg(
+        long = "audit-retention",
+        env = "MFG_AUDIT_RETENTION",
+        default_value = "400d",
+        value_parser = parse_duration
+    )]
+    pub audit_retention: Duration,
     /// How many runs are worked at once.
     #[arg(
         long = "provisioning-workers",
@@ -44,6 +52,7 @@ impl Default for RunArgs {
         Self {
             step_attempts: crate::domain::run::MAX_ATTEMPTS,
             offboarding_grace: crate::steps::DEFAULT_GRACE,
+            audit_retention: Duration::from_secs(400 * 86_400),
             workers: 4,
         }
     }

@@ -25,7 +25,10 @@ use mfg_common::{
 };
 use mfg_proto::{
     cost::v1::cost_service_client::CostServiceClient,
-    provisioning::v1::provisioning_service_server::ProvisioningServiceServer,
+    provisioning::v1::{
+        audit_service_server::AuditServiceServer,
+        provisioning_service_server::ProvisioningServiceServer,
+    },
     service_names,
     storage::v1::{
         alert_service_client::AlertServiceClient, telemetry_service_client::TelemetryServiceClient,
@@ -35,7 +38,7 @@ use tokio::net::TcpListener;
 
 pub use crate::config::Config;
 use crate::{
-    api::{ProvisioningApi, Ready, ReadyProvisioning},
+    api::{ProvisioningApi, Ready, ReadyProvisioning, audit::AuditApi},
     steps::Steps,
     worker::Worker,
 };
@@ -79,11 +82,14 @@ pub async fn run_with_clock(
         CostServiceClient::new(channel(&config.addrs.cost, "cost")?),
     )
     .with_offboarding_grace(config.runs.offboarding_grace);
-    let (health, routes) = grpc::standard_routes(&[service_names::PROVISIONING]).await?;
+    let (health, routes) =
+        grpc::standard_routes(&[service_names::PROVISIONING, service_names::AUDIT]).await?;
     let ready: ReadyProvisioning = Arc::new(OnceLock::new());
-    let routes = routes.add_service(ProvisioningServiceServer::new(ProvisioningApi::new(
-        ready.clone(),
-    )));
+    let routes = routes
+        .add_service(ProvisioningServiceServer::new(ProvisioningApi::new(
+            ready.clone(),
+        )))
+        .add_service(AuditServiceServer::new(AuditApi::new(ready.clone())));
     let database = Database::new("provisioning", &config.database());
     let readiness = become_ready(
         database,
@@ -91,6 +97,7 @@ pub async fn run_with_clock(
             steps,
             config.runs.step_attempts,
             usize::from(config.runs.workers),
+            config.runs.audit_retention,
         ),
         clock,
         ready.clone(),
@@ -115,7 +122,7 @@ pub async fn run_with_clock(
 
 async fn become_ready(
     database: Database,
-    (steps, step_attempts, workers): (Steps, u32, usize),
+    (steps, step_attempts, workers, audit_retention): (Steps, u32, usize, std::time::Duration),
     clock: SharedClock,
     ready: ReadyProvisioning,
     health: Health,
@@ -140,5 +147,30 @@ async fn become_ready(
     let health = database.keep_health(health, shutdown.clone(), || async {
         ready.store.ping().await.is_ok()
     });
-    tokio::join!(health, ready.worker.run_many(workers, shutdown));
+    tokio::join!(
+        health,
+        ready.worker.run_many(workers, shutdown.clone()),
+        keep_audit(ready, audit_retention, shutdown),
+    );
+}
+
+/// How often events past the audit log's retention are dropped.
+const AUDIT_SWEEP: std::time::Duration = std::time::Duration::from_secs(3_600);
+
+/// Drops the audit log's events older than `retention`, at start and then every
+/// [`AUDIT_SWEEP`], until `shutdown`.
+async fn keep_audit(ready: &Ready, retention: std::time::Duration, shutdown: CancellationToken) {
+    loop {
+        let now = mfg_common::clock::micros(ready.clock.system_now());
+        let before = now - chrono::Duration::from_std(retention).unwrap_or(chrono::TimeDelta::MAX);
+        match ready.store.forget_audit_before(before).await {
+            Ok(0) => {}
+            Ok(dropped) => tracing::info!(dropped, "audit events past their retention dropped"),
+            Err(error) => tracing::warn!(%error, "audit events past their retention not dropped"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(AUDIT_SWEEP) => {}
+        }
+    }
 }

@@ -5,6 +5,7 @@
 //! write of a leased run is fenced by its owner, so a worker whose lease was taken over cannot
 //! overwrite what the new owner did.
 
+mod audit;
 mod sql_store;
 
 use chrono::{DateTime, Utc};
@@ -13,7 +14,11 @@ use uuid::Uuid;
 
 pub use self::sql_store::SqlStore;
 use crate::{
-    domain::{run::Run, template::Template},
+    domain::{
+        audit::{AuditEvent, AuditFilter},
+        run::Run,
+        template::Template,
+    },
     error::Result,
 };
 
@@ -55,6 +60,19 @@ pub trait ProvisioningStore: Send + Sync + std::fmt::Debug {
     /// Stores a run that is leased by no one, if it is still in the state it was read in
     /// (`was`): a retry or rollback asked for by a client. Returns false when it changed.
     async fn update_unleased(&self, run: &Run, was: crate::domain::run::RunState) -> Result<bool>;
+
+    /// Appends events to the audit log, each once; returns how many were new.
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<u64>;
+    /// The audit log's events `filter` admits, newest first, older than `before` when given, at
+    /// most `limit`.
+    async fn audit_events(
+        &self,
+        filter: &AuditFilter,
+        before: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>>;
+    /// Drops the audit log's events recorded before `before`; returns how many went.
+    async fn forget_audit_before(&self, before: DateTime<Utc>) -> Result<u64>;
 
     /// The onboarding template; the empty one while it was never set.
     async fn template(&self) -> Result<Template>;

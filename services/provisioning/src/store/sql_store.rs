@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::{MIGRATIONS_TABLE, ProvisioningStore};
 use crate::{
     domain::{
+        audit::{AuditEvent, AuditFilter},
         run::{Offboarding, Run, RunKind, RunState, Step, StepName, StepState},
         template::Template,
     },
@@ -106,6 +107,23 @@ where
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<u64> {
+        super::audit::append(&self.pool, events).await
+    }
+
+    async fn audit_events(
+        &self,
+        filter: &AuditFilter,
+        before: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>> {
+        super::audit::list(&self.pool, filter, before, limit).await
+    }
+
+    async fn forget_audit_before(&self, before: DateTime<Utc>) -> Result<u64> {
+        super::audit::forget_before(&self.pool, before).await
     }
 
     async fn close(&self) {

@@ -65,22 +65,9 @@ fn tenant(tenant_id: &str) -> Result<Uuid, Status> {
     Ok(crate::telemetry::api::convert::tenant_id(tenant_id)?)
 }
 
-/// The metadata in which the gateway, calling as the operator, names the key it authenticated.
-pub const ON_BEHALF_OF: &str = "x-mfg-on-behalf-of";
-
-/// Who the caller is, as alerts record it: `key:<key id>`, or `operator`. Only the operator
-/// (the gateway) may say on whose behalf it calls.
+/// Who the caller is, as alerts record it: `key:<key id>`, or `operator`.
 fn who<T>(request: &Request<T>) -> Result<String, Status> {
-    Ok(match Caller::of(request)? {
-        Caller::Operator => request
-            .metadata()
-            .get(ON_BEHALF_OF)
-            .and_then(|value| value.to_str().ok())
-            .filter(|value| value.starts_with("key:") && value.len() <= 100)
-            .unwrap_or("operator")
-            .to_owned(),
-        Caller::Tenant(principal) => format!("key:{}", principal.key_id),
-    })
+    Caller::acting(request)
 }
 
 fn alert_id(value: &str) -> Result<Uuid, StorageError> {
