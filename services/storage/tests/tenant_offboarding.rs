@@ -2,7 +2,10 @@
 //! write; once it is deleted, every reading it holds in the hot tier, today's too, moves to the
 //! cold tier, and a manifest lists every object with its size and SHA-256. Exporting again
 //! changes nothing. The deletion is refused before the export; after it, the tenant's series,
-//! rollups, rules and alerts are gone and its objects kept, unless purged too. On PostgreSQL
+//! rollups, rules and alerts are gone and its objects kept, unless purged too. The platform's
+//! own offboarding run exports the deleted tenant at the same time as the test does: of two
+//! archives of a day, the one that loses its commit deletes its object, so the prefix holds
+//! what the manifest lists and nothing more. On PostgreSQL
 //! with S3 and on SQLite with a directory, where DuckDB (from the test virtualenv at
 //! `MFG_TEST_PYTHON`) reads the export through its manifest.
 

@@ -81,6 +81,25 @@ impl Tiering {
             report.hot_partitions_dropped += 1;
         } else {
             tracing::warn!(tenant = %info.id, %day, "the day changed while it was archived; the next run redoes it");
+            self.discard_unless_committed(tenant, day, &key).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes an object uploaded for a day whose commit failed, unless another archive of the
+    /// day (an export beside a tiering job, another replica) committed it under the same key:
+    /// so that no object of the tenant's prefix is left that its manifest does not list.
+    async fn discard_unless_committed(
+        &self,
+        tenant: TenantNo,
+        day: NaiveDate,
+        key: &ObjectKey,
+    ) -> Result<()> {
+        let store = &self.inner.store;
+        let committed = store.cold_objects(tenant, day, day).await?;
+        if !committed.iter().any(|object| object.key == key.as_str()) {
+            self.inner.objects.delete(key).await?;
+            store.forget_object(key.as_str()).await?;
         }
         Ok(())
     }
@@ -142,6 +161,9 @@ impl Tiering {
             .await?;
         if !committed {
             tracing::warn!(tenant = %info.id, %day, "late readings came while they were archived; the next run redoes it");
+            if let Some((key, _)) = &object {
+                self.discard_unless_committed(tenant, day, key).await?;
+            }
         } else if object.is_some() {
             report.readings_archived += fresh.len() as u64;
             report.objects_written += 1;
