@@ -12,6 +12,8 @@ use mfg_common::{
 use mfg_proto::tenant::v1::{self as pb, tenant_service_server::TenantService};
 use tonic::{Request, Response, Status};
 
+use mfg_common::auth::Asker;
+
 use crate::{
     domain::{NewTenant, Offboarding, Tenants},
     error::TenantError,
@@ -81,8 +83,14 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::CreateTenantRequest>,
     ) -> Result<Response<pb::CreateTenantResponse>, Status> {
+        let asker = Asker::of(&request)?;
         let new = NewTenant::try_from(request.into_inner())?;
-        let tenant = self.tenants()?.create_tenant(new).await?;
+        let tenants = self.tenants()?;
+        let tenant = tenants.create_tenant(new).await?;
+        let resource = format!("tenants/{}", tenant.id);
+        tenants
+            .record(&asker, tenant.id, "tenant.create", resource)
+            .await?;
         Ok(Response::new(pb::CreateTenantResponse {
             tenant: Some(tenant.into()),
         }))
@@ -137,10 +145,15 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::UpdateTenantRequest>,
     ) -> Result<Response<pb::UpdateTenantResponse>, Status> {
+        let asker = Asker::of(&request)?;
         let request = request.into_inner();
         let id = convert::tenant_id(&request.tenant_id, "tenant_id")?;
         let patch = convert::tenant_patch(request.tenant, request.update_mask)?;
-        let tenant = self.tenants()?.update_tenant(id, patch).await?;
+        let tenants = self.tenants()?;
+        let tenant = tenants.update_tenant(id, patch).await?;
+        tenants
+            .record(&asker, id, "tenant.update", format!("tenants/{id}"))
+            .await?;
         Ok(Response::new(pb::UpdateTenantResponse {
             tenant: Some(tenant.into()),
         }))
@@ -150,13 +163,18 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::DeleteTenantRequest>,
     ) -> Result<Response<pb::DeleteTenantResponse>, Status> {
+        let asker = Asker::of(&request)?;
         let request = request.get_ref();
         let id = convert::tenant_id(&request.tenant_id, "tenant_id")?;
         let offboarding = Offboarding {
             force: request.force,
             purge_archive: request.purge_archive,
         };
-        let tenant = self.tenants()?.delete_tenant(id, offboarding).await?;
+        let tenants = self.tenants()?;
+        let tenant = tenants.delete_tenant(id, offboarding).await?;
+        tenants
+            .record(&asker, id, "tenant.delete", format!("tenants/{id}"))
+            .await?;
         Ok(Response::new(pb::DeleteTenantResponse {
             tenant: Some(tenant.into()),
         }))
@@ -166,12 +184,17 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::CreateApiKeyRequest>,
     ) -> Result<Response<pb::CreateApiKeyResponse>, Status> {
+        let asker = Asker::of(&request)?;
         let request = request.into_inner();
         let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
         let scopes = convert::scopes(&request.scopes)?;
-        let created = self
-            .tenants()?
+        let tenants = self.tenants()?;
+        let created = tenants
             .create_api_key(tenant, request.display_name, scopes)
+            .await?;
+        let resource = format!("tenants/{tenant}/api-keys/{}", created.key.key_id);
+        tenants
+            .record(&asker, tenant, "api_key.create", resource)
             .await?;
         Ok(Response::new(pb::CreateApiKeyResponse {
             api_key: Some(created.key.into()),
@@ -197,10 +220,16 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::RevokeApiKeyRequest>,
     ) -> Result<Response<pb::RevokeApiKeyResponse>, Status> {
+        let asker = Asker::of(&request)?;
         let request = request.get_ref();
         let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
         let key = convert::key_id(&request.key_id, "key_id")?;
-        let key = self.tenants()?.revoke_api_key(tenant, key).await?;
+        let tenants = self.tenants()?;
+        let key = tenants.revoke_api_key(tenant, key).await?;
+        let resource = format!("tenants/{tenant}/api-keys/{}", key.key_id);
+        tenants
+            .record(&asker, tenant, "api_key.revoke", resource)
+            .await?;
         Ok(Response::new(pb::RevokeApiKeyResponse {
             api_key: Some(key.into()),
         }))
@@ -227,10 +256,16 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::ClaimApiKeySecretRequest>,
     ) -> Result<Response<pb::ClaimApiKeySecretResponse>, Status> {
+        let asker = Asker::of(&request)?;
         let request = request.get_ref();
         let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
         let key = convert::key_id(&request.key_id, "key_id")?;
-        let claimed = self.tenants()?.claim_api_key_secret(tenant, key).await?;
+        let tenants = self.tenants()?;
+        let claimed = tenants.claim_api_key_secret(tenant, key).await?;
+        let resource = format!("tenants/{tenant}/api-keys/{key}");
+        tenants
+            .record(&asker, tenant, "api_key.claim_secret", resource)
+            .await?;
         Ok(Response::new(pb::ClaimApiKeySecretResponse {
             api_key: Some(claimed.key.into()),
             secret: claimed.secret,
@@ -252,10 +287,16 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::CreateMachineRequest>,
     ) -> Result<Response<pb::CreateMachineResponse>, Status> {
+        let asker = Asker::of(&request)?;
         let request = request.into_inner();
         let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
         let new = convert::new_machine(request.machine)?;
-        let machine = self.tenants()?.create_machine(tenant, new).await?;
+        let tenants = self.tenants()?;
+        let machine = tenants.create_machine(tenant, new).await?;
+        let resource = format!("tenants/{tenant}/machines/{}", machine.machine_id);
+        tenants
+            .record(&asker, tenant, "machine.create", resource)
+            .await?;
         Ok(Response::new(pb::CreateMachineResponse {
             machine: Some(machine.into()),
         }))
@@ -292,11 +333,17 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::UpdateMachineRequest>,
     ) -> Result<Response<pb::UpdateMachineResponse>, Status> {
+        let asker = Asker::of(&request)?;
         let request = request.into_inner();
         let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
         let id = convert::machine_id(&request.machine_id, "machine_id")?;
         let patch = convert::machine_patch(request.machine, request.update_mask)?;
-        let machine = self.tenants()?.update_machine(tenant, &id, patch).await?;
+        let tenants = self.tenants()?;
+        let machine = tenants.update_machine(tenant, &id, patch).await?;
+        let resource = format!("tenants/{tenant}/machines/{id}");
+        tenants
+            .record(&asker, tenant, "machine.update", resource)
+            .await?;
         Ok(Response::new(pb::UpdateMachineResponse {
             machine: Some(machine.into()),
         }))
@@ -306,10 +353,16 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::DeleteMachineRequest>,
     ) -> Result<Response<pb::DeleteMachineResponse>, Status> {
+        let asker = Asker::of(&request)?;
         let request = request.get_ref();
         let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
         let id = convert::machine_id(&request.machine_id, "machine_id")?;
-        self.tenants()?.delete_machine(tenant, &id).await?;
+        let tenants = self.tenants()?;
+        tenants.delete_machine(tenant, &id).await?;
+        let resource = format!("tenants/{tenant}/machines/{id}");
+        tenants
+            .record(&asker, tenant, "machine.delete", resource)
+            .await?;
         Ok(Response::new(pb::DeleteMachineResponse {}))
     }
 }

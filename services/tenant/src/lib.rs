@@ -21,10 +21,7 @@ use mfg_common::{
     shutdown::CancellationToken,
     startup::{self, Database},
 };
-use mfg_proto::{
-    provisioning::v1::provisioning_service_client::ProvisioningServiceClient, service_names,
-    tenant::v1::tenant_service_server::TenantServiceServer,
-};
+use mfg_proto::{service_names, tenant::v1::tenant_service_server::TenantServiceServer};
 use tokio::net::TcpListener;
 
 pub use crate::config::Config;
@@ -93,11 +90,11 @@ pub async fn run_with_clock(
         .onboarding
         .hand_off
         .then(|| {
-            anyhow::Ok(ProvisioningServiceClient::new(
+            anyhow::Ok(
                 grpc::lazy_channel(&grpc::http_uri(&config.addrs.provisioning))
                     .context("invalid provisioning service address")?
                     .with_bearer(&operator_token)?,
-            ))
+            )
         })
         .transpose()?;
     let parts = Parts {
@@ -137,7 +134,7 @@ struct Parts {
     hasher: KeyHasher,
     clock: SharedClock,
     /// The provisioning service new tenants are handed to, when they are.
-    provisioning: Option<ProvisioningServiceClient<grpc::TracedChannel>>,
+    provisioning: Option<grpc::TracedChannel>,
     meter: Option<(UsageMeter, std::time::Duration)>,
 }
 

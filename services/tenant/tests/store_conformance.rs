@@ -10,7 +10,7 @@ use mfg_tenant::{
         Tenant, TenantId, TenantState, timestamp,
     },
     error::TenantError,
-    store::{self, HandoffKind, TenantStore},
+    store::{self, AuditRecord, HandoffKind, TenantStore},
 };
 
 async fn open(db: &TestDatabase) -> Arc<dyn TenantStore> {
@@ -607,6 +607,49 @@ async fn a_tenant_being_onboarded_is_handed_off_once(store: Arc<dyn TenantStore>
     assert_eq!(store.forget_sent_handoffs(after).await.unwrap(), 3);
 }
 
+/// An audit record is claimed by one relay at a time, and forgotten once sent and old.
+async fn audit_records_are_sent_once(store: Arc<dyn TenantStore>) {
+    let now = timestamp(std::time::SystemTime::now());
+    let record = |action: &str| AuditRecord {
+        id: uuid::Uuid::now_v7(),
+        tenant: TenantId::generate(),
+        actor: "operator".to_owned(),
+        action: action.to_owned(),
+        resource: "tenants/x".to_owned(),
+        time: now,
+        request_id: "r".to_owned(),
+        trace_id: String::new(),
+    };
+    let (first, second) = (record("tenant.create"), record("machine.create"));
+    store.record_audit(&first).await.unwrap();
+    store.record_audit(&second).await.unwrap();
+    let (one, two) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let lease = Duration::seconds(2);
+    let claimed = store.claim_audit(one, now, now + lease, 10).await.unwrap();
+    assert_eq!(claimed, [first.clone(), second.clone()]);
+    assert!(
+        store
+            .claim_audit(two, now, now + lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.audit_sent(&[first.id], now).await.unwrap();
+    let later = now + lease + Duration::milliseconds(1);
+    let again = store
+        .claim_audit(two, later, later + lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        std::slice::from_ref(&second),
+        "the unsent one, its lease run out"
+    );
+    store.audit_sent(&[second.id], later).await.unwrap();
+    assert_eq!(store.forget_sent_audit(now).await.unwrap(), 0);
+    assert_eq!(store.forget_sent_audit(later + lease).await.unwrap(), 2);
+}
+
 mfg_common::on_each_backend!(
     [
         postgres => open(&TestDatabase::postgres().await).await,
@@ -623,5 +666,6 @@ mfg_common::on_each_backend!(
         concurrent_registrations_never_exceed_the_limit,
         times_keep_microseconds,
         a_tenant_being_onboarded_is_handed_off_once,
+        audit_records_are_sent_once,
     ],
 );

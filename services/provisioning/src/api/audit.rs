@@ -2,7 +2,7 @@
 //! a tenant's admins; and how this service records its own actions in it.
 
 use chrono::{DateTime, Utc};
-use mfg_common::auth::Caller;
+use mfg_common::auth::Asker;
 use mfg_proto::provisioning::v1::{self as pb, audit_service_server::AuditService};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -12,31 +12,6 @@ use crate::{
     domain::audit::{AuditEvent, AuditFilter},
     error::{ProvisioningError, Result},
 };
-
-/// Who asked for an action, read from its request before the action.
-#[derive(Debug, Clone)]
-pub struct Asker {
-    actor: String,
-    request_id: String,
-    trace_id: String,
-}
-
-impl Asker {
-    /// The caller of `request`.
-    pub fn of<T>(request: &Request<T>) -> Result<Self, Status> {
-        let request_id = request
-            .metadata()
-            .get(mfg_common::auth::REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        Ok(Self {
-            actor: Caller::acting(request)?,
-            request_id,
-            trace_id: mfg_common::trace_context::current_trace_id(),
-        })
-    }
-}
 
 impl Ready {
     /// Records that `asker` did `action` to `resource` of `tenant` (none: the platform's).

@@ -224,6 +224,34 @@ impl Tenants {
         Ok(tenant)
     }
 
+    /// Records that `asker` did `action` to `resource` of `tenant` in the audit outbox, which
+    /// the hand-off's relay appends to the audit log; without a relay (tenants are not handed
+    /// to provisioning) there is no audit log to append to, and nothing is recorded.
+    pub async fn record(
+        &self,
+        asker: &mfg_common::auth::Asker,
+        tenant: TenantId,
+        action: &str,
+        resource: String,
+    ) -> Result<()> {
+        let Some(relay) = &self.hand_off else {
+            return Ok(());
+        };
+        let record = crate::store::AuditRecord {
+            id: uuid::Uuid::now_v7(),
+            tenant,
+            actor: asker.actor.clone(),
+            action: action.to_owned(),
+            resource,
+            time: self.now(),
+            request_id: asker.request_id.clone(),
+            trace_id: asker.trace_id.clone(),
+        };
+        self.store.record_audit(&record).await?;
+        relay.wake();
+        Ok(())
+    }
+
     /// Registers a machine, within the tenant's machine limit.
     pub async fn create_machine(&self, tenant: TenantId, new: NewMachine) -> Result<Machine> {
         let now = self.now();

@@ -13,7 +13,7 @@ use sqlx::{
 use uuid::Uuid;
 
 use super::{
-    Change, Handoff, HandoffKind, TenantStore,
+    AuditRecord, Change, Handoff, HandoffKind, TenantStore,
     outbox::{hand_off, handoff_kind},
     sql::{self, require_live},
 };
@@ -207,6 +207,28 @@ where
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn record_audit(&self, record: &AuditRecord) -> Result<()> {
+        super::audit::record(&self.pool, record).await
+    }
+
+    async fn claim_audit(
+        &self,
+        owner: Uuid,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>> {
+        super::audit::claim(&self.pool, owner, now, lease_until, limit).await
+    }
+
+    async fn audit_sent(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<()> {
+        super::audit::sent(&self.pool, ids, now).await
+    }
+
+    async fn forget_sent_audit(&self, before: DateTime<Utc>) -> Result<u64> {
+        super::audit::forget_sent(&self.pool, before).await
     }
 
     async fn claim_handoffs(
