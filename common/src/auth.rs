@@ -245,10 +245,6 @@ impl<R: KeyResolver> KeyCache<R> {
 /// The metadata in which the gateway, calling as the operator, names the key it authenticated.
 pub const ON_BEHALF_OF: &str = "x-mfg-on-behalf-of";
 
-/// The metadata (and HTTP header) a caller's request id travels under; the gateway passes it
-/// on, and audit records keep it.
-pub const REQUEST_ID: &str = "x-request-id";
-
 /// The caller of a request, once authenticated.
 #[derive(Debug, Clone)]
 pub enum Caller {
@@ -586,34 +582,5 @@ mod tests {
             reader.permits(Access::Operator(None), None),
             Err(Denied::OperatorOnly)
         ));
-    }
-}
-
-/// Who asked for an administrative action, read from its request for the audit log: who acts
-/// ([`Caller::acting`]), the caller's request id ([`REQUEST_ID`]) and the trace.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Asker {
-    /// `operator`, or `key:<key id>`.
-    pub actor: String,
-    /// The caller's request id; empty when it gave none.
-    pub request_id: String,
-    /// The trace's id; empty outside a trace.
-    pub trace_id: String,
-}
-
-impl Asker {
-    /// The asker of a gRPC request.
-    pub fn of<T>(request: &tonic::Request<T>) -> Result<Self, tonic::Status> {
-        let request_id = request
-            .metadata()
-            .get(REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        Ok(Self {
-            actor: Caller::acting(request)?,
-            request_id,
-            trace_id: crate::trace_context::current_trace_id(),
-        })
     }
 }

@@ -3,6 +3,7 @@
 //! the system's error codes, database connections and the API-key authentication cache.
 
 pub mod access;
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;

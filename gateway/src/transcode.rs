@@ -132,7 +132,7 @@ async fn transcode(
     // The caller's request id, or one of ours: passed on, recorded by audits, and answered.
     let request_id = parts
         .headers
-        .get(mfg_common::auth::REQUEST_ID)
+        .get(mfg_common::audit::REQUEST_ID)
         .filter(|id| !id.is_empty() && id.len() <= MAX_REQUEST_ID)
         .cloned()
         .unwrap_or_else(|| {
@@ -173,7 +173,7 @@ async fn transcode(
                 http::HeaderValue::from_static("application/json"),
             ),
             (
-                http::HeaderName::from_static(mfg_common::auth::REQUEST_ID),
+                http::HeaderName::from_static(mfg_common::audit::REQUEST_ID),
                 request_id,
             ),
         ],

@@ -11,8 +11,8 @@ use tonic::{GrpcMethod, Status};
 
 use crate::{AppState, auth::Caller, contract::Rpc, error::ApiError};
 
+use mfg_common::audit::REQUEST_ID;
 pub use mfg_common::auth::ON_BEHALF_OF;
-use mfg_common::auth::REQUEST_ID;
 
 /// Calls `rpc` with `request` and returns its answer, passing on the caller's request id.
 pub(super) async fn call(

@@ -163,7 +163,7 @@ impl ProvisioningService for ProvisioningApi {
         request: Request<pb::StartProvisioningRequest>,
     ) -> Result<Response<pb::StartProvisioningResponse>, Status> {
         let ready = self.ready()?;
-        let asker = mfg_common::auth::Asker::of(&request)?;
+        let asker = mfg_common::audit::Asker::of(&request)?;
         let request = request.into_inner();
         let tenant = convert::tenant_id(&request.tenant_id)?;
         let kind = convert::kind(request.kind());
@@ -224,7 +224,7 @@ impl ProvisioningService for ProvisioningApi {
         request: Request<pb::RetryProvisioningRunRequest>,
     ) -> Result<Response<pb::RetryProvisioningRunResponse>, Status> {
         let ready = self.ready()?;
-        let asker = mfg_common::auth::Asker::of(&request)?;
+        let asker = mfg_common::audit::Asker::of(&request)?;
         let request = request.into_inner();
         let tenant = convert::tenant_id(&request.tenant_id)?;
         let run = ready.run(tenant, &request.run_id).await?;
@@ -243,7 +243,7 @@ impl ProvisioningService for ProvisioningApi {
         request: Request<pb::RollbackProvisioningRunRequest>,
     ) -> Result<Response<pb::RollbackProvisioningRunResponse>, Status> {
         let ready = self.ready()?;
-        let asker = mfg_common::auth::Asker::of(&request)?;
+        let asker = mfg_common::audit::Asker::of(&request)?;
         let request = request.into_inner();
         let tenant = convert::tenant_id(&request.tenant_id)?;
         let run = ready.run(tenant, &request.run_id).await?;
@@ -273,7 +273,7 @@ impl ProvisioningService for ProvisioningApi {
         request: Request<pb::UpdateOnboardingTemplateRequest>,
     ) -> Result<Response<pb::UpdateOnboardingTemplateResponse>, Status> {
         let ready = self.ready()?;
-        let asker = mfg_common::auth::Asker::of(&request)?;
+        let asker = mfg_common::audit::Asker::of(&request)?;
         let request = request.into_inner();
         let mask = request.update_mask.map(|m| m.paths).unwrap_or_default();
         let changed = ready.update_template(request.template, &mask).await?;

@@ -12,7 +12,7 @@ use mfg_common::{
 use mfg_proto::tenant::v1::{self as pb, tenant_service_server::TenantService};
 use tonic::{Request, Response, Status};
 
-use mfg_common::auth::Asker;
+use mfg_common::audit::Asker;
 
 use crate::{
     domain::{NewTenant, Offboarding, Tenants},

@@ -1,50 +1,21 @@
 //! The conformance suite of `TenantStore`: the same assertions against PostgreSQL and SQLite.
+//! Its outboxes have a suite of their own (`outbox_conformance.rs`).
+
+mod store_support;
 
 use std::{collections::BTreeMap, sync::Arc};
 
 use chrono::{Duration, Utc};
-use mfg_common::{config::DatabaseArgs, db, testing::TestDatabase};
+use mfg_common::testing::TestDatabase;
 use mfg_tenant::{
     domain::{
-        ApiKey, KeyId, Limits, Machine, MachineId, NewApiKey, Offboarding, Plan, Retention, Scope,
-        Tenant, TenantId, TenantState, timestamp,
+        ApiKey, KeyId, Machine, MachineId, NewApiKey, Plan, Scope, Tenant, TenantId, TenantState,
+        timestamp,
     },
     error::TenantError,
-    store::{self, AuditRecord, HandoffKind, TenantStore},
+    store::TenantStore,
 };
-
-async fn open(db: &TestDatabase) -> Arc<dyn TenantStore> {
-    let pool = db::connect(&DatabaseArgs::new(&db.url))
-        .await
-        .expect("connect");
-    let store: Arc<dyn TenantStore> = Arc::from(store::open(pool));
-    store.migrate().await.expect("migrate");
-    store.migrate().await.expect("migrations are idempotent");
-    store
-}
-
-fn tenant(name: &str, max_machines: u32) -> Tenant {
-    let now = timestamp(std::time::SystemTime::now());
-    Tenant {
-        id: TenantId::generate(),
-        name: name.parse().unwrap(),
-        display_name: format!("{name} inc"),
-        plan: Plan::Shared,
-        state: TenantState::Active,
-        labels: BTreeMap::from([("region".to_owned(), "eu".to_owned())]),
-        limits: Limits {
-            max_machines,
-            ingest_readings_per_second: 1000,
-            api_requests_per_second: 10,
-        },
-        retention: Retention::DEFAULT,
-        monthly_budget_usd: 1234.5,
-        create_time: now,
-        update_time: now,
-        delete_time: None,
-        onboarding: mfg_tenant::domain::Onboarding::done(),
-    }
-}
+use store_support::{open, tenant};
 
 fn key(tenant: TenantId) -> NewApiKey {
     NewApiKey {
@@ -477,179 +448,6 @@ async fn times_keep_microseconds(store: Arc<dyn TenantStore>) {
     );
 }
 
-/// A tenant being onboarded is written with its outbox row; the row is claimed by one relay
-/// at a time, claimed again once its lease ran out, and gone once sent, the tenant recording
-/// the run that took it.
-async fn a_tenant_being_onboarded_is_handed_off_once(store: Arc<dyn TenantStore>) {
-    let mut acme = tenant("acme", 5);
-    acme.onboarding = mfg_tenant::domain::Onboarding::pending();
-    store.insert_tenant(&acme).await.unwrap();
-    store.insert_tenant(&tenant("done", 5)).await.unwrap();
-    let (one, two) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
-    let now = Utc::now();
-    let lease = Duration::seconds(2);
-
-    let claimed = store
-        .claim_handoffs(one, now, now + lease, 10)
-        .await
-        .unwrap();
-    assert_eq!(
-        claimed.len(),
-        1,
-        "only the tenant being onboarded: {claimed:?}"
-    );
-    assert_eq!(claimed[0].request_id, format!("onboard/{}", acme.id));
-    assert_eq!((claimed[0].tenant, claimed[0].attempts), (acme.id, 1));
-    assert!(
-        store
-            .claim_handoffs(two, now, now + lease, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-
-    // The relay died: the row is taken over after its lease.
-    let later = now + lease + Duration::milliseconds(1);
-    let again = store
-        .claim_handoffs(two, later, later + lease, 10)
-        .await
-        .unwrap();
-    assert_eq!(again.len(), 1);
-    assert_eq!(again[0].attempts, 2);
-    store.handoff_sent(&again[0], "run-1", later).await.unwrap();
-    let much_later = later + Duration::hours(1);
-    let none = store
-        .claim_handoffs(one, much_later, much_later + lease, 10)
-        .await
-        .unwrap();
-    assert!(none.is_empty(), "sent: {none:?}");
-    let stored = store.get_tenant(acme.id).await.unwrap().unwrap();
-    assert_eq!(stored.onboarding.run_id, "run-1");
-    assert_eq!(
-        stored.onboarding.status,
-        mfg_tenant::domain::OnboardingStatus::Provisioning
-    );
-
-    // Once handed off, a change of its budget is handed off too, as a reconcile, in the
-    // change's transaction; a change of anything else is not.
-    let rename = |mut t: Tenant| {
-        t.display_name = "ACME".to_owned();
-        Ok(t)
-    };
-    store.update_tenant(acme.id, &rename).await.unwrap();
-    let at = much_later + Duration::seconds(1);
-    let budget = move |mut t: Tenant| {
-        t.monthly_budget_usd = 2_900.0;
-        t.update_time = at;
-        Ok(t)
-    };
-    store.update_tenant(acme.id, &budget).await.unwrap();
-    let claimed = store
-        .claim_handoffs(one, much_later, much_later + lease, 10)
-        .await
-        .unwrap();
-    assert_eq!(claimed.len(), 1, "{claimed:?}");
-    assert_eq!(claimed[0].kind, HandoffKind::Reconcile, "{claimed:?}");
-    assert_eq!(
-        claimed[0].request_id,
-        format!("reconcile/{}/{}", acme.id, at.timestamp_micros())
-    );
-    store
-        .handoff_sent(&claimed[0], "run-2", much_later)
-        .await
-        .unwrap();
-    let stored = store.get_tenant(acme.id).await.unwrap().unwrap();
-    assert_eq!(
-        stored.onboarding.run_id, "run-1",
-        "the onboarding's run stays"
-    );
-
-    // Its deletion is handed off, as an offboarding with how to delete, once: deleting it
-    // again changes nothing. A tenant never handed off is deleted without one.
-    let options = Offboarding {
-        force: true,
-        purge_archive: false,
-    };
-    let gone = timestamp(at.into());
-    let deleted = store.delete_tenant(acme.id, gone, options).await.unwrap();
-    assert_eq!(
-        (deleted.state, deleted.delete_time),
-        (TenantState::Deleted, Some(gone))
-    );
-    let again = store
-        .delete_tenant(acme.id, gone + Duration::seconds(1), options)
-        .await;
-    assert_eq!(again.unwrap().delete_time, Some(gone), "deleted once");
-    let done = store.list_tenants(None, 10, false).await.unwrap();
-    store
-        .delete_tenant(done[0].id, gone, options)
-        .await
-        .unwrap();
-    let claimed = store
-        .claim_handoffs(one, much_later, much_later + lease, 10)
-        .await
-        .unwrap();
-    assert_eq!(claimed.len(), 1, "{claimed:?}");
-    assert_eq!(
-        claimed[0].kind,
-        HandoffKind::Offboard(options),
-        "{claimed:?}"
-    );
-    assert_eq!(claimed[0].request_id, format!("offboard/{}", acme.id));
-    store
-        .handoff_sent(&claimed[0], "run-3", much_later)
-        .await
-        .unwrap();
-
-    // Sent rows are forgotten once old enough: the three sent, and no other.
-    assert_eq!(store.forget_sent_handoffs(later).await.unwrap(), 0);
-    let after = much_later + Duration::milliseconds(1);
-    assert_eq!(store.forget_sent_handoffs(after).await.unwrap(), 3);
-}
-
-/// An audit record is claimed by one relay at a time, and forgotten once sent and old.
-async fn audit_records_are_sent_once(store: Arc<dyn TenantStore>) {
-    let now = timestamp(std::time::SystemTime::now());
-    let record = |action: &str| AuditRecord {
-        id: uuid::Uuid::now_v7(),
-        tenant: TenantId::generate(),
-        actor: "operator".to_owned(),
-        action: action.to_owned(),
-        resource: "tenants/x".to_owned(),
-        time: now,
-        request_id: "r".to_owned(),
-        trace_id: String::new(),
-    };
-    let (first, second) = (record("tenant.create"), record("machine.create"));
-    store.record_audit(&first).await.unwrap();
-    store.record_audit(&second).await.unwrap();
-    let (one, two) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
-    let lease = Duration::seconds(2);
-    let claimed = store.claim_audit(one, now, now + lease, 10).await.unwrap();
-    assert_eq!(claimed, [first.clone(), second.clone()]);
-    assert!(
-        store
-            .claim_audit(two, now, now + lease, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    store.audit_sent(&[first.id], now).await.unwrap();
-    let later = now + lease + Duration::milliseconds(1);
-    let again = store
-        .claim_audit(two, later, later + lease, 10)
-        .await
-        .unwrap();
-    assert_eq!(
-        again,
-        std::slice::from_ref(&second),
-        "the unsent one, its lease run out"
-    );
-    store.audit_sent(&[second.id], later).await.unwrap();
-    assert_eq!(store.forget_sent_audit(now).await.unwrap(), 0);
-    assert_eq!(store.forget_sent_audit(later + lease).await.unwrap(), 2);
-}
-
 mfg_common::on_each_backend!(
     [
         postgres => open(&TestDatabase::postgres().await).await,
@@ -665,7 +463,5 @@ mfg_common::on_each_backend!(
         machines_respect_the_registry_rules,
         concurrent_registrations_never_exceed_the_limit,
         times_keep_microseconds,
-        a_tenant_being_onboarded_is_handed_off_once,
-        audit_records_are_sent_once,
     ],
 );

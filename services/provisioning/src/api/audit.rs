@@ -2,7 +2,7 @@
 //! a tenant's admins; and how this service records its own actions in it.
 
 use chrono::{DateTime, Utc};
-use mfg_common::auth::Asker;
+use mfg_common::audit::Asker;
 use mfg_proto::provisioning::v1::{self as pb, audit_service_server::AuditService};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;

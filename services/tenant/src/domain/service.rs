@@ -229,7 +229,7 @@ impl Tenants {
     /// to provisioning) there is no audit log to append to, and nothing is recorded.
     pub async fn record(
         &self,
-        asker: &mfg_common::auth::Asker,
+        asker: &mfg_common::audit::Asker,
         tenant: TenantId,
         action: &str,
         resource: String,
