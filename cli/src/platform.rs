@@ -187,6 +187,7 @@ impl PlatformBuilder {
         tenant.addrs.provisioning = addresses.provisioning.to_string();
         tenant.metering = args.metering;
         tenant.onboarding = args.onboarding;
+        tenant.audit = args.audit;
         tenant
             .validate()
             .map_err(anyhow::Error::msg)
@@ -233,7 +234,9 @@ impl PlatformBuilder {
         storage.server = args.server;
         storage.metrics = metrics;
         storage.addrs.cost = addresses.cost.to_string();
+        storage.addrs.provisioning = addresses.provisioning.to_string();
         storage.metering = args.metering;
+        storage.audit = args.audit;
         if let Some(configure) = configure_storage {
             storage = configure(storage);
         }
@@ -260,6 +263,8 @@ impl PlatformBuilder {
             );
         cost.data = args.data.clone();
         cost.server = args.server;
+        cost.addrs.provisioning = platform.addresses.provisioning.to_string();
+        cost.audit = args.audit;
         let parts = &mut platform.parts;
         let lock = &platform.lock;
         parts.spawn(holding(

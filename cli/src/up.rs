@@ -49,6 +49,8 @@ pub struct UpArgs {
     #[command(flatten)]
     pub onboarding: mfg_tenant::config::OnboardingArgs,
     #[command(flatten)]
+    pub audit: mfg_common::config::AuditArgs,
+    #[command(flatten)]
     pub runs: mfg_provisioning::config::RunArgs,
 }
 
@@ -72,6 +74,7 @@ impl UpArgs {
             metering: mfg_common::config::MeteringArgs::default(),
             budget: mfg_cost::config::BudgetArgs::default(),
             onboarding: mfg_tenant::config::OnboardingArgs::ON,
+            audit: mfg_common::config::AuditArgs::ON,
             runs: mfg_provisioning::config::RunArgs::default(),
         }
     }

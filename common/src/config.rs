@@ -170,6 +170,30 @@ pub struct OperatorArgs {
     pub admin_token: Option<Secret>,
 }
 
+/// Whether a service records its administrative actions in the audit log
+/// (`mfg_common::audit`).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct AuditArgs {
+    /// Record each administrative action (of tenants, keys, machines, rules, alerts, budgets
+    /// and the price book) and append it to the audit log of the provisioning service at
+    /// `--provisioning-addr`. A record is written with its action, and kept until the log took
+    /// it.
+    #[arg(
+        long = "audit-log",
+        env = "MFG_AUDIT_LOG",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub enabled: bool,
+}
+
+impl AuditArgs {
+    /// Nothing recorded, as a service started on its own in tests runs.
+    pub const OFF: Self = Self { enabled: false };
+    /// Every action recorded, as `mfg up` runs.
+    pub const ON: Self = Self { enabled: true };
+}
+
 /// How a service meters usage for the cost service (`mfg_common::metering`).
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct MeteringArgs {

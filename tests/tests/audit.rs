@@ -1,7 +1,8 @@
 //! The audit log over REST, on both backends: the provisioning service records its actions
 //! (the template changed, runs started, by the operator or by the tenant service's hand-off),
-//! and the tenant service its own (tenants, keys, machines), relayed from its outbox, each
-//! with who acted (the operator, or a tenant's key through the gateway) and the request id.
+//! and the tenant, storage and cost services their own (tenants, keys, machines; rules and
+//! alerts; budgets and the price book), relayed from their outboxes, each with who acted (the
+//! operator, or a tenant's key through the gateway) and the request id.
 //! The operator reads every event, filtered by action; a tenant's admin reads its own, and
 //! neither another tenant's nor the platform's.
 
@@ -142,11 +143,144 @@ async fn audit_log(database_url: Option<&str>) {
     );
     let (status, _) = platform.call(Method::GET, &own, &globex.key, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "another tenant's");
+
+    // The storage and cost services' actions, relayed from their outboxes.
+    let actions_by_hand = rules_alerts_and_budgets(&platform, &acme).await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, mine) = platform
+            .call(Method::GET, &format!("{own}?pageSize=100"), &acme.key, None)
+            .await;
+        let relayed = actions(&mine);
+        let missing: Vec<_> = actions_by_hand
+            .iter()
+            .filter(|(action, _)| !relayed.iter().any(|a| a == action))
+            .collect();
+        if missing.is_empty() {
+            for (action, service) in &actions_by_hand {
+                let event = mine["events"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|e| e["action"] == *action)
+                    .unwrap();
+                assert_eq!(event["service"], *service, "{event}");
+                assert_eq!(event["actor"], format!("key:{key_id}"), "{event}");
+            }
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not relayed: {missing:?} in {mine}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let price_book = "/v1/price-book?updateMask=sharedMonthlyUsd";
+    let (status, body) = platform
+        .call(
+            Method::PATCH,
+            price_book,
+            &operator,
+            Some(json!({"sharedMonthlyUsd": 2900})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let changes = "/v1/audit-events?filter.action=price_book";
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let changed = loop {
+        let (_, listed) = platform.call(Method::GET, changes, &operator, None).await;
+        if let Some(changed) = listed["events"].get(0) {
+            break changed.clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not relayed");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        (
+            &changed["action"],
+            &changed["tenantId"],
+            &changed["service"]
+        ),
+        (&json!("price_book.update"), &json!(""), &json!("cost")),
+        "{changed}"
+    );
     let (status, _) = platform
         .call(Method::GET, "/v1/audit-events", &acme.key, None)
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "the platform's");
     platform.stop().await;
+}
+
+/// Acme's admin key creates an alert rule, raises its alert with a reading, acknowledges and
+/// resolves it, changes and deletes the rule, and changes its budget: the actions, with the
+/// service that records each.
+async fn rules_alerts_and_budgets(
+    platform: &Platform,
+    acme: &mfg_tests::RestTenant,
+) -> Vec<(&'static str, &'static str)> {
+    let tenant = format!("/v1/tenants/{}", acme.id);
+    let call = |method: Method, path: String, body: Option<Value>| async move {
+        let (status, body) = platform.call(method, &path, &acme.key, body).await;
+        assert!(status.is_success(), "{path}: {status} {body}");
+        body
+    };
+    let rule = call(
+        Method::POST,
+        format!("{tenant}/alert-rules"),
+        Some(json!({
+            "metric": "temp",
+            "severity": "SEVERITY_MAJOR",
+            "condition": {"threshold": {"comparison": "COMPARISON_GREATER", "value": 80.0}},
+        })),
+    )
+    .await;
+    let rule = format!("{tenant}/alert-rules/{}", rule["ruleId"].as_str().unwrap());
+    let ts = (chrono::Utc::now() - chrono::Duration::seconds(30)).to_rfc3339();
+    let reading = json!({"machineId": "press-2", "metric": "temp", "ts": ts, "value": 85.0});
+    call(
+        Method::POST,
+        format!("{tenant}/telemetry"),
+        Some(json!({"readings": [reading]})),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let alert = loop {
+        let open = call(Method::GET, format!("{tenant}/alerts?state=open"), None).await;
+        if let Some(id) = open["alerts"][0]["alertId"].as_str() {
+            break format!("{tenant}/alerts/{id}");
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no alert: {open}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    call(
+        Method::POST,
+        format!("{alert}/acknowledge"),
+        Some(json!({})),
+    )
+    .await;
+    call(Method::POST, format!("{alert}/resolve"), Some(json!({}))).await;
+    call(
+        Method::PATCH,
+        format!("{rule}?updateMask=disabled"),
+        Some(json!({"disabled": true})),
+    )
+    .await;
+    call(Method::DELETE, rule, None).await;
+    call(
+        Method::PATCH,
+        format!("{tenant}/budget?updateMask=monthlyLimitUsd,alertThresholds"),
+        Some(json!({"monthlyLimitUsd": 500, "alertThresholds": [0.5, 1.0]})),
+    )
+    .await;
+    vec![
+        ("alert_rule.create", "storage"),
+        ("alert.acknowledge", "storage"),
+        ("alert.resolve", "storage"),
+        ("alert_rule.update", "storage"),
+        ("alert_rule.delete", "storage"),
+        ("budget.update", "cost"),
+        ("tenant.update", "tenant"),
+    ]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

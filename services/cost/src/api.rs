@@ -11,6 +11,7 @@ pub mod reports;
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
+use mfg_common::audit::Asker;
 use mfg_common::clock::SharedClock;
 use mfg_proto::cost::v1::{self as pb, cost_service_server::CostService};
 use tonic::{Request, Response, Status};
@@ -34,6 +35,8 @@ pub struct Ready {
     pub recommender: crate::recommendations::Recommender,
     /// The clock.
     pub clock: SharedClock,
+    /// Records the changes of budgets and the price book.
+    pub auditor: mfg_common::audit::Auditor,
 }
 
 /// The API's state, set once the database is ready.
@@ -184,22 +187,37 @@ impl CostService for CostApi {
         request: Request<pb::UpdateBudgetRequest>,
     ) -> Result<Response<pb::UpdateBudgetResponse>, Status> {
         let ready = self.ready()?;
+        let asker = Asker::of(&request)?;
         let request = request.into_inner();
         let mut tenant = ready.tenant(&request.tenant_id).await?;
         let change = budgets::budget_change(request.budget, request.update_mask)?;
-        if let Some(thresholds) = &change.thresholds {
-            ready
-                .store()
-                .set_budget_thresholds(tenant.id, thresholds, ready.now())
-                .await?;
-        }
+        // The limit is the tenant's, in the tenant service; the change is recorded here once
+        // it holds, with the thresholds.
         if let Some(usd) = change.monthly_limit_usd {
             tenant = ready
                 .tenants()
-                .set_monthly_budget(tenant.id, usd)
+                .set_monthly_budget(tenant.id, usd, &asker)
                 .await?
                 .ok_or_else(|| CostError::TenantNotFound(tenant.id.to_string()))?;
         }
+        let resource = format!("tenants/{}/budget", tenant.id);
+        let audit = ready.auditor.record(
+            &asker,
+            Some(tenant.id),
+            "budget.update",
+            resource,
+            ready.now(),
+        );
+        ready
+            .store()
+            .set_budget(
+                tenant.id,
+                change.thresholds.as_deref(),
+                ready.now(),
+                audit.as_ref(),
+            )
+            .await?;
+        ready.auditor.recorded();
         let set = ready.store().budget_thresholds(tenant.id).await?;
         Ok(Response::new(pb::UpdateBudgetResponse {
             budget: Some(budgets::budget(&tenant, set)),
@@ -263,6 +281,7 @@ impl CostService for CostApi {
         request: Request<pb::UpdatePriceBookRequest>,
     ) -> Result<Response<pb::UpdatePriceBookResponse>, Status> {
         let ready = self.ready()?;
+        let asker = Asker::of(&request)?;
         let request = request.into_inner();
         for _ in 0..PRICE_BOOK_ATTEMPTS {
             let history = ready.store().price_history().await?;
@@ -276,7 +295,18 @@ impl CostService for CostApi {
                 request.update_mask.clone(),
                 current,
             )?;
-            if ready.store().change_prices(from, replaces, &book).await? {
+            let audit = ready.auditor.record(
+                &asker,
+                None,
+                "price_book.update",
+                "price-book".to_owned(),
+                ready.now(),
+            );
+            let changed = ready
+                .store()
+                .change_prices(from, replaces, &book, audit.as_ref());
+            if changed.await? {
+                ready.auditor.recorded();
                 ready.costing.forget();
                 return Ok(Response::new(pb::UpdatePriceBookResponse {
                     price_book: Some(convert::price_book(&book, Some(from))),

@@ -4,8 +4,8 @@ use std::{net::SocketAddr, time::Duration};
 
 use mfg_common::{
     config::{
-        DataArgs, DataDir, DatabaseArgs, OperatorArgs, PlatformAddrs, PoolArgs, Secret, ServerArgs,
-        parse_duration,
+        AuditArgs, DataArgs, DataDir, DatabaseArgs, OperatorArgs, PlatformAddrs, PoolArgs, Secret,
+        ServerArgs, parse_duration,
     },
     secret_file,
 };
@@ -61,6 +61,9 @@ pub struct Config {
     pub data: DataArgs,
     #[command(flatten)]
     pub operator: OperatorArgs,
+    /// Whether changes of budgets and the price book go to the audit log.
+    #[command(flatten)]
+    pub audit: AuditArgs,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -75,6 +78,7 @@ impl Default for Config {
                 pool: PoolArgs::default(),
             },
             operator: OperatorArgs::default(),
+            audit: AuditArgs::OFF,
             server: ServerArgs::default(),
             budget: BudgetArgs::default(),
         }

@@ -88,6 +88,14 @@ pub async fn run_with_clock(
     let ready: ReadyCost = Arc::new(OnceLock::new());
     let routes = routes.add_service(CostServiceServer::new(CostApi::new(ready.clone())));
     let database = Database::new("cost", &config.database());
+    let audit = mfg_common::audit::AuditLink::new(
+        "cost",
+        mfg_common::audit::OutboxTable::COST,
+        config.audit,
+        &config.addrs.provisioning,
+        &operator_token,
+    )
+    .context("invalid audit log configuration")?;
     let readiness = become_ready(
         database,
         Parts {
@@ -95,6 +103,7 @@ pub async fn run_with_clock(
             budget_alerts,
             recommender,
             clock,
+            audit,
         },
         ready.clone(),
         health.clone(),
@@ -125,6 +134,8 @@ struct Parts {
     budget_alerts: Option<(BudgetAlerts, Duration)>,
     recommender: Recommender,
     clock: SharedClock,
+    /// Where the changes of budgets and the price book are recorded.
+    audit: mfg_common::audit::AuditLink,
 }
 
 async fn become_ready(
@@ -139,20 +150,23 @@ async fn become_ready(
         budget_alerts,
         recommender,
         clock,
+        audit,
     } = parts;
     let opened = database.open(&shutdown, |pool| async {
-        let store = store::open(pool);
+        let store = store::open(pool.clone());
         store.migrate().await?;
-        Ok::<_, error::CostError>(store)
+        Ok::<_, error::CostError>((store, pool))
     });
-    let Some(store) = opened.await else {
+    let Some((store, pool)) = opened.await else {
         return;
     };
+    let auditor = audit.start(pool, clock.clone(), shutdown.clone());
     let ready = ready.get_or_init(|| Ready {
         costing: Arc::new(Costing::new(Arc::from(store), tenants, clock.clone())),
         forecasts: Arc::default(),
         recommender,
         clock,
+        auditor,
     });
     let health = database.keep_health(health, shutdown.clone(), || async {
         ready.store().ping().await.is_ok()

@@ -14,7 +14,7 @@ mod writes;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use mfg_common::db::DbPool;
+use mfg_common::{audit::AuditRecord, db::DbPool};
 use uuid::Uuid;
 
 use self::buckets::Grain;
@@ -123,12 +123,14 @@ pub trait CostStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// A tenant's budget thresholds and when they were set, if it set them.
     async fn budget_thresholds(&self, tenant: Uuid) -> Result<Option<(Vec<f64>, DateTime<Utc>)>>;
-    /// Sets a tenant's budget thresholds (checked, ascending) at `now`.
-    async fn set_budget_thresholds(
+    /// Records a change of a tenant's budget at `now`, in one transaction: its thresholds
+    /// (checked, ascending) when they changed, and its audit record.
+    async fn set_budget(
         &self,
         tenant: Uuid,
-        thresholds: &[f64],
+        thresholds: Option<&[f64]>,
         now: DateTime<Utc>,
+        audit: Option<&AuditRecord>,
     ) -> Result<()>;
 
     /// Every tenant's budget thresholds that it set (the others have the defaults).
@@ -163,12 +165,14 @@ pub trait CostStore: Send + Sync + std::fmt::Debug + 'static {
     async fn price_history(&self) -> Result<PriceHistory>;
     /// Records a price book in force from `from` on, replacing the one in force since
     /// `replaces` (`None`: the defaults). Returns false, changing nothing, when another change
-    /// replaced that book first: the caller reads the history again and retries.
+    /// replaced that book first: the caller reads the history again and retries. The change's
+    /// audit record is written with it.
     async fn change_prices(
         &self,
         from: DateTime<Utc>,
         replaces: Option<DateTime<Utc>>,
         book: &PriceBook,
+        audit: Option<&AuditRecord>,
     ) -> Result<bool>;
 }
 

@@ -107,10 +107,15 @@ impl Directory {
 
     /// Sets a tenant's monthly budget at the tenant service, which keeps it, and refreshes the
     /// snapshot; the tenant as it is now.
-    pub async fn set_monthly_budget(&self, id: Uuid, usd: f64) -> Result<Option<Tenant>> {
+    pub async fn set_monthly_budget(
+        &self,
+        id: Uuid,
+        usd: f64,
+        asker: &mfg_common::audit::Asker,
+    ) -> Result<Option<Tenant>> {
         let mut client = self.client.clone();
         let updated = client
-            .update_tenant(pb::UpdateTenantRequest {
+            .update_tenant(asker.passed_on(pb::UpdateTenantRequest {
                 tenant_id: id.to_string(),
                 tenant: Some(pb::Tenant {
                     monthly_budget_usd: usd,
@@ -119,7 +124,7 @@ impl Directory {
                 update_mask: Some(pbjson_types::FieldMask {
                     paths: vec!["monthly_budget_usd".to_owned()],
                 }),
-            })
+            }))
             .await;
         match updated {
             Ok(_) => {}

@@ -3,7 +3,12 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone as _, Utc};
-use mfg_common::{config::DatabaseArgs, db, testing::TestDatabase};
+use mfg_common::{
+    audit::{AuditOutbox, AuditRecord},
+    config::DatabaseArgs,
+    db,
+    testing::TestDatabase,
+};
 use mfg_cost::{
     domain::{
         budget::{Basis, Breach},
@@ -337,7 +342,7 @@ async fn prices_are_kept_with_the_moment_they_came_into_force(store: Arc<dyn Cos
     };
     assert!(
         store
-            .change_prices(at(10, 12, 0), None, &dearer)
+            .change_prices(at(10, 12, 0), None, &dearer, None)
             .await
             .unwrap()
     );
@@ -360,8 +365,8 @@ async fn prices_are_kept_with_the_moment_they_came_into_force(store: Arc<dyn Cos
     );
     let replaces = Some(at(10, 12, 0));
     let (one, two) = tokio::join!(
-        store.change_prices(at(11, 0, 0), replaces, &even_dearer),
-        store.change_prices(at(11, 0, 1), replaces, &cheaper),
+        store.change_prices(at(11, 0, 0), replaces, &even_dearer, None),
+        store.change_prices(at(11, 0, 1), replaces, &cheaper, None),
     );
     let (one, two) = (one.unwrap(), two.unwrap());
     assert!(one ^ two, "exactly one wins: {one} {two}");
@@ -372,7 +377,7 @@ async fn prices_are_kept_with_the_moment_they_came_into_force(store: Arc<dyn Cos
     let (from, _) = history.latest();
     assert!(
         store
-            .change_prices(at(12, 0, 0), from, &dearer)
+            .change_prices(at(12, 0, 0), from, &dearer, None)
             .await
             .unwrap()
     );
@@ -382,11 +387,11 @@ async fn budget_thresholds_are_kept_per_tenant(store: Arc<dyn CostStore>) {
     let (acme, globex) = (Uuid::now_v7(), Uuid::now_v7());
     assert_eq!(store.budget_thresholds(acme).await.unwrap(), None);
     store
-        .set_budget_thresholds(acme, &[0.5, 1.0], at(4, 10, 0))
+        .set_budget(acme, Some(&[0.5, 1.0]), at(4, 10, 0), None)
         .await
         .unwrap();
     store
-        .set_budget_thresholds(acme, &[0.25, 0.9], at(4, 11, 0))
+        .set_budget(acme, Some(&[0.25, 0.9]), at(4, 11, 0), None)
         .await
         .unwrap();
     assert_eq!(
@@ -443,7 +448,7 @@ async fn a_breach_is_claimed_once_and_taken_over_when_its_claim_lapses(store: Ar
     assert_eq!(store.unended_breaches("2027-02").await.unwrap(), [globex]);
 
     store
-        .set_budget_thresholds(globex, &[0.9], at(3, 12, 0))
+        .set_budget(globex, Some(&[0.9]), at(3, 12, 0), None)
         .await
         .unwrap();
     let all = store.all_budget_thresholds().await.unwrap();
@@ -540,7 +545,7 @@ async fn a_forgotten_tenant_leaves_no_usage_or_budget(store: Arc<dyn CostStore>)
     ];
     store.record_usage(&records, at(1, 1, 0)).await.unwrap();
     store
-        .set_budget_thresholds(acme, &[0.5], at(1, 1, 0))
+        .set_budget(acme, Some(&[0.5]), at(1, 1, 0), None)
         .await
         .unwrap();
     let version = store.ledger_version().await.unwrap();
@@ -558,6 +563,80 @@ async fn a_forgotten_tenant_leaves_no_usage_or_budget(store: Arc<dyn CostStore>)
     }
     assert_eq!(store.budget_thresholds(acme).await.unwrap(), None);
     assert_eq!(store.forget_tenant(acme).await.unwrap(), 0, "again");
+}
+
+/// A change of a budget or of the price book is written with its audit record, in its
+/// transaction: a change that lost to another writes none.
+async fn changes_are_written_with_their_audit_records(db: &TestDatabase) {
+    let pool = db::connect(&DatabaseArgs::new(&db.url))
+        .await
+        .expect("connect");
+    let store = store::open(pool.clone());
+    store.migrate().await.expect("migrate");
+    let record = |tenant: Option<Uuid>, action: &str| AuditRecord {
+        id: Uuid::now_v7(),
+        tenant,
+        actor: "operator".to_owned(),
+        action: action.to_owned(),
+        resource: "r".to_owned(),
+        time: at(4, 10, 0),
+        request_id: String::new(),
+        trace_id: String::new(),
+    };
+    let acme = Uuid::now_v7();
+    let limit_only = record(Some(acme), "budget.update");
+    store
+        .set_budget(acme, None, at(4, 10, 0), Some(&limit_only))
+        .await
+        .unwrap();
+    assert_eq!(store.budget_thresholds(acme).await.unwrap(), None);
+    let book = PriceBook::default();
+    let changed = record(None, "price_book.update");
+    let lost = record(None, "price_book.update");
+    let first = store.change_prices(at(5, 0, 0), None, &book, Some(&changed));
+    assert!(first.await.unwrap());
+    let second = store.change_prices(at(5, 0, 1), None, &book, Some(&lost));
+    assert!(!second.await.unwrap(), "replaces a book replaced before");
+
+    let now = Utc::now();
+    let claimed = AuditOutbox::new(pool, mfg_common::audit::OutboxTable::COST)
+        .claim(Uuid::now_v7(), now, now + Duration::seconds(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed, [limit_only, changed]);
+}
+
+#[tokio::test]
+async fn changes_are_audited_on_postgres() {
+    changes_are_written_with_their_audit_records(&TestDatabase::postgres().await).await;
+}
+
+#[tokio::test]
+async fn changes_are_audited_on_sqlite() {
+    changes_are_written_with_their_audit_records(&TestDatabase::sqlite()).await;
+}
+
+/// The audit outbox, as the cost service's migrations make it.
+async fn audit_outbox_conforms(db: &TestDatabase) {
+    let pool = db::connect(&DatabaseArgs::new(&db.url))
+        .await
+        .expect("connect");
+    store::open(pool.clone()).migrate().await.expect("migrate");
+    mfg_common::audit::conformance::audit_outbox_conforms(
+        pool,
+        mfg_common::audit::OutboxTable::COST,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn audit_outbox_conforms_on_postgres() {
+    audit_outbox_conforms(&TestDatabase::postgres().await).await;
+}
+
+#[tokio::test]
+async fn audit_outbox_conforms_on_sqlite() {
+    audit_outbox_conforms(&TestDatabase::sqlite()).await;
 }
 
 mfg_common::on_each_backend!(

@@ -4,8 +4,8 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use mfg_common::{
     config::{
-        DataArgs, DatabaseArgs, MeteringArgs, OperatorArgs, PlatformAddrs, Secret, ServerArgs,
-        parse_duration,
+        AuditArgs, DataArgs, DatabaseArgs, MeteringArgs, OperatorArgs, PlatformAddrs, Secret,
+        ServerArgs, parse_duration,
     },
     db::Backend,
     secret_file,
@@ -47,6 +47,9 @@ pub struct Config {
     /// How usage is metered for the cost service at `--cost-addr`.
     #[command(flatten)]
     pub metering: MeteringArgs,
+    /// Whether changes of rules and alerts made by hand go to the audit log.
+    #[command(flatten)]
+    pub audit: AuditArgs,
     #[command(flatten)]
     pub server: ServerArgs,
     /// Where the service's metrics are registered (served by whoever runs it).
@@ -249,6 +252,7 @@ impl Config {
             operator: OperatorArgs::default(),
             options: StorageOptions::default(),
             metering: MeteringArgs::OFF,
+            audit: AuditArgs::OFF,
             server: ServerArgs::default(),
             metrics: mfg_common::metrics::Registry::default(),
             observers: Vec::new(),

@@ -127,8 +127,17 @@ pub async fn run_with_clock(
         .map_err(anyhow::Error::msg)
         .context("invalid cold-tier configuration")?;
 
+    let audit = mfg_common::audit::AuditLink::new(
+        "storage",
+        mfg_common::audit::OutboxTable::STORAGE,
+        config.audit,
+        &config.addrs.provisioning,
+        &operator_token,
+    )
+    .context("invalid audit log configuration")?;
     let parts = Parts {
         directory,
+        audit,
         objects,
         clock,
         ready: ready.clone(),
@@ -164,6 +173,8 @@ pub async fn run_with_clock(
 /// What the service is made of before its database is ready.
 struct Parts {
     directory: Directory,
+    /// Where the changes of rules and alerts made by hand are recorded.
+    audit: mfg_common::audit::AuditLink,
     objects: Arc<dyn ObjectStore>,
     clock: SharedClock,
     ready: ReadyStorage,
@@ -177,6 +188,7 @@ struct Parts {
 async fn become_ready(config: Config, parts: Parts, shutdown: CancellationToken) {
     let Parts {
         directory,
+        audit,
         objects,
         clock,
         ready,
@@ -189,18 +201,20 @@ async fn become_ready(config: Config, parts: Parts, shutdown: CancellationToken)
         let alert_store = store::open_alerts(pool.clone());
         let job_store = store::open_jobs(pool.clone());
         let usage_store = store::open_usage(pool.clone());
-        let store = store::open(pool);
+        let store = store::open(pool.clone());
         store.migrate().await?;
         Ok::<_, error::StorageError>((
             Arc::<dyn TelemetryStore>::from(store),
             alert_store,
             job_store,
             usage_store,
+            pool,
         ))
     });
-    let Some((store, alert_store, job_store, usage_store)) = opened.await else {
+    let Some((store, alert_store, job_store, usage_store, pool)) = opened.await else {
         return;
     };
+    let auditor = audit.start(pool, clock.clone(), shutdown.clone());
     let mut writer = config.writer();
     if matches!(
         mfg_common::db::Backend::of_url(&config.database().url),
@@ -224,6 +238,7 @@ async fn become_ready(config: Config, parts: Parts, shutdown: CancellationToken)
     else {
         return;
     };
+    let alerting = alerting.auditing(auditor);
     // Ingest shows every batch to its observers: alerting evaluates them, and those the
     // embedding process gave.
     let mut observers: Vec<Arc<dyn IngestObserver>> = vec![Arc::new(alerting.evaluator().clone())];

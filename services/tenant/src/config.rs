@@ -4,7 +4,8 @@ use std::{net::SocketAddr, str::FromStr};
 
 use mfg_common::{
     config::{
-        DataArgs, DatabaseArgs, MeteringArgs, OperatorArgs, PlatformAddrs, Secret, ServerArgs,
+        AuditArgs, DataArgs, DatabaseArgs, MeteringArgs, OperatorArgs, PlatformAddrs, Secret,
+        ServerArgs,
     },
     db::Backend,
     secret_file,
@@ -31,6 +32,8 @@ pub struct Config {
     pub metering: MeteringArgs,
     #[command(flatten)]
     pub onboarding: OnboardingArgs,
+    #[command(flatten)]
+    pub audit: AuditArgs,
     #[command(flatten)]
     pub server: ServerArgs,
     /// Where the service's metrics are registered (served by whoever runs it).
@@ -94,6 +97,7 @@ impl Config {
             operator: OperatorArgs::default(),
             metering: MeteringArgs::OFF,
             onboarding: OnboardingArgs::OFF,
+            audit: AuditArgs::OFF,
             server: ServerArgs::default(),
             metrics: mfg_common::metrics::Registry::default(),
         }

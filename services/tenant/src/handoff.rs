@@ -13,8 +13,7 @@ use std::{sync::Arc, time::Duration};
 use chrono::{DateTime, Utc};
 use mfg_common::{clock::SharedClock, grpc::TracedChannel, shutdown::CancellationToken};
 use mfg_proto::provisioning::v1::{
-    AppendAuditEventsRequest, AuditEvent, OffboardingOptions, RunKind, StartProvisioningRequest,
-    audit_service_client::AuditServiceClient,
+    OffboardingOptions, RunKind, StartProvisioningRequest,
     provisioning_service_client::ProvisioningServiceClient,
 };
 use tokio::sync::Notify;
@@ -23,7 +22,7 @@ use uuid::Uuid;
 use crate::{
     domain::timestamp,
     error::Result,
-    store::{AuditRecord, Handoff, HandoffKind, TenantStore},
+    store::{Handoff, HandoffKind, TenantStore},
 };
 
 /// How often the outbox is looked at when nothing wakes the relay.
@@ -46,7 +45,6 @@ const FORGET_EVERY: chrono::Duration = chrono::Duration::hours(1);
 pub struct Relay {
     store: Arc<dyn TenantStore>,
     provisioning: ProvisioningServiceClient<TracedChannel>,
-    audit: AuditServiceClient<TracedChannel>,
     clock: SharedClock,
     owner: Uuid,
     wake: Arc<Notify>,
@@ -54,12 +52,11 @@ pub struct Relay {
 
 impl Relay {
     /// A relay from `store` to the provisioning service, on a channel with the operator's
-    /// token: the hand-offs to its runs, the audit records to its log.
+    /// token.
     pub fn new(store: Arc<dyn TenantStore>, channel: TracedChannel, clock: SharedClock) -> Self {
         Self {
             store,
-            provisioning: ProvisioningServiceClient::new(channel.clone()),
-            audit: AuditServiceClient::new(channel),
+            provisioning: ProvisioningServiceClient::new(channel),
             clock,
             owner: Uuid::now_v7(),
             wake: Arc::default(),
@@ -79,9 +76,6 @@ impl Relay {
             if let Err(error) = self.send_claimed().await {
                 tracing::warn!(%error, "the provisioning outbox could not be read");
             }
-            if let Err(error) = self.send_audit().await {
-                tracing::warn!(%error, "the audit outbox could not be read");
-            }
             if self.now() >= next_forget {
                 next_forget = self.now() + FORGET_EVERY;
                 if let Err(error) = self
@@ -90,9 +84,6 @@ impl Relay {
                     .await
                 {
                     tracing::warn!(%error, "the provisioning outbox's sent rows could not be forgotten");
-                }
-                if let Err(error) = self.store.forget_sent_audit(self.now() - SENT_KEPT).await {
-                    tracing::warn!(%error, "the audit outbox's sent rows could not be forgotten");
                 }
             }
             tokio::select! {
@@ -115,37 +106,6 @@ impl Relay {
             self.send(&handoff).await?;
         }
         Ok(())
-    }
-
-    /// Claims the audit records due and appends them to the audit log in one call; they stay
-    /// for a later claim when it fails.
-    pub async fn send_audit(&self) -> Result<()> {
-        let now = self.now();
-        let lease_until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
-        let claimed = self
-            .store
-            .claim_audit(self.owner, now, lease_until, BATCH)
-            .await?;
-        if claimed.is_empty() {
-            return Ok(());
-        }
-        let request = AppendAuditEventsRequest {
-            events: claimed.iter().map(audit_event).collect(),
-        };
-        match self.audit.clone().append_audit_events(request).await {
-            Ok(_) => {
-                let ids: Vec<Uuid> = claimed.iter().map(|r| r.id).collect();
-                self.store.audit_sent(&ids, self.now()).await
-            }
-            Err(status) => {
-                tracing::warn!(
-                    code = ?status.code(),
-                    message = status.message(),
-                    "the audit log did not take the tenant service's records; retrying"
-                );
-                Ok(())
-            }
-        }
     }
 
     async fn send(&self, handoff: &Handoff) -> Result<()> {
@@ -186,23 +146,5 @@ impl Relay {
 
     fn now(&self) -> DateTime<Utc> {
         timestamp(self.clock.system_now())
-    }
-}
-
-/// An audit record as the audit log takes it.
-fn audit_event(record: &AuditRecord) -> AuditEvent {
-    AuditEvent {
-        event_id: record.id.to_string(),
-        tenant_id: record.tenant.to_string(),
-        actor: record.actor.clone(),
-        action: record.action.clone(),
-        resource: record.resource.clone(),
-        time: Some(pbjson_types::Timestamp {
-            seconds: record.time.timestamp(),
-            nanos: record.time.timestamp_subsec_nanos() as i32,
-        }),
-        request_id: record.request_id.clone(),
-        trace_id: record.trace_id.clone(),
-        service: "tenant".to_owned(),
     }
 }

@@ -97,10 +97,19 @@ pub async fn run_with_clock(
             )
         })
         .transpose()?;
+    let audit = mfg_common::audit::AuditLink::new(
+        "tenant",
+        mfg_common::audit::OutboxTable::TENANT,
+        config.audit,
+        &config.addrs.provisioning,
+        &operator_token,
+    )
+    .context("invalid audit log configuration")?;
     let parts = Parts {
         hasher,
         clock,
         provisioning,
+        audit,
         meter: metering
             .meter()
             .map(|meter| (meter.clone(), config.metering.interval)),
@@ -135,6 +144,8 @@ struct Parts {
     clock: SharedClock,
     /// The provisioning service new tenants are handed to, when they are.
     provisioning: Option<grpc::TracedChannel>,
+    /// Where the administrative actions are recorded.
+    audit: mfg_common::audit::AuditLink,
     meter: Option<(UsageMeter, std::time::Duration)>,
 }
 
@@ -150,21 +161,23 @@ async fn become_ready(
         hasher,
         clock,
         provisioning,
+        audit,
         meter,
     } = parts;
     let opened = database.open(&shutdown, |pool| async {
-        let store = store::open(pool);
+        let store = store::open(pool.clone());
         store.migrate().await?;
-        Ok::<_, error::TenantError>(store)
+        Ok::<_, error::TenantError>((store, pool))
     });
-    let Some(store) = opened.await else {
+    let Some((store, pool)) = opened.await else {
         return;
     };
+    let auditor = audit.start(pool, clock.clone(), shutdown.clone());
     let store: Arc<dyn store::TenantStore> = Arc::from(store);
     let relay =
         provisioning.map(|client| handoff::Relay::new(store.clone(), client, clock.clone()));
     let tenants = ready.get_or_init(|| {
-        let tenants = Tenants::new(store, hasher, clock);
+        let tenants = Tenants::new(store, hasher, clock).auditing(auditor);
         match &relay {
             Some(relay) => tenants.handing_off(relay.clone()),
             None => tenants,

@@ -1,7 +1,6 @@
 //! The tenant service's repository: a narrow trait with a PostgreSQL and a SQLite
 //! implementation, chosen by the database URL. Both pass the same conformance suite.
 
-mod audit;
 mod outbox;
 mod postgres;
 mod sql;
@@ -12,7 +11,7 @@ use std::fmt::Debug;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use mfg_common::db::DbPool;
+use mfg_common::{audit::AuditRecord, db::DbPool};
 use uuid::Uuid;
 
 pub use self::{
@@ -59,21 +58,8 @@ pub trait TenantStore: Send + Sync + Debug + 'static {
     /// Marks a hand-off accepted at `now` by run `run_id`, which the tenant records.
     async fn handoff_sent(&self, handoff: &Handoff, run_id: &str, now: DateTime<Utc>)
     -> Result<()>;
-    /// Records an administrative action in the audit outbox.
+    /// Records an administrative action in the audit outbox (`mfg_common::audit`).
     async fn record_audit(&self, record: &AuditRecord) -> Result<()>;
-    /// Claims, for `owner` until `lease_until`, at most `limit` audit records not sent and not
-    /// leased at `now`, oldest first.
-    async fn claim_audit(
-        &self,
-        owner: Uuid,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: i64,
-    ) -> Result<Vec<AuditRecord>>;
-    /// Marks audit records sent at `now`.
-    async fn audit_sent(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<()>;
-    /// Forgets the audit records sent before `before`; how many.
-    async fn forget_sent_audit(&self, before: DateTime<Utc>) -> Result<u64>;
     /// Forgets the hand-offs sent before `before`; how many.
     async fn forget_sent_handoffs(&self, before: DateTime<Utc>) -> Result<u64>;
     /// Returns a tenant.
@@ -165,27 +151,6 @@ pub struct Handoff {
     pub kind: HandoffKind,
     /// How many times it was claimed to be sent, this time included.
     pub attempts: u32,
-}
-
-/// An administrative action, as the audit log keeps it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditRecord {
-    /// Its id, a UUID v7.
-    pub id: Uuid,
-    /// The tenant it concerns.
-    pub tenant: TenantId,
-    /// Who acted: `operator` or `key:<key id>`.
-    pub actor: String,
-    /// What was done: `<resource kind>.<verb>`.
-    pub action: String,
-    /// The resource's path.
-    pub resource: String,
-    /// When.
-    pub time: DateTime<Utc>,
-    /// The caller's request id.
-    pub request_id: String,
-    /// The trace it was part of.
-    pub trace_id: String,
 }
 
 /// What a hand-off's run does.

@@ -1,16 +1,17 @@
 //! The conformance suite of the tenant store's outboxes, on PostgreSQL and SQLite: the
-//! hand-offs to the provisioning service and the audit records, each claimed by one relay at a
-//! time under a lease, and forgotten once sent and old.
+//! hand-offs to the provisioning service and the audit records (the suite that
+//! `mfg_common::audit` gives every service), each claimed by one relay at a time under a lease,
+//! and forgotten once sent and old.
 
 mod store_support;
 
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
-use mfg_common::testing::TestDatabase;
+use mfg_common::{config::DatabaseArgs, db, testing::TestDatabase};
 use mfg_tenant::{
-    domain::{Offboarding, Tenant, TenantId, TenantState, timestamp},
-    store::{AuditRecord, HandoffKind, TenantStore},
+    domain::{Offboarding, Tenant, TenantState, timestamp},
+    store::{self, HandoffKind, TenantStore},
 };
 use store_support::{open, tenant};
 
@@ -144,47 +145,27 @@ async fn a_tenant_being_onboarded_is_handed_off_once(store: Arc<dyn TenantStore>
     assert_eq!(store.forget_sent_handoffs(after).await.unwrap(), 3);
 }
 
-/// An audit record is claimed by one relay at a time, and forgotten once sent and old.
-async fn audit_records_are_sent_once(store: Arc<dyn TenantStore>) {
-    let now = timestamp(std::time::SystemTime::now());
-    let record = |action: &str| AuditRecord {
-        id: uuid::Uuid::now_v7(),
-        tenant: TenantId::generate(),
-        actor: "operator".to_owned(),
-        action: action.to_owned(),
-        resource: "tenants/x".to_owned(),
-        time: now,
-        request_id: "r".to_owned(),
-        trace_id: String::new(),
-    };
-    let (first, second) = (record("tenant.create"), record("machine.create"));
-    store.record_audit(&first).await.unwrap();
-    store.record_audit(&second).await.unwrap();
-    let (one, two) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
-    let lease = Duration::seconds(2);
-    let claimed = store.claim_audit(one, now, now + lease, 10).await.unwrap();
-    assert_eq!(claimed, [first.clone(), second.clone()]);
-    assert!(
-        store
-            .claim_audit(two, now, now + lease, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    store.audit_sent(&[first.id], now).await.unwrap();
-    let later = now + lease + Duration::milliseconds(1);
-    let again = store
-        .claim_audit(two, later, later + lease, 10)
+/// The audit outbox, as the tenant service's migrations make it.
+async fn audit_outbox_conforms(db: &TestDatabase) {
+    let pool = db::connect(&DatabaseArgs::new(&db.url))
         .await
-        .unwrap();
-    assert_eq!(
-        again,
-        std::slice::from_ref(&second),
-        "the unsent one, its lease run out"
-    );
-    store.audit_sent(&[second.id], later).await.unwrap();
-    assert_eq!(store.forget_sent_audit(now).await.unwrap(), 0);
-    assert_eq!(store.forget_sent_audit(later + lease).await.unwrap(), 2);
+        .expect("connect");
+    store::open(pool.clone()).migrate().await.expect("migrate");
+    mfg_common::audit::conformance::audit_outbox_conforms(
+        pool,
+        mfg_common::audit::OutboxTable::TENANT,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn audit_outbox_conforms_on_postgres() {
+    audit_outbox_conforms(&TestDatabase::postgres().await).await;
+}
+
+#[tokio::test]
+async fn audit_outbox_conforms_on_sqlite() {
+    audit_outbox_conforms(&TestDatabase::sqlite()).await;
 }
 
 mfg_common::on_each_backend!(
@@ -194,6 +175,5 @@ mfg_common::on_each_backend!(
     ],
     [
         a_tenant_being_onboarded_is_handed_off_once,
-        audit_records_are_sent_once,
     ],
 );

@@ -8,6 +8,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
+use mfg_common::audit::{AuditRecord, OutboxTable, outbox};
 use mfg_common::db::{DbErrorKind, SqlDialect};
 use sqlx::{
     AssertSqlSafe, Database, Executor, IntoArguments, Pool, Row as _, migrate::MigrateError,
@@ -333,20 +334,28 @@ where
         Ok(Some((thresholds, buckets::time(row.try_get(1)?))))
     }
 
-    async fn set_budget_thresholds(
+    async fn set_budget(
         &self,
         tenant: Uuid,
-        thresholds: &[f64],
+        thresholds: Option<&[f64]>,
         now: DateTime<Utc>,
+        audit: Option<&AuditRecord>,
     ) -> Result<()> {
-        let json = serde_json::to_string(thresholds)
-            .map_err(|e| CostError::Internal(format!("budget thresholds to store: {e}")))?;
-        sqlx::query(SET_BUDGET)
-            .bind(tenant.to_string())
-            .bind(json)
-            .bind(now.timestamp_micros())
-            .execute(&self.pool)
-            .await?;
+        let mut tx = self.pool.begin().await?;
+        if let Some(thresholds) = thresholds {
+            let json = serde_json::to_string(thresholds)
+                .map_err(|e| CostError::Internal(format!("budget thresholds to store: {e}")))?;
+            sqlx::query(SET_BUDGET)
+                .bind(tenant.to_string())
+                .bind(json)
+                .bind(now.timestamp_micros())
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(record) = audit {
+            outbox::record(&mut *tx, OutboxTable::COST, record).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -471,20 +480,27 @@ where
         from: DateTime<Utc>,
         replaces: Option<DateTime<Utc>>,
         book: &PriceBook,
+        audit: Option<&AuditRecord>,
     ) -> Result<bool> {
         let json = serde_json::to_string(book)
             .map_err(|e| CostError::Internal(format!("a price book to store: {e}")))?;
+        let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(INSERT_PRICE_BOOK)
             .bind(from.timestamp_micros())
             .bind(replaces.map_or(0, |r| r.timestamp_micros()))
             .bind(json)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await;
         match inserted {
-            Ok(_) => Ok(true),
-            Err(e) if DbErrorKind::of(&e) == DbErrorKind::UniqueViolation => Ok(false),
-            Err(e) => Err(e.into()),
+            Ok(_) => {}
+            Err(e) if DbErrorKind::of(&e) == DbErrorKind::UniqueViolation => return Ok(false),
+            Err(e) => return Err(e.into()),
         }
+        if let Some(record) = audit {
+            outbox::record(&mut *tx, OutboxTable::COST, record).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 }
 

@@ -6,6 +6,7 @@
 mod convert;
 mod subscribe;
 
+use mfg_common::audit::Asker;
 use mfg_common::{
     auth::{Caller, Scope},
     pagination::PageRequest,
@@ -91,6 +92,7 @@ impl AlertService for AlertApi {
         request: Request<pb::CreateAlertRuleRequest>,
     ) -> Result<Response<pb::CreateAlertRuleResponse>, Status> {
         let tenant = tenant(&request.get_ref().tenant_id)?;
+        let asker = Asker::of(&request)?;
         let request = request.into_inner();
         let id = (!request.rule_id.is_empty())
             .then(|| rule_id(&request.rule_id))
@@ -100,7 +102,7 @@ impl AlertService for AlertApi {
         let rule = if request.validate_only {
             rules.validate(tenant, spec, id)?
         } else {
-            rules.create(tenant, spec, id).await?
+            rules.create(tenant, spec, id, &asker).await?
         };
         Ok(Response::new(pb::CreateAlertRuleResponse {
             rule: Some(convert::rule(rule)),
@@ -139,9 +141,10 @@ impl AlertService for AlertApi {
     ) -> Result<Response<pb::UpdateAlertRuleResponse>, Status> {
         let tenant = tenant(&request.get_ref().tenant_id)?;
         let rule_id = rule_id(&request.get_ref().rule_id)?;
+        let asker = Asker::of(&request)?;
         let request = request.into_inner();
         let patch = convert::rule_patch(request.rule, request.update_mask)?;
-        let rule = self.rules()?.update(tenant, rule_id, patch).await?;
+        let rule = self.rules()?.update(tenant, rule_id, patch, &asker).await?;
         Ok(Response::new(pb::UpdateAlertRuleResponse {
             rule: Some(convert::rule(rule)),
         }))
@@ -153,7 +156,8 @@ impl AlertService for AlertApi {
     ) -> Result<Response<pb::DeleteAlertRuleResponse>, Status> {
         let tenant = tenant(&request.get_ref().tenant_id)?;
         let rule_id = rule_id(&request.get_ref().rule_id)?;
-        self.rules()?.delete(tenant, rule_id).await?;
+        let asker = Asker::of(&request)?;
+        self.rules()?.delete(tenant, rule_id, Some(&asker)).await?;
         Ok(Response::new(pb::DeleteAlertRuleResponse {}))
     }
 
@@ -245,8 +249,8 @@ impl AlertService for AlertApi {
     ) -> Result<Response<pb::AcknowledgeAlertResponse>, Status> {
         let tenant = tenant(&request.get_ref().tenant_id)?;
         let alert_id = alert_id(&request.get_ref().alert_id)?;
-        let by = who(&request)?;
-        let alert = self.rules()?.acknowledge(tenant, alert_id, by).await?;
+        let asker = Asker::of(&request)?;
+        let alert = self.rules()?.acknowledge(tenant, alert_id, &asker).await?;
         Ok(Response::new(pb::AcknowledgeAlertResponse {
             alert: Some(convert::alert(alert)),
         }))
@@ -258,8 +262,8 @@ impl AlertService for AlertApi {
     ) -> Result<Response<pb::ResolveAlertResponse>, Status> {
         let tenant = tenant(&request.get_ref().tenant_id)?;
         let alert_id = alert_id(&request.get_ref().alert_id)?;
-        let by = who(&request)?;
-        let alert = self.rules()?.resolve(tenant, alert_id, by).await?;
+        let asker = Asker::of(&request)?;
+        let alert = self.rules()?.resolve(tenant, alert_id, &asker).await?;
         Ok(Response::new(pb::ResolveAlertResponse {
             alert: Some(convert::alert(alert)),
         }))

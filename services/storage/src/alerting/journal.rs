@@ -18,7 +18,8 @@ use std::{
 };
 
 use mfg_common::{
-    clock::SharedClock, config::DatabaseArgs, db::DbPool, shutdown::CancellationToken,
+    audit::AuditRecord, clock::SharedClock, config::DatabaseArgs, db::DbPool,
+    shutdown::CancellationToken,
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 use uuid::Uuid;
@@ -232,15 +233,28 @@ impl Journal {
         self.events.subscribe()
     }
 
-    /// Acknowledges an alert as `by`.
-    pub async fn acknowledge(&self, tenant: Uuid, alert_id: Uuid, by: String) -> Result<Alert> {
-        self.change(tenant, alert_id, EventType::Acknowledged, by)
+    /// Acknowledges an alert as `by`, writing `audit` with it.
+    pub async fn acknowledge(
+        &self,
+        tenant: Uuid,
+        alert_id: Uuid,
+        by: String,
+        audit: Option<AuditRecord>,
+    ) -> Result<Alert> {
+        self.change(tenant, alert_id, EventType::Acknowledged, by, audit)
             .await
     }
 
-    /// Resolves an alert as `by`.
-    pub async fn resolve(&self, tenant: Uuid, alert_id: Uuid, by: String) -> Result<Alert> {
-        self.change(tenant, alert_id, EventType::Resolved, by).await
+    /// Resolves an alert as `by`, writing `audit` with it.
+    pub async fn resolve(
+        &self,
+        tenant: Uuid,
+        alert_id: Uuid,
+        by: String,
+        audit: Option<AuditRecord>,
+    ) -> Result<Alert> {
+        self.change(tenant, alert_id, EventType::Resolved, by, audit)
+            .await
     }
 
     async fn change(
@@ -249,6 +263,7 @@ impl Journal {
         alert_id: Uuid,
         kind: EventType,
         by: String,
+        audit: Option<AuditRecord>,
     ) -> Result<Alert> {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Change {
@@ -256,6 +271,7 @@ impl Journal {
             alert_id,
             kind,
             by,
+            audit,
             reply,
         })
         .await?;
@@ -437,9 +453,13 @@ impl Writer {
                 alert_id,
                 kind,
                 by,
+                audit,
                 reply,
             } => {
                 let result = self.change(group, tenant, alert_id, kind, &by).await;
+                if let (Ok(_), Some(record)) = (&result, audit) {
+                    group.write.audit.push(record);
+                }
                 group.replies.push(Reply::Alert(reply, Box::new(result)));
             }
             Command::MachineGone {

@@ -5,7 +5,12 @@
 
 use std::sync::Arc;
 
-use mfg_common::{Violations, clock::SharedClock, pagination::PageRequest};
+use mfg_common::{
+    Violations,
+    audit::{Asker, AuditRecord, Auditor},
+    clock::SharedClock,
+    pagination::PageRequest,
+};
 use uuid::Uuid;
 
 use super::{index::RuleIndex, journal::Journal};
@@ -40,6 +45,7 @@ pub struct Alerting {
     index: Arc<RuleIndex>,
     journal: Journal,
     evaluator: super::Evaluator,
+    auditor: Auditor,
 }
 
 /// A tenant's alert events are kept as long as its readings in the hot tier.
@@ -67,7 +73,29 @@ impl Alerting {
             index,
             journal,
             evaluator,
+            auditor: Auditor::off(),
         }
+    }
+
+    /// The same, recording the changes of rules and alerts made by hand with `auditor`.
+    #[must_use]
+    pub fn auditing(mut self, auditor: Auditor) -> Self {
+        self.auditor = auditor;
+        self
+    }
+
+    /// The record of `asker` doing `action` to `resource` of `tenant`, when actions are
+    /// recorded.
+    fn audit(
+        &self,
+        asker: &Asker,
+        tenant: Uuid,
+        action: &str,
+        resource: String,
+    ) -> Option<AuditRecord> {
+        let time = chrono::DateTime::from_timestamp_micros(self.now().0).unwrap_or_default();
+        self.auditor
+            .record(asker, Some(tenant), action, resource, time)
     }
 
     /// The evaluator, which observes ingest.
@@ -128,10 +156,15 @@ impl Alerting {
         tenant: Uuid,
         spec: RuleSpec,
         id: Option<Uuid>,
+        asker: &Asker,
     ) -> Result<AlertRule> {
         let rule = self.validate(tenant, spec, id)?;
         self.check_tenant(tenant).await?;
-        self.store.insert_rule(&rule, MAX_RULES_PER_TENANT).await?;
+        let audit = self.audit(asker, tenant, "alert_rule.create", rule_path(&rule));
+        self.store
+            .insert_rule(&rule, MAX_RULES_PER_TENANT, audit.as_ref())
+            .await?;
+        self.auditor.recorded();
         self.reindex(tenant).await?;
         Ok(rule)
     }
@@ -171,28 +204,46 @@ impl Alerting {
     }
 
     /// Changes the fields a patch names; the changed rule must be valid as a whole.
-    pub async fn update(&self, tenant: Uuid, rule: Uuid, patch: RulePatch) -> Result<AlertRule> {
+    pub async fn update(
+        &self,
+        tenant: Uuid,
+        rule: Uuid,
+        patch: RulePatch,
+        asker: &Asker,
+    ) -> Result<AlertRule> {
         self.check_tenant(tenant).await?;
         let now = self.now();
+        let resource = format!("tenants/{tenant}/alert-rules/{rule}");
+        let audit = self.audit(asker, tenant, "alert_rule.update", resource);
         let updated = self
             .store
-            .update_rule(tenant, rule, &|mut current| {
-                current.spec = patch
-                    .apply(current.spec)
-                    .map_err(StorageError::InvalidArgument)?;
-                current.update_time = now.max(current.update_time);
-                Ok(current)
-            })
+            .update_rule(
+                tenant,
+                rule,
+                &|mut current| {
+                    current.spec = patch
+                        .apply(current.spec)
+                        .map_err(StorageError::InvalidArgument)?;
+                    current.update_time = now.max(current.update_time);
+                    Ok(current)
+                },
+                audit.as_ref(),
+            )
             .await?;
+        self.auditor.recorded();
         self.reindex(tenant).await?;
         Ok(updated)
     }
 
-    /// Deletes a rule and resolves its alerts.
-    pub async fn delete(&self, tenant: Uuid, rule: Uuid) -> Result<()> {
-        if !self.store.delete_rule(tenant, rule).await? {
+    /// Deletes a rule and resolves its alerts, as `asker` (or, offboarding, as no one).
+    pub async fn delete(&self, tenant: Uuid, rule: Uuid, asker: Option<&Asker>) -> Result<()> {
+        let resource = format!("tenants/{tenant}/alert-rules/{rule}");
+        let audit =
+            asker.and_then(|asker| self.audit(asker, tenant, "alert_rule.delete", resource));
+        if !self.store.delete_rule(tenant, rule, audit.as_ref()).await? {
             return Err(StorageError::RuleNotFound(rule.to_string()));
         }
+        self.auditor.recorded();
         self.reindex(tenant).await?;
         self.journal.rule_deleted(tenant, rule).await
     }
@@ -206,7 +257,7 @@ impl Alerting {
                 break;
             }
             for rule in rules {
-                match self.delete(tenant, rule.rule_id).await {
+                match self.delete(tenant, rule.rule_id, None).await {
                     Ok(()) | Err(StorageError::RuleNotFound(_)) => {}
                     Err(error) => return Err(error),
                 }
@@ -239,14 +290,28 @@ impl Alerting {
         Ok((alerts, next))
     }
 
-    /// Acknowledges an open alert as `by`.
-    pub async fn acknowledge(&self, tenant: Uuid, alert: Uuid, by: String) -> Result<Alert> {
-        self.journal.acknowledge(tenant, alert, by).await
+    /// Acknowledges an open alert as `asker`.
+    pub async fn acknowledge(&self, tenant: Uuid, alert: Uuid, asker: &Asker) -> Result<Alert> {
+        let resource = format!("tenants/{tenant}/alerts/{alert}");
+        let audit = self.audit(asker, tenant, "alert.acknowledge", resource);
+        let acknowledged = self
+            .journal
+            .acknowledge(tenant, alert, asker.actor.clone(), audit)
+            .await?;
+        self.auditor.recorded();
+        Ok(acknowledged)
     }
 
-    /// Resolves an alert as `by`.
-    pub async fn resolve(&self, tenant: Uuid, alert: Uuid, by: String) -> Result<Alert> {
-        self.journal.resolve(tenant, alert, by).await
+    /// Resolves an alert as `asker`.
+    pub async fn resolve(&self, tenant: Uuid, alert: Uuid, asker: &Asker) -> Result<Alert> {
+        let resource = format!("tenants/{tenant}/alerts/{alert}");
+        let audit = self.audit(asker, tenant, "alert.resolve", resource);
+        let resolved = self
+            .journal
+            .resolve(tenant, alert, asker.actor.clone(), audit)
+            .await?;
+        self.auditor.recorded();
+        Ok(resolved)
     }
 
     /// Raises a budget alert of a tenant that exists under `alert_id`, or returns the one
@@ -267,4 +332,9 @@ impl Alerting {
     pub async fn resolve_budgets(&self, tenant: Uuid, month: String) -> Result<u32> {
         self.journal.resolve_budgets(tenant, month).await
     }
+}
+
+/// A rule's path, as the audit log names it.
+fn rule_path(rule: &AlertRule) -> String {
+    format!("tenants/{}/alert-rules/{}", rule.tenant_id, rule.rule_id)
 }

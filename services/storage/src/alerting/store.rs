@@ -3,6 +3,7 @@
 
 pub(crate) mod sql;
 
+use mfg_common::audit::AuditRecord;
 use uuid::Uuid;
 
 use crate::{
@@ -23,8 +24,13 @@ pub type RuleChange<'a> = &'a (dyn Fn(AlertRule) -> Result<AlertRule> + Send + S
 #[async_trait::async_trait]
 pub trait AlertStore: Send + Sync + std::fmt::Debug + 'static {
     /// Inserts a rule, unless its tenant already has `limit` rules
-    /// ([`crate::error::StorageError::RuleLimit`]).
-    async fn insert_rule(&self, rule: &AlertRule, limit: u64) -> Result<()>;
+    /// ([`crate::error::StorageError::RuleLimit`]), with its audit record.
+    async fn insert_rule(
+        &self,
+        rule: &AlertRule,
+        limit: u64,
+        audit: Option<&AuditRecord>,
+    ) -> Result<()>;
     /// Returns a rule of a tenant.
     async fn get_rule(&self, tenant: Uuid, rule: Uuid) -> Result<Option<AlertRule>>;
     /// Lists a tenant's rules by id (creation order) after `after`, at most `limit`.
@@ -37,15 +43,22 @@ pub trait AlertStore: Send + Sync + std::fmt::Debug + 'static {
     /// Every rule of every tenant: what the evaluator loads when it starts.
     async fn all_rules(&self) -> Result<Vec<AlertRule>>;
     /// Changes a rule atomically ([`crate::error::StorageError::RuleNotFound`] if it does not
-    /// exist); returns it changed.
+    /// exist), with its audit record; returns it changed.
     async fn update_rule(
         &self,
         tenant: Uuid,
         rule: Uuid,
         change: RuleChange<'_>,
+        audit: Option<&AuditRecord>,
     ) -> Result<AlertRule>;
-    /// Removes a rule and the evaluator's states of it; returns whether it existed.
-    async fn delete_rule(&self, tenant: Uuid, rule: Uuid) -> Result<bool>;
+    /// Removes a rule and the evaluator's states of it, with its audit record (written only
+    /// when it existed); returns whether it existed.
+    async fn delete_rule(
+        &self,
+        tenant: Uuid,
+        rule: Uuid,
+        audit: Option<&AuditRecord>,
+    ) -> Result<bool>;
     /// Removes every rule, state, alert and event of an offboarded tenant.
     async fn forget_tenant(&self, tenant: Uuid) -> Result<()>;
 
@@ -115,6 +128,9 @@ pub struct AlertWrite {
     /// Whether an earlier attempt of this write may have been committed unheard of (it failed
     /// with the outcome unknown): its events are looked for before cursors are given out.
     pub retried: bool,
+    /// The audit records of the alerts changed by hand (`mfg_common::audit`), written in the
+    /// same transaction; written again, a record is kept once.
+    pub audit: Vec<AuditRecord>,
 }
 
 impl Default for AlertWrite {
@@ -125,6 +141,7 @@ impl Default for AlertWrite {
             states: Vec::new(),
             durable: true,
             retried: false,
+            audit: Vec::new(),
         }
     }
 }
@@ -146,6 +163,9 @@ pub struct LogPosition {
 impl AlertWrite {
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.alerts.is_empty() && self.events.is_empty() && self.states.is_empty()
+        self.alerts.is_empty()
+            && self.events.is_empty()
+            && self.states.is_empty()
+            && self.audit.is_empty()
     }
 }

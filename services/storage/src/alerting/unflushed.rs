@@ -101,6 +101,7 @@ fn merge(writes: impl Iterator<Item = AlertWrite>) -> AlertWrite {
         }
         merged.events.extend(write.events);
         merged.states.extend(write.states);
+        merged.audit.extend(write.audit);
     }
     merged
 }
@@ -151,6 +152,7 @@ mod tests {
             states: Vec::new(),
             durable: false,
             retried: false,
+            audit: Vec::new(),
         }
     }
 

@@ -274,7 +274,7 @@ impl PostgresStore {
         } else {
             WRITE_ALERTS
         };
-        let row = sqlx::query(statement)
+        let query = sqlx::query(statement)
             .bind(alerts.iter().map(|a| a.alert_id).collect::<Vec<_>>())
             .bind(alerts.iter().map(|a| a.tenant_id).collect::<Vec<_>>())
             .bind(alerts.iter().map(|a| a.rule_id).collect::<Vec<_>>())
@@ -368,9 +368,24 @@ impl PostgresStore {
                     .iter()
                     .map(|a| a.budget.as_ref().map(Json))
                     .collect::<Vec<_>>(),
-            )
-            .fetch_one(&self.pool)
-            .await?;
+            );
+        // Alerts changed by hand are written with their audit records, in one transaction.
+        let row = if write.audit.is_empty() {
+            query.fetch_one(&self.pool).await?
+        } else {
+            let mut tx = self.pool.begin().await?;
+            let row = query.fetch_one(&mut *tx).await?;
+            for record in &write.audit {
+                mfg_common::audit::outbox::record(
+                    &mut *tx,
+                    mfg_common::audit::OutboxTable::STORAGE,
+                    record,
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            row
+        };
         let cursors: Vec<i64> = row.try_get(2)?;
         Ok(crate::alerting::store::Written {
             cursors: cursors

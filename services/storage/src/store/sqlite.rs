@@ -209,6 +209,14 @@ impl SqliteStore {
             };
             query.execute(&mut *tx).await?;
         }
+        for record in &write.audit {
+            mfg_common::audit::outbox::record(
+                &mut *tx,
+                mfg_common::audit::OutboxTable::STORAGE,
+                record,
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(crate::alerting::store::Written {
             cursors,

@@ -43,6 +43,8 @@ pub struct Tenants {
     /// The relay a new tenant is handed to the provisioning service through (it is
     /// provisioning until its run succeeds); without one it is active at once.
     hand_off: Option<crate::handoff::Relay>,
+    /// Records the administrative actions for the audit log.
+    auditor: mfg_common::audit::Auditor,
 }
 
 fn invalid(violations: Violations) -> Result<()> {
@@ -69,7 +71,15 @@ impl Tenants {
             hasher,
             clock,
             hand_off: None,
+            auditor: mfg_common::audit::Auditor::off(),
         }
+    }
+
+    /// The same, recording administrative actions with `auditor`.
+    #[must_use]
+    pub fn auditing(mut self, auditor: mfg_common::audit::Auditor) -> Self {
+        self.auditor = auditor;
+        self
     }
 
     /// The same, handing each new tenant to the provisioning service through `relay`.
@@ -224,9 +234,8 @@ impl Tenants {
         Ok(tenant)
     }
 
-    /// Records that `asker` did `action` to `resource` of `tenant` in the audit outbox, which
-    /// the hand-off's relay appends to the audit log; without a relay (tenants are not handed
-    /// to provisioning) there is no audit log to append to, and nothing is recorded.
+    /// Records that `asker` did `action` to `resource` of `tenant` in the audit outbox, whose
+    /// relay appends it to the audit log; without an audit log, nothing is recorded.
     pub async fn record(
         &self,
         asker: &mfg_common::audit::Asker,
@@ -234,21 +243,15 @@ impl Tenants {
         action: &str,
         resource: String,
     ) -> Result<()> {
-        let Some(relay) = &self.hand_off else {
+        let time = self.now();
+        let Some(record) = self
+            .auditor
+            .record(asker, Some(tenant.0), action, resource, time)
+        else {
             return Ok(());
         };
-        let record = crate::store::AuditRecord {
-            id: uuid::Uuid::now_v7(),
-            tenant,
-            actor: asker.actor.clone(),
-            action: action.to_owned(),
-            resource,
-            time: self.now(),
-            request_id: asker.request_id.clone(),
-            trace_id: asker.trace_id.clone(),
-        };
         self.store.record_audit(&record).await?;
-        relay.wake();
+        self.auditor.recorded();
         Ok(())
     }
 

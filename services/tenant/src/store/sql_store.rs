@@ -5,6 +5,7 @@
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
+use mfg_common::audit::AuditRecord;
 use mfg_common::db::{DbErrorKind, SqlDialect};
 use sqlx::{
     Database, Executor, FromRow, IntoArguments, Pool, Row as _, Transaction, migrate::MigrateError,
@@ -13,7 +14,7 @@ use sqlx::{
 use uuid::Uuid;
 
 use super::{
-    AuditRecord, Change, Handoff, HandoffKind, TenantStore,
+    Change, Handoff, HandoffKind, TenantStore,
     outbox::{hand_off, handoff_kind},
     sql::{self, require_live},
 };
@@ -210,25 +211,12 @@ where
     }
 
     async fn record_audit(&self, record: &AuditRecord) -> Result<()> {
-        super::audit::record(&self.pool, record).await
-    }
-
-    async fn claim_audit(
-        &self,
-        owner: Uuid,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: i64,
-    ) -> Result<Vec<AuditRecord>> {
-        super::audit::claim(&self.pool, owner, now, lease_until, limit).await
-    }
-
-    async fn audit_sent(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<()> {
-        super::audit::sent(&self.pool, ids, now).await
-    }
-
-    async fn forget_sent_audit(&self, before: DateTime<Utc>) -> Result<u64> {
-        super::audit::forget_sent(&self.pool, before).await
+        Ok(mfg_common::audit::outbox::record(
+            &self.pool,
+            mfg_common::audit::OutboxTable::TENANT,
+            record,
+        )
+        .await?)
     }
 
     async fn claim_handoffs(

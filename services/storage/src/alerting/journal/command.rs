@@ -48,6 +48,8 @@ pub enum Command {
         kind: EventType,
         /// Who.
         by: String,
+        /// Its audit record, written with it.
+        audit: Option<mfg_common::audit::AuditRecord>,
         /// The alert after.
         reply: oneshot::Sender<Result<Alert>>,
     },

@@ -2,7 +2,10 @@
 //! for every [`SqlBackend`]. Selectors and conditions are stored as JSON
 //! (`jsonb` on PostgreSQL, text on SQLite) in the form [`crate::alerting::domain::alert_rule`] serializes.
 
-use mfg_common::db::{DbErrorKind, ForUpdate};
+use mfg_common::{
+    audit::{AuditRecord, OutboxTable, outbox},
+    db::{DbErrorKind, ForUpdate},
+};
 use sqlx::{
     ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Row as _, Type,
     types::Json,
@@ -221,7 +224,7 @@ where
     <B::Db as Database>::Arguments: IntoArguments<B::Db>,
     for<'q> &'q str: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> Option<&'q str>: Encode<'q, B::Db> + Type<B::Db>,
-    for<'q> String: Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> String: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
     for<'q> Option<String>: Decode<'q, B::Db> + Type<B::Db>,
     for<'q> bool: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
     for<'q> i64: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
@@ -240,7 +243,13 @@ where
     for<'r> (i64,): FromRow<'r, <B::Db as Database>::Row>,
     for<'n> &'n str: ColumnIndex<<B::Db as Database>::Row>,
 {
-    async fn insert_rule(&self, rule: &AlertRule, limit: u64) -> Result<()> {
+    async fn insert_rule(
+        &self,
+        rule: &AlertRule,
+        limit: u64,
+        audit: Option<&AuditRecord>,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
         let inserted = sqlx::query(INSERT_RULE)
             .bind(B::uuid(rule.tenant_id))
             .bind(B::uuid(rule.rule_id))
@@ -253,7 +262,7 @@ where
             .bind(B::ts(rule.create_time))
             .bind(B::ts(rule.update_time))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await
             .map_err(|error| match DbErrorKind::of(&error) {
                 DbErrorKind::UniqueViolation => StorageError::RuleExists(rule.rule_id.to_string()),
@@ -262,6 +271,10 @@ where
         if B::rows_affected(&inserted) == 0 {
             return Err(StorageError::RuleLimit(limit));
         }
+        if let Some(record) = audit {
+            outbox::record(&mut *tx, OutboxTable::STORAGE, record).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -299,6 +312,7 @@ where
         tenant: Uuid,
         rule: Uuid,
         change: RuleChange<'_>,
+        audit: Option<&AuditRecord>,
     ) -> Result<AlertRule> {
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(RULE_FOR_UPDATE.of::<B::Db>())
@@ -322,11 +336,19 @@ where
             .bind(B::ts(updated.update_time))
             .execute(&mut *tx)
             .await?;
+        if let Some(record) = audit {
+            outbox::record(&mut *tx, OutboxTable::STORAGE, record).await?;
+        }
         tx.commit().await?;
         Ok(updated)
     }
 
-    async fn delete_rule(&self, tenant: Uuid, rule: Uuid) -> Result<bool> {
+    async fn delete_rule(
+        &self,
+        tenant: Uuid,
+        rule: Uuid,
+        audit: Option<&AuditRecord>,
+    ) -> Result<bool> {
         let mut tx = self.begin_write().await?;
         let deleted = sqlx::query(DELETE_RULE)
             .bind(B::uuid(tenant))
@@ -338,8 +360,12 @@ where
             .bind(B::uuid(rule))
             .execute(&mut *tx)
             .await?;
+        let existed = B::rows_affected(&deleted) > 0;
+        if let (true, Some(record)) = (existed, audit) {
+            outbox::record(&mut *tx, OutboxTable::STORAGE, record).await?;
+        }
         tx.commit().await?;
-        Ok(B::rows_affected(&deleted) > 0)
+        Ok(existed)
     }
 
     async fn forget_tenant(&self, tenant: Uuid) -> Result<()> {
