@@ -8,6 +8,7 @@ pub mod audit;
 mod convert;
 mod template;
 
+use mfg_common::audit::Asker;
 use std::sync::{Arc, OnceLock};
 
 use mfg_common::clock::SharedClock;
@@ -80,6 +81,7 @@ impl Ready {
         request_id: String,
         kind: RunKind,
         offboarding: Offboarding,
+        asker: &Asker,
     ) -> Result<Run> {
         let found = self
             .steps
@@ -101,7 +103,9 @@ impl Ready {
         if kind == RunKind::Offboard {
             run.offboarding = offboarding;
         }
-        let stored = self.store.start(&run).await?;
+        let resource = run_path(&run);
+        let event = self.event(asker, Some(tenant), "provisioning_run.start", resource);
+        let stored = self.store.start(&run, Some(&event)).await?;
         if stored.tenant != tenant {
             return Err(ProvisioningError::invalid(
                 "request_id",
@@ -113,7 +117,7 @@ impl Ready {
     }
 
     /// Starts undoing a failed run's steps, newest first.
-    async fn roll_back(&self, mut run: Run) -> Result<Run> {
+    async fn roll_back(&self, mut run: Run, asker: &Asker) -> Result<Run> {
         let was = run.state;
         if run.kind == RunKind::Reconcile {
             return Err(ProvisioningError::FailedPrecondition(
@@ -128,7 +132,16 @@ impl Ready {
                 was.as_str()
             )));
         }
-        if !self.store.update_unleased(&run, RunState::Failed).await? {
+        let event = self.event(
+            asker,
+            Some(run.tenant),
+            "provisioning_run.rollback",
+            run_path(&run),
+        );
+        let stored = self
+            .store
+            .update_unleased(&run, RunState::Failed, Some(&event));
+        if !stored.await? {
             return Err(ProvisioningError::FailedPrecondition(
                 "the run changed while it was rolled back; read it again".to_owned(),
             ));
@@ -138,7 +151,7 @@ impl Ready {
     }
 
     /// Resumes a failed run from its failed step.
-    async fn retry(&self, mut run: Run) -> Result<Run> {
+    async fn retry(&self, mut run: Run, asker: &Asker) -> Result<Run> {
         let was = run.state;
         if !run.retry(mfg_common::clock::micros(self.clock.system_now())) {
             return Err(ProvisioningError::FailedPrecondition(format!(
@@ -146,7 +159,16 @@ impl Ready {
                 was.as_str()
             )));
         }
-        if !self.store.update_unleased(&run, RunState::Failed).await? {
+        let event = self.event(
+            asker,
+            Some(run.tenant),
+            "provisioning_run.retry",
+            run_path(&run),
+        );
+        let stored = self
+            .store
+            .update_unleased(&run, RunState::Failed, Some(&event));
+        if !stored.await? {
             return Err(ProvisioningError::FailedPrecondition(
                 "the run changed while it was retried; read it again".to_owned(),
             ));
@@ -163,17 +185,13 @@ impl ProvisioningService for ProvisioningApi {
         request: Request<pb::StartProvisioningRequest>,
     ) -> Result<Response<pb::StartProvisioningResponse>, Status> {
         let ready = self.ready()?;
-        let asker = mfg_common::audit::Asker::of(&request)?;
+        let asker = Asker::of(&request)?;
         let request = request.into_inner();
         let tenant = convert::tenant_id(&request.tenant_id)?;
         let kind = convert::kind(request.kind());
         let offboarding = convert::offboarding(request.offboarding);
         let run = ready
-            .start(tenant, request.request_id, kind, offboarding)
-            .await?;
-        let resource = format!("tenants/{tenant}/provisioning-runs/{}", run.id);
-        ready
-            .record(&asker, Some(tenant), "provisioning_run.start", resource)
+            .start(tenant, request.request_id, kind, offboarding, &asker)
             .await?;
         Ok(Response::new(pb::StartProvisioningResponse {
             run: Some(convert::run(&run)),
@@ -224,15 +242,11 @@ impl ProvisioningService for ProvisioningApi {
         request: Request<pb::RetryProvisioningRunRequest>,
     ) -> Result<Response<pb::RetryProvisioningRunResponse>, Status> {
         let ready = self.ready()?;
-        let asker = mfg_common::audit::Asker::of(&request)?;
+        let asker = Asker::of(&request)?;
         let request = request.into_inner();
         let tenant = convert::tenant_id(&request.tenant_id)?;
         let run = ready.run(tenant, &request.run_id).await?;
-        let run = ready.retry(run).await?;
-        let resource = format!("tenants/{tenant}/provisioning-runs/{}", run.id);
-        ready
-            .record(&asker, Some(tenant), "provisioning_run.retry", resource)
-            .await?;
+        let run = ready.retry(run, &asker).await?;
         Ok(Response::new(pb::RetryProvisioningRunResponse {
             run: Some(convert::run(&run)),
         }))
@@ -243,15 +257,11 @@ impl ProvisioningService for ProvisioningApi {
         request: Request<pb::RollbackProvisioningRunRequest>,
     ) -> Result<Response<pb::RollbackProvisioningRunResponse>, Status> {
         let ready = self.ready()?;
-        let asker = mfg_common::audit::Asker::of(&request)?;
+        let asker = Asker::of(&request)?;
         let request = request.into_inner();
         let tenant = convert::tenant_id(&request.tenant_id)?;
         let run = ready.run(tenant, &request.run_id).await?;
-        let run = ready.roll_back(run).await?;
-        let resource = format!("tenants/{tenant}/provisioning-runs/{}", run.id);
-        ready
-            .record(&asker, Some(tenant), "provisioning_run.rollback", resource)
-            .await?;
+        let run = ready.roll_back(run, &asker).await?;
         Ok(Response::new(pb::RollbackProvisioningRunResponse {
             run: Some(convert::run(&run)),
         }))
@@ -273,16 +283,19 @@ impl ProvisioningService for ProvisioningApi {
         request: Request<pb::UpdateOnboardingTemplateRequest>,
     ) -> Result<Response<pb::UpdateOnboardingTemplateResponse>, Status> {
         let ready = self.ready()?;
-        let asker = mfg_common::audit::Asker::of(&request)?;
+        let asker = Asker::of(&request)?;
         let request = request.into_inner();
         let mask = request.update_mask.map(|m| m.paths).unwrap_or_default();
-        let changed = ready.update_template(request.template, &mask).await?;
-        let resource = "onboarding-template".to_owned();
-        ready
-            .record(&asker, None, "onboarding_template.update", resource)
+        let changed = ready
+            .update_template(request.template, &mask, &asker)
             .await?;
         Ok(Response::new(pb::UpdateOnboardingTemplateResponse {
             template: Some(template::template(changed)),
         }))
     }
+}
+
+/// A run's path, as the audit log names it.
+fn run_path(run: &Run) -> String {
+    format!("tenants/{}/provisioning-runs/{}", run.tenant, run.id)
 }

@@ -37,8 +37,9 @@ pub trait ProvisioningStore: Send + Sync + std::fmt::Debug {
     async fn close(&self);
 
     /// Stores `run`, unless a run was started with its request id: returns the run stored
-    /// under the request id, `run` or the earlier one.
-    async fn start(&self, run: &Run) -> Result<Run>;
+    /// under the request id, `run` or the earlier one. Each change of a client's here appends
+    /// its audit event, when given, in its own transaction: this one when `run` is stored.
+    async fn start(&self, run: &Run, audit: Option<&AuditEvent>) -> Result<Run>;
     /// A tenant's run.
     async fn run(&self, tenant: Uuid, id: Uuid) -> Result<Option<Run>>;
     /// A tenant's runs, newest first: at most `limit`, older than `before` when given.
@@ -59,7 +60,12 @@ pub trait ProvisioningStore: Send + Sync + std::fmt::Debug {
     async fn release(&self, run: Uuid, owner: Uuid) -> Result<()>;
     /// Stores a run that is leased by no one, if it is still in the state it was read in
     /// (`was`): a retry or rollback asked for by a client. Returns false when it changed.
-    async fn update_unleased(&self, run: &Run, was: crate::domain::run::RunState) -> Result<bool>;
+    async fn update_unleased(
+        &self,
+        run: &Run,
+        was: crate::domain::run::RunState,
+        audit: Option<&AuditEvent>,
+    ) -> Result<bool>;
 
     /// Appends events to the audit log, each once; returns how many were new.
     async fn append_audit(&self, events: &[AuditEvent]) -> Result<u64>;
@@ -84,6 +90,7 @@ pub trait ProvisioningStore: Send + Sync + std::fmt::Debug {
         template: &Template,
         replaces: Option<DateTime<Utc>>,
         at: DateTime<Utc>,
+        audit: Option<&AuditEvent>,
     ) -> Result<bool>;
 }
 

@@ -10,6 +10,7 @@ use mfg_common::{config::DatabaseArgs, db, testing::TestDatabase};
 use mfg_proto::storage::v1::AlertRule;
 use mfg_provisioning::{
     domain::{
+        audit::{AuditEvent, AuditFilter},
         run::{Failure, Run, RunKind, RunState},
         template::Template,
     },
@@ -43,10 +44,14 @@ fn new_run(tenant: Uuid, request_id: &str, at: DateTime<Utc>) -> Run {
 async fn a_request_id_starts_one_run(store: Arc<dyn ProvisioningStore>) {
     let tenant = Uuid::now_v7();
     let first = new_run(tenant, &format!("{tenant}/a"), t0());
-    let stored = store.start(&first).await.unwrap();
+    let stored = store.start(&first, None).await.unwrap();
     assert_eq!(stored, first, "stored as given");
     let again = new_run(tenant, &format!("{tenant}/a"), t0() + Duration::seconds(1));
-    assert_eq!(store.start(&again).await.unwrap(), first, "the first run");
+    assert_eq!(
+        store.start(&again, None).await.unwrap(),
+        first,
+        "the first run"
+    );
     assert_eq!(
         store.run(tenant, first.id).await.unwrap(),
         Some(first.clone())
@@ -60,7 +65,7 @@ async fn runs_are_listed_newest_first_by_page(store: Arc<dyn ProvisioningStore>)
     let mut ids = Vec::new();
     for n in 0..5 {
         let run = new_run(tenant, &format!("{tenant}/{n}"), t0());
-        ids.push(store.start(&run).await.unwrap().id);
+        ids.push(store.start(&run, None).await.unwrap().id);
     }
     ids.reverse();
     let page = store.runs(tenant, 2, None).await.unwrap();
@@ -81,7 +86,10 @@ async fn a_run_is_worked_by_one_owner_at_a_time(store: Arc<dyn ProvisioningStore
     let tenant = Uuid::now_v7();
     let (one, two) = (Uuid::now_v7(), Uuid::now_v7());
     let lease = Duration::seconds(30);
-    let started = store.start(&new_run(tenant, "lease", t0())).await.unwrap();
+    let started = store
+        .start(&new_run(tenant, "lease", t0()), None)
+        .await
+        .unwrap();
 
     let mut run = store.claim(one, t0(), t0() + lease).await.unwrap().unwrap();
     assert_eq!(run.id, started.id);
@@ -133,7 +141,10 @@ async fn a_failed_run_is_resumed_only_as_it_was_read(store: Arc<dyn Provisioning
     let tenant = Uuid::now_v7();
     let owner = Uuid::now_v7();
     let lease = Duration::seconds(30);
-    store.start(&new_run(tenant, "fail", t0())).await.unwrap();
+    store
+        .start(&new_run(tenant, "fail", t0()), None)
+        .await
+        .unwrap();
     let mut run = store
         .claim(owner, t0(), t0() + lease)
         .await
@@ -157,13 +168,13 @@ async fn a_failed_run_is_resumed_only_as_it_was_read(store: Arc<dyn Provisioning
     assert!(retried.retry(t0()));
     assert!(
         store
-            .update_unleased(&retried, RunState::Failed)
+            .update_unleased(&retried, RunState::Failed, None)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .update_unleased(&retried, RunState::Failed)
+            .update_unleased(&retried, RunState::Failed, None)
             .await
             .unwrap(),
         "a second retry of the same read changes nothing"
@@ -187,9 +198,9 @@ async fn a_template_change_replaces_the_one_it_was_made_from(store: Arc<dyn Prov
         dedicated: vec![rule("c")],
         update_time: None,
     };
-    assert!(store.set_template(&first, None, t0()).await.unwrap());
+    assert!(store.set_template(&first, None, t0(), None).await.unwrap());
     assert!(
-        !store.set_template(&first, None, t0()).await.unwrap(),
+        !store.set_template(&first, None, t0(), None).await.unwrap(),
         "a second first template, made from none, lost the race"
     );
     let kept = store.template().await.unwrap();
@@ -208,15 +219,80 @@ async fn a_template_change_replaces_the_one_it_was_made_from(store: Arc<dyn Prov
     };
     assert!(
         store
-            .set_template(&second, Some(t0()), later)
+            .set_template(&second, Some(t0()), later, None)
             .await
             .unwrap()
     );
     assert!(
-        !store.set_template(&first, Some(t0()), later).await.unwrap(),
+        !store
+            .set_template(&first, Some(t0()), later, None)
+            .await
+            .unwrap(),
         "a change made from the first template lost the race"
     );
     assert_eq!(store.template().await.unwrap().dedicated, Vec::new());
+}
+
+/// Each change a client asks for appends its audit event in its transaction: a run started
+/// once under its request id, a retry of the run as it was read, a template change that came
+/// first; the changes that did nothing append none.
+async fn changes_append_their_audit_events(store: Arc<dyn ProvisioningStore>) {
+    let tenant = Uuid::now_v7();
+    let event = |action: &str| AuditEvent {
+        id: Uuid::now_v7(),
+        tenant: Some(tenant),
+        actor: "operator".to_owned(),
+        action: action.to_owned(),
+        resource: format!("tenants/{tenant}"),
+        time: t0(),
+        request_id: String::new(),
+        trace_id: String::new(),
+        service: "provisioning".to_owned(),
+    };
+    let (started, again) = (
+        event("provisioning_run.start"),
+        event("provisioning_run.start"),
+    );
+    let run = new_run(tenant, &format!("{tenant}/audited"), t0());
+    store.start(&run, Some(&started)).await.unwrap();
+    let repeat = new_run(tenant, &format!("{tenant}/audited"), t0());
+    store.start(&repeat, Some(&again)).await.unwrap();
+    let (retried, stale) = (
+        event("provisioning_run.retry"),
+        event("provisioning_run.retry"),
+    );
+    let mut changed = run.clone();
+    changed.update_time += Duration::seconds(1);
+    let was = RunState::Pending;
+    assert!(
+        store
+            .update_unleased(&changed, was, Some(&retried))
+            .await
+            .unwrap()
+    );
+    let lost = store.update_unleased(&changed, RunState::Failed, Some(&stale));
+    assert!(!lost.await.unwrap(), "not in the state it was read in");
+    let (first, second) = (
+        event("onboarding_template.update"),
+        event("onboarding_template.update"),
+    );
+    let template = Template::default();
+    assert!(
+        store
+            .set_template(&template, None, t0(), Some(&first))
+            .await
+            .unwrap()
+    );
+    let late = store.set_template(&template, None, t0(), Some(&second));
+    assert!(!late.await.unwrap(), "another change came first");
+
+    let filter = AuditFilter {
+        tenant: Some(tenant),
+        ..AuditFilter::default()
+    };
+    let mut events = store.audit_events(&filter, None, 10).await.unwrap();
+    events.reverse();
+    assert_eq!(events, [started, retried, first]);
 }
 
 mfg_common::on_each_backend!(
@@ -230,5 +306,6 @@ mfg_common::on_each_backend!(
         a_run_is_worked_by_one_owner_at_a_time,
         a_failed_run_is_resumed_only_as_it_was_read,
         a_template_change_replaces_the_one_it_was_made_from,
+        changes_append_their_audit_events,
     ],
 );

@@ -86,11 +86,7 @@ impl TenantService for TenantApi {
         let asker = Asker::of(&request)?;
         let new = NewTenant::try_from(request.into_inner())?;
         let tenants = self.tenants()?;
-        let tenant = tenants.create_tenant(new).await?;
-        let resource = format!("tenants/{}", tenant.id);
-        tenants
-            .record(&asker, tenant.id, "tenant.create", resource)
-            .await?;
+        let tenant = tenants.create_tenant(new, &asker).await?;
         Ok(Response::new(pb::CreateTenantResponse {
             tenant: Some(tenant.into()),
         }))
@@ -150,10 +146,7 @@ impl TenantService for TenantApi {
         let id = convert::tenant_id(&request.tenant_id, "tenant_id")?;
         let patch = convert::tenant_patch(request.tenant, request.update_mask)?;
         let tenants = self.tenants()?;
-        let tenant = tenants.update_tenant(id, patch).await?;
-        tenants
-            .record(&asker, id, "tenant.update", format!("tenants/{id}"))
-            .await?;
+        let tenant = tenants.update_tenant(id, patch, &asker).await?;
         Ok(Response::new(pb::UpdateTenantResponse {
             tenant: Some(tenant.into()),
         }))
@@ -171,10 +164,7 @@ impl TenantService for TenantApi {
             purge_archive: request.purge_archive,
         };
         let tenants = self.tenants()?;
-        let tenant = tenants.delete_tenant(id, offboarding).await?;
-        tenants
-            .record(&asker, id, "tenant.delete", format!("tenants/{id}"))
-            .await?;
+        let tenant = tenants.delete_tenant(id, offboarding, &asker).await?;
         Ok(Response::new(pb::DeleteTenantResponse {
             tenant: Some(tenant.into()),
         }))
@@ -190,11 +180,7 @@ impl TenantService for TenantApi {
         let scopes = convert::scopes(&request.scopes)?;
         let tenants = self.tenants()?;
         let created = tenants
-            .create_api_key(tenant, request.display_name, scopes)
-            .await?;
-        let resource = format!("tenants/{tenant}/api-keys/{}", created.key.key_id);
-        tenants
-            .record(&asker, tenant, "api_key.create", resource)
+            .create_api_key(tenant, request.display_name, scopes, &asker)
             .await?;
         Ok(Response::new(pb::CreateApiKeyResponse {
             api_key: Some(created.key.into()),
@@ -225,11 +211,7 @@ impl TenantService for TenantApi {
         let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
         let key = convert::key_id(&request.key_id, "key_id")?;
         let tenants = self.tenants()?;
-        let key = tenants.revoke_api_key(tenant, key).await?;
-        let resource = format!("tenants/{tenant}/api-keys/{}", key.key_id);
-        tenants
-            .record(&asker, tenant, "api_key.revoke", resource)
-            .await?;
+        let key = tenants.revoke_api_key(tenant, key, &asker).await?;
         Ok(Response::new(pb::RevokeApiKeyResponse {
             api_key: Some(key.into()),
         }))
@@ -261,11 +243,7 @@ impl TenantService for TenantApi {
         let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
         let key = convert::key_id(&request.key_id, "key_id")?;
         let tenants = self.tenants()?;
-        let claimed = tenants.claim_api_key_secret(tenant, key).await?;
-        let resource = format!("tenants/{tenant}/api-keys/{key}");
-        tenants
-            .record(&asker, tenant, "api_key.claim_secret", resource)
-            .await?;
+        let claimed = tenants.claim_api_key_secret(tenant, key, &asker).await?;
         Ok(Response::new(pb::ClaimApiKeySecretResponse {
             api_key: Some(claimed.key.into()),
             secret: claimed.secret,
@@ -292,11 +270,7 @@ impl TenantService for TenantApi {
         let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
         let new = convert::new_machine(request.machine)?;
         let tenants = self.tenants()?;
-        let machine = tenants.create_machine(tenant, new).await?;
-        let resource = format!("tenants/{tenant}/machines/{}", machine.machine_id);
-        tenants
-            .record(&asker, tenant, "machine.create", resource)
-            .await?;
+        let machine = tenants.create_machine(tenant, new, &asker).await?;
         Ok(Response::new(pb::CreateMachineResponse {
             machine: Some(machine.into()),
         }))
@@ -339,11 +313,7 @@ impl TenantService for TenantApi {
         let id = convert::machine_id(&request.machine_id, "machine_id")?;
         let patch = convert::machine_patch(request.machine, request.update_mask)?;
         let tenants = self.tenants()?;
-        let machine = tenants.update_machine(tenant, &id, patch).await?;
-        let resource = format!("tenants/{tenant}/machines/{id}");
-        tenants
-            .record(&asker, tenant, "machine.update", resource)
-            .await?;
+        let machine = tenants.update_machine(tenant, &id, patch, &asker).await?;
         Ok(Response::new(pb::UpdateMachineResponse {
             machine: Some(machine.into()),
         }))
@@ -358,11 +328,7 @@ impl TenantService for TenantApi {
         let tenant = convert::tenant_id(&request.tenant_id, "tenant_id")?;
         let id = convert::machine_id(&request.machine_id, "machine_id")?;
         let tenants = self.tenants()?;
-        tenants.delete_machine(tenant, &id).await?;
-        let resource = format!("tenants/{tenant}/machines/{id}");
-        tenants
-            .record(&asker, tenant, "machine.delete", resource)
-            .await?;
+        tenants.delete_machine(tenant, &id, &asker).await?;
         Ok(Response::new(pb::DeleteMachineResponse {}))
     }
 }

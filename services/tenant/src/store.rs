@@ -44,8 +44,9 @@ pub trait TenantStore: Send + Sync + Debug + 'static {
 
     /// Inserts a tenant; [`crate::error::TenantError::NameTaken`] when its name was ever used.
     /// A tenant being onboarded is handed to the provisioning service in the same transaction:
-    /// its row in the outbox.
-    async fn insert_tenant(&self, tenant: &Tenant) -> Result<()>;
+    /// its row in the outbox. Each change of this trait writes its audit record, when given,
+    /// in its own transaction (`mfg_common::audit`).
+    async fn insert_tenant(&self, tenant: &Tenant, audit: Option<&AuditRecord>) -> Result<()>;
     /// Claims, for `owner` until `lease_until`, at most `limit` hand-offs not yet accepted
     /// whose lease ran out at `now`, oldest first.
     async fn claim_handoffs(
@@ -58,8 +59,6 @@ pub trait TenantStore: Send + Sync + Debug + 'static {
     /// Marks a hand-off accepted at `now` by run `run_id`, which the tenant records.
     async fn handoff_sent(&self, handoff: &Handoff, run_id: &str, now: DateTime<Utc>)
     -> Result<()>;
-    /// Records an administrative action in the audit outbox (`mfg_common::audit`).
-    async fn record_audit(&self, record: &AuditRecord) -> Result<()>;
     /// Forgets the hand-offs sent before `before`; how many.
     async fn forget_sent_handoffs(&self, before: DateTime<Utc>) -> Result<u64>;
     /// Returns a tenant.
@@ -72,19 +71,25 @@ pub trait TenantStore: Send + Sync + Debug + 'static {
         show_deleted: bool,
     ) -> Result<Vec<Tenant>>;
     /// Changes a tenant atomically.
-    async fn update_tenant(&self, id: TenantId, change: Change<'_, Tenant>) -> Result<Tenant>;
+    async fn update_tenant(
+        &self,
+        id: TenantId,
+        change: Change<'_, Tenant>,
+        audit: Option<&AuditRecord>,
+    ) -> Result<Tenant>;
     /// Soft-deletes a tenant at `at`, and, when it was handed to the provisioning service,
     /// hands it to it again to be offboarded as `offboarding` says, in the same transaction.
-    /// A deleted tenant is returned unchanged, and handed off no more.
+    /// A deleted tenant is returned unchanged, handed off no more and audited no more.
     async fn delete_tenant(
         &self,
         id: TenantId,
         at: DateTime<Utc>,
         offboarding: Offboarding,
+        audit: Option<&AuditRecord>,
     ) -> Result<Tenant>;
 
     /// Inserts a key of a tenant that is not deleted.
-    async fn insert_api_key(&self, key: &NewApiKey) -> Result<()>;
+    async fn insert_api_key(&self, key: &NewApiKey, audit: Option<&AuditRecord>) -> Result<()>;
     /// Lists a tenant's keys by id after `after`, at most `limit`.
     async fn list_api_keys(
         &self,
@@ -104,6 +109,7 @@ pub trait TenantStore: Send + Sync + Debug + 'static {
         tenant: TenantId,
         key: KeyId,
         sealed: &[u8],
+        audit: Option<&AuditRecord>,
     ) -> Result<bool>;
     /// Marks a key revoked at `at`, and erases its sealed secret, unless it already is revoked;
     /// returns it.
@@ -112,12 +118,13 @@ pub trait TenantStore: Send + Sync + Debug + 'static {
         tenant: TenantId,
         key: KeyId,
         at: DateTime<Utc>,
+        audit: Option<&AuditRecord>,
     ) -> Result<ApiKey>;
     /// Returns a key with its hash and its tenant's state, plan and limits.
     async fn find_key(&self, key: KeyId) -> Result<Option<KeyRecord>>;
 
     /// Inserts a machine of a tenant that is not deleted and is below its machine limit.
-    async fn insert_machine(&self, machine: &Machine) -> Result<()>;
+    async fn insert_machine(&self, machine: &Machine, audit: Option<&AuditRecord>) -> Result<()>;
     /// Returns a machine.
     async fn get_machine(&self, tenant: TenantId, id: &MachineId) -> Result<Option<Machine>>;
     /// Lists a tenant's machines by id after `after`, at most `limit`.
@@ -133,9 +140,15 @@ pub trait TenantStore: Send + Sync + Debug + 'static {
         tenant: TenantId,
         id: &MachineId,
         change: Change<'_, Machine>,
+        audit: Option<&AuditRecord>,
     ) -> Result<Machine>;
-    /// Removes a machine; returns whether it existed.
-    async fn delete_machine(&self, tenant: TenantId, id: &MachineId) -> Result<bool>;
+    /// Removes a machine; returns whether it existed (and only then audits it).
+    async fn delete_machine(
+        &self,
+        tenant: TenantId,
+        id: &MachineId,
+        audit: Option<&AuditRecord>,
+    ) -> Result<bool>;
     /// How many machines each tenant that is not deleted has (none: not listed).
     async fn machine_counts(&self) -> Result<Vec<(TenantId, u64)>>;
 }

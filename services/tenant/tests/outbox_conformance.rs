@@ -8,7 +8,12 @@ mod store_support;
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
-use mfg_common::{config::DatabaseArgs, db, testing::TestDatabase};
+use mfg_common::{
+    audit::{AuditOutbox, AuditRecord, OutboxTable},
+    config::DatabaseArgs,
+    db,
+    testing::TestDatabase,
+};
 use mfg_tenant::{
     domain::{Offboarding, Tenant, TenantState, timestamp},
     store::{self, HandoffKind, TenantStore},
@@ -21,8 +26,8 @@ use store_support::{open, tenant};
 async fn a_tenant_being_onboarded_is_handed_off_once(store: Arc<dyn TenantStore>) {
     let mut acme = tenant("acme", 5);
     acme.onboarding = mfg_tenant::domain::Onboarding::pending();
-    store.insert_tenant(&acme).await.unwrap();
-    store.insert_tenant(&tenant("done", 5)).await.unwrap();
+    store.insert_tenant(&acme, None).await.unwrap();
+    store.insert_tenant(&tenant("done", 5), None).await.unwrap();
     let (one, two) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
     let now = Utc::now();
     let lease = Duration::seconds(2);
@@ -74,14 +79,14 @@ async fn a_tenant_being_onboarded_is_handed_off_once(store: Arc<dyn TenantStore>
         t.display_name = "ACME".to_owned();
         Ok(t)
     };
-    store.update_tenant(acme.id, &rename).await.unwrap();
+    store.update_tenant(acme.id, &rename, None).await.unwrap();
     let at = much_later + Duration::seconds(1);
     let budget = move |mut t: Tenant| {
         t.monthly_budget_usd = 2_900.0;
         t.update_time = at;
         Ok(t)
     };
-    store.update_tenant(acme.id, &budget).await.unwrap();
+    store.update_tenant(acme.id, &budget, None).await.unwrap();
     let claimed = store
         .claim_handoffs(one, much_later, much_later + lease, 10)
         .await
@@ -109,18 +114,21 @@ async fn a_tenant_being_onboarded_is_handed_off_once(store: Arc<dyn TenantStore>
         purge_archive: false,
     };
     let gone = timestamp(at.into());
-    let deleted = store.delete_tenant(acme.id, gone, options).await.unwrap();
+    let deleted = store
+        .delete_tenant(acme.id, gone, options, None)
+        .await
+        .unwrap();
     assert_eq!(
         (deleted.state, deleted.delete_time),
         (TenantState::Deleted, Some(gone))
     );
     let again = store
-        .delete_tenant(acme.id, gone + Duration::seconds(1), options)
+        .delete_tenant(acme.id, gone + Duration::seconds(1), options, None)
         .await;
     assert_eq!(again.unwrap().delete_time, Some(gone), "deleted once");
     let done = store.list_tenants(None, 10, false).await.unwrap();
     store
-        .delete_tenant(done[0].id, gone, options)
+        .delete_tenant(done[0].id, gone, options, None)
         .await
         .unwrap();
     let claimed = store
@@ -145,17 +153,87 @@ async fn a_tenant_being_onboarded_is_handed_off_once(store: Arc<dyn TenantStore>
     assert_eq!(store.forget_sent_handoffs(after).await.unwrap(), 3);
 }
 
+/// Each change is written with its audit record, in its transaction: a change refused, or
+/// of nothing (a tenant deleted again, a machine that is not there), writes none.
+async fn changes_are_written_with_their_audit_records(db: &TestDatabase) {
+    let pool = db::connect(&DatabaseArgs::new(&db.url))
+        .await
+        .expect("connect");
+    let store = store::open(pool.clone());
+    store.migrate().await.expect("migrate");
+    let acme = tenant("acme", 5);
+    let record = |action: &str| AuditRecord {
+        id: uuid::Uuid::now_v7(),
+        tenant: Some(acme.id.0),
+        actor: "operator".to_owned(),
+        action: action.to_owned(),
+        resource: format!("tenants/{}", acme.id),
+        time: timestamp(std::time::SystemTime::now()),
+        request_id: "req".to_owned(),
+        trace_id: String::new(),
+    };
+    let created = record("tenant.create");
+    store.insert_tenant(&acme, Some(&created)).await.unwrap();
+    let mut taken = tenant("acme", 5);
+    taken.id = mfg_tenant::domain::TenantId::generate();
+    let refused = record("tenant.create");
+    let refused = store.insert_tenant(&taken, Some(&refused)).await;
+    assert!(refused.is_err(), "the name is taken");
+    let machine = mfg_tenant::domain::Machine {
+        machine_id: "press-1".parse().unwrap(),
+        tenant_id: acme.id,
+        display_name: "press".to_owned(),
+        labels: Default::default(),
+        create_time: acme.create_time,
+        update_time: acme.create_time,
+    };
+    let registered = record("machine.create");
+    let absent = record("machine.delete");
+    store
+        .insert_machine(&machine, Some(&registered))
+        .await
+        .unwrap();
+    let press_2 = "press-2".parse().unwrap();
+    let deleted = store.delete_machine(acme.id, &press_2, Some(&absent));
+    assert!(!deleted.await.unwrap());
+    let at = acme.create_time;
+    let offboarding = Offboarding::default();
+    let gone = record("tenant.delete");
+    store
+        .delete_tenant(acme.id, at, offboarding, Some(&gone))
+        .await
+        .unwrap();
+    let again = record("tenant.delete");
+    store
+        .delete_tenant(acme.id, at, offboarding, Some(&again))
+        .await
+        .unwrap();
+
+    let now = Utc::now();
+    let claimed = AuditOutbox::new(pool, OutboxTable::TENANT)
+        .claim(uuid::Uuid::now_v7(), now, now + Duration::seconds(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed, [created, registered, gone]);
+}
+
+#[tokio::test]
+async fn changes_are_audited_on_postgres() {
+    changes_are_written_with_their_audit_records(&TestDatabase::postgres().await).await;
+}
+
+#[tokio::test]
+async fn changes_are_audited_on_sqlite() {
+    changes_are_written_with_their_audit_records(&TestDatabase::sqlite()).await;
+}
+
 /// The audit outbox, as the tenant service's migrations make it.
 async fn audit_outbox_conforms(db: &TestDatabase) {
     let pool = db::connect(&DatabaseArgs::new(&db.url))
         .await
         .expect("connect");
     store::open(pool.clone()).migrate().await.expect("migrate");
-    mfg_common::audit::conformance::audit_outbox_conforms(
-        pool,
-        mfg_common::audit::OutboxTable::TENANT,
-    )
-    .await;
+    mfg_common::audit::conformance::audit_outbox_conforms(pool, OutboxTable::TENANT).await;
 }
 
 #[tokio::test]

@@ -55,32 +55,42 @@ fn machine(tenant: TenantId, id: &str) -> Machine {
 
 async fn delete(store: &dyn TenantStore, id: TenantId) {
     store
-        .update_tenant(id, &|mut t: Tenant| {
-            t.state = TenantState::Deleted;
-            t.delete_time = Some(t.update_time);
-            Ok(t)
-        })
+        .update_tenant(
+            id,
+            &|mut t: Tenant| {
+                t.state = TenantState::Deleted;
+                t.delete_time = Some(t.update_time);
+                Ok(t)
+            },
+            None,
+        )
         .await
         .unwrap();
 }
 
 async fn tenants_round_trip(store: Arc<dyn TenantStore>) {
     let acme = tenant("acme", 5);
-    store.insert_tenant(&acme).await.unwrap();
+    store.insert_tenant(&acme, None).await.unwrap();
     assert_eq!(store.get_tenant(acme.id).await.unwrap(), Some(acme.clone()));
     assert_eq!(store.get_tenant(TenantId::generate()).await.unwrap(), None);
 }
 
 async fn names_stay_reserved(store: Arc<dyn TenantStore>) {
     let acme = tenant("acme", 5);
-    store.insert_tenant(&acme).await.unwrap();
-    let again = store.insert_tenant(&tenant("acme", 5)).await.unwrap_err();
+    store.insert_tenant(&acme, None).await.unwrap();
+    let again = store
+        .insert_tenant(&tenant("acme", 5), None)
+        .await
+        .unwrap_err();
     assert!(
         matches!(again, TenantError::NameTaken(ref n) if n == "acme"),
         "{again:?}"
     );
     delete(&*store, acme.id).await;
-    let after_delete = store.insert_tenant(&tenant("acme", 5)).await.unwrap_err();
+    let after_delete = store
+        .insert_tenant(&tenant("acme", 5), None)
+        .await
+        .unwrap_err();
     assert!(
         matches!(after_delete, TenantError::NameTaken(_)),
         "{after_delete:?}"
@@ -90,7 +100,7 @@ async fn names_stay_reserved(store: Arc<dyn TenantStore>) {
 async fn lists_page_in_creation_order(store: Arc<dyn TenantStore>) {
     let tenants: Vec<Tenant> = (0..5).map(|i| tenant(&format!("tenant-{i}"), 5)).collect();
     for t in &tenants {
-        store.insert_tenant(t).await.unwrap();
+        store.insert_tenant(t, None).await.unwrap();
     }
     delete(&*store, tenants[2].id).await;
     let first = store.list_tenants(None, 2, false).await.unwrap();
@@ -113,9 +123,9 @@ async fn lists_page_in_creation_order(store: Arc<dyn TenantStore>) {
 
 async fn updates_apply_atomically(store: Arc<dyn TenantStore>) {
     let acme = tenant("acme", 5);
-    store.insert_tenant(&acme).await.unwrap();
+    store.insert_tenant(&acme, None).await.unwrap();
     let missing = store
-        .update_tenant(TenantId::generate(), &|t: Tenant| Ok(t))
+        .update_tenant(TenantId::generate(), &|t: Tenant| Ok(t), None)
         .await
         .unwrap_err();
     assert!(
@@ -124,9 +134,11 @@ async fn updates_apply_atomically(store: Arc<dyn TenantStore>) {
     );
 
     let refused = store
-        .update_tenant(acme.id, &|_t: Tenant| {
-            Err(TenantError::invalid("tenant.plan", "no"))
-        })
+        .update_tenant(
+            acme.id,
+            &|_t: Tenant| Err(TenantError::invalid("tenant.plan", "no")),
+            None,
+        )
         .await
         .unwrap_err();
     assert!(matches!(refused, TenantError::InvalidArgument(_)));
@@ -134,16 +146,20 @@ async fn updates_apply_atomically(store: Arc<dyn TenantStore>) {
 
     let later = acme.update_time + Duration::seconds(1);
     let updated = store
-        .update_tenant(acme.id, &|mut t: Tenant| {
-            t.plan = Plan::Dedicated;
-            t.state = TenantState::Suspended;
-            t.labels.insert("tier".to_owned(), "gold".to_owned());
-            t.limits.max_machines = 50;
-            t.retention.hot_days = 7;
-            t.monthly_budget_usd = 99.0;
-            t.update_time = later;
-            Ok(t)
-        })
+        .update_tenant(
+            acme.id,
+            &|mut t: Tenant| {
+                t.plan = Plan::Dedicated;
+                t.state = TenantState::Suspended;
+                t.labels.insert("tier".to_owned(), "gold".to_owned());
+                t.limits.max_machines = 50;
+                t.retention.hot_days = 7;
+                t.monthly_budget_usd = 99.0;
+                t.update_time = later;
+                Ok(t)
+            },
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -155,14 +171,22 @@ async fn updates_apply_atomically(store: Arc<dyn TenantStore>) {
     assert_eq!(updated.create_time, acme.create_time);
 
     // Concurrent read-modify-writes of different fields do not lose each other.
-    let a = store.update_tenant(acme.id, &|mut t: Tenant| {
-        t.labels.insert("a".to_owned(), "1".to_owned());
-        Ok(t)
-    });
-    let b = store.update_tenant(acme.id, &|mut t: Tenant| {
-        t.labels.insert("b".to_owned(), "2".to_owned());
-        Ok(t)
-    });
+    let a = store.update_tenant(
+        acme.id,
+        &|mut t: Tenant| {
+            t.labels.insert("a".to_owned(), "1".to_owned());
+            Ok(t)
+        },
+        None,
+    );
+    let b = store.update_tenant(
+        acme.id,
+        &|mut t: Tenant| {
+            t.labels.insert("b".to_owned(), "2".to_owned());
+            Ok(t)
+        },
+        None,
+    );
     let (a, b) = tokio::join!(a, b);
     a.unwrap();
     b.unwrap();
@@ -175,9 +199,9 @@ async fn updates_apply_atomically(store: Arc<dyn TenantStore>) {
 
 async fn api_keys_live_and_die_with_their_tenant(store: Arc<dyn TenantStore>) {
     let acme = tenant("acme", 5);
-    store.insert_tenant(&acme).await.unwrap();
+    store.insert_tenant(&acme, None).await.unwrap();
     let orphan = store
-        .insert_api_key(&key(TenantId::generate()))
+        .insert_api_key(&key(TenantId::generate()), None)
         .await
         .unwrap_err();
     assert!(
@@ -187,8 +211,8 @@ async fn api_keys_live_and_die_with_their_tenant(store: Arc<dyn TenantStore>) {
 
     let first = key(acme.id);
     let second = key(acme.id);
-    store.insert_api_key(&first).await.unwrap();
-    store.insert_api_key(&second).await.unwrap();
+    store.insert_api_key(&first, None).await.unwrap();
+    store.insert_api_key(&second, None).await.unwrap();
 
     let record = store.find_key(first.key.key_id).await.unwrap().unwrap();
     assert_eq!(record.key, first.key);
@@ -209,12 +233,12 @@ async fn api_keys_live_and_die_with_their_tenant(store: Arc<dyn TenantStore>) {
 
     let at = timestamp(std::time::SystemTime::now());
     let revoked = store
-        .revoke_api_key(acme.id, first.key.key_id, at)
+        .revoke_api_key(acme.id, first.key.key_id, at, None)
         .await
         .unwrap();
     assert_eq!(revoked.revoke_time, Some(at));
     let again = store
-        .revoke_api_key(acme.id, first.key.key_id, at + Duration::seconds(5))
+        .revoke_api_key(acme.id, first.key.key_id, at + Duration::seconds(5), None)
         .await
         .unwrap();
     assert_eq!(
@@ -223,7 +247,7 @@ async fn api_keys_live_and_die_with_their_tenant(store: Arc<dyn TenantStore>) {
         "revoking twice keeps the first time"
     );
     let other_tenant = store
-        .revoke_api_key(TenantId::generate(), second.key.key_id, at)
+        .revoke_api_key(TenantId::generate(), second.key.key_id, at, None)
         .await
         .unwrap_err();
     assert!(
@@ -234,7 +258,7 @@ async fn api_keys_live_and_die_with_their_tenant(store: Arc<dyn TenantStore>) {
     delete(&*store, acme.id).await;
     let record = store.find_key(second.key.key_id).await.unwrap().unwrap();
     assert_eq!(record.tenant_state, TenantState::Deleted);
-    let refused = store.insert_api_key(&key(acme.id)).await.unwrap_err();
+    let refused = store.insert_api_key(&key(acme.id), None).await.unwrap_err();
     assert!(
         matches!(refused, TenantError::TenantDeleted(_)),
         "{refused:?}"
@@ -245,11 +269,11 @@ async fn api_keys_live_and_die_with_their_tenant(store: Arc<dyn TenantStore>) {
 /// by a revocation. A key id is taken once, whichever tenant asks.
 async fn a_sealed_secret_is_erased_once(store: Arc<dyn TenantStore>) {
     let acme = tenant("acme", 5);
-    store.insert_tenant(&acme).await.unwrap();
+    store.insert_tenant(&acme, None).await.unwrap();
     let sealed = sealed_key(acme.id, b"sealed secret");
     let id = sealed.key.key_id;
-    store.insert_api_key(&sealed).await.unwrap();
-    let taken = store.insert_api_key(&sealed).await.unwrap_err();
+    store.insert_api_key(&sealed, None).await.unwrap();
+    let taken = store.insert_api_key(&sealed, None).await.unwrap_err();
     assert!(matches!(taken, TenantError::ApiKeyExists(_)), "{taken:?}");
     assert_eq!(
         store.get_api_key(acme.id, id).await.unwrap(),
@@ -264,19 +288,19 @@ async fn a_sealed_secret_is_erased_once(store: Arc<dyn TenantStore>) {
     assert_eq!(read.as_deref(), Some(&b"sealed secret"[..]));
     assert!(
         !store
-            .erase_sealed_secret(acme.id, id, b"another")
+            .erase_sealed_secret(acme.id, id, b"another", None)
             .await
             .unwrap()
     );
     assert!(
         store
-            .erase_sealed_secret(acme.id, id, b"sealed secret")
+            .erase_sealed_secret(acme.id, id, b"sealed secret", None)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .erase_sealed_secret(acme.id, id, b"sealed secret")
+            .erase_sealed_secret(acme.id, id, b"sealed secret", None)
             .await
             .unwrap(),
         "a second claim finds nothing"
@@ -286,10 +310,10 @@ async fn a_sealed_secret_is_erased_once(store: Arc<dyn TenantStore>) {
     assert!(!listed[0].secret_claimable, "{listed:?}");
 
     let revoked = sealed_key(acme.id, b"never claimed");
-    store.insert_api_key(&revoked).await.unwrap();
+    store.insert_api_key(&revoked, None).await.unwrap();
     let at = timestamp(std::time::SystemTime::now());
     let gone = store
-        .revoke_api_key(acme.id, revoked.key.key_id, at)
+        .revoke_api_key(acme.id, revoked.key.key_id, at, None)
         .await
         .unwrap();
     assert!(!gone.secret_claimable, "{gone:?}");
@@ -313,26 +337,26 @@ async fn a_sealed_secret_is_erased_once(store: Arc<dyn TenantStore>) {
 async fn machines_respect_the_registry_rules(store: Arc<dyn TenantStore>) {
     let acme = tenant("acme", 2);
     let other = tenant("other", 2);
-    store.insert_tenant(&acme).await.unwrap();
-    store.insert_tenant(&other).await.unwrap();
+    store.insert_tenant(&acme, None).await.unwrap();
+    store.insert_tenant(&other, None).await.unwrap();
 
     let press = machine(acme.id, "press-7");
-    store.insert_machine(&press).await.unwrap();
-    let duplicate = store.insert_machine(&press).await.unwrap_err();
+    store.insert_machine(&press, None).await.unwrap();
+    let duplicate = store.insert_machine(&press, None).await.unwrap_err();
     assert!(
         matches!(duplicate, TenantError::MachineExists(_)),
         "{duplicate:?}"
     );
     store
-        .insert_machine(&machine(other.id, "press-7"))
+        .insert_machine(&machine(other.id, "press-7"), None)
         .await
         .unwrap();
     store
-        .insert_machine(&machine(acme.id, "cnc-1"))
+        .insert_machine(&machine(acme.id, "cnc-1"), None)
         .await
         .unwrap();
     let over = store
-        .insert_machine(&machine(acme.id, "cnc-2"))
+        .insert_machine(&machine(acme.id, "cnc-2"), None)
         .await
         .unwrap_err();
     assert!(matches!(over, TenantError::MachineLimit(2)), "{over:?}");
@@ -361,11 +385,16 @@ async fn machines_respect_the_registry_rules(store: Arc<dyn TenantStore>) {
     );
 
     let updated = store
-        .update_machine(acme.id, &id, &|mut m: Machine| {
-            m.display_name = "Press 7".to_owned();
-            m.labels.clear();
-            Ok(m)
-        })
+        .update_machine(
+            acme.id,
+            &id,
+            &|mut m: Machine| {
+                m.display_name = "Press 7".to_owned();
+                m.labels.clear();
+                Ok(m)
+            },
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -374,13 +403,13 @@ async fn machines_respect_the_registry_rules(store: Arc<dyn TenantStore>) {
     );
     let missing: MachineId = "nope".parse().unwrap();
     let err = store
-        .update_machine(acme.id, &missing, &|m: Machine| Ok(m))
+        .update_machine(acme.id, &missing, &|m: Machine| Ok(m), None)
         .await
         .unwrap_err();
     assert!(matches!(err, TenantError::MachineNotFound(_)), "{err:?}");
 
-    assert!(store.delete_machine(acme.id, &id).await.unwrap());
-    assert!(!store.delete_machine(acme.id, &id).await.unwrap());
+    assert!(store.delete_machine(acme.id, &id, None).await.unwrap());
+    assert!(!store.delete_machine(acme.id, &id, None).await.unwrap());
     assert!(
         store.get_machine(other.id, &id).await.unwrap().is_some(),
         "other tenant untouched"
@@ -388,7 +417,7 @@ async fn machines_respect_the_registry_rules(store: Arc<dyn TenantStore>) {
 
     delete(&*store, acme.id).await;
     let refused = store
-        .insert_machine(&machine(acme.id, "late"))
+        .insert_machine(&machine(acme.id, "late"), None)
         .await
         .unwrap_err();
     assert!(
@@ -396,7 +425,7 @@ async fn machines_respect_the_registry_rules(store: Arc<dyn TenantStore>) {
         "{refused:?}"
     );
     let refused = store
-        .update_machine(acme.id, &cnc, &|m: Machine| Ok(m))
+        .update_machine(acme.id, &cnc, &|m: Machine| Ok(m), None)
         .await
         .unwrap_err();
     assert!(
@@ -407,12 +436,12 @@ async fn machines_respect_the_registry_rules(store: Arc<dyn TenantStore>) {
 
 async fn concurrent_registrations_never_exceed_the_limit(store: Arc<dyn TenantStore>) {
     let acme = tenant("acme", 3);
-    store.insert_tenant(&acme).await.unwrap();
+    store.insert_tenant(&acme, None).await.unwrap();
     let attempts = (0..12).map(|i| {
         let store = store.clone();
         tokio::spawn(async move {
             store
-                .insert_machine(&machine(acme.id, &format!("m{i}")))
+                .insert_machine(&machine(acme.id, &format!("m{i}")), None)
                 .await
         })
     });
@@ -436,7 +465,7 @@ async fn times_keep_microseconds(store: Arc<dyn TenantStore>) {
     );
     acme.update_time = Utc::now().with_timezone(&Utc);
     acme.update_time = timestamp(acme.update_time.into());
-    store.insert_tenant(&acme).await.unwrap();
+    store.insert_tenant(&acme, None).await.unwrap();
     assert_eq!(
         store
             .get_tenant(acme.id)

@@ -14,15 +14,16 @@ use crate::{
 };
 
 impl Ready {
-    /// Records that `asker` did `action` to `resource` of `tenant` (none: the platform's).
-    pub async fn record(
+    /// The event of `asker` doing `action` to `resource` of `tenant` (none: the platform's),
+    /// for the action's transaction to append.
+    pub fn event(
         &self,
         asker: &Asker,
         tenant: Option<Uuid>,
         action: &str,
         resource: String,
-    ) -> Result<()> {
-        let event = AuditEvent {
+    ) -> AuditEvent {
+        AuditEvent {
             id: Uuid::now_v7(),
             tenant,
             actor: asker.actor.clone(),
@@ -32,9 +33,7 @@ impl Ready {
             request_id: asker.request_id.clone(),
             trace_id: asker.trace_id.clone(),
             service: "provisioning".to_owned(),
-        };
-        self.store.append_audit(&[event]).await?;
-        Ok(())
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The onboarding template over the contract: read, and changed after the storage service has
 //! checked each rule, its refusals named as the template's fields.
 
+use mfg_common::audit::Asker;
 use mfg_common::{FieldViolation, error::field_violations};
 use mfg_proto::provisioning::v1 as pb;
 use tonic::Code;
@@ -21,6 +22,7 @@ impl Ready {
         &self,
         update: Option<pb::OnboardingTemplate>,
         mask: &[String],
+        asker: &Asker,
     ) -> Result<Template> {
         let update = update.ok_or_else(|| ProvisioningError::invalid("template", "is required"))?;
         let fields = TemplateField::of_mask(mask)?;
@@ -37,9 +39,11 @@ impl Ready {
             let at = current.update_time.map_or(at, |before| {
                 at.max(before + chrono::Duration::microseconds(1))
             });
+            let resource = "onboarding-template".to_owned();
+            let event = self.event(asker, None, "onboarding_template.update", resource);
             if self
                 .store
-                .set_template(&changed, current.update_time, at)
+                .set_template(&changed, current.update_time, at, Some(&event))
                 .await?
             {
                 changed.update_time = Some(at);

@@ -2,7 +2,7 @@
 //! dropped by age.
 
 use chrono::{DateTime, Utc};
-use sqlx::{Database, Executor, IntoArguments, Pool, Row as _};
+use sqlx::{Database, Executor, IntoArguments, Pool, Row as _, Transaction};
 use uuid::Uuid;
 
 use crate::{
@@ -33,6 +33,23 @@ where
     for<'a> i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
 {
     let mut tx = pool.begin().await?;
+    let appended = append_in(&mut tx, events).await?;
+    tx.commit().await?;
+    Ok(appended)
+}
+
+/// Appends events in a transaction (of the action they record); returns how many were new.
+pub(super) async fn append_in<'e, DB>(
+    tx: &mut Transaction<'_, DB>,
+    events: impl IntoIterator<Item = &'e AuditEvent>,
+) -> Result<u64>
+where
+    DB: Database + mfg_common::db::SqlDialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    <DB as Database>::Arguments: IntoArguments<DB>,
+    for<'a> String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
     let mut appended = 0;
     for event in events {
         let done = sqlx::query(APPEND)
@@ -45,11 +62,10 @@ where
             .bind(event.request_id.clone())
             .bind(event.trace_id.clone())
             .bind(event.service.clone())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         appended += DB::rows_affected(&done);
     }
-    tx.commit().await?;
     Ok(appended)
 }
 

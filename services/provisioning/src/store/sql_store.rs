@@ -130,7 +130,7 @@ where
         self.pool.close().await;
     }
 
-    async fn start(&self, run: &Run) -> Result<Run> {
+    async fn start(&self, run: &Run, audit: Option<&AuditEvent>) -> Result<Run> {
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(INSERT_RUN)
             .bind(run.id.to_string())
@@ -158,6 +158,7 @@ where
                     .execute(&mut *tx)
                     .await?;
             }
+            super::audit::append_in(&mut tx, audit).await?;
         }
         tx.commit().await?;
         let sql = format!("SELECT {RUN_COLUMNS} FROM provisioning_runs WHERE request_id = $1");
@@ -256,7 +257,12 @@ where
         Ok(())
     }
 
-    async fn update_unleased(&self, run: &Run, was: RunState) -> Result<bool> {
+    async fn update_unleased(
+        &self,
+        run: &Run,
+        was: RunState,
+        audit: Option<&AuditEvent>,
+    ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(UPDATE_UNLEASED)
             .bind(run.state.as_str())
@@ -271,6 +277,7 @@ where
             return Ok(false);
         }
         save_steps::<DB>(&mut tx, run).await?;
+        super::audit::append_in(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -288,13 +295,15 @@ where
         template: &Template,
         replaces: Option<DateTime<Utc>>,
         at: DateTime<Utc>,
+        audit: Option<&AuditEvent>,
     ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
         let stored = match replaces {
             None => {
                 sqlx::query(INSERT_TEMPLATE)
                     .bind(template.encode())
                     .bind(micros(at))
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?
             }
             Some(replaces) => {
@@ -302,11 +311,16 @@ where
                     .bind(template.encode())
                     .bind(micros(at))
                     .bind(micros(replaces))
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?
             }
         };
-        Ok(DB::rows_affected(&stored) == 1)
+        let changed = DB::rows_affected(&stored) == 1;
+        if changed {
+            super::audit::append_in(&mut tx, audit).await?;
+            tx.commit().await?;
+        }
+        Ok(changed)
     }
 }
 

@@ -4,7 +4,12 @@
 
 use std::sync::Arc;
 
-use mfg_common::{Violations, clock::SharedClock, pagination::PageRequest};
+use mfg_common::{
+    Violations,
+    audit::{Asker, AuditRecord},
+    clock::SharedClock,
+    pagination::PageRequest,
+};
 
 use super::{
     api_key::{ApiKey, KeyHasher},
@@ -101,25 +106,29 @@ impl Tenants {
     ) -> Result<Tenant> {
         let now = self.now();
         self.store
-            .update_tenant(id, &|mut tenant: Tenant| {
-                let onboarding = &mut tenant.onboarding;
-                // An onboarded tenant keeps its state, whatever later runs do.
-                if onboarding.status != OnboardingStatus::Done {
-                    onboarding.status = if succeeded {
-                        OnboardingStatus::Done
-                    } else {
-                        OnboardingStatus::Failed
-                    };
-                    onboarding.error = if succeeded {
-                        String::new()
-                    } else {
-                        error.to_owned()
-                    };
-                }
-                onboarding.run_id = run_id.to_owned();
-                tenant.update_time = now;
-                Ok(tenant)
-            })
+            .update_tenant(
+                id,
+                &|mut tenant: Tenant| {
+                    let onboarding = &mut tenant.onboarding;
+                    // An onboarded tenant keeps its state, whatever later runs do.
+                    if onboarding.status != OnboardingStatus::Done {
+                        onboarding.status = if succeeded {
+                            OnboardingStatus::Done
+                        } else {
+                            OnboardingStatus::Failed
+                        };
+                        onboarding.error = if succeeded {
+                            String::new()
+                        } else {
+                            error.to_owned()
+                        };
+                    }
+                    onboarding.run_id = run_id.to_owned();
+                    tenant.update_time = now;
+                    Ok(tenant)
+                },
+                None,
+            )
             .await
     }
 
@@ -133,7 +142,7 @@ impl Tenants {
     }
 
     /// Creates a tenant, active, with defaults applied.
-    pub async fn create_tenant(&self, new: NewTenant) -> Result<Tenant> {
+    pub async fn create_tenant(&self, new: NewTenant, asker: &Asker) -> Result<Tenant> {
         let now = self.now();
         let tenant = Tenant {
             id: TenantId::generate(),
@@ -161,7 +170,9 @@ impl Tenants {
         let mut violations = Violations::new();
         tenant.validate("tenant.", &mut violations);
         invalid(violations)?;
-        self.store.insert_tenant(&tenant).await?;
+        let audit = self.audit(asker, tenant.id, "tenant.create", tenant_path(tenant.id));
+        self.store.insert_tenant(&tenant, audit.as_ref()).await?;
+        self.auditor.recorded();
         if let Some(relay) = &self.hand_off {
             relay.wake();
         }
@@ -193,7 +204,12 @@ impl Tenants {
     }
 
     /// Applies a patch to a tenant that is not deleted.
-    pub async fn update_tenant(&self, id: TenantId, patch: TenantPatch) -> Result<Tenant> {
+    pub async fn update_tenant(
+        &self,
+        id: TenantId,
+        patch: TenantPatch,
+        asker: &Asker,
+    ) -> Result<Tenant> {
         if patch.state == Some(TenantState::Deleted) {
             return Err(TenantError::invalid(
                 "tenant.state",
@@ -201,20 +217,26 @@ impl Tenants {
             ));
         }
         let now = self.now();
+        let audit = self.audit(asker, id, "tenant.update", tenant_path(id));
         let tenant = self
             .store
-            .update_tenant(id, &|mut tenant: Tenant| {
-                if tenant.state == TenantState::Deleted {
-                    return Err(TenantError::TenantDeleted(id.to_string()));
-                }
-                patch.apply(&mut tenant);
-                let mut violations = Violations::new();
-                tenant.validate("tenant.", &mut violations);
-                invalid(violations)?;
-                tenant.update_time = now;
-                Ok(tenant)
-            })
+            .update_tenant(
+                id,
+                &|mut tenant: Tenant| {
+                    if tenant.state == TenantState::Deleted {
+                        return Err(TenantError::TenantDeleted(id.to_string()));
+                    }
+                    patch.apply(&mut tenant);
+                    let mut violations = Violations::new();
+                    tenant.validate("tenant.", &mut violations);
+                    invalid(violations)?;
+                    tenant.update_time = now;
+                    Ok(tenant)
+                },
+                audit.as_ref(),
+            )
             .await?;
+        self.auditor.recorded();
         tracing::info!(tenant_id = %id, state = tenant.state.as_str(), "tenant updated");
         Ok(tenant)
     }
@@ -222,11 +244,18 @@ impl Tenants {
     /// Soft-deletes a tenant: it keeps its name reserved and its keys stop working. A tenant
     /// onboarded by the provisioning service is handed to it to be offboarded as
     /// `offboarding` says. Deleting a deleted tenant returns it unchanged.
-    pub async fn delete_tenant(&self, id: TenantId, offboarding: Offboarding) -> Result<Tenant> {
+    pub async fn delete_tenant(
+        &self,
+        id: TenantId,
+        offboarding: Offboarding,
+        asker: &Asker,
+    ) -> Result<Tenant> {
+        let audit = self.audit(asker, id, "tenant.delete", tenant_path(id));
         let tenant = self
             .store
-            .delete_tenant(id, self.now(), offboarding)
+            .delete_tenant(id, self.now(), offboarding, audit.as_ref())
             .await?;
+        self.auditor.recorded();
         if let Some(relay) = &self.hand_off {
             relay.wake();
         }
@@ -234,29 +263,26 @@ impl Tenants {
         Ok(tenant)
     }
 
-    /// Records that `asker` did `action` to `resource` of `tenant` in the audit outbox, whose
-    /// relay appends it to the audit log; without an audit log, nothing is recorded.
-    pub async fn record(
+    /// The record of `asker` doing `action` to `resource` of `tenant`, for the change's
+    /// transaction to write, when actions are recorded.
+    fn audit(
         &self,
-        asker: &mfg_common::audit::Asker,
+        asker: &Asker,
         tenant: TenantId,
         action: &str,
         resource: String,
-    ) -> Result<()> {
-        let time = self.now();
-        let Some(record) = self
-            .auditor
-            .record(asker, Some(tenant.0), action, resource, time)
-        else {
-            return Ok(());
-        };
-        self.store.record_audit(&record).await?;
-        self.auditor.recorded();
-        Ok(())
+    ) -> Option<AuditRecord> {
+        self.auditor
+            .record(asker, Some(tenant.0), action, resource, self.now())
     }
 
     /// Registers a machine, within the tenant's machine limit.
-    pub async fn create_machine(&self, tenant: TenantId, new: NewMachine) -> Result<Machine> {
+    pub async fn create_machine(
+        &self,
+        tenant: TenantId,
+        new: NewMachine,
+        asker: &Asker,
+    ) -> Result<Machine> {
         let now = self.now();
         let machine = Machine {
             display_name: if new.display_name.is_empty() {
@@ -273,7 +299,10 @@ impl Tenants {
         let mut violations = Violations::new();
         machine.validate("machine.", &mut violations);
         invalid(violations)?;
-        self.store.insert_machine(&machine).await?;
+        let resource = machine_path(tenant, &machine.machine_id);
+        let audit = self.audit(asker, tenant, "machine.create", resource);
+        self.store.insert_machine(&machine, audit.as_ref()).await?;
+        self.auditor.recorded();
         tracing::info!(tenant_id = %tenant, machine_id = %machine.machine_id, "machine registered");
         Ok(machine)
     }
@@ -311,31 +340,62 @@ impl Tenants {
         tenant: TenantId,
         id: &MachineId,
         patch: MachinePatch,
+        asker: &Asker,
     ) -> Result<Machine> {
         let now = self.now();
-        self.store
-            .update_machine(tenant, id, &|mut machine: Machine| {
-                patch.apply(&mut machine);
-                let mut violations = Violations::new();
-                machine.validate("machine.", &mut violations);
-                invalid(violations)?;
-                machine.update_time = now;
-                Ok(machine)
-            })
-            .await
+        let audit = self.audit(asker, tenant, "machine.update", machine_path(tenant, id));
+        let machine = self
+            .store
+            .update_machine(
+                tenant,
+                id,
+                &|mut machine: Machine| {
+                    patch.apply(&mut machine);
+                    let mut violations = Violations::new();
+                    machine.validate("machine.", &mut violations);
+                    invalid(violations)?;
+                    machine.update_time = now;
+                    Ok(machine)
+                },
+                audit.as_ref(),
+            )
+            .await?;
+        self.auditor.recorded();
+        Ok(machine)
     }
 
     /// Removes a machine from the registry.
-    pub async fn delete_machine(&self, tenant: TenantId, id: &MachineId) -> Result<()> {
+    pub async fn delete_machine(
+        &self,
+        tenant: TenantId,
+        id: &MachineId,
+        asker: &Asker,
+    ) -> Result<()> {
         let tenant_record = self.get_tenant(tenant).await?;
         if tenant_record.state == TenantState::Deleted {
             return Err(TenantError::TenantDeleted(tenant.to_string()));
         }
-        if self.store.delete_machine(tenant, id).await? {
+        let audit = self.audit(asker, tenant, "machine.delete", machine_path(tenant, id));
+        if self
+            .store
+            .delete_machine(tenant, id, audit.as_ref())
+            .await?
+        {
+            self.auditor.recorded();
             tracing::info!(tenant_id = %tenant, machine_id = %id, "machine removed");
             Ok(())
         } else {
             Err(TenantError::MachineNotFound(id.to_string()))
         }
     }
+}
+
+/// A tenant's path, as the audit log names it.
+fn tenant_path(tenant: TenantId) -> String {
+    format!("tenants/{tenant}")
+}
+
+/// A machine's path, as the audit log names it.
+fn machine_path(tenant: TenantId, machine: &MachineId) -> String {
+    format!("tenants/{tenant}/machines/{machine}")
 }

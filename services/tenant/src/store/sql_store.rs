@@ -5,7 +5,7 @@
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
-use mfg_common::audit::AuditRecord;
+use mfg_common::audit::{AuditRecord, OutboxTable, outbox};
 use mfg_common::db::{DbErrorKind, SqlDialect};
 use sqlx::{
     Database, Executor, FromRow, IntoArguments, Pool, Row as _, Transaction, migrate::MigrateError,
@@ -180,7 +180,7 @@ where
         self.pool.close().await;
     }
 
-    async fn insert_tenant(&self, tenant: &Tenant) -> Result<()> {
+    async fn insert_tenant(&self, tenant: &Tenant, audit: Option<&AuditRecord>) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let query = sqlx::query(sql::INSERT_TENANT)
             .bind(tenant.id.0)
@@ -206,17 +206,9 @@ where
             let kind = HandoffKind::Onboard;
             hand_off(&mut tx, &request_id, tenant, tenant.create_time, kind).await?;
         }
+        audited(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    async fn record_audit(&self, record: &AuditRecord) -> Result<()> {
-        Ok(mfg_common::audit::outbox::record(
-            &self.pool,
-            mfg_common::audit::OutboxTable::TENANT,
-            record,
-        )
-        .await?)
     }
 
     async fn claim_handoffs(
@@ -304,7 +296,12 @@ where
         sql::convert(rows)
     }
 
-    async fn update_tenant(&self, id: TenantId, change: Change<'_, Tenant>) -> Result<Tenant> {
+    async fn update_tenant(
+        &self,
+        id: TenantId,
+        change: Change<'_, Tenant>,
+        audit: Option<&AuditRecord>,
+    ) -> Result<Tenant> {
         let mut tx = DB::begin_change(&self.pool).await?;
         let current = tenant_for_update(&mut tx, id).await?;
         let tenant = change(current.clone())?;
@@ -314,6 +311,7 @@ where
             let kind = HandoffKind::Reconcile;
             hand_off(&mut tx, &request_id, &tenant, tenant.update_time, kind).await?;
         }
+        audited(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(tenant)
     }
@@ -323,6 +321,7 @@ where
         id: TenantId,
         at: DateTime<Utc>,
         offboarding: Offboarding,
+        audit: Option<&AuditRecord>,
     ) -> Result<Tenant> {
         let mut tx = DB::begin_change(&self.pool).await?;
         let mut tenant = tenant_for_update(&mut tx, id).await?;
@@ -338,11 +337,12 @@ where
             let kind = HandoffKind::Offboard(offboarding);
             hand_off(&mut tx, &request_id, &tenant, at, kind).await?;
         }
+        audited(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(tenant)
     }
 
-    async fn insert_api_key(&self, new: &NewApiKey) -> Result<()> {
+    async fn insert_api_key(&self, new: &NewApiKey, audit: Option<&AuditRecord>) -> Result<()> {
         let mut tx = DB::begin_change(&self.pool).await?;
         let tenant = new.key.tenant_id;
         let state: Option<String> = sqlx::query_scalar(sql::STATE_FOR_UPDATE.of::<DB>())
@@ -367,6 +367,7 @@ where
                 }
                 _ => error.into(),
             })?;
+        audited(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -409,14 +410,21 @@ where
         tenant: TenantId,
         key: KeyId,
         sealed: &[u8],
+        audit: Option<&AuditRecord>,
     ) -> Result<bool> {
+        let mut tx = DB::begin_change(&self.pool).await?;
         let erased = sqlx::query(sql::ERASE_SEALED_SECRET)
             .bind(tenant.0)
             .bind(key.0)
             .bind(sealed)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(DB::rows_affected(&erased) == 1)
+        let claimed = DB::rows_affected(&erased) == 1;
+        if claimed {
+            audited(&mut tx, audit).await?;
+        }
+        tx.commit().await?;
+        Ok(claimed)
     }
 
     async fn revoke_api_key(
@@ -424,20 +432,24 @@ where
         tenant: TenantId,
         key: KeyId,
         at: DateTime<Utc>,
+        audit: Option<&AuditRecord>,
     ) -> Result<ApiKey> {
+        let mut tx = DB::begin_change(&self.pool).await?;
         sqlx::query(sql::REVOKE_KEY)
             .bind(tenant.0)
             .bind(key.0)
             .bind(at)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         let row: Option<sql::ApiKeyRow> = sqlx::query_as(sql::SELECT_KEY)
             .bind(tenant.0)
             .bind(key.0)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await?;
-        row.ok_or_else(|| TenantError::ApiKeyNotFound(key.to_string()))?
-            .try_into()
+        let key = row.ok_or_else(|| TenantError::ApiKeyNotFound(key.to_string()))?;
+        audited(&mut tx, audit).await?;
+        tx.commit().await?;
+        key.try_into()
     }
 
     async fn find_key(&self, key: KeyId) -> Result<Option<KeyRecord>> {
@@ -448,7 +460,7 @@ where
         row.map(KeyRecord::try_from).transpose()
     }
 
-    async fn insert_machine(&self, machine: &Machine) -> Result<()> {
+    async fn insert_machine(&self, machine: &Machine, audit: Option<&AuditRecord>) -> Result<()> {
         let mut tx = DB::begin_change(&self.pool).await?;
         let tenant = machine.tenant_id;
         let row: Option<(String, i64)> = sqlx::query_as(sql::LIMIT_FOR_UPDATE.of::<DB>())
@@ -482,6 +494,7 @@ where
             }
             Err(error) => return Err(error.into()),
         }
+        audited(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -515,6 +528,7 @@ where
         tenant: TenantId,
         id: &MachineId,
         change: Change<'_, Machine>,
+        audit: Option<&AuditRecord>,
     ) -> Result<Machine> {
         let mut tx = DB::begin_change(&self.pool).await?;
         let state: Option<String> = sqlx::query_scalar(sql::STATE_FOR_UPDATE.of::<DB>())
@@ -539,6 +553,7 @@ where
             .bind(machine.update_time)
             .execute(&mut *tx)
             .await?;
+        audited(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(machine)
     }
@@ -553,12 +568,38 @@ where
             .collect())
     }
 
-    async fn delete_machine(&self, tenant: TenantId, id: &MachineId) -> Result<bool> {
+    async fn delete_machine(
+        &self,
+        tenant: TenantId,
+        id: &MachineId,
+        audit: Option<&AuditRecord>,
+    ) -> Result<bool> {
+        let mut tx = DB::begin_change(&self.pool).await?;
         let result = sqlx::query(sql::DELETE_MACHINE)
             .bind(tenant.0)
             .bind(id.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(DB::rows_affected(&result) > 0)
+        let existed = DB::rows_affected(&result) > 0;
+        if existed {
+            audited(&mut tx, audit).await?;
+        }
+        tx.commit().await?;
+        Ok(existed)
     }
+}
+
+/// Writes a change's audit record, when it has one, in its transaction.
+async fn audited<DB>(tx: &mut Transaction<'static, DB>, audit: Option<&AuditRecord>) -> Result<()>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    <DB as Database>::Arguments: IntoArguments<DB>,
+    for<'a> String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    if let Some(record) = audit {
+        outbox::record(&mut **tx, OutboxTable::TENANT, record).await?;
+    }
+    Ok(())
 }

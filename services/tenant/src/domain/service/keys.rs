@@ -1,7 +1,9 @@
 //! The tenant service's operations on API keys: creating them, shown once or sealed until the
 //! operator claims them, listing, revoking, and authenticating a secret.
 
-use mfg_common::{Violations, labels::validate_display_name, pagination::PageRequest};
+use mfg_common::{
+    Violations, audit::Asker, labels::validate_display_name, pagination::PageRequest,
+};
 
 use super::{CreatedKey, Tenants, invalid, page_after};
 use crate::{
@@ -19,17 +21,19 @@ impl Tenants {
         tenant: TenantId,
         display_name: String,
         scopes: Vec<Scope>,
+        asker: &Asker,
     ) -> Result<CreatedKey> {
         let scopes = key_scopes(&display_name, scopes)?;
         let NewSecret { key_id, secret } = NewSecret::generate().map_err(no_randomness)?;
         let key = self.new_key(key_id, tenant, display_name, scopes);
-        self.store
-            .insert_api_key(&NewApiKey {
-                key: key.clone(),
-                secret_hash: self.hasher.hash(&secret),
-                sealed_secret: None,
-            })
-            .await?;
+        let new = NewApiKey {
+            key: key.clone(),
+            secret_hash: self.hasher.hash(&secret),
+            sealed_secret: None,
+        };
+        let audit = self.audit(asker, tenant, "api_key.create", key_path(tenant, key_id));
+        self.store.insert_api_key(&new, audit.as_ref()).await?;
+        self.auditor.recorded();
         tracing::info!(tenant_id = %tenant, key_id = %key_id, "api key created");
         Ok(CreatedKey { key, secret })
     }
@@ -56,7 +60,8 @@ impl Tenants {
             secret_hash: self.hasher.hash(&secret),
             sealed_secret: Some(self.sealer.seal(key_id, &secret).map_err(no_randomness)?),
         };
-        match self.store.insert_api_key(&new).await {
+        // The provisioning service, which asks for it, records its step itself.
+        match self.store.insert_api_key(&new, None).await {
             Ok(()) => {}
             // Created meanwhile by another attempt; another tenant's id stays refused.
             Err(TenantError::ApiKeyExists(id)) => {
@@ -78,6 +83,7 @@ impl Tenants {
         &self,
         tenant: TenantId,
         key_id: KeyId,
+        asker: &Asker,
     ) -> Result<CreatedKey> {
         let nothing = || TenantError::NothingToClaim(key_id.to_string());
         let sealed = self
@@ -89,13 +95,20 @@ impl Tenants {
             .sealer
             .open(key_id, &sealed)
             .map_err(|error| TenantError::Internal(error.to_string()))?;
+        let audit = self.audit(
+            asker,
+            tenant,
+            "api_key.claim_secret",
+            key_path(tenant, key_id),
+        );
         if !self
             .store
-            .erase_sealed_secret(tenant, key_id, &sealed)
+            .erase_sealed_secret(tenant, key_id, &sealed, audit.as_ref())
             .await?
         {
             return Err(nothing());
         }
+        self.auditor.recorded();
         let key = self
             .store
             .get_api_key(tenant, key_id)
@@ -141,8 +154,18 @@ impl Tenants {
     }
 
     /// Revokes a key; revoking a revoked key returns it unchanged.
-    pub async fn revoke_api_key(&self, tenant: TenantId, key: KeyId) -> Result<ApiKey> {
-        let key = self.store.revoke_api_key(tenant, key, self.now()).await?;
+    pub async fn revoke_api_key(
+        &self,
+        tenant: TenantId,
+        key: KeyId,
+        asker: &Asker,
+    ) -> Result<ApiKey> {
+        let audit = self.audit(asker, tenant, "api_key.revoke", key_path(tenant, key));
+        let key = self
+            .store
+            .revoke_api_key(tenant, key, self.now(), audit.as_ref())
+            .await?;
+        self.auditor.recorded();
         tracing::info!(tenant_id = %tenant, key_id = %key.key_id, "api key revoked");
         Ok(key)
     }
@@ -191,4 +214,9 @@ fn key_scopes(display_name: &str, mut scopes: Vec<Scope>) -> Result<Vec<Scope>> 
 /// The error of a secret that could not be drawn.
 fn no_randomness(error: getrandom::Error) -> TenantError {
     TenantError::Internal(format!("no randomness for a key: {error}"))
+}
+
+/// A key's path, as the audit log names it.
+fn key_path(tenant: TenantId, key: KeyId) -> String {
+    format!("tenants/{tenant}/api-keys/{key}")
 }
