@@ -1,13 +1,13 @@
 //! A tenant's offboarding in the storage service. The export is refused while the tenant may
 //! write; once it is deleted, every reading it holds in the hot tier, today's too, moves to the
-//! cold tier, and a manifest lists every object with its size and SHA-256. Exporting again
-//! changes nothing. The deletion is refused before the export; after it, the tenant's series,
-//! rollups, rules and alerts are gone and its objects kept, unless purged too. The platform's
-//! own offboarding run exports the deleted tenant at the same time as the test does: of two
-//! archives of a day, the one that loses its commit deletes its object, so the prefix holds
-//! what the manifest lists and nothing more. On PostgreSQL
-//! with S3 and on SQLite with a directory, where DuckDB (from the test virtualenv at
-//! `MFG_TEST_PYTHON`) reads the export through its manifest.
+//! cold tier, its rollups are written beside them, and a manifest lists every object with its
+//! kind, size and SHA-256. Exporting again changes nothing. The deletion is refused before the
+//! export; after it, the tenant's series, rollups, rules and alerts are gone and its objects
+//! kept, unless purged too. The platform's own offboarding run exports the deleted tenant at the
+//! same time as the test does: of two archives of a day, the one that loses its commit deletes
+//! its object, so the prefix holds what the manifest lists and nothing more. On PostgreSQL with
+//! S3 and on SQLite with a directory, where DuckDB (from the test virtualenv at
+//! `MFG_TEST_PYTHON`) reads the export's readings and hourly rollups through its manifest.
 
 mod support;
 
@@ -38,10 +38,16 @@ import duckdb
 
 root, manifest = sys.argv[1], sys.argv[2]
 con = duckdb.connect()
-entries = con.execute(f"SELECT key, readings FROM read_json('{root}/{manifest}')").fetchall()
+listed = f"read_json('{root}/{manifest}')"
+entries = con.execute(f"SELECT key, readings FROM {listed} WHERE kind = 'readings'").fetchall()
 files = [f"{root}/{key}" for key, _ in entries]
 count, total = con.execute(f"SELECT count(*), sum(value) FROM read_parquet({files})").fetchone()
-print(json.dumps({"listed": sum(n for _, n in entries), "count": count, "total": total}))
+(hourly,) = con.execute(f"SELECT key FROM {listed} WHERE kind = 'rollups_1h'").fetchone()
+summed, hourly_total = con.execute(
+    f"SELECT sum(count), sum(sum) FROM read_parquet('{root}/{hourly}')"
+).fetchone()
+print(json.dumps({"listed": sum(n for _, n in entries), "count": count, "total": total,
+                  "hourly_count": summed, "hourly_total": hourly_total}))
 "#;
 
 async fn export(platform: &Platform) -> Result<ExportTenantResponse, tonic::Status> {
@@ -174,6 +180,10 @@ async fn a_deleted_tenant_is_exported_then_deleted(backend: Backend, cold: Cold)
     assert!(exported.objects >= 2, "{exported:?}");
     let entries = checked_manifest(&objects, &exported.manifest_key).await;
     assert_eq!(entries.len() as u64, exported.objects);
+    let kinds: std::collections::BTreeSet<&str> =
+        entries.iter().filter_map(|e| e["kind"].as_str()).collect();
+    let every = ["readings", "rollups_15m", "rollups_1h", "rollups_1m"];
+    assert_eq!(kinds.into_iter().collect::<Vec<_>>(), every, "{entries:?}");
     let manifest = objects
         .get(&ObjectKey::new(&exported.manifest_key).unwrap())
         .await
@@ -192,6 +202,8 @@ async fn a_deleted_tenant_is_exported_then_deleted(backend: Backend, cold: Cold)
         assert_eq!(read["listed"], 360, "{read}");
         assert_eq!(read["count"], 360, "{read}");
         assert_eq!(read["total"].as_f64(), Some(total), "{read}");
+        assert_eq!(read["hourly_count"], 360, "the rollups too: {read}");
+        assert_eq!(read["hourly_total"].as_f64(), Some(total), "{read}");
     }
 
     // Deleted, the tenant's rules and alerts are gone, its objects kept; purged, they go too.

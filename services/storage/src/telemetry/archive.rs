@@ -26,9 +26,11 @@ use crate::{
 };
 
 mod read;
+mod rollups;
 mod write;
 
 pub use read::{decode, read_series};
+pub use rollups::{ExportedRollup, encode_rollups, rollups_key};
 pub use write::{Encoder, encode, encode_blocking};
 
 /// The root of the telemetry archive, versioned so the layout can change without ambiguity.

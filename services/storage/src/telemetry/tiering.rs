@@ -21,6 +21,7 @@ mod archiving;
 mod deletion;
 mod export;
 mod jobs;
+mod rollup_export;
 
 use std::{
     collections::HashMap,

@@ -1,8 +1,9 @@
 //! Export, the first step of offboarding (decision 0014): what a tenant that no longer writes
 //! still holds in the hot tier moves to the cold tier, whatever its retention, and a manifest
-//! of every object of the tenant is written beside them. Each object is read back and its size
-//! checked before the manifest lists it with its SHA-256, and the manifest is read back too, so
-//! that an export that returns is stored and verified: nothing is deleted before that.
+//! of every object of the tenant is written beside them, with its rollups (`rollup_export`).
+//! Each object is read back and its size checked before the manifest lists it with its SHA-256,
+//! and the manifest is read back too, so that an export that returns is stored and verified:
+//! nothing is deleted before that.
 
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -38,13 +39,19 @@ pub struct Export {
 /// One object of a tenant, as the manifest lists it: one record of a JSON array, which
 /// DuckDB's `read_json` reads as a row.
 #[derive(Debug, Serialize)]
-struct Entry {
-    key: String,
-    /// `YYYY-MM-DD`, which DuckDB reads as a date.
-    day: String,
-    readings: u64,
-    bytes: u64,
-    sha256: String,
+pub(super) struct Entry {
+    pub(super) key: String,
+    /// `readings` (a day's, in the archive's format), or the rollups of one resolution
+    /// (`rollups_1m`, `rollups_15m`, `rollups_1h`, in `archive::rollups`' format).
+    pub(super) kind: &'static str,
+    /// A readings object's day, `YYYY-MM-DD`, which DuckDB reads as a date.
+    pub(super) day: Option<String>,
+    /// How many readings a readings object holds.
+    pub(super) readings: Option<u64>,
+    /// How many buckets a rollups object holds.
+    pub(super) buckets: Option<u64>,
+    pub(super) bytes: u64,
+    pub(super) sha256: String,
 }
 
 impl Tiering {
@@ -59,7 +66,9 @@ impl Tiering {
         let entries = match self.inner.store.find_tenant(tenant).await? {
             Some(no) => {
                 self.archive_everything(no, &info, now).await?;
-                self.checked_entries(no).await?
+                let mut entries = self.checked_entries(no).await?;
+                entries.extend(self.export_rollups(tenant, no, now).await?);
+                entries
             }
             None => Vec::new(),
         };
@@ -68,7 +77,7 @@ impl Tiering {
         Ok(Export {
             manifest_key,
             objects: entries.len() as u64,
-            readings: entries.iter().map(|e| e.readings).sum(),
+            readings: entries.iter().filter_map(|e| e.readings).sum(),
             bytes: entries.iter().map(|e| e.bytes).sum(),
         })
     }
@@ -122,8 +131,10 @@ impl Tiering {
                 .map_err(|e| StorageError::Internal(format!("hashing task failed: {e}")))?;
             entries.push(Entry {
                 key: object.key,
-                day: object.day.format("%Y-%m-%d").to_string(),
-                readings: object.readings,
+                kind: "readings",
+                day: Some(object.day.format("%Y-%m-%d").to_string()),
+                readings: Some(object.readings),
+                buckets: None,
                 bytes: object.bytes,
                 sha256,
             });
@@ -146,6 +157,6 @@ impl Tiering {
 }
 
 /// Lowercase hexadecimal.
-fn hex(bytes: &[u8]) -> String {
+pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
