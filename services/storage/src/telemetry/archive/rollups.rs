@@ -7,8 +7,8 @@
 //!     max: double, sum: double, count: int64, last_ts: timestamp(µs, UTC), last: double
 //! ```
 //!
-//! Sorted by machine, metric and bucket. Encoding is CPU work: call [`encode_rollups`] from
-//! `spawn_blocking`.
+//! Sorted by machine, metric and bucket. Encoding is CPU work: call [`RollupEncoder`] (or
+//! [`encode_rollups`]) from `spawn_blocking`.
 
 use std::sync::Arc;
 
@@ -66,6 +66,75 @@ pub fn rollups_key(tenant: Uuid, resolution: Resolution) -> Result<ObjectKey, Ob
     ))
 }
 
+/// Writes one rollups file from buckets given in machine, metric and bucket order, a series at
+/// a time, encoding each full row group as it goes, so a tenant's warm tier is never all in
+/// memory as rows. CPU work: call it from `spawn_blocking`.
+pub struct RollupEncoder {
+    writer: SerializedFileWriter<Vec<u8>>,
+    group: Vec<ExportedRollup>,
+    rows: u64,
+}
+
+impl std::fmt::Debug for RollupEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RollupEncoder")
+            .field("rows", &self.rows)
+            .finish()
+    }
+}
+
+impl RollupEncoder {
+    /// Starts a file.
+    pub fn new() -> Result<Self, ArchiveError> {
+        let schema = Arc::new(parse_message_type(SCHEMA)?);
+        Ok(Self {
+            writer: SerializedFileWriter::new(Vec::new(), schema, Arc::new(properties()?))?,
+            group: Vec::new(),
+            rows: 0,
+        })
+    }
+
+    /// Appends buckets, which follow the ones before in machine, metric and bucket order.
+    pub fn write(&mut self, rows: Vec<ExportedRollup>) -> Result<(), ArchiveError> {
+        self.rows += rows.len() as u64;
+        for row in rows {
+            self.group.push(row);
+            if self.group.len() == ROW_GROUP_ROWS {
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The buckets written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Ends the file and returns it.
+    pub fn finish(mut self) -> Result<Bytes, ArchiveError> {
+        self.flush()?;
+        Ok(Bytes::from(self.writer.into_inner()?))
+    }
+
+    /// Encodes the gathered rows as a row group, if there are any.
+    fn flush(&mut self) -> Result<(), ArchiveError> {
+        if self.group.is_empty() {
+            return Ok(());
+        }
+        let group = std::mem::take(&mut self.group);
+        let mut row_group = self.writer.next_row_group()?;
+        let mut index = 0;
+        while let Some(mut column) = row_group.next_column()? {
+            write_column(&group, index, &mut column)?;
+            column.close()?;
+            index += 1;
+        }
+        row_group.close()?;
+        Ok(())
+    }
+}
+
 /// Encodes rollups as one Parquet file, sorted by machine, metric and bucket.
 pub fn encode_rollups(mut rows: Vec<ExportedRollup>) -> Result<Bytes, ArchiveError> {
     rows.sort_by(|a, b| {
@@ -75,19 +144,9 @@ pub fn encode_rollups(mut rows: Vec<ExportedRollup>) -> Result<Bytes, ArchiveErr
             b.bucket,
         ))
     });
-    let schema = Arc::new(parse_message_type(SCHEMA)?);
-    let mut writer = SerializedFileWriter::new(Vec::new(), schema, Arc::new(properties()?))?;
-    for group in rows.chunks(ROW_GROUP_ROWS) {
-        let mut row_group = writer.next_row_group()?;
-        let mut index = 0;
-        while let Some(mut column) = row_group.next_column()? {
-            write_column(group, index, &mut column)?;
-            column.close()?;
-            index += 1;
-        }
-        row_group.close()?;
-    }
-    Ok(Bytes::from(writer.into_inner()?))
+    let mut encoder = RollupEncoder::new()?;
+    encoder.write(rows)?;
+    encoder.finish()
 }
 
 /// Writes column `index` (in the schema's order) of `rows`.

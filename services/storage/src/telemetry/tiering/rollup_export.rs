@@ -3,6 +3,7 @@
 //! manifest like the readings' objects. The rollups outlive the readings they summarize (their
 //! retention is longer), so the export carries what the cold tier no longer holds.
 
+use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
@@ -12,9 +13,9 @@ use crate::{
     micros::Micros,
     store::TenantNo,
     telemetry::{
-        archive::{self, ExportedRollup},
+        archive::{self, ExportedRollup, RollupEncoder},
         domain::ingest::DAY_MICROS,
-        store::{Range, Resolution},
+        store::{Range, Resolution, SeriesId, SeriesKey},
         tiering::Tiering,
     },
 };
@@ -28,16 +29,14 @@ impl Tiering {
         no: TenantNo,
         now: Micros,
     ) -> Result<Vec<Entry>> {
+        let mut series = self.inner.store.series_of(no).await?;
+        series
+            .sort_by(|(_, a), (_, b)| (&a.machine_id, &a.metric).cmp(&(&b.machine_id, &b.metric)));
         let mut entries = Vec::new();
         for resolution in Resolution::ALL {
-            let rows = self.rollups_of(no, resolution, now).await?;
-            if rows.is_empty() {
+            let Some((body, buckets)) = self.encode_rollups(&series, resolution, now).await? else {
                 continue;
-            }
-            let buckets = rows.len() as u64;
-            let body = tokio::task::spawn_blocking(move || archive::encode_rollups(rows))
-                .await
-                .map_err(|e| StorageError::Internal(format!("encoding task failed: {e}")))??;
+            };
             let key = archive::rollups_key(tenant, resolution)?;
             self.inner.objects.put(&key, body.clone()).await?;
             let stored = self.inner.objects.get(&key).await?;
@@ -47,9 +46,7 @@ impl Tiering {
                      verified"
                 )));
             }
-            let sha256 = tokio::task::spawn_blocking(move || hex(&Sha256::digest(&stored)))
-                .await
-                .map_err(|e| StorageError::Internal(format!("hashing task failed: {e}")))?;
+            let sha256 = blocking(move || hex(&Sha256::digest(&stored))).await?;
             entries.push(Entry {
                 key: key.to_string(),
                 kind: resolution.table(),
@@ -63,30 +60,54 @@ impl Tiering {
         Ok(entries)
     }
 
-    /// Every rollup of `resolution` of the tenant's series whose bucket starts before `now`
-    /// (a day on, for readings a little ahead of the clock).
-    async fn rollups_of(
+    /// The file of every rollup of `resolution` of the tenant's `series` (sorted by machine
+    /// and metric) whose bucket starts before a day after `now` (readings may run a little
+    /// ahead of the clock), and how many buckets it holds; `None` when it has none. Encoded a
+    /// series at a time.
+    async fn encode_rollups(
         &self,
-        no: TenantNo,
+        series: &[(SeriesId, SeriesKey)],
         resolution: Resolution,
         now: Micros,
-    ) -> Result<Vec<ExportedRollup>> {
-        let store = &self.inner.store;
+    ) -> Result<Option<(Bytes, u64)>> {
         let every = [Range {
             start: Micros(0),
             end: Micros(now.0 + DAY_MICROS),
         }];
-        let mut rows = Vec::new();
-        for (series, key) in store.series_of(no).await? {
-            for (bucket, rollup) in store.rollups_in(series, resolution, &every).await? {
-                rows.push(ExportedRollup {
+        let mut encoder = RollupEncoder::new()?;
+        for (id, key) in series {
+            let mut buckets = self.inner.store.rollups_in(*id, resolution, &every).await?;
+            if buckets.is_empty() {
+                continue;
+            }
+            buckets.sort_by_key(|(bucket, _)| *bucket);
+            let rows = buckets
+                .into_iter()
+                .map(|(bucket, rollup)| ExportedRollup {
                     machine_id: key.machine_id.clone(),
                     metric: key.metric.clone(),
                     bucket,
                     rollup,
-                });
-            }
+                })
+                .collect();
+            encoder = blocking(move || {
+                encoder.write(rows)?;
+                Ok::<_, StorageError>(encoder)
+            })
+            .await??;
         }
-        Ok(rows)
+        let buckets = encoder.rows();
+        if buckets == 0 {
+            return Ok(None);
+        }
+        let body = blocking(move || encoder.finish()).await??;
+        Ok(Some((body, buckets)))
     }
+}
+
+/// Runs CPU work off the async runtime.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StorageError::Internal(format!("an export task failed: {e}")))
 }
