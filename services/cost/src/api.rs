@@ -236,7 +236,7 @@ impl CostService for CostApi {
         if tenant.deleted.is_none() {
             return Err(CostError::NotDeleted(id.to_string()).into());
         }
-        let usage_rows_deleted = ready.store().forget_tenant(id).await?;
+        let usage_rows_deleted = ready.store().forget_tenant(id, ready.now()).await?;
         ready.costing.forget();
         tracing::info!(tenant = %id, usage_rows_deleted, "an offboarded tenant's costs deleted");
         Ok(Response::new(pb::DeleteTenantCostsResponse {

@@ -158,8 +158,9 @@ pub trait CostStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Deletes an offboarded tenant's usage, budget and budget alerts, and moves the ledger's
     /// version so that every process forgets the sums it kept; returns how many rows of usage
-    /// went.
-    async fn forget_tenant(&self, tenant: Uuid) -> Result<u64>;
+    /// went. Usage of the tenant recorded afterwards is dropped (a meter's flush taken before
+    /// the deletion), until [`CostStore::forget_keys`] forgets the deletion with the keys.
+    async fn forget_tenant(&self, tenant: Uuid, now: DateTime<Utc>) -> Result<u64>;
 
     /// Every price book with the moment it came into force, the default before the first.
     async fn price_history(&self) -> Result<PriceHistory>;

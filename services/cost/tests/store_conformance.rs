@@ -551,7 +551,7 @@ async fn a_forgotten_tenant_leaves_no_usage_or_budget(store: Arc<dyn CostStore>)
     let version = store.ledger_version().await.unwrap();
 
     assert_eq!(
-        store.forget_tenant(acme).await.unwrap(),
+        store.forget_tenant(acme, at(1, 2, 0)).await.unwrap(),
         6,
         "2 hours, 2 days, 2 months"
     );
@@ -562,7 +562,37 @@ async fn a_forgotten_tenant_leaves_no_usage_or_budget(store: Arc<dyn CostStore>)
         assert!(!usage(globex).await.unwrap().is_empty(), "{grain:?}");
     }
     assert_eq!(store.budget_thresholds(acme).await.unwrap(), None);
-    assert_eq!(store.forget_tenant(acme).await.unwrap(), 0, "again");
+    assert_eq!(
+        store.forget_tenant(acme, at(1, 3, 0)).await.unwrap(),
+        0,
+        "again"
+    );
+
+    // A flush taken before the deletion, arriving after it, counts nothing of the tenant's;
+    // once the deletion is forgotten with the keys, its usage counts again.
+    let late = [
+        record("acme-late", acme, Meter::ApiRequests, from, 60, 5.0),
+        record("globex-late", globex, Meter::ApiRequests, from, 60, 5.0),
+    ];
+    let counted = store.record_usage(&late, at(1, 4, 0)).await.unwrap();
+    assert_eq!(counted.recorded, 2, "both keys are taken");
+    let usage = |tenant| {
+        store.usage(
+            Grain::Month,
+            Some(tenant),
+            in_november(1, 0, 0),
+            at(31, 0, 0),
+        )
+    };
+    assert!(usage(acme).await.unwrap().is_empty(), "dropped");
+    assert_eq!(usage(globex).await.unwrap()[0].quantity, 12.0);
+    store.forget_keys(at(1, 5, 0)).await.unwrap();
+    let batch = [record("acme-new", acme, Meter::ApiRequests, from, 60, 1.0).usage];
+    store
+        .record_batch("acme-new", &batch, at(1, 6, 0))
+        .await
+        .unwrap();
+    assert_eq!(usage(acme).await.unwrap()[0].quantity, 1.0, "counted again");
 }
 
 /// A change of a budget or of the price book is written with its audit record, in its

@@ -31,6 +31,9 @@ use crate::{
 };
 
 const FORGET_KEYS: &str = "DELETE FROM usage_keys WHERE record_time < $1";
+const FORGET_DELETIONS: &str = "DELETE FROM forgotten_tenants WHERE forget_time < $1";
+const FORGET_TENANT: &str = "INSERT INTO forgotten_tenants (tenant_id, forget_time) \
+     VALUES ($1, $2) ON CONFLICT (tenant_id) DO NOTHING";
 const BUDGET: &str = "SELECT thresholds, update_time FROM budgets WHERE tenant_id = $1";
 const SET_BUDGET: &str = "INSERT INTO budgets (tenant_id, thresholds, update_time) \
      VALUES ($1, $2, $3) ON CONFLICT (tenant_id) \
@@ -247,10 +250,16 @@ where
     }
 
     async fn forget_keys(&self, before: DateTime<Utc>) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
         let forgotten = sqlx::query(FORGET_KEYS)
             .bind(before.timestamp_micros())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        sqlx::query(FORGET_DELETIONS)
+            .bind(before.timestamp_micros())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(DB::rows_affected(&forgotten))
     }
 
@@ -439,8 +448,13 @@ where
         Ok(())
     }
 
-    async fn forget_tenant(&self, tenant: Uuid) -> Result<u64> {
+    async fn forget_tenant(&self, tenant: Uuid, now: DateTime<Utc>) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
+        sqlx::query(FORGET_TENANT)
+            .bind(tenant.to_string())
+            .bind(now.timestamp_micros())
+            .execute(&mut *tx)
+            .await?;
         let mut usage = 0;
         for statement in FORGET_USAGE {
             let deleted = sqlx::query(statement)

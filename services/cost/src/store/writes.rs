@@ -104,6 +104,9 @@ where
     Ok(())
 }
 
+/// The tenants whose costs were deleted.
+const FORGOTTEN_TENANTS: &str = "SELECT tenant_id FROM forgotten_tenants";
+
 /// Adds usage to its hours, days and months in a transaction.
 pub(super) async fn add<DB>(tx: &mut sqlx::Transaction<'_, DB>, added: Additions) -> Result<()>
 where
@@ -114,7 +117,16 @@ where
     for<'a> String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     for<'a> i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     for<'a> f64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> String: sqlx::Decode<'a, DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
 {
+    // The usage of a tenant whose costs were deleted is dropped: a flush taken before.
+    let forgotten: Vec<String> = sqlx::query_scalar(FORGOTTEN_TENANTS)
+        .fetch_all(&mut **tx)
+        .await?;
+    let forgotten: HashSet<Uuid> = forgotten.iter().filter_map(|t| t.parse().ok()).collect();
+    let mut added = added;
+    added.drop_tenants(&forgotten);
     for (grain, buckets) in added.0 {
         let buckets: Vec<_> = buckets.into_iter().collect();
         for chunk in buckets.chunks(BUCKETS_PER_STATEMENT) {
@@ -138,6 +150,16 @@ where
 pub(super) struct Additions(BTreeMap<Grain, BTreeMap<(Uuid, Meter, i64), f64>>);
 
 impl Additions {
+    /// Drops the usage of `tenants`.
+    fn drop_tenants(&mut self, tenants: &HashSet<Uuid>) {
+        if tenants.is_empty() {
+            return;
+        }
+        for buckets in self.0.values_mut() {
+            buckets.retain(|(tenant, _, _), _| !tenants.contains(tenant));
+        }
+    }
+
     /// Adds a record's usage to the hours it spans, and to their days and months.
     pub(super) fn add(&mut self, usage: &Usage) {
         for (hour, amount) in hourly(usage) {
