@@ -11,6 +11,9 @@
 #               virtualenv under the target directory, on a free port of 127.0.0.1.
 #   Python      when a test reads MFG_TEST_PYTHON: the same virtualenv's python, with pyarrow and
 #               duckdb (pinned), to check that other engines read what we write.
+#   Browser     when a test reads MFG_TEST_BROWSER: Debian's Chromium (installed with apt-get when
+#               running as root and missing) and playwright-core (pinned) from npm, under the
+#               target directory, which drives it (MFG_TEST_NODE_PATH), for the console's tests.
 #
 # Arguments go to the test runner: `cargo nextest run` when installed, `cargo test` otherwise.
 # Example: scripts/test.sh -p mfg-tenant
@@ -21,6 +24,8 @@ ROOT=$PWD
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 # The pinned Python tools of the tests; the virtualenv's name changes with them.
 PY_TOOLS=("moto[server]==5.2.5" "pyarrow==26.0.1" "duckdb==2.0.0")
+# The pinned driver of the browser tests.
+NODE_TOOLS=("playwright-core@1.65.2")
 mkdir -p "$TARGET"
 
 log() { echo "test.sh: $*" >&2; }
@@ -137,6 +142,38 @@ if uses MFG_TEST_S3_ENDPOINT; then
     wait_until_answers "$S3_PORT" "moto server" "$TARGET/moto.log"
     export MFG_TEST_S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
     log "started moto server on 127.0.0.1:$S3_PORT"
+fi
+
+install_debian() { # package, what for
+    if [[ $(id -u) -ne 0 ]]; then
+        log "$1 is not installed; install it ($2)"
+        exit 1
+    fi
+    log "installing $1 with apt-get ($2)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null 2>&1 || {
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
+    }
+}
+
+if uses MFG_TEST_BROWSER; then
+    CHROMIUM=${MFG_TEST_BROWSER:-$(command -v chromium || true)}
+    if [[ -z $CHROMIUM ]]; then
+        install_debian chromium "the console's browser tests"
+        CHROMIUM=$(command -v chromium)
+    fi
+    if ! command -v node >/dev/null 2>&1; then
+        install_debian nodejs "the console's browser tests"
+        install_debian npm "the console's browser tests"
+    fi
+    NODE_DIR=$TARGET/test-node-$(printf '%s\n' "${NODE_TOOLS[@]}" | cksum | cut -d' ' -f1)
+    if [[ ! -d $NODE_DIR/node_modules/playwright-core ]]; then
+        log "installing ${NODE_TOOLS[*]} into $NODE_DIR"
+        mkdir -p "$NODE_DIR"
+        npm install --prefix "$NODE_DIR" --no-save --no-audit --no-fund --silent "${NODE_TOOLS[@]}"
+    fi
+    export MFG_TEST_BROWSER=$CHROMIUM
+    export MFG_TEST_NODE_PATH=$NODE_DIR/node_modules
 fi
 
 # Without arguments, the whole workspace; with arguments (e.g. `-p mfg-tenant`), what they select.

@@ -187,6 +187,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
 
     let mut out = std::io::stdout().lock();
     writeln!(out, "mfg is up ({backend}, data in {})", data_dir.display())?;
+    writeln!(out, "  console              http://{}/", addresses.gateway)?;
     writeln!(out, "  REST gateway         http://{}", addresses.gateway)?;
     writeln!(out, "  tenant (gRPC)        {}", addresses.tenant)?;
     writeln!(out, "  storage (gRPC)       {}", addresses.storage)?;

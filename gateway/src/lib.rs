@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod contract;
 pub mod error;
 pub mod json;
@@ -194,6 +195,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
             .with_status(StatusCode::METHOD_NOT_ALLOWED)
         })
         .with_state(state)
+        .merge(console::routes())
         .route(
             "/metrics",
             axum::routing::get(observability::serve_metrics).with_state(metrics.clone()),

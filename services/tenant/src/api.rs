@@ -261,6 +261,28 @@ impl TenantService for TenantApi {
         Ok(Response::new(record.into()))
     }
 
+    async fn get_caller(
+        &self,
+        request: Request<pb::GetCallerRequest>,
+    ) -> Result<Response<pb::GetCallerResponse>, Status> {
+        let acting = mfg_common::auth::Caller::acting(&request)?;
+        let Some(key_id) = acting.strip_prefix("key:") else {
+            return Ok(Response::new(pb::GetCallerResponse {
+                operator: true,
+                ..Default::default()
+            }));
+        };
+        let key_id = convert::key_id(key_id, "key_id")?;
+        let (key, tenant) = self.tenants()?.caller(key_id).await?;
+        Ok(Response::new(pb::GetCallerResponse {
+            operator: false,
+            tenant_id: tenant.id.to_string(),
+            tenant_name: tenant.name.to_string(),
+            key_id: key.key_id.to_string(),
+            scopes: key.scopes.iter().map(|s| s.to_proto().into()).collect(),
+        }))
+    }
+
     async fn create_machine(
         &self,
         request: Request<pb::CreateMachineRequest>,

@@ -8,7 +8,7 @@ use mfg_common::{
 use super::{CreatedKey, Tenants, invalid, page_after};
 use crate::{
     domain::{
-        Scope, TenantId, TenantState,
+        Scope, Tenant, TenantId, TenantState,
         api_key::{ApiKey, KeyId, KeyRecord, NewApiKey, NewSecret, parse_secret},
     },
     error::{Result, TenantError},
@@ -168,6 +168,17 @@ impl Tenants {
         self.auditor.recorded();
         tracing::info!(tenant_id = %tenant, key_id = %key.key_id, "api key revoked");
         Ok(key)
+    }
+
+    /// The key a caller authenticated with, and its tenant: who a key's caller is.
+    pub async fn caller(&self, key_id: KeyId) -> Result<(ApiKey, Tenant)> {
+        let record = self
+            .store
+            .find_key(key_id)
+            .await?
+            .ok_or_else(|| TenantError::ApiKeyNotFound(key_id.to_string()))?;
+        let tenant = self.get_tenant(record.key.tenant_id).await?;
+        Ok((record.key, tenant))
     }
 
     /// Resolves a secret to its key and tenant, refusing malformed, unknown and revoked keys and

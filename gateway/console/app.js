@@ -1,0 +1,79 @@
+// The console: a page per route of the location's hash (`#/`, `#/tenants/<id>`), drawn from the
+// public REST API with the credential the user signed in with. What it shows follows the
+// caller: the operator starts at the platform, a tenant's key at its tenant.
+
+import { ApiError, call, credential, signOut } from "./api.js";
+import { h, show } from "./dom.js";
+import { platformPage } from "./pages/platform.js";
+import { signInPage } from "./pages/signin.js";
+import { tenantPage } from "./pages/tenant.js";
+
+const root = () => document.getElementById("app");
+let caller = null;
+
+function home() {
+  return caller?.operator ? "#/" : `#/tenants/${caller?.tenantId}`;
+}
+
+function header() {
+  const nav = document.getElementById("nav");
+  const who = document.getElementById("who");
+  if (!caller) {
+    show(nav);
+    show(who);
+    return;
+  }
+  show(nav, h("a", { href: home() }, caller.operator ? "Platform" : "Machines"));
+  show(
+    who,
+    caller.operator ? "operator" : `${caller.tenantName} · key ${caller.keyId.slice(0, 8)}`,
+    " · ",
+    h("button", { class: "quiet", type: "button", onclick: () => leave() }, "Sign out"),
+  );
+}
+
+function leave() {
+  signOut();
+  caller = null;
+  location.hash = "#/";
+  route();
+}
+
+async function route() {
+  if (!credential()) {
+    caller = null;
+    header();
+    signInPage(root(), (who) => {
+      caller = who;
+      location.hash = home();
+      route();
+    });
+    return;
+  }
+  try {
+    caller ??= await call("/v1/caller");
+    header();
+    const path = location.hash.replace(/^#/, "") || "/";
+    const tenant = path.match(/^\/tenants\/([^/]+)$/);
+    if (tenant) {
+      await tenantPage(root(), decodeURIComponent(tenant[1]));
+    } else if (caller.operator) {
+      await platformPage(root());
+    } else {
+      location.hash = home();
+    }
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) {
+      leave();
+      return;
+    }
+    const message =
+      e instanceof ApiError && (e.status === 403 || e.status === 404)
+        ? "This credential cannot see that page."
+        : `Something failed: ${e.message}`;
+    show(root(), h("p", { class: "error", role: "alert", "data-testid": "page-error" }, message));
+  }
+}
+
+window.addEventListener("hashchange", route);
+route();

@@ -1,0 +1,71 @@
+// A tenant: its machines, each with its status (from its newest reading) and latest values.
+
+import { all, call } from "../api.js";
+import { card, h, show, table } from "../dom.js";
+
+/** Online when a machine reported within a minute, stale within 15, offline after. */
+const ONLINE_MS = 60_000;
+const STALE_MS = 15 * 60_000;
+
+function status(values, now) {
+  const newest = Math.max(...values.map((v) => Date.parse(v.ts)).filter(Number.isFinite));
+  if (!Number.isFinite(newest)) return "no data";
+  const age = now - newest;
+  if (age <= ONLINE_MS) return "online";
+  return age <= STALE_MS ? "stale" : "offline";
+}
+
+function format(value) {
+  return Number.isInteger(value) ? String(value) : value.toFixed(2);
+}
+
+export async function tenantPage(root, tenantId) {
+  const tenant = await call(`/v1/tenants/${encodeURIComponent(tenantId)}`);
+  const machines = await all(`/v1/tenants/${tenant.id}/machines`, "machines");
+  const latest = await Promise.all(
+    machines.map(async (m) => {
+      const path = `/v1/tenants/${tenant.id}/machines/${encodeURIComponent(m.machineId)}/latest`;
+      return (await call(path)).values || [];
+    }),
+  );
+  const now = Date.now();
+  const rows = machines.map((machine, i) => ({
+    machine,
+    values: latest[i],
+    status: status(latest[i], now),
+  }));
+  const count = (s) => rows.filter((r) => r.status === s).length;
+  const columns = [
+    {
+      title: "Machine",
+      cell: (r) => h("span", { "data-testid": "machine" }, r.machine.displayName || r.machine.machineId),
+    },
+    {
+      title: "Status",
+      cell: (r) => h("span", { class: `status status-${r.status.replace(" ", "-")}` }, r.status),
+    },
+    {
+      title: "Latest values",
+      cell: (r) =>
+        h(
+          "span",
+          { class: "values", "data-testid": "latest" },
+          r.values.map((v) => h("span", {}, `${v.metric} ${format(v.value)}`)),
+        ),
+    },
+  ];
+  show(
+    root,
+    h("h1", { "data-testid": "tenant-name" }, tenant.displayName || tenant.name),
+    h(
+      "div",
+      { class: "cards" },
+      card("Machines", rows.length, "machine-count"),
+      card("Online", count("online"), "online-count"),
+      card("Stale", count("stale"), "stale-count"),
+      card("Offline", count("offline"), "offline-count"),
+    ),
+    h("h2", {}, "Machines"),
+    table(columns, rows, { empty: "No machines yet." }),
+  );
+}

@@ -1,0 +1,133 @@
+//! The console in a real browser (headless Chromium driven by `tests/console/*.cjs`, from
+//! `scripts/test.sh`'s MFG_TEST_BROWSER and MFG_TEST_NODE_PATH): signing in with the operator
+//! token and with a tenant's API key, each seeing what it may and no more, with no error in the
+//! browser's console. Screenshots of the pages go to `target/console-screenshots`.
+
+use std::path::PathBuf;
+
+use mfg_tests::Platform;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// Runs a browser scenario with `given`; its report.
+fn run_scenario(script: &str, given: &Value) -> Value {
+    let browser = std::env::var("MFG_TEST_BROWSER").unwrap_or_else(|_| {
+        panic!("this test needs Chromium and playwright-core: run `scripts/test.sh`")
+    });
+    let node_path = std::env::var("MFG_TEST_NODE_PATH").expect("MFG_TEST_NODE_PATH");
+    let mut given = given.clone();
+    given["browser"] = json!(browser);
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("console")
+        .join(script);
+    let output = std::process::Command::new("node")
+        .arg(script)
+        .arg(given.to_string())
+        .env("NODE_PATH", node_path)
+        .output()
+        .expect("run node");
+    assert!(
+        output.status.success(),
+        "the browser scenario failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    serde_json::from_slice(&output.stdout).expect("a JSON report")
+}
+
+/// Where the screenshots go.
+fn screenshots() -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(
+        |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        PathBuf::from,
+    );
+    let dir = target.join("console-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_credential_signs_in_and_sees_what_it_may() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::up(dir.path(), None).await;
+    let acme = platform
+        .rest_tenant(
+            json!({"name": "acme", "displayName": "Acme <b>Works</b>"}),
+            "SCOPE_READ",
+        )
+        .await;
+    let globex = platform
+        .rest_tenant(json!({"name": "globex"}), "SCOPE_READ")
+        .await;
+    let operator = platform.operator_token.clone();
+    let machines = format!("/v1/tenants/{}/machines", acme.id);
+    let (status, _) = platform
+        .call(
+            Method::POST,
+            &machines,
+            &operator,
+            Some(json!({"machineId": "press-2", "displayName": "<img src=x>"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let now = chrono::Utc::now().to_rfc3339();
+    let reading = json!({"machineId": "press-1", "metric": "temp", "ts": now, "value": 71.5});
+    let telemetry = format!("/v1/tenants/{}/telemetry", acme.id);
+    let body = json!({"readings": [reading]});
+    let (status, sent) = platform
+        .call(Method::POST, &telemetry, &operator, Some(body))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{sent}");
+    let (status, caller) = platform
+        .call(Method::GET, "/v1/caller", &acme.key, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{caller}");
+    assert_eq!(caller["tenantId"], acme.id.as_str(), "{caller}");
+    assert_eq!(caller["scopes"], json!(["SCOPE_READ"]), "{caller}");
+
+    let page = reqwest::get(format!("{}/", platform.base)).await.unwrap();
+    let policy = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(policy.contains("script-src 'self'"), "{policy}");
+
+    let given = json!({
+        "base": platform.base,
+        "operator": operator,
+        "key": acme.key,
+        "tenantName": "Acme <b>Works</b>",
+        "otherTenant": globex.id,
+        "shots": screenshots(),
+    });
+    let report = tokio::task::spawn_blocking(move || run_scenario("signin.cjs", &given))
+        .await
+        .unwrap();
+    platform.stop().await;
+
+    assert!(
+        report["refused"].as_str().unwrap().contains("not valid"),
+        "{report}"
+    );
+    let tenants = report["operatorTenants"].as_array().unwrap();
+    assert!(
+        tenants.contains(&json!("Acme <b>Works</b>")) && tenants.contains(&json!("globex")),
+        "every tenant, its name as text: {report}"
+    );
+    assert_eq!(
+        report["operatorMachines"],
+        json!(["press-1", "<img src=x>"]),
+        "{report}"
+    );
+    assert_eq!(report["keyTitle"], "Acme <b>Works</b>", "{report}");
+    assert_eq!(report["keyMachines"], json!(["press-1", "<img src=x>"]));
+    assert_eq!(report["online"], "1", "press-1 reported just now: {report}");
+    assert_eq!(report["latest"], json!(["temp 71.50", ""]), "{report}");
+    assert!(
+        report["otherTenant"]
+            .as_str()
+            .unwrap()
+            .contains("cannot see"),
+        "{report}"
+    );
+    assert_eq!(report["keyHome"], "Acme <b>Works</b>", "its own tenant");
+    assert_eq!(report["credentialInUrl"], false);
+    assert_eq!(report["consoleErrors"], json!([]), "{report}");
+}
