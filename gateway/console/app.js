@@ -10,6 +10,8 @@ import { tenantPage } from "./pages/tenant.js";
 
 const root = () => document.getElementById("app");
 let caller = null;
+/** Aborted when the page changes: its live streams stop. */
+let page = new AbortController();
 
 function home() {
   return caller?.operator ? "#/" : `#/tenants/${caller?.tenantId}`;
@@ -40,6 +42,8 @@ function leave() {
 }
 
 async function route() {
+  page.abort();
+  page = new AbortController();
   if (!credential()) {
     caller = null;
     header();
@@ -56,7 +60,7 @@ async function route() {
     const path = location.hash.replace(/^#/, "") || "/";
     const tenant = path.match(/^\/tenants\/([^/]+)$/);
     if (tenant) {
-      await tenantPage(root(), decodeURIComponent(tenant[1]));
+      await tenantPage(root(), decodeURIComponent(tenant[1]), page.signal);
     } else if (caller.operator) {
       await platformPage(root());
     } else {

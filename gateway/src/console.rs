@@ -41,9 +41,12 @@ const JS: &str = "text/javascript; charset=utf-8";
 /// The console's files, as `/console/<path>` serves them.
 const ASSETS: &[Asset] = &[
     asset!("console.css", "text/css; charset=utf-8"),
+    asset!("favicon.svg", "image/svg+xml"),
     asset!("app.js", JS),
     asset!("api.js", JS),
     asset!("dom.js", JS),
+    asset!("sse.js", JS),
+    asset!("pages/alerts.js", JS),
     asset!("pages/signin.js", JS),
     asset!("pages/platform.js", JS),
     asset!("pages/tenant.js", JS),

@@ -131,3 +131,49 @@ async fn each_credential_signs_in_and_sees_what_it_may() {
     assert_eq!(report["credentialInUrl"], false);
     assert_eq!(report["consoleErrors"], json!([]), "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_raised_by_ingest_appears_live_and_is_acknowledged_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::up(dir.path(), None).await;
+    let acme = platform
+        .rest_tenant(json!({"name": "acme"}), "SCOPE_WRITE")
+        .await;
+    let rules = format!("/v1/tenants/{}/alert-rules", acme.id);
+    let rule = json!({
+        "metric": "temp",
+        "severity": "SEVERITY_MAJOR",
+        "condition": {"threshold": {"comparison": "COMPARISON_GREATER", "value": 80.0}},
+    });
+    let operator = platform.operator_token.clone();
+    let (status, created) = platform
+        .call(Method::POST, &rules, &operator, Some(rule))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+
+    let given = json!({
+        "base": platform.base,
+        "key": acme.key,
+        "tenantId": acme.id,
+        "shots": screenshots(),
+    });
+    let report = tokio::task::spawn_blocking(move || run_scenario("alerts.cjs", &given))
+        .await
+        .unwrap();
+    let alerts = format!("/v1/tenants/{}/alerts", acme.id);
+    let (_, listed) = platform.call(Method::GET, &alerts, &operator, None).await;
+    platform.stop().await;
+
+    assert_eq!(report["reloaded"], false, "{report}");
+    assert!(report["row"].as_str().unwrap().contains("95.5"), "{report}");
+    assert_eq!(report["resolved"], true, "{report}");
+    assert_eq!(report["consoleErrors"], json!([]), "{report}");
+    let alert = &listed["alerts"][0];
+    assert_eq!(alert["state"], "ALERT_STATE_RESOLVED", "{listed}");
+    let key_id = &acme.key["mfg_".len().."mfg_".len() + 32];
+    assert_eq!(alert["acknowledgedBy"], format!("key:{key_id}"), "{alert}");
+    eprintln!(
+        "the alert appeared {} ms after the reading was sent",
+        report["appearedMs"]
+    );
+}

@@ -2,6 +2,7 @@
 
 import { all, call } from "../api.js";
 import { card, h, show, table } from "../dom.js";
+import { alertsPanel } from "./alerts.js";
 
 /** Online when a machine reported within a minute, stale within 15, offline after. */
 const ONLINE_MS = 60_000;
@@ -19,7 +20,7 @@ function format(value) {
   return Number.isInteger(value) ? String(value) : value.toFixed(2);
 }
 
-export async function tenantPage(root, tenantId) {
+export async function tenantPage(root, tenantId, signal) {
   const tenant = await call(`/v1/tenants/${encodeURIComponent(tenantId)}`);
   const machines = await all(`/v1/tenants/${tenant.id}/machines`, "machines");
   const latest = await Promise.all(
@@ -65,6 +66,7 @@ export async function tenantPage(root, tenantId) {
       card("Stale", count("stale"), "stale-count"),
       card("Offline", count("offline"), "offline-count"),
     ),
+    alertsPanel(tenant.id, signal),
     h("h2", {}, "Machines"),
     table(columns, rows, { empty: "No machines yet." }),
   );
