@@ -4,6 +4,7 @@
 
 import { ApiError, call, credential, signOut } from "./api.js";
 import { h, show } from "./dom.js";
+import { machinePage } from "./pages/machine.js";
 import { platformPage } from "./pages/platform.js";
 import { signInPage } from "./pages/signin.js";
 import { tenantPage } from "./pages/tenant.js";
@@ -59,7 +60,11 @@ async function route() {
     header();
     const path = location.hash.replace(/^#/, "") || "/";
     const tenant = path.match(/^\/tenants\/([^/]+)$/);
-    if (tenant) {
+    const machine = path.match(/^\/tenants\/([^/]+)\/machines\/([^/]+)$/);
+    if (machine) {
+      const [, tenantId, machineId] = machine.map(decodeURIComponent);
+      await machinePage(root(), tenantId, machineId, page.signal);
+    } else if (tenant) {
       await tenantPage(root(), decodeURIComponent(tenant[1]), page.signal);
     } else if (caller.operator) {
       await platformPage(root());

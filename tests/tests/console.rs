@@ -177,3 +177,69 @@ async fn an_alert_raised_by_ingest_appears_live_and_is_acknowledged_in_place() {
         report["appearedMs"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_machines_chart_shows_its_tier_and_threshold_and_grows_while_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::up(dir.path(), None).await;
+    let acme = platform
+        .rest_tenant(json!({"name": "acme"}), "SCOPE_WRITE")
+        .await;
+    let operator = platform.operator_token.clone();
+    let rules = format!("/v1/tenants/{}/alert-rules", acme.id);
+    let rule = json!({
+        "metric": "temp",
+        "severity": "SEVERITY_MINOR",
+        "condition": {"threshold": {"comparison": "COMPARISON_GREATER", "value": 90.0}},
+    });
+    let (status, created) = platform
+        .call(Method::POST, &rules, &operator, Some(rule))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let now = chrono::Utc::now();
+    let readings: Vec<Value> = (1..=30)
+        .map(|i| {
+            let ts = (now - chrono::Duration::seconds(20 * i)).to_rfc3339();
+            let value = 70.0 + f64::from(i32::try_from(i % 5).unwrap());
+            json!({"machineId": "press-1", "metric": "temp", "ts": ts, "value": value})
+        })
+        .chain([
+            json!({"machineId": "press-1", "metric": "rpm", "ts": now.to_rfc3339(), "value": 1200}),
+        ])
+        .collect();
+    let telemetry = format!("/v1/tenants/{}/telemetry", acme.id);
+    let (status, sent) = platform
+        .call(
+            Method::POST,
+            &telemetry,
+            &acme.key,
+            Some(json!({"readings": readings})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{sent}");
+
+    let given = json!({
+        "base": platform.base,
+        "key": acme.key,
+        "tenantId": acme.id,
+        "shots": screenshots(),
+    });
+    let report = tokio::task::spawn_blocking(move || run_scenario("machine.cjs", &given))
+        .await
+        .unwrap();
+    platform.stop().await;
+
+    assert_eq!(report["metrics"], json!(["rpm", "temp"]), "{report}");
+    assert_eq!(report["tiers15m"], "served by hot", "{report}");
+    assert_eq!(report["thresholds"], "90", "{report}");
+    assert_eq!(report["pointsBefore"], 30, "{report}");
+    assert_eq!(report["pointsAfter"], 31, "a new reading, live: {report}");
+    assert!(
+        report["tiers24h"]
+            .as_str()
+            .unwrap()
+            .starts_with("served by"),
+        "{report}"
+    );
+    assert_eq!(report["consoleErrors"], json!([]), "{report}");
+}

@@ -39,7 +39,15 @@ export async function tenantPage(root, tenantId, signal) {
   const columns = [
     {
       title: "Machine",
-      cell: (r) => h("span", { "data-testid": "machine" }, r.machine.displayName || r.machine.machineId),
+      cell: (r) =>
+        h(
+          "a",
+          {
+            "data-testid": "machine",
+            href: `#/tenants/${encodeURIComponent(tenant.id)}/machines/${encodeURIComponent(r.machine.machineId)}`,
+          },
+          r.machine.displayName || r.machine.machineId,
+        ),
     },
     {
       title: "Status",
