@@ -4,7 +4,9 @@
 
 import { ApiError, call, credential, signOut } from "./api.js";
 import { h, show } from "./dom.js";
+import { auditPage } from "./pages/audit.js";
 import { machinePage } from "./pages/machine.js";
+import { onboardingPage } from "./pages/onboarding.js";
 import { platformPage } from "./pages/platform.js";
 import { signInPage } from "./pages/signin.js";
 import { tenantPage } from "./pages/tenant.js";
@@ -26,7 +28,17 @@ function header() {
     show(who);
     return;
   }
-  show(nav, h("a", { href: home() }, caller.operator ? "Platform" : "Machines"));
+  const tenant = caller.operator ? null : `#/tenants/${caller.tenantId}`;
+  show(
+    nav,
+    caller.operator
+      ? [h("a", { href: "#/" }, "Platform"), h("a", { href: "#/audit" }, "Audit")]
+      : [
+          h("a", { href: tenant }, "Machines"),
+          h("a", { href: `${tenant}/onboarding` }, "Onboarding"),
+          h("a", { href: `${tenant}/audit` }, "Audit"),
+        ],
+  );
   show(
     who,
     caller.operator ? "operator" : `${caller.tenantName} · key ${caller.keyId.slice(0, 8)}`,
@@ -61,7 +73,14 @@ async function route() {
     const path = location.hash.replace(/^#/, "") || "/";
     const tenant = path.match(/^\/tenants\/([^/]+)$/);
     const machine = path.match(/^\/tenants\/([^/]+)\/machines\/([^/]+)$/);
-    if (machine) {
+    const section = path.match(/^\/tenants\/([^/]+)\/(onboarding|audit)$/);
+    if (section) {
+      const tenantId = decodeURIComponent(section[1]);
+      if (section[2] === "onboarding") await onboardingPage(root(), tenantId, caller.operator, page.signal);
+      else await auditPage(root(), tenantId);
+    } else if (path === "/audit" && caller.operator) {
+      await auditPage(root(), null);
+    } else if (machine) {
       const [, tenantId, machineId] = machine.map(decodeURIComponent);
       await machinePage(root(), tenantId, machineId, page.signal);
     } else if (tenant) {

@@ -48,6 +48,8 @@ const ASSETS: &[Asset] = &[
     asset!("sse.js", JS),
     asset!("pages/alerts.js", JS),
     asset!("pages/machine.js", JS),
+    asset!("pages/onboarding.js", JS),
+    asset!("pages/audit.js", JS),
     asset!("vendor/uplot/uPlot.esm.js", JS),
     asset!("vendor/uplot/uPlot.min.css", "text/css; charset=utf-8"),
     asset!("pages/signin.js", JS),

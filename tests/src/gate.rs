@@ -1,6 +1,6 @@
 //! A TCP forwarder that a test closes and opens again: its way to take a server (the S3 test
 //! server, say) away from the platform and give it back, without stopping the server, which
-//! other tests share.
+//! other tests share; and the platform with its cold tier on the S3 test server behind one.
 
 use std::net::SocketAddr;
 
@@ -72,4 +72,48 @@ async fn forward(mut client: TcpStream, target: SocketAddr, mut open: watch::Rec
         _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
         _ = open.wait_for(|open| !open) => {}
     }
+}
+
+/// The S3 test server's address, from `MFG_TEST_S3_ENDPOINT` (`http://host:port`).
+pub fn s3_server() -> SocketAddr {
+    let endpoint = std::env::var("MFG_TEST_S3_ENDPOINT")
+        .expect("an S3 test server: run `scripts/test.sh`, which starts one");
+    endpoint
+        .trim_start_matches("http://")
+        .parse()
+        .expect("the S3 test server's host and port")
+}
+
+/// A new bucket on the S3 test server, reached directly.
+pub async fn bucket(name: &str) -> mfg_storage::telemetry::object_store::S3Store {
+    use mfg_storage::telemetry::object_store::{S3Config, S3Store};
+    let store = S3Store::connect(&S3Config {
+        bucket: name.to_owned(),
+        endpoint: Some(format!("http://{}", s3_server())),
+        region: "us-east-1".to_owned(),
+        path_style: true,
+        credentials: Some(("test".to_owned(), "test".to_owned())),
+    })
+    .await;
+    store.ensure_bucket().await.expect("the test bucket");
+    store
+}
+
+/// The platform, its cold tier in `bucket` on the S3 test server through `gate`, giving each
+/// provisioning step two attempts.
+pub async fn up_behind(
+    dir: &std::path::Path,
+    database_url: Option<&str>,
+    bucket: &str,
+    gate: &Gate,
+) -> crate::Platform {
+    let mut args = crate::up_args(dir, database_url, false);
+    let s3 = &mut args.storage.s3;
+    s3.bucket = Some(bucket.to_owned());
+    s3.endpoint = Some(format!("http://{}", gate.addr()));
+    s3.path_style = true;
+    s3.access_key_id = Some("test".to_owned());
+    s3.secret_access_key = Some(mfg_common::config::Secret::new("test"));
+    args.runs.step_attempts = 2;
+    crate::Platform::up_with(args).await
 }

@@ -243,3 +243,57 @@ async fn a_machines_chart_shows_its_tier_and_threshold_and_grows_while_open() {
     );
     assert_eq!(report["consoleErrors"], json!([]), "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_onboarding_shows_its_reason_and_is_retried_from_the_page() {
+    use mfg_tests::gate::{Gate, bucket, s3_server, up_behind};
+
+    let name = format!("console-{}", uuid::Uuid::now_v7());
+    bucket(&name).await;
+    let gate = Gate::to(s3_server()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let platform = up_behind(dir.path(), None, &name, &gate).await;
+    let operator = platform.operator_token.clone();
+    gate.close();
+    let (status, tenant) = platform
+        .call(
+            Method::POST,
+            "/v1/tenants",
+            &operator,
+            Some(json!({"name": "acme"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{tenant}");
+    let id = tenant["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/tenants/{id}");
+    let within = std::time::Duration::from_secs(60);
+    platform
+        .wait_until(&path, "state", "TENANT_STATE_PROVISIONING_FAILED", within)
+        .await;
+    gate.open();
+
+    let given = json!({
+        "base": platform.base,
+        "operator": operator,
+        "tenantId": id,
+        "shots": screenshots(),
+    });
+    let report = tokio::task::spawn_blocking(move || run_scenario("onboarding.cjs", &given))
+        .await
+        .unwrap();
+    let (_, tenant) = platform.call(Method::GET, &path, &operator, None).await;
+    platform.stop().await;
+
+    assert_eq!(report["failedState"], "failed", "{report}");
+    let reasons = report["reasons"].as_array().unwrap();
+    assert!(!reasons.is_empty(), "the failed step says why: {report}");
+    assert_eq!(report["retriedState"], "succeeded", "{report}");
+    assert_eq!(tenant["state"], "TENANT_STATE_ACTIVE", "{tenant}");
+    let actions = report["auditActions"].as_array().unwrap();
+    assert!(
+        actions.contains(&json!("provisioning_run.retry"))
+            && actions.contains(&json!("provisioning_run.start")),
+        "{report}"
+    );
+    assert_eq!(report["consoleErrors"], json!([]), "{report}");
+}

@@ -5,59 +5,20 @@
 //! rollback asked for while S3 is still down waits for it, then leaves no rule behind. On both
 //! backends.
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
-use mfg_common::{config::Secret, testing::TestDatabase};
-use mfg_storage::telemetry::object_store::{ObjectStore as _, S3Config, S3Store};
-use mfg_tests::{Platform, gate::Gate};
+use mfg_common::testing::TestDatabase;
+use mfg_storage::telemetry::object_store::{ObjectStore as _, S3Store};
+use mfg_tests::{
+    Platform,
+    gate::{Gate, bucket, s3_server, up_behind},
+};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 /// How long a run may take to reach a state: the S3 client's own retries of a cut connection
 /// come on top of the step's.
 const WITHIN: Duration = Duration::from_secs(60);
-
-/// The S3 test server's address, from `MFG_TEST_S3_ENDPOINT` (`http://host:port`).
-fn s3_server() -> SocketAddr {
-    let endpoint = std::env::var("MFG_TEST_S3_ENDPOINT")
-        .expect("an S3 test server: run `scripts/test.sh`, which starts one");
-    endpoint
-        .trim_start_matches("http://")
-        .parse()
-        .expect("the S3 test server's host and port")
-}
-
-/// A new bucket on the S3 test server, reached directly.
-async fn bucket(name: &str) -> S3Store {
-    let store = S3Store::connect(&S3Config {
-        bucket: name.to_owned(),
-        endpoint: Some(format!("http://{}", s3_server())),
-        region: "us-east-1".to_owned(),
-        path_style: true,
-        credentials: Some(("test".to_owned(), "test".to_owned())),
-    })
-    .await;
-    store.ensure_bucket().await.expect("the test bucket");
-    store
-}
-
-/// The platform, its cold tier in `bucket` through `gate`, giving each step two attempts.
-async fn platform(
-    dir: &std::path::Path,
-    database_url: Option<&str>,
-    bucket: &str,
-    gate: &Gate,
-) -> Platform {
-    let mut args = mfg_tests::up_args(dir, database_url, false);
-    let s3 = &mut args.storage.s3;
-    s3.bucket = Some(bucket.to_owned());
-    s3.endpoint = Some(format!("http://{}", gate.addr()));
-    s3.path_style = true;
-    s3.access_key_id = Some("test".to_owned());
-    s3.secret_access_key = Some(Secret::new("test"));
-    args.runs.step_attempts = 2;
-    Platform::up_with(args).await
-}
 
 /// Creates a tenant over REST; returns its id.
 async fn create_tenant(platform: &Platform, name: &str) -> String {
@@ -110,7 +71,7 @@ async fn archive_step_without_s3(database_url: Option<&str>) {
     let s3 = bucket(&name).await;
     let gate = Gate::to(s3_server()).await;
     let dir = tempfile::tempdir().unwrap();
-    let platform = platform(dir.path(), database_url, &name, &gate).await;
+    let platform = up_behind(dir.path(), database_url, &name, &gate).await;
 
     gate.close();
     let acme = create_tenant(&platform, "acme").await;

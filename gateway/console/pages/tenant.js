@@ -67,6 +67,13 @@ export async function tenantPage(root, tenantId, signal) {
     root,
     h("h1", { "data-testid": "tenant-name" }, tenant.displayName || tenant.name),
     h(
+      "p",
+      { class: "links" },
+      h("a", { href: `#/tenants/${encodeURIComponent(tenant.id)}/onboarding` }, "Onboarding"),
+      " · ",
+      h("a", { href: `#/tenants/${encodeURIComponent(tenant.id)}/audit` }, "Audit log"),
+    ),
+    h(
       "div",
       { class: "cards" },
       card("Machines", rows.length, "machine-count"),
