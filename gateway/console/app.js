@@ -5,6 +5,7 @@
 import { ApiError, call, credential, signOut } from "./api.js";
 import { h, show } from "./dom.js";
 import { auditPage } from "./pages/audit.js";
+import { costPage } from "./pages/cost.js";
 import { machinePage } from "./pages/machine.js";
 import { onboardingPage } from "./pages/onboarding.js";
 import { platformPage } from "./pages/platform.js";
@@ -35,6 +36,7 @@ function header() {
       ? [h("a", { href: "#/" }, "Platform"), h("a", { href: "#/audit" }, "Audit")]
       : [
           h("a", { href: tenant }, "Machines"),
+          h("a", { href: `${tenant}/cost` }, "Cost"),
           h("a", { href: `${tenant}/onboarding` }, "Onboarding"),
           h("a", { href: `${tenant}/audit` }, "Audit"),
         ],
@@ -73,10 +75,11 @@ async function route() {
     const path = location.hash.replace(/^#/, "") || "/";
     const tenant = path.match(/^\/tenants\/([^/]+)$/);
     const machine = path.match(/^\/tenants\/([^/]+)\/machines\/([^/]+)$/);
-    const section = path.match(/^\/tenants\/([^/]+)\/(onboarding|audit)$/);
+    const section = path.match(/^\/tenants\/([^/]+)\/(onboarding|audit|cost)$/);
     if (section) {
       const tenantId = decodeURIComponent(section[1]);
       if (section[2] === "onboarding") await onboardingPage(root(), tenantId, caller.operator, page.signal);
+      else if (section[2] === "cost") await costPage(root(), tenantId);
       else await auditPage(root(), tenantId);
     } else if (path === "/audit" && caller.operator) {
       await auditPage(root(), null);

@@ -297,3 +297,60 @@ async fn a_failed_onboarding_shows_its_reason_and_is_retried_from_the_page() {
     );
     assert_eq!(report["consoleErrors"], json!([]), "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cost_page_shows_the_apis_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::up(dir.path(), None).await;
+    let acme = platform
+        .rest_tenant(
+            json!({"name": "acme", "monthlyBudgetUsd": 500}),
+            "SCOPE_READ",
+        )
+        .await;
+    let operator = platform.operator_token.clone();
+    let budget = format!("/v1/tenants/{}/budget?updateMask=alertThresholds", acme.id);
+    let thresholds = json!({"alertThresholds": [0.5, 0.9]});
+    let (status, set) = platform
+        .call(Method::PATCH, &budget, &operator, Some(thresholds))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{set}");
+
+    let given = json!({
+        "base": platform.base,
+        "key": acme.key,
+        "tenantId": acme.id,
+        "shots": screenshots(),
+    });
+    let report = tokio::task::spawn_blocking(move || run_scenario("cost.cjs", &given))
+        .await
+        .unwrap();
+    platform.stop().await;
+
+    let api = &report["api"]["report"];
+    let page = &report["page"];
+    let forecast = &api["forecast"];
+    assert_eq!(page["monthToDate"], forecast["monthToDateUsd"], "{report}");
+    assert_eq!(page["forecast"], forecast["forecastUsd"], "{report}");
+    assert_eq!(page["total"], api["totalUsd"], "{report}");
+    assert_eq!(page["budget"], 500.0, "{report}");
+    let amounts: Vec<Value> = api["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["amountUsd"].clone())
+        .collect();
+    assert_eq!(page["lines"], json!(amounts), "{report}");
+    let shown = format!(
+        "${:.2}",
+        forecast["monthToDateUsd"].as_f64().unwrap_or_default()
+    );
+    assert_eq!(page["monthToDateText"], shown, "to the cent: {report}");
+    let thresholds = report["thresholds"].as_str().unwrap();
+    assert!(
+        thresholds.contains("50% ($250.00)") && thresholds.contains("90% ($450.00)"),
+        "{report}"
+    );
+    assert_eq!(report["chart"], 1, "{report}");
+    assert_eq!(report["consoleErrors"], json!([]), "{report}");
+}
