@@ -47,13 +47,14 @@ export function table(columns, rows, { empty = "Nothing yet." } = {}) {
   );
 }
 
-/** A figure on a card. */
-export function card(label, value, testId) {
+/** A figure on a card, with a note under it. */
+export function card(label, value, testId, note) {
   return h(
     "div",
     { class: "card", "data-testid": testId },
     h("div", { class: "label" }, label),
     h("div", { class: "value" }, value),
+    note ? h("div", { class: "note" }, note) : null,
   );
 }
 

@@ -51,6 +51,7 @@ const ASSETS: &[Asset] = &[
     asset!("pages/onboarding.js", JS),
     asset!("pages/audit.js", JS),
     asset!("pages/cost.js", JS),
+    asset!("pages/status.js", JS),
     asset!("vendor/uplot/uPlot.esm.js", JS),
     asset!("vendor/uplot/uPlot.min.css", "text/css; charset=utf-8"),
     asset!("pages/signin.js", JS),

@@ -48,6 +48,8 @@ async function main() {
     await signIn(page, given.operator);
     await page.getByTestId("tenant-link").first().waitFor();
     report.operatorTenants = await texts(page, "tenant-link");
+    report.machinesOnline = await page.getByTestId("machines-online").locator(".value").innerText();
+    report.tenantMachines = await texts(page, "tenant-machines");
     await page.screenshot({ path: `${given.shots}/platform.png`, fullPage: true });
     await page.getByTestId("tenant-link").filter({ hasText: given.tenantName }).click();
     await page.getByTestId("machine").first().waitFor();

@@ -111,6 +111,12 @@ async fn each_credential_signs_in_and_sees_what_it_may() {
         tenants.contains(&json!("Acme <b>Works</b>")) && tenants.contains(&json!("globex")),
         "every tenant, its name as text: {report}"
     );
+    assert_eq!(report["machinesOnline"], "1 of 3", "{report}");
+    let machines = report["tenantMachines"].as_array().unwrap();
+    assert!(
+        machines.contains(&json!("1 online · 0 stale · 0 offline of 2")),
+        "{report}"
+    );
     assert_eq!(
         report["operatorMachines"],
         json!(["press-1", "<img src=x>"]),

@@ -48,7 +48,7 @@ export async function costPage(root, tenantId) {
       money("Month to date", forecast.monthToDateUsd ?? report.totalUsd, "month-to-date"),
       money("Forecast", forecast.forecastUsd, "forecast"),
       card(
-        `Band (${Math.round((forecast.confidence ?? 0) * 100)}%)`,
+        `Band (${Math.round((forecast.confidence ?? 0) * 100)}% likely)`,
         `${usd(forecast.forecastLowUsd)} – ${usd(forecast.forecastHighUsd)}`,
         "band",
       ),

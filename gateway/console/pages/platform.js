@@ -1,23 +1,74 @@
-// The platform, as the operator sees it: every tenant with its plan and state, and how many
-// machines it has.
+// The platform, as the operator sees it: every tenant with its plan and state, its machines
+// online, stale and offline, its open alerts, its ingest rate and its month-to-date cost
+// against its budget with the forecast band; and the platform's forecast against its target.
 
-import { all } from "../api.js";
+import { all, call } from "../api.js";
 import { card, enumName, h, show, table } from "../dom.js";
+import { usd } from "./cost.js";
+import { machineStatus } from "./status.js";
 
-export async function platformPage(root) {
-  const tenants = await all("/v1/tenants", "tenants");
-  const active = tenants.filter((t) => t.state === "TENANT_STATE_ACTIVE").length;
-  const machines = new Map(
-    await Promise.all(
-      tenants.map(async (t) => [t.id, (await all(`/v1/tenants/${t.id}/machines`, "machines")).length]),
+/** The window the ingest rate is measured over, from the metered readings. */
+const RATE_WINDOW_MS = 5 * 60_000;
+
+/** A tenant's machines by status and its open alerts. */
+async function health(tenant) {
+  const base = `/v1/tenants/${tenant.id}`;
+  const [machines, open] = await Promise.all([
+    all(`${base}/machines`, "machines"),
+    call(`${base}/alerts?state=ALERT_STATE_OPEN&pageSize=100`),
+  ]);
+  const now = Date.now();
+  const statuses = await Promise.all(
+    machines.map(async (m) =>
+      machineStatus((await call(`${base}/machines/${encodeURIComponent(m.machineId)}/latest`)).values, now),
     ),
   );
+  const count = (s) => statuses.filter((x) => x === s).length;
+  return {
+    machines: machines.length,
+    online: count("online"),
+    stale: count("stale"),
+    offline: count("offline"),
+    alerts: (open.alerts || []).length,
+    more: Boolean(open.nextPageToken),
+  };
+}
+
+/** Readings per second of each tenant over the last few minutes, from its metered usage. */
+function rates(recent) {
+  const seconds = RATE_WINDOW_MS / 1000;
+  return new Map(
+    (recent.reports || []).map((r) => {
+      const line = (r.lines || []).find((l) => l.meter === "METER_INGESTED_READINGS");
+      return [r.tenantId, ((line?.quantity ?? 0) * 1e6) / seconds];
+    }),
+  );
+}
+
+/** The forecast against the target, in words. */
+function vsTarget(ratio) {
+  const percent = Math.abs(Math.round(ratio * 100));
+  return ratio <= 0 ? `forecast ${percent}% under` : `forecast ${percent}% over`;
+}
+
+export async function platformPage(root) {
+  const since = new Date(Date.now() - RATE_WINDOW_MS).toISOString();
+  const [tenants, summary, recent] = await Promise.all([
+    all("/v1/tenants", "tenants"),
+    call("/v1/cost"),
+    call(`/v1/cost?startTime=${encodeURIComponent(since)}`),
+  ]);
+  const healths = new Map(await Promise.all(tenants.map(async (t) => [t.id, await health(t)])));
+  const costs = new Map((summary.reports || []).map((r) => [r.tenantId, r]));
+  const rate = rates(recent);
+  const sum = (f) => [...healths.values()].reduce((a, x) => a + f(x), 0);
+  const forecast = summary.forecast || {};
+  const target = summary.targetMonthlyUsd || 0;
   const columns = [
     {
       title: "Tenant",
       cell: (t) => h("a", { href: `#/tenants/${t.id}`, "data-testid": "tenant-link" }, t.displayName || t.name),
     },
-    { title: "Name", cell: (t) => t.name },
     { title: "Plan", cell: (t) => enumName(t.plan, "PLAN_") },
     {
       title: "State",
@@ -26,7 +77,24 @@ export async function platformPage(root) {
         return h("span", { class: `status state-${state}` }, state.replace("_", " "));
       },
     },
-    { title: "Machines", cell: (t) => machines.get(t.id) ?? 0 },
+    {
+      title: "Machines",
+      cell: (t) => {
+        const x = healths.get(t.id);
+        return h("span", { "data-testid": "tenant-machines" }, `${x.online} online · ${x.stale} stale · ${x.offline} offline of ${x.machines}`);
+      },
+    },
+    { title: "Open alerts", cell: (t) => `${healths.get(t.id).alerts}${healths.get(t.id).more ? "+" : ""}` },
+    { title: "Readings/s", cell: (t) => (rate.get(t.id) ?? 0).toFixed(1) },
+    {
+      title: "Cost to date / budget",
+      cell: (t) => {
+        const c = costs.get(t.id);
+        if (!c) return "";
+        const band = c.forecast ? ` · forecast ${usd(c.forecast.forecastLowUsd)}–${usd(c.forecast.forecastHighUsd)}` : "";
+        return `${usd(c.totalUsd)} / ${c.budgetUsd ? usd(c.budgetUsd) : "no budget"}${band}`;
+      },
+    },
   ];
   show(
     root,
@@ -35,8 +103,23 @@ export async function platformPage(root) {
       "div",
       { class: "cards" },
       card("Tenants", tenants.length, "tenant-count"),
-      card("Active", active, "active-count"),
-      card("Machines", [...machines.values()].reduce((a, b) => a + b, 0), "machine-count"),
+      card("Machines online", `${sum((x) => x.online)} of ${sum((x) => x.machines)}`, "machines-online"),
+      card("Stale · offline", `${sum((x) => x.stale)} · ${sum((x) => x.offline)}`, "machines-away"),
+      card("Open alerts", sum((x) => x.alerts), "open-alerts"),
+      card("Ingest", `${[...rate.values()].reduce((a, b) => a + b, 0).toFixed(1)}/s`, "ingest-rate"),
+      card("Cost to date", usd(summary.totalUsd), "platform-cost"),
+      card(
+        "Month's forecast",
+        usd(forecast.forecastUsd),
+        "platform-forecast",
+        `band ${usd(forecast.forecastLowUsd)} – ${usd(forecast.forecastHighUsd)}`,
+      ),
+      card(
+        "Target",
+        target ? usd(target) : "none",
+        "platform-target",
+        target ? vsTarget(summary.forecastVsTarget ?? 0) : "set targetMonthlyUsd in the price book",
+      ),
     ),
     h("h2", {}, "Tenants"),
     table(columns, tenants, { empty: "No tenants yet: create one with POST /v1/tenants." }),

@@ -3,18 +3,7 @@
 import { all, call } from "../api.js";
 import { card, h, show, table } from "../dom.js";
 import { alertsPanel } from "./alerts.js";
-
-/** Online when a machine reported within a minute, stale within 15, offline after. */
-const ONLINE_MS = 60_000;
-const STALE_MS = 15 * 60_000;
-
-function status(values, now) {
-  const newest = Math.max(...values.map((v) => Date.parse(v.ts)).filter(Number.isFinite));
-  if (!Number.isFinite(newest)) return "no data";
-  const age = now - newest;
-  if (age <= ONLINE_MS) return "online";
-  return age <= STALE_MS ? "stale" : "offline";
-}
+import { machineStatus } from "./status.js";
 
 function format(value) {
   return Number.isInteger(value) ? String(value) : value.toFixed(2);
@@ -33,7 +22,7 @@ export async function tenantPage(root, tenantId, signal) {
   const rows = machines.map((machine, i) => ({
     machine,
     values: latest[i],
-    status: status(latest[i], now),
+    status: machineStatus(latest[i], now),
   }));
   const count = (s) => rows.filter((r) => r.status === s).length;
   const columns = [
