@@ -8,6 +8,7 @@ import { auditPage } from "./pages/audit.js";
 import { costPage } from "./pages/cost.js";
 import { machinePage } from "./pages/machine.js";
 import { onboardingPage } from "./pages/onboarding.js";
+import { rulesPage } from "./pages/rules.js";
 import { platformPage } from "./pages/platform.js";
 import { signInPage } from "./pages/signin.js";
 import { tenantPage } from "./pages/tenant.js";
@@ -36,6 +37,7 @@ function header() {
       ? [h("a", { href: "#/" }, "Platform"), h("a", { href: "#/audit" }, "Audit")]
       : [
           h("a", { href: tenant }, "Machines"),
+          h("a", { href: `${tenant}/rules` }, "Rules"),
           h("a", { href: `${tenant}/cost` }, "Cost"),
           h("a", { href: `${tenant}/onboarding` }, "Onboarding"),
           h("a", { href: `${tenant}/audit` }, "Audit"),
@@ -75,11 +77,12 @@ async function route() {
     const path = location.hash.replace(/^#/, "") || "/";
     const tenant = path.match(/^\/tenants\/([^/]+)$/);
     const machine = path.match(/^\/tenants\/([^/]+)\/machines\/([^/]+)$/);
-    const section = path.match(/^\/tenants\/([^/]+)\/(onboarding|audit|cost)$/);
+    const section = path.match(/^\/tenants\/([^/]+)\/(onboarding|audit|cost|rules)$/);
     if (section) {
       const tenantId = decodeURIComponent(section[1]);
       if (section[2] === "onboarding") await onboardingPage(root(), tenantId, caller.operator, page.signal);
       else if (section[2] === "cost") await costPage(root(), tenantId);
+      else if (section[2] === "rules") await rulesPage(root(), tenantId);
       else await auditPage(root(), tenantId);
     } else if (path === "/audit" && caller.operator) {
       await auditPage(root(), null);

@@ -52,6 +52,7 @@ const ASSETS: &[Asset] = &[
     asset!("pages/audit.js", JS),
     asset!("pages/cost.js", JS),
     asset!("pages/status.js", JS),
+    asset!("pages/rules.js", JS),
     asset!("vendor/uplot/uPlot.esm.js", JS),
     asset!("vendor/uplot/uPlot.min.css", "text/css; charset=utf-8"),
     asset!("pages/signin.js", JS),

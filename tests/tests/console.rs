@@ -360,3 +360,43 @@ async fn the_cost_page_shows_the_apis_figures() {
     assert_eq!(report["chart"], 1, "{report}");
     assert_eq!(report["consoleErrors"], json!([]), "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_made_with_the_form_raises_its_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::up(dir.path(), None).await;
+    let acme = platform
+        .rest_tenant(json!({"name": "acme"}), "SCOPE_ADMIN")
+        .await;
+    let given = json!({
+        "base": platform.base,
+        "key": acme.key,
+        "tenantId": acme.id,
+        "shots": screenshots(),
+    });
+    let report = tokio::task::spawn_blocking(move || run_scenario("rules.cjs", &given))
+        .await
+        .unwrap();
+    let rules = format!("/v1/tenants/{}/alert-rules", acme.id);
+    let (_, listed) = platform
+        .call(Method::GET, &rules, &platform.operator_token, None)
+        .await;
+    platform.stop().await;
+
+    assert!(
+        report["fieldError"].as_str().unwrap().contains("threshold"),
+        "beside the field: {report}"
+    );
+    assert_eq!(report["invalid"], "true", "{report}");
+    assert_eq!(report["condition"], "value > 80", "{report}");
+    assert_eq!(report["history"], json!(["open"]), "{report}");
+    let made = listed["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["displayName"] == "Too hot")
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(made["condition"]["threshold"]["clearValue"], 75.0, "{made}");
+    assert_eq!(made["severity"], "SEVERITY_MAJOR", "{made}");
+    assert_eq!(report["consoleErrors"], json!([]), "{report}");
+}

@@ -58,6 +58,8 @@ export async function tenantPage(root, tenantId, signal) {
     h(
       "p",
       { class: "links" },
+      h("a", { href: `#/tenants/${encodeURIComponent(tenant.id)}/rules` }, "Alert rules"),
+      " · ",
       h("a", { href: `#/tenants/${encodeURIComponent(tenant.id)}/cost` }, "Cost"),
       " · ",
       h("a", { href: `#/tenants/${encodeURIComponent(tenant.id)}/onboarding` }, "Onboarding"),
