@@ -7,8 +7,6 @@ import { card, enumName, h, show, table } from "../dom.js";
 import { usd } from "./cost.js";
 import { machineStatus } from "./status.js";
 
-/** The window the ingest rate is measured over, from the metered readings. */
-const RATE_WINDOW_MS = 5 * 60_000;
 
 /** A tenant's machines by status and its open alerts. */
 async function health(tenant) {
@@ -34,9 +32,14 @@ async function health(tenant) {
   };
 }
 
-/** Readings per second of each tenant over the last few minutes, from its metered usage. */
+/** The start of the current hour: the ledger keeps usage by the hour. */
+function hourStart(now = Date.now()) {
+  return now - (now % 3_600_000);
+}
+
+/** Each tenant's readings per second on average this hour, from its metered usage. */
 function rates(recent) {
-  const seconds = RATE_WINDOW_MS / 1000;
+  const seconds = Math.max(1, (Date.now() - hourStart()) / 1000);
   return new Map(
     (recent.reports || []).map((r) => {
       const line = (r.lines || []).find((l) => l.meter === "METER_INGESTED_READINGS");
@@ -52,7 +55,7 @@ function vsTarget(ratio) {
 }
 
 export async function platformPage(root) {
-  const since = new Date(Date.now() - RATE_WINDOW_MS).toISOString();
+  const since = new Date(hourStart()).toISOString();
   const [tenants, summary, recent] = await Promise.all([
     all("/v1/tenants", "tenants"),
     call("/v1/cost"),
@@ -106,7 +109,12 @@ export async function platformPage(root) {
       card("Machines online", `${sum((x) => x.online)} of ${sum((x) => x.machines)}`, "machines-online"),
       card("Stale · offline", `${sum((x) => x.stale)} · ${sum((x) => x.offline)}`, "machines-away"),
       card("Open alerts", sum((x) => x.alerts), "open-alerts"),
-      card("Ingest", `${[...rate.values()].reduce((a, b) => a + b, 0).toFixed(1)}/s`, "ingest-rate"),
+      card(
+        "Ingest",
+        `${[...rate.values()].reduce((a, b) => a + b, 0).toFixed(1)}/s`,
+        "ingest-rate",
+        "readings, on average this hour (metered)",
+      ),
       card("Cost to date", usd(summary.totalUsd), "platform-cost"),
       card(
         "Month's forecast",
