@@ -13,7 +13,15 @@ import { platformPage } from "./pages/platform.js";
 import { signInPage } from "./pages/signin.js";
 import { tenantPage } from "./pages/tenant.js";
 
-const root = () => document.getElementById("app");
+/**
+ * A fresh view for the page being drawn, in place of the last one: a page still loading when
+ * the user moved on draws into its own view, which is no longer on the page.
+ */
+function freshView() {
+  const view = h("div", { class: "view" });
+  document.getElementById("app").replaceChildren(view);
+  return view;
+}
 let caller = null;
 /** Aborted when the page changes: its live streams stop. */
 let page = new AbortController();
@@ -61,10 +69,11 @@ function leave() {
 async function route() {
   page.abort();
   page = new AbortController();
+  const view = freshView();
   if (!credential()) {
     caller = null;
     header();
-    signInPage(root(), (who) => {
+    signInPage(view, (who) => {
       caller = who;
       location.hash = home();
       route();
@@ -80,19 +89,19 @@ async function route() {
     const section = path.match(/^\/tenants\/([^/]+)\/(onboarding|audit|cost|rules)$/);
     if (section) {
       const tenantId = decodeURIComponent(section[1]);
-      if (section[2] === "onboarding") await onboardingPage(root(), tenantId, caller.operator, page.signal);
-      else if (section[2] === "cost") await costPage(root(), tenantId);
-      else if (section[2] === "rules") await rulesPage(root(), tenantId);
-      else await auditPage(root(), tenantId);
+      if (section[2] === "onboarding") await onboardingPage(view, tenantId, caller.operator, page.signal);
+      else if (section[2] === "cost") await costPage(view, tenantId);
+      else if (section[2] === "rules") await rulesPage(view, tenantId);
+      else await auditPage(view, tenantId);
     } else if (path === "/audit" && caller.operator) {
-      await auditPage(root(), null);
+      await auditPage(view, null);
     } else if (machine) {
       const [, tenantId, machineId] = machine.map(decodeURIComponent);
-      await machinePage(root(), tenantId, machineId, page.signal);
+      await machinePage(view, tenantId, machineId, page.signal);
     } else if (tenant) {
-      await tenantPage(root(), decodeURIComponent(tenant[1]), page.signal);
+      await tenantPage(view, decodeURIComponent(tenant[1]), page.signal);
     } else if (caller.operator) {
-      await platformPage(root());
+      await platformPage(view);
     } else {
       location.hash = home();
     }
@@ -105,7 +114,7 @@ async function route() {
       e instanceof ApiError && (e.status === 403 || e.status === 404)
         ? "This credential cannot see that page."
         : `Something failed: ${e.message}`;
-    show(root(), h("p", { class: "error", role: "alert", "data-testid": "page-error" }, message));
+    show(view, h("p", { class: "error", role: "alert", "data-testid": "page-error" }, message));
   }
 }
 

@@ -423,6 +423,7 @@ mod tests {
                 "get /metrics",
                 "get /readyz",
                 "get /v1/audit-events",
+                "get /v1/caller",
                 "get /v1/cost",
                 "get /v1/maintenance/tiering",
                 "get /v1/maintenance/tiering/{jobId}",

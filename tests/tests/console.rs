@@ -135,6 +135,10 @@ async fn each_credential_signs_in_and_sees_what_it_may() {
     );
     assert_eq!(report["keyHome"], "Acme <b>Works</b>", "its own tenant");
     assert_eq!(report["credentialInUrl"], false);
+    assert_eq!(
+        report["narrowOverflow"], false,
+        "no sideways scroll at 390 px"
+    );
     assert_eq!(report["consoleErrors"], json!([]), "{report}");
 }
 

@@ -281,13 +281,27 @@ export async function rulesPage(root, tenantId) {
     ["ALERT_STATE_ACKNOWLEDGED", "acknowledged"],
     ["ALERT_STATE_RESOLVED", "resolved"],
   ]);
+  const severityFilter = select([["", "any"], ...SEVERITIES.map((s) => [`SEVERITY_${s}`, s.toLowerCase()])]);
+  const machineFilter = input("text", { placeholder: "any" });
   const alerts = async () => {
     const state = stateFilter.value ? `?state=${stateFilter.value}` : "";
     const page = await call(`${base}/alerts${state}${state ? "&" : "?"}pageSize=100`);
+    const machine = machineFilter.value.trim();
+    const shown = (page.alerts || []).filter(
+      (a) =>
+        (!severityFilter.value || a.severity === severityFilter.value) &&
+        (!machine || a.machineId === machine),
+    );
     show(
       history,
       h("h2", {}, "Alert history"),
-      h("div", { class: "field inline" }, h("label", { for: "state-filter" }, "State"), stateFilter),
+      h(
+        "div",
+        { class: "filters" },
+        h("div", { class: "field inline" }, h("label", { for: "state-filter" }, "State"), stateFilter),
+        h("div", { class: "field inline" }, h("label", { for: "severity-filter" }, "Severity"), severityFilter),
+        h("div", { class: "field inline" }, h("label", { for: "machine-filter" }, "Machine"), machineFilter),
+      ),
       table(
         [
           { title: "First seen", cell: (a) => new Date(a.firstSeenTime).toLocaleString() },
@@ -297,13 +311,17 @@ export async function rulesPage(root, tenantId) {
           { title: "State", cell: (a) => h("span", { "data-testid": "history-state" }, enumName(a.state, "ALERT_STATE_")) },
           { title: "By", cell: (a) => a.resolvedBy || a.acknowledgedBy || "" },
         ],
-        page.alerts || [],
+        shown,
         { empty: "No alerts." },
       ),
     );
   };
   stateFilter.id = "state-filter";
+  severityFilter.id = "severity-filter";
+  machineFilter.id = "machine-filter";
   stateFilter.addEventListener("change", () => alerts());
+  severityFilter.addEventListener("change", () => alerts());
+  machineFilter.addEventListener("change", () => alerts());
 
   show(root, h("h1", {}, "Alert rules"), listing, form, history);
   await Promise.all([list(), alerts()]);
