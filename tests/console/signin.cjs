@@ -11,7 +11,9 @@ run(async (browser, errors, report) => {
   // A credential that is not one is refused, beside the field.
   let { context, page } = await newPage(browser, errors);
   await signIn(page, "mfg_not-a-key");
-  report.refused = await page.locator("#signin-error").innerText();
+  const refused = page.locator("#signin-error").filter({ hasText: /\S/ });
+  await refused.waitFor();
+  report.refused = await refused.innerText();
   errors.length = 0; // The refused call's 401, logged by the browser.
 
   // The operator sees the platform: every tenant.

@@ -21,7 +21,9 @@ export async function auditPage(root, tenantId) {
   );
   const results = h("div", {});
   const error = h("p", { class: "error", role: "alert" });
+  let latest = 0;
   const load = async (token, rows) => {
+    const asked = ++latest;
     const query = new URLSearchParams({ pageSize: "50" });
     const value = (name) => form.elements[name].value;
     if (value("action")) query.set("filter.action", value("action").trim());
@@ -31,6 +33,8 @@ export async function auditPage(root, tenantId) {
     error.textContent = "";
     try {
       const page = await call(`${path}?${query}`);
+      // An answer to a listing asked for before the last one is not shown.
+      if (asked !== latest) return;
       const all = rows.concat(page.events || []);
       const more = page.nextPageToken
         ? h("button", { type: "button", class: "secondary", onclick: () => load(page.nextPageToken, all) }, "Older")
