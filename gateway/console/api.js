@@ -56,3 +56,11 @@ export async function all(path, field) {
   } while (token);
   return items;
 }
+
+const RANK = { SCOPE_READ: 1, SCOPE_WRITE: 2, SCOPE_ADMIN: 3 };
+
+/** What a caller (`GET /v1/caller`) may do: scopes nest, and the operator may do everything. */
+export function abilities(caller) {
+  const rank = caller?.operator ? 3 : Math.max(0, ...(caller?.scopes || []).map((s) => RANK[s] ?? 0));
+  return { read: rank >= 1, write: rank >= 2, admin: rank >= 3 };
+}

@@ -2,7 +2,7 @@
 // public REST API with the credential the user signed in with. What it shows follows the
 // caller: the operator starts at the platform, a tenant's key at its tenant.
 
-import { ApiError, call, credential, signOut } from "./api.js";
+import { ApiError, abilities, call, credential, signOut } from "./api.js";
 import { h, show } from "./dom.js";
 import { auditPage } from "./pages/audit.js";
 import { costPage } from "./pages/cost.js";
@@ -39,6 +39,8 @@ function header() {
     return;
   }
   const tenant = caller.operator ? null : `#/tenants/${caller.tenantId}`;
+  // Only the pages the key may read: onboarding and the audit log are its admins'.
+  const admin = abilities(caller).admin;
   show(
     nav,
     caller.operator
@@ -47,8 +49,8 @@ function header() {
           h("a", { href: tenant }, "Machines"),
           h("a", { href: `${tenant}/rules` }, "Rules"),
           h("a", { href: `${tenant}/cost` }, "Cost"),
-          h("a", { href: `${tenant}/onboarding` }, "Onboarding"),
-          h("a", { href: `${tenant}/audit` }, "Audit"),
+          admin ? h("a", { href: `${tenant}/onboarding` }, "Onboarding") : null,
+          admin ? h("a", { href: `${tenant}/audit` }, "Audit") : null,
         ],
   );
   show(
@@ -91,7 +93,7 @@ async function route() {
       const tenantId = decodeURIComponent(section[1]);
       if (section[2] === "onboarding") await onboardingPage(view, tenantId, caller.operator, page.signal);
       else if (section[2] === "cost") await costPage(view, tenantId);
-      else if (section[2] === "rules") await rulesPage(view, tenantId);
+      else if (section[2] === "rules") await rulesPage(view, tenantId, abilities(caller));
       else await auditPage(view, tenantId);
     } else if (path === "/audit" && caller.operator) {
       await auditPage(view, null);
@@ -99,7 +101,7 @@ async function route() {
       const [, tenantId, machineId] = machine.map(decodeURIComponent);
       await machinePage(view, tenantId, machineId, page.signal);
     } else if (tenant) {
-      await tenantPage(view, decodeURIComponent(tenant[1]), page.signal);
+      await tenantPage(view, decodeURIComponent(tenant[1]), page.signal, abilities(caller));
     } else if (caller.operator) {
       await platformPage(view);
     } else {

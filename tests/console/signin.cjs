@@ -35,6 +35,7 @@ run(async (browser, errors, report) => {
   await signIn(page, given.key);
   await page.getByTestId("machine").first().waitFor();
   report.keyTitle = await page.getByTestId("tenant-name").innerText();
+  report.keyNav = await page.locator("#nav a").allInnerTexts();
   report.keyMachines = await texts(page, "machine");
   report.online = await page.getByTestId("online-count").locator(".value").innerText();
   report.latest = await texts(page, "latest");

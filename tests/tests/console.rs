@@ -123,6 +123,11 @@ async fn each_credential_signs_in_and_sees_what_it_may() {
         "{report}"
     );
     assert_eq!(report["keyTitle"], "Acme <b>Works</b>", "{report}");
+    assert_eq!(
+        report["keyNav"],
+        json!(["Machines", "Rules", "Cost"]),
+        "a read key sees no admin's pages: {report}"
+    );
     assert_eq!(report["keyMachines"], json!(["press-1", "<img src=x>"]));
     assert_eq!(report["online"], "1", "press-1 reported just now: {report}");
     assert_eq!(report["latest"], json!(["temp 71.50", ""]), "{report}");

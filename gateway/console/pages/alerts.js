@@ -5,8 +5,11 @@ import { all, call } from "../api.js";
 import { enumName, h, show, table } from "../dom.js";
 import { listen } from "../sse.js";
 
-/** The panel of `tenantId`'s open and acknowledged alerts; live until `signal` aborts. */
-export function alertsPanel(tenantId, signal) {
+/**
+ * The panel of `tenantId`'s open and acknowledged alerts; live until `signal` aborts. Their
+ * buttons show for a caller who `may` write.
+ */
+export function alertsPanel(tenantId, signal, may) {
   const panel = h("section", { "data-testid": "alerts", "aria-label": "Open alerts" });
   const error = h("p", { class: "error", role: "alert" });
   const alerts = new Map();
@@ -36,7 +39,7 @@ export function alertsPanel(tenantId, signal) {
       title: "State",
       cell: (a) => h("span", { "data-testid": "alert-state" }, enumName(a.state, "ALERT_STATE_")),
     },
-    {
+    may.write && {
       title: "Action",
       cell: (a) => [
         a.state === "ALERT_STATE_OPEN"
@@ -46,7 +49,7 @@ export function alertsPanel(tenantId, signal) {
         h("button", { type: "button", onclick: () => act(a, "resolve") }, "Resolve"),
       ],
     },
-  ];
+  ].filter(Boolean);
   const draw = () => {
     const rows = [...alerts.values()].sort((a, b) => (a.alertId < b.alertId ? 1 : -1));
     show(

@@ -53,7 +53,8 @@ function field(id, label, control, field, hint) {
 const select = (options) => h("select", {}, options.map(([value, text]) => h("option", { value }, text)));
 const input = (type, extra = {}) => h("input", { type, ...extra });
 
-export async function rulesPage(root, tenantId) {
+/** The rules page; its form and buttons show for a caller who `may` administer the tenant. */
+export async function rulesPage(root, tenantId, may) {
   const base = `/v1/tenants/${encodeURIComponent(tenantId)}`;
   const listing = h("div", {});
   const history = h("div", {});
@@ -247,7 +248,7 @@ export async function rulesPage(root, tenantId) {
           { title: "Severity", cell: (r) => enumName(r.severity, "SEVERITY_") },
           { title: "Machines", cell: (r) => (r.selector?.machineIds || []).join(", ") || "all" },
           { title: "State", cell: (r) => (r.disabled ? "disabled" : "enabled") },
-          {
+          may.admin && {
             title: "",
             cell: (r) => [
               h("button", { type: "button", class: "secondary", onclick: () => edit(r) }, "Edit"),
@@ -268,7 +269,7 @@ export async function rulesPage(root, tenantId) {
               ),
             ],
           },
-        ],
+        ].filter(Boolean),
         rules,
         { empty: "No rules yet." },
       ),
@@ -323,6 +324,6 @@ export async function rulesPage(root, tenantId) {
   severityFilter.addEventListener("change", () => alerts());
   machineFilter.addEventListener("change", () => alerts());
 
-  show(root, h("h1", {}, "Alert rules"), listing, form, history);
+  show(root, h("h1", {}, "Alert rules"), listing, may.admin ? form : null, history);
   await Promise.all([list(), alerts()]);
 }

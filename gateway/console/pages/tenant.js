@@ -9,7 +9,7 @@ function format(value) {
   return Number.isInteger(value) ? String(value) : value.toFixed(2);
 }
 
-export async function tenantPage(root, tenantId, signal) {
+export async function tenantPage(root, tenantId, signal, may) {
   const tenant = await call(`/v1/tenants/${encodeURIComponent(tenantId)}`);
   const machines = await all(`/v1/tenants/${tenant.id}/machines`, "machines");
   const latest = await Promise.all(
@@ -61,10 +61,8 @@ export async function tenantPage(root, tenantId, signal) {
       h("a", { href: `#/tenants/${encodeURIComponent(tenant.id)}/rules` }, "Alert rules"),
       " · ",
       h("a", { href: `#/tenants/${encodeURIComponent(tenant.id)}/cost` }, "Cost"),
-      " · ",
-      h("a", { href: `#/tenants/${encodeURIComponent(tenant.id)}/onboarding` }, "Onboarding"),
-      " · ",
-      h("a", { href: `#/tenants/${encodeURIComponent(tenant.id)}/audit` }, "Audit log"),
+      may.admin ? [" · ", h("a", { href: `#/tenants/${encodeURIComponent(tenant.id)}/onboarding` }, "Onboarding")] : null,
+      may.admin ? [" · ", h("a", { href: `#/tenants/${encodeURIComponent(tenant.id)}/audit` }, "Audit log")] : null,
     ),
     h(
       "div",
@@ -74,7 +72,7 @@ export async function tenantPage(root, tenantId, signal) {
       card("Stale", count("stale"), "stale-count"),
       card("Offline", count("offline"), "offline-count"),
     ),
-    alertsPanel(tenant.id, signal),
+    alertsPanel(tenant.id, signal, may),
     h("h2", {}, "Machines"),
     table(columns, rows, { empty: "No machines yet." }),
   );
