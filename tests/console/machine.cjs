@@ -22,6 +22,16 @@ run(async (browser, errors, report) => {
   );
   report.pointsAfter = Number(await temp.getAttribute("data-points"));
   await page.screenshot({ path: `${given.shots}/machine.png`, fullPage: true });
+  const narrow = await newPage(browser, errors, { width: 390, height: 844 });
+  await signIn(narrow.page, given.key);
+  await narrow.page.getByTestId("machine").first().waitFor();
+  await narrow.page.goto(page.url());
+  await narrow.page.locator('[data-metric="temp"] canvas').waitFor();
+  report.narrowOverflow = await narrow.page.evaluate(
+    () => document.documentElement.scrollWidth > window.innerWidth,
+  );
+  await narrow.page.screenshot({ path: `${given.shots}/machine-narrow.png`, fullPage: true });
+  await narrow.context.close();
   await page.getByRole("button", { name: "24 h" }).click();
   await page.waitForFunction(() =>
     document.querySelector('button[aria-pressed="true"]')?.textContent === "24 h",

@@ -23,6 +23,12 @@ run(async (browser, errors, report) => {
   report.machinesOnline = await page.getByTestId("machines-online").locator(".value").innerText();
   report.tenantMachines = await texts(page, "tenant-machines");
   await page.screenshot({ path: `${given.shots}/platform.png`, fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  report.platformNarrowOverflow = await page.evaluate(
+    () => document.documentElement.scrollWidth > window.innerWidth,
+  );
+  await page.screenshot({ path: `${given.shots}/platform-narrow.png`, fullPage: true });
+  await page.setViewportSize({ width: 1280, height: 800 });
   await page.getByTestId("tenant-link").filter({ hasText: given.tenantName }).click();
   await page.getByTestId("machine").first().waitFor();
   report.operatorMachines = await texts(page, "machine");

@@ -144,6 +144,7 @@ async fn each_credential_signs_in_and_sees_what_it_may() {
         report["narrowOverflow"], false,
         "no sideways scroll at 390 px"
     );
+    assert_eq!(report["platformNarrowOverflow"], false, "{report}");
     assert_eq!(report["consoleErrors"], json!([]), "{report}");
 }
 
@@ -249,6 +250,10 @@ async fn a_machines_chart_shows_its_tier_and_threshold_and_grows_while_open() {
     assert_eq!(report["thresholds"], "90", "{report}");
     assert_eq!(report["pointsBefore"], 30, "{report}");
     assert_eq!(report["pointsAfter"], 31, "a new reading, live: {report}");
+    assert_eq!(
+        report["narrowOverflow"], false,
+        "no sideways scroll at 390 px"
+    );
     assert!(
         report["tiers24h"]
             .as_str()
