@@ -3,12 +3,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone as _, Utc};
-use mfg_common::{
-    audit::{AuditOutbox, AuditRecord},
-    config::DatabaseArgs,
-    db,
-    testing::TestDatabase,
-};
+use mfg_common::{config::DatabaseArgs, db, testing::TestDatabase};
 use mfg_cost::{
     domain::{
         budget::{Basis, Breach},
@@ -593,80 +588,6 @@ async fn a_forgotten_tenant_leaves_no_usage_or_budget(store: Arc<dyn CostStore>)
         .await
         .unwrap();
     assert_eq!(usage(acme).await.unwrap()[0].quantity, 1.0, "counted again");
-}
-
-/// A change of a budget or of the price book is written with its audit record, in its
-/// transaction: a change that lost to another writes none.
-async fn changes_are_written_with_their_audit_records(db: &TestDatabase) {
-    let pool = db::connect(&DatabaseArgs::new(&db.url))
-        .await
-        .expect("connect");
-    let store = store::open(pool.clone());
-    store.migrate().await.expect("migrate");
-    let record = |tenant: Option<Uuid>, action: &str| AuditRecord {
-        id: Uuid::now_v7(),
-        tenant,
-        actor: "operator".to_owned(),
-        action: action.to_owned(),
-        resource: "r".to_owned(),
-        time: at(4, 10, 0),
-        request_id: String::new(),
-        trace_id: String::new(),
-    };
-    let acme = Uuid::now_v7();
-    let limit_only = record(Some(acme), "budget.update");
-    store
-        .set_budget(acme, None, at(4, 10, 0), Some(&limit_only))
-        .await
-        .unwrap();
-    assert_eq!(store.budget_thresholds(acme).await.unwrap(), None);
-    let book = PriceBook::default();
-    let changed = record(None, "price_book.update");
-    let lost = record(None, "price_book.update");
-    let first = store.change_prices(at(5, 0, 0), None, &book, Some(&changed));
-    assert!(first.await.unwrap());
-    let second = store.change_prices(at(5, 0, 1), None, &book, Some(&lost));
-    assert!(!second.await.unwrap(), "replaces a book replaced before");
-
-    let now = Utc::now();
-    let claimed = AuditOutbox::new(pool, mfg_common::audit::OutboxTable::COST)
-        .claim(Uuid::now_v7(), now, now + Duration::seconds(60), 10)
-        .await
-        .unwrap();
-    assert_eq!(claimed, [limit_only, changed]);
-}
-
-#[tokio::test]
-async fn changes_are_audited_on_postgres() {
-    changes_are_written_with_their_audit_records(&TestDatabase::postgres().await).await;
-}
-
-#[tokio::test]
-async fn changes_are_audited_on_sqlite() {
-    changes_are_written_with_their_audit_records(&TestDatabase::sqlite()).await;
-}
-
-/// The audit outbox, as the cost service's migrations make it.
-async fn audit_outbox_conforms(db: &TestDatabase) {
-    let pool = db::connect(&DatabaseArgs::new(&db.url))
-        .await
-        .expect("connect");
-    store::open(pool.clone()).migrate().await.expect("migrate");
-    mfg_common::audit::conformance::audit_outbox_conforms(
-        pool,
-        mfg_common::audit::OutboxTable::COST,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn audit_outbox_conforms_on_postgres() {
-    audit_outbox_conforms(&TestDatabase::postgres().await).await;
-}
-
-#[tokio::test]
-async fn audit_outbox_conforms_on_sqlite() {
-    audit_outbox_conforms(&TestDatabase::sqlite()).await;
 }
 
 mfg_common::on_each_backend!(

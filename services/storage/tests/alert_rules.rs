@@ -5,12 +5,7 @@ mod support;
 
 use std::sync::Arc;
 
-use mfg_common::{
-    audit::{AuditOutbox, AuditRecord},
-    config::DatabaseArgs,
-    db,
-    testing::TestDatabase,
-};
+use mfg_common::{config::DatabaseArgs, db, testing::TestDatabase};
 use mfg_proto::{
     storage::v1::{self as pb, alert_condition::Kind},
     tenant::v1 as tpb,
@@ -20,7 +15,7 @@ use mfg_storage::{
         domain::{
             alert::{Alert, AlertEvent, AlertState, EventType, SYSTEM},
             alert_eval::RuleState,
-            alert_rule::{AlertRule, Comparison, Condition, MachineSelector, RuleSpec, Severity},
+            alert_rule::{AlertRule, Severity},
         },
         store::{AlertStore, AlertWrite, RuleStateKey},
     },
@@ -31,7 +26,7 @@ use mfg_storage::{
 use pbjson_types::FieldMask;
 use support::{
     Backend, Platform,
-    alerts::{seconds, threshold_rule, violated},
+    alerts::{seconds, stored_rule, threshold_rule, violated},
 };
 use tonic::Code;
 use uuid::Uuid;
@@ -42,36 +37,6 @@ async fn open(db: &TestDatabase) -> Arc<dyn AlertStore> {
         .expect("connect");
     store::open(pool.clone()).migrate().await.expect("migrate");
     store::open_alerts(pool)
-}
-
-fn stored_rule(tenant: Uuid, metric: &str, at: Micros) -> AlertRule {
-    AlertRule {
-        rule_id: Uuid::now_v7(),
-        tenant_id: tenant,
-        spec: RuleSpec {
-            display_name: format!("{metric} too high"),
-            metric: metric.to_owned(),
-            selector: MachineSelector {
-                machine_ids: Vec::new(),
-                labels: [("line".to_owned(), "a".to_owned())].into(),
-            },
-            severity: Some(Severity::Critical),
-            condition: Some(Condition::AnyOf(vec![
-                Condition::Threshold {
-                    comparison: Comparison::Greater,
-                    value: 80.5,
-                    for_micros: 30_000_000,
-                    clear_value: Some(75.0),
-                },
-                Condition::NoData {
-                    duration_micros: 60_000_000,
-                },
-            ])),
-            disabled: false,
-        },
-        create_time: at,
-        update_time: at,
-    }
 }
 
 async fn rules_round_trip(store: &dyn AlertStore) {
@@ -344,129 +309,6 @@ mfg_common::on_each_backend!(
         alerts_events_and_states_round_trip,
     ],
 );
-
-/// A change of rules or alerts made by hand is written with its audit record, in its
-/// transaction: a change refused or of nothing writes none.
-async fn changes_are_written_with_their_audit_records(db: &TestDatabase) {
-    let pool = db::connect(&DatabaseArgs::new(&db.url))
-        .await
-        .expect("connect");
-    store::open(pool.clone()).migrate().await.expect("migrate");
-    let store = store::open_alerts(pool.clone());
-    let outbox = AuditOutbox::new(pool, mfg_common::audit::OutboxTable::STORAGE);
-    let tenant = Uuid::now_v7();
-    let at = Micros(1_795_478_400_123_456);
-    let record = |action: &str| AuditRecord {
-        id: Uuid::now_v7(),
-        tenant: Some(tenant),
-        actor: "key:k".to_owned(),
-        action: action.to_owned(),
-        resource: format!("tenants/{tenant}/alert-rules/r"),
-        time: chrono::Utc::now(),
-        request_id: "req".to_owned(),
-        trace_id: String::new(),
-    };
-    let claim = || async {
-        let now = chrono::Utc::now();
-        let claimed = outbox
-            .claim(Uuid::now_v7(), now, now + chrono::Duration::seconds(60), 10)
-            .await
-            .unwrap();
-        claimed.into_iter().map(|r| r.action).collect::<Vec<_>>()
-    };
-
-    let rule = stored_rule(tenant, "temp", at);
-    let created = record("alert_rule.create");
-    store.insert_rule(&rule, 10, Some(&created)).await.unwrap();
-    let (twice, refused, none) = (
-        record("alert_rule.create"),
-        record("alert_rule.update"),
-        record("alert_rule.delete"),
-    );
-    let again = store.insert_rule(&rule, 10, Some(&twice)).await;
-    assert!(
-        matches!(again, Err(StorageError::RuleExists(_))),
-        "{again:?}"
-    );
-    let no = |_| Err(StorageError::invalid("rule", "no"));
-    let changed = store.update_rule(tenant, rule.rule_id, &no, Some(&refused));
-    assert!(changed.await.is_err());
-    let other = Uuid::now_v7();
-    let deleted = store.delete_rule(other, rule.rule_id, Some(&none)).await;
-    assert!(!deleted.unwrap());
-    assert_eq!(claim().await, ["alert_rule.create"], "only what was done");
-
-    store
-        .update_rule(
-            tenant,
-            rule.rule_id,
-            &|r| Ok(r),
-            Some(&record("alert_rule.update")),
-        )
-        .await
-        .unwrap();
-    let mut alert = Alert::open(&rule, "press-1", 81.5, at);
-    alert.acknowledge("key:k", at + 1);
-    let acknowledged = AlertWrite {
-        alerts: vec![alert],
-        audit: vec![record("alert.acknowledge")],
-        ..AlertWrite::default()
-    };
-    store.write_alerts(&acknowledged).await.unwrap();
-    let retried = AlertWrite {
-        retried: true,
-        ..acknowledged.clone()
-    };
-    store.write_alerts(&retried).await.unwrap();
-    assert!(
-        store
-            .delete_rule(tenant, rule.rule_id, Some(&record("alert_rule.delete")))
-            .await
-            .unwrap()
-    );
-    assert_eq!(
-        claim().await,
-        [
-            "alert_rule.update",
-            "alert.acknowledge",
-            "alert_rule.delete"
-        ],
-        "each once, a retried write's included"
-    );
-}
-
-#[tokio::test]
-async fn changes_are_audited_on_postgres() {
-    changes_are_written_with_their_audit_records(&TestDatabase::postgres().await).await;
-}
-
-#[tokio::test]
-async fn changes_are_audited_on_sqlite() {
-    changes_are_written_with_their_audit_records(&TestDatabase::sqlite()).await;
-}
-
-/// The audit outbox, as the storage service's migrations make it.
-async fn audit_outbox_conforms(db: &TestDatabase) {
-    let pool = db::connect(&DatabaseArgs::new(&db.url))
-        .await
-        .expect("connect");
-    store::open(pool.clone()).migrate().await.expect("migrate");
-    mfg_common::audit::conformance::audit_outbox_conforms(
-        pool,
-        mfg_common::audit::OutboxTable::STORAGE,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn audit_outbox_conforms_on_postgres() {
-    audit_outbox_conforms(&TestDatabase::postgres().await).await;
-}
-
-#[tokio::test]
-async fn audit_outbox_conforms_on_sqlite() {
-    audit_outbox_conforms(&TestDatabase::sqlite()).await;
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rules_are_managed_over_grpc_with_validation_scopes_and_isolation() {

@@ -274,3 +274,42 @@ pub fn violated(status: &tonic::Status) -> Vec<String> {
         .map(|v| v.field)
         .collect()
 }
+
+/// A stored rule of `tenant` on `metric`, made at `at`: over 80.5 for 30 s (clearing at 75), or
+/// no data for a minute, from the machines labelled `line=a`.
+pub fn stored_rule(
+    tenant: uuid::Uuid,
+    metric: &str,
+    at: mfg_storage::micros::Micros,
+) -> mfg_storage::alerting::domain::alert_rule::AlertRule {
+    use mfg_storage::alerting::domain::alert_rule::{
+        AlertRule, Comparison, Condition, MachineSelector, RuleSpec, Severity,
+    };
+    AlertRule {
+        rule_id: uuid::Uuid::now_v7(),
+        tenant_id: tenant,
+        spec: RuleSpec {
+            display_name: format!("{metric} too high"),
+            metric: metric.to_owned(),
+            selector: MachineSelector {
+                machine_ids: Vec::new(),
+                labels: [("line".to_owned(), "a".to_owned())].into(),
+            },
+            severity: Some(Severity::Critical),
+            condition: Some(Condition::AnyOf(vec![
+                Condition::Threshold {
+                    comparison: Comparison::Greater,
+                    value: 80.5,
+                    for_micros: 30_000_000,
+                    clear_value: Some(75.0),
+                },
+                Condition::NoData {
+                    duration_micros: 60_000_000,
+                },
+            ])),
+            disabled: false,
+        },
+        create_time: at,
+        update_time: at,
+    }
+}

@@ -1,7 +1,9 @@
-//! The provisioning outbox's rows as the store writes and reads them: a hand-off of a tenant,
-//! written in the transaction of its change, and what kind of run it starts (decision 0014).
+//! The outboxes' rows as the store writes them in the transaction of a change: a hand-off of a
+//! tenant to the provisioning service and what kind of run it starts, and an audit record
+//! (decision 0014).
 
 use chrono::{DateTime, Utc};
+use mfg_common::audit::{AuditRecord, OutboxTable, outbox};
 use sqlx::{Database, Executor, IntoArguments, Transaction};
 
 use super::{HandoffKind, sql};
@@ -62,4 +64,22 @@ pub(super) fn handoff_kind(name: &str, force: bool, purge_archive: bool) -> Resu
             "corrupt hand-off kind `{other}` in the outbox"
         ))),
     }
+}
+
+/// Writes a change's audit record, when it has one, in its transaction.
+pub(super) async fn audited<DB>(
+    tx: &mut Transaction<'static, DB>,
+    audit: Option<&AuditRecord>,
+) -> Result<()>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    <DB as Database>::Arguments: IntoArguments<DB>,
+    for<'a> String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    if let Some(record) = audit {
+        outbox::record(&mut **tx, OutboxTable::TENANT, record).await?;
+    }
+    Ok(())
 }

@@ -5,7 +5,7 @@
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
-use mfg_common::audit::{AuditRecord, OutboxTable, outbox};
+use mfg_common::audit::AuditRecord;
 use mfg_common::db::{DbErrorKind, SqlDialect};
 use sqlx::{
     Database, Executor, FromRow, IntoArguments, Pool, Row as _, Transaction, migrate::MigrateError,
@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::{
     Change, Handoff, HandoffKind, TenantStore,
-    outbox::{hand_off, handoff_kind},
+    outbox::{audited, hand_off, handoff_kind},
     sql::{self, require_live},
 };
 use crate::{
@@ -587,19 +587,4 @@ where
         tx.commit().await?;
         Ok(existed)
     }
-}
-
-/// Writes a change's audit record, when it has one, in its transaction.
-async fn audited<DB>(tx: &mut Transaction<'static, DB>, audit: Option<&AuditRecord>) -> Result<()>
-where
-    DB: Database,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    <DB as Database>::Arguments: IntoArguments<DB>,
-    for<'a> String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    for<'a> i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-{
-    if let Some(record) = audit {
-        outbox::record(&mut **tx, OutboxTable::TENANT, record).await?;
-    }
-    Ok(())
 }
