@@ -442,6 +442,7 @@ mod tests {
                 "get /v1/tenants/{tenantId}/budget",
                 "get /v1/tenants/{tenantId}/cost",
                 "get /v1/tenants/{tenantId}/cost:forecast",
+                "get /v1/tenants/{tenantId}/latest",
                 "get /v1/tenants/{tenantId}/machines",
                 "get /v1/tenants/{tenantId}/machines/{machineId}",
                 "get /v1/tenants/{tenantId}/machines/{machineId}/latest",

@@ -78,6 +78,22 @@ async fn each_credential_signs_in_and_sees_what_it_may() {
         .call(Method::POST, &telemetry, &operator, Some(body))
         .await;
     assert_eq!(status, StatusCode::OK, "{sent}");
+    let every = format!("/v1/tenants/{}/latest", acme.id);
+    let (status, latest) = platform.call(Method::GET, &every, &acme.key, None).await;
+    assert_eq!(status, StatusCode::OK, "{latest}");
+    assert_eq!(latest["machines"][0]["machineId"], "press-1", "{latest}");
+    assert_eq!(
+        latest["machines"][0]["values"][0]["value"], 71.5,
+        "{latest}"
+    );
+    assert_eq!(
+        latest["machines"].as_array().map(Vec::len),
+        Some(1),
+        "{latest}"
+    );
+    let other = format!("/v1/tenants/{}/latest", globex.id);
+    let (status, _) = platform.call(Method::GET, &other, &acme.key, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "another tenant's");
     let (status, caller) = platform
         .call(Method::GET, "/v1/caller", &acme.key, None)
         .await;

@@ -11,13 +11,12 @@ function format(value) {
 
 export async function tenantPage(root, tenantId, signal, may) {
   const tenant = await call(`/v1/tenants/${encodeURIComponent(tenantId)}`);
-  const machines = await all(`/v1/tenants/${tenant.id}/machines`, "machines");
-  const latest = await Promise.all(
-    machines.map(async (m) => {
-      const path = `/v1/tenants/${tenant.id}/machines/${encodeURIComponent(m.machineId)}/latest`;
-      return (await call(path)).values || [];
-    }),
-  );
+  const [machines, listed] = await Promise.all([
+    all(`/v1/tenants/${tenant.id}/machines`, "machines"),
+    call(`/v1/tenants/${tenant.id}/latest`),
+  ]);
+  const byMachine = new Map((listed.machines || []).map((m) => [m.machineId, m.values || []]));
+  const latest = machines.map((m) => byMachine.get(m.machineId) || []);
   const now = Date.now();
   const rows = machines.map((machine, i) => ({
     machine,

@@ -296,6 +296,28 @@ impl TelemetryService for TelemetryApi {
             values: latest.into_iter().map(convert::latest).collect(),
         }))
     }
+
+    async fn list_latest_values(
+        &self,
+        request: Request<pb::ListLatestValuesRequest>,
+    ) -> Result<Response<pb::ListLatestValuesResponse>, Status> {
+        let tenant = convert::tenant_id(&request.get_ref().tenant_id)?;
+        let storage = self.storage()?;
+        let machines = storage.queries.latest_of_tenant(tenant).await?;
+        if let Some(meter) = &storage.meter {
+            let points: usize = machines.iter().map(|(_, values)| values.len()).sum();
+            meter.add(tenant, Meter::QueryPoints, points as f64);
+        }
+        Ok(Response::new(pb::ListLatestValuesResponse {
+            machines: machines
+                .into_iter()
+                .map(|(machine_id, values)| pb::MachineLatestValues {
+                    machine_id,
+                    values: values.into_iter().map(convert::latest).collect(),
+                })
+                .collect(),
+        }))
+    }
 }
 
 /// The acks of one `StreamTelemetry` stream: it reads the stream's batches, keeps up to

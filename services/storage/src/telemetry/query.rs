@@ -394,6 +394,27 @@ impl Queries {
         self.store.latest(tenant, machine_id).await
     }
 
+    /// The latest value of each metric of each machine of a tenant that sent readings, by
+    /// machine id.
+    pub async fn latest_of_tenant(&self, tenant: Uuid) -> Result<Vec<(String, Vec<Latest>)>> {
+        let Some(tenant) = self.ingest.find_tenant_no(tenant).await? else {
+            return Ok(Vec::new());
+        };
+        let machines: BTreeSet<String> = self
+            .store
+            .series_of(tenant)
+            .await?
+            .into_iter()
+            .map(|(_, key)| key.machine_id)
+            .collect();
+        let mut latest = Vec::with_capacity(machines.len());
+        for machine in machines {
+            let values = self.store.latest(tenant, &machine).await?;
+            latest.push((machine, values));
+        }
+        Ok(latest)
+    }
+
     /// A query names a registered machine: a typo is a NotFound, not an empty answer.
     async fn require_machine(&self, tenant: Uuid, machine_id: &str) -> Result<()> {
         if self
