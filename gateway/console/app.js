@@ -103,7 +103,7 @@ async function route() {
     } else if (tenant) {
       await tenantPage(view, decodeURIComponent(tenant[1]), page.signal, abilities(caller));
     } else if (caller.operator) {
-      await platformPage(view);
+      await platformPage(view, page.signal);
     } else {
       location.hash = home();
     }

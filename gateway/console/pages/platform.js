@@ -36,15 +36,49 @@ function hourStart(now = Date.now()) {
   return now - (now % 3_600_000);
 }
 
-/** Each tenant's readings per second on average this hour, from its metered usage. */
-function rates(recent) {
-  const seconds = Math.max(1, (Date.now() - hourStart()) / 1000);
+/** How often the ingest rate is read again while the page is open. */
+const RATE_EVERY_MS = 10_000;
+
+/** Each tenant's readings metered since `since` (the start of an hour). */
+function readings(recent) {
   return new Map(
     (recent.reports || []).map((r) => {
       const line = (r.lines || []).find((l) => l.meter === "METER_INGESTED_READINGS");
-      return [r.tenantId, ((line?.quantity ?? 0) * 1e6) / seconds];
+      return [r.tenantId, (line?.quantity ?? 0) * 1e6];
     }),
   );
+}
+
+/** Each tenant's readings per second on average this hour. */
+function hourlyRates(counts) {
+  const seconds = Math.max(1, (Date.now() - hourStart()) / 1000);
+  return new Map([...counts].map(([tenant, n]) => [tenant, n / seconds]));
+}
+
+/**
+ * Reads the metered readings again every few seconds while the page is open, and shows the
+ * rate between two readings (the meters flush every few seconds) on the ingest card.
+ */
+async function followRate(figure, first, signal) {
+  let [before, at, hour] = [first, Date.now(), hourStart()];
+  while (!signal.aborted) {
+    await new Promise((resolve) => setTimeout(resolve, RATE_EVERY_MS));
+    if (signal.aborted) return;
+    try {
+      const since = new Date(hourStart()).toISOString();
+      const now = readings(await call(`/v1/cost?startTime=${encodeURIComponent(since)}`));
+      const seconds = (Date.now() - at) / 1000;
+      if (hourStart() === hour) {
+        const total = (m) => [...m.values()].reduce((a, b) => a + b, 0);
+        const rate = Math.max(0, total(now) - total(before)) / seconds;
+        figure.querySelector(".value").textContent = `${rate.toFixed(1)}/s`;
+        figure.querySelector(".note").textContent = `readings, over the last ${Math.round(seconds)} s (metered)`;
+      }
+      [before, at, hour] = [now, Date.now(), hourStart()];
+    } catch (e) {
+      console.warn(`the ingest rate could not be read: ${e.message}`);
+    }
+  }
 }
 
 /** The forecast against the target, in words. */
@@ -53,7 +87,7 @@ function vsTarget(ratio) {
   return ratio <= 0 ? `forecast ${percent}% under` : `forecast ${percent}% over`;
 }
 
-export async function platformPage(root) {
+export async function platformPage(root, signal) {
   const since = new Date(hourStart()).toISOString();
   const [tenants, summary, recent] = await Promise.all([
     all("/v1/tenants", "tenants"),
@@ -62,8 +96,15 @@ export async function platformPage(root) {
   ]);
   const healths = new Map(await Promise.all(tenants.map(async (t) => [t.id, await health(t)])));
   const costs = new Map((summary.reports || []).map((r) => [r.tenantId, r]));
-  const rate = rates(recent);
+  const counted = readings(recent);
+  const rate = hourlyRates(counted);
   const sum = (f) => [...healths.values()].reduce((a, x) => a + f(x), 0);
+  const ingest = card(
+    "Ingest",
+    `${[...rate.values()].reduce((a, b) => a + b, 0).toFixed(1)}/s`,
+    "ingest-rate",
+    "readings, on average this hour (metered)",
+  );
   const forecast = summary.forecast || {};
   const target = summary.targetMonthlyUsd || 0;
   const columns = [
@@ -108,12 +149,7 @@ export async function platformPage(root) {
       card("Machines online", `${sum((x) => x.online)} of ${sum((x) => x.machines)}`, "machines-online"),
       card("Stale · offline", `${sum((x) => x.stale)} · ${sum((x) => x.offline)}`, "machines-away"),
       card("Open alerts", sum((x) => x.alerts), "open-alerts"),
-      card(
-        "Ingest",
-        `${[...rate.values()].reduce((a, b) => a + b, 0).toFixed(1)}/s`,
-        "ingest-rate",
-        "readings, on average this hour (metered)",
-      ),
+      ingest,
       card("Cost to date", usd(summary.totalUsd), "platform-cost"),
       card(
         "Month's forecast",
@@ -131,4 +167,5 @@ export async function platformPage(root) {
     h("h2", {}, "Tenants"),
     table(columns, tenants, { empty: "No tenants yet: create one with POST /v1/tenants." }),
   );
+  followRate(ingest, counted, signal);
 }
