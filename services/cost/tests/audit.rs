@@ -4,9 +4,9 @@
 
 use chrono::{DateTime, Duration, TimeZone as _, Utc};
 use mfg_common::{
-    audit::{AuditOutbox, AuditRecord},
+    audit::{AuditOutbox, AuditRecord, OutboxTable},
     config::DatabaseArgs,
-    db,
+    db::{self, DbPool},
     testing::TestDatabase,
 };
 use mfg_cost::{domain::price_book::PriceBook, store};
@@ -19,12 +19,8 @@ fn at(day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
 
 /// A change of a budget or of the price book is written with its audit record, in its
 /// transaction: a change that lost to another writes none.
-async fn changes_are_written_with_their_audit_records(db: &TestDatabase) {
-    let pool = db::connect(&DatabaseArgs::new(&db.url))
-        .await
-        .expect("connect");
+async fn changes_are_written_with_their_audit_records(pool: DbPool) {
     let store = store::open(pool.clone());
-    store.migrate().await.expect("migrate");
     let record = |tenant: Option<Uuid>, action: &str| AuditRecord {
         id: Uuid::now_v7(),
         tenant,
@@ -51,42 +47,31 @@ async fn changes_are_written_with_their_audit_records(db: &TestDatabase) {
     assert!(!second.await.unwrap(), "replaces a book replaced before");
 
     let now = Utc::now();
-    let claimed = AuditOutbox::new(pool, mfg_common::audit::OutboxTable::COST)
+    let claimed = AuditOutbox::new(pool, OutboxTable::COST)
         .claim(Uuid::now_v7(), now, now + Duration::seconds(60), 10)
         .await
         .unwrap();
     assert_eq!(claimed, [limit_only, changed]);
 }
 
-#[tokio::test]
-async fn changes_are_audited_on_postgres() {
-    changes_are_written_with_their_audit_records(&TestDatabase::postgres().await).await;
-}
-
-#[tokio::test]
-async fn changes_are_audited_on_sqlite() {
-    changes_are_written_with_their_audit_records(&TestDatabase::sqlite()).await;
-}
-
-/// The audit outbox, as the cost service's migrations make it.
-async fn audit_outbox_conforms(db: &TestDatabase) {
+/// A database with the cost service's migrations applied.
+async fn migrated(db: &TestDatabase) -> DbPool {
     let pool = db::connect(&DatabaseArgs::new(&db.url))
         .await
         .expect("connect");
     store::open(pool.clone()).migrate().await.expect("migrate");
-    mfg_common::audit::conformance::audit_outbox_conforms(
-        pool,
-        mfg_common::audit::OutboxTable::COST,
-    )
-    .await;
+    pool
 }
 
-#[tokio::test]
-async fn audit_outbox_conforms_on_postgres() {
-    audit_outbox_conforms(&TestDatabase::postgres().await).await;
+/// The audit outbox, as the cost service's migrations make it.
+async fn audit_outbox_conforms(pool: DbPool) {
+    mfg_common::audit::conformance::audit_outbox_conforms(pool, OutboxTable::COST).await;
 }
 
-#[tokio::test]
-async fn audit_outbox_conforms_on_sqlite() {
-    audit_outbox_conforms(&TestDatabase::sqlite()).await;
-}
+mfg_common::on_each_backend!(
+    [
+        postgres => migrated(&TestDatabase::postgres().await).await,
+        sqlite => migrated(&TestDatabase::sqlite()).await,
+    ],
+    [changes_are_written_with_their_audit_records, audit_outbox_conforms],
+);

@@ -5,9 +5,9 @@
 mod support;
 
 use mfg_common::{
-    audit::{AuditOutbox, AuditRecord},
+    audit::{AuditOutbox, AuditRecord, OutboxTable},
     config::DatabaseArgs,
-    db,
+    db::{self, DbPool},
     testing::TestDatabase,
 };
 use mfg_storage::{
@@ -21,13 +21,9 @@ use uuid::Uuid;
 
 /// A change of rules or alerts made by hand is written with its audit record, in its
 /// transaction: a change refused or of nothing writes none.
-async fn changes_are_written_with_their_audit_records(db: &TestDatabase) {
-    let pool = db::connect(&DatabaseArgs::new(&db.url))
-        .await
-        .expect("connect");
-    store::open(pool.clone()).migrate().await.expect("migrate");
+async fn changes_are_written_with_their_audit_records(pool: DbPool) {
     let store = store::open_alerts(pool.clone());
-    let outbox = AuditOutbox::new(pool, mfg_common::audit::OutboxTable::STORAGE);
+    let outbox = AuditOutbox::new(pool, OutboxTable::STORAGE);
     let tenant = Uuid::now_v7();
     let at = Micros(1_795_478_400_123_456);
     let record = |action: &str| AuditRecord {
@@ -109,35 +105,24 @@ async fn changes_are_written_with_their_audit_records(db: &TestDatabase) {
     );
 }
 
-#[tokio::test]
-async fn changes_are_audited_on_postgres() {
-    changes_are_written_with_their_audit_records(&TestDatabase::postgres().await).await;
-}
-
-#[tokio::test]
-async fn changes_are_audited_on_sqlite() {
-    changes_are_written_with_their_audit_records(&TestDatabase::sqlite()).await;
-}
-
-/// The audit outbox, as the storage service's migrations make it.
-async fn audit_outbox_conforms(db: &TestDatabase) {
+/// A database with the storage service's migrations applied.
+async fn migrated(db: &TestDatabase) -> DbPool {
     let pool = db::connect(&DatabaseArgs::new(&db.url))
         .await
         .expect("connect");
     store::open(pool.clone()).migrate().await.expect("migrate");
-    mfg_common::audit::conformance::audit_outbox_conforms(
-        pool,
-        mfg_common::audit::OutboxTable::STORAGE,
-    )
-    .await;
+    pool
 }
 
-#[tokio::test]
-async fn audit_outbox_conforms_on_postgres() {
-    audit_outbox_conforms(&TestDatabase::postgres().await).await;
+/// The audit outbox, as the storage service's migrations make it.
+async fn audit_outbox_conforms(pool: DbPool) {
+    mfg_common::audit::conformance::audit_outbox_conforms(pool, OutboxTable::STORAGE).await;
 }
 
-#[tokio::test]
-async fn audit_outbox_conforms_on_sqlite() {
-    audit_outbox_conforms(&TestDatabase::sqlite()).await;
-}
+mfg_common::on_each_backend!(
+    [
+        postgres => migrated(&TestDatabase::postgres().await).await,
+        sqlite => migrated(&TestDatabase::sqlite()).await,
+    ],
+    [changes_are_written_with_their_audit_records, audit_outbox_conforms],
+);

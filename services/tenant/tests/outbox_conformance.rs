@@ -11,7 +11,7 @@ use chrono::{Duration, Utc};
 use mfg_common::{
     audit::{AuditOutbox, AuditRecord, OutboxTable},
     config::DatabaseArgs,
-    db,
+    db::{self, DbPool},
     testing::TestDatabase,
 };
 use mfg_tenant::{
@@ -155,12 +155,8 @@ async fn a_tenant_being_onboarded_is_handed_off_once(store: Arc<dyn TenantStore>
 
 /// Each change is written with its audit record, in its transaction: a change refused, or
 /// of nothing (a tenant deleted again, a machine that is not there), writes none.
-async fn changes_are_written_with_their_audit_records(db: &TestDatabase) {
-    let pool = db::connect(&DatabaseArgs::new(&db.url))
-        .await
-        .expect("connect");
+async fn changes_are_written_with_their_audit_records(pool: DbPool) {
     let store = store::open(pool.clone());
-    store.migrate().await.expect("migrate");
     let acme = tenant("acme", 5);
     let record = |action: &str| AuditRecord {
         id: uuid::Uuid::now_v7(),
@@ -217,33 +213,31 @@ async fn changes_are_written_with_their_audit_records(db: &TestDatabase) {
     assert_eq!(claimed, [created, registered, gone]);
 }
 
-#[tokio::test]
-async fn changes_are_audited_on_postgres() {
-    changes_are_written_with_their_audit_records(&TestDatabase::postgres().await).await;
-}
-
-#[tokio::test]
-async fn changes_are_audited_on_sqlite() {
-    changes_are_written_with_their_audit_records(&TestDatabase::sqlite()).await;
-}
-
-/// The audit outbox, as the tenant service's migrations make it.
-async fn audit_outbox_conforms(db: &TestDatabase) {
+/// A database with the tenant service's migrations applied.
+async fn migrated(db: &TestDatabase) -> DbPool {
     let pool = db::connect(&DatabaseArgs::new(&db.url))
         .await
         .expect("connect");
     store::open(pool.clone()).migrate().await.expect("migrate");
+    pool
+}
+
+/// The audit outbox, as the tenant service's migrations make it.
+async fn audit_outbox_conforms(pool: DbPool) {
     mfg_common::audit::conformance::audit_outbox_conforms(pool, OutboxTable::TENANT).await;
 }
 
-#[tokio::test]
-async fn audit_outbox_conforms_on_postgres() {
-    audit_outbox_conforms(&TestDatabase::postgres().await).await;
-}
+/// The audit tests, on a database of each backend, beside the outboxes' suite below.
+mod audited {
+    use super::*;
 
-#[tokio::test]
-async fn audit_outbox_conforms_on_sqlite() {
-    audit_outbox_conforms(&TestDatabase::sqlite()).await;
+    mfg_common::on_each_backend!(
+        [
+            postgres => migrated(&TestDatabase::postgres().await).await,
+            sqlite => migrated(&TestDatabase::sqlite()).await,
+        ],
+        [changes_are_written_with_their_audit_records, audit_outbox_conforms],
+    );
 }
 
 mfg_common::on_each_backend!(
