@@ -30,7 +30,7 @@ mod rollups;
 mod write;
 
 pub use read::{decode, read_series};
-pub use rollups::{ExportedRollup, RollupEncoder, encode_rollups, rollups_key};
+pub use rollups::{ExportedRollup, RollupEncoder, rollups_key};
 pub use write::{Encoder, encode, encode_blocking};
 
 /// The root of the telemetry archive, versioned so the layout can change without ambiguity.

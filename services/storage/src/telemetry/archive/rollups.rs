@@ -7,8 +7,8 @@
 //!     max: double, sum: double, count: int64, last_ts: timestamp(µs, UTC), last: double
 //! ```
 //!
-//! Sorted by machine, metric and bucket. Encoding is CPU work: call [`RollupEncoder`] (or
-//! [`encode_rollups`]) from `spawn_blocking`.
+//! Sorted by machine, metric and bucket. Encoding is CPU work: call [`RollupEncoder`] from
+//! `spawn_blocking`.
 
 use std::sync::Arc;
 
@@ -135,20 +135,6 @@ impl RollupEncoder {
     }
 }
 
-/// Encodes rollups as one Parquet file, sorted by machine, metric and bucket.
-pub fn encode_rollups(mut rows: Vec<ExportedRollup>) -> Result<Bytes, ArchiveError> {
-    rows.sort_by(|a, b| {
-        (a.machine_id.as_str(), a.metric.as_str(), a.bucket).cmp(&(
-            b.machine_id.as_str(),
-            b.metric.as_str(),
-            b.bucket,
-        ))
-    });
-    let mut encoder = RollupEncoder::new()?;
-    encoder.write(rows)?;
-    encoder.finish()
-}
-
 /// Writes column `index` (in the schema's order) of `rows`.
 fn write_column(
     rows: &[ExportedRollup],
@@ -217,13 +203,14 @@ mod tests {
     }
 
     #[test]
-    fn rollups_are_written_sorted_with_every_column() {
-        let rows = vec![
-            row("press-2", 60, 2.0),
-            row("press-1", 120, 1.5),
-            row("press-1", 0, 3.0),
-        ];
-        let file = SerializedFileReader::new(encode_rollups(rows).unwrap()).unwrap();
+    fn rollups_are_written_with_every_column() {
+        let mut encoder = RollupEncoder::new().unwrap();
+        encoder
+            .write(vec![row("press-1", 0, 3.0), row("press-1", 120, 1.5)])
+            .unwrap();
+        encoder.write(vec![row("press-2", 60, 2.0)]).unwrap();
+        assert_eq!(encoder.rows(), 3);
+        let file = SerializedFileReader::new(encoder.finish().unwrap()).unwrap();
         assert_eq!(file.metadata().file_metadata().num_rows(), 3);
         let first = file.get_row_iter(None).unwrap().next().unwrap().unwrap();
         let columns: Vec<(String, Field)> = first
@@ -245,7 +232,7 @@ mod tests {
                 "last"
             ]
         );
-        assert_eq!(columns[0].1, Field::Str("press-1".to_owned()), "sorted");
+        assert_eq!(columns[0].1, Field::Str("press-1".to_owned()));
         assert_eq!(columns[6].1, Field::Long(1));
         assert_eq!(columns[8].1, Field::Double(3.0));
     }
