@@ -405,7 +405,11 @@ pub async fn progress(
 }
 
 /// Runs `mfg simulate`.
-pub async fn run(args: SimulateArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub fn run(args: SimulateArgs, shutdown: CancellationToken) -> mfg_common::startup::Running {
+    Box::pin(serve(args, shutdown))
+}
+
+async fn serve(args: SimulateArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let scenario = Scenario {
         tenants: (1..=args.tenants)
             .map(|i| format!("{}-{i}", args.tenant_prefix))

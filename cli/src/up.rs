@@ -151,7 +151,11 @@ impl Addresses {
 }
 
 /// Runs `mfg up` until SIGINT/SIGTERM.
-pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub fn run(args: UpArgs, shutdown: CancellationToken) -> mfg_common::startup::Running {
+    Box::pin(serve(args, shutdown))
+}
+
+async fn serve(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let listeners = Listeners::bind(&args).await?;
     let backend = if args.data.database_url.is_some() {
         "PostgreSQL"
@@ -185,6 +189,27 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         return platform.stop().await;
     }
 
+    print_addresses(backend, &data_dir, &addresses)?;
+
+    let mut result = Ok(());
+    while let Some(outcome) = platform.next_ended().await {
+        if let Err(error) = outcome {
+            tracing::error!(error = %format!("{error:#}"), "a part of mfg failed; stopping the rest");
+            shutdown.cancel();
+            if result.is_ok() {
+                result = Err(error);
+            }
+        }
+    }
+    result
+}
+
+/// Prints where each part of the platform listens, and where the operator token is.
+fn print_addresses(
+    backend: &str,
+    data_dir: &std::path::Path,
+    addresses: &Addresses,
+) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "mfg is up ({backend}, data in {})", data_dir.display())?;
     writeln!(out, "  console              http://{}/", addresses.gateway)?;
@@ -205,17 +230,5 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     if let Some(metrics) = addresses.metrics {
         writeln!(out, "  metrics              http://{metrics}/metrics")?;
     }
-    drop(out);
-
-    let mut result = Ok(());
-    while let Some(outcome) = platform.next_ended().await {
-        if let Err(error) = outcome {
-            tracing::error!(error = %format!("{error:#}"), "a part of mfg failed; stopping the rest");
-            shutdown.cancel();
-            if result.is_ok() {
-                result = Err(error);
-            }
-        }
-    }
-    result
+    Ok(())
 }

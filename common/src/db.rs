@@ -1,6 +1,8 @@
 //! Database connections for both backends, chosen by URL, and the one place sqlx errors are
 //! classified into the system's error codes.
 
+mod migrations;
+
 use std::{str::FromStr, time::Duration};
 
 use sqlx::{
@@ -10,6 +12,8 @@ use sqlx::{
 };
 
 use crate::{ErrorCode, config::DatabaseArgs};
+
+pub use migrations::{MigrationFiles, migrator};
 
 /// A database backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,6 +5,7 @@
 
 use std::{
     future::Future,
+    pin::Pin,
     sync::{Arc, OnceLock},
 };
 
@@ -22,6 +23,12 @@ use crate::{
     db::{self, DbPool},
     grpc::{self, Health, TracedChannel},
 };
+
+/// A service running until its shutdown, as its `run` returns it: boxed, so that the service's
+/// whole async tree is compiled once, in its own crate. The state machine of an `async fn` is a
+/// closure, which rustc never shares across crates: returned unboxed, it is compiled again in
+/// every crate that awaits it (`mfg`'s library and binary, the tests and the benchmarks).
+pub type Running = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
 
 /// How a service other than the tenant service authenticates its callers: a client of the
 /// tenant service at `tenant_addr` carrying the operator token, and the auth layer that checks

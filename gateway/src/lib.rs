@@ -239,7 +239,15 @@ const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10
 /// idle connection, holds it forever. Here HTTP/1 headers (and the wait for the next request
 /// of a kept-alive connection) are bounded by `--handshake-timeout`, HTTP/2 clients are pinged,
 /// and each peer may hold at most `--max-connections-per-peer` connections.
-pub async fn run(
+pub fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> mfg_common::startup::Running {
+    Box::pin(serve(config, listener, shutdown))
+}
+
+async fn serve(
     config: Config,
     listener: TcpListener,
     shutdown: CancellationToken,

@@ -8,6 +8,10 @@
 //! and one monthly row.
 
 pub mod buckets;
+/// The SQL migrations of each backend, embedded by the build script (`mfg_build`).
+pub mod migrations {
+    include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+}
 mod sql_store;
 mod writes;
 

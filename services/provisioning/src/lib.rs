@@ -21,7 +21,7 @@ use mfg_common::{
     clock::{SharedClock, system_clock},
     grpc::{self, Health},
     shutdown::CancellationToken,
-    startup::{self, Database},
+    startup::{self, Database, Running},
 };
 use mfg_proto::{
     cost::v1::cost_service_client::CostServiceClient,
@@ -44,16 +44,21 @@ use crate::{
 };
 
 /// Runs the provisioning service on `listener` until `shutdown` is cancelled.
-pub async fn run(
-    config: Config,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    run_with_clock(config, listener, shutdown, system_clock()).await
+pub fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> Running {
+    run_with_clock(config, listener, shutdown, system_clock())
 }
 
 /// Runs the provisioning service with the given clock.
-pub async fn run_with_clock(
+pub fn run_with_clock(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    clock: SharedClock,
+) -> Running {
+    Box::pin(serve(config, listener, shutdown, clock))
+}
+
+async fn serve(
     config: Config,
     listener: TcpListener,
     shutdown: CancellationToken,

@@ -6,6 +6,10 @@
 //! overwrite what the new owner did.
 
 mod audit;
+/// The SQL migrations of each backend, embedded by the build script (`mfg_build`).
+pub mod migrations {
+    include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+}
 mod sql_store;
 
 use chrono::{DateTime, Utc};

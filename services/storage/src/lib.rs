@@ -7,6 +7,7 @@
 //! and authenticates every call; keys are resolved by the tenant service.
 
 pub mod alerting;
+mod column;
 pub mod config;
 pub mod directory;
 pub mod error;
@@ -27,7 +28,7 @@ use mfg_common::{
     grpc::{self, Health},
     metering::{Metering, UsageMeter},
     shutdown::CancellationToken,
-    startup::{self, Database},
+    startup::{self, Database, Running},
 };
 use mfg_proto::{
     service_names,
@@ -58,16 +59,21 @@ use crate::{
 const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Runs the storage service on `listener` until `shutdown` is cancelled.
-pub async fn run(
-    config: Config,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    run_with_clock(config, listener, shutdown, system_clock()).await
+pub fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> Running {
+    run_with_clock(config, listener, shutdown, system_clock())
 }
 
 /// Runs the storage service with the given clock.
-pub async fn run_with_clock(
+pub fn run_with_clock(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    clock: SharedClock,
+) -> Running {
+    Box::pin(serve(config, listener, shutdown, clock))
+}
+
+async fn serve(
     config: Config,
     listener: TcpListener,
     shutdown: CancellationToken,

@@ -21,13 +21,13 @@ use chrono::{DateTime, NaiveDate, Utc};
     Hash,
     PartialOrd,
     Ord,
-    sqlx::Type,
     serde::Serialize,
     serde::Deserialize,
 )]
-#[sqlx(transparent)]
 #[serde(transparent)]
 pub struct Micros(pub i64);
+
+crate::column::transparent_column!(Micros(i64));
 
 impl Micros {
     /// The earliest moment.

@@ -11,6 +11,10 @@ pub(crate) mod backend;
 #[macro_use]
 pub(crate) mod sql;
 mod jobs;
+/// The SQL migrations of each backend, embedded by the build script (`mfg_build`).
+pub mod migrations {
+    include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+}
 mod postgres;
 mod sqlite;
 pub(crate) mod write_turn;
@@ -26,9 +30,10 @@ use crate::{alerting::store::AlertStore, telemetry::store::TelemetryStore};
 
 /// A tenant's number in the storage database: the key its rows are stored under, smaller than
 /// its UUID. Given by [`TelemetryStore::register_tenant`], never reused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type)]
-#[sqlx(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TenantNo(pub i32);
+
+crate::column::transparent_column!(TenantNo(i32));
 
 /// Opens the store of a pool's backend.
 pub fn open(pool: DbPool) -> Box<dyn TelemetryStore> {

@@ -20,8 +20,7 @@ async fn readings_of_the_previous_layout_move_to_class_zero() {
     let db::DbPool::Postgres(pg) = &pool else {
         panic!("a PostgreSQL pool");
     };
-    let mut migrator = sqlx::migrate!("./migrations/postgres");
-    migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
+    let migrator = db::migrator(store::migrations::POSTGRES, Some(MIGRATIONS_TABLE));
     migrator.run_to(PREVIOUS, pg).await.unwrap();
 
     // What the previous version wrote: tenant 1's partition, its day, readings, the day's record.

@@ -19,7 +19,7 @@ use mfg_common::{
     grpc::{self, Health},
     metering::{Metering, UsageMeter},
     shutdown::CancellationToken,
-    startup::{self, Database},
+    startup::{self, Database, Running},
 };
 use mfg_proto::{service_names, tenant::v1::tenant_service_server::TenantServiceServer};
 use tokio::net::TcpListener;
@@ -31,12 +31,8 @@ use crate::{
 };
 
 /// Runs the tenant service on `listener` until `shutdown` is cancelled.
-pub async fn run(
-    config: Config,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    run_with_clock(config, listener, shutdown, system_clock()).await
+pub fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> Running {
+    run_with_clock(config, listener, shutdown, system_clock())
 }
 
 /// Runs the tenant service with the given clock.
@@ -44,7 +40,16 @@ pub async fn run(
 /// The server answers health checks at once, NOT_SERVING, while the database is reached and
 /// migrated in the background (retrying with backoff); every tenant RPC answers UNAVAILABLE
 /// until then. After that it is SERVING for as long as the database answers.
-pub async fn run_with_clock(
+pub fn run_with_clock(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    clock: SharedClock,
+) -> Running {
+    Box::pin(serve(config, listener, shutdown, clock))
+}
+
+async fn serve(
     config: Config,
     listener: TcpListener,
     shutdown: CancellationToken,

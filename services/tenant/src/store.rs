@@ -2,6 +2,10 @@
 //! implementation, chosen by the database URL. Both pass the same conformance suite.
 
 mod outbox;
+/// The SQL migrations of each backend, embedded by the build script (`mfg_build`).
+pub mod migrations {
+    include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+}
 mod postgres;
 mod sql;
 mod sql_store;

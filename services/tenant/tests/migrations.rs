@@ -108,7 +108,7 @@ async fn insert_as_before_classes(pool: &db::DbPool, tenant: &Tenant) {
 async fn hot_retention_rounds_up_to_its_class_on_postgres() {
     hot_retention_rounds_up_to_its_class(
         TestDatabase::postgres().await,
-        sqlx::migrate!("./migrations/postgres"),
+        db::migrator(store::migrations::POSTGRES, None),
     )
     .await;
 }
@@ -117,7 +117,7 @@ async fn hot_retention_rounds_up_to_its_class_on_postgres() {
 async fn hot_retention_rounds_up_to_its_class_on_sqlite() {
     hot_retention_rounds_up_to_its_class(
         TestDatabase::sqlite(),
-        sqlx::migrate!("./migrations/sqlite"),
+        db::migrator(store::migrations::SQLITE, None),
     )
     .await;
 }

@@ -109,16 +109,15 @@ pub trait Dialect: SqlDialect {
 
 impl Dialect for sqlx::Postgres {
     fn migrate(pool: &Pool<Self>) -> impl Future<Output = Result<(), MigrateError>> + Send {
-        let mut migrator = sqlx::migrate!("./migrations/postgres");
-        migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
+        let migrator =
+            mfg_common::db::migrator(super::migrations::POSTGRES, Some(MIGRATIONS_TABLE));
         async move { migrator.run(pool).await }
     }
 }
 
 impl Dialect for sqlx::Sqlite {
     fn migrate(pool: &Pool<Self>) -> impl Future<Output = Result<(), MigrateError>> + Send {
-        let mut migrator = sqlx::migrate!("./migrations/sqlite");
-        migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
+        let migrator = mfg_common::db::migrator(super::migrations::SQLITE, Some(MIGRATIONS_TABLE));
         async move { migrator.run(pool).await }
     }
 }

@@ -17,9 +17,10 @@ use crate::{error::Result, micros::Micros, telemetry::domain::Rollup};
 
 /// A series' id: the tenant's number in the upper 32 bits, a per-tenant sequence below, so a
 /// tenant's series are one range of ids.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type)]
-#[sqlx(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SeriesId(pub i64);
+
+crate::column::transparent_column!(SeriesId(i64));
 
 impl SeriesId {
     /// The first series id of a tenant.

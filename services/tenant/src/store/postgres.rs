@@ -1,13 +1,17 @@
 //! The PostgreSQL store, for production. Read-modify-write transactions lock the rows they read
 //! with `SELECT … FOR UPDATE`.
 
-use std::future::Future;
+use std::{future::Future, sync::LazyLock};
 
-use sqlx::{PgPool, Postgres, Transaction, migrate::MigrateError};
+use sqlx::{
+    PgPool, Postgres, Transaction,
+    migrate::{MigrateError, Migrator},
+};
 
 use super::sql_store::{Dialect, SqlStore};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+static MIGRATOR: LazyLock<Migrator> =
+    LazyLock::new(|| mfg_common::db::migrator(super::migrations::POSTGRES, None));
 
 /// Tenants, keys and machines in PostgreSQL.
 pub type PostgresStore = SqlStore<Postgres>;

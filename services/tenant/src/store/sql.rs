@@ -2,7 +2,7 @@
 //! placeholders bind by number on PostgreSQL and SQLite). The store itself is `sql_store.rs`.
 
 use chrono::{DateTime, Utc};
-use sqlx::types::Json;
+use sqlx::{ColumnIndex, Decode, FromRow, Row, Type, types::Json};
 use uuid::Uuid;
 
 use crate::{
@@ -120,6 +120,11 @@ pub(super) const MACHINE_COUNTS: &str = "SELECT m.tenant_id, count(*) AS machine
      FROM machines m JOIN tenants t ON t.id = m.tenant_id \
      WHERE t.state <> 'deleted' GROUP BY m.tenant_id";
 
+/// A column type both backends decode.
+pub(super) trait Column<'r, R: Row>: Decode<'r, R::Database> + Type<R::Database> {}
+
+impl<'r, R: Row, T: Decode<'r, R::Database> + Type<R::Database>> Column<'r, R> for T {}
+
 fn corrupt(what: &str) -> TenantError {
     TenantError::Internal(format!("corrupt row in the tenant database: {what}"))
 }
@@ -128,7 +133,6 @@ fn count(value: i64, what: &str) -> Result<u32> {
     u32::try_from(value).map_err(|_| corrupt(what))
 }
 
-#[derive(sqlx::FromRow)]
 pub(super) struct TenantRow {
     id: Uuid,
     name: String,
@@ -149,6 +153,42 @@ pub(super) struct TenantRow {
     onboarding: String,
     provisioning_run_id: String,
     provisioning_error: String,
+}
+
+impl<'r, R: Row> FromRow<'r, R> for TenantRow
+where
+    &'r str: ColumnIndex<R>,
+    Uuid: Column<'r, R>,
+    String: Column<'r, R>,
+    Json<Labels>: Column<'r, R>,
+    i64: Column<'r, R>,
+    f64: Column<'r, R>,
+    DateTime<Utc>: Column<'r, R>,
+    Option<DateTime<Utc>>: Column<'r, R>,
+{
+    fn from_row(row: &'r R) -> sqlx::Result<Self> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            display_name: row.try_get("display_name")?,
+            plan: row.try_get("plan")?,
+            state: row.try_get("state")?,
+            labels: row.try_get("labels")?,
+            max_machines: row.try_get("max_machines")?,
+            ingest_readings_per_second: row.try_get("ingest_readings_per_second")?,
+            api_requests_per_second: row.try_get("api_requests_per_second")?,
+            hot_days: row.try_get("hot_days")?,
+            warm_days: row.try_get("warm_days")?,
+            cold_days: row.try_get("cold_days")?,
+            monthly_budget_usd: row.try_get("monthly_budget_usd")?,
+            create_time: row.try_get("create_time")?,
+            update_time: row.try_get("update_time")?,
+            delete_time: row.try_get("delete_time")?,
+            onboarding: row.try_get("onboarding")?,
+            provisioning_run_id: row.try_get("provisioning_run_id")?,
+            provisioning_error: row.try_get("provisioning_error")?,
+        })
+    }
 }
 
 impl TryFrom<TenantRow> for Tenant {
@@ -191,7 +231,6 @@ impl TryFrom<TenantRow> for Tenant {
     }
 }
 
-#[derive(sqlx::FromRow)]
 pub(super) struct ApiKeyRow {
     key_id: Uuid,
     tenant_id: Uuid,
@@ -200,6 +239,29 @@ pub(super) struct ApiKeyRow {
     create_time: DateTime<Utc>,
     revoke_time: Option<DateTime<Utc>>,
     secret_claimable: bool,
+}
+
+impl<'r, R: Row> FromRow<'r, R> for ApiKeyRow
+where
+    &'r str: ColumnIndex<R>,
+    Uuid: Column<'r, R>,
+    String: Column<'r, R>,
+    Json<Vec<String>>: Column<'r, R>,
+    DateTime<Utc>: Column<'r, R>,
+    Option<DateTime<Utc>>: Column<'r, R>,
+    bool: Column<'r, R>,
+{
+    fn from_row(row: &'r R) -> sqlx::Result<Self> {
+        Ok(Self {
+            key_id: row.try_get("key_id")?,
+            tenant_id: row.try_get("tenant_id")?,
+            display_name: row.try_get("display_name")?,
+            scopes: row.try_get("scopes")?,
+            create_time: row.try_get("create_time")?,
+            revoke_time: row.try_get("revoke_time")?,
+            secret_claimable: row.try_get("secret_claimable")?,
+        })
+    }
 }
 
 impl TryFrom<ApiKeyRow> for ApiKey {
@@ -223,9 +285,7 @@ impl TryFrom<ApiKeyRow> for ApiKey {
     }
 }
 
-#[derive(sqlx::FromRow)]
 pub(super) struct KeyRecordRow {
-    #[sqlx(flatten)]
     key: ApiKeyRow,
     secret_hash: Vec<u8>,
     tenant_state: String,
@@ -233,6 +293,27 @@ pub(super) struct KeyRecordRow {
     max_machines: i64,
     ingest_readings_per_second: i64,
     api_requests_per_second: i64,
+}
+
+impl<'r, R: Row> FromRow<'r, R> for KeyRecordRow
+where
+    &'r str: ColumnIndex<R>,
+    Vec<u8>: Column<'r, R>,
+    String: Column<'r, R>,
+    i64: Column<'r, R>,
+    ApiKeyRow: FromRow<'r, R>,
+{
+    fn from_row(row: &'r R) -> sqlx::Result<Self> {
+        Ok(Self {
+            key: ApiKeyRow::from_row(row)?,
+            secret_hash: row.try_get("secret_hash")?,
+            tenant_state: row.try_get("tenant_state")?,
+            plan: row.try_get("plan")?,
+            max_machines: row.try_get("max_machines")?,
+            ingest_readings_per_second: row.try_get("ingest_readings_per_second")?,
+            api_requests_per_second: row.try_get("api_requests_per_second")?,
+        })
+    }
 }
 
 impl TryFrom<KeyRecordRow> for KeyRecord {
@@ -260,13 +341,25 @@ impl TryFrom<KeyRecordRow> for KeyRecord {
 }
 
 /// How many machines a tenant has.
-#[derive(sqlx::FromRow)]
 pub(super) struct MachineCountRow {
     pub(super) tenant_id: Uuid,
     pub(super) machines: i64,
 }
 
-#[derive(sqlx::FromRow)]
+impl<'r, R: Row> FromRow<'r, R> for MachineCountRow
+where
+    &'r str: ColumnIndex<R>,
+    Uuid: Column<'r, R>,
+    i64: Column<'r, R>,
+{
+    fn from_row(row: &'r R) -> sqlx::Result<Self> {
+        Ok(Self {
+            tenant_id: row.try_get("tenant_id")?,
+            machines: row.try_get("machines")?,
+        })
+    }
+}
+
 pub(super) struct MachineRow {
     tenant_id: Uuid,
     machine_id: String,
@@ -274,6 +367,26 @@ pub(super) struct MachineRow {
     labels: Json<Labels>,
     create_time: DateTime<Utc>,
     update_time: DateTime<Utc>,
+}
+
+impl<'r, R: Row> FromRow<'r, R> for MachineRow
+where
+    &'r str: ColumnIndex<R>,
+    Uuid: Column<'r, R>,
+    String: Column<'r, R>,
+    Json<Labels>: Column<'r, R>,
+    DateTime<Utc>: Column<'r, R>,
+{
+    fn from_row(row: &'r R) -> sqlx::Result<Self> {
+        Ok(Self {
+            tenant_id: row.try_get("tenant_id")?,
+            machine_id: row.try_get("machine_id")?,
+            display_name: row.try_get("display_name")?,
+            labels: row.try_get("labels")?,
+            create_time: row.try_get("create_time")?,
+            update_time: row.try_get("update_time")?,
+        })
+    }
 }
 
 impl TryFrom<MachineRow> for Machine {

@@ -2,13 +2,17 @@
 //! `BEGIN IMMEDIATE`, which takes the database's write lock up front: SQLite has no row locks,
 //! and a deferred transaction that reads and then writes could fail to upgrade its lock.
 
-use std::future::Future;
+use std::{future::Future, sync::LazyLock};
 
-use sqlx::{Sqlite, SqlitePool, Transaction, migrate::MigrateError};
+use sqlx::{
+    Sqlite, SqlitePool, Transaction,
+    migrate::{MigrateError, Migrator},
+};
 
 use super::sql_store::{Dialect, SqlStore};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static MIGRATOR: LazyLock<Migrator> =
+    LazyLock::new(|| mfg_common::db::migrator(super::migrations::SQLITE, None));
 
 /// Tenants, keys and machines in a SQLite file.
 pub type SqliteStore = SqlStore<Sqlite>;

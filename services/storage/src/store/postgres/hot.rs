@@ -184,9 +184,12 @@ impl HotTier for PostgresStore {
     const MERGE_HOUR: &'static str = super::MERGE_HOUR;
 
     async fn migrate_hot(&self) -> Result<()> {
-        let mut migrator = sqlx::migrate!("./migrations/postgres");
-        migrator.dangerous_set_table_name(crate::store::MIGRATIONS_TABLE);
-        migrator.run(&self.pool).await?;
+        mfg_common::db::migrator(
+            crate::store::migrations::POSTGRES,
+            Some(crate::store::MIGRATIONS_TABLE),
+        )
+        .run(&self.pool)
+        .await?;
         Ok(())
     }
 

@@ -191,9 +191,12 @@ impl HotTier for SqliteStore {
     const MERGE_HOUR: &'static str = super::MERGE_HOUR;
 
     async fn migrate_hot(&self) -> Result<()> {
-        let mut migrator = sqlx::migrate!("./migrations/sqlite");
-        migrator.dangerous_set_table_name(crate::store::MIGRATIONS_TABLE);
-        migrator.run(&self.pool).await?;
+        mfg_common::db::migrator(
+            crate::store::migrations::SQLITE,
+            Some(crate::store::MIGRATIONS_TABLE),
+        )
+        .run(&self.pool)
+        .await?;
         Ok(())
     }
 
