@@ -3,7 +3,7 @@
 //! [`embed_migrations`] lists a service's SQL migrations for `include!`, so that the service
 //! builds its `sqlx` migrator with [`Migrator::with_migrations`] instead of `sqlx::migrate!`.
 //! The macro would bring `sqlx-macros`, which compiles `sqlx` and the SQLite C library a second
-//! time for the build machine: about 25 s of CPU in a clean release build (decision 0016).
+//! time, for the build machine (decision 0016).
 //!
 //! [`Migrator::with_migrations`]: https://docs.rs/sqlx/latest/sqlx/migrate/struct.Migrator.html
 

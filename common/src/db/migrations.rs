@@ -9,7 +9,7 @@ use sqlx::{
 };
 
 /// The migrations of one backend: each file's name (`<version>_<description>.sql`) and text,
-/// as `include!(concat!(env!("OUT_DIR"), "/migrations_<backend>.rs"))` lists them.
+/// as the constants of `$OUT_DIR/migrations.rs` (`POSTGRES`, `SQLITE`) list them.
 pub type MigrationFiles = &'static [(&'static str, &'static str)];
 
 /// A migrator of `files`, recorded in `table` (sqlx's `_sqlx_migrations` when `None`). Versions,
@@ -45,4 +45,39 @@ fn migration(&(name, sql): &(&'static str, &'static str)) -> Migration {
         sql.into_sql_str(),
         no_tx,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_become_migrations_as_sqlx_names_them() {
+        let files: MigrationFiles = &[
+            ("20261205000002_budgets.sql", "CREATE TABLE b (x int);"),
+            (
+                "20261124000001_hot_tier.sql",
+                "-- no-transaction\nCREATE INDEX;",
+            ),
+        ];
+        let migrator = migrator(files, Some("_sqlx_migrations_test"));
+        let found: Vec<_> = migrator
+            .iter()
+            .map(|m| (m.version, m.description.as_ref(), m.no_tx))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (20261124000001, "hot tier", true),
+                (20261205000002, "budgets", false)
+            ]
+        );
+        // `migrate!`'s checksum: SHA-384 of the file's text.
+        use sha2::Digest as _;
+        let budgets = migrator.iter().nth(1).unwrap();
+        assert_eq!(
+            budgets.checksum.as_ref(),
+            sha2::Sha384::digest("CREATE TABLE b (x int);").as_slice()
+        );
+    }
 }
