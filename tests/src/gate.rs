@@ -86,13 +86,14 @@ pub fn s3_server() -> SocketAddr {
 
 /// A new bucket on the S3 test server, reached directly.
 pub async fn bucket(name: &str) -> mfg_storage::telemetry::object_store::S3Store {
-    use mfg_storage::telemetry::object_store::{S3Config, S3Store};
+    use mfg_storage::telemetry::object_store::{DEFAULT_ATTEMPT_TIMEOUT, S3Config, S3Store};
     let store = S3Store::connect(&S3Config {
         bucket: name.to_owned(),
         endpoint: Some(format!("http://{}", s3_server())),
         region: "us-east-1".to_owned(),
         path_style: true,
         credentials: Some(("test".to_owned(), "test".to_owned())),
+        attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
     })
     .await;
     store.ensure_bucket().await.expect("the test bucket");
@@ -100,7 +101,7 @@ pub async fn bucket(name: &str) -> mfg_storage::telemetry::object_store::S3Store
 }
 
 /// The platform, its cold tier in `bucket` on the S3 test server through `gate`, giving each
-/// provisioning step two attempts.
+/// provisioning step two attempts and each S3 request attempt five seconds.
 pub async fn up_behind(
     dir: &std::path::Path,
     database_url: Option<&str>,
@@ -114,6 +115,8 @@ pub async fn up_behind(
     s3.path_style = true;
     s3.access_key_id = Some("test".to_owned());
     s3.secret_access_key = Some(mfg_common::config::Secret::new("test"));
+    // A request cut off behind the closed gate fails within seconds, not the default minute.
+    s3.attempt_timeout = std::time::Duration::from_secs(5);
     args.runs.step_attempts = 2;
     crate::Platform::up_with(args).await
 }

@@ -206,6 +206,14 @@ pub struct S3Args {
         hide_env_values = true
     )]
     pub secret_access_key: Option<Secret>,
+    /// How long one attempt of an S3 operation may take before it is retried as a timeout.
+    #[arg(
+        long = "s3-attempt-timeout",
+        env = "MFG_S3_ATTEMPT_TIMEOUT",
+        default_value = "60s",
+        value_parser = parse_duration
+    )]
+    pub attempt_timeout: Duration,
 }
 
 impl Default for StorageOptions {
@@ -218,6 +226,7 @@ impl Default for StorageOptions {
             archive_dir: None,
             s3: S3Args {
                 region: "us-east-1".to_owned(),
+                attempt_timeout: crate::telemetry::object_store::DEFAULT_ATTEMPT_TIMEOUT,
                 ..S3Args::default()
             },
             tiering_interval: Duration::from_secs(300),
@@ -317,6 +326,7 @@ impl Config {
             region: self.options.s3.region.clone(),
             path_style: self.options.s3.path_style,
             credentials,
+            attempt_timeout: self.options.s3.attempt_timeout,
         })
         .await;
         Ok(Arc::new(store))

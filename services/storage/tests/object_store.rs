@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use mfg_storage::telemetry::object_store::{
-    LifecycleRule, LocalStore, ObjectError, ObjectKey, ObjectStore, S3Config, S3Store,
+    DEFAULT_ATTEMPT_TIMEOUT, LifecycleRule, LocalStore, ObjectError, ObjectKey, ObjectStore,
+    S3Config, S3Store,
 };
 
 fn key(text: &str) -> ObjectKey {
@@ -28,6 +29,7 @@ async fn s3() -> Arc<dyn ObjectStore> {
         region: "us-east-1".to_owned(),
         path_style: true,
         credentials: Some(("test".to_owned(), "test".to_owned())),
+        attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
     };
     let store = S3Store::connect(&config).await;
     store.ensure_bucket().await.expect("create the test bucket");
@@ -230,6 +232,7 @@ async fn an_unreachable_store_is_retryable() {
         region: "us-east-1".to_owned(),
         path_style: true,
         credentials: Some(("test".to_owned(), "test".to_owned())),
+        attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
     })
     .await;
     let error = store
@@ -256,4 +259,34 @@ async fn a_local_store_leaves_no_temporary_files() {
         1,
         "the temporary directory is not an object"
     );
+}
+
+#[tokio::test]
+async fn a_store_that_never_answers_times_out_as_retryable() {
+    // It accepts connections and reads requests, and never writes a byte back.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = listener.accept().await {
+            held.push(connection);
+        }
+    });
+    let store = S3Store::connect(&S3Config {
+        bucket: "archive".to_owned(),
+        endpoint: Some(endpoint),
+        region: "us-east-1".to_owned(),
+        path_style: true,
+        credentials: Some(("test".to_owned(), "test".to_owned())),
+        attempt_timeout: std::time::Duration::from_millis(300),
+    })
+    .await;
+    let object = key("a");
+    let put = store.put(&object, Bytes::from_static(b"x"));
+    let error = tokio::time::timeout(std::time::Duration::from_secs(30), put)
+        .await
+        .expect("the put gives up on its own, attempt by attempt")
+        .unwrap_err();
+    silent.abort();
+    assert!(matches!(error, ObjectError::Retryable(_)), "{error:?}");
 }

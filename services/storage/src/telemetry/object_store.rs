@@ -20,7 +20,7 @@ use bytes::Bytes;
 
 pub use crate::telemetry::object_store::{
     local::LocalStore,
-    s3::{S3Config, S3Store},
+    s3::{DEFAULT_ATTEMPT_TIMEOUT, S3Config, S3Store},
 };
 
 /// A key in the object store: a relative path of `/`-separated segments of `[A-Za-z0-9=._-]`,

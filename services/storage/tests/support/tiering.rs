@@ -10,7 +10,9 @@ use mfg_proto::{
         TieringJobState, TieringReport,
     },
 };
-use mfg_storage::telemetry::object_store::{LocalStore, ObjectStore, S3Config, S3Store};
+use mfg_storage::telemetry::object_store::{
+    DEFAULT_ATTEMPT_TIMEOUT, LocalStore, ObjectStore, S3Config, S3Store,
+};
 
 use super::{Backend, Platform, micros, ts};
 
@@ -42,6 +44,7 @@ pub fn s3_config(bucket: &str) -> S3Config {
         region: "us-east-1".to_owned(),
         path_style: true,
         credentials: Some(("test".to_owned(), "test".to_owned())),
+        attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
     }
 }
 

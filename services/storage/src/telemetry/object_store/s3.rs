@@ -5,11 +5,13 @@
 //! reject the SDK's default CRC32 trailers. Against AWS the SDK's defaults stay.
 
 use async_trait::async_trait;
+use std::time::Duration;
+
 use aws_sdk_s3::{
     Client,
     config::{
         BehaviorVersion, Credentials, Region, RequestChecksumCalculation,
-        ResponseChecksumValidation,
+        ResponseChecksumValidation, timeout::TimeoutConfig,
     },
     error::{ProvideErrorMetadata, SdkError},
     primitives::ByteStream,
@@ -40,7 +42,17 @@ pub struct S3Config {
     pub path_style: bool,
     /// Static credentials (access key id, secret); `None` uses the default AWS credential chain.
     pub credentials: Option<(String, String)>,
+    /// How long one attempt of an operation may take, from connecting to the response's last
+    /// byte, before it counts as a timeout and is retried: a server that accepts a request and
+    /// never answers must not hold a tiering job or an onboarding step for ever.
+    pub attempt_timeout: Duration,
 }
+
+/// The default [`S3Config::attempt_timeout`]: long enough for an archive part on a slow link.
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long connecting to the store may take (aws-config's default).
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(3_100);
 
 /// Objects in an S3 bucket.
 #[derive(Debug, Clone)]
@@ -76,8 +88,13 @@ impl S3Store {
                 tls::rustls_provider::CryptoMode::Ring,
             ))
             .build_https();
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .operation_attempt_timeout(config.attempt_timeout)
+            .build();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .http_client(https)
+            .timeout_config(timeouts)
             .region(Region::new(config.region.clone()));
         if let Some((id, secret)) = &config.credentials {
             loader =
