@@ -355,6 +355,7 @@ pub async fn run(args: AlertsBench) -> anyhow::Result<()> {
         metrics: 10,
         window: 4,
         duration: args.duration,
+        paced_duration: args.duration,
         rate: Some(load_rate),
         slow_acks: None,
         metering_ab: None,

@@ -48,9 +48,13 @@ pub struct IngestBench {
     /// Batches in flight per stream.
     #[arg(long, default_value_t = 4)]
     pub window: usize,
-    /// Length of each measured phase.
+    /// Length of the phase at the max rate.
     #[arg(long, default_value = "10s", value_parser = mfg_common::config::parse_duration)]
     pub duration: Duration,
+    /// Length of the paced phase, where ack latency is measured: long enough to hold several
+    /// checkpoints (one every ~15 s at half the max on default settings), which make its tail.
+    #[arg(long = "paced-duration", default_value = "60s", value_parser = mfg_common::config::parse_duration)]
+    pub paced_duration: Duration,
     /// Only measure ack latency at this paced rate (readings/s), e.g. half a measured maximum.
     #[arg(long)]
     pub rate: Option<f64>,
@@ -123,16 +127,19 @@ pub async fn run(args: IngestBench) -> anyhow::Result<()> {
     let mut out = std::io::stdout();
     writeln!(
         out,
-        "mfg bench ingest: {backend}, {} streams, batches of {} readings, window {}, {} s per phase",
+        "mfg bench ingest: {backend}, {} streams, batches of {} readings, window {}, \
+         {} s at the max, {} s paced",
         args.streams,
         args.batch,
         args.window,
-        args.duration.as_secs()
+        args.duration.as_secs(),
+        args.paced_duration.as_secs()
     )?;
     // Timestamps advance 1 ms per step from far enough back that the last is not in the future,
     // so every reading is new.
     if let Some(url) = &args.database_url {
         writeln!(out, "server: {}", server_settings(url).await?)?;
+        writeln!(out, "{}", checkpoint(url).await)?;
     }
     let report = |out: &mut std::io::Stdout, phase: &Phase, name: &str| -> std::io::Result<()> {
         writeln!(out, "{}", phase.line(name))?;
@@ -144,7 +151,7 @@ pub async fn run(args: IngestBench) -> anyhow::Result<()> {
     // At most 2 million readings a second, of `metrics` readings a step, for every phase.
     let phases = match args.metering_ab {
         Some(rounds) => rounds as u64 * 2 * (args.duration.as_secs() + 2),
-        None => 3 * args.duration.as_secs() + 2,
+        None => 2 * args.duration.as_secs() + args.paced_duration.as_secs() + 2,
     };
     let clock = Arc::new(Timeline::new(
         phases * 2_000_000 / args.metrics.max(1) as u64,
@@ -157,7 +164,7 @@ pub async fn run(args: IngestBench) -> anyhow::Result<()> {
     drop(warm);
     if let Some(rate) = args.rate {
         // Only the paced phase, on a database that has not just absorbed a maximum-rate run.
-        let paced = load(&client, &args, clock.clone(), Some(rate), args.duration).await?;
+        let paced = load(&client, &args, clock, Some(rate), args.paced_duration).await?;
         report(&mut out, &paced, &format!("paced at {rate:.0} readings/s"))?;
         return platform.stop().await;
     }
@@ -168,7 +175,7 @@ pub async fn run(args: IngestBench) -> anyhow::Result<()> {
         &args,
         clock.clone(),
         Some(max.rate() / 2.0),
-        args.duration,
+        args.paced_duration,
     )
     .await?;
     report(&mut out, &half, "at half the max rate")?;
@@ -408,6 +415,24 @@ async fn server_settings(url: &str) -> anyhow::Result<String> {
         .map(|r| format!("{} {}", r.get::<String, _>(0), r.get::<String, _>(1)))
         .collect::<Vec<_>>()
         .join(", "))
+}
+
+/// Starts the phases from a checkpoint, if the bench may ask for one (a superuser or
+/// `pg_checkpoint`): a new database's first checkpoint also syncs every file `CREATE DATABASE`
+/// copied from its template, a stall of the set-up, not of ingest. Says what it did.
+async fn checkpoint(url: &str) -> String {
+    let done = async {
+        let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(url).await?;
+        sqlx::query("CHECKPOINT").execute(&mut connection).await?;
+        sqlx::Connection::close(connection).await
+    };
+    match done.await {
+        Ok(()) => "a checkpoint before the phases".to_owned(),
+        Err(e) => format!(
+            "no checkpoint before the phases ({e}): in a new database, the first one also syncs \
+             the files CREATE DATABASE copied"
+        ),
+    }
 }
 
 /// How long the reference COPYs of the same number of rows took.
