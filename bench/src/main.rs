@@ -39,6 +39,10 @@ enum Bench {
     Streams(mfg_bench::streams_bench::StreamsBench),
 }
 
+/// Every binary's allocator (docs/decisions/0017-allocator.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().bench {

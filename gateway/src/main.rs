@@ -14,6 +14,10 @@ struct Cli {
     telemetry: TelemetryArgs,
 }
 
+/// Every binary's allocator (docs/decisions/0017-allocator.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
