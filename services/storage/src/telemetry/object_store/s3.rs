@@ -4,9 +4,9 @@
 //! asked, and computes and checks checksums only when an operation requires them: other stores
 //! reject the SDK's default CRC32 trailers. Against AWS the SDK's defaults stay.
 
-use async_trait::async_trait;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use aws_sdk_s3::{
     Client,
     config::{
@@ -42,9 +42,10 @@ pub struct S3Config {
     pub path_style: bool,
     /// Static credentials (access key id, secret); `None` uses the default AWS credential chain.
     pub credentials: Option<(String, String)>,
-    /// How long one attempt of an operation may take, from connecting to the response's last
-    /// byte, before it counts as a timeout and is retried: a server that accepts a request and
-    /// never answers must not hold a tiering job or an onboarding step for ever.
+    /// How long one attempt of an operation may take, from connecting until its response (a
+    /// GET's head; its body is read after), before it counts as a timeout and is retried: a
+    /// server that accepts a request and never answers must not hold a tiering job or an
+    /// onboarding step for ever.
     pub attempt_timeout: Duration,
 }
 
