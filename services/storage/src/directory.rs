@@ -1,27 +1,41 @@
 //! What the storage service needs to know of tenants and machines, asked of the tenant service
-//! through its typed client and cached briefly: a tenant's state, hot retention and ingest
-//! rate (for at most [`TENANT_TTL`], so a suspension or deletion takes effect within a second,
-//! as revoked keys do; all tenants are listed twice a second to keep them fresh), and whether a
-//! machine is registered.
+//! through its typed client and kept (decision 0018):
+//! - a tenant's state, retention, ingest rate and revision. Twice a second the tenants changed
+//!   since the last listing are listed (`ListTenantChanges`, after the newest revision held),
+//!   so every record is fresh within [`TENANT_TTL`]: a suspension or deletion takes effect
+//!   within a second, as revoked keys do, and the listing costs what changed, not the number
+//!   of tenants. A record asked alone holds [`TENANT_TTL`] by itself.
+//! - whether a machine is registered, and its labels. An answer holds for as long as a fresh
+//!   record of the tenant has the revision it was asked under (the tenant service gives the
+//!   tenant a new revision with each change to its machines), so a change takes effect within
+//!   a second, and a machine of any of thousands of tenants is answered from memory once
+//!   asked. Without a fresh record (the tenant service unreachable), an answer holds for
+//!   [`MACHINE_TTL`] or [`UNKNOWN_MACHINE_TTL`] from when it was asked.
+
+mod kept;
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::BTreeMap,
     sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant},
 };
 
 use mfg_common::{ErrorCode, clock::SharedClock, grpc::TracedChannel, shutdown::CancellationToken};
 use mfg_proto::tenant::v1::{self as pb, tenant_service_client::TenantServiceClient};
+use prometheus_client::metrics::counter::Counter;
 use uuid::Uuid;
 
+use self::kept::{KnownMachine, Machines, Tenants};
 use crate::error::{Result, StorageError};
 
 /// How long a tenant's record is served from the cache.
 pub const TENANT_TTL: Duration = Duration::from_secs(1);
-/// How long a registered machine is remembered.
+/// How long a registered machine is remembered without a fresh record of its tenant.
 pub const MACHINE_TTL: Duration = Duration::from_secs(10);
-/// How long an unknown machine is remembered as unknown.
+/// How long an unknown machine is remembered as unknown without a fresh record of its tenant.
 pub const UNKNOWN_MACHINE_TTL: Duration = Duration::from_secs(1);
+/// The most tenants a listing of changes asks for at a time.
+const LISTING_PAGE: i32 = 1_000;
 
 /// A tenant's lifecycle state, as far as storage is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +71,9 @@ pub struct TenantInfo {
     pub cold_days: u32,
     /// Its ingest rate, in readings per second.
     pub ingest_per_second: u32,
+    /// Its revision, which grows with each change to it or to its machines: answers about its
+    /// machines hold while it is unchanged.
+    pub revision: i64,
 }
 
 impl TenantInfo {
@@ -102,15 +119,12 @@ fn info_of(id: Uuid, tenant: pb::Tenant) -> TenantInfo {
         warm_days: retention.warm_days,
         cold_days: retention.cold_days,
         ingest_per_second: limits.ingest_readings_per_second,
+        revision: tenant.revision,
     }
 }
 
 /// A registered machine's labels.
 pub type MachineLabels = Arc<BTreeMap<String, String>>;
-
-/// Machines by tenant and id: until when the entry holds, and the labels of a registered
-/// machine (`None`: not registered).
-type MachineCache = HashMap<(Uuid, String), (Instant, Option<MachineLabels>)>;
 
 /// The tenant service, cached.
 #[derive(Debug, Clone)]
@@ -122,8 +136,9 @@ pub struct Directory {
 struct Inner {
     client: TenantServiceClient<TracedChannel>,
     clock: SharedClock,
-    tenants: Mutex<HashMap<Uuid, (Instant, Arc<TenantInfo>)>>,
-    machines: Mutex<MachineCache>,
+    tenants: Mutex<Tenants>,
+    machines: Mutex<Machines>,
+    machine_lookups: Counter,
 }
 
 fn from_status(status: &tonic::Status, what: &str) -> StorageError {
@@ -152,6 +167,7 @@ impl Directory {
                 clock,
                 tenants: Mutex::default(),
                 machines: Mutex::default(),
+                machine_lookups: Counter::default(),
             }),
         }
     }
@@ -159,9 +175,7 @@ impl Directory {
     /// Returns a tenant's record; NOT_FOUND when no tenant has this id.
     pub async fn tenant(&self, id: Uuid) -> Result<Arc<TenantInfo>> {
         let now = self.inner.clock.now();
-        if let Some((expires, info)) = self.lock_tenants().get(&id)
-            && now < *expires
-        {
+        if let Some(info) = self.lock_tenants().fresh(id, now) {
             return Ok(info.clone());
         }
         self.fetch_tenant(id).await
@@ -212,15 +226,14 @@ impl Directory {
             Err(status) => return Err(from_status(&status, "the tenant")),
         };
         let info = Arc::new(info_of(id, tenant));
-        self.lock_tenants()
-            .insert(id, (now + TENANT_TTL, info.clone()));
+        self.lock_tenants().keep(info.clone(), now + TENANT_TTL);
         Ok(info)
     }
 
-    /// Keeps every tenant's record fresh until shutdown: all tenants are listed (a page of
-    /// 1,000 a call) every half [`TENANT_TTL`], so a replica that serves thousands of tenants
+    /// Keeps every tenant's record fresh until shutdown: the changes since the last listing
+    /// are listed every half [`TENANT_TTL`], so a replica that serves thousands of tenants
     /// answers from memory rather than asking once a batch, and a change still takes effect
-    /// within a second. When a listing fails, records expire as before and are asked one by one.
+    /// within a second. When a listing fails, records expire and are asked one by one.
     pub async fn keep_fresh(self, shutdown: CancellationToken) {
         loop {
             tokio::select! {
@@ -228,48 +241,40 @@ impl Directory {
                 () = shutdown.cancelled() => return,
             }
             if let Err(error) = self.refresh_tenants().await {
-                tracing::warn!(%error, "listing the tenants failed; asking for each as needed");
+                tracing::warn!(%error, "listing the tenants' changes failed; asking for each as needed");
             }
         }
     }
 
-    /// Lists every tenant, deleted ones too, into the cache; a record fetched since the listing
-    /// began is kept.
-    async fn refresh_tenants(&self) -> Result<()> {
-        let expires = self.inner.clock.now() + TENANT_TTL;
+    /// Lists the tenants changed after the newest revision listed (every tenant, the first
+    /// time), deleted ones too, into the records kept. [`Directory::keep_fresh`] calls it
+    /// twice a second.
+    pub async fn refresh_tenants(&self) -> Result<()> {
+        let started = self.inner.clock.now();
+        let mut after = self.lock_tenants().listed_to;
         let mut client = self.inner.client.clone();
-        let mut fresh = Vec::new();
-        let mut page_token = String::new();
         loop {
             let page = client
-                .list_tenants(pb::ListTenantsRequest {
-                    page_size: 1_000,
-                    page_token,
-                    show_deleted: true,
+                .list_tenant_changes(pb::ListTenantChangesRequest {
+                    after_revision: after,
+                    page_size: LISTING_PAGE,
                 })
                 .await
                 .map_err(|status| from_status(&status, "the tenants"))?
                 .into_inner();
+            let last_page = page.tenants.len() < LISTING_PAGE as usize;
+            let mut tenants = self.lock_tenants();
             for tenant in page.tenants {
+                after = after.max(tenant.revision);
                 if let Ok(id) = Uuid::parse_str(&tenant.id) {
-                    fresh.push((id, Arc::new(info_of(id, tenant))));
+                    tenants.keep(Arc::new(info_of(id, tenant)), started + TENANT_TTL);
                 }
             }
-            if page.next_page_token.is_empty() {
-                break;
-            }
-            page_token = page.next_page_token;
-        }
-        let mut tenants = self.lock_tenants();
-        for (id, info) in fresh {
-            match tenants.get(&id) {
-                Some((held, _)) if *held >= expires => {}
-                _ => {
-                    tenants.insert(id, (expires, info));
-                }
+            if last_page {
+                tenants.listed(after, started + TENANT_TTL);
+                return Ok(());
             }
         }
-        Ok(())
     }
 
     /// Returns whether a machine is registered with a tenant.
@@ -280,12 +285,40 @@ impl Directory {
     /// Returns the labels of a machine registered with a tenant; `None` when it is not.
     pub async fn machine(&self, tenant: Uuid, machine_id: &str) -> Result<Option<MachineLabels>> {
         let now = self.inner.clock.now();
+        let revision = self.revision(tenant, now);
         let key = (tenant, machine_id.to_owned());
-        if let Some((expires, known)) = self.lock_machines().get(&key)
-            && now < *expires
-        {
-            return Ok(known.clone());
+        if let Some(known) = self.lock_machines().holding(&key, now, revision) {
+            return Ok(known.labels.clone());
         }
+        let labels = self.fetch_machine(tenant, machine_id).await?;
+        let ttl = if labels.is_some() {
+            MACHINE_TTL
+        } else {
+            UNKNOWN_MACHINE_TTL
+        };
+        let known = KnownMachine {
+            labels: labels.clone(),
+            revision,
+            expires: now + ttl,
+        };
+        self.lock_machines().keep(key, known, now);
+        Ok(labels)
+    }
+
+    /// Counts the machines asked of the tenant service: the lookups the cache did not answer.
+    pub fn machine_lookups(&self) -> &Counter {
+        &self.inner.machine_lookups
+    }
+
+    /// The revision of a tenant whose record is fresh.
+    fn revision(&self, tenant: Uuid, now: Instant) -> Option<i64> {
+        let revision = self.lock_tenants().fresh(tenant, now)?.revision;
+        Some(revision)
+    }
+
+    /// Asks the tenant service for a machine's labels; `None` when it is not registered.
+    async fn fetch_machine(&self, tenant: Uuid, machine_id: &str) -> Result<Option<MachineLabels>> {
+        self.inner.machine_lookups.inc();
         let response = self
             .inner
             .client
@@ -295,8 +328,8 @@ impl Directory {
                 machine_id: machine_id.to_owned(),
             })
             .await;
-        let known = match response {
-            Ok(response) => Some(Arc::new(
+        match response {
+            Ok(response) => Ok(Some(Arc::new(
                 response
                     .into_inner()
                     .machine
@@ -304,38 +337,27 @@ impl Directory {
                     .labels
                     .into_iter()
                     .collect(),
-            )),
+            ))),
             Err(status)
                 if matches!(
                     status.code(),
                     tonic::Code::NotFound | tonic::Code::InvalidArgument
                 ) =>
             {
-                None
+                Ok(None)
             }
-            Err(status) => return Err(from_status(&status, "the machine")),
-        };
-        let ttl = if known.is_some() {
-            MACHINE_TTL
-        } else {
-            UNKNOWN_MACHINE_TTL
-        };
-        let mut machines = self.lock_machines();
-        if machines.len() > 1_000_000 {
-            machines.retain(|_, (expires, _)| now < *expires);
+            Err(status) => Err(from_status(&status, "the machine")),
         }
-        machines.insert(key, (now + ttl, known.clone()));
-        Ok(known)
     }
 
-    fn lock_tenants(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (Instant, Arc<TenantInfo>)>> {
+    fn lock_tenants(&self) -> std::sync::MutexGuard<'_, Tenants> {
         self.inner
             .tenants
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn lock_machines(&self) -> std::sync::MutexGuard<'_, MachineCache> {
+    fn lock_machines(&self) -> std::sync::MutexGuard<'_, Machines> {
         self.inner
             .machines
             .lock()

@@ -119,6 +119,11 @@ async fn serve(
             metrics.clone(),
         )));
     let directory = Directory::new(tenant, clock.clone());
+    config.metrics.register(
+        "storage_machine_lookups",
+        "Machines asked of the tenant service: lookups the directory's cache did not answer",
+        directory.machine_lookups().clone(),
+    );
     let metering = Metering::start(
         "storage",
         clock.clone(),

@@ -137,6 +137,20 @@ impl TenantService for TenantApi {
         }))
     }
 
+    async fn list_tenant_changes(
+        &self,
+        request: Request<pb::ListTenantChangesRequest>,
+    ) -> Result<Response<pb::ListTenantChangesResponse>, Status> {
+        let request = request.into_inner();
+        let tenants = self
+            .tenants()?
+            .list_tenant_changes(request.after_revision, request.page_size)
+            .await?;
+        Ok(Response::new(pb::ListTenantChangesResponse {
+            tenants: tenants.into_iter().map(Into::into).collect(),
+        }))
+    }
+
     async fn update_tenant(
         &self,
         request: Request<pb::UpdateTenantRequest>,

@@ -10,6 +10,7 @@ mod postgres;
 mod sql;
 mod sql_store;
 mod sqlite;
+mod tenant_row;
 
 use std::fmt::Debug;
 
@@ -50,7 +51,8 @@ pub trait TenantStore: Send + Sync + Debug + 'static {
     /// A tenant being onboarded is handed to the provisioning service in the same transaction:
     /// its row in the outbox. Each change of this trait writes its audit record, when given,
     /// in its own transaction (`mfg_common::audit`).
-    async fn insert_tenant(&self, tenant: &Tenant, audit: Option<&AuditRecord>) -> Result<()>;
+    /// Returns the revision it was given.
+    async fn insert_tenant(&self, tenant: &Tenant, audit: Option<&AuditRecord>) -> Result<i64>;
     /// Claims, for `owner` until `lease_until`, at most `limit` hand-offs not yet accepted
     /// whose lease ran out at `now`, oldest first.
     async fn claim_handoffs(
@@ -67,6 +69,9 @@ pub trait TenantStore: Send + Sync + Debug + 'static {
     async fn forget_sent_handoffs(&self, before: DateTime<Utc>) -> Result<u64>;
     /// Returns a tenant.
     async fn get_tenant(&self, id: TenantId) -> Result<Option<Tenant>>;
+    /// Lists the tenants whose revision is greater than `after`, deleted ones too, by revision,
+    /// at most `limit`.
+    async fn list_tenant_changes(&self, after: i64, limit: i64) -> Result<Vec<Tenant>>;
     /// Lists tenants by id after `after`, at most `limit`, deleted ones only if asked.
     async fn list_tenants(
         &self,

@@ -34,6 +34,7 @@ fn tenant(name: &str, hot_days: u32) -> Tenant {
         update_time: now,
         delete_time: None,
         onboarding: mfg_tenant::domain::Onboarding::done(),
+        revision: 0,
     }
 }
 
@@ -64,6 +65,17 @@ async fn hot_retention_rounds_up_to_its_class(db: TestDatabase, migrator: sqlx::
     assert_eq!(hot_days(&odd).await, 14);
     assert_eq!(hot_days(&on_class).await, 90);
     assert_eq!(hot_days(&longest).await, 36_500);
+
+    // Tenants stored before revisions are numbered in creation order, and changes go on from
+    // the last of them.
+    let listed: Vec<_> = store.list_tenant_changes(0, 10).await.unwrap();
+    let revisions: Vec<_> = listed.iter().map(|t| (t.id, t.revision)).collect();
+    assert_eq!(revisions, [(odd.id, 1), (on_class.id, 2), (longest.id, 3)]);
+    let renamed = store
+        .update_tenant(odd.id, &|t: Tenant| Ok(t), None)
+        .await
+        .unwrap();
+    assert_eq!(renamed.revision, 4);
 }
 
 /// Inserts a tenant as the version before the classes did: its columns then.

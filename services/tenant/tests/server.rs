@@ -177,6 +177,15 @@ async fn the_same_credentials_work_as_grpc_metadata() {
         Code::PermissionDenied,
         "AuthenticateKey is for services"
     );
+    let changes = as_reader
+        .list_tenant_changes(pb::ListTenantChangesRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        changes.code(),
+        Code::PermissionDenied,
+        "ListTenantChanges is for services"
+    );
 
     let mut as_admin = client(service.addr, &admin);
     as_admin

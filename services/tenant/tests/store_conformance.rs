@@ -69,8 +69,8 @@ async fn delete(store: &dyn TenantStore, id: TenantId) {
 }
 
 async fn tenants_round_trip(store: Arc<dyn TenantStore>) {
-    let acme = tenant("acme", 5);
-    store.insert_tenant(&acme, None).await.unwrap();
+    let mut acme = tenant("acme", 5);
+    acme.revision = store.insert_tenant(&acme, None).await.unwrap();
     assert_eq!(store.get_tenant(acme.id).await.unwrap(), Some(acme.clone()));
     assert_eq!(store.get_tenant(TenantId::generate()).await.unwrap(), None);
 }
@@ -122,8 +122,8 @@ async fn lists_page_in_creation_order(store: Arc<dyn TenantStore>) {
 }
 
 async fn updates_apply_atomically(store: Arc<dyn TenantStore>) {
-    let acme = tenant("acme", 5);
-    store.insert_tenant(&acme, None).await.unwrap();
+    let mut acme = tenant("acme", 5);
+    acme.revision = store.insert_tenant(&acme, None).await.unwrap();
     let missing = store
         .update_tenant(TenantId::generate(), &|t: Tenant| Ok(t), None)
         .await

@@ -207,6 +207,75 @@ async fn listing_pages_through_every_tenant_once() {
 }
 
 #[tokio::test]
+async fn changes_are_listed_after_a_revision() {
+    let mut service = Service::sqlite().await;
+    let client = &mut service.client;
+    let mut created = Vec::new();
+    for i in 0..3 {
+        created.push(create_tenant(client, &format!("plant-{i}")).await);
+    }
+    let revisions: Vec<i64> = created.iter().map(|t| t.revision).collect();
+    assert!(revisions.is_sorted() && revisions[0] > 0, "{revisions:?}");
+    let mut changes = async |after_revision: i64, page_size: i32| {
+        let request = pb::ListTenantChangesRequest {
+            after_revision,
+            page_size,
+        };
+        let page = client.list_tenant_changes(request).await?.into_inner();
+        let ids: Vec<String> = page.tenants.into_iter().map(|t| t.id).collect();
+        Ok::<_, tonic::Status>(ids)
+    };
+    let ids = |tenants: &[&pb::Tenant]| tenants.iter().map(|t| t.id.clone()).collect::<Vec<_>>();
+    let [first, second, third] = [&created[0], &created[1], &created[2]];
+    assert_eq!(changes(0, 0).await.unwrap(), ids(&[first, second, third]));
+    assert_eq!(changes(0, 1).await.unwrap(), ids(&[first]));
+    assert_eq!(
+        changes(revisions[0], 0).await.unwrap(),
+        ids(&[second, third])
+    );
+    assert_eq!(
+        changes(revisions[2], 0).await.unwrap(),
+        Vec::<String>::new()
+    );
+
+    let bad = changes(-1, 0).await.unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().contains("after_revision"), "{bad:?}");
+    let bad = changes(0, -1).await.unwrap_err();
+    assert!(bad.message().contains("page_size"), "{bad:?}");
+
+    let renamed = client
+        .update_tenant(pb::UpdateTenantRequest {
+            tenant_id: first.id.clone(),
+            tenant: Some(pb::Tenant {
+                display_name: "Plant zero".to_owned(),
+                ..Default::default()
+            }),
+            update_mask: Some(pbjson_types::FieldMask {
+                paths: vec!["display_name".to_owned()],
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tenant
+        .unwrap();
+    assert!(renamed.revision > revisions[2]);
+    let listed = client
+        .list_tenant_changes(pb::ListTenantChangesRequest {
+            after_revision: revisions[2],
+            page_size: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tenants;
+    let listed: Vec<_> = listed.iter().map(|t| (&t.id, t.revision)).collect();
+    assert_eq!(listed, [(&renamed.id, renamed.revision)]);
+    service.stop().await;
+}
+
+#[tokio::test]
 async fn bad_input_names_the_field_and_writes_nothing() {
     let mut service = Service::sqlite().await;
     let client = &mut service.client;

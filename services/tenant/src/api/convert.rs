@@ -137,6 +137,7 @@ impl From<Tenant> for pb::Tenant {
             delete_time: tenant.delete_time.map(timestamp),
             provisioning_run_id: tenant.onboarding.run_id,
             provisioning_error: tenant.onboarding.error,
+            revision: tenant.revision,
         }
     }
 }

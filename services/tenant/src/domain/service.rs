@@ -28,6 +28,9 @@ use crate::{
 
 mod keys;
 
+/// The most tenants a page of `list_tenant_changes` holds.
+const MAX_CHANGES_PAGE: i64 = 1_000;
+
 /// A key just created, with the secret shown this once.
 #[derive(Debug)]
 pub struct CreatedKey {
@@ -144,7 +147,7 @@ impl Tenants {
     /// Creates a tenant, active, with defaults applied.
     pub async fn create_tenant(&self, new: NewTenant, asker: &Asker) -> Result<Tenant> {
         let now = self.now();
-        let tenant = Tenant {
+        let mut tenant = Tenant {
             id: TenantId::generate(),
             display_name: if new.display_name.is_empty() {
                 new.name.to_string()
@@ -166,12 +169,13 @@ impl Tenants {
             } else {
                 Onboarding::done()
             },
+            revision: 0,
         };
         let mut violations = Violations::new();
         tenant.validate("tenant.", &mut violations);
         invalid(violations)?;
         let audit = self.audit(asker, tenant.id, "tenant.create", tenant_path(tenant.id));
-        self.store.insert_tenant(&tenant, audit.as_ref()).await?;
+        tenant.revision = self.store.insert_tenant(&tenant, audit.as_ref()).await?;
         self.auditor.recorded();
         if let Some(relay) = &self.hand_off {
             relay.wake();
@@ -186,6 +190,25 @@ impl Tenants {
             .get_tenant(id)
             .await?
             .ok_or_else(|| TenantError::TenantNotFound(id.to_string()))
+    }
+
+    /// Lists the tenants changed after a revision, deleted ones too, by revision: at most
+    /// `page_size`, 1,000 when 0 or more.
+    pub async fn list_tenant_changes(&self, after: i64, page_size: i32) -> Result<Vec<Tenant>> {
+        if after < 0 {
+            return Err(TenantError::invalid(
+                "after_revision",
+                "must not be negative",
+            ));
+        }
+        if page_size < 0 {
+            return Err(TenantError::invalid("page_size", "must not be negative"));
+        }
+        let limit = match page_size {
+            0 => MAX_CHANGES_PAGE,
+            size => i64::from(size).min(MAX_CHANGES_PAGE),
+        };
+        self.store.list_tenant_changes(after, limit).await
     }
 
     /// Lists tenants in creation order.

@@ -325,6 +325,9 @@ pub struct Tenant {
     pub delete_time: Option<DateTime<Utc>>,
     /// How far the provisioning service has onboarded it.
     pub onboarding: Onboarding,
+    /// Its revision: the store gives it the next one with each change to it or to its
+    /// machines, in commit order (0 until stored).
+    pub revision: i64,
 }
 
 impl Tenant {

@@ -37,12 +37,15 @@ pub(super) const INSERT_TENANT: &str = concat!(
     tenant_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
 );
-pub(super) const SELECT_TENANT: &str =
-    concat!("SELECT ", tenant_columns!(), " FROM tenants WHERE id = $1");
+pub(super) const SELECT_TENANT: &str = concat!(
+    "SELECT ",
+    tenant_columns!(),
+    ", revision FROM tenants WHERE id = $1"
+);
 pub(super) const LIST_TENANTS: &str = concat!(
     "SELECT ",
     tenant_columns!(),
-    " FROM tenants WHERE ($1 OR state <> 'deleted') AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+    ", revision FROM tenants WHERE ($1 OR state <> 'deleted') AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
 );
 pub(super) const UPDATE_TENANT: &str = "UPDATE tenants SET display_name = $2, plan = $3, state = $4, labels = $5, \
      max_machines = $6, ingest_readings_per_second = $7, api_requests_per_second = $8, hot_days = $9, \
@@ -103,8 +106,11 @@ pub(super) const LIST_MACHINES: &str = concat!(
 );
 pub(super) const UPDATE_MACHINE: &str = "UPDATE machines SET display_name = $3, labels = $4, update_time = $5 \
      WHERE tenant_id = $1 AND machine_id = $2";
-pub(super) const TENANT_FOR_UPDATE: mfg_common::db::ForUpdate =
-    mfg_common::for_update!("SELECT ", tenant_columns!(), " FROM tenants WHERE id = $1");
+pub(super) const TENANT_FOR_UPDATE: mfg_common::db::ForUpdate = mfg_common::for_update!(
+    "SELECT ",
+    tenant_columns!(),
+    ", revision FROM tenants WHERE id = $1"
+);
 pub(super) const STATE_FOR_UPDATE: mfg_common::db::ForUpdate =
     mfg_common::for_update!("SELECT state FROM tenants WHERE id = $1");
 pub(super) const LIMIT_FOR_UPDATE: mfg_common::db::ForUpdate =
@@ -116,6 +122,14 @@ pub(super) const MACHINE_FOR_UPDATE: mfg_common::db::ForUpdate = mfg_common::for
 );
 pub(super) const DELETE_MACHINE: &str =
     "DELETE FROM machines WHERE tenant_id = $1 AND machine_id = $2";
+pub(super) const LIST_TENANT_CHANGES: &str = concat!(
+    "SELECT ",
+    tenant_columns!(),
+    ", revision FROM tenants WHERE revision > $1 ORDER BY revision LIMIT $2"
+);
+/// The next revision; the counter's row stays locked until the commit.
+pub(super) const NEXT_REVISION: &str = "UPDATE tenant_revisions SET last = last + 1 RETURNING last";
+pub(super) const SET_REVISION: &str = "UPDATE tenants SET revision = $2 WHERE id = $1";
 pub(super) const MACHINE_COUNTS: &str = "SELECT m.tenant_id, count(*) AS machines \
      FROM machines m JOIN tenants t ON t.id = m.tenant_id \
      WHERE t.state <> 'deleted' GROUP BY m.tenant_id";
@@ -153,6 +167,7 @@ pub(super) struct TenantRow {
     onboarding: String,
     provisioning_run_id: String,
     provisioning_error: String,
+    revision: i64,
 }
 
 impl<'r, R: Row> FromRow<'r, R> for TenantRow
@@ -187,6 +202,7 @@ where
             onboarding: row.try_get("onboarding")?,
             provisioning_run_id: row.try_get("provisioning_run_id")?,
             provisioning_error: row.try_get("provisioning_error")?,
+            revision: row.try_get("revision")?,
         })
     }
 }
@@ -227,6 +243,7 @@ impl TryFrom<TenantRow> for Tenant {
                 run_id: row.provisioning_run_id,
                 error: row.provisioning_error,
             },
+            revision: row.revision,
         })
     }
 }

@@ -17,6 +17,9 @@ use super::{
     Change, Handoff, HandoffKind, TenantStore,
     outbox::{audited, hand_off, handoff_kind},
     sql::{self, require_live},
+    tenant_row::{
+        bind_changeable, bind_onboarding, machines_changed, revise, tenant_for_update, write_tenant,
+    },
 };
 use crate::{
     domain::{
@@ -48,92 +51,6 @@ impl<DB: Database> SqlStore<DB> {
     pub fn new(pool: Pool<DB>) -> Self {
         Self { pool }
     }
-}
-
-/// Binds the fields of a tenant that can change, in the order both `INSERT_TENANT` and
-/// `UPDATE_TENANT` expect them (after the id, and the name for an insert).
-fn bind_changeable<'q, DB>(
-    query: sqlx::query::Query<'q, DB, <DB as Database>::Arguments>,
-    tenant: &'q Tenant,
-) -> sqlx::query::Query<'q, DB, <DB as Database>::Arguments>
-where
-    DB: Database,
-    for<'a> &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    for<'a> Json<&'a Labels>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    for<'a> i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    for<'a> f64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-{
-    query
-        .bind(tenant.display_name.as_str())
-        .bind(tenant.plan.as_str())
-        .bind(tenant.state.as_str())
-        .bind(Json(&tenant.labels))
-        .bind(i64::from(tenant.limits.max_machines))
-        .bind(i64::from(tenant.limits.ingest_readings_per_second))
-        .bind(i64::from(tenant.limits.api_requests_per_second))
-        .bind(i64::from(tenant.retention.hot_days))
-        .bind(i64::from(tenant.retention.warm_days))
-        .bind(i64::from(tenant.retention.cold_days))
-        .bind(tenant.monthly_budget_usd)
-}
-
-/// Binds a tenant's onboarding, after the other fields of `INSERT_TENANT` and `UPDATE_TENANT`.
-fn bind_onboarding<'q, DB>(
-    query: sqlx::query::Query<'q, DB, <DB as Database>::Arguments>,
-    tenant: &'q Tenant,
-) -> sqlx::query::Query<'q, DB, <DB as Database>::Arguments>
-where
-    DB: Database,
-    for<'a> &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-{
-    query
-        .bind(tenant.onboarding.status.as_str())
-        .bind(tenant.onboarding.run_id.as_str())
-        .bind(tenant.onboarding.error.as_str())
-}
-
-/// Reads a tenant and locks it for the rest of the transaction.
-async fn tenant_for_update<DB: Dialect>(
-    tx: &mut Transaction<'_, DB>,
-    id: TenantId,
-) -> Result<Tenant>
-where
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    <DB as Database>::Arguments: IntoArguments<DB>,
-    for<'a> Uuid: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    for<'r> sql::TenantRow: FromRow<'r, DB::Row>,
-{
-    let row: Option<sql::TenantRow> = sqlx::query_as(sql::TENANT_FOR_UPDATE.of::<DB>())
-        .bind(id.0)
-        .fetch_optional(&mut **tx)
-        .await?;
-    row.ok_or_else(|| TenantError::TenantNotFound(id.to_string()))?
-        .try_into()
-}
-
-/// Writes what can change of a tenant.
-async fn write_tenant<DB: Database>(tx: &mut Transaction<'_, DB>, tenant: &Tenant) -> Result<()>
-where
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    <DB as Database>::Arguments: IntoArguments<DB>,
-    for<'a> &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    for<'a> Json<&'a Labels>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    for<'a> Uuid: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    for<'a> i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    for<'a> f64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    for<'a> DateTime<Utc>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    for<'a> Option<DateTime<Utc>>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-{
-    let query = sqlx::query(sql::UPDATE_TENANT).bind(tenant.id.0);
-    bind_onboarding(
-        bind_changeable(query, tenant)
-            .bind(tenant.update_time)
-            .bind(tenant.delete_time),
-        tenant,
-    )
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 #[async_trait::async_trait]
@@ -180,7 +97,7 @@ where
         self.pool.close().await;
     }
 
-    async fn insert_tenant(&self, tenant: &Tenant, audit: Option<&AuditRecord>) -> Result<()> {
+    async fn insert_tenant(&self, tenant: &Tenant, audit: Option<&AuditRecord>) -> Result<i64> {
         let mut tx = self.pool.begin().await?;
         let query = sqlx::query(sql::INSERT_TENANT)
             .bind(tenant.id.0)
@@ -207,8 +124,9 @@ where
             hand_off(&mut tx, &request_id, tenant, tenant.create_time, kind).await?;
         }
         audited(&mut tx, audit).await?;
+        let revision = revise(&mut tx, tenant.id).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(revision)
     }
 
     async fn claim_handoffs(
@@ -256,11 +174,14 @@ where
             .bind(now.timestamp_micros())
             .execute(&mut *tx)
             .await?;
-        sqlx::query(sql::RUN_OF_TENANT)
+        let run = sqlx::query(sql::RUN_OF_TENANT)
             .bind(handoff.tenant.0)
             .bind(run_id)
             .execute(&mut *tx)
             .await?;
+        if DB::rows_affected(&run) > 0 {
+            revise(&mut tx, handoff.tenant).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -279,6 +200,15 @@ where
             .fetch_optional(&self.pool)
             .await?;
         row.map(Tenant::try_from).transpose()
+    }
+
+    async fn list_tenant_changes(&self, after: i64, limit: i64) -> Result<Vec<Tenant>> {
+        let rows: Vec<sql::TenantRow> = sqlx::query_as(sql::LIST_TENANT_CHANGES)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        sql::convert(rows)
     }
 
     async fn list_tenants(
@@ -304,8 +234,8 @@ where
     ) -> Result<Tenant> {
         let mut tx = DB::begin_change(&self.pool).await?;
         let current = tenant_for_update(&mut tx, id).await?;
-        let tenant = change(current.clone())?;
-        write_tenant(&mut tx, &tenant).await?;
+        let mut tenant = change(current.clone())?;
+        tenant.revision = write_tenant(&mut tx, &tenant).await?;
         if tenant.reconciles_from(&current) {
             let request_id = tenant.reconcile_request_id();
             let kind = HandoffKind::Reconcile;
@@ -331,7 +261,7 @@ where
         tenant.state = TenantState::Deleted;
         tenant.update_time = at;
         tenant.delete_time = Some(at);
-        write_tenant(&mut tx, &tenant).await?;
+        tenant.revision = write_tenant(&mut tx, &tenant).await?;
         if tenant.onboarding.handed_off() {
             let request_id = tenant.offboarding_request_id();
             let kind = HandoffKind::Offboard(offboarding);
@@ -494,7 +424,7 @@ where
             }
             Err(error) => return Err(error.into()),
         }
-        audited(&mut tx, audit).await?;
+        machines_changed(&mut tx, tenant, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -553,7 +483,7 @@ where
             .bind(machine.update_time)
             .execute(&mut *tx)
             .await?;
-        audited(&mut tx, audit).await?;
+        machines_changed(&mut tx, tenant, audit).await?;
         tx.commit().await?;
         Ok(machine)
     }
@@ -575,6 +505,12 @@ where
         audit: Option<&AuditRecord>,
     ) -> Result<bool> {
         let mut tx = DB::begin_change(&self.pool).await?;
+        // The tenant's row first, as every change to its machines locks it: one order, so two
+        // changes cannot deadlock.
+        let _: Option<String> = sqlx::query_scalar(sql::STATE_FOR_UPDATE.of::<DB>())
+            .bind(tenant.0)
+            .fetch_optional(&mut *tx)
+            .await?;
         let result = sqlx::query(sql::DELETE_MACHINE)
             .bind(tenant.0)
             .bind(id.as_str())
@@ -582,7 +518,7 @@ where
             .await?;
         let existed = DB::rows_affected(&result) > 0;
         if existed {
-            audited(&mut tx, audit).await?;
+            machines_changed(&mut tx, tenant, audit).await?;
         }
         tx.commit().await?;
         Ok(existed)

@@ -40,5 +40,6 @@ pub fn tenant(name: &str, max_machines: u32) -> Tenant {
         update_time: now,
         delete_time: None,
         onboarding: mfg_tenant::domain::Onboarding::done(),
+        revision: 0,
     }
 }
