@@ -47,6 +47,18 @@ async fn tenant_service(
     TenantServiceClient::new(channel)
 }
 
+/// Creates a tenant named `name`; returns its id.
+async fn create_tenant(tenants: &mut TenantServiceClient<TracedChannel>, name: &str) -> String {
+    let request = tpb::CreateTenantRequest {
+        tenant: Some(tpb::Tenant {
+            name: name.to_owned(),
+            ..Default::default()
+        }),
+    };
+    let created = tenants.create_tenant(request).await.unwrap().into_inner();
+    created.tenant.unwrap().id
+}
+
 fn machine(id: &str, line: &str) -> tpb::Machine {
     tpb::Machine {
         machine_id: id.to_owned(),
@@ -66,21 +78,10 @@ async fn machines_are_kept_while_their_tenants_revision_holds() {
     let db = TestDatabase::sqlite();
     let shutdown = CancellationToken::new();
     let mut tenants = tenant_service(&db, shutdown.clone()).await;
-    let tenant = tenants
-        .create_tenant(tpb::CreateTenantRequest {
-            tenant: Some(tpb::Tenant {
-                name: "acme".to_owned(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .tenant
-        .unwrap();
-    let id: Uuid = tenant.id.parse().unwrap();
+    let tenant_id = create_tenant(&mut tenants, "acme").await;
+    let id: Uuid = tenant_id.parse().unwrap();
     let register = |line: &str| tpb::CreateMachineRequest {
-        tenant_id: tenant.id.clone(),
+        tenant_id: tenant_id.clone(),
         machine: Some(machine("press-1", line)),
     };
     tenants.create_machine(register("a")).await.unwrap();
@@ -102,7 +103,7 @@ async fn machines_are_kept_while_their_tenants_revision_holds() {
     // A change is seen at the next listing, however recently the machine was asked.
     tenants
         .update_machine(tpb::UpdateMachineRequest {
-            tenant_id: tenant.id.clone(),
+            tenant_id: tenant_id.clone(),
             machine_id: "press-1".to_owned(),
             machine: Some(machine("press-1", "b")),
             update_mask: Some(FieldMask {
@@ -127,7 +128,7 @@ async fn machines_are_kept_while_their_tenants_revision_holds() {
     // So is a removal, and the machine then stays unknown without asking again.
     tenants
         .delete_machine(tpb::DeleteMachineRequest {
-            tenant_id: tenant.id.clone(),
+            tenant_id: tenant_id.clone(),
             machine_id: "press-1".to_owned(),
         })
         .await
@@ -165,17 +166,10 @@ async fn a_change_to_a_tenant_is_seen_at_the_next_listing() {
     let db = TestDatabase::sqlite();
     let shutdown = CancellationToken::new();
     let mut tenants = tenant_service(&db, shutdown.clone()).await;
-    let mut ids = Vec::new();
-    for name in ["acme", "globex"] {
-        let request = tpb::CreateTenantRequest {
-            tenant: Some(tpb::Tenant {
-                name: name.to_owned(),
-                ..Default::default()
-            }),
-        };
-        let created = tenants.create_tenant(request).await.unwrap().into_inner();
-        ids.push(created.tenant.unwrap().id);
-    }
+    let ids = [
+        create_tenant(&mut tenants, "acme").await,
+        create_tenant(&mut tenants, "globex").await,
+    ];
     let clock = Arc::new(ManualClock::new());
     let directory = Directory::new(tenants.clone(), clock.clone());
     directory.refresh_tenants().await.unwrap();
