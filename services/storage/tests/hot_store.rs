@@ -7,7 +7,7 @@ use mfg_storage::{
     micros::Micros,
     store,
     telemetry::{
-        domain::Rollup,
+        domain::{Field, Fields, Rollup},
         store::{Range, Row, SeriesKey, TelemetryStore},
     },
 };
@@ -231,7 +231,8 @@ async fn large_inserts_are_counted_exactly(store: &dyn TelemetryStore) {
 }
 
 /// The rollups of each resolution in several ranges equal the raw readings' rollups: min,
-/// max, sum, count, and the last value by time (not the largest).
+/// max, sum, count, and the last value by time (not the largest); each read of some fields
+/// fills in those.
 async fn rollups_in_ranges(store: &dyn TelemetryStore) {
     const HOUR: i64 = 60 * MINUTE;
     let tenant = store.register_tenant(Uuid::now_v7()).await.unwrap();
@@ -294,14 +295,44 @@ async fn rollups_in_ranges(store: &dyn TelemetryStore) {
                 end: DAY0 + to * MINUTE,
             })
             .collect();
-        let mut rollups = store.rollups_in(series, resolution, &ranges).await.unwrap();
-        rollups.sort_by_key(|&(start, _)| start);
-        assert_eq!(
-            rollups,
-            expected(resolution.micros(), &ranges),
-            "{resolution:?}"
-        );
+        for fields in Fields::ALL {
+            let mut rollups = store
+                .rollups_in(series, resolution, &ranges, fields)
+                .await
+                .unwrap();
+            rollups.sort_by_key(|&(start, _)| start);
+            let kept = |rollups: Vec<(Micros, Rollup)>| -> Vec<(Micros, Rollup)> {
+                rollups
+                    .into_iter()
+                    .map(|(start, rollup)| (start, only(rollup, fields)))
+                    .collect()
+            };
+            assert_eq!(
+                kept(rollups),
+                kept(expected(resolution.micros(), &ranges)),
+                "{resolution:?}, {fields:?}"
+            );
+        }
     }
+}
+
+/// A rollup's count and `fields`, the rest as in [`Rollup::NONE`]: what a read of `fields`
+/// must answer (it may fill in more).
+fn only(rollup: Rollup, fields: Fields) -> Rollup {
+    let mut kept = Rollup {
+        count: rollup.count,
+        ..Rollup::NONE
+    };
+    for field in fields.fields() {
+        match field {
+            Field::Min => kept.min = rollup.min,
+            Field::Max => kept.max = rollup.max,
+            Field::Sum => kept.sum = rollup.sum,
+            Field::LastTs => kept.last_ts = rollup.last_ts,
+            Field::Last => kept.last = rollup.last,
+        }
+    }
+    kept
 }
 
 async fn footprint_of_the_tiers(store: &dyn TelemetryStore) {

@@ -15,7 +15,7 @@ use crate::{
     error::Result,
     micros::Micros,
     telemetry::{
-        domain::Rollup,
+        domain::{Fields, Rollup},
         store::{Latest, NewRows, Range, Resolution, Row, SeriesId},
     },
 };
@@ -163,12 +163,13 @@ pub trait HotReads: SqlBackend {
         series: SeriesId,
         ranges: &[Range],
     ) -> impl Future<Output = Result<Vec<(Micros, f64)>>> + Send;
-    /// A series' rollups of a resolution in ranges.
+    /// A series' rollups of a resolution in ranges, with at least `fields` filled in.
     fn read_rollups_in(
         &self,
         series: SeriesId,
         resolution: Resolution,
         ranges: &[Range],
+        fields: Fields,
     ) -> impl Future<Output = Result<Vec<(Micros, Rollup)>>> + Send;
     /// A series' late readings in a range, oldest first.
     fn read_late_points(

@@ -5,4 +5,4 @@ pub mod ingest;
 mod rollup;
 pub mod tiering;
 
-pub use rollup::{Aggregation, Rollup, roll_up};
+pub use rollup::{Aggregation, Field, Fields, Rollup, roll_up};

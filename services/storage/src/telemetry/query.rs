@@ -34,7 +34,7 @@ use crate::{
     micros::Micros,
     telemetry::{
         archive,
-        domain::{Aggregation, Rollup, roll_up},
+        domain::{Aggregation, Fields, Rollup, roll_up},
         ingest::Ingest,
         object_store::{ObjectKey, ObjectStore},
         store::{
@@ -174,9 +174,13 @@ impl Queries {
             Some((step, aggregation)) => {
                 let state = self.store.rollup_state(tenant).await?;
                 let cover = cover(range, step, state, aggregation.is_additive());
-                let (buckets, oldest_hot) = self
-                    .buckets(series, &query.key, step, &cover, &cold, &mut tiers)
-                    .await?;
+                let read = Read {
+                    series,
+                    key: &query.key,
+                    step,
+                    fields: aggregation.fields(),
+                };
+                let (buckets, oldest_hot) = self.buckets(&read, &cover, &cold, &mut tiers).await?;
                 answer.oldest_hot = oldest_hot;
                 answer.buckets = buckets
                     .iter()
@@ -195,9 +199,7 @@ impl Queries {
     /// the answer waits for the longest, not for their sum.
     async fn buckets(
         &self,
-        series: SeriesId,
-        key: &SeriesKey,
-        step: i64,
+        read: &Read<'_>,
         cover: &Cover,
         cold: &[ColdObject],
         tiers: &mut BTreeSet<Tier>,
@@ -208,11 +210,15 @@ impl Queries {
             .flat_map(|&part| hot_parts(part, cold))
             .collect();
         let [minutes, quarters, hours] = Resolution::ALL.map(|resolution| {
-            self.rollups_in(series, resolution, &cover.rollups[resolution.index()])
+            self.rollups_in(read, resolution, &cover.rollups[resolution.index()])
         });
-        let (minutes, quarters, hours, mut raw) =
-            tokio::try_join!(minutes, quarters, hours, self.store.points_in(series, &hot))?;
-        let mut buckets = Buckets::new(step);
+        let (minutes, quarters, hours, mut raw) = tokio::try_join!(
+            minutes,
+            quarters,
+            hours,
+            self.store.points_in(read.series, &hot)
+        )?;
+        let mut buckets = Buckets::new(read.step);
         let mut splits = Vec::new();
         for (start, rollup) in minutes {
             match cover
@@ -235,7 +241,7 @@ impl Queries {
         }
         if !cold.is_empty() {
             raw.extend(
-                self.archived_readings(key, series, cover, cold, &mut buckets, tiers)
+                self.archived_readings(read, cover, cold, &mut buckets, tiers)
                     .await?,
             );
         }
@@ -254,7 +260,7 @@ impl Queries {
                 buckets.add(split.rest.start, &rest);
             }
         }
-        for (start, rollup) in roll_up(raw, step) {
+        for (start, rollup) in roll_up(raw, read.step) {
             buckets.add(start, &rollup);
         }
         Ok((buckets.by_start, hot.first().map(|range| range.start)))
@@ -266,8 +272,7 @@ impl Queries {
     /// rollups when archived).
     async fn archived_readings(
         &self,
-        key: &SeriesKey,
-        series: SeriesId,
+        read: &Read<'_>,
         cover: &Cover,
         cold: &[ColdObject],
         buckets: &mut Buckets,
@@ -294,7 +299,7 @@ impl Queries {
         };
         let (late_warm, late_raw): (Vec<_>, Vec<_>) = self
             .store
-            .late_points(series, hull)
+            .late_points(read.series, hull)
             .await?
             .into_iter()
             .partition(|&(ts, _)| in_ranges(&warm, ts));
@@ -302,7 +307,7 @@ impl Queries {
             tiers.insert(Tier::Hot);
         }
         if !late_warm.is_empty() {
-            let fresh = self.unarchived(cold, key, late_warm).await?;
+            let fresh = self.unarchived(cold, read.key, late_warm).await?;
             for (start, rollup) in roll_up(fresh, buckets.step) {
                 buckets.add(start, &rollup);
             }
@@ -319,7 +324,7 @@ impl Queries {
                 continue;
             }
             tiers.insert(Tier::Cold);
-            archived.extend(self.cold_points(object, key, parts).await?);
+            archived.extend(self.cold_points(object, read.key, parts).await?);
         }
         archived.extend(late_raw);
         archived.sort_by_key(|&(ts, _)| ts);
@@ -328,15 +333,18 @@ impl Queries {
     }
 
     /// A series' rollups of `resolution` in `ranges` (aligned, disjoint, oldest first), read
-    /// in fewer ranges where they lie a few rollups apart.
+    /// in fewer ranges where they lie a few rollups apart, with the fields `read` needs.
     async fn rollups_in(
         &self,
-        series: SeriesId,
+        read: &Read<'_>,
         resolution: Resolution,
         ranges: &[Range],
     ) -> Result<Vec<(Micros, Rollup)>> {
         let reads = coalesce(ranges, resolution.micros(), COALESCE_GAP);
-        let mut rollups = self.store.rollups_in(series, resolution, &reads).await?;
+        let mut rollups = self
+            .store
+            .rollups_in(read.series, resolution, &reads, read.fields)
+            .await?;
         if reads.len() < ranges.len() {
             rollups.retain(|&(start, _)| in_ranges(ranges, start));
         }
@@ -447,6 +455,16 @@ impl Queries {
     pub fn ingest(&self) -> &Ingest {
         &self.ingest
     }
+}
+
+/// A read of a series in buckets.
+struct Read<'a> {
+    series: SeriesId,
+    key: &'a SeriesKey,
+    /// The buckets' width (µs).
+    step: i64,
+    /// The fields of rollups the aggregation needs.
+    fields: Fields,
 }
 
 /// Buckets of a step, each the merge of the rollups added to it.

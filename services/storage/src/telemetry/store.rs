@@ -13,7 +13,11 @@ use chrono::NaiveDate;
 use uuid::Uuid;
 
 pub use crate::store::TenantNo;
-use crate::{error::Result, micros::Micros, telemetry::domain::Rollup};
+use crate::{
+    error::Result,
+    micros::Micros,
+    telemetry::domain::{Fields, Rollup},
+};
 
 /// A series' id: the tenant's number in the upper 32 bits, a per-tenant sequence below, so a
 /// tenant's series are one range of ids.
@@ -243,12 +247,14 @@ pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
     async fn roll_up(&self, tenant: TenantNo, range: Range) -> Result<u64>;
     /// A series' rollups of `resolution` whose buckets start in several disjoint ranges (oldest
     /// first), as `(bucket start, rollup)`, in one round trip where the database allows; in
-    /// no particular order. Queries merge them into their buckets.
+    /// no particular order. Queries merge them into their buckets. Fills in at least `fields`
+    /// of each rollup; a field left out is as in [`Rollup::NONE`].
     async fn rollups_in(
         &self,
         series: SeriesId,
         resolution: Resolution,
         ranges: &[Range],
+        fields: Fields,
     ) -> Result<Vec<(Micros, Rollup)>>;
     /// Removes the tenant's rollups older than `before` and records it as `warm_from`.
     /// Returns the rows removed.

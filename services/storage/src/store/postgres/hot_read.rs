@@ -21,7 +21,7 @@ use crate::{
     micros::Micros,
     store::{TenantNo, backend::HotReads},
     telemetry::{
-        domain::{Rollup, ingest::DAY_MICROS},
+        domain::{Field, Fields, Rollup, ingest::DAY_MICROS},
         store::{Latest, Range, Resolution, SeriesId, day_range},
     },
 };
@@ -138,42 +138,39 @@ impl HotReads for PostgresStore {
         Ok(points)
     }
 
-    /// A series' rollups of a resolution in several ranges, in one statement
-    /// ([`rollups_in_sql`]).
+    /// A series' rollups of a resolution in several ranges, with `fields` filled in, in one
+    /// statement ([`rollups_in_sql`]).
     async fn read_rollups_in(
         &self,
         series: SeriesId,
         resolution: Resolution,
         ranges: &[Range],
+        fields: Fields,
     ) -> Result<Vec<(Micros, Rollup)>> {
         if ranges.is_empty() {
             return Ok(Vec::new());
         }
         let from: Vec<DbTs> = ranges.iter().map(|r| db_ts(r.start)).collect();
         let to: Vec<DbTs> = ranges.iter().map(|r| db_ts(r.end)).collect();
-        let row = sqlx::query(rollups_in_sql(resolution))
+        let row = sqlx::query(rollups_in_sql(resolution, fields))
             .bind(series)
             .bind(from)
             .bind(to)
             .fetch_one(&self.pool)
             .await?;
         let buckets: Vec<Micros> = column(&row, 0)?;
-        let (min, max, sum) = (column(&row, 1)?, column(&row, 2)?, column(&row, 3)?);
-        let count: Vec<i64> = column(&row, 4)?;
-        let (last_ts, last): (Vec<Micros>, Vec<f64>) = (column(&row, 5)?, column(&row, 6)?);
-        Ok((0..buckets.len())
-            .map(|i| {
-                let rollup = Rollup {
-                    min: min[i],
-                    max: max[i],
-                    sum: sum[i],
-                    count: count[i] as u64,
-                    last_ts: last_ts[i],
-                    last: last[i],
-                };
-                (buckets[i], rollup)
+        let counts: Vec<i64> = column(&row, 1)?;
+        let mut rollups: Vec<Rollup> = counts
+            .into_iter()
+            .map(|count| Rollup {
+                count: count as u64,
+                ..Rollup::NONE
             })
-            .collect())
+            .collect();
+        for (index, &field) in (2..).zip(fields.fields()) {
+            fill(&mut rollups, field, &row, index)?;
+        }
+        Ok(buckets.into_iter().zip(rollups).collect())
     }
 
     /// A series' late readings in a range, oldest first.
@@ -199,6 +196,28 @@ impl HotReads for PostgresStore {
             .await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
+}
+
+/// Sets `field` of each rollup from the array in column `index`.
+fn fill(
+    rollups: &mut [Rollup],
+    field: Field,
+    row: &sqlx::postgres::PgRow,
+    index: usize,
+) -> Result<()> {
+    fn set<T>(rollups: &mut [Rollup], values: Vec<T>, set: impl Fn(&mut Rollup, T)) {
+        for (rollup, value) in rollups.iter_mut().zip(values) {
+            set(rollup, value);
+        }
+    }
+    match field {
+        Field::Min => set(rollups, column(row, index)?, |r, v| r.min = v),
+        Field::Max => set(rollups, column(row, index)?, |r, v| r.max = v),
+        Field::Sum => set(rollups, column(row, index)?, |r, v| r.sum = v),
+        Field::LastTs => set(rollups, column(row, index)?, |r, v| r.last_ts = v),
+        Field::Last => set(rollups, column(row, index)?, |r, v| r.last = v),
+    }
+    Ok(())
 }
 
 /// A row of `(metric, ts, value)`; `None` when the series has no reading.

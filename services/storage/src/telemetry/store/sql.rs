@@ -8,7 +8,10 @@ use mfg_common::db::ForUpdate;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row as _, Type};
 use uuid::Uuid;
 
-use crate::{error::Result, telemetry::domain::Rollup};
+use crate::{
+    error::Result,
+    telemetry::domain::{Fields, Rollup},
+};
 use crate::{
     micros::Micros,
     store::{
@@ -355,8 +358,10 @@ where
         series: SeriesId,
         resolution: Resolution,
         ranges: &[Range],
+        fields: Fields,
     ) -> Result<Vec<(Micros, Rollup)>> {
-        self.read_rollups_in(series, resolution, ranges).await
+        self.read_rollups_in(series, resolution, ranges, fields)
+            .await
     }
 
     async fn expire_rollups(&self, tenant: TenantNo, before: Micros) -> Result<u64> {

@@ -14,7 +14,7 @@ use crate::{
     store::TenantNo,
     telemetry::{
         archive::{self, ExportedRollup, RollupEncoder},
-        domain::ingest::DAY_MICROS,
+        domain::{Fields, ingest::DAY_MICROS},
         store::{Range, Resolution, SeriesId, SeriesKey},
         tiering::Tiering,
     },
@@ -76,7 +76,11 @@ impl Tiering {
         }];
         let mut encoder = RollupEncoder::new()?;
         for (id, key) in series {
-            let mut buckets = self.inner.store.rollups_in(*id, resolution, &every).await?;
+            let mut buckets = self
+                .inner
+                .store
+                .rollups_in(*id, resolution, &every, Fields::All)
+                .await?;
             if buckets.is_empty() {
                 continue;
             }
