@@ -316,6 +316,66 @@ async fn rollups_in_ranges(store: &dyn TelemetryStore) {
     }
 }
 
+/// The sums of a series' readings in several ranges, in their order, with the ranges that
+/// hold none among them.
+async fn sums_in_ranges(store: &dyn TelemetryStore) {
+    const SECOND: i64 = 1_000_000;
+    let tenant = store.register_tenant(Uuid::now_v7()).await.unwrap();
+    let series = store
+        .resolve_series(tenant, &[key("m", "t")])
+        .await
+        .unwrap()[0];
+    store.ensure_day(tenant, DAY0.day(), 30).await.unwrap();
+    // A reading every 20 s for an hour, values in halves: every sum is exact.
+    let readings: Vec<(Micros, f64)> = (0..180)
+        .map(|i| (DAY0 + i * 20 * SECOND, ((i * 37) % 23) as f64 - 7.5))
+        .collect();
+    let rows: Vec<Row> = readings
+        .iter()
+        .map(|&(ts, value)| Row {
+            series_id: series,
+            ts,
+            value,
+        })
+        .collect();
+    store.insert(&rows).await.unwrap();
+    let ranges: Vec<Range> = [
+        (65, 110),
+        (601, 619),
+        (620, 621),
+        (1_800, 1_860),
+        (3_590, 3_700),
+    ]
+    .into_iter()
+    .map(|(from, to)| Range {
+        start: DAY0 + from * SECOND,
+        end: DAY0 + to * SECOND,
+    })
+    .collect();
+    let sums: Vec<(f64, u64)> = store
+        .sums_in(series, &ranges)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|rollup| (rollup.sum, rollup.count))
+        .collect();
+    let expected: Vec<(f64, u64)> = ranges
+        .iter()
+        .map(|range| {
+            let inside = readings
+                .iter()
+                .filter(|&&(ts, _)| ts >= range.start && ts < range.end);
+            (
+                inside.clone().map(|&(_, value)| value).sum(),
+                inside.count() as u64,
+            )
+        })
+        .collect();
+    assert_eq!(sums, expected);
+    assert_eq!(expected[1].1, 0, "a range without readings");
+    assert!(store.sums_in(series, &[]).await.unwrap().is_empty());
+}
+
 /// A rollup's count and `fields`, the rest as in [`Rollup::NONE`]: what a read of `fields`
 /// must answer (it may fill in more).
 fn only(rollup: Rollup, fields: Fields) -> Rollup {
@@ -422,6 +482,7 @@ mfg_common::on_each_backend!(
         inserts_dedupe_and_queries_read,
         large_inserts_are_counted_exactly,
         rollups_in_ranges,
+        sums_in_ranges,
         footprint_of_the_tiers,
     ],
 );

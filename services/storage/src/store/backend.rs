@@ -163,6 +163,12 @@ pub trait HotReads: SqlBackend {
         series: SeriesId,
         ranges: &[Range],
     ) -> impl Future<Output = Result<Vec<(Micros, f64)>>> + Send;
+    /// The sum and count of a series' readings in each of several ranges, in their order.
+    fn read_sums_in(
+        &self,
+        series: SeriesId,
+        ranges: &[Range],
+    ) -> impl Future<Output = Result<Vec<Rollup>>> + Send;
     /// A series' rollups of a resolution in ranges, with at least `fields` filled in.
     fn read_rollups_in(
         &self,

@@ -194,7 +194,8 @@ impl Queries {
 
     /// The buckets of `step` as `cover` serves them: its rollups and the readings of its raw
     /// ranges, from the hot tier, or from the cold tier and late readings on archived days;
-    /// and the start of the oldest hot range read.
+    /// and the start of the oldest hot range read. Of a split minute's smaller side in the
+    /// hot tier, only the sum and count are read: they are what the bucket of each side needs.
     /// The reads of the database are independent: all at once, on as many connections, so
     /// the answer waits for the longest, not for their sum.
     async fn buckets(
@@ -209,14 +210,17 @@ impl Queries {
             .iter()
             .flat_map(|&part| hot_parts(part, cold))
             .collect();
+        let (summed, listed): (Vec<Range>, Vec<Range>) =
+            hot.iter().partition(|&&range| cover.is_split_read(range));
         let [minutes, quarters, hours] = Resolution::ALL.map(|resolution| {
             self.rollups_in(read, resolution, &cover.rollups[resolution.index()])
         });
-        let (minutes, quarters, hours, mut raw) = tokio::try_join!(
+        let (minutes, quarters, hours, mut raw, sums) = tokio::try_join!(
             minutes,
             quarters,
             hours,
-            self.store.points_in(read.series, &hot)
+            self.store.points_in(read.series, &listed),
+            self.store.sums_in(read.series, &summed),
         )?;
         let mut buckets = Buckets::new(read.step);
         let mut splits = Vec::new();
@@ -231,6 +235,11 @@ impl Queries {
         }
         for (start, rollup) in quarters.iter().chain(&hours) {
             buckets.add(*start, rollup);
+        }
+        for (range, sum) in summed.iter().zip(&sums) {
+            if sum.count > 0 {
+                buckets.add(range.start, sum);
+            }
         }
         let warm = cover.warm();
         if !warm.is_empty() {
@@ -247,16 +256,15 @@ impl Queries {
         }
         raw.sort_by_key(|&(ts, _)| ts);
         for (split, whole) in splits {
-            let read = &raw[in_range(&raw, split.read)];
-            let part = read
-                .iter()
-                .map(|&(ts, value)| Rollup::of(ts, value))
-                .reduce(|a, b| a.merge(&b));
-            let rest = match part {
-                Some(part) => whole.without(&part),
-                None => Some(whole),
+            let part = match summed.binary_search_by_key(&split.read.start, |range| range.start) {
+                Ok(i) => sums[i],
+                Err(_) => raw[in_range(&raw, split.read)]
+                    .iter()
+                    .fold(Rollup::NONE, |part, &(ts, value)| {
+                        part.merge(&Rollup::of(ts, value))
+                    }),
             };
-            if let Some(rest) = rest {
+            if let Some(rest) = whole.without(&part) {
                 buckets.add(split.rest.start, &rest);
             }
         }

@@ -239,6 +239,11 @@ pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
     /// the database allows; in no particular order.
     async fn points_in(&self, series: SeriesId, ranges: &[Range]) -> Result<Vec<(Micros, f64)>>;
 
+    /// The sum and count of a series' readings in each of several disjoint ranges (oldest
+    /// first): one rollup for each range, in their order, with [`Fields::Sum`] filled in; in
+    /// one round trip where the database allows.
+    async fn sums_in(&self, series: SeriesId, ranges: &[Range]) -> Result<Vec<Rollup>>;
+
     /// How far the tenant's rollups go.
     async fn rollup_state(&self, tenant: TenantNo) -> Result<RollupState>;
     /// Rolls the tenant's readings in `range` (minute-aligned, starting at `rolled_to`) up

@@ -12,7 +12,7 @@ use super::{
     hot::{Class, days_of, ts},
     hot_sql::{
         CLASSES, CLASSES_AND_LAST_DAY, LATE_DAYS, LATE_POINTS, LATEST, LATEST_RECENT, POINTS,
-        POINTS_IN,
+        POINTS_IN, SUMS_IN,
     },
     rollups_in_sql,
 };
@@ -41,6 +41,48 @@ impl PostgresStore {
             .fetch_all(&mut *connection)
             .await?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+}
+
+impl PostgresStore {
+    /// Runs `statement` over a series' ranges (`$1` the series, `[$2[i], $3[i])` the ranges,
+    /// `$4` the classes of their days, `[$5, $6)` their span), once for each cluster of ranges
+    /// (`clusters`), bounded by its first and last so that it plans only their days' leaves:
+    /// a query's two ends, 30 days apart, planned together over the class's 31 leaves cost
+    /// 1–4 ms of planning. Returns each statement's one row, in the clusters' order.
+    async fn per_cluster(
+        &self,
+        statement: &'static str,
+        series: SeriesId,
+        ranges: &[Range],
+    ) -> Result<Vec<sqlx::postgres::PgRow>> {
+        let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else {
+            return Ok(Vec::new());
+        };
+        let span = Range {
+            start: first.start,
+            end: last.end,
+        };
+        let mut connection = self.pool.acquire().await?;
+        let classes = Self::classes(&mut connection, series.tenant(), Some(span)).await?;
+        let mut rows = Vec::new();
+        for cluster in clusters(ranges) {
+            let from: Vec<DateTime<Utc>> = cluster.iter().map(|r| ts(r.start)).collect();
+            let to: Vec<DateTime<Utc>> = cluster.iter().map(|r| ts(r.end)).collect();
+            let (start, end) = (cluster[0].start, cluster[cluster.len() - 1].end);
+            let row = sqlx::query(statement)
+                .bind(series)
+                .bind(from)
+                .bind(to)
+                .bind(&classes)
+                .bind(ts(start))
+                .bind(ts(end))
+                .persistent(false)
+                .fetch_one(&mut *connection)
+                .await?;
+            rows.push(row);
+        }
+        Ok(rows)
     }
 }
 
@@ -98,44 +140,35 @@ impl HotReads for PostgresStore {
             .collect())
     }
 
-    /// A series' readings in several ranges: a statement ([`POINTS_IN`]) for each cluster of
-    /// ranges (`clusters`), bounded by its first and last so that it plans only their days'
-    /// leaves: a query's two ends, 30 days apart, planned together over the class's 31
-    /// leaves cost 1–4 ms of planning.
+    /// A series' readings in several ranges ([`POINTS_IN`], by [`Self::per_cluster`]).
     async fn read_points_in(
         &self,
         series: SeriesId,
         ranges: &[Range],
     ) -> Result<Vec<(Micros, f64)>> {
-        let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else {
-            return Ok(Vec::new());
-        };
-        let span = Range {
-            start: first.start,
-            end: last.end,
-        };
-        let mut connection = self.pool.acquire().await?;
-        let classes = Self::classes(&mut connection, series.tenant(), Some(span)).await?;
         let mut points = Vec::new();
-        for cluster in clusters(ranges) {
-            let from: Vec<DateTime<Utc>> = cluster.iter().map(|r| ts(r.start)).collect();
-            let to: Vec<DateTime<Utc>> = cluster.iter().map(|r| ts(r.end)).collect();
-            let (start, end) = (cluster[0].start, cluster[cluster.len() - 1].end);
-            let row = sqlx::query(POINTS_IN)
-                .bind(series)
-                .bind(from)
-                .bind(to)
-                .bind(&classes)
-                .bind(ts(start))
-                .bind(ts(end))
-                .persistent(false)
-                .fetch_one(&mut *connection)
-                .await?;
+        for row in self.per_cluster(POINTS_IN, series, ranges).await? {
             let times: Vec<Micros> = column(&row, 0)?;
             let values: Vec<f64> = column(&row, 1)?;
             points.extend(times.into_iter().zip(values));
         }
         Ok(points)
+    }
+
+    /// The sum and count of a series' readings in each of several ranges ([`SUMS_IN`], by
+    /// [`Self::per_cluster`]), in their order.
+    async fn read_sums_in(&self, series: SeriesId, ranges: &[Range]) -> Result<Vec<Rollup>> {
+        let mut sums = Vec::with_capacity(ranges.len());
+        for row in self.per_cluster(SUMS_IN, series, ranges).await? {
+            let sum: Vec<f64> = column(&row, 0)?;
+            let count: Vec<i64> = column(&row, 1)?;
+            sums.extend(sum.into_iter().zip(count).map(|(sum, count)| Rollup {
+                sum,
+                count: count as u64,
+                ..Rollup::NONE
+            }));
+        }
+        Ok(sums)
     }
 
     /// A series' rollups of a resolution in several ranges, with `fields` filled in, in one

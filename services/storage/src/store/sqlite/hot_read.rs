@@ -44,6 +44,13 @@ const POINTS_IN: &str = "SELECT r.ts, r.value FROM json_each($2) e \
      CROSS JOIN readings r ON r.series_id = $1 AND r.ts >= json_extract(e.value, '$[0]') \
          AND r.ts < json_extract(e.value, '$[1]')";
 
+/// The sum and count of a series' readings in each of the ranges `$2` (as [`POINTS_IN`]'s),
+/// in their order: `LEFT JOIN` keeps the ranges without readings, and the ranges' loop.
+const SUMS_IN: &str = "SELECT total(r.value), count(r.value) FROM json_each($2) e \
+     LEFT JOIN readings r ON r.series_id = $1 AND r.ts >= json_extract(e.value, '$[0]') \
+         AND r.ts < json_extract(e.value, '$[1]') \
+     GROUP BY e.key ORDER BY e.key";
+
 impl SqliteStore {
     /// A series' `(ts, value)` in a range, from `statement` (`$1` series, `[$2, $3)`).
     async fn series_points(
@@ -100,6 +107,27 @@ impl HotReads for SqliteStore {
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// The sum and count of a series' readings in each of several ranges, in one statement
+    /// ([`SUMS_IN`]).
+    async fn read_sums_in(&self, series: SeriesId, ranges: &[Range]) -> Result<Vec<Rollup>> {
+        if ranges.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(SUMS_IN)
+            .bind(series)
+            .bind(ranges_json(ranges)?)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Rollup {
+                sum: r.get(0),
+                count: r.get::<i64, _>(1) as u64,
+                ..Rollup::NONE
+            })
+            .collect())
     }
 
     /// A series' rollups of a resolution in several ranges, in one statement

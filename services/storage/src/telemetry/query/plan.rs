@@ -67,6 +67,13 @@ impl Cover {
         warm
     }
 
+    /// Whether `range` is exactly the smaller side of a minute a bucket boundary splits.
+    pub(super) fn is_split_read(&self, range: Range) -> bool {
+        self.splits
+            .binary_search_by_key(&range.start, |split| split.read.start)
+            .is_ok_and(|i| self.splits[i].read == range)
+    }
+
     /// Serves `part` (inside one bucket) from the coarsest of `resolutions` (coarsest first)
     /// that fits whole units in it, and its ends from the finer ones; what no minute fits in
     /// is read raw.

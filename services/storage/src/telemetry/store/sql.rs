@@ -305,6 +305,10 @@ where
         self.read_points_in(series, ranges).await
     }
 
+    async fn sums_in(&self, series: SeriesId, ranges: &[Range]) -> Result<Vec<Rollup>> {
+        self.read_sums_in(series, ranges).await
+    }
+
     async fn rollup_state(&self, tenant: TenantNo) -> Result<RollupState> {
         let row = sqlx::query(sql::ROLLUP_STATE)
             .bind(tenant)
