@@ -8,10 +8,12 @@
 //! - **cold**, for the rest on days archived to the object store: the day's Parquet objects,
 //!   found through the manifest, read and filtered to the series;
 //! - **hot**, for the rest on days still in the database: the range's ends and, for a step of
-//!   no whole minutes, the minutes a bucket boundary splits, read in one round trip.
+//!   no whole minutes, the minutes a bucket boundary splits (for an additive aggregation, the
+//!   sum and count of their smaller sides), each kind in one round trip.
 //!
 //! Rollups merge exactly (min, max, sum, count, last), so an answer does not depend on the
-//! tiers that served it; it says which ones did.
+//! tiers that served it; it says which ones did. The database reads only the fields of rollups
+//! the aggregation needs ([`Fields`]).
 
 mod history;
 mod plan;
