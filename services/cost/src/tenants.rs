@@ -5,9 +5,11 @@
 //! The cost service keeps a snapshot of them, refreshed in the background every few seconds
 //! ([`Directory::refresh_every`]) and at once when a request names a tenant the snapshot does
 //! not have yet, so that a report reads no other service on its way. A plan or budget changed
-//! at the tenant service is seen within the refresh interval.
+//! at the tenant service is seen within the refresh interval. A refresh lists only the
+//! tenants changed since the newest revision the snapshot holds (`ListTenantChanges`,
+//! decision 0018): it costs what changed, not the number of tenants.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use mfg_common::{grpc::TracedChannel, shutdown::CancellationToken};
@@ -22,6 +24,43 @@ use crate::{
 
 /// The largest page the tenant service gives.
 const PAGE_SIZE: i32 = 1_000;
+
+/// The tenants known, and the newest revision listed.
+#[derive(Debug, Default)]
+struct Snapshot {
+    /// Every tenant, deleted ones included, in creation order.
+    tenants: Arc<Vec<Tenant>>,
+    /// Each tenant's revision.
+    revisions: HashMap<Uuid, i64>,
+    /// The newest revision listed: every change up to it is in `tenants`.
+    listed_to: i64,
+}
+
+impl Snapshot {
+    /// The snapshot with `changed` tenants (and their revisions) in it, listed up to
+    /// `listed_to`; the later revision of a tenant wins.
+    fn with(&self, changed: Vec<(Tenant, i64)>, listed_to: i64) -> Self {
+        let mut by_id: HashMap<Uuid, Tenant> =
+            self.tenants.iter().map(|t| (t.id, t.clone())).collect();
+        let mut revisions = self.revisions.clone();
+        for (tenant, revision) in changed {
+            if revisions
+                .get(&tenant.id)
+                .is_none_or(|&held| held < revision)
+            {
+                revisions.insert(tenant.id, revision);
+                by_id.insert(tenant.id, tenant);
+            }
+        }
+        let mut tenants: Vec<Tenant> = by_id.into_values().collect();
+        tenants.sort_by_key(|t| (t.created, t.id));
+        Self {
+            tenants: Arc::new(tenants),
+            revisions,
+            listed_to: self.listed_to.max(listed_to),
+        }
+    }
+}
 
 /// A tenant, as far as cost goes.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,7 +92,7 @@ impl Tenant {
 #[derive(Debug)]
 pub struct Directory {
     client: TenantServiceClient<TracedChannel>,
-    snapshot: RwLock<Arc<Vec<Tenant>>>,
+    snapshot: RwLock<Snapshot>,
     refreshing: Mutex<()>,
 }
 
@@ -67,18 +106,22 @@ impl Directory {
         }
     }
 
-    /// A directory over the tenant service's client that starts from `tenants`.
+    /// A directory over the tenant service's client that starts from `tenants`, as of no
+    /// revision: its first refresh lists every tenant.
     pub fn starting_with(client: TenantServiceClient<TracedChannel>, tenants: Vec<Tenant>) -> Self {
         Self {
             client,
-            snapshot: RwLock::new(Arc::new(tenants)),
+            snapshot: RwLock::new(
+                Snapshot::default()
+                    .with(tenants.into_iter().map(|tenant| (tenant, 0)).collect(), 0),
+            ),
             refreshing: Mutex::new(()),
         }
     }
 
     /// Every tenant, deleted ones included, in creation order.
     pub async fn all(&self) -> Arc<Vec<Tenant>> {
-        self.snapshot.read().await.clone()
+        self.snapshot.read().await.tenants.clone()
     }
 
     /// The tenant of `id`, refreshing the snapshot once when it does not have it; `None` for
@@ -92,17 +135,16 @@ impl Directory {
         Ok(find(&self.all().await))
     }
 
-    /// Reads every tenant from the tenant service and replaces the snapshot. Concurrent
-    /// callers wait for one read rather than each making their own.
+    /// Lists the tenants changed since the snapshot's newest revision from the tenant
+    /// service, into the snapshot. Concurrent callers wait for one listing rather than each
+    /// making their own.
     pub async fn refresh(&self) -> Result<()> {
-        let before = self.all().await;
+        let before = self.snapshot.read().await.listed_to;
         let _one = self.refreshing.lock().await;
-        if !Arc::ptr_eq(&self.all().await, &before) {
+        if self.snapshot.read().await.listed_to != before {
             return Ok(());
         }
-        let tenants = self.read_all().await?;
-        *self.snapshot.write().await = Arc::new(tenants);
-        Ok(())
+        self.list_changes().await
     }
 
     /// Sets a tenant's monthly budget at the tenant service, which keeps it, and refreshes the
@@ -136,10 +178,9 @@ impl Directory {
                 )));
             }
         }
-        let tenants = self.read_all().await?;
-        let tenant = tenants.iter().find(|t| t.id == id).cloned();
-        *self.snapshot.write().await = Arc::new(tenants);
-        Ok(tenant)
+        let _one = self.refreshing.lock().await;
+        self.list_changes().await?;
+        Ok(self.all().await.iter().find(|t| t.id == id).cloned())
     }
 
     /// Refreshes the snapshot every `interval` until `shutdown`; a failed refresh keeps the
@@ -186,30 +227,38 @@ impl Directory {
         }
     }
 
-    async fn read_all(&self) -> Result<Vec<Tenant>> {
+    /// Lists the tenants changed after the snapshot's newest revision, a page at a time,
+    /// into the snapshot. The caller holds `refreshing`.
+    async fn list_changes(&self) -> Result<()> {
         let mut client = self.client.clone();
-        let mut tenants = Vec::new();
-        let mut page_token = String::new();
+        let mut after = self.snapshot.read().await.listed_to;
+        let mut changed = Vec::new();
         loop {
             let page = client
-                .list_tenants(pb::ListTenantsRequest {
+                .list_tenant_changes(pb::ListTenantChangesRequest {
+                    after_revision: after,
                     page_size: PAGE_SIZE,
-                    page_token,
-                    show_deleted: true,
                 })
                 .await
                 .map_err(|status| {
                     CostError::Unavailable(format!("the tenant service: {}", status.message()))
                 })?
                 .into_inner();
+            let last_page = page.tenants.len() < PAGE_SIZE as usize;
             for tenant in page.tenants {
-                tenants.push(tenant_of(tenant)?);
+                after = after.max(tenant.revision);
+                let revision = tenant.revision;
+                changed.push((tenant_of(tenant)?, revision));
             }
-            if page.next_page_token.is_empty() {
-                return Ok(tenants);
+            if last_page {
+                break;
             }
-            page_token = page.next_page_token;
         }
+        if !changed.is_empty() {
+            let mut snapshot = self.snapshot.write().await;
+            *snapshot = snapshot.with(changed, after);
+        }
+        Ok(())
     }
 }
 
@@ -232,4 +281,45 @@ fn tenant_of(tenant: pb::Tenant) -> Result<Tenant> {
         created: time(tenant.create_time).unwrap_or(DateTime::<Utc>::MIN_UTC),
         deleted: time(tenant.delete_time),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant(id: u128, created: i64, budget: f64) -> Tenant {
+        Tenant {
+            id: Uuid::from_u128(id),
+            plan: Plan::Shared,
+            monthly_budget_usd: budget,
+            hot_days: 30,
+            api_requests_per_second: 100,
+            created: DateTime::from_timestamp(created, 0).unwrap(),
+            deleted: None,
+        }
+    }
+
+    #[test]
+    fn changes_join_the_snapshot_in_creation_order_and_the_later_revision_wins() {
+        let snapshot = Snapshot::default().with(vec![(tenant(2, 20, 0.0), 5)], 5);
+        let snapshot = snapshot.with(
+            vec![
+                (tenant(1, 10, 0.0), 6),
+                (tenant(2, 20, 100.0), 7),
+                (tenant(2, 20, 50.0), 4),
+            ],
+            7,
+        );
+        assert_eq!(
+            *snapshot.tenants,
+            [tenant(1, 10, 0.0), tenant(2, 20, 100.0)]
+        );
+        assert_eq!(snapshot.listed_to, 7);
+        let unchanged = snapshot.with(vec![(tenant(1, 10, 9.0), 6)], 3);
+        assert_eq!(
+            *unchanged.tenants, *snapshot.tenants,
+            "an older or equal revision"
+        );
+        assert_eq!(unchanged.listed_to, 7, "the newest listed stays");
+    }
 }
