@@ -41,6 +41,15 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The metadata key a step's key travels under.
 pub const STEP_KEY: &str = "mfg-step-key";
 
+/// How long a call to another service may take before it fails with DEADLINE_EXCEEDED, which
+/// is retried: a service that hangs does not hold a run (or a worker) forever. Sent as
+/// `grpc-timeout`, so the service stops working on the call too.
+pub const CALL_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The same for the calls whose work grows with the tenant's data (`ExportTenant`,
+/// `DeleteTenantData`); the worker keeps the run's lease while they last.
+pub const DATA_CALL_DEADLINE: Duration = Duration::from_secs(3_600);
+
 /// A budget's thresholds when the tenant has set none: 50%, 80% and 100% of its limit.
 const DEFAULT_THRESHOLDS: [f64; 3] = [0.5, 0.8, 1.0];
 
@@ -110,7 +119,10 @@ impl Steps {
             validate_only: true,
             ..Default::default()
         };
-        self.alerts.clone().create_alert_rule(request).await?;
+        self.alerts
+            .clone()
+            .create_alert_rule(deadlined(request))
+            .await?;
         Ok(())
     }
 
@@ -119,7 +131,7 @@ impl Steps {
         let request = tenant::GetTenantRequest {
             tenant_id: id.to_string(),
         };
-        match self.tenants.clone().get_tenant(request).await {
+        match self.tenants.clone().get_tenant(deadlined(request)).await {
             Ok(response) => Ok(response.into_inner().tenant),
             Err(status) if status.code() == Code::NotFound => Ok(None),
             Err(status) => Err(status),
@@ -143,7 +155,7 @@ impl Steps {
         };
         self.tenants
             .clone()
-            .set_provisioning_outcome(request)
+            .set_provisioning_outcome(deadlined(request))
             .await
             .map_err(|status| failure("the tenant service", &status))?;
         Ok(())
@@ -424,9 +436,16 @@ fn first_key_id(step_key: &str) -> String {
     .to_string()
 }
 
-/// `message` as a request carrying the step's key.
-pub(crate) fn keyed<T>(message: T, key: &str) -> Result<Request<T>, Failure> {
+/// `message` as a request with [`CALL_DEADLINE`].
+pub(crate) fn deadlined<T>(message: T) -> Request<T> {
     let mut request = Request::new(message);
+    request.set_timeout(CALL_DEADLINE);
+    request
+}
+
+/// `message` as a request carrying the step's key, with [`CALL_DEADLINE`].
+pub(crate) fn keyed<T>(message: T, key: &str) -> Result<Request<T>, Failure> {
+    let mut request = deadlined(message);
     let value = key
         .parse()
         .map_err(|_| Failure::Permanent(format!("the step key `{key}` is not ASCII")))?;
@@ -450,5 +469,24 @@ pub(crate) fn failure(service: &str, status: &Status) -> Failure {
         | Code::Cancelled
         | Code::Unknown => Failure::Retryable(error),
         _ => Failure::Permanent(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `grpc-timeout` a request is sent with, which tonic's channel also enforces.
+    fn timeout<T>(request: &Request<T>) -> Option<&str> {
+        request.metadata().get("grpc-timeout")?.to_str().ok()
+    }
+
+    #[test]
+    fn every_call_carries_a_deadline_the_service_is_told() {
+        assert_eq!(timeout(&deadlined(())), Some("60000000u"), "60 s");
+        assert_eq!(timeout(&keyed((), "run/step").unwrap()), Some("60000000u"));
+        let data = offboarding::with_data_deadline(keyed((), "run/step").unwrap());
+        assert_eq!(timeout(&data), Some("3600000m"), "an hour");
+        assert_eq!(data.metadata().get(STEP_KEY).unwrap(), "run/step");
     }
 }

@@ -3,7 +3,10 @@
 //!
 //! A worker that dies mid-step leaves the step `running` and its lease to expire; the next
 //! claim (this process after a restart, or another replica) runs the step again under the
-//! same key. A step that failed with a retryable error leaves the run waiting for its backoff
+//! same key. While a step's call lasts, the worker extends the lease every [`HEARTBEAT`], so a
+//! call longer than the lease (the export of a large tenant) is not taken over and started
+//! again by another worker; a call that hangs ends at its deadline
+//! ([`crate::steps::CALL_DEADLINE`]). A step that failed with a retryable error leaves the run waiting for its backoff
 //! (`not_before`), and the run is claimed again once it has passed.
 
 use std::{sync::Arc, time::Duration};
@@ -20,9 +23,13 @@ use crate::{
     store::ProvisioningStore,
 };
 
-/// How long a claim lasts without a write: far longer than a step's calls take. Each stored
-/// step extends it.
+/// How long a claim lasts without a write. Each stored step extends it, and so does each
+/// [`HEARTBEAT`] while a step's call lasts.
 pub const LEASE: Duration = Duration::from_secs(30);
+
+/// How often the lease of a run is extended while one of its steps' calls lasts: a third of
+/// the lease, so that two missed beats still keep it.
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
 
 /// How often the worker looks for runs when nothing wakes it: runs whose backoff passed, and
 /// runs left by a worker that died.
@@ -163,10 +170,12 @@ impl Worker {
                 offboarding: run.offboarding,
                 now: self.now(),
             };
-            let outcome = self
+            let step = self
                 .steps
-                .run(run.steps[at].name, &call, self.store.as_ref())
-                .await;
+                .run(run.steps[at].name, &call, self.store.as_ref());
+            let Some(outcome) = self.keeping_lease(run, step).await else {
+                return Ok(false);
+            };
             if let Err(failure) = &outcome {
                 tracing::info!(run = %run.id, step = %key, ?failure, "a provisioning step failed");
             }
@@ -186,7 +195,10 @@ impl Worker {
                 return Ok(true);
             }
             let key = run.step_key(at);
-            let outcome = self.steps.undo(run.steps[at].name, run.tenant, &key).await;
+            let undo = self.steps.undo(run.steps[at].name, run.tenant, &key);
+            let Some(outcome) = self.keeping_lease(run, undo).await else {
+                return Ok(false);
+            };
             if let Err(failure) = &outcome {
                 tracing::info!(run = %run.id, step = %key, ?failure, "undoing a step failed");
             }
@@ -196,6 +208,23 @@ impl Worker {
             }
         }
         Ok(true)
+    }
+
+    /// Awaits a call of one of `run`'s steps while storing the run as it is every
+    /// [`HEARTBEAT`], which extends its lease. `None`, with the call dropped, once the lease
+    /// is lost: another worker has the run now, and what this call did it does again. A store
+    /// that fails to answer loses nothing yet: the lease may still hold at the next beat.
+    async fn keeping_lease<T>(&self, run: &Run, call: impl Future<Output = T>) -> Option<T> {
+        while_renewed(call, HEARTBEAT, || async {
+            match self.save(run).await {
+                Ok(kept) => kept,
+                Err(error) => {
+                    tracing::warn!(run = %run.id, %error, "could not extend the lease of a provisioning run");
+                    true
+                }
+            }
+        })
+        .await
     }
 
     /// Stores the run if this worker still holds it, extending the lease. False when it lost
@@ -219,4 +248,82 @@ impl Worker {
 
 fn lease_end(now: DateTime<Utc>) -> DateTime<Utc> {
     now + chrono::Duration::from_std(LEASE).unwrap_or_default()
+}
+
+/// Awaits `work`, calling `renew` every `every` meanwhile; `None`, with `work` dropped, as soon
+/// as `renew` answers false.
+async fn while_renewed<T, R>(
+    work: impl Future<Output = T>,
+    every: Duration,
+    mut renew: impl FnMut() -> R,
+) -> Option<T>
+where
+    R: Future<Output = bool>,
+{
+    let mut work = std::pin::pin!(work);
+    let mut beats = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            done = &mut work => return Some(done),
+            _ = beats.tick() => {
+                if !renew().await {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn work_longer_than_the_lease_is_renewed_each_beat() {
+        let beats = AtomicU32::new(0);
+        let work = async {
+            tokio::time::sleep(Duration::from_secs(95)).await;
+            "done"
+        };
+        let renew = || async {
+            beats.fetch_add(1, Ordering::SeqCst);
+            true
+        };
+        assert_eq!(while_renewed(work, HEARTBEAT, renew).await, Some("done"));
+        assert_eq!(beats.load(Ordering::SeqCst), 9, "at 10, 20, … 90 s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn work_is_dropped_once_the_lease_is_lost() {
+        let finished = AtomicU32::new(0);
+        let beats = AtomicU32::new(0);
+        let work = async {
+            tokio::time::sleep(Duration::from_secs(95)).await;
+            finished.fetch_add(1, Ordering::SeqCst);
+        };
+        let renew = || async { beats.fetch_add(1, Ordering::SeqCst) < 2 };
+        let started = tokio::time::Instant::now();
+        assert_eq!(while_renewed(work, HEARTBEAT, renew).await, None);
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_secs(30),
+            "lost at the third beat"
+        );
+        assert_eq!(finished.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn work_shorter_than_a_beat_renews_nothing() {
+        let beats = AtomicU32::new(0);
+        let work = tokio::time::sleep(Duration::from_secs(3));
+        let renew = || async {
+            beats.fetch_add(1, Ordering::SeqCst);
+            true
+        };
+        assert_eq!(while_renewed(work, HEARTBEAT, renew).await, Some(()));
+        assert_eq!(beats.load(Ordering::SeqCst), 0);
+    }
 }

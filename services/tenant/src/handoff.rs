@@ -31,6 +31,11 @@ const POLL: Duration = Duration::from_millis(500);
 /// How long a claimed row is left to its relay: a failed call is retried after it.
 const LEASE: Duration = Duration::from_secs(2);
 
+/// How long `StartProvisioning` may take before it fails with DEADLINE_EXCEEDED and the row
+/// is sent again: a provisioning service that hangs does not stop the relay. Sent as
+/// `grpc-timeout`.
+const CALL_DEADLINE: Duration = Duration::from_secs(10);
+
 /// The most rows claimed at once.
 const BATCH: i64 = 64;
 
@@ -126,6 +131,8 @@ impl Relay {
                 _ => None,
             },
         };
+        let mut request = tonic::Request::new(request);
+        request.set_timeout(CALL_DEADLINE);
         match self.provisioning.clone().start_provisioning(request).await {
             Ok(response) => {
                 let run_id = response.into_inner().run.unwrap_or_default().run_id;

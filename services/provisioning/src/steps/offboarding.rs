@@ -5,9 +5,10 @@
 
 use chrono::{DateTime, Utc};
 use mfg_proto::{cost::v1 as cost, storage::v1 as storage};
+use tonic::Request;
 use uuid::Uuid;
 
-use super::{StepCall, Steps, failure, keyed};
+use super::{DATA_CALL_DEADLINE, StepCall, Steps, failure, keyed};
 use crate::domain::run::{Failure, Offboarding};
 
 impl Steps {
@@ -19,7 +20,7 @@ impl Steps {
         };
         self.storage
             .clone()
-            .export_tenant(keyed(request, key)?)
+            .export_tenant(with_data_deadline(keyed(request, key)?))
             .await
             .map_err(|status| failure("the storage service", &status))?;
         Ok(())
@@ -73,7 +74,7 @@ impl Steps {
         };
         self.storage
             .clone()
-            .delete_tenant_data(keyed(request, key)?)
+            .delete_tenant_data(with_data_deadline(keyed(request, key)?))
             .await
             .map_err(|status| failure("the storage service", &status))?;
         let request = cost::DeleteTenantCostsRequest {
@@ -86,4 +87,10 @@ impl Steps {
             .map_err(|status| failure("the cost service", &status))?;
         Ok(())
     }
+}
+
+/// `request` with [`DATA_CALL_DEADLINE`] instead of the usual one.
+pub(super) fn with_data_deadline<T>(mut request: Request<T>) -> Request<T> {
+    request.set_timeout(DATA_CALL_DEADLINE);
+    request
 }
