@@ -138,7 +138,7 @@ impl AuditLink {
     ) -> anyhow::Result<Self> {
         let log = if args.enabled {
             Some(
-                crate::grpc::lazy_channel(&crate::grpc::http_uri(provisioning))?
+                crate::grpc::service_channel(&crate::grpc::http_uri(provisioning))?
                     .with_bearer(operator_token)?,
             )
         } else {

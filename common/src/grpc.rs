@@ -31,18 +31,35 @@ pub fn http_uri(addr: &str) -> String {
     }
 }
 
+/// How long a service's call to another may take on a [`service_channel`] before it fails
+/// (CANCELLED, "Timeout expired": how tonic reports a deadline it enforces): as long as the gateway gives a request, so that a service that hangs
+/// does not stall its callers' loops (directories, relays, meters) for ever.
+pub const SERVICE_CALL_DEADLINE: Duration = Duration::from_secs(30);
+
 /// Returns a channel to `uri` (e.g. `http://127.0.0.1:50051`) that connects on first use and
 /// reconnects by itself.
 pub fn lazy_channel(uri: &str) -> Result<TracedChannel, tonic::transport::Error> {
-    let endpoint = Endpoint::from_shared(uri.to_owned())?
+    Ok(traced(endpoint(uri)?))
+}
+
+/// A [`lazy_channel`] for one service's unary calls to another: each call fails after
+/// [`SERVICE_CALL_DEADLINE`], or sooner when its request says so (`Request::set_timeout`,
+/// which the callee is told, and which every channel enforces). Not for streams: the deadline would
+/// bound how long a stream waits for its response to begin, not its life.
+pub fn service_channel(uri: &str) -> Result<TracedChannel, tonic::transport::Error> {
+    Ok(traced(endpoint(uri)?.timeout(SERVICE_CALL_DEADLINE)))
+}
+
+fn endpoint(uri: &str) -> Result<Endpoint, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(uri.to_owned())?
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_while_idle(true);
-    Ok(tower::Layer::layer(
-        &InjectTraceContextLayer,
-        endpoint.connect_lazy(),
-    ))
+        .keep_alive_while_idle(true))
+}
+
+fn traced(endpoint: Endpoint) -> TracedChannel {
+    tower::Layer::layer(&InjectTraceContextLayer, endpoint.connect_lazy())
 }
 
 /// The health of the services of one process, as seen by `grpc.health.v1.Health`.

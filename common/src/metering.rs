@@ -268,7 +268,7 @@ impl Metering {
             });
         }
         let cost = CostServiceClient::new(
-            crate::grpc::lazy_channel(&crate::grpc::http_uri(cost_addr))?
+            crate::grpc::service_channel(&crate::grpc::http_uri(cost_addr))?
                 .with_bearer(operator_token)?,
         );
         let stop = CancellationToken::new();

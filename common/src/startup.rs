@@ -39,7 +39,7 @@ pub fn tenant_auth(
     clock: SharedClock,
 ) -> anyhow::Result<(TenantServiceClient<TracedChannel>, AuthLayer)> {
     let tenant = TenantServiceClient::new(
-        grpc::lazy_channel(&grpc::http_uri(tenant_addr))
+        grpc::service_channel(&grpc::http_uri(tenant_addr))
             .context("invalid tenant service address")?
             .with_bearer(operator_token)?,
     );

@@ -79,7 +79,7 @@ async fn serve(
     let (tenant_client, auth) =
         startup::tenant_auth(&config.addrs.tenant, &operator_token, clock.clone())?;
     let tenants = Arc::new(Directory::new(tenant_client));
-    let storage = grpc::lazy_channel(&grpc::http_uri(&config.addrs.storage))
+    let storage = grpc::service_channel(&grpc::http_uri(&config.addrs.storage))
         .context("invalid storage service address")?
         .with_bearer(&operator_token)?;
     let budget_alerts = config.budget.enabled().then(|| {

@@ -41,10 +41,11 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The metadata key a step's key travels under.
 pub const STEP_KEY: &str = "mfg-step-key";
 
-/// How long a call to another service may take before it fails with DEADLINE_EXCEEDED, which
-/// is retried: a service that hangs does not hold a run (or a worker) forever. Sent as
-/// `grpc-timeout`, so the service stops working on the call too.
-pub const CALL_DEADLINE: Duration = Duration::from_secs(60);
+/// How long a call to another service may take before it fails (CANCELLED, "Timeout
+/// expired", as tonic's channel reports it; DEADLINE_EXCEEDED when the callee's own timer
+/// fires first), which is retried: a service that hangs does not hold a run (or a worker) for
+/// ever. Sent as `grpc-timeout`, so the service stops working on the call too.
+pub const CALL_DEADLINE: Duration = Duration::from_secs(30);
 
 /// The same for the calls whose work grows with the tenant's data (`ExportTenant`,
 /// `DeleteTenantData`); the worker keeps the run's lease while they last.
@@ -483,8 +484,8 @@ mod tests {
 
     #[test]
     fn every_call_carries_a_deadline_the_service_is_told() {
-        assert_eq!(timeout(&deadlined(())), Some("60000000u"), "60 s");
-        assert_eq!(timeout(&keyed((), "run/step").unwrap()), Some("60000000u"));
+        assert_eq!(timeout(&deadlined(())), Some("30000000u"), "30 s");
+        assert_eq!(timeout(&keyed((), "run/step").unwrap()), Some("30000000u"));
         let data = offboarding::with_data_deadline(keyed((), "run/step").unwrap());
         assert_eq!(timeout(&data), Some("3600000m"), "an hour");
         assert_eq!(data.metadata().get(STEP_KEY).unwrap(), "run/step");

@@ -31,8 +31,7 @@ const POLL: Duration = Duration::from_millis(500);
 /// How long a claimed row is left to its relay: a failed call is retried after it.
 const LEASE: Duration = Duration::from_secs(2);
 
-/// How long `StartProvisioning` may take before it fails with DEADLINE_EXCEEDED and the row
-/// is sent again: a provisioning service that hangs does not stop the relay. Sent as
+/// How long `StartProvisioning` may take before it fails and the row is sent again: a provisioning service that hangs does not stop the relay. Sent as
 /// `grpc-timeout`.
 const CALL_DEADLINE: Duration = Duration::from_secs(10);
 

@@ -96,7 +96,7 @@ async fn serve(
         .hand_off
         .then(|| {
             anyhow::Ok(
-                grpc::lazy_channel(&grpc::http_uri(&config.addrs.provisioning))
+                grpc::service_channel(&grpc::http_uri(&config.addrs.provisioning))
                     .context("invalid provisioning service address")?
                     .with_bearer(&operator_token)?,
             )
