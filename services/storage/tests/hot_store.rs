@@ -5,10 +5,10 @@ use std::sync::Arc;
 use mfg_common::{config::DatabaseArgs, db, testing::TestDatabase};
 use mfg_storage::{
     micros::Micros,
-    store,
+    store::{self, TenantNo},
     telemetry::{
         domain::{Field, Fields, Rollup},
-        store::{Range, Row, SeriesKey, TelemetryStore},
+        store::{Range, Row, SeriesId, SeriesKey, TelemetryStore},
     },
 };
 use uuid::Uuid;
@@ -230,20 +230,20 @@ async fn large_inserts_are_counted_exactly(store: &dyn TelemetryStore) {
     assert_eq!(store.points(ids[0], all).await.unwrap().len(), 2_500);
 }
 
-/// The rollups of each resolution in several ranges equal the raw readings' rollups: min,
-/// max, sum, count, and the last value by time (not the largest); each read of some fields
-/// fills in those.
-async fn rollups_in_ranges(store: &dyn TelemetryStore) {
-    const HOUR: i64 = 60 * MINUTE;
+/// A new tenant's series holding `count` readings from [`DAY0`], one every 20 s, whose values
+/// (in halves, so that every sum is exact) rise and fall; the tenant, the series and the
+/// readings.
+async fn series_of(
+    store: &dyn TelemetryStore,
+    count: i64,
+) -> (TenantNo, SeriesId, Vec<(Micros, f64)>) {
     let tenant = store.register_tenant(Uuid::now_v7()).await.unwrap();
     let series = store
         .resolve_series(tenant, &[key("m", "t")])
         .await
         .unwrap()[0];
     store.ensure_day(tenant, DAY0.day(), 30).await.unwrap();
-    // Two hours, a reading every 20 s whose value rises and falls, so the last is not the
-    // largest.
-    let readings: Vec<(Micros, f64)> = (0..360)
+    let readings: Vec<(Micros, f64)> = (0..count)
         .map(|i| (DAY0 + i * 20_000_000, ((i * 37) % 23) as f64 - 7.5))
         .collect();
     let rows: Vec<Row> = readings
@@ -255,6 +255,17 @@ async fn rollups_in_ranges(store: &dyn TelemetryStore) {
         })
         .collect();
     store.insert(&rows).await.unwrap();
+    (tenant, series, readings)
+}
+
+/// The rollups of each resolution in several ranges equal the raw readings' rollups: min,
+/// max, sum, count, and the last value by time (not the largest); each read of some fields
+/// fills in those.
+async fn rollups_in_ranges(store: &dyn TelemetryStore) {
+    const HOUR: i64 = 60 * MINUTE;
+    // Two hours, a reading every 20 s whose value rises and falls, so the last is not the
+    // largest.
+    let (tenant, series, readings) = series_of(store, 360).await;
     store
         .roll_up(
             tenant,
@@ -320,25 +331,8 @@ async fn rollups_in_ranges(store: &dyn TelemetryStore) {
 /// hold none among them.
 async fn sums_in_ranges(store: &dyn TelemetryStore) {
     const SECOND: i64 = 1_000_000;
-    let tenant = store.register_tenant(Uuid::now_v7()).await.unwrap();
-    let series = store
-        .resolve_series(tenant, &[key("m", "t")])
-        .await
-        .unwrap()[0];
-    store.ensure_day(tenant, DAY0.day(), 30).await.unwrap();
-    // A reading every 20 s for an hour, values in halves: every sum is exact.
-    let readings: Vec<(Micros, f64)> = (0..180)
-        .map(|i| (DAY0 + i * 20 * SECOND, ((i * 37) % 23) as f64 - 7.5))
-        .collect();
-    let rows: Vec<Row> = readings
-        .iter()
-        .map(|&(ts, value)| Row {
-            series_id: series,
-            ts,
-            value,
-        })
-        .collect();
-    store.insert(&rows).await.unwrap();
+    // A reading every 20 s for an hour.
+    let (_, series, readings) = series_of(store, 180).await;
     let ranges: Vec<Range> = [
         (65, 110),
         (601, 619),

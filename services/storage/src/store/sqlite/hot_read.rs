@@ -52,6 +52,24 @@ const SUMS_IN: &str = "SELECT total(r.value), count(r.value) FROM json_each($2) 
      GROUP BY e.key ORDER BY e.key";
 
 impl SqliteStore {
+    /// The rows `statement` answers for a series (`$1`) in several ranges (`$2`, a JSON array
+    /// of `[start, end)` pairs); none for no ranges.
+    async fn rows_in(
+        &self,
+        statement: &'static str,
+        series: SeriesId,
+        ranges: &[Range],
+    ) -> Result<Vec<sqlx::sqlite::SqliteRow>> {
+        if ranges.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(sqlx::query(statement)
+            .bind(series)
+            .bind(ranges_json(ranges)?)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     /// A series' `(ts, value)` in a range, from `statement` (`$1` series, `[$2, $3)`).
     async fn series_points(
         &self,
@@ -98,28 +116,14 @@ impl HotReads for SqliteStore {
         series: SeriesId,
         ranges: &[Range],
     ) -> Result<Vec<(Micros, f64)>> {
-        if ranges.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = sqlx::query(POINTS_IN)
-            .bind(series)
-            .bind(ranges_json(ranges)?)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = self.rows_in(POINTS_IN, series, ranges).await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     /// The sum and count of a series' readings in each of several ranges, in one statement
     /// ([`SUMS_IN`]).
     async fn read_sums_in(&self, series: SeriesId, ranges: &[Range]) -> Result<Vec<Rollup>> {
-        if ranges.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = sqlx::query(SUMS_IN)
-            .bind(series)
-            .bind(ranges_json(ranges)?)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = self.rows_in(SUMS_IN, series, ranges).await?;
         Ok(rows
             .iter()
             .map(|r| Rollup {
@@ -140,13 +144,8 @@ impl HotReads for SqliteStore {
         ranges: &[Range],
         _fields: Fields,
     ) -> Result<Vec<(Micros, Rollup)>> {
-        if ranges.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = sqlx::query(rollups_in_sql(resolution))
-            .bind(series)
-            .bind(ranges_json(ranges)?)
-            .fetch_all(&self.pool)
+        let rows = self
+            .rows_in(rollups_in_sql(resolution), series, ranges)
             .await?;
         Ok(rows
             .iter()
