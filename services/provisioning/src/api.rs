@@ -132,22 +132,8 @@ impl Ready {
                 was.as_str()
             )));
         }
-        let event = self.event(
-            asker,
-            Some(run.tenant),
-            "provisioning_run.rollback",
-            run_path(&run),
-        );
-        let stored = self
-            .store
-            .update_unleased(&run, RunState::Failed, Some(&event));
-        if !stored.await? {
-            return Err(ProvisioningError::FailedPrecondition(
-                "the run changed while it was rolled back; read it again".to_owned(),
-            ));
-        }
-        self.worker.wake();
-        Ok(run)
+        self.resume(run, asker, "provisioning_run.rollback", "rolled back")
+            .await
     }
 
     /// Resumes a failed run from its failed step.
@@ -159,19 +145,21 @@ impl Ready {
                 was.as_str()
             )));
         }
-        let event = self.event(
-            asker,
-            Some(run.tenant),
-            "provisioning_run.retry",
-            run_path(&run),
-        );
+        self.resume(run, asker, "provisioning_run.retry", "retried")
+            .await
+    }
+
+    /// Stores a failed run that `action` (done to it, as `done` says) set going again, with
+    /// its audit event, if it is still as it was read; then wakes the worker.
+    async fn resume(&self, run: Run, asker: &Asker, action: &str, done: &str) -> Result<Run> {
+        let event = self.event(asker, Some(run.tenant), action, run_path(&run));
         let stored = self
             .store
             .update_unleased(&run, RunState::Failed, Some(&event));
         if !stored.await? {
-            return Err(ProvisioningError::FailedPrecondition(
-                "the run changed while it was retried; read it again".to_owned(),
-            ));
+            return Err(ProvisioningError::FailedPrecondition(format!(
+                "the run changed while it was {done}; read it again"
+            )));
         }
         self.worker.wake();
         Ok(run)
